@@ -1,0 +1,69 @@
+"""Multi-head / grouped-query attention with a preallocated KV cache."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .layers import apply_rope
+
+
+class KVCache(nn.Module):
+    """Keys and values for every position up to max_seq_len, written in place at input_pos."""
+
+    def __init__(self, batch_size: int, n_kv_heads: int, max_seq_len: int, head_dim: int,
+                 dtype: torch.dtype, device: torch.device | str | None = None) -> None:
+        super().__init__()
+        shape = (batch_size, n_kv_heads, max_seq_len, head_dim)
+        self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+
+    def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor, end: int
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v (B, Hkv, T, D) at input_pos (T,); return the cache up to `end` positions."""
+        batch = k.shape[0]
+        self.k[:batch, :, input_pos] = k
+        self.v[:batch, :, input_pos] = v
+        return self.k[:batch, :, :end], self.v[:batch, :, :end]
+
+
+class Attention(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.n_heads = config.n_heads
+        self.n_kv_heads = config.n_kv_heads
+        self.head_dim = config.head_dim
+        self.use_rope = config.positions == "rope"
+        self.q_proj = nn.Linear(config.dim, config.n_heads * config.head_dim, bias=config.qkv_bias)
+        self.k_proj = nn.Linear(config.dim, config.n_kv_heads * config.head_dim, bias=config.qkv_bias)
+        self.v_proj = nn.Linear(config.dim, config.n_kv_heads * config.head_dim, bias=config.qkv_bias)
+        self.o_proj = nn.Linear(config.n_heads * config.head_dim, config.dim, bias=config.o_bias)
+        self.kv_cache: Optional[KVCache] = None
+
+    def forward(self, x: torch.Tensor, rope: Optional[tuple[torch.Tensor, torch.Tensor]],
+                input_pos: Optional[torch.Tensor], mask: Optional[torch.Tensor], end: int) -> torch.Tensor:
+        batch, seq, _ = x.shape
+        # (B, T, H*D) -> (B, T, H, D) -> (B, H, T, D)
+        q = self.q_proj(x).view(batch, seq, self.n_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(batch, seq, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(batch, seq, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        if self.use_rope:
+            cos, sin = rope
+            q = apply_rope(q, cos, sin)
+            k = apply_rope(k, cos, sin)
+        if self.kv_cache is not None:
+            k, v = self.kv_cache.update(input_pos, k, v, end)  # (B, Hkv, end, D)
+        if mask is None:
+            # Fresh sequence from position 0 (no cache, no window): plain causal attention.
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=seq > 1,
+                                                 enable_gqa=self.n_kv_heads != self.n_heads)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                                 enable_gqa=self.n_kv_heads != self.n_heads)
+        # (B, H, T, D) -> (B, T, H*D)
+        out = out.transpose(1, 2).reshape(batch, seq, self.n_heads * self.head_dim)
+        return self.o_proj(out)

@@ -1,0 +1,124 @@
+"""ModelConfig: everything the Transformer needs to know about a model's shape.
+
+One decoder covers the families we support through flags:
+- llama / mistral: RMSNorm, RoPE (optionally Llama-3 scaled), GQA, SwiGLU, no biases.
+- qwen2: like llama, plus bias on the q/k/v projections.
+- gpt2: LayerNorm, learned absolute positions, GELU (tanh) MLP, biases everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2")
+NORMS = ("rmsnorm", "layernorm")
+MLPS = ("swiglu", "gelu")
+POSITIONS = ("rope", "learned")
+ROPE_SCALINGS = ("linear", "llama3")
+
+
+class ConfigError(ValueError):
+    """A model configuration that cannot describe a working model."""
+
+
+@dataclass
+class RopeScaling:
+    """RoPE frequency scaling. `kind` is "linear" (positions / factor) or "llama3"."""
+
+    kind: str
+    factor: float
+    # llama3 only
+    low_freq_factor: float = 1.0
+    high_freq_factor: float = 4.0
+    original_max_position_embeddings: int = 8192
+
+    def __post_init__(self) -> None:
+        if self.kind not in ROPE_SCALINGS:
+            raise ConfigError(f"unsupported RoPE scaling {self.kind!r}; supported: {', '.join(ROPE_SCALINGS)}")
+        if self.factor <= 0:
+            raise ConfigError(f"RoPE scaling factor must be positive, got {self.factor}")
+        if self.kind == "llama3" and self.high_freq_factor <= self.low_freq_factor:
+            raise ConfigError("llama3 RoPE scaling needs high_freq_factor > low_freq_factor")
+
+
+@dataclass
+class ModelConfig:
+    arch: str
+    vocab_size: int
+    dim: int
+    n_layers: int
+    n_heads: int
+    intermediate_size: int
+    max_seq_len: int
+    n_kv_heads: Optional[int] = None  # None: same as n_heads (plain multi-head attention)
+    head_dim: Optional[int] = None  # None: dim // n_heads
+    norm: str = "rmsnorm"
+    norm_eps: float = 1e-5
+    mlp: str = "swiglu"
+    positions: str = "rope"
+    rope_theta: float = 10000.0
+    rope_scaling: Optional[RopeScaling] = None
+    qkv_bias: bool = False
+    o_bias: bool = False
+    mlp_bias: bool = False
+    tie_embeddings: bool = False
+    sliding_window: Optional[int] = None  # attend to at most this many previous positions
+    name: str = ""  # human-readable model name, for display only
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rope_scaling, dict):
+            self.rope_scaling = RopeScaling(**self.rope_scaling)
+        if self.n_kv_heads is None:
+            self.n_kv_heads = self.n_heads
+        if self.head_dim is None:
+            if self.n_heads <= 0 or self.dim % self.n_heads:
+                raise ConfigError(f"dim {self.dim} is not divisible by n_heads {self.n_heads}")
+            self.head_dim = self.dim // self.n_heads
+        self.validate()
+
+    def validate(self) -> None:
+        def positive(name: str) -> None:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+        if self.arch not in ARCHITECTURES:
+            raise ConfigError(f"unsupported architecture {self.arch!r}; supported: {', '.join(ARCHITECTURES)}")
+        for name in ("vocab_size", "dim", "n_layers", "n_heads", "n_kv_heads", "head_dim",
+                     "intermediate_size", "max_seq_len"):
+            positive(name)
+        if self.n_heads % self.n_kv_heads:
+            raise ConfigError(f"n_heads {self.n_heads} is not a multiple of n_kv_heads {self.n_kv_heads}")
+        if self.norm not in NORMS:
+            raise ConfigError(f"unsupported norm {self.norm!r}; supported: {', '.join(NORMS)}")
+        if self.mlp not in MLPS:
+            raise ConfigError(f"unsupported mlp {self.mlp!r}; supported: {', '.join(MLPS)}")
+        if self.positions not in POSITIONS:
+            raise ConfigError(f"unsupported positions {self.positions!r}; supported: {', '.join(POSITIONS)}")
+        if self.positions == "rope" and self.head_dim % 2:
+            raise ConfigError(f"RoPE needs an even head_dim, got {self.head_dim}")
+        if self.norm_eps <= 0:
+            raise ConfigError(f"norm_eps must be positive, got {self.norm_eps}")
+        if self.sliding_window is not None and self.sliding_window <= 0:
+            raise ConfigError(f"sliding_window must be positive or None, got {self.sliding_window}")
+
+    @property
+    def n_params(self) -> int:
+        """Parameter count (embeddings counted once when tied)."""
+        attn = self.dim * self.head_dim * (self.n_heads * 2 + self.n_kv_heads * 2)
+        mlp = self.dim * self.intermediate_size * (3 if self.mlp == "swiglu" else 2)
+        per_layer = attn + mlp + 2 * self.dim
+        emb = self.vocab_size * self.dim * (1 if self.tie_embeddings else 2)
+        pos = self.max_seq_len * self.dim if self.positions == "learned" else 0
+        return self.n_layers * per_layer + emb + pos + self.dim
+
+    def kv_cache_bytes(self, seq_len: int, batch_size: int = 1, bytes_per_value: int = 4) -> int:
+        return 2 * self.n_layers * batch_size * self.n_kv_heads * seq_len * self.head_dim * bytes_per_value
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        return cls(**data)
