@@ -42,10 +42,16 @@ class Transformer(nn.Module):
         self.lm_head = nn.Linear(config.dim, config.vocab_size, bias=False)
         if config.tie_embeddings:
             self.lm_head.weight = self.tok_embeddings.weight
-        if config.positions == "rope":
-            inv_freq = rope_inv_freq(config.head_dim, config.rope_theta, config.rope_scaling)
-            self.register_buffer("rope_inv_freq", inv_freq, persistent=False)
         self.cache_len = 0  # positions the KV cache can hold; 0 means no cache
+        self.init_buffers()
+
+    def init_buffers(self, device: torch.device | str | None = None) -> None:
+        """(Re)compute non-persistent buffers, e.g. after building on the meta device."""
+        if self.config.positions == "rope":
+            inv_freq = rope_inv_freq(self.config.head_dim, self.config.rope_theta, self.config.rope_scaling)
+            if device is None and self.tok_embeddings.weight.device.type != "meta":
+                device = self.tok_embeddings.weight.device
+            self.register_buffer("rope_inv_freq", inv_freq.to(device), persistent=False)
 
     # -- KV cache -------------------------------------------------------------------------
     def setup_cache(self, batch_size: int, max_seq_len: Optional[int] = None,

@@ -1,0 +1,143 @@
+"""Hugging Face model folders: config.json + safetensors (single file or sharded), memory-mapped.
+
+Weights are read only from safetensors: never pickle, never torch.load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from ..errors import CorruptFileError, MissingFileError, UnsupportedArchitectureError
+from ..model.config import ConfigError, ModelConfig
+from .hf_names import CONFIG_BUILDERS, family_of, our_name
+from .validate import check_state_dict
+
+log = logging.getLogger(__name__)
+
+Progress = Optional[Callable[[int, int], None]]  # (done, total) tensors
+
+
+def read_hf_config(folder: Path) -> tuple[str, ModelConfig]:
+    """Parse folder/config.json into (family, ModelConfig)."""
+    path = folder / "config.json"
+    if not folder.is_dir():
+        raise MissingFileError(folder, "is not a folder")
+    if not path.is_file():
+        raise MissingFileError(folder, "has no config.json",
+                               "a Hugging Face model folder needs config.json, *.safetensors and tokenizer.json")
+    try:
+        hf = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptFileError(path, f"is not valid JSON: {exc}") from exc
+    if not isinstance(hf, dict):
+        raise CorruptFileError(path, "does not hold a JSON object")
+    family = family_of(hf, path)
+    try:
+        config = CONFIG_BUILDERS[family](hf)
+    except KeyError as exc:
+        raise CorruptFileError(path, f"lacks the field {exc.args[0]!r} that a {family} config needs") from exc
+    except ValueError as exc:  # ConfigError included
+        kind = CorruptFileError if isinstance(exc, ConfigError) else UnsupportedArchitectureError
+        raise kind(path, str(exc)) from exc
+    if not config.name:
+        config.name = folder.name
+    return family, config
+
+
+def safetensors_files(folder: Path) -> list[Path]:
+    """The weight files of a folder: the index's shards, model.safetensors, or every *.safetensors."""
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise CorruptFileError(index, f"is not a valid safetensors index: {exc}") from exc
+        files = [folder / name for name in sorted(set(weight_map.values()))]
+        for f in files:
+            if not f.is_file():
+                raise MissingFileError(f, "is named in model.safetensors.index.json but does not exist",
+                                       "the download is incomplete")
+        return files
+    single = folder / "model.safetensors"
+    if single.is_file():
+        return [single]
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise MissingFileError(folder, "has no *.safetensors weights",
+                               "only safetensors are read; convert .bin/.pt checkpoints first")
+    return files
+
+
+def _open(path: Path):
+    try:
+        return safe_open(str(path), framework="pt")  # memory-maps the file
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise CorruptFileError(path, f"is not a readable safetensors file: {exc}") from exc
+
+
+def _tensors(files: list[Path], progress: Progress) -> Iterator[tuple[Path, str, torch.Tensor]]:
+    """Yield every tensor of every file, one at a time, reporting (done, total)."""
+    total = 0
+    for path in files:
+        with _open(path) as f:
+            total += len(list(f.keys()))
+    done = 0
+    for path in files:
+        with _open(path) as f:
+            for name in f.keys():
+                try:
+                    tensor = f.get_tensor(name)
+                except (SafetensorError, OSError, RuntimeError) as exc:
+                    raise CorruptFileError(path, f"tensor {name} cannot be read: {exc}") from exc
+                yield path, name, tensor
+                done += 1
+                if progress:
+                    progress(done, total)
+
+
+def load_hf_folder(folder: Path | str, dtype: torch.dtype = torch.float32,
+                   progress: Progress = None) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """Read a Hugging Face folder into (config, state dict in our names, `dtype`)."""
+    folder = Path(folder)
+    family, config = read_hf_config(folder)
+    files = safetensors_files(folder)
+    state: dict[str, torch.Tensor] = {}
+    fused_qkv: dict[str, torch.Tensor] = {}
+    for path, hf_name, tensor in _tensors(files, progress):
+        name = our_name(hf_name, family)
+        if name is None:
+            continue
+        if name == "":
+            log.warning("%s: ignoring unknown tensor %s", path, hf_name)
+            continue
+        if not tensor.is_floating_point():
+            raise CorruptFileError(path, f"tensor {hf_name} has non-float dtype {tensor.dtype}")
+        tensor = tensor.to(dtype)
+        if family == "gpt2":
+            is_conv1d_weight = name.endswith(".weight") and any(
+                part in name for part in (".attn.qkv.", ".attn.o_proj.", ".mlp.up_proj.", ".mlp.down_proj."))
+            if is_conv1d_weight:
+                tensor = tensor.t().contiguous()  # Conv1D stores (in, out); nn.Linear wants (out, in)
+            if ".attn.qkv." in name:
+                fused_qkv[name] = tensor
+                continue
+        state[name] = tensor
+    for name, tensor in fused_qkv.items():
+        # (3*dim, dim) or (3*dim,) -> q, k, v along the output dimension
+        if tensor.shape[0] != 3 * config.dim:
+            raise CorruptFileError(folder, f"fused qkv tensor {name} has shape {list(tensor.shape)}, "
+                                           f"expected first dimension {3 * config.dim}")
+        q, k, v = tensor.split(config.dim, dim=0)
+        for part, value in zip("qkv", (q, k, v)):
+            state[name.replace(".attn.qkv.", f".attn.{part}_proj.")] = value.contiguous()
+    if config.tie_embeddings:
+        state.pop("lm_head.weight", None)
+    check_state_dict(config, state, folder)
+    log.info("loaded %d tensors from %s", len(state), folder)
+    return config, state
