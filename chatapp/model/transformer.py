@@ -91,8 +91,13 @@ class Transformer(nn.Module):
             allowed &= q_pos - key_pos[None, :] < window
         return allowed
 
-    def forward(self, tokens: torch.Tensor, input_pos: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """tokens (B, T) int64 at positions input_pos (T,), default 0..T-1 -> logits (B, T, V)."""
+    def forward(self, tokens: torch.Tensor, input_pos: Optional[torch.Tensor] = None,
+                last_only: bool = False) -> torch.Tensor:
+        """tokens (B, T) int64 at positions input_pos (T,), default 0..T-1 -> logits (B, T, V).
+
+        last_only: logits for the last position only, (B, 1, V); a prefill needs no more,
+        and the vocabulary projection is a large share of a long prompt's cost.
+        """
         batch, seq = tokens.shape
         if input_pos is None:
             input_pos = torch.arange(seq, device=tokens.device)
@@ -110,4 +115,6 @@ class Transformer(nn.Module):
             rope = rope_cos_sin(input_pos, self.rope_inv_freq)
         for block in self.layers:
             x = block(x, rope, input_pos, mask, end)
+        if last_only:
+            x = x[:, -1:]  # (B, 1, dim)
         return self.lm_head(self.norm(x))

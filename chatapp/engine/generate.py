@@ -1,0 +1,169 @@
+"""The generation loop: prefill once, then decode one token at a time with the KV cache.
+
+`Engine` owns a loaded model's KV cache and remembers which token ids it holds, so a prompt
+that extends the previous one (the next turn of a chat) only prefills what is new.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Iterator, Optional, Sequence
+
+import torch
+
+from .sampling import SamplingSettings, sample_next
+from .stream import IncrementalDecoder, StopStringFilter
+
+log = logging.getLogger(__name__)
+
+FINISH_REASONS = ("eos", "stop", "length", "cancelled")
+
+
+class ContextOverflowError(ValueError):
+    """The prompt alone does not fit the context window."""
+
+
+@dataclass
+class GenerationStats:
+    prompt_tokens: int = 0  # tokens in the whole prompt
+    prefilled_tokens: int = 0  # of those, tokens actually run through the model (the rest were cached)
+    new_tokens: int = 0
+    ttft_s: float = 0.0
+    prefill_tok_s: float = 0.0
+    decode_tok_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Reply:
+    """What a finished generation produced."""
+
+    text: str = ""
+    token_ids: list[int] = field(default_factory=list)  # new tokens, the final EOS included
+    finish_reason: str = ""
+    stats: GenerationStats = field(default_factory=GenerationStats)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+class Engine:
+    """Runs one model: `stream(prompt_ids, settings)` yields text deltas, then `.reply` holds the result."""
+
+    def __init__(self, model, tokenizer, context_len: Optional[int] = None,
+                 eos_ids: Optional[set[int]] = None) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        limit = model.config.max_seq_len
+        self.context_len = min(context_len or limit, limit)
+        self.eos_ids = set(eos_ids if eos_ids is not None else tokenizer.eos_ids)
+        self.device = next(model.parameters()).device
+        self._cached: list[int] = []  # ids whose keys/values sit in the cache at 0..n-1
+        self.reply = Reply()
+        model.setup_cache(batch_size=1, max_seq_len=self.context_len)
+
+    def reset(self) -> None:
+        """Forget the cached prefix (the cache memory is kept and overwritten)."""
+        self._cached = []
+
+    @torch.inference_mode()
+    def _forward(self, ids: Sequence[int], start: int) -> torch.Tensor:
+        tokens = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
+        positions = torch.arange(start, start + len(ids), device=self.device)
+        logits = self.model(tokens, positions, last_only=True)  # (1, 1, vocab)
+        return logits[0, -1].float().cpu()
+
+    def generate_ids(self, prompt_ids: Sequence[int], settings: SamplingSettings,
+                     cancel: Optional[threading.Event] = None) -> Iterator[int]:
+        """Yield new token ids; sets self.reply.finish_reason/stats. EOS is yielded last if hit."""
+        prompt_ids = list(prompt_ids)
+        if not prompt_ids:
+            raise ValueError("the prompt is empty")
+        if len(prompt_ids) >= self.context_len:
+            raise ContextOverflowError(
+                f"the prompt has {len(prompt_ids)} tokens but the context holds {self.context_len}")
+        reply = self.reply = Reply()
+        stats = reply.stats
+        stats.prompt_tokens = len(prompt_ids)
+        generator = None
+        if not settings.greedy:
+            generator = torch.Generator()
+            generator.manual_seed(settings.seed if settings.seed is not None
+                                  else int(torch.randint(0, 2**62, (1,))))
+        history = list(prompt_ids)
+        start = time.perf_counter()
+
+        # Prefill: reuse the cached prefix; at least one token must run to produce logits.
+        reuse = min(_common_prefix(self._cached, prompt_ids), len(prompt_ids) - 1)
+        self._cached = self._cached[:reuse]
+        logits = self._forward(prompt_ids[reuse:], reuse)
+        self._cached = list(prompt_ids)
+        stats.prefilled_tokens = len(prompt_ids) - reuse
+        prefill_s = time.perf_counter() - start
+        stats.prefill_tok_s = stats.prefilled_tokens / max(prefill_s, 1e-9)
+
+        decode_start = None
+        while True:
+            if cancel is not None and cancel.is_set():
+                reply.finish_reason = "cancelled"
+                break
+            window = history[-settings.repeat_last_n:] if settings.repeat_last_n > 0 else history
+            token = sample_next(logits, settings, torch.tensor(window, dtype=torch.long), generator)
+            if stats.new_tokens == 0:
+                stats.ttft_s = time.perf_counter() - start
+                decode_start = time.perf_counter()
+            stats.new_tokens += 1
+            reply.token_ids.append(token)
+            history.append(token)
+            yield token
+            if token in self.eos_ids:
+                reply.finish_reason = "eos"
+                break
+            if reply.finish_reason:  # set by the consumer, e.g. a stop string
+                break
+            position = len(self._cached)
+            if stats.new_tokens >= settings.max_new_tokens or position >= self.context_len:
+                reply.finish_reason = "length"
+                break
+            logits = self._forward([token], position)
+            self._cached.append(token)
+        if decode_start is not None and stats.new_tokens > 1:
+            stats.decode_tok_s = (stats.new_tokens - 1) / max(time.perf_counter() - decode_start, 1e-9)
+
+    def stream(self, prompt_ids: Sequence[int], settings: SamplingSettings,
+               cancel: Optional[threading.Event] = None) -> Iterator[str]:
+        """Yield text deltas of the reply; afterwards `self.reply` holds text, ids and stats."""
+        decoder = IncrementalDecoder(self.tokenizer, skip_special_tokens=True)
+        stops = StopStringFilter(settings.stop)
+        pieces: list[str] = []
+        for token in self.generate_ids(prompt_ids, settings, cancel):
+            if token in self.eos_ids:
+                continue
+            shown = stops.push(decoder.push(token))
+            if shown:
+                pieces.append(shown)
+                yield shown
+            if stops.stopped_on is not None:
+                self.reply.finish_reason = "stop"
+        if stops.stopped_on is None:
+            tail = stops.push(decoder.flush()) + stops.flush()
+            if tail:
+                pieces.append(tail)
+                yield tail
+        self.reply.text = "".join(pieces)
+
+    def generate(self, prompt_ids: Sequence[int], settings: SamplingSettings,
+                 cancel: Optional[threading.Event] = None) -> Reply:
+        for _ in self.stream(prompt_ids, settings, cancel):
+            pass
+        return self.reply
