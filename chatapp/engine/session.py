@@ -1,0 +1,110 @@
+"""A chat session: system prompt + turns, rendered with the model's chat template.
+
+The session re-renders the whole conversation each turn; the engine notices that the new
+prompt extends what its KV cache holds, so only the new turn is prefilled. When the
+conversation outgrows the context window, the oldest turns are dropped (the system prompt
+and the newest user message always stay) and `dropped_messages` says how many.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Iterator, Optional
+
+from .generate import ContextOverflowError, Engine, Reply
+from .sampling import SamplingSettings
+
+log = logging.getLogger(__name__)
+
+ROLES = ("system", "user", "assistant")
+
+
+class ChatSession:
+    def __init__(self, engine: Engine, system_prompt: str = "",
+                 messages: Optional[list[dict]] = None) -> None:
+        self.engine = engine
+        self.system_prompt = system_prompt
+        self.messages: list[dict] = [dict(m) for m in (messages or [])]
+        for m in self.messages:
+            if m.get("role") not in ("user", "assistant"):
+                raise ValueError(f"message role must be user or assistant, got {m.get('role')!r}")
+        self.dropped_messages = 0  # how many old messages the last reply could not see
+        self.reply: Optional[Reply] = None
+
+    # -- rendering ------------------------------------------------------------------------
+    def _with_system(self, messages: list[dict]) -> list[dict]:
+        return ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else []) + messages
+
+    def render_ids(self, messages: list[dict]) -> list[int]:
+        tokenizer = self.engine.tokenizer
+        text = tokenizer.apply_chat_template(self._with_system(messages), add_generation_prompt=True)
+        ids = tokenizer.encode(text)
+        bos = getattr(tokenizer, "bos_id", None)
+        if getattr(tokenizer, "add_bos", False) and bos is not None and (not ids or ids[0] != bos):
+            ids = [bos] + ids
+        return ids
+
+    def fit(self, reserve: int) -> tuple[list[int], int]:
+        """Prompt ids for as many recent messages as fit with `reserve` tokens left; (ids, dropped)."""
+        limit = self.engine.context_len
+        messages = list(self.messages)
+        dropped = 0
+        while True:
+            ids = self.render_ids(messages)
+            if len(ids) + reserve <= limit:
+                return ids, dropped
+            if len(messages) <= 1:
+                raise ContextOverflowError(
+                    f"the message is {len(ids)} tokens long with the system prompt, but the context "
+                    f"holds {limit} with {reserve} kept for the reply; shorten the message or the "
+                    f"system prompt, or choose a longer context length")
+            # Drop the oldest message, and an assistant reply left leading the conversation.
+            messages.pop(0)
+            dropped += 1
+            while len(messages) > 1 and messages[0]["role"] == "assistant":
+                messages.pop(0)
+                dropped += 1
+
+    # -- turns ----------------------------------------------------------------------------
+    def _respond(self, settings: SamplingSettings, cancel: Optional[threading.Event]) -> Iterator[str]:
+        reserve = min(settings.max_new_tokens, self.engine.context_len // 4)
+        ids, self.dropped_messages = self.fit(reserve)
+        if self.dropped_messages:
+            log.info("dropped %d old messages to fit the context", self.dropped_messages)
+        yield from self.engine.stream(ids, settings, cancel)
+        self.reply = self.engine.reply
+        # A stopped reply is kept as far as it got, as chat apps do.
+        self.messages.append({"role": "assistant", "content": self.reply.text})
+
+    def send(self, text: str, settings: SamplingSettings,
+             cancel: Optional[threading.Event] = None) -> Iterator[str]:
+        """Add a user message and stream the assistant's reply (appended when done)."""
+        if not text.strip():
+            raise ValueError("the message is empty")
+        self.messages.append({"role": "user", "content": text})
+        try:
+            yield from self._respond(settings, cancel)
+        except ContextOverflowError:
+            self.messages.pop()  # the user keeps the text in the composer; the history stays as it was
+            raise
+
+    def regenerate(self, settings: SamplingSettings,
+                   cancel: Optional[threading.Event] = None) -> Iterator[str]:
+        """Replace the last assistant reply with a new one."""
+        if not self.messages or self.messages[-1]["role"] != "assistant":
+            raise ValueError("there is no reply to regenerate")
+        self.messages.pop()
+        yield from self._respond(settings, cancel)
+
+    def edit(self, index: int, text: str, settings: SamplingSettings,
+             cancel: Optional[threading.Event] = None) -> Iterator[str]:
+        """Change user message `index`, forget everything after it, and reply again."""
+        if not 0 <= index < len(self.messages) or self.messages[index]["role"] != "user":
+            raise ValueError(f"message {index} is not a user message")
+        del self.messages[index:]
+        yield from self.send(text, settings, cancel)
+
+    def reset(self) -> None:
+        self.messages.clear()
+        self.dropped_messages = 0
