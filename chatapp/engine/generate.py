@@ -72,6 +72,11 @@ class Engine:
         self.reply = Reply()
         model.setup_cache(batch_size=1, max_seq_len=self.context_len)
 
+    @property
+    def cached_tokens(self) -> int:
+        """Positions of the context in use (the last prompt and reply)."""
+        return len(self._cached)
+
     def reset(self) -> None:
         """Forget the cached prefix (the cache memory is kept and overwritten)."""
         self._cached = []

@@ -67,7 +67,9 @@ class ChatSession:
                 dropped += 1
 
     # -- turns ----------------------------------------------------------------------------
-    def _respond(self, settings: SamplingSettings, cancel: Optional[threading.Event]) -> Iterator[str]:
+    def respond(self, settings: SamplingSettings,
+                cancel: Optional[threading.Event] = None) -> Iterator[str]:
+        """Stream a reply to the messages as they are (the last one is the user's)."""
         reserve = min(settings.max_new_tokens, self.engine.context_len // 4)
         ids, self.dropped_messages = self.fit(reserve)
         if self.dropped_messages:
@@ -84,7 +86,7 @@ class ChatSession:
             raise ValueError("the message is empty")
         self.messages.append({"role": "user", "content": text})
         try:
-            yield from self._respond(settings, cancel)
+            yield from self.respond(settings, cancel)
         except ContextOverflowError:
             self.messages.pop()  # the user keeps the text in the composer; the history stays as it was
             raise
@@ -95,7 +97,7 @@ class ChatSession:
         if not self.messages or self.messages[-1]["role"] != "assistant":
             raise ValueError("there is no reply to regenerate")
         self.messages.pop()
-        yield from self._respond(settings, cancel)
+        yield from self.respond(settings, cancel)
 
     def edit(self, index: int, text: str, settings: SamplingSettings,
              cancel: Optional[threading.Event] = None) -> Iterator[str]:

@@ -31,7 +31,7 @@ def test_second_turn_prefills_only_the_new_turn_and_matches_a_fresh_session(byte
 
     _, fresh = _session(byte_tokenizer)
     fresh.messages = [dict(m) for m in session.messages[:-1]]
-    assert "".join(fresh._respond(GREEDY, None)) == second
+    assert "".join(fresh.respond(GREEDY, None)) == second
 
 
 def test_overflow_drops_oldest_turns_and_keeps_system_prompt(byte_tokenizer):

