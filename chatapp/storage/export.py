@@ -1,0 +1,184 @@
+"""Export a conversation to Markdown or versioned JSON; import the JSON back as a new conversation.
+
+JSON format (version 1):
+    {"format": "chatapp.conversation", "version": 1, "title": str, "system_prompt": str,
+     "model": str, "created_at": ISO 8601, "messages": [{"role", "content", "created_at",
+     "state", "model", "settings", "stats", "finish_reason"}]}
+`format`, `version`, `title` and `messages` (each with `role` and `content`) are required; the
+rest have defaults, so hand-written files import. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from ..paths import atomic_write_text
+from .db import (ROLES, STATES, Conversation, ConversationStore, Message, NewMessage, PathLike,
+                 StorageError)
+
+log = logging.getLogger(__name__)
+
+FORMAT = "chatapp.conversation"
+VERSION = 1
+_ROLE_HEADINGS = {"user": "User", "assistant": "Assistant", "system": "System"}
+_STATE_NOTES = {"cancelled": "*(stopped)*", "failed": "*(failed)*", "streaming": "*(unfinished)*"}
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat()
+
+
+def _close_open_fence(text: str) -> str:
+    """`text` plus a closing fence when it ends inside a code block (a reply stopped mid-code),
+    so the headings after it still render; the text itself is kept verbatim."""
+    open_fence: Optional[str] = None
+    for line in text.splitlines():
+        match = _FENCE.match(line)
+        if not match:
+            continue
+        fence = match.group(1)
+        if open_fence is None:
+            open_fence = fence
+        elif fence[0] == open_fence[0] and len(fence) >= len(open_fence) and not line.strip()[len(fence):]:
+            open_fence = None
+    return text if open_fence is None else text.rstrip("\n") + "\n" + open_fence
+
+
+def conversation_markdown(conv: Conversation, messages: Sequence[Message]) -> str:
+    parts = [f"# {conv.title}", f"*{_iso(conv.created_at)[:16].replace('T', ' ')} UTC*"]
+    if conv.system_prompt:
+        parts += ["## System prompt", _close_open_fence(conv.system_prompt)]
+    for m in messages:
+        heading = f"## {_ROLE_HEADINGS[m.role]}"
+        if m.role == "assistant" and m.model:
+            heading += f" ({m.model})"
+        parts.append(heading)
+        parts.append(_close_open_fence(m.content))
+        if m.state in _STATE_NOTES:
+            parts.append(_STATE_NOTES[m.state])
+    return "\n\n".join(p.strip("\n") for p in parts) + "\n"
+
+
+def conversation_dict(conv: Conversation, messages: Sequence[Message]) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "title": conv.title,
+        "system_prompt": conv.system_prompt,
+        "model": conv.model,
+        "created_at": _iso(conv.created_at),
+        "messages": [{
+            "role": m.role, "content": m.content, "created_at": _iso(m.created_at), "state": m.state,
+            "model": m.model, "settings": m.settings, "stats": m.stats, "finish_reason": m.finish_reason,
+        } for m in messages],
+    }
+
+
+def export_markdown(store: ConversationStore, conversation_id: int, path: PathLike) -> None:
+    conv = store.get_conversation(conversation_id)
+    _write(Path(path), conversation_markdown(conv, store.messages(conversation_id)))
+
+
+def export_json(store: ConversationStore, conversation_id: int, path: PathLike) -> None:
+    conv = store.get_conversation(conversation_id)
+    data = conversation_dict(conv, store.messages(conversation_id))
+    _write(Path(path), json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        atomic_write_text(path, text)
+    except OSError as exc:
+        raise StorageError(f"could not write the export ({exc.strerror or exc})", path) from exc
+    log.info("exported conversation to %s", path)
+
+
+# -- import -------------------------------------------------------------------------------
+class _Invalid(Exception):
+    """A problem in the file's content; becomes StorageError naming the file."""
+
+
+def _field(obj: dict, key: str, kind: type, where: str, default: Any = ...) -> Any:
+    if key not in obj or (obj[key] is None and default is not ...):
+        if default is ...:
+            raise _Invalid(f"missing field {where}{key}")
+        return default
+    value = obj[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _Invalid(f"field {where}{key} must be {kind.__name__}, not {type(value).__name__}")
+    return value
+
+
+def _time(obj: dict, where: str) -> Optional[datetime]:
+    text = _field(obj, "created_at", str, where, None)
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))  # 3.10 does not take "Z"
+    except ValueError:
+        raise _Invalid(f"field {where}created_at is not an ISO 8601 time: {text!r}") from None
+
+
+def _message(obj: Any, index: int) -> NewMessage:
+    where = f"messages[{index}]."
+    if not isinstance(obj, dict):
+        raise _Invalid(f"messages[{index}] must be an object")
+    role = _field(obj, "role", str, where)
+    if role not in ROLES:
+        raise _Invalid(f"field {where}role must be one of {', '.join(ROLES)}, not {role!r}")
+    state = _field(obj, "state", str, where, "complete")
+    if state not in STATES:
+        raise _Invalid(f"field {where}state must be one of {', '.join(STATES)}, not {state!r}")
+    return NewMessage(role=role, content=_field(obj, "content", str, where), created_at=_time(obj, where),
+                      state=state, model=_field(obj, "model", str, where, ""),
+                      settings=_field(obj, "settings", dict, where, {}),
+                      stats=_field(obj, "stats", dict, where, {}),
+                      finish_reason=_field(obj, "finish_reason", str, where, ""))
+
+
+def parse_conversation(data: Any) -> tuple[dict[str, Any], list[NewMessage]]:
+    """Validate an export; returns the conversation's fields and its messages. Raises _Invalid."""
+    if not isinstance(data, dict):
+        raise _Invalid("not a JSON object")
+    if data.get("format") != FORMAT:
+        raise _Invalid(f"not a chatapp conversation export (format is {data.get('format')!r}, "
+                       f"expected {FORMAT!r})")
+    version = _field(data, "version", int, "")
+    if version > VERSION:
+        raise _Invalid(f"format version {version} is newer than this app reads ({VERSION}); update the app")
+    if version < 1:
+        raise _Invalid(f"unknown format version {version}")
+    raw_messages = _field(data, "messages", list, "")
+    header = {"title": _field(data, "title", str, ""),
+              "system_prompt": _field(data, "system_prompt", str, "", ""),
+              "model": _field(data, "model", str, "", ""),
+              "created_at": _time(data, "")}
+    return header, [_message(m, i) for i, m in enumerate(raw_messages)]
+
+
+def import_json(store: ConversationStore, path: PathLike) -> Conversation:
+    """A new conversation from a JSON export; StorageError naming the file and the problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise StorageError(f"cannot read the file ({exc.strerror or exc})", path) from exc
+    except UnicodeDecodeError as exc:
+        raise StorageError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path) from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StorageError(f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})", path) from exc
+    try:
+        header, messages = parse_conversation(data)
+    except _Invalid as exc:
+        raise StorageError(str(exc), path) from None
+    conv = store.import_conversation(messages=messages, **header)
+    log.info("imported %d messages from %s as conversation %d", len(messages), path, conv.id)
+    return conv

@@ -1,0 +1,119 @@
+"""Schema of the conversations database: ordered migrations plus a derived search index.
+
+`PRAGMA user_version` holds the number of migrations applied. A migration is a tuple of SQL
+statements; never edit one that has shipped, append a new one instead (old databases replay the
+list from where they stopped). `ConversationStore` applies the missing ones in one transaction
+at open, so a database is either fully at the new version or untouched.
+
+The full-text index (FTS5, trigram tokenizer) is derived data, kept outside the numbered
+migrations on purpose: whether it can exist depends on how the running Python's SQLite was
+built, not on the schema. `sync_search_index` creates or rebuilds it at open when FTS5 is
+available, and removes its triggers when it is not (so that writes keep working on a build
+without FTS5; the index is rebuilt the next time a build with FTS5 opens the file).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+log = logging.getLogger(__name__)
+
+# Timestamps are INTEGER microseconds since the Unix epoch, UTC: exact, sortable, and they
+# convert to and from `datetime` without rounding.
+_V1 = (
+    """CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY,
+        title TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        system_prompt TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT ''
+    )""",
+    """CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'system')),
+        content TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'complete'
+            CHECK (state IN ('complete', 'streaming', 'cancelled', 'failed')),
+        model TEXT NOT NULL DEFAULT '',
+        settings_json TEXT NOT NULL DEFAULT '{}',
+        stats_json TEXT NOT NULL DEFAULT '{}',
+        finish_reason TEXT NOT NULL DEFAULT '',
+        UNIQUE (conversation_id, position)
+    )""",
+)
+
+# v2: soft delete (undo in the window, purge later) and an index for the sidebar's order;
+# a partial index so the open-time recovery of interrupted replies does not scan every message.
+_V2 = (
+    "ALTER TABLE conversations ADD COLUMN deleted_at INTEGER",
+    "CREATE INDEX conversations_by_activity ON conversations (deleted_at, updated_at)",
+    "CREATE INDEX messages_streaming ON messages (state) WHERE state = 'streaming'",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+SCHEMA_VERSION = len(MIGRATIONS)
+OUR_TABLES = frozenset({"conversations", "messages"})
+
+FTS_TABLE = "message_fts"
+_FTS_CREATE = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
+    "content, content='messages', content_rowid='id', tokenize='trigram')"
+)
+# External-content FTS table kept in step by triggers, inside the writer's own transaction.
+_FTS_TRIGGERS = {
+    "messages_fts_insert": f"""CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO {FTS_TABLE} (rowid, content) VALUES (new.id, new.content);
+    END""",
+    "messages_fts_delete": f"""CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rowid, content) VALUES ('delete', old.id, old.content);
+    END""",
+    "messages_fts_update": f"""CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+        INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rowid, content) VALUES ('delete', old.id, old.content);
+        INSERT INTO {FTS_TABLE} (rowid, content) VALUES (new.id, new.content);
+    END""",
+}
+
+
+def apply_migrations(conn: sqlite3.Connection, from_version: int) -> None:
+    """Run migrations `from_version`+1 .. SCHEMA_VERSION; the caller owns the transaction."""
+    for version in range(from_version + 1, SCHEMA_VERSION + 1):
+        log.info("migrating conversations database to schema version %d", version)
+        for statement in MIGRATIONS[version - 1]:
+            conn.execute(statement)
+        # user_version is part of the database header, so it commits or rolls back with the rest.
+        conn.execute(f"PRAGMA user_version = {version:d}")
+
+
+def fts5_trigram_available(conn: sqlite3.Connection) -> bool:
+    """True when this SQLite has FTS5 with the trigram tokenizer (SQLite >= 3.34)."""
+    try:
+        conn.execute("CREATE VIRTUAL TABLE temp.fts5_probe USING fts5(x, tokenize='trigram')")
+    except sqlite3.OperationalError:
+        return False
+    conn.execute("DROP TABLE temp.fts5_probe")
+    return True
+
+
+def sync_search_index(conn: sqlite3.Connection, use_fts: bool) -> None:
+    """Bring the derived full-text index in line with `use_fts`; the caller owns the transaction."""
+    existing = {name for (name,) in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")}
+    if not use_fts:
+        for trigger in _FTS_TRIGGERS:
+            if trigger in existing:
+                log.info("no FTS5 in this SQLite: dropping search trigger %s (index rebuilt later)", trigger)
+                conn.execute(f"DROP TRIGGER {trigger}")
+        return
+    if FTS_TABLE in existing and all(t in existing for t in _FTS_TRIGGERS):
+        return
+    log.info("building the full-text search index")
+    conn.execute(_FTS_CREATE)
+    for trigger, sql in _FTS_TRIGGERS.items():
+        if trigger not in existing:
+            conn.execute(sql)
+    conn.execute(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}) VALUES ('rebuild')")
