@@ -30,10 +30,33 @@ _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # ---------------------------------------------------------------------------- window
 
 def _cmd_window(args: argparse.Namespace) -> int:
-    # Placeholder until chatapp/ui has its entry point; importing PySide6 here is for later.
-    print("chatapp: the chat window is not built yet; try `chatapp models` or `chatapp --help`.",
-          file=sys.stderr)
-    return EXIT_USAGE
+    try:
+        from .ui.app import run_window
+    except ImportError as exc:  # PySide6 missing: say so instead of a traceback
+        print(f"error: the window needs PySide6 ({exc}); install with `pip install chatapp[ui]`",
+              file=sys.stderr)
+        return EXIT_ERROR
+    return run_window()
+
+
+def _add_self_test_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("self-test", help="open the window offscreen and check one streamed reply",
+                              description="Open the window (offscreen unless a display is requested), "
+                                          "load the default model, send one message, wait for a streamed "
+                                          "reply; print a one-line JSON summary. Exit 0 only on success.")
+    p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for each step")
+    p.add_argument("--show", action="store_true", help="use the real display instead of offscreen")
+    p.set_defaults(func=_cmd_self_test)
+
+
+def _cmd_self_test(args: argparse.Namespace) -> int:
+    import os
+    if not args.show:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from .ui.selftest import run_self_test
+    summary = run_self_test(timeout_s=args.timeout)
+    print(json.dumps(summary, ensure_ascii=False))
+    return EXIT_OK if summary.get("ok") else EXIT_ERROR
 
 
 # ---------------------------------------------------------------------------- models
@@ -87,8 +110,17 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- parser
 
+def _generation_parsers(subparsers: argparse._SubParsersAction) -> None:
+    from .commands.generate import add_bench_parser, add_chat_parser, add_generate_parser
+    add_generate_parser(subparsers)
+    add_chat_parser(subparsers)
+    add_bench_parser(subparsers)
+
+
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_models_parser,
+    _generation_parsers,
+    _add_self_test_parser,
 ]
 
 
@@ -129,6 +161,14 @@ def configure_logging(level: str) -> None:
         root.addHandler(handler)
 
 
+def _user_errors(args: argparse.Namespace) -> tuple[type[BaseException], ...]:
+    """Errors shown as one line. Engine errors only for commands that loaded the engine."""
+    if args.func in (_cmd_models, _cmd_window, _cmd_self_test):
+        return (ModelLoadError,)
+    from .commands.common import user_errors
+    return (ModelLoadError, *user_errors())
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     try:
@@ -140,7 +180,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     configure_logging(args.log_level)
     try:
         return int(args.func(args))
-    except ModelLoadError as exc:
+    except _user_errors(args) as exc:
         log.debug("model load error", exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

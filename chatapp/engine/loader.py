@@ -1,0 +1,95 @@
+"""Open a model by name or path: config, memory check, weights, tokenizer, on a device.
+
+MODEL is "default" (the bundled SmolLM2), a .gguf file, or a Hugging Face folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from ..errors import MissingFileError
+from ..model.config import ModelConfig
+from ..model.transformer import Transformer
+from ..paths import default_model_path
+from ..text import Tokenizer
+from ..weights.build import build_model
+from ..weights.discovery import detect_model_kind
+from ..weights.gguf_loader import gguf_config, load_gguf_state_dict, open_gguf
+from ..weights.hf_loader import load_hf_folder, read_hf_config
+from .device import check_fits, choose_device, default_dtype, estimate_memory
+
+log = logging.getLogger(__name__)
+
+# (stage, fraction done in [0, 1]); stages: "config", "weights", "tokenizer", "ready"
+LoadProgress = Optional[Callable[[str, float], None]]
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    path: Path
+    kind: str  # "gguf" or "hf-folder"
+    config: ModelConfig
+    model: Transformer
+    tokenizer: Tokenizer
+    device: torch.device
+    dtype: torch.dtype
+    load_s: float
+
+
+def resolve_model(spec: str | Path) -> Path:
+    """The path a model spec names ("default" is the bundled model)."""
+    if str(spec) == "default":
+        return default_model_path()
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise MissingFileError(path, "does not exist", "give a .gguf file, a model folder, or 'default'")
+    return path
+
+
+def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dtype] = None,
+               context_len: Optional[int] = None, progress: LoadProgress = None,
+               check_memory: bool = True) -> LoadedModel:
+    start = time.perf_counter()
+    report = progress or (lambda stage, fraction: None)
+    path = resolve_model(spec)
+    kind = detect_model_kind(path)
+    target = choose_device(device)
+    dtype = dtype or default_dtype(target)
+    report("config", 0.0)
+
+    if kind in ("gguf", "default"):
+        kind = "gguf"
+        reader = open_gguf(path)
+        config = gguf_config(reader, path)
+    else:
+        reader = None
+        _family, config = read_hf_config(path)
+    context = min(context_len or config.max_seq_len, config.max_seq_len)
+    if check_memory:
+        check_fits(estimate_memory(config, context, dtype), target, config.name or path.name)
+
+    def weights_progress(done: int, total: int) -> None:
+        report("weights", done / total if total else 0.0)
+
+    if reader is not None:
+        state = load_gguf_state_dict(reader, config, path, dtype=dtype, progress=weights_progress)
+        report("tokenizer", 0.0)
+        tokenizer = Tokenizer.from_gguf(path, reader=reader)
+    else:
+        config, state = load_hf_folder(path, dtype=dtype, progress=weights_progress)
+        report("tokenizer", 0.0)
+        tokenizer = Tokenizer.from_hf_folder(path)
+    model = build_model(config, state, device=target)
+    del state
+    report("ready", 1.0)
+    elapsed = time.perf_counter() - start
+    log.info("loaded %s (%s) on %s in %.1f s", config.name or path.name, kind, target, elapsed)
+    return LoadedModel(name=config.name or path.name, path=path, kind=kind, config=config, model=model,
+                       tokenizer=tokenizer, device=target, dtype=dtype, load_s=elapsed)

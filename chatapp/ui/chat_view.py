@@ -1,0 +1,216 @@
+"""The conversation: one widget per message, Markdown prose and code blocks with copy buttons."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QFontDatabase, QGuiApplication
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QScrollArea,
+                               QSizePolicy, QToolButton, QVBoxLayout, QWidget)
+
+from .markdown import Segment, split_markdown
+
+
+def _tr(text: str) -> str:
+    return QGuiApplication.translate("ChatView", text)
+
+
+class CodeBlock(QFrame):
+    def __init__(self, segment: Segment, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("codeBlock")
+        self.setFrameShape(QFrame.StyledPanel)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 6)
+        header = QHBoxLayout()
+        self.language = QLabel(segment.language or _tr("code"))
+        self.copy_button = QToolButton(text=_tr("Copy code"))
+        self.copy_button.setAccessibleName(_tr("Copy code block"))
+        self.copy_button.clicked.connect(self.copy)
+        header.addWidget(self.language)
+        header.addStretch(1)
+        header.addWidget(self.copy_button)
+        layout.addLayout(header)
+        self.editor = QPlainTextEdit(readOnly=True)
+        self.editor.setFont(QFontDatabase.systemFont(QFontDatabase.FixedFont))
+        self.editor.setLineWrapMode(QPlainTextEdit.NoWrap)
+        self.editor.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        layout.addWidget(self.editor)
+        self.set_code(segment.text)
+
+    def set_code(self, code: str) -> None:
+        if self.editor.toPlainText() != code:
+            self.editor.setPlainText(code)
+        lines = max(1, code.count("\n") + 1)
+        metrics = self.editor.fontMetrics()
+        self.editor.setFixedHeight(min(lines, 40) * metrics.lineSpacing() + 16 + metrics.height())
+
+    def copy(self) -> None:
+        QGuiApplication.clipboard().setText(self.editor.toPlainText())
+
+
+class MessageWidget(QFrame):
+    copy_requested = Signal(int)
+    edit_submitted = Signal(int, str)
+    regenerate_requested = Signal()
+
+    def __init__(self, index: int, role: str, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.index = index
+        self.role = role
+        self.text = text
+        self.setObjectName(f"{role}Message")
+        self.setFrameShape(QFrame.StyledPanel)
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
+        outer = QVBoxLayout(self)
+        header = QHBoxLayout()
+        self.role_label = QLabel(f"<b>{_tr('You') if role == 'user' else _tr('Assistant')}</b>")
+        self.status_label = QLabel("")
+        self.status_label.setObjectName("messageStatus")
+        header.addWidget(self.role_label)
+        header.addWidget(self.status_label)
+        header.addStretch(1)
+        self.copy_button = QToolButton(text=_tr("Copy"))
+        self.copy_button.setAccessibleName(_tr("Copy message"))
+        self.copy_button.clicked.connect(self.copy)
+        header.addWidget(self.copy_button)
+        self.edit_button = QToolButton(text=_tr("Edit"))
+        self.edit_button.setAccessibleName(_tr("Edit message and resend"))
+        self.edit_button.clicked.connect(self.start_edit)
+        self.edit_button.setVisible(role == "user")
+        header.addWidget(self.edit_button)
+        self.regenerate_button = QToolButton(text=_tr("Regenerate"))
+        self.regenerate_button.setAccessibleName(_tr("Regenerate reply"))
+        self.regenerate_button.clicked.connect(self.regenerate_requested)
+        self.regenerate_button.setVisible(False)
+        header.addWidget(self.regenerate_button)
+        outer.addLayout(header)
+        self.body = QVBoxLayout()
+        outer.addLayout(self.body)
+        self._segment_widgets: list[QWidget] = []
+        self._editor: QPlainTextEdit | None = None
+        self.set_text(text)
+
+    # -- content --------------------------------------------------------------------------
+    def set_text(self, text: str) -> None:
+        """Render text; widgets of unchanged segments are reused (cheap while streaming)."""
+        self.text = text
+        segments = split_markdown(text) if self.role == "assistant" else [Segment("text", text)]
+        for i, segment in enumerate(segments):
+            widget = self._segment_widgets[i] if i < len(self._segment_widgets) else None
+            fits = (isinstance(widget, CodeBlock) if segment.kind == "code" else isinstance(widget, QLabel))
+            if widget is not None and not fits:
+                for stale in self._segment_widgets[i:]:
+                    stale.deleteLater()
+                del self._segment_widgets[i:]
+                widget = None
+            if widget is None:
+                widget = CodeBlock(segment) if segment.kind == "code" else self._prose_label()
+                self.body.addWidget(widget)
+                self._segment_widgets.append(widget)
+            if segment.kind == "code":
+                widget.set_code(segment.text)
+            elif self.role == "assistant":
+                widget.setText(segment.text)
+            else:
+                widget.setText(segment.text)
+        for stale in self._segment_widgets[len(segments):]:
+            stale.deleteLater()
+        del self._segment_widgets[len(segments):]
+
+    def _prose_label(self) -> QLabel:
+        label = QLabel()
+        label.setTextFormat(Qt.MarkdownText if self.role == "assistant" else Qt.PlainText)
+        label.setWordWrap(True)
+        label.setTextInteractionFlags(Qt.TextSelectableByMouse | Qt.LinksAccessibleByMouse)
+        label.setOpenExternalLinks(False)
+        return label
+
+    def set_status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    def copy(self) -> None:
+        QGuiApplication.clipboard().setText(self.text)
+
+    # -- editing --------------------------------------------------------------------------
+    def start_edit(self) -> None:
+        if self._editor is not None:
+            return
+        self._editor = QPlainTextEdit(self.text)
+        self._editor.setAccessibleName(_tr("Edited message"))
+        buttons = QHBoxLayout()
+        save = QPushButton(_tr("Save && resend"))
+        cancel = QPushButton(_tr("Cancel"))
+        save.clicked.connect(self._submit_edit)
+        cancel.clicked.connect(self._end_edit)
+        buttons.addStretch(1)
+        buttons.addWidget(cancel)
+        buttons.addWidget(save)
+        self._edit_row = QWidget()
+        self._edit_row.setLayout(buttons)
+        self.body.addWidget(self._editor)
+        self.body.addWidget(self._edit_row)
+        self._editor.setFocus()
+
+    def _submit_edit(self) -> None:
+        text = self._editor.toPlainText() if self._editor else ""
+        if text.strip():
+            self.edit_submitted.emit(self.index, text)
+        self._end_edit()
+
+    def _end_edit(self) -> None:
+        if self._editor is not None:
+            self._editor.deleteLater()
+            self._edit_row.deleteLater()
+            self._editor = None
+
+
+class ChatView(QScrollArea):
+    """A column of MessageWidgets; follows the bottom while a reply streams."""
+
+    edit_submitted = Signal(int, str)
+    regenerate_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setAccessibleName(_tr("Conversation"))
+        container = QWidget()
+        self.column = QVBoxLayout(container)
+        self.column.addStretch(1)
+        self.setWidget(container)
+        self.messages: list[MessageWidget] = []
+        self.empty_label = QLabel(_tr("Send a message to start the conversation."))
+        self.empty_label.setAlignment(Qt.AlignCenter)
+        self.empty_label.setObjectName("emptyState")
+        self.column.insertWidget(0, self.empty_label)
+
+    def clear(self) -> None:
+        for widget in self.messages:
+            widget.deleteLater()
+        self.messages.clear()
+        self.empty_label.show()
+
+    def add_message(self, role: str, text: str) -> MessageWidget:
+        self.empty_label.hide()
+        widget = MessageWidget(len(self.messages), role, text)
+        widget.edit_submitted.connect(self.edit_submitted)
+        widget.regenerate_requested.connect(self.regenerate_requested)
+        self.column.insertWidget(self.column.count() - 1, widget)
+        self.messages.append(widget)
+        self.update_actions(True)
+        self.scroll_to_bottom()
+        return widget
+
+    def update_actions(self, idle: bool) -> None:
+        """Regenerate only on the last reply, and edits only while no reply streams."""
+        for i, widget in enumerate(self.messages):
+            last_reply = i == len(self.messages) - 1 and widget.role == "assistant"
+            widget.regenerate_button.setVisible(last_reply and idle)
+            widget.edit_button.setVisible(widget.role == "user" and idle)
+
+    def at_bottom(self) -> bool:
+        bar = self.verticalScrollBar()
+        return bar.value() >= bar.maximum() - 40
+
+    def scroll_to_bottom(self) -> None:
+        QTimer.singleShot(0, lambda: self.verticalScrollBar().setValue(self.verticalScrollBar().maximum()))

@@ -1,0 +1,180 @@
+"""Right pane: the model (pick, open, load with progress) and generation settings."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout,
+                               QWidget)
+
+from ..storage.settings import AppSettings
+
+
+def _tr(text: str) -> str:
+    return QGuiApplication.translate("SettingsPanel", text)
+
+
+class SettingsPanel(QWidget):
+    load_requested = Signal(str)  # model spec
+    changed = Signal()  # any generation setting edited
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+
+        model_box = QGroupBox(_tr("Model"))
+        model_layout = QVBoxLayout(model_box)
+        self.model_combo = QComboBox()
+        self.model_combo.setAccessibleName(_tr("Model"))
+        self.model_combo.setEditable(False)
+        model_layout.addWidget(self.model_combo)
+        buttons = QHBoxLayout()
+        self.open_file_button = QPushButton(_tr("Open GGUF…"))
+        self.open_file_button.setAccessibleName(_tr("Open a GGUF model file"))
+        self.open_folder_button = QPushButton(_tr("Open folder…"))
+        self.open_folder_button.setAccessibleName(_tr("Open a Hugging Face model folder"))
+        self.load_button = QPushButton(_tr("Load"))
+        self.load_button.setAccessibleName(_tr("Load the selected model"))
+        buttons.addWidget(self.open_file_button)
+        buttons.addWidget(self.open_folder_button)
+        buttons.addWidget(self.load_button)
+        model_layout.addLayout(buttons)
+        self.model_status = QLabel(_tr("No model loaded"))
+        self.model_status.setWordWrap(True)
+        self.model_status.setObjectName("modelStatus")
+        model_layout.addWidget(self.model_status)
+        self.load_progress = QProgressBar()
+        self.load_progress.setRange(0, 100)
+        self.load_progress.setVisible(False)
+        model_layout.addWidget(self.load_progress)
+        device_form = QFormLayout()
+        self.device = QComboBox()
+        for value, label in (("auto", _tr("Automatic")), ("cpu", "CPU"), ("cuda", "CUDA"), ("mps", "Apple MPS")):
+            self.device.addItem(label, value)
+        self.device.setAccessibleName(_tr("Device"))
+        self.context_len = QSpinBox(minimum=256, maximum=131072, singleStep=256)
+        self.context_len.setAccessibleName(_tr("Context length"))
+        self.threads = QSpinBox(minimum=0, maximum=256)
+        self.threads.setSpecialValueText(_tr("Automatic"))
+        self.threads.setAccessibleName(_tr("CPU threads"))
+        device_form.addRow(_tr("Device"), self.device)
+        device_form.addRow(_tr("Context length"), self.context_len)
+        device_form.addRow(_tr("CPU threads"), self.threads)
+        model_layout.addLayout(device_form)
+        layout.addWidget(model_box)
+
+        prompt_box = QGroupBox(_tr("System prompt"))
+        prompt_layout = QVBoxLayout(prompt_box)
+        self.system_prompt = QPlainTextEdit()
+        self.system_prompt.setAccessibleName(_tr("System prompt"))
+        self.system_prompt.setMaximumHeight(90)
+        prompt_layout.addWidget(self.system_prompt)
+        layout.addWidget(prompt_box)
+
+        sampling_box = QGroupBox(_tr("Sampling"))
+        form = QFormLayout(sampling_box)
+        self.temperature = self._double(0.0, 5.0, 0.05, _tr("Temperature"))
+        self.top_p = self._double(0.01, 1.0, 0.01, _tr("Top-p"))
+        self.min_p = self._double(0.0, 0.99, 0.01, _tr("Min-p"))
+        self.repetition_penalty = self._double(0.5, 3.0, 0.01, _tr("Repetition penalty"))
+        self.top_k = QSpinBox(minimum=0, maximum=1000)
+        self.top_k.setSpecialValueText(_tr("Off"))
+        self.top_k.setAccessibleName(_tr("Top-k"))
+        self.max_new_tokens = QSpinBox(minimum=1, maximum=32768)
+        self.max_new_tokens.setAccessibleName(_tr("Maximum new tokens"))
+        self.seed = QSpinBox(minimum=-1, maximum=2**31 - 1)
+        self.seed.setSpecialValueText(_tr("Random"))
+        self.seed.setAccessibleName(_tr("Seed"))
+        for label, widget in ((_tr("Temperature"), self.temperature), (_tr("Top-p"), self.top_p),
+                              (_tr("Top-k"), self.top_k), (_tr("Min-p"), self.min_p),
+                              (_tr("Repetition penalty"), self.repetition_penalty),
+                              (_tr("Max new tokens"), self.max_new_tokens), (_tr("Seed"), self.seed)):
+            form.addRow(label, widget)
+        layout.addWidget(sampling_box)
+        layout.addStretch(1)
+
+        self.open_file_button.clicked.connect(self._open_file)
+        self.open_folder_button.clicked.connect(self._open_folder)
+        self.load_button.clicked.connect(lambda: self.load_requested.emit(self.model_combo.currentData() or ""))
+        for spin in (self.temperature, self.top_p, self.min_p, self.repetition_penalty, self.top_k,
+                     self.max_new_tokens, self.seed, self.context_len, self.threads):
+            spin.valueChanged.connect(self.changed)
+        self.system_prompt.textChanged.connect(self.changed)
+        self.device.currentIndexChanged.connect(self.changed)
+
+    def _double(self, low: float, high: float, step: float, name: str) -> QDoubleSpinBox:
+        spin = QDoubleSpinBox(minimum=low, maximum=high, singleStep=step, decimals=2)
+        spin.setAccessibleName(name)
+        return spin
+
+    # -- models ---------------------------------------------------------------------------
+    def set_models(self, entries: list[tuple[str, str]], current: str) -> None:
+        """entries: (label, spec)."""
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        for label, spec in entries:
+            self.model_combo.addItem(label, spec)
+        index = self.model_combo.findData(current)
+        if index < 0 and current:
+            self.model_combo.addItem(current, current)
+            index = self.model_combo.count() - 1
+        self.model_combo.setCurrentIndex(max(index, 0))
+        self.model_combo.blockSignals(False)
+
+    def _choose(self, spec: str) -> None:
+        index = self.model_combo.findData(spec)
+        if index < 0:
+            self.model_combo.addItem(spec, spec)
+            index = self.model_combo.count() - 1
+        self.model_combo.setCurrentIndex(index)
+        self.load_requested.emit(spec)
+
+    def _open_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, _tr("Open GGUF model"), "", _tr("GGUF models (*.gguf)"))
+        if path:
+            self._choose(path)
+
+    def _open_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, _tr("Open Hugging Face model folder"))
+        if path:
+            self._choose(path)
+
+    def set_loading(self, loading: bool, stage: str = "", fraction: float = 0.0) -> None:
+        self.load_progress.setVisible(loading)
+        self.load_button.setEnabled(not loading)
+        self.open_file_button.setEnabled(not loading)
+        self.open_folder_button.setEnabled(not loading)
+        if loading:
+            self.load_progress.setValue(int(fraction * 100))
+            self.load_progress.setFormat(f"{stage} %p%")
+
+    # -- settings -------------------------------------------------------------------------
+    def apply(self, s: AppSettings) -> None:
+        self.blockSignals(True)
+        self.temperature.setValue(s.temperature)
+        self.top_p.setValue(s.top_p)
+        self.top_k.setValue(s.top_k)
+        self.min_p.setValue(s.min_p)
+        self.repetition_penalty.setValue(s.repetition_penalty)
+        self.max_new_tokens.setValue(s.max_new_tokens)
+        self.seed.setValue(s.seed)
+        self.context_len.setValue(s.context_len)
+        self.threads.setValue(s.threads)
+        self.system_prompt.setPlainText(s.system_prompt)
+        self.device.setCurrentIndex(max(0, self.device.findData(s.device)))
+        self.blockSignals(False)
+
+    def read_into(self, s: AppSettings) -> AppSettings:
+        s.temperature = self.temperature.value()
+        s.top_p = self.top_p.value()
+        s.top_k = self.top_k.value()
+        s.min_p = self.min_p.value()
+        s.repetition_penalty = self.repetition_penalty.value()
+        s.max_new_tokens = self.max_new_tokens.value()
+        s.seed = self.seed.value()
+        s.context_len = self.context_len.value()
+        s.threads = self.threads.value()
+        s.system_prompt = self.system_prompt.toPlainText()
+        s.device = self.device.currentData()
+        return s

@@ -1,0 +1,55 @@
+"""Light and dark themes: follow the system's colour scheme unless the user picks one."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication
+
+STYLE = """
+QFrame#userMessage { border-radius: 8px; background: palette(alternate-base); }
+QFrame#assistantMessage { border-radius: 8px; }
+QFrame#codeBlock { border-radius: 4px; }
+QLabel#messageStatus { color: palette(mid); }
+QLabel#emptyState { color: palette(mid); font-size: 15px; padding: 40px; }
+"""
+
+
+def system_is_dark() -> bool:
+    hints = QGuiApplication.styleHints()
+    scheme = getattr(hints, "colorScheme", None)
+    if scheme is not None:
+        return hints.colorScheme() == Qt.ColorScheme.Dark
+    return QGuiApplication.palette().color(QPalette.Window).lightness() < 128
+
+
+def dark_palette() -> QPalette:
+    p = QPalette()
+    colors = {
+        QPalette.Window: "#202124", QPalette.WindowText: "#e8eaed", QPalette.Base: "#17181a",
+        QPalette.AlternateBase: "#2b2d31", QPalette.ToolTipBase: "#2b2d31", QPalette.ToolTipText: "#e8eaed",
+        QPalette.Text: "#e8eaed", QPalette.Button: "#2b2d31", QPalette.ButtonText: "#e8eaed",
+        QPalette.BrightText: "#ff6b6b", QPalette.Highlight: "#3d7be0", QPalette.HighlightedText: "#ffffff",
+        QPalette.Link: "#8ab4f8", QPalette.PlaceholderText: "#9aa0a6", QPalette.Mid: "#9aa0a6",
+    }
+    for role, color in colors.items():
+        p.setColor(role, QColor(color))
+    for role in (QPalette.Text, QPalette.ButtonText, QPalette.WindowText):
+        p.setColor(QPalette.Disabled, role, QColor("#6f7378"))
+    return p
+
+
+def light_palette() -> QPalette:
+    p = QApplication.style().standardPalette()
+    p.setColor(QPalette.AlternateBase, QColor("#eef2f7"))
+    p.setColor(QPalette.Mid, QColor("#6b7280"))
+    return p
+
+
+def apply_theme(app: QApplication, theme: str = "system") -> str:
+    """Apply "light", "dark" or "system"; returns the one applied."""
+    app.setStyle("Fusion")
+    dark = system_is_dark() if theme == "system" else theme == "dark"
+    app.setPalette(dark_palette() if dark else light_palette())
+    app.setStyleSheet(STYLE)
+    return "dark" if dark else "light"

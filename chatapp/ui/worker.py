@@ -1,0 +1,94 @@
+"""The generation worker: one QThread owns the loaded model; the GUI talks to it by signals.
+
+The GUI thread never runs model code and never waits on the worker. Requests arrive as
+queued signals; replies leave as `delta` / `finished` / `failed` signals. Stop is a
+threading.Event the GUI sets directly (the worker is busy in its loop and checks it every
+token), so it lands within one token.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from ..engine.backend import ChatBackend, LoadOptions
+
+log = logging.getLogger(__name__)
+
+
+class GenerationWorker(QObject):
+    """Lives in its own thread. Slots run there; signals are delivered to the GUI thread."""
+
+    load_progress = Signal(str, float)  # stage, fraction
+    model_loaded = Signal(dict)  # ModelInfo as a dict
+    model_failed = Signal(str, str)  # spec, message
+    delta = Signal(int, str)  # request id, new text
+    finished = Signal(int, dict)  # request id, {"text", "finish_reason", "stats", "dropped_messages"}
+    failed = Signal(int, str)  # request id, message
+
+    def __init__(self, backend: ChatBackend) -> None:
+        super().__init__()
+        self.backend = backend
+        self.cancel = threading.Event()
+
+    @Slot(str, dict)
+    def load_model(self, spec: str, options: dict) -> None:
+        try:
+            info = self.backend.load(spec, LoadOptions(**options),
+                                     progress=lambda stage, f: self.load_progress.emit(stage, f))
+        except Exception as exc:  # any failure is shown; the previous model stays loaded
+            log.warning("loading %s failed: %s", spec, exc)
+            log.debug("%s", traceback.format_exc())
+            self.model_failed.emit(spec, str(exc))
+            return
+        self.model_loaded.emit(info.to_dict())
+
+    @Slot(int, list, str, dict)
+    def generate(self, request_id: int, messages: list, system_prompt: str, settings: dict) -> None:
+        self.cancel.clear()
+        try:
+            from ..engine.sampling import SamplingSettings  # torch loads here, in this thread
+
+            sampling = SamplingSettings(**settings)
+            for text in self.backend.stream(messages, system_prompt, sampling, self.cancel):
+                self.delta.emit(request_id, text)
+            reply = self.backend.reply
+            self.finished.emit(request_id, {
+                "text": reply.text,
+                "finish_reason": reply.finish_reason,
+                "stats": reply.stats.to_dict(),
+                "dropped_messages": self.backend.dropped_messages,
+                "context_used": self.backend.context_used(),
+            })
+        except Exception as exc:
+            log.warning("generation failed: %s", exc)
+            log.debug("%s", traceback.format_exc())
+            self.failed.emit(request_id, str(exc))
+
+
+class WorkerThread(QObject):
+    """Owns the QThread and the worker; `shutdown()` stops a reply and joins the thread."""
+
+    def __init__(self, backend: ChatBackend, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.thread = QThread()
+        self.thread.setObjectName("generation")
+        self.worker = GenerationWorker(backend)
+        self.worker.moveToThread(self.thread)
+        self.thread.start()
+
+    def stop_reply(self) -> None:
+        self.worker.cancel.set()
+
+    def shutdown(self, timeout_s: float = 10.0) -> bool:
+        """Cancel any reply, end the thread's event loop, and wait for it (bounded)."""
+        self.worker.cancel.set()
+        self.thread.quit()
+        finished = self.thread.wait(int(timeout_s * 1000))
+        if not finished:
+            log.error("generation thread did not stop within %.0f s", timeout_s)
+        return finished

@@ -1,0 +1,185 @@
+"""The window with a fake backend: send, stream, stop, regenerate, edit, switch, delete, settings."""
+
+from __future__ import annotations
+
+import json
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextCursor
+
+from conftest import FakeBackend
+
+
+def _send(qtbot, window, text):
+    window.composer.setPlainText(text)
+    qtbot.keyClick(window.composer, Qt.Key_Return)
+
+
+def _wait_idle(qtbot, window, timeout=5000):
+    qtbot.waitUntil(lambda: not window.streaming, timeout=timeout)
+
+
+def test_enter_sends_and_reply_streams_into_view_and_database(qtbot, make_window, backend):
+    window = make_window(backend)
+    _send(qtbot, window, "hello there")
+    assert window.streaming and window.composer.toPlainText() == ""
+    _wait_idle(qtbot, window)
+    expected = "Reply1 to 'hello there' w0 w1 w2 w3 w4 w5"
+    stored = window.store.messages(window.current_id)
+    assert [(m.role, m.content, m.state) for m in stored] == [
+        ("user", "hello there", "complete"), ("assistant", expected, "complete")]
+    assert [w.text for w in window.chat.messages] == ["hello there", expected]
+    assert "42.0 tok/s" in window.speed_label.text()
+    assert backend.calls[0]["messages"] == [{"role": "user", "content": "hello there"}]
+    # model work ran in the worker thread, never the GUI thread
+    assert backend.thread_names == {"worker"}
+
+
+def test_shift_enter_is_a_newline(qtbot, make_window, backend):
+    window = make_window(backend)
+    window.composer.setPlainText("line one")
+    window.composer.moveCursor(QTextCursor.End)
+    qtbot.keyClick(window.composer, Qt.Key_Return, Qt.ShiftModifier)
+    assert window.composer.toPlainText() == "line one\n" and not window.streaming
+
+
+def test_text_appears_progressively(qtbot, make_window):
+    window = make_window(FakeBackend(words=30, delay=0.03))
+    _send(qtbot, window, "stream please")
+    widget = window.chat.messages[-1]
+    qtbot.waitUntil(lambda: "w3" in widget.text, timeout=5000)
+    assert window.streaming and "w29" not in widget.text
+    _wait_idle(qtbot, window)
+    assert widget.text.endswith("w29")
+
+
+def test_stop_keeps_partial_reply_marked_stopped(qtbot, make_window):
+    window = make_window(FakeBackend(words=200, delay=0.02))
+    _send(qtbot, window, "long one")
+    widget = window.chat.messages[-1]
+    qtbot.waitUntil(lambda: "w2" in widget.text, timeout=5000)
+    qtbot.mouseClick(window.stop_button, Qt.LeftButton)
+    _wait_idle(qtbot, window)
+    reply = window.store.messages(window.current_id)[-1]
+    assert reply.state == "cancelled" and "w2" in reply.content and "w199" not in reply.content
+    assert "stopped" in widget.status_label.text()
+
+
+def test_regenerate_replaces_last_reply(qtbot, make_window, backend):
+    window = make_window(backend)
+    _send(qtbot, window, "question")
+    _wait_idle(qtbot, window)
+    window.regenerate()
+    _wait_idle(qtbot, window)
+    stored = window.store.messages(window.current_id)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[1].content.startswith("Reply2 to 'question'")
+    assert backend.calls[1]["messages"] == [{"role": "user", "content": "question"}]
+
+
+def test_edit_and_resend_drops_everything_after(qtbot, make_window, backend):
+    window = make_window(backend)
+    _send(qtbot, window, "first")
+    _wait_idle(qtbot, window)
+    _send(qtbot, window, "second")
+    _wait_idle(qtbot, window)
+    first = window.chat.messages[0]
+    first.start_edit()
+    first._editor.setPlainText("first, edited")
+    first._submit_edit()
+    _wait_idle(qtbot, window)
+    stored = window.store.messages(window.current_id)
+    assert [(m.role, m.content[:14]) for m in stored] == [("user", "first, edited"), ("assistant", "Reply3 to 'fir")]
+    assert backend.calls[-1]["messages"] == [{"role": "user", "content": "first, edited"}]
+
+
+def test_switching_conversation_while_streaming(qtbot, make_window):
+    window = make_window(FakeBackend(words=40, delay=0.02))
+    _send(qtbot, window, "in A")
+    conv_a = window.current_id
+    qtbot.waitUntil(lambda: "w1" in window.stream_text, timeout=5000)
+    window.new_conversation()
+    conv_b = window.current_id
+    assert conv_b != conv_a and window.chat.messages == []
+    _wait_idle(qtbot, window)
+    assert window.chat.messages == []  # nothing of A's reply leaked into B
+    assert window.store.messages(conv_a)[-1].content.endswith("w39")
+    window.open_conversation(conv_a)
+    assert window.chat.messages[-1].text.endswith("w39")
+
+
+def test_delete_and_undo(qtbot, make_window, backend):
+    window = make_window(backend)
+    _send(qtbot, window, "keep me")
+    _wait_idle(qtbot, window)
+    conv = window.current_id
+    window.delete_conversation(conv)
+    assert window.current_id is None and window.conversations.list.count() == 0
+    assert window.undo_button.isVisibleTo(window)
+    window.undo_delete()
+    assert window.current_id == conv and window.conversations.list.count() == 1
+    assert [m.content for m in window.store.messages(conv)][0] == "keep me"
+
+
+def test_failed_model_load_keeps_previous_model(qtbot, make_window, backend):
+    window = make_window(backend)
+    before = dict(window.model_info)
+    window.load_model("broken")
+    qtbot.waitUntil(lambda: window.loading_spec is None, timeout=5000)
+    assert window.model_info == before
+    status = window.settings_panel.model_status.text()
+    assert "Could not load broken" in status and "still loaded" in status
+    _send(qtbot, window, "still works?")
+    _wait_idle(qtbot, window)
+    assert window.store.messages(window.current_id)[-1].state == "complete"
+
+
+def test_search_filters_conversations(qtbot, make_window, backend):
+    window = make_window(backend)
+    _send(qtbot, window, "about penguins")
+    _wait_idle(qtbot, window)
+    window.new_conversation()
+    _send(qtbot, window, "about volcanoes")
+    _wait_idle(qtbot, window)
+    window.conversations.search.setText("penguin")
+    titles = [window.conversations.list.item(i).text() for i in range(window.conversations.list.count())]
+    assert titles == ["about penguins"]
+
+
+def test_export_import_round_trip(qtbot, make_window, backend, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+    window = make_window(backend)
+    _send(qtbot, window, "export me ```code```")
+    _wait_idle(qtbot, window)
+    target = tmp_path / "out.json"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(target), ""))
+    original = window.current_id
+    window.export_conversation(original, "json")
+    assert json.loads(target.read_text())["messages"][0]["content"] == "export me ```code```"
+    window.import_conversation()
+    assert window.current_id != original
+    assert ([(m.role, m.content) for m in window.store.messages(window.current_id)]
+            == [(m.role, m.content) for m in window.store.messages(original)])
+
+
+def test_settings_persist_across_windows(qtbot, make_window, backend):
+    window = make_window(backend)
+    window.settings_panel.temperature.setValue(0.25)
+    window.settings_panel.system_prompt.setPlainText("Answer in French.")
+    window.close()
+    again = make_window(FakeBackend())
+    assert again.settings_panel.temperature.value() == 0.25
+    assert again.settings.system_prompt == "Answer in French."
+    _send(qtbot, again, "bonjour")
+    _wait_idle(qtbot, again)
+    assert again.worker_thread.worker.backend.calls[0]["settings"].temperature == 0.25
+
+
+def test_closing_while_generating_stops_the_worker(qtbot, make_window):
+    window = make_window(FakeBackend(words=10_000, delay=0.01))
+    _send(qtbot, window, "never ending")
+    qtbot.waitUntil(lambda: "w1" in window.stream_text, timeout=5000)
+    window.close()
+    assert window.worker_thread.thread.isFinished()
+    assert window.store.messages(window.current_id)[-1].state == "cancelled"
