@@ -1,0 +1,425 @@
+"""The training loop: LoRA or full fine-tuning of our Transformer on packed token blocks.
+
+One optimizer step = `grad_accum` micro-batches of `batch_size` blocks; the loss is the mean
+next-token cross-entropy over every target token of the step (token-weighted across the
+micro-batches, so accumulation does not change the objective). The data order is a seeded
+permutation per epoch, so the position in the data is one integer; with the RNG states,
+optimizer state and trained weights in a checkpoint, a resumed run repeats an uninterrupted
+one exactly (bit for bit on CPU).
+
+Progress goes to a callback as plain dicts, one per event ("eval", "step", "checkpoint",
+"done"), ready to be written as JSON lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint as activation_checkpoint
+
+from ..model.lora import LoRAConfig, apply_lora, has_lora
+from .checkpoint import Checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .dataset import IGNORE_INDEX, TokenBlocks, as_blocks
+from .schedule import WarmupCosine
+
+log = logging.getLogger(__name__)
+
+METHODS = ("lora", "full")
+# Fields that may differ between a checkpoint and the run resuming it: none changes the math.
+RESUMABLE_CHANGES = {"save_every", "keep_checkpoints", "gradient_checkpointing"}
+
+Progress = Optional[Callable[[dict[str, Any]], None]]
+Cancel = Optional[Union[threading.Event, Callable[[], bool]]]
+
+
+@dataclass
+class TrainConfig:
+    method: str = "lora"
+    lr: float = 2e-4
+    min_lr_ratio: float = 0.1  # the cosine ends at lr * min_lr_ratio
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    warmup_steps: int = 10
+    max_steps: Optional[int] = None  # optimizer steps; None: from `epochs`
+    epochs: Optional[float] = None  # passes over the training blocks; None with max_steps None: 1
+    batch_size: int = 4
+    grad_accum: int = 1
+    grad_clip: float = 1.0  # max gradient norm; 0: no clipping
+    eval_every: int = 50  # steps; 0: evaluate only before and after training
+    eval_batch_size: int = 8
+    save_every: int = 0  # steps; 0: checkpoints only on cancel and at the end
+    keep_checkpoints: int = 2  # the newest N; 0 keeps every one
+    early_stop_patience: int = 0  # evaluations without improvement; 0: never stop early
+    seed: int = 0
+    block_size: int = 256
+    gradient_checkpointing: bool = False
+    bf16: bool = True  # bf16 autocast, on CUDA only; CPU computes in float32
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lora, dict):
+            self.lora = LoRAConfig.from_dict(self.lora)
+        self.betas = tuple(self.betas)
+        self.validate()
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"need lr > 0 and 0 <= min_lr_ratio <= 1, got {self.lr}, {self.min_lr_ratio}")
+        if self.weight_decay < 0 or self.eps <= 0 or self.grad_clip < 0:
+            raise ValueError("weight_decay and grad_clip must be >= 0 and eps > 0")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        for name in ("batch_size", "grad_accum", "eval_batch_size", "block_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name in ("warmup_steps", "eval_every", "save_every", "keep_checkpoints", "early_stop_patience"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps <= 0):
+            raise ValueError(f"max_steps must be a positive integer or None, got {self.max_steps!r}")
+        if self.epochs is not None and not self.epochs > 0:
+            raise ValueError(f"epochs must be positive or None, got {self.epochs!r}")
+        if self.max_steps is not None and self.epochs is not None:
+            raise ValueError("give max_steps or epochs, not both")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.early_stop_patience and not self.eval_every:
+            raise ValueError("early_stop_patience needs eval_every > 0")
+
+    def total_steps(self, n_blocks: int) -> int:
+        if self.max_steps is not None:
+            return self.max_steps
+        per_step = self.batch_size * self.grad_accum
+        return max(1, math.ceil((self.epochs or 1.0) * n_blocks / per_step))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["betas"] = list(self.betas)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        return cls(**data)
+
+
+@dataclass
+class TrainResult:
+    reason: str  # "completed", "early_stop" or "cancelled"
+    step: int
+    total_steps: int
+    losses: dict[int, float]  # training loss of each step run in this session
+    evals: list[dict[str, float]]  # {"step", "val_loss", "val_ppl"}, whole run (resumes included)
+    best_val_loss: Optional[float]
+    best_step: Optional[int]
+    checkpoint: Optional[Path]
+
+
+# -- pieces -------------------------------------------------------------------------------
+def param_groups(model: nn.Module, weight_decay: float) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    """AdamW groups as nanoGPT: decay on matrices; none on norms, biases and embeddings.
+
+    Returns (groups, parameter names per group); only parameters that require grad.
+    """
+    embedding_params = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
+    decay, no_decay = ([], []), ([], [])
+    for name, p in model.named_parameters():  # a tied lm_head comes once, as the embedding
+        if not p.requires_grad:
+            continue
+        target = no_decay if p.dim() < 2 or id(p) in embedding_params else decay
+        target[0].append(p)
+        target[1].append(name)
+    groups, names = [], []
+    for (params, pnames), wd in ((decay, weight_decay), (no_decay, 0.0)):
+        if params:
+            groups.append({"params": params, "weight_decay": wd})
+            names.append(pnames)
+    return groups, names
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def enable_gradient_checkpointing(model: nn.Module) -> None:
+    """Recompute each block's activations in the backward pass instead of keeping them.
+
+    Done from outside the model: each Block's forward is shadowed by an instance attribute
+    that runs the original under torch.utils.checkpoint (RNG state preserved, so dropout
+    draws the same mask twice). `disable_gradient_checkpointing` removes the shadow.
+    """
+    for block in model.layers:
+        if "forward" in vars(block):
+            continue
+        original = block.forward
+
+        def forward(*args, _original=original, **kwargs):
+            return activation_checkpoint(_original, *args, use_reentrant=False, **kwargs)
+
+        block.forward = forward
+
+
+def disable_gradient_checkpointing(model: nn.Module) -> None:
+    for block in model.layers:
+        vars(block).pop("forward", None)
+
+
+def _autocast(device: torch.device, bf16: bool):
+    if device.type == "cuda" and bf16:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _token_loss_sum(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    logits = model(inputs)  # (B, T, V)
+    return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX,
+                           reduction="sum")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, blocks: Union[TokenBlocks, torch.Tensor], batch_size: int = 8,
+             bf16: bool = True) -> tuple[float, float]:
+    """(mean next-token loss, perplexity) over every target of `blocks`, in eval mode."""
+    blocks = as_blocks(blocks)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.clear_cache()
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        for start in range(0, len(blocks), batch_size):
+            inputs, labels = blocks.batch(torch.arange(start, min(start + batch_size, len(blocks))))
+            labels = labels.to(device)
+            with _autocast(device, bf16):
+                total += _token_loss_sum(model, inputs.to(device), labels).item()
+            count += int((labels != IGNORE_INDEX).sum())
+    finally:
+        model.train(was_training)
+    if count == 0:
+        raise ValueError("the evaluation blocks have no target tokens")
+    loss = total / count
+    return loss, math.exp(min(loss, 700.0))
+
+
+# -- the trainer --------------------------------------------------------------------------
+class Trainer:
+    """Fine-tunes `model` in place. For LoRA, adapters are added unless the model has some.
+
+    Seeds torch's and Python's global generators with `config.seed` (training runs in its
+    own process), so the LoRA initialisation and dropout are reproducible.
+    """
+
+    def __init__(self, model: nn.Module, config: TrainConfig, train: Union[TokenBlocks, torch.Tensor],
+                 val: Union[TokenBlocks, torch.Tensor, None] = None, checkpoint_dir: Union[str, Path, None] = None,
+                 progress: Progress = None, cancel: Cancel = None) -> None:
+        self.model = model
+        self.config = config
+        self.train = as_blocks(train)
+        self.val = as_blocks(val) if val is not None else None
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.progress = progress
+        self.cancel = cancel
+        for name, blocks in (("training", self.train), ("validation", self.val)):
+            if blocks is not None and blocks.block_size != config.block_size:
+                raise ValueError(f"{name} blocks hold {blocks.block_size} positions, config.block_size "
+                                 f"is {config.block_size}")
+        if config.block_size > model.config.max_seq_len:
+            raise ValueError(f"block_size {config.block_size} exceeds the model's context {model.config.max_seq_len}")
+        self.device = next(model.parameters()).device
+        self.total_steps = config.total_steps(len(self.train))
+        self.schedule = WarmupCosine(config.lr, min(config.warmup_steps, self.total_steps), self.total_steps,
+                                     config.lr * config.min_lr_ratio)
+
+        torch.manual_seed(config.seed)
+        random.seed(config.seed)
+        model.clear_cache()
+        if config.method == "lora":
+            if not has_lora(model):
+                # float32 adapters even over bf16 weights: AdamW updates need the precision.
+                apply_lora(model, config.lora, dtype=torch.float32)
+        else:
+            if has_lora(model):
+                raise ValueError("full fine-tuning of a model with LoRA layers: merge_lora() it first")
+            model.requires_grad_(True)
+        groups, self.param_names = param_groups(model, config.weight_decay)
+        if not groups:
+            raise ValueError("the model has no trainable parameters")
+        self.params = [p for g in groups for p in g["params"]]
+        self.optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps)
+
+        self.step = 0
+        self.position = 0  # training blocks consumed so far, across epochs
+        self.evals: list[dict[str, float]] = []
+        self.best_val_loss: Optional[float] = None
+        self.best_step: Optional[int] = None
+        self.bad_evals = 0
+        self._perm_epoch = -1
+        self._perm = torch.empty(0, dtype=torch.long)
+        self._step_time: Optional[float] = None
+
+    # -- data order -----------------------------------------------------------------------
+    def _next_indices(self, count: int) -> torch.Tensor:
+        n = len(self.train)
+        out = []
+        for _ in range(count):
+            epoch, offset = divmod(self.position, n)
+            if epoch != self._perm_epoch:
+                g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+                self._perm = torch.randperm(n, generator=g)
+                self._perm_epoch = epoch
+            out.append(int(self._perm[offset]))
+            self.position += 1
+        return torch.tensor(out, dtype=torch.long)
+
+    # -- one step -------------------------------------------------------------------------
+    def _train_step(self) -> float:
+        lr = self.schedule(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batches = [self.train.batch(self._next_indices(self.config.batch_size))
+                   for _ in range(self.config.grad_accum)]
+        n_targets = max(1, sum(int((labels != IGNORE_INDEX).sum()) for _, labels in batches))
+        self.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for inputs, labels in batches:
+            with _autocast(self.device, self.config.bf16):
+                loss = _token_loss_sum(self.model, inputs.to(self.device), labels.to(self.device)) / n_targets
+            loss.backward()
+            total += loss.item()
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        return total
+
+    def _evaluate(self) -> dict[str, float]:
+        loss, ppl = evaluate(self.model, self.val, self.config.eval_batch_size, self.config.bf16)
+        record = {"step": self.step, "val_loss": loss, "val_ppl": ppl}
+        self.evals.append(record)
+        if self.best_val_loss is None or loss < self.best_val_loss:
+            self.best_val_loss, self.best_step, self.bad_evals = loss, self.step, 0
+        else:
+            self.bad_evals += 1
+        log.info("step %d: validation loss %.4f, perplexity %.2f", self.step, loss, ppl)
+        return record
+
+    def _cancelled(self) -> bool:
+        if self.cancel is None:
+            return False
+        if isinstance(self.cancel, threading.Event):
+            return self.cancel.is_set()
+        return bool(self.cancel())
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        if self.progress is not None:
+            self.progress(event)
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def save(self) -> Optional[Path]:
+        if self.checkpoint_dir is None:
+            return None
+        state = {"position": self.position, "evals": self.evals, "best_val_loss": self.best_val_loss,
+                 "best_step": self.best_step, "bad_evals": self.bad_evals, "total_steps": self.total_steps,
+                 "train_fingerprint": self.train.fingerprint(), "method": self.config.method}
+        path = save_checkpoint(self.checkpoint_dir, self.step, trainable_state(self.model),
+                               self.optimizer.state_dict(), self.param_names, rng_state(), state,
+                               self.config.to_dict(), keep=self.config.keep_checkpoints)
+        self._emit({"event": "checkpoint", "step": self.step, "path": str(path)})
+        return path
+
+    def _restore(self, ckpt: Checkpoint) -> None:
+        mine, saved = self.config.to_dict(), ckpt.config
+        changed = sorted(k for k in set(mine) | set(saved)
+                         if k not in RESUMABLE_CHANGES and mine.get(k) != saved.get(k))
+        if changed:
+            raise ValueError(f"{ckpt.path}: the checkpoint was made with different settings ({', '.join(changed)}); "
+                             f"resume with the same settings or start a new run")
+        if ckpt.state.get("train_fingerprint") != self.train.fingerprint():
+            raise ValueError(f"{ckpt.path}: the training data changed since the checkpoint was saved")
+        if ckpt.optimizer_param_names != self.param_names:
+            raise ValueError(f"{ckpt.path}: the checkpoint's trained parameters are not this model's")
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, tensor in ckpt.trainable.items():
+                params[name].copy_(tensor)
+        self.optimizer.load_state_dict(ckpt.optimizer)
+        self.step = ckpt.step
+        self.position = int(ckpt.state["position"])
+        self.evals = list(ckpt.state["evals"])
+        self.best_val_loss = ckpt.state["best_val_loss"]
+        self.best_step = ckpt.state["best_step"]
+        self.bad_evals = int(ckpt.state["bad_evals"])
+        set_rng_state(ckpt.rng)  # last: nothing after this may draw random numbers before step 1
+        log.info("resumed from %s at step %d", ckpt.path, self.step)
+
+    # -- the loop -------------------------------------------------------------------------
+    def fit(self, resume_from: Union[str, Path, None] = None) -> TrainResult:
+        """Train until max steps, early stop or cancel. `resume_from`: a checkpoint folder."""
+        cfg = self.config
+        if resume_from is not None:
+            self._restore(load_checkpoint(resume_from))
+        elif self.val is not None:
+            self._emit({"event": "eval", **self._evaluate()})
+        was_training = self.model.training
+        self.model.clear_cache()
+        self.model.train()
+        if cfg.gradient_checkpointing:
+            enable_gradient_checkpointing(self.model)
+        losses: dict[int, float] = {}
+        reason = "completed"
+        tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size
+        last_eval_step = self.evals[-1]["step"] if self.evals else None
+        try:
+            while self.step < self.total_steps:
+                if self._cancelled():
+                    reason = "cancelled"
+                    break
+                lr = self.schedule(self.step)
+                started = time.perf_counter()
+                loss = self._train_step()
+                elapsed = time.perf_counter() - started
+                self._step_time = elapsed if self._step_time is None else 0.9 * self._step_time + 0.1 * elapsed
+                losses[self.step] = loss
+                event = {"event": "step", "step": self.step, "total_steps": self.total_steps, "loss": loss,
+                         "lr": lr, "tokens_per_s": tokens_per_step / max(elapsed, 1e-9),
+                         "eta_s": self._step_time * (self.total_steps - self.step),
+                         "epoch": self.position / len(self.train)}
+                evaluated = self.val is not None and (
+                    (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == self.total_steps)
+                if evaluated:
+                    record = self._evaluate()
+                    last_eval_step = self.step
+                    event.update(val_loss=record["val_loss"], val_ppl=record["val_ppl"])
+                    self.model.train()
+                self._emit(event)
+                if cfg.early_stop_patience and evaluated and self.bad_evals >= cfg.early_stop_patience:
+                    reason = "early_stop"
+                    break
+                if cfg.save_every and self.step % cfg.save_every == 0 and self.step < self.total_steps:
+                    self.save()
+        finally:
+            if cfg.gradient_checkpointing:
+                disable_gradient_checkpointing(self.model)
+            self.model.train(was_training)
+        if reason != "cancelled" and self.val is not None and last_eval_step != self.step:
+            self._evaluate()
+        path = self.save()
+        result = TrainResult(reason=reason, step=self.step, total_steps=self.total_steps, losses=losses,
+                             evals=list(self.evals), best_val_loss=self.best_val_loss, best_step=self.best_step,
+                             checkpoint=path)
+        self._emit({"event": "done", "reason": reason, "step": self.step, "best_val_loss": self.best_val_loss,
+                    "best_step": self.best_step, "checkpoint": str(path) if path else None})
+        return result

@@ -1,0 +1,214 @@
+"""The training loop: schedule, optimizer groups, evaluation, checkpoints, exact resume, cancel."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+
+import pytest
+import torch
+
+from chatapp.model import ModelConfig, Transformer
+from chatapp.model.lora import LoRAConfig
+from chatapp.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from chatapp.training.dataset import IGNORE_INDEX, TokenBlocks, pack_documents
+from chatapp.training.schedule import WarmupCosine
+from chatapp.training.trainer import TrainConfig, Trainer, evaluate, param_groups
+
+VOCAB, EOS, BLOCK = 32, 31, 16
+
+
+def tiny_model(seed: int = 0, tie: bool = False) -> Transformer:
+    torch.manual_seed(seed)
+    return Transformer(ModelConfig(arch="llama", vocab_size=VOCAB, dim=32, n_layers=2, n_heads=2,
+                                   intermediate_size=64, max_seq_len=32, tie_embeddings=tie)).eval()
+
+
+def corpus(n_docs: int, seed: int) -> TokenBlocks:
+    """Documents made of 5 fixed phrases (one "language"); `seed` picks which documents."""
+    phrases = [[(7 * p + 3 * i + 1) % EOS for i in range(4)] for p in range(5)]
+    rng = random.Random(seed)
+    docs = [[t for _ in range(6) for t in rng.choice(phrases)] for _ in range(n_docs)]
+    return TokenBlocks.from_blocks(pack_documents(docs, BLOCK, EOS))
+
+
+TRAIN = corpus(20, seed=0)  # 28 blocks
+VAL = corpus(4, seed=1)
+
+
+def config(**overrides) -> TrainConfig:
+    base = dict(lr=5e-3, warmup_steps=2, max_steps=8, batch_size=3, grad_accum=2, eval_every=4, block_size=BLOCK,
+                lora=LoRAConfig(r=4, alpha=8, dropout=0.1, target_modules=["q_proj", "v_proj", "up_proj"]))
+    return TrainConfig(**{**base, **overrides})
+
+
+# -- schedule and config ------------------------------------------------------------------
+def test_schedule_values_at_known_steps():
+    s = WarmupCosine(lr=1.0, warmup_steps=4, total_steps=14, min_lr=0.1)
+    assert [s(i) for i in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert s(4) == 1.0  # cosine starts at the peak
+    assert s(9) == pytest.approx(0.55)  # half way: (1 + 0.1) / 2
+    assert s(14) == pytest.approx(0.1) and s(100) == 0.1
+    assert s(6) == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 0.2)))
+    assert WarmupCosine(2.0, 0, 10)(0) == 2.0
+    with pytest.raises(ValueError):
+        WarmupCosine(1.0, 0, 10, min_lr=2.0)
+
+
+@pytest.mark.parametrize("kwargs", [dict(method="qlora"), dict(lr=0), dict(batch_size=0), dict(betas=(0.9, 1.0)),
+                                    dict(max_steps=10, epochs=1.0), dict(early_stop_patience=2, eval_every=0),
+                                    dict(grad_clip=-1.0), dict(lora={"r": 0})])
+def test_config_validates_itself(kwargs):
+    with pytest.raises(ValueError):
+        TrainConfig(**kwargs)
+
+
+def test_config_round_trips_through_json_and_counts_steps():
+    cfg = config()
+    again = TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg and isinstance(again.lora, LoRAConfig) and again.betas == cfg.betas
+    assert TrainConfig(epochs=2.0, batch_size=3, grad_accum=2).total_steps(28) == 10  # ceil(56 / 6)
+    assert TrainConfig().total_steps(5) == 2  # one epoch of 5 blocks at 4 per step
+
+
+def test_weight_decay_groups_skip_norms_biases_and_embeddings():
+    model = tiny_model(tie=True)
+    model.layers[0].attn.q_proj.bias = torch.nn.Parameter(torch.zeros(32))  # one bias to classify
+    groups, names = param_groups(model, weight_decay=0.1)
+    decay, no_decay = names
+    assert groups[0]["weight_decay"] == 0.1 and groups[1]["weight_decay"] == 0.0
+    assert "layers.0.attn.q_proj.weight" in decay and "layers.1.mlp.down_proj.weight" in decay
+    assert {"tok_embeddings.weight", "norm.weight", "layers.0.attn_norm.weight",
+            "layers.0.attn.q_proj.bias"} <= set(no_decay)
+    assert not any("embeddings" in n or "norm" in n or n.endswith("bias") for n in decay)
+    assert "lm_head.weight" not in decay + no_decay  # tied: it is the embedding, counted once
+
+
+# -- evaluation ---------------------------------------------------------------------------
+def test_evaluate_is_token_weighted_and_keeps_the_mode():
+    model = tiny_model().train()
+    loss, ppl = evaluate(model, VAL, batch_size=3)
+    assert model.training and ppl == pytest.approx(math.exp(loss))
+    with torch.no_grad():
+        model.eval()
+        logits = model(VAL.tokens[:, :-1])
+        expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), VAL.tokens[:, 1:].flatten())
+    assert loss == pytest.approx(expected.item(), rel=1e-5)
+    assert loss == pytest.approx(math.log(VOCAB), rel=0.2)  # a random model is near uniform
+    masked = TokenBlocks(VAL.tokens, torch.zeros_like(VAL.tokens, dtype=torch.bool))
+    masked.loss_mask[:, -1] = True  # only the last target of each row counts
+    inputs, labels = masked.batch(torch.arange(len(masked)))
+    assert (labels != IGNORE_INDEX).sum() == len(masked)
+    with torch.no_grad():
+        only_last = torch.nn.functional.cross_entropy(model(inputs)[:, -1], labels[:, -1])
+    assert evaluate(model, masked)[0] == pytest.approx(only_last.item(), rel=1e-5)
+
+
+# -- the loop -----------------------------------------------------------------------------
+def test_progress_events_and_checkpoint_contents(tmp_path):
+    events = []
+    result = Trainer(tiny_model(), config(save_every=3), TRAIN, VAL, tmp_path / "ckpt", events.append).fit()
+    assert result.reason == "completed" and result.step == 8 and sorted(result.losses) == list(range(1, 9))
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "eval" and kinds[-1] == "done" and kinds.count("step") == 8
+    steps = [e for e in events if e["event"] == "step"]
+    assert [e["step"] for e in steps] == list(range(1, 9))
+    assert steps[0]["lr"] == pytest.approx(2.5e-3) and steps[1]["lr"] == pytest.approx(5e-3)
+    assert all(e["tokens_per_s"] > 0 and e["eta_s"] >= 0 and e["loss"] > 0 for e in steps)
+    assert "val_ppl" in steps[3] and "val_ppl" in steps[7] and "val_ppl" not in steps[4]
+    assert [e["step"] for e in result.evals] == [0, 4, 8]
+    json.dumps(events)  # ready for JSON lines
+
+    # Saved at 3 and 6, at the end, and only the newest two kept; no temp folders left.
+    assert [p.name for p in list_checkpoints(tmp_path / "ckpt")] == ["step-00000006", "step-00000008"]
+    assert not list((tmp_path / "ckpt").glob(".*"))
+    ckpt = load_checkpoint(latest_checkpoint(tmp_path / "ckpt"))
+    assert ckpt.step == 8 and ckpt.config == config(save_every=3).to_dict()
+    assert set(ckpt.trainable) == {f"layers.{i}.{m}.lora_{w}" for i in range(2)
+                                   for m in ("attn.q_proj", "attn.v_proj", "mlp.up_proj") for w in "AB"}
+    assert ckpt.optimizer["state"][0]["exp_avg"].shape == ckpt.trainable[ckpt.optimizer_param_names[0][0]].shape
+    assert ckpt.state["position"] == 8 * 3 * 2 and ckpt.state["evals"] == result.evals
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_resume_repeats_the_uninterrupted_run_exactly(tmp_path, method):
+    cfg = config(method=method, save_every=4, keep_checkpoints=0, max_steps=10, lr=1e-3 if method == "full" else 5e-3)
+    full_model = tiny_model(tie=method == "full")
+    whole = Trainer(full_model, cfg, TRAIN, VAL, tmp_path / "a").fit()
+    assert (tmp_path / "a" / "step-00000004").is_dir()
+
+    resumed_model = tiny_model(tie=method == "full")
+    # Use the RNG in between, as a real process would differ: the checkpoint must restore it.
+    torch.rand(100)
+    rest = Trainer(resumed_model, cfg, TRAIN, VAL, tmp_path / "b").fit(resume_from=tmp_path / "a" / "step-00000004")
+    assert sorted(rest.losses) == list(range(5, 11))
+    assert [rest.losses[s] for s in range(5, 11)] == [whole.losses[s] for s in range(5, 11)]  # bit for bit
+    assert rest.evals == whole.evals
+    for (name, a), (_, b) in zip(full_model.named_parameters(), resumed_model.named_parameters()):
+        assert torch.equal(a, b), name
+
+
+def test_cancel_leaves_a_checkpoint_that_resumes(tmp_path):
+    reference = Trainer(tiny_model(), config(), TRAIN, VAL).fit()
+
+    cancel = threading.Event()
+
+    def progress(event):
+        if event["event"] == "step" and event["step"] == 3:
+            cancel.set()  # as the window's Stop button would, from another thread
+
+    cut = Trainer(tiny_model(), config(), TRAIN, VAL, tmp_path, progress, cancel).fit()
+    assert cut.reason == "cancelled" and cut.step == 3
+    assert cut.checkpoint == tmp_path / "step-00000003" and cut.checkpoint.is_dir()
+    assert [cut.losses[s] for s in (1, 2, 3)] == [reference.losses[s] for s in (1, 2, 3)]
+
+    calls = iter(range(100))
+    done = Trainer(tiny_model(), config(), TRAIN, VAL, tmp_path, cancel=lambda: next(calls) > 100).fit(
+        resume_from=latest_checkpoint(tmp_path))
+    assert done.reason == "completed" and done.step == 8
+    assert [done.losses[s] for s in range(4, 9)] == [reference.losses[s] for s in range(4, 9)]
+
+
+def test_resume_refuses_other_settings_or_data(tmp_path):
+    Trainer(tiny_model(), config(max_steps=2), TRAIN, None, tmp_path).fit()
+    ckpt = latest_checkpoint(tmp_path)
+    with pytest.raises(ValueError, match="lr"):
+        Trainer(tiny_model(), config(max_steps=2, lr=1e-2), TRAIN).fit(resume_from=ckpt)
+    with pytest.raises(ValueError, match="data changed"):
+        Trainer(tiny_model(), config(max_steps=2), corpus(20, seed=5)).fit(resume_from=ckpt)
+    # Settings that do not change the arithmetic may differ.
+    result = Trainer(tiny_model(), config(max_steps=2, save_every=1, gradient_checkpointing=True),
+                     TRAIN).fit(resume_from=ckpt)
+    assert result.step == 2 and result.losses == {}
+
+
+def test_early_stop_when_validation_stops_improving():
+    # Learning the training phrases makes unrelated random tokens less likely, step after step.
+    noise = TokenBlocks(torch.randint(0, VOCAB, (6, BLOCK + 1), generator=torch.Generator().manual_seed(9)))
+    cfg = config(lr=3e-2, warmup_steps=0, max_steps=60, eval_every=2, early_stop_patience=2,
+                 lora=LoRAConfig(r=8, alpha=16, target_modules=["q_proj", "v_proj", "up_proj", "down_proj"]))
+    result = Trainer(tiny_model(), cfg, TRAIN, noise).fit()
+    assert result.reason == "early_stop" and result.step < 60
+    losses = [e["val_loss"] for e in result.evals]
+    assert result.best_val_loss == min(losses) and result.best_step == result.evals[-3]["step"]
+    assert losses[-2] >= result.best_val_loss and losses[-1] >= result.best_val_loss
+
+
+def test_gradient_checkpointing_changes_nothing_but_memory():
+    plain = Trainer(tiny_model(), config(max_steps=3), TRAIN).fit()
+    model = tiny_model()
+    checkpointed = Trainer(model, config(max_steps=3, gradient_checkpointing=True), TRAIN).fit()
+    for s in (1, 2, 3):
+        assert checkpointed.losses[s] == pytest.approx(plain.losses[s], abs=1e-6)
+    assert all("forward" not in vars(block) for block in model.layers)  # the hook is removed
+
+
+def test_full_fine_tuning_trains_every_parameter():
+    model = tiny_model()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    result = Trainer(model, config(method="full", lr=1e-3, max_steps=4), TRAIN, VAL).fit()
+    assert result.evals[-1]["val_loss"] < result.evals[0]["val_loss"]
+    assert all(not torch.equal(before[n], p) for n, p in model.named_parameters())
+    assert not model.training  # handed back in the mode it came in
