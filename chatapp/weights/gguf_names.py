@@ -1,0 +1,102 @@
+"""GGUF tensor names -> ours: one declarative map per model family.
+
+GGUF names follow llama.cpp (gguf-py's `constants.TENSOR_NAMES`): `token_embd`, `blk.N.attn_q`,
+`output_norm`, ... Each table below maps a GGUF name pattern to our parameter name, where
+`{i}` is the layer index and `{p}` the parameter kind (weight or bias).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+# general.architecture values we run. "mistral" has no GGUF architecture of its own in
+# llama.cpp (Mistral models are written as "llama"), but files that say "mistral" use the
+# llama layout.
+SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2")
+
+# Architectures whose q/k rows llama.cpp's convert_hf_to_gguf.py permutes when it writes the
+# file: `LlamaModel.modify_tensors` calls `permute(q, n_head, n_head)` and
+# `permute(k, n_head, n_head_kv)` on the weights and biases, because llama.cpp's Llama RoPE
+# kernel rotates interleaved pairs (x0, x1), (x2, x3), ... while Hugging Face rotates halves.
+# Qwen2 (`Qwen2Model`) and GPT-2 are written unpermuted. The loader undoes the permutation in
+# exactly one place (gguf_loader.undo_rope_permutation) for these architectures only.
+ROPE_PERMUTED_ARCHITECTURES = frozenset({"llama", "mistral"})
+
+_LLAMA_NAMES: list[tuple[str, str]] = [
+    ("token_embd.weight", "tok_embeddings.weight"),
+    ("output_norm.weight", "norm.weight"),
+    ("output.weight", "lm_head.weight"),
+    ("blk.{i}.attn_norm.weight", "layers.{i}.attn_norm.weight"),
+    ("blk.{i}.attn_q.{p}", "layers.{i}.attn.q_proj.{p}"),
+    ("blk.{i}.attn_k.{p}", "layers.{i}.attn.k_proj.{p}"),
+    ("blk.{i}.attn_v.{p}", "layers.{i}.attn.v_proj.{p}"),
+    ("blk.{i}.attn_output.{p}", "layers.{i}.attn.o_proj.{p}"),
+    ("blk.{i}.ffn_norm.weight", "layers.{i}.mlp_norm.weight"),
+    ("blk.{i}.ffn_gate.{p}", "layers.{i}.mlp.gate_proj.{p}"),
+    ("blk.{i}.ffn_up.{p}", "layers.{i}.mlp.up_proj.{p}"),
+    ("blk.{i}.ffn_down.{p}", "layers.{i}.mlp.down_proj.{p}"),
+]
+
+# GPT-2's fused q/k/v projection keeps the pseudo-name `attn.qkv` here; the loader splits it
+# into q_proj, k_proj and v_proj. convert_hf_to_gguf.py already transposed GPT-2's Conv1D
+# weights, so every GGUF GPT-2 matrix is (out, in) like nn.Linear.
+_GPT2_NAMES: list[tuple[str, str]] = [
+    ("token_embd.weight", "tok_embeddings.weight"),
+    ("position_embd.weight", "pos_embeddings.weight"),
+    ("output_norm.{p}", "norm.{p}"),
+    ("output.weight", "lm_head.weight"),
+    ("blk.{i}.attn_norm.{p}", "layers.{i}.attn_norm.{p}"),
+    ("blk.{i}.attn_qkv.{p}", "layers.{i}.attn.qkv.{p}"),
+    ("blk.{i}.attn_output.{p}", "layers.{i}.attn.o_proj.{p}"),
+    ("blk.{i}.ffn_norm.{p}", "layers.{i}.mlp_norm.{p}"),
+    ("blk.{i}.ffn_up.{p}", "layers.{i}.mlp.up_proj.{p}"),
+    ("blk.{i}.ffn_down.{p}", "layers.{i}.mlp.down_proj.{p}"),
+]
+
+FUSED_QKV = ".attn.qkv."
+
+# Tensors that carry nothing our model needs as a parameter. rope_freqs holds Llama-3 RoPE
+# frequency factors, which gguf_config turns into RopeScaling; rot_embd is an old cache.
+IGNORED = re.compile(r"rope_freqs\.weight|blk\.\d+\.attn_rot_embd(\.weight)?")
+
+
+def _regex(template: str) -> re.Pattern[str]:
+    """"blk.{i}.attn_q.{p}" -> a regex capturing i (layer) and p (weight or bias)."""
+    escaped = re.escape(template).replace(r"\{i\}", r"(?P<i>\d+)").replace(r"\{p\}", r"(?P<p>weight|bias)")
+    return re.compile(escaped)
+
+
+def _compile(table: list[tuple[str, str]]) -> list[tuple[re.Pattern[str], str]]:
+    return [(_regex(gguf_pattern), ours) for gguf_pattern, ours in table]
+
+
+_TABLES = {
+    "llama": _compile(_LLAMA_NAMES),
+    "mistral": _compile(_LLAMA_NAMES),
+    "qwen2": _compile(_LLAMA_NAMES),
+    "gpt2": _compile(_GPT2_NAMES),
+}
+
+
+def our_name(gguf_name: str, arch: str) -> Optional[str]:
+    """Our parameter name for a GGUF tensor; None for ignored tensors, "" for unknown ones."""
+    if IGNORED.fullmatch(gguf_name):
+        return None
+    for regex, ours in _TABLES[arch]:
+        m = regex.fullmatch(gguf_name)
+        if m:
+            return ours.format(**m.groupdict())
+    return ""
+
+
+def gguf_name(ours: str, arch: str) -> str:
+    """The GGUF name a parameter of ours comes from (for messages); `ours` itself if none."""
+    if arch == "gpt2":
+        ours = re.sub(r"\.attn\.[qkv]_proj\.", FUSED_QKV, ours)
+    table = _GPT2_NAMES if arch == "gpt2" else _LLAMA_NAMES
+    for gguf_pattern, our_pattern in table:
+        m = _regex(our_pattern).fullmatch(ours)
+        if m:
+            return gguf_pattern.format(**m.groupdict())
+    return ours
