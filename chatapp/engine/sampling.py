@@ -103,8 +103,11 @@ def sample_next(logits: torch.Tensor, settings: SamplingSettings, previous: torc
     if settings.greedy:
         return int(torch.argmax(logits))
     logits = logits / settings.temperature
-    logits = top_k_filter(logits, settings.top_k)
+    candidates = None
+    if 0 < settings.top_k < logits.shape[-1]:
+        # Work on the k best only: top-p's sort then costs k log k, not vocab log vocab.
+        logits, candidates = torch.topk(logits, settings.top_k)
     logits = top_p_filter(logits, settings.top_p)
     logits = min_p_filter(logits, settings.min_p)
-    probs = logits.softmax(-1)
-    return int(torch.multinomial(probs, 1, generator=generator))
+    choice = int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
+    return int(candidates[choice]) if candidates is not None else choice

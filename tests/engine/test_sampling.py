@@ -110,3 +110,15 @@ def test_same_seed_same_draws_different_seed_different():
 def test_settings_reject_out_of_range(kwargs, message):
     with pytest.raises(SettingsError, match=message):
         SamplingSettings(**kwargs)
+
+
+def test_top_k_then_top_p_then_min_p_compose():
+    # probabilities 0.4, 0.3, 0.2, 0.06, 0.04: top-k 4 drops the last, top-p 0.65 keeps two
+    logits = _logits_for([0.06, 0.4, 0.2, 0.3, 0.04])
+    settings = SamplingSettings(temperature=1.0, top_k=4, top_p=0.65, min_p=0.0, repetition_penalty=1.0)
+    g = torch.Generator().manual_seed(0)
+    picks = [sample_next(logits, settings, torch.tensor([]), g) for _ in range(400)]
+    assert set(picks) == {1, 3}
+    assert 0.5 < picks.count(1) / 400 < 0.65  # 0.4 / 0.7 renormalised
+    settings = SamplingSettings(temperature=1.0, top_k=0, top_p=1.0, min_p=0.6, repetition_penalty=1.0)
+    assert {sample_next(logits, settings, torch.tensor([]), g) for _ in range(100)} == {1, 3}
