@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QFontDatabase, QGuiApplication
+from PySide6.QtGui import QFontDatabase, QGuiApplication, QPalette
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QScrollArea,
                                QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
@@ -15,34 +15,58 @@ def _tr(text: str) -> str:
 
 
 class CodeBlock(QFrame):
+    MAX_LINES = 30  # taller blocks scroll inside themselves
+
     def __init__(self, segment: Segment, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("codeBlock")
-        self.setFrameShape(QFrame.StyledPanel)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 4, 6, 6)
+        layout.setContentsMargins(10, 4, 6, 8)
+        layout.setSpacing(2)
         header = QHBoxLayout()
-        self.language = QLabel(segment.language or _tr("code"))
+        self.language = QLabel()
+        self.language.setObjectName("codeLanguage")
         self.copy_button = QToolButton(text=_tr("Copy code"))
         self.copy_button.setAccessibleName(_tr("Copy code block"))
+        self.copy_button.setAutoRaise(True)
         self.copy_button.clicked.connect(self.copy)
         header.addWidget(self.language)
         header.addStretch(1)
         header.addWidget(self.copy_button)
         layout.addLayout(header)
         self.editor = QPlainTextEdit(readOnly=True)
+        self.editor.setObjectName("codeText")
+        self.editor.setFrameShape(QFrame.NoFrame)
         self.editor.setFont(QFontDatabase.systemFont(QFontDatabase.FixedFont))
         self.editor.setLineWrapMode(QPlainTextEdit.NoWrap)
-        self.editor.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.editor.setVerticalScrollBarPolicy(Qt.ScrollBarAsNeeded)
+        self.editor.document().setDocumentMargin(2)
+        # a long line brings a horizontal scroll bar, which needs room of its own
+        self.editor.horizontalScrollBar().rangeChanged.connect(self._fit_height)
         layout.addWidget(self.editor)
-        self.set_code(segment.text)
+        self.set_code(segment.text, segment.language)
 
-    def set_code(self, code: str) -> None:
+    def set_code(self, code: str, language: str = "") -> None:
+        # while a reply streams, the fence line can arrive in pieces ("```pyt", "```python")
+        self.language.setText(language or _tr("code"))
         if self.editor.toPlainText() != code:
             self.editor.setPlainText(code)
-        lines = max(1, code.count("\n") + 1)
-        metrics = self.editor.fontMetrics()
-        self.editor.setFixedHeight(min(lines, 40) * metrics.lineSpacing() + 16 + metrics.height())
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """Exactly the lines of code (up to MAX_LINES), so no blank space and no vertical bar."""
+        # measured per line: a line with CJK text falls back to a taller font than the monospace one
+        document = self.editor.document()
+        layout = document.documentLayout()
+        block, lines, text_height = document.firstBlock(), 0, 0.0
+        while block.isValid() and lines < self.MAX_LINES:
+            text_height += layout.blockBoundingRect(block).height()
+            block, lines = block.next(), lines + 1
+        height = text_height + 2 * document.documentMargin() + 2 * self.editor.frameWidth() + 2
+        bar = self.editor.horizontalScrollBar()
+        if bar.maximum() > 0:
+            height += bar.sizeHint().height()
+        self.editor.setFixedHeight(int(height))
 
     def copy(self) -> None:
         QGuiApplication.clipboard().setText(self.editor.toPlainText())
@@ -62,6 +86,7 @@ class MessageWidget(QFrame):
         self.setFrameShape(QFrame.StyledPanel)
         self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
         outer = QVBoxLayout(self)
+        outer.setContentsMargins(12, 6, 12, 10)
         header = QHBoxLayout()
         self.role_label = QLabel(f"<b>{_tr('You') if role == 'user' else _tr('Assistant')}</b>")
         self.status_label = QLabel("")
@@ -108,7 +133,7 @@ class MessageWidget(QFrame):
                 self.body.addWidget(widget)
                 self._segment_widgets.append(widget)
             if segment.kind == "code":
-                widget.set_code(segment.text)
+                widget.set_code(segment.text, segment.language)
             elif self.role == "assistant":
                 widget.setText(segment.text)
             else:
@@ -175,14 +200,22 @@ class ChatView(QScrollArea):
         self.setWidgetResizable(True)
         self.setAccessibleName(_tr("Conversation"))
         container = QWidget()
+        container.setObjectName("chatColumn")
+        # messages sit on the text background (white / near black), not the grey window
+        container.setBackgroundRole(QPalette.Base)
+        container.setAutoFillBackground(True)
         self.column = QVBoxLayout(container)
+        self.column.setSpacing(10)
         self.column.addStretch(1)
         self.setWidget(container)
         self.messages: list[MessageWidget] = []
         self.empty_label = QLabel(_tr("Send a message to start the conversation."))
         self.empty_label.setAlignment(Qt.AlignCenter)
         self.empty_label.setObjectName("emptyState")
-        self.column.insertWidget(0, self.empty_label)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Expanding)  # centred vertically
+        # a far larger stretch than the column's trailing one: the hint sits in the middle
+        self.column.insertWidget(0, self.empty_label, 100)
 
     def clear(self) -> None:
         for widget in self.messages:

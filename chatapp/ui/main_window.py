@@ -96,11 +96,12 @@ class MainWindow(QMainWindow):
     # -- layout ---------------------------------------------------------------------------
     def _build(self) -> None:
         self.conversations = ConversationList()
+        self.conversations.layout().setContentsMargins(9, 9, 0, 9)  # in line with the centre column
         self.chat = ChatView()
         self.composer = Composer()
         self.composer.setPlaceholderText(_tr("Message the model (Enter sends, Shift+Enter for a new line)"))
         self.composer.setAccessibleName(_tr("Message"))
-        self.composer.setMaximumHeight(120)
+        self.composer.setMaximumHeight(96)
         self.send_button = QPushButton(_tr("Send"))
         self.send_button.setAccessibleName(_tr("Send message"))
         self.stop_button = QPushButton(_tr("Stop"))
@@ -113,6 +114,7 @@ class MainWindow(QMainWindow):
         buttons = QVBoxLayout()
         buttons.addWidget(self.send_button)
         buttons.addWidget(self.stop_button)
+        buttons.addStretch(1)
         row.addLayout(buttons)
         column.addLayout(row)
         self.settings_panel = SettingsPanel()

@@ -1,0 +1,268 @@
+"""Screenshots of the real window for the README, and a quick look at how the UI renders.
+
+    xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python benchmarks/screenshots.py --out docs/screenshots
+
+Builds the real MainWindow in a throw-away profile with a scripted backend (no model, no torch:
+the reply is a fixed Markdown answer with a code block, streamed a few characters at a time
+from the worker thread, like a model would) and saves:
+
+    empty.png          a fresh window, model loaded, no conversation yet
+    conversation.png   a streamed answer with a Python code block
+    settings.png       the settings panel with the model loaded
+    dark.png           the same conversation in the dark theme
+    zh_CN.png          the window in Simplified Chinese
+    real-model.png     with --real-model: the bundled model answering the same question
+
+Needs a display (Xvfb above) or QT_QPA_PLATFORM=offscreen; under Xvfb, Debian's
+xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 ... and fonts-noto-cjk for the Chinese one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from PySide6.QtCore import QCoreApplication, QRect, QTimer  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from chatapp.engine.backend import ModelInfo  # noqa: E402
+from chatapp.engine.generate import GenerationStats, Reply  # noqa: E402
+
+QUESTION = "How do I reverse a list in Python?"
+ANSWER = """There are three common ways, depending on whether you want a **new list** or to \
+change the list **in place**:
+
+```python
+numbers = [1, 2, 3, 4, 5]
+
+# 1. A reversed copy with slicing (the original is unchanged)
+backwards = numbers[::-1]          # [5, 4, 3, 2, 1]
+
+# 2. Reverse in place: no copy, returns None
+numbers.reverse()
+
+# 3. Iterate backwards lazily, without building a list
+for n in reversed(numbers):
+    print(n)
+```
+
+- `numbers[::-1]` is the shortest, and works for strings and tuples too.
+- `list.reverse()` saves memory for large lists, but changes the original.
+- `reversed()` returns an iterator; wrap it in `list()` if you need a list.
+
+Note that `numbers.reverse()` returns `None`, so `x = numbers.reverse()` is a common bug."""
+
+QUESTION_ZH = "如何在 Python 中反转一个列表？"
+ANSWER_ZH = """常用的方法有三种，取决于你想得到**新列表**还是**原地修改**：
+
+```python
+numbers = [1, 2, 3, 4, 5]
+
+# 1. 切片：得到反转后的副本，原列表不变
+backwards = numbers[::-1]          # [5, 4, 3, 2, 1]
+
+# 2. 原地反转：不复制，返回 None
+numbers.reverse()
+
+# 3. 惰性地倒序遍历，不创建新列表
+for n in reversed(numbers):
+    print(n)
+```
+
+- `numbers[::-1]` 最简洁，也适用于字符串和元组。
+- `list.reverse()` 对大列表更省内存，但会修改原列表。
+- `reversed()` 返回迭代器；需要列表时用 `list()` 包一下。"""
+
+
+class ScriptedBackend:
+    """The ChatBackend interface with a fixed answer streamed from the worker thread."""
+
+    def __init__(self, chunk: int = 6, delay: float = 0.008) -> None:
+        self.chunk = chunk
+        self.delay = delay
+        self.reply = None
+        self.dropped_messages = 0
+
+    def load(self, spec, options, progress=None):
+        for stage, fraction in (("config", 0.1), ("weights", 0.6), ("tokenizer", 0.9)):
+            if progress:
+                progress(stage, fraction)
+            time.sleep(0.02)
+        return ModelInfo(name="SmolLM2-135M-Instruct", path=spec, kind="gguf", device="cpu",
+                         dtype="float32", context_len=options.context_len, n_params=134_515_008,
+                         load_s=1.84, memory="0.61 GiB (weights 0.50, KV cache 0.09, working memory 0.02)")
+
+    def stream(self, messages, system_prompt, settings, cancel=None):
+        question = messages[-1]["content"]
+        answer = ANSWER_ZH if any("\u4e00" <= ch <= "\u9fff" for ch in question) else ANSWER
+        shown = ""
+        reason = "eos"
+        for start in range(0, len(answer), self.chunk):
+            if cancel is not None and cancel.is_set():
+                reason = "cancelled"
+                break
+            time.sleep(self.delay)
+            piece = answer[start:start + self.chunk]
+            shown += piece
+            yield piece
+        tokens = max(1, len(shown) // 4)
+        self.reply = Reply(text=shown, token_ids=list(range(tokens)), finish_reason=reason,
+                           stats=GenerationStats(prompt_tokens=31, new_tokens=tokens, decode_tok_s=38.6))
+
+    def context_used(self) -> int:
+        return 31 + (self.reply.stats.new_tokens if self.reply else 0)
+
+
+def wait_until(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        QTest.qWait(20)
+
+
+def settle(ms: int = 150) -> None:
+    """Let layouts, deferred deletes and the scroll-to-bottom timers run."""
+    QTest.qWait(ms)
+    QCoreApplication.sendPostedEvents()
+    QTest.qWait(ms)
+
+
+def make_window(profile: Path, backend, language: str = "", theme: str = "light"):
+    from chatapp.storage.db import ConversationStore
+    from chatapp.storage.settings import SettingsStore
+    from chatapp.ui.i18n import install_translator
+    from chatapp.ui.main_window import MainWindow
+    from chatapp.ui.theme import apply_theme
+
+    app = QApplication.instance()
+    apply_theme(app, theme)
+    translator = install_translator(app, language) if language else None
+    if language and translator is None:
+        raise SystemExit(f"no .qm catalogue for {language}: run resources/i18n/update_translations.py")
+    profile.mkdir(parents=True, exist_ok=True)
+    store = ConversationStore(profile / "conversations.sqlite3")
+    settings = SettingsStore(profile / "settings.json")
+    window = MainWindow(store, settings, backend, list_models=lambda: [("SmolLM2-135M-Instruct", "default")],
+                        autoload=True)
+    window.resize(1200, 780)
+    window.show()
+    wait_until(lambda: window.model_info is not None, 30, "the model to load")
+    settle()
+    return window, translator
+
+
+def ask(window, question: str, timeout_s: float) -> bool:
+    """Send `question` and wait for the reply; past the timeout, stop it (partial) and say False."""
+    window.composer.setPlainText(question)
+    window.send()
+    try:
+        wait_until(lambda: not window.streaming, timeout_s, "the reply")
+        finished = True
+    except TimeoutError:
+        window.stop()
+        wait_until(lambda: not window.streaming, 60, "the reply to stop")
+        finished = False
+    settle(300)
+    return finished
+
+
+def save(widget, path: Path, rect=None) -> None:
+    if not (widget.grab(rect) if rect is not None else widget.grab()).save(str(path)):
+        raise SystemExit(f"could not write {path}")
+    print(f"{path}  {path.stat().st_size // 1024} KB")
+
+
+def close(window, translator=None) -> None:
+    window.close()
+    window.store.close()
+    if translator is not None:
+        QCoreApplication.removeTranslator(translator)
+    settle(50)
+
+
+def fake_shots(out: Path, profile_root: Path) -> None:
+    from chatapp.ui.theme import apply_theme
+
+    window, _ = make_window(profile_root / "en", ScriptedBackend())
+    save(window, out / "empty.png")
+    if not ask(window, QUESTION, 30):
+        raise SystemExit("the scripted reply did not finish")
+    window.chat.scroll_to_bottom()
+    settle()
+    save(window, out / "conversation.png")
+    panel = window.settings_panel
+    sampling_box = panel.seed.parentWidget()  # the panel's last group; below it is empty space
+    save(panel, out / "settings.png", QRect(0, 0, panel.width(), sampling_box.geometry().bottom() + 10))
+    apply_theme(QApplication.instance(), "dark")
+    settle()
+    save(window, out / "dark.png")
+    close(window)
+
+    window, translator = make_window(profile_root / "zh", ScriptedBackend(), language="zh_CN")
+    if not ask(window, QUESTION_ZH, 30):
+        raise SystemExit("the scripted reply did not finish")
+    save(window, out / "zh_CN.png")
+    close(window, translator)
+
+
+def real_model_shot(out: Path, profile_root: Path, timeout_s: float, threads: int) -> None:
+    try:
+        from chatapp.ui.app import create_window
+        import chatapp.engine.loader  # noqa: F401  (fails early if the loader is unfinished)
+    except Exception as exc:  # report and carry on: the scripted screenshots are done
+        print(f"--real-model skipped: the model loader does not import ({exc!r})")
+        return
+    app, window = create_window(autoload=False, profile_dir=profile_root / "real")
+    window.resize(1200, 780)
+    window.show()
+    window.settings.temperature = 0.2
+    window.settings.max_new_tokens = 160
+    window.settings.threads = threads
+    window.settings_panel.apply(window.settings)
+    started = time.monotonic()
+    window.load_model("default")
+    wait_until(lambda: window.loading_spec is None, timeout_s,
+               "the default model to load")
+    if window.model_info is None:
+        print(f"--real-model: the default model did not load: {window.settings_panel.model_status.text()}")
+        save(window, out / "real-model-failed.png")
+        close(window)
+        return
+    print(f"real model loaded in {time.monotonic() - started:.1f} s: {window.model_info['name']}")
+    if not ask(window, QUESTION, timeout_s):
+        print(f"real reply stopped after {timeout_s:.0f} s (a busy machine?); the screenshot shows it so far")
+    print(f"real reply: {window.store.messages(window.current_id)[-1].content[:200]!r}")
+    save(window, out / "real-model.png")
+    close(window)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
+    parser.add_argument("--real-model", action="store_true",
+                        help="also load the bundled default model and screenshot its answer")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds to wait for the real model to load, and again for its reply")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for the real model (1 holds up best on a shared machine)")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("chatapp")
+    with tempfile.TemporaryDirectory(prefix="chatapp-screenshots-") as tmp:
+        fake_shots(args.out, Path(tmp))
+        if args.real_model:
+            real_model_shot(args.out, Path(tmp), args.timeout, args.threads)
+    QTimer.singleShot(0, app.quit)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1118 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1" language="zh_CN" sourcelanguage="en">
+<context>
+    <name>App</name>
+    <message>
+        <location filename="../../chatapp/ui/app.py" line="52"/>
+        <source>{name} (recent)</source>
+        <translation>{name}（最近使用）</translation>
+    </message>
+</context>
+<context>
+    <name>ChatView</name>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="29"/>
+        <source>Copy code</source>
+        <translation>复制代码</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="30"/>
+        <source>Copy code block</source>
+        <translation>复制代码块</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="51"/>
+        <source>code</source>
+        <translation>代码</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="91"/>
+        <source>You</source>
+        <translation>你</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="91"/>
+        <source>Assistant</source>
+        <translation>助手</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="97"/>
+        <source>Copy</source>
+        <translation>复制</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="98"/>
+        <source>Copy message</source>
+        <translation>复制消息</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="101"/>
+        <source>Edit</source>
+        <translation>编辑</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="102"/>
+        <source>Edit message and resend</source>
+        <translation>编辑消息并重新发送</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="106"/>
+        <source>Regenerate</source>
+        <translation>重新生成</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="107"/>
+        <source>Regenerate reply</source>
+        <translation>重新生成回复</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="164"/>
+        <source>Edited message</source>
+        <translation>编辑后的消息</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="166"/>
+        <source>Save &amp;&amp; resend</source>
+        <translation>保存 &amp;&amp; 重新发送</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="167"/>
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="201"/>
+        <source>Conversation</source>
+        <translation>对话</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="212"/>
+        <source>Send a message to start the conversation.</source>
+        <translation>发送一条消息，开始对话。</translation>
+    </message>
+</context>
+<context>
+    <name>CompareView</name>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="29"/>
+        <source>Compare base and fine-tuned model</source>
+        <translation>对比基础模型与微调模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="33"/>
+        <source>No adapter chosen</source>
+        <translation>未选择适配器</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="37"/>
+        <source>A question about your documents</source>
+        <translation>关于你的文档的问题</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="38"/>
+        <source>Prompt to compare</source>
+        <translation>用于对比的提示词</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="42"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="44"/>
+        <source>Seed</source>
+        <translation>随机种子</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="45"/>
+        <source>Both replies use this seed, so the difference comes from the adapter.</source>
+        <translation>两个回复使用同一个随机种子，因此差异来自适配器。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="48"/>
+        <source>Compare</source>
+        <translation>对比</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="49"/>
+        <source>Generate with both models</source>
+        <translation>用两个模型分别生成</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="53"/>
+        <source>Base model</source>
+        <translation>基础模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="54"/>
+        <source>Fine-tuned</source>
+        <translation>微调后</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="73"/>
+        <source>Fine-tuned: {name}</source>
+        <translation>微调后：{name}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="92"/>
+        <source>Generating…</source>
+        <translation>正在生成…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="98"/>
+        <source>Failed: {message}</source>
+        <translation>失败：{message}</translation>
+    </message>
+</context>
+<context>
+    <name>ConversationList</name>
+    <message>
+        <location filename="../../chatapp/ui/conversation_list.py" line="29"/>
+        <location filename="../../chatapp/ui/conversation_list.py" line="30"/>
+        <source>New chat</source>
+        <translation>新对话</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/conversation_list.py" line="32"/>
+        <source>Import…</source>
+        <translation>导入…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/conversation_list.py" line="33"/>
+        <source>Import a conversation from JSON</source>
+        <translation>从 JSON 文件导入对话</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/conversation_list.py" line="39"/>
+        <location filename="../../chatapp/ui/conversation_list.py" line="40"/>
+        <source>Search conversations</source>
+        <translation>搜索对话</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/conversation_list.py" line="45"/>
+        <source>Conversations</source>
+        <translation>对话列表</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/conversation_list.py" line="58"/>
+        <source>Untitled</source>
+        <translation>未命名</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/conversation_list.py" line="85"/>
+        <source>Rename</source>
+        <translation>重命名</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/conversation_list.py" line="86"/>
+        <source>Export as Markdown…</source>
+        <translation>导出为 Markdown…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/conversation_list.py" line="87"/>
+        <source>Export as JSON…</source>
+        <translation>导出为 JSON…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/conversation_list.py" line="89"/>
+        <source>Delete</source>
+        <translation>删除</translation>
+    </message>
+</context>
+<context>
+    <name>LossChart</name>
+    <message>
+        <location filename="../../chatapp/ui/loss_chart.py" line="79"/>
+        <source>Training loss chart</source>
+        <translation>训练损失曲线图</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/loss_chart.py" line="197"/>
+        <source>The loss appears here once training starts.</source>
+        <translation>训练开始后，损失曲线会显示在这里。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/loss_chart.py" line="253"/>
+        <source>Training loss</source>
+        <translation>训练损失</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/loss_chart.py" line="253"/>
+        <source>Validation perplexity (right)</source>
+        <translation>验证困惑度（右轴）</translation>
+    </message>
+</context>
+<context>
+    <name>MainWindow</name>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="102"/>
+        <source>Message the model (Enter sends, Shift+Enter for a new line)</source>
+        <translation>给模型发消息（Enter 发送，Shift+Enter 换行）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="103"/>
+        <source>Message</source>
+        <translation>消息</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="105"/>
+        <source>Send</source>
+        <translation>发送</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="106"/>
+        <source>Send message</source>
+        <translation>发送消息</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="107"/>
+        <source>Stop</source>
+        <translation>停止</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="108"/>
+        <source>Stop the reply</source>
+        <translation>停止回复</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="131"/>
+        <source>No model</source>
+        <translation>未加载模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="134"/>
+        <location filename="../../chatapp/ui/main_window.py" line="135"/>
+        <source>Undo delete</source>
+        <translation>撤销删除</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="167"/>
+        <source>&amp;File</source>
+        <translation>文件(&amp;F)</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="168"/>
+        <location filename="../../chatapp/ui/main_window.py" line="292"/>
+        <source>New chat</source>
+        <translation>新对话</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="169"/>
+        <source>Import conversation…</source>
+        <translation>导入对话…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="171"/>
+        <source>Quit</source>
+        <translation>退出</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="172"/>
+        <source>&amp;Chat</source>
+        <translation>对话(&amp;C)</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="173"/>
+        <source>Focus message box</source>
+        <translation>聚焦到消息框</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="174"/>
+        <source>Stop reply</source>
+        <translation>停止回复</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="175"/>
+        <source>Regenerate reply</source>
+        <translation>重新生成回复</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="176"/>
+        <source>&amp;Help</source>
+        <translation>帮助(&amp;H)</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="177"/>
+        <location filename="../../chatapp/ui/main_window.py" line="180"/>
+        <source>About chatapp</source>
+        <translation>关于 chatapp</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="181"/>
+        <source>chatapp {version}
+
+Chat with a language model on your own machine, and teach it your own documents.</source>
+        <translation>chatapp {version}
+
+在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="195"/>
+        <source>Loading model…</source>
+        <translation>正在加载模型…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="213"/>
+        <source>Stop the reply before switching models.</source>
+        <translation>请先停止回复，再切换模型。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="216"/>
+        <source>Loading</source>
+        <translation>正在加载</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="217"/>
+        <source>Loading {spec}…</source>
+        <translation>正在加载 {spec}…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="234"/>
+        <source>{name}: {params:.0f}M parameters, {dtype} on {device}, context {ctx}, loaded in {secs:.1f} s. Memory: {memory}</source>
+        <translation>{name}：{params:.0f}M 参数，{dtype}，运行于 {device}，上下文 {ctx}，加载用时 {secs:.1f} 秒。内存：{memory}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="238"/>
+        <location filename="../../chatapp/ui/main_window.py" line="471"/>
+        <source>context {used}/{limit}</source>
+        <translation>上下文 {used}/{limit}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="248"/>
+        <source> The previous model ({name}) is still loaded.</source>
+        <translation> 之前的模型（{name}）仍保持加载。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="251"/>
+        <source>Could not load {spec}: {message}</source>
+        <translation>无法加载 {spec}：{message}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="252"/>
+        <source>Model load failed: {message}</source>
+        <translation>模型加载失败：{message}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="281"/>
+        <location filename="../../chatapp/ui/main_window.py" line="384"/>
+        <source>writing…</source>
+        <translation>正在输出…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="286"/>
+        <location filename="../../chatapp/ui/main_window.py" line="467"/>
+        <source>stopped</source>
+        <translation>已停止</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="286"/>
+        <source>failed</source>
+        <translation>失败</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="313"/>
+        <source>Conversation deleted.</source>
+        <translation>对话已删除。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="328"/>
+        <source>Export conversation</source>
+        <translation>导出对话</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="334"/>
+        <source>Export failed</source>
+        <translation>导出失败</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="336"/>
+        <source>Exported to {path}</source>
+        <translation>已导出到 {path}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="340"/>
+        <source>Import conversation</source>
+        <translation>导入对话</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="340"/>
+        <source>JSON (*.json)</source>
+        <translation>JSON 文件 (*.json)</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="346"/>
+        <source>Import failed</source>
+        <translation>导入失败</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="361"/>
+        <source>The model is not loaded yet; your message is kept.</source>
+        <translation>模型尚未加载；你的消息已保留。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="465"/>
+        <source>{n} tokens · {speed:.1f} tok/s</source>
+        <translation>{n} 个词元 · {speed:.1f} 词元/秒</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="469"/>
+        <source>{speed:.1f} tok/s</source>
+        <translation>{speed:.1f} 词元/秒</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="475"/>
+        <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
+        <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="487"/>
+        <source>failed: {message}</source>
+        <translation>失败：{message}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="488"/>
+        <source>The reply failed: {message}</source>
+        <translation>回复失败：{message}</translation>
+    </message>
+</context>
+<context>
+    <name>SettingsPanel</name>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="26"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="29"/>
+        <source>Model</source>
+        <translation>模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="33"/>
+        <source>Open GGUF…</source>
+        <translation>打开 GGUF…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="34"/>
+        <source>Open a GGUF model file</source>
+        <translation>打开 GGUF 模型文件</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="35"/>
+        <source>Open folder…</source>
+        <translation>打开文件夹…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="36"/>
+        <source>Open a Hugging Face model folder</source>
+        <translation>打开 Hugging Face 模型文件夹</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="37"/>
+        <source>Load</source>
+        <translation>加载</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="38"/>
+        <source>Load the selected model</source>
+        <translation>加载所选模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="43"/>
+        <source>No model loaded</source>
+        <translation>未加载模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="53"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="59"/>
+        <source>Automatic</source>
+        <translation>自动</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="55"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="61"/>
+        <source>Device</source>
+        <translation>设备</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="57"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="62"/>
+        <source>Context length</source>
+        <translation>上下文长度</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="60"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="63"/>
+        <source>CPU threads</source>
+        <translation>CPU 线程数</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="67"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="70"/>
+        <source>System prompt</source>
+        <translation>系统提示词</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="75"/>
+        <source>Sampling</source>
+        <translation>采样</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="77"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="89"/>
+        <source>Temperature</source>
+        <translation>温度</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="78"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="89"/>
+        <source>Top-p</source>
+        <translation>Top-p</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="79"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="90"/>
+        <source>Min-p</source>
+        <translation>Min-p</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="80"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="91"/>
+        <source>Repetition penalty</source>
+        <translation>重复惩罚</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="82"/>
+        <source>Off</source>
+        <translation>关闭</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="83"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="90"/>
+        <source>Top-k</source>
+        <translation>Top-k</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="85"/>
+        <source>Maximum new tokens</source>
+        <translation>最大生成词元数</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="87"/>
+        <source>Random</source>
+        <translation>随机</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="88"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="92"/>
+        <source>Seed</source>
+        <translation>随机种子</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="92"/>
+        <source>Max new tokens</source>
+        <translation>最大生成词元数</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="134"/>
+        <source>Open GGUF model</source>
+        <translation>打开 GGUF 模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="134"/>
+        <source>GGUF models (*.gguf)</source>
+        <translation>GGUF 模型 (*.gguf)</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="139"/>
+        <source>Open Hugging Face model folder</source>
+        <translation>打开 Hugging Face 模型文件夹</translation>
+    </message>
+</context>
+<context>
+    <name>TrainingPanel</name>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="48"/>
+        <source>{s} s</source>
+        <translation>{s} 秒</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="50"/>
+        <source>{m} min {s:02d} s</source>
+        <translation>{m} 分 {s:02d} 秒</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="51"/>
+        <source>{h} h {m:02d} min</source>
+        <translation>{h} 小时 {m:02d} 分</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="146"/>
+        <source>Documents</source>
+        <translation>文档</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="149"/>
+        <source>Add folder…</source>
+        <translation>添加文件夹…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="150"/>
+        <source>Add files…</source>
+        <translation>添加文件…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="151"/>
+        <source>Clear</source>
+        <translation>清空</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="156"/>
+        <source>Chosen documents</source>
+        <translation>已选文档</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="159"/>
+        <source>Or drop files and folders here.</source>
+        <translation>也可以把文件和文件夹拖放到这里。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="162"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="424"/>
+        <source>No documents chosen.</source>
+        <translation>尚未选择文档。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="166"/>
+        <source>Skipped file</source>
+        <translation>跳过的文件</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="166"/>
+        <source>Reason</source>
+        <translation>原因</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="167"/>
+        <source>Skipped files</source>
+        <translation>跳过的文件列表</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="180"/>
+        <source>Training</source>
+        <translation>训练</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="183"/>
+        <source>Estimate</source>
+        <translation>估算</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="184"/>
+        <source>Start training</source>
+        <translation>开始训练</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="185"/>
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="186"/>
+        <source>Resume</source>
+        <translation>继续训练</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="187"/>
+        <source>Show log</source>
+        <translation>显示日志</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="198"/>
+        <source>Not started</source>
+        <translation>未开始</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="231"/>
+        <source>Method and settings</source>
+        <translation>方法与设置</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="236"/>
+        <source>adapter</source>
+        <translation>adapter</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="238"/>
+        <source>LoRA (recommended)</source>
+        <translation>LoRA（推荐）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="238"/>
+        <source>Full fine-tune</source>
+        <translation>全量微调</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="239"/>
+        <source>From scratch</source>
+        <translation>从头训练</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="243"/>
+        <source>From epochs</source>
+        <translation>由轮数决定</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="251"/>
+        <source>Before and after only</source>
+        <translation>仅训练前后</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="253"/>
+        <source>At the end only</source>
+        <translation>仅在结束时</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="258"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="277"/>
+        <source>Base model</source>
+        <translation>基础模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="259"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="277"/>
+        <source>Name</source>
+        <translation>名称</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="259"/>
+        <source>Method</source>
+        <translation>方法</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="260"/>
+        <source>Epochs</source>
+        <translation>轮数</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="260"/>
+        <source>Max steps</source>
+        <translation>最大步数</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="261"/>
+        <source>Learning rate</source>
+        <translation>学习率</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="261"/>
+        <source>Batch size</source>
+        <translation>批大小</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="262"/>
+        <source>Gradient accumulation</source>
+        <translation>梯度累积</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="263"/>
+        <source>Block size (tokens)</source>
+        <translation>块大小（词元）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="263"/>
+        <source>LoRA rank</source>
+        <translation>LoRA 秩</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="264"/>
+        <source>LoRA alpha</source>
+        <translation>LoRA alpha</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="264"/>
+        <source>Evaluate every (steps)</source>
+        <translation>评估间隔（步）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="265"/>
+        <source>Checkpoint every (steps)</source>
+        <translation>检查点间隔（步）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="265"/>
+        <source>Seed</source>
+        <translation>随机种子</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="274"/>
+        <source>Adapters and trained models</source>
+        <translation>适配器与训练好的模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="277"/>
+        <source>Date</source>
+        <translation>日期</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="278"/>
+        <source>Val. perplexity</source>
+        <translation>验证困惑度</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="279"/>
+        <source>Adapters</source>
+        <translation>适配器</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="283"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="334"/>
+        <source>Chat with this adapter</source>
+        <translation>用此适配器对话</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="284"/>
+        <source>Switch adapter off</source>
+        <translation>关闭适配器</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="285"/>
+        <source>Compare</source>
+        <translation>对比</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="286"/>
+        <source>Open folder</source>
+        <translation>打开文件夹</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="287"/>
+        <source>Refresh</source>
+        <translation>刷新</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="333"/>
+        <source>Chat with this model</source>
+        <translation>与此模型对话</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="342"/>
+        <source>the default model</source>
+        <translation>默认模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="386"/>
+        <source>Choose a folder of documents</source>
+        <translation>选择文档文件夹</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="392"/>
+        <source>Choose documents</source>
+        <translation>选择文档</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="393"/>
+        <source>Documents (*.txt *.md *.rst *.html *.htm *.pdf *.docx);;All files (*)</source>
+        <translation>文档 (*.txt *.md *.rst *.html *.htm *.pdf *.docx);;所有文件 (*)</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="426"/>
+        <source>Reading the documents…</source>
+        <translation>正在读取文档…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="440"/>
+        <source>Cannot read the documents: {message}</source>
+        <translation>无法读取文档：{message}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="448"/>
+        <source>{used} files used, {skipped} skipped.</source>
+        <translation>使用了 {used} 个文件，跳过 {skipped} 个。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="453"/>
+        <source>None of these files can be used for training.</source>
+        <translation>这些文件都不能用于训练。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="490"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="506"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="523"/>
+        <source>Cannot start: {reason}</source>
+        <translation>无法开始：{reason}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="512"/>
+        <source>Estimating…</source>
+        <translation>正在估算…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="552"/>
+        <source>Preparing…</source>
+        <translation>正在准备…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="554"/>
+        <source>Reading documents and loading the model…</source>
+        <translation>正在读取文档并加载模型…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="564"/>
+        <source>Cancelling: saving a checkpoint…</source>
+        <translation>正在取消：保存检查点…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="584"/>
+        <source>needs about {memory} of memory</source>
+        <translation>需要约 {memory} 内存</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="586"/>
+        <source> ({available} available)</source>
+        <translation> (可用 {available})</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="588"/>
+        <source>takes about {eta}</source>
+        <translation>耗时约 {eta}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="589"/>
+        <source>Estimate: {details}.</source>
+        <translation>估算：{details}。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="593"/>
+        <source>This will likely run out of memory: use LoRA, a smaller batch size or a shorter block size.</source>
+        <translation>这很可能会内存不足：请使用 LoRA、更小的批大小或更短的块大小。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="605"/>
+        <source>Estimate failed: {reason}</source>
+        <translation>估算失败：{reason}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="607"/>
+        <source>Estimate cancelled.</source>
+        <translation>估算已取消。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="618"/>
+        <source>Step {step} of {total} · about {eta} left</source>
+        <translation>第 {step}/{total} 步 · 约剩 {eta}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="624"/>
+        <source>loss {loss:.4f} · {speed:,.0f} tokens/s · lr {lr:.2e}</source>
+        <translation>损失 {loss:.4f} · {speed:,.0f} 词元/秒 · 学习率 {lr:.2e}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="627"/>
+        <source>The loss is not a number: training has diverged; try a lower learning rate.</source>
+        <translation>损失值不是数字（NaN）：训练已发散，请尝试更低的学习率。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="629"/>
+        <source>Training…</source>
+        <translation>正在训练…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="652"/>
+        <source>Perplexity on held-out text: before {before:.2f}</source>
+        <translation>留出文本上的困惑度：训练前 {before:.2f}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="655"/>
+        <source>, after {after:.2f} ({change:+.0f}%)</source>
+        <translation>，训练后 {after:.2f}（{change:+.0f}%）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="672"/>
+        <source> A checkpoint at step {step} was kept: Resume continues from it.</source>
+        <translation> 已保留第 {step} 步的检查点：点击“继续训练”可从这里接着训练。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="677"/>
+        <source>Completed</source>
+        <translation>已完成</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="678"/>
+        <source>Completed. Saved to {out}</source>
+        <translation>已完成。已保存到 {out}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="681"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="682"/>
+        <source>Cancelled</source>
+        <translation>已取消</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="684"/>
+        <source>Failed</source>
+        <translation>失败</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="685"/>
+        <source>Failed: {reason}</source>
+        <translation>失败：{reason}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="685"/>
+        <source>unknown error</source>
+        <translation>未知错误</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="722"/>
+        <source> (in use)</source>
+        <translation> (使用中)</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="724"/>
+        <source> (full model)</source>
+        <translation> (完整模型)</translation>
+    </message>
+</context>
+<context>
+    <name>TrainingProcess</name>
+    <message>
+        <location filename="../../chatapp/ui/training_process.py" line="384"/>
+        <source>the training process could not start: {error}</source>
+        <translation>训练进程无法启动：{error}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_process.py" line="404"/>
+        <source>the process did not stop in time and was killed; no checkpoint was written</source>
+        <translation>进程未能及时停止，已被强制结束；未写入检查点</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_process.py" line="414"/>
+        <source>it reported completion but then {what}</source>
+        <translation>它报告已完成，但随后{what}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_process.py" line="419"/>
+        <source>the training process crashed or was killed (the system may have run out of memory)</source>
+        <translation>训练进程崩溃或被终止（系统可能内存不足）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_process.py" line="422"/>
+        <source>the training process was killed (exit code {code}), most often by the system running out of memory</source>
+        <translation>训练进程被终止（退出代码 {code}），通常是因为系统内存不足</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_process.py" line="425"/>
+        <source>the training process exited without reporting an end</source>
+        <translation>训练进程已退出，但没有报告结束状态</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_process.py" line="427"/>
+        <source>the training process exited with code {code}</source>
+        <translation>训练进程以代码 {code} 退出</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_process.py" line="430"/>
+        <source>; last output: {lines}</source>
+        <translation>；最后的输出：{lines}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_process.py" line="436"/>
+        <source>out of memory. Try LoRA, a smaller batch size or a shorter block size. Details: {reason}</source>
+        <translation>内存不足。请尝试 LoRA、更小的批大小或更短的块大小。详情：{reason}</translation>
+    </message>
+</context>
+</TS>
