@@ -7,16 +7,17 @@ computed on each call (so tests can redirect them) and created only by the write
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import logging
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import platformdirs
 
-from .errors import MissingFileError
+from .errors import CorruptFileError, MissingFileError
 
 log = logging.getLogger(__name__)
 
@@ -119,14 +120,14 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> None:
     atomic_write_bytes(path, text.encode(encoding))
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     # Makes the rename itself durable on POSIX; Windows cannot open a directory, and the
     # data is already safe there after os.replace.
     if os.name != "posix":
@@ -141,3 +142,15 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def read_json_object(path: PathLike) -> dict[str, Any]:
+    """A JSON file that must hold an object; CorruptFileError naming the file otherwise."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptFileError(path, f"is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CorruptFileError(path, "does not hold a JSON object")
+    return data

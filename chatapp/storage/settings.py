@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
+
+from ..paths import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +36,6 @@ class AppSettings:
     theme: str = "system"  # system | light | dark
     language: str = ""  # "" follows the system locale
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class SettingsStore:
@@ -91,4 +78,4 @@ class SettingsStore:
         data = asdict(settings)
         extra = data.pop("extra")
         data.update(extra)
-        _atomic_write(self.path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(self.path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")

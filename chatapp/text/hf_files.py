@@ -8,13 +8,12 @@ generation_config.json (its eos_token_id may list several stop ids).
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..errors import CorruptFileError
+from ..paths import read_json_object
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +30,8 @@ class HFTokenizerSettings:
 
 
 def _read_json(path: Path) -> Optional[dict[str, Any]]:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptFileError(path, f"not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise CorruptFileError(path, "expected a JSON object")
-    return data
+    """The file's JSON object, or None when the (optional) file is absent."""
+    return read_json_object(path) if path.is_file() else None
 
 
 def _token_text(value: Any) -> Optional[str]:

@@ -29,6 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save as safetensors_bytes
 
 from ..errors import CorruptFileError, MissingFileError
+from ..paths import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -111,18 +112,6 @@ def _json_bytes(data: Any) -> bytes:
     return (json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8")
 
 
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def checkpoint_name(step: int) -> str:
     return f"{PREFIX}{step:08d}"
 
@@ -152,7 +141,7 @@ def save_checkpoint(root: PathLike, step: int, trainable: dict[str, torch.Tensor
         }
         for name, data in files.items():
             _write(tmp / name, data)
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         if final.exists():  # the same step saved twice (a save, then a cancel): newest wins
             trash = Path(tempfile.mkdtemp(prefix=f".old-{final.name}-", dir=root))
             os.replace(final, trash / final.name)
@@ -160,7 +149,7 @@ def save_checkpoint(root: PathLike, step: int, trainable: dict[str, torch.Tensor
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.replace(tmp, final)
-        _fsync_dir(root)
+        fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -15,6 +15,7 @@ from safetensors import SafetensorError, safe_open
 
 from ..errors import CorruptFileError, MissingFileError, UnsupportedArchitectureError
 from ..model.config import ConfigError, ModelConfig
+from ..paths import read_json_object
 from .hf_names import CONFIG_BUILDERS, family_of, our_name
 from .validate import check_state_dict
 
@@ -31,12 +32,7 @@ def read_hf_config(folder: Path) -> tuple[str, ModelConfig]:
     if not path.is_file():
         raise MissingFileError(folder, "has no config.json",
                                "a Hugging Face model folder needs config.json, *.safetensors and tokenizer.json")
-    try:
-        hf = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptFileError(path, f"is not valid JSON: {exc}") from exc
-    if not isinstance(hf, dict):
-        raise CorruptFileError(path, "does not hold a JSON object")
+    hf = read_json_object(path)
     family = family_of(hf, path)
     try:
         config = CONFIG_BUILDERS[family](hf)

@@ -26,7 +26,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from ..errors import CorruptFileError, MissingFileError, ShapeMismatchError, UnsupportedArchitectureError
 from ..model.lora import LORA_TARGETS, LoRAConfig, apply_lora, has_lora, lora_layers, remove_lora
-from ..paths import atomic_write_bytes, atomic_write_text
+from ..paths import atomic_write_bytes, atomic_write_text, read_json_object
 from .hf_names import our_name
 
 log = logging.getLogger(__name__)
@@ -154,16 +154,6 @@ def save_adapter(model: torch.nn.Module, lora_config: LoRAConfig, folder: PathLi
     return folder
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptFileError(path, f"is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise CorruptFileError(path, "does not hold a JSON object")
-    return data
-
-
 def _lora_config_from_peft(peft: dict[str, Any], path: Path) -> LoRAConfig:
     """Our LoRAConfig for a PEFT adapter_config.json, refusing options we do not implement."""
     if peft.get("peft_type") != "LORA":
@@ -224,12 +214,12 @@ def read_adapter_info(folder: PathLike) -> AdapterInfo:
     """The adapter's LoRA config, base model name and our metadata, without loading tensors."""
     folder = Path(folder)
     _check_files(folder)
-    peft = _read_json(folder / CONFIG_FILE)
+    peft = read_json_object(folder / CONFIG_FILE)
     config = _lora_config_from_peft(peft, folder / CONFIG_FILE)
     base = peft.get("base_model_name_or_path") or ""
     metadata: dict[str, Any] = {}
     if (folder / CHATAPP_FILE).is_file():
-        ours = _read_json(folder / CHATAPP_FILE)
+        ours = read_json_object(folder / CHATAPP_FILE)
         base = ours.get("base_model") or base
         metadata = ours.get("metadata") or {}
     return AdapterInfo(folder=folder, config=config, base_model_name=base, metadata=metadata)

