@@ -117,9 +117,15 @@ def _generation_parsers(subparsers: argparse._SubParsersAction) -> None:
     add_bench_parser(subparsers)
 
 
+def _training_parsers(subparsers: argparse._SubParsersAction) -> None:
+    from .commands.train import register
+    register(subparsers)
+
+
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_models_parser,
     _generation_parsers,
+    _training_parsers,
     _add_self_test_parser,
 ]
 

@@ -11,6 +11,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--context", type=int, default=4096, help="context length in tokens (default 4096)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: automatic)")
+    p.add_argument("--adapter", default=None, metavar="DIR",
+                   help="a LoRA adapter folder (PEFT layout, e.g. from `chatapp train`) to apply to the model")
 
 
 def add_sampling_options(p: argparse.ArgumentParser, temperature: float = 0.7) -> None:
@@ -36,7 +38,8 @@ def load_from_args(args):
     from ..engine.backend import ChatBackend, LoadOptions
     backend = ChatBackend()
     info = backend.load(args.model, LoadOptions(device=args.device, context_len=args.context,
-                                                threads=args.threads))
+                                                threads=args.threads,
+                                                adapter=getattr(args, "adapter", None)))
     return backend, info
 
 

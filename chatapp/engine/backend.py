@@ -20,6 +20,7 @@ class LoadOptions:
     device: str = "auto"
     context_len: int = 4096
     threads: int = 0  # 0: default for this machine
+    adapter: Optional[str] = None  # a LoRA adapter folder (PEFT layout) to put on the model
 
 
 @dataclass
@@ -33,6 +34,7 @@ class ModelInfo:
     n_params: int
     load_s: float
     memory: str
+    adapter: str = ""  # the adapter folder loaded with the model, "" for none
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -58,7 +60,8 @@ class ChatBackend:
 
         torch.set_num_threads(options.threads or default_threads())
         loader = self._loader or load_model
-        loaded = loader(spec, device=options.device, context_len=options.context_len, progress=progress)
+        extra = {"adapter": options.adapter} if options.adapter else {}  # fakes need not know adapters
+        loaded = loader(spec, device=options.device, context_len=options.context_len, progress=progress, **extra)
         context = min(options.context_len, loaded.config.max_seq_len)
         engine = Engine(loaded.model, loaded.tokenizer, context_len=context)
         self.loaded, self.engine = loaded, engine
@@ -66,8 +69,24 @@ class ChatBackend:
             name=loaded.name, path=str(loaded.path), kind=loaded.kind, device=str(loaded.device),
             dtype=str(loaded.dtype).replace("torch.", ""), context_len=context,
             n_params=loaded.config.n_params, load_s=loaded.load_s,
-            memory=estimate_memory(loaded.config, context, loaded.dtype).describe())
+            memory=estimate_memory(loaded.config, context, loaded.dtype).describe(),
+            adapter=str(options.adapter or ""))
         return self.info
+
+    @property
+    def has_adapter(self) -> bool:
+        from ..model.lora import has_lora
+
+        return self.loaded is not None and has_lora(self.loaded.model)
+
+    def set_adapter_enabled(self, enabled: bool) -> None:
+        """Switch the loaded LoRA adapter on or off (to compare with the base model) without reloading."""
+        from ..model.lora import set_lora_enabled
+
+        if not self.has_adapter:
+            raise RuntimeError("no LoRA adapter is loaded")
+        set_lora_enabled(self.loaded.model, enabled)
+        self.engine.reset()  # the cached keys/values were computed with the other weights
 
     def stream(self, messages: list[dict], system_prompt: str, settings,
                cancel: Optional[threading.Event] = None) -> Iterator[str]:

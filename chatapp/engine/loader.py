@@ -22,11 +22,14 @@ from ..weights.build import build_model
 from ..weights.discovery import detect_model_kind
 from ..weights.gguf_loader import gguf_config, load_gguf_state_dict, open_gguf
 from ..weights.hf_loader import load_hf_folder, read_hf_config
+from ..weights.peft_adapter import load_adapter
 from .device import check_fits, choose_device, default_dtype, estimate_memory
 
 log = logging.getLogger(__name__)
 
-# (stage, fraction done in [0, 1]); stages: "config", "weights", "tokenizer", "ready"
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+
+# (stage, fraction done in [0, 1]); stages: "config", "weights", "tokenizer", "adapter", "ready"
 LoadProgress = Optional[Callable[[str, float], None]]
 
 
@@ -41,6 +44,7 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     load_s: float
+    adapter: Optional[Path] = None  # the LoRA adapter folder applied, if any
 
 
 def resolve_model(spec: str | Path) -> Path:
@@ -55,7 +59,8 @@ def resolve_model(spec: str | Path) -> Path:
 
 def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dtype] = None,
                context_len: Optional[int] = None, progress: LoadProgress = None,
-               check_memory: bool = True) -> LoadedModel:
+               check_memory: bool = True, adapter: str | Path | None = None) -> LoadedModel:
+    """Load the model `spec` names; `adapter`: a LoRA adapter folder (PEFT layout) put on it, enabled."""
     start = time.perf_counter()
     report = progress or (lambda stage, fraction: None)
     path = resolve_model(spec)
@@ -88,8 +93,16 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
         tokenizer = Tokenizer.from_hf_folder(path)
     model = build_model(config, state, device=target)
     del state
+    if adapter is not None:
+        report("adapter", 0.0)
+        info = load_adapter(model, Path(adapter).expanduser())
+        log.info("adapter %s (r=%d, base %s) on %s", adapter, info.config.r, info.base_model_name or "?",
+                 config.name or path.name)
     report("ready", 1.0)
     elapsed = time.perf_counter() - start
     log.info("loaded %s (%s) on %s in %.1f s", config.name or path.name, kind, target, elapsed)
-    return LoadedModel(name=config.name or path.name, path=path, kind=kind, config=config, model=model,
-                       tokenizer=tokenizer, device=target, dtype=dtype, load_s=elapsed)
+    # The bundled model's metadata name is a training-run label; show the product name.
+    name = DEFAULT_MODEL_NAME if str(spec) == "default" else (config.name or path.name)
+    return LoadedModel(name=name, path=path, kind=kind, config=config, model=model,
+                       tokenizer=tokenizer, device=target, dtype=dtype, load_s=elapsed,
+                       adapter=Path(adapter).expanduser() if adapter is not None else None)

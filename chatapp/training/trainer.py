@@ -305,8 +305,12 @@ class Trainer:
         self.step += 1
         return total
 
+    def _validation_loss(self) -> tuple[float, float]:
+        """(loss, perplexity) on the validation blocks; the distributed trainer shards this."""
+        return evaluate(self.model, self.val, self.config.eval_batch_size, self.config.bf16)
+
     def _evaluate(self) -> dict[str, float]:
-        loss, ppl = evaluate(self.model, self.val, self.config.eval_batch_size, self.config.bf16)
+        loss, ppl = self._validation_loss()
         record = {"step": self.step, "val_loss": loss, "val_ppl": ppl}
         self.evals.append(record)
         if self.best_val_loss is None or loss < self.best_val_loss:

@@ -1,0 +1,192 @@
+"""Before training: will it fit, and how long will it take?
+
+Memory is counted from the model's shape: the weights; for the trained parameters their
+gradients and AdamW's two moments; the activations kept for the backward pass of one
+micro-batch (batch x block tokens through every layer, the attention scores in case the
+kernel materialises them, and the vocabulary logits, which dominate small models with large
+vocabularies); plus a margin for the framework. It errs on the high side: a refusal names the
+batch or block size that would fit, and a run it lets through should not die out of memory.
+
+Time is measured: two forward+backward passes of one micro-batch (the second timed), with
+the optimizer untouched, gradients dropped and the random generators restored afterwards,
+so the run that follows is exactly the run that would have happened without the measurement.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from ..model.config import ModelConfig
+from ..model.lora import LoRAConfig
+from .checkpoint import rng_state, set_rng_state
+
+GIB = 1024**3
+FRAMEWORK_BYTES = 300 * 1024**2  # torch's own allocations, kernels' workspaces, Python
+
+
+def lora_param_count(config: ModelConfig, lora: LoRAConfig) -> int:
+    """Parameters of the LoRA matrices A (r, in) and B (out, r) on the target layers."""
+    q_out = config.n_heads * config.head_dim
+    kv_out = config.n_kv_heads * config.head_dim
+    shapes = {"q_proj": (config.dim, q_out), "k_proj": (config.dim, kv_out), "v_proj": (config.dim, kv_out),
+              "o_proj": (q_out, config.dim), "gate_proj": (config.dim, config.intermediate_size),
+              "up_proj": (config.dim, config.intermediate_size), "down_proj": (config.intermediate_size, config.dim)}
+    if config.mlp != "swiglu":
+        shapes.pop("gate_proj")
+    return config.n_layers * sum(lora.r * (i + o) for name, (i, o) in shapes.items() if name in lora.target_modules)
+
+
+def activation_elements(config: ModelConfig, tokens: int, batch: int, block: int, checkpointing: bool) -> int:
+    """Elements kept for backward for `tokens` = batch * block positions (a generous count)."""
+    kv = config.n_kv_heads * config.head_dim
+    q = config.n_heads * config.head_dim
+    # Per token and layer: norms' inputs/outputs, q/k/v before and after RoPE, attention output,
+    # o_proj input, residuals; the MLP's gate, up, activation and product.
+    per_token_layer = 6 * config.dim + 3 * q + 4 * kv + 4 * config.intermediate_size
+    scores = batch * config.n_heads * block * block * 2  # attention weights and softmax, per layer
+    layer = tokens * per_token_layer + scores
+    if checkpointing:  # each block's input is kept; one block is recomputed at a time
+        layers = config.n_layers * tokens * config.dim + layer
+    else:
+        layers = config.n_layers * layer
+    logits = 3 * tokens * config.vocab_size  # logits, their float32 copy, the softmax gradient
+    return layers + logits
+
+
+@dataclass
+class TrainingMemoryEstimate:
+    weights_bytes: int
+    trainable_params: int
+    gradients_bytes: int
+    optimizer_bytes: int
+    activations_bytes: int
+    overhead_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return (self.weights_bytes + self.gradients_bytes + self.optimizer_bytes + self.activations_bytes
+                + self.overhead_bytes)
+
+    def describe(self) -> str:
+        return (f"{self.total_bytes / GIB:.2f} GiB (weights {self.weights_bytes / GIB:.2f}, gradients and "
+                f"optimizer {(self.gradients_bytes + self.optimizer_bytes) / GIB:.2f}, activations "
+                f"{self.activations_bytes / GIB:.2f}, other {self.overhead_bytes / GIB:.2f})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "total_bytes": self.total_bytes}
+
+
+def estimate_training_memory(config: ModelConfig, method: str, lora: Optional[LoRAConfig], batch_size: int,
+                             block_size: int, weight_dtype: torch.dtype = torch.float32,
+                             activation_dtype: Optional[torch.dtype] = None,
+                             gradient_checkpointing: bool = False) -> TrainingMemoryEstimate:
+    """Peak memory of one training process running micro-batches of `batch_size` x `block_size`."""
+    w_item = torch.tensor([], dtype=weight_dtype).element_size()
+    a_item = torch.tensor([], dtype=activation_dtype or weight_dtype).element_size()
+    weights = config.n_params * w_item
+    if method == "lora":
+        if lora is None:
+            raise ValueError("a LoRA estimate needs the LoRA config")
+        trainable = lora_param_count(config, lora)
+        t_item = 4  # adapters are float32 over any base dtype
+        weights += trainable * t_item
+    else:
+        trainable, t_item = config.n_params, w_item
+    gradients = trainable * t_item
+    optimizer = 2 * trainable * t_item  # AdamW's exp_avg and exp_avg_sq
+    tokens = batch_size * block_size
+    activations = activation_elements(config, tokens, batch_size, block_size, gradient_checkpointing) * a_item
+    activations += 3 * tokens * config.vocab_size * (4 - a_item)  # the logits are upcast to float32
+    overhead = FRAMEWORK_BYTES + (weights + gradients + optimizer + activations) // 10
+    return TrainingMemoryEstimate(weights, trainable, gradients, optimizer, activations, overhead)
+
+
+def suggest_smaller(config: ModelConfig, method: str, lora: Optional[LoRAConfig], batch_size: int,
+                    block_size: int, available: int, **kwargs: Any) -> str:
+    """What to change so the estimate fits `available` bytes: a smaller batch, then a smaller block."""
+    def fits(b: int, t: int) -> bool:
+        return estimate_training_memory(config, method, lora, b, t, **kwargs).total_bytes <= available
+
+    b = batch_size
+    while b > 1:
+        b //= 2
+        if fits(b, block_size):
+            accum = math.ceil(batch_size / b)
+            return (f"try --batch-size {b} (with --grad-accum {accum} the effective batch stays "
+                    f"{b * accum})")
+    t = block_size
+    while t > 16:
+        t //= 2
+        if fits(1, t):
+            return f"try --batch-size 1 --block-size {t}"
+    if method != "lora":
+        return "even one short block does not fit: use --method lora, a smaller model, or a larger device"
+    return "even one short block does not fit: use a smaller model or a device with more memory"
+
+
+def parse_bytes(text: str) -> int:
+    """'8G', '512MB', '1.5GiB', '1000' -> bytes (binary units)."""
+    s = text.strip().upper().removesuffix("B").removesuffix("I")
+    scale = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}.get(s[-1:], 1)
+    number = s[:-1] if s[-1:] in "KMGT" and s[-1:] else s
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"not a size: {text!r} (examples: 8G, 512M, 1000000)") from None
+    if value <= 0:
+        raise ValueError(f"a size must be positive, got {text!r}")
+    return int(value * scale)
+
+
+# -- time ---------------------------------------------------------------------------------
+def measure_micro_batch_seconds(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
+                                autocast: Any = None) -> float:
+    """Seconds for one forward+backward of (inputs, labels), leaving weights, gradients and RNG as found.
+
+    Two passes, the second timed, unless the first already takes seconds."""
+    import contextlib
+
+    from .trainer import _token_loss_sum
+
+    device = next(model.parameters()).device
+    inputs, labels = inputs.to(device), labels.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    saved = rng_state()
+    was_training = model.training
+    model.clear_cache()
+    model.train()
+    elapsed = 0.0
+    try:
+        for attempt in range(2):  # the first warms up kernels and the allocator
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            with autocast or contextlib.nullcontext():
+                loss = _token_loss_sum(model, inputs, labels)
+            loss.backward()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            elapsed = time.perf_counter() - start
+            del loss
+            if elapsed > 2.0:  # slow enough that warm-up effects do not matter: one pass says it
+                break
+    finally:
+        for p in params:
+            p.grad = None
+        model.train(was_training)
+        set_rng_state(saved)
+    return elapsed
+
+
+def estimate_seconds(micro_batch_s: float, grad_accum: int, steps: int, val_blocks: int, batch_size: int,
+                     n_evals: int) -> float:
+    """Training steps plus evaluations (a forward pass is about a third of forward+backward)."""
+    train = micro_batch_s * grad_accum * steps
+    evals = n_evals * (micro_batch_s / 3) * math.ceil(val_blocks / max(1, batch_size))
+    return train + evals
