@@ -14,6 +14,11 @@ from typing import Optional
 log = logging.getLogger(__name__)
 
 
+def _tr(text: str) -> str:
+    from PySide6.QtGui import QGuiApplication
+    return QGuiApplication.translate("App", text)
+
+
 def _services(profile_dir: Optional[Path] = None):
     """Store, settings, backend; `profile_dir` replaces the user's data and config dirs."""
     from ..engine.backend import ChatBackend
@@ -44,7 +49,7 @@ def _model_choices() -> list[tuple[str, str]]:
     choices = []
     for entry in list_models(include_recent=True):
         if getattr(entry, "available", True):
-            label = entry.name if entry.source != "recent" else f"{entry.name} (recent)"
+            label = entry.name if entry.source != "recent" else _tr("{name} (recent)").format(name=entry.name)
             choices.append((label, "default" if entry.kind == "default" else str(entry.path)))
     return choices
 
@@ -57,14 +62,17 @@ def _remember(spec: str) -> None:
 
 
 def create_window(autoload: bool = True, profile_dir: Optional[Path] = None):
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
+    from ..paths import bundled_resource
     from .i18n import install_translator
     from .main_window import MainWindow
     from .theme import apply_theme
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("chatapp")
+    app.setWindowIcon(QIcon(str(bundled_resource("resources/icons/chatapp-256.png"))))
     store, settings_store, backend, warning = _services(profile_dir)
     settings = settings_store.load()
     apply_theme(app, settings.theme)

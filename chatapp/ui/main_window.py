@@ -17,7 +17,7 @@ from typing import Callable, Optional
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton,
-                               QSplitter, QStatusBar, QVBoxLayout, QWidget)
+                               QSplitter, QStatusBar, QTabWidget, QVBoxLayout, QWidget)
 
 from .. import __version__
 from ..storage.settings import AppSettings, SettingsStore
@@ -25,6 +25,8 @@ from .chat_view import ChatView, MessageWidget
 from .composer import Composer
 from .conversation_list import ConversationList
 from .settings_panel import SettingsPanel
+from .training_controller import TrainingController
+from .training_panel import TrainingPanel
 from .worker import WorkerThread
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,8 @@ class MainWindow(QMainWindow):
 
     def __init__(self, store, settings_store: SettingsStore, backend,
                  list_models: Callable[[], list[tuple[str, str]]] = lambda: [("SmolLM2-135M-Instruct", "default")],
-                 on_model_loaded: Optional[Callable[[str], None]] = None, autoload: bool = True) -> None:
+                 on_model_loaded: Optional[Callable[[str], None]] = None, autoload: bool = True,
+                 adapters_dir: Optional[Path] = None) -> None:
         super().__init__()
         self.store = store
         self.settings_store = settings_store
@@ -64,6 +67,8 @@ class MainWindow(QMainWindow):
         self.stream_dirty = False
         self.last_save = 0.0
         self.deleted_id: Optional[int] = None
+        self.adapter = ""  # the LoRA adapter folder the chat model wears, "" for none
+        self.adapters_dir = adapters_dir  # None: the user data dir's adapters/
 
         self.setWindowTitle("chatapp")
         self.resize(1200, 780)
@@ -78,6 +83,7 @@ class MainWindow(QMainWindow):
         worker.delta.connect(self._on_delta)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
+        self.training = TrainingController(self, self.training_panel)
         self.flush_timer = QTimer(self, interval=FLUSH_INTERVAL_MS)
         self.flush_timer.timeout.connect(self._flush)
 
@@ -124,7 +130,11 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.settings_panel)
         splitter.setSizes([240, 640, 320])
         splitter.setStretchFactor(1, 1)
-        self.setCentralWidget(splitter)
+        self.training_panel = TrainingPanel(model=self.settings.model or "default", adapters_dir=self.adapters_dir)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(splitter, _tr("Chat"))
+        self.tabs.addTab(self.training_panel, _tr("Train"))
+        self.setCentralWidget(self.tabs)
 
         status = QStatusBar()
         self.setStatusBar(status)
@@ -206,7 +216,8 @@ class MainWindow(QMainWindow):
 
     # -- model ----------------------------------------------------------------------------
     @Slot(str)
-    def load_model(self, spec: str) -> None:
+    def load_model(self, spec: str, adapter: Optional[str] = None) -> None:
+        """Load `spec` in the worker; `adapter` a LoRA folder, "" for none, None to keep the current one."""
         if not spec or self.loading_spec is not None:
             return
         if self.streaming:
@@ -217,7 +228,11 @@ class MainWindow(QMainWindow):
         self.settings_panel.model_status.setText(_tr("Loading {spec}…").format(spec=spec))
         self._update_state()
         s = self.settings
-        self.request_load.emit(spec, {"device": s.device, "context_len": s.context_len, "threads": s.threads})
+        adapter = self.adapter if adapter is None else adapter
+        options = {"device": s.device, "context_len": s.context_len, "threads": s.threads}
+        if adapter:
+            options["adapter"] = adapter
+        self.request_load.emit(spec, options)
 
     @Slot(str, float)
     def _on_load_progress(self, stage: str, fraction: float) -> None:
@@ -236,8 +251,10 @@ class MainWindow(QMainWindow):
                                            device=info["device"], ctx=info["context_len"], secs=info["load_s"],
                                            memory=info["memory"]))
         self.context_label.setText(_tr("context {used}/{limit}").format(used=0, limit=info["context_len"]))
+        self.adapter = info.get("adapter", "")
         if self.on_model_loaded and spec:
             self.on_model_loaded(spec)
+        self.training.model_loaded(self.settings.model, info)
         self._update_state()
         self.composer.setFocus()
 
@@ -495,6 +512,7 @@ class MainWindow(QMainWindow):
                                     finish_reason="cancelled", stats={})
             self.streaming = False
         self.flush_timer.stop()
+        self.training_panel.shutdown(timeout_s=10)
         self.worker_thread.shutdown()
         self._settings_changed()
         super().closeEvent(event)

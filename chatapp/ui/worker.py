@@ -29,6 +29,8 @@ class GenerationWorker(QObject):
     delta = Signal(int, str)  # request id, new text
     finished = Signal(int, dict)  # request id, {"text", "finish_reason", "stats", "dropped_messages"}
     failed = Signal(int, str)  # request id, message
+    compare_delta = Signal(int, str, str)  # request id, "base" | "tuned", new text
+    compare_finished = Signal(int)  # request id
 
     def __init__(self, backend: ChatBackend) -> None:
         super().__init__()
@@ -68,6 +70,28 @@ class GenerationWorker(QObject):
             log.warning("generation failed: %s", exc)
             log.debug("%s", traceback.format_exc())
             self.failed.emit(request_id, str(exc))
+
+
+    @Slot(int, str, str, dict)
+    def compare(self, request_id: int, prompt: str, system_prompt: str, settings: dict) -> None:
+        """Reply to `prompt` with the adapter off, then on, with the same settings and seed."""
+        self.cancel.clear()
+        try:
+            from ..engine.sampling import SamplingSettings
+
+            sampling = SamplingSettings(**settings)
+            messages = [{"role": "user", "content": prompt}]
+            for which, enabled in (("base", False), ("tuned", True)):
+                self.backend.set_adapter_enabled(enabled)
+                for text in self.backend.stream(messages, system_prompt, sampling, self.cancel):
+                    self.compare_delta.emit(request_id, which, text)
+            self.compare_finished.emit(request_id)
+        except Exception as exc:
+            log.warning("comparison failed: %s", exc)
+            self.failed.emit(request_id, str(exc))
+        finally:
+            if getattr(self.backend, "has_adapter", False):
+                self.backend.set_adapter_enabled(True)
 
 
 class WorkerThread(QObject):

@@ -242,100 +242,110 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="102"/>
+        <location filename="../../chatapp/ui/main_window.py" line="108"/>
         <source>Message the model (Enter sends, Shift+Enter for a new line)</source>
         <translation>给模型发消息（Enter 发送，Shift+Enter 换行）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="103"/>
+        <location filename="../../chatapp/ui/main_window.py" line="109"/>
         <source>Message</source>
         <translation>消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="105"/>
+        <location filename="../../chatapp/ui/main_window.py" line="111"/>
         <source>Send</source>
         <translation>发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="106"/>
+        <location filename="../../chatapp/ui/main_window.py" line="112"/>
         <source>Send message</source>
         <translation>发送消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="107"/>
+        <location filename="../../chatapp/ui/main_window.py" line="113"/>
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="108"/>
+        <location filename="../../chatapp/ui/main_window.py" line="114"/>
         <source>Stop the reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="131"/>
+        <location filename="../../chatapp/ui/main_window.py" line="135"/>
+        <source>Chat</source>
+        <translation>聊天</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="136"/>
+        <source>Train</source>
+        <translation>训练</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="141"/>
         <source>No model</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="134"/>
-        <location filename="../../chatapp/ui/main_window.py" line="135"/>
+        <location filename="../../chatapp/ui/main_window.py" line="144"/>
+        <location filename="../../chatapp/ui/main_window.py" line="145"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="167"/>
+        <location filename="../../chatapp/ui/main_window.py" line="177"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="168"/>
-        <location filename="../../chatapp/ui/main_window.py" line="292"/>
+        <location filename="../../chatapp/ui/main_window.py" line="178"/>
+        <location filename="../../chatapp/ui/main_window.py" line="309"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="169"/>
+        <location filename="../../chatapp/ui/main_window.py" line="179"/>
         <source>Import conversation…</source>
         <translation>导入对话…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="171"/>
+        <location filename="../../chatapp/ui/main_window.py" line="181"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="172"/>
+        <location filename="../../chatapp/ui/main_window.py" line="182"/>
         <source>&amp;Chat</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="173"/>
+        <location filename="../../chatapp/ui/main_window.py" line="183"/>
         <source>Focus message box</source>
         <translation>聚焦到消息框</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="174"/>
+        <location filename="../../chatapp/ui/main_window.py" line="184"/>
         <source>Stop reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="175"/>
+        <location filename="../../chatapp/ui/main_window.py" line="185"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="176"/>
+        <location filename="../../chatapp/ui/main_window.py" line="186"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="177"/>
-        <location filename="../../chatapp/ui/main_window.py" line="180"/>
+        <location filename="../../chatapp/ui/main_window.py" line="187"/>
+        <location filename="../../chatapp/ui/main_window.py" line="190"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="181"/>
+        <location filename="../../chatapp/ui/main_window.py" line="191"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -344,130 +354,130 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="195"/>
+        <location filename="../../chatapp/ui/main_window.py" line="205"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="213"/>
+        <location filename="../../chatapp/ui/main_window.py" line="224"/>
         <source>Stop the reply before switching models.</source>
         <translation>请先停止回复，再切换模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="216"/>
+        <location filename="../../chatapp/ui/main_window.py" line="227"/>
         <source>Loading</source>
         <translation>正在加载</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="217"/>
+        <location filename="../../chatapp/ui/main_window.py" line="228"/>
         <source>Loading {spec}…</source>
         <translation>正在加载 {spec}…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="234"/>
+        <location filename="../../chatapp/ui/main_window.py" line="249"/>
         <source>{name}: {params:.0f}M parameters, {dtype} on {device}, context {ctx}, loaded in {secs:.1f} s. Memory: {memory}</source>
         <translation>{name}：{params:.0f}M 参数，{dtype}，运行于 {device}，上下文 {ctx}，加载用时 {secs:.1f} 秒。内存：{memory}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="238"/>
-        <location filename="../../chatapp/ui/main_window.py" line="471"/>
+        <location filename="../../chatapp/ui/main_window.py" line="253"/>
+        <location filename="../../chatapp/ui/main_window.py" line="488"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="248"/>
+        <location filename="../../chatapp/ui/main_window.py" line="265"/>
         <source> The previous model ({name}) is still loaded.</source>
         <translation> 之前的模型（{name}）仍保持加载。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="251"/>
+        <location filename="../../chatapp/ui/main_window.py" line="268"/>
         <source>Could not load {spec}: {message}</source>
         <translation>无法加载 {spec}：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="252"/>
+        <location filename="../../chatapp/ui/main_window.py" line="269"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="281"/>
-        <location filename="../../chatapp/ui/main_window.py" line="384"/>
+        <location filename="../../chatapp/ui/main_window.py" line="298"/>
+        <location filename="../../chatapp/ui/main_window.py" line="401"/>
         <source>writing…</source>
         <translation>正在输出…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="286"/>
-        <location filename="../../chatapp/ui/main_window.py" line="467"/>
+        <location filename="../../chatapp/ui/main_window.py" line="303"/>
+        <location filename="../../chatapp/ui/main_window.py" line="484"/>
         <source>stopped</source>
         <translation>已停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="286"/>
+        <location filename="../../chatapp/ui/main_window.py" line="303"/>
         <source>failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="313"/>
+        <location filename="../../chatapp/ui/main_window.py" line="330"/>
         <source>Conversation deleted.</source>
         <translation>对话已删除。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="328"/>
+        <location filename="../../chatapp/ui/main_window.py" line="345"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="334"/>
+        <location filename="../../chatapp/ui/main_window.py" line="351"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="336"/>
+        <location filename="../../chatapp/ui/main_window.py" line="353"/>
         <source>Exported to {path}</source>
         <translation>已导出到 {path}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="340"/>
+        <location filename="../../chatapp/ui/main_window.py" line="357"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="340"/>
+        <location filename="../../chatapp/ui/main_window.py" line="357"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="346"/>
+        <location filename="../../chatapp/ui/main_window.py" line="363"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="361"/>
+        <location filename="../../chatapp/ui/main_window.py" line="378"/>
         <source>The model is not loaded yet; your message is kept.</source>
         <translation>模型尚未加载；你的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="465"/>
+        <location filename="../../chatapp/ui/main_window.py" line="482"/>
         <source>{n} tokens · {speed:.1f} tok/s</source>
         <translation>{n} 个词元 · {speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="469"/>
+        <location filename="../../chatapp/ui/main_window.py" line="486"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="475"/>
+        <location filename="../../chatapp/ui/main_window.py" line="492"/>
         <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
         <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="487"/>
+        <location filename="../../chatapp/ui/main_window.py" line="504"/>
         <source>failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="488"/>
+        <location filename="../../chatapp/ui/main_window.py" line="505"/>
         <source>The reply failed: {message}</source>
         <translation>回复失败：{message}</translation>
     </message>
@@ -623,6 +633,19 @@ Chat with a language model on your own machine, and teach it your own documents.
     </message>
 </context>
 <context>
+    <name>TrainingController</name>
+    <message>
+        <location filename="../../chatapp/ui/training_controller.py" line="64"/>
+        <source>Wait for the current reply or model load to finish.</source>
+        <translation>请等待当前回复或模型加载完成。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_controller.py" line="104"/>
+        <source>Training {status}: {out}</source>
+        <translation>训练{status}：{out}</translation>
+    </message>
+</context>
+<context>
     <name>TrainingPanel</name>
     <message>
         <location filename="../../chatapp/ui/training_panel.py" line="48"/>
@@ -671,7 +694,7 @@ Chat with a language model on your own machine, and teach it your own documents.
     </message>
     <message>
         <location filename="../../chatapp/ui/training_panel.py" line="162"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="424"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="425"/>
         <source>No documents chosen.</source>
         <translation>尚未选择文档。</translation>
     </message>
@@ -859,7 +882,7 @@ Chat with a language model on your own machine, and teach it your own documents.
     </message>
     <message>
         <location filename="../../chatapp/ui/training_panel.py" line="283"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="334"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="335"/>
         <source>Chat with this adapter</source>
         <translation>用此适配器对话</translation>
     </message>
@@ -884,233 +907,247 @@ Chat with a language model on your own machine, and teach it your own documents.
         <translation>刷新</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="333"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="334"/>
         <source>Chat with this model</source>
         <translation>与此模型对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="342"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="343"/>
         <source>the default model</source>
         <translation>默认模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="386"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="387"/>
         <source>Choose a folder of documents</source>
         <translation>选择文档文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="392"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="393"/>
         <source>Choose documents</source>
         <translation>选择文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="393"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="394"/>
         <source>Documents (*.txt *.md *.rst *.html *.htm *.pdf *.docx);;All files (*)</source>
         <translation>文档 (*.txt *.md *.rst *.html *.htm *.pdf *.docx);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="426"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="427"/>
         <source>Reading the documents…</source>
         <translation>正在读取文档…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="440"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="441"/>
         <source>Cannot read the documents: {message}</source>
         <translation>无法读取文档：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="448"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="450"/>
         <source>{used} files used, {skipped} skipped.</source>
         <translation>使用了 {used} 个文件，跳过 {skipped} 个。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="453"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="455"/>
         <source>None of these files can be used for training.</source>
         <translation>这些文件都不能用于训练。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="490"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="506"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="523"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="479"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="499"/>
         <source>Cannot start: {reason}</source>
         <translation>无法开始：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="512"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="518"/>
         <source>Estimating…</source>
         <translation>正在估算…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="552"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="554"/>
         <source>Preparing…</source>
         <translation>正在准备…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="554"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="556"/>
         <source>Reading documents and loading the model…</source>
         <translation>正在读取文档并加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="564"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="566"/>
         <source>Cancelling: saving a checkpoint…</source>
         <translation>正在取消：保存检查点…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="584"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="586"/>
         <source>needs about {memory} of memory</source>
         <translation>需要约 {memory} 内存</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="586"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="588"/>
         <source> ({available} available)</source>
         <translation> (可用 {available})</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="588"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="592"/>
         <source>takes about {eta}</source>
         <translation>耗时约 {eta}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="589"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="593"/>
         <source>Estimate: {details}.</source>
         <translation>估算：{details}。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="593"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="597"/>
         <source>This will likely run out of memory: use LoRA, a smaller batch size or a shorter block size.</source>
         <translation>这很可能会内存不足：请使用 LoRA、更小的批大小或更短的块大小。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="605"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="604"/>
+        <source>{train} tokens to train on, {val} held out for validation.</source>
+        <translation>{train} 个词元用于训练，{val} 个留作验证。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="607"/>
+        <source>Too little text is held out to measure perplexity.</source>
+        <translation>留出的文本太少，无法测量困惑度。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="617"/>
         <source>Estimate failed: {reason}</source>
         <translation>估算失败：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="607"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="619"/>
         <source>Estimate cancelled.</source>
         <translation>估算已取消。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="618"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="630"/>
         <source>Step {step} of {total} · about {eta} left</source>
         <translation>第 {step}/{total} 步 · 约剩 {eta}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="624"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="635"/>
         <source>loss {loss:.4f} · {speed:,.0f} tokens/s · lr {lr:.2e}</source>
         <translation>损失 {loss:.4f} · {speed:,.0f} 词元/秒 · 学习率 {lr:.2e}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="627"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="638"/>
         <source>The loss is not a number: training has diverged; try a lower learning rate.</source>
         <translation>损失值不是数字（NaN）：训练已发散，请尝试更低的学习率。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="629"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="640"/>
         <source>Training…</source>
         <translation>正在训练…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="652"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="663"/>
         <source>Perplexity on held-out text: before {before:.2f}</source>
         <translation>留出文本上的困惑度：训练前 {before:.2f}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="655"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="666"/>
         <source>, after {after:.2f} ({change:+.0f}%)</source>
         <translation>，训练后 {after:.2f}（{change:+.0f}%）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="672"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="686"/>
         <source> A checkpoint at step {step} was kept: Resume continues from it.</source>
         <translation> 已保留第 {step} 步的检查点：点击“继续训练”可从这里接着训练。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="677"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="691"/>
         <source>Completed</source>
         <translation>已完成</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="678"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="692"/>
         <source>Completed. Saved to {out}</source>
         <translation>已完成。已保存到 {out}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="681"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="682"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="695"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="696"/>
         <source>Cancelled</source>
         <translation>已取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="684"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="698"/>
         <source>Failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="685"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="699"/>
         <source>Failed: {reason}</source>
         <translation>失败：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="685"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="699"/>
         <source>unknown error</source>
         <translation>未知错误</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="722"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="736"/>
         <source> (in use)</source>
         <translation> (使用中)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="724"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="738"/>
         <source> (full model)</source>
         <translation> (完整模型)</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="740"/>
+        <source> (damaged)</source>
+        <translation>（已损坏）</translation>
     </message>
 </context>
 <context>
     <name>TrainingProcess</name>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="384"/>
+        <location filename="../../chatapp/ui/training_process.py" line="386"/>
         <source>the training process could not start: {error}</source>
         <translation>训练进程无法启动：{error}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="404"/>
+        <location filename="../../chatapp/ui/training_process.py" line="406"/>
         <source>the process did not stop in time and was killed; no checkpoint was written</source>
         <translation>进程未能及时停止，已被强制结束；未写入检查点</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="414"/>
+        <location filename="../../chatapp/ui/training_process.py" line="416"/>
         <source>it reported completion but then {what}</source>
         <translation>它报告已完成，但随后{what}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="419"/>
+        <location filename="../../chatapp/ui/training_process.py" line="421"/>
         <source>the training process crashed or was killed (the system may have run out of memory)</source>
         <translation>训练进程崩溃或被终止（系统可能内存不足）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="422"/>
+        <location filename="../../chatapp/ui/training_process.py" line="424"/>
         <source>the training process was killed (exit code {code}), most often by the system running out of memory</source>
         <translation>训练进程被终止（退出代码 {code}），通常是因为系统内存不足</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="425"/>
+        <location filename="../../chatapp/ui/training_process.py" line="427"/>
         <source>the training process exited without reporting an end</source>
         <translation>训练进程已退出，但没有报告结束状态</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="427"/>
+        <location filename="../../chatapp/ui/training_process.py" line="429"/>
         <source>the training process exited with code {code}</source>
         <translation>训练进程以代码 {code} 退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="430"/>
+        <location filename="../../chatapp/ui/training_process.py" line="432"/>
         <source>; last output: {lines}</source>
         <translation>；最后的输出：{lines}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="436"/>
+        <location filename="../../chatapp/ui/training_process.py" line="438"/>
         <source>out of memory. Try LoRA, a smaller batch size or a shorter block size. Details: {reason}</source>
         <translation>内存不足。请尝试 LoRA、更小的批大小或更短的块大小。详情：{reason}</translation>
     </message>

@@ -30,6 +30,8 @@ class FakeBackend:
         self.reply = None
         self.dropped_messages = 0
         self.loaded_name = None
+        self.adapter = ""
+        self.adapter_enabled = True
         self.thread_names: set[str] = set()
 
     def load(self, spec, options, progress=None):
@@ -41,15 +43,27 @@ class FakeBackend:
             raise ValueError("broken: not a model file (a test stand-in)")
         time.sleep(0.02)
         self.loaded_name = f"Fake-{spec}"
+        self.adapter = options.adapter or ""
         return ModelInfo(name=self.loaded_name, path=spec, kind="gguf", device="cpu", dtype="float32",
-                         context_len=options.context_len, n_params=1_000_000, load_s=0.02, memory="1 MB")
+                         context_len=options.context_len, n_params=1_000_000, load_s=0.02, memory="1 MB",
+                         adapter=self.adapter)
+
+    @property
+    def has_adapter(self) -> bool:
+        return bool(self.adapter)
+
+    def set_adapter_enabled(self, enabled: bool) -> None:
+        if not self.adapter:
+            raise RuntimeError("no LoRA adapter is loaded")
+        self.adapter_enabled = enabled
 
     def stream(self, messages, system_prompt, settings, cancel=None):
         self.thread_names.add("main" if threading.current_thread() is threading.main_thread() else "worker")
         self.calls.append({"messages": [dict(m) for m in messages], "system": system_prompt,
                            "settings": settings})
         last_user = messages[-1]["content"]
-        pieces = [f"Reply{len(self.calls)}", " to", f" '{last_user}'"] + [f" w{i}" for i in range(self.words)]
+        tag = " (tuned)" if self.adapter and self.adapter_enabled else ""
+        pieces = [f"Reply{len(self.calls)}{tag}", " to", f" '{last_user}'"] + [f" w{i}" for i in range(self.words)]
         shown = []
         reason = "eos"
         for piece in pieces:
@@ -84,7 +98,7 @@ def make_window(qtbot, tmp_path):
         store = ConversationStore(tmp_path / "conversations.sqlite3")
         settings = SettingsStore(tmp_path / "settings.json")
         window = MainWindow(store, settings, backend, list_models=lambda: [("Default", "default")],
-                            autoload=load)
+                            autoload=load, adapters_dir=tmp_path / "adapters")
         qtbot.addWidget(window)
         made.append(window)
         if load:

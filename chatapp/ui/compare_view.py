@@ -1,0 +1,126 @@
+"""Base model and fine-tuned model side by side, on one prompt with one seed.
+
+The view only asks (`compare_requested(prompt, seed)`) and shows; the main window owns the
+generation worker and answers by running it twice, adapter off then on, streaming each reply
+into its pane (`append_base` / `append_tuned`, or `show_base` / `show_tuned` for the whole
+text), and calls `set_running(False)` when both are done. With the same seed and sampling
+settings, what differs between the panes comes from the adapter.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from PySide6.QtCore import Signal, Slot
+from PySide6.QtGui import QGuiApplication, QTextCursor
+from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSpinBox,
+                               QVBoxLayout, QWidget)
+
+
+def _tr(text: str) -> str:
+    return QGuiApplication.translate("CompareView", text)
+
+
+class CompareView(QWidget):
+    compare_requested = Signal(str, int)  # prompt, seed
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(_tr("Compare base and fine-tuned model"))
+        self.adapter_path = ""
+        self.running = False
+        layout = QVBoxLayout(self)
+        self.adapter_label = QLabel(_tr("No adapter chosen"))
+        self.adapter_label.setWordWrap(True)
+        layout.addWidget(self.adapter_label)
+        self.prompt = QPlainTextEdit()
+        self.prompt.setPlaceholderText(_tr("A question about your documents"))
+        self.prompt.setAccessibleName(_tr("Prompt to compare"))
+        self.prompt.setMaximumHeight(90)
+        layout.addWidget(self.prompt)
+        row = QHBoxLayout()
+        row.addWidget(QLabel(_tr("Seed")))
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
+        self.seed.setAccessibleName(_tr("Seed"))
+        self.seed.setToolTip(_tr("Both replies use this seed, so the difference comes from the adapter."))
+        row.addWidget(self.seed)
+        row.addStretch(1)
+        self.run_button = QPushButton(_tr("Compare"))
+        self.run_button.setAccessibleName(_tr("Generate with both models"))
+        row.addWidget(self.run_button)
+        layout.addLayout(row)
+        panes = QHBoxLayout()
+        self.base_text = self._pane(panes, _tr("Base model"))
+        self.tuned_text = self._pane(panes, _tr("Fine-tuned"))
+        layout.addLayout(panes, 1)
+        self.status = QLabel("")
+        layout.addWidget(self.status)
+        self.run_button.clicked.connect(self.request)
+        self.prompt.textChanged.connect(self._update_state)
+        self._update_state()
+
+    def _pane(self, row: QHBoxLayout, title: str) -> QPlainTextEdit:
+        box = QGroupBox(title)
+        inner = QVBoxLayout(box)
+        text = QPlainTextEdit(readOnly=True)
+        text.setAccessibleName(title)
+        inner.addWidget(text)
+        row.addWidget(box, 1)
+        return text
+
+    def set_adapter(self, path: str, name: str = "") -> None:
+        self.adapter_path = str(path)
+        self.adapter_label.setText(_tr("Fine-tuned: {name}").format(name=name or path))
+
+    def _update_state(self) -> None:
+        self.run_button.setEnabled(not self.running and bool(self.prompt.toPlainText().strip())
+                                   and bool(self.adapter_path))
+
+    @Slot()
+    def request(self) -> None:
+        prompt = self.prompt.toPlainText().strip()
+        if not prompt or self.running or not self.adapter_path:
+            return
+        self.base_text.clear()
+        self.tuned_text.clear()
+        self.set_running(True)
+        self.compare_requested.emit(prompt, self.seed.value())
+
+    @Slot(bool)
+    def set_running(self, running: bool) -> None:
+        self.running = running
+        self.status.setText(_tr("Generating…") if running else "")
+        self._update_state()
+
+    @Slot(str)
+    def show_error(self, message: str) -> None:
+        self.set_running(False)
+        self.status.setText(_tr("Failed: {message}").format(message=message))
+
+    # -- answers from the main window ----------------------------------------------------------
+    @Slot(str)
+    def show_base(self, text: str) -> None:
+        self.base_text.setPlainText(text)
+
+    @Slot(str)
+    def show_tuned(self, text: str) -> None:
+        self.tuned_text.setPlainText(text)
+
+    @Slot(str)
+    def append_base(self, delta: str) -> None:
+        _append(self.base_text, delta)
+
+    @Slot(str)
+    def append_tuned(self, delta: str) -> None:
+        _append(self.tuned_text, delta)
+
+
+def _append(view: QPlainTextEdit, delta: str) -> None:
+    """Insert at the end (not appendPlainText, which starts a new paragraph per delta)."""
+    cursor = view.textCursor()
+    cursor.movePosition(QTextCursor.End)
+    cursor.insertText(delta)
+    bar = view.verticalScrollBar()
+    if bar.value() >= bar.maximum() - 4:
+        view.setTextCursor(cursor)
+        view.ensureCursorVisible()
