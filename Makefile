@@ -32,3 +32,9 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist
+
+# The packaged app: dist/chatapp/ and dist/chatapp-<version>-<platform>.tar.gz (~2-3 min on
+# 2 cores). Check it with packaging/check_bundle.sh. See packaging/README.md.
+.PHONY: package
+package: $(STAMP)
+	$(BIN)/python packaging/build.py

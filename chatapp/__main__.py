@@ -2,7 +2,9 @@
 
 import sys
 
-from .cli import main
+from .frozen import prepare
 
 if __name__ == "__main__":
+    prepare()
+    from .cli import main
     sys.exit(main())

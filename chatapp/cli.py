@@ -176,6 +176,9 @@ def _user_errors(args: argparse.Namespace) -> tuple[type[BaseException], ...]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from .frozen import prepare
+
+    prepare()  # freeze_support + spawn: the same start-up for `chatapp`, `python -m` and the bundle
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

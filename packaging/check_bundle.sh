@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Smoke-check a built bundle: packaging/check_bundle.sh [dist/chatapp]
+#
+# Runs the frozen app's --version, --startup-probe (time from process start to a shown window,
+# offscreen; the first run after evicting the bundle from the page cache), self-test (window, default
+# model, one streamed reply) and a headless `generate`; checks that test-only packages
+# (transformers, peft, accelerate, pytest) are not in the bundle; prints the folder and archive
+# sizes. Exits non-zero on the first failure. COMPARE_SOURCE=1 also times the start from source;
+# CHECK_TRAIN=1 also runs a 2-step LoRA `train` and an `eval` of its adapter (~1 min on 2 cores).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+APP_DIR="${1:-$ROOT/dist/chatapp}"
+APP="$APP_DIR/chatapp"
+PY="${PYTHON:-$ROOT/.venv/bin/python}"
+[ -x "$PY" ] || PY=python3
+export QT_QPA_PLATFORM=offscreen
+
+step() { printf '\n== %s\n' "$*"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+json_field() { "$PY" -c 'import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(d.get(sys.argv[1]))' "$1"; }
+now() { date +%s.%N; }
+elapsed() { "$PY" -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$2"; }
+
+[ -x "$APP" ] || fail "no executable at $APP (build with: make package)"
+
+step "version"
+version_out="$("$APP" --version)" || fail "--version exited non-zero"
+echo "$version_out"
+expected="$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$ROOT/pyproject.toml" | head -1)"
+[[ "$version_out" == *"$expected"* ]] || fail "--version says '$version_out', pyproject says $expected"
+
+step "startup probe (3 runs; before the first, the bundle's files are evicted from the page cache)"
+# posix_fadvise(DONTNEED) drops this bundle's clean pages without root (drop_caches needs it);
+# shared system libraries stay cached, so "cold" here is a lower bound of a real cold start.
+"$PY" - "$APP_DIR" <<'PY' || echo "(could not evict the page cache: run 1 is warm)"
+import os, sys
+for folder, _, files in os.walk(sys.argv[1]):
+    for name in files:
+        path = os.path.join(folder, name)
+        if not os.path.islink(path):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+PY
+for run in 1 2 3; do
+    t0="$(now)"
+    out="$("$APP" --startup-probe 2>/dev/null)" || fail "--startup-probe exited non-zero: $out"
+    t1="$(now)"
+    [ "$(json_field ok <<<"$out")" = "True" ] || fail "startup probe: $out"
+    echo "run $run: window shown after $(json_field window_s <<<"$out") s from process start; process wall $(elapsed "$t0" "$t1") s"
+done
+if [ "${COMPARE_SOURCE:-0}" = 1 ] && [ -x "$ROOT/.venv/bin/python" ]; then
+    out="$("$ROOT/.venv/bin/python" "$ROOT/packaging/entry.py" --startup-probe 2>/dev/null)"
+    echo "from source (python packaging/entry.py): window shown after $(json_field window_s <<<"$out") s"
+fi
+
+step "self-test (offscreen window, default model, one streamed reply)"
+t0="$(now)"
+out="$("$APP" self-test 2> >(grep -v propagateSizeHints >&2))" || fail "self-test exited non-zero: $out"
+t1="$(now)"
+echo "$out"
+[ "$(json_field ok <<<"$out")" = "True" ] || fail "self-test: $out"
+echo "self-test wall $(elapsed "$t0" "$t1") s"
+
+step "generate (headless)"
+t0="$(now)"
+out="$("$APP" generate --model default --prompt "Hello" --max-new-tokens 8 --json)" || fail "generate exited non-zero: $out"
+t1="$(now)"
+echo "$out"
+tokens="$(json_field new_tokens <<<"$out")"
+[ "$tokens" != "None" ] && [ "$tokens" -gt 0 ] || fail "generate produced no tokens: $out"
+echo "generate wall $(elapsed "$t0" "$t1") s"
+
+if [ "${CHECK_TRAIN:-0}" = 1 ]; then
+    step "train (2 LoRA steps on generated documents) and eval of the adapter"
+    work="$(mktemp -d)"
+    trap 'rm -rf "$work"' EXIT
+    mkdir -p "$work/docs"
+    for i in 1 2 3 4 5 6; do
+        for j in $(seq 40); do echo "Document $i, line $j: the zebra Quill lives on Korvath and eats blue moss."; done > "$work/docs/doc$i.txt"
+    done
+    t0="$(now)"
+    out="$("$APP" train --model default --data "$work/docs" --out "$work/adapter" --max-steps 2 \
+        --block-size 64 --batch-size 2 --eval-every 0 --progress jsonl)" || fail "train exited non-zero: $out"
+    t1="$(now)"
+    tail -1 <<<"$out"
+    [ "$(json_field status <<<"$out")" = "completed" ] || fail "train did not complete"
+    echo "train wall $(elapsed "$t0" "$t1") s"
+    out="$("$APP" eval --model default --adapter "$work/adapter" --data "$work/docs" --json)" || fail "eval exited non-zero: $out"
+    echo "$out"
+fi
+
+step "test-only packages absent"
+found="$(find "$APP_DIR" -maxdepth 3 -type d \( -name transformers -o -name peft -o -name accelerate -o -name pytest -o -name _pytest \) | head -5)"
+[ -z "$found" ] || fail "found in the bundle: $found"
+if "$PY" -c "import PyInstaller" 2>/dev/null; then
+    "$PY" - "$APP" <<'EOF' || fail "test-only modules in the bundle's PYZ archive"
+import sys
+from PyInstaller.archive.readers import CArchiveReader
+exe = CArchiveReader(sys.argv[1])
+names = set()
+for name, (*_, typecode) in exe.toc.items():
+    if typecode == "z":  # the PYZ archive of Python modules
+        names |= set(exe.open_embedded_archive(name).toc)
+bad = sorted(n for n in names if n.split(".")[0] in {"transformers", "peft", "accelerate", "pytest", "_pytest"})
+print(f"PYZ: {len(names)} modules; test-only: {bad or 'none'}")
+sys.exit(1 if bad else 0)
+EOF
+else
+    echo "(PyInstaller not importable with $PY: PYZ listing skipped)"
+fi
+
+step "sizes"
+du -sh "$APP_DIR"
+echo "folder: $(du -sb "$APP_DIR" | cut -f1) bytes"
+shopt -s nullglob
+for archive in "$(dirname "$APP_DIR")"/chatapp-*.tar.gz "$(dirname "$APP_DIR")"/chatapp-*.zip; do
+    echo "archive: $(basename "$archive") $(du -h "$archive" | cut -f1) ($(stat -c %s "$archive") bytes)"
+done
+
+echo
+echo "OK: bundle checks passed"
