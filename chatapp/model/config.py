@@ -8,7 +8,7 @@ One decoder covers the families we support through flags:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
 ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2")

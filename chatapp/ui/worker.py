@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import traceback
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot

@@ -18,7 +18,6 @@ class ByteTokenizer:
         byte_chars = pre_tokenizers.ByteLevel.alphabet()
         # ByteLevel maps byte b to a printable char; order the vocab by byte value.
         table = [None] * 256
-        from tokenizers.pre_tokenizers import ByteLevel  # noqa: F401
         mapping = _bytes_to_unicode()
         for b, ch in mapping.items():
             table[b] = ch

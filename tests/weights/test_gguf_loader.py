@@ -3,7 +3,6 @@ default model against transformers' own GGUF loader."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import time
 
