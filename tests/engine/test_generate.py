@@ -11,7 +11,7 @@ from chatapp.engine.generate import ContextOverflowError, Engine
 from chatapp.engine.sampling import SamplingSettings
 from chatapp.engine.stream import IncrementalDecoder, StopStringFilter
 
-from conftest import EOS, ContextModel, ScriptedModel
+from mock_models import EOS, ContextModel, ScriptedModel
 
 GREEDY = dict(temperature=0.0, repetition_penalty=1.0)
 

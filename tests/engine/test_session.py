@@ -8,7 +8,7 @@ from chatapp.engine.generate import ContextOverflowError, Engine
 from chatapp.engine.sampling import SamplingSettings
 from chatapp.engine.session import ChatSession
 
-from conftest import ContextModel
+from mock_models import ContextModel
 
 GREEDY = SamplingSettings(temperature=0.0, repetition_penalty=1.0, max_new_tokens=20)
 

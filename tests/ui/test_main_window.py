@@ -7,7 +7,7 @@ import json
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
 
-from conftest import FakeBackend
+from fake_backend import FakeBackend
 
 
 def _send(qtbot, window, text):

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import QCoreApplication, QTranslator
 from PySide6.QtGui import QGuiApplication
 
-from conftest import FakeBackend
+from fake_backend import FakeBackend
 
 I18N = Path(__file__).resolve().parents[2] / "resources" / "i18n"
 

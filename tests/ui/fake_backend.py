@@ -1,0 +1,75 @@
+"""A fake chat backend for window tests: scripted replies from the worker thread, no model."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from chatapp.engine.backend import ModelInfo
+from chatapp.engine.generate import GenerationStats, Reply
+
+
+class FakeBackend:
+    """Streams a scripted reply word by word from the worker thread; no model, no torch.
+
+    The reply names the last user message and counts replies, so a regenerated reply
+    differs. `delay` is seconds per word; `words` how many words a reply has.
+    """
+
+    def __init__(self, words: int = 6, delay: float = 0.01) -> None:
+        self.words = words
+        self.delay = delay
+        self.calls: list[dict] = []
+        self.loads: list[str] = []
+        self.reply = None
+        self.dropped_messages = 0
+        self.loaded_name = None
+        self.adapter = ""
+        self.adapter_enabled = True
+        self.thread_names: set[str] = set()
+
+    def load(self, spec, options, progress=None):
+        self.thread_names.add("main" if threading.current_thread() is threading.main_thread() else "worker")
+        self.loads.append(spec)
+        if progress:
+            progress("weights", 0.5)
+        if spec == "broken":
+            raise ValueError("broken: not a model file (a test stand-in)")
+        time.sleep(0.02)
+        self.loaded_name = f"Fake-{spec}"
+        self.adapter = options.adapter or ""
+        return ModelInfo(name=self.loaded_name, path=spec, kind="gguf", device="cpu", dtype="float32",
+                         context_len=options.context_len, n_params=1_000_000, load_s=0.02, memory="1 MB",
+                         adapter=self.adapter)
+
+    @property
+    def has_adapter(self) -> bool:
+        return bool(self.adapter)
+
+    def set_adapter_enabled(self, enabled: bool) -> None:
+        if not self.adapter:
+            raise RuntimeError("no LoRA adapter is loaded")
+        self.adapter_enabled = enabled
+
+    def stream(self, messages, system_prompt, settings, cancel=None):
+        self.thread_names.add("main" if threading.current_thread() is threading.main_thread() else "worker")
+        self.calls.append({"messages": [dict(m) for m in messages], "system": system_prompt,
+                           "settings": settings})
+        last_user = messages[-1]["content"]
+        tag = " (tuned)" if self.adapter and self.adapter_enabled else ""
+        pieces = [f"Reply{len(self.calls)}{tag}", " to", f" '{last_user}'"] + [f" w{i}" for i in range(self.words)]
+        shown = []
+        reason = "eos"
+        for piece in pieces:
+            if cancel is not None and cancel.is_set():
+                reason = "cancelled"
+                break
+            time.sleep(self.delay)
+            shown.append(piece)
+            yield piece
+        stats = GenerationStats(prompt_tokens=10, new_tokens=len(shown), decode_tok_s=42.0)
+        self.reply = Reply(text="".join(shown), token_ids=list(range(len(shown))), finish_reason=reason,
+                           stats=stats)
+
+    def context_used(self) -> int:
+        return 10 + (self.reply.stats.new_tokens if self.reply else 0)
