@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import subprocess
 import sys
 
 from chatapp import frozen
@@ -21,6 +21,8 @@ def test_self_command_frozen_is_the_binary_itself(monkeypatch):
 
 
 def test_prepare_selects_spawn_and_is_idempotent():
-    frozen.prepare()
-    frozen.prepare()
-    assert multiprocessing.get_start_method() == "spawn"
+    # In a fresh interpreter: in this one another test may already have fixed the method.
+    code = ("import multiprocessing as mp; from chatapp.frozen import prepare; "
+            "prepare(); prepare(); print(mp.get_start_method())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "spawn"
