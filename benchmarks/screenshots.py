@@ -27,8 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from PySide6.QtCore import QCoreApplication, QRect, QTimer  # noqa: E402
-from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QEventLoop, QRect, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from chatapp.engine.backend import ModelInfo  # noqa: E402
@@ -119,19 +118,27 @@ class ScriptedBackend:
         return 31 + (self.reply.stats.new_tokens if self.reply else 0)
 
 
+def pump(ms: int) -> None:
+    """Run the event loop for `ms`. Not QTest.qWait: in PySide6 that holds the GIL while it
+    sleeps, so the model-loading worker thread crawls (seen: 195 s instead of 3 s)."""
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+
+
 def wait_until(predicate, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
-        QTest.qWait(20)
+        pump(20)
 
 
 def settle(ms: int = 150) -> None:
     """Let layouts, deferred deletes and the scroll-to-bottom timers run."""
-    QTest.qWait(ms)
+    pump(ms)
     QCoreApplication.sendPostedEvents()
-    QTest.qWait(ms)
+    pump(ms)
 
 
 def make_window(profile: Path, backend, language: str = "", theme: str = "light"):
@@ -215,7 +222,7 @@ def fake_shots(out: Path, profile_root: Path) -> None:
 def real_model_shot(out: Path, profile_root: Path, timeout_s: float, threads: int) -> None:
     try:
         from chatapp.ui.app import create_window
-        import chatapp.engine.loader  # noqa: F401  (fails early if the loader is unfinished)
+        import chatapp.engine.loader  # noqa: F401 (fails early if the loader is unfinished)
     except Exception as exc:  # report and carry on: the scripted screenshots are done
         print(f"--real-model skipped: the model loader does not import ({exc!r})")
         return
