@@ -73,6 +73,12 @@ class ChatBackend:
             adapter=str(options.adapter or ""))
         return self.info
 
+    def estimate(self, spec: str, options: LoadOptions) -> dict:
+        """Memory a load of `spec` would need, read from its config only (see loader.estimate_model)."""
+        from .loader import estimate_model
+
+        return estimate_model(spec, device=options.device, context_len=options.context_len)
+
     @property
     def has_adapter(self) -> bool:
         from ..model.lora import has_lora

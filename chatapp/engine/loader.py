@@ -57,6 +57,32 @@ def resolve_model(spec: str | Path) -> Path:
     return path
 
 
+def estimate_model(spec: str | Path, device: str = "auto", context_len: Optional[int] = None) -> dict:
+    """What loading `spec` would need, from its config alone (no weights read).
+
+    Returns {"name", "n_params", "context_len", "device", "dtype", "memory", "memory_bytes",
+    "free_bytes", "fits"}; raises the loaders' errors for a file that cannot be a model.
+    """
+    from .device import available_memory
+
+    path = resolve_model(spec)
+    kind = detect_model_kind(path)
+    target = choose_device(device)
+    dtype = default_dtype(target)
+    if kind in ("gguf", "default"):
+        config = gguf_config(open_gguf(path), path)
+    else:
+        _family, config = read_hf_config(path)
+    context = min(context_len or config.max_seq_len, config.max_seq_len)
+    estimate = estimate_memory(config, context, dtype)
+    free = available_memory(target)
+    name = DEFAULT_MODEL_NAME if str(spec) == "default" else (config.name or path.name)
+    return {"name": name, "n_params": config.n_params, "context_len": context, "device": str(target),
+            "dtype": str(dtype).replace("torch.", ""), "memory": estimate.describe(),
+            "memory_bytes": estimate.total_bytes, "free_bytes": free,
+            "fits": free is None or estimate.total_bytes <= free}
+
+
 def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dtype] = None,
                context_len: Optional[int] = None, progress: LoadProgress = None,
                check_memory: bool = True, adapter: str | Path | None = None) -> LoadedModel:

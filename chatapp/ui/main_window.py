@@ -42,6 +42,7 @@ def _tr(text: str) -> str:
 class MainWindow(QMainWindow):
     request_load = Signal(str, dict)
     request_generate = Signal(int, list, str, dict)
+    request_estimate = Signal(str, dict)
 
     def __init__(self, store, settings_store: SettingsStore, backend,
                  list_models: Callable[[], list[tuple[str, str]]] = lambda: [("SmolLM2-135M-Instruct", "default")],
@@ -76,6 +77,9 @@ class MainWindow(QMainWindow):
         worker = self.worker_thread.worker
         self.request_load.connect(worker.load_model)
         self.request_generate.connect(worker.generate)
+        self.request_estimate.connect(worker.estimate)
+        worker.estimated.connect(self._on_estimated)
+        worker.estimate_failed.connect(self._on_estimate_failed)
         worker.load_progress.connect(self._on_load_progress)
         worker.model_loaded.connect(self._on_model_loaded)
         worker.model_failed.connect(self._on_model_failed)
@@ -88,6 +92,7 @@ class MainWindow(QMainWindow):
 
         self.settings_panel.apply(self.settings)
         self.settings_panel.set_models(self.list_models(), self.settings.model)
+        self.estimate_model(self.settings_panel.model_combo.currentData() or "")
         if settings_store.warning:
             self.statusBar().showMessage(settings_store.warning, 10000)
         self.refresh_conversations()
@@ -160,6 +165,7 @@ class MainWindow(QMainWindow):
         self.conversations.import_requested.connect(self.import_conversation)
         self.undo_button.clicked.connect(self.undo_delete)
         self.settings_panel.load_requested.connect(self.load_model)
+        self.settings_panel.selection_changed.connect(self.estimate_model)
         self.settings_panel.changed.connect(self._settings_changed)
         self._build_menu()
 
@@ -232,6 +238,21 @@ class MainWindow(QMainWindow):
         if adapter:
             options["adapter"] = adapter
         self.request_load.emit(spec, options)
+
+    @Slot(str)
+    def estimate_model(self, spec: str) -> None:
+        """Ask the worker what loading `spec` would need (it reads the config, not the weights)."""
+        if spec:
+            s = self.settings
+            self.request_estimate.emit(spec, {"device": s.device, "context_len": s.context_len, "threads": s.threads})
+
+    @Slot(str, dict)
+    def _on_estimated(self, spec: str, estimate: dict) -> None:
+        self.settings_panel.show_estimate(spec, estimate)
+
+    @Slot(str, str)
+    def _on_estimate_failed(self, spec: str, message: str) -> None:
+        self.settings_panel.show_estimate_error(spec, message)
 
     @Slot(str, float)
     def _on_load_progress(self, stage: str, fraction: float) -> None:

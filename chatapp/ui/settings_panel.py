@@ -17,6 +17,7 @@ def _tr(text: str) -> str:
 
 class SettingsPanel(QWidget):
     load_requested = Signal(str)  # model spec
+    selection_changed = Signal(str)  # model spec chosen in the list (not loaded yet)
     changed = Signal()  # any generation setting edited
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -44,6 +45,10 @@ class SettingsPanel(QWidget):
         self.model_status.setWordWrap(True)
         self.model_status.setObjectName("modelStatus")
         model_layout.addWidget(self.model_status)
+        self.estimate_label = QLabel("")
+        self.estimate_label.setWordWrap(True)
+        self.estimate_label.setObjectName("modelEstimate")
+        model_layout.addWidget(self.estimate_label)
         self.load_progress = QProgressBar()
         self.load_progress.setRange(0, 100)
         self.load_progress.setVisible(False)
@@ -97,6 +102,8 @@ class SettingsPanel(QWidget):
         self.open_file_button.clicked.connect(self._open_file)
         self.open_folder_button.clicked.connect(self._open_folder)
         self.load_button.clicked.connect(lambda: self.load_requested.emit(self.model_combo.currentData() or ""))
+        self.model_combo.currentIndexChanged.connect(
+            lambda _i: self.selection_changed.emit(self.model_combo.currentData() or ""))
         for spin in (self.temperature, self.top_p, self.min_p, self.repetition_penalty, self.top_k,
                      self.max_new_tokens, self.seed, self.context_len, self.threads):
             spin.valueChanged.connect(self.changed)
@@ -121,6 +128,26 @@ class SettingsPanel(QWidget):
             index = self.model_combo.count() - 1
         self.model_combo.setCurrentIndex(max(index, 0))
         self.model_combo.blockSignals(False)
+
+    def show_estimate(self, spec: str, estimate: dict) -> None:
+        """The memory a load would need, shown before loading (red when it will not fit)."""
+        if spec != (self.model_combo.currentData() or ""):
+            return  # the user has moved on to another model
+        text = _tr("Before loading: {name}, {params:.0f}M parameters, needs about {memory}").format(
+            name=estimate["name"], params=estimate["n_params"] / 1e6, memory=estimate["memory"])
+        if estimate.get("free_bytes") is not None:
+            text += _tr("; {free:.1f} GiB free").format(free=estimate["free_bytes"] / 1024**3)
+        if not estimate.get("fits", True):
+            text += _tr(". It will not fit: choose a shorter context length or a smaller model.")
+            self.estimate_label.setStyleSheet("color: #d33;")
+        else:
+            self.estimate_label.setStyleSheet("")
+        self.estimate_label.setText(text)
+
+    def show_estimate_error(self, spec: str, message: str) -> None:
+        if spec == (self.model_combo.currentData() or ""):
+            self.estimate_label.setStyleSheet("color: #d33;")
+            self.estimate_label.setText(_tr("This model cannot be opened: {message}").format(message=message))
 
     def _choose(self, spec: str) -> None:
         index = self.model_combo.findData(spec)

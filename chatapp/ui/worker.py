@@ -28,6 +28,8 @@ class GenerationWorker(QObject):
     delta = Signal(int, str)  # request id, new text
     finished = Signal(int, dict)  # request id, {"text", "finish_reason", "stats", "dropped_messages"}
     failed = Signal(int, str)  # request id, message
+    estimated = Signal(str, dict)  # spec, estimate (see engine.loader.estimate_model)
+    estimate_failed = Signal(str, str)  # spec, message
     compare_delta = Signal(int, str, str)  # request id, "base" | "tuned", new text
     compare_finished = Signal(int)  # request id
 
@@ -47,6 +49,16 @@ class GenerationWorker(QObject):
             self.model_failed.emit(spec, str(exc))
             return
         self.model_loaded.emit(info.to_dict())
+
+    @Slot(str, dict)
+    def estimate(self, spec: str, options: dict) -> None:
+        """Read the model's config (not its weights) and say what loading it would need."""
+        try:
+            result = self.backend.estimate(spec, LoadOptions(**options))
+        except Exception as exc:
+            self.estimate_failed.emit(spec, str(exc))
+            return
+        self.estimated.emit(spec, result)
 
     @Slot(int, list, str, dict)
     def generate(self, request_id: int, messages: list, system_prompt: str, settings: dict) -> None:

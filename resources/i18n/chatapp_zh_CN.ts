@@ -242,110 +242,110 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="108"/>
+        <location filename="../../chatapp/ui/main_window.py" line="112"/>
         <source>Message the model (Enter sends, Shift+Enter for a new line)</source>
         <translation>给模型发消息（Enter 发送，Shift+Enter 换行）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="109"/>
+        <location filename="../../chatapp/ui/main_window.py" line="113"/>
         <source>Message</source>
         <translation>消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="111"/>
+        <location filename="../../chatapp/ui/main_window.py" line="115"/>
         <source>Send</source>
         <translation>发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="112"/>
+        <location filename="../../chatapp/ui/main_window.py" line="116"/>
         <source>Send message</source>
         <translation>发送消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="113"/>
+        <location filename="../../chatapp/ui/main_window.py" line="117"/>
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="114"/>
+        <location filename="../../chatapp/ui/main_window.py" line="118"/>
         <source>Stop the reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="135"/>
+        <location filename="../../chatapp/ui/main_window.py" line="139"/>
         <source>Chat</source>
         <translation>聊天</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="136"/>
+        <location filename="../../chatapp/ui/main_window.py" line="140"/>
         <source>Train</source>
         <translation>训练</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="141"/>
+        <location filename="../../chatapp/ui/main_window.py" line="145"/>
         <source>No model</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="144"/>
-        <location filename="../../chatapp/ui/main_window.py" line="145"/>
+        <location filename="../../chatapp/ui/main_window.py" line="148"/>
+        <location filename="../../chatapp/ui/main_window.py" line="149"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="177"/>
+        <location filename="../../chatapp/ui/main_window.py" line="182"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="178"/>
-        <location filename="../../chatapp/ui/main_window.py" line="309"/>
+        <location filename="../../chatapp/ui/main_window.py" line="183"/>
+        <location filename="../../chatapp/ui/main_window.py" line="329"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="179"/>
+        <location filename="../../chatapp/ui/main_window.py" line="184"/>
         <source>Import conversation…</source>
         <translation>导入对话…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="181"/>
+        <location filename="../../chatapp/ui/main_window.py" line="186"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="182"/>
+        <location filename="../../chatapp/ui/main_window.py" line="187"/>
         <source>&amp;Chat</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="183"/>
+        <location filename="../../chatapp/ui/main_window.py" line="188"/>
         <source>Focus message box</source>
         <translation>聚焦到消息框</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="184"/>
+        <location filename="../../chatapp/ui/main_window.py" line="189"/>
         <source>Stop reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="185"/>
+        <location filename="../../chatapp/ui/main_window.py" line="190"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="186"/>
+        <location filename="../../chatapp/ui/main_window.py" line="191"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="187"/>
-        <location filename="../../chatapp/ui/main_window.py" line="190"/>
+        <location filename="../../chatapp/ui/main_window.py" line="192"/>
+        <location filename="../../chatapp/ui/main_window.py" line="195"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="191"/>
+        <location filename="../../chatapp/ui/main_window.py" line="196"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -354,130 +354,130 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="205"/>
+        <location filename="../../chatapp/ui/main_window.py" line="210"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="224"/>
+        <location filename="../../chatapp/ui/main_window.py" line="229"/>
         <source>Stop the reply before switching models.</source>
         <translation>请先停止回复，再切换模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="227"/>
+        <location filename="../../chatapp/ui/main_window.py" line="232"/>
         <source>Loading</source>
         <translation>正在加载</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="228"/>
+        <location filename="../../chatapp/ui/main_window.py" line="233"/>
         <source>Loading {spec}…</source>
         <translation>正在加载 {spec}…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="249"/>
+        <location filename="../../chatapp/ui/main_window.py" line="269"/>
         <source>{name}: {params:.0f}M parameters, {dtype} on {device}, context {ctx}, loaded in {secs:.1f} s. Memory: {memory}</source>
         <translation>{name}：{params:.0f}M 参数，{dtype}，运行于 {device}，上下文 {ctx}，加载用时 {secs:.1f} 秒。内存：{memory}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="253"/>
-        <location filename="../../chatapp/ui/main_window.py" line="488"/>
+        <location filename="../../chatapp/ui/main_window.py" line="273"/>
+        <location filename="../../chatapp/ui/main_window.py" line="508"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="265"/>
+        <location filename="../../chatapp/ui/main_window.py" line="285"/>
         <source> The previous model ({name}) is still loaded.</source>
         <translation> 之前的模型（{name}）仍保持加载。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="268"/>
+        <location filename="../../chatapp/ui/main_window.py" line="288"/>
         <source>Could not load {spec}: {message}</source>
         <translation>无法加载 {spec}：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="269"/>
+        <location filename="../../chatapp/ui/main_window.py" line="289"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="298"/>
-        <location filename="../../chatapp/ui/main_window.py" line="401"/>
+        <location filename="../../chatapp/ui/main_window.py" line="318"/>
+        <location filename="../../chatapp/ui/main_window.py" line="421"/>
         <source>writing…</source>
         <translation>正在输出…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="303"/>
-        <location filename="../../chatapp/ui/main_window.py" line="484"/>
+        <location filename="../../chatapp/ui/main_window.py" line="323"/>
+        <location filename="../../chatapp/ui/main_window.py" line="504"/>
         <source>stopped</source>
         <translation>已停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="303"/>
+        <location filename="../../chatapp/ui/main_window.py" line="323"/>
         <source>failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="330"/>
+        <location filename="../../chatapp/ui/main_window.py" line="350"/>
         <source>Conversation deleted.</source>
         <translation>对话已删除。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="345"/>
+        <location filename="../../chatapp/ui/main_window.py" line="365"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="351"/>
+        <location filename="../../chatapp/ui/main_window.py" line="371"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="353"/>
+        <location filename="../../chatapp/ui/main_window.py" line="373"/>
         <source>Exported to {path}</source>
         <translation>已导出到 {path}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="357"/>
+        <location filename="../../chatapp/ui/main_window.py" line="377"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="357"/>
+        <location filename="../../chatapp/ui/main_window.py" line="377"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="363"/>
+        <location filename="../../chatapp/ui/main_window.py" line="383"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="378"/>
+        <location filename="../../chatapp/ui/main_window.py" line="398"/>
         <source>The model is not loaded yet; your message is kept.</source>
         <translation>模型尚未加载；你的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="482"/>
+        <location filename="../../chatapp/ui/main_window.py" line="502"/>
         <source>{n} tokens · {speed:.1f} tok/s</source>
         <translation>{n} 个词元 · {speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="486"/>
+        <location filename="../../chatapp/ui/main_window.py" line="506"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="492"/>
+        <location filename="../../chatapp/ui/main_window.py" line="512"/>
         <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
         <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="504"/>
+        <location filename="../../chatapp/ui/main_window.py" line="524"/>
         <source>failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="505"/>
+        <location filename="../../chatapp/ui/main_window.py" line="525"/>
         <source>The reply failed: {message}</source>
         <translation>回复失败：{message}</translation>
     </message>
@@ -485,149 +485,169 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>SettingsPanel</name>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="26"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="29"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="27"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="30"/>
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="33"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="34"/>
         <source>Open GGUF…</source>
         <translation>打开 GGUF…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="34"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="35"/>
         <source>Open a GGUF model file</source>
         <translation>打开 GGUF 模型文件</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="35"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="36"/>
         <source>Open folder…</source>
         <translation>打开文件夹…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="36"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="37"/>
         <source>Open a Hugging Face model folder</source>
         <translation>打开 Hugging Face 模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="37"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="38"/>
         <source>Load</source>
         <translation>加载</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="38"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="39"/>
         <source>Load the selected model</source>
         <translation>加载所选模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="43"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="44"/>
         <source>No model loaded</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="53"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="59"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="58"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="64"/>
         <source>Automatic</source>
         <translation>自动</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="55"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="61"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="60"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="66"/>
         <source>Device</source>
         <translation>设备</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="57"/>
         <location filename="../../chatapp/ui/settings_panel.py" line="62"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="67"/>
         <source>Context length</source>
         <translation>上下文长度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="60"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="63"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="65"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="68"/>
         <source>CPU threads</source>
         <translation>CPU 线程数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="67"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="70"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="72"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="75"/>
         <source>System prompt</source>
         <translation>系统提示词</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="75"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="80"/>
         <source>Sampling</source>
         <translation>采样</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="77"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="89"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="82"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="94"/>
         <source>Temperature</source>
         <translation>温度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="78"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="89"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="83"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="94"/>
         <source>Top-p</source>
         <translation>Top-p</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="79"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="90"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="84"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="95"/>
         <source>Min-p</source>
         <translation>Min-p</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="80"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="91"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="85"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="96"/>
         <source>Repetition penalty</source>
         <translation>重复惩罚</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="82"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="87"/>
         <source>Off</source>
         <translation>关闭</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="83"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="90"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="88"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="95"/>
         <source>Top-k</source>
         <translation>Top-k</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="85"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="90"/>
         <source>Maximum new tokens</source>
         <translation>最大生成词元数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="87"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="92"/>
         <source>Random</source>
         <translation>随机</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="88"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="92"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="93"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="97"/>
         <source>Seed</source>
         <translation>随机种子</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="92"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="97"/>
         <source>Max new tokens</source>
         <translation>最大生成词元数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="134"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="136"/>
+        <source>Before loading: {name}, {params:.0f}M parameters, needs about {memory}</source>
+        <translation>加载前：{name}，{params:.0f}M 参数，约需 {memory}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="139"/>
+        <source>; {free:.1f} GiB free</source>
+        <translation>；可用 {free:.1f} GiB</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="141"/>
+        <source>. It will not fit: choose a shorter context length or a smaller model.</source>
+        <translation>。内存不足：请选择更短的上下文长度或更小的模型。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="150"/>
+        <source>This model cannot be opened: {message}</source>
+        <translation>无法打开此模型：{message}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="161"/>
         <source>Open GGUF model</source>
         <translation>打开 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="134"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="161"/>
         <source>GGUF models (*.gguf)</source>
         <translation>GGUF 模型 (*.gguf)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="139"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="166"/>
         <source>Open Hugging Face model folder</source>
         <translation>打开 Hugging Face 模型文件夹</translation>
     </message>

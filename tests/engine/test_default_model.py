@@ -59,3 +59,12 @@ def test_session_second_turn_reuses_cache_on_the_real_model(default_loaded_model
                         messages=session.messages[:-1])
     assert "".join(fresh.respond(greedy)) == second
     assert "Berlin" in second
+
+
+def test_estimate_reads_the_config_without_loading_weights():
+    from chatapp.engine.loader import estimate_model
+
+    estimate = estimate_model("default", device="cpu", context_len=2048)
+    assert estimate["name"] == "SmolLM2-135M-Instruct" and estimate["context_len"] == 2048
+    assert 134_000_000 < estimate["n_params"] < 135_500_000
+    assert estimate["memory_bytes"] > 134_000_000 * 4 and estimate["fits"]

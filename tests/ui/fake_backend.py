@@ -42,6 +42,14 @@ class FakeBackend:
                          context_len=options.context_len, n_params=1_000_000, load_s=0.02, memory="1 MB",
                          adapter=self.adapter)
 
+    def estimate(self, spec, options):
+        if spec == "broken":
+            raise ValueError("broken: not a model file (a test stand-in)")
+        need = 64 * 1024**3 if spec == "huge" else 600 * 1024**2
+        return {"name": f"Fake-{spec}", "n_params": 135_000_000, "context_len": options.context_len,
+                "device": "cpu", "dtype": "float32", "memory": f"{need / 1024**3:.2f} GiB",
+                "memory_bytes": need, "free_bytes": 8 * 1024**3, "fits": need <= 8 * 1024**3}
+
     @property
     def has_adapter(self) -> bool:
         return bool(self.adapter)

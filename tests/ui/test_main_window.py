@@ -183,3 +183,17 @@ def test_closing_while_generating_stops_the_worker(qtbot, make_window):
     window.close()
     assert window.worker_thread.thread.isFinished()
     assert window.store.messages(window.current_id)[-1].state == "cancelled"
+
+
+def test_memory_estimate_is_shown_before_loading(qtbot, make_window, backend):
+    window = make_window(FakeBackend(), load=False)
+    panel = window.settings_panel
+    qtbot.waitUntil(lambda: "Before loading: Fake-default" in panel.estimate_label.text(), timeout=5000)
+    assert "0.59 GiB" in panel.estimate_label.text() and "will not fit" not in panel.estimate_label.text()
+    panel.set_models([("Default", "default"), ("Huge", "huge"), ("Broken", "broken")], "default")
+    panel.model_combo.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: "Fake-huge" in panel.estimate_label.text(), timeout=5000)
+    assert "will not fit" in panel.estimate_label.text()
+    panel.model_combo.setCurrentIndex(2)
+    qtbot.waitUntil(lambda: "cannot be opened: broken" in panel.estimate_label.text(), timeout=5000)
+    assert window.model_info is None  # estimating never loads anything
