@@ -15,8 +15,8 @@ from typing import Callable, Optional
 
 from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton,
-                               QSplitter, QStatusBar, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
+                               QPushButton, QSplitter, QStatusBar, QTabWidget, QVBoxLayout, QWidget)
 
 from .. import __version__
 from ..storage.settings import AppSettings, SettingsStore
@@ -87,6 +87,10 @@ class MainWindow(QMainWindow):
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
         self.training = TrainingController(self, self.training_panel)
+        self._shut_down = False
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
         self.flush_timer = QTimer(self, interval=FLUSH_INTERVAL_MS)
         self.flush_timer.timeout.connect(self._flush)
 
@@ -525,7 +529,15 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(_tr("The reply failed: {message}").format(message=message), 15000)
 
     # -- closing --------------------------------------------------------------------------
-    def closeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+    def shutdown(self) -> None:
+        """Stop any reply, keep what was written, end the training child and the worker thread.
+
+        Runs on close and on application quit (whichever comes first; idempotent), so the
+        generation thread is never destroyed while running.
+        """
+        if self._shut_down:
+            return
+        self._shut_down = True
         if self.streaming:
             self.worker_thread.stop_reply()
             self.store.finish_reply(self.stream_message_id, self.stream_text, state="cancelled",
@@ -535,4 +547,7 @@ class MainWindow(QMainWindow):
         self.training_panel.shutdown(timeout_s=10)
         self.worker_thread.shutdown()
         self._settings_changed()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        self.shutdown()
         super().closeEvent(event)

@@ -449,8 +449,6 @@ class TrainingPanel(QWidget):
         self.preview_used = used
         text = _tr("{used} files used, {skipped} skipped.").format(
             used=used, skipped=report.get("files_skipped", len(skipped)))
-        if report.get("summary"):
-            text += "\n" + str(report["summary"])
         if used == 0:
             text += "\n" + _tr("None of these files can be used for training.")
         self.preview_label.setText(text)

@@ -197,3 +197,15 @@ def test_memory_estimate_is_shown_before_loading(qtbot, make_window, backend):
     panel.model_combo.setCurrentIndex(2)
     qtbot.waitUntil(lambda: "cannot be opened: broken" in panel.estimate_label.text(), timeout=5000)
     assert window.model_info is None  # estimating never loads anything
+
+
+def test_application_quit_stops_the_worker_like_closing(qtbot, make_window):
+    from PySide6.QtWidgets import QApplication
+
+    window = make_window(FakeBackend(words=10_000, delay=0.01))
+    _send(qtbot, window, "until quit")
+    qtbot.waitUntil(lambda: "w1" in window.stream_text, timeout=5000)
+    QApplication.instance().aboutToQuit.emit()
+    assert window.worker_thread.thread.isFinished()
+    assert window.store.messages(window.current_id)[-1].state == "cancelled"
+    window.close()  # a second shutdown is a no-op
