@@ -70,9 +70,9 @@ class Engine:
         self.device = next(model.parameters()).device
         self._cached: list[int] = []  # ids whose keys/values sit in the cache at 0..n-1
         self.reply = Reply()
-        column_major = getattr(model, "use_column_major_weights", None)  # mock models lack it
-        if column_major is not None:
-            column_major()
+        prepare = getattr(model, "prepare_for_inference", None)  # mock models lack it
+        if prepare is not None:
+            prepare()
         model.setup_cache(batch_size=1, max_seq_len=self.context_len)
 
     @property

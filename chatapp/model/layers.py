@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig, RopeScaling
+from .linear import Linear
 
 
 class RMSNorm(nn.Module):
@@ -69,9 +70,9 @@ class SwiGLU(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         bias = config.mlp_bias
-        self.gate_proj = nn.Linear(config.dim, config.intermediate_size, bias=bias)
-        self.up_proj = nn.Linear(config.dim, config.intermediate_size, bias=bias)
-        self.down_proj = nn.Linear(config.intermediate_size, config.dim, bias=bias)
+        self.gate_proj = Linear(config.dim, config.intermediate_size, bias=bias)
+        self.up_proj = Linear(config.dim, config.intermediate_size, bias=bias)
+        self.down_proj = Linear(config.intermediate_size, config.dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
@@ -83,8 +84,8 @@ class GeluMLP(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         bias = config.mlp_bias
-        self.up_proj = nn.Linear(config.dim, config.intermediate_size, bias=bias)
-        self.down_proj = nn.Linear(config.intermediate_size, config.dim, bias=bias)
+        self.up_proj = Linear(config.dim, config.intermediate_size, bias=bias)
+        self.down_proj = Linear(config.intermediate_size, config.dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down_proj(F.gelu(self.up_proj(x), approximate="tanh"))

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .linear import Linear, fast_linear
+
 # Our Linear module names (last path component) that can carry an adapter.
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -84,6 +86,9 @@ class LoRALinear(nn.Module):
         self.lora_A = nn.Parameter(torch.empty(r, self.in_features, **factory))
         self.lora_B = nn.Parameter(torch.empty(self.out_features, r, **factory))
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        # The base product's fast paths (see chatapp/model/linear.py), as on the layer replaced.
+        self.decode_split = getattr(linear, "decode_split", 1)
+        self.onednn = getattr(linear, "onednn", False)
         self.merged = False  # True while B @ A * scaling is folded into `weight`
         self._enabled = True
         self.reset_lora_parameters()
@@ -121,16 +126,18 @@ class LoRALinear(nn.Module):
             self.merged = False
 
     def to_linear(self) -> nn.Linear:
-        """A plain nn.Linear holding this layer's base weight (merged or not, as it is now)."""
+        """A plain Linear holding this layer's base weight (merged or not, as it is now)."""
         with torch.device("meta"):
-            linear = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
+            linear = Linear(self.in_features, self.out_features, bias=self.bias is not None)
+        linear.decode_split = self.decode_split
+        linear.onednn = self.onednn
         linear.weight = self.weight
         linear.bias = self.bias
         linear.train(self.training)
         return linear
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.linear(x, self.weight, self.bias)
+        out = fast_linear(x, self.weight, self.bias, self.decode_split, self.onednn)
         if self.merged or not self._enabled:
             return out
         # The LoRA path runs in the adapter's dtype (float32 adapters over bf16 weights work).
@@ -201,7 +208,7 @@ def set_lora_enabled(model: nn.Module, enabled: bool) -> None:
 
 
 def merge_lora(model: nn.Module) -> nn.Module:
-    """Fold each enabled adapter into its base weight and put plain nn.Linears back. In place.
+    """Fold each enabled adapter into its base weight and put plain Linears back. In place.
 
     A disabled adapter is dropped, not merged: the result is what the model computed.
     """

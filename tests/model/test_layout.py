@@ -16,7 +16,7 @@ def test_column_major_weights_give_identical_logits_and_shapes():
     with torch.no_grad():
         before = model(tokens)
         shapes = {n: p.shape for n, p in model.named_parameters()}
-        model.use_column_major_weights()
+        model.prepare_for_inference(onednn=False)
         after = model(tokens)
     assert torch.equal(before, after)
     assert {n: p.shape for n, p in model.named_parameters()} == shapes

@@ -11,6 +11,7 @@ from safetensors import safe_open
 
 from chatapp.errors import MissingFileError, ModelLoadError, ShapeMismatchError, UnsupportedArchitectureError
 from chatapp.model import ModelConfig, Transformer
+from chatapp.model.linear import Linear
 from chatapp.model.lora import (LoRAConfig, LoRALinear, apply_lora, lora_layers, lora_state_dict, merge_lora,
                                 remove_lora, set_lora_enabled)
 from chatapp.training.dataset import TokenBlocks, pack_documents, split_documents
@@ -145,7 +146,7 @@ def test_merge_and_disable():
 
         merge_lora(model)
         assert not list(lora_layers(model))
-        assert all(type(m) is torch.nn.Linear for n, m in model.named_modules() if n.endswith("_proj"))
+        assert all(type(m) is Linear for n, m in model.named_modules() if n.endswith("_proj"))
         assert set(model.state_dict()) == set(tiny_llama().state_dict())
         assert (model(x) - adapted).abs().max() <= 1e-5
 

@@ -1,0 +1,215 @@
+"""The blocked decode product of chatapp/model/linear.py gives F.linear's results."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from chatapp.model import ModelConfig, Transformer
+from chatapp.model import linear as linear_module
+from chatapp.model.linear import Linear, can_split, fast_linear, onednn_available, split_linear
+from chatapp.model.lora import LoRAConfig, LoRALinear, apply_lora
+
+
+def column_major(weight: torch.Tensor) -> torch.Tensor:
+    return weight.t().contiguous().t()  # same (out, in) values, stride (1, out)
+
+
+@pytest.fixture
+def count_bmm(monkeypatch):
+    calls = []
+    real = torch.bmm
+
+    def counting(*args, **kwargs):
+        calls.append(args[1].shape)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "bmm", counting)
+    return calls
+
+
+@pytest.fixture
+def count_onednn(monkeypatch):
+    calls = []
+    real = linear_module.onednn_linear
+
+    def counting(x, weight, bias):
+        calls.append(x.shape)
+        return real(x, weight, bias)
+
+    monkeypatch.setattr(linear_module, "onednn_linear", counting)
+    return calls
+
+
+needs_onednn = pytest.mark.skipif(not onednn_available(), reason="this PyTorch build has no oneDNN linear op")
+
+
+@pytest.mark.parametrize("split", [2, 3, 4])
+def test_one_row_product_is_bit_identical_to_f_linear(split, count_bmm):
+    torch.manual_seed(0)
+    weight = column_major(torch.randn(96, 40))
+    x = torch.randn(1, 1, 40)
+    expected = F.linear(x, weight)
+    got = split_linear(x, weight, None, split)
+    assert len(count_bmm) == 1 and count_bmm[0] == (split, 40, 96 // split)  # the blocked path ran
+    assert got.shape == (1, 1, 96)
+    assert torch.equal(got, expected)
+
+
+def test_bias_is_added():
+    torch.manual_seed(1)
+    weight, bias = column_major(torch.randn(64, 32)), torch.randn(64)
+    x = torch.randn(1, 32)
+    torch.testing.assert_close(split_linear(x, weight, bias, 2), F.linear(x, weight, bias), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["row_major", "many_rows", "uneven", "split_1"])
+def test_other_products_fall_back_to_f_linear(case, count_bmm):
+    torch.manual_seed(2)
+    weight, x, split = column_major(torch.randn(64, 32)), torch.randn(1, 1, 32), 2
+    if case == "row_major":
+        weight = weight.contiguous()
+    elif case == "many_rows":
+        x = torch.randn(1, 5, 32)
+    elif case == "uneven":
+        weight, split = column_major(torch.randn(63, 32)), 2
+    else:
+        split = 1
+    assert torch.equal(split_linear(x, weight, None, split), F.linear(x, weight))
+    assert count_bmm == []
+
+
+def test_can_split_needs_column_major_cpu_weight_and_even_blocks():
+    weight = column_major(torch.randn(64, 32))
+    assert can_split(weight, 2) and can_split(weight, 4)
+    assert not can_split(weight, 1)
+    assert not can_split(weight.contiguous(), 2)
+    assert not can_split(column_major(torch.randn(65, 32)), 2)
+
+
+def test_gradients_flow_through_the_blocked_path():
+    torch.manual_seed(3)
+    weight = column_major(torch.randn(16, 8)).requires_grad_()
+    x = torch.randn(1, 8, requires_grad=True)
+    split_linear(x, weight, None, 2).sum().backward()
+    ref_w = weight.detach().clone().requires_grad_()
+    ref_x = x.detach().clone().requires_grad_()
+    F.linear(ref_x, ref_w).sum().backward()
+    torch.testing.assert_close(weight.grad, ref_w.grad)
+    torch.testing.assert_close(x.grad, ref_x.grad)
+
+
+def test_lora_layer_over_a_split_linear_matches_the_plain_sum():
+    torch.manual_seed(4)
+    base = Linear(32, 64, bias=False)
+    base.weight.data = column_major(base.weight.data)
+    base.decode_split, base.onednn = 2, True
+    lora = LoRALinear(base, r=4, alpha=8)
+    torch.nn.init.normal_(lora.lora_B)
+    x = torch.randn(1, 1, 32)
+    expected = F.linear(x, base.weight) + (x @ lora.lora_A.t() @ lora.lora_B.t()) * lora.scaling
+    assert lora.decode_split == 2 and lora.onednn
+    torch.testing.assert_close(lora(x), expected, rtol=0, atol=1e-5)
+    rows = torch.randn(1, 6, 32)  # a prefill: the base product may run on oneDNN
+    with torch.no_grad():
+        expected = F.linear(rows, base.weight) + (rows @ lora.lora_A.t() @ lora.lora_B.t()) * lora.scaling
+        torch.testing.assert_close(lora(rows), expected, rtol=1e-5, atol=1e-5)
+    plain = lora.to_linear()
+    assert isinstance(plain, Linear) and plain.decode_split == 2 and plain.onednn
+
+
+def tiny_model() -> Transformer:
+    torch.manual_seed(5)
+    config = ModelConfig(arch="llama", vocab_size=64, dim=32, n_layers=2, n_heads=4, n_kv_heads=2,
+                         intermediate_size=48, max_seq_len=32, tie_embeddings=True)
+    return Transformer(config).eval()
+
+
+def decode_logits(model: Transformer, tokens: list[int]) -> torch.Tensor:
+    model.setup_cache(batch_size=1, max_seq_len=32)
+    steps = []
+    with torch.no_grad():
+        for pos, token in enumerate(tokens):
+            steps.append(model(torch.tensor([[token]]), torch.tensor([pos])))
+    return torch.cat(steps, dim=1)
+
+
+def test_model_decode_with_blocks_equals_decode_without(count_bmm):
+    tokens = [3, 17, 42, 5, 9, 60]
+    model = tiny_model()
+    model.prepare_for_inference(decode_split=1, onednn=False)
+    unsplit = decode_logits(model, tokens)
+    assert count_bmm == []
+    model.prepare_for_inference(decode_split=2, onednn=False)
+    split = decode_logits(model, tokens)
+    assert len(count_bmm) > 0  # the projections took the blocked path
+    assert torch.equal(split, unsplit)
+
+
+def test_lora_model_decode_with_blocks_equals_decode_without():
+    tokens = [1, 2, 3, 4]
+    model = tiny_model()
+    apply_lora(model, LoRAConfig(r=2, alpha=4))
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.1)
+    model.prepare_for_inference(decode_split=1, onednn=False)
+    unsplit = decode_logits(model, tokens)
+    model.prepare_for_inference(decode_split=2, onednn=False)
+    assert all(m.decode_split == 2 for m in model.modules() if isinstance(m, LoRALinear))
+    torch.testing.assert_close(decode_logits(model, tokens), unsplit, rtol=0, atol=1e-5)
+
+
+@needs_onednn
+@pytest.mark.parametrize("layout", ["row_major", "column_major"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_many_row_products_run_on_onednn_and_match_f_linear(layout, bias, count_onednn):
+    torch.manual_seed(6)
+    weight = torch.randn(96, 40)
+    if layout == "column_major":
+        weight = column_major(weight)
+    b = torch.randn(96) if bias else None
+    x = torch.randn(2, 7, 40)
+    with torch.inference_mode():
+        got = fast_linear(x, weight, b, split=2, onednn=True)
+    assert count_onednn == [(2, 7, 40)]
+    assert got.shape == (2, 7, 96)
+    torch.testing.assert_close(got, F.linear(x, weight, b), rtol=1e-5, atol=1e-5)
+
+
+@needs_onednn
+def test_onednn_is_not_used_where_a_gradient_is_needed_or_it_is_off(count_onednn):
+    torch.manual_seed(7)
+    weight = column_major(torch.randn(32, 16))
+    x = torch.randn(5, 16, requires_grad=True)
+    out = fast_linear(x, weight, None, onednn=True)  # grad mode, x needs a gradient
+    out.sum().backward()
+    torch.testing.assert_close(x.grad, weight.sum(0).expand(5, 16))
+    fast_linear(x.detach().double(), weight.double(), None, onednn=True)  # not float32
+    with torch.no_grad():
+        fast_linear(x, weight, None, onednn=False)  # switched off
+    assert count_onednn == []
+    with torch.no_grad():
+        fast_linear(x, weight, None, onednn=True)
+    assert len(count_onednn) == 1
+
+
+def test_without_onednn_the_product_falls_back_to_f_linear(monkeypatch, count_onednn):
+    monkeypatch.setattr(linear_module, "onednn_available", lambda: False)
+    weight, x = torch.randn(32, 16), torch.randn(5, 16)
+    with torch.no_grad():
+        assert torch.equal(fast_linear(x, weight, None, onednn=True), F.linear(x, weight))
+    assert count_onednn == []
+
+
+@needs_onednn
+def test_model_prefill_on_onednn_matches_f_linear(count_onednn):
+    tokens = torch.tensor([[3, 17, 42, 5, 9, 60, 2, 8]])
+    model = tiny_model()
+    with torch.no_grad():
+        expected = model(tokens)
+        model.prepare_for_inference(decode_split=2, onednn=True)
+        got = model(tokens)
+    assert len(count_onednn) >= 7 * 2  # every projection of both layers
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
