@@ -16,9 +16,11 @@ the table for both on the machines we measured (2-core AMD EPYC, AVX-512):
 * Prefill multiplies many rows: a compute-bound matrix product. MKL takes its AVX2 code
   path on AMD processors (about 220 GFLOP/s here); oneDNN, which PyTorch ships for its
   own CPU kernels, uses AVX-512 (about 500 GFLOP/s on the same products). With
-  `onednn=True` and no gradient needed, multi-row float32 products go through
-  `torch.ops.mkldnn._linear_pointwise`, oneDNN's inner-product primitive. Its results
-  differ from MKL's only by float32 rounding (summation order), about 1e-6 relative.
+  `onednn=True`, multi-row float32 products with a frozen weight (inference, and the base
+  weights under LoRA training) go through `torch.ops.mkldnn._linear_pointwise`, oneDNN's
+  inner-product primitive; where the input needs a gradient, the backward product
+  (grad_out @ weight) runs on oneDNN too. Results differ from MKL's only by float32
+  rounding (summation order), about 1e-6 relative.
 """
 
 from __future__ import annotations
@@ -67,16 +69,18 @@ def onednn_available() -> bool:
 
 
 def can_use_onednn(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> bool:
-    """Whether `onednn_linear` may run this product: float32 on the CPU, no gradient needed."""
+    """Whether oneDNN may run this product: float32 on the CPU, outside autocast, and no
+    gradient wanted for the weight or bias (the input may want one; see FrozenLinear)."""
     if x.device.type != "cpu" or weight.device.type != "cpu":
         return False
     if x.dtype != torch.float32 or weight.dtype != torch.float32:
         return False
     if bias is not None and bias.dtype != torch.float32:
         return False
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
-                                    or (bias is not None and bias.requires_grad)):
-        return False  # the oneDNN op has no backward
+    if torch.is_autocast_enabled("cpu"):
+        return False  # F.linear would run in the autocast dtype
+    if torch.is_grad_enabled() and (weight.requires_grad or (bias is not None and bias.requires_grad)):
+        return False
     return torch.backends.mkldnn.enabled and onednn_available()
 
 
@@ -85,21 +89,45 @@ def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
+class FrozenLinear(torch.autograd.Function):
+    """F.linear on oneDNN for an input that needs a gradient and a weight that does not."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+        ctx.save_for_backward(weight)
+        return onednn_linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        (weight,) = ctx.saved_tensors
+        # d(x @ W^T + b)/dx: grad_out (..., out) @ W (out, in) = linear(grad_out, W^T) -> (..., in)
+        return onednn_linear(grad_out, weight.t(), None), None, None
+
+
 def fast_linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
                 split: int = 1, onednn: bool = False) -> torch.Tensor:
     """F.linear(x, weight, bias), by the fastest path that applies (see the module docstring)."""
     if x.numel() == weight.shape[1]:  # one row: decoding
         return split_linear(x, weight, bias, split)
     if onednn and can_use_onednn(x, weight, bias):
+        if torch.is_grad_enabled() and x.requires_grad:
+            return FrozenLinear.apply(x, weight, bias)
         return onednn_linear(x, weight, bias)
     return F.linear(x, weight, bias)
+
+
+def use_onednn(model: nn.Module, enabled: bool = True) -> None:
+    """Switch the oneDNN path of every Linear (and LoRA layer) in `model` on or off."""
+    for module in model.modules():
+        if hasattr(module, "onednn"):
+            module.onednn = enabled
 
 
 class Linear(nn.Linear):
     """nn.Linear with the inference paths of `fast_linear`; both off until switched on."""
 
     decode_split = 1  # set per module by Transformer.prepare_for_inference
-    onednn = False  # likewise
+    onednn = False  # set by prepare_for_inference, the trainer, or use_onednn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return fast_linear(x, self.weight, self.bias, self.decode_split, self.onednn)

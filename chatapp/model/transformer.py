@@ -15,7 +15,7 @@ from torch import nn
 from .attention import Attention, KVCache
 from .config import ModelConfig
 from .layers import make_mlp, make_norm, rope_cos_sin, rope_inv_freq
-from .linear import Linear
+from .linear import Linear, use_onednn
 
 
 class Block(nn.Module):
@@ -76,7 +76,7 @@ class Transformer(nn.Module):
         for module in self.modules():
             if hasattr(module, "decode_split"):
                 module.decode_split = split
-                module.onednn = onednn
+        use_onednn(self, onednn)
 
     # -- KV cache -------------------------------------------------------------------------
     def setup_cache(self, batch_size: int, max_seq_len: Optional[int] = None,

@@ -212,3 +212,22 @@ def test_full_fine_tuning_trains_every_parameter():
     assert result.evals[-1]["val_loss"] < result.evals[0]["val_loss"]
     assert all(not torch.equal(before[n], p) for n, p in model.named_parameters())
     assert not model.training  # handed back in the mode it came in
+
+
+def test_lora_training_runs_frozen_products_on_onednn_with_the_same_losses(monkeypatch):
+    from chatapp.model import linear as linear_module
+
+    if not linear_module.onednn_available():
+        pytest.skip("this PyTorch build has no oneDNN linear op")
+    calls = []
+    real = linear_module.onednn_linear
+    monkeypatch.setattr(linear_module, "onednn_linear", lambda *a: calls.append(1) or real(*a))
+    fast = Trainer(tiny_model(), config(max_steps=4), TRAIN, VAL).fit()
+    assert calls  # the frozen base products (forward and backward) went through oneDNN
+    monkeypatch.setattr(linear_module, "onednn_available", lambda: False)
+    calls.clear()
+    plain = Trainer(tiny_model(), config(max_steps=4), TRAIN, VAL).fit()
+    assert not calls
+    for s in (1, 2, 3, 4):
+        assert fast.losses[s] == pytest.approx(plain.losses[s], abs=1e-5)
+    assert fast.evals[-1]["val_loss"] == pytest.approx(plain.evals[-1]["val_loss"], abs=1e-5)
