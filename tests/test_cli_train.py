@@ -123,6 +123,32 @@ def test_generate_with_adapter_differs_and_switches_off(files, lora_run):
     assert list(backend.engine.generate_ids(ids, greedy)) == with_adapter == adapted_ids
 
 
+def test_early_stop_writes_the_best_evaluations_adapter(files, tmp_path):
+    out = tmp_path / "early"
+    args = ["--max-steps", "30", "--lr", "1.0", "--block-size", "32", "--batch-size", "4", "--eval-every", "2",
+            "--lora-targets", "q_proj,v_proj,up_proj,down_proj", "--threads", "1", "--early-stop", "2"]
+    code, stdout, _ = run_cli(["train", "--model", files["model"], "--data", files["docs"], "--out", out,
+                               "--progress", "jsonl", *args])
+    events = read_events(stdout)
+    end = events[-1]
+    assert code == 0 and end["status"] == "completed" and end["reason"] == "early_stop"
+    assert end["step"] < 30 and end["restored_step"] == end["best_step"] < end["step"]
+    evals = {e["step"]: e["val_ppl"] for e in events if e["event"] == "eval"}
+    assert end["val_ppl_after"] == pytest.approx(evals[end["restored_step"]]) == pytest.approx(min(evals.values()))
+    assert evals[end["step"]] > end["val_ppl_after"]
+    # The adapter written is the best one: evaluating it gives the best evaluation's perplexity.
+    code, text, _ = run_cli(["eval", "--model", files["model"], "--adapter", out, "--data", files["docs"],
+                             "--json", "--threads", 1])
+    assert code == 0 and json.loads(text)["ppl"] == pytest.approx(end["val_ppl_after"], rel=1e-4)
+
+    # Without held-out data there is nothing to stop on: a clear failure, not a silent no-op.
+    code, stdout, _ = run_cli(["train", "--model", files["model"], "--data", files["docs"], "--out",
+                               tmp_path / "no-val", "--progress", "jsonl", "--val-fraction", "0", *args])
+    end = read_events(stdout)[-1]
+    assert code == 1 and end["status"] == "failed"
+    assert "--early-stop" in end["reason"] and "--val-fraction" in end["reason"]
+
+
 def test_failure_is_reported_as_failed(files, tmp_path):
     code, stdout, _ = run_cli(["train", "--model", files["model"], "--data", tmp_path / "nowhere", "--out",
                                tmp_path / "o", "--progress", "jsonl"])

@@ -176,6 +176,11 @@ def add_train_parser(subparsers) -> None:
     p.add_argument("--lora-targets", type=_targets, default=["q_proj", "v_proj"], metavar="LIST",
                    help=f"comma-separated, from {LORA_TARGET_HELP} (default q_proj,v_proj)")
     p.add_argument("--eval-every", type=int, default=50, help="steps between evaluations (0: before and after)")
+    p.add_argument("--early-stop", type=int, default=0, metavar="N",
+                   help="stop after N evaluations in a row without a lower held-out loss, and write the "
+                        "best evaluation's weights (0: off)")
+    p.add_argument("--restore-best", action="store_true",
+                   help="write the weights of the evaluation with the lowest held-out loss, not the last")
     p.add_argument("--save-every", type=int, default=0, help="steps between checkpoints (0: at the end and on cancel)")
     p.add_argument("--keep-checkpoints", type=int, default=2, help="newest checkpoints kept (0: all)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of documents held out for validation")
@@ -217,6 +222,7 @@ def _job_from_args(args: argparse.Namespace):
                     max_steps=args.max_steps, lr=args.lr, warmup_steps=args.warmup_steps,
                     weight_decay=args.weight_decay, batch_size=args.batch_size, grad_accum=args.grad_accum,
                     block_size=args.block_size, lora=lora, eval_every=args.eval_every, save_every=args.save_every,
+                    early_stop=args.early_stop, restore_best=args.restore_best,
                     keep_checkpoints=args.keep_checkpoints, val_fraction=args.val_fraction, resume=args.resume,
                     seed=args.seed, device=args.device, dry_run=args.dry_run,
                     gradient_checkpointing=args.gradient_checkpointing, size=args.size, vocab_size=args.vocab_size,
@@ -281,9 +287,13 @@ def _print_summary(final: dict[str, Any], stdout) -> None:
         print(f"failed: {reason}", file=sys.stderr)
         return
     line = f"{status}: {reason}" if status != "completed" or reason not in ("completed", None) else "completed"
+    if reason == "early_stop":
+        line += f" at step {final.get('step')} (held-out loss stopped improving)"
     before, after = final.get("val_ppl_before"), final.get("val_ppl_after")
     if before is not None and after is not None:
         line += f"; validation perplexity {before:.2f} -> {after:.2f}"
+    if final.get("restored_step") is not None:
+        line += f" (the weights of step {final['restored_step']}, the best evaluation)"
     print(f"{line}; output in {final['out']}", file=stdout)
 
 

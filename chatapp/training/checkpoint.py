@@ -7,6 +7,7 @@
       rng.safetensors         torch's CPU (and CUDA) generator states
       trainer_state.json      step, data position, early-stop state, Python's random state...
       train_config.json       the TrainConfig the run used
+      best.safetensors        (with restore_best only) the trained weights at the best evaluation
 
 No pickle anywhere: tensors go to safetensors, everything else to JSON. A folder named
 step-* is complete (it appears by rename only after every file is written and synced).
@@ -49,6 +50,7 @@ class Checkpoint:
     rng: dict[str, Any]  # see rng_state()
     state: dict[str, Any]  # trainer_state.json
     config: dict[str, Any]  # train_config.json
+    best: Optional[dict[str, torch.Tensor]] = None  # best.safetensors, where the run keeps one
 
     @property
     def step(self) -> int:
@@ -118,8 +120,12 @@ def checkpoint_name(step: int) -> str:
 
 def save_checkpoint(root: PathLike, step: int, trainable: dict[str, torch.Tensor],
                     optimizer_state: dict[str, Any], optimizer_param_names: list[list[str]],
-                    rng: dict[str, Any], state: dict[str, Any], config: dict[str, Any], keep: int = 2) -> Path:
-    """Write root/step-NNNNNNNN atomically and keep only the newest `keep` checkpoints."""
+                    rng: dict[str, Any], state: dict[str, Any], config: dict[str, Any], keep: int = 2,
+                    best: Optional[dict[str, torch.Tensor]] = None) -> Path:
+    """Write root/step-NNNNNNNN atomically and keep only the newest `keep` checkpoints.
+
+    best: the trained weights at the best evaluation so far, kept where the run restores them.
+    """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / checkpoint_name(step)
@@ -139,6 +145,8 @@ def save_checkpoint(root: PathLike, step: int, trainable: dict[str, torch.Tensor
             "train_config.json": _json_bytes(config),
             "trainer_state.json": _json_bytes(state),
         }
+        if best is not None:
+            files["best.safetensors"] = safetensors_bytes({k: v.detach().to("cpu").contiguous() for k, v in best.items()})
         for name, data in files.items():
             _write(tmp / name, data)
         fsync_dir(tmp)
@@ -221,4 +229,5 @@ def load_checkpoint(path: PathLike) -> Checkpoint:
         rng=rng,
         state=state,
         config=_load_json(path / "train_config.json"),
+        best=_load_tensors(path / "best.safetensors") if (path / "best.safetensors").is_file() else None,
     )

@@ -57,6 +57,8 @@ class TrainJob:
     block_size: int = 256
     lora: LoRAConfig = field(default_factory=LoRAConfig)
     eval_every: int = 50
+    early_stop: int = 0  # evaluations without improvement before stopping; 0: never
+    restore_best: bool = False  # write the best evaluation's weights, not the last (implied by early_stop)
     save_every: int = 0
     keep_checkpoints: int = 2
     val_fraction: float = 0.1
@@ -77,6 +79,10 @@ class TrainJob:
             raise ValueError("no data given")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val fraction must be in [0, 1), got {self.val_fraction}")
+        if self.early_stop < 0:
+            raise ValueError(f"early stop must be 0 (off) or a number of evaluations, got {self.early_stop}")
+        if self.early_stop:
+            self.restore_best = True
 
 
 def find_checkpoint(path: Path) -> Path:
@@ -95,10 +101,15 @@ def _base_name(spec: str) -> str:
     return spec if spec == "default" else str(Path(spec).expanduser().resolve())
 
 
-def _eval_summary(evals: list[dict[str, float]], step: int) -> tuple[Optional[dict], Optional[dict]]:
-    """(evaluation before training, evaluation of the final weights); None where there was none."""
+def _eval_summary(evals: list[dict[str, float]], step: int,
+                  restored_step: Optional[int] = None) -> tuple[Optional[dict], Optional[dict]]:
+    """(evaluation before training, evaluation of the weights written: the last step's, or those
+    of `restored_step` where the best were put back); None where there was none."""
     before = evals[0] if evals and evals[0]["step"] == 0 else None
-    after = evals[-1] if evals and step > 0 and evals[-1]["step"] == step else None
+    if restored_step is not None:
+        after = next((e for e in evals if e["step"] == restored_step), None)
+    else:
+        after = evals[-1] if evals and step > 0 and evals[-1]["step"] == step else None
     return before, after
 
 
@@ -162,6 +173,10 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
     if data.train is None or count_targets(data.train) == 0:
         raise DatasetError(None, "nothing to train on: every example went to validation or has no target tokens "
                                  "(add data or lower --val-fraction)")
+    if data.val is None and (job.early_stop or job.restore_best):
+        option = "--early-stop" if job.early_stop else "--restore-best"
+        raise TrainJobError(f"{option} needs held-out data to evaluate, but none was held out "
+                            f"(--val-fraction {job.val_fraction:g}); raise --val-fraction or add documents")
 
     # -- settings and estimate -------------------------------------------------------------
     method = "full" if job.method == "scratch" else job.method
@@ -169,7 +184,8 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
                       max_steps=job.max_steps, epochs=job.epochs, batch_size=job.batch_size,
                       grad_accum=job.grad_accum, eval_every=job.eval_every, save_every=job.save_every,
                       keep_checkpoints=job.keep_checkpoints, seed=job.seed, block_size=job.block_size,
-                      gradient_checkpointing=job.gradient_checkpointing, lora=job.lora, warmup_steps=0)
+                      gradient_checkpointing=job.gradient_checkpointing, lora=job.lora, warmup_steps=0,
+                      early_stop_patience=job.early_stop, restore_best=job.restore_best)
     total_steps = cfg.total_steps(len(data.train))
     warmup = job.warmup_steps if job.warmup_steps is not None else min(100, total_steps // 20)
     cfg = TrainConfig.from_dict({**cfg.to_dict(), "warmup_steps": warmup})
@@ -209,8 +225,10 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
 
     # -- training ---------------------------------------------------------------------------
     result = trainer.fit(resume_from=resume_from)
-    before, after = _eval_summary(result.evals, result.step)
-    summary = {"step": result.step, "total_steps": result.total_steps,
+    # The evaluation of the weights written: the last, or the best one put back (restore_best).
+    before, after = _eval_summary(result.evals, result.step, result.restored_step)
+    summary = {"step": result.step, "total_steps": result.total_steps, "best_step": result.best_step,
+               "restored_step": result.restored_step,
                "val_ppl_before": before["val_ppl"] if before else None,
                "val_ppl_after": after["val_ppl"] if after else None,
                "val_loss_before": before["val_loss"] if before else None,
@@ -225,7 +243,7 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
                  "data_kind": data.kind, "data_fingerprint": data.fingerprint, "seed": job.seed,
                  "val_fraction": job.val_fraction, "block_size": job.block_size, "steps": result.step,
                  "eval_before": before, "eval_after": after, "best_val_loss": result.best_val_loss,
-                 "best_step": result.best_step, "processes": ctx.world_size, "train_config": cfg.to_dict()}
+                 "best_step": result.best_step, "restored_step": result.restored_step, "processes": ctx.world_size, "train_config": cfg.to_dict()}
         _save_outputs(job, model, tokenizer, config, notes, base_name)
         say({"event": "saved", "kind": "adapter" if job.method == "lora" else "hf-folder", "path": str(job.out)})
     ctx.barrier()

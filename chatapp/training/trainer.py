@@ -63,6 +63,7 @@ class TrainConfig:
     save_every: int = 0  # steps; 0: checkpoints only on cancel and at the end
     keep_checkpoints: int = 2  # the newest N; 0 keeps every one
     early_stop_patience: int = 0  # evaluations without improvement; 0: never stop early
+    restore_best: bool = False  # at the end, put back the trained weights of the best evaluation
     seed: int = 0
     block_size: int = 256
     gradient_checkpointing: bool = False
@@ -126,7 +127,8 @@ class TrainResult:
     evals: list[dict[str, float]]  # {"step", "val_loss", "val_ppl"}, whole run (resumes included)
     best_val_loss: Optional[float]
     best_step: Optional[int]
-    checkpoint: Optional[Path]
+    checkpoint: Optional[Path]  # the state the loop ended in (what a resume continues from)
+    restored_step: Optional[int] = None  # the model holds this step's weights (restore_best), not the last
 
 
 # -- pieces -------------------------------------------------------------------------------
@@ -270,6 +272,7 @@ class Trainer:
         self.best_val_loss: Optional[float] = None
         self.best_step: Optional[int] = None
         self.bad_evals = 0
+        self._best_state: Optional[dict[str, torch.Tensor]] = None  # with restore_best: weights at best_step
         self._perm_epoch = -1
         self._perm = torch.empty(0, dtype=torch.long)
         self._step_time: Optional[float] = None
@@ -319,6 +322,8 @@ class Trainer:
         self.evals.append(record)
         if self.best_val_loss is None or loss < self.best_val_loss:
             self.best_val_loss, self.best_step, self.bad_evals = loss, self.step, 0
+            if self.config.restore_best:
+                self._best_state = {n: t.to("cpu", copy=True) for n, t in trainable_state(self.model).items()}
         else:
             self.bad_evals += 1
         log.info("step %d: validation loss %.4f, perplexity %.2f", self.step, loss, ppl)
@@ -344,7 +349,8 @@ class Trainer:
                  "train_fingerprint": self.train.fingerprint(), "method": self.config.method}
         path = save_checkpoint(self.checkpoint_dir, self.step, trainable_state(self.model),
                                self.optimizer.state_dict(), self.param_names, rng_state(), state,
-                               self.config.to_dict(), keep=self.config.keep_checkpoints)
+                               self.config.to_dict(), keep=self.config.keep_checkpoints,
+                               best=self._best_state if self.config.restore_best else None)
         self._emit({"event": "checkpoint", "step": self.step, "path": str(path)})
         return path
 
@@ -370,6 +376,7 @@ class Trainer:
         self.best_val_loss = ckpt.state["best_val_loss"]
         self.best_step = ckpt.state["best_step"]
         self.bad_evals = int(ckpt.state["bad_evals"])
+        self._best_state = ckpt.best
         set_rng_state(ckpt.rng)  # last: nothing after this may draw random numbers before step 1
         log.info("resumed from %s at step %d", ckpt.path, self.step)
 
@@ -424,10 +431,23 @@ class Trainer:
             self.model.train(was_training)
         if reason != "cancelled" and self.val is not None and last_eval_step != self.step:
             self._evaluate()
-        path = self.save()
+        path = self.save()  # the state the loop ended in, so that a resume continues it
+        restored = self._restore_best() if reason != "cancelled" else None
         result = TrainResult(reason=reason, step=self.step, total_steps=self.total_steps, losses=losses,
                              evals=list(self.evals), best_val_loss=self.best_val_loss, best_step=self.best_step,
-                             checkpoint=path)
+                             checkpoint=path, restored_step=restored)
         self._emit({"event": "done", "reason": reason, "step": self.step, "best_val_loss": self.best_val_loss,
-                    "best_step": self.best_step, "checkpoint": str(path) if path else None})
+                    "best_step": self.best_step, "restored_step": restored,
+                    "checkpoint": str(path) if path else None})
         return result
+
+    def _restore_best(self) -> Optional[int]:
+        """With restore_best, copy the best evaluation's weights back in; the step they are from."""
+        if not self.config.restore_best or self._best_state is None or self.best_step == self.step:
+            return None
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, tensor in self._best_state.items():
+                params[name].copy_(tensor)
+        log.info("restored the weights of step %d (validation loss %.4f)", self.best_step, self.best_val_loss)
+        return self.best_step

@@ -249,12 +249,16 @@ class TrainingPanel(QWidget):
         self.lora_alpha = QSpinBox(minimum=1, maximum=4096, value=16)
         self.eval_every = QSpinBox(minimum=0, maximum=1_000_000, value=50)
         self.eval_every.setSpecialValueText(_tr("Before and after only"))
+        self.early_stop = QSpinBox(minimum=0, maximum=1000, value=0)
+        self.early_stop.setSpecialValueText(_tr("Never"))
+        self.early_stop.setToolTip(_tr("Stop when this many evaluations in a row find no lower held-out "
+                                       "perplexity, and keep the weights of the best one"))
         self.save_every = QSpinBox(minimum=0, maximum=1_000_000, value=100)
         self.save_every.setSpecialValueText(_tr("At the end only"))
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         self.settings_widgets = [self.name_edit, self.method, self.epochs, self.max_steps, self.lr,
                                  self.batch_size, self.grad_accum, self.block_size, self.lora_rank,
-                                 self.lora_alpha, self.eval_every, self.save_every, self.seed]
+                                 self.lora_alpha, self.eval_every, self.early_stop, self.save_every, self.seed]
         form.addRow(_tr("Base model"), self.base_label)
         for label, widget in ((_tr("Name"), self.name_edit), (_tr("Method"), self.method),
                               (_tr("Epochs"), self.epochs), (_tr("Max steps"), self.max_steps),
@@ -262,6 +266,7 @@ class TrainingPanel(QWidget):
                               (_tr("Gradient accumulation"), self.grad_accum),
                               (_tr("Block size (tokens)"), self.block_size), (_tr("LoRA rank"), self.lora_rank),
                               (_tr("LoRA alpha"), self.lora_alpha), (_tr("Evaluate every (steps)"), self.eval_every),
+                              (_tr("Stop early after (evaluations without improvement)"), self.early_stop),
                               (_tr("Checkpoint every (steps)"), self.save_every), (_tr("Seed"), self.seed)):
             widget.setAccessibleName(label)
             form.addRow(label, widget)
@@ -487,8 +492,8 @@ class TrainingPanel(QWidget):
                             lr=self.lr.value(), batch_size=self.batch_size.value(),
                             grad_accum=self.grad_accum.value(), block_size=self.block_size.value(),
                             lora_rank=self.lora_rank.value(), lora_alpha=self.lora_alpha.value(),
-                            eval_every=self.eval_every.value(), save_every=self.save_every.value(),
-                            seed=self.seed.value())
+                            eval_every=self.eval_every.value(), early_stop=self.early_stop.value(),
+                            save_every=self.save_every.value(), seed=self.seed.value())
 
     def _process(self, options: TrainOptions, dry_run: bool) -> Optional[TrainingProcess]:
         try:
@@ -687,7 +692,14 @@ class TrainingPanel(QWidget):
             self.progress.setRange(0, max(1, self.progress.maximum()))
             self.progress.setValue(self.progress.maximum())
             self.progress.setFormat(_tr("Completed"))
-            self._set_status(_tr("Completed. Saved to {out}").format(out=out))
+            message = _tr("Completed. Saved to {out}").format(out=out)
+            if reason == "early_stop":
+                message = _tr("Stopped early at step {step}: held-out perplexity stopped improving.").format(
+                    step=info.get("step")) + " " + message
+            if isinstance(info.get("restored_step"), int):
+                message += _tr(" (the weights of step {step}, the lowest held-out perplexity)").format(
+                    step=info["restored_step"])
+            self._set_status(message)
             self.refresh_adapters()
         elif status == "cancelled":
             self._stop_progress(_tr("Cancelled"))

@@ -83,6 +83,7 @@ class TrainOptions:
     lora_rank: int = 8
     lora_alpha: float = 16.0
     eval_every: int = 50
+    early_stop: int = 0  # evaluations without improvement before stopping (best weights kept); 0: off
     save_every: int = 100
     seed: int = 0
     resume_from: Optional[Path] = None  # a checkpoint folder of an earlier run into out_dir
@@ -117,7 +118,7 @@ class TrainOptions:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if not self.lora_alpha > 0:
             raise ValueError(f"lora_alpha must be positive, got {self.lora_alpha!r}")
-        for name in ("eval_every", "save_every", "seed"):
+        for name in ("eval_every", "early_stop", "save_every", "seed"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
 
@@ -147,6 +148,8 @@ def build_train_command(options: TrainOptions, dry_run: bool = False,
     if o.method == "lora":
         argv += ["--lora-rank", str(o.lora_rank), "--lora-alpha", _number(o.lora_alpha)]
     argv += ["--eval-every", str(o.eval_every), "--save-every", str(o.save_every), "--seed", str(o.seed)]
+    if o.early_stop:
+        argv += ["--early-stop", str(o.early_stop)]
     if o.resume_from is not None:
         argv += ["--resume", str(o.resume_from)]
     argv += list(o.extra_args) + ["--progress", "jsonl"]

@@ -242,110 +242,110 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="112"/>
+        <location filename="../../chatapp/ui/main_window.py" line="116"/>
         <source>Message the model (Enter sends, Shift+Enter for a new line)</source>
         <translation>给模型发消息（Enter 发送，Shift+Enter 换行）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="113"/>
+        <location filename="../../chatapp/ui/main_window.py" line="117"/>
         <source>Message</source>
         <translation>消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="115"/>
+        <location filename="../../chatapp/ui/main_window.py" line="119"/>
         <source>Send</source>
         <translation>发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="116"/>
+        <location filename="../../chatapp/ui/main_window.py" line="120"/>
         <source>Send message</source>
         <translation>发送消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="117"/>
+        <location filename="../../chatapp/ui/main_window.py" line="121"/>
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="118"/>
+        <location filename="../../chatapp/ui/main_window.py" line="122"/>
         <source>Stop the reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="139"/>
+        <location filename="../../chatapp/ui/main_window.py" line="143"/>
         <source>Chat</source>
         <translation>聊天</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="140"/>
+        <location filename="../../chatapp/ui/main_window.py" line="144"/>
         <source>Train</source>
         <translation>训练</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="145"/>
+        <location filename="../../chatapp/ui/main_window.py" line="149"/>
         <source>No model</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="148"/>
-        <location filename="../../chatapp/ui/main_window.py" line="149"/>
+        <location filename="../../chatapp/ui/main_window.py" line="152"/>
+        <location filename="../../chatapp/ui/main_window.py" line="153"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="182"/>
+        <location filename="../../chatapp/ui/main_window.py" line="186"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="183"/>
-        <location filename="../../chatapp/ui/main_window.py" line="329"/>
+        <location filename="../../chatapp/ui/main_window.py" line="187"/>
+        <location filename="../../chatapp/ui/main_window.py" line="333"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="184"/>
+        <location filename="../../chatapp/ui/main_window.py" line="188"/>
         <source>Import conversation…</source>
         <translation>导入对话…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="186"/>
+        <location filename="../../chatapp/ui/main_window.py" line="190"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="187"/>
+        <location filename="../../chatapp/ui/main_window.py" line="191"/>
         <source>&amp;Chat</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="188"/>
+        <location filename="../../chatapp/ui/main_window.py" line="192"/>
         <source>Focus message box</source>
         <translation>聚焦到消息框</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="189"/>
+        <location filename="../../chatapp/ui/main_window.py" line="193"/>
         <source>Stop reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="190"/>
+        <location filename="../../chatapp/ui/main_window.py" line="194"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="191"/>
+        <location filename="../../chatapp/ui/main_window.py" line="195"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="192"/>
-        <location filename="../../chatapp/ui/main_window.py" line="195"/>
+        <location filename="../../chatapp/ui/main_window.py" line="196"/>
+        <location filename="../../chatapp/ui/main_window.py" line="199"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="196"/>
+        <location filename="../../chatapp/ui/main_window.py" line="200"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -354,130 +354,130 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="210"/>
+        <location filename="../../chatapp/ui/main_window.py" line="214"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="229"/>
+        <location filename="../../chatapp/ui/main_window.py" line="233"/>
         <source>Stop the reply before switching models.</source>
         <translation>请先停止回复，再切换模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="232"/>
+        <location filename="../../chatapp/ui/main_window.py" line="236"/>
         <source>Loading</source>
         <translation>正在加载</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="233"/>
+        <location filename="../../chatapp/ui/main_window.py" line="237"/>
         <source>Loading {spec}…</source>
         <translation>正在加载 {spec}…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="269"/>
+        <location filename="../../chatapp/ui/main_window.py" line="273"/>
         <source>{name}: {params:.0f}M parameters, {dtype} on {device}, context {ctx}, loaded in {secs:.1f} s. Memory: {memory}</source>
         <translation>{name}：{params:.0f}M 参数，{dtype}，运行于 {device}，上下文 {ctx}，加载用时 {secs:.1f} 秒。内存：{memory}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="273"/>
-        <location filename="../../chatapp/ui/main_window.py" line="508"/>
+        <location filename="../../chatapp/ui/main_window.py" line="277"/>
+        <location filename="../../chatapp/ui/main_window.py" line="512"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="285"/>
+        <location filename="../../chatapp/ui/main_window.py" line="289"/>
         <source> The previous model ({name}) is still loaded.</source>
         <translation> 之前的模型（{name}）仍保持加载。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="288"/>
+        <location filename="../../chatapp/ui/main_window.py" line="292"/>
         <source>Could not load {spec}: {message}</source>
         <translation>无法加载 {spec}：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="289"/>
+        <location filename="../../chatapp/ui/main_window.py" line="293"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="318"/>
-        <location filename="../../chatapp/ui/main_window.py" line="421"/>
+        <location filename="../../chatapp/ui/main_window.py" line="322"/>
+        <location filename="../../chatapp/ui/main_window.py" line="425"/>
         <source>writing…</source>
         <translation>正在输出…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="323"/>
-        <location filename="../../chatapp/ui/main_window.py" line="504"/>
+        <location filename="../../chatapp/ui/main_window.py" line="327"/>
+        <location filename="../../chatapp/ui/main_window.py" line="508"/>
         <source>stopped</source>
         <translation>已停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="323"/>
+        <location filename="../../chatapp/ui/main_window.py" line="327"/>
         <source>failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="350"/>
+        <location filename="../../chatapp/ui/main_window.py" line="354"/>
         <source>Conversation deleted.</source>
         <translation>对话已删除。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="365"/>
+        <location filename="../../chatapp/ui/main_window.py" line="369"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="371"/>
+        <location filename="../../chatapp/ui/main_window.py" line="375"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="373"/>
+        <location filename="../../chatapp/ui/main_window.py" line="377"/>
         <source>Exported to {path}</source>
         <translation>已导出到 {path}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="377"/>
+        <location filename="../../chatapp/ui/main_window.py" line="381"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="377"/>
+        <location filename="../../chatapp/ui/main_window.py" line="381"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="383"/>
+        <location filename="../../chatapp/ui/main_window.py" line="387"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="398"/>
+        <location filename="../../chatapp/ui/main_window.py" line="402"/>
         <source>The model is not loaded yet; your message is kept.</source>
         <translation>模型尚未加载；你的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="502"/>
+        <location filename="../../chatapp/ui/main_window.py" line="506"/>
         <source>{n} tokens · {speed:.1f} tok/s</source>
         <translation>{n} 个词元 · {speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="506"/>
+        <location filename="../../chatapp/ui/main_window.py" line="510"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="512"/>
+        <location filename="../../chatapp/ui/main_window.py" line="516"/>
         <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
         <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="524"/>
+        <location filename="../../chatapp/ui/main_window.py" line="528"/>
         <source>failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="525"/>
+        <location filename="../../chatapp/ui/main_window.py" line="529"/>
         <source>The reply failed: {message}</source>
         <translation>回复失败：{message}</translation>
     </message>
@@ -714,7 +714,7 @@ Chat with a language model on your own machine, and teach it your own documents.
     </message>
     <message>
         <location filename="../../chatapp/ui/training_panel.py" line="162"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="425"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="430"/>
         <source>No documents chosen.</source>
         <translation>尚未选择文档。</translation>
     </message>
@@ -805,321 +805,346 @@ Chat with a language model on your own machine, and teach it your own documents.
     </message>
     <message>
         <location filename="../../chatapp/ui/training_panel.py" line="253"/>
+        <source>Never</source>
+        <translation>从不</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="254"/>
+        <source>Stop when this many evaluations in a row find no lower held-out perplexity, and keep the weights of the best one</source>
+        <translation>连续这么多次评估的留出困惑度都没有降低时停止训练，并保留最佳一次的权重</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="257"/>
         <source>At the end only</source>
         <translation>仅在结束时</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="258"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="277"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="262"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="282"/>
         <source>Base model</source>
         <translation>基础模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="259"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="277"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="263"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="282"/>
         <source>Name</source>
         <translation>名称</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="259"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="263"/>
         <source>Method</source>
         <translation>方法</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="260"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="264"/>
         <source>Epochs</source>
         <translation>轮数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="260"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="264"/>
         <source>Max steps</source>
         <translation>最大步数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="261"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="265"/>
         <source>Learning rate</source>
         <translation>学习率</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="261"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="265"/>
         <source>Batch size</source>
         <translation>批大小</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="262"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="266"/>
         <source>Gradient accumulation</source>
         <translation>梯度累积</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="263"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="267"/>
         <source>Block size (tokens)</source>
         <translation>块大小（词元）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="263"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="267"/>
         <source>LoRA rank</source>
         <translation>LoRA 秩</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="264"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="268"/>
         <source>LoRA alpha</source>
         <translation>LoRA alpha</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="264"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="268"/>
         <source>Evaluate every (steps)</source>
         <translation>评估间隔（步）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="265"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="269"/>
+        <source>Stop early after (evaluations without improvement)</source>
+        <translation>提前停止（连续无改进的评估次数）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="270"/>
         <source>Checkpoint every (steps)</source>
         <translation>检查点间隔（步）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="265"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="270"/>
         <source>Seed</source>
         <translation>随机种子</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="274"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="279"/>
         <source>Adapters and trained models</source>
         <translation>适配器与训练好的模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="277"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="282"/>
         <source>Date</source>
         <translation>日期</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="278"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="283"/>
         <source>Val. perplexity</source>
         <translation>验证困惑度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="279"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="284"/>
         <source>Adapters</source>
         <translation>适配器</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="283"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="335"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="288"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="340"/>
         <source>Chat with this adapter</source>
         <translation>用此适配器对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="284"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="289"/>
         <source>Switch adapter off</source>
         <translation>关闭适配器</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="285"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="290"/>
         <source>Compare</source>
         <translation>对比</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="286"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="291"/>
         <source>Open folder</source>
         <translation>打开文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="287"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="292"/>
         <source>Refresh</source>
         <translation>刷新</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="334"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="339"/>
         <source>Chat with this model</source>
         <translation>与此模型对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="343"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="348"/>
         <source>the default model</source>
         <translation>默认模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="387"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="392"/>
         <source>Choose a folder of documents</source>
         <translation>选择文档文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="393"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="398"/>
         <source>Choose documents</source>
         <translation>选择文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="394"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="399"/>
         <source>Documents (*.txt *.md *.rst *.html *.htm *.pdf *.docx);;All files (*)</source>
         <translation>文档 (*.txt *.md *.rst *.html *.htm *.pdf *.docx);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="427"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="432"/>
         <source>Reading the documents…</source>
         <translation>正在读取文档…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="441"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="446"/>
         <source>Cannot read the documents: {message}</source>
         <translation>无法读取文档：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="450"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="455"/>
         <source>{used} files used, {skipped} skipped.</source>
         <translation>使用了 {used} 个文件，跳过 {skipped} 个。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="455"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="458"/>
         <source>None of these files can be used for training.</source>
         <translation>这些文件都不能用于训练。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="479"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="499"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="482"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="502"/>
         <source>Cannot start: {reason}</source>
         <translation>无法开始：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="518"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="521"/>
         <source>Estimating…</source>
         <translation>正在估算…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="554"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="557"/>
         <source>Preparing…</source>
         <translation>正在准备…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="556"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="559"/>
         <source>Reading documents and loading the model…</source>
         <translation>正在读取文档并加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="566"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="569"/>
         <source>Cancelling: saving a checkpoint…</source>
         <translation>正在取消：保存检查点…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="586"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="589"/>
         <source>needs about {memory} of memory</source>
         <translation>需要约 {memory} 内存</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="588"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="591"/>
         <source> ({available} available)</source>
         <translation> (可用 {available})</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="592"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="595"/>
         <source>takes about {eta}</source>
         <translation>耗时约 {eta}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="593"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="596"/>
         <source>Estimate: {details}.</source>
         <translation>估算：{details}。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="597"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="600"/>
         <source>This will likely run out of memory: use LoRA, a smaller batch size or a shorter block size.</source>
         <translation>这很可能会内存不足：请使用 LoRA、更小的批大小或更短的块大小。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="604"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="607"/>
         <source>{train} tokens to train on, {val} held out for validation.</source>
         <translation>{train} 个词元用于训练，{val} 个留作验证。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="607"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="610"/>
         <source>Too little text is held out to measure perplexity.</source>
         <translation>留出的文本太少，无法测量困惑度。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="617"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="620"/>
         <source>Estimate failed: {reason}</source>
         <translation>估算失败：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="619"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="622"/>
         <source>Estimate cancelled.</source>
         <translation>估算已取消。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="630"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="633"/>
         <source>Step {step} of {total} · about {eta} left</source>
         <translation>第 {step}/{total} 步 · 约剩 {eta}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="635"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="638"/>
         <source>loss {loss:.4f} · {speed:,.0f} tokens/s · lr {lr:.2e}</source>
         <translation>损失 {loss:.4f} · {speed:,.0f} 词元/秒 · 学习率 {lr:.2e}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="638"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="641"/>
         <source>The loss is not a number: training has diverged; try a lower learning rate.</source>
         <translation>损失值不是数字（NaN）：训练已发散，请尝试更低的学习率。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="640"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="643"/>
         <source>Training…</source>
         <translation>正在训练…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="663"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="666"/>
         <source>Perplexity on held-out text: before {before:.2f}</source>
         <translation>留出文本上的困惑度：训练前 {before:.2f}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="666"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="669"/>
         <source>, after {after:.2f} ({change:+.0f}%)</source>
         <translation>，训练后 {after:.2f}（{change:+.0f}%）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="686"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="689"/>
         <source> A checkpoint at step {step} was kept: Resume continues from it.</source>
         <translation> 已保留第 {step} 步的检查点：点击“继续训练”可从这里接着训练。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="691"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="694"/>
         <source>Completed</source>
         <translation>已完成</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="692"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="695"/>
         <source>Completed. Saved to {out}</source>
         <translation>已完成。已保存到 {out}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="695"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="696"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="697"/>
+        <source>Stopped early at step {step}: held-out perplexity stopped improving.</source>
+        <translation>在第 {step} 步提前停止：留出困惑度不再改善。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="700"/>
+        <source> (the weights of step {step}, the lowest held-out perplexity)</source>
+        <translation>（第 {step} 步的权重，留出困惑度最低）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="705"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="706"/>
         <source>Cancelled</source>
         <translation>已取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="698"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="708"/>
         <source>Failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="699"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="709"/>
         <source>Failed: {reason}</source>
         <translation>失败：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="699"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="709"/>
         <source>unknown error</source>
         <translation>未知错误</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="736"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="746"/>
         <source> (in use)</source>
         <translation> (使用中)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="738"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="748"/>
         <source> (full model)</source>
         <translation> (完整模型)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="740"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="750"/>
         <source> (damaged)</source>
         <translation>（已损坏）</translation>
     </message>
@@ -1127,47 +1152,47 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>TrainingProcess</name>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="386"/>
+        <location filename="../../chatapp/ui/training_process.py" line="389"/>
         <source>the training process could not start: {error}</source>
         <translation>训练进程无法启动：{error}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="406"/>
+        <location filename="../../chatapp/ui/training_process.py" line="409"/>
         <source>the process did not stop in time and was killed; no checkpoint was written</source>
         <translation>进程未能及时停止，已被强制结束；未写入检查点</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="416"/>
+        <location filename="../../chatapp/ui/training_process.py" line="419"/>
         <source>it reported completion but then {what}</source>
         <translation>它报告已完成，但随后{what}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="421"/>
+        <location filename="../../chatapp/ui/training_process.py" line="424"/>
         <source>the training process crashed or was killed (the system may have run out of memory)</source>
         <translation>训练进程崩溃或被终止（系统可能内存不足）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="424"/>
+        <location filename="../../chatapp/ui/training_process.py" line="427"/>
         <source>the training process was killed (exit code {code}), most often by the system running out of memory</source>
         <translation>训练进程被终止（退出代码 {code}），通常是因为系统内存不足</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="427"/>
+        <location filename="../../chatapp/ui/training_process.py" line="430"/>
         <source>the training process exited without reporting an end</source>
         <translation>训练进程已退出，但没有报告结束状态</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="429"/>
+        <location filename="../../chatapp/ui/training_process.py" line="432"/>
         <source>the training process exited with code {code}</source>
         <translation>训练进程以代码 {code} 退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="432"/>
+        <location filename="../../chatapp/ui/training_process.py" line="435"/>
         <source>; last output: {lines}</source>
         <translation>；最后的输出：{lines}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="438"/>
+        <location filename="../../chatapp/ui/training_process.py" line="441"/>
         <source>out of memory. Try LoRA, a smaller batch size or a shorter block size. Details: {reason}</source>
         <translation>内存不足。请尝试 LoRA、更小的批大小或更短的块大小。详情：{reason}</translation>
     </message>

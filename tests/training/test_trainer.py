@@ -196,6 +196,51 @@ def test_early_stop_when_validation_stops_improving():
     assert losses[-2] >= result.best_val_loss and losses[-1] >= result.best_val_loss
 
 
+NOISE = TokenBlocks(torch.randint(0, VOCAB, (6, BLOCK + 1), generator=torch.Generator().manual_seed(9)))
+OVERFIT = dict(lr=3e-2, warmup_steps=0, max_steps=60, eval_every=2,
+               lora=LoRAConfig(r=8, alpha=16, target_modules=["q_proj", "v_proj", "up_proj", "down_proj"]))
+
+
+def test_early_stop_with_restore_best_hands_back_the_best_weights(tmp_path):
+    model = tiny_model()
+    result = Trainer(model, config(**OVERFIT, early_stop_patience=2, restore_best=True), TRAIN, NOISE,
+                     tmp_path).fit()
+    assert result.reason == "early_stop" and result.restored_step == result.best_step < result.step
+    # The model now scores exactly as at the best evaluation, not as at the last one.
+    loss, _ = evaluate(model, NOISE, 8)
+    assert loss == pytest.approx(result.best_val_loss, abs=1e-6)
+    assert result.evals[-1]["val_loss"] > result.best_val_loss + 1e-3
+    # The checkpoint keeps the state the loop ended in (for a resume) and the best weights beside it.
+    ckpt = load_checkpoint(result.checkpoint)
+    assert ckpt.step == result.step and ckpt.best is not None
+    params = dict(model.named_parameters())
+    assert all(torch.equal(ckpt.best[n], params[n]) for n in ckpt.best)
+    assert any(not torch.equal(ckpt.trainable[n], params[n]) for n in ckpt.trainable)
+
+
+def test_without_restore_best_the_last_weights_stay():
+    model = tiny_model()
+    result = Trainer(model, config(**OVERFIT, early_stop_patience=2), TRAIN, NOISE).fit()
+    assert result.reason == "early_stop" and result.restored_step is None
+    loss, _ = evaluate(model, NOISE, 8)
+    assert loss == pytest.approx(result.evals[-1]["val_loss"], abs=1e-6)
+
+
+def test_restore_best_survives_a_resume(tmp_path):
+    cfg = config(**{**OVERFIT, "max_steps": 16}, save_every=4, keep_checkpoints=0, restore_best=True)
+    whole_model = tiny_model()
+    whole = Trainer(whole_model, cfg, TRAIN, NOISE, tmp_path / "a").fit()
+    assert whole.restored_step is not None and whole.restored_step < 16
+    resumed_model = tiny_model()
+    # Resume after the best evaluation: its weights must come from the checkpoint, not memory.
+    start = min(s for s in (4, 8, 12) if s > whole.restored_step)
+    rest = Trainer(resumed_model, cfg, TRAIN, NOISE, tmp_path / "b").fit(
+        resume_from=tmp_path / "a" / f"step-{start:08d}")
+    assert rest.restored_step == whole.restored_step
+    for (name, a), (_, b) in zip(whole_model.named_parameters(), resumed_model.named_parameters()):
+        assert torch.equal(a, b), name
+
+
 def test_gradient_checkpointing_changes_nothing_but_memory():
     plain = Trainer(tiny_model(), config(max_steps=3), TRAIN).fit()
     model = tiny_model()

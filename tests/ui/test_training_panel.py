@@ -91,6 +91,14 @@ while True:
         sys.stderr.write("about to be killed\n")
         sys.stderr.flush()
         os.kill(os.getpid(), signal.SIGKILL)
+    if step == 5 and mode == "earlystop":
+        emit(event="eval", step=5, val_loss=3.2, val_ppl=24.5)
+    if step == 6 and mode == "earlystop":
+        emit(event="eval", step=6, val_loss=3.3, val_ppl=27.1)
+        checkpoint(step)
+        emit(event="end", status="completed", reason="early_stop", out=out, step=6, best_step=5, restored_step=5,
+             val_ppl_before=40.0, val_ppl_after=24.5)
+        sys.exit(0)
     if step == 3 and mode == "noend":
         sys.exit(0)
     if step == 3 and mode == "lies":
@@ -173,6 +181,9 @@ def test_build_train_command_lora_and_full(tmp_path):
     assert argv[argv.index("--max-steps") + 1] == "30" and argv[argv.index("--lr") + 1] == "2e-05"
     assert argv[argv.index("--resume") + 1] == str(tmp_path / "o" / "step-00000010")
     assert argv[-3:] == ["--progress", "jsonl", "--dry-run"]
+    stopping = TrainOptions(model="default", data=[tmp_path], out_dir=tmp_path / "o", early_stop=3)
+    argv = build_train_command(stopping, prefix=["x"])
+    assert argv[argv.index("--early-stop") + 1] == "3"
 
 
 def test_command_parses_with_the_real_train_cli(tmp_path):
@@ -181,12 +192,14 @@ def test_command_parses_with_the_real_train_cli(tmp_path):
     parser = argparse.ArgumentParser()
     train.add_train_parser(parser.add_subparsers(dest="command"))
     options = TrainOptions(model="default", data=[tmp_path / "a", tmp_path / "b.md"], out_dir=tmp_path / "out",
-                           max_steps=12, lr=3e-4, lora_rank=4, lora_alpha=8, resume_from=tmp_path / "out")
+                           max_steps=12, lr=3e-4, lora_rank=4, lora_alpha=8, resume_from=tmp_path / "out",
+                           early_stop=2)
     args = parser.parse_args(build_train_command(options, dry_run=True, prefix=["chatapp"])[1:])
     assert args.data == [str(tmp_path / "a"), str(tmp_path / "b.md")] and args.out == str(tmp_path / "out")
     assert (args.method, args.max_steps, args.epochs, args.lr) == ("lora", 12, None, 3e-4)
     assert (args.lora_rank, args.lora_alpha, args.save_every, args.eval_every) == (4, 8.0, 100, 50)
     assert (args.resume, args.progress, args.dry_run) == (str(tmp_path / "out"), "jsonl", True)
+    assert args.early_stop == 2
 
 
 def test_default_command_starts_this_app(tmp_path):
@@ -196,7 +209,8 @@ def test_default_command_starts_this_app(tmp_path):
 
 @pytest.mark.parametrize("bad, message", [
     (dict(data=[]), "no documents"), (dict(method="qlora"), "method"), (dict(epochs=1.0, max_steps=5), "not both"),
-    (dict(lr=0), "lr"), (dict(batch_size=0), "batch_size"), (dict(model=""), "model")])
+    (dict(lr=0), "lr"), (dict(batch_size=0), "batch_size"), (dict(model=""), "model"),
+    (dict(early_stop=-1), "early_stop")])
 def test_train_options_validate(tmp_path, bad, message):
     kwargs = dict(model="default", data=[tmp_path], out_dir=tmp_path)
     kwargs.update(bad)
@@ -264,6 +278,20 @@ def test_completed_run_fills_progress_chart_and_perplexity(qtbot, make_panel):
     assert "needs about 2.5 GB of memory (16.0 GB available), takes about 2 min 05 s" in panel.estimate_label.text()
     assert not panel.resume_button.isVisibleTo(panel)
     assert panel.start_button.isEnabled() and not panel.cancel_button.isEnabled()
+
+
+def test_early_stop_setting_and_its_completion_message(qtbot, make_panel):
+    panel = make_panel("earlystop")
+    assert panel.options().early_stop == 0 and panel.early_stop.text() == "Never"
+    panel.early_stop.setValue(3)
+    assert panel.options().early_stop == 3
+    qtbot.mouseClick(panel.start_button, Qt.LeftButton)
+    _wait_ended(qtbot, panel)
+    text = panel.status_label.text()
+    assert panel.last_status == "completed"
+    assert text.startswith("Stopped early at step 6: held-out perplexity stopped improving. Completed. Saved to ")
+    assert text.endswith(" (the weights of step 5, the lowest held-out perplexity)")
+    assert panel.ppl_label.text() == "Perplexity on held-out text: before 40.00, after 24.50 (-39%)"
 
 
 def test_failed_end_line_says_failed_with_reason(qtbot, make_panel):
