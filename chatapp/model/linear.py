@@ -16,11 +16,10 @@ the table for both on the machines we measured (2-core AMD EPYC, AVX-512):
 * Prefill multiplies many rows: a compute-bound matrix product. MKL takes its AVX2 code
   path on AMD processors (about 220 GFLOP/s here); oneDNN, which PyTorch ships for its
   own CPU kernels, uses AVX-512 (about 500 GFLOP/s on the same products). With
-  `onednn=True`, multi-row float32 products with a frozen weight (inference, and the base
-  weights under LoRA training) go through `torch.ops.mkldnn._linear_pointwise`, oneDNN's
-  inner-product primitive; where the input needs a gradient, the backward product
-  (grad_out @ weight) runs on oneDNN too. Results differ from MKL's only by float32
-  rounding (summation order), about 1e-6 relative.
+  `onednn=True`, multi-row float32 products (prefill, training) go through
+  `torch.ops.mkldnn._linear_pointwise`, oneDNN's inner-product primitive, and so do the
+  backward products where a gradient is wanted (see OneDNNLinear). Results differ from
+  MKL's only by float32 rounding (summation order), about 1e-6 relative.
 """
 
 from __future__ import annotations
@@ -69,8 +68,7 @@ def onednn_available() -> bool:
 
 
 def can_use_onednn(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> bool:
-    """Whether oneDNN may run this product: float32 on the CPU, outside autocast, and no
-    gradient wanted for the weight or bias (the input may want one; see FrozenLinear)."""
+    """Whether oneDNN may run this product: float32 on the CPU, outside autocast."""
     if x.device.type != "cpu" or weight.device.type != "cpu":
         return False
     if x.dtype != torch.float32 or weight.dtype != torch.float32:
@@ -79,8 +77,6 @@ def can_use_onednn(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
         return False
     if torch.is_autocast_enabled("cpu"):
         return False  # F.linear would run in the autocast dtype
-    if torch.is_grad_enabled() and (weight.requires_grad or (bias is not None and bias.requires_grad)):
-        return False
     return torch.backends.mkldnn.enabled and onednn_available()
 
 
@@ -89,19 +85,30 @@ def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
-class FrozenLinear(torch.autograd.Function):
-    """F.linear on oneDNN for an input that needs a gradient and a weight that does not."""
+class OneDNNLinear(torch.autograd.Function):
+    """F.linear with autograd, every product (forward and backward) on oneDNN."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
-        ctx.save_for_backward(weight)
+        ctx.save_for_backward(x if weight.requires_grad else None, weight)
+        ctx.has_bias = bias is not None
         return onednn_linear(x, weight, bias)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        (weight,) = ctx.saved_tensors
-        # d(x @ W^T + b)/dx: grad_out (..., out) @ W (out, in) = linear(grad_out, W^T) -> (..., in)
-        return onednn_linear(grad_out, weight.t(), None), None, None
+        x, weight = ctx.saved_tensors
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            # grad_out (..., out) @ W (out, in) = linear(grad_out, W^T) -> (..., in)
+            grad_x = onednn_linear(grad_out, weight.t(), None)
+        if ctx.needs_input_grad[1] or (ctx.has_bias and ctx.needs_input_grad[2]):
+            g = grad_out.reshape(-1, grad_out.shape[-1])  # (N, out)
+            if ctx.needs_input_grad[1]:
+                # grad_out^T (out, N) @ x (N, in) = linear(g^T, x^T) -> (out, in)
+                grad_w = onednn_linear(g.t(), x.reshape(-1, x.shape[-1]).t(), None)
+            if ctx.has_bias and ctx.needs_input_grad[2]:
+                grad_b = g.sum(0)
+        return grad_x, grad_w, grad_b
 
 
 def fast_linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
@@ -110,8 +117,9 @@ def fast_linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tens
     if x.numel() == weight.shape[1]:  # one row: decoding
         return split_linear(x, weight, bias, split)
     if onednn and can_use_onednn(x, weight, bias):
-        if torch.is_grad_enabled() and x.requires_grad:
-            return FrozenLinear.apply(x, weight, bias)
+        wants_grad = x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+        if torch.is_grad_enabled() and wants_grad:
+            return OneDNNLinear.apply(x, weight, bias)
         return onednn_linear(x, weight, bias)
     return F.linear(x, weight, bias)
 

@@ -179,38 +179,41 @@ def test_many_row_products_run_on_onednn_and_match_f_linear(layout, bias, count_
 
 
 @needs_onednn
-def test_onednn_is_not_used_where_the_weight_needs_a_gradient_or_it_is_off(count_onednn):
+def test_onednn_is_not_used_outside_float32_under_autocast_or_when_off(count_onednn):
     torch.manual_seed(7)
-    weight = column_major(torch.randn(32, 16)).requires_grad_()
-    x = torch.randn(5, 16)
-    fast_linear(x, weight, None, onednn=True).sum().backward()  # the weight is trained
-    torch.testing.assert_close(weight.grad, x.sum(0).expand(32, 16))
-    frozen = weight.detach()
-    fast_linear(x.double(), frozen.double(), None, onednn=True)  # not float32
+    weight, x = column_major(torch.randn(32, 16)), torch.randn(5, 16)
+    fast_linear(x.double(), weight.double(), None, onednn=True)  # not float32
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert fast_linear(x, frozen, None, onednn=True).dtype == torch.bfloat16  # autocast decides
+        assert fast_linear(x, weight, None, onednn=True).dtype == torch.bfloat16  # autocast decides
     with torch.no_grad():
-        fast_linear(x, frozen, None, onednn=False)  # switched off
+        fast_linear(x, weight, None, onednn=False)  # switched off
     assert count_onednn == []
     with torch.no_grad():
-        fast_linear(x, frozen, None, onednn=True)
+        fast_linear(x, weight, None, onednn=True)
     assert len(count_onednn) == 1
 
 
 @needs_onednn
-def test_frozen_weight_product_backpropagates_to_its_input_on_onednn(count_onednn):
+@pytest.mark.parametrize("trained", ["input", "weight", "all"])
+def test_backward_products_run_on_onednn_and_match_f_linear(trained, count_onednn):
     torch.manual_seed(8)
     weight, bias = torch.randn(48, 24), torch.randn(48)
-    x = torch.randn(3, 6, 24, requires_grad=True)
+    x = torch.randn(3, 6, 24)
     grad = torch.randn(6, 3, 48).transpose(0, 1)  # a non-contiguous incoming gradient
-    out = fast_linear(x, weight, bias, onednn=True)
+    wants = {"input": (True, False, False), "weight": (False, True, False), "all": (True, True, True)}[trained]
+    ours = [t.clone().requires_grad_(w) for t, w in zip((x, weight, bias), wants)]
+    ref = [t.clone().requires_grad_(w) for t, w in zip((x, weight, bias), wants)]
+    out = fast_linear(*ours, onednn=True)
     out.backward(grad)
-    assert len(count_onednn) == 2  # forward and backward products
-    ref_x = x.detach().clone().requires_grad_()
-    ref = F.linear(ref_x, weight, bias)
-    ref.backward(grad)
-    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(x.grad, ref_x.grad, rtol=1e-5, atol=1e-5)
+    assert len(count_onednn) == 1 + sum(wants[:2])  # forward, then one product per input/weight gradient
+    expected = F.linear(*ref)
+    expected.backward(grad)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    for mine, theirs, wanted in zip(ours, ref, wants):
+        if wanted:
+            torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-5, atol=1e-4)
+        else:
+            assert mine.grad is None
 
 
 def test_without_onednn_the_product_falls_back_to_f_linear(monkeypatch, count_onednn):

@@ -259,7 +259,8 @@ def test_full_fine_tuning_trains_every_parameter():
     assert not model.training  # handed back in the mode it came in
 
 
-def test_lora_training_runs_frozen_products_on_onednn_with_the_same_losses(monkeypatch):
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_training_runs_its_products_on_onednn_with_the_same_losses(monkeypatch, method):
     from chatapp.model import linear as linear_module
 
     if not linear_module.onednn_available():
@@ -267,11 +268,12 @@ def test_lora_training_runs_frozen_products_on_onednn_with_the_same_losses(monke
     calls = []
     real = linear_module.onednn_linear
     monkeypatch.setattr(linear_module, "onednn_linear", lambda *a: calls.append(1) or real(*a))
-    fast = Trainer(tiny_model(), config(max_steps=4), TRAIN, VAL).fit()
-    assert calls  # the frozen base products (forward and backward) went through oneDNN
+    cfg = config(max_steps=4, method=method, lr=1e-3 if method == "full" else 5e-3)
+    fast = Trainer(tiny_model(), cfg, TRAIN, VAL).fit()
+    assert calls  # the products (forward and backward) went through oneDNN
     monkeypatch.setattr(linear_module, "onednn_available", lambda: False)
     calls.clear()
-    plain = Trainer(tiny_model(), config(max_steps=4), TRAIN, VAL).fit()
+    plain = Trainer(tiny_model(), cfg, TRAIN, VAL).fit()
     assert not calls
     for s in (1, 2, 3, 4):
         assert fast.losses[s] == pytest.approx(plain.losses[s], abs=1e-5)

@@ -1,7 +1,9 @@
-"""LoRA training speed: chatapp's Trainer against transformers + peft, same run, same data.
+"""Training speed: chatapp's Trainer against transformers (+ peft for LoRA), same run, same data.
 
-    .venv/bin/python benchmarks/lora_training.py [--batch-size 2] [--block-size 256] [--warmup 3]
-        [--steps 8] [--threads 2] [--order interleave|sequential] [--profile] [--json]
+    .venv/bin/python benchmarks/training.py [--method lora|full] [--batch-size 2] [--block-size 256]
+        [--warmup 3] [--steps 8] [--threads 2] [--order interleave|sequential] [--profile] [--json]
+
+--method full trains every parameter on both sides (no adapters; everything else as below).
 
 Both sides: the default GGUF dequantized to float32 on the CPU; LoRA r=8, alpha=16 on q_proj and
 v_proj, dropout 0; AdamW (lr 2e-4, weight decay 0); gradient clipping at 1.0 (our trainer's
@@ -25,10 +27,11 @@ The first step's loss is printed for both: with B = 0 the adapters are a no-op, 
 losses agree (to ~1e-5, here exactly) when both compute the same thing.
 --profile adds torch.profiler tables (self CPU time per op) of a few steps of each.
 
-What the profile shows here (2-core AVX-512, 2 threads): the two sides run the same ATen
-kernels, call for call (1554 aten::mm in 2 steps each); ~78% of a step is aten::mm at about
-200 GFLOP/s, ~92% of what this CPU reaches on a large square float32 matmul; flash attention
-forward+backward ~10%; lm_head log-softmax forward+backward ~3%; the rest elementwise ops.
+What the profile shows here (2-core AMD EPYC, AVX-512, 2 threads): the reference spends ~78%
+of a LoRA step in aten::mm, MKL's float32 products at about 200 GFLOP/s (MKL takes its AVX2
+path on AMD); ours runs the same products, forward and backward, on oneDNN (AVX-512, about
+450-500 GFLOP/s; chatapp/model/linear.py), so the rest (flash attention forward+backward,
+log-softmax, elementwise ops, AdamW) becomes a larger share of a shorter step.
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ class Ours:
 
     def __init__(self, model: torch.nn.Module, blocks: torch.Tensor, args: argparse.Namespace) -> None:
         self.model = model
-        self.config = TrainConfig(method="lora", lr=args.lr, warmup_steps=0, max_steps=args.warmup + args.steps,
+        self.config = TrainConfig(method=args.method, lr=args.lr, warmup_steps=0, max_steps=args.warmup + args.steps,
                                   batch_size=args.batch_size, block_size=args.block_size, eval_every=0,
                                   grad_clip=args.grad_clip, weight_decay=0.0,
                                   lora=LoRAConfig(r=args.rank, alpha=args.alpha, dropout=0.0,
@@ -146,10 +149,14 @@ class Reference:
         model.load_state_dict(gguf_model.state_dict())
         del gguf_model
         torch.manual_seed(args.seed)
-        self.model = get_peft_model(model, PeftLoraConfig(r=args.rank, lora_alpha=args.alpha, lora_dropout=0.0,
-                                                          target_modules=TARGETS, task_type="CAUSAL_LM"))
+        if args.method == "full":
+            self.model = model.requires_grad_(True)
+        else:
+            self.model = get_peft_model(model, PeftLoraConfig(r=args.rank, lora_alpha=args.alpha, lora_dropout=0.0,
+                                                              target_modules=TARGETS, task_type="CAUSAL_LM"))
         self.model.train()
         self.attn_implementation = getattr(model.config, "_attn_implementation", None)
+        self.label = "transformers" if args.method == "full" else "transformers + peft"
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.trainable = sum(p.numel() for p in self.params)
         self.optimizer = torch.optim.AdamW(self.params, lr=args.lr, weight_decay=0.0)
@@ -195,6 +202,7 @@ def profile(label: str, run_step: Callable[[], Any], steps: int, rows: int) -> s
 # -- main -----------------------------------------------------------------------------------
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", choices=("lora", "full"), default="lora")
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--block-size", type=int, default=256)
     parser.add_argument("--warmup", type=int, default=3, help="steps run but not timed")
@@ -239,14 +247,14 @@ def main() -> int:
     if args.profile:
         ours.model.train()
         profiles.append(profile("ours (chatapp Trainer step)", ours.step, 2, args.profile_rows))
-        profiles.append(profile("transformers + peft", lambda: reference.step(blocks, ours.drawn[-1]), 2,
+        profiles.append(profile(reference.label, lambda: reference.step(blocks, ours.drawn[-1]), 2,
                                 args.profile_rows))
 
     tokens = args.batch_size * args.block_size
     ours_s = statistics.median(ours.step_times[args.warmup:total])
     ref_s = statistics.median(reference.step_times[args.warmup:total])
     result = {
-        "model": "default", "dtype": "float32", "device": "cpu", "threads": args.threads,
+        "method": args.method, "model": "default", "dtype": "float32", "device": "cpu", "threads": args.threads,
         "batch_size": args.batch_size, "block_size": args.block_size, "lora_r": args.rank, "lora_alpha": args.alpha,
         "targets": TARGETS, "lr": args.lr, "grad_clip": args.grad_clip, "data": source, "order": args.order,
         "warmup_steps": args.warmup, "timed_steps": args.steps,
@@ -263,15 +271,16 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"LoRA training, default model, float32 CPU, {args.threads} threads, batch {args.batch_size} x "
-              f"block {args.block_size}, r={args.rank} alpha={args.alpha:g} on {','.join(TARGETS)}, "
-              f"{args.order}, median of {args.steps} steps after {args.warmup} warm-up")
+        what = (f"LoRA training, r={args.rank} alpha={args.alpha:g} on {','.join(TARGETS)}" if args.method == "lora"
+                else "full fine-tuning")
+        print(f"{what}, default model, float32 CPU, {args.threads} threads, batch {args.batch_size} x "
+              f"block {args.block_size}, {args.order}, median of {args.steps} steps after {args.warmup} warm-up")
         print(f"data: {source}; trainable params ours {ours.trainable}, reference {reference.trainable}; "
               f"reference attention: {reference.attn_implementation}")
         print(f"first-step loss: ours {ours.losses[0]:.6f}, reference {reference.losses[0]:.6f}")
         print(f"{'':24}{'tok/s':>10}{'s/step':>10}")
         print(f"{'ours (chatapp Trainer)':24}{result['ours']['tok_s']:10.0f}{ours_s:10.3f}")
-        print(f"{'transformers + peft':24}{result['reference']['tok_s']:10.0f}{ref_s:10.3f}")
+        print(f"{reference.label:24}{result['reference']['tok_s']:10.0f}{ref_s:10.3f}")
         print(f"ratio ours/reference: {result['ratio']:.2f}   (load average {result['load_avg'][0]:.2f})")
     for table in profiles:
         print(table, file=sys.stderr if args.json else sys.stdout)
