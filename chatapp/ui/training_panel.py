@@ -251,6 +251,7 @@ class TrainingPanel(QWidget):
         self.eval_every.setSpecialValueText(_tr("Before and after only"))
         self.early_stop = QSpinBox(minimum=0, maximum=1000, value=0)
         self.early_stop.setSpecialValueText(_tr("Never"))
+        self.early_stop.setSuffix(_tr(" evaluations"))
         self.early_stop.setToolTip(_tr("Stop when this many evaluations in a row find no lower held-out "
                                        "perplexity, and keep the weights of the best one"))
         self.save_every = QSpinBox(minimum=0, maximum=1_000_000, value=100)
@@ -266,7 +267,7 @@ class TrainingPanel(QWidget):
                               (_tr("Gradient accumulation"), self.grad_accum),
                               (_tr("Block size (tokens)"), self.block_size), (_tr("LoRA rank"), self.lora_rank),
                               (_tr("LoRA alpha"), self.lora_alpha), (_tr("Evaluate every (steps)"), self.eval_every),
-                              (_tr("Stop early after (evaluations without improvement)"), self.early_stop),
+                              (_tr("Stop if no gain for"), self.early_stop),
                               (_tr("Checkpoint every (steps)"), self.save_every), (_tr("Seed"), self.seed)):
             widget.setAccessibleName(label)
             form.addRow(label, widget)

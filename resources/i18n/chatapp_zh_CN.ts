@@ -714,7 +714,7 @@ Chat with a language model on your own machine, and teach it your own documents.
     </message>
     <message>
         <location filename="../../chatapp/ui/training_panel.py" line="162"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="430"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="431"/>
         <source>No documents chosen.</source>
         <translation>尚未选择文档。</translation>
     </message>
@@ -810,341 +810,346 @@ Chat with a language model on your own machine, and teach it your own documents.
     </message>
     <message>
         <location filename="../../chatapp/ui/training_panel.py" line="254"/>
+        <source> evaluations</source>
+        <translation> 次评估</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="255"/>
         <source>Stop when this many evaluations in a row find no lower held-out perplexity, and keep the weights of the best one</source>
         <translation>连续这么多次评估的留出困惑度都没有降低时停止训练，并保留最佳一次的权重</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="257"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="258"/>
         <source>At the end only</source>
         <translation>仅在结束时</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="262"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="282"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="263"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="283"/>
         <source>Base model</source>
         <translation>基础模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="263"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="282"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="264"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="283"/>
         <source>Name</source>
         <translation>名称</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="263"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="264"/>
         <source>Method</source>
         <translation>方法</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="264"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="265"/>
         <source>Epochs</source>
         <translation>轮数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="264"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="265"/>
         <source>Max steps</source>
         <translation>最大步数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="265"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="266"/>
         <source>Learning rate</source>
         <translation>学习率</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="265"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="266"/>
         <source>Batch size</source>
         <translation>批大小</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="266"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="267"/>
         <source>Gradient accumulation</source>
         <translation>梯度累积</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="267"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="268"/>
         <source>Block size (tokens)</source>
         <translation>块大小（词元）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="267"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="268"/>
         <source>LoRA rank</source>
         <translation>LoRA 秩</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="268"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="269"/>
         <source>LoRA alpha</source>
         <translation>LoRA alpha</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="268"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="269"/>
         <source>Evaluate every (steps)</source>
         <translation>评估间隔（步）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="269"/>
-        <source>Stop early after (evaluations without improvement)</source>
-        <translation>提前停止（连续无改进的评估次数）</translation>
+        <location filename="../../chatapp/ui/training_panel.py" line="270"/>
+        <source>Stop if no gain for</source>
+        <translation>无改进则停止，持续</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="270"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="271"/>
         <source>Checkpoint every (steps)</source>
         <translation>检查点间隔（步）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="270"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="271"/>
         <source>Seed</source>
         <translation>随机种子</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="279"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="280"/>
         <source>Adapters and trained models</source>
         <translation>适配器与训练好的模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="282"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="283"/>
         <source>Date</source>
         <translation>日期</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="283"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="284"/>
         <source>Val. perplexity</source>
         <translation>验证困惑度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="284"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="285"/>
         <source>Adapters</source>
         <translation>适配器</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="288"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="340"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="289"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="341"/>
         <source>Chat with this adapter</source>
         <translation>用此适配器对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="289"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="290"/>
         <source>Switch adapter off</source>
         <translation>关闭适配器</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="290"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="291"/>
         <source>Compare</source>
         <translation>对比</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="291"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="292"/>
         <source>Open folder</source>
         <translation>打开文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="292"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="293"/>
         <source>Refresh</source>
         <translation>刷新</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="339"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="340"/>
         <source>Chat with this model</source>
         <translation>与此模型对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="348"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="349"/>
         <source>the default model</source>
         <translation>默认模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="392"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="393"/>
         <source>Choose a folder of documents</source>
         <translation>选择文档文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="398"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="399"/>
         <source>Choose documents</source>
         <translation>选择文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="399"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="400"/>
         <source>Documents (*.txt *.md *.rst *.html *.htm *.pdf *.docx);;All files (*)</source>
         <translation>文档 (*.txt *.md *.rst *.html *.htm *.pdf *.docx);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="432"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="433"/>
         <source>Reading the documents…</source>
         <translation>正在读取文档…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="446"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="447"/>
         <source>Cannot read the documents: {message}</source>
         <translation>无法读取文档：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="455"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="456"/>
         <source>{used} files used, {skipped} skipped.</source>
         <translation>使用了 {used} 个文件，跳过 {skipped} 个。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="458"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="459"/>
         <source>None of these files can be used for training.</source>
         <translation>这些文件都不能用于训练。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="482"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="502"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="483"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="503"/>
         <source>Cannot start: {reason}</source>
         <translation>无法开始：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="521"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="522"/>
         <source>Estimating…</source>
         <translation>正在估算…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="557"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="558"/>
         <source>Preparing…</source>
         <translation>正在准备…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="559"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="560"/>
         <source>Reading documents and loading the model…</source>
         <translation>正在读取文档并加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="569"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="570"/>
         <source>Cancelling: saving a checkpoint…</source>
         <translation>正在取消：保存检查点…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="589"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="590"/>
         <source>needs about {memory} of memory</source>
         <translation>需要约 {memory} 内存</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="591"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="592"/>
         <source> ({available} available)</source>
         <translation> (可用 {available})</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="595"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="596"/>
         <source>takes about {eta}</source>
         <translation>耗时约 {eta}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="596"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="597"/>
         <source>Estimate: {details}.</source>
         <translation>估算：{details}。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="600"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="601"/>
         <source>This will likely run out of memory: use LoRA, a smaller batch size or a shorter block size.</source>
         <translation>这很可能会内存不足：请使用 LoRA、更小的批大小或更短的块大小。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="607"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="608"/>
         <source>{train} tokens to train on, {val} held out for validation.</source>
         <translation>{train} 个词元用于训练，{val} 个留作验证。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="610"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="611"/>
         <source>Too little text is held out to measure perplexity.</source>
         <translation>留出的文本太少，无法测量困惑度。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="620"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="621"/>
         <source>Estimate failed: {reason}</source>
         <translation>估算失败：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="622"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="623"/>
         <source>Estimate cancelled.</source>
         <translation>估算已取消。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="633"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="634"/>
         <source>Step {step} of {total} · about {eta} left</source>
         <translation>第 {step}/{total} 步 · 约剩 {eta}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="638"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="639"/>
         <source>loss {loss:.4f} · {speed:,.0f} tokens/s · lr {lr:.2e}</source>
         <translation>损失 {loss:.4f} · {speed:,.0f} 词元/秒 · 学习率 {lr:.2e}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="641"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="642"/>
         <source>The loss is not a number: training has diverged; try a lower learning rate.</source>
         <translation>损失值不是数字（NaN）：训练已发散，请尝试更低的学习率。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="643"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="644"/>
         <source>Training…</source>
         <translation>正在训练…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="666"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="667"/>
         <source>Perplexity on held-out text: before {before:.2f}</source>
         <translation>留出文本上的困惑度：训练前 {before:.2f}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="669"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="670"/>
         <source>, after {after:.2f} ({change:+.0f}%)</source>
         <translation>，训练后 {after:.2f}（{change:+.0f}%）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="689"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="690"/>
         <source> A checkpoint at step {step} was kept: Resume continues from it.</source>
         <translation> 已保留第 {step} 步的检查点：点击“继续训练”可从这里接着训练。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="694"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="695"/>
         <source>Completed</source>
         <translation>已完成</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="695"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="696"/>
         <source>Completed. Saved to {out}</source>
         <translation>已完成。已保存到 {out}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="697"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="698"/>
         <source>Stopped early at step {step}: held-out perplexity stopped improving.</source>
         <translation>在第 {step} 步提前停止：留出困惑度不再改善。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="700"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="701"/>
         <source> (the weights of step {step}, the lowest held-out perplexity)</source>
         <translation>（第 {step} 步的权重，留出困惑度最低）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="705"/>
         <location filename="../../chatapp/ui/training_panel.py" line="706"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="707"/>
         <source>Cancelled</source>
         <translation>已取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="708"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="709"/>
         <source>Failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="709"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="710"/>
         <source>Failed: {reason}</source>
         <translation>失败：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="709"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="710"/>
         <source>unknown error</source>
         <translation>未知错误</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="746"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="747"/>
         <source> (in use)</source>
         <translation> (使用中)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="748"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="749"/>
         <source> (full model)</source>
         <translation> (完整模型)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="750"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="751"/>
         <source> (damaged)</source>
         <translation>（已损坏）</translation>
     </message>
