@@ -95,11 +95,12 @@ def test_extractor_rejects_non_literal_calls_and_keeps_old_work(tmp_path):
 @pytest.fixture
 def chinese(qapp):
     from chatapp.ui.i18n import install_translator
-    translator = install_translator(qapp, "zh_CN")
-    assert translator is not None
-    yield translator
-    QCoreApplication.removeTranslator(translator)
-    translator.deleteLater()
+    translators = install_translator(qapp, "zh_CN")
+    assert len(translators) == 2  # ours and Qt's own
+    yield translators
+    for translator in translators:
+        QCoreApplication.removeTranslator(translator)
+        translator.deleteLater()
 
 
 def test_window_speaks_chinese_with_the_translator(chinese, make_window):
@@ -108,9 +109,16 @@ def test_window_speaks_chinese_with_the_translator(chinese, make_window):
     assert window.send_button.text() == "发送"
     assert window.conversations.new_button.text() == "新对话"
     assert window.menuBar().actions()[0].text() == "文件(&F)"
+    # Qt's own strings too: the composer's right-click menu
+    assert QGuiApplication.translate("QLineEdit", "Select All") == "全选"
+    menu = window.composer.createStandardContextMenu()
+    texts = [action.text() for action in menu.actions()]
+    menu.deleteLater()
+    assert any(text.startswith("全选") for text in texts), texts
 
 
 def test_english_again_after_the_translator_is_removed(make_window):
     # runs after the test above: the catalogue must not leak into other tests
     assert QGuiApplication.translate("MainWindow", "Send") == "Send"
+    assert QGuiApplication.translate("QLineEdit", "Select All") == "Select All"
     assert make_window(FakeBackend()).send_button.text() == "Send"
