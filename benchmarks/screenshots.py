@@ -97,6 +97,13 @@ class ScriptedBackend:
                          dtype="float32", context_len=options.context_len, n_params=134_515_008,
                          load_s=1.84, memory="0.61 GiB (weights 0.50, KV cache 0.09, working memory 0.02)")
 
+    def estimate(self, spec, options):
+        need = int(0.61 * 1024**3)
+        return {"name": "SmolLM2-135M-Instruct", "n_params": 134_515_008, "context_len": options.context_len,
+                "device": "cpu", "dtype": "float32",
+                "memory": "0.61 GiB (weights 0.50, KV cache 0.09, working memory 0.02)",
+                "memory_bytes": need, "free_bytes": 16 * 1024**3, "fits": True}
+
     def stream(self, messages, system_prompt, settings, cancel=None):
         question = messages[-1]["content"]
         answer = ANSWER_ZH if any("\u4e00" <= ch <= "\u9fff" for ch in question) else ANSWER
@@ -150,8 +157,8 @@ def make_window(profile: Path, backend, language: str = "", theme: str = "light"
 
     app = QApplication.instance()
     apply_theme(app, theme)
-    translator = install_translator(app, language) if language else None
-    if language and translator is None:
+    translators = install_translator(app, language) if language else []
+    if language and not translators:
         raise SystemExit(f"no .qm catalogue for {language}: run resources/i18n/update_translations.py")
     profile.mkdir(parents=True, exist_ok=True)
     store = ConversationStore(profile / "conversations.sqlite3")
@@ -162,7 +169,7 @@ def make_window(profile: Path, backend, language: str = "", theme: str = "light"
     window.show()
     wait_until(lambda: window.model_info is not None, 30, "the model to load")
     settle()
-    return window, translator
+    return window, translators
 
 
 def ask(window, question: str, timeout_s: float) -> bool:
@@ -186,10 +193,10 @@ def save(widget, path: Path, rect=None) -> None:
     print(f"{path}  {path.stat().st_size // 1024} KB")
 
 
-def close(window, translator=None) -> None:
+def close(window, translators=()) -> None:
     window.close()
     window.store.close()
-    if translator is not None:
+    for translator in translators:
         QCoreApplication.removeTranslator(translator)
     settle(50)
 
@@ -212,11 +219,11 @@ def fake_shots(out: Path, profile_root: Path) -> None:
     save(window, out / "dark.png")
     close(window)
 
-    window, translator = make_window(profile_root / "zh", ScriptedBackend(), language="zh_CN")
+    window, translators = make_window(profile_root / "zh", ScriptedBackend(), language="zh_CN")
     if not ask(window, QUESTION_ZH, 30):
         raise SystemExit("the scripted reply did not finish")
     save(window, out / "zh_CN.png")
-    close(window, translator)
+    close(window, translators)
 
 
 def real_model_shot(out: Path, profile_root: Path, timeout_s: float, threads: int) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication, QPalette
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QScrollArea,
                                QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
+from .highlight import CodeHighlighter
 from .markdown import Segment, split_markdown
 
 
@@ -44,11 +45,21 @@ class CodeBlock(QFrame):
         # a long line brings a horizontal scroll bar, which needs room of its own
         self.editor.horizontalScrollBar().rangeChanged.connect(self._fit_height)
         layout.addWidget(self.editor)
+        self.highlighter = CodeHighlighter(self.editor.document(), segment.language, self._dark())
         self.set_code(segment.text, segment.language)
+
+    def _dark(self) -> bool:
+        return self.editor.palette().color(QPalette.Base).lightness() < 128
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().changeEvent(event)
+        if event.type() == QEvent.PaletteChange and hasattr(self, "highlighter"):
+            self.highlighter.set_dark(self._dark())  # the theme changed
 
     def set_code(self, code: str, language: str = "") -> None:
         # while a reply streams, the fence line can arrive in pieces ("```pyt", "```python")
         self.language.setText(language or _tr("code"))
+        self.highlighter.set_language(language)
         if self.editor.toPlainText() != code:
             self.editor.setPlainText(code)
         self._fit_height()
