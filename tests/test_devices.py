@@ -1,0 +1,120 @@
+"""The same checks on every device this machine has: the CPU always, CUDA and Apple MPS where present.
+
+Each test runs once per device in DEVICES (nothing is skipped: a device that is absent is simply
+not in the list), in the dtype the app picks for it (float32 on the CPU, bf16 on CUDA GPUs that
+have it). On a CPU-only machine they check the CPU path and the tests themselves; on a GPU
+machine the same file checks the GPU path:
+
+    .venv/bin/python -m pytest tests/test_devices.py -v
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent / "training"))
+from tiny_hf import tiny_llama_folder, write_corpus  # noqa: E402
+
+from chatapp.engine.device import default_dtype  # noqa: E402
+from chatapp.engine.generate import Engine  # noqa: E402
+from chatapp.engine.loader import load_model  # noqa: E402
+from chatapp.engine.sampling import SamplingSettings  # noqa: E402
+from chatapp.model.lora import LoRAConfig, lora_state_dict  # noqa: E402
+from chatapp.training.prepare import prepare_blocks, read_sources  # noqa: E402
+from chatapp.training.trainer import TrainConfig, Trainer  # noqa: E402
+
+pytest.importorskip("transformers")
+
+DEVICES = ["cpu"]
+if torch.cuda.is_available():
+    DEVICES.append("cuda")
+if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    DEVICES.append("mps")
+
+# Logit tolerance against the float32 CPU reference, by compute dtype.
+TOLERANCE = {torch.float32: 1e-4, torch.bfloat16: 0.15, torch.float16: 0.05}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tiny_llama_folder(tmp_path_factory.mktemp("devices") / "model", dim=64, layers=2)
+
+
+@pytest.fixture(scope="module")
+def reference(folder):
+    """Float32 CPU logits of a fixed prompt: what every device is compared with."""
+    loaded = load_model(folder, device="cpu", dtype=torch.float32)
+    tokens = torch.arange(3, 40).remainder(loaded.config.vocab_size)[None]  # (1, 37)
+    with torch.inference_mode():
+        return tokens, loaded.model(tokens).float()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_model_loads_in_the_devices_dtype_and_matches_the_cpu(device, folder, reference):
+    loaded = load_model(folder, device=device)
+    dtype = default_dtype(torch.device(device))
+    assert loaded.dtype == dtype and next(loaded.model.parameters()).dtype == dtype
+    assert next(loaded.model.parameters()).device.type == device
+    tokens, expected = reference
+    with torch.inference_mode():
+        logits = loaded.model(tokens.to(device)).float().cpu()
+    assert (logits - expected).abs().max() <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_cached_decode_equals_one_full_pass(device, folder, reference):
+    loaded = load_model(folder, device=device)
+    model, dtype = loaded.model, loaded.dtype
+    tokens, _ = reference
+    tokens = tokens.to(device)
+    model.prepare_for_inference()
+    model.setup_cache(batch_size=1, max_seq_len=64)
+    with torch.inference_mode():
+        full = model(tokens).float()
+        model.setup_cache(batch_size=1, max_seq_len=64)
+        prefix = model(tokens[:, :30], torch.arange(30, device=device)).float()
+        steps = [model(tokens[:, i:i + 1], torch.arange(i, i + 1, device=device)).float()
+                 for i in range(30, tokens.shape[1])]
+    stepped = torch.cat([prefix] + steps, dim=1)
+    assert (stepped - full).abs().max().item() <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_engine_streams_a_greedy_reply(device, folder):
+    loaded = load_model(folder, device=device)
+    engine = Engine(loaded.model, loaded.tokenizer, context_len=96)
+    engine.eos_ids = set()  # a random model: run to the token limit
+    prompt = loaded.tokenizer.encode("the cat sat on the mat")
+    settings = SamplingSettings(temperature=0.0, max_new_tokens=12)
+    first = list(engine.generate_ids(prompt, settings))
+    engine.reset()
+    again = list(engine.generate_ids(prompt, settings))
+    assert len(first) == 12 and first == again  # greedy: the same reply twice
+    assert all(0 <= t < loaded.config.vocab_size for t in first)
+    stats = engine.reply.stats
+    assert stats.new_tokens == 12 and stats.decode_tok_s > 0
+    if loaded.dtype == torch.float32:  # the same tokens as on the CPU
+        cpu = load_model(folder, device="cpu", dtype=torch.float32)
+        cpu_engine = Engine(cpu.model, cpu.tokenizer, context_len=96)
+        cpu_engine.eos_ids = set()
+        assert list(cpu_engine.generate_ids(prompt, settings)) == first
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_lora_training_lowers_the_loss_and_keeps_checkpoints_on_the_cpu(device, folder, tmp_path):
+    loaded = load_model(folder, device=device, dtype=torch.float32)  # float32 master weights, as `train`
+    docs = write_corpus(tmp_path / "docs", n_docs=8, sentences_per_doc=20)
+    data = prepare_blocks(read_sources([str(docs)]), loaded.tokenizer, block_size=32, val_fraction=0.25, seed=0)
+    config = TrainConfig(lr=1e-2, warmup_steps=0, max_steps=12, batch_size=4, eval_every=0, block_size=32,
+                         lora=LoRAConfig(r=4, alpha=8, target_modules=["q_proj", "v_proj", "up_proj"]))
+    result = Trainer(loaded.model, config, data.train, data.val, tmp_path / "ckpt").fit()
+    assert result.reason == "completed" and result.step == 12
+    assert result.evals[-1]["val_loss"] < result.evals[0]["val_loss"]
+    assert all(t.device.type == device for t in lora_state_dict(loaded.model).values())
+    from chatapp.training.checkpoint import load_checkpoint
+    ckpt = load_checkpoint(result.checkpoint)
+    assert ckpt.trainable and all(t.device.type == "cpu" for t in ckpt.trainable.values())
