@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class ModelInfo:
     load_s: float
     memory: str
     adapter: str = ""  # the adapter folder loaded with the model, "" for none
+    memory_parts: dict = field(default_factory=dict)  # MemoryEstimate.parts(): bytes by part
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,12 +65,13 @@ class ChatBackend:
         loaded = loader(spec, device=options.device, context_len=options.context_len, progress=progress, **extra)
         context = min(options.context_len, loaded.config.max_seq_len)
         engine = Engine(loaded.model, loaded.tokenizer, context_len=context)
+        estimate = estimate_memory(loaded.config, context, loaded.dtype)
         self.loaded, self.engine = loaded, engine
         self.info = ModelInfo(
             name=loaded.name, path=str(loaded.path), kind=loaded.kind, device=str(loaded.device),
             dtype=str(loaded.dtype).replace("torch.", ""), context_len=context,
             n_params=loaded.config.n_params, load_s=loaded.load_s,
-            memory=estimate_memory(loaded.config, context, loaded.dtype).describe(),
+            memory=estimate.describe(), memory_parts=estimate.parts(),
             adapter=str(options.adapter or ""))
         return self.info
 

@@ -77,6 +77,11 @@ class MemoryEstimate:
     def total_bytes(self) -> int:
         return self.weights_bytes + self.kv_cache_bytes + self.overhead_bytes
 
+    def parts(self) -> dict[str, int]:
+        """Bytes by part, for a UI to word in its own language."""
+        return {"total": self.total_bytes, "weights": self.weights_bytes, "kv_cache": self.kv_cache_bytes,
+                "working": self.overhead_bytes}
+
     def describe(self) -> str:
         gib = 1024**3
         return (f"{self.total_bytes / gib:.2f} GiB (weights {self.weights_bytes / gib:.2f}, "

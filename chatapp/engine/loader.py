@@ -79,7 +79,7 @@ def estimate_model(spec: str | Path, device: str = "auto", context_len: Optional
     name = DEFAULT_MODEL_NAME if str(spec) == "default" else (config.name or path.name)
     return {"name": name, "n_params": config.n_params, "context_len": context, "device": str(target),
             "dtype": str(dtype).replace("torch.", ""), "memory": estimate.describe(),
-            "memory_bytes": estimate.total_bytes, "free_bytes": free,
+            "memory_bytes": estimate.total_bytes, "memory_parts": estimate.parts(), "free_bytes": free,
             "fits": free is None or estimate.total_bytes <= free}
 
 

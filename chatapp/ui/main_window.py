@@ -273,7 +273,7 @@ class MainWindow(QMainWindow):
             _tr("{name}: {params:.0f}M parameters, {dtype} on {device}, context {ctx}, loaded in {secs:.1f} s. "
                 "Memory: {memory}").format(name=info["name"], params=info["n_params"] / 1e6, dtype=info["dtype"],
                                            device=info["device"], ctx=info["context_len"], secs=info["load_s"],
-                                           memory=info["memory"]))
+                                           memory=self.settings_panel.memory_text(info)))
         self.context_label.setText(_tr("context {used}/{limit}").format(used=0, limit=info["context_len"]))
         self.adapter = info.get("adapter", "")
         if self.on_model_loaded and spec:

@@ -129,12 +129,23 @@ class SettingsPanel(QWidget):
         self.model_combo.setCurrentIndex(max(index, 0))
         self.model_combo.blockSignals(False)
 
+    @staticmethod
+    def memory_text(info: dict) -> str:
+        """The memory a model needs, in the UI's language ("0.78 GiB (weights 0.50, ...)")."""
+        parts = info.get("memory_parts")
+        if not parts:
+            return str(info.get("memory", ""))
+        gib = 1024**3
+        return _tr("{total:.2f} GiB (weights {weights:.2f}, KV cache {kv:.2f}, working memory {work:.2f})").format(
+            total=parts["total"] / gib, weights=parts["weights"] / gib, kv=parts["kv_cache"] / gib,
+            work=parts["working"] / gib)
+
     def show_estimate(self, spec: str, estimate: dict) -> None:
         """The memory a load would need, shown before loading (red when it will not fit)."""
         if spec != (self.model_combo.currentData() or ""):
             return  # the user has moved on to another model
         text = _tr("Before loading: {name}, {params:.0f}M parameters, needs about {memory}").format(
-            name=estimate["name"], params=estimate["n_params"] / 1e6, memory=estimate["memory"])
+            name=estimate["name"], params=estimate["n_params"] / 1e6, memory=self.memory_text(estimate))
         if estimate.get("free_bytes") is not None:
             text += _tr("; {free:.1f} GiB free").format(free=estimate["free_bytes"] / 1024**3)
         if not estimate.get("fits", True):

@@ -12,82 +12,82 @@
 <context>
     <name>ChatView</name>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="29"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="30"/>
         <source>Copy code</source>
         <translation>复制代码</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="30"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="31"/>
         <source>Copy code block</source>
         <translation>复制代码块</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="51"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="61"/>
         <source>code</source>
         <translation>代码</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="91"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="102"/>
         <source>You</source>
         <translation>你</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="91"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="102"/>
         <source>Assistant</source>
         <translation>助手</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="97"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="108"/>
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="98"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="109"/>
         <source>Copy message</source>
         <translation>复制消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="101"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="112"/>
         <source>Edit</source>
         <translation>编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="102"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="113"/>
         <source>Edit message and resend</source>
         <translation>编辑消息并重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="106"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="117"/>
         <source>Regenerate</source>
         <translation>重新生成</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="107"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="118"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="164"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="175"/>
         <source>Edited message</source>
         <translation>编辑后的消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="166"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="177"/>
         <source>Save &amp;&amp; resend</source>
         <translation>保存 &amp;&amp; 重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="167"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="178"/>
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="201"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="212"/>
         <source>Conversation</source>
         <translation>对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="212"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="223"/>
         <source>Send a message to start the conversation.</source>
         <translation>发送一条消息，开始对话。</translation>
     </message>
@@ -617,37 +617,42 @@ Chat with a language model on your own machine, and teach it your own documents.
         <translation>最大生成词元数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="136"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="139"/>
+        <source>{total:.2f} GiB (weights {weights:.2f}, KV cache {kv:.2f}, working memory {work:.2f})</source>
+        <translation>{total:.2f} GiB（权重 {weights:.2f}，KV 缓存 {kv:.2f}，工作内存 {work:.2f}）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="147"/>
         <source>Before loading: {name}, {params:.0f}M parameters, needs about {memory}</source>
         <translation>加载前：{name}，{params:.0f}M 参数，约需 {memory}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="139"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="150"/>
         <source>; {free:.1f} GiB free</source>
         <translation>；可用 {free:.1f} GiB</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="141"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="152"/>
         <source>. It will not fit: choose a shorter context length or a smaller model.</source>
         <translation>。内存不足：请选择更短的上下文长度或更小的模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="150"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="161"/>
         <source>This model cannot be opened: {message}</source>
         <translation>无法打开此模型：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="161"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="172"/>
         <source>Open GGUF model</source>
         <translation>打开 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="161"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="172"/>
         <source>GGUF models (*.gguf)</source>
         <translation>GGUF 模型 (*.gguf)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="166"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="177"/>
         <source>Open Hugging Face model folder</source>
         <translation>打开 Hugging Face 模型文件夹</translation>
     </message>
