@@ -191,6 +191,9 @@ def add_train_parser(subparsers) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: automatic)")
     p.add_argument("--dry-run", action="store_true", help="stop after the memory and time estimate")
+    p.add_argument("--strategy", default="ddp", choices=("ddp", "fsdp"),
+                   help="under torchrun: ddp keeps a whole model in every process, fsdp shards weights, "
+                        "gradients and optimizer state between them (for models too large for one)")
     p.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations: less memory")
     p.add_argument("--max-memory", default=None, metavar="SIZE",
                    help="memory the job may use, e.g. 6G (default: what the device has free)")
@@ -222,7 +225,7 @@ def _job_from_args(args: argparse.Namespace):
                     max_steps=args.max_steps, lr=args.lr, warmup_steps=args.warmup_steps,
                     weight_decay=args.weight_decay, batch_size=args.batch_size, grad_accum=args.grad_accum,
                     block_size=args.block_size, lora=lora, eval_every=args.eval_every, save_every=args.save_every,
-                    early_stop=args.early_stop, restore_best=args.restore_best,
+                    early_stop=args.early_stop, restore_best=args.restore_best, strategy=args.strategy,
                     keep_checkpoints=args.keep_checkpoints, val_fraction=args.val_fraction, resume=args.resume,
                     seed=args.seed, device=args.device, dry_run=args.dry_run,
                     gradient_checkpointing=args.gradient_checkpointing, size=args.size, vocab_size=args.vocab_size,

@@ -12,6 +12,13 @@ so the averaged gradient is the single-process gradient of the token-weighted me
 Rank 0 alone writes checkpoints, adapters, exported models and progress lines. A cancel on any
 rank (SIGTERM from torchrun, Ctrl-C) is agreed on by all at the next step, so no rank waits
 forever in a collective that another rank will never join.
+
+With `--strategy fsdp` the ShardedTrainer shards instead of copying: FSDP2's fully_shard puts
+each transformer block (and the rest of the model) in one group whose parameters, gradients
+and optimizer state are split between the ranks and gathered only for the block being
+computed, so a model that does not fit one process's memory can still be trained. The data
+split and the arithmetic are those of the DistributedTrainer; checkpoints and outputs are
+gathered to whole tensors on rank 0, in the same files.
 """
 
 from __future__ import annotations
@@ -101,9 +108,18 @@ class DistributedTrainer(Trainer):
         super().__init__(model, config, train, val, checkpoint_dir if self.ctx.is_main else None,
                          progress if self.ctx.is_main else None, cancel)
         self.per_rank = config.batch_size // self.ctx.world_size
+        self.forward_module = self._wrap()
+
+    def _wrap(self) -> torch.nn.Module:
+        """The module the training forward runs through."""
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         # Parameters are broadcast from rank 0 here, so every rank starts from the same weights.
-        self.ddp = DistributedDataParallel(model, device_ids=device_ids)
+        self.ddp = DistributedDataParallel(self.model, device_ids=device_ids)
+        return self.ddp
+
+    def _gradient_sync(self, enabled: bool):
+        """A context in which backward reduces gradients over the ranks only when `enabled`."""
+        return contextlib.nullcontext() if enabled else self.ddp.no_sync()
 
     def _my_slice(self, indices: torch.Tensor) -> torch.Tensor:
         r = self.ctx.rank
@@ -121,9 +137,10 @@ class DistributedTrainer(Trainer):
         total = 0.0
         for i, (inputs, labels) in enumerate(batches):
             last = i == len(batches) - 1
-            with contextlib.nullcontext() if last else self.ddp.no_sync():  # all-reduce once per step
+            with self._gradient_sync(last):  # reduce once per step
                 with _autocast(self.device, self.config.bf16):
-                    loss = _token_loss_sum(self.ddp, inputs.to(self.device), labels.to(self.device)) / n_targets
+                    loss = _token_loss_sum(self.forward_module, inputs.to(self.device),
+                                           labels.to(self.device)) / n_targets
                 (loss * self.ctx.world_size).backward()  # DDP averages over ranks; we want the sum
             total += loss.item()
         if self.config.grad_clip:
@@ -140,13 +157,20 @@ class DistributedTrainer(Trainer):
         model.eval()
         total, count = 0.0, 0
         mine = torch.arange(len(blocks))[self.ctx.rank::self.ctx.world_size]
+        # The same number of forward passes on every rank (a sharded forward is a collective):
+        # a rank with one block fewer runs one more pass on a block it does not count.
+        n_batches = math.ceil(math.ceil(len(blocks) / self.ctx.world_size) / bs)
         try:
-            for start in range(0, len(mine), bs):
-                inputs, labels = blocks.batch(mine[start:start + bs])
+            for b in range(n_batches):
+                index = mine[b * bs:(b + 1) * bs]
+                counted = len(index) > 0
+                inputs, labels = blocks.batch(index if counted else torch.zeros(1, dtype=torch.long))
                 labels = labels.to(self.device)
                 with _autocast(self.device, self.config.bf16):
-                    total += _token_loss_sum(model, inputs.to(self.device), labels).item()
-                count += int((labels != IGNORE_INDEX).sum())
+                    loss_sum = _token_loss_sum(model, inputs.to(self.device), labels).item()
+                if counted:
+                    total += loss_sum
+                    count += int((labels != IGNORE_INDEX).sum())
         finally:
             model.train(was_training)
         total, count = self.ctx.sum([total, float(count)], self.device)
@@ -163,3 +187,78 @@ class DistributedTrainer(Trainer):
         self.ctx.barrier()  # nobody runs ahead of (or exits before) a checkpoint being written
         return path
 
+
+
+class ShardedTrainer(DistributedTrainer):
+    """DistributedTrainer on a model sharded with FSDP2 (see the module docstring)."""
+
+    def _prepare_model(self) -> None:
+        # Before the optimizer exists: fully_shard replaces each parameter by its shard.
+        from torch.distributed.fsdp import fully_shard
+
+        for block in self.model.layers:
+            fully_shard(block)
+        fully_shard(self.model)  # embeddings, final norm, lm_head
+
+    def _wrap(self) -> torch.nn.Module:
+        return self.model
+
+    def _gradient_sync(self, enabled: bool):
+        self.model.set_requires_gradient_sync(enabled)
+        return contextlib.nullcontext()
+
+    def _state_options(self, **kwargs):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+        return StateDictOptions(full_state_dict=True, **kwargs)
+
+    def _trainable_snapshot(self) -> dict[str, torch.Tensor]:
+        """Whole trained tensors on rank 0 (a collective: every rank calls it); {} elsewhere."""
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+        return get_model_state_dict(self.model, options=self._state_options(cpu_offload=True,
+                                                                             ignore_frozen_params=True))
+
+    def _load_trainable(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Rank 0's whole tensors, sharded into every rank's parameters (a collective)."""
+        from torch.distributed.checkpoint.state_dict import set_model_state_dict
+
+        set_model_state_dict(self.model, tensors if self.ctx.is_main else {},
+                             options=self._state_options(broadcast_from_rank0=True, strict=False))
+
+    def _optimizer_snapshot(self) -> dict:
+        """The optimizer's whole state on rank 0, in torch's index-keyed layout (a collective)."""
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+        by_name = get_optimizer_state_dict(self.model, self.optimizer, options=self._state_options(cpu_offload=True))
+        if not self.ctx.is_main:
+            return {}
+        index = {name: i for i, name in enumerate(n for group in self.param_names for n in group)}
+        groups = [dict(group, params=[index[n] for n in group["params"]]) for group in by_name["param_groups"]]
+        return {"state": {index[n]: s for n, s in by_name["state"].items()}, "param_groups": groups}
+
+    def _load_optimizer(self, optimizer_state: dict) -> None:
+        from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
+        names = [n for group in self.param_names for n in group]
+        by_name = {}
+        if self.ctx.is_main:
+            groups = [dict(group, params=[names[i] for i in group["params"]])
+                      for group in optimizer_state["param_groups"]]
+            by_name = {"state": {names[i]: s for i, s in optimizer_state["state"].items()}, "param_groups": groups}
+        set_optimizer_state_dict(self.model, self.optimizer, by_name,
+                                 options=self._state_options(broadcast_from_rank0=True))
+
+    def save(self) -> Optional[Path]:
+        trainable, optimizer_state = self._trainable_snapshot(), self._optimizer_snapshot()  # every rank
+        path = None
+        if self.ctx.is_main and self.checkpoint_dir is not None:
+            path = self._write_checkpoint(trainable, optimizer_state)
+        self.ctx.barrier()
+        return path
+
+    def whole_model_state(self) -> dict[str, torch.Tensor]:
+        """Every parameter and buffer, whole, on rank 0 ({} elsewhere); a collective."""
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+        return get_model_state_dict(self.model, options=self._state_options(cpu_offload=True))

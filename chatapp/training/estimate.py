@@ -85,8 +85,12 @@ class TrainingMemoryEstimate:
 def estimate_training_memory(config: ModelConfig, method: str, lora: Optional[LoRAConfig], batch_size: int,
                              block_size: int, weight_dtype: torch.dtype = torch.float32,
                              activation_dtype: Optional[torch.dtype] = None,
-                             gradient_checkpointing: bool = False) -> TrainingMemoryEstimate:
-    """Peak memory of one training process running micro-batches of `batch_size` x `block_size`."""
+                             gradient_checkpointing: bool = False, shards: int = 1) -> TrainingMemoryEstimate:
+    """Peak memory of one training process running micro-batches of `batch_size` x `block_size`.
+
+    shards: processes the weights, gradients and optimizer state are split between (FSDP);
+    each also holds one gathered block at a time, counted as two blocks' weights.
+    """
     w_item = torch.tensor([], dtype=weight_dtype).element_size()
     a_item = torch.tensor([], dtype=activation_dtype or weight_dtype).element_size()
     weights = config.n_params * w_item
@@ -103,6 +107,13 @@ def estimate_training_memory(config: ModelConfig, method: str, lora: Optional[Lo
     tokens = batch_size * block_size
     activations = activation_elements(config, tokens, batch_size, block_size, gradient_checkpointing) * a_item
     activations += 3 * tokens * config.vocab_size * (4 - a_item)  # the logits are upcast to float32
+    if shards > 1:
+        # Gathered whole while computed: the outer group (embeddings, lm_head) and two blocks
+        # (the one computed and the next, prefetched).
+        outer = config.vocab_size * config.dim * (1 if config.tie_embeddings else 2) * w_item
+        block = max(0, config.n_params * w_item - outer) // max(1, config.n_layers)
+        weights, gradients, optimizer = (weights // shards + outer + 2 * block, gradients // shards,
+                                         optimizer // shards)
     overhead = FRAMEWORK_BYTES + (weights + gradients + optimizer + activations) // 10
     return TrainingMemoryEstimate(weights, trainable, gradients, optimizer, activations, overhead)
 

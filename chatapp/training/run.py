@@ -22,7 +22,7 @@ import torch
 from ..model.lora import LoRAConfig
 from .checkpoint import latest_checkpoint
 from .dataset import DatasetError
-from .distributed import DistContext, DistributedTrainer
+from .distributed import DistContext, DistributedTrainer, ShardedTrainer
 from .estimate import estimate_seconds, estimate_training_memory, measure_micro_batch_seconds, suggest_smaller
 from .prepare import count_targets, prepare_blocks, read_sources
 from .trainer import TrainConfig, Trainer, _autocast
@@ -30,6 +30,7 @@ from .trainer import TrainConfig, Trainer, _autocast
 log = logging.getLogger(__name__)
 
 METHODS = ("lora", "full", "scratch")
+STRATEGIES = ("ddp", "fsdp")
 DEFAULT_LR = {"lora": 2e-4, "full": 5e-5, "scratch": 1e-3}
 CHECKPOINTS = "checkpoints"
 TRAINING_NOTES = "chatapp_training.json"  # beside an exported model: how it was trained, for `eval`
@@ -67,6 +68,7 @@ class TrainJob:
     device: str = "auto"
     dry_run: bool = False
     gradient_checkpointing: bool = False
+    strategy: str = "ddp"  # under torchrun: "ddp" copies the model to every process, "fsdp" shards it
     size: str = "tiny"  # scratch only
     vocab_size: int = 4096  # scratch only
     max_memory: Optional[int] = None  # bytes; None: what the device has free
@@ -79,6 +81,8 @@ class TrainJob:
             raise ValueError("no data given")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val fraction must be in [0, 1), got {self.val_fraction}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.early_stop < 0:
             raise ValueError(f"early stop must be 0 (off) or a number of evaluations, got {self.early_stop}")
         if self.early_stop:
@@ -129,6 +133,9 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
 
     cancel = cancel or threading.Event()
     ctx = ctx or DistContext()
+    if job.strategy == "fsdp" and not ctx.enabled:
+        raise TrainJobError("--strategy fsdp shards the model between processes: run the command under "
+                            "torchrun --nproc_per_node N (with N >= 2)")
     say = emit if ctx.is_main else (lambda event: None)
     device = choose_device(job.device)
     if device.type == "cuda" and ctx.enabled:
@@ -193,8 +200,9 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
     per_rank = max(1, job.batch_size // ctx.world_size)
     weight_dtype = next(model.parameters()).dtype
     activation_dtype = torch.bfloat16 if device.type == "cuda" and cfg.bf16 else weight_dtype
+    shards = ctx.world_size if job.strategy == "fsdp" else 1
     memory = estimate_training_memory(config, method, job.lora, per_rank, job.block_size, weight_dtype,
-                                      activation_dtype, job.gradient_checkpointing)
+                                      activation_dtype, job.gradient_checkpointing, shards=shards)
     estimate = {"event": "estimate", "memory_bytes": memory.total_bytes, "available_bytes": available,
                 "fits": available is None or memory.total_bytes <= available, "memory": memory.to_dict(),
                 "device": str(device), "processes": ctx.world_size, "total_steps": total_steps,
@@ -208,7 +216,7 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
                             f"{available / 1024**3:.2f} GiB is available on {device.type}; {hint}")
 
     progress = _ProgressRelay(say)
-    trainer_cls = DistributedTrainer if ctx.enabled else Trainer
+    trainer_cls = (ShardedTrainer if job.strategy == "fsdp" else DistributedTrainer) if ctx.enabled else Trainer
     extra = {"ctx": ctx} if ctx.enabled else {}
     trainer = trainer_cls(model, cfg, data.train, data.val, ckpt_root, progress, cancel, **extra)
     inputs, labels = data.train.batch(torch.arange(min(per_rank, len(data.train))))
@@ -238,6 +246,9 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
         return end("cancelled", f"cancelled at step {result.step}; resume with --resume {ckpt_root}", **summary)
 
     # -- outputs ----------------------------------------------------------------------------
+    if isinstance(trainer, ShardedTrainer):
+        whole = trainer.whole_model_state()  # every rank takes part; rank 0 gets the tensors
+        model = _unsharded(config, job, whole) if ctx.is_main else None
     if ctx.is_main:
         notes = {"method": job.method, "base_model": base_name, "data": [str(Path(d).resolve()) for d in job.data],
                  "data_kind": data.kind, "data_fingerprint": data.fingerprint, "seed": job.seed,
@@ -289,6 +300,23 @@ def _scratch_model(job: TrainJob, sources, ctx: DistContext, device: torch.devic
     tokenizer = Tokenizer.from_hf_folder(folder)
     config = scratch_config(job.size, tokenizer.vocab_size, job.block_size)
     return new_model(config, job.seed, device), tokenizer, config
+
+
+def _unsharded(config, job: TrainJob, whole: dict[str, torch.Tensor]):
+    """A plain model (and its LoRA layers) holding the whole tensors gathered from a sharded one."""
+    from ..model.lora import apply_lora
+    from ..weights.build import build_model
+
+    base = {n: t for n, t in whole.items() if ".lora_" not in n}
+    if config.tie_embeddings:
+        base.pop("lm_head.weight", None)  # the same tensor as tok_embeddings.weight
+    model = build_model(config, base)
+    if job.method == "lora":
+        apply_lora(model, job.lora, dtype=torch.float32)
+        missing, unexpected = model.load_state_dict({n: t for n, t in whole.items() if ".lora_" in n}, strict=False)
+        if unexpected or any(".lora_" in n for n in missing):
+            raise RuntimeError(f"gathered LoRA tensors do not fit the model: {unexpected or missing}")
+    return model
 
 
 def _save_outputs(job: TrainJob, model, tokenizer, config, notes: dict[str, Any], base_name: Optional[str]) -> None:

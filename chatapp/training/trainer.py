@@ -260,6 +260,7 @@ class Trainer:
         # Float32 matrix products (forward and backward) run on oneDNN on the CPU: about 2x
         # MKL's throughput there (see chatapp/model/linear.py).
         use_onednn(model, True)
+        self._prepare_model()
         groups, self.param_names = param_groups(model, config.weight_decay)
         if not groups:
             raise ValueError("the model has no trainable parameters")
@@ -323,7 +324,7 @@ class Trainer:
         if self.best_val_loss is None or loss < self.best_val_loss:
             self.best_val_loss, self.best_step, self.bad_evals = loss, self.step, 0
             if self.config.restore_best:
-                self._best_state = {n: t.to("cpu", copy=True) for n, t in trainable_state(self.model).items()}
+                self._best_state = self._trainable_snapshot()
         else:
             self.bad_evals += 1
         log.info("step %d: validation loss %.4f, perplexity %.2f", self.step, loss, ppl)
@@ -344,15 +345,34 @@ class Trainer:
     def save(self) -> Optional[Path]:
         if self.checkpoint_dir is None:
             return None
+        return self._write_checkpoint(trainable_state(self.model), self.optimizer.state_dict())
+
+    def _write_checkpoint(self, trainable: dict[str, torch.Tensor], optimizer_state: dict[str, Any]) -> Path:
         state = {"position": self.position, "evals": self.evals, "best_val_loss": self.best_val_loss,
                  "best_step": self.best_step, "bad_evals": self.bad_evals, "total_steps": self.total_steps,
                  "train_fingerprint": self.train.fingerprint(), "method": self.config.method}
-        path = save_checkpoint(self.checkpoint_dir, self.step, trainable_state(self.model),
-                               self.optimizer.state_dict(), self.param_names, rng_state(), state,
-                               self.config.to_dict(), keep=self.config.keep_checkpoints,
+        path = save_checkpoint(self.checkpoint_dir, self.step, trainable, optimizer_state, self.param_names,
+                               rng_state(), state, self.config.to_dict(), keep=self.config.keep_checkpoints,
                                best=self._best_state if self.config.restore_best else None)
         self._emit({"event": "checkpoint", "step": self.step, "path": str(path)})
         return path
+
+    # -- the model's trained weights, whole (overridden where they are sharded) ------------
+    def _prepare_model(self) -> None:
+        """Called once the trainable parameters are set, before the optimizer is built."""
+
+    def _trainable_snapshot(self) -> dict[str, torch.Tensor]:
+        """A CPU copy of the trained parameters."""
+        return {n: t.to("cpu", copy=True) for n, t in trainable_state(self.model).items()}
+
+    def _load_trainable(self, tensors: dict[str, torch.Tensor]) -> None:
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, tensor in tensors.items():
+                params[name].copy_(tensor)
+
+    def _load_optimizer(self, optimizer_state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(optimizer_state)
 
     def _restore(self, ckpt: Checkpoint) -> None:
         mine, saved = self.config.to_dict(), ckpt.config
@@ -365,11 +385,8 @@ class Trainer:
             raise ValueError(f"{ckpt.path}: the training data changed since the checkpoint was saved")
         if ckpt.optimizer_param_names != self.param_names:
             raise ValueError(f"{ckpt.path}: the checkpoint's trained parameters are not this model's")
-        params = dict(self.model.named_parameters())
-        with torch.no_grad():
-            for name, tensor in ckpt.trainable.items():
-                params[name].copy_(tensor)
-        self.optimizer.load_state_dict(ckpt.optimizer)
+        self._load_trainable(ckpt.trainable)
+        self._load_optimizer(ckpt.optimizer)
         self.step = ckpt.step
         self.position = int(ckpt.state["position"])
         self.evals = list(ckpt.state["evals"])
@@ -445,9 +462,6 @@ class Trainer:
         """With restore_best, copy the best evaluation's weights back in; the step they are from."""
         if not self.config.restore_best or self._best_state is None or self.best_step == self.step:
             return None
-        params = dict(self.model.named_parameters())
-        with torch.no_grad():
-            for name, tensor in self._best_state.items():
-                params[name].copy_(tensor)
+        self._load_trainable(self._best_state)
         log.info("restored the weights of step %d (validation loss %.4f)", self.best_step, self.best_val_loss)
         return self.best_step

@@ -62,3 +62,101 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     meta = json.loads((tmp_path / "two" / "chatapp_adapter.json").read_text())["metadata"]
     assert meta["processes"] == 2
     assert [p.name for p in (tmp_path / "two" / "checkpoints").iterdir()] == ["step-00000004"]
+
+
+def _torchrun() -> str:
+    if TORCHRUN.exists():
+        return str(TORCHRUN)
+    found = shutil.which("torchrun")
+    if found is None:
+        pytest.skip("torchrun is not installed")
+    return found
+
+
+def _steps(events: list[dict]) -> dict[int, float]:
+    return {e["step"]: e["loss"] for e in events if e["event"] == "step"}
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_fsdp_shards_and_matches_one_process_then_resumes(tmp_path, method):
+    torchrun = _torchrun()
+    model = tiny_llama_folder(tmp_path / "model")
+    docs = write_corpus(tmp_path / "docs")
+    args = ["train", "--model", str(model), "--data", str(docs), "--method", method, "--max-steps", "4",
+            "--lr", "1e-2" if method == "lora" else "1e-3", "--block-size", "32", "--batch-size", "4",
+            "--grad-accum", "2", "--eval-every", "2", "--save-every", "2", "--keep-checkpoints", "0",
+            "--lora-dropout", "0", "--lora-targets", "q_proj,v_proj,up_proj,down_proj", "--threads", "1",
+            "--progress", "jsonl"]
+    fsdp = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "chatapp", *args, "--strategy", "fsdp"]
+    sharded = subprocess.run([*fsdp, "--out", str(tmp_path / "fsdp")], capture_output=True, text=True,
+                             env=_env(), timeout=300)
+    one = subprocess.run([sys.executable, "-m", "chatapp", *args, "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True, env=_env(), timeout=300)
+    assert sharded.returncode == 0, sharded.stderr[-3000:]
+    assert one.returncode == 0, one.stderr[-3000:]
+    events, reference = read_events(sharded.stdout), read_events(one.stdout)
+    assert events[-1]["status"] == "completed" and [e["event"] for e in events] == [e["event"] for e in reference]
+    assert next(e for e in events if e["event"] == "estimate")["memory"]["optimizer_bytes"] * 2 == \
+        next(e for e in reference if e["event"] == "estimate")["memory"]["optimizer_bytes"]  # sharded
+    steps = _steps(events)
+    assert steps == pytest.approx(_steps(reference), abs=1e-5)
+    evals = [e["val_loss"] for e in events if e["event"] == "eval"]
+    assert evals == pytest.approx([e["val_loss"] for e in reference if e["event"] == "eval"], abs=1e-5)
+
+    # Checkpoints hold whole tensors, as one process writes them.
+    for step in ("step-00000002", "step-00000004"):
+        for name in ("trainable.safetensors", "optimizer.safetensors"):
+            mine = load_file(tmp_path / "fsdp" / "checkpoints" / step / name)
+            theirs = load_file(tmp_path / "one" / "checkpoints" / step / name)
+            assert mine.keys() == theirs.keys()
+            for key in theirs:
+                assert mine[key].shape == theirs[key].shape, key
+                assert torch.allclose(mine[key].float(), theirs[key].float(), atol=1e-4), key
+
+    # The outputs: the same adapter, or the same model folder.
+    if method == "lora":
+        mine, theirs = (load_file(tmp_path / d / "adapter_model.safetensors") for d in ("fsdp", "one"))
+    else:
+        mine, theirs = (load_file(tmp_path / d / "model.safetensors") for d in ("fsdp", "one"))
+    assert mine.keys() == theirs.keys()
+    assert all(torch.allclose(mine[k], theirs[k], atol=1e-5) for k in theirs)
+
+    # Resuming a sharded run from its step-2 checkpoint repeats steps 3 and 4.
+    resumed_out = tmp_path / "resumed"
+    shutil.copytree(tmp_path / "fsdp" / "checkpoints" / "step-00000002",
+                    resumed_out / "checkpoints" / "step-00000002")
+    resumed = subprocess.run([*fsdp, "--out", str(resumed_out), "--resume", str(resumed_out)],
+                             capture_output=True, text=True, env=_env(), timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    again = _steps(read_events(resumed.stdout))
+    assert sorted(again) == [3, 4]
+    assert again == pytest.approx({s: steps[s] for s in (3, 4)}, abs=1e-6)
+
+
+def test_fsdp_without_torchrun_is_refused(tmp_path):
+    model = tiny_llama_folder(tmp_path / "model")
+    docs = write_corpus(tmp_path / "docs")
+    done = subprocess.run([sys.executable, "-m", "chatapp", "train", "--model", str(model), "--data", str(docs),
+                           "--out", str(tmp_path / "o"), "--strategy", "fsdp", "--max-steps", "1", "--progress",
+                           "jsonl"], capture_output=True, text=True, env=_env(), timeout=300)
+    end = read_events(done.stdout)[-1]
+    assert done.returncode == 1 and end["status"] == "failed" and "torchrun" in end["reason"]
+
+
+def test_fsdp_early_stop_gathers_the_best_weights(tmp_path):
+    torchrun = _torchrun()
+    model = tiny_llama_folder(tmp_path / "model")
+    docs = write_corpus(tmp_path / "docs")
+    out = tmp_path / "early"
+    done = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "chatapp", "train", "--model",
+                           str(model), "--data", str(docs), "--out", str(out), "--strategy", "fsdp", "--max-steps",
+                           "30", "--lr", "1.0", "--block-size", "32", "--batch-size", "4", "--eval-every", "2",
+                           "--early-stop", "2", "--lora-targets", "q_proj,v_proj,up_proj,down_proj", "--threads",
+                           "1", "--progress", "jsonl"], capture_output=True, text=True, env=_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    end = read_events(done.stdout)[-1]
+    assert end["reason"] == "early_stop" and end["restored_step"] == end["best_step"] < end["step"]
+    evaluated = subprocess.run([sys.executable, "-m", "chatapp", "eval", "--model", str(model), "--adapter", str(out),
+                                "--data", str(docs), "--json", "--threads", "1"],
+                               capture_output=True, text=True, env=_env(), timeout=300)
+    assert json.loads(evaluated.stdout)["ppl"] == pytest.approx(end["val_ppl_after"], rel=1e-4)

@@ -100,3 +100,15 @@ def test_parse_bytes_refuses_nonsense():
     for bad in ("", "G", "-1G", "lots"):
         with pytest.raises(ValueError):
             parse_bytes(bad)
+
+
+def test_sharded_estimate_splits_weights_gradients_and_optimizer():
+    config = ModelConfig(arch="llama", vocab_size=32000, dim=4096, n_layers=32, n_heads=32, n_kv_heads=8,
+                         intermediate_size=14336, max_seq_len=4096)  # a Llama-3-8B-sized model
+    whole = estimate_training_memory(config, "full", None, 1, 512)
+    sharded = estimate_training_memory(config, "full", None, 1, 512, shards=4)
+    assert sharded.optimizer_bytes * 4 == whole.optimizer_bytes
+    assert sharded.gradients_bytes * 4 == whole.gradients_bytes
+    # a quarter of the weights, plus the embeddings and two blocks gathered at a time
+    assert whole.weights_bytes / 4 < sharded.weights_bytes < whole.weights_bytes / 2
+    assert sharded.total_bytes < whole.total_bytes / 2
