@@ -77,8 +77,8 @@ def _ctrl_c_sets(cancel: threading.Event):
 
 def add_chat_parser(subparsers) -> None:
     p = subparsers.add_parser("chat", help="chat in the terminal",
-                              description="Interactive chat. Ctrl-C stops a reply; /reset, "
-                                          "/system TEXT, /exit.")
+                              description="Interactive chat. Ctrl-C stops a reply; /continue writes "
+                                          "on from where the last reply stopped; /reset, /system TEXT, /exit.")
     add_model_options(p)
     add_sampling_options(p)
     p.add_argument("--system", default="You are a helpful assistant.")
@@ -93,7 +93,8 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
     settings = sampling_from_args(args)
     backend, info = load_from_args(args)
     session = ChatSession(backend.engine, system_prompt=args.system)
-    out.write(f"{info.name} on {info.device}. /reset, /system TEXT, /exit. Ctrl-C stops a reply.\n")
+    out.write(f"{info.name} on {info.device}. /continue, /reset, /system TEXT, /exit. "
+              f"Ctrl-C stops a reply.\n")
     while True:
         try:
             line = input_fn("> ")
@@ -114,9 +115,19 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
             out.write(f"(system prompt set to: {session.system_prompt!r})\n")
             continue
         cancel = threading.Event()
+        if text == "/continue":
+            last = session.messages[-1] if session.messages else None
+            if last is None or last["role"] != "assistant" or session.reply is None \
+                    or session.reply.finish_reason not in ("length", "cancelled"):
+                out.write("(nothing to continue: the last reply, if any, was complete)\n")
+                continue
+            out.write(last["content"])
+            replies = session.continue_reply(settings, cancel)
+        else:
+            replies = session.send(text, settings, cancel)
         try:
             with _ctrl_c_sets(cancel):
-                for delta in session.send(text, settings, cancel):
+                for delta in replies:
                     out.write(delta)
                     out.flush()
         except ContextOverflowError as exc:

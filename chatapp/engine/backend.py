@@ -97,15 +97,16 @@ class ChatBackend:
         self.engine.reset()  # the cached keys/values were computed with the other weights
 
     def stream(self, messages: list[dict], system_prompt: str, settings,
-               cancel: Optional[threading.Event] = None) -> Iterator[str]:
-        """Reply to `messages` (ending with the user's) with SamplingSettings `settings`;
-        afterwards `reply` holds text and stats."""
+               cancel: Optional[threading.Event] = None, continue_last: bool = False) -> Iterator[str]:
+        """Reply to `messages` (ending with the user's) with SamplingSettings `settings`, or with
+        `continue_last`, write on from the end of the last (assistant) message; afterwards
+        `reply` holds the new text and its stats."""
         from .session import ChatSession
 
         if self.engine is None:
             raise RuntimeError("no model is loaded")
         session = ChatSession(self.engine, system_prompt=system_prompt, messages=messages)
-        yield from session.respond(settings, cancel)
+        yield from (session.continue_reply if continue_last else session.respond)(settings, cancel)
         self.reply = session.reply
         self.dropped_messages = session.dropped_messages
 

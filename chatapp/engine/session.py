@@ -4,6 +4,10 @@ The session re-renders the whole conversation each turn; the engine notices that
 prompt extends what its KV cache holds, so only the new turn is prefilled. When the
 conversation outgrows the context window, the oldest turns are dropped (the system prompt
 and the newest user message always stay) and `dropped_messages` says how many.
+
+A reply that stopped before its end (the token limit, or the user's Stop) can be continued:
+the conversation is rendered with that reply left open, as Hugging Face's
+`continue_final_message` does, and the model writes on from where it stopped.
 """
 
 from __future__ import annotations
@@ -36,25 +40,33 @@ class ChatSession:
     def _with_system(self, messages: list[dict]) -> list[dict]:
         return ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else []) + messages
 
-    def render_ids(self, messages: list[dict]) -> list[int]:
+    def render_ids(self, messages: list[dict], continue_final: bool = False) -> list[int]:
+        """Prompt ids: the conversation and the opening of the assistant's turn, or with
+        `continue_final`, the conversation up to the end of its last (assistant) message."""
         tokenizer = self.engine.tokenizer
-        text = tokenizer.apply_chat_template(self._with_system(messages), add_generation_prompt=True)
+        if continue_final:
+            text = _open_final_message(tokenizer.apply_chat_template(self._with_system(messages),
+                                                                     add_generation_prompt=False),
+                                       messages[-1]["content"])
+        else:
+            text = tokenizer.apply_chat_template(self._with_system(messages), add_generation_prompt=True)
         ids = tokenizer.encode(text)
         bos = getattr(tokenizer, "bos_id", None)
         if getattr(tokenizer, "add_bos", False) and bos is not None and (not ids or ids[0] != bos):
             ids = [bos] + ids
         return ids
 
-    def fit(self, reserve: int) -> tuple[list[int], int]:
+    def fit(self, reserve: int, continue_final: bool = False) -> tuple[list[int], int]:
         """Prompt ids for as many recent messages as fit with `reserve` tokens left; (ids, dropped)."""
         limit = self.engine.context_len
         messages = list(self.messages)
         dropped = 0
+        keep = 2 if continue_final else 1  # the reply being continued keeps its question
         while True:
-            ids = self.render_ids(messages)
+            ids = self.render_ids(messages, continue_final)
             if len(ids) + reserve <= limit:
                 return ids, dropped
-            if len(messages) <= 1:
+            if len(messages) <= keep:
                 raise ContextOverflowError(
                     f"the message is {len(ids)} tokens long with the system prompt, but the context "
                     f"holds {limit} with {reserve} kept for the reply; shorten the message or the "
@@ -91,6 +103,17 @@ class ChatSession:
             self.messages.pop()  # the user keeps the text in the composer; the history stays as it was
             raise
 
+    def continue_reply(self, settings: SamplingSettings,
+                       cancel: Optional[threading.Event] = None) -> Iterator[str]:
+        """Stream more of the last assistant reply; the new text is appended to it when done."""
+        if not self.messages or self.messages[-1]["role"] != "assistant" or not self.messages[-1]["content"]:
+            raise ValueError("there is no reply to continue")
+        reserve = min(settings.max_new_tokens, self.engine.context_len // 4)
+        ids, self.dropped_messages = self.fit(reserve, continue_final=True)
+        yield from self.engine.stream(ids, settings, cancel)
+        self.reply = self.engine.reply
+        self.messages[-1] = {"role": "assistant", "content": self.messages[-1]["content"] + self.reply.text}
+
     def regenerate(self, settings: SamplingSettings,
                    cancel: Optional[threading.Event] = None) -> Iterator[str]:
         """Replace the last assistant reply with a new one."""
@@ -110,3 +133,12 @@ class ChatSession:
     def reset(self) -> None:
         self.messages.clear()
         self.dropped_messages = 0
+
+
+def _open_final_message(rendered: str, content: str) -> str:
+    """`rendered` cut right after the last message's content: its turn left open."""
+    for text in (content, content.strip()):
+        at = rendered.rfind(text) if text else -1
+        if at >= 0:
+            return rendered[:at + len(text)]
+    raise ValueError("this model's chat template does not show the reply as written, so it cannot be continued")

@@ -87,6 +87,7 @@ class MessageWidget(QFrame):
     copy_requested = Signal(int)
     edit_submitted = Signal(int, str)
     regenerate_requested = Signal()
+    continue_requested = Signal()
 
     def __init__(self, index: int, role: str, text: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -119,6 +120,12 @@ class MessageWidget(QFrame):
         self.regenerate_button.clicked.connect(self.regenerate_requested)
         self.regenerate_button.setVisible(False)
         header.addWidget(self.regenerate_button)
+        self.continue_button = QToolButton(text=_tr("Continue"))
+        self.continue_button.setAccessibleName(_tr("Continue the reply where it stopped"))
+        self.continue_button.clicked.connect(self.continue_requested)
+        self.continue_button.setVisible(False)
+        self.can_continue = False  # the reply stopped before its end (token limit, Stop)
+        header.addWidget(self.continue_button)
         outer.addLayout(header)
         self.body = QVBoxLayout()
         outer.addLayout(self.body)
@@ -205,6 +212,7 @@ class ChatView(QScrollArea):
 
     edit_submitted = Signal(int, str)
     regenerate_requested = Signal()
+    continue_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -239,6 +247,7 @@ class ChatView(QScrollArea):
         widget = MessageWidget(len(self.messages), role, text)
         widget.edit_submitted.connect(self.edit_submitted)
         widget.regenerate_requested.connect(self.regenerate_requested)
+        widget.continue_requested.connect(self.continue_requested)
         self.column.insertWidget(self.column.count() - 1, widget)
         self.messages.append(widget)
         self.update_actions(True)
@@ -246,10 +255,12 @@ class ChatView(QScrollArea):
         return widget
 
     def update_actions(self, idle: bool) -> None:
-        """Regenerate only on the last reply, and edits only while no reply streams."""
+        """Regenerate (and Continue, for a reply cut short) only on the last reply, and edits
+        only while no reply streams."""
         for i, widget in enumerate(self.messages):
             last_reply = i == len(self.messages) - 1 and widget.role == "assistant"
             widget.regenerate_button.setVisible(last_reply and idle)
+            widget.continue_button.setVisible(last_reply and idle and widget.can_continue)
             widget.edit_button.setVisible(widget.role == "user" and idle)
 
     def at_bottom(self) -> bool:

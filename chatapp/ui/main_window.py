@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, Q
                                QPushButton, QSplitter, QStatusBar, QTabWidget, QVBoxLayout, QWidget)
 
 from .. import __version__
+from ..storage.db import INTERRUPTED
 from ..storage.settings import AppSettings, SettingsStore
 from .chat_view import ChatView, MessageWidget
 from .composer import Composer
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_MS = 33  # ~30 Hz: smooth to the eye, cheap for the GUI thread
 SAVE_INTERVAL_S = 1.0  # how often a streaming reply is written to the database
+# A reply that ended for one of these reasons stopped before its end, and can be continued.
+CONTINUABLE = ("length", "cancelled", INTERRUPTED)
 UNDO_DELETE_MS = 15000
 
 
@@ -41,7 +44,7 @@ def _tr(text: str) -> str:
 
 class MainWindow(QMainWindow):
     request_load = Signal(str, dict)
-    request_generate = Signal(int, list, str, dict)
+    request_generate = Signal(int, list, str, dict, bool)  # ..., continue the last reply
     request_estimate = Signal(str, dict)
 
     def __init__(self, store, settings_store: SettingsStore, backend,
@@ -63,6 +66,7 @@ class MainWindow(QMainWindow):
         self.stream_conv_id: Optional[int] = None
         self.stream_message_id: Optional[int] = None
         self.stream_text = ""
+        self.stream_prefix = ""  # a continued reply's text before this stream
         self.stream_widget: Optional[MessageWidget] = None
         self.stream_dirty = False
         self.last_save = 0.0
@@ -160,6 +164,7 @@ class MainWindow(QMainWindow):
         self.stop_button.clicked.connect(self.stop)
         self.chat.edit_submitted.connect(self.edit_and_resend)
         self.chat.regenerate_requested.connect(self.regenerate)
+        self.chat.continue_requested.connect(self.continue_reply)
         self.conversations.selected.connect(self.open_conversation)
         self.conversations.new_requested.connect(self.new_conversation)
         self.conversations.rename_requested.connect(self.rename_conversation)
@@ -192,6 +197,7 @@ class MainWindow(QMainWindow):
         self.focus_action = action(chat_menu, _tr("Focus message box"), self.composer.setFocus, "Ctrl+L")
         self.stop_action = action(chat_menu, _tr("Stop reply"), self.stop, "Esc")
         action(chat_menu, _tr("Regenerate reply"), self.regenerate, "Ctrl+R")
+        action(chat_menu, _tr("Continue reply"), self.continue_reply, "Ctrl+Shift+R")
         help_menu = self.menuBar().addMenu(_tr("&Help"))
         action(help_menu, _tr("About chatapp"), self.show_about)
 
@@ -323,8 +329,11 @@ class MainWindow(QMainWindow):
                 self.stream_widget = widget
                 continue
             widget = self.chat.add_message(m.role, m.content)
+            widget.can_continue = m.role == "assistant" and bool(m.content) and m.finish_reason in CONTINUABLE
             if m.state in ("cancelled", "failed"):
                 widget.set_status(_tr("stopped") if m.state == "cancelled" else _tr("failed"))
+            elif m.finish_reason == "length":
+                widget.set_status(_tr("cut at the token limit"))
         self.refresh_conversations()
         self._update_state()
 
@@ -411,23 +420,31 @@ class MainWindow(QMainWindow):
         self.composer.clear()
         self._start_reply()
 
-    def _start_reply(self) -> None:
+    def _start_reply(self, continued=None) -> None:
+        """Stream a new reply, or with `continued` (the last stored reply) more of that one."""
         conv_id = self.current_id
         history = self._history(conv_id)
         settings = self.sampling_dict()
         self.request_id += 1
         self.streaming = True
         self.stream_conv_id = conv_id
-        self.stream_text = ""
-        self.stream_message_id = self.store.begin_reply(conv_id, model=(self.model_info or {}).get("name", ""),
-                                                        settings=settings)
-        self.stream_widget = self.chat.add_message("assistant", "")
+        if continued is not None:
+            self.stream_prefix = self.stream_text = continued.content
+            self.stream_message_id = continued.id
+            self.stream_widget = self.chat.messages[-1]
+            self.stream_widget.can_continue = False
+        else:
+            self.stream_prefix = self.stream_text = ""
+            self.stream_message_id = self.store.begin_reply(conv_id, model=(self.model_info or {}).get("name", ""),
+                                                            settings=settings)
+            self.stream_widget = self.chat.add_message("assistant", "")
         self.stream_widget.set_status(_tr("writing…"))
         self.last_save = time.monotonic()
         self.flush_timer.start()
         self._update_state()
         self.refresh_conversations()
-        self.request_generate.emit(self.request_id, history, self.settings.system_prompt, settings)
+        self.request_generate.emit(self.request_id, history, self.settings.system_prompt, settings,
+                                   continued is not None)
 
     @Slot()
     def stop(self) -> None:
@@ -444,6 +461,18 @@ class MainWindow(QMainWindow):
         self.store.truncate_after(self.current_id, messages[-2].position if len(messages) > 1 else -1)
         self.open_conversation(self.current_id)
         self._start_reply()
+
+    @Slot()
+    def continue_reply(self) -> None:
+        """Write on from where the last reply stopped (the token limit, or Stop)."""
+        if self.streaming or self.current_id is None or self.model_info is None:
+            return
+        messages = self.store.messages(self.current_id)
+        if not messages or messages[-1].role != "assistant" or not messages[-1].content:
+            return
+        if messages[-1].finish_reason not in CONTINUABLE:
+            return
+        self._start_reply(continued=messages[-1])
 
     @Slot(int, str)
     def edit_and_resend(self, index: int, text: str) -> None:
@@ -495,10 +524,10 @@ class MainWindow(QMainWindow):
     def _on_finished(self, request_id: int, result: dict) -> None:
         if request_id != self.request_id:
             return
-        self.stream_text = result["text"]
+        self.stream_text = self.stream_prefix + result["text"]  # a continued reply keeps its start
         state = "cancelled" if result["finish_reason"] == "cancelled" else "complete"
         stats = result["stats"]
-        self.store.finish_reply(self.stream_message_id, result["text"], state=state,
+        self.store.finish_reply(self.stream_message_id, self.stream_text, state=state,
                                 finish_reason=result["finish_reason"], stats=stats)
         self._end_stream()
         speed = stats.get("decode_tok_s", 0.0)
@@ -506,7 +535,11 @@ class MainWindow(QMainWindow):
             note = _tr("{n} tokens · {speed:.1f} tok/s").format(n=stats.get("new_tokens", 0), speed=speed)
             if state == "cancelled":
                 note = _tr("stopped") + " · " + note
+            elif result["finish_reason"] == "length":
+                note = _tr("cut at the token limit") + " · " + note
             self.stream_widget.set_status(note)
+            self.stream_widget.can_continue = bool(self.stream_text) and result["finish_reason"] in CONTINUABLE
+            self._update_state()
         self.speed_label.setText(_tr("{speed:.1f} tok/s").format(speed=speed))
         if self.model_info:
             self.context_label.setText(_tr("context {used}/{limit}").format(
@@ -521,8 +554,14 @@ class MainWindow(QMainWindow):
     def _on_failed(self, request_id: int, message: str) -> None:
         if request_id != self.request_id:
             return
-        self.store.finish_reply(self.stream_message_id, self.stream_text, state="failed",
-                                finish_reason="error", stats={})
+        if self.stream_prefix:  # a continued reply keeps what it had, and can be continued again
+            self.store.finish_reply(self.stream_message_id, self.stream_text, state="cancelled",
+                                    finish_reason="cancelled", stats={})
+            if self.stream_widget is not None:
+                self.stream_widget.can_continue = True
+        else:
+            self.store.finish_reply(self.stream_message_id, self.stream_text, state="failed",
+                                    finish_reason="error", stats={})
         self._end_stream()
         if self.stream_widget is not None:
             self.stream_widget.set_status(_tr("failed: {message}").format(message=message))

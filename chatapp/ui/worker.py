@@ -60,14 +60,18 @@ class GenerationWorker(QObject):
             return
         self.estimated.emit(spec, result)
 
-    @Slot(int, list, str, dict)
-    def generate(self, request_id: int, messages: list, system_prompt: str, settings: dict) -> None:
+    @Slot(int, list, str, dict, bool)
+    def generate(self, request_id: int, messages: list, system_prompt: str, settings: dict,
+                 continue_last: bool = False) -> None:
+        """Reply to `messages`; with `continue_last`, write on from the end of the last reply
+        (the deltas and the finished text are then the new part only)."""
         self.cancel.clear()
         try:
             from ..engine.sampling import SamplingSettings  # torch loads here, in this thread
 
             sampling = SamplingSettings(**settings)
-            for text in self.backend.stream(messages, system_prompt, sampling, self.cancel):
+            extra = {"continue_last": True} if continue_last else {}
+            for text in self.backend.stream(messages, system_prompt, sampling, self.cancel, **extra):
                 self.delta.emit(request_id, text)
             reply = self.backend.reply
             self.finished.emit(request_id, {

@@ -27,67 +27,77 @@
         <translation>代码</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="102"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="103"/>
         <source>You</source>
         <translation>你</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="102"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="103"/>
         <source>Assistant</source>
         <translation>助手</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="108"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="109"/>
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="109"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="110"/>
         <source>Copy message</source>
         <translation>复制消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="112"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="113"/>
         <source>Edit</source>
         <translation>编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="113"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="114"/>
         <source>Edit message and resend</source>
         <translation>编辑消息并重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="117"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="118"/>
         <source>Regenerate</source>
         <translation>重新生成</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="118"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="119"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="175"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="123"/>
+        <source>Continue</source>
+        <translation>继续</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="124"/>
+        <source>Continue the reply where it stopped</source>
+        <translation>从中断处继续回复</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="182"/>
         <source>Edited message</source>
         <translation>编辑后的消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="177"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="184"/>
         <source>Save &amp;&amp; resend</source>
         <translation>保存 &amp;&amp; 重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="178"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="185"/>
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="212"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="220"/>
         <source>Conversation</source>
         <translation>对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="223"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="231"/>
         <source>Send a message to start the conversation.</source>
         <translation>发送一条消息，开始对话。</translation>
     </message>
@@ -242,110 +252,115 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="116"/>
+        <location filename="../../chatapp/ui/main_window.py" line="120"/>
         <source>Message the model (Enter sends, Shift+Enter for a new line)</source>
         <translation>给模型发消息（Enter 发送，Shift+Enter 换行）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="117"/>
+        <location filename="../../chatapp/ui/main_window.py" line="121"/>
         <source>Message</source>
         <translation>消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="119"/>
+        <location filename="../../chatapp/ui/main_window.py" line="123"/>
         <source>Send</source>
         <translation>发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="120"/>
+        <location filename="../../chatapp/ui/main_window.py" line="124"/>
         <source>Send message</source>
         <translation>发送消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="121"/>
+        <location filename="../../chatapp/ui/main_window.py" line="125"/>
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="122"/>
+        <location filename="../../chatapp/ui/main_window.py" line="126"/>
         <source>Stop the reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="143"/>
+        <location filename="../../chatapp/ui/main_window.py" line="147"/>
         <source>Chat</source>
         <translation>聊天</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="144"/>
+        <location filename="../../chatapp/ui/main_window.py" line="148"/>
         <source>Train</source>
         <translation>训练</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="149"/>
+        <location filename="../../chatapp/ui/main_window.py" line="153"/>
         <source>No model</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="152"/>
-        <location filename="../../chatapp/ui/main_window.py" line="153"/>
+        <location filename="../../chatapp/ui/main_window.py" line="156"/>
+        <location filename="../../chatapp/ui/main_window.py" line="157"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="186"/>
+        <location filename="../../chatapp/ui/main_window.py" line="191"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="187"/>
-        <location filename="../../chatapp/ui/main_window.py" line="333"/>
+        <location filename="../../chatapp/ui/main_window.py" line="192"/>
+        <location filename="../../chatapp/ui/main_window.py" line="342"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="188"/>
+        <location filename="../../chatapp/ui/main_window.py" line="193"/>
         <source>Import conversation…</source>
         <translation>导入对话…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="190"/>
+        <location filename="../../chatapp/ui/main_window.py" line="195"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="191"/>
+        <location filename="../../chatapp/ui/main_window.py" line="196"/>
         <source>&amp;Chat</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="192"/>
+        <location filename="../../chatapp/ui/main_window.py" line="197"/>
         <source>Focus message box</source>
         <translation>聚焦到消息框</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="193"/>
+        <location filename="../../chatapp/ui/main_window.py" line="198"/>
         <source>Stop reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="194"/>
+        <location filename="../../chatapp/ui/main_window.py" line="199"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="195"/>
+        <location filename="../../chatapp/ui/main_window.py" line="200"/>
+        <source>Continue reply</source>
+        <translation>继续回复</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="201"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="196"/>
-        <location filename="../../chatapp/ui/main_window.py" line="199"/>
+        <location filename="../../chatapp/ui/main_window.py" line="202"/>
+        <location filename="../../chatapp/ui/main_window.py" line="205"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="200"/>
+        <location filename="../../chatapp/ui/main_window.py" line="206"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -354,130 +369,136 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="214"/>
+        <location filename="../../chatapp/ui/main_window.py" line="220"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="233"/>
+        <location filename="../../chatapp/ui/main_window.py" line="239"/>
         <source>Stop the reply before switching models.</source>
         <translation>请先停止回复，再切换模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="236"/>
+        <location filename="../../chatapp/ui/main_window.py" line="242"/>
         <source>Loading</source>
         <translation>正在加载</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="237"/>
+        <location filename="../../chatapp/ui/main_window.py" line="243"/>
         <source>Loading {spec}…</source>
         <translation>正在加载 {spec}…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="273"/>
+        <location filename="../../chatapp/ui/main_window.py" line="279"/>
         <source>{name}: {params:.0f}M parameters, {dtype} on {device}, context {ctx}, loaded in {secs:.1f} s. Memory: {memory}</source>
         <translation>{name}：{params:.0f}M 参数，{dtype}，运行于 {device}，上下文 {ctx}，加载用时 {secs:.1f} 秒。内存：{memory}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="277"/>
-        <location filename="../../chatapp/ui/main_window.py" line="512"/>
+        <location filename="../../chatapp/ui/main_window.py" line="283"/>
+        <location filename="../../chatapp/ui/main_window.py" line="545"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="289"/>
+        <location filename="../../chatapp/ui/main_window.py" line="295"/>
         <source> The previous model ({name}) is still loaded.</source>
         <translation> 之前的模型（{name}）仍保持加载。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="292"/>
+        <location filename="../../chatapp/ui/main_window.py" line="298"/>
         <source>Could not load {spec}: {message}</source>
         <translation>无法加载 {spec}：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="293"/>
+        <location filename="../../chatapp/ui/main_window.py" line="299"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="322"/>
-        <location filename="../../chatapp/ui/main_window.py" line="425"/>
+        <location filename="../../chatapp/ui/main_window.py" line="328"/>
+        <location filename="../../chatapp/ui/main_window.py" line="441"/>
         <source>writing…</source>
         <translation>正在输出…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="327"/>
-        <location filename="../../chatapp/ui/main_window.py" line="508"/>
+        <location filename="../../chatapp/ui/main_window.py" line="334"/>
+        <location filename="../../chatapp/ui/main_window.py" line="537"/>
         <source>stopped</source>
         <translation>已停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="327"/>
+        <location filename="../../chatapp/ui/main_window.py" line="334"/>
         <source>failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="354"/>
+        <location filename="../../chatapp/ui/main_window.py" line="336"/>
+        <location filename="../../chatapp/ui/main_window.py" line="539"/>
+        <source>cut at the token limit</source>
+        <translation>已达词元上限</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="363"/>
         <source>Conversation deleted.</source>
         <translation>对话已删除。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="369"/>
+        <location filename="../../chatapp/ui/main_window.py" line="378"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="375"/>
+        <location filename="../../chatapp/ui/main_window.py" line="384"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="377"/>
+        <location filename="../../chatapp/ui/main_window.py" line="386"/>
         <source>Exported to {path}</source>
         <translation>已导出到 {path}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="381"/>
+        <location filename="../../chatapp/ui/main_window.py" line="390"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="381"/>
+        <location filename="../../chatapp/ui/main_window.py" line="390"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="387"/>
+        <location filename="../../chatapp/ui/main_window.py" line="396"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="402"/>
+        <location filename="../../chatapp/ui/main_window.py" line="411"/>
         <source>The model is not loaded yet; your message is kept.</source>
         <translation>模型尚未加载；你的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="506"/>
+        <location filename="../../chatapp/ui/main_window.py" line="535"/>
         <source>{n} tokens · {speed:.1f} tok/s</source>
         <translation>{n} 个词元 · {speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="510"/>
+        <location filename="../../chatapp/ui/main_window.py" line="543"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="516"/>
+        <location filename="../../chatapp/ui/main_window.py" line="549"/>
         <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
         <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="528"/>
+        <location filename="../../chatapp/ui/main_window.py" line="567"/>
         <source>failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="529"/>
+        <location filename="../../chatapp/ui/main_window.py" line="568"/>
         <source>The reply failed: {message}</source>
         <translation>回复失败：{message}</translation>
     </message>

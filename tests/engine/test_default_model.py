@@ -61,6 +61,23 @@ def test_session_second_turn_reuses_cache_on_the_real_model(default_loaded_model
     assert "Berlin" in second
 
 
+def test_continuing_a_cut_reply_equals_one_longer_reply_on_the_real_model(default_loaded_model):
+    from chatapp.engine.generate import Engine
+    from chatapp.engine.sampling import SamplingSettings
+    from chatapp.engine.session import ChatSession
+
+    loaded = default_loaded_model
+    short = SamplingSettings(temperature=0.0, repetition_penalty=1.0, max_new_tokens=10)
+    session = ChatSession(Engine(loaded.model, loaded.tokenizer, context_len=512))
+    start = "".join(session.send("Write three sentences about the sea.", short))
+    assert session.reply.finish_reason == "length"
+    more = "".join(session.continue_reply(short))
+    assert session.reply.stats.prefilled_tokens <= 2  # the cut reply was still in the cache
+    longer = SamplingSettings(temperature=0.0, repetition_penalty=1.0, max_new_tokens=20)
+    fresh = ChatSession(Engine(loaded.model, loaded.tokenizer, context_len=512))
+    assert "".join(fresh.send("Write three sentences about the sea.", longer)) == start + more
+
+
 def test_estimate_reads_the_config_without_loading_weights():
     from chatapp.engine.loader import estimate_model
 

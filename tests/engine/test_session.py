@@ -74,3 +74,30 @@ def test_empty_message_refused(byte_tokenizer):
     _, session = _session(byte_tokenizer)
     with pytest.raises(ValueError, match="empty"):
         list(session.send("   ", GREEDY))
+
+
+def test_continue_writes_on_from_where_the_reply_stopped(byte_tokenizer):
+    short = SamplingSettings(temperature=0.0, repetition_penalty=1.0, max_new_tokens=6)
+    model, session = _session(byte_tokenizer)
+    start = "".join(session.send("tell me more", short))
+    assert session.reply.finish_reason == "length" and len(start) == 6
+    ids = session.render_ids(session.messages, continue_final=True)
+    assert byte_tokenizer.decode(ids).endswith("[assistant]" + start)  # the turn left open, not closed
+    model.calls.clear()
+    more = "".join(session.continue_reply(short))
+    assert model.calls[0] == 1  # the reply's tokens were in the cache: only the last one ran again
+    assert session.messages[-1] == {"role": "assistant", "content": start + more}
+
+    # The same as one reply twice as long.
+    long = SamplingSettings(temperature=0.0, repetition_penalty=1.0, max_new_tokens=12)
+    _, fresh = _session(byte_tokenizer)
+    assert "".join(fresh.send("tell me more", long)) == start + more
+
+
+def test_continue_needs_a_reply(byte_tokenizer):
+    _, session = _session(byte_tokenizer)
+    with pytest.raises(ValueError, match="no reply to continue"):
+        list(session.continue_reply(GREEDY))
+    session.messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}]
+    with pytest.raises(ValueError, match="no reply to continue"):
+        list(session.continue_reply(GREEDY))

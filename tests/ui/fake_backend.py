@@ -59,15 +59,20 @@ class FakeBackend:
             raise RuntimeError("no LoRA adapter is loaded")
         self.adapter_enabled = enabled
 
-    def stream(self, messages, system_prompt, settings, cancel=None):
+    def stream(self, messages, system_prompt, settings, cancel=None, continue_last=False):
         self.thread_names.add("main" if threading.current_thread() is threading.main_thread() else "worker")
         self.calls.append({"messages": [dict(m) for m in messages], "system": system_prompt,
-                           "settings": settings})
+                           "settings": settings, "continue_last": continue_last})
         last_user = messages[-1]["content"]
         tag = " (tuned)" if self.adapter and self.adapter_enabled else ""
-        pieces = [f"Reply{len(self.calls)}{tag}", " to", f" '{last_user}'"] + [f" w{i}" for i in range(self.words)]
+        if continue_last:
+            pieces = [" and", " more"]
+        else:
+            pieces = [f"Reply{len(self.calls)}{tag}", " to", f" '{last_user}'"] + [f" w{i}" for i in range(self.words)]
+        if settings.max_new_tokens < len(pieces):  # the token limit, one piece a token
+            pieces = pieces[:settings.max_new_tokens]
         shown = []
-        reason = "eos"
+        reason = "eos" if len(pieces) < settings.max_new_tokens else "length"
         for piece in pieces:
             if cancel is not None and cancel.is_set():
                 reason = "cancelled"

@@ -77,6 +77,39 @@ def test_regenerate_replaces_last_reply(qtbot, make_window, backend):
     assert backend.calls[1]["messages"] == [{"role": "user", "content": "question"}]
 
 
+def test_a_reply_cut_at_the_token_limit_can_be_continued(qtbot, make_window, backend):
+    window = make_window(backend)
+    window.settings_panel.max_new_tokens.setValue(3)
+    _send(qtbot, window, "question")
+    _wait_idle(qtbot, window)
+    reply = window.chat.messages[-1]
+    stored = window.store.messages(window.current_id)[-1]
+    assert stored.content == "Reply1 to 'question'" and stored.finish_reason == "length"
+    assert reply.continue_button.isVisibleTo(window) and reply.status_label.text().startswith("cut at the token")
+    qtbot.mouseClick(reply.continue_button, Qt.LeftButton)
+    assert window.streaming and not reply.continue_button.isVisibleTo(window)
+    _wait_idle(qtbot, window)
+    assert backend.calls[1]["continue_last"] is True
+    assert backend.calls[1]["messages"] == [{"role": "user", "content": "question"},
+                                            {"role": "assistant", "content": "Reply1 to 'question'"}]
+    expected = "Reply1 to 'question' and more"
+    stored = window.store.messages(window.current_id)
+    assert [(m.role, m.content) for m in stored] == [("user", "question"), ("assistant", expected)]
+    assert stored[-1].finish_reason == "eos" and len(window.chat.messages) == 2
+    assert window.chat.messages[-1].text == expected and not window.chat.messages[-1].continue_button.isVisibleTo(window)
+    window.open_conversation(window.current_id)  # reopened: whole, and finished
+    assert window.chat.messages[-1].text == expected and not window.chat.messages[-1].can_continue
+
+
+def test_a_finished_reply_offers_no_continue(qtbot, make_window, backend):
+    window = make_window(backend)
+    _send(qtbot, window, "question")
+    _wait_idle(qtbot, window)
+    assert not window.chat.messages[-1].continue_button.isVisibleTo(window)
+    window.continue_reply()  # the menu action on a finished reply does nothing
+    assert not window.streaming and len(backend.calls) == 1
+
+
 def test_edit_and_resend_drops_everything_after(qtbot, make_window, backend):
     window = make_window(backend)
     _send(qtbot, window, "first")
