@@ -12,6 +12,10 @@ from typing import Optional, Union
 PathLike = Union[str, Path]
 
 
+class Cancelled(Exception):
+    """The user stopped the work before it finished; nothing it would have replaced was touched."""
+
+
 class ModelLoadError(Exception):
     """A model (weights, config or tokenizer) could not be loaded from `path`."""
 

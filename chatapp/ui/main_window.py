@@ -87,6 +87,7 @@ class MainWindow(QMainWindow):
         worker.load_progress.connect(self._on_load_progress)
         worker.model_loaded.connect(self._on_model_loaded)
         worker.model_failed.connect(self._on_model_failed)
+        worker.model_load_cancelled.connect(self._on_model_load_cancelled)
         worker.delta.connect(self._on_delta)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
@@ -174,6 +175,7 @@ class MainWindow(QMainWindow):
         self.conversations.import_requested.connect(self.import_conversation)
         self.undo_button.clicked.connect(self.undo_delete)
         self.settings_panel.load_requested.connect(self.load_model)
+        self.settings_panel.cancel_load_requested.connect(self.cancel_load)
         self.settings_panel.selection_changed.connect(self.estimate_model)
         self.settings_panel.changed.connect(self._settings_changed)
         self._build_menu()
@@ -247,7 +249,16 @@ class MainWindow(QMainWindow):
         options = {"device": s.device, "context_len": s.context_len, "threads": s.threads}
         if adapter:
             options["adapter"] = adapter
+        self.worker_thread.arm_load()
         self.request_load.emit(spec, options)
+
+    @Slot()
+    def cancel_load(self) -> None:
+        """Stop the model load at the next tensor; the previous model stays."""
+        if self.loading_spec is not None:
+            self.worker_thread.cancel_load()
+            self.settings_panel.cancel_load_button.setEnabled(False)
+            self.settings_panel.model_status.setText(_tr("Cancelling…"))
 
     @Slot(str)
     def estimate_model(self, spec: str) -> None:
@@ -287,6 +298,15 @@ class MainWindow(QMainWindow):
         self.training.model_loaded(self.settings.model, info)
         self._update_state()
         self.composer.setFocus()
+
+    @Slot(str)
+    def _on_model_load_cancelled(self, spec: str) -> None:
+        self.loading_spec = None
+        self.settings_panel.set_loading(False)
+        kept = (_tr(" The previous model ({name}) is still loaded.").format(name=self.model_info["name"])
+                if self.model_info else "")
+        self.settings_panel.model_status.setText(_tr("Loading {spec} was cancelled.").format(spec=spec) + kept)
+        self._update_state()
 
     @Slot(str, str)
     def _on_model_failed(self, spec: str, message: str) -> None:

@@ -19,6 +19,7 @@ class SettingsPanel(QWidget):
     load_requested = Signal(str)  # model spec
     selection_changed = Signal(str)  # model spec chosen in the list (not loaded yet)
     changed = Signal()  # any generation setting edited
+    cancel_load_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -52,7 +53,14 @@ class SettingsPanel(QWidget):
         self.load_progress = QProgressBar()
         self.load_progress.setRange(0, 100)
         self.load_progress.setVisible(False)
-        model_layout.addWidget(self.load_progress)
+        self.cancel_load_button = QPushButton(_tr("Cancel"))
+        self.cancel_load_button.setAccessibleName(_tr("Cancel loading the model"))
+        self.cancel_load_button.setVisible(False)
+        self.cancel_load_button.clicked.connect(self.cancel_load_requested)
+        loading_row = QHBoxLayout()
+        loading_row.addWidget(self.load_progress, 1)
+        loading_row.addWidget(self.cancel_load_button)
+        model_layout.addLayout(loading_row)
         device_form = QFormLayout()
         self.device = QComboBox()
         for value, label in (("auto", _tr("Automatic")), ("cpu", "CPU"), ("cuda", "CUDA"), ("mps", "Apple MPS")):
@@ -180,6 +188,8 @@ class SettingsPanel(QWidget):
 
     def set_loading(self, loading: bool, stage: str = "", fraction: float = 0.0) -> None:
         self.load_progress.setVisible(loading)
+        self.cancel_load_button.setVisible(loading)
+        self.cancel_load_button.setEnabled(loading)
         self.load_button.setEnabled(not loading)
         self.open_file_button.setEnabled(not loading)
         self.open_folder_button.setEnabled(not loading)

@@ -15,6 +15,7 @@ import traceback
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from ..engine.backend import ChatBackend, LoadOptions
+from ..errors import Cancelled
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ class GenerationWorker(QObject):
     load_progress = Signal(str, float)  # stage, fraction
     model_loaded = Signal(dict)  # ModelInfo as a dict
     model_failed = Signal(str, str)  # spec, message
+    model_load_cancelled = Signal(str)  # spec
     delta = Signal(int, str)  # request id, new text
     finished = Signal(int, dict)  # request id, {"text", "finish_reason", "stats", "dropped_messages"}
     failed = Signal(int, str)  # request id, message
@@ -36,13 +38,24 @@ class GenerationWorker(QObject):
     def __init__(self, backend: ChatBackend) -> None:
         super().__init__()
         self.backend = backend
-        self.cancel = threading.Event()
+        self.cancel = threading.Event()  # stops a reply
+        self.load_cancel = threading.Event()  # stops a model load, at the next tensor
 
     @Slot(str, dict)
     def load_model(self, spec: str, options: dict) -> None:
+        """Load `spec`; `load_cancel` (cleared by the GUI before it asks) stops it at the next tensor."""
+
+        def progress(stage: str, fraction: float) -> None:
+            if self.load_cancel.is_set():
+                raise Cancelled(f"loading {spec} was cancelled")
+            self.load_progress.emit(stage, fraction)
+
         try:
-            info = self.backend.load(spec, LoadOptions(**options),
-                                     progress=lambda stage, f: self.load_progress.emit(stage, f))
+            info = self.backend.load(spec, LoadOptions(**options), progress=progress)
+        except Cancelled:  # the previous model stays loaded
+            log.info("loading %s cancelled", spec)
+            self.model_load_cancelled.emit(spec)
+            return
         except Exception as exc:  # any failure is shown; the previous model stays loaded
             log.warning("loading %s failed: %s", spec, exc)
             log.debug("%s", traceback.format_exc())
@@ -123,9 +136,17 @@ class WorkerThread(QObject):
     def stop_reply(self) -> None:
         self.worker.cancel.set()
 
+    def cancel_load(self) -> None:
+        self.worker.load_cancel.set()
+
+    def arm_load(self) -> None:
+        """Before a load is requested: a cancel from now on (even before it starts) stops it."""
+        self.worker.load_cancel.clear()
+
     def shutdown(self, timeout_s: float = 10.0) -> bool:
-        """Cancel any reply, end the thread's event loop, and wait for it (bounded)."""
+        """Cancel any reply or model load, end the thread's event loop, and wait for it (bounded)."""
         self.worker.cancel.set()
+        self.worker.load_cancel.set()
         self.thread.quit()
         finished = self.thread.wait(int(timeout_s * 1000))
         if not finished:

@@ -252,115 +252,115 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="120"/>
+        <location filename="../../chatapp/ui/main_window.py" line="121"/>
         <source>Message the model (Enter sends, Shift+Enter for a new line)</source>
         <translation>给模型发消息（Enter 发送，Shift+Enter 换行）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="121"/>
+        <location filename="../../chatapp/ui/main_window.py" line="122"/>
         <source>Message</source>
         <translation>消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="123"/>
+        <location filename="../../chatapp/ui/main_window.py" line="124"/>
         <source>Send</source>
         <translation>发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="124"/>
+        <location filename="../../chatapp/ui/main_window.py" line="125"/>
         <source>Send message</source>
         <translation>发送消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="125"/>
+        <location filename="../../chatapp/ui/main_window.py" line="126"/>
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="126"/>
+        <location filename="../../chatapp/ui/main_window.py" line="127"/>
         <source>Stop the reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="147"/>
+        <location filename="../../chatapp/ui/main_window.py" line="148"/>
         <source>Chat</source>
         <translation>聊天</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="148"/>
+        <location filename="../../chatapp/ui/main_window.py" line="149"/>
         <source>Train</source>
         <translation>训练</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="153"/>
+        <location filename="../../chatapp/ui/main_window.py" line="154"/>
         <source>No model</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="156"/>
         <location filename="../../chatapp/ui/main_window.py" line="157"/>
+        <location filename="../../chatapp/ui/main_window.py" line="158"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="191"/>
+        <location filename="../../chatapp/ui/main_window.py" line="193"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="192"/>
-        <location filename="../../chatapp/ui/main_window.py" line="342"/>
+        <location filename="../../chatapp/ui/main_window.py" line="194"/>
+        <location filename="../../chatapp/ui/main_window.py" line="362"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="193"/>
+        <location filename="../../chatapp/ui/main_window.py" line="195"/>
         <source>Import conversation…</source>
         <translation>导入对话…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="195"/>
+        <location filename="../../chatapp/ui/main_window.py" line="197"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="196"/>
+        <location filename="../../chatapp/ui/main_window.py" line="198"/>
         <source>&amp;Chat</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="197"/>
+        <location filename="../../chatapp/ui/main_window.py" line="199"/>
         <source>Focus message box</source>
         <translation>聚焦到消息框</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="198"/>
+        <location filename="../../chatapp/ui/main_window.py" line="200"/>
         <source>Stop reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="199"/>
+        <location filename="../../chatapp/ui/main_window.py" line="201"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="200"/>
+        <location filename="../../chatapp/ui/main_window.py" line="202"/>
         <source>Continue reply</source>
         <translation>继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="201"/>
+        <location filename="../../chatapp/ui/main_window.py" line="203"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="202"/>
-        <location filename="../../chatapp/ui/main_window.py" line="205"/>
+        <location filename="../../chatapp/ui/main_window.py" line="204"/>
+        <location filename="../../chatapp/ui/main_window.py" line="207"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="206"/>
+        <location filename="../../chatapp/ui/main_window.py" line="208"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -369,136 +369,147 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="220"/>
+        <location filename="../../chatapp/ui/main_window.py" line="222"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="239"/>
+        <location filename="../../chatapp/ui/main_window.py" line="241"/>
         <source>Stop the reply before switching models.</source>
         <translation>请先停止回复，再切换模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="242"/>
+        <location filename="../../chatapp/ui/main_window.py" line="244"/>
         <source>Loading</source>
         <translation>正在加载</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="243"/>
+        <location filename="../../chatapp/ui/main_window.py" line="245"/>
         <source>Loading {spec}…</source>
         <translation>正在加载 {spec}…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="279"/>
+        <location filename="../../chatapp/ui/main_window.py" line="261"/>
+        <source>Cancelling…</source>
+        <translation>正在取消…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="290"/>
         <source>{name}: {params:.0f}M parameters, {dtype} on {device}, context {ctx}, loaded in {secs:.1f} s. Memory: {memory}</source>
         <translation>{name}：{params:.0f}M 参数，{dtype}，运行于 {device}，上下文 {ctx}，加载用时 {secs:.1f} 秒。内存：{memory}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="283"/>
-        <location filename="../../chatapp/ui/main_window.py" line="545"/>
+        <location filename="../../chatapp/ui/main_window.py" line="294"/>
+        <location filename="../../chatapp/ui/main_window.py" line="565"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="295"/>
+        <location filename="../../chatapp/ui/main_window.py" line="306"/>
+        <location filename="../../chatapp/ui/main_window.py" line="315"/>
         <source> The previous model ({name}) is still loaded.</source>
         <translation> 之前的模型（{name}）仍保持加载。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="298"/>
+        <location filename="../../chatapp/ui/main_window.py" line="308"/>
+        <source>Loading {spec} was cancelled.</source>
+        <translation>已取消加载 {spec}。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="318"/>
         <source>Could not load {spec}: {message}</source>
         <translation>无法加载 {spec}：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="299"/>
+        <location filename="../../chatapp/ui/main_window.py" line="319"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="328"/>
-        <location filename="../../chatapp/ui/main_window.py" line="441"/>
+        <location filename="../../chatapp/ui/main_window.py" line="348"/>
+        <location filename="../../chatapp/ui/main_window.py" line="461"/>
         <source>writing…</source>
         <translation>正在输出…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="334"/>
-        <location filename="../../chatapp/ui/main_window.py" line="537"/>
+        <location filename="../../chatapp/ui/main_window.py" line="354"/>
+        <location filename="../../chatapp/ui/main_window.py" line="557"/>
         <source>stopped</source>
         <translation>已停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="334"/>
+        <location filename="../../chatapp/ui/main_window.py" line="354"/>
         <source>failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="336"/>
-        <location filename="../../chatapp/ui/main_window.py" line="539"/>
+        <location filename="../../chatapp/ui/main_window.py" line="356"/>
+        <location filename="../../chatapp/ui/main_window.py" line="559"/>
         <source>cut at the token limit</source>
         <translation>已达词元上限</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="363"/>
+        <location filename="../../chatapp/ui/main_window.py" line="383"/>
         <source>Conversation deleted.</source>
         <translation>对话已删除。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="378"/>
+        <location filename="../../chatapp/ui/main_window.py" line="398"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="384"/>
+        <location filename="../../chatapp/ui/main_window.py" line="404"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="386"/>
+        <location filename="../../chatapp/ui/main_window.py" line="406"/>
         <source>Exported to {path}</source>
         <translation>已导出到 {path}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="390"/>
+        <location filename="../../chatapp/ui/main_window.py" line="410"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="390"/>
+        <location filename="../../chatapp/ui/main_window.py" line="410"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="396"/>
+        <location filename="../../chatapp/ui/main_window.py" line="416"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="411"/>
+        <location filename="../../chatapp/ui/main_window.py" line="431"/>
         <source>The model is not loaded yet; your message is kept.</source>
         <translation>模型尚未加载；你的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="535"/>
+        <location filename="../../chatapp/ui/main_window.py" line="555"/>
         <source>{n} tokens · {speed:.1f} tok/s</source>
         <translation>{n} 个词元 · {speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="543"/>
+        <location filename="../../chatapp/ui/main_window.py" line="563"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="549"/>
+        <location filename="../../chatapp/ui/main_window.py" line="569"/>
         <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
         <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="567"/>
+        <location filename="../../chatapp/ui/main_window.py" line="587"/>
         <source>failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="568"/>
+        <location filename="../../chatapp/ui/main_window.py" line="588"/>
         <source>The reply failed: {message}</source>
         <translation>回复失败：{message}</translation>
     </message>
@@ -506,174 +517,184 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>SettingsPanel</name>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="27"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="30"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="28"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="31"/>
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="34"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="35"/>
         <source>Open GGUF…</source>
         <translation>打开 GGUF…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="35"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="36"/>
         <source>Open a GGUF model file</source>
         <translation>打开 GGUF 模型文件</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="36"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="37"/>
         <source>Open folder…</source>
         <translation>打开文件夹…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="37"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="38"/>
         <source>Open a Hugging Face model folder</source>
         <translation>打开 Hugging Face 模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="38"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="39"/>
         <source>Load</source>
         <translation>加载</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="39"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="40"/>
         <source>Load the selected model</source>
         <translation>加载所选模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="44"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="45"/>
         <source>No model loaded</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="58"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="64"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="56"/>
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="57"/>
+        <source>Cancel loading the model</source>
+        <translation>取消加载模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="66"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="72"/>
         <source>Automatic</source>
         <translation>自动</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="60"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="66"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="68"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="74"/>
         <source>Device</source>
         <translation>设备</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="62"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="67"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="70"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="75"/>
         <source>Context length</source>
         <translation>上下文长度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="65"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="68"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="73"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="76"/>
         <source>CPU threads</source>
         <translation>CPU 线程数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="72"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="75"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="80"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="83"/>
         <source>System prompt</source>
         <translation>系统提示词</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="80"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="88"/>
         <source>Sampling</source>
         <translation>采样</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="82"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="94"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="90"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="102"/>
         <source>Temperature</source>
         <translation>温度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="83"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="94"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="91"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="102"/>
         <source>Top-p</source>
         <translation>Top-p</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="84"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="95"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="92"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="103"/>
         <source>Min-p</source>
         <translation>Min-p</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="85"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="96"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="93"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="104"/>
         <source>Repetition penalty</source>
         <translation>重复惩罚</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="87"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="95"/>
         <source>Off</source>
         <translation>关闭</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="88"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="95"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="96"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="103"/>
         <source>Top-k</source>
         <translation>Top-k</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="90"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="98"/>
         <source>Maximum new tokens</source>
         <translation>最大生成词元数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="92"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="100"/>
         <source>Random</source>
         <translation>随机</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="93"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="97"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="101"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="105"/>
         <source>Seed</source>
         <translation>随机种子</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="97"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="105"/>
         <source>Max new tokens</source>
         <translation>最大生成词元数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="139"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="147"/>
         <source>{total:.2f} GiB (weights {weights:.2f}, KV cache {kv:.2f}, working memory {work:.2f})</source>
         <translation>{total:.2f} GiB（权重 {weights:.2f}，KV 缓存 {kv:.2f}，工作内存 {work:.2f}）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="147"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="155"/>
         <source>Before loading: {name}, {params:.0f}M parameters, needs about {memory}</source>
         <translation>加载前：{name}，{params:.0f}M 参数，约需 {memory}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="150"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="158"/>
         <source>; {free:.1f} GiB free</source>
         <translation>；可用 {free:.1f} GiB</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="152"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="160"/>
         <source>. It will not fit: choose a shorter context length or a smaller model.</source>
         <translation>。内存不足：请选择更短的上下文长度或更小的模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="161"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="169"/>
         <source>This model cannot be opened: {message}</source>
         <translation>无法打开此模型：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="172"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="180"/>
         <source>Open GGUF model</source>
         <translation>打开 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="172"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="180"/>
         <source>GGUF models (*.gguf)</source>
         <translation>GGUF 模型 (*.gguf)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="177"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="185"/>
         <source>Open Hugging Face model folder</source>
         <translation>打开 Hugging Face 模型文件夹</translation>
     </message>

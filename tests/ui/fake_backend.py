@@ -33,6 +33,10 @@ class FakeBackend:
         self.loads.append(spec)
         if progress:
             progress("weights", 0.5)
+        if spec == "slow":  # a large model: many tensors, progress after each
+            for i in range(500):
+                time.sleep(0.01)
+                progress("weights", i / 500)
         if spec == "broken":
             raise ValueError("broken: not a model file (a test stand-in)")
         time.sleep(0.02)

@@ -218,6 +218,24 @@ def test_closing_while_generating_stops_the_worker(qtbot, make_window):
     assert window.store.messages(window.current_id)[-1].state == "cancelled"
 
 
+def test_a_model_load_can_be_cancelled_and_the_previous_model_stays(qtbot, make_window, backend):
+    window = make_window(backend)
+    panel = window.settings_panel
+    assert window.model_info["name"] == "Fake-default" and not panel.cancel_load_button.isVisibleTo(window)
+    window.load_model("slow")
+    qtbot.waitUntil(lambda: panel.load_progress.value() > 5, timeout=5000)  # the load is under way
+    assert panel.cancel_load_button.isVisibleTo(window) and not window.send_button.isEnabled()
+    qtbot.mouseClick(panel.cancel_load_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: window.loading_spec is None, timeout=5000)  # well before the 5 s the load takes
+    assert window.model_info["name"] == "Fake-default" and backend.loaded_name == "Fake-default"
+    assert panel.model_status.text() == ("Loading slow was cancelled. "
+                                         "The previous model (Fake-default) is still loaded.")
+    assert not panel.cancel_load_button.isVisibleTo(window) and window.send_button.isEnabled()
+    _send(qtbot, window, "still there?")
+    _wait_idle(qtbot, window)
+    assert window.store.messages(window.current_id)[-1].content.startswith("Reply1 to 'still there?'")
+
+
 def test_memory_estimate_is_shown_before_loading(qtbot, make_window, backend):
     window = make_window(FakeBackend(), load=False)
     panel = window.settings_panel
