@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFi
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from .compare_view import CompareView
+from .export_process import ExportProcess, build_export_command, free_folder
 from .loss_chart import LossChart
 from .training_process import (CANCEL_GRACE_S, CommandBuilder, TrainingProcess, TrainOptions, adapters_root,
                                build_train_command, find_checkpoint, human_bytes, new_out_dir, scan_adapters,
@@ -110,6 +111,9 @@ class TrainingPanel(QWidget):
         self.grace_s = grace_s
         self.process: Optional[TrainingProcess] = None
         self.estimator: Optional[TrainingProcess] = None
+        self.exporter: Optional[ExportProcess] = None
+        self.export_prefix: Optional[list[str]] = None  # None: this app (tests run it another way)
+        self.choose_export_parent: Callable[[Path], Optional[Path]] = self._ask_export_parent
         self.run_options: Optional[TrainOptions] = None
         self.last_status = ""
         self.checkpoint: Optional[str] = None
@@ -290,8 +294,12 @@ class TrainingPanel(QWidget):
         self.off_button = QPushButton(_tr("Switch adapter off"))
         self.compare_button = QPushButton(_tr("Compare"))
         self.open_folder_button = QPushButton(_tr("Open folder"))
+        self.export_button = QPushButton(_tr("Export merged…"))
+        self.export_button.setToolTip(_tr("Write the adapter merged into its base model as a model folder "
+                                          "that this app and transformers open"))
         self.refresh_button = QPushButton(_tr("Refresh"))
-        for button in (self.chat_button, self.off_button, self.compare_button, self.open_folder_button):
+        for button in (self.chat_button, self.off_button, self.compare_button, self.open_folder_button,
+                       self.export_button):
             row.addWidget(button)
         row.addStretch(1)
         row.addWidget(self.refresh_button)
@@ -302,6 +310,7 @@ class TrainingPanel(QWidget):
         self.off_button.clicked.connect(self.adapter_off)
         self.compare_button.clicked.connect(self.open_compare)
         self.open_folder_button.clicked.connect(self.open_selected_folder)
+        self.export_button.clicked.connect(self.export_selected)
         self.refresh_button.clicked.connect(self.refresh_adapters)
         return box
 
@@ -341,6 +350,7 @@ class TrainingPanel(QWidget):
                                  else _tr("Chat with this adapter"))
         self.compare_button.setEnabled(usable and row["kind"] == "adapter")
         self.open_folder_button.setEnabled(row is not None)
+        self.export_button.setEnabled(usable and row["kind"] == "adapter" and self.exporter is None)
 
     @Slot(str)
     def set_model(self, spec: str, name: str = "") -> None:
@@ -572,6 +582,8 @@ class TrainingPanel(QWidget):
     def shutdown(self, timeout_s: float = 10.0) -> None:
         """For the window's close: cancel (the child checkpoints), wait a bounded time, then kill."""
         self._preview_cancel.set()
+        if self.exporter is not None:
+            self.exporter.kill()  # a half-written export folder is no use; the adapter is untouched
         for process in (self.process, self.estimator):
             if process is not None and process.is_running():
                 process.cancel()
@@ -790,6 +802,42 @@ class TrainingPanel(QWidget):
     @Slot(str, int)
     def _forward_compare(self, prompt: str, seed: int) -> None:
         self.compare_requested.emit(prompt, seed, self.compare_view.adapter_path)
+
+    # -- export ---------------------------------------------------------------------------------------
+    def _ask_export_parent(self, start: Path) -> Optional[Path]:
+        folder = QFileDialog.getExistingDirectory(self, _tr("Export the merged model into"), str(start))
+        return Path(folder) if folder else None
+
+    @Slot()
+    def export_selected(self) -> None:
+        """Merge the selected adapter into its base model and write a model folder (a child process)."""
+        entry = self._selected_adapter()
+        if entry is None or entry["kind"] != "adapter" or entry["error"] or self.exporter is not None:
+            return
+        parent = self.choose_export_parent(self.adapters_dir)
+        if parent is None:
+            return
+        out = free_folder(parent / f"{entry['name']}-merged")
+        command = build_export_command(entry["base_model"] or "default", entry["path"], out, self.export_prefix)
+        self.exporter = ExportProcess(command, out, self)
+        self.exporter.finished.connect(self._on_exported)
+        self._set_status(_tr("Exporting {name} merged into its base model to {out}…").format(
+            name=entry["name"], out=out))
+        self.exporter.start()
+        self._update_state()
+
+    @Slot(bool, str)
+    def _on_exported(self, ok: bool, message: str) -> None:
+        exporter, self.exporter = self.exporter, None
+        if exporter is not None:
+            exporter.deleteLater()
+        if ok:
+            self._set_status(_tr("Exported to {out}. Open it as a model with Open folder… in the chat's "
+                                 "model panel.").format(out=message))
+            self.refresh_adapters()  # listed here when written under the adapters folder
+        else:
+            self._set_status(_tr("Export failed: {reason}").format(reason=message), failed=True)
+        self._update_state()
 
     @Slot()
     def open_selected_folder(self) -> None:

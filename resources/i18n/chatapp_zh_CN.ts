@@ -227,6 +227,19 @@
     </message>
 </context>
 <context>
+    <name>ExportProcess</name>
+    <message>
+        <location filename="../../chatapp/ui/export_process.py" line="87"/>
+        <source>the export process exited with code {code}</source>
+        <translation>导出进程以代码 {code} 退出</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/export_process.py" line="93"/>
+        <source>could not start {program}</source>
+        <translation>无法启动 {program}</translation>
+    </message>
+</context>
+<context>
     <name>LossChart</name>
     <message>
         <location filename="../../chatapp/ui/loss_chart.py" line="79"/>
@@ -715,490 +728,520 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>TrainingPanel</name>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="48"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="49"/>
         <source>{s} s</source>
         <translation>{s} 秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="50"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="51"/>
         <source>{m} min {s:02d} s</source>
         <translation>{m} 分 {s:02d} 秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="51"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="52"/>
         <source>{h} h {m:02d} min</source>
         <translation>{h} 小时 {m:02d} 分</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="146"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="150"/>
         <source>Documents</source>
         <translation>文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="149"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="153"/>
         <source>Add folder…</source>
         <translation>添加文件夹…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="150"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="154"/>
         <source>Add files…</source>
         <translation>添加文件…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="151"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="155"/>
         <source>Clear</source>
         <translation>清空</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="156"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="160"/>
         <source>Chosen documents</source>
         <translation>已选文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="159"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="163"/>
         <source>Or drop files and folders here.</source>
         <translation>也可以把文件和文件夹拖放到这里。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="162"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="431"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="166"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="441"/>
         <source>No documents chosen.</source>
         <translation>尚未选择文档。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="166"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="170"/>
         <source>Skipped file</source>
         <translation>跳过的文件</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="166"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="170"/>
         <source>Reason</source>
         <translation>原因</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="167"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="171"/>
         <source>Skipped files</source>
         <translation>跳过的文件列表</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="180"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="184"/>
         <source>Training</source>
         <translation>训练</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="183"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="187"/>
         <source>Estimate</source>
         <translation>估算</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="184"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="188"/>
         <source>Start training</source>
         <translation>开始训练</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="185"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="189"/>
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="186"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="190"/>
         <source>Resume</source>
         <translation>继续训练</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="187"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="191"/>
         <source>Show log</source>
         <translation>显示日志</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="198"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="202"/>
         <source>Not started</source>
         <translation>未开始</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="231"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="235"/>
         <source>Method and settings</source>
         <translation>方法与设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="236"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="240"/>
         <source>adapter</source>
         <translation>adapter</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="238"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="242"/>
         <source>LoRA (recommended)</source>
         <translation>LoRA（推荐）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="238"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="242"/>
         <source>Full fine-tune</source>
         <translation>全量微调</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="239"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="243"/>
         <source>From scratch</source>
         <translation>从头训练</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="243"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="247"/>
         <source>From epochs</source>
         <translation>由轮数决定</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="251"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="255"/>
         <source>Before and after only</source>
         <translation>仅训练前后</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="253"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="257"/>
         <source>Never</source>
         <translation>从不</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="254"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="258"/>
         <source> evaluations</source>
         <translation> 次评估</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="255"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="259"/>
         <source>Stop when this many evaluations in a row find no lower held-out perplexity, and keep the weights of the best one</source>
         <translation>连续这么多次评估的留出困惑度都没有降低时停止训练，并保留最佳一次的权重</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="258"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="262"/>
         <source>At the end only</source>
         <translation>仅在结束时</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="263"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="283"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="267"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="287"/>
         <source>Base model</source>
         <translation>基础模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="264"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="283"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="268"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="287"/>
         <source>Name</source>
         <translation>名称</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="264"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="268"/>
         <source>Method</source>
         <translation>方法</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="265"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="269"/>
         <source>Epochs</source>
         <translation>轮数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="265"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="269"/>
         <source>Max steps</source>
         <translation>最大步数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="266"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="270"/>
         <source>Learning rate</source>
         <translation>学习率</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="266"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="270"/>
         <source>Batch size</source>
         <translation>批大小</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="267"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="271"/>
         <source>Gradient accumulation</source>
         <translation>梯度累积</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="268"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="272"/>
         <source>Block size (tokens)</source>
         <translation>块大小（词元）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="268"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="272"/>
         <source>LoRA rank</source>
         <translation>LoRA 秩</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="269"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="273"/>
         <source>LoRA alpha</source>
         <translation>LoRA alpha</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="269"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="273"/>
         <source>Evaluate every (steps)</source>
         <translation>评估间隔（步）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="270"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="274"/>
         <source>Stop if no gain for</source>
         <translation>无改进则停止，持续</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="271"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="275"/>
         <source>Checkpoint every (steps)</source>
         <translation>检查点间隔（步）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="271"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="275"/>
         <source>Seed</source>
         <translation>随机种子</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="280"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="284"/>
         <source>Adapters and trained models</source>
         <translation>适配器与训练好的模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="283"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="287"/>
         <source>Date</source>
         <translation>日期</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="284"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="288"/>
         <source>Val. perplexity</source>
         <translation>验证困惑度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="285"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="289"/>
         <source>Adapters</source>
         <translation>适配器</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="289"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="341"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="293"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="350"/>
         <source>Chat with this adapter</source>
         <translation>用此适配器对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="290"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="294"/>
         <source>Switch adapter off</source>
         <translation>关闭适配器</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="291"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="295"/>
         <source>Compare</source>
         <translation>对比</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="292"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="296"/>
         <source>Open folder</source>
         <translation>打开文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="293"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="297"/>
+        <source>Export merged…</source>
+        <translation>导出合并模型…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="298"/>
+        <source>Write the adapter merged into its base model as a model folder that this app and transformers open</source>
+        <translation>将适配器合并进基础模型，写成本应用和 transformers 都能打开的模型文件夹</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="300"/>
         <source>Refresh</source>
         <translation>刷新</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="340"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="349"/>
         <source>Chat with this model</source>
         <translation>与此模型对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="349"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="359"/>
         <source>the default model</source>
         <translation>默认模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="393"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="403"/>
         <source>Choose a folder of documents</source>
         <translation>选择文档文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="399"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="409"/>
         <source>Choose documents</source>
         <translation>选择文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="400"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="410"/>
         <source>Documents (*.txt *.md *.rst *.html *.htm *.pdf *.docx);;All files (*)</source>
         <translation>文档 (*.txt *.md *.rst *.html *.htm *.pdf *.docx);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="433"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="443"/>
         <source>Reading the documents…</source>
         <translation>正在读取文档…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="447"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="457"/>
         <source>Cannot read the documents: {message}</source>
         <translation>无法读取文档：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="456"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="466"/>
         <source>{used} files used, {skipped} skipped.</source>
         <translation>使用了 {used} 个文件，跳过 {skipped} 个。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="459"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="469"/>
         <source>None of these files can be used for training.</source>
         <translation>这些文件都不能用于训练。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="483"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="503"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="493"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="513"/>
         <source>Cannot start: {reason}</source>
         <translation>无法开始：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="522"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="532"/>
         <source>Estimating…</source>
         <translation>正在估算…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="558"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="568"/>
         <source>Preparing…</source>
         <translation>正在准备…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="560"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="570"/>
         <source>Reading documents and loading the model…</source>
         <translation>正在读取文档并加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="570"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="580"/>
         <source>Cancelling: saving a checkpoint…</source>
         <translation>正在取消：保存检查点…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="590"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="602"/>
         <source>needs about {memory} of memory</source>
         <translation>需要约 {memory} 内存</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="592"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="604"/>
         <source> ({available} available)</source>
         <translation> (可用 {available})</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="596"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="608"/>
         <source>takes about {eta}</source>
         <translation>耗时约 {eta}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="597"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="609"/>
         <source>Estimate: {details}.</source>
         <translation>估算：{details}。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="601"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="613"/>
         <source>This will likely run out of memory: use LoRA, a smaller batch size or a shorter block size.</source>
         <translation>这很可能会内存不足：请使用 LoRA、更小的批大小或更短的块大小。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="608"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="620"/>
         <source>{train} tokens to train on, {val} held out for validation.</source>
         <translation>{train} 个词元用于训练，{val} 个留作验证。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="611"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="623"/>
         <source>Too little text is held out to measure perplexity.</source>
         <translation>留出的文本太少，无法测量困惑度。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="621"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="633"/>
         <source>Estimate failed: {reason}</source>
         <translation>估算失败：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="623"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="635"/>
         <source>Estimate cancelled.</source>
         <translation>估算已取消。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="634"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="646"/>
         <source>Step {step} of {total} · about {eta} left</source>
         <translation>第 {step}/{total} 步 · 约剩 {eta}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="639"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="651"/>
         <source>loss {loss:.4f} · {speed:,.0f} tokens/s · lr {lr:.2e}</source>
         <translation>损失 {loss:.4f} · {speed:,.0f} 词元/秒 · 学习率 {lr:.2e}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="642"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="654"/>
         <source>The loss is not a number: training has diverged; try a lower learning rate.</source>
         <translation>损失值不是数字（NaN）：训练已发散，请尝试更低的学习率。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="644"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="656"/>
         <source>Training…</source>
         <translation>正在训练…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="667"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="679"/>
         <source>Perplexity on held-out text: before {before:.2f}</source>
         <translation>留出文本上的困惑度：训练前 {before:.2f}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="670"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="682"/>
         <source>, after {after:.2f} ({change:+.0f}%)</source>
         <translation>，训练后 {after:.2f}（{change:+.0f}%）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="690"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="702"/>
         <source> A checkpoint at step {step} was kept: Resume continues from it.</source>
         <translation> 已保留第 {step} 步的检查点：点击“继续训练”可从这里接着训练。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="695"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="707"/>
         <source>Completed</source>
         <translation>已完成</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="696"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="708"/>
         <source>Completed. Saved to {out}</source>
         <translation>已完成。已保存到 {out}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="698"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="710"/>
         <source>Stopped early at step {step}: held-out perplexity stopped improving.</source>
         <translation>在第 {step} 步提前停止：留出困惑度不再改善。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="701"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="713"/>
         <source> (the weights of step {step}, the lowest held-out perplexity)</source>
         <translation>（第 {step} 步的权重，留出困惑度最低）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="706"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="707"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="718"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="719"/>
         <source>Cancelled</source>
         <translation>已取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="709"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="721"/>
         <source>Failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="710"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="722"/>
         <source>Failed: {reason}</source>
         <translation>失败：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="710"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="722"/>
         <source>unknown error</source>
         <translation>未知错误</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="747"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="759"/>
         <source> (in use)</source>
         <translation> (使用中)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="749"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="761"/>
         <source> (full model)</source>
         <translation> (完整模型)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="751"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="763"/>
         <source> (damaged)</source>
         <translation>（已损坏）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="808"/>
+        <source>Export the merged model into</source>
+        <translation>将合并后的模型导出到</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="824"/>
+        <source>Exporting {name} merged into its base model to {out}…</source>
+        <translation>正在将 {name} 合并进基础模型并导出到 {out}…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="835"/>
+        <source>Exported to {out}. Open it as a model with Open folder… in the chat&apos;s model panel.</source>
+        <translation>已导出到 {out}。可在聊天的模型面板中用“打开文件夹…”将其作为模型打开。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="839"/>
+        <source>Export failed: {reason}</source>
+        <translation>导出失败：{reason}</translation>
     </message>
 </context>
 <context>

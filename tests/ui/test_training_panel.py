@@ -649,3 +649,84 @@ def test_background_results_arrive_in_the_gui_thread(qtbot, docs, tmp_path):
     qtbot.waitUntil(lambda: panel.preview_used is not None, timeout=60000)
     assert threads == [threading.main_thread()]
     panel.shutdown()
+
+
+# -- export of a merged model --------------------------------------------------------------------
+def _trained_adapter(tmp_path: Path) -> tuple[Path, Path]:
+    """(tiny base model folder, adapters root holding one LoRA adapter trained on it)."""
+    import contextlib
+    import io
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+    from tiny_hf import tiny_llama_folder, write_corpus
+
+    from chatapp.cli import main
+    base = tiny_llama_folder(tmp_path / "base")
+    docs = write_corpus(tmp_path / "docs")
+    root = tmp_path / "adapters"
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = main(["train", "--model", str(base), "--data", str(docs), "--out", str(root / "notes"),
+                     "--max-steps", "2", "--lr", "5e-2", "--block-size", "32", "--batch-size", "4",
+                     "--lora-targets", "q_proj,v_proj", "--threads", "1", "--progress", "jsonl"])
+    assert code == 0
+    return base, root
+
+
+def _export(qtbot, panel, parent: Path) -> None:
+    qtbot.waitUntil(lambda: panel.adapters_table.rowCount() >= 1, timeout=120000)
+    panel.adapters_table.selectRow(0)
+    assert panel.export_button.isEnabled()
+    panel.choose_export_parent = lambda start: parent
+    qtbot.mouseClick(panel.export_button, Qt.LeftButton)
+    assert panel.exporter is not None and not panel.export_button.isEnabled()
+    qtbot.waitUntil(lambda: panel.exporter is None, timeout=120000)
+
+
+def test_export_writes_the_merged_model_and_lists_it(qtbot, tmp_path):
+    pytest.importorskip("transformers")
+    import torch
+
+    from chatapp.engine.loader import load_model
+    base, root = _trained_adapter(tmp_path)
+    panel = TrainingPanel(model=str(base), adapters_dir=root)
+    qtbot.addWidget(panel)
+    try:
+        _export(qtbot, panel, root)
+        out = root / "notes-merged"
+        assert panel.status_label.text().startswith(f"Exported to {out}."), panel.status_label.text()
+        assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
+        # the merged model computes what the base model with the adapter computes
+        tokens = torch.arange(5, 30)[None]
+        with torch.inference_mode():
+            merged = load_model(out, device="cpu").model(tokens)
+            adapted = load_model(base, device="cpu", adapter=root / "notes").model(tokens)
+        assert (merged - adapted).abs().max() < 1e-4
+        qtbot.waitUntil(lambda: panel.adapters_table.rowCount() == 2, timeout=120000)  # now listed too
+        kinds = sorted(entry["kind"] for entry in panel.adapters)
+        assert kinds == ["adapter", "model"]
+        # a second export does not overwrite the first
+        panel.adapters_table.selectRow(next(i for i, e in enumerate(panel.adapters) if e["kind"] == "adapter"))
+        panel.choose_export_parent = lambda start: root
+        panel.export_selected()
+        qtbot.waitUntil(lambda: panel.exporter is None, timeout=120000)
+        assert (root / "notes-merged-2" / "model.safetensors").is_file()
+    finally:
+        panel.shutdown(timeout_s=5.0)
+
+
+def test_export_failure_is_said_plainly(qtbot, tmp_path):
+    pytest.importorskip("transformers")
+    import shutil
+
+    base, root = _trained_adapter(tmp_path)
+    shutil.rmtree(base)  # the base model is gone
+    panel = TrainingPanel(model="default", adapters_dir=root)
+    qtbot.addWidget(panel)
+    try:
+        _export(qtbot, panel, tmp_path)
+        text = panel.status_label.text()
+        assert text.startswith("Export failed: ") and str(base) in text, text
+        assert not (tmp_path / "notes-merged" / "model.safetensors").exists()
+        assert panel.export_button.isEnabled()  # ready for another try
+    finally:
+        panel.shutdown(timeout_s=5.0)
