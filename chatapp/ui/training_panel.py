@@ -251,6 +251,14 @@ class TrainingPanel(QWidget):
         self.block_size = QSpinBox(minimum=16, maximum=131072, singleStep=64, value=256)
         self.lora_rank = QSpinBox(minimum=1, maximum=1024, value=8)
         self.lora_alpha = QSpinBox(minimum=1, maximum=4096, value=16)
+        self.lora_targets = QComboBox()
+        for label, targets in ((_tr("Attention q, v (fastest)"), ["q_proj", "v_proj"]),
+                               (_tr("All attention (q, k, v, o)"), ["q_proj", "k_proj", "v_proj", "o_proj"]),
+                               (_tr("All linear layers (learns most)"),
+                                ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])):
+            self.lora_targets.addItem(label, targets)
+        self.lora_targets.setToolTip(_tr("Which layers get an adapter: more layers learn more from the "
+                                         "documents, train slower, and overfit sooner"))
         self.eval_every = QSpinBox(minimum=0, maximum=1_000_000, value=50)
         self.eval_every.setSpecialValueText(_tr("Before and after only"))
         self.early_stop = QSpinBox(minimum=0, maximum=1000, value=0)
@@ -263,14 +271,15 @@ class TrainingPanel(QWidget):
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         self.settings_widgets = [self.name_edit, self.method, self.epochs, self.max_steps, self.lr,
                                  self.batch_size, self.grad_accum, self.block_size, self.lora_rank,
-                                 self.lora_alpha, self.eval_every, self.early_stop, self.save_every, self.seed]
+                                 self.lora_alpha, self.lora_targets, self.eval_every, self.early_stop, self.save_every, self.seed]
         form.addRow(_tr("Base model"), self.base_label)
         for label, widget in ((_tr("Name"), self.name_edit), (_tr("Method"), self.method),
                               (_tr("Epochs"), self.epochs), (_tr("Max steps"), self.max_steps),
                               (_tr("Learning rate"), self.lr), (_tr("Batch size"), self.batch_size),
                               (_tr("Gradient accumulation"), self.grad_accum),
                               (_tr("Block size (tokens)"), self.block_size), (_tr("LoRA rank"), self.lora_rank),
-                              (_tr("LoRA alpha"), self.lora_alpha), (_tr("Evaluate every (steps)"), self.eval_every),
+                              (_tr("LoRA alpha"), self.lora_alpha), (_tr("LoRA layers"), self.lora_targets),
+                              (_tr("Evaluate every (steps)"), self.eval_every),
                               (_tr("Stop if no gain for"), self.early_stop),
                               (_tr("Checkpoint every (steps)"), self.save_every), (_tr("Seed"), self.seed)):
             widget.setAccessibleName(label)
@@ -343,6 +352,7 @@ class TrainingPanel(QWidget):
         lora = self.method.currentData() == "lora"
         self.lora_rank.setEnabled(not training and lora)
         self.lora_alpha.setEnabled(not training and lora)
+        self.lora_targets.setEnabled(not training and lora)
         row = self._selected_adapter()
         usable = row is not None and not row["error"]
         self.chat_button.setEnabled(usable)
@@ -503,6 +513,7 @@ class TrainingPanel(QWidget):
                             lr=self.lr.value(), batch_size=self.batch_size.value(),
                             grad_accum=self.grad_accum.value(), block_size=self.block_size.value(),
                             lora_rank=self.lora_rank.value(), lora_alpha=self.lora_alpha.value(),
+                            lora_targets=list(self.lora_targets.currentData()),
                             eval_every=self.eval_every.value(), early_stop=self.early_stop.value(),
                             save_every=self.save_every.value(), seed=self.seed.value())
 

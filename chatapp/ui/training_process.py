@@ -82,6 +82,7 @@ class TrainOptions:
     block_size: int = 256
     lora_rank: int = 8
     lora_alpha: float = 16.0
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
     eval_every: int = 50
     early_stop: int = 0  # evaluations without improvement before stopping (best weights kept); 0: off
     save_every: int = 100
@@ -118,6 +119,8 @@ class TrainOptions:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if not self.lora_alpha > 0:
             raise ValueError(f"lora_alpha must be positive, got {self.lora_alpha!r}")
+        if not self.lora_targets:
+            raise ValueError("lora_targets is empty")
         for name in ("eval_every", "early_stop", "save_every", "seed"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
@@ -146,7 +149,8 @@ def build_train_command(options: TrainOptions, dry_run: bool = False,
     argv += ["--lr", repr(float(o.lr)), "--batch-size", str(o.batch_size), "--grad-accum", str(o.grad_accum),
              "--block-size", str(o.block_size)]
     if o.method == "lora":
-        argv += ["--lora-rank", str(o.lora_rank), "--lora-alpha", _number(o.lora_alpha)]
+        argv += ["--lora-rank", str(o.lora_rank), "--lora-alpha", _number(o.lora_alpha),
+                 "--lora-targets", ",".join(o.lora_targets)]
     argv += ["--eval-every", str(o.eval_every), "--save-every", str(o.save_every), "--seed", str(o.seed)]
     if o.early_stop:
         argv += ["--early-stop", str(o.early_stop)]

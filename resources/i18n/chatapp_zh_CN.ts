@@ -774,7 +774,7 @@ Chat with a language model on your own machine, and teach it your own documents.
     </message>
     <message>
         <location filename="../../chatapp/ui/training_panel.py" line="166"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="441"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="451"/>
         <source>No documents chosen.</source>
         <translation>尚未选择文档。</translation>
     </message>
@@ -860,386 +860,411 @@ Chat with a language model on your own machine, and teach it your own documents.
     </message>
     <message>
         <location filename="../../chatapp/ui/training_panel.py" line="255"/>
+        <source>Attention q, v (fastest)</source>
+        <translation>注意力 q、v（最快）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="256"/>
+        <source>All attention (q, k, v, o)</source>
+        <translation>全部注意力层（q、k、v、o）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="257"/>
+        <source>All linear layers (learns most)</source>
+        <translation>全部线性层（学得最多）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="260"/>
+        <source>Which layers get an adapter: more layers learn more from the documents, train slower, and overfit sooner</source>
+        <translation>哪些层加适配器：层越多，从文档学到的越多，训练越慢，也越早过拟合</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="263"/>
         <source>Before and after only</source>
         <translation>仅训练前后</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="257"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="265"/>
         <source>Never</source>
         <translation>从不</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="258"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="266"/>
         <source> evaluations</source>
         <translation> 次评估</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="259"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="267"/>
         <source>Stop when this many evaluations in a row find no lower held-out perplexity, and keep the weights of the best one</source>
         <translation>连续这么多次评估的留出困惑度都没有降低时停止训练，并保留最佳一次的权重</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="262"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="270"/>
         <source>At the end only</source>
         <translation>仅在结束时</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="267"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="287"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="275"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="296"/>
         <source>Base model</source>
         <translation>基础模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="268"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="287"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="276"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="296"/>
         <source>Name</source>
         <translation>名称</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="268"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="276"/>
         <source>Method</source>
         <translation>方法</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="269"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="277"/>
         <source>Epochs</source>
         <translation>轮数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="269"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="277"/>
         <source>Max steps</source>
         <translation>最大步数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="270"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="278"/>
         <source>Learning rate</source>
         <translation>学习率</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="270"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="278"/>
         <source>Batch size</source>
         <translation>批大小</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="271"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="279"/>
         <source>Gradient accumulation</source>
         <translation>梯度累积</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="272"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="280"/>
         <source>Block size (tokens)</source>
         <translation>块大小（词元）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="272"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="280"/>
         <source>LoRA rank</source>
         <translation>LoRA 秩</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="273"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="281"/>
         <source>LoRA alpha</source>
         <translation>LoRA alpha</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="273"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="281"/>
+        <source>LoRA layers</source>
+        <translation>LoRA 层</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_panel.py" line="282"/>
         <source>Evaluate every (steps)</source>
         <translation>评估间隔（步）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="274"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="283"/>
         <source>Stop if no gain for</source>
         <translation>无改进则停止，持续</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="275"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="284"/>
         <source>Checkpoint every (steps)</source>
         <translation>检查点间隔（步）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="275"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="284"/>
         <source>Seed</source>
         <translation>随机种子</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="284"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="293"/>
         <source>Adapters and trained models</source>
         <translation>适配器与训练好的模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="287"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="296"/>
         <source>Date</source>
         <translation>日期</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="288"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="297"/>
         <source>Val. perplexity</source>
         <translation>验证困惑度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="289"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="298"/>
         <source>Adapters</source>
         <translation>适配器</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="293"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="350"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="302"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="360"/>
         <source>Chat with this adapter</source>
         <translation>用此适配器对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="294"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="303"/>
         <source>Switch adapter off</source>
         <translation>关闭适配器</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="295"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="304"/>
         <source>Compare</source>
         <translation>对比</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="296"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="305"/>
         <source>Open folder</source>
         <translation>打开文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="297"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="306"/>
         <source>Export merged…</source>
         <translation>导出合并模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="298"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="307"/>
         <source>Write the adapter merged into its base model as a model folder that this app and transformers open</source>
         <translation>将适配器合并进基础模型，写成本应用和 transformers 都能打开的模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="300"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="309"/>
         <source>Refresh</source>
         <translation>刷新</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="349"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="359"/>
         <source>Chat with this model</source>
         <translation>与此模型对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="359"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="369"/>
         <source>the default model</source>
         <translation>默认模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="403"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="413"/>
         <source>Choose a folder of documents</source>
         <translation>选择文档文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="409"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="419"/>
         <source>Choose documents</source>
         <translation>选择文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="410"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="420"/>
         <source>Documents (*.txt *.md *.rst *.html *.htm *.pdf *.docx);;All files (*)</source>
         <translation>文档 (*.txt *.md *.rst *.html *.htm *.pdf *.docx);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="443"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="453"/>
         <source>Reading the documents…</source>
         <translation>正在读取文档…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="457"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="467"/>
         <source>Cannot read the documents: {message}</source>
         <translation>无法读取文档：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="466"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="476"/>
         <source>{used} files used, {skipped} skipped.</source>
         <translation>使用了 {used} 个文件，跳过 {skipped} 个。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="469"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="479"/>
         <source>None of these files can be used for training.</source>
         <translation>这些文件都不能用于训练。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="493"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="513"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="503"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="524"/>
         <source>Cannot start: {reason}</source>
         <translation>无法开始：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="532"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="543"/>
         <source>Estimating…</source>
         <translation>正在估算…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="568"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="579"/>
         <source>Preparing…</source>
         <translation>正在准备…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="570"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="581"/>
         <source>Reading documents and loading the model…</source>
         <translation>正在读取文档并加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="580"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="591"/>
         <source>Cancelling: saving a checkpoint…</source>
         <translation>正在取消：保存检查点…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="602"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="613"/>
         <source>needs about {memory} of memory</source>
         <translation>需要约 {memory} 内存</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="604"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="615"/>
         <source> ({available} available)</source>
         <translation> (可用 {available})</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="608"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="619"/>
         <source>takes about {eta}</source>
         <translation>耗时约 {eta}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="609"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="620"/>
         <source>Estimate: {details}.</source>
         <translation>估算：{details}。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="613"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="624"/>
         <source>This will likely run out of memory: use LoRA, a smaller batch size or a shorter block size.</source>
         <translation>这很可能会内存不足：请使用 LoRA、更小的批大小或更短的块大小。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="620"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="631"/>
         <source>{train} tokens to train on, {val} held out for validation.</source>
         <translation>{train} 个词元用于训练，{val} 个留作验证。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="623"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="634"/>
         <source>Too little text is held out to measure perplexity.</source>
         <translation>留出的文本太少，无法测量困惑度。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="633"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="644"/>
         <source>Estimate failed: {reason}</source>
         <translation>估算失败：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="635"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="646"/>
         <source>Estimate cancelled.</source>
         <translation>估算已取消。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="646"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="657"/>
         <source>Step {step} of {total} · about {eta} left</source>
         <translation>第 {step}/{total} 步 · 约剩 {eta}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="651"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="662"/>
         <source>loss {loss:.4f} · {speed:,.0f} tokens/s · lr {lr:.2e}</source>
         <translation>损失 {loss:.4f} · {speed:,.0f} 词元/秒 · 学习率 {lr:.2e}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="654"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="665"/>
         <source>The loss is not a number: training has diverged; try a lower learning rate.</source>
         <translation>损失值不是数字（NaN）：训练已发散，请尝试更低的学习率。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="656"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="667"/>
         <source>Training…</source>
         <translation>正在训练…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="679"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="690"/>
         <source>Perplexity on held-out text: before {before:.2f}</source>
         <translation>留出文本上的困惑度：训练前 {before:.2f}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="682"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="693"/>
         <source>, after {after:.2f} ({change:+.0f}%)</source>
         <translation>，训练后 {after:.2f}（{change:+.0f}%）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="702"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="713"/>
         <source> A checkpoint at step {step} was kept: Resume continues from it.</source>
         <translation> 已保留第 {step} 步的检查点：点击“继续训练”可从这里接着训练。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="707"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="718"/>
         <source>Completed</source>
         <translation>已完成</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="708"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="719"/>
         <source>Completed. Saved to {out}</source>
         <translation>已完成。已保存到 {out}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="710"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="721"/>
         <source>Stopped early at step {step}: held-out perplexity stopped improving.</source>
         <translation>在第 {step} 步提前停止：留出困惑度不再改善。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="713"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="724"/>
         <source> (the weights of step {step}, the lowest held-out perplexity)</source>
         <translation>（第 {step} 步的权重，留出困惑度最低）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="718"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="719"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="729"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="730"/>
         <source>Cancelled</source>
         <translation>已取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="721"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="732"/>
         <source>Failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="722"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="733"/>
         <source>Failed: {reason}</source>
         <translation>失败：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="722"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="733"/>
         <source>unknown error</source>
         <translation>未知错误</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="759"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="770"/>
         <source> (in use)</source>
         <translation> (使用中)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="761"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="772"/>
         <source> (full model)</source>
         <translation> (完整模型)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="763"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="774"/>
         <source> (damaged)</source>
         <translation>（已损坏）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="808"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="819"/>
         <source>Export the merged model into</source>
         <translation>将合并后的模型导出到</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="824"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="835"/>
         <source>Exporting {name} merged into its base model to {out}…</source>
         <translation>正在将 {name} 合并进基础模型并导出到 {out}…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="835"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="846"/>
         <source>Exported to {out}. Open it as a model with Open folder… in the chat&apos;s model panel.</source>
         <translation>已导出到 {out}。可在聊天的模型面板中用“打开文件夹…”将其作为模型打开。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="839"/>
+        <location filename="../../chatapp/ui/training_panel.py" line="850"/>
         <source>Export failed: {reason}</source>
         <translation>导出失败：{reason}</translation>
     </message>
@@ -1247,47 +1272,47 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>TrainingProcess</name>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="389"/>
+        <location filename="../../chatapp/ui/training_process.py" line="393"/>
         <source>the training process could not start: {error}</source>
         <translation>训练进程无法启动：{error}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="409"/>
+        <location filename="../../chatapp/ui/training_process.py" line="413"/>
         <source>the process did not stop in time and was killed; no checkpoint was written</source>
         <translation>进程未能及时停止，已被强制结束；未写入检查点</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="419"/>
+        <location filename="../../chatapp/ui/training_process.py" line="423"/>
         <source>it reported completion but then {what}</source>
         <translation>它报告已完成，但随后{what}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="424"/>
+        <location filename="../../chatapp/ui/training_process.py" line="428"/>
         <source>the training process crashed or was killed (the system may have run out of memory)</source>
         <translation>训练进程崩溃或被终止（系统可能内存不足）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="427"/>
+        <location filename="../../chatapp/ui/training_process.py" line="431"/>
         <source>the training process was killed (exit code {code}), most often by the system running out of memory</source>
         <translation>训练进程被终止（退出代码 {code}），通常是因为系统内存不足</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="430"/>
+        <location filename="../../chatapp/ui/training_process.py" line="434"/>
         <source>the training process exited without reporting an end</source>
         <translation>训练进程已退出，但没有报告结束状态</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="432"/>
+        <location filename="../../chatapp/ui/training_process.py" line="436"/>
         <source>the training process exited with code {code}</source>
         <translation>训练进程以代码 {code} 退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="435"/>
+        <location filename="../../chatapp/ui/training_process.py" line="439"/>
         <source>; last output: {lines}</source>
         <translation>；最后的输出：{lines}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="441"/>
+        <location filename="../../chatapp/ui/training_process.py" line="445"/>
         <source>out of memory. Try LoRA, a smaller batch size or a shorter block size. Details: {reason}</source>
         <translation>内存不足。请尝试 LoRA、更小的批大小或更短的块大小。详情：{reason}</translation>
     </message>

@@ -172,7 +172,8 @@ def test_build_train_command_lora_and_full(tmp_path):
     pairs = dict(zip(argv[7::2], argv[8::2]))
     assert pairs == {"--out": str(tmp_path / "out"), "--method": "lora", "--epochs": "1", "--lr": "0.0002",
                      "--batch-size": "4", "--grad-accum": "1", "--block-size": "256", "--lora-rank": "8",
-                     "--lora-alpha": "16", "--eval-every": "50", "--save-every": "100", "--seed": "0",
+                     "--lora-alpha": "16", "--lora-targets": "q_proj,v_proj", "--eval-every": "50",
+                     "--save-every": "100", "--seed": "0",
                      "--progress": "jsonl"}
     full = TrainOptions(model="m.gguf", data=[tmp_path], out_dir=tmp_path / "o", method="full", max_steps=30,
                         lr=2e-5, resume_from=tmp_path / "o" / "step-00000010")
@@ -193,13 +194,13 @@ def test_command_parses_with_the_real_train_cli(tmp_path):
     train.add_train_parser(parser.add_subparsers(dest="command"))
     options = TrainOptions(model="default", data=[tmp_path / "a", tmp_path / "b.md"], out_dir=tmp_path / "out",
                            max_steps=12, lr=3e-4, lora_rank=4, lora_alpha=8, resume_from=tmp_path / "out",
-                           early_stop=2)
+                           early_stop=2, lora_targets=["q_proj", "k_proj", "v_proj", "o_proj"])
     args = parser.parse_args(build_train_command(options, dry_run=True, prefix=["chatapp"])[1:])
     assert args.data == [str(tmp_path / "a"), str(tmp_path / "b.md")] and args.out == str(tmp_path / "out")
     assert (args.method, args.max_steps, args.epochs, args.lr) == ("lora", 12, None, 3e-4)
     assert (args.lora_rank, args.lora_alpha, args.save_every, args.eval_every) == (4, 8.0, 100, 50)
     assert (args.resume, args.progress, args.dry_run) == (str(tmp_path / "out"), "jsonl", True)
-    assert args.early_stop == 2
+    assert args.early_stop == 2 and args.lora_targets == ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
 def test_default_command_starts_this_app(tmp_path):
@@ -210,7 +211,7 @@ def test_default_command_starts_this_app(tmp_path):
 @pytest.mark.parametrize("bad, message", [
     (dict(data=[]), "no documents"), (dict(method="qlora"), "method"), (dict(epochs=1.0, max_steps=5), "not both"),
     (dict(lr=0), "lr"), (dict(batch_size=0), "batch_size"), (dict(model=""), "model"),
-    (dict(early_stop=-1), "early_stop")])
+    (dict(early_stop=-1), "early_stop"), (dict(lora_targets=[]), "lora_targets")])
 def test_train_options_validate(tmp_path, bad, message):
     kwargs = dict(model="default", data=[tmp_path], out_dir=tmp_path)
     kwargs.update(bad)
@@ -285,6 +286,10 @@ def test_early_stop_setting_and_its_completion_message(qtbot, make_panel):
     assert panel.options().early_stop == 0 and panel.early_stop.text() == "Never"
     panel.early_stop.setValue(3)
     assert panel.options().early_stop == 3
+    assert panel.options().lora_targets == ["q_proj", "v_proj"]
+    panel.lora_targets.setCurrentIndex(2)
+    assert panel.options().lora_targets == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                            "down_proj"]
     qtbot.mouseClick(panel.start_button, Qt.LeftButton)
     _wait_ended(qtbot, panel)
     text = panel.status_label.text()
