@@ -256,6 +256,7 @@ def cmd_train(args: argparse.Namespace, run: Optional[Callable[..., dict]] = Non
         writer = ProgressWriter(jsonl, stdout)
         ctx = None
         final: dict[str, Any]
+        returned = False  # the job ended on its own on this rank (completed or agreed cancel)
         try:
             with _signals_cancel(cancel):
                 from ..training.distributed import init_distributed
@@ -265,6 +266,7 @@ def cmd_train(args: argparse.Namespace, run: Optional[Callable[..., dict]] = Non
                 job = _job_from_args(args)
                 ctx = init_distributed(args.device)
                 final = (run or run_training)(job, writer, cancel, ctx)
+                returned = True
         except KeyboardInterrupt:
             final = {"event": "end", "status": "cancelled", "reason": "stopped at once, without a checkpoint",
                      "out": args.out}
@@ -275,7 +277,7 @@ def cmd_train(args: argparse.Namespace, run: Optional[Callable[..., dict]] = Non
             final = {"event": "end", "status": "failed", "reason": reason, "out": args.out}
         finally:
             if ctx is not None:
-                ctx.close()
+                ctx.close(synchronize=returned)
         if ctx is None or ctx.is_main:
             if jsonl:
                 writer(final)

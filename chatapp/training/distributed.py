@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import logging
 import math
 import os
@@ -72,8 +73,19 @@ class DistContext:
     def any(self, flag: bool, device: torch.device) -> bool:
         return self.sum([1.0 if flag else 0.0], device)[0] > 0
 
-    def close(self) -> None:
+    def close(self, synchronize: bool = False) -> None:
+        """Leave the process group. `synchronize` (after a run every rank finished): wait for all
+        ranks first, so no collective is in flight when the group goes."""
         if self.enabled and dist.is_initialized():
+            if synchronize:
+                try:
+                    dist.barrier()
+                except RuntimeError as exc:  # another rank failed and left: nothing left to wait for
+                    log.warning("ranks did not meet before leaving the process group: %s", exc)
+            # The sharded model's tensors (kept alive by reference cycles through FSDP's hooks)
+            # hold the process group: free them now, while the interpreter is whole, rather than
+            # during its shutdown, where tearing down gloo's threads can abort the process.
+            gc.collect()
             dist.destroy_process_group()
 
 

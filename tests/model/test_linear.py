@@ -234,3 +234,25 @@ def test_model_prefill_on_onednn_matches_f_linear(count_onednn):
         got = model(tokens)
     assert len(count_onednn) >= 7 * 2  # every projection of both layers
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@needs_onednn
+def test_onednn_sees_a_bounded_set_of_row_counts_and_stays_exact(monkeypatch):
+    seen = set()
+    real = linear_module._inner_product
+
+    def recording(rows, weight, bias):
+        seen.add(rows.shape[0])
+        return real(rows, weight, bias)
+
+    monkeypatch.setattr(linear_module, "_inner_product", recording)
+    torch.manual_seed(9)
+    weight, bias = torch.randn(48, 24), torch.randn(48)
+    for m in (2, 5, 31, 32, 33, 200, 511, 512, 513, 1100):
+        x = torch.randn(m, 24)
+        with torch.no_grad():
+            got = fast_linear(x, weight, bias, onednn=True)
+        assert got.shape == (m, 48)
+        torch.testing.assert_close(got, F.linear(x, weight, bias), rtol=1e-5, atol=1e-5)
+    chunk, pad = linear_module.CHUNK_ROWS, linear_module.PAD_ROWS
+    assert seen <= set(range(pad, chunk + 1, pad))  # whatever the prompt length, at most chunk / pad shapes
