@@ -86,6 +86,7 @@ def add_chat_parser(subparsers) -> None:
 
 
 def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
+    from ..engine.backend import CONTINUABLE_REASONS
     from ..engine.generate import ContextOverflowError
     from ..engine.session import ChatSession
 
@@ -118,7 +119,7 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
         if text == "/continue":
             last = session.messages[-1] if session.messages else None
             if last is None or last["role"] != "assistant" or session.reply is None \
-                    or session.reply.finish_reason not in ("length", "cancelled"):
+                    or session.reply.finish_reason not in CONTINUABLE_REASONS:
                 out.write("(nothing to continue: the last reply, if any, was complete)\n")
                 continue
             out.write(last["content"])

@@ -14,6 +14,11 @@ from typing import Any, Callable, Iterator, Optional
 
 log = logging.getLogger(__name__)
 
+# Finish reasons of a reply that stopped before its end, so that it can be continued
+# (stream(..., continue_last=True)). Here, not in session.py, so the window can read it
+# without importing torch.
+CONTINUABLE_REASONS = ("length", "cancelled")
+
 
 @dataclass
 class LoadOptions:

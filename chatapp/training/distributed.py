@@ -200,7 +200,6 @@ class DistributedTrainer(Trainer):
         return path
 
 
-
 class ShardedTrainer(DistributedTrainer):
     """DistributedTrainer on a model sharded with FSDP2 (see the module docstring)."""
 

@@ -89,7 +89,8 @@ def estimate_training_memory(config: ModelConfig, method: str, lora: Optional[Lo
     """Peak memory of one training process running micro-batches of `batch_size` x `block_size`.
 
     shards: processes the weights, gradients and optimizer state are split between (FSDP);
-    each also holds one gathered block at a time, counted as two blocks' weights.
+    each also holds whole, while computing them, the outer group (embeddings, lm_head) and two
+    blocks (the one computed and the next, prefetched).
     """
     w_item = torch.tensor([], dtype=weight_dtype).element_size()
     a_item = torch.tensor([], dtype=activation_dtype or weight_dtype).element_size()

@@ -254,7 +254,8 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
                  "data_kind": data.kind, "data_fingerprint": data.fingerprint, "seed": job.seed,
                  "val_fraction": job.val_fraction, "block_size": job.block_size, "steps": result.step,
                  "eval_before": before, "eval_after": after, "best_val_loss": result.best_val_loss,
-                 "best_step": result.best_step, "restored_step": result.restored_step, "processes": ctx.world_size, "train_config": cfg.to_dict()}
+                 "best_step": result.best_step, "restored_step": result.restored_step,
+                 "processes": ctx.world_size, "train_config": cfg.to_dict()}
         _save_outputs(job, model, tokenizer, config, notes, base_name)
         say({"event": "saved", "kind": "adapter" if job.method == "lora" else "hf-folder", "path": str(job.out)})
     ctx.barrier()

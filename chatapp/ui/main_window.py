@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, Q
                                QPushButton, QSplitter, QStatusBar, QTabWidget, QVBoxLayout, QWidget)
 
 from .. import __version__
+from ..engine.backend import CONTINUABLE_REASONS
 from ..storage.db import INTERRUPTED
 from ..storage.settings import AppSettings, SettingsStore
 from .chat_view import ChatView, MessageWidget
@@ -33,8 +34,9 @@ log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_MS = 33  # ~30 Hz: smooth to the eye, cheap for the GUI thread
 SAVE_INTERVAL_S = 1.0  # how often a streaming reply is written to the database
-# A reply that ended for one of these reasons stopped before its end, and can be continued.
-CONTINUABLE = ("length", "cancelled", INTERRUPTED)
+# A reply that ended for one of these reasons stopped before its end, and can be continued
+# (a stream the app did not see to its end, too).
+CONTINUABLE = CONTINUABLE_REASONS + (INTERRUPTED,)
 UNDO_DELETE_MS = 15000
 
 
@@ -299,23 +301,26 @@ class MainWindow(QMainWindow):
         self._update_state()
         self.composer.setFocus()
 
+    def _previous_model_kept(self) -> str:
+        """After a load that did not happen: which model is still loaded, if any."""
+        if not self.model_info:
+            return ""
+        return _tr(" The previous model ({name}) is still loaded.").format(name=self.model_info["name"])
+
     @Slot(str)
     def _on_model_load_cancelled(self, spec: str) -> None:
         self.loading_spec = None
         self.settings_panel.set_loading(False)
-        kept = (_tr(" The previous model ({name}) is still loaded.").format(name=self.model_info["name"])
-                if self.model_info else "")
-        self.settings_panel.model_status.setText(_tr("Loading {spec} was cancelled.").format(spec=spec) + kept)
+        self.settings_panel.model_status.setText(_tr("Loading {spec} was cancelled.").format(spec=spec)
+                                                 + self._previous_model_kept())
         self._update_state()
 
     @Slot(str, str)
     def _on_model_failed(self, spec: str, message: str) -> None:
         self.loading_spec = None
         self.settings_panel.set_loading(False)
-        kept = (_tr(" The previous model ({name}) is still loaded.").format(name=self.model_info["name"])
-                if self.model_info else "")
         self.settings_panel.model_status.setText(
-            _tr("Could not load {spec}: {message}").format(spec=spec, message=message) + kept)
+            _tr("Could not load {spec}: {message}").format(spec=spec, message=message) + self._previous_model_kept())
         self.statusBar().showMessage(_tr("Model load failed: {message}").format(message=message), 15000)
         self._update_state()
 
