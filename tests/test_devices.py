@@ -10,14 +10,10 @@ machine the same file checks the GPU path:
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent / "training"))
-from tiny_hf import tiny_llama_folder, write_corpus  # noqa: E402
+from helpers.tiny_hf import tiny_llama_folder, write_corpus
 
 from chatapp.engine.device import default_dtype  # noqa: E402
 from chatapp.engine.generate import Engine  # noqa: E402

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any, Mapping, Optional
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -15,22 +16,34 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="a LoRA adapter folder (PEFT layout, e.g. from `chatapp train`) to apply to the model")
 
 
-def add_sampling_options(p: argparse.ArgumentParser, temperature: float = 0.7) -> None:
-    p.add_argument("--max-new-tokens", type=int, default=512)
-    p.add_argument("--temperature", type=float, default=temperature, help="0 means greedy")
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--top-k", type=int, default=40)
-    p.add_argument("--min-p", type=float, default=0.05)
-    p.add_argument("--repetition-penalty", type=float, default=1.1)
+def add_sampling_options(p: argparse.ArgumentParser) -> None:
+    """Sampling flags. A flag not given is None: the model's recommended value, else the default
+    of chatapp.sampling_settings, applies (see sampling_from_args)."""
+    from ..sampling_settings import default
+
+    def option(flag: str, kind: type, what: str = "") -> None:
+        name = flag[2:].replace("-", "_")
+        p.add_argument(flag, type=kind, default=None,
+                       help=f"{what}default: the model's recommendation, else {default(name)}".lstrip())
+
+    option("--max-new-tokens", int)
+    option("--temperature", float, "0 means greedy; ")
+    option("--top-p", float)
+    option("--top-k", int, "0: off; ")
+    option("--min-p", float)
+    option("--repetition-penalty", float, "1.0: off; ")
+    option("--repeat-last-n", int, "tokens the repetition penalty looks back at, 0: all; ")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--stop", action="append", default=[], metavar="STR", help="stop string (repeatable)")
 
 
-def sampling_from_args(args):
-    from ..engine.sampling import SamplingSettings
-    return SamplingSettings(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-                            min_p=args.min_p, repetition_penalty=args.repetition_penalty,
-                            max_new_tokens=args.max_new_tokens, seed=args.seed, stop=list(args.stop))
+def sampling_from_args(args, recommended: Optional[Mapping[str, Any]] = None):
+    """SamplingSettings: defaults, then the model's `recommended` values, then the flags given."""
+    from ..sampling_settings import with_recommended
+    return with_recommended(recommended or {}, temperature=args.temperature, top_p=args.top_p,
+                            top_k=args.top_k, min_p=args.min_p, repetition_penalty=args.repetition_penalty,
+                            repeat_last_n=args.repeat_last_n, max_new_tokens=args.max_new_tokens,
+                            seed=args.seed, stop=list(args.stop))
 
 
 def load_from_args(args):

@@ -31,8 +31,9 @@ def add_generate_parser(subparsers) -> None:
 def cmd_generate(args: argparse.Namespace) -> int:
     from ..engine.session import ChatSession
 
-    settings = sampling_from_args(args)
+    sampling_from_args(args)  # a bad flag fails before the model loads
     backend, _info = load_from_args(args)
+    settings = sampling_from_args(args, backend.loaded.sampling_defaults)
     engine = backend.engine
     if args.chat:
         session = ChatSession(engine, system_prompt=args.system,
@@ -91,8 +92,9 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
     from ..engine.session import ChatSession
 
     out = out or sys.stdout
-    settings = sampling_from_args(args)
+    sampling_from_args(args)  # a bad flag fails before the model loads
     backend, info = load_from_args(args)
+    settings = sampling_from_args(args, backend.loaded.sampling_defaults)
     session = ChatSession(backend.engine, system_prompt=args.system)
     out.write(f"{info.name} on {info.device}. /continue, /reset, /system TEXT, /exit. "
               f"Ctrl-C stops a reply.\n")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -20,8 +20,9 @@ from ..paths import default_model_path
 from ..text import Tokenizer
 from ..weights.build import build_model
 from ..weights.discovery import detect_model_kind
+from ..weights.gguf_config import gguf_sampling_defaults
 from ..weights.gguf_loader import gguf_config, load_gguf_state_dict, open_gguf
-from ..weights.hf_loader import load_hf_folder, read_hf_config
+from ..weights.hf_loader import hf_sampling_defaults, load_hf_folder, read_hf_config
 from ..weights.peft_adapter import load_adapter
 from .device import check_fits, choose_device, default_dtype, estimate_memory
 
@@ -45,6 +46,8 @@ class LoadedModel:
     dtype: torch.dtype
     load_s: float
     adapter: Optional[Path] = None  # the LoRA adapter folder applied, if any
+    # The sampling settings the model file recommends (chatapp.sampling_settings.RECOMMENDABLE).
+    sampling_defaults: dict = field(default_factory=dict)
 
 
 def resolve_model(spec: str | Path) -> Path:
@@ -113,10 +116,12 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
         state = load_gguf_state_dict(reader, config, path, dtype=dtype, progress=weights_progress)
         report("tokenizer", 0.0)
         tokenizer = Tokenizer.from_gguf(path, reader=reader)
+        recommended = gguf_sampling_defaults(reader, path)
     else:
         config, state = load_hf_folder(path, dtype=dtype, progress=weights_progress)
         report("tokenizer", 0.0)
         tokenizer = Tokenizer.from_hf_folder(path)
+        recommended = hf_sampling_defaults(path)
     model = build_model(config, state, device=target)
     del state
     if adapter is not None:
@@ -131,4 +136,5 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
     name = DEFAULT_MODEL_NAME if str(spec) == "default" else (config.name or path.name)
     return LoadedModel(name=name, path=path, kind=kind, config=config, model=model,
                        tokenizer=tokenizer, device=target, dtype=dtype, load_s=elapsed,
-                       adapter=Path(adapter).expanduser() if adapter is not None else None)
+                       adapter=Path(adapter).expanduser() if adapter is not None else None,
+                       sampling_defaults=recommended)

@@ -6,55 +6,12 @@ top-k / top-p / min-p filters, then a draw from the seeded generator. Temperatur
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 import torch
 
-
-class SettingsError(ValueError):
-    """A sampling setting out of range; the message names the setting and its range."""
-
-
-@dataclass
-class SamplingSettings:
-    temperature: float = 0.7
-    top_k: int = 40  # 0: off
-    top_p: float = 0.95  # 1.0: off
-    min_p: float = 0.05  # 0.0: off
-    repetition_penalty: float = 1.1  # 1.0: off
-    max_new_tokens: int = 512
-    repeat_last_n: int = 64  # how many recent tokens the repetition penalty looks at; 0: all
-    seed: Optional[int] = None  # None: a fresh random seed per reply
-    stop: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        if not 0.0 <= self.temperature <= 5.0:
-            raise SettingsError(f"temperature must be between 0 and 5, got {self.temperature}")
-        if self.top_k < 0:
-            raise SettingsError(f"top_k must be 0 (off) or positive, got {self.top_k}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise SettingsError(f"top_p must be in (0, 1], got {self.top_p}")
-        if not 0.0 <= self.min_p < 1.0:
-            raise SettingsError(f"min_p must be in [0, 1), got {self.min_p}")
-        if not 0.5 <= self.repetition_penalty <= 3.0:
-            raise SettingsError(f"repetition_penalty must be between 0.5 and 3, got {self.repetition_penalty}")
-        if self.repeat_last_n < 0:
-            raise SettingsError(f"repeat_last_n must be 0 (all) or positive, got {self.repeat_last_n}")
-        if self.max_new_tokens <= 0:
-            raise SettingsError(f"max_new_tokens must be positive, got {self.max_new_tokens}")
-        if any(not isinstance(s, str) or not s for s in self.stop):
-            raise SettingsError("stop strings must be non-empty text")
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+# The settings themselves (defaults, ranges) are defined once, without torch, there.
+from ..sampling_settings import SamplingSettings, SettingsError  # noqa: F401  (re-exported)
 
 
 def apply_repetition_penalty(logits: torch.Tensor, previous: torch.Tensor, penalty: float) -> torch.Tensor:

@@ -18,6 +18,7 @@ from gguf import GGUFReader, GGUFValueType, ReaderTensor
 from ..errors import CorruptFileError, UnsupportedArchitectureError
 from ..model.config import ConfigError, ModelConfig, RopeScaling
 from ..model.layers import rope_inv_freq
+from ..sampling_settings import checked_recommendations
 from .gguf_dequant import SUPPORTED_TYPES, dequantize_tensor, numpy_shape
 from .gguf_names import SUPPORTED_ARCHITECTURES
 
@@ -42,6 +43,23 @@ def field_value(reader: GGUFReader, key: str, path: Optional[Path] = None) -> An
         return scalar(field.parts[-1], field.types[0])
     except (UnicodeDecodeError, IndexError, ValueError) as exc:
         raise CorruptFileError(path, f"metadata key {key} cannot be read: {exc}") from exc
+
+
+# llama.cpp's recommended-sampler keys -> our setting names (keys we do not use are ignored).
+GGUF_SAMPLING_KEYS = {
+    "general.sampling.temp": "temperature",
+    "general.sampling.top_k": "top_k",
+    "general.sampling.top_p": "top_p",
+    "general.sampling.min_p": "min_p",
+    "general.sampling.penalty_repeat": "repetition_penalty",
+    "general.sampling.penalty_last_n": "repeat_last_n",
+}
+
+
+def gguf_sampling_defaults(reader: GGUFReader, path: Path | str) -> dict[str, Any]:
+    """The sampling settings the file recommends (`general.sampling.*`), valid ones only."""
+    found = {ours: field_value(reader, key, Path(path)) for key, ours in GGUF_SAMPLING_KEYS.items()}
+    return checked_recommendations({k: v for k, v in found.items() if v is not None}, str(path))
 
 
 def _tensor(reader: GGUFReader, name: str) -> Optional[ReaderTensor]:

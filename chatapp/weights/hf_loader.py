@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -16,6 +16,7 @@ from safetensors import SafetensorError, safe_open
 from ..errors import CorruptFileError, MissingFileError, UnsupportedArchitectureError
 from ..model.config import ConfigError, ModelConfig
 from ..paths import read_json_object
+from ..sampling_settings import checked_recommendations
 from .hf_names import CONFIG_BUILDERS, family_of, our_name
 from .validate import check_state_dict
 
@@ -44,6 +45,28 @@ def read_hf_config(folder: Path) -> tuple[str, ModelConfig]:
     if not config.name:
         config.name = folder.name
     return family, config
+
+
+# generation_config.json keys -> our setting names (transformers' defaults apply to absent keys).
+HF_SAMPLING_KEYS = {"temperature": "temperature", "top_k": "top_k", "top_p": "top_p", "min_p": "min_p",
+                    "repetition_penalty": "repetition_penalty"}
+
+
+def hf_sampling_defaults(folder: Path) -> dict[str, Any]:
+    """The sampling settings folder/generation_config.json recommends, valid ones only; {} without
+    the file. Its explicit `"do_sample": false` means transformers decodes greedily: temperature 0."""
+    path = Path(folder) / "generation_config.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = read_json_object(path)
+    except CorruptFileError as exc:  # the weights may still be fine: load with our defaults
+        log.warning("%s", exc)
+        return {}
+    found = {ours: data[key] for key, ours in HF_SAMPLING_KEYS.items() if data.get(key) is not None}
+    if data.get("do_sample") is False:
+        found["temperature"] = 0.0
+    return checked_recommendations(found, str(path))
 
 
 def safetensors_files(folder: Path) -> list[Path]:

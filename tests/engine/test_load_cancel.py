@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-from tiny_hf import tiny_llama_folder  # noqa: E402
+from helpers.tiny_hf import tiny_llama_folder
 
 from chatapp.engine.backend import ChatBackend, LoadOptions  # noqa: E402
 from chatapp.engine.sampling import SamplingSettings  # noqa: E402

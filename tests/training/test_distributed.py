@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tiny_hf import read_events, tiny_llama_folder, write_corpus
+from helpers.tiny_hf import read_events, tiny_llama_folder, write_corpus
 
 pytest.importorskip("transformers")
 

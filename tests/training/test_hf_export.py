@@ -17,7 +17,7 @@ from chatapp.weights.hf_loader import load_hf_folder
 from chatapp.weights.hf_names import our_name
 from chatapp.weights.peft_adapter import save_adapter
 
-from tiny_hf import tiny_llama_folder, tiny_tokenizer
+from helpers.tiny_hf import tiny_llama_folder, tiny_tokenizer
 
 transformers = pytest.importorskip("transformers")
 

@@ -12,7 +12,7 @@ from chatapp.training.estimate import (estimate_training_memory, lora_param_coun
                                        parse_bytes, suggest_smaller)
 from chatapp.training.prepare import count_targets, pack_with_tail, prepare_blocks, read_sources
 
-from tiny_hf import tiny_tokenizer, write_chat_file, write_corpus
+from helpers.tiny_hf import tiny_tokenizer, write_chat_file, write_corpus
 
 CONFIG = ModelConfig(arch="llama", vocab_size=1000, dim=64, n_layers=3, n_heads=4, n_kv_heads=2,
                      intermediate_size=160, max_seq_len=128)

@@ -662,8 +662,7 @@ def _trained_adapter(tmp_path: Path) -> tuple[Path, Path]:
     import contextlib
     import io
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-    from tiny_hf import tiny_llama_folder, write_corpus
+    from helpers.tiny_hf import tiny_llama_folder, write_corpus
 
     from chatapp.cli import main
     base = tiny_llama_folder(tmp_path / "base")

@@ -1,0 +1,104 @@
+"""Sampling settings: the one definition of their defaults and ranges (no torch, no Qt).
+
+`engine/sampling.py` applies them to logits; the window's saved settings
+(`storage/settings.py`) and the CLI's flags (`commands/common.py`) take their defaults from
+this dataclass. A model may recommend its own values (a Hugging Face folder's
+`generation_config.json`, a GGUF file's `general.sampling.*` keys, read in `weights/`):
+`with_recommended` lays those over the defaults, and the user's explicit choices over both.
+
+The defaults are neutral where a setting changes what greedy decoding picks: the
+repetition penalty is 1.0 (off), as in llama.cpp and transformers, so temperature 0 is
+plain argmax unless the user or the model asks for a penalty.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from typing import Any, Mapping, Optional
+
+log = logging.getLogger(__name__)
+
+# The settings a model file may recommend (the others are the user's: length, seed, stops).
+RECOMMENDABLE = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "repeat_last_n")
+
+
+class SettingsError(ValueError):
+    """A sampling setting out of range; the message names the setting and its range."""
+
+
+@dataclass
+class SamplingSettings:
+    temperature: float = 0.7
+    top_k: int = 40  # 0: off
+    top_p: float = 0.95  # 1.0: off
+    min_p: float = 0.05  # 0.0: off
+    repetition_penalty: float = 1.0  # 1.0: off
+    max_new_tokens: int = 512
+    repeat_last_n: int = 64  # how many recent tokens the repetition penalty looks at; 0: all
+    seed: Optional[int] = None  # None: a fresh random seed per reply
+    stop: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if not 0.0 <= self.temperature <= 5.0:
+            raise SettingsError(f"temperature must be between 0 and 5, got {self.temperature}")
+        if self.top_k < 0:
+            raise SettingsError(f"top_k must be 0 (off) or positive, got {self.top_k}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise SettingsError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not 0.0 <= self.min_p < 1.0:
+            raise SettingsError(f"min_p must be in [0, 1), got {self.min_p}")
+        if not 0.5 <= self.repetition_penalty <= 3.0:
+            raise SettingsError(f"repetition_penalty must be between 0.5 and 3, got {self.repetition_penalty}")
+        if self.repeat_last_n < 0:
+            raise SettingsError(f"repeat_last_n must be 0 (all) or positive, got {self.repeat_last_n}")
+        if self.max_new_tokens <= 0:
+            raise SettingsError(f"max_new_tokens must be positive, got {self.max_new_tokens}")
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            raise SettingsError("stop strings must be non-empty text")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def default(name: str) -> Any:
+    """The default of one setting, e.g. default("top_p") == 0.95."""
+    for f in fields(SamplingSettings):
+        if f.name == name:
+            return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+    raise KeyError(name)
+
+
+def checked_recommendations(values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The valid ones of a model's recommended settings; each bad value is logged and dropped
+    (a model with an odd recommendation still loads, with our default for that setting)."""
+    kept: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in RECOMMENDABLE:
+            continue
+        expected = type(default(name))
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or (expected is int and value != int(value)):
+            log.warning("%s: ignoring the recommended %s=%r (not a %s)", source, name, value, expected.__name__)
+            continue
+        value = expected(value)
+        try:
+            SamplingSettings(**{name: value})
+        except SettingsError as exc:
+            log.warning("%s: ignoring the recommended %s (%s)", source, name, exc)
+            continue
+        kept[name] = value
+    return kept
+
+
+def with_recommended(recommended: Mapping[str, Any], **explicit: Any) -> SamplingSettings:
+    """Defaults, then the model's recommended values, then the user's explicit ones (None: not given)."""
+    chosen = {k: v for k, v in explicit.items() if v is not None}
+    return replace(SamplingSettings(), **{**dict(recommended), **chosen})
