@@ -1,71 +1,34 @@
-"""Syntax colours for code blocks: a small line lexer and the QSyntaxHighlighter that uses it.
+"""Syntax colours for code blocks: Pygments lexes, a QSyntaxHighlighter paints.
 
-The lexer knows comments, strings, numbers and keywords for the languages models write most
-(Python, the C family, JavaScript/TypeScript, Go, Rust, shell, SQL, JSON...), and carries one
-piece of state from line to line: inside a block comment or a multi-line string. It never
-fails on odd input: what it does not recognise stays plain text. An unknown language gets
-no colours.
+Pygments knows the language names models put on their fences ("python", "tsx", "c++",
+"golang", ...); an unknown name, or none, gets no colours. A code block is small, so the
+highlighter lexes the whole block at once (once per edit of the document) and paints each
+line's share: a comment or string that spans lines needs no state of our own. Pygments'
+token types are folded into the four kinds our light and dark palettes colour.
 """
 
 from __future__ import annotations
 
-import re
+import functools
 from dataclasses import dataclass
 from typing import Optional
 
+from pygments.lexer import Lexer
+from pygments.lexers import get_lexer_by_name
+from pygments.token import Comment, Keyword, Name, Number, Operator, String, _TokenType
+from pygments.util import ClassNotFound
 from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat, QTextDocument
 
-KEYWORDS = {
-    "python": """and as assert async await break class continue def del elif else except False finally for
-        from global if import in is lambda None nonlocal not or pass raise return True try while with yield
-        match case self print len range""",
-    "c": """auto break case char const continue default do double else enum extern float for goto if inline
-        int long register return short signed sizeof static struct switch typedef union unsigned void volatile
-        while bool true false NULL nullptr class namespace template typename public private protected virtual
-        override new delete this using std include define""",
-    "java": """abstract boolean break byte case catch char class const continue default do double else enum
-        extends final finally float for if implements import instanceof int interface long native new null
-        package private protected public return short static super switch synchronized this throw throws try
-        void volatile while true false var string using namespace async await""",
-    "javascript": """async await break case catch class const continue debugger default delete do else export
-        extends false finally for function if import in instanceof let new null return super switch this throw
-        true try typeof undefined var void while with yield of interface type enum implements readonly as from
-        console""",
-    "go": """break case chan const continue default defer else fallthrough for func go goto if import interface
-        map package range return select struct switch type var nil true false string int error""",
-    "rust": """as async await break const continue crate else enum extern false fn for if impl in let loop match
-        mod move mut pub ref return self Self static struct super trait true type unsafe use where while Some
-        None Ok Err String Vec""",
-    "shell": """if then else elif fi for while until do done case esac function in return exit export local
-        echo cd set unset source read shift""",
-    "sql": """select from where and or not insert into values update set delete create table drop alter index
-        join left right inner outer on group by order having limit offset as distinct null is in like between
-        primary key foreign references union all case when then else end count sum avg min max""",
-    "json": "true false null",
-}
-ALIASES = {
-    "py": "python", "python3": "python", "python": "python", "ipython": "python",
-    "c": "c", "h": "c", "cpp": "c", "c++": "c", "cc": "c", "hpp": "c", "cxx": "c", "objc": "c",
-    "java": "java", "kotlin": "java", "kt": "java", "scala": "java", "cs": "java", "csharp": "java", "c#": "java",
-    "swift": "java", "dart": "java",
-    "js": "javascript", "javascript": "javascript", "jsx": "javascript", "ts": "javascript",
-    "typescript": "javascript", "tsx": "javascript", "node": "javascript",
-    "go": "go", "golang": "go", "rust": "rust", "rs": "rust",
-    "sh": "shell", "bash": "shell", "shell": "shell", "zsh": "shell", "console": "shell",
-    "sql": "sql", "json": "json",
-}
-# (line comment, block comment open, block comment close)
-COMMENTS = {
-    "python": ("#", None, None), "shell": ("#", None, None), "sql": ("--", "/*", "*/"), "json": (None, None, None),
-}
-C_COMMENTS = ("//", "/*", "*/")
-CASE_INSENSITIVE = {"sql"}
-
-NUMBER = re.compile(r"\b(0[xX][0-9a-fA-F_]+|0[bB][01_]+|\d[\d_]*(\.\d+)?([eE][+-]?\d+)?)\b")
-WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-# Line states carried between lines (QSyntaxHighlighter block states).
-PLAIN, BLOCK_COMMENT, TRIPLE_DOUBLE, TRIPLE_SINGLE, BACKTICK = 0, 1, 2, 3, 4
+# Pygments token type -> our kind (the first that the token is a subtype of).
+KINDS: tuple[tuple[_TokenType, str], ...] = (
+    (Comment, "comment"),
+    (String, "string"),
+    (Number, "number"),
+    (Keyword, "keyword"),
+    (Operator.Word, "keyword"),  # and, or, not, in, is
+    (Name.Builtin, "keyword"),  # print, len, echo, self
+)
+KIND_IDS = {"comment": 1, "string": 2, "number": 3, "keyword": 4}  # in a line's end state
 
 
 @dataclass(frozen=True)
@@ -75,75 +38,45 @@ class Span:
     kind: str  # "keyword", "string", "comment", "number"
 
 
+@functools.lru_cache(maxsize=64)
+def _lexer(name: str) -> Optional[Lexer]:
+    try:
+        return get_lexer_by_name(name)
+    except ClassNotFound:
+        return None
+
+
 def language_of(name: str) -> Optional[str]:
-    """The lexer's language for a fence's info string ("Python", "tsx", "c++"), or None."""
-    return ALIASES.get(name.strip().lower().split()[0]) if name.strip() else None
+    """The Pygments name of a fence's language ("Python", "tsx", "c++"), or None if unknown."""
+    words = name.strip().lower().split()
+    lexer = _lexer(words[0]) if words else None
+    return lexer.aliases[0] if lexer is not None and lexer.aliases else None
 
 
-def lex_line(line: str, language: str, state: int = PLAIN) -> tuple[list[Span], int]:
-    """Coloured spans of one line, and the state the next line starts in."""
-    keywords = set(KEYWORDS[language].split())
-    if language in CASE_INSENSITIVE:
-        keywords = {k.lower() for k in keywords}
-    line_comment, block_open, block_close = COMMENTS.get(language, C_COMMENTS)
+def _kind(token: _TokenType) -> Optional[str]:
+    return next((kind for parent, kind in KINDS if token in parent), None)
+
+
+def lex(text: str, language: str) -> list[Span]:
+    """Coloured spans of `text` (offsets into it), neighbours of one kind joined; [] when the
+    language is unknown."""
+    lexer = _lexer(language) if language else None
+    if lexer is None:
+        return []
     spans: list[Span] = []
-    i, n = 0, len(line)
-
-    def close(opener: str, kind: str, start: int, from_: int, still: int) -> tuple[int, int]:
-        """Find `opener` from `from_`; span start..end; (next index, state after)."""
-        end = line.find(opener, from_)
-        if end < 0:
-            spans.append(Span(start, n - start, kind))
-            return n, still
-        spans.append(Span(start, end + len(opener) - start, kind))
-        return end + len(opener), PLAIN
-
-    if state == BLOCK_COMMENT and block_close:
-        i, state = close(block_close, "comment", 0, 0, BLOCK_COMMENT)
-    elif state in (TRIPLE_DOUBLE, TRIPLE_SINGLE):
-        quote = '"""' if state == TRIPLE_DOUBLE else "'''"
-        i, state = close(quote, "string", 0, 0, state)
-    elif state == BACKTICK:
-        i, state = close("`", "string", 0, 0, BACKTICK)
-    else:
-        state = PLAIN
-    while i < n and state == PLAIN:
-        ch = line[i]
-        if line_comment and line.startswith(line_comment, i):
-            spans.append(Span(i, n - i, "comment"))
-            break
-        if block_open and line.startswith(block_open, i):
-            i, state = close(block_close, "comment", i, i + len(block_open), BLOCK_COMMENT)
+    # Some lexers end a comment only at a newline (Pygments adds one in get_tokens; the
+    # unprocessed tokens keep our offsets, so add it here and cut spans back to the text).
+    for start, token, value in lexer.get_tokens_unprocessed(text + "\n"):
+        kind = _kind(token)
+        value = value[:max(0, len(text) - start)]
+        if kind is None or not value:
             continue
-        if language == "python" and line.startswith(('"""', "'''"), i):
-            quote = line[i:i + 3]
-            i, state = close(quote, "string", i, i + 3, TRIPLE_DOUBLE if quote == '"""' else TRIPLE_SINGLE)
-            continue
-        if language == "javascript" and ch == "`":
-            i, state = close("`", "string", i, i + 1, BACKTICK)
-            continue
-        if ch in "\"'" and not (language == "rust" and ch == "'"):  # Rust's ' is mostly a lifetime
-            j = i + 1
-            while j < n and line[j] != ch:
-                j += 2 if line[j] == "\\" else 1
-            j = min(j + 1, n)
-            spans.append(Span(i, j - i, "string"))
-            i = j
-            continue
-        word = WORD.match(line, i)
-        if word:
-            text = word.group(0)
-            if (text.lower() if language in CASE_INSENSITIVE else text) in keywords:
-                spans.append(Span(i, len(text), "keyword"))
-            i = word.end()
-            continue
-        number = NUMBER.match(line, i)
-        if number and (i == 0 or not (line[i - 1].isalnum() or line[i - 1] == "_")):
-            spans.append(Span(i, number.end() - i, "number"))
-            i = number.end()
-            continue
-        i += 1
-    return spans, state
+        last = spans[-1] if spans else None
+        if last is not None and last.kind == kind and last.start + last.length == start:
+            spans[-1] = Span(last.start, last.length + len(value), kind)
+        else:
+            spans.append(Span(start, len(value), kind))
+    return spans
 
 
 def _palette(dark: bool) -> dict[str, QTextCharFormat]:
@@ -162,12 +95,13 @@ def _palette(dark: bool) -> dict[str, QTextCharFormat]:
 
 
 class CodeHighlighter(QSyntaxHighlighter):
-    """Colours a code block's document by `lex_line`; set_language("") switches colours off."""
+    """Colours a code block's document by `lex`; set_language("") switches colours off."""
 
     def __init__(self, document: QTextDocument, language: str = "", dark: bool = False) -> None:
         super().__init__(document)
         self.language = language_of(language)
         self.formats = _palette(dark)
+        self._lexed: tuple[Optional[str], str, list[Span]] = (None, "", [])  # (language, text, spans)
 
     def set_language(self, language: str) -> None:
         found = language_of(language)
@@ -179,12 +113,29 @@ class CodeHighlighter(QSyntaxHighlighter):
         self.formats = _palette(dark)
         self.rehighlight()
 
+    def _spans(self) -> list[Span]:
+        """The whole document's spans, lexed again only when its text or language changed."""
+        text = self.document().toPlainText()
+        language, lexed_text, spans = self._lexed
+        if language != self.language or lexed_text != text:
+            spans = lex(text, self.language or "")
+            self._lexed = (self.language, text, spans)
+        return spans
+
     def highlightBlock(self, text: str) -> None:  # noqa: N802 (Qt naming)
         if self.language is None:
-            self.setCurrentBlockState(PLAIN)
+            self.setCurrentBlockState(0)
             return
-        previous = self.previousBlockState()
-        spans, state = lex_line(text, self.language, previous if previous > 0 else PLAIN)
-        for span in spans:
-            self.setFormat(span.start, span.length, self.formats[span.kind])
+        block = self.currentBlock()
+        first, end = block.position(), block.position() + len(text)
+        state = 0
+        for span in self._spans():
+            lo, hi = max(span.start, first), min(span.start + span.length, end + 1)
+            if lo >= hi:
+                continue
+            if lo < end:
+                self.setFormat(lo - first, min(hi, end) - lo, self.formats[span.kind])
+            if hi > end:  # the span runs on past this line: the next line's colours depend on it
+                state = ((span.start + 1) * 8 + KIND_IDS[span.kind]) & 0x3FFFFFFF
+        # A changed end state (which span crosses the line end) makes Qt repaint the next line.
         self.setCurrentBlockState(state)

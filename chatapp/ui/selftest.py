@@ -47,6 +47,10 @@ def _self_test(profile: Path, timeout_s: float, prompt: str) -> dict:
     window.show()
     app.processEvents()
     summary["window_s"] = round(time.perf_counter() - started, 3)
+    # Pygments finds its lexers by importing them by name: a bundle that lacks them shows no colours.
+    from .highlight import lex
+    if not lex("def f(): return 1  # one", "python"):
+        return _finish(window, summary, "code blocks get no colours (Pygments' lexers are missing)")
 
     loop = QEventLoop()
 
