@@ -19,6 +19,7 @@ from chatapp.engine.device import default_dtype  # noqa: E402
 from chatapp.engine.generate import Engine  # noqa: E402
 from chatapp.engine.loader import load_model  # noqa: E402
 from chatapp.engine.sampling import SamplingSettings  # noqa: E402
+from chatapp.model.linear import configure_fast_paths  # noqa: E402
 from chatapp.model.lora import LoRAConfig, lora_state_dict  # noqa: E402
 from chatapp.training.prepare import prepare_blocks, read_sources  # noqa: E402
 from chatapp.training.trainer import TrainConfig, Trainer  # noqa: E402
@@ -67,7 +68,7 @@ def test_cached_decode_equals_one_full_pass(device, folder, reference):
     model, dtype = loaded.model, loaded.dtype
     tokens, _ = reference
     tokens = tokens.to(device)
-    model.prepare_for_inference()
+    configure_fast_paths(model, decode_split=torch.get_num_threads(), onednn=True, column_major=True)
     model.setup_cache(batch_size=1, max_seq_len=64)
     with torch.inference_mode():
         full = model(tokens).float()

@@ -14,6 +14,7 @@ from typing import Iterator, Optional, Sequence
 
 import torch
 
+from ..model.linear import configure_fast_paths
 from .sampling import SamplingSettings, sample_next
 from .stream import IncrementalDecoder, StopStringFilter
 
@@ -70,9 +71,8 @@ class Engine:
         self.device = next(model.parameters()).device
         self._cached: list[int] = []  # ids whose keys/values sit in the cache at 0..n-1
         self.reply = Reply()
-        prepare = getattr(model, "prepare_for_inference", None)  # mock models lack it
-        if prepare is not None:
-            prepare()
+        # Inference layout and paths: decoding split one block per thread, prefill on oneDNN.
+        configure_fast_paths(model, decode_split=torch.get_num_threads(), onednn=True, column_major=True)
         model.setup_cache(batch_size=1, max_seq_len=self.context_len)
 
     @property

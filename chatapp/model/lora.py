@@ -4,10 +4,12 @@ A LoRALinear keeps the pretrained weight frozen and learns a low-rank update bes
 
     y = x W^T + b  +  scaling * dropout(x) A^T B^T        A: (r, in), B: (out, r)
 
-B starts at zero, so a fresh adapter leaves the model's outputs unchanged. The wrapper adopts
-the Linear's own `weight` and `bias` parameters (no copy, same names), so a model with
-adapters still loads and saves its base weights under the names of chatapp/weights/__init__.py,
-and the adapter adds `<module>.lora_A` and `<module>.lora_B` beside them.
+B starts at zero, so a fresh adapter leaves the model's outputs unchanged. The wrapper holds
+the Linear itself as `base_layer` (PEFT's name; no copy) and runs the base product through it,
+so the base layer's fast paths (chatapp/model/linear.py) apply as they are configured, and
+removing the adapter puts the very same layer back. Its parameters appear as
+`<module>.base_layer.weight` while the adapter is on (`base_names` maps them back), and the
+adapter adds `<module>.lora_A` and `<module>.lora_B`.
 
 Pure torch and no I/O: the PEFT file format lives in chatapp/weights/peft_adapter.py.
 """
@@ -22,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .linear import Linear, fast_linear
 
 # Our Linear module names (last path component) that can carry an adapter.
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -73,10 +74,9 @@ class LoRALinear(nn.Module):
     def __init__(self, linear: nn.Linear, r: int, alpha: float, dropout: float = 0.0,
                  use_rslora: bool = False, dtype: Optional[torch.dtype] = None) -> None:
         super().__init__()
+        self.base_layer = linear  # wrapped, not copied: its weights and its fast-path settings
         self.in_features = linear.in_features
         self.out_features = linear.out_features
-        self.weight = linear.weight  # adopted, not copied: the base model's parameter itself
-        self.bias = linear.bias
         self.weight.requires_grad_(False)
         if self.bias is not None:
             self.bias.requires_grad_(False)
@@ -86,12 +86,17 @@ class LoRALinear(nn.Module):
         self.lora_A = nn.Parameter(torch.empty(r, self.in_features, **factory))
         self.lora_B = nn.Parameter(torch.empty(self.out_features, r, **factory))
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        # The base product's fast paths (see chatapp/model/linear.py), as on the layer replaced.
-        self.decode_split = getattr(linear, "decode_split", 1)
-        self.onednn = getattr(linear, "onednn", False)
         self.merged = False  # True while B @ A * scaling is folded into `weight`
         self._enabled = True
         self.reset_lora_parameters()
+
+    @property
+    def weight(self) -> nn.Parameter:
+        return self.base_layer.weight
+
+    @property
+    def bias(self) -> Optional[nn.Parameter]:
+        return self.base_layer.bias
 
     def reset_lora_parameters(self) -> None:
         # A as nn.Linear initialises its weight (PEFT does the same), B zero: a no-op at start.
@@ -126,18 +131,12 @@ class LoRALinear(nn.Module):
             self.merged = False
 
     def to_linear(self) -> nn.Linear:
-        """A plain Linear holding this layer's base weight (merged or not, as it is now)."""
-        with torch.device("meta"):
-            linear = Linear(self.in_features, self.out_features, bias=self.bias is not None)
-        linear.decode_split = self.decode_split
-        linear.onednn = self.onednn
-        linear.weight = self.weight
-        linear.bias = self.bias
-        linear.train(self.training)
-        return linear
+        """The wrapped layer, with its base weight as it is now (merged or not)."""
+        self.base_layer.train(self.training)
+        return self.base_layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = fast_linear(x, self.weight, self.bias, self.decode_split, self.onednn)
+        out = self.base_layer(x)
         if self.merged or not self._enabled:
             return out
         # The LoRA path runs in the adapter's dtype (float32 adapters over bf16 weights work).
@@ -190,6 +189,12 @@ def apply_lora(model: nn.Module, config: LoRAConfig, dtype: Optional[torch.dtype
 def mark_only_lora_trainable(model: nn.Module) -> None:
     for name, param in model.named_parameters():
         param.requires_grad_(_is_lora_param(name))
+
+
+def base_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`state` (of a model with LoRA layers) with each base parameter under its plain name:
+    `layers.0.attn.q_proj.base_layer.weight` -> `layers.0.attn.q_proj.weight`."""
+    return {name.replace(".base_layer.", "."): tensor for name, tensor in state.items()}
 
 
 def _is_lora_param(name: str) -> bool:

@@ -15,7 +15,7 @@ from torch import nn
 from .attention import Attention, KVCache
 from .config import ModelConfig
 from .layers import make_mlp, make_norm, rope_cos_sin, rope_inv_freq
-from .linear import Linear, use_onednn
+from .linear import Linear
 
 
 class Block(nn.Module):
@@ -53,30 +53,6 @@ class Transformer(nn.Module):
             if device is None and self.tok_embeddings.weight.device.type != "meta":
                 device = self.tok_embeddings.weight.device
             self.register_buffer("rope_inv_freq", inv_freq.to(device), persistent=False)
-
-    # -- inference layout -----------------------------------------------------------------
-    @torch.no_grad()
-    def prepare_for_inference(self, decode_split: Optional[int] = None, onednn: bool = True) -> None:
-        """Switch on the inference paths of chatapp/model/linear.py; meant for inference only
-        (the trainer keeps the default layout and F.linear).
-
-        Every projection weight is stored column-major: same (out, in) shape and values.
-        One-row products (decoding) then run in `decode_split` blocks, one per thread by
-        default, bit-identical to F.linear on that layout (MKL sgemv 16.8 GB/s row-major,
-        22.6 GB/s column-major, 34 GB/s in 2 blocks on a 2-core AVX-512 CPU). With
-        `onednn`, multi-row products (prefill) run on oneDNN where this PyTorch has it:
-        about 2.2x MKL's float32 throughput there, equal up to float32 rounding.
-        """
-        for name, param in self.named_parameters():
-            if param.dim() == 2 and (name.endswith("_proj.weight") or name in ("lm_head.weight",
-                                                                                "tok_embeddings.weight")):
-                if param.is_contiguous():
-                    param.data = param.data.t().contiguous().t()
-        split = decode_split if decode_split is not None else torch.get_num_threads()
-        for module in self.modules():
-            if hasattr(module, "decode_split"):
-                module.decode_split = split
-        use_onednn(self, onednn)
 
     # -- KV cache -------------------------------------------------------------------------
     def setup_cache(self, batch_size: int, max_seq_len: Optional[int] = None,

@@ -305,10 +305,10 @@ def _scratch_model(job: TrainJob, sources, ctx: DistContext, device: torch.devic
 
 def _unsharded(config, job: TrainJob, whole: dict[str, torch.Tensor]):
     """A plain model (and its LoRA layers) holding the whole tensors gathered from a sharded one."""
-    from ..model.lora import apply_lora
+    from ..model.lora import apply_lora, base_names
     from ..weights.build import build_model
 
-    base = {n: t for n, t in whole.items() if ".lora_" not in n}
+    base = base_names({n: t for n, t in whole.items() if ".lora_" not in n})
     if config.tie_embeddings:
         base.pop("lm_head.weight", None)  # the same tensor as tok_embeddings.weight
     model = build_model(config, base)

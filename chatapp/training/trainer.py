@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
-from ..model.linear import use_onednn
+from ..model.linear import configure_fast_paths
 from ..model.lora import LoRAConfig, apply_lora, has_lora
 from .checkpoint import Checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .dataset import IGNORE_INDEX, TokenBlocks, as_blocks
@@ -259,7 +259,7 @@ class Trainer:
             model.requires_grad_(True)
         # Float32 matrix products (forward and backward) run on oneDNN on the CPU: about 2x
         # MKL's throughput there (see chatapp/model/linear.py).
-        use_onednn(model, True)
+        configure_fast_paths(model, onednn=True)
         self._prepare_model()
         groups, self.param_names = param_groups(model, config.weight_decay)
         if not groups:

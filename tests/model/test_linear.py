@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from chatapp.model import ModelConfig, Transformer
 from chatapp.model import linear as linear_module
-from chatapp.model.linear import Linear, can_split, fast_linear, onednn_available, split_linear
+from chatapp.model.linear import (Linear, can_split, configure_fast_paths, fast_linear, onednn_available,
+                                  split_linear)
 from chatapp.model.lora import LoRAConfig, LoRALinear, apply_lora
 
 
@@ -104,19 +105,19 @@ def test_lora_layer_over_a_split_linear_matches_the_plain_sum():
     torch.manual_seed(4)
     base = Linear(32, 64, bias=False)
     base.weight.data = column_major(base.weight.data)
-    base.decode_split, base.onednn = 2, True
+    configure_fast_paths(base, decode_split=2, onednn=True)
     lora = LoRALinear(base, r=4, alpha=8)
     torch.nn.init.normal_(lora.lora_B)
     x = torch.randn(1, 1, 32)
     expected = F.linear(x, base.weight) + (x @ lora.lora_A.t() @ lora.lora_B.t()) * lora.scaling
-    assert lora.decode_split == 2 and lora.onednn
+    assert lora.base_layer is base  # wrapped: the base product runs with the base layer's settings
     torch.testing.assert_close(lora(x), expected, rtol=0, atol=1e-5)
     rows = torch.randn(1, 6, 32)  # a prefill: the base product may run on oneDNN
     with torch.no_grad():
         expected = F.linear(rows, base.weight) + (rows @ lora.lora_A.t() @ lora.lora_B.t()) * lora.scaling
         torch.testing.assert_close(lora(rows), expected, rtol=1e-5, atol=1e-5)
     plain = lora.to_linear()
-    assert isinstance(plain, Linear) and plain.decode_split == 2 and plain.onednn
+    assert plain is base and plain.decode_split == 2 and plain.onednn
 
 
 def tiny_model() -> Transformer:
@@ -138,10 +139,10 @@ def decode_logits(model: Transformer, tokens: list[int]) -> torch.Tensor:
 def test_model_decode_with_blocks_equals_decode_without(count_bmm):
     tokens = [3, 17, 42, 5, 9, 60]
     model = tiny_model()
-    model.prepare_for_inference(decode_split=1, onednn=False)
+    configure_fast_paths(model, decode_split=1, onednn=False, column_major=True)
     unsplit = decode_logits(model, tokens)
     assert count_bmm == []
-    model.prepare_for_inference(decode_split=2, onednn=False)
+    configure_fast_paths(model, decode_split=2, onednn=False, column_major=True)
     split = decode_logits(model, tokens)
     assert len(count_bmm) > 0  # the projections took the blocked path
     assert torch.equal(split, unsplit)
@@ -154,10 +155,10 @@ def test_lora_model_decode_with_blocks_equals_decode_without():
     for name, param in model.named_parameters():
         if "lora_B" in name:
             torch.nn.init.normal_(param, std=0.1)
-    model.prepare_for_inference(decode_split=1, onednn=False)
+    configure_fast_paths(model, decode_split=1, onednn=False, column_major=True)
     unsplit = decode_logits(model, tokens)
-    model.prepare_for_inference(decode_split=2, onednn=False)
-    assert all(m.decode_split == 2 for m in model.modules() if isinstance(m, LoRALinear))
+    configure_fast_paths(model, decode_split=2, onednn=False, column_major=True)
+    assert all(m.base_layer.decode_split == 2 for m in model.modules() if isinstance(m, LoRALinear))
     torch.testing.assert_close(decode_logits(model, tokens), unsplit, rtol=0, atol=1e-5)
 
 
@@ -230,7 +231,7 @@ def test_model_prefill_on_onednn_matches_f_linear(count_onednn):
     model = tiny_model()
     with torch.no_grad():
         expected = model(tokens)
-        model.prepare_for_inference(decode_split=2, onednn=True)
+        configure_fast_paths(model, decode_split=2, onednn=True, column_major=True)
         got = model(tokens)
     assert len(count_onednn) >= 7 * 2  # every projection of both layers
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
@@ -256,3 +257,36 @@ def test_onednn_sees_a_bounded_set_of_row_counts_and_stays_exact(monkeypatch):
         torch.testing.assert_close(got, F.linear(x, weight, bias), rtol=1e-5, atol=1e-5)
     chunk, pad = linear_module.CHUNK_ROWS, linear_module.PAD_ROWS
     assert seen <= set(range(pad, chunk + 1, pad))  # whatever the prompt length, at most chunk / pad shapes
+
+
+def test_fast_paths_are_configured_by_type_not_by_name_or_attribute():
+    """Every Linear, whatever its name (LoRA's base layers included), and nothing else: a
+    plain nn.Linear or a module that merely has a `decode_split` attribute is left alone."""
+
+    class Impostor(torch.nn.Module):
+        decode_split = 1
+        onednn = False
+
+    model = torch.nn.Module()
+    model.oddly_named = Linear(8, 16)
+    model.wrapped = LoRALinear(Linear(8, 16), r=2, alpha=4)
+    model.plain = torch.nn.Linear(8, 16)
+    model.impostor = Impostor()
+    assert configure_fast_paths(model, decode_split=4, onednn=True, column_major=True) == 2
+    for layer in (model.oddly_named, model.wrapped.base_layer):
+        assert (layer.decode_split, layer.onednn) == (4, True)
+        assert layer.weight.stride() == (1, 16)  # column-major
+    assert model.plain.weight.is_contiguous() and not hasattr(model.plain, "decode_split")
+    assert (model.impostor.decode_split, model.impostor.onednn) == (1, False)
+    configure_fast_paths(model, onednn=False)  # None leaves the split as it was
+    assert (model.oddly_named.decode_split, model.oddly_named.onednn) == (4, False)
+
+
+def test_the_model_class_knows_nothing_of_the_fast_paths():
+    import inspect
+
+    from chatapp.model import transformer
+
+    source = inspect.getsource(transformer)
+    for word in ("decode_split", "onednn", "prepare_for_inference", "column"):
+        assert word not in source

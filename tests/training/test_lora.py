@@ -12,8 +12,8 @@ from safetensors import safe_open
 from chatapp.errors import MissingFileError, ModelLoadError, ShapeMismatchError, UnsupportedArchitectureError
 from chatapp.model import ModelConfig, Transformer
 from chatapp.model.linear import Linear
-from chatapp.model.lora import (LoRAConfig, LoRALinear, apply_lora, lora_layers, lora_state_dict, merge_lora,
-                                remove_lora, set_lora_enabled)
+from chatapp.model.lora import (LoRAConfig, LoRALinear, apply_lora, base_names, lora_layers, lora_state_dict,
+                                merge_lora, remove_lora, set_lora_enabled)
 from chatapp.training.dataset import TokenBlocks, pack_documents, split_documents
 from chatapp.training.trainer import TrainConfig, Trainer, evaluate
 from chatapp.weights.build import build_model
@@ -77,8 +77,10 @@ def test_fresh_adapter_changes_nothing_and_only_lora_trains():
     q = layers["layers.0.attn.q_proj"]
     assert q.lora_A.shape == (4, 64) and q.lora_B.shape == (64, 4) and q.scaling == 2.0
     assert q.lora_A.abs().max() > 0 and q.lora_B.abs().max() == 0
-    # Base weights keep their names; adapters add lora_A / lora_B beside them.
-    assert set(model.state_dict()) == base_keys | {f"{n}.lora_{w}" for n in layers for w in "AB"}
+    # Base weights sit in the wrapped layer (PEFT's base_layer; base_names maps them back);
+    # adapters add lora_A / lora_B beside them.
+    assert "layers.0.attn.q_proj.base_layer.weight" in model.state_dict()
+    assert set(base_names(model.state_dict())) == base_keys | {f"{n}.lora_{w}" for n in layers for w in "AB"}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == set(lora_state_dict(model)) == {f"{n}.lora_{w}" for n in layers for w in "AB"}
     with pytest.raises(ValueError, match="already has LoRA"):
