@@ -1,8 +1,8 @@
 """Our Transformer -> a Hugging Face model folder (config.json, model.safetensors, tokenizer files).
 
-The inverse of chatapp/weights/hf_names.py: one declarative table per family from our parameter
-names to Hugging Face's, plus the GPT-2 transforms (Conv1D stores (in, out), and q/k/v are one
-fused `c_attn`). The folder opens with our loader (engine.loader.load_model) and with
+Names come from chatapp/weights/hf_names.py's tables, read the other way (the loader's map is
+the only one), plus the GPT-2 transforms (Conv1D stores (in, out), and q/k/v are one fused
+`c_attn`). The folder opens with our loader (engine.loader.load_model) and with
 `transformers.AutoModelForCausalLM.from_pretrained`; nothing else is needed to read it.
 
     export_hf_folder(model, model.config, tokenizer, "out/")     # a trained full model
@@ -23,35 +23,14 @@ from safetensors.torch import save as safetensors_bytes
 from ..model.config import ModelConfig
 from ..model.lora import has_lora
 from ..paths import atomic_write_bytes, atomic_write_text
+from ..weights import hf_names
 
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
 WEIGHTS_FILE = "model.safetensors"
 
-# (pattern over our name, Hugging Face name); `{0}`... are the pattern's groups.
-LLAMA_EXPORT_NAMES: list[tuple[str, str]] = [
-    (r"tok_embeddings\.weight", "model.embed_tokens.weight"),
-    (r"norm\.weight", "model.norm.weight"),
-    (r"lm_head\.weight", "lm_head.weight"),
-    (r"layers\.(\d+)\.attn_norm\.weight", "model.layers.{0}.input_layernorm.weight"),
-    (r"layers\.(\d+)\.mlp_norm\.weight", "model.layers.{0}.post_attention_layernorm.weight"),
-    (r"layers\.(\d+)\.attn\.(q|k|v|o)_proj\.(weight|bias)", "model.layers.{0}.self_attn.{1}_proj.{2}"),
-    (r"layers\.(\d+)\.mlp\.(gate|up|down)_proj\.(weight|bias)", "model.layers.{0}.mlp.{1}_proj.{2}"),
-]
-# q/k/v of a GPT-2 layer are written fused as c_attn; the rest map one to one.
-GPT2_EXPORT_NAMES: list[tuple[str, str]] = [
-    (r"tok_embeddings\.weight", "transformer.wte.weight"),
-    (r"pos_embeddings\.weight", "transformer.wpe.weight"),
-    (r"norm\.(weight|bias)", "transformer.ln_f.{0}"),
-    (r"lm_head\.weight", "lm_head.weight"),
-    (r"layers\.(\d+)\.attn_norm\.(weight|bias)", "transformer.h.{0}.ln_1.{1}"),
-    (r"layers\.(\d+)\.mlp_norm\.(weight|bias)", "transformer.h.{0}.ln_2.{1}"),
-    (r"layers\.(\d+)\.attn\.o_proj\.(weight|bias)", "transformer.h.{0}.attn.c_proj.{1}"),
-    (r"layers\.(\d+)\.mlp\.up_proj\.(weight|bias)", "transformer.h.{0}.mlp.c_fc.{1}"),
-    (r"layers\.(\d+)\.mlp\.down_proj\.(weight|bias)", "transformer.h.{0}.mlp.c_proj.{1}"),
-]
-GPT2_FUSED_QKV = re.compile(r"layers\.(\d+)\.attn\.([qkv])_proj\.(weight|bias)")
+GPT2_SPLIT_QKV = re.compile(r"layers\.(\d+)\.attn\.([qkv])_proj\.(weight|bias)")
 ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
                  "gpt2": "GPT2LMHeadModel"}
 
@@ -61,13 +40,11 @@ class ExportError(ValueError):
 
 
 def hf_name(ours: str, family: str) -> str:
-    """Hugging Face's name for our parameter `ours` (not for GPT-2's fused q/k/v)."""
-    table = GPT2_EXPORT_NAMES if family == "gpt2" else LLAMA_EXPORT_NAMES
-    for pattern, target in table:
-        m = re.fullmatch(pattern, ours)
-        if m:
-            return target.format(*m.groups())
-    raise ExportError(f"parameter {ours} has no Hugging Face {family} name")
+    """Hugging Face's name for our parameter `ours` (GPT-2's q/k/v: see hf_state_dict)."""
+    name = hf_names.hf_name(ours, family)
+    if name is None:
+        raise ExportError(f"parameter {ours} has no Hugging Face {family} name")
+    return name
 
 
 # -- config -------------------------------------------------------------------------------
@@ -144,16 +121,17 @@ def hf_state_dict(model: torch.nn.Module, dtype: Optional[torch.dtype] = None) -
             continue  # Hugging Face ties it to the embedding on load
         tensor = tensor.detach().to("cpu", dtype=dtype or tensor.dtype)
         if family == "gpt2":
-            m = GPT2_FUSED_QKV.fullmatch(name)
+            m = GPT2_SPLIT_QKV.fullmatch(name)
             if m:
                 fused.setdefault((m[1], m[3]), {})[m[2]] = tensor
                 continue
-            if name.endswith(".weight") and re.search(r"\.(attn\.o_proj|mlp\.up_proj|mlp\.down_proj)\.", name):
-                tensor = tensor.t()  # nn.Linear (out, in) -> Conv1D (in, out)
+        if hf_names.is_conv1d_weight(name, family):
+            tensor = tensor.t()  # nn.Linear (out, in) -> Conv1D (in, out)
         out[hf_name(name, family)] = tensor.contiguous().clone()
     for (layer, kind), parts in fused.items():
         qkv = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)  # (3*dim, dim) or (3*dim,)
-        out[f"transformer.h.{layer}.attn.c_attn.{kind}"] = (qkv.t() if kind == "weight" else qkv).contiguous()
+        name = f"layers.{layer}.attn.qkv.{kind}"
+        out[hf_name(name, family)] = (qkv.t() if hf_names.is_conv1d_weight(name, family) else qkv).contiguous()
     return out
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from .name_map import NameMap
+
 # general.architecture values we run. "mistral" has no GGUF architecture of its own in
 # llama.cpp (Mistral models are written as "llama"), but files that say "mistral" use the
 # llama layout.
@@ -61,21 +63,11 @@ FUSED_QKV = ".attn.qkv."
 IGNORED = re.compile(r"rope_freqs\.weight|blk\.\d+\.attn_rot_embd(\.weight)?")
 
 
-def _regex(template: str) -> re.Pattern[str]:
-    """"blk.{i}.attn_q.{p}" -> a regex capturing i (layer) and p (weight or bias)."""
-    escaped = re.escape(template).replace(r"\{i\}", r"(?P<i>\d+)").replace(r"\{p\}", r"(?P<p>weight|bias)")
-    return re.compile(escaped)
-
-
-def _compile(table: list[tuple[str, str]]) -> list[tuple[re.Pattern[str], str]]:
-    return [(_regex(gguf_pattern), ours) for gguf_pattern, ours in table]
-
-
 _TABLES = {
-    "llama": _compile(_LLAMA_NAMES),
-    "mistral": _compile(_LLAMA_NAMES),
-    "qwen2": _compile(_LLAMA_NAMES),
-    "gpt2": _compile(_GPT2_NAMES),
+    "llama": NameMap(_LLAMA_NAMES),
+    "mistral": NameMap(_LLAMA_NAMES),
+    "qwen2": NameMap(_LLAMA_NAMES),
+    "gpt2": NameMap(_GPT2_NAMES),
 }
 
 
@@ -83,20 +75,11 @@ def our_name(gguf_name: str, arch: str) -> Optional[str]:
     """Our parameter name for a GGUF tensor; None for ignored tensors, "" for unknown ones."""
     if IGNORED.fullmatch(gguf_name):
         return None
-    for regex, ours in _TABLES[arch]:
-        m = regex.fullmatch(gguf_name)
-        if m:
-            return ours.format(**m.groupdict())
-    return ""
+    return _TABLES[arch].ours(gguf_name) or ""
 
 
 def gguf_name(ours: str, arch: str) -> str:
     """The GGUF name a parameter of ours comes from (for messages); `ours` itself if none."""
     if arch == "gpt2":
         ours = re.sub(r"\.attn\.[qkv]_proj\.", FUSED_QKV, ours)
-    table = _GPT2_NAMES if arch == "gpt2" else _LLAMA_NAMES
-    for gguf_pattern, our_pattern in table:
-        m = _regex(our_pattern).fullmatch(ours)
-        if m:
-            return gguf_pattern.format(**m.groupdict())
-    return ours
+    return _TABLES[arch].theirs(ours) or ours

@@ -17,7 +17,7 @@ from ..errors import CorruptFileError, MissingFileError, UnsupportedArchitecture
 from ..model.config import ConfigError, ModelConfig
 from ..paths import read_json_object
 from ..sampling_settings import checked_recommendations
-from .hf_names import CONFIG_BUILDERS, family_of, our_name
+from .hf_names import CONFIG_BUILDERS, family_of, is_conv1d_weight, our_name
 from .validate import check_state_dict
 
 log = logging.getLogger(__name__)
@@ -139,9 +139,7 @@ def load_hf_folder(folder: Path | str, dtype: torch.dtype = torch.float32,
             raise CorruptFileError(path, f"tensor {hf_name} has non-float dtype {tensor.dtype}")
         tensor = tensor.to(dtype)
         if family == "gpt2":
-            is_conv1d_weight = name.endswith(".weight") and any(
-                part in name for part in (".attn.qkv.", ".attn.o_proj.", ".mlp.up_proj.", ".mlp.down_proj."))
-            if is_conv1d_weight:
+            if is_conv1d_weight(name, family):
                 tensor = tensor.t().contiguous()  # Conv1D stores (in, out); nn.Linear wants (out, in)
             if ".attn.qkv." in name:
                 fused_qkv[name] = tensor

@@ -7,52 +7,72 @@ from typing import Any, Callable, Optional
 
 from ..errors import UnsupportedArchitectureError
 from ..model.config import ModelConfig, RopeScaling
+from .name_map import NameMap
 
 SUPPORTED = ("llama", "mistral", "qwen2", "gpt2")
 
-# Llama, Mistral and Qwen2 share one layout. Each (pattern, our name) maps a regex over the
-# Hugging Face name; `{i}` is the layer index.
+# (Hugging Face name, ours), read both ways (see name_map.py): `{i}` is the layer index, `{p}`
+# weight or bias. The loader reads Hugging Face -> ours (our_name); the folder exporter and the
+# PEFT adapter writer ours -> Hugging Face (hf_name). Llama, Mistral and Qwen2 share one layout.
 LLAMA_NAMES: list[tuple[str, str]] = [
-    (r"model\.embed_tokens\.weight", "tok_embeddings.weight"),
-    (r"model\.norm\.weight", "norm.weight"),
-    (r"lm_head\.weight", "lm_head.weight"),
-    (r"model\.layers\.(\d+)\.input_layernorm\.weight", "layers.{i}.attn_norm.weight"),
-    (r"model\.layers\.(\d+)\.post_attention_layernorm\.weight", "layers.{i}.mlp_norm.weight"),
-    (r"model\.layers\.(\d+)\.self_attn\.(q|k|v|o)_proj\.(weight|bias)", "layers.{i}.attn.{1}_proj.{2}"),
-    (r"model\.layers\.(\d+)\.mlp\.(gate|up|down)_proj\.(weight|bias)", "layers.{i}.mlp.{1}_proj.{2}"),
+    ("model.embed_tokens.weight", "tok_embeddings.weight"),
+    ("model.norm.weight", "norm.weight"),
+    ("lm_head.weight", "lm_head.weight"),
+    ("model.layers.{i}.input_layernorm.weight", "layers.{i}.attn_norm.weight"),
+    ("model.layers.{i}.post_attention_layernorm.weight", "layers.{i}.mlp_norm.weight"),
+    ("model.layers.{i}.self_attn.q_proj.{p}", "layers.{i}.attn.q_proj.{p}"),
+    ("model.layers.{i}.self_attn.k_proj.{p}", "layers.{i}.attn.k_proj.{p}"),
+    ("model.layers.{i}.self_attn.v_proj.{p}", "layers.{i}.attn.v_proj.{p}"),
+    ("model.layers.{i}.self_attn.o_proj.{p}", "layers.{i}.attn.o_proj.{p}"),
+    ("model.layers.{i}.mlp.gate_proj.{p}", "layers.{i}.mlp.gate_proj.{p}"),
+    ("model.layers.{i}.mlp.up_proj.{p}", "layers.{i}.mlp.up_proj.{p}"),
+    ("model.layers.{i}.mlp.down_proj.{p}", "layers.{i}.mlp.down_proj.{p}"),
 ]
 
-# GPT-2 uses Conv1D layers, whose weights are stored (in, out): transposed in gpt2_transform.
+# GPT-2's q/k/v are one fused c_attn (our pseudo-name `attn.qkv`, split by the loader and
+# fused by the exporter). Files may omit the `transformer.` prefix; we write it.
+GPT2_PREFIX = "transformer."
 GPT2_NAMES: list[tuple[str, str]] = [
-    (r"(?:transformer\.)?wte\.weight", "tok_embeddings.weight"),
-    (r"(?:transformer\.)?wpe\.weight", "pos_embeddings.weight"),
-    (r"(?:transformer\.)?ln_f\.(weight|bias)", "norm.{0}"),
-    (r"lm_head\.weight", "lm_head.weight"),
-    (r"(?:transformer\.)?h\.(\d+)\.ln_1\.(weight|bias)", "layers.{i}.attn_norm.{1}"),
-    (r"(?:transformer\.)?h\.(\d+)\.ln_2\.(weight|bias)", "layers.{i}.mlp_norm.{1}"),
-    (r"(?:transformer\.)?h\.(\d+)\.attn\.c_attn\.(weight|bias)", "layers.{i}.attn.qkv.{1}"),
-    (r"(?:transformer\.)?h\.(\d+)\.attn\.c_proj\.(weight|bias)", "layers.{i}.attn.o_proj.{1}"),
-    (r"(?:transformer\.)?h\.(\d+)\.mlp\.c_fc\.(weight|bias)", "layers.{i}.mlp.up_proj.{1}"),
-    (r"(?:transformer\.)?h\.(\d+)\.mlp\.c_proj\.(weight|bias)", "layers.{i}.mlp.down_proj.{1}"),
+    ("transformer.wte.weight", "tok_embeddings.weight"),
+    ("transformer.wpe.weight", "pos_embeddings.weight"),
+    ("transformer.ln_f.{p}", "norm.{p}"),
+    ("lm_head.weight", "lm_head.weight"),
+    ("transformer.h.{i}.ln_1.{p}", "layers.{i}.attn_norm.{p}"),
+    ("transformer.h.{i}.ln_2.{p}", "layers.{i}.mlp_norm.{p}"),
+    ("transformer.h.{i}.attn.c_attn.{p}", "layers.{i}.attn.qkv.{p}"),
+    ("transformer.h.{i}.attn.c_proj.{p}", "layers.{i}.attn.o_proj.{p}"),
+    ("transformer.h.{i}.mlp.c_fc.{p}", "layers.{i}.mlp.up_proj.{p}"),
+    ("transformer.h.{i}.mlp.c_proj.{p}", "layers.{i}.mlp.down_proj.{p}"),
 ]
+# GPT-2's Conv1D layers store their weight (in, out), transposed from nn.Linear's (out, in).
+GPT2_CONV1D = (".attn.qkv.", ".attn.o_proj.", ".mlp.up_proj.", ".mlp.down_proj.")
+
+_TABLES = {"llama": NameMap(LLAMA_NAMES), "mistral": NameMap(LLAMA_NAMES), "qwen2": NameMap(LLAMA_NAMES),
+           "gpt2": NameMap(GPT2_NAMES)}
 
 # Tensors that exist in some checkpoints but carry nothing our model needs.
 IGNORED = re.compile(r".*(rotary_emb\.inv_freq|\.attn\.bias|\.attn\.masked_bias)$")
 
 
 def our_name(hf_name: str, family: str) -> Optional[str]:
-    """Our parameter name for a Hugging Face tensor name; None for tensors we ignore."""
+    """Our parameter name for a Hugging Face tensor name; None for tensors we ignore, "" for
+    unknown ones (the caller reports them)."""
     if IGNORED.match(hf_name):
         return None
-    table = GPT2_NAMES if family == "gpt2" else LLAMA_NAMES
-    for pattern, target in table:
-        m = re.fullmatch(pattern, hf_name)
-        if m:
-            groups = m.groups()
-            if target.count("{i}"):
-                return target.format(*groups, i=groups[0])
-            return target.format(*groups)
-    return ""  # unknown: the caller reports it
+    if family == "gpt2" and not hf_name.startswith((GPT2_PREFIX, "lm_head.")):
+        hf_name = GPT2_PREFIX + hf_name
+    return _TABLES[family].ours(hf_name) or ""
+
+
+def hf_name(ours: str, family: str) -> Optional[str]:
+    """The Hugging Face name of our parameter `ours` (GPT-2: `attn.qkv` for the fused q/k/v);
+    None when the family has none."""
+    return _TABLES[family].theirs(ours)
+
+
+def is_conv1d_weight(ours: str, family: str) -> bool:
+    """Whether the Hugging Face file stores this weight of ours transposed (GPT-2's Conv1D)."""
+    return family == "gpt2" and ours.endswith(".weight") and any(part in ours for part in GPT2_CONV1D)
 
 
 def _rope(hf: dict[str, Any]) -> tuple[float, Optional[RopeScaling]]:

@@ -27,7 +27,7 @@ from safetensors.torch import save as safetensors_bytes
 from ..errors import CorruptFileError, MissingFileError, ShapeMismatchError, UnsupportedArchitectureError
 from ..model.lora import LORA_TARGETS, LoRAConfig, apply_lora, has_lora, lora_layers, remove_lora
 from ..paths import atomic_write_bytes, atomic_write_text, read_json_object
-from .hf_names import our_name
+from .hf_names import hf_name, our_name
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,6 @@ CHATAPP_FILE = "chatapp_adapter.json"
 PEFT_PREFIX = "base_model.model."
 FAMILIES = ("llama", "mistral", "qwen2")
 
-# Our module path -> Hugging Face module path (llama family); the reverse is hf_names.our_name.
-OURS_TO_HF = [
-    (r"layers\.(\d+)\.attn\.(q|k|v|o)_proj", "model.layers.{0}.self_attn.{1}_proj"),
-    (r"layers\.(\d+)\.mlp\.(gate|up|down)_proj", "model.layers.{0}.mlp.{1}_proj"),
-]
 # Target module names: ours and Hugging Face's coincide for the llama family.
 TARGET_TO_HF = {name: name for name in LORA_TARGETS}
 HF_TO_TARGET = {hf: ours for ours, hf in TARGET_TO_HF.items()}
@@ -67,13 +62,12 @@ def _family(model: torch.nn.Module, folder: Path) -> str:
     return arch
 
 
-def hf_module_name(ours: str) -> str:
-    """`layers.0.attn.q_proj` -> `model.layers.0.self_attn.q_proj`."""
-    for pattern, target in OURS_TO_HF:
-        m = re.fullmatch(pattern, ours)
-        if m:
-            return target.format(*m.groups())
-    raise ValueError(f"{ours} is not a layer that a PEFT adapter of a llama-family model can name")
+def hf_module_name(ours: str, family: str = "llama") -> str:
+    """`layers.0.attn.q_proj` -> `model.layers.0.self_attn.q_proj` (hf_names' table, read backwards)."""
+    name = hf_name(ours + ".weight", family) if ours.rpartition(".")[2] in LORA_TARGETS else None
+    if name is None:
+        raise ValueError(f"{ours} is not a layer that a PEFT adapter of a {family} model can name")
+    return name[: -len(".weight")]
 
 
 def our_module_name(hf: str, family: str) -> Optional[str]:
@@ -110,7 +104,7 @@ def save_adapter(model: torch.nn.Module, lora_config: LoRAConfig, folder: PathLi
             raise ValueError(f"LoRA layer {name} is not among the config's target modules {lora_config.target_modules}")
         if layer.r != lora_config.r:
             raise ValueError(f"LoRA layer {name} has rank {layer.r}, the config says {lora_config.r}")
-        hf = PEFT_PREFIX + hf_module_name(name)
+        hf = PEFT_PREFIX + hf_module_name(name, family)
         tensors[f"{hf}.lora_A.weight"] = layer.lora_A.detach().to("cpu").contiguous()
         tensors[f"{hf}.lora_B.weight"] = layer.lora_B.detach().to("cpu").contiguous()
 
