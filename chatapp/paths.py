@@ -1,4 +1,5 @@
-"""Where the app's files live: user dirs, bundled resources, the default model; atomic writes.
+"""Where the app's files live: user dirs, bundled resources, the default model; atomic writes,
+and moving an unreadable file aside (`move_aside`, the one way every store does it).
 
 Nothing here creates a directory or touches the disk at import time; the user dirs are
 computed on each call (so tests can redirect them) and created only by the writers.
@@ -12,8 +13,9 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import platformdirs
 
@@ -125,6 +127,28 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> None:
     atomic_write_bytes(path, text.encode(encoding))
+
+
+def move_aside(path: PathLike, sidecars: Sequence[str] = ()) -> Path:
+    """Rename an unreadable file to `<name>.corrupt-<YYYYmmdd-HHMMSS>` beside it, never deleting
+    it and never overwriting an earlier one (a `-<n>` is added while the name is taken); returns
+    the new path. `sidecars`: suffixes of files that belong to it (SQLite's "-wal"), moved the
+    same way first, so a stale one never meets a new file at `path`. OSError if it cannot move.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(path)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target, n = path.with_name(f"{path.name}.corrupt-{stamp}"), 1
+    while target.exists():
+        target, n = path.with_name(f"{path.name}.corrupt-{stamp}-{n}"), n + 1
+    for suffix in sidecars:
+        sidecar = path.with_name(path.name + suffix)
+        if sidecar.exists():
+            os.replace(sidecar, target.with_name(target.name + suffix))
+    os.replace(path, target)
+    log.warning("moved unreadable %s aside to %s", path, target.name)
+    return target
 
 
 def fsync_dir(folder: Path) -> None:

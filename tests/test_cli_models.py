@@ -113,7 +113,8 @@ def test_corrupt_recent_file_does_not_break_the_command(capsys):
     code, out, err = run_cli(capsys, "models", "--json")
     assert code == 0 and [e["source"] for e in json.loads(out)] == ["default"]
     assert "corrupt" in err  # the logged warning reaches stderr
-    assert path.with_name(path.name + ".bak").read_text() == "[[[ nope"
+    [aside] = path.parent.glob(path.name + ".corrupt-*")
+    assert aside.read_text() == "[[[ nope"
 
 
 def test_version(capsys):

@@ -124,3 +124,20 @@ def test_failed_atomic_write_keeps_old_content_and_leaves_no_temp(tmp_path, monk
         paths.atomic_write_text(target, "new content")
     assert target.read_text() == "old content"
     assert [p.name for p in tmp_path.iterdir()] == ["recent.json"]
+
+
+def test_move_aside_never_overwrites_and_takes_sidecars_first(tmp_path):
+    from chatapp.paths import move_aside
+
+    path = tmp_path / "data.db"
+    moved = []
+    for content in ("first", "second"):
+        path.write_text(content)
+        path.with_name("data.db-wal").write_text(content + " wal")
+        moved.append(move_aside(path, sidecars=("-wal", "-shm")))
+    assert not path.exists() and not path.with_name("data.db-wal").exists()
+    assert moved[0] != moved[1] and all(m.name.startswith("data.db.corrupt-") for m in moved)
+    assert [m.read_text() for m in moved] == ["first", "second"]  # the earlier one kept
+    assert [m.with_name(m.name + "-wal").read_text() for m in moved] == ["first wal", "second wal"]
+    with pytest.raises(FileNotFoundError):
+        move_aside(path)

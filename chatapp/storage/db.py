@@ -30,6 +30,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence, Union
 
+from .. import paths
 from .migrations import (FTS_TABLE, OUR_TABLES, SCHEMA_VERSION, apply_migrations,
                          fts5_trigram_available, sync_search_index)
 
@@ -166,24 +167,8 @@ def snippet(content: str, query: str, width: int = 80) -> str:
 
 
 def move_aside(path: PathLike) -> Path:
-    """Rename an unusable database to `<name>.corrupt-<timestamp>` (with its -wal/-shm); never delete.
-
-    Sidecars go first: a stale -wal left next to a new database at `path` would be replayed into it.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(path)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target, n = path.with_name(f"{path.name}.corrupt-{stamp}"), 1
-    while target.exists():
-        target, n = path.with_name(f"{path.name}.corrupt-{stamp}-{n}"), n + 1
-    for suffix in ("-wal", "-shm", "-journal"):
-        sidecar = path.with_name(path.name + suffix)
-        if sidecar.exists():
-            os.replace(sidecar, target.with_name(target.name + suffix))
-    os.replace(path, target)
-    log.warning("moved unusable database %s aside to %s", path, target.name)
-    return target
+    """Rename an unusable database aside with its -wal/-shm/-journal (paths.move_aside); never delete."""
+    return paths.move_aside(path, sidecars=("-wal", "-shm", "-journal"))
 
 
 class ConversationStore:

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
-from ..paths import atomic_write_text
+from ..paths import atomic_write_text, move_aside
 from ..sampling_settings import default as sampling_default
 
 log = logging.getLogger(__name__)
@@ -81,8 +79,7 @@ class SettingsStore:
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            os.replace(self.path, aside)
+            aside = move_aside(self.path)
             self.warning = f"{self.path}: could not be read ({exc}); moved to {aside.name}, using defaults"
             log.warning(self.warning)
             return AppSettings()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Union
 
 from ..errors import CorruptFileError, MissingFileError, ModelLoadError
-from ..paths import DEFAULT_MODEL_FILENAME, atomic_write_text, default_model_path, user_config_dir
+from ..paths import DEFAULT_MODEL_FILENAME, atomic_write_text, default_model_path, move_aside, user_config_dir
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +258,8 @@ def _entry_for_recent(path: Path) -> ModelEntry:
 class RecentModels:
     """Models the user opened, most recent first, in user_config_dir()/recent_models.json.
 
-    A file that cannot be parsed is moved aside to recent_models.json.bak (kept for the user,
-    never deleted) and the list starts empty.
+    A file that cannot be parsed is moved aside to recent_models.json.corrupt-<time> (kept for
+    the user, never deleted; paths.move_aside) and the list starts empty.
     """
 
     def __init__(self, path: Optional[PathLike] = None, limit: int = RECENT_MODELS_LIMIT) -> None:
@@ -292,9 +292,8 @@ class RecentModels:
             return []
 
     def _move_aside(self, exc: Exception) -> None:
-        backup = self.path.with_name(self.path.name + ".bak")
         try:
-            os.replace(self.path, backup)
+            backup = move_aside(self.path)
         except OSError as move_exc:
             log.warning("%s is corrupt (%s) and could not be moved aside (%s); ignoring it",
                         self.path, exc, move_exc)

@@ -284,7 +284,7 @@ def test_corrupt_recent_file_is_moved_aside_not_lost(caplog):
         recent = RecentModels()
         assert recent.entries() == []
     assert any("corrupt" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
-    backup = path.with_name("recent_models.json.bak")
+    [backup] = path.parent.glob("recent_models.json.corrupt-*")
     assert backup.read_text() == '{"models": [ this is not json'
     assert not path.exists()
     recent.add("/some/model.gguf")  # the list works again afterwards
@@ -296,7 +296,7 @@ def test_wrong_shape_recent_file_is_also_recovered():
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"models": [{"no_path": 1}]}))
     assert RecentModels().paths() == []
-    assert path.with_name("recent_models.json.bak").exists()
+    assert len(list(path.parent.glob("recent_models.json.corrupt-*"))) == 1
 
 
 def test_recent_remove(tmp_path):
