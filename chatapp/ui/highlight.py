@@ -9,6 +9,7 @@ token types are folded into the four kinds our light and dark palettes colour.
 
 from __future__ import annotations
 
+import bisect
 import functools
 from dataclasses import dataclass
 from typing import Optional
@@ -53,6 +54,7 @@ def language_of(name: str) -> Optional[str]:
     return lexer.aliases[0] if lexer is not None and lexer.aliases else None
 
 
+@functools.lru_cache(maxsize=None)
 def _kind(token: _TokenType) -> Optional[str]:
     return next((kind for parent, kind in KINDS if token in parent), None)
 
@@ -101,7 +103,11 @@ class CodeHighlighter(QSyntaxHighlighter):
         super().__init__(document)
         self.language = language_of(language)
         self.formats = _palette(dark)
-        self._lexed: tuple[Optional[str], str, list[Span]] = (None, "", [])  # (language, text, spans)
+        # What was lexed (language, document revision and length), its spans, and each span's
+        # end (for bisecting: spans never overlap).
+        self._lexed: tuple[Optional[str], int, int] = (None, -1, -1)
+        self._spans: list[Span] = []
+        self._ends: list[int] = []
 
     def set_language(self, language: str) -> None:
         found = language_of(language)
@@ -113,26 +119,30 @@ class CodeHighlighter(QSyntaxHighlighter):
         self.formats = _palette(dark)
         self.rehighlight()
 
-    def _spans(self) -> list[Span]:
-        """The whole document's spans, lexed again only when its text or language changed."""
-        text = self.document().toPlainText()
-        language, lexed_text, spans = self._lexed
-        if language != self.language or lexed_text != text:
-            spans = lex(text, self.language or "")
-            self._lexed = (self.language, text, spans)
-        return spans
+    def _document_spans(self) -> list[Span]:
+        """The whole document's spans, lexed again only when it or the language changed (Qt
+        repaints line by line; an edit or a new reply chunk costs one lex of the block)."""
+        document = self.document()
+        key = (self.language, document.revision(), document.characterCount())
+        if self._lexed != key:
+            self._spans = lex(document.toPlainText(), self.language or "")
+            self._ends = [span.start + span.length for span in self._spans]
+            self._lexed = key
+        return self._spans
 
     def highlightBlock(self, text: str) -> None:  # noqa: N802 (Qt naming)
         if self.language is None:
             self.setCurrentBlockState(0)
             return
-        block = self.currentBlock()
-        first, end = block.position(), block.position() + len(text)
+        spans = self._document_spans()
+        first = self.currentBlock().position()
+        end = first + len(text)
         state = 0
-        for span in self._spans():
-            lo, hi = max(span.start, first), min(span.start + span.length, end + 1)
-            if lo >= hi:
-                continue
+        for index in range(bisect.bisect_right(self._ends, first), len(spans)):
+            span = spans[index]
+            if span.start > end:
+                break
+            lo, hi = max(span.start, first), self._ends[index]
             if lo < end:
                 self.setFormat(lo - first, min(hi, end) - lo, self.formats[span.kind])
             if hi > end:  # the span runs on past this line: the next line's colours depend on it
