@@ -25,6 +25,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
+from .chat_template import ChatTemplateError
+
 _SENTINEL_OPEN, _SENTINEL_CLOSE = "\ue000", "\ue001"  # Unicode private use: no template prints these
 
 
@@ -94,6 +96,10 @@ def render_and_encode(tokenizer: Any, messages: Sequence[Mapping[str, Any]], *,
         rendered = tokenizer.apply_chat_template(list(escaped), add_generation_prompt=add_generation_prompt,
                                                  **variables)
 
+    if escaped and not rendered.strip():
+        source = getattr(tokenizer, "source", None)
+        raise ChatTemplateError("it rendered no text for this conversation (is it a chat template at all?)",
+                                str(source) if source is not None else None)
     encode_markup = getattr(tokenizer, "encode_markup", tokenizer.encode)
     if not found:
         ids, text = list(encode_markup(rendered)), rendered

@@ -20,7 +20,7 @@ import gguf
 import tokenizers
 
 from ..errors import MissingFileError, TokenizerError
-from .chat_template import render_chat
+from .chat_template import ChatTemplateError, render_chat
 from .gguf_tokenizer import build_gguf_backend, default_add_bos
 from .gguf_vocab import open_reader, read_gguf_vocab
 from .hf_files import read_hf_tokenizer_settings
@@ -179,9 +179,15 @@ class Tokenizer:
 
     def apply_chat_template(self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = True,
                             **variables: Any) -> str:
-        """The prompt text for `messages` in this model's chat format (ChatML if it has none)."""
-        return render_chat(self.chat_template, messages, add_generation_prompt=add_generation_prompt,
-                           bos_token=self.bos_token or "", eos_token=self.eos_token or "", **variables)
+        """The prompt text for `messages` in this model's chat format (ChatML if it has none).
+        ChatTemplateError, naming the model file, when the template fails or exceeds its limits."""
+        try:
+            return render_chat(self.chat_template, messages, add_generation_prompt=add_generation_prompt,
+                               bos_token=self.bos_token or "", eos_token=self.eos_token or "", **variables)
+        except ChatTemplateError as exc:
+            if self.source is None or exc.source is not None:
+                raise
+            raise exc.with_source(str(self.source)) from exc
 
     def __repr__(self) -> str:
         return (f"Tokenizer(source={str(self.source)!r}, vocab_size={self.vocab_size}, bos_id={self.bos_id}, "
