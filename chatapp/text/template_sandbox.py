@@ -90,7 +90,7 @@ def measure(value: Any, limit: int, budget: Optional[_Budget] = None) -> int:
         if cached is not None and cached[0] is value:
             size = cached[1]
         else:
-            size, mutable = _measure_container(value, limit)
+            size, mutable = _measure_container(value, limit, budget)
             if budget is not None and not mutable:  # templates can change namespaces only
                 budget.sizes[id(value)] = (value, size)
     if size > limit:
@@ -106,13 +106,17 @@ def _children(value: Any) -> Any:
     return value
 
 
-def _measure_container(value: Any, limit: int) -> tuple[int, bool]:
-    """(size, whether it holds a namespace)."""
+def _measure_container(value: Any, limit: int, budget: Optional[_Budget]) -> tuple[int, bool]:
+    """(size, whether it holds a namespace). Containers measured before count from the cache."""
     total, mutable = 0, False
     stack = [(value, 0)]
+    sizes = budget.sizes if budget is not None else {}
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, (list, tuple, dict, set, frozenset, Namespace)):
+        cached = sizes.get(id(item)) if item is not value else None
+        if cached is not None and cached[0] is item:
+            total += cached[1]
+        elif isinstance(item, (list, tuple, dict, set, frozenset, Namespace)):
             if depth >= limits.TEMPLATE_MAX_DEPTH:
                 raise TemplateLimitError(f"it built values nested more than {limits.TEMPLATE_MAX_DEPTH} deep")
             mutable = mutable or isinstance(item, Namespace)
