@@ -76,15 +76,27 @@ def render_and_encode(tokenizer: Any, messages: Sequence[Mapping[str, Any]], *,
     # (about 2.6e11 choices) between two fixed ones.
     nonce = "".join(chr(0xE100 + secrets.randbelow(0x1700)) for _ in range(3))
     found: list[str] = []
-    escaped: list[Mapping[str, Any]] = []
-    for message in messages:
-        content = message.get("content") if isinstance(message, Mapping) else None
-        if pattern is not None and isinstance(content, str) and pattern.search(content):
-            def swap(match: re.Match) -> str:
-                found.append(match.group(0))
-                return f"{_SENTINEL_OPEN}{nonce}{markers.index(match.group(0))}{_SENTINEL_CLOSE}"
-            message = {**message, "content": pattern.sub(swap, content)}
-        escaped.append(message)
+
+    def swap(match: re.Match) -> str:
+        found.append(match.group(0))
+        return f"{_SENTINEL_OPEN}{nonce}{markers.index(match.group(0))}{_SENTINEL_CLOSE}"
+
+    def escape(value: Any) -> Any:
+        # Every string a caller hands the template: contents, content parts ({"type": "text",
+        # "text": ...}), names, tool definitions, documents. Roles stay: templates compare them.
+        if isinstance(value, str):
+            return pattern.sub(swap, value) if pattern.search(value) else value
+        if isinstance(value, Mapping):
+            return {key: item if key == "role" else escape(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [escape(item) for item in value]
+        return value
+
+    if pattern is not None:
+        escaped = [escape(message) for message in messages]
+        variables = {name: escape(value) for name, value in variables.items()}
+    else:
+        escaped = list(messages)
 
     if continue_final:
         if not escaped:
