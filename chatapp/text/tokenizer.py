@@ -147,6 +147,15 @@ class Tokenizer:
                     self._text_backend = copy
         return self._text_backend
 
+    def __getstate__(self) -> dict:  # copy/pickle: the lock cannot travel, the text copy is remade
+        state = dict(self.__dict__)
+        state["_text_backend"] = state["_text_backend_lock"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._text_backend_lock = threading.Lock()
+
     def _with_bos_eos(self, ids: list[int]) -> list[int]:
         if self.add_bos and (not ids or ids[0] != self.bos_id):
             ids.insert(0, self.bos_id)

@@ -115,7 +115,7 @@ def test_hostile_template_ends_in_our_error_within_bounds(hostile_results, name)
     assert kind == "ChatTemplateError", reason
     assert exceeded, reason
     assert HOSTILE[name][1] in reason and "MemoryError" not in reason
-    assert seconds < CHILD_SECONDS + 2.0
+    assert seconds < CHILD_SECONDS + 3.0  # a busy 2-core machine; unbounded cases run for minutes
 
 
 def test_hostile_templates_stay_small_in_memory(hostile_results):
@@ -167,7 +167,7 @@ def test_fuzzed_templates_never_escape_our_error():
     results = run_in_child(cases)["results"]
     for name, (kind, _exceeded, reason, seconds) in results.items():
         assert kind in ("rendered", "ChatTemplateError"), (cases[name], kind, reason)
-        assert seconds < CHILD_SECONDS + 2.0, cases[name]
+        assert seconds < CHILD_SECONDS + 3.0, cases[name]
 
 
 # -- the same error in every path, naming the model file ---------------------------------------

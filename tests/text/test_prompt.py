@@ -143,3 +143,13 @@ def test_content_parts_names_and_tools_are_text_too(smollm):
     prompt = render_and_encode(smollm_copy, messages, tools=tools)
     assert _special(smollm, prompt.ids) == ["<|im_start|>", "<|im_end|>", "<|im_start|>"]
     assert prompt.contained_markers and prompt.text == smollm_copy.apply_chat_template(messages, tools=tools)
+
+
+def test_tokenizer_copies_keep_reading_text_as_text(tiny_hf):
+    import copy
+    import pickle
+
+    tiny_hf.encode("warm the text encoder")
+    for clone in (copy.deepcopy(tiny_hf), pickle.loads(pickle.dumps(tiny_hf))):
+        assert clone.encode(FORGED) == tiny_hf.encode(FORGED)
+        assert clone.encode_markup(FORGED) == tiny_hf.encode_markup(FORGED)
