@@ -30,18 +30,20 @@ def add_generate_parser(subparsers) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from ..engine.session import ChatSession
+    from ..text.prompt import find_markers, marker_strings
 
     sampling_from_args(args)  # a bad flag fails before the model loads
     backend, _info = load_from_args(args)
     settings = sampling_from_args(args, backend.loaded.sampling_defaults)
     engine = backend.engine
+    session = None
     if args.chat:
         session = ChatSession(engine, system_prompt=args.system,
                               messages=[{"role": "user", "content": args.prompt}])
         stream = session.respond(settings)
     else:
         tokenizer = engine.tokenizer
-        ids = tokenizer.encode(args.prompt)
+        ids = tokenizer.encode(args.prompt)  # as text: markers in the prompt are not special tokens
         if tokenizer.add_bos and tokenizer.bos_id is not None:
             ids = [tokenizer.bos_id] + ids
         stream = engine.stream(ids, settings)
@@ -50,12 +52,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
             sys.stdout.write(delta)
             sys.stdout.flush()
     reply = engine.reply
+    markers = session.contained_markers if session is not None else \
+        bool(find_markers(args.prompt, marker_strings(engine.tokenizer)))
     if args.json:
         print(json.dumps({"text": reply.text, "token_ids": reply.token_ids,
                           "prompt_tokens": reply.stats.prompt_tokens, "new_tokens": reply.stats.new_tokens,
                           "finish_reason": reply.finish_reason, "ttft_s": reply.stats.ttft_s,
                           "prefill_tok_s": reply.stats.prefill_tok_s,
-                          "decode_tok_s": reply.stats.decode_tok_s}, ensure_ascii=False))
+                          "decode_tok_s": reply.stats.decode_tok_s, "contained_markers": markers},
+                         ensure_ascii=False))
     else:
         sys.stdout.write("\n")
     return 0
@@ -90,6 +95,7 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
     from ..engine.backend import CONTINUABLE_REASONS
     from ..engine.generate import ContextOverflowError
     from ..engine.session import ChatSession
+    from ..text.prompt import find_markers, marker_strings
 
     out = out or sys.stdout
     sampling_from_args(args)  # a bad flag fails before the model loads
@@ -141,6 +147,8 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
         if session.dropped_messages:
             out.write(f"({session.dropped_messages} earlier messages no longer fit the context and were "
                       f"left out)\n")
+        if text != "/continue" and find_markers(text, marker_strings(backend.engine.tokenizer)):
+            out.write("(your message contains chat-template markers; the model read them as plain text)\n")
 
 
 # ---------------------------------------------------------------------------- bench

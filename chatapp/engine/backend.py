@@ -54,6 +54,7 @@ class ChatBackend:
         self.info: Optional[ModelInfo] = None
         self.reply = None  # the last Reply
         self.dropped_messages = 0
+        self.contained_markers = False  # the last prompt's messages held chat-template markers (read as text)
 
     def load(self, spec: str, options: LoadOptions,
              progress: Optional[Callable[[str, float], None]] = None) -> ModelInfo:
@@ -114,6 +115,7 @@ class ChatBackend:
         yield from (session.continue_reply if continue_last else session.respond)(settings, cancel)
         self.reply = session.reply
         self.dropped_messages = session.dropped_messages
+        self.contained_markers = session.contained_markers
 
     def context_used(self) -> int:
         return self.engine.cached_tokens if self.engine else 0

@@ -8,6 +8,9 @@ and the newest user message always stay) and `dropped_messages` says how many.
 A reply that stopped before its end (the token limit, or the user's Stop) can be continued:
 the conversation is rendered with that reply left open, as Hugging Face's
 `continue_final_message` does, and the model writes on from where it stopped.
+
+Messages are encoded as text (text.prompt.render_and_encode): a message that contains a chat
+template's markers cannot open a turn; `contained_markers` says when the last prompt had some.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 import threading
 from typing import Iterator, Optional
 
+from ..text.prompt import RenderedPrompt, render_and_encode
 from .generate import ContextOverflowError, Engine, Reply
 from .sampling import SamplingSettings
 
@@ -34,27 +38,21 @@ class ChatSession:
             if m.get("role") not in ("user", "assistant"):
                 raise ValueError(f"message role must be user or assistant, got {m.get('role')!r}")
         self.dropped_messages = 0  # how many old messages the last reply could not see
+        self.contained_markers = False  # the last prompt's messages held special-token strings (read as text)
         self.reply: Optional[Reply] = None
 
     # -- rendering ------------------------------------------------------------------------
     def _with_system(self, messages: list[dict]) -> list[dict]:
         return ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else []) + messages
 
-    def render_ids(self, messages: list[dict], continue_final: bool = False) -> list[int]:
-        """Prompt ids: the conversation and the opening of the assistant's turn, or with
+    def render(self, messages: list[dict], continue_final: bool = False) -> RenderedPrompt:
+        """The prompt: the conversation and the opening of the assistant's turn, or with
         `continue_final`, the conversation up to the end of its last (assistant) message."""
-        tokenizer = self.engine.tokenizer
-        if continue_final:
-            text = _open_final_message(tokenizer.apply_chat_template(self._with_system(messages),
-                                                                     add_generation_prompt=False),
-                                       messages[-1]["content"])
-        else:
-            text = tokenizer.apply_chat_template(self._with_system(messages), add_generation_prompt=True)
-        ids = tokenizer.encode(text)
-        bos = getattr(tokenizer, "bos_id", None)
-        if getattr(tokenizer, "add_bos", False) and bos is not None and (not ids or ids[0] != bos):
-            ids = [bos] + ids
-        return ids
+        return render_and_encode(self.engine.tokenizer, self._with_system(messages),
+                                 add_generation_prompt=not continue_final, continue_final=continue_final)
+
+    def render_ids(self, messages: list[dict], continue_final: bool = False) -> list[int]:
+        return self.render(messages, continue_final).ids
 
     def fit(self, reserve: int, continue_final: bool = False) -> tuple[list[int], int]:
         """Prompt ids for as many recent messages as fit with `reserve` tokens left; (ids, dropped)."""
@@ -63,8 +61,13 @@ class ChatSession:
         dropped = 0
         keep = 2 if continue_final else 1  # the reply being continued keeps its question
         while True:
-            ids = self.render_ids(messages, continue_final)
+            prompt = self.render(messages, continue_final)
+            ids = prompt.ids
             if len(ids) + reserve <= limit:
+                self.contained_markers = prompt.contained_markers
+                if prompt.contained_markers:
+                    log.info("the conversation contains chat-template markers %s; they are read as text",
+                             ", ".join(prompt.markers))
                 return ids, dropped
             if len(messages) <= keep:
                 raise ContextOverflowError(
@@ -134,11 +137,3 @@ class ChatSession:
         self.messages.clear()
         self.dropped_messages = 0
 
-
-def _open_final_message(rendered: str, content: str) -> str:
-    """`rendered` cut right after the last message's content: its turn left open."""
-    for text in (content, content.strip()):
-        at = rendered.rfind(text) if text else -1
-        if at >= 0:
-            return rendered[:at + len(text)]
-    raise ValueError("this model's chat template does not show the reply as written, so it cannot be continued")

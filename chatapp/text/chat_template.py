@@ -2,7 +2,9 @@
 
 Templates come from model files, so they are untrusted code: they run in jinja2's immutable
 sandbox, and any attempt to reach an unsafe attribute (`''.__class__`, `x.__globals__`) stops
-the render with `ChatTemplateError` instead of quietly printing nothing. The environment
+the render with `ChatTemplateError` instead of quietly printing nothing. Compiling and rendering
+are bounded in time and memory (template_sandbox.py, numbers in chatapp/limits.py): a template
+that loops for ever or builds gigabytes stops with `ChatTemplateError` too. The environment
 matches transformers' (trim_blocks, lstrip_blocks, loop controls, `raise_exception`,
 `strftime_now`, a `tojson` that keeps non-ASCII text) so a template renders the same text here.
 """
@@ -18,7 +20,10 @@ from typing import Any, Mapping, Optional, Sequence
 import jinja2
 from jinja2 import nodes
 from jinja2.ext import Extension
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.sandbox import SecurityError
+
+from .template_sandbox import BoundedSandbox, TemplateLimitError, measure
+from .template_sandbox import render as render_bounded
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +37,23 @@ CHATML_TEMPLATE = (
 
 
 class ChatTemplateError(Exception):
-    """The chat template could not be compiled or rendered; `reason` says why."""
+    """The chat template could not be compiled or rendered; `reason` says why, `source` names
+    the model file or folder it came from (when known), `exceeded_limit` whether it went past
+    one of the bounds in chatapp/limits.py."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, source: Optional[str] = None, exceeded_limit: bool = False) -> None:
         self.reason = reason
-        super().__init__(f"chat template failed: {reason}")
+        self.source = source
+        self.exceeded_limit = exceeded_limit
+        where = f"the chat template of {source}" if source else "the chat template"
+        message = f"{where} failed: {reason}"
+        if exceeded_limit:
+            message += ("; a chat template is not allowed that much (chatapp/limits.py), so this model "
+                        "cannot be chatted with as it is: use another copy of the model, or fix its template")
+        super().__init__(message)
+
+    def with_source(self, source: str) -> "ChatTemplateError":
+        return ChatTemplateError(self.reason, source, self.exceeded_limit)
 
 
 class _RaisedByTemplate(jinja2.TemplateError):
@@ -54,7 +71,7 @@ class _GenerationBlock(Extension):
         return parser.parse_statements(("name:endgeneration",), drop_needle=True)
 
 
-class _StrictSandbox(ImmutableSandboxedEnvironment):
+class _StrictSandbox(BoundedSandbox):
     """The immutable sandbox, but an unsafe attribute raises at once rather than rendering as
     an empty Undefined (the default only complains when that Undefined is used further)."""
 
@@ -83,6 +100,7 @@ def _environment() -> _StrictSandbox:
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
+    env.bound_filters()
     return env
 
 
@@ -92,6 +110,13 @@ def _compile(source: str) -> jinja2.Template:
         return _environment().from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise ChatTemplateError(f"syntax error on line {exc.lineno}: {exc.message}") from exc
+    except TemplateLimitError as exc:
+        raise ChatTemplateError(str(exc), exceeded_limit=True) from exc
+    except (RecursionError, MemoryError) as exc:
+        raise ChatTemplateError(f"too deeply nested or too large to compile ({type(exc).__name__})",
+                                exceeded_limit=True) from exc
+    except Exception as exc:  # untrusted code: any failure is the template's
+        raise ChatTemplateError(f"cannot be compiled: {type(exc).__name__}: {exc}") from exc
 
 
 def render_chat(template: Optional[str], messages: Sequence[Mapping[str, Any]],
@@ -106,7 +131,13 @@ def render_chat(template: Optional[str], messages: Sequence[Mapping[str, Any]],
                "add_generation_prompt": add_generation_prompt, "bos_token": bos_token,
                "eos_token": eos_token}
     try:
-        return compiled.render(**context)
+        input_chars = measure([context["messages"], variables], limit=1 << 62)
+        return render_bounded(compiled, context, input_chars)
+    except TemplateLimitError as exc:
+        raise ChatTemplateError(str(exc), exceeded_limit=True) from exc
+    except (RecursionError, MemoryError) as exc:
+        raise ChatTemplateError(f"it went too deep or used too much memory ({type(exc).__name__})",
+                                exceeded_limit=True) from exc
     except _RaisedByTemplate as exc:
         raise ChatTemplateError(str(exc)) from exc
     except SecurityError as exc:

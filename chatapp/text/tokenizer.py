@@ -2,13 +2,16 @@
 ids, the stop set, whether BOS is prepended, the chat template).
 
 Built from a Hugging Face folder (tokenizer.json and its side files) or from a GGUF file's
-metadata (see gguf_tokenizer). Special tokens written in text, like "<|im_start|>", always
-encode to their single id, which is how a rendered chat template becomes a prompt.
+metadata (see gguf_tokenizer). `encode` reads its input as text: a special token written in it,
+like "<|im_start|>", is spelled out in ordinary tokens, so user and document text can never
+forge a turn. Only `encode_markup`, for a chat template's own output (see prompt.py), turns
+special-token strings into their ids.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
@@ -17,7 +20,7 @@ import gguf
 import tokenizers
 
 from ..errors import MissingFileError, TokenizerError
-from .chat_template import render_chat
+from .chat_template import ChatTemplateError, render_chat
 from .gguf_tokenizer import build_gguf_backend, default_add_bos
 from .gguf_vocab import open_reader, read_gguf_vocab
 from .hf_files import read_hf_tokenizer_settings
@@ -55,6 +58,12 @@ class Tokenizer:
             if token_id is not None and token_id in self.special_ids:
                 stops.add(token_id)
         self.eos_ids: frozenset[int] = frozenset(stops)
+        # Longest first: what prompt.render_and_encode escapes in message contents.
+        self.marker_strings: tuple[str, ...] = tuple(sorted(
+            {token.content for token in backend.get_added_tokens_decoder().values() if token.special and token.content},
+            key=lambda text: (-len(text), text)))
+        self._text_backend: Optional[tokenizers.Tokenizer] = None
+        self._text_backend_lock = threading.Lock()
 
     # -- constructors -------------------------------------------------------------------
 
@@ -113,14 +122,45 @@ class Tokenizer:
     # -- text <-> ids -------------------------------------------------------------------
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        """Ids for `text`; special tokens written in it become their ids. With
-        add_special_tokens, BOS (and EOS) are added as the model expects (`add_bos`)."""
-        ids = self.backend.encode(text, add_special_tokens=False).ids
-        if add_special_tokens:
-            if self.add_bos and (not ids or ids[0] != self.bos_id):
-                ids.insert(0, self.bos_id)
-            if self.add_eos:
-                ids.append(self.eos_id)
+        """Ids for `text` read as text: special-token strings in it are spelled out, never their
+        ids. With add_special_tokens, BOS (and EOS) are added as the model expects (`add_bos`)."""
+        ids = self._text_encoder().encode(text, add_special_tokens=False).ids
+        return self._with_bos_eos(ids) if add_special_tokens else ids
+
+    def encode_markup(self, text: str) -> list[int]:
+        """Ids for text a chat template wrote: special-token strings become their ids. Only for
+        a template's output with message contents escaped (prompt.render_and_encode)."""
+        return self.backend.encode(text, add_special_tokens=False).ids
+
+    def _text_encoder(self) -> tokenizers.Tokenizer:
+        # `tokenizers` matches added special tokens even with add_special_tokens=False; a copy
+        # with encode_special_tokens set splits them like any text. The flag lives on the
+        # object, so the copy keeps it for good (no toggling while another thread encodes).
+        if self._text_backend is None:
+            with self._text_backend_lock:
+                if self._text_backend is None:
+                    if self.marker_strings:
+                        copy = tokenizers.Tokenizer.from_str(self.backend.to_str())
+                        copy.encode_special_tokens = True
+                    else:
+                        copy = self.backend
+                    self._text_backend = copy
+        return self._text_backend
+
+    def __getstate__(self) -> dict:  # copy/pickle: the lock cannot travel, the text copy is remade
+        state = dict(self.__dict__)
+        state["_text_backend"] = state["_text_backend_lock"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._text_backend_lock = threading.Lock()
+
+    def _with_bos_eos(self, ids: list[int]) -> list[int]:
+        if self.add_bos and (not ids or ids[0] != self.bos_id):
+            ids.insert(0, self.bos_id)
+        if self.add_eos:
+            ids.append(self.eos_id)
         return ids
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
@@ -148,9 +188,15 @@ class Tokenizer:
 
     def apply_chat_template(self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = True,
                             **variables: Any) -> str:
-        """The prompt text for `messages` in this model's chat format (ChatML if it has none)."""
-        return render_chat(self.chat_template, messages, add_generation_prompt=add_generation_prompt,
-                           bos_token=self.bos_token or "", eos_token=self.eos_token or "", **variables)
+        """The prompt text for `messages` in this model's chat format (ChatML if it has none).
+        ChatTemplateError, naming the model file, when the template fails or exceeds its limits."""
+        try:
+            return render_chat(self.chat_template, messages, add_generation_prompt=add_generation_prompt,
+                               bos_token=self.bos_token or "", eos_token=self.eos_token or "", **variables)
+        except ChatTemplateError as exc:
+            if self.source is None or exc.source is not None:
+                raise
+            raise exc.with_source(str(self.source)) from exc
 
     def __repr__(self) -> str:
         return (f"Tokenizer(source={str(self.source)!r}, vocab_size={self.vocab_size}, bos_id={self.bos_id}, "

@@ -19,6 +19,8 @@ from typing import Any, Callable, Hashable, Iterable, Iterator, Optional, Sequen
 
 import torch
 
+from ..text.prompt import render_and_encode
+
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100  # torch.nn.functional.cross_entropy's default ignore_index
@@ -187,14 +189,6 @@ def fingerprint_texts(texts: Iterable[Union[str, bytes]]) -> str:
 
 
 # -- chat examples ------------------------------------------------------------------------
-def _encode_prompt(tokenizer: Any, text: str) -> list[int]:
-    ids = list(tokenizer.encode(text))
-    bos = getattr(tokenizer, "bos_id", None)
-    if getattr(tokenizer, "add_bos", False) and bos is not None and (not ids or ids[0] != bos):
-        ids = [bos] + ids
-    return ids
-
-
 def render_chat_example(messages: Sequence[dict], tokenizer: Any) -> tuple[list[int], list[bool]]:
     """A conversation as (ids, loss_mask): True exactly on the assistant turns' tokens.
 
@@ -203,14 +197,14 @@ def render_chat_example(messages: Sequence[dict], tokenizer: Any) -> tuple[list[
     ids through the turn where it ends (its end-of-turn tokens included: the model learns to
     stop). Each rendering must extend the previous one token for token; a template that
     rewrites earlier turns (some drop past reasoning) is refused rather than mis-masked.
+    Message contents are encoded as text (render_and_encode): markers in them teach nothing.
     """
     _check_messages(messages)
-    full = _encode_prompt(tokenizer, tokenizer.apply_chat_template(list(messages), add_generation_prompt=False))
+    full = render_and_encode(tokenizer, list(messages), add_generation_prompt=False).ids
     mask = [False] * len(full)
 
     def prefix(n: int, generation_prompt: bool) -> list[int]:
-        ids = _encode_prompt(tokenizer, tokenizer.apply_chat_template(list(messages[:n]),
-                                                                      add_generation_prompt=generation_prompt))
+        ids = render_and_encode(tokenizer, list(messages[:n]), add_generation_prompt=generation_prompt).ids
         if full[:len(ids)] != ids:
             raise ValueError(f"the chat template does not render the conversation up to message {n} as a "
                              f"prefix of the whole; the loss mask cannot be placed exactly")

@@ -28,7 +28,7 @@ class GenerationWorker(QObject):
     model_failed = Signal(str, str)  # spec, message
     model_load_cancelled = Signal(str)  # spec
     delta = Signal(int, str)  # request id, new text
-    finished = Signal(int, dict)  # request id, {"text", "finish_reason", "stats", "dropped_messages"}
+    finished = Signal(int, dict)  # request id, {"text", "finish_reason", "stats", "dropped_messages", "contained_markers"}
     failed = Signal(int, str)  # request id, message
     estimated = Signal(str, dict)  # spec, estimate (see engine.loader.estimate_model)
     estimate_failed = Signal(str, str)  # spec, message
@@ -92,6 +92,7 @@ class GenerationWorker(QObject):
                 "finish_reason": reply.finish_reason,
                 "stats": reply.stats.to_dict(),
                 "dropped_messages": self.backend.dropped_messages,
+                "contained_markers": getattr(self.backend, "contained_markers", False),  # read as text
                 "context_used": self.backend.context_used(),
             })
         except Exception as exc:

@@ -63,7 +63,7 @@ def test_smollm_template_text(smollm):
     text = smollm.apply_chat_template([{"role": "user", "content": "Hi"}])
     assert text == ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
                     "<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
-    assert smollm.encode(text)[:1] == [1] and smollm.encode(text)[-3:] == [520, 9531, 198]
+    assert smollm.encode_markup(text)[:1] == [1] and smollm.encode_markup(text)[-3:] == [520, 9531, 198]
 
 
 def test_chatml_fallback():

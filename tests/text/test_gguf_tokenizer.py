@@ -46,7 +46,10 @@ DIGIT_AFTER_SPACES = {
 @pytest.mark.slow
 @pytest.mark.parametrize("text", CORPUS)
 def test_ids_match_transformers(smollm, hf_smollm, text):
-    assert smollm.encode(text) == hf_smollm.encode(text, add_special_tokens=False)
+    # Template output: special-token strings become their ids, as transformers encodes them.
+    assert smollm.encode_markup(text) == hf_smollm.encode(text, add_special_tokens=False)
+    # User text: they are spelled out, as transformers' split_special_tokens does.
+    assert smollm.encode(text) == hf_smollm(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
 
 
 @pytest.mark.slow
@@ -59,8 +62,10 @@ def test_decode_inverts_encode(smollm, hf_smollm, text):
 
 @pytest.mark.slow
 def test_known_ids_and_special_tokens(smollm):
-    ids = smollm.encode("<|im_start|>user\nHi there<|im_end|>\n")
+    ids = smollm.encode_markup("<|im_start|>user\nHi there<|im_end|>\n")
     assert ids == [1, 4093, 198, 26843, 665, 2, 198]
+    as_text = smollm.encode("<|im_start|>user\nHi there<|im_end|>\n")
+    assert not smollm.special_ids & set(as_text) and smollm.decode(as_text) == "<|im_start|>user\nHi there<|im_end|>\n"
     assert [smollm.id_to_token(i) for i in ids] == ["<|im_start|>", "user", "Ċ", "Hi", "Ġthere", "<|im_end|>", "Ċ"]
     assert smollm.encode("Hello world! 123") == [19556, 905, 17, 216, 33, 34, 35]
     assert smollm.decode(ids, skip_special_tokens=True) == "user\nHi there\n"
@@ -90,7 +95,7 @@ def test_digits_split_alone_as_in_smollm_tokenizer_json(smollm, hf_smollm, text)
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
     ])
     for sample in [text, *CORPUS]:
-        assert smollm.encode(sample) == original.encode(sample, add_special_tokens=False).ids
+        assert smollm.encode_markup(sample) == original.encode(sample, add_special_tokens=False).ids
 
 
 @pytest.mark.slow
@@ -128,7 +133,8 @@ def test_split_families_match_transformers(transformers, smollm_vocab, write_ggu
     reference = transformers.AutoTokenizer.from_pretrained(str(tmp_path), gguf_file=path.name)
     extra = ["x  1", "abc123456def", "I'LL we'Re", "line\n\n\n  indented", "a.b,c;d"]
     for text in CORPUS + extra:
-        assert ours.encode(text) == reference.encode(text, add_special_tokens=False), text
+        assert ours.encode_markup(text) == reference.encode(text, add_special_tokens=False), text
+        assert ours.encode(text) == reference(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
         assert ours.decode(ours.encode(text)) == text
 
 
@@ -145,8 +151,9 @@ def spm_reference(transformers, spm_gguf):
 def test_sentencepiece_vocab_matches_transformers(spm_gguf, spm_reference, text):
     ours = Tokenizer.from_gguf(spm_gguf)
     reference = spm_reference
-    assert ours.encode(text) == reference.encode(text, add_special_tokens=False)
-    assert ours.encode(text, add_special_tokens=True) == reference.encode(text)
+    assert ours.encode_markup(text) == reference.encode(text, add_special_tokens=False)
+    assert ours.encode(text) == reference(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    assert ours.encode(text, add_special_tokens=True) == reference(text, split_special_tokens=True)["input_ids"]
     ids = ours.encode(text)
     assert ours.decode(ids) == reference.decode(ids)
 

@@ -54,10 +54,13 @@ def test_tiny_folder_matches_transformers(tiny_folder, tiny_reference):
     assert ours.special_ids == {0, 1, 2, 3}
     assert ours.vocab_size == len(tiny_reference)
     for text in SAMPLES:
-        assert ours.encode(text, add_special_tokens=True) == tiny_reference.encode(text), text
-        assert ours.encode(text) == tiny_reference.encode(text, add_special_tokens=False), text
+        split = tiny_reference(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        assert ours.encode(text, add_special_tokens=True) == [0, *split], text
+        assert ours.encode(text) == split, text
+        assert ours.encode_markup(text) == tiny_reference.encode(text, add_special_tokens=False), text
         assert ours.decode(ours.encode(text)) == text
-    assert ours.encode("<|user|>hi</s>") == [2, *ours.encode("hi"), 1]
+    assert ours.encode_markup("<|user|>hi</s>") == [2, *ours.encode("hi"), 1]
+    assert not {0, 1, 2, 3} & set(ours.encode("<|user|>hi</s>"))
     for add_generation_prompt in (True, False):
         assert ours.apply_chat_template(CONVERSATION, add_generation_prompt=add_generation_prompt) == \
             tiny_reference.apply_chat_template(CONVERSATION, tokenize=False,
@@ -92,8 +95,8 @@ def test_saved_gguf_tokenizer_matches_transformers(transformers, smollm, tmp_pat
     assert ours.chat_template == smollm.chat_template
     samples = ["Hello, world!", "x  1 and   42", "你好 🙂", "<|im_start|>user\nHi<|im_end|>\n", "\t\n  \n"]
     for text in samples:
-        assert ours.encode(text) == smollm.encode(text) == reference.encode(text, add_special_tokens=False)
-        assert ours.encode(text, add_special_tokens=True) == reference.encode(text)
+        assert ours.encode_markup(text) == smollm.encode_markup(text) == reference.encode(text, add_special_tokens=False)
+        assert ours.encode(text) == smollm.encode(text) == reference(text, split_special_tokens=True)["input_ids"]
     assert ours.apply_chat_template(CONVERSATION) == reference.apply_chat_template(
         CONVERSATION, tokenize=False, add_generation_prompt=True)
 

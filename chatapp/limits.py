@@ -1,0 +1,32 @@
+"""Bounds on what the app reads from files it did not write: the numbers in one place.
+
+Model files, documents and settings come from anywhere (DESIGN.md: "anything read from a file
+has bounds on time, memory and size where it enters"). Each reader checks its limit where the
+input enters and raises its own specific error naming the file; this module only holds the
+numbers, so that a reader of the code finds them, and a test can lower one.
+"""
+
+from __future__ import annotations
+
+# -- chat templates (text/template_sandbox.py) ---------------------------------------------
+# Real templates are a few KB and render in about a millisecond; these bounds are far above
+# anything a real template needs and far below what hangs the app or exhausts its memory.
+
+# Largest template source, in characters (the biggest real ones, with tool calling, are ~20 KB).
+TEMPLATE_MAX_SOURCE_CHARS = 256_000
+# Wall-clock time for one rendering, checked at every loop iteration, call and filter.
+TEMPLATE_MAX_SECONDS = 2.0
+# Largest value (string, list, dict, number of digits) a template may build, and what it may
+# write in total, in characters: this much plus TEMPLATE_CHARS_PER_INPUT_CHAR for every
+# character of the messages (and tools) it is given.
+TEMPLATE_MAX_CHARS = 1_000_000
+TEMPLATE_CHARS_PER_INPUT_CHAR = 4
+# range() in a template: at most this many items (jinja's sandbox allows 100,000).
+TEMPLATE_MAX_RANGE = 100_000
+# Integers a template computes: at most this many bits (10**9 is 30 bits).
+TEMPLATE_MAX_INT_BITS = 4_096
+# Containers nested deeper than this are refused (JSON of real tools is a few levels deep).
+TEMPLATE_MAX_DEPTH = 64
+# lipsum(n, html, min, max): at most this many paragraphs, of at most this many words.
+TEMPLATE_MAX_LIPSUM_PARAGRAPHS = 100
+TEMPLATE_MAX_LIPSUM_WORDS = 1_000
