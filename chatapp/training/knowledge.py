@@ -74,7 +74,7 @@ class KnowledgeConfig:
     rounds: int = 1
     turns: int = 2  # question-answer pairs per training conversation (one system prompt for all)
     seed: int = 0
-    max_generate_s: float = 360.0  # generation stops early (and says so) after this long
+    max_generate_s: float = 240.0  # the model stops answering (and says so) after this long
     max_new_tokens: int = 48
 
     def __post_init__(self) -> None:
