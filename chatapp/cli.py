@@ -122,10 +122,16 @@ def _training_parsers(subparsers: argparse._SubParsersAction) -> None:
     register(subparsers)
 
 
+def _quiz_parser(subparsers: argparse._SubParsersAction) -> None:
+    from .commands.quiz import register
+    register(subparsers)
+
+
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_models_parser,
     _generation_parsers,
     _training_parsers,
+    _quiz_parser,
     _add_self_test_parser,
 ]
 

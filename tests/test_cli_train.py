@@ -32,8 +32,16 @@ LORA_ARGS = ["--max-steps", "30", "--lr", "3e-2", "--block-size", "32", "--batch
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in argv])
+        code = main([str(a) for a in text_recipe(argv)])
     return code, out.getvalue(), err.getvalue()
+
+
+def text_recipe(argv: list) -> list:
+    """These tests check the raw-text path (the default for documents is now the knowledge
+    recipe, tested in tests/training/test_knowledge.py): train with --recipe text unless told."""
+    if argv and argv[0] == "train" and "--recipe" not in argv:
+        return [*argv, "--recipe", "text"]
+    return argv
 
 
 def child_env() -> dict[str, str]:
@@ -192,7 +200,8 @@ def test_too_large_fails_before_training_and_dry_run_stops_after_the_estimate(fi
 def test_sigterm_cancels_with_a_checkpoint_that_resumes(files, tmp_path):
     out = tmp_path / "cut"
     args = ["--model", files["model"], "--data", files["docs"], "--out", out, "--max-steps", "100",
-            "--block-size", "64", "--batch-size", "8", "--eval-every", "0", "--lr", "1e-2", "--threads", "1"]
+            "--block-size", "64", "--batch-size", "8", "--eval-every", "0", "--lr", "1e-2", "--threads", "1",
+            "--recipe", "text"]
     proc = subprocess.Popen([sys.executable, "-m", "chatapp", "train", *map(str, args), "--progress", "jsonl"],
                             stdout=subprocess.PIPE, stderr=(tmp_path / "stderr.txt").open("w"), text=True,
                             env=child_env())

@@ -69,12 +69,20 @@ def format_event(event: dict[str, Any]) -> Optional[str]:
         avail = event.get("available_bytes")
         line = (f"estimate: {event['memory_bytes'] / gib:.2f} GiB of "
                 f"{avail / gib:.2f} GiB available" if avail else f"estimate: {event['memory_bytes'] / gib:.2f} GiB")
-        return line + f", {event['total_steps']} steps, about {_duration(event.get('eta_s'))}"
+        line += f", {event['total_steps']} steps, about {_duration(event.get('eta_s'))}"
+        if event.get("time_budget_s"):
+            line += (f" (--epochs auto: {event['epochs']:g} passes over the data, within the "
+                     f"{_duration(event['time_budget_s'])} budget)")
+        return line
     if kind == "eval":
         return f"step {event['step']}: validation loss {event['val_loss']:.4f}, perplexity {event['val_ppl']:.2f}"
     if kind == "step":
         return (f"step {event['step']}/{event['total_steps']}  loss {event['loss']:.4f}  lr {event['lr']:.2e}  "
                 f"{event['tokens_per_s']:.0f} tok/s  eta {_duration(event.get('eta_s'))}")
+    if kind == "examples":
+        if "path" in event:
+            return f"examples: {event['examples']} ({event['kinds']}) in {event['seconds']:.0f}s, written to {event['path']}"
+        return f"examples: questions written for {event['done']}/{event['total']} sentences"
     if kind == "checkpoint":
         return f"checkpoint: {event['path']}"
     if kind == "saved":
@@ -142,6 +150,18 @@ def _stdout_to_stderr():
 
 # ---------------------------------------------------------------------------- train
 
+def _epochs(text: str):
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of passes or 'auto', got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"epochs must be positive, got {text}")
+    return value
+
+
 def _targets(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -161,20 +181,37 @@ def add_train_parser(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="where the adapter or model and checkpoints/ go")
     p.add_argument("--method", default="lora", choices=("lora", "full", "scratch"))
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=float, default=None, help="passes over the data (default 1)")
+    length.add_argument("--epochs", type=_epochs, default="auto",
+                        help="passes over the data, or 'auto' (default): sized to the data, a small folder "
+                             "gets enough steps to learn, a large one is bounded by --time-budget")
     length.add_argument("--max-steps", type=int, default=None, help="optimizer steps")
+    p.add_argument("--time-budget", type=float, default=10.0, metavar="MINUTES",
+                   help="with --epochs auto: the most minutes of training steps (default 10); the steps "
+                        "and the time are in the estimate shown before training starts")
+    p.add_argument("--recipe", default="auto", choices=("auto", "knowledge", "text"),
+                   help="knowledge: documents become questions and answers about their facts (written by "
+                        "templates and by the model itself) plus the raw text, so the model answers from "
+                        "them without the documents; text: the raw text only; auto (default): knowledge "
+                        "for documents, text for a .jsonl of conversations")
+    p.add_argument("--examples", default=None, metavar="FILE",
+                   help="train on this knowledge examples JSONL (e.g. an edited OUT/knowledge_examples.jsonl "
+                        "of an earlier run) instead of making new ones")
+    p.add_argument("--no-model-examples", action="store_true",
+                   help="knowledge recipe: only the examples made by templates (faster), none written by the model")
     p.add_argument("--lr", type=float, default=None,
-                   help="peak learning rate (default: 2e-4 lora, 5e-5 full, 1e-3 scratch)")
+                   help="peak learning rate (default: 2e-4 lora, 5e-5 full, 1e-3 scratch; knowledge recipe: "
+                        "2e-3 lora, 1e-4 full)")
     p.add_argument("--warmup-steps", type=int, default=None, help="default: 5%% of the steps, at most 100")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--batch-size", type=int, default=4, help="blocks per micro-batch, across all processes")
     p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
     p.add_argument("--block-size", type=int, default=256, help="tokens per block")
-    p.add_argument("--lora-rank", type=int, default=8)
-    p.add_argument("--lora-alpha", type=float, default=16.0)
+    p.add_argument("--lora-rank", type=int, default=None,
+                   help="default 8 (knowledge recipe: 32, with --lora-alpha 64 on every projection)")
+    p.add_argument("--lora-alpha", type=float, default=None, help="default 16")
     p.add_argument("--lora-dropout", type=float, default=0.05)
-    p.add_argument("--lora-targets", type=_targets, default=["q_proj", "v_proj"], metavar="LIST",
-                   help=f"comma-separated, from {LORA_TARGET_HELP} (default q_proj,v_proj)")
+    p.add_argument("--lora-targets", type=_targets, default=None, metavar="LIST",
+                   help=f"comma-separated, from {LORA_TARGET_HELP} (default q_proj,v_proj; knowledge recipe: all)")
     p.add_argument("--eval-every", type=int, default=50, help="steps between evaluations (0: before and after)")
     p.add_argument("--early-stop", type=int, default=0, metavar="N",
                    help="stop after N evaluations in a row without a lower held-out loss, and write the "
@@ -219,9 +256,17 @@ def _job_from_args(args: argparse.Namespace):
     from ..training.estimate import parse_bytes
     from ..training.run import TrainJob
 
-    lora = LoRAConfig(r=args.lora_rank, alpha=args.lora_alpha, dropout=args.lora_dropout,
-                      target_modules=args.lora_targets)
-    return TrainJob(model=args.model, data=list(args.data), out=args.out, method=args.method, epochs=args.epochs,
+    lora = None  # none of the LoRA options given: the recipe's defaults (training/run.py)
+    if (args.lora_rank, args.lora_alpha, args.lora_targets) != (None, None, None):
+        lora = LoRAConfig(r=args.lora_rank or 8, alpha=args.lora_alpha or 16.0, dropout=args.lora_dropout,
+                          target_modules=args.lora_targets or ["q_proj", "v_proj"])
+    auto_length = args.epochs == "auto" and args.max_steps is None
+    epochs = None if args.epochs == "auto" else args.epochs
+    if args.time_budget <= 0:
+        raise ValueError(f"--time-budget must be a positive number of minutes, got {args.time_budget:g}")
+    return TrainJob(model=args.model, data=list(args.data), out=args.out, method=args.method, epochs=epochs,
+                    recipe=args.recipe, examples=args.examples, model_examples=not args.no_model_examples, auto_length=auto_length,
+                    time_budget_s=60.0 * args.time_budget,
                     max_steps=args.max_steps, lr=args.lr, warmup_steps=args.warmup_steps,
                     weight_decay=args.weight_decay, batch_size=args.batch_size, grad_accum=args.grad_accum,
                     block_size=args.block_size, lora=lora, eval_every=args.eval_every, save_every=args.save_every,

@@ -282,3 +282,39 @@ def chat_blocks(path: Union[str, Path], tokenizer: Any, block_size: int) -> Toke
         raise
     except ValueError as exc:
         raise DatasetError(path, str(exc)) from exc
+
+
+# -- whole examples per block (knowledge recipe) -------------------------------------------
+def pack_examples(examples: Iterable[tuple[Sequence[int], Sequence[bool]]], block_size: int, pad_id: int,
+                  open_rows: int = 64) -> Optional[TokenBlocks]:
+    """(ids, mask) examples placed whole into rows of block_size + 1; the rest of a row is
+    `pad_id`, masked out. Unlike pack_masked, a question and its answer always share a row (an
+    answer is never learned without its question). Each example goes into the first of the
+    last `open_rows` rows with room for it (first fit: rows end up ~95% full, where filling one
+    row after another leaves ~20% padding), else a new row. An example longer than a row is cut
+    into rows of its own, overlapping by one token. None: no examples."""
+    if block_size <= 0:
+        raise ValueError(f"block_size must be positive, got {block_size}")
+    span = block_size + 1
+    rows: list[tuple[list[int], list[bool]]] = []
+    first_open = 0  # rows before this one are closed (never filled further)
+
+    for ids, mask in examples:
+        if len(ids) != len(mask):
+            raise ValueError(f"an example has {len(ids)} ids but {len(mask)} mask values")
+        ids, mask = list(ids), [bool(m) for m in mask]
+        while len(ids) > span:  # longer than a row
+            rows.append((ids[:span], mask[:span]))
+            ids, mask = ids[block_size:], mask[block_size:]
+        for row_ids, row_mask in rows[max(first_open, len(rows) - open_rows):]:
+            if len(row_ids) + len(ids) <= span:
+                row_ids.extend(ids)
+                row_mask.extend(mask)
+                break
+        else:
+            rows.append((ids, mask))
+        first_open = max(first_open, len(rows) - open_rows)
+    if not rows:
+        return None
+    return TokenBlocks(torch.tensor([r[0] + [pad_id] * (span - len(r[0])) for r in rows], dtype=torch.long),
+                       torch.tensor([r[1] + [False] * (span - len(r[1])) for r in rows], dtype=torch.bool))

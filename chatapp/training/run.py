@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -30,6 +31,16 @@ from .trainer import TrainConfig, Trainer, _autocast
 log = logging.getLogger(__name__)
 
 METHODS = ("lora", "full", "scratch")
+RECIPES = ("auto", "knowledge", "text")
+# --epochs auto: passes over the data wanted (facts need many exposures; plain text fewer),
+# and a floor of optimizer steps for a tiny folder; the time budget bounds both.
+AUTO_EPOCHS = {"knowledge": 8.0, "text": 3.0}
+AUTO_MIN_STEPS = 30
+# The knowledge recipe's defaults (benchmarks/knowledge.py; the README has the experiments):
+# facts need capacity and a high rate to be learned within the few passes the time allows.
+KNOWLEDGE_LR = {"lora": 2e-3, "full": 1e-4, "scratch": 1e-3}
+KNOWLEDGE_LORA = dict(r=32, alpha=64.0, dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
+                                                                      "gate_proj", "up_proj", "down_proj"])
 STRATEGIES = ("ddp", "fsdp")
 DEFAULT_LR = {"lora": 2e-4, "full": 5e-5, "scratch": 1e-3}
 CHECKPOINTS = "checkpoints"
@@ -56,7 +67,7 @@ class TrainJob:
     batch_size: int = 4  # global: split between the processes under torchrun
     grad_accum: int = 1
     block_size: int = 256
-    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    lora: Optional[LoRAConfig] = None  # None: the recipe's (RECIPE_LORA, else LoRAConfig())
     eval_every: int = 50
     early_stop: int = 0  # evaluations without improvement before stopping; 0: never
     restore_best: bool = False  # write the best evaluation's weights, not the last (implied by early_stop)
@@ -72,6 +83,14 @@ class TrainJob:
     size: str = "tiny"  # scratch only
     vocab_size: int = 4096  # scratch only
     max_memory: Optional[int] = None  # bytes; None: what the device has free
+    # What the documents become (training/knowledge.py): "knowledge" (questions and answers about
+    # their facts, plus the raw text), "text" (the raw text), "auto" (knowledge for documents,
+    # the conversations as they are for a .jsonl file).
+    recipe: str = "auto"
+    examples: Optional[str] = None  # a knowledge examples JSONL to train on instead of making one
+    model_examples: bool = True  # knowledge recipe: the model also writes questions and answers
+    auto_length: bool = False  # size the run to the data (epochs and max_steps unset), see auto_steps
+    time_budget_s: float = 600.0  # with auto_length: the training steps' budget, shown before starting
 
     def __post_init__(self) -> None:
         self.out = Path(self.out).expanduser()
@@ -87,6 +106,32 @@ class TrainJob:
             raise ValueError(f"early stop must be 0 (off) or a number of evaluations, got {self.early_stop}")
         if self.early_stop:
             self.restore_best = True
+        if self.recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        if self.auto_length and (self.epochs is not None or self.max_steps is not None):
+            raise ValueError("automatic length and --epochs/--max-steps exclude each other")
+        if self.time_budget_s <= 0:
+            raise ValueError(f"the time budget must be positive, got {self.time_budget_s}")
+
+
+def auto_steps(n_blocks: int, blocks_per_step: int, step_s: Optional[float], budget_s: float,
+               epochs: float, min_steps: int = AUTO_MIN_STEPS) -> int:
+    """Optimizer steps for --epochs auto: `epochs` passes over the data, at least `min_steps`,
+    at most what fits in `budget_s` at `step_s` seconds a step (when measured), at least 1."""
+    steps = max(min_steps, math.ceil(epochs * n_blocks / max(1, blocks_per_step)))
+    if step_s:
+        steps = min(steps, int(budget_s / step_s))
+    return max(1, steps)
+
+
+def _resumed_max_steps(resume_from: Optional[Path]) -> Optional[int]:
+    """The length a resumed automatic run was given (its checkpoint's train_config.json)."""
+    if resume_from is None:
+        return None
+    try:
+        return json.loads((resume_from / "train_config.json").read_text(encoding="utf-8")).get("max_steps")
+    except (OSError, ValueError):
+        return None
 
 
 def find_checkpoint(path: Path) -> Path:
@@ -175,8 +220,23 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
     if phases.cancelled():
         return end("cancelled", "cancelled before training started")
 
-    data = prepare_blocks(sources, tokenizer, job.block_size, job.val_fraction, job.seed)
+    recipe = job.recipe if job.recipe != "auto" else ("text" if sources.kind == "chat" else "knowledge")
+    if recipe == "knowledge" and sources.kind == "documents":
+        from .knowledge import knowledge_data
+
+        data = knowledge_data(job, sources, tokenizer, say, cancel)
+        if data is None or phases.cancelled():
+            return end("cancelled", "cancelled before training started")
+    else:
+        if recipe == "knowledge" or job.examples:
+            raise TrainJobError("the knowledge recipe (and --examples) makes questions from documents; "
+                                "a .jsonl of conversations trains as it is (--recipe text)")
+        data = prepare_blocks(sources, tokenizer, job.block_size, job.val_fraction, job.seed)
     say(data.to_event())
+    knowledge = data.kind == "knowledge"
+    if job.lora is None:
+        job.lora = LoRAConfig(**KNOWLEDGE_LORA) if knowledge else LoRAConfig()
+    lr = job.lr or (KNOWLEDGE_LR if knowledge else DEFAULT_LR)[job.method]
     if data.train is None or count_targets(data.train) == 0:
         raise DatasetError(None, "nothing to train on: every example went to validation or has no target tokens "
                                  "(add data or lower --val-fraction)")
@@ -187,12 +247,16 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
 
     # -- settings and estimate -------------------------------------------------------------
     method = "full" if job.method == "scratch" else job.method
-    cfg = TrainConfig(method=method, lr=job.lr or DEFAULT_LR[job.method], weight_decay=job.weight_decay,
+    cfg = TrainConfig(method=method, lr=lr, weight_decay=job.weight_decay,
                       max_steps=job.max_steps, epochs=job.epochs, batch_size=job.batch_size,
                       grad_accum=job.grad_accum, eval_every=job.eval_every, save_every=job.save_every,
                       keep_checkpoints=job.keep_checkpoints, seed=job.seed, block_size=job.block_size,
                       gradient_checkpointing=job.gradient_checkpointing, lora=job.lora, warmup_steps=0,
                       early_stop_patience=job.early_stop, restore_best=job.restore_best)
+    if job.auto_length:
+        resumed = _resumed_max_steps(resume_from)
+        cfg.max_steps = resumed or auto_steps(len(data.train), job.batch_size * job.grad_accum, None,
+                                              job.time_budget_s, AUTO_EPOCHS[recipe])
     total_steps = cfg.total_steps(len(data.train))
     warmup = job.warmup_steps if job.warmup_steps is not None else min(100, total_steps // 20)
     cfg = TrainConfig.from_dict({**cfg.to_dict(), "warmup_steps": warmup})
@@ -223,6 +287,20 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
     micro_s = measure_micro_batch_seconds(model, inputs, labels, _autocast(device, cfg.bf16))
     n_evals = (2 + (total_steps // cfg.eval_every if cfg.eval_every else 0)) if data.val is not None else 0
     estimate["micro_batch_s"] = micro_s
+    if job.auto_length and _resumed_max_steps(resume_from) is None and not ctx.enabled:
+        # The measured speed bounds the run by the time budget; the trainer is rebuilt for the
+        # new length (its LoRA layers, already on the model, are kept).
+        steps = auto_steps(len(data.train), job.batch_size * job.grad_accum, micro_s * cfg.grad_accum,
+                           job.time_budget_s, AUTO_EPOCHS[recipe])
+        if steps != total_steps:
+            total_steps = steps
+            warmup = job.warmup_steps if job.warmup_steps is not None else min(100, total_steps // 20)
+            cfg = TrainConfig.from_dict({**cfg.to_dict(), "max_steps": total_steps, "warmup_steps": warmup})
+            trainer = trainer_cls(model, cfg, data.train, data.val, ckpt_root, progress, cancel, **extra)
+            n_evals = (2 + (total_steps // cfg.eval_every if cfg.eval_every else 0)) if data.val is not None else 0
+        estimate["total_steps"] = total_steps
+        estimate["time_budget_s"] = job.time_budget_s
+        estimate["epochs"] = round(total_steps * job.batch_size * job.grad_accum / len(data.train), 2)
     estimate["eta_s"] = estimate_seconds(micro_s, cfg.grad_accum, total_steps,
                                          len(data.val) if data.val is not None else 0, cfg.eval_batch_size, n_evals)
     say(estimate)
@@ -250,7 +328,7 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
         whole = trainer.whole_model_state()  # every rank takes part; rank 0 gets the tensors
         model = _unsharded(config, job, whole) if ctx.is_main else None
     if ctx.is_main:
-        notes = {"method": job.method, "base_model": base_name, "data": [str(Path(d).resolve()) for d in job.data],
+        notes = {"method": job.method, "recipe": recipe, "base_model": base_name, "data": [str(Path(d).resolve()) for d in job.data],
                  "data_kind": data.kind, "data_fingerprint": data.fingerprint, "seed": job.seed,
                  "val_fraction": job.val_fraction, "block_size": job.block_size, "steps": result.step,
                  "eval_before": before, "eval_after": after, "best_val_loss": result.best_val_loss,

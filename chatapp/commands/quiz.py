@@ -1,0 +1,101 @@
+"""`chatapp quiz`: ask a model questions about documents and count the right answers.
+
+    chatapp quiz --model default [--adapter DIR] [--docs LIB] --questions FILE|auto [--data DIR] --json
+
+`--questions auto` makes questions from the documents given with --data (chatapp.training.knowledge:
+worded differently from the training examples) and writes them beside the result when asked
+(--save-questions) so the user can review and reuse them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def add_quiz_parser(subparsers) -> None:
+    from .common import add_model_options
+
+    p = subparsers.add_parser("quiz", help="ask a model questions about your documents and score the answers",
+                              description="Ask each question of a JSONL file ({\"question\": ..., \"answers\": "
+                                          "[...]} per line) greedily; a reply is right when it contains one of "
+                                          "the accepted answers (case, punctuation and number formats aside).")
+    add_model_options(p)
+    p.add_argument("--questions", required=True, metavar="FILE|auto",
+                   help="a JSONL question file, or 'auto': questions made from the documents in --data")
+    p.add_argument("--data", nargs="+", default=None, metavar="PATH", help="documents, for --questions auto")
+    p.add_argument("--docs", default=None, metavar="LIB",
+                   help="answer with passages retrieved from this document library in front of each question")
+    p.add_argument("--save-questions", default=None, metavar="FILE", help="write the auto questions here")
+    p.add_argument("--max-new-tokens", type=int, default=80)
+    p.add_argument("--system", default="", help="system prompt (default: the chat template's own)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_quiz)
+
+
+def docs_context(library: str):
+    """question -> passages from the document library `library`: the one place the quiz meets
+    retrieval (chatapp.engine.retrieval, built with the document library)."""
+    try:
+        from ..engine import retrieval  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise ValueError(f"--docs needs the document library and retrieval (chatapp.engine.retrieval), "
+                         f"which this build does not have ({exc})") from exc
+    return retrieval.context_lookup(library)
+
+
+def _questions(args: argparse.Namespace):
+    from ..training.quiz import read_questions, write_questions
+
+    if args.questions != "auto":
+        return read_questions(args.questions)
+    if not args.data:
+        raise ValueError("--questions auto makes questions from documents: give them with --data PATH")
+    from ..training.knowledge import quiz_questions
+    from ..training.prepare import read_sources
+
+    sources = read_sources(args.data)
+    if sources.kind != "documents":
+        raise ValueError("--questions auto needs documents in --data, not a conversation file")
+    questions = quiz_questions([(e.source, e.text or "") for e in sources.examples])
+    if not questions:
+        raise ValueError("no questions could be made from these documents (no names, dates or numbers found)")
+    if args.save_questions:
+        write_questions(questions, args.save_questions)
+    return questions
+
+
+def cmd_quiz(args: argparse.Namespace) -> int:
+    from ..training.dataset import DatasetError
+    from ..training.documents import IngestError
+    from ..training.quiz import QuizError, run_quiz
+    from .common import load_from_args
+
+    try:
+        questions = _questions(args)
+        context = docs_context(args.docs) if args.docs else None
+    except (QuizError, DatasetError, IngestError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    backend, info = load_from_args(args)
+
+    def show(item) -> None:
+        if not args.json:
+            mark = "right" if item.correct else "wrong"
+            print(f"[{mark}] {item.question}\n        {item.reply[:200]!r}", flush=True)
+
+    result = run_quiz(backend.engine, questions, context, system_prompt=args.system,
+                      max_new_tokens=args.max_new_tokens, on_item=show)
+    summary = {"model": info.name, "adapter": args.adapter, "docs": args.docs, **result.to_dict()}
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        print(f"{result.score} of {len(result.items)} right ({result.seconds:.1f} s)")
+    return EXIT_OK
+
+
+def register(subparsers) -> None:
+    add_quiz_parser(subparsers)
