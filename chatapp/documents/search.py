@@ -103,5 +103,8 @@ def snippet(text: str, query: str, width: int = 160) -> str:
         if at >= 0:
             break
     start = max(0, at - width // 3) if at >= 0 else 0
+    if start > 0:  # begin at a word, not inside one
+        space = text.find(" ", start, at if at > start else start + 20)
+        start = space + 1 if space >= 0 else start
     piece = " ".join(text[start:start + width].split())
     return ("…" if start > 0 else "") + piece + ("…" if start + width < len(text) else "")
