@@ -134,6 +134,19 @@ _MSG_COLS = ("id, conversation_id, position, role, content, created_at, state, m
              "settings_json, stats_json, finish_reason")
 
 
+@dataclass(frozen=True)
+class MessageSource:
+    """A passage a reply was given: cited as [number]; span [start, end) of the file's cleaned text."""
+
+    number: int
+    path: str
+    heading: str
+    start: int
+    end: int
+    text: str
+    library: str = ""
+
+
 def _conversation(row: tuple) -> Conversation:
     return Conversation(row[0], row[1], us_to_datetime(row[2]), us_to_datetime(row[3]), row[4], row[5],
                         None if row[6] is None else us_to_datetime(row[6]))
@@ -469,6 +482,33 @@ class ConversationStore:
                          "WHERE id = ?", (content, state, finish_reason, _json(stats), message_id))
             self._touch(conn, row[0])
         return True
+
+    # -- sources (chat with documents) ------------------------------------------------------
+    def save_sources(self, message_id: int, sources: Sequence[Any], library: str = "") -> None:
+        """Store the passages a reply was given (replacing any stored before). Each source is a
+        mapping or an object with number, path, heading, start, end and text."""
+        rows = []
+        for source in sources:
+            get = source.get if isinstance(source, dict) else lambda key, s=source: getattr(s, key, None)
+            row = (message_id, get("number"), get("path"), get("heading") or "", get("start"), get("end"),
+                   get("text"), library)
+            if not isinstance(row[1], int) or row[1] < 1 or not isinstance(row[2], str) \
+                    or not isinstance(row[4], int) or not isinstance(row[5], int) or not isinstance(row[6], str):
+                raise ValueError(f"a source needs number >= 1, path, start, end and text; got {source!r}"[:300])
+            rows.append(row)
+        with self._saving("save the sources") as conn:
+            self._get_message(message_id)  # NotFoundError for a message that is gone
+            conn.execute("DELETE FROM message_sources WHERE message_id = ?", (message_id,))
+            conn.executemany('INSERT INTO message_sources (message_id, number, path, heading, start, "end", '
+                             'text, library) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', rows)
+
+    def sources(self, message_id: int) -> list[MessageSource]:
+        """The passages stored with a message, by number ([] when none)."""
+        with self._lock:
+            rows = self._conn.execute('SELECT number, path, heading, start, "end", text, library FROM '
+                                      'message_sources WHERE message_id = ? ORDER BY number',
+                                      (message_id,)).fetchall()
+        return [MessageSource(*row) for row in rows]
 
     def truncate_after(self, conversation_id: int, position: int) -> int:
         """Delete the messages after `position` (-1: all), for regenerate / edit-and-resend."""
