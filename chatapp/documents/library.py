@@ -13,6 +13,9 @@ fully indexed or absent; one file's text is in memory at a time.
 
 Search fuses two rankings by reciprocal rank fusion: BM25 over the word index (unicode61) and
 BM25 over the trigram index (partial words, Chinese). See search.py.
+
+Long because the schema, the incremental indexing and the search share one connection and its
+transactions; query building and rank fusion live in search.py.
 """
 
 from __future__ import annotations

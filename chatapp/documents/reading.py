@@ -29,6 +29,7 @@ from .cleaning import clean_text, has_real_text
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
+_READ_BLOCK = 1 << 16  # 64 KB
 USED, SKIPPED = "used", "skipped"
 
 
@@ -370,10 +371,19 @@ def ingest(
 
 
 def _read_bytes(path: Path, limit: int) -> Optional[bytes]:
-    """The file's bytes, or None if it holds more than `limit` (read at most limit + 1)."""
+    """The file's bytes, or None if it holds more than `limit` (read at most limit + 1).
+
+    Read in blocks: `read(limit + 1)` would allocate the whole limit (20 MB) for every file,
+    however small."""
+    blocks, total = [], 0
     with open(path, "rb") as handle:
-        data = handle.read(limit + 1)
-    return None if len(data) > limit else data
+        while total <= limit:
+            block = handle.read(min(_READ_BLOCK, limit + 1 - total))
+            if not block:
+                break
+            blocks.append(block)
+            total += len(block)
+    return None if total > limit else b"".join(blocks)
 
 
 def _describe(exc: OSError) -> str:

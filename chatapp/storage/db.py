@@ -14,6 +14,9 @@ At open: a file that is not a usable database raises CorruptDatabaseError (the c
 aside with `move_aside`, never deletes it); a schema newer than this code raises
 DatabaseTooNewError and leaves the file untouched; older schemas are migrated in one
 transaction; replies left "streaming" by a killed app become "cancelled", their text kept.
+
+Long because every table of the one conversations file (conversations, messages, the sources
+of a reply) is written through the same lock and transaction helpers here.
 """
 
 from __future__ import annotations

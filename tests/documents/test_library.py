@@ -237,3 +237,23 @@ def test_query_building_and_fusion():
     fused = reciprocal_rank_fusion([[1, 2, 3], [3, 1]])
     assert [i for i, _ in fused] == [1, 3, 2]
     assert fused[0][1] == pytest.approx(1 / 61 + 1 / 62)
+
+
+def test_indexing_holds_one_file_at_a_time(tmp_path, store):
+    """Python memory while indexing 2 MB stays near one file's worth, not the corpus."""
+    import tracemalloc
+
+    docs = tmp_path / "big"
+    docs.mkdir()
+    for i in range(40):
+        words = " ".join(f"w{(i * 7919 + j) % 5000}" for j in range(9000))  # ~50 KB each
+        (docs / f"f{i:02d}.txt").write_text(words, encoding="utf-8")
+    store.add("big", [docs])
+    tracemalloc.start()
+    try:
+        report = store.index("big")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.indexed == 40
+    assert peak < 1_000_000, peak  # the corpus is 2 MB; one file with its chunks is ~0.2 MB
