@@ -7,7 +7,8 @@
 
 Indexing walks the library's paths (documents.reading, the same reader as training) and reads
 only files whose size or modification time changed; a file read again whose cleaned text hashes
-the same keeps its chunks. Files no longer found are dropped. Each file is written in its own
+the same keeps its chunks. Files no longer found are dropped (but not those under a library
+path that is itself gone: an unplugged drive is not a deletion). Each file is written in its own
 transaction, so a cancel, a crash or a file that vanishes mid-read leaves every file either
 fully indexed or absent; one file's text is in memory at a time.
 
@@ -258,11 +259,18 @@ class LibraryStore:
         roots = [Path(p) for (p,) in self._conn.execute(
             "SELECT path FROM roots WHERE library_id = ? ORDER BY path", (library_id,))]
         present = [r for r in roots if r.exists()]
-        for missing in sorted(set(roots) - set(present)):
-            report.problems.append((str(missing), "no longer found (its files are dropped from the index)"))
         (last_run,) = self._conn.execute("SELECT coalesce(max(run), 0) FROM files WHERE library_id = ?",
                                          (library_id,)).fetchone()
         run = last_run + 1
+        for missing in sorted(set(roots) - set(present)):
+            # An unplugged drive or an unmounted share is not a deletion: keep what was indexed.
+            report.problems.append((str(missing), "not found; what was indexed from it is kept "
+                                                  "(remove the library, or bring the path back)"))
+            with self._transaction() as conn:
+                prefix = str(missing).rstrip(os.sep) + os.sep
+                conn.execute("UPDATE files SET run = ? WHERE library_id = ? AND "
+                             "(path = ? OR substr(path, 1, length(?)) = ?)",
+                             (run, library_id, str(missing), prefix, prefix))
         candidates: list[tuple[Path, bool]] = []
         if present:
             walker = Ingestor(present, self.ingest_options)

@@ -257,3 +257,18 @@ def test_indexing_holds_one_file_at_a_time(tmp_path, store):
         tracemalloc.stop()
     assert report.indexed == 40
     assert peak < 1_000_000, peak  # the corpus is 2 MB; one file with its chunks is ~0.2 MB
+
+
+def test_a_missing_library_path_keeps_its_files(tmp_path, store):
+    docs = write_corpus(tmp_path / "drive" / "docs")
+    other = write_corpus(tmp_path / "other", {"x.md": "Another library path with text."})
+    store.add("town", [docs, other])
+    store.index("town")
+    (tmp_path / "drive").rename(tmp_path / "unplugged")
+    report = store.index("town")
+    assert report.removed == 0 and report.problems[0][0] == str(docs.resolve())
+    assert "kept" in report.problems[0][1]
+    assert store.list()[0].files == 6
+    assert "Mira Okonkwo" in store.search("town", "who founded the company")[0].text
+    (tmp_path / "other" / "x.md").unlink()
+    assert store.index("town").removed == 1  # deletions under a present path still count
