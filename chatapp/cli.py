@@ -127,11 +127,17 @@ def _quiz_parser(subparsers: argparse._SubParsersAction) -> None:
     register(subparsers)
 
 
+def _library_parsers(subparsers: argparse._SubParsersAction) -> None:
+    from .commands.library import register
+    register(subparsers)
+
+
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_models_parser,
     _generation_parsers,
     _training_parsers,
     _quiz_parser,
+    _library_parsers,
     _add_self_test_parser,
 ]
 
@@ -175,7 +181,8 @@ def configure_logging(level: str) -> None:
 
 def _user_errors(args: argparse.Namespace) -> tuple[type[BaseException], ...]:
     """Errors shown as one line. Engine errors only for commands that loaded the engine."""
-    if args.func in (_cmd_models, _cmd_window, _cmd_self_test):
+    if args.func in (_cmd_models, _cmd_window, _cmd_self_test) \
+            or args.func.__module__.endswith(".commands.library"):  # no engine (torch) to import
         return (ModelLoadError,)
     from .commands.common import user_errors
     return (ModelLoadError, *user_errors())

@@ -25,6 +25,7 @@ def add_generate_parser(subparsers) -> None:
     p.add_argument("--system", default="", help="system prompt (with --chat)")
     add_sampling_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
+    add_docs_option(p)
     p.set_defaults(func=cmd_generate)
 
 
@@ -33,11 +34,20 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from ..text.prompt import find_markers, marker_strings
 
     sampling_from_args(args)  # a bad flag fails before the model loads
+    retriever = open_docs(args)
+    if retriever is False:
+        return 1
     backend, _info = load_from_args(args)
     settings = sampling_from_args(args, backend.loaded.sampling_defaults)
     engine = backend.engine
     session = None
-    if args.chat:
+    documents = None
+    if retriever is not None:  # --docs: a chat turn with the library's passages
+        from ..engine.retrieval import send_with_documents
+        session = ChatSession(engine, system_prompt=args.system)
+        stream = send_with_documents(session, args.prompt, settings, retriever)
+        documents = stream.result
+    elif args.chat:
         session = ChatSession(engine, system_prompt=args.system,
                               messages=[{"role": "user", "content": args.prompt}])
         stream = session.respond(settings)
@@ -59,11 +69,44 @@ def cmd_generate(args: argparse.Namespace) -> int:
                           "prompt_tokens": reply.stats.prompt_tokens, "new_tokens": reply.stats.new_tokens,
                           "finish_reason": reply.finish_reason, "ttft_s": reply.stats.ttft_s,
                           "prefill_tok_s": reply.stats.prefill_tok_s,
-                          "decode_tok_s": reply.stats.decode_tok_s, "contained_markers": markers},
-                         ensure_ascii=False))
+                          "decode_tok_s": reply.stats.decode_tok_s, "contained_markers": markers,
+                          **({"documents": documents.to_dict()} if documents else {})}, ensure_ascii=False))
     else:
         sys.stdout.write("\n")
+        if documents is not None:
+            print_sources(documents, sys.stdout)
+    if retriever is not None:
+        retriever.close()
     return 0
+
+
+# ---------------------------------------------------------------------------- --docs
+
+def add_docs_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--docs", default=None, metavar="NAME|PATH",
+                   help="answer with passages from a document library (`chatapp library add`), or from "
+                        "a file or folder indexed now; the sources are listed after the reply")
+
+
+def open_docs(args: argparse.Namespace):
+    """The retriever for --docs, None without it, False after printing why it cannot open."""
+    if not getattr(args, "docs", None):
+        return None
+    from ..documents.library import LibraryError
+    from ..engine.retrieval import open_documents
+    try:
+        return open_documents(args.docs)
+    except (LookupError, LibraryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return False
+
+
+def print_sources(result, out) -> None:
+    for source in result.sources:
+        out.write(f"[{source.number}] {source.path}" + (f" > {source.heading}" if source.heading else "")
+                  + f" [{source.start}:{source.end}]\n")
+    if result.notice:
+        out.write(f"({result.notice})\n")
 
 
 # ---------------------------------------------------------------------------- chat
@@ -88,6 +131,7 @@ def add_chat_parser(subparsers) -> None:
     add_model_options(p)
     add_sampling_options(p)
     p.add_argument("--system", default="You are a helpful assistant.")
+    add_docs_option(p)
     p.set_defaults(func=cmd_chat)
 
 
@@ -99,6 +143,9 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
 
     out = out or sys.stdout
     sampling_from_args(args)  # a bad flag fails before the model loads
+    retriever = open_docs(args)
+    if retriever is False:
+        return 1
     backend, info = load_from_args(args)
     settings = sampling_from_args(args, backend.loaded.sampling_defaults)
     session = ChatSession(backend.engine, system_prompt=args.system)
@@ -132,6 +179,13 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
                 continue
             out.write(last["content"])
             replies = session.continue_reply(settings, cancel)
+        elif retriever is not None:
+            from ..engine.retrieval import send_with_documents
+            try:
+                replies = send_with_documents(session, text, settings, retriever, cancel)
+            except ContextOverflowError as exc:
+                out.write(f"error: {exc}\n")
+                continue
         else:
             replies = session.send(text, settings, cancel)
         try:
@@ -144,6 +198,8 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
         if cancel.is_set():
             out.write(" [stopped]")
         out.write("\n")
+        if hasattr(replies, "result"):
+            print_sources(replies.result, out)
         if session.dropped_messages:
             out.write(f"({session.dropped_messages} earlier messages no longer fit the context and were "
                       f"left out)\n")

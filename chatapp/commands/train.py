@@ -283,7 +283,7 @@ def _failure_reason(exc: BaseException) -> str:
     from ..engine.device import DeviceError
     from ..errors import ModelLoadError
     from ..training.dataset import DatasetError
-    from ..training.documents import IngestError
+    from ..documents.reading import IngestError
     from ..training.run import TrainJobError
 
     if isinstance(exc, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)):
@@ -392,7 +392,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from ..engine.loader import load_model
     from ..training.dataset import DatasetError
-    from ..training.documents import IngestError
+    from ..documents.reading import IngestError
     from ..training.prepare import count_targets, prepare_blocks, read_sources
     from ..training.trainer import evaluate
 

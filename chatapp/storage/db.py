@@ -14,6 +14,9 @@ At open: a file that is not a usable database raises CorruptDatabaseError (the c
 aside with `move_aside`, never deletes it); a schema newer than this code raises
 DatabaseTooNewError and leaves the file untouched; older schemas are migrated in one
 transaction; replies left "streaming" by a killed app become "cancelled", their text kept.
+
+Long because every table of the one conversations file (conversations, messages, the sources
+of a reply) is written through the same lock and transaction helpers here.
 """
 
 from __future__ import annotations
@@ -133,6 +136,19 @@ class NewMessage:
 _CONV_COLS = "id, title, created_at, updated_at, system_prompt, model, deleted_at"
 _MSG_COLS = ("id, conversation_id, position, role, content, created_at, state, model, "
              "settings_json, stats_json, finish_reason")
+
+
+@dataclass(frozen=True)
+class MessageSource:
+    """A passage a reply was given: cited as [number]; span [start, end) of the file's cleaned text."""
+
+    number: int
+    path: str
+    heading: str
+    start: int
+    end: int
+    text: str
+    library: str = ""
 
 
 def _conversation(row: tuple) -> Conversation:
@@ -454,6 +470,33 @@ class ConversationStore:
                          "WHERE id = ?", (content, state, finish_reason, _json(stats), message_id))
             self._touch(conn, row[0])
         return True
+
+    # -- sources (chat with documents) ------------------------------------------------------
+    def save_sources(self, message_id: int, sources: Sequence[Any], library: str = "") -> None:
+        """Store the passages a reply was given (replacing any stored before). Each source is a
+        mapping or an object with number, path, heading, start, end and text."""
+        rows = []
+        for source in sources:
+            get = source.get if isinstance(source, dict) else lambda key, s=source: getattr(s, key, None)
+            row = (message_id, get("number"), get("path"), get("heading") or "", get("start"), get("end"),
+                   get("text"), library)
+            if not isinstance(row[1], int) or row[1] < 1 or not isinstance(row[2], str) \
+                    or not isinstance(row[4], int) or not isinstance(row[5], int) or not isinstance(row[6], str):
+                raise ValueError(f"a source needs number >= 1, path, start, end and text; got {source!r}"[:300])
+            rows.append(row)
+        with self._saving("save the sources") as conn:
+            self._get_message(message_id)  # NotFoundError for a message that is gone
+            conn.execute("DELETE FROM message_sources WHERE message_id = ?", (message_id,))
+            conn.executemany('INSERT INTO message_sources (message_id, number, path, heading, start, "end", '
+                             'text, library) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', rows)
+
+    def sources(self, message_id: int) -> list[MessageSource]:
+        """The passages stored with a message, by number ([] when none)."""
+        with self._lock:
+            rows = self._conn.execute('SELECT number, path, heading, start, "end", text, library FROM '
+                                      'message_sources WHERE message_id = ? ORDER BY number',
+                                      (message_id,)).fetchall()
+        return [MessageSource(*row) for row in rows]
 
     def truncate_after(self, conversation_id: int, position: int) -> int:
         """Delete the messages after `position` (-1: all), for regenerate / edit-and-resend."""

@@ -1,9 +1,12 @@
 """Schema of the conversations database: ordered migrations plus a derived search index.
 
-`PRAGMA user_version` holds the number of migrations applied. A migration is a tuple of SQL
-statements; never edit one that has shipped, append a new one instead (old databases replay the
-list from where they stopped). `ConversationStore` applies the missing ones in one transaction
-at open, so a database is either fully at the new version or untouched.
+`PRAGMA user_version` holds the number of migrations applied. A migration is a tuple of steps,
+each an SQL statement or a function of the connection (for a step that moves data, such as
+turning the message list into a message tree); never edit one that has shipped, append a new
+one instead (old databases replay the list from where they stopped). `ConversationStore`
+applies the missing ones in one transaction at open, so a database is either fully at the new
+version or untouched. A step that rebuilds `messages` (create new, copy, drop, rename) keeps
+`message_sources` pointing at it: SQLite rewrites foreign keys on rename.
 
 The full-text index (FTS5, trigram tokenizer) is derived data, kept outside the numbered
 migrations on purpose: whether it can exist depends on how the running Python's SQLite was
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from typing import Callable, Union
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +59,26 @@ _V2 = (
     "CREATE INDEX messages_streaming ON messages (state) WHERE state = 'streaming'",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+# v3: the passages a reply was given (chat with documents), numbered as cited in the reply;
+# deleted with their message.
+_V3 = (
+    """CREATE TABLE message_sources (
+        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        number INTEGER NOT NULL CHECK (number >= 1),
+        path TEXT NOT NULL,
+        heading TEXT NOT NULL DEFAULT '',
+        start INTEGER NOT NULL,
+        "end" INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        library TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (message_id, number)
+    )""",
+)
+
+Step = Union[str, Callable[[sqlite3.Connection], None]]
+MIGRATIONS: tuple[tuple[Step, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
-OUR_TABLES = frozenset({"conversations", "messages"})
+OUR_TABLES = frozenset({"conversations", "messages", "message_sources"})
 
 FTS_TABLE = "message_fts"
 _FTS_CREATE = (
@@ -83,8 +104,11 @@ def apply_migrations(conn: sqlite3.Connection, from_version: int) -> None:
     """Run migrations `from_version`+1 .. SCHEMA_VERSION; the caller owns the transaction."""
     for version in range(from_version + 1, SCHEMA_VERSION + 1):
         log.info("migrating conversations database to schema version %d", version)
-        for statement in MIGRATIONS[version - 1]:
-            conn.execute(statement)
+        for step in MIGRATIONS[version - 1]:
+            if isinstance(step, str):
+                conn.execute(step)
+            else:
+                step(conn)
         # user_version is part of the database header, so it commits or rolls back with the rest.
         conn.execute(f"PRAGMA user_version = {version:d}")
 

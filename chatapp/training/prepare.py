@@ -25,7 +25,7 @@ import torch
 
 from .dataset import DatasetError, TokenBlocks, fingerprint_texts, read_chat_jsonl, render_chat_example, \
     split_documents
-from .documents import FileReport, IngestOptions, Ingestor
+from ..documents.reading import FileReport, IngestOptions, Ingestor
 
 log = logging.getLogger(__name__)
 

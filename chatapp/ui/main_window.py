@@ -27,6 +27,7 @@ from .composer import Composer
 from .conversation_list import ConversationList
 from .settings_panel import SettingsPanel
 from .training_controller import TrainingController
+from .documents_view import DocumentsView
 from .training_panel import TrainingPanel
 from .worker import WorkerThread
 
@@ -149,6 +150,8 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(splitter, _tr("Chat"))
         self.tabs.addTab(self.training_panel, _tr("Train"))
+        self.documents_view = DocumentsView(Path(self.store.path).parent / "library.sqlite3")
+        self.tabs.addTab(self.documents_view, _tr("Documents"))
         self.setCentralWidget(self.tabs)
 
         status = QStatusBar()

@@ -81,7 +81,7 @@ class PreviewCancelled(Exception):
 
 def preview_ingest(paths: list[Path], cancel: threading.Event) -> dict:
     """The ingestion report (IngestReport.to_dict()) of `paths`, one document in memory at a time."""
-    from ..training.documents import Ingestor
+    from ..documents.reading import Ingestor
 
     def on_file(_report) -> None:
         if cancel.is_set():

@@ -19,7 +19,7 @@ def store(tmp_path):
 
 
 def test_pragmas_and_schema(store, tmp_path):
-    assert store.schema_version == 2
+    assert store.schema_version == 3
     conn = store._conn
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
@@ -248,3 +248,69 @@ def test_write_errors_become_storage_error(tmp_path):
     other.close()
     assert store.add_message(conv.id, "user", "later").position == 0
     store.close()
+
+
+# -- sources stored with a reply (chat with documents) ------------------------------------
+
+def test_sources_are_saved_read_back_and_go_with_their_message(store):
+    from types import SimpleNamespace
+
+    from chatapp.storage.db import MessageSource
+
+    conv = store.create_conversation("docs")
+    store.add_message(conv.id, "user", "Who founded the guild?")
+    reply = store.begin_reply(conv.id)
+    store.finish_reply(reply, "Orla Membrane [1].")
+    store.save_sources(reply, [
+        {"number": 1, "path": "/docs/guild.md", "heading": "Guild > Founding", "start": 10, "end": 64,
+         "text": "The guild was founded by Orla Membrane."},
+        SimpleNamespace(number=2, path="/docs/boats.txt", heading="", start=0, end=20, text="Boats are blue."),
+    ], library="notes")
+    assert store.sources(reply) == [
+        MessageSource(1, "/docs/guild.md", "Guild > Founding", 10, 64, "The guild was founded by Orla Membrane.",
+                      "notes"),
+        MessageSource(2, "/docs/boats.txt", "", 0, 20, "Boats are blue.", "notes")]
+    # Saving again replaces (a regenerated reply cites other passages).
+    store.save_sources(reply, [{"number": 1, "path": "/p", "start": 0, "end": 1, "text": "x"}])
+    assert [(s.number, s.path, s.heading) for s in store.sources(reply)] == [(1, "/p", "")]
+    assert store.sources(reply + 100) == []
+    # Regenerate / edit removes the reply, and its sources with it.
+    store.truncate_after(conv.id, 0)
+    assert store._conn.execute("SELECT count(*) FROM message_sources").fetchone()[0] == 0
+
+
+def test_bad_sources_are_refused(store):
+    conv = store.create_conversation("docs")
+    reply = store.add_message(conv.id, "assistant", "hi").id
+    with pytest.raises(ValueError, match="number >= 1"):
+        store.save_sources(reply, [{"number": 0, "path": "/p", "start": 0, "end": 1, "text": "x"}])
+    with pytest.raises(ValueError, match="path, start, end and text"):
+        store.save_sources(reply, [{"number": 1, "path": "/p"}])
+    with pytest.raises(NotFoundError):
+        store.save_sources(reply + 1, [{"number": 1, "path": "/p", "start": 0, "end": 1, "text": "x"}])
+    assert store.sources(reply) == []
+
+
+def test_a_migration_step_may_be_a_function(tmp_path, monkeypatch):
+    """The one chain takes data-moving steps too (the message tree's version will need one)."""
+    from chatapp.storage import migrations
+
+    path = tmp_path / "c.sqlite3"
+    with ConversationStore(path) as s:
+        conv = s.create_conversation("c")
+        s.add_message(conv.id, "user", "a")
+        s.add_message(conv.id, "assistant", "b")
+
+    def add_parents(conn):
+        conn.execute("ALTER TABLE messages ADD COLUMN parent_id INTEGER")
+        conn.execute("UPDATE messages SET parent_id = (SELECT p.id FROM messages p WHERE p.conversation_id = "
+                     "messages.conversation_id AND p.position = messages.position - 1)")
+
+    chain = migrations.MIGRATIONS + ((add_parents,),)
+    monkeypatch.setattr(migrations, "MIGRATIONS", chain)
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", len(chain))
+    monkeypatch.setattr("chatapp.storage.db.SCHEMA_VERSION", len(chain))
+    with ConversationStore(path) as s:
+        assert s.schema_version == len(chain)
+        rows = s._conn.execute("SELECT content, parent_id FROM messages ORDER BY position").fetchall()
+        assert rows == [("a", None), ("b", 1)]

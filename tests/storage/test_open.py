@@ -49,7 +49,7 @@ def test_v1_database_is_migrated_with_data_intact(tmp_path):
     path = tmp_path / "old.sqlite3"
     make_v1(path)
     with ConversationStore(path) as store:
-        assert store.schema_version == migrations.SCHEMA_VERSION == 2
+        assert store.schema_version == migrations.SCHEMA_VERSION == 3
         convs = store.list_conversations()
         assert [(c.id, c.title, c.system_prompt, c.model, c.deleted_at) for c in convs] == [
             (1, "Old chat", "Be terse.", "smol", None), (2, "Older chat", "", "", None)]
@@ -75,20 +75,21 @@ def test_failed_migration_leaves_the_file_untouched(tmp_path, monkeypatch):
     make_v1(path)
     before = path.read_bytes()
     broken = migrations.MIGRATIONS + (("CREATE INDEX broken ON no_such_table (x)",),)
+    last = len(broken)
     monkeypatch.setattr(migrations, "MIGRATIONS", broken)
-    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 3)
-    monkeypatch.setattr("chatapp.storage.db.SCHEMA_VERSION", 3)
-    with pytest.raises(StorageError, match="could not upgrade the history from schema 1 to 3 .*no_such_table"):
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", last)
+    monkeypatch.setattr("chatapp.storage.db.SCHEMA_VERSION", last)
+    with pytest.raises(StorageError, match=f"could not upgrade the history from schema 1 to {last} .*no_such_table"):
         ConversationStore(path)
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
     cols = [r[1] for r in conn.execute("PRAGMA table_info(conversations)")]
-    assert "deleted_at" not in cols  # v2 was rolled back with the failing v3
+    assert "deleted_at" not in cols  # v2 was rolled back with the failing last one
     assert conn.execute("SELECT state FROM messages WHERE id = 3").fetchone()[0] == "streaming"
     conn.close()
     monkeypatch.undo()
     with ConversationStore(path) as store:  # the real code still opens it
-        assert store.schema_version == 2 and len(store.messages(1)) == 3
+        assert store.schema_version == migrations.SCHEMA_VERSION and len(store.messages(1)) == 3
     assert before[:16] == b"SQLite format 3\x00"
 
 

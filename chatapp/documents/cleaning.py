@@ -1,4 +1,4 @@
-"""Text cleaning for fine-tuning documents: one pipeline for every format.
+"""Text cleaning for documents (fine-tuning and the library): one pipeline for every format.
 
 Extractors turn a file into plain text; `clean_text` makes that text uniform so that the same
 document read from a .txt, a .docx or a Windows editor hashes the same, and so that stray

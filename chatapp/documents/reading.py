@@ -1,4 +1,5 @@
-"""Reading the user's documents for fine-tuning: files and folders in, clean texts out.
+"""Reading the user's documents (for fine-tuning and the library): files and folders in,
+clean texts out.
 
     ingestor = Ingestor(["~/notes", "paper.pdf"], IngestOptions(min_chars=50))
     for document in ingestor.documents():    # one file read at a time
@@ -28,6 +29,7 @@ from .cleaning import clean_text, has_real_text
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
+_READ_BLOCK = 1 << 16  # 64 KB
 USED, SKIPPED = "used", "skipped"
 
 
@@ -198,16 +200,21 @@ class Ingestor:
         self._started = True
         return self._documents()
 
-    def _documents(self) -> Iterator[Document]:
+    def candidates(self) -> Iterator[tuple[Path, bool]]:
+        """(path, explicit) of every file the walk meets, in walk order, without reading any
+        (an unreadable folder is recorded in the report). For an index that reads only the
+        files that changed; `documents()` reads them all."""
         for root in self.paths:
             if root.is_dir():
-                candidates = self._walk(root)
+                yield from self._walk(root)
             else:
-                candidates = iter([(root, True)])
-            for path, explicit in candidates:
-                document = self._read(path, explicit)
-                if document is not None:
-                    yield document
+                yield root, True
+
+    def _documents(self) -> Iterator[Document]:
+        for path, explicit in self.candidates():
+            document = self._read(path, explicit)
+            if document is not None:
+                yield document
         self.report.complete = True
         log.info("documents: %s", self.report.summary())
 
@@ -255,66 +262,19 @@ class Ingestor:
     # -- one file ----------------------------------------------------------------------------
 
     def _read(self, path: Path, explicit: bool) -> Optional[Document]:
-        opts = self.options
-
-        def skip(kind: str, reason: str = "", **details) -> None:
-            self._record(FileReport(path, SKIPPED, reason or kind, kind, **details))
-
-        fmt = extractors.format_for(path)
-        try:
-            info = path.lstat()
-            if stat.S_ISLNK(info.st_mode):
-                if not (explicit or opts.follow_symlinks):
-                    return skip("symlink", "symlink (follow_symlinks is off)")
-                info = path.stat()
-        except OSError as exc:
-            return skip("unreadable", f"unreadable: {_describe(exc)}", format=fmt or "")
-        if not stat.S_ISREG(info.st_mode):
-            return skip("not a regular file")  # never open a FIFO or a device: it may block
-        if (info.st_dev, info.st_ino) in self._seen_files:
-            log.debug("%s: already read through another path", path)
-            return None
-        self._seen_files.add((info.st_dev, info.st_ino))
-
-        suffix = path.suffix.lower()
-        if fmt is None:
-            if suffix in extractors.BINARY_EXTENSIONS:
-                return skip("binary", f"binary: {suffix} file", size=info.st_size)
-            what = suffix or "(no extension)"
-            return skip("unsupported type", f"unsupported type {what}", size=info.st_size)
-        if opts.extensions is not None and suffix not in opts.extensions:
-            what = suffix or "(no extension)"
-            return skip("excluded type", f"excluded type {what} (not in the allowed extensions)",
-                        format=fmt, size=info.st_size)
-        if info.st_size > opts.max_file_bytes:
-            return skip("too large", f"too large ({_human_bytes(info.st_size)}, limit "
-                        f"{_human_bytes(opts.max_file_bytes)})", format=fmt, size=info.st_size)
-
-        try:
-            data = _read_bytes(path, opts.max_file_bytes)
-        except OSError as exc:
-            return skip("unreadable", f"unreadable: {_describe(exc)}", format=fmt, size=info.st_size)
-        if data is None:  # grew past the limit since stat
-            return skip("too large", format=fmt, size=info.st_size)
-        try:
-            extracted = extractors.extract(data, fmt, opts.fallback_encoding)
-        except extractors.ExtractionError as exc:
-            return skip(exc.kind, f"{exc.kind}: {exc}", format=fmt, size=info.st_size)
-        del data
-
-        text = clean_text(extracted.text)
-        details = dict(format=fmt, size=info.st_size, encoding=extracted.encoding,
-                       warning=extracted.warning)
-        if not has_real_text(text, opts.min_chars):
-            return skip("empty", **details)
-        encoded = text.encode("utf-8")
-        digest = hashlib.sha256(encoded).hexdigest()
-        first = self._seen_texts.get(digest)
-        if first is not None:
-            return skip("duplicate", f"duplicate of {first}", **details)
-        self._seen_texts[digest] = path
-        self._record(FileReport(path, USED, chars=len(text), text_bytes=len(encoded), **details))
-        return Document(path=path, text=text, format=fmt, sha256=digest)
+        document, file_report = read_file(path, self.options, explicit, self._seen_files)
+        if file_report is None:
+            return None  # already read through another path
+        if document is not None:
+            first = self._seen_texts.get(document.sha256)
+            if first is not None:
+                file_report.status, file_report.kind = SKIPPED, "duplicate"
+                file_report.reason = f"duplicate of {first}"
+                document = None
+            else:
+                self._seen_texts[document.sha256] = path
+        self._record(file_report)
+        return document
 
     def _record(self, file_report: FileReport) -> None:
         self.report.files.append(file_report)
@@ -322,6 +282,74 @@ class Ingestor:
             log.debug("skipped %s: %s", file_report.path, file_report.reason)
         if self.on_file is not None:
             self.on_file(file_report)
+
+
+def read_file(path: Path, options: IngestOptions, explicit: bool = True,
+              seen_files: Optional[set[tuple[int, int]]] = None,
+              ) -> tuple[Optional[Document], Optional[FileReport]]:
+    """Read one file: (Document, its USED report), or (None, a SKIPPED report saying why).
+
+    `explicit` means the user named this path (a symlink is then followed). With `seen_files`,
+    a file whose (device, inode) is already in it returns (None, None) and is added otherwise.
+    No de-duplication by content here: `Ingestor` does that across one walk.
+    """
+    opts = options
+
+    def skip(kind: str, reason: str = "", **details) -> tuple[None, FileReport]:
+        return None, FileReport(path, SKIPPED, reason or kind, kind, **details)
+
+    fmt = extractors.format_for(path)
+    try:
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            if not (explicit or opts.follow_symlinks):
+                return skip("symlink", "symlink (follow_symlinks is off)")
+            info = path.stat()
+    except OSError as exc:
+        return skip("unreadable", f"unreadable: {_describe(exc)}", format=fmt or "")
+    if not stat.S_ISREG(info.st_mode):
+        return skip("not a regular file")  # never open a FIFO or a device: it may block
+    if seen_files is not None:
+        if (info.st_dev, info.st_ino) in seen_files:
+            log.debug("%s: already read through another path", path)
+            return None, None
+        seen_files.add((info.st_dev, info.st_ino))
+
+    suffix = path.suffix.lower()
+    if fmt is None:
+        if suffix in extractors.BINARY_EXTENSIONS:
+            return skip("binary", f"binary: {suffix} file", size=info.st_size)
+        what = suffix or "(no extension)"
+        return skip("unsupported type", f"unsupported type {what}", size=info.st_size)
+    if opts.extensions is not None and suffix not in opts.extensions:
+        what = suffix or "(no extension)"
+        return skip("excluded type", f"excluded type {what} (not in the allowed extensions)",
+                    format=fmt, size=info.st_size)
+    if info.st_size > opts.max_file_bytes:
+        return skip("too large", f"too large ({_human_bytes(info.st_size)}, limit "
+                    f"{_human_bytes(opts.max_file_bytes)})", format=fmt, size=info.st_size)
+
+    try:
+        data = _read_bytes(path, opts.max_file_bytes)
+    except OSError as exc:
+        return skip("unreadable", f"unreadable: {_describe(exc)}", format=fmt, size=info.st_size)
+    if data is None:  # grew past the limit since stat
+        return skip("too large", format=fmt, size=info.st_size)
+    try:
+        extracted = extractors.extract(data, fmt, opts.fallback_encoding)
+    except extractors.ExtractionError as exc:
+        return skip(exc.kind, f"{exc.kind}: {exc}", format=fmt, size=info.st_size)
+    del data
+
+    text = clean_text(extracted.text)
+    details = dict(format=fmt, size=info.st_size, encoding=extracted.encoding,
+                   warning=extracted.warning)
+    if not has_real_text(text, opts.min_chars):
+        return skip("empty", **details)
+    encoded = text.encode("utf-8")
+    digest = hashlib.sha256(encoded).hexdigest()
+    file_report = FileReport(path, USED, chars=len(text), text_bytes=len(encoded), **details)
+    return Document(path=path, text=text, format=fmt, sha256=digest), file_report
 
 
 def iter_documents(
@@ -343,10 +371,19 @@ def ingest(
 
 
 def _read_bytes(path: Path, limit: int) -> Optional[bytes]:
-    """The file's bytes, or None if it holds more than `limit` (read at most limit + 1)."""
+    """The file's bytes, or None if it holds more than `limit` (read at most limit + 1).
+
+    Read in blocks: `read(limit + 1)` would allocate the whole limit (20 MB) for every file,
+    however small."""
+    blocks, total = [], 0
     with open(path, "rb") as handle:
-        data = handle.read(limit + 1)
-    return None if len(data) > limit else data
+        while total <= limit:
+            block = handle.read(min(_READ_BLOCK, limit + 1 - total))
+            if not block:
+                break
+            blocks.append(block)
+            total += len(block)
+    return None if total > limit else b"".join(blocks)
 
 
 def _describe(exc: OSError) -> str:

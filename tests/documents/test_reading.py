@@ -18,9 +18,9 @@ import docx
 import pypdf
 import pytest
 
-from chatapp.training import documents as documents_module
-from chatapp.training.cleaning import clean_text, has_real_text
-from chatapp.training.documents import (
+from chatapp.documents import reading as documents_module
+from chatapp.documents.cleaning import clean_text, has_real_text
+from chatapp.documents.reading import (
     Document,
     IngestError,
     IngestOptions,
@@ -28,7 +28,7 @@ from chatapp.training.documents import (
     ingest,
     iter_documents,
 )
-from chatapp.training.extractors import (
+from chatapp.documents.extractors import (
     BinaryContentError,
     UndecodableError,
     decode_text,

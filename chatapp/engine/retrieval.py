@@ -1,0 +1,222 @@
+"""Chat with documents: the best passages of a library put into the user's turn, as text.
+
+For a user turn: a query from the message and the recent turns; the library's best chunks
+(documents.library); as many as fit the context (counted with the model's tokenizer, through
+the chat session's own rendering) put before the question, numbered [1], [2], ... with their
+sources. Passages are message content: the chat template renders them like anything the user
+typed, so a document cannot open a turn of its own. The result carries the sources (file,
+heading, span) and the exact prompt the model saw.
+
+    retriever = LibraryRetriever(store, "notes")
+    stream = send_with_documents(session, "Who founded the guild?", settings, retriever)
+    for delta in stream: ...
+    stream.result.sources, stream.result.prompt, stream.result.left_out
+
+No torch here: the session (engine/session.py) is used only through `render_ids`, `fit`,
+`messages`, `send` and `engine.context_len` / `engine.tokenizer`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional, Protocol, Sequence
+
+from ..documents.library import LibraryStore, SearchHit, index_paths_into_temporary
+
+log = logging.getLogger(__name__)
+
+RECENT_MESSAGES = 2  # earlier messages that join the query (a follow-up "and when?" needs them)
+QUERY_CHARS = 2000
+SEARCH_LIMIT = 8
+
+INSTRUCTION = ("Answer the question using the numbered passages below when they are relevant, "
+               "and cite them by number, like [1].")
+
+
+class Retriever(Protocol):
+    def search(self, query: str, limit: int) -> list[SearchHit]: ...
+
+
+@dataclass
+class LibraryRetriever:
+    """A library of a LibraryStore as a Retriever. `owned_folder`: a temporary folder the
+    store lives in (for `--docs PATH`), removed by `close`."""
+
+    store: LibraryStore
+    name: str
+    owned_folder: Optional[tempfile.TemporaryDirectory] = None
+
+    def search(self, query: str, limit: int) -> list[SearchHit]:
+        return self.store.search(self.name, query, limit=limit)
+
+    def close(self) -> None:
+        self.store.close()
+        if self.owned_folder is not None:
+            self.owned_folder.cleanup()
+
+
+@dataclass(frozen=True)
+class Source:
+    number: int  # as cited in the prompt: [number]
+    path: str
+    heading: str
+    start: int  # span in the file's cleaned text
+    end: int
+    text: str
+
+    @property
+    def label(self) -> str:
+        return Path(self.path).name + (f" > {self.heading}" if self.heading else "")
+
+    def to_dict(self) -> dict:
+        return {"number": self.number, "path": self.path, "heading": self.heading, "start": self.start,
+                "end": self.end, "text": self.text}
+
+
+@dataclass
+class RetrievalResult:
+    query: str
+    sources: list[Source] = field(default_factory=list)
+    left_out: int = 0  # passages found but not put in the prompt: the context had no room
+    prompt: str = ""  # exactly what the model saw, its template markers included
+    prompt_tokens: int = 0
+
+    @property
+    def notice(self) -> str:
+        """A sentence for the user when passages were left out, else ''."""
+        if not self.left_out:
+            return ""
+        noun = "passage" if self.left_out == 1 else "passages"
+        return (f"{self.left_out} matching {noun} did not fit the context and "
+                f"{'was' if self.left_out == 1 else 'were'} left out")
+
+    def to_dict(self) -> dict:
+        return {"query": self.query, "sources": [s.to_dict() for s in self.sources],
+                "left_out": self.left_out, "notice": self.notice, "prompt": self.prompt,
+                "prompt_tokens": self.prompt_tokens}
+
+
+def build_query(messages: Sequence[dict], recent: int = RECENT_MESSAGES, max_chars: int = QUERY_CHARS) -> str:
+    """The last user message, then up to `recent` messages before it (newest first), cut to
+    `max_chars`: the search ranks by all of it, the newest words first when it is cut."""
+    users = [i for i, m in enumerate(messages) if m["role"] == "user"]
+    if not users:
+        raise ValueError("retrieval needs a user message")
+    last = users[-1]
+    parts = [messages[last]["content"]]
+    parts += [m["content"] for m in reversed(messages[max(0, last - recent):last])]
+    return "\n".join(parts)[:max_chars]
+
+
+def with_passages(question: str, sources: Sequence[Source]) -> str:
+    """The user's turn with the passages before the question (plain text, numbered)."""
+    if not sources:
+        return question
+    blocks = [f"[{s.number}] {s.label}\n{s.text}" for s in sources]
+    return f"{INSTRUCTION}\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
+
+
+def retrieve(session, retriever: Retriever, reserve: int, limit: int = SEARCH_LIMIT) -> tuple[list[dict], RetrievalResult]:
+    """(messages with passages in the last user turn, result) for the session's conversation.
+
+    Passages are taken best first while the prompt, rendered as the session renders it, stays
+    within the context minus `reserve` tokens for the reply; one that does not fit is left out
+    and a shorter one after it may still go in. When the conversation so far leaves no room for
+    any passage, the room is counted against the last turn alone: the session then drops the
+    oldest turns, as it does for any long conversation.
+    """
+    messages = [dict(m) for m in session.messages]
+    if not messages or messages[-1]["role"] != "user":
+        raise ValueError("retrieval needs the conversation to end with a user message")
+    question = messages[-1]["content"]
+    result = RetrievalResult(query=build_query(messages))
+    hits = retriever.search(result.query, limit)
+    budget = session.engine.context_len - reserve
+
+    def fits(history: list[dict], chosen: list[Source]) -> bool:
+        trial = history[:-1] + [{"role": "user", "content": with_passages(question, chosen)}]
+        return len(session.render_ids(trial)) <= budget
+
+    chosen: list[Source] = []
+    for history in (messages, messages[-1:]):
+        chosen = []
+        for hit in hits:
+            candidate = Source(len(chosen) + 1, hit.path, hit.heading, hit.start, hit.end, hit.text)
+            if fits(history, chosen + [candidate]):
+                chosen.append(candidate)
+        if chosen or len(history) == 1:
+            break
+    result.sources = chosen
+    result.left_out = len(hits) - len(chosen)
+    if result.left_out:
+        log.info("retrieval: %s", result.notice)
+    messages[-1] = {"role": "user", "content": with_passages(question, chosen)}
+    return messages, result
+
+
+class DocumentReply:
+    """Iterates the reply's text deltas; `.result` (RetrievalResult) is ready before the first."""
+
+    def __init__(self, deltas: Iterator[str], result: RetrievalResult) -> None:
+        self._deltas = deltas
+        self.result = result
+
+    def __iter__(self) -> Iterator[str]:
+        return self._deltas
+
+
+def send_with_documents(session, text: str, settings, retriever: Retriever, cancel=None,
+                        limit: int = SEARCH_LIMIT) -> DocumentReply:
+    """Like `session.send(text, ...)` with the library's passages in the prompt. The history
+    keeps the message as the user wrote it (the next turn retrieves afresh)."""
+    if not text.strip():
+        raise ValueError("the message is empty")
+    reserve = min(settings.max_new_tokens, session.engine.context_len // 4)
+    session.messages.append({"role": "user", "content": text})
+    try:
+        augmented, result = retrieve(session, retriever, reserve, limit)
+        ids, _dropped = _fit(session, augmented, reserve)  # the ids session.send will use
+    finally:
+        session.messages.pop()
+    result.prompt = session.engine.tokenizer.decode(ids, skip_special_tokens=False)
+    result.prompt_tokens = len(ids)
+    return DocumentReply(_reply(session, text, augmented[-1]["content"], settings, cancel), result)
+
+
+def _fit(session, messages: list[dict], reserve: int) -> tuple[list[int], int]:
+    """The session's own fit (dropping the oldest turns) applied to `messages`."""
+    saved = session.messages
+    session.messages = messages
+    try:
+        return session.fit(reserve)
+    finally:
+        session.messages = saved
+
+
+def _reply(session, text: str, augmented: str, settings, cancel) -> Iterator[str]:
+    user_index = len(session.messages)
+    try:
+        yield from session.send(augmented, settings, cancel)
+    finally:
+        if len(session.messages) > user_index and session.messages[user_index]["role"] == "user":
+            session.messages[user_index] = {"role": "user", "content": text}
+
+
+def open_documents(spec: str, store_path: Optional[os.PathLike] = None) -> LibraryRetriever:
+    """`--docs NAME|PATH`: a library by name, or else a file or folder indexed now into a
+    temporary library. LookupError naming both possibilities when it is neither."""
+    store = LibraryStore(store_path)
+    if spec in store.names():
+        return LibraryRetriever(store, spec)
+    store.close()
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise LookupError(f"--docs {spec!r}: no library of that name and no such file or folder")
+    folder = tempfile.TemporaryDirectory(prefix="chatapp-docs-")
+    temp_store, name, report = index_paths_into_temporary([path], folder.name)
+    log.info("indexed %s: %s", path, report.summary())
+    return LibraryRetriever(temp_store, name, owned_folder=folder)

@@ -1,0 +1,144 @@
+"""Retrieval into prompts on a mock model: the budget, the sources, the exact prompt."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatapp.documents.library import LibraryStore, SearchHit
+from chatapp.engine.generate import Engine
+from chatapp.engine.retrieval import (
+    INSTRUCTION,
+    build_query,
+    open_documents,
+    retrieve,
+    send_with_documents,
+    with_passages,
+)
+from chatapp.engine.sampling import SamplingSettings
+from chatapp.engine.session import ChatSession
+
+from mock_models import ContextModel
+
+GREEDY = SamplingSettings(temperature=0.0, repetition_penalty=1.0, max_new_tokens=16)
+
+
+class ListRetriever:
+    def __init__(self, hits):
+        self.hits = hits
+        self.queries = []
+
+    def search(self, query, limit):
+        self.queries.append(query)
+        return self.hits[:limit]
+
+
+def hit(i, length, heading="Part"):
+    text = (f"passage {i} " + "x" * length)[:length]
+    return SearchHit(i, f"/docs/file{i}.md", heading, 10 * i, 10 * i + length, text, 1.0 / (i + 1))
+
+
+def session_for(tokenizer, context):
+    model = ContextModel(max_seq_len=context, reply_len=6)
+    return model, ChatSession(Engine(model, tokenizer), system_prompt="be brief")
+
+
+@pytest.mark.parametrize("context", [160, 300, 700, 1500])
+def test_the_prompt_never_exceeds_the_context(byte_tokenizer, context):
+    model, session = session_for(byte_tokenizer, context)
+    hits = [hit(i, length) for i, length in enumerate((400, 120, 60, 200, 30, 90, 10, 500))]
+    reply = send_with_documents(session, "What does passage say?", GREEDY, ListRetriever(hits))
+    result = reply.result
+    text = "".join(reply)
+    reserve = min(GREEDY.max_new_tokens, context // 4)
+    assert result.prompt_tokens + reserve <= context
+    assert result.prompt_tokens == len(byte_tokenizer.encode(result.prompt))
+    assert len(result.sources) + result.left_out == len(hits)
+    assert [s.number for s in result.sources] == list(range(1, len(result.sources) + 1))
+    # Best first among those that fit: the order of the ranking is kept.
+    ranks = [int(s.text.split()[1]) for s in result.sources]
+    assert ranks == sorted(ranks)
+    # What the model saw is the prompt reported, byte for byte.
+    fed = bytes(model.cache[p] for p in range(result.prompt_tokens)).decode("utf-8")
+    assert fed == result.prompt
+    assert text == session.messages[-1]["content"]
+    if context >= 700:
+        assert result.sources and result.left_out  # some fit, some do not
+        assert f"[1] file{ranks[0]}.md > Part\n" in result.prompt
+        assert "did not fit the context" in result.notice
+    if context == 160:
+        assert result.sources == [] or all(len(s.text) <= 30 for s in result.sources)
+
+
+def test_sources_carry_file_heading_span_and_the_history_keeps_the_question(byte_tokenizer):
+    _model, session = session_for(byte_tokenizer, 1000)
+    hits = [hit(1, 50, heading="Guild > Founding"), hit(2, 40, heading="")]
+    reply = send_with_documents(session, "Who founded it?", GREEDY, ListRetriever(hits))
+    "".join(reply)
+    first = reply.result.sources[0]
+    assert (first.path, first.heading, first.start, first.end) == ("/docs/file1.md", "Guild > Founding", 10, 60)
+    assert first.label == "file1.md > Guild > Founding"
+    assert reply.result.sources[1].label == "file2.md"
+    assert reply.result.left_out == 0 and reply.result.notice == ""
+    assert session.messages[0] == {"role": "user", "content": "Who founded it?"}
+    assert INSTRUCTION in reply.result.prompt and "Question: Who founded it?" in reply.result.prompt
+    as_dict = reply.result.to_dict()
+    assert as_dict["sources"][0]["heading"] == "Guild > Founding" and as_dict["prompt"] == reply.result.prompt
+
+
+def test_a_long_conversation_makes_room_for_passages(byte_tokenizer):
+    _model, session = session_for(byte_tokenizer, 400)
+    session.messages = [{"role": "user", "content": "q" * 100}, {"role": "assistant", "content": "a" * 100},
+                        {"role": "user", "content": "r" * 100}, {"role": "assistant", "content": "b" * 60}]
+    retriever = ListRetriever([hit(1, 150)])
+    reply = send_with_documents(session, "and the passage?", GREEDY, retriever)
+    "".join(reply)
+    assert len(reply.result.sources) == 1
+    assert reply.result.prompt_tokens + GREEDY.max_new_tokens <= 400
+    assert session.dropped_messages >= 2  # old turns gave way to the passage
+    assert retriever.queries[0].startswith("and the passage?\n" + "b" * 60)
+
+
+def test_query_is_the_message_then_recent_turns():
+    messages = [{"role": "user", "content": "old"}, {"role": "assistant", "content": "one"},
+                {"role": "user", "content": "who founded the guild?"}, {"role": "assistant", "content": "Orla."},
+                {"role": "user", "content": "and when?"}]
+    assert build_query(messages) == "and when?\nOrla.\nwho founded the guild?"
+    assert build_query(messages, recent=0) == "and when?"
+    assert len(build_query([{"role": "user", "content": "w" * 5000}])) == 2000
+    with pytest.raises(ValueError):
+        build_query([])
+
+
+def test_no_passages_no_change():
+    assert with_passages("hi", []) == "hi"
+
+
+def test_retrieve_needs_a_user_turn(byte_tokenizer):
+    _model, session = session_for(byte_tokenizer, 300)
+    with pytest.raises(ValueError, match="user message"):
+        retrieve(session, ListRetriever([]), reserve=10)
+
+
+def test_open_documents_by_name_or_path(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "guild.md").write_text("# Guild\n\nThe guild was founded by Orla Membrane.", encoding="utf-8")
+    db = tmp_path / "library.sqlite3"
+    with LibraryStore(db) as store:
+        store.add("notes", [docs])
+        store.index("notes")
+    named = open_documents("notes", db)
+    assert named.name == "notes" and named.owned_folder is None
+    assert "Orla" in named.search("who founded the guild", 3)[0].text
+    named.close()
+
+    temporary = open_documents(str(docs / "guild.md"), db)
+    folder = temporary.owned_folder.name
+    assert "Orla" in temporary.search("founded", 3)[0].text
+    temporary.close()
+    assert not (tmp_path / folder).exists()
+    with LibraryStore(db) as store:
+        assert store.names() == ["notes"]  # the path did not become a named library
+
+    with pytest.raises(LookupError, match="no library of that name and no such file"):
+        open_documents(str(tmp_path / "nothing"), db)
