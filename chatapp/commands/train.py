@@ -186,8 +186,9 @@ def add_train_parser(subparsers) -> None:
                              "gets enough steps to learn, a large one is bounded by --time-budget")
     length.add_argument("--max-steps", type=int, default=None, help="optimizer steps")
     p.add_argument("--time-budget", type=float, default=10.0, metavar="MINUTES",
-                   help="with --epochs auto: the most minutes of training steps (default 10); the steps "
-                        "and the time are in the estimate shown before training starts")
+                   help="with --epochs auto: the most minutes of training steps (default 10), for a large "
+                        "folder (a small one still gets 60 steps, 30 with --recipe text); the steps and the "
+                        "time are in the estimate shown before training starts")
     p.add_argument("--recipe", default="auto", choices=("auto", "knowledge", "text"),
                    help="knowledge: documents become questions and answers about their facts (written by "
                         "templates and by the model itself) plus the raw text, so the model answers from "

@@ -41,19 +41,23 @@ class ChatTemplateError(Exception):
     the model file or folder it came from (when known), `exceeded_limit` whether it went past
     one of the bounds in chatapp/limits.py."""
 
-    def __init__(self, reason: str, source: Optional[str] = None, exceeded_limit: bool = False) -> None:
+    def __init__(self, reason: str, source: Optional[str] = None, exceeded_limit: bool = False,
+                 unusable: bool = False) -> None:
         self.reason = reason
         self.source = source
         self.exceeded_limit = exceeded_limit
+        self.unusable = unusable or exceeded_limit  # no conversation can get through this template
         where = f"the chat template of {source}" if source else "the chat template"
         message = f"{where} failed: {reason}"
         if exceeded_limit:
-            message += ("; a chat template is not allowed that much (chatapp/limits.py), so this model "
-                        "cannot be chatted with as it is: use another copy of the model, or fix its template")
+            message += "; a chat template is not allowed that much (chatapp/limits.py)"
+        if self.unusable:
+            message += ("; this model cannot be chatted with as it is: use another copy of the model, "
+                        "or fix its template")
         super().__init__(message)
 
     def with_source(self, source: str) -> "ChatTemplateError":
-        return ChatTemplateError(self.reason, source, self.exceeded_limit)
+        return ChatTemplateError(self.reason, source, self.exceeded_limit, self.unusable)
 
 
 class _RaisedByTemplate(jinja2.TemplateError):
@@ -109,14 +113,14 @@ def _compile(source: str) -> jinja2.Template:
     try:
         return _environment().from_string(source)
     except jinja2.TemplateSyntaxError as exc:
-        raise ChatTemplateError(f"syntax error on line {exc.lineno}: {exc.message}") from exc
+        raise ChatTemplateError(f"syntax error on line {exc.lineno}: {exc.message}", unusable=True) from exc
     except TemplateLimitError as exc:
         raise ChatTemplateError(str(exc), exceeded_limit=True) from exc
     except (RecursionError, MemoryError) as exc:
         raise ChatTemplateError(f"too deeply nested or too large to compile ({type(exc).__name__})",
                                 exceeded_limit=True) from exc
     except Exception as exc:  # untrusted code: any failure is the template's
-        raise ChatTemplateError(f"cannot be compiled: {type(exc).__name__}: {exc}") from exc
+        raise ChatTemplateError(f"cannot be compiled: {type(exc).__name__}: {exc}", unusable=True) from exc
 
 
 def render_chat(template: Optional[str], messages: Sequence[Mapping[str, Any]],

@@ -111,7 +111,7 @@ def render_and_encode(tokenizer: Any, messages: Sequence[Mapping[str, Any]], *,
     if escaped and not rendered.strip():
         source = getattr(tokenizer, "source", None)
         raise ChatTemplateError("it rendered no text for this conversation (is it a chat template at all?)",
-                                str(source) if source is not None else None)
+                                source=str(source) if source is not None else None, unusable=True)
     encode_markup = getattr(tokenizer, "encode_markup", tokenizer.encode)
     if not found:
         ids, text = list(encode_markup(rendered)), rendered

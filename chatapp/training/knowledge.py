@@ -465,12 +465,13 @@ def knowledge_data(job: Any, sources: Any, tokenizer: Any, say: Callable[[dict[s
     rng = random.Random(job.seed)
     train, val = split_examples(examples, job.val_fraction, job.seed)
     rng.shuffle(train)  # documents and kinds mixed within each block
+    n_train = len(train)
     train = group_turns(train, KnowledgeConfig.turns)
     pad = tokenizer.eos_id if tokenizer.eos_id is not None else 0
     train_blocks = pack_examples((encode_example(e, tokenizer) for e in train), job.block_size, pad)
     val_blocks = pack_examples((encode_example(e, tokenizer) for e in val), job.block_size, pad) if val else None
     fingerprint = fingerprint_texts(sorted(json.dumps(e, sort_keys=True, ensure_ascii=False) for e in examples))
-    return PreparedData("knowledge", train_blocks, val_blocks, len(train), len(val), fingerprint)
+    return PreparedData("knowledge", train_blocks, val_blocks, n_train, len(val), fingerprint)
 
 
 class _Cancelled(Exception):

@@ -33,9 +33,10 @@ log = logging.getLogger(__name__)
 METHODS = ("lora", "full", "scratch")
 RECIPES = ("auto", "knowledge", "text")
 # --epochs auto: passes over the data wanted (facts need many exposures; plain text fewer),
-# and a floor of optimizer steps for a tiny folder; the time budget bounds both.
+# bounded by the time budget, and a floor of optimizer steps the budget does not cut: a small
+# folder gets enough steps to learn (the estimate shows their time before training starts).
 AUTO_EPOCHS = {"knowledge": 8.0, "text": 3.0}
-AUTO_MIN_STEPS = 30
+AUTO_MIN_STEPS = {"knowledge": 60, "text": 30}
 # The knowledge recipe's defaults (benchmarks/knowledge.py; the README has the experiments):
 # facts need capacity and a high rate to be learned within the few passes the time allows.
 KNOWLEDGE_LR = {"lora": 2e-3, "full": 1e-4, "scratch": 1e-3}
@@ -115,13 +116,13 @@ class TrainJob:
 
 
 def auto_steps(n_blocks: int, blocks_per_step: int, step_s: Optional[float], budget_s: float,
-               epochs: float, min_steps: int = AUTO_MIN_STEPS) -> int:
-    """Optimizer steps for --epochs auto: `epochs` passes over the data, at least `min_steps`,
-    at most what fits in `budget_s` at `step_s` seconds a step (when measured), at least 1."""
-    steps = max(min_steps, math.ceil(epochs * n_blocks / max(1, blocks_per_step)))
+               epochs: float, min_steps: int) -> int:
+    """Optimizer steps for --epochs auto: `epochs` passes over the data, cut to what fits in
+    `budget_s` at `step_s` seconds a step (when measured), but never below `min_steps`."""
+    steps = math.ceil(epochs * n_blocks / max(1, blocks_per_step))
     if step_s:
         steps = min(steps, int(budget_s / step_s))
-    return max(1, steps)
+    return max(min_steps, steps, 1)
 
 
 def _resumed_max_steps(resume_from: Optional[Path]) -> Optional[int]:
@@ -256,7 +257,7 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
     if job.auto_length:
         resumed = _resumed_max_steps(resume_from)
         cfg.max_steps = resumed or auto_steps(len(data.train), job.batch_size * job.grad_accum, None,
-                                              job.time_budget_s, AUTO_EPOCHS[recipe])
+                                              job.time_budget_s, AUTO_EPOCHS[recipe], AUTO_MIN_STEPS[recipe])
     total_steps = cfg.total_steps(len(data.train))
     warmup = job.warmup_steps if job.warmup_steps is not None else min(100, total_steps // 20)
     cfg = TrainConfig.from_dict({**cfg.to_dict(), "warmup_steps": warmup})
@@ -291,7 +292,7 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
         # The measured speed bounds the run by the time budget; the trainer is rebuilt for the
         # new length (its LoRA layers, already on the model, are kept).
         steps = auto_steps(len(data.train), job.batch_size * job.grad_accum, micro_s * cfg.grad_accum,
-                           job.time_budget_s, AUTO_EPOCHS[recipe])
+                           job.time_budget_s, AUTO_EPOCHS[recipe], AUTO_MIN_STEPS[recipe])
         if steps != total_steps:
             total_steps = steps
             warmup = job.warmup_steps if job.warmup_steps is not None else min(100, total_steps // 20)

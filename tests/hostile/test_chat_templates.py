@@ -247,3 +247,16 @@ def test_template_that_renders_nothing_is_a_clear_error(hostile_folder):
     with pytest.raises(ChatTemplateError, match="rendered no text") as caught:
         render_and_encode(tokenizer, [{"role": "user", "content": "hi"}])
     assert str(hostile_folder) in str(caught.value)
+
+
+def test_syntax_error_says_what_to_do(hostile_folder):
+    tokenizer = Tokenizer.from_hf_folder(hostile_folder)
+    tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }"
+    with pytest.raises(ChatTemplateError, match="syntax error on line 1") as caught:
+        tokenizer.apply_chat_template([{"role": "user", "content": "hi"}])
+    assert str(hostile_folder) in str(caught.value) and "use another copy of the model" in str(caught.value)
+    assert caught.value.unusable and not caught.value.exceeded_limit
+    tokenizer.chat_template = "{{ raise_exception('roles must alternate') }}"
+    with pytest.raises(ChatTemplateError, match="roles must alternate") as caught:
+        tokenizer.apply_chat_template([{"role": "user", "content": "hi"}])
+    assert not caught.value.unusable and "another copy" not in str(caught.value)  # the conversation's fault

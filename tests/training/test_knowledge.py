@@ -170,10 +170,14 @@ def test_auto_quiz_questions_blank_a_fact():
 
 
 def test_auto_steps_sizes_the_run_to_the_data():
-    assert auto_steps(n_blocks=10, blocks_per_step=4, step_s=None, budget_s=600, epochs=8) == 30  # floor
-    assert auto_steps(n_blocks=100, blocks_per_step=4, step_s=1.0, budget_s=600, epochs=8) == 200  # 8 epochs
-    assert auto_steps(n_blocks=10_000, blocks_per_step=4, step_s=2.0, budget_s=600, epochs=8) == 300  # budget
-    assert auto_steps(n_blocks=100, blocks_per_step=4, step_s=1000.0, budget_s=600, epochs=8) == 1
+    def steps(n_blocks, step_s):
+        return auto_steps(n_blocks=n_blocks, blocks_per_step=4, step_s=step_s, budget_s=600, epochs=8, min_steps=60)
+
+    assert steps(10, None) == 60  # a small folder: the floor, enough steps to learn
+    assert steps(10, 1000.0) == 60  # ... even when they take longer than the budget
+    assert steps(100, 1.0) == 200  # 8 passes fit in the budget
+    assert steps(10_000, 2.0) == 300  # a large folder: bounded by the budget
+    assert steps(10_000, None) == 20_000
 
 
 # -- end to end --------------------------------------------------------------------------
@@ -217,9 +221,9 @@ def test_train_with_the_knowledge_recipe_end_to_end(tiny):
     assert dataset["kind"] == "knowledge" and dataset["val_examples"] > 0
     estimate = next(e for e in events if e["event"] == "estimate")
     train_blocks = dataset["train_blocks"]
-    # --epochs auto (the default): 8 passes, at least 30 steps, bounded by the 5-minute budget
+    # --epochs auto (the default): 8 passes, bounded by the 5-minute budget, at least 60 steps
     assert estimate["time_budget_s"] == 300 and estimate["total_steps"] == auto_steps(
-        train_blocks, 4, estimate["micro_batch_s"], 300, 8.0)
+        train_blocks, 4, estimate["micro_batch_s"], 300, 8.0, 60) >= 60
     end = events[-1]
     assert end["status"] == "completed" and end["val_loss_after"] < end["val_loss_before"]
     notes = json.loads((out / "adapter_config.json").read_text())  # a PEFT adapter was written
