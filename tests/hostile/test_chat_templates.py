@@ -91,7 +91,11 @@ CHILD = textwrap.dedent("""
         except BaseException as exc:
             outcome = [type(exc).__name__, False, str(exc)[:200]]
         results[name] = outcome + [time.perf_counter() - start]
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM: this process's own peak (ru_maxrss keeps the parent's peak across fork and exec)
+    try:
+        peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({{"results": results, "peak_mb": peak_kb / 1024}}))
 """)
 
