@@ -70,9 +70,7 @@ class Engine:
         self.device = next(model.parameters()).device
         self._cached: list[int] = []  # ids whose keys/values sit in the cache at 0..n-1
         self.reply = Reply()
-        prepare = getattr(model, "prepare_for_inference", None)  # mock models lack it
-        if prepare is not None:
-            prepare()
+        model.prepare_for_inference()
         model.setup_cache(batch_size=1, max_seq_len=self.context_len)
 
     @property
