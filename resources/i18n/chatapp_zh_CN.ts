@@ -258,17 +258,27 @@
         <translation>微调后</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="73"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="59"/>
+        <source>Close</source>
+        <translation>关闭</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="60"/>
+        <source>Close the comparison</source>
+        <translation>关闭对比</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="84"/>
         <source>Fine-tuned: {name}</source>
         <translation>微调后：{name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="92"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="109"/>
         <source>Generating…</source>
         <translation>正在生成…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="98"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="115"/>
         <source>Failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>

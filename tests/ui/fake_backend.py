@@ -32,7 +32,12 @@ class FakeBackend:
     def load(self, spec, options, progress=None):
         self.thread_names.add("main" if threading.current_thread() is threading.main_thread() else "worker")
         self.loads.append(spec)
-        if progress:
+        if spec == "staged":  # the real loader's stages, each starting again at 0
+            for stage, fraction in (("config", 0.0), ("weights", 0.5), ("weights", 1.0), ("tokenizer", 0.0),
+                                    ("ready", 1.0)):
+                time.sleep(0.05)
+                progress(stage, fraction)
+        elif progress:
             progress("weights", 0.5)
         if spec == "slow":  # a large model: many tensors, progress after each
             for i in range(500):
