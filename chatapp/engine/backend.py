@@ -158,6 +158,8 @@ class ChatBackend:
         loader = self._loader or load_model
         loaded = loader(spec, device=options.device, context_len=options.context_len, progress=progress,
                         adapter=options.adapter or None)
+        if progress:
+            progress("engine", 0.0)  # fast paths and the KV cache: a noticeable part of the load
         context = min(options.context_len, loaded.config.max_seq_len)
         engine = Engine(loaded.model, loaded.tokenizer, context_len=context)
         estimate = estimate_memory(loaded.config, context, loaded.dtype)

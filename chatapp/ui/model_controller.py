@@ -19,11 +19,12 @@ from .worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
-# Where each loader stage sits in the whole load (start, end), so the bar moves through the
-# load instead of restarting at 0% for each stage. Weights dominate (dequantizing ~1.3 s of
-# the default model's ~2.5 s); the tokenizer and building the model take most of the rest.
-LOAD_STAGES = {"config": (0.0, 0.1), "weights": (0.1, 0.75), "tokenizer": (0.75, 0.85),
-               "adapter": (0.85, 0.95), "ready": (1.0, 1.0)}
+# Loader stages that report how far they are; the others (reading the config, which for a
+# GGUF means parsing its whole vocabulary and took over half of the default model's load
+# here, the tokenizer, building the engine) report only that they started: the bar shows
+# them as busy rather than a made-up percentage.
+MEASURED_STAGES = ("weights",)
+BUSY = -1.0  # a progress fraction meaning "under way, amount unknown"
 
 
 def _tr(text: str) -> str:
@@ -34,13 +35,7 @@ def stage_text(stage: str) -> str:
     """A loader stage in the user's words."""
     return {"config": _tr("Reading the model's settings"), "weights": _tr("Reading the weights"),
             "tokenizer": _tr("Preparing the tokenizer"), "adapter": _tr("Putting on the adapter"),
-            "ready": _tr("Ready")}.get(stage, stage)
-
-
-def overall_fraction(stage: str, fraction: float) -> float:
-    """The fraction of the whole load done, from a stage and the fraction of that stage."""
-    start, end = LOAD_STAGES.get(stage, (0.0, 1.0))
-    return start + (end - start) * min(max(fraction, 0.0), 1.0)
+            "ready": _tr("Preparing to chat"), "engine": _tr("Preparing to chat")}.get(stage, stage)
 
 
 class ModelController(QObject):
@@ -48,7 +43,7 @@ class ModelController(QObject):
     request_estimate = Signal(str, object)  # spec, LoadOptions (to the worker)
 
     loading = Signal(str, str)  # spec, its display name: a load has started
-    progress = Signal(str, float)  # stage in words, fraction of the whole load
+    progress = Signal(str, float)  # stage in words, fraction of that stage (BUSY: not measured)
     loaded = Signal(object)  # ModelInfo
     load_failed = Signal(str, str)  # spec, message (the previous model is kept)
     load_cancelled = Signal(str)  # spec
@@ -145,7 +140,7 @@ class ModelController(QObject):
     @Slot(str, float)
     def _on_progress(self, stage: str, fraction: float) -> None:
         if self.loading_spec is not None:
-            self.progress.emit(stage_text(stage), overall_fraction(stage, fraction))
+            self.progress.emit(stage_text(stage), fraction if stage in MEASURED_STAGES else BUSY)
 
     @Slot(object)
     def _on_loaded(self, info: ModelInfo) -> None:

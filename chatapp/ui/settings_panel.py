@@ -194,13 +194,20 @@ class SettingsPanel(QWidget):
             self._choose(path)
 
     def set_loading(self, loading: bool, stage: str = "", fraction: float = 0.0) -> None:
+        """Show a load under way: `stage` in words and its `fraction` done (below 0: not known)."""
         self.load_progress.setVisible(loading)
         self.cancel_load_button.setVisible(loading)
         self.cancel_load_button.setEnabled(loading)
         self.load_button.setEnabled(not loading)
         self.open_file_button.setEnabled(not loading)
         self.open_folder_button.setEnabled(not loading)
-        if loading:
+        if not loading:
+            self.load_progress.setRange(0, 100)
+        elif fraction < 0:  # a stage that does not say how far it is: a busy bar
+            self.load_progress.setRange(0, 0)
+            self.load_progress.setFormat(stage)
+        else:
+            self.load_progress.setRange(0, 100)
             self.load_progress.setValue(int(fraction * 100))
             self.load_progress.setFormat(f"{stage} %p%")
 
@@ -219,7 +226,7 @@ class SettingsPanel(QWidget):
 
     @Slot(str, str)
     def _on_loading(self, _spec: str, name: str) -> None:
-        self.set_loading(True, _tr("Loading"), 0.0)
+        self.set_loading(True, _tr("Loading"), -1.0)
         self.model_status.setText(_tr("Loading {name}…").format(name=name))
 
     @Slot(str, float)

@@ -664,44 +664,49 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>ModelController</name>
     <message>
-        <location filename="../../chatapp/ui/model_controller.py" line="35"/>
+        <location filename="../../chatapp/ui/model_controller.py" line="36"/>
         <source>Reading the model&apos;s settings</source>
         <translation>正在读取模型配置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/model_controller.py" line="35"/>
+        <location filename="../../chatapp/ui/model_controller.py" line="36"/>
         <source>Reading the weights</source>
         <translation>正在读取权重</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/model_controller.py" line="36"/>
+        <location filename="../../chatapp/ui/model_controller.py" line="37"/>
         <source>Preparing the tokenizer</source>
         <translation>正在准备分词器</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/model_controller.py" line="36"/>
+        <location filename="../../chatapp/ui/model_controller.py" line="37"/>
         <source>Putting on the adapter</source>
         <translation>正在加载适配器</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/model_controller.py" line="37"/>
-        <source>Ready</source>
-        <translation>就绪</translation>
+        <location filename="../../chatapp/ui/model_controller.py" line="38"/>
+        <location filename="../../chatapp/ui/model_controller.py" line="38"/>
+        <source>Preparing to chat</source>
+        <translation>正在准备对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/model_controller.py" line="107"/>
+        <location filename="../../chatapp/ui/model_controller.py" line="102"/>
         <source>Stop the reply before switching models.</source>
         <translation>请先停止回复，再切换模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/model_controller.py" line="123"/>
+        <location filename="../../chatapp/ui/model_controller.py" line="118"/>
         <source>The adapter {path} is no longer there; the model was loaded without it.</source>
         <translation>适配器 {path} 已不存在；模型已在不使用它的情况下加载。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/model_controller.py" line="142"/>
+        <location filename="../../chatapp/ui/model_controller.py" line="137"/>
         <source> The previous model ({name}) is still loaded.</source>
         <translation> 之前的模型（{name}）仍保持加载。</translation>
+    </message>
+    <message>
+        <source>Ready</source>
+        <translation type="obsolete">就绪</translation>
     </message>
 </context>
 <context>
@@ -889,37 +894,37 @@ Chat with a language model on your own machine, and teach it your own documents.
         <translation>打开 Hugging Face 模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="222"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="229"/>
         <source>Loading</source>
         <translation>正在加载</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="223"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="230"/>
         <source>Loading {name}…</source>
         <translation>正在加载 {name}…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="233"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="240"/>
         <source>Cancelling…</source>
         <translation>正在取消…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="245"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="252"/>
         <source>{name}: {params:.0f}M parameters, {dtype} on {device}, context {ctx}, loaded in {secs:.1f} s. Memory: {memory}</source>
         <translation>{name}：{params:.0f}M 参数，{dtype}，运行于 {device}，上下文 {ctx}，加载用时 {secs:.1f} 秒。内存：{memory}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="250"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="257"/>
         <source>Adapter in use: {name}.</source>
         <translation>正在使用的适配器：{name}。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="256"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="263"/>
         <source>Loading {name} was cancelled.</source>
         <translation>已取消加载 {name}。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="262"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="269"/>
         <source>Could not load {spec}: {message}</source>
         <translation>无法加载 {spec}：{message}</translation>
     </message>

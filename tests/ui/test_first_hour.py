@@ -200,18 +200,27 @@ def test_15_token_stats_survive_regenerate_and_reopening(qtbot, make_window):
     assert [m.status_label.text() for m in window.chat.messages][1::2] == ["9 tokens · 42.0 tok/s"] * 2
 
 
-def test_16_loading_shows_progress_the_display_name_and_drops_the_estimate(qtbot, make_window):
+def test_16_loading_shows_progress_the_display_name_and_drops_the_estimate(qtbot, make_window, monkeypatch):
     window = make_window(FakeBackend(), load=False)
     panel = window.settings_panel
     panel.set_models([("Default model", "default"), ("Staged model", "staged")], "default")
     qtbot.waitUntil(lambda: "Before loading" in panel.estimate_label.text(), timeout=15000)
-    values = []
-    panel.load_progress.valueChanged.connect(values.append)
+    shown = []
+    set_loading = panel.set_loading
+
+    def recording(loading, stage="", fraction=0.0):
+        if loading:
+            shown.append((stage, fraction))
+        set_loading(loading, stage, fraction)
+
+    monkeypatch.setattr(panel, "set_loading", recording)
     panel.model_combo.setCurrentIndex(1)
     qtbot.mouseClick(panel.load_button, Qt.LeftButton)
     assert panel.model_status.text() == "Loading Staged model…"
+    assert panel.load_progress.maximum() == 0  # busy, not "0%" while nothing is measured yet
     qtbot.waitUntil(lambda: window.model_info is not None, timeout=15000)
-    assert values == sorted(values) and max(values) > 0  # moves forward only, never back to 0 mid-load
+    assert [(stage, fraction) for stage, fraction in shown if fraction >= 0] == [
+        ("Reading the weights", 0.5), ("Reading the weights", 1.0)]  # measured numbers only, never back to 0
     assert panel.estimate_label.text() == "" and "loaded in" in panel.model_status.text()
 
 
