@@ -5,6 +5,9 @@ coalesces the deltas with a timer, writes replies to the database as they stream
 them through a `ChatViewPort`, a small interface that `ChatView` implements and tests
 replace with a plain recorder, so the whole machine runs without widgets. The window follows
 its signals (state, status messages, context and speed) and keeps only layout and menus.
+
+Long because the chat's states (streaming, stop, continue, edit with undo, delete with undo)
+are one machine, and its transitions are easiest to check side by side.
 """
 
 from __future__ import annotations

@@ -193,6 +193,7 @@ class MessageWidget(QFrame):
             widget.hide()
         self._editor = QPlainTextEdit(self.text)
         self._editor.setAccessibleName(_tr("Edited message"))
+        self._editor.setMaximumHeight(160)
         self.edit_warning = QLabel(_tr("Saving removes the {n} later messages of this conversation "
                                        "(Undo puts them back).").format(n=later_messages))
         self.edit_warning.setObjectName("editWarning")

@@ -12,88 +12,88 @@
 <context>
     <name>ChatController</name>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="62"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="65"/>
         <source>stopped</source>
         <translation>已停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="64"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="67"/>
         <source>failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="66"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="69"/>
         <source>cut at the token limit</source>
         <translation>已达词元上限</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="68"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="71"/>
         <source>{n} tokens · {speed:.1f} tok/s</source>
         <translation>{n} 个词元 · {speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="195"/>
-        <location filename="../../chatapp/ui/chat_controller.py" line="300"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="198"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="303"/>
         <source>writing…</source>
         <translation>正在输出…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="208"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="211"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="228"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="231"/>
         <source>Conversation deleted.</source>
         <translation>对话已删除。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="244"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="247"/>
         <source>Exported to {path}</source>
         <translation>已导出到 {path}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="250"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="253"/>
         <source>{title} (imported)</source>
         <translation>{title}（导入）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="253"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="256"/>
         <source>Imported “{title}” from {path}</source>
         <translation>已从 {path} 导入“{title}”</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="267"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="270"/>
         <source>Wait for the comparison to finish; your message is kept.</source>
         <translation>请等待对比完成；您的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="270"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="273"/>
         <source>The model is not loaded yet; your message is kept.</source>
         <translation>模型尚未加载；你的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="355"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="358"/>
         <source>{n} later messages were removed. Undo puts them back.</source>
         <translation>已删除后面的 {n} 条消息。撤销可以恢复它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="372"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="375"/>
         <source>The edit was undone.</source>
         <translation>已撤销编辑。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="430"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="433"/>
         <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
         <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="446"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="449"/>
         <source>failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="448"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="451"/>
         <source>The reply failed: {message}</source>
         <translation>回复失败：{message}</translation>
     </message>
@@ -179,27 +179,27 @@
         <translation>编辑后的消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="196"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="197"/>
         <source>Saving removes the {n} later messages of this conversation (Undo puts them back).</source>
         <translation>保存会删除此对话中后面的 {n} 条消息（撤销可以恢复）。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="202"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="203"/>
         <source>Save &amp;&amp; resend</source>
         <translation>保存 &amp;&amp; 重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="203"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="204"/>
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="249"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="250"/>
         <source>Conversation</source>
         <translation>对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="260"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="261"/>
         <source>Send a message to start the conversation.</source>
         <translation>发送一条消息，开始对话。</translation>
     </message>
@@ -313,27 +313,32 @@
         <translation>对话列表</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/conversation_list.py" line="58"/>
+        <location filename="../../chatapp/ui/conversation_list.py" line="54"/>
+        <source>No conversation matches this search.</source>
+        <translation>没有与此搜索匹配的对话。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/conversation_list.py" line="66"/>
         <source>Untitled</source>
         <translation>未命名</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/conversation_list.py" line="85"/>
+        <location filename="../../chatapp/ui/conversation_list.py" line="94"/>
         <source>Rename</source>
         <translation>重命名</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/conversation_list.py" line="86"/>
+        <location filename="../../chatapp/ui/conversation_list.py" line="95"/>
         <source>Export as Markdown…</source>
         <translation>导出为 Markdown…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/conversation_list.py" line="87"/>
+        <location filename="../../chatapp/ui/conversation_list.py" line="96"/>
         <source>Export as JSON…</source>
         <translation>导出为 JSON…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/conversation_list.py" line="89"/>
+        <location filename="../../chatapp/ui/conversation_list.py" line="98"/>
         <source>Delete</source>
         <translation>删除</translation>
     </message>

@@ -231,3 +231,17 @@ def test_19_export_file_name_is_the_conversation_title(qtbot, make_window, monke
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda parent, caption, name, *a: offered.append(name) or ("", ""))
     window.export_conversation(window.current_id, "markdown")
     assert offered == ["about penguins_ a_b.md"]
+
+
+def test_18_long_titles_elide_and_a_search_without_match_says_so(qtbot, make_window):
+    window = make_window(FakeBackend())
+    _send(qtbot, window, "a very long question " * 4)
+    conversations = window.conversations
+    assert conversations.list.horizontalScrollBarPolicy() == Qt.ScrollBarAlwaysOff
+    assert conversations.list.textElideMode() == Qt.ElideRight
+    assert conversations.list.item(0).toolTip().startswith("a very long question")
+    conversations.search.setText("penguins")
+    no_match = conversations.findChild(QLabel, "noMatch")
+    assert no_match is not None and no_match.isVisibleTo(window)
+    conversations.search.setText("")
+    assert not no_match.isVisibleTo(window)
