@@ -63,7 +63,7 @@ class MainWindow(QMainWindow):
         self._build()
         self.worker_thread = WorkerThread(backend, self)
         self.model = ModelController(self.worker_thread, self.settings, settings_store,
-                                     display_name=self._model_name, on_model_loaded=on_model_loaded, parent=self)
+                                     display_name=self.settings_panel.model_name, on_model_loaded=on_model_loaded, parent=self)
         self.chat_controller = ChatController(store, self.settings, self.worker_thread, self.model, self.chat,
                                               parent=self)
         self.training = TrainingController(self.chat_controller, self.model, self.worker_thread,
@@ -76,7 +76,7 @@ class MainWindow(QMainWindow):
 
         self.settings_panel.apply(self.settings)
         self.settings_panel.set_models(self.list_models(), self.settings.model)
-        self.model.estimate(self.settings_panel.model_combo.currentData() or "")
+        self.model.estimate(self.settings_panel.current_spec())
         if settings_store.warning:
             self.statusBar().showMessage(settings_store.warning, 10000)
         conversations = self.store.list_conversations()
@@ -188,7 +188,7 @@ class MainWindow(QMainWindow):
         panel.cancel_load_requested.connect(model.cancel)
         panel.selection_changed.connect(model.estimate)
         panel.changed.connect(self._settings_changed)
-        panel.system_prompt.textChanged.connect(self._system_prompt_edited)
+        panel.system_prompt_edited.connect(self._system_prompt_edited)
         panel.follow(model)
         model.loaded.connect(self._on_model_loaded)
         model.load_failed.connect(self._on_model_failed)
@@ -232,13 +232,6 @@ class MainWindow(QMainWindow):
                               "and teach it your own documents.").format(version=__version__))
 
     # -- state ----------------------------------------------------------------------------
-    def _model_name(self, spec: str) -> str:
-        """The name the model list shows for `spec` (never the internal "default")."""
-        index = self.settings_panel.model_combo.findData(spec)
-        if index >= 0:
-            return self.settings_panel.model_combo.itemText(index)
-        return Path(spec).name or spec
-
     @Slot()
     def _update_state(self) -> None:
         ready = self.chat_controller.can_chat()
@@ -279,20 +272,15 @@ class MainWindow(QMainWindow):
         self.settings_panel.read_into(self.settings)
         self.settings_store.save(self.settings)
 
-    @Slot()
-    def _system_prompt_edited(self) -> None:
-        self.chat_controller.set_system_prompt(self.settings_panel.system_prompt.toPlainText())
+    @Slot(str)
+    def _system_prompt_edited(self, text: str) -> None:
+        self.chat_controller.set_system_prompt(text)
         self.settings_store.save(self.settings)
 
     @Slot(object)
     def _conversation_opened(self, conv_id: Optional[int]) -> None:
         """The prompt box shows the open conversation's own system prompt."""
-        prompt = self.chat_controller.system_prompt()
-        box = self.settings_panel.system_prompt
-        if box.toPlainText() != prompt:
-            box.blockSignals(True)
-            box.setPlainText(prompt)
-            box.blockSignals(False)
+        self.settings_panel.show_system_prompt(self.chat_controller.system_prompt())
 
     # -- model ----------------------------------------------------------------------------
     @Slot(object)

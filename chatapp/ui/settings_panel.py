@@ -26,6 +26,7 @@ class SettingsPanel(QWidget):
     selection_changed = Signal(str)  # model spec chosen in the list (not loaded yet)
     changed = Signal()  # any generation setting edited
     cancel_load_requested = Signal()
+    system_prompt_edited = Signal(str)  # the user edited the (open conversation's) system prompt
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -121,7 +122,8 @@ class SettingsPanel(QWidget):
         for spin in (self.temperature, self.top_p, self.min_p, self.repetition_penalty, self.top_k,
                      self.max_new_tokens, self.seed, self.context_len, self.threads):
             spin.valueChanged.connect(self.changed)
-        # the system prompt belongs to the open conversation: the window follows textChanged itself
+        # the system prompt belongs to the open conversation, not to these settings
+        self.system_prompt.textChanged.connect(lambda: self.system_prompt_edited.emit(self.system_prompt.toPlainText()))
         self.device.currentIndexChanged.connect(self.changed)
 
     def _double(self, low: float, high: float, step: float, name: str) -> QDoubleSpinBox:
@@ -142,6 +144,13 @@ class SettingsPanel(QWidget):
             index = self.model_combo.count() - 1
         self.model_combo.setCurrentIndex(max(index, 0))
         self.model_combo.blockSignals(False)
+
+    def model_name(self, spec: str) -> str:
+        """The name the model list shows for `spec` (never the internal "default")."""
+        index = self.model_combo.findData(spec)
+        if index >= 0:
+            return self.model_combo.itemText(index)
+        return Path(spec).name or spec
 
     @staticmethod
     def memory_text(info) -> str:
@@ -268,6 +277,18 @@ class SettingsPanel(QWidget):
         self.set_loading(False)
         self.model_status.setText(_tr("Could not load {spec}: {message}").format(
             spec=self._model.display_name(spec), message=message) + self._model.kept_sentence())
+
+    # -- the system prompt (the open conversation's) ------------------------------------------
+    def show_system_prompt(self, text: str) -> None:
+        """Show the open conversation's prompt without it counting as an edit."""
+        if self.system_prompt.toPlainText() != text:
+            self.system_prompt.blockSignals(True)
+            self.system_prompt.setPlainText(text)
+            self.system_prompt.blockSignals(False)
+
+    def current_spec(self) -> str:
+        """The model chosen in the list (not necessarily loaded)."""
+        return self.model_combo.currentData() or ""
 
     # -- settings -------------------------------------------------------------------------
     def apply(self, s: AppSettings) -> None:
