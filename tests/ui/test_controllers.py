@@ -227,6 +227,12 @@ def test_the_adapter_is_remembered_and_a_missing_one_is_said(qtbot, controllers,
 
 
 def test_fakes_and_the_real_backend_satisfy_the_protocol():
+    import inspect
+
     from chatapp.engine.backend import Backend, ChatBackend
 
     assert isinstance(ChatBackend(), Backend) and isinstance(FakeBackend(), Backend)
+    for name in ("load", "estimate", "set_adapter_enabled", "stream", "finished", "context_used"):
+        wanted = list(inspect.signature(getattr(Backend, name)).parameters)
+        for backend in (ChatBackend, FakeBackend):
+            assert list(inspect.signature(getattr(backend, name)).parameters) == wanted, (backend, name)
