@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_MS = 33  # ~30 Hz: smooth to the eye, cheap for the GUI thread
 SAVE_INTERVAL_S = 1.0  # how often a streaming reply is written to the database
+CONTEXT_INTERVAL_S = 0.5  # how often the context counter follows a streaming reply (a status bar relayout)
 # A reply that ended for one of these reasons stopped before its end, and can be continued
 # (a stream the app did not see to its end, too).
 CONTINUABLE = CONTINUABLE_REASONS + (INTERRUPTED,)
@@ -86,6 +87,7 @@ class _Stream:
     dirty: bool = False
     last_save: float = 0.0
     context_used: int = 0
+    last_context: float = 0.0  # when the counter was last shown
 
 
 @dataclass(frozen=True)
@@ -393,10 +395,12 @@ class ChatController(QObject):
         if stream is None or not stream.dirty:
             return
         stream.dirty = False
+        now = time.monotonic()
         if stream.index is not None and self.current_id == stream.conv_id:
             self.view.show_text(stream.index, stream.text)
-            self._set_context(stream.context_used)
-        now = time.monotonic()
+            if now - stream.last_context >= CONTEXT_INTERVAL_S:
+                self._set_context(stream.context_used)
+                stream.last_context = now
         if now - stream.last_save >= SAVE_INTERVAL_S:
             self.store.update_reply(stream.message_id, stream.text)
             stream.last_save = now

@@ -63,7 +63,8 @@ class MainWindow(QMainWindow):
         self._build()
         self.worker_thread = WorkerThread(backend, self)
         self.model = ModelController(self.worker_thread, self.settings, settings_store,
-                                     display_name=self.settings_panel.model_name, on_model_loaded=on_model_loaded, parent=self)
+                                     display_name=self.settings_panel.model_name, on_model_loaded=on_model_loaded,
+                                     parent=self)
         self.chat_controller = ChatController(store, self.settings, self.worker_thread, self.model, self.chat,
                                               parent=self)
         self.training = TrainingController(self.chat_controller, self.model, self.worker_thread,
