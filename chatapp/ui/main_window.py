@@ -270,8 +270,14 @@ class MainWindow(QMainWindow):
         self.speed_label.setText(_tr("{speed:.1f} tok/s").format(speed=speed))
 
     def _settings_changed(self) -> None:
+        theme, language = self.settings.theme, self.settings.language
         self.settings_panel.read_into(self.settings)
         self.settings_store.save(self.settings)
+        if self.settings.theme != theme:
+            from .theme import apply_theme
+            apply_theme(QApplication.instance(), self.settings.theme)
+        if self.settings.language != language:  # our widgets are built translated, once
+            self.statusBar().showMessage(_tr("The language changes the next time chatapp starts."), 10000)
 
     @Slot(str)
     def _system_prompt_edited(self, text: str) -> None:

@@ -112,6 +112,22 @@ class SettingsPanel(QWidget):
                               (_tr("Max new tokens"), self.max_new_tokens), (_tr("Seed"), self.seed)):
             form.addRow(label, widget)
         layout.addWidget(sampling_box)
+
+        look_box = QGroupBox(_tr("Appearance"))
+        look = QFormLayout(look_box)
+        self.theme = QComboBox()
+        for value, label in (("system", _tr("Follow the system")), ("light", _tr("Light")), ("dark", _tr("Dark"))):
+            self.theme.addItem(label, value)
+        self.theme.setAccessibleName(_tr("Theme"))
+        self.language = QComboBox()
+        # each language in its own name, so a user who cannot read the current one finds theirs
+        for value, label in (("", _tr("Follow the system")), ("en", "English"), ("zh_CN", "简体中文")):
+            self.language.addItem(label, value)
+        self.language.setAccessibleName(_tr("Language"))
+        self.language.setToolTip(_tr("Takes effect the next time chatapp starts."))
+        look.addRow(_tr("Theme"), self.theme)
+        look.addRow(_tr("Language"), self.language)
+        layout.addWidget(look_box)
         layout.addStretch(1)
 
         self.open_file_button.clicked.connect(self._open_file)
@@ -124,7 +140,8 @@ class SettingsPanel(QWidget):
             spin.valueChanged.connect(self.changed)
         # the system prompt belongs to the open conversation, not to these settings
         self.system_prompt.textChanged.connect(lambda: self.system_prompt_edited.emit(self.system_prompt.toPlainText()))
-        self.device.currentIndexChanged.connect(self.changed)
+        for combo in (self.device, self.theme, self.language):
+            combo.currentIndexChanged.connect(self.changed)
 
     def _double(self, low: float, high: float, step: float, name: str) -> QDoubleSpinBox:
         spin = QDoubleSpinBox(minimum=low, maximum=high, singleStep=step, decimals=2)
@@ -304,6 +321,8 @@ class SettingsPanel(QWidget):
         self.threads.setValue(s.threads)
         self.system_prompt.setPlainText(s.system_prompt)
         self.device.setCurrentIndex(max(0, self.device.findData(s.device)))
+        self.theme.setCurrentIndex(max(0, self.theme.findData(s.theme)))
+        self.language.setCurrentIndex(max(0, self.language.findData(s.language)))
         self.blockSignals(False)
 
     def read_into(self, s: AppSettings) -> AppSettings:
@@ -318,4 +337,6 @@ class SettingsPanel(QWidget):
         s.context_len = self.context_len.value()
         s.threads = self.threads.value()
         s.device = self.device.currentData()
+        s.theme = self.theme.currentData()
+        s.language = self.language.currentData()
         return s

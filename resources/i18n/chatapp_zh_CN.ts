@@ -12,88 +12,88 @@
 <context>
     <name>ChatController</name>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="65"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="66"/>
         <source>stopped</source>
         <translation>已停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="67"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="68"/>
         <source>failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="69"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="70"/>
         <source>cut at the token limit</source>
         <translation>已达词元上限</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="71"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="72"/>
         <source>{n} tokens · {speed:.1f} tok/s</source>
         <translation>{n} 个词元 · {speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="198"/>
-        <location filename="../../chatapp/ui/chat_controller.py" line="303"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="200"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="305"/>
         <source>writing…</source>
         <translation>正在输出…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="211"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="213"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="231"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="233"/>
         <source>Conversation deleted.</source>
         <translation>对话已删除。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="247"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="249"/>
         <source>Exported to {path}</source>
         <translation>已导出到 {path}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="253"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="255"/>
         <source>{title} (imported)</source>
         <translation>{title}（导入）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="256"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="258"/>
         <source>Imported “{title}” from {path}</source>
         <translation>已从 {path} 导入“{title}”</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="270"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="272"/>
         <source>Wait for the comparison to finish; your message is kept.</source>
         <translation>请等待对比完成；您的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="273"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="275"/>
         <source>The model is not loaded yet; your message is kept.</source>
         <translation>模型尚未加载；你的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="358"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="360"/>
         <source>{n} later messages were removed. Undo puts them back.</source>
         <translation>已删除后面的 {n} 条消息。撤销可以恢复它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="375"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="377"/>
         <source>The edit was undone.</source>
         <translation>已撤销编辑。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="433"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="437"/>
         <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
         <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="449"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="453"/>
         <source>failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="451"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="455"/>
         <source>The reply failed: {message}</source>
         <translation>回复失败：{message}</translation>
     </message>
@@ -382,139 +382,139 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="118"/>
+        <location filename="../../chatapp/ui/main_window.py" line="119"/>
         <source>Message the model (Enter sends, Shift+Enter for a new line)</source>
         <translation>给模型发消息（Enter 发送，Shift+Enter 换行）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="119"/>
+        <location filename="../../chatapp/ui/main_window.py" line="120"/>
         <source>Message</source>
         <translation>消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="121"/>
+        <location filename="../../chatapp/ui/main_window.py" line="122"/>
         <source>Send</source>
         <translation>发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="122"/>
+        <location filename="../../chatapp/ui/main_window.py" line="123"/>
         <source>Send message</source>
         <translation>发送消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="123"/>
+        <location filename="../../chatapp/ui/main_window.py" line="124"/>
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="124"/>
+        <location filename="../../chatapp/ui/main_window.py" line="125"/>
         <source>Stop the reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="145"/>
+        <location filename="../../chatapp/ui/main_window.py" line="146"/>
         <source>Chat</source>
         <translation>聊天</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="146"/>
+        <location filename="../../chatapp/ui/main_window.py" line="147"/>
         <source>Train</source>
         <translation>训练</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="151"/>
+        <location filename="../../chatapp/ui/main_window.py" line="152"/>
         <source>No model</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="155"/>
-        <location filename="../../chatapp/ui/main_window.py" line="343"/>
+        <location filename="../../chatapp/ui/main_window.py" line="156"/>
+        <location filename="../../chatapp/ui/main_window.py" line="338"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="156"/>
+        <location filename="../../chatapp/ui/main_window.py" line="157"/>
         <source>Undo</source>
         <translation>撤销</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="209"/>
+        <location filename="../../chatapp/ui/main_window.py" line="210"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="210"/>
+        <location filename="../../chatapp/ui/main_window.py" line="211"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="211"/>
+        <location filename="../../chatapp/ui/main_window.py" line="212"/>
         <source>Import conversation…</source>
         <translation>导入对话…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="212"/>
+        <location filename="../../chatapp/ui/main_window.py" line="213"/>
         <source>Export conversation as Markdown…</source>
         <translation>将对话导出为 Markdown…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="214"/>
+        <location filename="../../chatapp/ui/main_window.py" line="215"/>
         <source>Export conversation as JSON…</source>
         <translation>将对话导出为 JSON…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="217"/>
+        <location filename="../../chatapp/ui/main_window.py" line="218"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="218"/>
+        <location filename="../../chatapp/ui/main_window.py" line="219"/>
         <source>&amp;Chat</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="219"/>
+        <location filename="../../chatapp/ui/main_window.py" line="220"/>
         <source>Focus message box</source>
         <translation>聚焦到消息框</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="220"/>
+        <location filename="../../chatapp/ui/main_window.py" line="221"/>
         <source>Stop reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="221"/>
+        <location filename="../../chatapp/ui/main_window.py" line="222"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="222"/>
+        <location filename="../../chatapp/ui/main_window.py" line="223"/>
         <source>Continue reply</source>
         <translation>继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="224"/>
+        <location filename="../../chatapp/ui/main_window.py" line="225"/>
         <source>Rename conversation</source>
         <translation>重命名对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="225"/>
+        <location filename="../../chatapp/ui/main_window.py" line="226"/>
         <source>Delete conversation</source>
         <translation>删除对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="226"/>
+        <location filename="../../chatapp/ui/main_window.py" line="227"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="227"/>
-        <location filename="../../chatapp/ui/main_window.py" line="230"/>
+        <location filename="../../chatapp/ui/main_window.py" line="228"/>
+        <location filename="../../chatapp/ui/main_window.py" line="231"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="231"/>
+        <location filename="../../chatapp/ui/main_window.py" line="232"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -523,57 +523,62 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="255"/>
+        <location filename="../../chatapp/ui/main_window.py" line="249"/>
         <source>adapter {name}</source>
         <translation>适配器 {name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="259"/>
+        <location filename="../../chatapp/ui/main_window.py" line="253"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="271"/>
+        <location filename="../../chatapp/ui/main_window.py" line="265"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="276"/>
+        <location filename="../../chatapp/ui/main_window.py" line="270"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="306"/>
+        <location filename="../../chatapp/ui/main_window.py" line="280"/>
+        <source>The language changes the next time chatapp starts.</source>
+        <translation>下次启动 chatapp 时将切换语言。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="301"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="343"/>
+        <location filename="../../chatapp/ui/main_window.py" line="338"/>
         <source>Undo edit</source>
         <translation>撤销编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="361"/>
+        <location filename="../../chatapp/ui/main_window.py" line="356"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="367"/>
+        <location filename="../../chatapp/ui/main_window.py" line="362"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="371"/>
+        <location filename="../../chatapp/ui/main_window.py" line="366"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="371"/>
+        <location filename="../../chatapp/ui/main_window.py" line="366"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="377"/>
+        <location filename="../../chatapp/ui/main_window.py" line="372"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
     </message>
@@ -717,219 +722,257 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>SettingsPanel</name>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="34"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="37"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="35"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="38"/>
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="41"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="42"/>
         <source>Open GGUF…</source>
         <translation>打开 GGUF…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="42"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="43"/>
         <source>Open a GGUF model file</source>
         <translation>打开 GGUF 模型文件</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="43"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="44"/>
         <source>Open folder…</source>
         <translation>打开文件夹…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="44"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="45"/>
         <source>Open a Hugging Face model folder</source>
         <translation>打开 Hugging Face 模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="45"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="46"/>
         <source>Load</source>
         <translation>加载</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="46"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="47"/>
         <source>Load the selected model</source>
         <translation>加载所选模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="51"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="52"/>
         <source>No model loaded</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="62"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="63"/>
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="63"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="64"/>
         <source>Cancel loading the model</source>
         <translation>取消加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="72"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="78"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="73"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="79"/>
         <source>Automatic</source>
         <translation>自动</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="74"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="80"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="75"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="81"/>
         <source>Device</source>
         <translation>设备</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="76"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="81"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="77"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="82"/>
         <source>Context length</source>
         <translation>上下文长度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="79"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="82"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="80"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="83"/>
         <source>CPU threads</source>
         <translation>CPU 线程数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="86"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="89"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="87"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="90"/>
         <source>System prompt</source>
         <translation>系统提示词</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="94"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="95"/>
         <source>Sampling</source>
         <translation>采样</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="96"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="108"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="97"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="109"/>
         <source>Temperature</source>
         <translation>温度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="97"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="108"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="98"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="109"/>
         <source>Top-p</source>
         <translation>Top-p</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="98"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="109"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="99"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="110"/>
         <source>Min-p</source>
         <translation>Min-p</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="99"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="110"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="100"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="111"/>
         <source>Repetition penalty</source>
         <translation>重复惩罚</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="101"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="102"/>
         <source>Off</source>
         <translation>关闭</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="102"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="109"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="103"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="110"/>
         <source>Top-k</source>
         <translation>Top-k</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="104"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="105"/>
         <source>Maximum new tokens</source>
         <translation>最大生成词元数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="106"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="107"/>
         <source>Random</source>
         <translation>随机</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="107"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="111"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="108"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="112"/>
         <source>Seed</source>
         <translation>随机种子</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="111"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="112"/>
         <source>Max new tokens</source>
         <translation>最大生成词元数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="154"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="116"/>
+        <source>Appearance</source>
+        <translation>外观</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="119"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="124"/>
+        <source>Follow the system</source>
+        <translation>跟随系统</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="119"/>
+        <source>Light</source>
+        <translation>浅色</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="119"/>
+        <source>Dark</source>
+        <translation>深色</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="121"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="128"/>
+        <source>Theme</source>
+        <translation>主题</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="126"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="129"/>
+        <source>Language</source>
+        <translation>语言</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="127"/>
+        <source>Takes effect the next time chatapp starts.</source>
+        <translation>下次启动 chatapp 时生效。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="180"/>
         <source>{total:.2f} GiB (weights {weights:.2f}, KV cache {kv:.2f}, working memory {work:.2f})</source>
         <translation>{total:.2f} GiB（权重 {weights:.2f}，KV 缓存 {kv:.2f}，工作内存 {work:.2f}）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="162"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="188"/>
         <source>Before loading: {name}, {params:.0f}M parameters, needs about {memory}</source>
         <translation>加载前：{name}，{params:.0f}M 参数，约需 {memory}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="165"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="191"/>
         <source>; {free:.1f} GiB free</source>
         <translation>；可用 {free:.1f} GiB</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="167"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="193"/>
         <source>. It will not fit: choose a shorter context length or a smaller model.</source>
         <translation>。内存不足：请选择更短的上下文长度或更小的模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="176"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="202"/>
         <source>This model cannot be opened: {message}</source>
         <translation>无法打开此模型：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="187"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="213"/>
         <source>Open GGUF model</source>
         <translation>打开 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="187"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="213"/>
         <source>GGUF models (*.gguf)</source>
         <translation>GGUF 模型 (*.gguf)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="192"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="218"/>
         <source>Open Hugging Face model folder</source>
         <translation>打开 Hugging Face 模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="229"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="255"/>
         <source>Loading</source>
         <translation>正在加载</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="230"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="256"/>
         <source>Loading {name}…</source>
         <translation>正在加载 {name}…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="240"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="266"/>
         <source>Cancelling…</source>
         <translation>正在取消…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="252"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="278"/>
         <source>{name}: {params:.0f}M parameters, {dtype} on {device}, context {ctx}, loaded in {secs:.1f} s. Memory: {memory}</source>
         <translation>{name}：{params:.0f}M 参数，{dtype}，运行于 {device}，上下文 {ctx}，加载用时 {secs:.1f} 秒。内存：{memory}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="257"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="283"/>
         <source>Adapter in use: {name}.</source>
         <translation>正在使用的适配器：{name}。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="263"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="289"/>
         <source>Loading {name} was cancelled.</source>
         <translation>已取消加载 {name}。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="269"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="295"/>
         <source>Could not load {spec}: {message}</source>
         <translation>无法加载 {spec}：{message}</translation>
     </message>

@@ -245,3 +245,23 @@ def test_18_long_titles_elide_and_a_search_without_match_says_so(qtbot, make_win
     assert no_match is not None and no_match.isVisibleTo(window)
     conversations.search.setText("")
     assert not no_match.isVisibleTo(window)
+
+
+def test_6_theme_and_language_are_chosen_in_the_app(qtbot, make_window, qapp):
+    palette, style = qapp.palette(), qapp.styleSheet()
+    try:
+        window = make_window(FakeBackend())
+        panel = window.settings_panel
+        panel.theme.setCurrentIndex(panel.theme.findData("dark"))
+        assert qapp.palette().window().color().lightness() < 128  # applied at once
+        panel.language.setCurrentIndex(panel.language.findData("zh_CN"))
+        assert "next time chatapp starts" in window.statusBar().currentMessage()
+        saved = window.settings_store.load()
+        assert (saved.theme, saved.language) == ("dark", "zh_CN")
+        window.close()
+        again = make_window(FakeBackend())
+        assert again.settings_panel.theme.currentData() == "dark"
+        assert again.settings_panel.language.currentText() == "简体中文"
+    finally:
+        qapp.setPalette(palette)
+        qapp.setStyleSheet(style)
