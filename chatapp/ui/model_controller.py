@@ -92,7 +92,8 @@ class ModelController(QObject):
 
     # -- requests -------------------------------------------------------------------------
     def load(self, spec: str, adapter: Optional[str] = None, remember: bool = True) -> bool:
-        """Load `spec` with `adapter` ("" none, None: keep the current one); False if refused.
+        """Load `spec` with `adapter` ("" none, None: the current one if `spec` is the current model);
+        False if refused.
 
         `remember=False` loads for a moment (a comparison) without making it the saved choice.
         """
@@ -101,7 +102,8 @@ class ModelController(QObject):
         if self.busy():
             self.status_message.emit(_tr("Stop the reply before switching models."), 5000)
             return False
-        adapter = self.adapter if adapter is None else adapter
+        if adapter is None:  # an adapter fits the base it was trained on: kept only for the same model
+            adapter = self.adapter if spec == self.settings.model else ""
         self.loading_spec = spec
         self._remember = remember
         self.worker_thread.arm_load()

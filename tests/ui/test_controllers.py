@@ -218,6 +218,11 @@ def test_the_adapter_is_remembered_and_a_missing_one_is_said(qtbot, controllers,
     info = _load(qtbot, model, adapter=str(adapter))
     assert info.adapter == str(adapter) and model.adapter == str(adapter)
     assert model.settings_store.load().adapter == str(adapter)
+    _load(qtbot, model)  # the same model again keeps its adapter
+    assert backend.adapter == str(adapter)
+    _load(qtbot, model, "other")  # another base model does not wear an adapter trained for this one
+    assert backend.adapter == "" and model.settings.adapter == ""
+    _load(qtbot, model, "default", adapter=str(adapter))
     adapter.rmdir()
     messages = []
     model.status_message.connect(lambda text, ms: messages.append(text))
