@@ -30,8 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from PySide6.QtCore import QCoreApplication, QEventLoop, QRect, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from chatapp.engine.backend import ModelInfo  # noqa: E402
-from chatapp.engine.generate import GenerationStats, Reply  # noqa: E402
+from chatapp.engine.backend import ModelEstimate, ModelInfo, ReplyFinished  # noqa: E402
 
 QUESTION = "How do I reverse a list in Python?"
 ANSWER = """There are three common ways, depending on whether you want a **new list** or to \
@@ -86,7 +85,7 @@ class ScriptedBackend:
         self.chunk = chunk
         self.delay = delay
         self.reply = None
-        self.dropped_messages = 0
+        self.used = 31
 
     def load(self, spec, options, progress=None):
         for stage, fraction in (("config", 0.1), ("weights", 0.6), ("tokenizer", 0.9)):
@@ -99,12 +98,17 @@ class ScriptedBackend:
 
     def estimate(self, spec, options):
         need = int(0.61 * 1024**3)
-        return {"name": "SmolLM2-135M-Instruct", "n_params": 134_515_008, "context_len": options.context_len,
-                "device": "cpu", "dtype": "float32",
-                "memory": "0.61 GiB (weights 0.50, KV cache 0.09, working memory 0.02)",
-                "memory_bytes": need, "free_bytes": 16 * 1024**3, "fits": True}
+        return ModelEstimate(name="SmolLM2-135M-Instruct", n_params=134_515_008, context_len=options.context_len,
+                             device="cpu", dtype="float32",
+                             memory="0.61 GiB (weights 0.50, KV cache 0.09, working memory 0.02)",
+                             memory_bytes=need, free_bytes=16 * 1024**3, fits=True)
 
-    def stream(self, messages, system_prompt, settings, cancel=None):
+    has_adapter = False
+
+    def set_adapter_enabled(self, enabled):
+        raise RuntimeError("no LoRA adapter is loaded")
+
+    def stream(self, messages, system_prompt, settings, cancel=None, continue_last=False):
         question = messages[-1]["content"]
         answer = ANSWER_ZH if any("\u4e00" <= ch <= "\u9fff" for ch in question) else ANSWER
         shown = ""
@@ -116,13 +120,17 @@ class ScriptedBackend:
             time.sleep(self.delay)
             piece = answer[start:start + self.chunk]
             shown += piece
+            self.used = 31 + len(shown) // 4
             yield piece
         tokens = max(1, len(shown) // 4)
-        self.reply = Reply(text=shown, token_ids=list(range(tokens)), finish_reason=reason,
-                           stats=GenerationStats(prompt_tokens=31, new_tokens=tokens, decode_tok_s=38.6))
+        self.reply = ReplyFinished(text=shown, finish_reason=reason, context_used=self.used,
+                                   stats={"prompt_tokens": 31, "new_tokens": tokens, "decode_tok_s": 38.6})
+
+    def finished(self):
+        return self.reply
 
     def context_used(self) -> int:
-        return 31 + (self.reply.stats.new_tokens if self.reply else 0)
+        return self.used
 
 
 def pump(ms: int) -> None:
@@ -180,7 +188,7 @@ def ask(window, question: str, timeout_s: float) -> bool:
         wait_until(lambda: not window.streaming, timeout_s, "the reply")
         finished = True
     except TimeoutError:
-        window.stop()
+        window.chat_controller.stop()
         wait_until(lambda: not window.streaming, 60, "the reply to stop")
         finished = False
     settle(300)
@@ -241,7 +249,7 @@ def real_model_shot(out: Path, profile_root: Path, timeout_s: float, threads: in
     window.settings.threads = threads
     window.settings_panel.apply(window.settings)
     started = time.monotonic()
-    window.load_model("default")
+    window.model.load("default")
     wait_until(lambda: window.loading_spec is None, timeout_s,
                "the default model to load")
     if window.model_info is None:
@@ -249,7 +257,7 @@ def real_model_shot(out: Path, profile_root: Path, timeout_s: float, threads: in
         save(window, out / "real-model-failed.png")
         close(window)
         return
-    print(f"real model loaded in {time.monotonic() - started:.1f} s: {window.model_info['name']}")
+    print(f"real model loaded in {time.monotonic() - started:.1f} s: {window.model_info.name}")
     if not ask(window, QUESTION, timeout_s):
         print(f"real reply stopped after {timeout_s:.0f} s (a busy machine?); the screenshot shows it so far")
     print(f"real reply: {window.store.messages(window.current_id)[-1].content[:200]!r}")

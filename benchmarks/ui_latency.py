@@ -52,7 +52,7 @@ def main() -> int:
                 QTimer.singleShot(20, loop.quit)
                 loop.exec()
 
-        window.load_model("default")
+        window.model.load("default")
         wait(lambda: window.model_info is not None, 300)
         if window.model_info is None:
             print("error: the default model did not load")

@@ -1,16 +1,18 @@
-"""ChatBackend: what the window's generation worker drives. Loads one model, streams replies.
+"""What the window's generation worker drives: the `Backend` protocol, the real `ChatBackend`,
+and the typed payloads that cross the worker boundary.
 
-No Qt here: the UI wraps this in a worker thread, and tests hand the window a fake with
-the same methods. Torch and the loaders are imported on first use, in the worker thread,
-so the window shows before they are.
+No Qt here: the UI wraps a backend in a worker thread, and tests hand the window a fake that
+satisfies the same `Backend` protocol (nothing in the app asks whether it holds a fake). Torch
+and the loaders are imported on first use, in the worker thread, so the window shows before
+they are.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator, Optional
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, Iterator, Optional, Protocol, runtime_checkable
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +20,8 @@ log = logging.getLogger(__name__)
 # (stream(..., continue_last=True)). Here, not in session.py, so the window can read it
 # without importing torch.
 CONTINUABLE_REASONS = ("length", "cancelled")
+
+LoadProgress = Optional[Callable[[str, float], None]]  # (stage, fraction of that stage)
 
 
 @dataclass
@@ -30,6 +34,8 @@ class LoadOptions:
 
 @dataclass
 class ModelInfo:
+    """A loaded model: what `Backend.load` returns and the worker's `model_loaded` carries."""
+
     name: str
     path: str
     kind: str
@@ -46,7 +52,92 @@ class ModelInfo:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class ModelEstimate:
+    """What loading a model would need, read from its config only (`Backend.estimate`)."""
+
+    name: str
+    n_params: int
+    context_len: int
+    device: str
+    dtype: str
+    memory: str  # the engine's own wording, e.g. "0.61 GiB (weights 0.50, ...)"
+    memory_bytes: int
+    free_bytes: Optional[int] = None  # None: unknown
+    fits: bool = True
+    memory_parts: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelEstimate":
+        """From `engine.loader.estimate_model`'s dict; unknown keys are ignored."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class ReplyRequest:
+    """The GUI asks the worker for a reply (or, with `continue_last`, more of the last one)."""
+
+    request_id: int
+    messages: list[dict]  # {"role": "user" | "assistant", "content": str}, oldest first
+    system_prompt: str
+    sampling: dict  # keyword arguments of engine.sampling.SamplingSettings
+    continue_last: bool = False
+
+
+@dataclass(frozen=True)
+class CompareRequest:
+    """One prompt answered twice with one seed: the adapter switched off, then on."""
+
+    request_id: int
+    prompt: str
+    system_prompt: str
+    sampling: dict
+
+
+@dataclass(frozen=True)
+class ReplyFinished:
+    """A finished reply (the new text only, for a continued one) and its numbers."""
+
+    text: str
+    finish_reason: str
+    stats: dict  # GenerationStats as a dict: prompt_tokens, new_tokens, decode_tok_s...
+    dropped_messages: int = 0  # old messages the reply could not see (context full)
+    context_used: int = 0  # positions of the context in use after the reply
+    contained_markers: bool = False  # the messages held chat-template markers (encoded as text)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the generation worker needs of a backend: `ChatBackend`, or a test's fake."""
+
+    def load(self, spec: str, options: LoadOptions, progress: LoadProgress = None) -> ModelInfo:
+        """Load `spec`; on failure (or a progress callback that raises) the previous model stays."""
+
+    def estimate(self, spec: str, options: LoadOptions) -> ModelEstimate:
+        """What loading `spec` would need, without reading its weights."""
+
+    @property
+    def has_adapter(self) -> bool:
+        """Whether the loaded model wears a LoRA adapter."""
+
+    def set_adapter_enabled(self, enabled: bool) -> None:
+        """Switch the loaded adapter off or on without reloading; raises if there is none."""
+
+    def stream(self, messages: list[dict], system_prompt: str, settings: Any,
+               cancel: Optional[threading.Event] = None, continue_last: bool = False) -> Iterator[str]:
+        """Yield the reply's text deltas; then `finished()` describes it."""
+
+    def finished(self) -> ReplyFinished:
+        """The reply the last `stream` produced."""
+
+    def context_used(self) -> int:
+        """Positions of the context in use now (also while a reply streams)."""
+
+
 class ChatBackend:
+    """The real backend: our Transformer through `engine.loader` and `engine.session` (satisfies `Backend`)."""
+
     def __init__(self, loader: Optional[Callable[..., Any]] = None) -> None:
         self._loader = loader  # None: chatapp.engine.loader.load_model
         self.loaded = None  # LoadedModel
@@ -67,8 +158,10 @@ class ChatBackend:
 
         torch.set_num_threads(options.threads or default_threads())
         loader = self._loader or load_model
-        extra = {"adapter": options.adapter} if options.adapter else {}  # fakes need not know adapters
-        loaded = loader(spec, device=options.device, context_len=options.context_len, progress=progress, **extra)
+        loaded = loader(spec, device=options.device, context_len=options.context_len, progress=progress,
+                        adapter=options.adapter or None)
+        if progress:
+            progress("engine", 0.0)  # fast paths and the KV cache: a noticeable part of the load
         context = min(options.context_len, loaded.config.max_seq_len)
         engine = Engine(loaded.model, loaded.tokenizer, context_len=context)
         estimate = estimate_memory(loaded.config, context, loaded.dtype)
@@ -81,11 +174,11 @@ class ChatBackend:
             adapter=str(options.adapter or ""))
         return self.info
 
-    def estimate(self, spec: str, options: LoadOptions) -> dict:
+    def estimate(self, spec: str, options: LoadOptions) -> ModelEstimate:
         """Memory a load of `spec` would need, read from its config only (see loader.estimate_model)."""
         from .loader import estimate_model
 
-        return estimate_model(spec, device=options.device, context_len=options.context_len)
+        return ModelEstimate.from_dict(estimate_model(spec, device=options.device, context_len=options.context_len))
 
     @property
     def has_adapter(self) -> bool:
@@ -116,6 +209,14 @@ class ChatBackend:
         self.reply = session.reply
         self.dropped_messages = session.dropped_messages
         self.contained_markers = session.contained_markers
+
+    def finished(self) -> ReplyFinished:
+        reply = self.reply
+        if reply is None:
+            raise RuntimeError("no reply has been generated yet")
+        return ReplyFinished(text=reply.text, finish_reason=reply.finish_reason, stats=reply.stats.to_dict(),
+                             dropped_messages=self.dropped_messages, context_used=self.context_used(),
+                             contained_markers=self.contained_markers)
 
     def context_used(self) -> int:
         return self.engine.cached_tokens if self.engine else 0

@@ -1,5 +1,9 @@
 """Export a conversation to Markdown or versioned JSON; import the JSON back as a new conversation.
 
+Each reply written by the app keeps the system prompt it was written under in its
+`settings` ("system_prompt"); Markdown shows it beside a reply when it differs from the
+conversation's current one.
+
 JSON format (version 1):
     {"format": "chatapp.conversation", "version": 1, "title": str, "system_prompt": str,
      "model": str, "created_at": ISO 8601, "messages": [{"role", "content", "created_at",
@@ -50,6 +54,10 @@ def _close_open_fence(text: str) -> str:
     return text if open_fence is None else text.rstrip("\n") + "\n" + open_fence
 
 
+def _quote(text: str) -> str:
+    return "\n".join("> " + line if line else ">" for line in (text or "(none)").splitlines())
+
+
 def conversation_markdown(conv: Conversation, messages: Sequence[Message]) -> str:
     parts = [f"# {conv.title}", f"*{_iso(conv.created_at)[:16].replace('T', ' ')} UTC*"]
     if conv.system_prompt:
@@ -59,6 +67,9 @@ def conversation_markdown(conv: Conversation, messages: Sequence[Message]) -> st
         if m.role == "assistant" and m.model:
             heading += f" ({m.model})"
         parts.append(heading)
+        used = m.settings.get("system_prompt") if m.role == "assistant" else None
+        if used is not None and used != conv.system_prompt:  # the prompt was changed after this reply
+            parts.append("*System prompt for this reply:*\n\n" + _quote(used))
         parts.append(_close_open_fence(m.content))
         if m.state in _STATE_NOTES:
             parts.append(_STATE_NOTES[m.state])

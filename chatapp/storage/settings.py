@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class AppSettings:
     model: str = "default"  # "default", a .gguf path or a model folder
+    adapter: str = ""  # the LoRA adapter folder the chat model wears, "" for none
     device: str = "auto"
     context_len: int = 4096
     threads: int = 0  # 0: automatic

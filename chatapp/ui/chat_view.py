@@ -81,10 +81,18 @@ class CodeBlock(QFrame):
 
     def copy(self) -> None:
         QGuiApplication.clipboard().setText(self.editor.toPlainText())
+        _flash(self.copy_button, _tr("Copied"), _tr("Copy code"))
+
+
+def _flash(button: QToolButton, text: str, back: str, ms: int = 1500) -> None:
+    """Say on the button that it worked (Copy -> Copied), then put its label back."""
+    button.setText(text)
+    QTimer.singleShot(ms, button, lambda: button.setText(back))
 
 
 class MessageWidget(QFrame):
     copy_requested = Signal(int)
+    edit_requested = Signal()
     edit_submitted = Signal(int, str)
     regenerate_requested = Signal()
     continue_requested = Signal()
@@ -112,7 +120,7 @@ class MessageWidget(QFrame):
         header.addWidget(self.copy_button)
         self.edit_button = QToolButton(text=_tr("Edit"))
         self.edit_button.setAccessibleName(_tr("Edit message and resend"))
-        self.edit_button.clicked.connect(self.start_edit)
+        self.edit_button.clicked.connect(self.edit_requested)
         self.edit_button.setVisible(role == "user")
         header.addWidget(self.edit_button)
         self.regenerate_button = QToolButton(text=_tr("Regenerate"))
@@ -173,13 +181,24 @@ class MessageWidget(QFrame):
 
     def copy(self) -> None:
         QGuiApplication.clipboard().setText(self.text)
+        _flash(self.copy_button, _tr("Copied"), _tr("Copy"))
 
     # -- editing --------------------------------------------------------------------------
-    def start_edit(self) -> None:
+    def start_edit(self, later_messages: int = 0) -> None:
+        """Edit in place: the text is replaced by an editor (not shown twice). `later_messages`:
+        how many messages follow this one's reply; saving removes them, and the box says so."""
         if self._editor is not None:
             return
+        for widget in self._segment_widgets:
+            widget.hide()
         self._editor = QPlainTextEdit(self.text)
         self._editor.setAccessibleName(_tr("Edited message"))
+        self._editor.setMaximumHeight(160)
+        self.edit_warning = QLabel(_tr("Saving removes the {n} later messages of this conversation "
+                                       "(Undo puts them back).").format(n=later_messages))
+        self.edit_warning.setObjectName("editWarning")
+        self.edit_warning.setWordWrap(True)
+        self.edit_warning.setVisible(later_messages > 0)
         buttons = QHBoxLayout()
         save = QPushButton(_tr("Save && resend"))
         cancel = QPushButton(_tr("Cancel"))
@@ -191,6 +210,7 @@ class MessageWidget(QFrame):
         self._edit_row = QWidget()
         self._edit_row.setLayout(buttons)
         self.body.addWidget(self._editor)
+        self.body.addWidget(self.edit_warning)
         self.body.addWidget(self._edit_row)
         self._editor.setFocus()
 
@@ -202,13 +222,23 @@ class MessageWidget(QFrame):
 
     def _end_edit(self) -> None:
         if self._editor is not None:
-            self._editor.deleteLater()
-            self._edit_row.deleteLater()
+            for widget in (self._editor, self.edit_warning, self._edit_row):
+                widget.hide()
+                widget.deleteLater()
             self._editor = None
+            for widget in self._segment_widgets:
+                widget.show()
+
+    def is_editing(self) -> bool:
+        return self._editor is not None
 
 
 class ChatView(QScrollArea):
-    """A column of MessageWidgets; follows the bottom while a reply streams."""
+    """A column of MessageWidgets; follows the bottom while a reply streams.
+
+    Implements the chat controller's `ChatViewPort` (append, show_text, show_status,
+    allow_continue, update_actions, clear), addressing messages by index.
+    """
 
     edit_submitted = Signal(int, str)
     regenerate_requested = Signal()
@@ -246,6 +276,7 @@ class ChatView(QScrollArea):
         self.empty_label.hide()
         widget = MessageWidget(len(self.messages), role, text)
         widget.edit_submitted.connect(self.edit_submitted)
+        widget.edit_requested.connect(lambda w=widget: self.start_edit(w.index))
         widget.regenerate_requested.connect(self.regenerate_requested)
         widget.continue_requested.connect(self.continue_requested)
         self.column.insertWidget(self.column.count() - 1, widget)
@@ -253,6 +284,28 @@ class ChatView(QScrollArea):
         self.update_actions(True)
         self.scroll_to_bottom()
         return widget
+
+    def start_edit(self, index: int) -> None:
+        """Edit message `index` in place, saying how many later messages saving would remove."""
+        later = sum(1 for m in self.messages[index + 1:] if m.role == "user")
+        removed = len(self.messages) - index - 2 if later else 0  # beyond this message's own reply
+        self.messages[index].start_edit(later_messages=removed)
+
+    # -- ChatViewPort ---------------------------------------------------------------------
+    def append(self, role: str, text: str) -> int:
+        return self.add_message(role, text).index
+
+    def show_text(self, index: int, text: str) -> None:
+        follow = self.at_bottom()
+        self.messages[index].set_text(text)
+        if follow:
+            self.scroll_to_bottom()
+
+    def show_status(self, index: int, text: str) -> None:
+        self.messages[index].set_status(text)
+
+    def allow_continue(self, index: int, allowed: bool) -> None:
+        self.messages[index].can_continue = allowed
 
     def update_actions(self, idle: bool) -> None:
         """Regenerate (and Continue, for a reply cut short) only on the last reply, and edits

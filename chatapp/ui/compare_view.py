@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from PySide6.QtCore import Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QGuiApplication, QTextCursor
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSpinBox,
                                QVBoxLayout, QWidget)
@@ -53,8 +53,14 @@ class CompareView(QWidget):
         self.base_text = self._pane(panes, _tr("Base model"))
         self.tuned_text = self._pane(panes, _tr("Fine-tuned"))
         layout.addLayout(panes, 1)
+        bottom = QHBoxLayout()
         self.status = QLabel("")
-        layout.addWidget(self.status)
+        bottom.addWidget(self.status, 1)
+        self.close_button = QPushButton(_tr("Close"))
+        self.close_button.setAccessibleName(_tr("Close the comparison"))
+        self.close_button.clicked.connect(self.close)
+        bottom.addWidget(self.close_button)
+        layout.addLayout(bottom)
         self.run_button.clicked.connect(self.request)
         self.prompt.textChanged.connect(self._update_state)
         self._update_state()
@@ -69,8 +75,19 @@ class CompareView(QWidget):
         return text
 
     def set_adapter(self, path: str, name: str = "") -> None:
+        """The adapter to compare; another one than before starts with empty panes (no stale replies)."""
+        if str(path) != self.adapter_path:
+            self.base_text.clear()
+            self.tuned_text.clear()
+            self.status.clear()
         self.adapter_path = str(path)
         self.adapter_label.setText(_tr("Fine-tuned: {name}").format(name=name or path))
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        if event.key() == Qt.Key_Escape:  # a window of its own: Esc closes it, as in a dialog
+            self.close()
+            return
+        super().keyPressEvent(event)
 
     def _update_state(self) -> None:
         self.run_button.setEnabled(not self.running and bool(self.prompt.toPlainText().strip())

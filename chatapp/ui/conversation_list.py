@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (QHBoxLayout, QLineEdit, QListWidget, QListWidgetItem, QMenu, QPushButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu,
+                               QPushButton, QVBoxLayout, QWidget)
 
 
 def _tr(text: str) -> str:
@@ -47,7 +47,15 @@ class ConversationList(QWidget):
         self.list.customContextMenuRequested.connect(self._menu)
         self.list.currentItemChanged.connect(self._current_changed)
         self.list.itemChanged.connect(self._item_edited)
+        # long titles end in "…" (the full one is the tooltip) instead of scrolling sideways
+        self.list.setTextElideMode(Qt.ElideRight)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         layout.addWidget(self.list)
+        self.no_match = QLabel(_tr("No conversation matches this search."))
+        self.no_match.setObjectName("noMatch")
+        self.no_match.setWordWrap(True)
+        self.no_match.hide()
+        layout.addWidget(self.no_match)
         self._filling = False
 
     def set_conversations(self, rows: list[tuple[int, str, str]], current: int | None) -> None:
@@ -57,11 +65,12 @@ class ConversationList(QWidget):
         for conv_id, title, tip in rows:
             item = QListWidgetItem(title or _tr("Untitled"))
             item.setData(Qt.UserRole, conv_id)
-            item.setToolTip(tip)
+            item.setToolTip(tip or title)
             item.setFlags(item.flags() | Qt.ItemIsEditable)
             self.list.addItem(item)
             if conv_id == current:
                 self.list.setCurrentItem(item)
+        self.no_match.setVisible(not rows and bool(self.search.text().strip()))
         self._filling = False
 
     def current_id(self) -> int | None:

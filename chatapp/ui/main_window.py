@@ -1,30 +1,31 @@
 """The main window: conversations on the left, the chat in the centre, settings on the right.
 
 Services (the conversation store, the settings store, the chat backend, the model lister)
-are passed in, so tests hand it fakes. The window never runs model code: it sends requests
-to the generation worker over queued signals and renders the deltas it gets back,
-coalesced by a timer.
+are passed in, so tests hand it fakes. The window keeps the layout and the menus; the chat's
+state machine is `ChatController`, the model's `ModelController`, the Train tab's link to
+them `TrainingController`. The window follows their signals and never runs model code.
 """
 
 from __future__ import annotations
 
 import logging
-import time
+import re
 from pathlib import Path
 from typing import Callable, Optional
 
-from PySide6.QtCore import QTimer, Signal, Slot
+from PySide6.QtCore import QTimer, Slot
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
                                QPushButton, QSplitter, QStatusBar, QTabWidget, QVBoxLayout, QWidget)
 
 from .. import __version__
-from ..engine.backend import CONTINUABLE_REASONS
-from ..storage.db import INTERRUPTED
+from ..engine.backend import Backend, ModelInfo
 from ..storage.settings import AppSettings, SettingsStore
-from .chat_view import ChatView, MessageWidget
+from .chat_controller import ChatController
+from .chat_view import ChatView
 from .composer import Composer
 from .conversation_list import ConversationList
+from .model_controller import ModelController
 from .settings_panel import SettingsPanel
 from .training_controller import TrainingController
 from .documents_view import DocumentsView
@@ -33,24 +34,21 @@ from .worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
-FLUSH_INTERVAL_MS = 33  # ~30 Hz: smooth to the eye, cheap for the GUI thread
-SAVE_INTERVAL_S = 1.0  # how often a streaming reply is written to the database
-# A reply that ended for one of these reasons stopped before its end, and can be continued
-# (a stream the app did not see to its end, too).
-CONTINUABLE = CONTINUABLE_REASONS + (INTERRUPTED,)
-UNDO_DELETE_MS = 15000
+UNDO_MS = 15000  # how long Undo (a delete, an edit) stays offered
 
 
 def _tr(text: str) -> str:
     return QGuiApplication.translate("MainWindow", text)
 
 
-class MainWindow(QMainWindow):
-    request_load = Signal(str, dict)
-    request_generate = Signal(int, list, str, dict, bool)  # ..., continue the last reply
-    request_estimate = Signal(str, dict)
+def export_file_name(title: str, suffix: str) -> str:
+    """A file name from a conversation's title: characters file systems refuse become "_"."""
+    stem = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", title).strip(" ._")[:80]
+    return (stem or "conversation") + suffix
 
-    def __init__(self, store, settings_store: SettingsStore, backend,
+
+class MainWindow(QMainWindow):
+    def __init__(self, store, settings_store: SettingsStore, backend: Backend,
                  list_models: Callable[[], list[tuple[str, str]]] = lambda: [("SmolLM2-135M-Instruct", "default")],
                  on_model_loaded: Optional[Callable[[str], None]] = None, autoload: bool = True,
                  adapters_dir: Optional[Path] = None) -> None:
@@ -59,61 +57,59 @@ class MainWindow(QMainWindow):
         self.settings_store = settings_store
         self.settings: AppSettings = settings_store.load()
         self.list_models = list_models
-        self.on_model_loaded = on_model_loaded
-        self.model_info: Optional[dict] = None
-        self.loading_spec: Optional[str] = None
-        self.current_id: Optional[int] = None
-        # the reply in progress
-        self.request_id = 0
-        self.streaming = False
-        self.stream_conv_id: Optional[int] = None
-        self.stream_message_id: Optional[int] = None
-        self.stream_text = ""
-        self.stream_prefix = ""  # a continued reply's text before this stream
-        self.stream_widget: Optional[MessageWidget] = None
-        self.stream_dirty = False
-        self.last_save = 0.0
-        self.deleted_id: Optional[int] = None
-        self.adapter = ""  # the LoRA adapter folder the chat model wears, "" for none
         self.adapters_dir = adapters_dir  # None: the user data dir's adapters/
 
         self.setWindowTitle("chatapp")
         self.resize(1200, 780)
         self._build()
         self.worker_thread = WorkerThread(backend, self)
-        worker = self.worker_thread.worker
-        self.request_load.connect(worker.load_model)
-        self.request_generate.connect(worker.generate)
-        self.request_estimate.connect(worker.estimate)
-        worker.estimated.connect(self._on_estimated)
-        worker.estimate_failed.connect(self._on_estimate_failed)
-        worker.load_progress.connect(self._on_load_progress)
-        worker.model_loaded.connect(self._on_model_loaded)
-        worker.model_failed.connect(self._on_model_failed)
-        worker.model_load_cancelled.connect(self._on_model_load_cancelled)
-        worker.delta.connect(self._on_delta)
-        worker.finished.connect(self._on_finished)
-        worker.failed.connect(self._on_failed)
-        self.training = TrainingController(self, self.training_panel)
+        self.model = ModelController(self.worker_thread, self.settings, settings_store,
+                                     display_name=self.settings_panel.model_name, on_model_loaded=on_model_loaded,
+                                     parent=self)
+        self.chat_controller = ChatController(store, self.settings, self.worker_thread, self.model, self.chat,
+                                              parent=self)
+        self.training = TrainingController(self.chat_controller, self.model, self.worker_thread,
+                                           self.training_panel, parent=self)
+        self._connect()
         self._shut_down = False
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
-        self.flush_timer = QTimer(self, interval=FLUSH_INTERVAL_MS)
-        self.flush_timer.timeout.connect(self._flush)
 
         self.settings_panel.apply(self.settings)
         self.settings_panel.set_models(self.list_models(), self.settings.model)
-        self.estimate_model(self.settings_panel.model_combo.currentData() or "")
+        self.model.estimate(self.settings_panel.current_spec())
         if settings_store.warning:
             self.statusBar().showMessage(settings_store.warning, 10000)
-        self.refresh_conversations()
         conversations = self.store.list_conversations()
         if conversations:
-            self.open_conversation(conversations[0].id)
+            self.chat_controller.open(conversations[0].id)
+        else:
+            self.refresh_conversations()
         self._update_state()
         if autoload:
-            self.load_model(self.settings.model)
+            self.model.load_saved()
+
+    # -- what tests and scripts read ---------------------------------------------------------
+    @property
+    def streaming(self) -> bool:
+        return self.chat_controller.streaming
+
+    @property
+    def current_id(self) -> Optional[int]:
+        return self.chat_controller.current_id
+
+    @property
+    def model_info(self) -> Optional[ModelInfo]:
+        return self.model.info
+
+    @property
+    def loading_spec(self) -> Optional[str]:
+        return self.model.loading_spec
+
+    @property
+    def adapter(self) -> str:
+        return self.model.adapter
 
     # -- layout ---------------------------------------------------------------------------
     def _build(self) -> None:
@@ -157,36 +153,55 @@ class MainWindow(QMainWindow):
         status = QStatusBar()
         self.setStatusBar(status)
         self.model_label = QLabel(_tr("No model"))
+        self.model_label.setObjectName("modelInUse")
         self.context_label = QLabel("")
         self.speed_label = QLabel("")
         self.undo_button = QPushButton(_tr("Undo delete"))
-        self.undo_button.setAccessibleName(_tr("Undo delete"))
+        self.undo_button.setAccessibleName(_tr("Undo"))
         self.undo_button.hide()
+        self.undo_timer = QTimer(self, singleShot=True, interval=UNDO_MS)
+        self.undo_timer.timeout.connect(self.undo_button.hide)
         for widget in (self.undo_button, self.model_label, self.context_label, self.speed_label):
             status.addPermanentWidget(widget)
 
+    def _connect(self) -> None:
+        chat, model, panel = self.chat_controller, self.model, self.settings_panel
+        self._build_menu()
         self.send_button.clicked.connect(self.send)
         self.composer.submitted.connect(self.send)
-        self.stop_button.clicked.connect(self.stop)
-        self.chat.edit_submitted.connect(self.edit_and_resend)
-        self.chat.regenerate_requested.connect(self.regenerate)
-        self.chat.continue_requested.connect(self.continue_reply)
-        self.conversations.selected.connect(self.open_conversation)
+        self.stop_button.clicked.connect(chat.stop)
+        self.chat.edit_submitted.connect(chat.edit_and_resend)
+        self.chat.regenerate_requested.connect(chat.regenerate)
+        self.chat.continue_requested.connect(chat.continue_reply)
+        self.conversations.selected.connect(chat.open)
         self.conversations.new_requested.connect(self.new_conversation)
-        self.conversations.rename_requested.connect(self.rename_conversation)
-        self.conversations.delete_requested.connect(self.delete_conversation)
-        self.conversations.search_changed.connect(lambda _text: self.refresh_conversations())
+        self.conversations.rename_requested.connect(chat.rename)
+        self.conversations.delete_requested.connect(chat.delete)
+        self.conversations.search_changed.connect(self._search_changed)
         self.conversations.export_requested.connect(self.export_conversation)
         self.conversations.import_requested.connect(self.import_conversation)
-        self.undo_button.clicked.connect(self.undo_delete)
-        self.settings_panel.load_requested.connect(self.load_model)
-        self.settings_panel.cancel_load_requested.connect(self.cancel_load)
-        self.settings_panel.selection_changed.connect(self.estimate_model)
-        self.settings_panel.changed.connect(self._settings_changed)
-        self._build_menu()
+        self.undo_button.clicked.connect(self.undo)
+        chat.state_changed.connect(self._update_state)
+        chat.conversations_changed.connect(self.refresh_conversations)
+        chat.conversation_opened.connect(self._conversation_opened)
+        chat.status_message.connect(self._show_message)
+        chat.context_changed.connect(self._show_context)
+        chat.speed_changed.connect(self._show_speed)
+        chat.undo_available.connect(self._offer_undo)
+        panel.load_requested.connect(model.load)
+        panel.cancel_load_requested.connect(model.cancel)
+        panel.selection_changed.connect(model.estimate)
+        panel.changed.connect(self._settings_changed)
+        panel.system_prompt_edited.connect(self._system_prompt_edited)
+        panel.follow(model)
+        model.loaded.connect(self._on_model_loaded)
+        model.load_failed.connect(self._on_model_failed)
+        model.state_changed.connect(self._update_state)
+        model.status_message.connect(self._show_message)
+        self.training.status_message.connect(self._show_message)
 
     def _build_menu(self) -> None:
-        def action(menu, text, slot, shortcut=None, name=None):
+        def action(menu, text, slot, shortcut=None):
             act = QAction(text, self)
             if shortcut:
                 act.setShortcut(QKeySequence(shortcut))
@@ -198,13 +213,20 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu(_tr("&File"))
         self.new_action = action(file_menu, _tr("New chat"), self.new_conversation, "Ctrl+N")
         action(file_menu, _tr("Import conversation…"), self.import_conversation, "Ctrl+I")
+        self.export_md_action = action(file_menu, _tr("Export conversation as Markdown…"),
+                                       lambda: self.export_conversation(self.current_id, "markdown"), "Ctrl+E")
+        self.export_json_action = action(file_menu, _tr("Export conversation as JSON…"),
+                                         lambda: self.export_conversation(self.current_id, "json"), "Ctrl+Shift+E")
         file_menu.addSeparator()
         action(file_menu, _tr("Quit"), self.close, "Ctrl+Q")
         chat_menu = self.menuBar().addMenu(_tr("&Chat"))
         self.focus_action = action(chat_menu, _tr("Focus message box"), self.composer.setFocus, "Ctrl+L")
-        self.stop_action = action(chat_menu, _tr("Stop reply"), self.stop, "Esc")
-        action(chat_menu, _tr("Regenerate reply"), self.regenerate, "Ctrl+R")
-        action(chat_menu, _tr("Continue reply"), self.continue_reply, "Ctrl+Shift+R")
+        self.stop_action = action(chat_menu, _tr("Stop reply"), self.chat_controller.stop, "Esc")
+        action(chat_menu, _tr("Regenerate reply"), self.chat_controller.regenerate, "Ctrl+R")
+        action(chat_menu, _tr("Continue reply"), self.chat_controller.continue_reply, "Ctrl+Shift+R")
+        chat_menu.addSeparator()
+        self.rename_action = action(chat_menu, _tr("Rename conversation"), self.rename_current, "F2")
+        self.delete_action = action(chat_menu, _tr("Delete conversation"), self.delete_current, "Ctrl+Shift+Delete")
         help_menu = self.menuBar().addMenu(_tr("&Help"))
         action(help_menu, _tr("About chatapp"), self.show_about)
 
@@ -214,120 +236,75 @@ class MainWindow(QMainWindow):
                               "and teach it your own documents.").format(version=__version__))
 
     # -- state ----------------------------------------------------------------------------
+    @Slot()
     def _update_state(self) -> None:
-        idle = not self.streaming
-        ready = self.model_info is not None and self.loading_spec is None
-        self.send_button.setEnabled(idle and ready)
+        ready = self.chat_controller.can_chat()
+        self.send_button.setEnabled(ready)
         self.stop_button.setEnabled(self.streaming)
-        self.chat.update_actions(idle and ready)
-        if self.model_info:
-            info = self.model_info
-            self.model_label.setText(f"{info['name']} · {info['device']}")
+        self.chat.update_actions(ready)
+        has_conversation = self.current_id is not None
+        for act in (self.export_md_action, self.export_json_action, self.rename_action, self.delete_action):
+            act.setEnabled(has_conversation)
+        info = self.model.info
+        if info:
+            text = f"{info.name} · {info.device}"
+            if info.adapter:
+                text += " · " + _tr("adapter {name}").format(name=Path(info.adapter).name)
+            self.model_label.setText(text)
+            self.model_label.setToolTip(info.adapter)
         elif self.loading_spec:
             self.model_label.setText(_tr("Loading model…"))
 
+    @Slot(str, int)
+    def _show_message(self, text: str, ms: int) -> None:
+        if text:
+            self.statusBar().showMessage(text, ms)
+        else:
+            self.statusBar().clearMessage()
+
+    @Slot(int)
+    def _show_context(self, used: int) -> None:
+        info = self.model.info
+        self.context_label.setText(_tr("context {used}/{limit}").format(used=used, limit=info.context_len)
+                                   if info else "")
+
+    @Slot(float)
+    def _show_speed(self, speed: float) -> None:
+        self.speed_label.setText(_tr("{speed:.1f} tok/s").format(speed=speed))
+
     def _settings_changed(self) -> None:
+        theme, language = self.settings.theme, self.settings.language
         self.settings_panel.read_into(self.settings)
         self.settings_store.save(self.settings)
+        if self.settings.theme != theme:
+            from .theme import apply_theme
+            apply_theme(QApplication.instance(), self.settings.theme)
+        if self.settings.language != language:  # our widgets are built translated, once
+            self.statusBar().showMessage(_tr("The language changes the next time chatapp starts."), 10000)
 
-    def sampling_dict(self) -> dict:
-        s = self.settings
-        return dict(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, min_p=s.min_p,
-                    repetition_penalty=s.repetition_penalty, max_new_tokens=s.max_new_tokens,
-                    seed=None if s.seed < 0 else s.seed)
+    @Slot(str)
+    def _system_prompt_edited(self, text: str) -> None:
+        self.chat_controller.set_system_prompt(text)
+        self.settings_store.save(self.settings)
+
+    @Slot(object)
+    def _conversation_opened(self, conv_id: Optional[int]) -> None:
+        """The prompt box shows the open conversation's own system prompt."""
+        self.settings_panel.show_system_prompt(self.chat_controller.system_prompt())
 
     # -- model ----------------------------------------------------------------------------
-    @Slot(str)
-    def load_model(self, spec: str, adapter: Optional[str] = None) -> None:
-        """Load `spec` in the worker; `adapter` a LoRA folder, "" for none, None to keep the current one."""
-        if not spec or self.loading_spec is not None:
-            return
-        if self.streaming:
-            self.statusBar().showMessage(_tr("Stop the reply before switching models."), 5000)
-            return
-        self.loading_spec = spec
-        self.settings_panel.set_loading(True, _tr("Loading"), 0.0)
-        self.settings_panel.model_status.setText(_tr("Loading {spec}…").format(spec=spec))
-        self._update_state()
-        s = self.settings
-        adapter = self.adapter if adapter is None else adapter
-        options = {"device": s.device, "context_len": s.context_len, "threads": s.threads}
-        if adapter:
-            options["adapter"] = adapter
-        self.worker_thread.arm_load()
-        self.request_load.emit(spec, options)
-
-    @Slot()
-    def cancel_load(self) -> None:
-        """Stop the model load at the next tensor; the previous model stays."""
-        if self.loading_spec is not None:
-            self.worker_thread.cancel_load()
-            self.settings_panel.cancel_load_button.setEnabled(False)
-            self.settings_panel.model_status.setText(_tr("Cancelling…"))
-
-    @Slot(str)
-    def estimate_model(self, spec: str) -> None:
-        """Ask the worker what loading `spec` would need (it reads the config, not the weights)."""
-        if spec:
-            s = self.settings
-            self.request_estimate.emit(spec, {"device": s.device, "context_len": s.context_len, "threads": s.threads})
-
-    @Slot(str, dict)
-    def _on_estimated(self, spec: str, estimate: dict) -> None:
-        self.settings_panel.show_estimate(spec, estimate)
-
-    @Slot(str, str)
-    def _on_estimate_failed(self, spec: str, message: str) -> None:
-        self.settings_panel.show_estimate_error(spec, message)
-
-    @Slot(str, float)
-    def _on_load_progress(self, stage: str, fraction: float) -> None:
-        self.settings_panel.set_loading(True, stage, fraction)
-
-    @Slot(dict)
-    def _on_model_loaded(self, info: dict) -> None:
-        spec, self.loading_spec = self.loading_spec, None
-        self.model_info = info
-        self.settings.model = spec or self.settings.model
-        self.settings_store.save(self.settings)
-        self.settings_panel.set_loading(False)
-        self.settings_panel.model_status.setText(
-            _tr("{name}: {params:.0f}M parameters, {dtype} on {device}, context {ctx}, loaded in {secs:.1f} s. "
-                "Memory: {memory}").format(name=info["name"], params=info["n_params"] / 1e6, dtype=info["dtype"],
-                                           device=info["device"], ctx=info["context_len"], secs=info["load_s"],
-                                           memory=self.settings_panel.memory_text(info)))
-        self.context_label.setText(_tr("context {used}/{limit}").format(used=0, limit=info["context_len"]))
-        self.adapter = info.get("adapter", "")
-        if self.on_model_loaded and spec:
-            self.on_model_loaded(spec)
-        self.training.model_loaded(self.settings.model, info)
+    @Slot(object)
+    def _on_model_loaded(self, info: ModelInfo) -> None:
+        self._show_context(self.chat_controller.context_used())
         self._update_state()
         self.composer.setFocus()
 
-    def _previous_model_kept(self) -> str:
-        """After a load that did not happen: which model is still loaded, if any."""
-        if not self.model_info:
-            return ""
-        return _tr(" The previous model ({name}) is still loaded.").format(name=self.model_info["name"])
-
-    @Slot(str)
-    def _on_model_load_cancelled(self, spec: str) -> None:
-        self.loading_spec = None
-        self.settings_panel.set_loading(False)
-        self.settings_panel.model_status.setText(_tr("Loading {spec} was cancelled.").format(spec=spec)
-                                                 + self._previous_model_kept())
-        self._update_state()
-
     @Slot(str, str)
     def _on_model_failed(self, spec: str, message: str) -> None:
-        self.loading_spec = None
-        self.settings_panel.set_loading(False)
-        self.settings_panel.model_status.setText(
-            _tr("Could not load {spec}: {message}").format(spec=spec, message=message) + self._previous_model_kept())
         self.statusBar().showMessage(_tr("Model load failed: {message}").format(message=message), 15000)
-        self._update_state()
 
     # -- conversations --------------------------------------------------------------------
+    @Slot()
     def refresh_conversations(self) -> None:
         query = self.conversations.search.text().strip()
         if query:
@@ -336,264 +313,72 @@ class MainWindow(QMainWindow):
             rows = [(c.id, c.title, "") for c in self.store.list_conversations()]
         self.conversations.set_conversations(rows, self.current_id)
 
-    def _show_conversation(self, conv_id: Optional[int]) -> None:
-        """Make `conv_id` (None: none) current with an empty view; widgets of the old one are gone."""
-        self.current_id = conv_id
-        self.chat.clear()
-        self.stream_widget = None
+    @Slot(str)
+    def _search_changed(self, _text: str) -> None:
         self.refresh_conversations()
-        self._update_state()
-
-    @Slot(int)
-    def open_conversation(self, conv_id: int) -> None:
-        self.current_id = conv_id
-        self.chat.clear()
-        self.stream_widget = None
-        messages = self.store.messages(conv_id)
-        for m in messages:
-            if self.streaming and m.id == self.stream_message_id:
-                widget = self.chat.add_message("assistant", self.stream_text)
-                widget.set_status(_tr("writing…"))
-                self.stream_widget = widget
-                continue
-            widget = self.chat.add_message(m.role, m.content)
-            widget.can_continue = m.role == "assistant" and bool(m.content) and m.finish_reason in CONTINUABLE
-            if m.state in ("cancelled", "failed"):
-                widget.set_status(_tr("stopped") if m.state == "cancelled" else _tr("failed"))
-            elif m.finish_reason == "length":
-                widget.set_status(_tr("cut at the token limit"))
-        self.refresh_conversations()
-        self._update_state()
 
     @Slot()
     def new_conversation(self) -> None:
-        conv = self.store.create_conversation(_tr("New chat"), system_prompt=self.settings.system_prompt)
-        self._show_conversation(conv.id)
+        self.chat_controller.new_conversation()
         self.composer.setFocus()
 
-    @Slot(int, str)
-    def rename_conversation(self, conv_id: int, title: str) -> None:
-        if title:
-            self.store.rename(conv_id, title)
-        self.refresh_conversations()
-
-    @Slot(int)
-    def delete_conversation(self, conv_id: int) -> None:
-        if self.streaming and conv_id == self.stream_conv_id:
-            self.stop()
-        self.store.delete_conversation(conv_id)
-        self.deleted_id = conv_id
-        if conv_id == self.current_id:
-            self._show_conversation(None)
-        self.refresh_conversations()
-        self.undo_button.show()
-        QTimer.singleShot(UNDO_DELETE_MS, self.undo_button.hide)
-        self.statusBar().showMessage(_tr("Conversation deleted."), UNDO_DELETE_MS)
+    @Slot()
+    def rename_current(self) -> None:
+        item = self.conversations.list.currentItem()
+        if item is not None:
+            self.conversations.list.editItem(item)
 
     @Slot()
-    def undo_delete(self) -> None:
-        if self.deleted_id is None:
-            return
-        self.store.restore(self.deleted_id)
-        conv_id, self.deleted_id = self.deleted_id, None
-        self.undo_button.hide()
-        self.statusBar().clearMessage()
-        self.open_conversation(conv_id)
+    def delete_current(self) -> None:
+        if self.current_id is not None:
+            self.chat_controller.delete(self.current_id)
 
-    def export_conversation(self, conv_id: int, fmt: str) -> None:
-        from ..storage.export import export_json, export_markdown
+    @Slot(str)
+    def _offer_undo(self, kind: str) -> None:
+        if not kind:
+            self.undo_button.hide()
+            return
+        self.undo_button.setText(_tr("Undo delete") if kind == "delete" else _tr("Undo edit"))
+        self.undo_button.setProperty("undo", kind)
+        self.undo_button.show()
+        self.undo_timer.start()
+
+    @Slot()
+    def undo(self) -> None:
+        if self.undo_button.property("undo") == "edit":
+            self.chat_controller.undo_edit()
+        else:
+            self.chat_controller.undo_delete()
+
+    def export_conversation(self, conv_id: Optional[int], fmt: str) -> None:
+        from ..storage.db import StorageError
+        if conv_id is None:
+            return
         suffix = ".md" if fmt == "markdown" else ".json"
-        path, _ = QFileDialog.getSaveFileName(self, _tr("Export conversation"), f"conversation{suffix}")
+        title = self.store.get_conversation(conv_id).title
+        path, _ = QFileDialog.getSaveFileName(self, _tr("Export conversation"), export_file_name(title, suffix))
         if not path:
             return
         try:
-            (export_markdown if fmt == "markdown" else export_json)(self.store, conv_id, Path(path))
-        except Exception as exc:  # shown, never a traceback dialog
+            self.chat_controller.export_to(conv_id, fmt, Path(path))
+        except (StorageError, OSError) as exc:  # shown, never a traceback dialog
             QMessageBox.warning(self, _tr("Export failed"), str(exc))
-            return
-        self.statusBar().showMessage(_tr("Exported to {path}").format(path=path), 5000)
 
     def import_conversation(self) -> None:
-        from ..storage.export import import_json
+        from ..storage.db import StorageError
         path, _ = QFileDialog.getOpenFileName(self, _tr("Import conversation"), "", _tr("JSON (*.json)"))
         if not path:
             return
         try:
-            conv = import_json(self.store, Path(path))
-        except Exception as exc:
+            self.chat_controller.import_from(Path(path))
+        except (StorageError, OSError) as exc:
             QMessageBox.warning(self, _tr("Import failed"), str(exc))
-            return
-        self.open_conversation(conv.id)
 
     # -- chatting -------------------------------------------------------------------------
-    def _history(self, conv_id: int) -> list[dict]:
-        return [{"role": m.role, "content": m.content} for m in self.store.messages(conv_id)
-                if m.role in ("user", "assistant") and m.state != "failed"]
-
     @Slot()
     def send(self) -> None:
-        text = self.composer.toPlainText().strip()
-        if not text or self.streaming:
-            return
-        if self.model_info is None or self.loading_spec is not None:
-            self.statusBar().showMessage(_tr("The model is not loaded yet; your message is kept."), 5000)
-            return
-        if self.current_id is None:
-            conv = self.store.create_conversation(text[:48], system_prompt=self.settings.system_prompt)
-            self._show_conversation(conv.id)
-        elif not self.store.messages(self.current_id):
-            self.store.rename(self.current_id, text[:48])
-        self.store.add_message(self.current_id, "user", text)
-        self.chat.add_message("user", text)
-        self.composer.clear()
-        self._start_reply()
-
-    def _start_reply(self, continued=None) -> None:
-        """Stream a new reply, or with `continued` (the last stored reply) more of that one."""
-        conv_id = self.current_id
-        history = self._history(conv_id)
-        settings = self.sampling_dict()
-        self.request_id += 1
-        self.streaming = True
-        self.stream_conv_id = conv_id
-        if continued is not None:
-            self.stream_prefix = self.stream_text = continued.content
-            self.stream_message_id = continued.id
-            self.stream_widget = self.chat.messages[-1]
-            self.stream_widget.can_continue = False
-        else:
-            self.stream_prefix = self.stream_text = ""
-            self.stream_message_id = self.store.begin_reply(conv_id, model=(self.model_info or {}).get("name", ""),
-                                                            settings=settings)
-            self.stream_widget = self.chat.add_message("assistant", "")
-        self.stream_widget.set_status(_tr("writing…"))
-        self.last_save = time.monotonic()
-        self.flush_timer.start()
-        self._update_state()
-        self.refresh_conversations()
-        self.request_generate.emit(self.request_id, history, self.settings.system_prompt, settings,
-                                   continued is not None)
-
-    @Slot()
-    def stop(self) -> None:
-        if self.streaming:
-            self.worker_thread.stop_reply()
-
-    @Slot()
-    def regenerate(self) -> None:
-        if self.streaming or self.current_id is None or self.model_info is None:
-            return
-        messages = self.store.messages(self.current_id)
-        if not messages or messages[-1].role != "assistant":
-            return
-        self.store.truncate_after(self.current_id, messages[-2].position if len(messages) > 1 else -1)
-        self.open_conversation(self.current_id)
-        self._start_reply()
-
-    @Slot()
-    def continue_reply(self) -> None:
-        """Write on from where the last reply stopped (the token limit, or Stop)."""
-        if self.streaming or self.current_id is None or self.model_info is None:
-            return
-        messages = self.store.messages(self.current_id)
-        if not messages or messages[-1].role != "assistant" or not messages[-1].content:
-            return
-        if messages[-1].finish_reason not in CONTINUABLE:
-            return
-        self._start_reply(continued=messages[-1])
-
-    @Slot(int, str)
-    def edit_and_resend(self, index: int, text: str) -> None:
-        if self.streaming or self.current_id is None or self.model_info is None:
-            return
-        messages = self.store.messages(self.current_id)
-        if not 0 <= index < len(messages) or messages[index].role != "user":
-            return
-        self.store.truncate_after(self.current_id, messages[index - 1].position if index > 0 else -1)
-        self.store.add_message(self.current_id, "user", text)
-        self.open_conversation(self.current_id)
-        self._start_reply()
-
-    @Slot(int, str)
-    def _on_delta(self, request_id: int, text: str) -> None:
-        if request_id != self.request_id:
-            return
-        self.stream_text += text
-        self.stream_dirty = True
-
-    def _flush(self) -> None:
-        """Timer tick: show what arrived since the last tick; save to the database now and then."""
-        if not self.stream_dirty:
-            return
-        self.stream_dirty = False
-        if self.stream_widget is not None and self.current_id == self.stream_conv_id:
-            follow = self.chat.at_bottom()
-            self.stream_widget.set_text(self.stream_text)
-            if follow:
-                self.chat.scroll_to_bottom()
-        now = time.monotonic()
-        if now - self.last_save >= SAVE_INTERVAL_S:
-            self.store.update_reply(self.stream_message_id, self.stream_text)
-            self.last_save = now
-
-    def _end_stream(self) -> None:
-        self.flush_timer.stop()
-        self.stream_dirty = True
-        self._flush_widget_only()
-        self.streaming = False
-        self._update_state()
-
-    def _flush_widget_only(self) -> None:
-        if self.stream_widget is not None and self.current_id == self.stream_conv_id:
-            self.stream_widget.set_text(self.stream_text)
-        self.stream_dirty = False
-
-    @Slot(int, dict)
-    def _on_finished(self, request_id: int, result: dict) -> None:
-        if request_id != self.request_id:
-            return
-        self.stream_text = self.stream_prefix + result["text"]  # a continued reply keeps its start
-        state = "cancelled" if result["finish_reason"] == "cancelled" else "complete"
-        stats = result["stats"]
-        self.store.finish_reply(self.stream_message_id, self.stream_text, state=state,
-                                finish_reason=result["finish_reason"], stats=stats)
-        self._end_stream()
-        speed = stats.get("decode_tok_s", 0.0)
-        if self.stream_widget is not None:
-            note = _tr("{n} tokens · {speed:.1f} tok/s").format(n=stats.get("new_tokens", 0), speed=speed)
-            if state == "cancelled":
-                note = _tr("stopped") + " · " + note
-            elif result["finish_reason"] == "length":
-                note = _tr("cut at the token limit") + " · " + note
-            self.stream_widget.set_status(note)
-            self.stream_widget.can_continue = bool(self.stream_text) and result["finish_reason"] in CONTINUABLE
-            self._update_state()
-        self.speed_label.setText(_tr("{speed:.1f} tok/s").format(speed=speed))
-        if self.model_info:
-            self.context_label.setText(_tr("context {used}/{limit}").format(
-                used=result.get("context_used", 0), limit=self.model_info["context_len"]))
-        if result.get("dropped_messages"):
-            self.statusBar().showMessage(
-                _tr("{n} earlier messages did not fit the context and were left out of this reply.").format(
-                    n=result["dropped_messages"]), 10000)
-        self.refresh_conversations()
-
-    @Slot(int, str)
-    def _on_failed(self, request_id: int, message: str) -> None:
-        if request_id != self.request_id:
-            return
-        if self.stream_prefix:  # a continued reply keeps what it had, and can be continued again
-            self.store.finish_reply(self.stream_message_id, self.stream_text, state="cancelled",
-                                    finish_reason="cancelled", stats={})
-            if self.stream_widget is not None:
-                self.stream_widget.can_continue = True
-        else:
-            self.store.finish_reply(self.stream_message_id, self.stream_text, state="failed",
-                                    finish_reason="error", stats={})
-        self._end_stream()
-        if self.stream_widget is not None:
-            self.stream_widget.set_status(_tr("failed: {message}").format(message=message))
-        self.statusBar().showMessage(_tr("The reply failed: {message}").format(message=message), 15000)
+        if self.chat_controller.send(self.composer.toPlainText()):
+            self.composer.clear()
 
     # -- closing --------------------------------------------------------------------------
     def shutdown(self) -> None:
@@ -605,12 +390,7 @@ class MainWindow(QMainWindow):
         if self._shut_down:
             return
         self._shut_down = True
-        if self.streaming:
-            self.worker_thread.stop_reply()
-            self.store.finish_reply(self.stream_message_id, self.stream_text, state="cancelled",
-                                    finish_reason="cancelled", stats={})
-            self.streaming = False
-        self.flush_timer.stop()
+        self.chat_controller.shutdown()
         self.training_panel.shutdown(timeout_s=10)
         self.worker_thread.shutdown()
         self._settings_changed()

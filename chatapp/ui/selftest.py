@@ -21,8 +21,8 @@ class Recorder(QObject):
         self.deltas: list[str] = []
         self.failure = ""
 
-    @Slot(int, str)
-    def on_delta(self, _request_id: int, text: str) -> None:
+    @Slot(int, str, int)
+    def on_delta(self, _request_id: int, text: str, _context_used: int) -> None:
         self.deltas.append(text)
 
     @Slot(str, str)
@@ -65,13 +65,13 @@ def _self_test(profile: Path, timeout_s: float, prompt: str) -> dict:
     worker = window.worker_thread.worker
     worker.model_failed.connect(recorder.on_model_failed)
     worker.delta.connect(recorder.on_delta)
-    window.load_model("default")
+    window.model.load("default")
     if not wait_until(lambda: window.model_info is not None or recorder.failure, timeout_s):
         return _finish(window, summary, "the default model did not load in time")
     if recorder.failure:
         return _finish(window, summary, f"model load failed: {recorder.failure}")
-    summary["model"] = window.model_info["name"]
-    summary["load_s"] = round(window.model_info["load_s"], 3)
+    summary["model"] = window.model_info.name
+    summary["load_s"] = round(window.model_info.load_s, 3)
     window.new_conversation()
     window.settings.max_new_tokens = 16
     window.settings.temperature = 0.0

@@ -1,20 +1,24 @@
 """The generation worker: one QThread owns the loaded model; the GUI talks to it by signals.
 
 The GUI thread never runs model code and never waits on the worker. Requests arrive as
-queued signals; replies leave as `delta` / `finished` / `failed` signals. Stop is a
-threading.Event the GUI sets directly (the worker is busy in its loop and checks it every
+queued signals carrying typed payloads (`ReplyRequest`, `CompareRequest`); results leave as
+signals carrying dataclasses (`ModelInfo`, `ModelEstimate`, `ReplyFinished`). Every request
+takes its id from one sequence (`WorkerThread.next_request_id`), and chat replies and
+comparisons fail on signals of their own, so one can never be taken for the other. Stop is
+a threading.Event the GUI sets directly (the worker is busy in its loop and checks it every
 token), so it lands within one token.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import traceback
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from ..engine.backend import ChatBackend, LoadOptions
+from ..engine.backend import Backend, CompareRequest, LoadOptions, ReplyRequest
 from ..errors import Cancelled
 
 log = logging.getLogger(__name__)
@@ -23,26 +27,27 @@ log = logging.getLogger(__name__)
 class GenerationWorker(QObject):
     """Lives in its own thread. Slots run there; signals are delivered to the GUI thread."""
 
-    load_progress = Signal(str, float)  # stage, fraction
-    model_loaded = Signal(dict)  # ModelInfo as a dict
+    load_progress = Signal(str, float)  # stage, fraction of that stage
+    model_loaded = Signal(object)  # ModelInfo
     model_failed = Signal(str, str)  # spec, message
     model_load_cancelled = Signal(str)  # spec
-    delta = Signal(int, str)  # request id, new text
-    finished = Signal(int, dict)  # request id, {"text", "finish_reason", "stats", "dropped_messages", "contained_markers"}
-    failed = Signal(int, str)  # request id, message
-    estimated = Signal(str, dict)  # spec, estimate (see engine.loader.estimate_model)
+    delta = Signal(int, str, int)  # request id, new text, context positions in use
+    finished = Signal(int, object)  # request id, ReplyFinished
+    failed = Signal(int, str)  # request id of a chat reply, message
+    estimated = Signal(str, object)  # spec, ModelEstimate
     estimate_failed = Signal(str, str)  # spec, message
     compare_delta = Signal(int, str, str)  # request id, "base" | "tuned", new text
     compare_finished = Signal(int)  # request id
+    compare_failed = Signal(int, str)  # request id of a comparison, message
 
-    def __init__(self, backend: ChatBackend) -> None:
+    def __init__(self, backend: Backend) -> None:
         super().__init__()
         self.backend = backend
         self.cancel = threading.Event()  # stops a reply
         self.load_cancel = threading.Event()  # stops a model load, at the next tensor
 
-    @Slot(str, dict)
-    def load_model(self, spec: str, options: dict) -> None:
+    @Slot(str, object)
+    def load_model(self, spec: str, options: LoadOptions) -> None:
         """Load `spec`; `load_cancel` (cleared by the GUI before it asks) stops it at the next tensor."""
 
         def progress(stage: str, fraction: float) -> None:
@@ -51,7 +56,7 @@ class GenerationWorker(QObject):
             self.load_progress.emit(stage, fraction)
 
         try:
-            info = self.backend.load(spec, LoadOptions(**options), progress=progress)
+            info = self.backend.load(spec, options, progress=progress)
         except Cancelled:  # the previous model stays loaded
             log.info("loading %s cancelled", spec)
             self.model_load_cancelled.emit(spec)
@@ -61,78 +66,73 @@ class GenerationWorker(QObject):
             log.debug("%s", traceback.format_exc())
             self.model_failed.emit(spec, str(exc))
             return
-        self.model_loaded.emit(info.to_dict())
+        self.model_loaded.emit(info)
 
-    @Slot(str, dict)
-    def estimate(self, spec: str, options: dict) -> None:
+    @Slot(str, object)
+    def estimate(self, spec: str, options: LoadOptions) -> None:
         """Read the model's config (not its weights) and say what loading it would need."""
         try:
-            result = self.backend.estimate(spec, LoadOptions(**options))
+            result = self.backend.estimate(spec, options)
         except Exception as exc:
             self.estimate_failed.emit(spec, str(exc))
             return
         self.estimated.emit(spec, result)
 
-    @Slot(int, list, str, dict, bool)
-    def generate(self, request_id: int, messages: list, system_prompt: str, settings: dict,
-                 continue_last: bool = False) -> None:
-        """Reply to `messages`; with `continue_last`, write on from the end of the last reply
-        (the deltas and the finished text are then the new part only)."""
+    @Slot(object)
+    def generate(self, request: ReplyRequest) -> None:
+        """Reply to the request's messages; with `continue_last`, write on from the end of the
+        last reply (the deltas and the finished text are then the new part only)."""
         self.cancel.clear()
         try:
             from ..engine.sampling import SamplingSettings  # torch loads here, in this thread
 
-            sampling = SamplingSettings(**settings)
-            extra = {"continue_last": True} if continue_last else {}
-            for text in self.backend.stream(messages, system_prompt, sampling, self.cancel, **extra):
-                self.delta.emit(request_id, text)
-            reply = self.backend.reply
-            self.finished.emit(request_id, {
-                "text": reply.text,
-                "finish_reason": reply.finish_reason,
-                "stats": reply.stats.to_dict(),
-                "dropped_messages": self.backend.dropped_messages,
-                "contained_markers": getattr(self.backend, "contained_markers", False),  # read as text
-                "context_used": self.backend.context_used(),
-            })
+            sampling = SamplingSettings(**request.sampling)
+            for text in self.backend.stream(request.messages, request.system_prompt, sampling, self.cancel,
+                                            continue_last=request.continue_last):
+                self.delta.emit(request.request_id, text, self.backend.context_used())
+            self.finished.emit(request.request_id, self.backend.finished())
         except Exception as exc:
             log.warning("generation failed: %s", exc)
             log.debug("%s", traceback.format_exc())
-            self.failed.emit(request_id, str(exc))
+            self.failed.emit(request.request_id, str(exc))
 
-
-    @Slot(int, str, str, dict)
-    def compare(self, request_id: int, prompt: str, system_prompt: str, settings: dict) -> None:
-        """Reply to `prompt` with the adapter off, then on, with the same settings and seed."""
+    @Slot(object)
+    def compare(self, request: CompareRequest) -> None:
+        """Reply to the prompt with the adapter off, then on, with the same settings and seed."""
         self.cancel.clear()
         try:
             from ..engine.sampling import SamplingSettings
 
-            sampling = SamplingSettings(**settings)
-            messages = [{"role": "user", "content": prompt}]
+            sampling = SamplingSettings(**request.sampling)
+            messages = [{"role": "user", "content": request.prompt}]
             for which, enabled in (("base", False), ("tuned", True)):
                 self.backend.set_adapter_enabled(enabled)
-                for text in self.backend.stream(messages, system_prompt, sampling, self.cancel):
-                    self.compare_delta.emit(request_id, which, text)
-            self.compare_finished.emit(request_id)
+                for text in self.backend.stream(messages, request.system_prompt, sampling, self.cancel):
+                    self.compare_delta.emit(request.request_id, which, text)
+            self.compare_finished.emit(request.request_id)
         except Exception as exc:
             log.warning("comparison failed: %s", exc)
-            self.failed.emit(request_id, str(exc))
+            self.compare_failed.emit(request.request_id, str(exc))
         finally:
-            if getattr(self.backend, "has_adapter", False):
+            if self.backend.has_adapter:
                 self.backend.set_adapter_enabled(True)
 
 
 class WorkerThread(QObject):
     """Owns the QThread and the worker; `shutdown()` stops a reply and joins the thread."""
 
-    def __init__(self, backend: ChatBackend, parent: QObject | None = None) -> None:
+    def __init__(self, backend: Backend, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.thread = QThread()
         self.thread.setObjectName("generation")
         self.worker = GenerationWorker(backend)
         self.worker.moveToThread(self.thread)
+        self._ids = itertools.count(1)
         self.thread.start()
+
+    def next_request_id(self) -> int:
+        """Ids for replies and comparisons alike, from one sequence (GUI thread only)."""
+        return next(self._ids)
 
     def stop_reply(self) -> None:
         self.worker.cancel.set()

@@ -10,9 +10,104 @@
     </message>
 </context>
 <context>
+    <name>ChatController</name>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="66"/>
+        <source>stopped</source>
+        <translation>已停止</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="68"/>
+        <source>failed</source>
+        <translation>失败</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="70"/>
+        <source>cut at the token limit</source>
+        <translation>已达词元上限</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="72"/>
+        <source>{n} tokens · {speed:.1f} tok/s</source>
+        <translation>{n} 个词元 · {speed:.1f} 词元/秒</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="200"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="305"/>
+        <source>writing…</source>
+        <translation>正在输出…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="213"/>
+        <source>New chat</source>
+        <translation>新对话</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="233"/>
+        <source>Conversation deleted.</source>
+        <translation>对话已删除。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="249"/>
+        <source>Exported to {path}</source>
+        <translation>已导出到 {path}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="255"/>
+        <source>{title} (imported)</source>
+        <translation>{title}（导入）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="258"/>
+        <source>Imported “{title}” from {path}</source>
+        <translation>已从 {path} 导入“{title}”</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="272"/>
+        <source>Wait for the comparison to finish; your message is kept.</source>
+        <translation>请等待对比完成；您的消息已保留。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="275"/>
+        <source>The model is not loaded yet; your message is kept.</source>
+        <translation>模型尚未加载；你的消息已保留。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="360"/>
+        <source>{n} later messages were removed. Undo puts them back.</source>
+        <translation>已删除后面的 {n} 条消息。撤销可以恢复它们。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="377"/>
+        <source>The edit was undone.</source>
+        <translation>已撤销编辑。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="437"/>
+        <source>Your messages contain chat-control markers (such as &lt;|im_end|&gt;); the model read them as plain text, so they could not open or close a turn.</source>
+        <translation>您的消息包含对话控制标记（例如 &lt;|im_end|&gt;）；模型将其作为普通文本读取，因此它们无法开启或结束一轮对话。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="441"/>
+        <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
+        <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="457"/>
+        <source>failed: {message}</source>
+        <translation>失败：{message}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="459"/>
+        <source>The reply failed: {message}</source>
+        <translation>回复失败：{message}</translation>
+    </message>
+</context>
+<context>
     <name>ChatView</name>
     <message>
         <location filename="../../chatapp/ui/chat_view.py" line="30"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="84"/>
         <source>Copy code</source>
         <translation>复制代码</translation>
     </message>
@@ -27,77 +122,89 @@
         <translation>代码</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="103"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="84"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="184"/>
+        <source>Copied</source>
+        <translation>已复制</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="111"/>
         <source>You</source>
         <translation>你</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="103"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="111"/>
         <source>Assistant</source>
         <translation>助手</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="109"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="117"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="184"/>
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="110"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="118"/>
         <source>Copy message</source>
         <translation>复制消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="113"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="121"/>
         <source>Edit</source>
         <translation>编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="114"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="122"/>
         <source>Edit message and resend</source>
         <translation>编辑消息并重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="118"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="126"/>
         <source>Regenerate</source>
         <translation>重新生成</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="119"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="127"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="123"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="131"/>
         <source>Continue</source>
         <translation>继续</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="124"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="132"/>
         <source>Continue the reply where it stopped</source>
         <translation>从中断处继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="182"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="195"/>
         <source>Edited message</source>
         <translation>编辑后的消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="184"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="197"/>
+        <source>Saving removes the {n} later messages of this conversation (Undo puts them back).</source>
+        <translation>保存会删除此对话中后面的 {n} 条消息（撤销可以恢复）。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="203"/>
         <source>Save &amp;&amp; resend</source>
         <translation>保存 &amp;&amp; 重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="185"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="204"/>
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="220"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="250"/>
         <source>Conversation</source>
         <translation>对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="231"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="261"/>
         <source>Send a message to start the conversation.</source>
         <translation>发送一条消息，开始对话。</translation>
     </message>
@@ -156,17 +263,27 @@
         <translation>微调后</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="73"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="59"/>
+        <source>Close</source>
+        <translation>关闭</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="60"/>
+        <source>Close the comparison</source>
+        <translation>关闭对比</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="84"/>
         <source>Fine-tuned: {name}</source>
         <translation>微调后：{name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="92"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="109"/>
         <source>Generating…</source>
         <translation>正在生成…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="98"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="115"/>
         <source>Failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>
@@ -201,27 +318,32 @@
         <translation>对话列表</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/conversation_list.py" line="58"/>
+        <location filename="../../chatapp/ui/conversation_list.py" line="54"/>
+        <source>No conversation matches this search.</source>
+        <translation>没有与此搜索匹配的对话。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/conversation_list.py" line="66"/>
         <source>Untitled</source>
         <translation>未命名</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/conversation_list.py" line="85"/>
+        <location filename="../../chatapp/ui/conversation_list.py" line="94"/>
         <source>Rename</source>
         <translation>重命名</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/conversation_list.py" line="86"/>
+        <location filename="../../chatapp/ui/conversation_list.py" line="95"/>
         <source>Export as Markdown…</source>
         <translation>导出为 Markdown…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/conversation_list.py" line="87"/>
+        <location filename="../../chatapp/ui/conversation_list.py" line="96"/>
         <source>Export as JSON…</source>
         <translation>导出为 JSON…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/conversation_list.py" line="89"/>
+        <location filename="../../chatapp/ui/conversation_list.py" line="98"/>
         <source>Delete</source>
         <translation>删除</translation>
     </message>
@@ -404,120 +526,144 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="124"/>
+        <location filename="../../chatapp/ui/main_window.py" line="120"/>
         <source>Message the model (Enter sends, Shift+Enter for a new line)</source>
         <translation>给模型发消息（Enter 发送，Shift+Enter 换行）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="125"/>
+        <location filename="../../chatapp/ui/main_window.py" line="121"/>
         <source>Message</source>
         <translation>消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="127"/>
+        <location filename="../../chatapp/ui/main_window.py" line="123"/>
         <source>Send</source>
         <translation>发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="128"/>
+        <location filename="../../chatapp/ui/main_window.py" line="124"/>
         <source>Send message</source>
         <translation>发送消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="129"/>
+        <location filename="../../chatapp/ui/main_window.py" line="125"/>
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="130"/>
+        <location filename="../../chatapp/ui/main_window.py" line="126"/>
         <source>Stop the reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="151"/>
+        <location filename="../../chatapp/ui/main_window.py" line="147"/>
         <source>Chat</source>
         <translation>聊天</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="152"/>
+        <location filename="../../chatapp/ui/main_window.py" line="148"/>
         <source>Train</source>
         <translation>训练</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="154"/>
+        <location filename="../../chatapp/ui/main_window.py" line="150"/>
         <source>Documents</source>
         <translation>文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="159"/>
+        <location filename="../../chatapp/ui/main_window.py" line="155"/>
         <source>No model</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="162"/>
-        <location filename="../../chatapp/ui/main_window.py" line="163"/>
+        <location filename="../../chatapp/ui/main_window.py" line="159"/>
+        <location filename="../../chatapp/ui/main_window.py" line="341"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="198"/>
+        <location filename="../../chatapp/ui/main_window.py" line="160"/>
+        <source>Undo</source>
+        <translation>撤销</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="213"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="199"/>
-        <location filename="../../chatapp/ui/main_window.py" line="370"/>
+        <location filename="../../chatapp/ui/main_window.py" line="214"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="200"/>
+        <location filename="../../chatapp/ui/main_window.py" line="215"/>
         <source>Import conversation…</source>
         <translation>导入对话…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="202"/>
+        <location filename="../../chatapp/ui/main_window.py" line="216"/>
+        <source>Export conversation as Markdown…</source>
+        <translation>将对话导出为 Markdown…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="218"/>
+        <source>Export conversation as JSON…</source>
+        <translation>将对话导出为 JSON…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="221"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="203"/>
+        <location filename="../../chatapp/ui/main_window.py" line="222"/>
         <source>&amp;Chat</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="204"/>
+        <location filename="../../chatapp/ui/main_window.py" line="223"/>
         <source>Focus message box</source>
         <translation>聚焦到消息框</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="205"/>
+        <location filename="../../chatapp/ui/main_window.py" line="224"/>
         <source>Stop reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="206"/>
+        <location filename="../../chatapp/ui/main_window.py" line="225"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="207"/>
+        <location filename="../../chatapp/ui/main_window.py" line="226"/>
         <source>Continue reply</source>
         <translation>继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="208"/>
+        <location filename="../../chatapp/ui/main_window.py" line="228"/>
+        <source>Rename conversation</source>
+        <translation>重命名对话</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="229"/>
+        <source>Delete conversation</source>
+        <translation>删除对话</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="230"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="209"/>
-        <location filename="../../chatapp/ui/main_window.py" line="212"/>
+        <location filename="../../chatapp/ui/main_window.py" line="231"/>
+        <location filename="../../chatapp/ui/main_window.py" line="234"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="213"/>
+        <location filename="../../chatapp/ui/main_window.py" line="235"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -526,344 +672,474 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="227"/>
+        <location filename="../../chatapp/ui/main_window.py" line="252"/>
+        <source>adapter {name}</source>
+        <translation>适配器 {name}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="256"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="246"/>
-        <source>Stop the reply before switching models.</source>
-        <translation>请先停止回复，再切换模型。</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="249"/>
-        <source>Loading</source>
-        <translation>正在加载</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="250"/>
-        <source>Loading {spec}…</source>
-        <translation>正在加载 {spec}…</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="266"/>
-        <source>Cancelling…</source>
-        <translation>正在取消…</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="295"/>
-        <source>{name}: {params:.0f}M parameters, {dtype} on {device}, context {ctx}, loaded in {secs:.1f} s. Memory: {memory}</source>
-        <translation>{name}：{params:.0f}M 参数，{dtype}，运行于 {device}，上下文 {ctx}，加载用时 {secs:.1f} 秒。内存：{memory}</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="299"/>
-        <location filename="../../chatapp/ui/main_window.py" line="573"/>
+        <location filename="../../chatapp/ui/main_window.py" line="268"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="311"/>
-        <source> The previous model ({name}) is still loaded.</source>
-        <translation> 之前的模型（{name}）仍保持加载。</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="317"/>
-        <source>Loading {spec} was cancelled.</source>
-        <translation>已取消加载 {spec}。</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="326"/>
-        <source>Could not load {spec}: {message}</source>
-        <translation>无法加载 {spec}：{message}</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="327"/>
-        <source>Model load failed: {message}</source>
-        <translation>模型加载失败：{message}</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="356"/>
-        <location filename="../../chatapp/ui/main_window.py" line="469"/>
-        <source>writing…</source>
-        <translation>正在输出…</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="362"/>
-        <location filename="../../chatapp/ui/main_window.py" line="565"/>
-        <source>stopped</source>
-        <translation>已停止</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="362"/>
-        <source>failed</source>
-        <translation>失败</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="364"/>
-        <location filename="../../chatapp/ui/main_window.py" line="567"/>
-        <source>cut at the token limit</source>
-        <translation>已达词元上限</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="391"/>
-        <source>Conversation deleted.</source>
-        <translation>对话已删除。</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="406"/>
-        <source>Export conversation</source>
-        <translation>导出对话</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="412"/>
-        <source>Export failed</source>
-        <translation>导出失败</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="414"/>
-        <source>Exported to {path}</source>
-        <translation>已导出到 {path}</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="418"/>
-        <source>Import conversation</source>
-        <translation>导入对话</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="418"/>
-        <source>JSON (*.json)</source>
-        <translation>JSON 文件 (*.json)</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="424"/>
-        <source>Import failed</source>
-        <translation>导入失败</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="439"/>
-        <source>The model is not loaded yet; your message is kept.</source>
-        <translation>模型尚未加载；你的消息已保留。</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="563"/>
-        <source>{n} tokens · {speed:.1f} tok/s</source>
-        <translation>{n} 个词元 · {speed:.1f} 词元/秒</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/main_window.py" line="571"/>
+        <location filename="../../chatapp/ui/main_window.py" line="273"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="577"/>
+        <location filename="../../chatapp/ui/main_window.py" line="283"/>
+        <source>The language changes the next time chatapp starts.</source>
+        <translation>下次启动 chatapp 时将切换语言。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="304"/>
+        <source>Model load failed: {message}</source>
+        <translation>模型加载失败：{message}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="341"/>
+        <source>Undo edit</source>
+        <translation>撤销编辑</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="359"/>
+        <source>Export conversation</source>
+        <translation>导出对话</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="365"/>
+        <source>Export failed</source>
+        <translation>导出失败</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="369"/>
+        <source>Import conversation</source>
+        <translation>导入对话</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="369"/>
+        <source>JSON (*.json)</source>
+        <translation>JSON 文件 (*.json)</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="375"/>
+        <source>Import failed</source>
+        <translation>导入失败</translation>
+    </message>
+    <message>
+        <source>Stop the reply before switching models.</source>
+        <translation type="obsolete">请先停止回复，再切换模型。</translation>
+    </message>
+    <message>
+        <source>Loading</source>
+        <translation type="obsolete">正在加载</translation>
+    </message>
+    <message>
+        <source>Loading {spec}…</source>
+        <translation type="obsolete">正在加载 {spec}…</translation>
+    </message>
+    <message>
+        <source>Cancelling…</source>
+        <translation type="obsolete">正在取消…</translation>
+    </message>
+    <message>
+        <source>{name}: {params:.0f}M parameters, {dtype} on {device}, context {ctx}, loaded in {secs:.1f} s. Memory: {memory}</source>
+        <translation type="obsolete">{name}：{params:.0f}M 参数，{dtype}，运行于 {device}，上下文 {ctx}，加载用时 {secs:.1f} 秒。内存：{memory}</translation>
+    </message>
+    <message>
+        <source> The previous model ({name}) is still loaded.</source>
+        <translation type="obsolete"> 之前的模型（{name}）仍保持加载。</translation>
+    </message>
+    <message>
+        <source>Loading {spec} was cancelled.</source>
+        <translation type="obsolete">已取消加载 {spec}。</translation>
+    </message>
+    <message>
+        <source>Could not load {spec}: {message}</source>
+        <translation type="obsolete">无法加载 {spec}：{message}</translation>
+    </message>
+    <message>
+        <source>writing…</source>
+        <translation type="obsolete">正在输出…</translation>
+    </message>
+    <message>
+        <source>stopped</source>
+        <translation type="obsolete">已停止</translation>
+    </message>
+    <message>
+        <source>failed</source>
+        <translation type="obsolete">失败</translation>
+    </message>
+    <message>
+        <source>cut at the token limit</source>
+        <translation type="obsolete">已达词元上限</translation>
+    </message>
+    <message>
+        <source>Conversation deleted.</source>
+        <translation type="obsolete">对话已删除。</translation>
+    </message>
+    <message>
+        <source>Exported to {path}</source>
+        <translation type="obsolete">已导出到 {path}</translation>
+    </message>
+    <message>
+        <source>The model is not loaded yet; your message is kept.</source>
+        <translation type="obsolete">模型尚未加载；你的消息已保留。</translation>
+    </message>
+    <message>
+        <source>{n} tokens · {speed:.1f} tok/s</source>
+        <translation type="obsolete">{n} 个词元 · {speed:.1f} 词元/秒</translation>
+    </message>
+    <message>
         <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
-        <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
+        <translation type="obsolete">有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="595"/>
         <source>failed: {message}</source>
-        <translation>失败：{message}</translation>
+        <translation type="obsolete">失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="596"/>
         <source>The reply failed: {message}</source>
-        <translation>回复失败：{message}</translation>
+        <translation type="obsolete">回复失败：{message}</translation>
+    </message>
+    <message>
+        <source>Loading {name}…</source>
+        <translation type="obsolete">正在加载 {name}…</translation>
+    </message>
+    <message>
+        <source>Adapter in use: {name}.</source>
+        <translation type="obsolete">正在使用的适配器：{name}。</translation>
+    </message>
+    <message>
+        <source>Loading {name} was cancelled.</source>
+        <translation type="obsolete">已取消加载 {name}。</translation>
+    </message>
+</context>
+<context>
+    <name>ModelController</name>
+    <message>
+        <location filename="../../chatapp/ui/model_controller.py" line="36"/>
+        <source>Reading the model&apos;s settings</source>
+        <translation>正在读取模型配置</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/model_controller.py" line="36"/>
+        <source>Reading the weights</source>
+        <translation>正在读取权重</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/model_controller.py" line="37"/>
+        <source>Preparing the tokenizer</source>
+        <translation>正在准备分词器</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/model_controller.py" line="37"/>
+        <source>Putting on the adapter</source>
+        <translation>正在加载适配器</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/model_controller.py" line="38"/>
+        <location filename="../../chatapp/ui/model_controller.py" line="38"/>
+        <source>Preparing to chat</source>
+        <translation>正在准备对话</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/model_controller.py" line="103"/>
+        <source>Stop the reply before switching models.</source>
+        <translation>请先停止回复，再切换模型。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/model_controller.py" line="120"/>
+        <source>The adapter {path} is no longer there; the model was loaded without it.</source>
+        <translation>适配器 {path} 已不存在；模型已在不使用它的情况下加载。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/model_controller.py" line="139"/>
+        <source> The previous model ({name}) is still loaded.</source>
+        <translation> 之前的模型（{name}）仍保持加载。</translation>
+    </message>
+    <message>
+        <source>Ready</source>
+        <translation type="obsolete">就绪</translation>
     </message>
 </context>
 <context>
     <name>SettingsPanel</name>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="28"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="31"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="35"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="38"/>
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="35"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="42"/>
         <source>Open GGUF…</source>
         <translation>打开 GGUF…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="36"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="43"/>
         <source>Open a GGUF model file</source>
         <translation>打开 GGUF 模型文件</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="37"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="44"/>
         <source>Open folder…</source>
         <translation>打开文件夹…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="38"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="45"/>
         <source>Open a Hugging Face model folder</source>
         <translation>打开 Hugging Face 模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="39"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="46"/>
         <source>Load</source>
         <translation>加载</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="40"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="47"/>
         <source>Load the selected model</source>
         <translation>加载所选模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="45"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="52"/>
         <source>No model loaded</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="56"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="63"/>
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="57"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="64"/>
         <source>Cancel loading the model</source>
         <translation>取消加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="66"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="72"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="73"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="79"/>
         <source>Automatic</source>
         <translation>自动</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="68"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="74"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="75"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="81"/>
         <source>Device</source>
         <translation>设备</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="70"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="75"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="77"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="82"/>
         <source>Context length</source>
         <translation>上下文长度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="73"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="76"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="80"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="83"/>
         <source>CPU threads</source>
         <translation>CPU 线程数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="80"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="83"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="87"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="90"/>
         <source>System prompt</source>
         <translation>系统提示词</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="88"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="95"/>
         <source>Sampling</source>
         <translation>采样</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="90"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="102"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="97"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="109"/>
         <source>Temperature</source>
         <translation>温度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="91"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="102"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="98"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="109"/>
         <source>Top-p</source>
         <translation>Top-p</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="92"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="103"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="99"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="110"/>
         <source>Min-p</source>
         <translation>Min-p</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="93"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="104"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="100"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="111"/>
         <source>Repetition penalty</source>
         <translation>重复惩罚</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="95"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="102"/>
         <source>Off</source>
         <translation>关闭</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="96"/>
         <location filename="../../chatapp/ui/settings_panel.py" line="103"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="110"/>
         <source>Top-k</source>
         <translation>Top-k</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="98"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="105"/>
         <source>Maximum new tokens</source>
         <translation>最大生成词元数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="100"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="107"/>
         <source>Random</source>
         <translation>随机</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="101"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="105"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="108"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="112"/>
         <source>Seed</source>
         <translation>随机种子</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="105"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="112"/>
         <source>Max new tokens</source>
         <translation>最大生成词元数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="147"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="116"/>
+        <source>Appearance</source>
+        <translation>外观</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="119"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="124"/>
+        <source>Follow the system</source>
+        <translation>跟随系统</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="119"/>
+        <source>Light</source>
+        <translation>浅色</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="119"/>
+        <source>Dark</source>
+        <translation>深色</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="121"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="128"/>
+        <source>Theme</source>
+        <translation>主题</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="126"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="129"/>
+        <source>Language</source>
+        <translation>语言</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="127"/>
+        <source>Takes effect the next time chatapp starts.</source>
+        <translation>下次启动 chatapp 时生效。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="180"/>
         <source>{total:.2f} GiB (weights {weights:.2f}, KV cache {kv:.2f}, working memory {work:.2f})</source>
         <translation>{total:.2f} GiB（权重 {weights:.2f}，KV 缓存 {kv:.2f}，工作内存 {work:.2f}）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="155"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="188"/>
         <source>Before loading: {name}, {params:.0f}M parameters, needs about {memory}</source>
         <translation>加载前：{name}，{params:.0f}M 参数，约需 {memory}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="158"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="191"/>
         <source>; {free:.1f} GiB free</source>
         <translation>；可用 {free:.1f} GiB</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="160"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="193"/>
         <source>. It will not fit: choose a shorter context length or a smaller model.</source>
         <translation>。内存不足：请选择更短的上下文长度或更小的模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="169"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="202"/>
         <source>This model cannot be opened: {message}</source>
         <translation>无法打开此模型：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="180"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="213"/>
         <source>Open GGUF model</source>
         <translation>打开 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="180"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="213"/>
         <source>GGUF models (*.gguf)</source>
         <translation>GGUF 模型 (*.gguf)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="185"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="218"/>
         <source>Open Hugging Face model folder</source>
         <translation>打开 Hugging Face 模型文件夹</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="255"/>
+        <source>Loading</source>
+        <translation>正在加载</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="256"/>
+        <source>Loading {name}…</source>
+        <translation>正在加载 {name}…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="266"/>
+        <source>Cancelling…</source>
+        <translation>正在取消…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="278"/>
+        <source>{name}: {params:.0f}M parameters, {dtype} on {device}, context {ctx}, loaded in {secs:.1f} s. Memory: {memory}</source>
+        <translation>{name}：{params:.0f}M 参数，{dtype}，运行于 {device}，上下文 {ctx}，加载用时 {secs:.1f} 秒。内存：{memory}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="283"/>
+        <source>Adapter in use: {name}.</source>
+        <translation>正在使用的适配器：{name}。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="289"/>
+        <source>Loading {name} was cancelled.</source>
+        <translation>已取消加载 {name}。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="295"/>
+        <source>Could not load {spec}: {message}</source>
+        <translation>无法加载 {spec}：{message}</translation>
     </message>
 </context>
 <context>
     <name>TrainingController</name>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="64"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="108"/>
+        <source>The adapter was not loaded.</source>
+        <translation>适配器未加载。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_controller.py" line="114"/>
         <source>Wait for the current reply or model load to finish.</source>
         <translation>请等待当前回复或模型加载完成。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="104"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="163"/>
         <source>Training {status}: {out}</source>
         <translation>训练{status}：{out}</translation>
     </message>

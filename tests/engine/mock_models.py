@@ -70,6 +70,9 @@ class ScriptedModel(torch.nn.Module):
         self.fed: dict[int, int] = {}  # position -> token id written to the "cache"
         self.cache_len = 0
 
+    def prepare_for_inference(self) -> None:
+        """Like the Transformer's, which picks its fast paths; a mock has none."""
+
     def setup_cache(self, batch_size: int, max_seq_len: int) -> None:
         self.cache_len = max_seq_len
 
@@ -99,6 +102,9 @@ class ContextModel(torch.nn.Module):
         self.reply_len = reply_len
         self.cache: dict[int, int] = {}
         self.calls: list[int] = []
+
+    def prepare_for_inference(self) -> None:
+        """Like the Transformer's, which picks its fast paths; a mock has none."""
 
     def setup_cache(self, batch_size: int, max_seq_len: int) -> None:
         self.cache = {}

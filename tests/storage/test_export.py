@@ -162,3 +162,22 @@ def test_parse_conversation_accepts_its_own_output(store, conv):
     header, messages = parse_conversation(conversation_dict(conv, store.messages(conv.id)))
     assert header["title"] == conv.title and len(messages) == 4
     assert messages[1].stats == STATS
+
+
+def test_markdown_names_a_system_prompt_that_changed_after_a_reply(store, tmp_path):
+    c = store.create_conversation("Prompts", system_prompt="Be terse.")
+    store.add_message(c.id, "user", "hi")
+    old = store.begin_reply(c.id, "M", dict(SETTINGS, system_prompt="Answer in French."))
+    store.finish_reply(old, "Bonjour", stats=STATS)
+    store.add_message(c.id, "user", "again")
+    new = store.begin_reply(c.id, "M", dict(SETTINGS, system_prompt="Be terse."))
+    store.finish_reply(new, "Hi.", stats=STATS)
+    path = tmp_path / "p.md"
+    export_markdown(store, c.id, path)
+    text = path.read_text(encoding="utf-8")
+    assert "## System prompt\n\nBe terse.\n\n" in text
+    assert "## Assistant (M)\n\n*System prompt for this reply:*\n\n> Answer in French.\n\nBonjour" in text
+    assert "## Assistant (M)\n\nHi.\n" in text  # the current prompt is not repeated
+    export_json(store, c.id, tmp_path / "p.json")
+    data = json.loads((tmp_path / "p.json").read_text(encoding="utf-8"))
+    assert [m["settings"].get("system_prompt") for m in data["messages"][1::2]] == ["Answer in French.", "Be terse."]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
-from chatapp.engine.backend import ModelInfo
-from chatapp.engine.generate import GenerationStats, Reply
+from chatapp.engine.backend import ModelEstimate, ModelInfo, ReplyFinished
 
 
 class FakeBackend:
     """Streams a scripted reply word by word from the worker thread; no model, no torch.
+
+    It satisfies `chatapp.engine.backend.Backend` like the real `ChatBackend` (a test checks).
 
     The reply names the last user message and counts replies, so a regenerated reply
     differs. `delay` is seconds per word; `words` how many words a reply has.
@@ -21,8 +22,8 @@ class FakeBackend:
         self.delay = delay
         self.calls: list[dict] = []
         self.loads: list[str] = []
-        self.reply = None
-        self.dropped_messages = 0
+        self.reply: ReplyFinished | None = None
+        self.streamed = 0  # pieces of the reply in progress so far
         self.loaded_name = None
         self.adapter = ""
         self.adapter_enabled = True
@@ -31,7 +32,12 @@ class FakeBackend:
     def load(self, spec, options, progress=None):
         self.thread_names.add("main" if threading.current_thread() is threading.main_thread() else "worker")
         self.loads.append(spec)
-        if progress:
+        if spec == "staged":  # the real loader's stages, each starting again at 0
+            for stage, fraction in (("config", 0.0), ("weights", 0.5), ("weights", 1.0), ("tokenizer", 0.0),
+                                    ("ready", 1.0)):
+                time.sleep(0.05)
+                progress(stage, fraction)
+        elif progress:
             progress("weights", 0.5)
         if spec == "slow":  # a large model: many tensors, progress after each
             for i in range(500):
@@ -50,9 +56,9 @@ class FakeBackend:
         if spec == "broken":
             raise ValueError("broken: not a model file (a test stand-in)")
         need = 64 * 1024**3 if spec == "huge" else 600 * 1024**2
-        return {"name": f"Fake-{spec}", "n_params": 135_000_000, "context_len": options.context_len,
-                "device": "cpu", "dtype": "float32", "memory": f"{need / 1024**3:.2f} GiB",
-                "memory_bytes": need, "free_bytes": 8 * 1024**3, "fits": need <= 8 * 1024**3}
+        return ModelEstimate(name=f"Fake-{spec}", n_params=135_000_000, context_len=options.context_len,
+                             device="cpu", dtype="float32", memory=f"{need / 1024**3:.2f} GiB",
+                             memory_bytes=need, free_bytes=8 * 1024**3, fits=need <= 8 * 1024**3)
 
     @property
     def has_adapter(self) -> bool:
@@ -77,16 +83,23 @@ class FakeBackend:
             pieces = pieces[:settings.max_new_tokens]
         shown = []
         reason = "eos" if len(pieces) < settings.max_new_tokens else "length"
+        self.streamed = 0
         for piece in pieces:
             if cancel is not None and cancel.is_set():
                 reason = "cancelled"
                 break
             time.sleep(self.delay)
             shown.append(piece)
+            self.streamed = len(shown)
             yield piece
-        stats = GenerationStats(prompt_tokens=10, new_tokens=len(shown), decode_tok_s=42.0)
-        self.reply = Reply(text="".join(shown), token_ids=list(range(len(shown))), finish_reason=reason,
-                           stats=stats)
+        stats = {"prompt_tokens": 10, "new_tokens": len(shown), "decode_tok_s": 42.0}
+        markers = any("<|im_" in str(m.get("content", "")) for m in messages)  # as ChatBackend reports them
+        self.reply = ReplyFinished(text="".join(shown), finish_reason=reason, stats=stats,
+                                   context_used=self.context_used(), contained_markers=markers)
+
+    def finished(self) -> ReplyFinished:
+        return self.reply
 
     def context_used(self) -> int:
-        return 10 + (self.reply.stats.new_tokens if self.reply else 0)
+        """A 10-token prompt and one token a piece."""
+        return 10 + self.streamed

@@ -15,7 +15,7 @@ def _send(qtbot, window, text):
     qtbot.keyClick(window.composer, Qt.Key_Return)
 
 
-def _wait_idle(qtbot, window, timeout=5000):
+def _wait_idle(qtbot, window, timeout=15000):  # the first reply imports torch in the worker
     qtbot.waitUntil(lambda: not window.streaming, timeout=timeout)
 
 
@@ -69,7 +69,7 @@ def test_regenerate_replaces_last_reply(qtbot, make_window, backend):
     window = make_window(backend)
     _send(qtbot, window, "question")
     _wait_idle(qtbot, window)
-    window.regenerate()
+    window.chat_controller.regenerate()
     _wait_idle(qtbot, window)
     stored = window.store.messages(window.current_id)
     assert [m.role for m in stored] == ["user", "assistant"]
@@ -97,7 +97,7 @@ def test_a_reply_cut_at_the_token_limit_can_be_continued(qtbot, make_window, bac
     assert [(m.role, m.content) for m in stored] == [("user", "question"), ("assistant", expected)]
     assert stored[-1].finish_reason == "eos" and len(window.chat.messages) == 2
     assert window.chat.messages[-1].text == expected and not window.chat.messages[-1].continue_button.isVisibleTo(window)
-    window.open_conversation(window.current_id)  # reopened: whole, and finished
+    window.chat_controller.open(window.current_id)  # reopened: whole, and finished
     assert window.chat.messages[-1].text == expected and not window.chat.messages[-1].can_continue
 
 
@@ -106,7 +106,7 @@ def test_a_finished_reply_offers_no_continue(qtbot, make_window, backend):
     _send(qtbot, window, "question")
     _wait_idle(qtbot, window)
     assert not window.chat.messages[-1].continue_button.isVisibleTo(window)
-    window.continue_reply()  # the menu action on a finished reply does nothing
+    window.chat_controller.continue_reply()  # the menu action on a finished reply does nothing
     assert not window.streaming and len(backend.calls) == 1
 
 
@@ -130,14 +130,14 @@ def test_switching_conversation_while_streaming(qtbot, make_window):
     window = make_window(FakeBackend(words=40, delay=0.02))
     _send(qtbot, window, "in A")
     conv_a = window.current_id
-    qtbot.waitUntil(lambda: "w1" in window.stream_text, timeout=5000)
+    qtbot.waitUntil(lambda: "w1" in window.chat_controller.stream_text, timeout=5000)
     window.new_conversation()
     conv_b = window.current_id
     assert conv_b != conv_a and window.chat.messages == []
     _wait_idle(qtbot, window)
     assert window.chat.messages == []  # nothing of A's reply leaked into B
     assert window.store.messages(conv_a)[-1].content.endswith("w39")
-    window.open_conversation(conv_a)
+    window.chat_controller.open(conv_a)
     assert window.chat.messages[-1].text.endswith("w39")
 
 
@@ -146,18 +146,18 @@ def test_delete_and_undo(qtbot, make_window, backend):
     _send(qtbot, window, "keep me")
     _wait_idle(qtbot, window)
     conv = window.current_id
-    window.delete_conversation(conv)
+    window.chat_controller.delete(conv)
     assert window.current_id is None and window.conversations.list.count() == 0
     assert window.undo_button.isVisibleTo(window)
-    window.undo_delete()
+    window.chat_controller.undo_delete()
     assert window.current_id == conv and window.conversations.list.count() == 1
     assert [m.content for m in window.store.messages(conv)][0] == "keep me"
 
 
 def test_failed_model_load_keeps_previous_model(qtbot, make_window, backend):
     window = make_window(backend)
-    before = dict(window.model_info)
-    window.load_model("broken")
+    before = window.model_info
+    window.model.load("broken")
     qtbot.waitUntil(lambda: window.loading_spec is None, timeout=5000)
     assert window.model_info == before
     status = window.settings_panel.model_status.text()
@@ -212,7 +212,7 @@ def test_settings_persist_across_windows(qtbot, make_window, backend):
 def test_closing_while_generating_stops_the_worker(qtbot, make_window):
     window = make_window(FakeBackend(words=10_000, delay=0.01))
     _send(qtbot, window, "never ending")
-    qtbot.waitUntil(lambda: "w1" in window.stream_text, timeout=5000)
+    qtbot.waitUntil(lambda: "w1" in window.chat_controller.stream_text, timeout=5000)
     window.close()
     assert window.worker_thread.thread.isFinished()
     assert window.store.messages(window.current_id)[-1].state == "cancelled"
@@ -221,13 +221,13 @@ def test_closing_while_generating_stops_the_worker(qtbot, make_window):
 def test_a_model_load_can_be_cancelled_and_the_previous_model_stays(qtbot, make_window, backend):
     window = make_window(backend)
     panel = window.settings_panel
-    assert window.model_info["name"] == "Fake-default" and not panel.cancel_load_button.isVisibleTo(window)
-    window.load_model("slow")
+    assert window.model_info.name == "Fake-default" and not panel.cancel_load_button.isVisibleTo(window)
+    window.model.load("slow")
     qtbot.waitUntil(lambda: panel.load_progress.value() > 5, timeout=5000)  # the load is under way
     assert panel.cancel_load_button.isVisibleTo(window) and not window.send_button.isEnabled()
     qtbot.mouseClick(panel.cancel_load_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: window.loading_spec is None, timeout=5000)  # well before the 5 s the load takes
-    assert window.model_info["name"] == "Fake-default" and backend.loaded_name == "Fake-default"
+    assert window.model_info.name == "Fake-default" and backend.loaded_name == "Fake-default"
     assert panel.model_status.text() == ("Loading slow was cancelled. "
                                          "The previous model (Fake-default) is still loaded.")
     assert not panel.cancel_load_button.isVisibleTo(window) and window.send_button.isEnabled()
@@ -255,7 +255,7 @@ def test_application_quit_stops_the_worker_like_closing(qtbot, make_window):
 
     window = make_window(FakeBackend(words=10_000, delay=0.01))
     _send(qtbot, window, "until quit")
-    qtbot.waitUntil(lambda: "w1" in window.stream_text, timeout=5000)
+    qtbot.waitUntil(lambda: "w1" in window.chat_controller.stream_text, timeout=5000)
     QApplication.instance().aboutToQuit.emit()
     assert window.worker_thread.thread.isFinished()
     assert window.store.messages(window.current_id)[-1].state == "cancelled"

@@ -6,6 +6,7 @@ import importlib.util
 import string
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QTranslator
@@ -124,7 +125,7 @@ def test_english_again_after_the_translator_is_removed(make_window):
     assert make_window(FakeBackend()).send_button.text() == "Send"
 
 
-def _estimate_info() -> dict:
+def _estimate_info():
     import torch
 
     from chatapp.engine.device import estimate_memory
@@ -132,14 +133,14 @@ def _estimate_info() -> dict:
     config = ModelConfig(arch="llama", vocab_size=49152, dim=576, n_layers=30, n_heads=9, n_kv_heads=3,
                          intermediate_size=1536, max_seq_len=8192, tie_embeddings=True)
     estimate = estimate_memory(config, context_len=4096, dtype=torch.float32)
-    return {"memory": estimate.describe(), "memory_parts": estimate.parts()}
+    return SimpleNamespace(memory=estimate.describe(), memory_parts=estimate.parts())
 
 
 def test_memory_text_is_worded_by_the_ui():
     from chatapp.ui.settings_panel import SettingsPanel
     info = _estimate_info()
-    assert SettingsPanel.memory_text(info) == info["memory"]  # English: the engine's own wording
-    assert SettingsPanel.memory_text({"memory": "1 MB"}) == "1 MB"  # a backend without the parts
+    assert SettingsPanel.memory_text(info) == info.memory  # English: the engine's own wording
+    assert SettingsPanel.memory_text(SimpleNamespace(memory="1 MB", memory_parts={})) == "1 MB"  # no parts
 
 
 def test_memory_text_in_chinese(chinese):

@@ -1,0 +1,468 @@
+"""The chat's state machine: conversations, sending, streaming, stop, regenerate, continue, edit.
+
+Lives in the GUI thread. It asks the generation worker for replies by queued signals,
+coalesces the deltas with a timer, writes replies to the database as they stream, and shows
+them through a `ChatViewPort`, a small interface that `ChatView` implements and tests
+replace with a plain recorder, so the whole machine runs without widgets. The window follows
+its signals (state, status messages, context and speed) and keeps only layout and menus.
+
+Long because the chat's states (streaming, stop, continue, edit with undo, delete with undo)
+are one machine, and its transitions are easiest to check side by side.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Protocol
+
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal, Slot
+
+from ..engine.backend import CONTINUABLE_REASONS, ReplyFinished, ReplyRequest
+from ..storage.db import INTERRUPTED, ConversationStore, Message
+from ..storage.settings import AppSettings
+from .model_controller import ModelController
+from .worker import WorkerThread
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_MS = 33  # ~30 Hz: smooth to the eye, cheap for the GUI thread
+SAVE_INTERVAL_S = 1.0  # how often a streaming reply is written to the database
+CONTEXT_INTERVAL_S = 0.5  # how often the context counter follows a streaming reply (a status bar relayout)
+# A reply that ended for one of these reasons stopped before its end, and can be continued
+# (a stream the app did not see to its end, too).
+CONTINUABLE = CONTINUABLE_REASONS + (INTERRUPTED,)
+
+
+def _tr(text: str) -> str:
+    return QCoreApplication.translate("ChatController", text)
+
+
+class ChatViewPort(Protocol):
+    """What the chat controller needs of a conversation view; messages are addressed by index."""
+
+    def clear(self) -> None: ...
+
+    def append(self, role: str, text: str) -> int:
+        """Add a message at the end; returns its index."""
+
+    def show_text(self, index: int, text: str) -> None:
+        """Replace a message's text (while it streams); follows the bottom if the view was there."""
+
+    def show_status(self, index: int, text: str) -> None: ...
+
+    def allow_continue(self, index: int, allowed: bool) -> None: ...
+
+    def update_actions(self, idle: bool) -> None:
+        """Offer regenerate / continue / edit only while no reply streams and a model is ready."""
+
+
+def reply_note(state: str, finish_reason: str, stats: dict) -> str:
+    """A finished reply's status line: how it ended, its length and speed (also after reopening)."""
+    parts = []
+    if state == "cancelled":
+        parts.append(_tr("stopped"))
+    elif state == "failed":
+        parts.append(_tr("failed"))
+    elif finish_reason == "length":
+        parts.append(_tr("cut at the token limit"))
+    if stats.get("new_tokens"):
+        parts.append(_tr("{n} tokens · {speed:.1f} tok/s").format(n=stats["new_tokens"],
+                                                                   speed=stats.get("decode_tok_s", 0.0)))
+    return " · ".join(parts)
+
+
+@dataclass
+class _Stream:
+    """The reply in progress."""
+
+    request_id: int
+    conv_id: int
+    message_id: int
+    prefix: str = ""  # a continued reply's text before this stream
+    text: str = ""
+    index: Optional[int] = None  # its place in the view, None while another conversation is shown
+    dirty: bool = False
+    last_save: float = 0.0
+    context_used: int = 0
+    last_context: float = 0.0  # when the counter was last shown
+
+
+@dataclass(frozen=True)
+class _EditUndo:
+    """What an edit-and-resend removed, to put back."""
+
+    conv_id: int
+    position: int  # the edited message's position
+    removed: tuple[Message, ...]  # the edited message and every message after it
+
+
+class ChatController(QObject):
+    request_generate = Signal(object)  # ReplyRequest (to the worker)
+
+    state_changed = Signal()  # streaming started or ended, or the conversation changed
+    conversations_changed = Signal()  # the list of conversations (titles, order) changed
+    conversation_opened = Signal(object)  # the open conversation's id, None for none
+    status_message = Signal(str, int)  # text, milliseconds
+    context_changed = Signal(int)  # context positions the open conversation uses
+    speed_changed = Signal(float)  # tok/s of the last reply
+    undo_available = Signal(str)  # "delete", "edit", or "" when nothing can be undone
+
+    def __init__(self, store: ConversationStore, settings: AppSettings, worker_thread: WorkerThread,
+                 model: ModelController, view: ChatViewPort, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.settings = settings
+        self.worker_thread = worker_thread
+        self.model = model
+        self.view = view
+        self.current_id: Optional[int] = None
+        self.stream: Optional[_Stream] = None
+        self.deleted_id: Optional[int] = None
+        self.edit_undo: Optional[_EditUndo] = None
+        self.paused = False  # the worker serves someone else (a comparison): no replies meanwhile
+        self._context = 0  # context positions the open conversation uses
+        self.flush_timer = QTimer(self, interval=FLUSH_INTERVAL_MS)
+        self.flush_timer.timeout.connect(self._flush)
+        worker = worker_thread.worker
+        self.request_generate.connect(worker.generate)
+        worker.delta.connect(self._on_delta)
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_failed)
+        model.busy = lambda: self.streaming
+
+    # -- state ----------------------------------------------------------------------------
+    @property
+    def streaming(self) -> bool:
+        return self.stream is not None
+
+    @property
+    def stream_text(self) -> str:
+        return self.stream.text if self.stream else ""
+
+    def can_chat(self) -> bool:
+        return not self.streaming and not self.paused and self.model.ready
+
+    def set_paused(self, paused: bool) -> None:
+        self.paused = paused
+        self._update()
+
+    def context_used(self) -> int:
+        return self._context
+
+    def _set_context(self, used: int) -> None:
+        self._context = used
+        self.context_changed.emit(used)
+
+    def sampling(self) -> dict:
+        s = self.settings
+        return dict(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, min_p=s.min_p,
+                    repetition_penalty=s.repetition_penalty, max_new_tokens=s.max_new_tokens,
+                    seed=None if s.seed < 0 else s.seed)
+
+    def system_prompt(self) -> str:
+        """The open conversation's own system prompt (new chats start with the settings' one)."""
+        if self.current_id is None:
+            return self.settings.system_prompt
+        return self.store.get_conversation(self.current_id).system_prompt
+
+    def set_system_prompt(self, text: str) -> None:
+        """The prompt edited by the user: the open conversation's, and the one new chats start with."""
+        self.settings.system_prompt = text
+        if self.current_id is not None:
+            self.store.set_system_prompt(self.current_id, text)
+
+    def _update(self) -> None:
+        self.view.update_actions(self.can_chat())
+        self.state_changed.emit()
+
+    # -- conversations --------------------------------------------------------------------
+    def _show(self, conv_id: Optional[int]) -> None:
+        """Make `conv_id` (None: none) current with an empty view."""
+        self.current_id = conv_id
+        self.view.clear()
+        if self.stream is not None:
+            self.stream.index = None
+        self.conversation_opened.emit(conv_id)
+        self._set_context(0)
+        self.conversations_changed.emit()
+        self._update()
+
+    @Slot(int)
+    def open(self, conv_id: int) -> None:
+        self._show(conv_id)
+        context = 0
+        for m in self.store.messages(conv_id):
+            if self.stream is not None and m.id == self.stream.message_id:
+                self.stream.index = self.view.append("assistant", self.stream.text)
+                self.view.show_status(self.stream.index, _tr("writing…"))
+                context = self.stream.context_used
+                continue
+            index = self.view.append(m.role, m.content)
+            if m.role == "assistant":
+                self.view.allow_continue(index, bool(m.content) and m.finish_reason in CONTINUABLE)
+                self.view.show_status(index, reply_note(m.state, m.finish_reason, m.stats))
+                context = m.stats.get("context_used", context)
+        self._set_context(context)
+        self._update()
+
+    @Slot()
+    def new_conversation(self) -> None:
+        conv = self.store.create_conversation(_tr("New chat"), system_prompt=self.settings.system_prompt)
+        self._show(conv.id)
+
+    @Slot(int, str)
+    def rename(self, conv_id: int, title: str) -> None:
+        if title:
+            self.store.rename(conv_id, title)
+        self.conversations_changed.emit()
+
+    @Slot(int)
+    def delete(self, conv_id: int) -> None:
+        if self.stream is not None and conv_id == self.stream.conv_id:
+            self.stop()
+        self.store.delete_conversation(conv_id)
+        self.deleted_id = conv_id
+        self.edit_undo = None
+        if conv_id == self.current_id:
+            self._show(None)
+        self.conversations_changed.emit()
+        self.undo_available.emit("delete")
+        self.status_message.emit(_tr("Conversation deleted."), 15000)
+
+    @Slot()
+    def undo_delete(self) -> None:
+        if self.deleted_id is None:
+            return
+        self.store.restore(self.deleted_id)
+        conv_id, self.deleted_id = self.deleted_id, None
+        self.undo_available.emit("")
+        self.status_message.emit("", 0)
+        self.open(conv_id)
+
+    def export_to(self, conv_id: int, fmt: str, path: Path) -> None:
+        """Write `conv_id` as "markdown" or "json" to `path`; raises StorageError."""
+        from ..storage.export import export_json, export_markdown
+        (export_markdown if fmt == "markdown" else export_json)(self.store, conv_id, path)
+        self.status_message.emit(_tr("Exported to {path}").format(path=path), 5000)
+
+    def import_from(self, path: Path) -> int:
+        """A new conversation from a JSON export, titled as imported, and opened; raises StorageError."""
+        from ..storage.export import import_json
+        conv = import_json(self.store, path)
+        title = _tr("{title} (imported)").format(title=conv.title)
+        self.store.rename(conv.id, title)
+        self.open(conv.id)
+        self.status_message.emit(_tr("Imported “{title}” from {path}").format(title=title, path=path), 8000)
+        return conv.id
+
+    # -- chatting -------------------------------------------------------------------------
+    def _history(self, conv_id: int) -> list[dict]:
+        return [{"role": m.role, "content": m.content} for m in self.store.messages(conv_id)
+                if m.role in ("user", "assistant") and m.state != "failed"]
+
+    def send(self, text: str) -> bool:
+        """Send `text` in the open conversation (a new one if none); False if it was not sent."""
+        text = text.strip()
+        if not text or self.streaming:
+            return False
+        if self.paused:
+            self.status_message.emit(_tr("Wait for the comparison to finish; your message is kept."), 5000)
+            return False
+        if not self.model.ready:
+            self.status_message.emit(_tr("The model is not loaded yet; your message is kept."), 5000)
+            return False
+        if self.current_id is None:
+            conv = self.store.create_conversation(text[:48], system_prompt=self.settings.system_prompt)
+            self._show(conv.id)
+        elif not self.store.messages(self.current_id):
+            self.store.rename(self.current_id, text[:48])
+        self.store.add_message(self.current_id, "user", text)
+        self.view.append("user", text)
+        self._start_reply()
+        return True
+
+    def _start_reply(self, continued: Optional[Message] = None) -> None:
+        """Stream a new reply, or with `continued` (the last stored reply) more of that one."""
+        conv_id = self.current_id
+        history = self._history(conv_id)
+        sampling = self.sampling()
+        system_prompt = self.system_prompt()
+        request_id = self.worker_thread.next_request_id()
+        if continued is not None:
+            stream = _Stream(request_id, conv_id, continued.id, prefix=continued.content, text=continued.content)
+            stream.index = len(self.store.messages(conv_id)) - 1
+            self.view.allow_continue(stream.index, False)
+        else:
+            model = self.model.info.name if self.model.info else ""
+            # the system prompt is kept with the sampling settings: exports say what was used
+            message_id = self.store.begin_reply(conv_id, model=model,
+                                                settings=dict(sampling, system_prompt=system_prompt))
+            stream = _Stream(request_id, conv_id, message_id)
+            stream.index = self.view.append("assistant", "")
+        self.view.show_status(stream.index, _tr("writing…"))
+        stream.last_save = time.monotonic()
+        self.stream = stream
+        self.flush_timer.start()
+        self._update()
+        self.conversations_changed.emit()
+        self.request_generate.emit(ReplyRequest(request_id, history, system_prompt, sampling,
+                                                continue_last=continued is not None))
+
+    @Slot()
+    def stop(self) -> None:
+        if self.streaming:
+            self.worker_thread.stop_reply()
+
+    def _last_messages(self) -> list[Message]:
+        if not self.can_chat() or self.current_id is None:
+            return []
+        return self.store.messages(self.current_id)
+
+    @Slot()
+    def regenerate(self) -> None:
+        messages = self._last_messages()
+        if not messages or messages[-1].role != "assistant":
+            return
+        self.store.truncate_after(self.current_id, messages[-2].position if len(messages) > 1 else -1)
+        self.open(self.current_id)
+        self._start_reply()
+
+    @Slot()
+    def continue_reply(self) -> None:
+        """Write on from where the last reply stopped (the token limit, or Stop)."""
+        messages = self._last_messages()
+        if not messages or messages[-1].role != "assistant" or not messages[-1].content:
+            return
+        if messages[-1].finish_reason not in CONTINUABLE:
+            return
+        self._start_reply(continued=messages[-1])
+
+    @Slot(int, str)
+    def edit_and_resend(self, index: int, text: str) -> None:
+        """Replace user message `index` with `text` and reply anew; later turns are removed (undoable)."""
+        messages = self._last_messages()
+        if not 0 <= index < len(messages) or messages[index].role != "user":
+            return
+        removed = tuple(messages[index:])
+        later_turns = sum(m.role == "user" for m in removed[1:])
+        self.store.truncate_after(self.current_id, messages[index - 1].position if index > 0 else -1)
+        self.store.add_message(self.current_id, "user", text)
+        self.edit_undo = _EditUndo(self.current_id, messages[index].position, removed)
+        self.deleted_id = None
+        self.open(self.current_id)
+        self._start_reply()
+        self.undo_available.emit("edit")
+        if later_turns:
+            self.status_message.emit(
+                _tr("{n} later messages were removed. Undo puts them back.").format(n=len(removed) - 2), 15000)
+
+    @Slot()
+    def undo_edit(self) -> None:
+        """Put back the conversation as it was before the last edit-and-resend."""
+        undo, self.edit_undo = self.edit_undo, None
+        if undo is None:
+            return
+        if self.stream is not None and self.stream.conv_id == undo.conv_id:
+            self.worker_thread.stop_reply()
+            self._end_stream()  # what it wrote goes with the edit; its late signals are ignored
+        self.store.truncate_after(undo.conv_id, undo.position - 1)
+        for m in undo.removed:
+            self.store.add_message(undo.conv_id, m.role, m.content, state=m.state, model=m.model,
+                                   settings=m.settings, stats=m.stats, finish_reason=m.finish_reason,
+                                   created_at=m.created_at)
+        self.undo_available.emit("")
+        self.status_message.emit(_tr("The edit was undone."), 5000)
+        self.open(undo.conv_id)
+
+    # -- the stream -----------------------------------------------------------------------
+    def _mine(self, request_id: int) -> bool:
+        return self.stream is not None and request_id == self.stream.request_id
+
+    @Slot(int, str, int)
+    def _on_delta(self, request_id: int, text: str, context_used: int) -> None:
+        if not self._mine(request_id):
+            return
+        self.stream.text += text
+        self.stream.context_used = context_used
+        self.stream.dirty = True
+
+    def _flush(self) -> None:
+        """Timer tick: show what arrived since the last tick; save to the database now and then."""
+        stream = self.stream
+        if stream is None or not stream.dirty:
+            return
+        stream.dirty = False
+        now = time.monotonic()
+        if stream.index is not None and self.current_id == stream.conv_id:
+            self.view.show_text(stream.index, stream.text)
+            if now - stream.last_context >= CONTEXT_INTERVAL_S:
+                self._set_context(stream.context_used)
+                stream.last_context = now
+        if now - stream.last_save >= SAVE_INTERVAL_S:
+            self.store.update_reply(stream.message_id, stream.text)
+            stream.last_save = now
+
+    def _end_stream(self) -> Optional[_Stream]:
+        """The stream is over: show all of its text; returns it with its view index (None if not shown)."""
+        self.flush_timer.stop()
+        stream, self.stream = self.stream, None
+        if stream is not None and (stream.index is None or self.current_id != stream.conv_id):
+            stream.index = None
+        if stream is not None and stream.index is not None:
+            self.view.show_text(stream.index, stream.text)
+        self._update()
+        return stream
+
+    @Slot(int, object)
+    def _on_finished(self, request_id: int, result: ReplyFinished) -> None:
+        if not self._mine(request_id):
+            return
+        self.stream.text = self.stream.prefix + result.text  # a continued reply keeps its start
+        state = "cancelled" if result.finish_reason == "cancelled" else "complete"
+        stats = dict(result.stats, context_used=result.context_used)
+        self.store.finish_reply(self.stream.message_id, self.stream.text, state=state,
+                                finish_reason=result.finish_reason, stats=stats)
+        stream = self._end_stream()
+        if stream.index is not None:
+            self.view.show_status(stream.index, reply_note(state, result.finish_reason, stats))
+            self.view.allow_continue(stream.index, bool(stream.text) and result.finish_reason in CONTINUABLE)
+            self._update()
+            self._set_context(result.context_used)
+        self.speed_changed.emit(float(stats.get("decode_tok_s", 0.0)))
+        if result.contained_markers:
+            self.status_message.emit(
+                _tr("Your messages contain chat-control markers (such as <|im_end|>); the model read them "
+                    "as plain text, so they could not open or close a turn."), 10000)
+        if result.dropped_messages:
+            self.status_message.emit(
+                _tr("{n} earlier messages did not fit the context and were left out of this reply.").format(
+                    n=result.dropped_messages), 10000)
+        self.conversations_changed.emit()
+
+    @Slot(int, str)
+    def _on_failed(self, request_id: int, message: str) -> None:
+        if not self._mine(request_id):
+            return
+        continued = bool(self.stream.prefix)
+        # a continued reply keeps what it had, and can be continued again
+        self.store.finish_reply(self.stream.message_id, self.stream.text,
+                                state="cancelled" if continued else "failed",
+                                finish_reason="cancelled" if continued else "error", stats={})
+        stream = self._end_stream()
+        if stream.index is not None:
+            self.view.allow_continue(stream.index, continued)
+            self.view.show_status(stream.index, _tr("failed: {message}").format(message=message))
+            self._update()
+        self.status_message.emit(_tr("The reply failed: {message}").format(message=message), 15000)
+
+    def shutdown(self) -> None:
+        """Stop any reply and keep what it wrote (the app is closing)."""
+        if self.stream is not None:
+            self.worker_thread.stop_reply()
+            self.store.finish_reply(self.stream.message_id, self.stream.text, state="cancelled",
+                                    finish_reason="cancelled", stats={})
+            self.stream = None
+        self.flush_timer.stop()
