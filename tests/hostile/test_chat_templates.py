@@ -224,8 +224,7 @@ def test_generation_backend_stops_with_the_same_error(fast_limits, hostile_folde
 
 def test_cli_prints_one_line_and_fails(fast_limits, tmp_path, capsys):
     pytest.importorskip("transformers")
-    sys.path.insert(0, str(ROOT / "tests" / "training"))
-    from tiny_hf import tiny_llama_folder
+    from helpers.tiny_hf import tiny_llama_folder
 
     from chatapp import cli
 
