@@ -548,3 +548,20 @@ def test_export_failure_is_said_plainly(qtbot, tmp_path):
         assert panel.outputs.export_button.isEnabled()  # ready for another try
     finally:
         panel.shutdown(timeout_s=5.0)
+
+
+def test_settings_form_starts_at_the_options_tables_defaults(qtbot, tmp_path):
+    from chatapp.ui.training.settings_form import SAVE_EVERY, SettingsForm
+    form = SettingsForm()
+    qtbot.addWidget(form)
+    job = form.job("default", [tmp_path], tmp_path / "out")
+    table = TrainJob(data=[str(tmp_path)], out=tmp_path / "out")
+    # what the form sets on purpose: one epoch and the method's rate spelled out, checkpoints as it goes
+    assert dataclasses.replace(job, epochs=None, lr=None, save_every=table.save_every) == table
+    assert (job.epochs, job.lr, job.save_every) == (1.0, table.peak_lr, SAVE_EVERY)
+    form.max_steps.setValue(5)
+    assert not form.epochs.isEnabled() and form.job("default", [tmp_path], tmp_path).epochs is None
+    form.method.setCurrentIndex(form.method.findData("full"))
+    assert not form.lora_rank.isEnabled() and form.lr.value() == pytest.approx(5e-5)
+    form.set_locked_state(True)
+    assert not any(w.isEnabled() for w in form.widgets)
