@@ -202,15 +202,17 @@ def measure_micro_batch_seconds(model: nn.Module, inputs: torch.Tensor, labels: 
     return elapsed
 
 
-def estimate_seconds(micro_batch_s: float, grad_accum: int, steps: int, val_blocks: int, batch_size: int,
+def estimate_seconds(micro_batch_s: float, grad_accum: int, steps: int, val_blocks: int, micro_blocks: int,
                      n_evals: int) -> tuple[float, float, float]:
     """(likeliest, low, high) seconds for the training steps plus the evaluations.
 
-    An optimizer step costs its micro-batches plus the optimizer's own work (STEP_OVERHEAD of a
-    micro-batch); an evaluation batch is a forward pass, about a third of forward+backward.
-    The range is the spread measured between this estimate and real runs (TIME_RANGE)."""
+    micro_batch_s: one forward+backward of `micro_blocks` blocks. An optimizer step costs its
+    micro-batches plus the optimizer's own work (STEP_OVERHEAD of a micro-batch); an evaluation
+    is a forward pass over the `val_blocks` held-out blocks, about a third of forward+backward
+    per block. The range is the spread of real / estimated time measured over real runs
+    (TIME_RANGE); see the README for the runs."""
     train = micro_batch_s * (grad_accum + STEP_OVERHEAD) * steps
-    evals = n_evals * (micro_batch_s / 3) * math.ceil(val_blocks / max(1, batch_size))
+    evals = n_evals * (micro_batch_s / 3) * val_blocks / max(1, micro_blocks)
     likely = train + evals
     low, high = TIME_RANGE
     return likely, likely * low, likely * high

@@ -177,8 +177,7 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
     n_evals = (2 + (total_steps // cfg.eval_every if cfg.eval_every else 0)) if data.val is not None else 0
     estimate.micro_batch_s = micro_s
     estimate.eta_s, estimate.eta_low_s, estimate.eta_high_s = estimate_seconds(
-        micro_s, cfg.grad_accum, total_steps, len(data.val) if data.val is not None else 0, cfg.eval_batch_size,
-        n_evals)
+        micro_s, cfg.grad_accum, total_steps, len(data.val) if data.val is not None else 0, len(inputs), n_evals)
     say(estimate)
     if job.dry_run:
         return end(COMPLETED, "dry_run")

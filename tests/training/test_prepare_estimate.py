@@ -111,10 +111,11 @@ def test_the_first_passs_one_time_costs_are_not_timed(monkeypatch):
 
 
 def test_time_estimate_counts_steps_and_evaluations_and_gives_a_range():
-    likely, low, high = estimate_seconds(micro_batch_s=2.0, grad_accum=3, steps=10, val_blocks=9, batch_size=4,
+    likely, low, high = estimate_seconds(micro_batch_s=2.0, grad_accum=3, steps=10, val_blocks=9, micro_blocks=4,
                                          n_evals=2)
     from chatapp.training.estimate import STEP_OVERHEAD
-    assert likely == pytest.approx(2.0 * (3 + STEP_OVERHEAD) * 10 + 2 * (2.0 / 3) * 3)
+    # an evaluation: 9 blocks forward, a third of the cost of 4 blocks forward and backward per 4 blocks
+    assert likely == pytest.approx(2.0 * (3 + STEP_OVERHEAD) * 10 + 2 * (2.0 / 3) * 9 / 4)
     assert (low, high) == pytest.approx((likely * TIME_RANGE[0], likely * TIME_RANGE[1]))
     assert low < likely < high
 
