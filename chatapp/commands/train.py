@@ -1,7 +1,9 @@
 """`chatapp train`, `chatapp eval` and `chatapp export`.
 
 `chatapp train --progress jsonl` is what the window runs as a child process (and what a cluster
-runs under torchrun): stdout then carries only JSON objects, one per line, ending with
+runs under torchrun): stdout then carries only JSON objects, one per line (the typed events of
+training/protocol.py, where the options table behind this command's arguments also lives),
+ending with
 
     {"event": "end", "status": "completed" | "cancelled" | "failed", "reason": ..., "out": ...}
 
