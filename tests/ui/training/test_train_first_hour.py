@@ -98,3 +98,17 @@ def test_adapters_table_columns_are_readable_without_rows(qtbot, make_panel):
     assert panel.outputs.table.rowCount() == 0
     assert widths[0] > max(widths[1:]) and widths[0] >= 0.35 * panel.outputs.table.viewport().width(), widths
     assert all(w >= 90 for w in widths), widths
+
+
+def test_preview_tokens_become_counted_once_a_run_counts_them(qtbot, make_panel, wait_ended):
+    # item 19: the preview estimates tokens from characters; the run's dataset event gives the total
+    panel = make_panel("complete")
+    table = panel.docs.files_table
+    used_row = next(r for r in range(table.rowCount()) if table.item(r, 3).text() == "yes")
+    assert table.item(used_row, 2).text().startswith("about ")
+    panel.start()
+    wait_ended(panel)
+    # the fake run read 1000 characters into 900 + 100 tokens: the file's share is all of it
+    used_row = next(r for r in range(table.rowCount()) if table.item(r, 3).text() == "yes")
+    assert table.item(used_row, 2).text() == "1,000"
+    assert "about 1,000 tokens" in panel.docs.preview_label.text()
