@@ -1261,6 +1261,11 @@ Chat with a language model on your own machine, and teach it your own documents.
         <translation>变化：{parts}。</translation>
     </message>
     <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="210"/>
+        <source>; </source>
+        <translation>；</translation>
+    </message>
+    <message>
         <location filename="../../chatapp/ui/training/run_view.py" line="215"/>
         <source>Completed · {steps} steps</source>
         <translation>已完成 · {steps} 步</translation>

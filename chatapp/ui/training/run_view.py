@@ -207,7 +207,7 @@ class RunView(QGroupBox):
                       _tr("No text was held out, so it is unknown how well this carries over to new text."))
         else:
             return ""
-        return _tr("Change: {parts}.").format(parts="; ".join(parts)) + " " + advice
+        return _tr("Change: {parts}.").format(parts=_tr("; ").join(parts)) + " " + advice
 
     def completed(self, steps: int) -> None:
         self.progress.setRange(0, max(1, self.progress.maximum()))
