@@ -80,7 +80,7 @@ def train(out: Path, extra: list[str], threads: int) -> dict:
     seconds = time.perf_counter() - start
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     end = events[-1] if events else {}
-    made = next((e for e in events if e["event"] == "examples" and "path" in e), {})
+    made = next((e for e in events if e["event"] == "examples" and e.get("path")), {})
     estimate = next((e for e in events if e["event"] == "estimate"), {})
     steps = [e for e in events if e["event"] == "step"]
     summary = {"seconds": round(seconds, 1), "status": end.get("status"), "reason": end.get("reason"),

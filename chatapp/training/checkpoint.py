@@ -31,12 +31,12 @@ from safetensors.torch import load_file, save as safetensors_bytes
 
 from ..errors import CorruptFileError, MissingFileError
 from ..paths import fsync_dir
+from .outputs import checkpoint_name, latest_checkpoint, list_checkpoints  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
 FORMAT_VERSION = 1
-PREFIX = "step-"
 FILES = ("trainable.safetensors", "optimizer.safetensors", "optimizer.json", "rng.safetensors",
          "trainer_state.json", "train_config.json")
 
@@ -114,10 +114,6 @@ def _json_bytes(data: Any) -> bytes:
     return (json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8")
 
 
-def checkpoint_name(step: int) -> str:
-    return f"{PREFIX}{step:08d}"
-
-
 def save_checkpoint(root: PathLike, step: int, trainable: dict[str, torch.Tensor],
                     optimizer_state: dict[str, Any], optimizer_param_names: list[list[str]],
                     rng: dict[str, Any], state: dict[str, Any], config: dict[str, Any], keep: int = 2,
@@ -175,20 +171,6 @@ def _prune(root: Path, keep: int) -> None:
 
 
 # -- reading ------------------------------------------------------------------------------
-def list_checkpoints(root: PathLike) -> list[Path]:
-    """Complete checkpoints under `root`, oldest first."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and p.name[len(PREFIX):].isdigit()]
-    return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
-
-
-def latest_checkpoint(root: PathLike) -> Optional[Path]:
-    found = list_checkpoints(root)
-    return found[-1] if found else None
-
-
 def _load_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))

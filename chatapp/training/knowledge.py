@@ -440,6 +440,7 @@ def knowledge_data(job: Any, sources: Any, tokenizer: Any, say: Callable[[dict[s
 
     from .dataset import fingerprint_texts, pack_examples
     from .prepare import PreparedData
+    from .protocol import ExamplesEvent
 
     documents = [(e.source, e.text or "") for e in sources.examples]
     started = time.monotonic()
@@ -450,7 +451,7 @@ def knowledge_data(job: Any, sources: Any, tokenizer: Any, say: Callable[[dict[s
         ask = _model_asker(job.model, job.device) if config.generate else None
 
         def progress(done: int, total: int) -> None:
-            say({"event": "examples", "done": done, "total": total, "elapsed_s": time.monotonic() - started})
+            say(ExamplesEvent(done=done, total=total, elapsed_s=time.monotonic() - started))
             if cancel is not None and cancel.is_set():
                 raise _Cancelled
 
@@ -460,8 +461,8 @@ def knowledge_data(job: Any, sources: Any, tokenizer: Any, say: Callable[[dict[s
             return None
     path = write_examples(examples, Path(job.out) / EXAMPLES_FILE)
     kinds = Counter(e.get("kind", "other") for e in examples)
-    say({"event": "examples", "path": str(path), "examples": len(examples), "kinds": dict(kinds),
-         "seconds": round(time.monotonic() - started, 1)})
+    say(ExamplesEvent(path=str(path), examples=len(examples), kinds=dict(kinds),
+                      seconds=round(time.monotonic() - started, 1)))
     rng = random.Random(job.seed)
     train, val = split_examples(examples, job.val_fraction, job.seed)
     rng.shuffle(train)  # documents and kinds mixed within each block

@@ -3,9 +3,10 @@
     read the data -> load (or create) the model -> tokenize and split -> estimate memory and time
     -> train (checkpoints, evaluations) -> write the adapter or the model folder
 
-Everything the job has to say goes to `emit` as one dict per event (the command writes them as
-JSON lines): ingest, dataset, estimate, eval, step, checkpoint, saved. The job returns the
-final "end" event; it raises on failure (the command turns that into a "failed" end event).
+Everything the job has to say goes to `emit` as one typed event (training/protocol.py; the
+command writes them as JSON lines): ingest, dataset, estimate, eval, step, checkpoint, saved.
+The job returns the final `EndEvent`; it raises on failure (the command turns that into a
+"failed" end event).
 """
 
 from __future__ import annotations
@@ -14,105 +15,37 @@ import json
 import logging
 import math
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
 
 from ..model.lora import LoRAConfig
-from .checkpoint import latest_checkpoint
 from .dataset import DatasetError
 from .distributed import DistContext, DistributedTrainer, ShardedTrainer
-from .estimate import estimate_seconds, estimate_training_memory, measure_micro_batch_seconds, suggest_smaller
+from .estimate import (estimate_seconds, estimate_training_memory, measure_micro_batch_seconds, parse_bytes,
+                       suggest_smaller)
+from .outputs import find_checkpoint as _find_checkpoint
+from .outputs import latest_checkpoint
 from .prepare import count_targets, prepare_blocks, read_sources
+from .protocol import (AUTO_EPOCHS, AUTO_MIN_STEPS, CANCELLED, CHECKPOINTS, COMPLETED,  # noqa: F401
+                       TRAINING_NOTES, CheckpointEvent, DatasetEvent, EndEvent, EstimateEvent, EvalEvent, Event,
+                       IngestEvent, SavedEvent, StepEvent, TrainJob)
 from .trainer import TrainConfig, Trainer, _autocast
 
 log = logging.getLogger(__name__)
 
-METHODS = ("lora", "full", "scratch")
-RECIPES = ("auto", "knowledge", "text")
-# --epochs auto: passes over the data wanted (facts need many exposures; plain text fewer),
-# bounded by the time budget, and a floor of optimizer steps the budget does not cut: a small
-# folder gets enough steps to learn (the estimate shows their time before training starts).
-AUTO_EPOCHS = {"knowledge": 8.0, "text": 3.0}
-AUTO_MIN_STEPS = {"knowledge": 60, "text": 30}
-# The knowledge recipe's defaults (benchmarks/knowledge.py; the README has the experiments):
-# facts need capacity and a high rate to be learned within the few passes the time allows.
-KNOWLEDGE_LR = {"lora": 2e-3, "full": 1e-4, "scratch": 1e-3}
-KNOWLEDGE_LORA = dict(r=32, alpha=64.0, dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
-                                                                      "gate_proj", "up_proj", "down_proj"])
-STRATEGIES = ("ddp", "fsdp")
-DEFAULT_LR = {"lora": 2e-4, "full": 5e-5, "scratch": 1e-3}
-CHECKPOINTS = "checkpoints"
-TRAINING_NOTES = "chatapp_training.json"  # beside an exported model: how it was trained, for `eval`
-
-Emit = Callable[[dict[str, Any]], None]
+Emit = Callable[[Event], None]
 
 
 class TrainJobError(RuntimeError):
     """The job cannot run as asked (it would not fit, nothing to resume...); the message says why."""
 
 
-@dataclass
-class TrainJob:
-    model: str
-    data: list[str]
-    out: Path
-    method: str = "lora"
-    epochs: Optional[float] = None
-    max_steps: Optional[int] = None
-    lr: Optional[float] = None  # None: DEFAULT_LR[method]
-    warmup_steps: Optional[int] = None  # None: 5% of the steps, at most 100
-    weight_decay: float = 0.0
-    batch_size: int = 4  # global: split between the processes under torchrun
-    grad_accum: int = 1
-    block_size: int = 256
-    lora: Optional[LoRAConfig] = None  # None: the recipe's (RECIPE_LORA, else LoRAConfig())
-    eval_every: int = 50
-    early_stop: int = 0  # evaluations without improvement before stopping; 0: never
-    restore_best: bool = False  # write the best evaluation's weights, not the last (implied by early_stop)
-    save_every: int = 0
-    keep_checkpoints: int = 2
-    val_fraction: float = 0.1
-    resume: Optional[Path] = None
-    seed: int = 0
-    device: str = "auto"
-    dry_run: bool = False
-    gradient_checkpointing: bool = False
-    strategy: str = "ddp"  # under torchrun: "ddp" copies the model to every process, "fsdp" shards it
-    size: str = "tiny"  # scratch only
-    vocab_size: int = 4096  # scratch only
-    max_memory: Optional[int] = None  # bytes; None: what the device has free
-    # What the documents become (training/knowledge.py): "knowledge" (questions and answers about
-    # their facts, plus the raw text), "text" (the raw text), "auto" (knowledge for documents,
-    # the conversations as they are for a .jsonl file).
-    recipe: str = "auto"
-    examples: Optional[str] = None  # a knowledge examples JSONL to train on instead of making one
-    model_examples: bool = True  # knowledge recipe: the model also writes questions and answers
-    auto_length: bool = False  # size the run to the data (epochs and max_steps unset), see auto_steps
-    time_budget_s: float = 600.0  # with auto_length: the training steps' budget, shown before starting
-
-    def __post_init__(self) -> None:
-        self.out = Path(self.out).expanduser()
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if not self.data:
-            raise ValueError("no data given")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"val fraction must be in [0, 1), got {self.val_fraction}")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
-        if self.early_stop < 0:
-            raise ValueError(f"early stop must be 0 (off) or a number of evaluations, got {self.early_stop}")
-        if self.early_stop:
-            self.restore_best = True
-        if self.recipe not in RECIPES:
-            raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
-        if self.auto_length and (self.epochs is not None or self.max_steps is not None):
-            raise ValueError("automatic length and --epochs/--max-steps exclude each other")
-        if self.time_budget_s <= 0:
-            raise ValueError(f"the time budget must be positive, got {self.time_budget_s}")
+def lora_config(job: TrainJob, recipe: str = "text") -> LoRAConfig:
+    """The adapter's shape: the options given, else the recipe's defaults (training/protocol.py)."""
+    rank, alpha, targets = job.lora_settings(recipe)
+    return LoRAConfig(r=rank, alpha=alpha, dropout=job.lora_dropout, target_modules=targets)
 
 
 def auto_steps(n_blocks: int, blocks_per_step: int, step_s: Optional[float], budget_s: float,
@@ -137,14 +70,10 @@ def _resumed_max_steps(resume_from: Optional[Path]) -> Optional[int]:
 
 def find_checkpoint(path: Path) -> Path:
     """A checkpoint folder, or the newest under a checkpoints folder or a training output folder."""
-    path = Path(path).expanduser()
-    if (path / "trainer_state.json").is_file():
-        return path
-    for root in (path, path / CHECKPOINTS):
-        found = latest_checkpoint(root)
-        if found is not None:
-            return found
-    raise TrainJobError(f"{path}: no checkpoint to resume (expected a step-* folder, or a folder holding them)")
+    found = _find_checkpoint(path)
+    if found is None:
+        raise TrainJobError(f"{path}: no checkpoint to resume (expected a step-* folder, or a folder holding them)")
+    return found
 
 
 def _base_name(spec: str) -> str:
@@ -174,7 +103,7 @@ class _Phases:
 
 
 def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = None,
-                 ctx: Optional[DistContext] = None) -> dict[str, Any]:
+                 ctx: Optional[DistContext] = None) -> EndEvent:
     from ..engine.device import available_memory, choose_device, default_dtype
 
     cancel = cancel or threading.Event()
@@ -186,7 +115,7 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
     device = choose_device(job.device)
     if device.type == "cuda" and ctx.enabled:
         device = torch.device("cuda", ctx.local_rank)
-    available = job.max_memory or available_memory(device)  # measured before the model takes its share
+    available = parse_bytes(job.max_memory) if job.max_memory else available_memory(device)  # measured before the model takes its share
     phases = _Phases(cancel, ctx, device)
     ckpt_root = job.out / CHECKPOINTS
     resume_from = find_checkpoint(job.resume) if job.resume is not None else None
@@ -195,14 +124,14 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
         raise TrainJobError(f"{job.out} already holds checkpoints of an earlier run; continue it with "
                             f"--resume {job.out}, or choose another --out")
 
-    def end(status: str, reason: str, **extra: Any) -> dict[str, Any]:
-        return {"event": "end", "status": status, "reason": reason, "out": str(job.out), **extra}
+    def end(status: str, reason: str, **extra: Any) -> EndEvent:
+        return EndEvent(status=status, reason=reason, out=str(job.out), **extra)
 
     # -- data -------------------------------------------------------------------------------
     sources = read_sources(job.data)
-    say({"event": "ingest", **sources.report})
+    say(IngestEvent.from_dict(sources.report))
     if phases.cancelled():
-        return end("cancelled", "cancelled before training started")
+        return end(CANCELLED, "cancelled before training started")
 
     # -- model ------------------------------------------------------------------------------
     if job.method == "scratch":
@@ -219,25 +148,21 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
         raise TrainJobError(f"--block-size {job.block_size} is longer than the model's context "
                             f"({config.max_seq_len} tokens); choose --block-size {config.max_seq_len} or less")
     if phases.cancelled():
-        return end("cancelled", "cancelled before training started")
+        return end(CANCELLED, "cancelled before training started")
 
-    recipe = job.recipe if job.recipe != "auto" else ("text" if sources.kind == "chat" else "knowledge")
+    recipe = job.resolved_recipe(sources.kind)
     if recipe == "knowledge" and sources.kind == "documents":
         from .knowledge import knowledge_data
 
         data = knowledge_data(job, sources, tokenizer, say, cancel)
         if data is None or phases.cancelled():
-            return end("cancelled", "cancelled before training started")
+            return end(CANCELLED, "cancelled before training started")
     else:
         if recipe == "knowledge" or job.examples:
             raise TrainJobError("the knowledge recipe (and --examples) makes questions from documents; "
                                 "a .jsonl of conversations trains as it is (--recipe text)")
         data = prepare_blocks(sources, tokenizer, job.block_size, job.val_fraction, job.seed)
-    say(data.to_event())
-    knowledge = data.kind == "knowledge"
-    if job.lora is None:
-        job.lora = LoRAConfig(**KNOWLEDGE_LORA) if knowledge else LoRAConfig()
-    lr = job.lr or (KNOWLEDGE_LR if knowledge else DEFAULT_LR)[job.method]
+    say(DatasetEvent.from_dict(data.to_event()))
     if data.train is None or count_targets(data.train) == 0:
         raise DatasetError(None, "nothing to train on: every example went to validation or has no target tokens "
                                  "(add data or lower --val-fraction)")
@@ -248,16 +173,17 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
 
     # -- settings and estimate -------------------------------------------------------------
     method = "full" if job.method == "scratch" else job.method
-    cfg = TrainConfig(method=method, lr=lr, weight_decay=job.weight_decay,
-                      max_steps=job.max_steps, epochs=job.epochs, batch_size=job.batch_size,
+    lora = lora_config(job, recipe)
+    cfg = TrainConfig(method=method, lr=job.peak_lr_for(recipe), weight_decay=job.weight_decay,
+                      max_steps=job.max_steps, epochs=job.fixed_epochs, batch_size=job.batch_size,
                       grad_accum=job.grad_accum, eval_every=job.eval_every, save_every=job.save_every,
                       keep_checkpoints=job.keep_checkpoints, seed=job.seed, block_size=job.block_size,
-                      gradient_checkpointing=job.gradient_checkpointing, lora=job.lora, warmup_steps=0,
+                      gradient_checkpointing=job.gradient_checkpointing, lora=lora, warmup_steps=0,
                       early_stop_patience=job.early_stop, restore_best=job.restore_best)
     if job.auto_length:
-        resumed = _resumed_max_steps(resume_from)
-        cfg.max_steps = resumed or auto_steps(len(data.train), job.batch_size * job.grad_accum, None,
-                                              job.time_budget_s, AUTO_EPOCHS[recipe], AUTO_MIN_STEPS[recipe])
+        cfg.max_steps = _resumed_max_steps(resume_from) or auto_steps(
+            len(data.train), job.batch_size * job.grad_accum, None, job.time_budget_s, AUTO_EPOCHS[recipe],
+            AUTO_MIN_STEPS[recipe])
     total_steps = cfg.total_steps(len(data.train))
     warmup = job.warmup_steps if job.warmup_steps is not None else min(100, total_steps // 20)
     cfg = TrainConfig.from_dict({**cfg.to_dict(), "warmup_steps": warmup})
@@ -266,15 +192,15 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
     weight_dtype = next(model.parameters()).dtype
     activation_dtype = torch.bfloat16 if device.type == "cuda" and cfg.bf16 else weight_dtype
     shards = ctx.world_size if job.strategy == "fsdp" else 1
-    memory = estimate_training_memory(config, method, job.lora, per_rank, job.block_size, weight_dtype,
+    memory = estimate_training_memory(config, method, lora, per_rank, job.block_size, weight_dtype,
                                       activation_dtype, job.gradient_checkpointing, shards=shards)
-    estimate = {"event": "estimate", "memory_bytes": memory.total_bytes, "available_bytes": available,
-                "fits": available is None or memory.total_bytes <= available, "memory": memory.to_dict(),
-                "device": str(device), "processes": ctx.world_size, "total_steps": total_steps,
-                "tokens_per_step": job.batch_size * job.grad_accum * job.block_size, "eta_s": None}
-    if not estimate["fits"]:
+    estimate = EstimateEvent(memory_bytes=memory.total_bytes, available_bytes=available,
+                             fits=available is None or memory.total_bytes <= available, memory=memory.to_dict(),
+                             device=str(device), processes=ctx.world_size, total_steps=total_steps,
+                             tokens_per_step=job.batch_size * job.grad_accum * job.block_size, recipe=recipe)
+    if not estimate.fits:
         say(estimate)
-        hint = suggest_smaller(config, method, job.lora, per_rank, job.block_size, available,
+        hint = suggest_smaller(config, method, lora, per_rank, job.block_size, available,
                                weight_dtype=weight_dtype, activation_dtype=activation_dtype,
                                gradient_checkpointing=job.gradient_checkpointing)
         raise TrainJobError(f"training needs about {memory.describe()} per process but only "
@@ -287,7 +213,7 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
     inputs, labels = data.train.batch(torch.arange(min(per_rank, len(data.train))))
     micro_s = measure_micro_batch_seconds(model, inputs, labels, _autocast(device, cfg.bf16))
     n_evals = (2 + (total_steps // cfg.eval_every if cfg.eval_every else 0)) if data.val is not None else 0
-    estimate["micro_batch_s"] = micro_s
+    estimate.micro_batch_s = micro_s
     if job.auto_length and _resumed_max_steps(resume_from) is None and not ctx.enabled:
         # The measured speed bounds the run by the time budget; the trainer is rebuilt for the
         # new length (its LoRA layers, already on the model, are kept).
@@ -299,16 +225,17 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
             cfg = TrainConfig.from_dict({**cfg.to_dict(), "max_steps": total_steps, "warmup_steps": warmup})
             trainer = trainer_cls(model, cfg, data.train, data.val, ckpt_root, progress, cancel, **extra)
             n_evals = (2 + (total_steps // cfg.eval_every if cfg.eval_every else 0)) if data.val is not None else 0
-        estimate["total_steps"] = total_steps
-        estimate["time_budget_s"] = job.time_budget_s
-        estimate["epochs"] = round(total_steps * job.batch_size * job.grad_accum / len(data.train), 2)
-    estimate["eta_s"] = estimate_seconds(micro_s, cfg.grad_accum, total_steps,
-                                         len(data.val) if data.val is not None else 0, cfg.eval_batch_size, n_evals)
+        estimate.total_steps = total_steps
+    if job.auto_length:
+        estimate.time_budget_s = job.time_budget_s
+        estimate.epochs = round(total_steps * job.batch_size * job.grad_accum / len(data.train), 2)
+    estimate.eta_s, estimate.eta_low_s, estimate.eta_high_s = estimate_seconds(
+        micro_s, cfg.grad_accum, total_steps, len(data.val) if data.val is not None else 0, len(inputs), n_evals)
     say(estimate)
     if job.dry_run:
-        return end("completed", "dry_run")
+        return end(COMPLETED, "dry_run")
     if phases.cancelled():
-        return end("cancelled", "cancelled before training started")
+        return end(CANCELLED, "cancelled before training started")
 
     # -- training ---------------------------------------------------------------------------
     result = trainer.fit(resume_from=resume_from)
@@ -322,12 +249,12 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
                "val_loss_after": after["val_loss"] if after else None,
                "checkpoint": str(result.checkpoint) if result.checkpoint else None}
     if result.reason == "cancelled":
-        return end("cancelled", f"cancelled at step {result.step}; resume with --resume {ckpt_root}", **summary)
+        return end(CANCELLED, f"cancelled at step {result.step}", **summary)
 
     # -- outputs ----------------------------------------------------------------------------
     if isinstance(trainer, ShardedTrainer):
         whole = trainer.whole_model_state()  # every rank takes part; rank 0 gets the tensors
-        model = _unsharded(config, job, whole) if ctx.is_main else None
+        model = _unsharded(config, job, whole, lora) if ctx.is_main else None
     if ctx.is_main:
         notes = {"method": job.method, "recipe": recipe, "base_model": base_name, "data": [str(Path(d).resolve()) for d in job.data],
                  "data_kind": data.kind, "data_fingerprint": data.fingerprint, "seed": job.seed,
@@ -335,10 +262,10 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
                  "eval_before": before, "eval_after": after, "best_val_loss": result.best_val_loss,
                  "best_step": result.best_step, "restored_step": result.restored_step,
                  "processes": ctx.world_size, "train_config": cfg.to_dict()}
-        _save_outputs(job, model, tokenizer, config, notes, base_name)
-        say({"event": "saved", "kind": "adapter" if job.method == "lora" else "hf-folder", "path": str(job.out)})
+        _save_outputs(job, model, tokenizer, config, notes, base_name, lora)
+        say(SavedEvent(kind="adapter" if job.method == "lora" else "hf-folder", path=str(job.out)))
     ctx.barrier()
-    return end("completed", result.reason, **summary)
+    return end(COMPLETED, result.reason, **summary)
 
 
 class _ProgressRelay:
@@ -351,10 +278,10 @@ class _ProgressRelay:
         kind = event.get("event")
         if kind == "done":
             return  # the job's "end" says it, with the outputs
-        self.say(event)
-        if kind == "step" and "val_loss" in event:
-            self.say({"event": "eval", "step": event["step"], "val_loss": event["val_loss"],
-                      "val_ppl": event["val_ppl"]})
+        typed = {"step": StepEvent, "eval": EvalEvent, "checkpoint": CheckpointEvent}[kind].from_dict(event)
+        self.say(typed)
+        if isinstance(typed, StepEvent) and typed.val_loss is not None:
+            self.say(EvalEvent(step=typed.step, val_loss=typed.val_loss, val_ppl=typed.val_ppl))
 
 
 def _scratch_model(job: TrainJob, sources, ctx: DistContext, device: torch.device, ckpt_root: Path,
@@ -382,7 +309,7 @@ def _scratch_model(job: TrainJob, sources, ctx: DistContext, device: torch.devic
     return new_model(config, job.seed, device), tokenizer, config
 
 
-def _unsharded(config, job: TrainJob, whole: dict[str, torch.Tensor]):
+def _unsharded(config, job: TrainJob, whole: dict[str, torch.Tensor], lora):
     """A plain model (and its LoRA layers) holding the whole tensors gathered from a sharded one."""
     from ..model.lora import apply_lora, base_names
     from ..weights.build import build_model
@@ -392,18 +319,19 @@ def _unsharded(config, job: TrainJob, whole: dict[str, torch.Tensor]):
         base.pop("lm_head.weight", None)  # the same tensor as tok_embeddings.weight
     model = build_model(config, base)
     if job.method == "lora":
-        apply_lora(model, job.lora, dtype=torch.float32)
+        apply_lora(model, lora, dtype=torch.float32)
         missing, unexpected = model.load_state_dict({n: t for n, t in whole.items() if ".lora_" in n}, strict=False)
         if unexpected or any(".lora_" in n for n in missing):
             raise RuntimeError(f"gathered LoRA tensors do not fit the model: {unexpected or missing}")
     return model
 
 
-def _save_outputs(job: TrainJob, model, tokenizer, config, notes: dict[str, Any], base_name: Optional[str]) -> None:
+def _save_outputs(job: TrainJob, model, tokenizer, config, notes: dict[str, Any], base_name: Optional[str],
+                  lora) -> None:
     if job.method == "lora":
         from ..weights.peft_adapter import save_adapter
 
-        save_adapter(model, job.lora, job.out, base_name or "", metadata=notes)
+        save_adapter(model, lora, job.out, base_name or "", metadata=notes)
         return
     from .export import export_hf_folder
 

@@ -32,6 +32,7 @@ from ..model.linear import configure_fast_paths
 from ..model.lora import LoRAConfig, apply_lora, has_lora
 from .checkpoint import Checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .dataset import IGNORE_INDEX, TokenBlocks, as_blocks
+from .protocol import DEFAULT_LR
 from .schedule import WarmupCosine
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ Cancel = Optional[Union[threading.Event, Callable[[], bool]]]
 @dataclass
 class TrainConfig:
     method: str = "lora"
-    lr: float = 2e-4
+    lr: float = DEFAULT_LR["lora"]
     min_lr_ratio: float = 0.1  # the cosine ends at lr * min_lr_ratio
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)

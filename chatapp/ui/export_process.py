@@ -33,6 +33,17 @@ def free_folder(wanted: Path) -> Path:
     return candidate
 
 
+def check_export_folder(out: Path) -> str:
+    """Why `out` cannot take an export ("" when it can): it must be new, or an empty folder."""
+    if out.exists() and not out.is_dir():
+        return _tr("a file of that name exists")
+    if out.is_dir() and any(out.iterdir()):
+        return _tr("the folder is not empty; choose a new folder name")
+    if not out.parent.is_dir():
+        return _tr("its parent folder {parent} does not exist").format(parent=out.parent)
+    return ""
+
+
 def build_export_command(base_model: str, adapter: str, out: Path,
                          prefix: Optional[Sequence[str]] = None) -> list[str]:
     return list(prefix if prefix is not None else self_command()) + [

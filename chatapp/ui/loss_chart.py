@@ -83,6 +83,7 @@ class LossChart(QWidget):
         self.evals: dict[int, float] = {}  # step -> validation perplexity
         self.total_steps = 0
         self.paint_count = 0
+        self.tick_labels: list[str] = []  # the axis labels the last paint drew (none while empty)
         self._repaint = QTimer(self, singleShot=True, interval=REPAINT_INTERVAL_MS)
         self._repaint.timeout.connect(self.update)
 
@@ -170,7 +171,17 @@ class LossChart(QWidget):
         def to_y(value: float) -> float:
             return plot.bottom() - plot.height() * (value - y_lo) / (y_hi - y_lo)
 
-        # grid and axes
+        # axes; the ticks and their labels only once there is something to read off them
+        painter.setPen(text_color)
+        painter.drawLine(plot.bottomLeft(), plot.bottomRight())
+        painter.drawLine(plot.bottomLeft(), plot.topLeft())
+        self.tick_labels = []
+        if not ys:
+            painter.drawText(plot, Qt.AlignCenter, _tr("The loss appears here once training starts."))
+            self._legend(painter, plot, text_color)
+            painter.end()
+            return
+
         painter.setPen(QPen(grid_color, 1))
         for tick in nice_ticks(y_lo, y_hi, 5):
             y = to_y(tick)
@@ -178,26 +189,21 @@ class LossChart(QWidget):
             painter.setPen(text_color)
             painter.drawText(QRectF(0, y - line_h / 2, plot.left() - 6, line_h),
                              Qt.AlignRight | Qt.AlignVCenter, _format(tick))
+            self.tick_labels.append(_format(tick))
             painter.setPen(QPen(grid_color, 1))
         painter.setPen(EVAL_COLOR.darker(120))
         for ppl in ppl_ticks(y_lo, y_hi):
             y = to_y(math.log(ppl))
             painter.drawText(QRectF(plot.right() + 6, y - line_h / 2, right_margin - 6, line_h),
                              Qt.AlignLeft | Qt.AlignVCenter, _format(ppl))
+            self.tick_labels.append(_format(ppl))
         painter.setPen(text_color)
         for tick in nice_ticks(0, x_max, 6):
             x = to_x(tick)
             painter.drawLine(QPointF(x, plot.bottom()), QPointF(x, plot.bottom() + 3))
             painter.drawText(QRectF(x - 40, plot.bottom() + 4, 80, line_h), Qt.AlignHCenter | Qt.AlignTop,
                              _format(tick))
-        painter.drawLine(plot.bottomLeft(), plot.bottomRight())
-        painter.drawLine(plot.bottomLeft(), plot.topLeft())
-
-        if not ys:
-            painter.drawText(plot, Qt.AlignCenter, _tr("The loss appears here once training starts."))
-            self._legend(painter, plot, text_color)
-            painter.end()
-            return
+            self.tick_labels.append(_format(tick))
 
         painter.setClipRect(plot.adjusted(-4, -4, 4, 4))
         faint = QColor(LOSS_COLOR)

@@ -64,11 +64,6 @@ class TrainingController(QObject):
         panel.use_model.connect(self.use_model)
         panel.compare_requested.connect(self.compare)
         panel.training_finished.connect(self._on_training_finished)
-        self._update_off_button()
-
-    def _update_off_button(self) -> None:
-        """"Switch adapter off" only while the chat wears one."""
-        self.panel.off_button.setEnabled(bool(self.model.adapter) and self.model.loading_spec is None)
 
     @Slot(str)
     def use_adapter(self, path: str) -> None:
@@ -87,7 +82,6 @@ class TrainingController(QObject):
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.panel.set_model(self.model.settings.model, info.name)
         self.panel.set_active_adapter(self.model.settings.adapter if self.pending or self.restore else info.adapter)
-        self._update_off_button()
         if self.pending is not None:
             pending, self.pending = self.pending, None
             if info.adapter == pending.adapter:
@@ -99,14 +93,12 @@ class TrainingController(QObject):
         if self.pending is not None:
             self.pending = None
             self.panel.compare_view.show_error(message)
-        self._update_off_button()
 
     @Slot(str)
     def _on_load_cancelled(self, _spec: str) -> None:
         if self.pending is not None:
             self.pending = None
             self.panel.compare_view.show_error(_tr("The adapter was not loaded."))
-        self._update_off_button()
 
     @Slot(str, int, str)
     def compare(self, prompt: str, seed: int, adapter: str) -> None:

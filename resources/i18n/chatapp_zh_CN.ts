@@ -490,12 +490,27 @@
 <context>
     <name>ExportProcess</name>
     <message>
-        <location filename="../../chatapp/ui/export_process.py" line="87"/>
+        <location filename="../../chatapp/ui/export_process.py" line="39"/>
+        <source>a file of that name exists</source>
+        <translation>已有同名文件</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/export_process.py" line="41"/>
+        <source>the folder is not empty; choose a new folder name</source>
+        <translation>该文件夹不是空的；请填写一个新的文件夹名</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/export_process.py" line="43"/>
+        <source>its parent folder {parent} does not exist</source>
+        <translation>其上级文件夹 {parent} 不存在</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/export_process.py" line="98"/>
         <source>the export process exited with code {code}</source>
         <translation>导出进程以代码 {code} 退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/export_process.py" line="93"/>
+        <location filename="../../chatapp/ui/export_process.py" line="104"/>
         <source>could not start {program}</source>
         <translation>无法启动 {program}</translation>
     </message>
@@ -508,17 +523,17 @@
         <translation>训练损失曲线图</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/loss_chart.py" line="197"/>
+        <location filename="../../chatapp/ui/loss_chart.py" line="180"/>
         <source>The loss appears here once training starts.</source>
         <translation>训练开始后，损失曲线会显示在这里。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/loss_chart.py" line="253"/>
+        <location filename="../../chatapp/ui/loss_chart.py" line="259"/>
         <source>Training loss</source>
         <translation>训练损失</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/loss_chart.py" line="253"/>
+        <location filename="../../chatapp/ui/loss_chart.py" line="259"/>
         <source>Validation perplexity (right)</source>
         <translation>验证困惑度（右轴）</translation>
     </message>
@@ -1147,591 +1162,784 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>TrainingPanel</name>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="49"/>
-        <source>{s} s</source>
-        <translation>{s} 秒</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="51"/>
-        <source>{m} min {s:02d} s</source>
-        <translation>{m} 分 {s:02d} 秒</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="52"/>
-        <source>{h} h {m:02d} min</source>
-        <translation>{h} 小时 {m:02d} 分</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="150"/>
-        <source>Documents</source>
-        <translation>文档</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="153"/>
-        <source>Add folder…</source>
-        <translation>添加文件夹…</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="154"/>
-        <source>Add files…</source>
-        <translation>添加文件…</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="155"/>
-        <source>Clear</source>
-        <translation>清空</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="160"/>
-        <source>Chosen documents</source>
-        <translation>已选文档</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="163"/>
-        <source>Or drop files and folders here.</source>
-        <translation>也可以把文件和文件夹拖放到这里。</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="166"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="451"/>
-        <source>No documents chosen.</source>
-        <translation>尚未选择文档。</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="170"/>
-        <source>Skipped file</source>
-        <translation>跳过的文件</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="170"/>
-        <source>Reason</source>
-        <translation>原因</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="171"/>
-        <source>Skipped files</source>
-        <translation>跳过的文件列表</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="184"/>
-        <source>Training</source>
-        <translation>训练</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="187"/>
-        <source>Estimate</source>
-        <translation>估算</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="188"/>
-        <source>Start training</source>
-        <translation>开始训练</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="189"/>
-        <source>Cancel</source>
-        <translation>取消</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="190"/>
-        <source>Resume</source>
-        <translation>继续训练</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="191"/>
-        <source>Show log</source>
-        <translation>显示日志</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="202"/>
-        <source>Not started</source>
-        <translation>未开始</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="235"/>
-        <source>Method and settings</source>
-        <translation>方法与设置</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="240"/>
-        <source>adapter</source>
-        <translation>adapter</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="242"/>
-        <source>LoRA (recommended)</source>
-        <translation>LoRA（推荐）</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="242"/>
-        <source>Full fine-tune</source>
-        <translation>全量微调</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="243"/>
-        <source>From scratch</source>
-        <translation>从头训练</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="247"/>
-        <source>From epochs</source>
-        <translation>由轮数决定</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="255"/>
-        <source>Attention q, v (fastest)</source>
-        <translation>注意力 q、v（最快）</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="256"/>
-        <source>All attention (q, k, v, o)</source>
-        <translation>全部注意力层（q、k、v、o）</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="257"/>
-        <source>All linear layers (learns most)</source>
-        <translation>全部线性层（学得最多）</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="260"/>
-        <source>Which layers get an adapter: more layers learn more from the documents, train slower, and overfit sooner</source>
-        <translation>哪些层加适配器：层越多，从文档学到的越多，训练越慢，也越早过拟合</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="263"/>
-        <source>Before and after only</source>
-        <translation>仅训练前后</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="265"/>
-        <source>Never</source>
-        <translation>从不</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="266"/>
-        <source> evaluations</source>
-        <translation> 次评估</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="267"/>
-        <source>Stop when this many evaluations in a row find no lower held-out perplexity, and keep the weights of the best one</source>
-        <translation>连续这么多次评估的留出困惑度都没有降低时停止训练，并保留最佳一次的权重</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="270"/>
-        <source>At the end only</source>
-        <translation>仅在结束时</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="275"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="296"/>
-        <source>Base model</source>
-        <translation>基础模型</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="276"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="296"/>
-        <source>Name</source>
-        <translation>名称</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="276"/>
-        <source>Method</source>
-        <translation>方法</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="277"/>
-        <source>Epochs</source>
-        <translation>轮数</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="277"/>
-        <source>Max steps</source>
-        <translation>最大步数</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="278"/>
-        <source>Learning rate</source>
-        <translation>学习率</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="278"/>
-        <source>Batch size</source>
-        <translation>批大小</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="279"/>
-        <source>Gradient accumulation</source>
-        <translation>梯度累积</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="280"/>
-        <source>Block size (tokens)</source>
-        <translation>块大小（词元）</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="280"/>
-        <source>LoRA rank</source>
-        <translation>LoRA 秩</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="281"/>
-        <source>LoRA alpha</source>
-        <translation>LoRA alpha</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="281"/>
-        <source>LoRA layers</source>
-        <translation>LoRA 层</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="282"/>
-        <source>Evaluate every (steps)</source>
-        <translation>评估间隔（步）</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="283"/>
-        <source>Stop if no gain for</source>
-        <translation>无改进则停止，持续</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="284"/>
-        <source>Checkpoint every (steps)</source>
-        <translation>检查点间隔（步）</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="284"/>
-        <source>Seed</source>
-        <translation>随机种子</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="293"/>
+        <location filename="../../chatapp/ui/training/adapters.py" line="40"/>
         <source>Adapters and trained models</source>
         <translation>适配器与训练好的模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="296"/>
+        <location filename="../../chatapp/ui/training/adapters.py" line="55"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="78"/>
+        <source>Name</source>
+        <translation>名称</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/adapters.py" line="55"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="77"/>
+        <source>Base model</source>
+        <translation>基础模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/adapters.py" line="55"/>
         <source>Date</source>
         <translation>日期</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="297"/>
+        <location filename="../../chatapp/ui/training/adapters.py" line="55"/>
         <source>Val. perplexity</source>
         <translation>验证困惑度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="298"/>
+        <location filename="../../chatapp/ui/training/adapters.py" line="56"/>
         <source>Adapters</source>
         <translation>适配器</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="302"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="360"/>
+        <location filename="../../chatapp/ui/training/adapters.py" line="64"/>
+        <location filename="../../chatapp/ui/training/adapters.py" line="144"/>
         <source>Chat with this adapter</source>
         <translation>用此适配器对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="303"/>
+        <location filename="../../chatapp/ui/training/adapters.py" line="65"/>
         <source>Switch adapter off</source>
         <translation>关闭适配器</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="304"/>
+        <location filename="../../chatapp/ui/training/adapters.py" line="66"/>
         <source>Compare</source>
         <translation>对比</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="305"/>
+        <location filename="../../chatapp/ui/training/adapters.py" line="67"/>
         <source>Open folder</source>
         <translation>打开文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="306"/>
+        <location filename="../../chatapp/ui/training/adapters.py" line="68"/>
         <source>Export merged…</source>
         <translation>导出合并模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="307"/>
+        <location filename="../../chatapp/ui/training/adapters.py" line="69"/>
         <source>Write the adapter merged into its base model as a model folder that this app and transformers open</source>
         <translation>将适配器合并进基础模型，写成本应用和 transformers 都能打开的模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="309"/>
+        <location filename="../../chatapp/ui/training/adapters.py" line="71"/>
         <source>Refresh</source>
         <translation>刷新</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="359"/>
-        <source>Chat with this model</source>
-        <translation>与此模型对话</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="369"/>
-        <source>the default model</source>
-        <translation>默认模型</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="413"/>
-        <source>Choose a folder of documents</source>
-        <translation>选择文档文件夹</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="419"/>
-        <source>Choose documents</source>
-        <translation>选择文档</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="420"/>
-        <source>Documents (*.txt *.md *.rst *.html *.htm *.pdf *.docx);;All files (*)</source>
-        <translation>文档 (*.txt *.md *.rst *.html *.htm *.pdf *.docx);;所有文件 (*)</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="453"/>
-        <source>Reading the documents…</source>
-        <translation>正在读取文档…</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="467"/>
-        <source>Cannot read the documents: {message}</source>
-        <translation>无法读取文档：{message}</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="476"/>
-        <source>{used} files used, {skipped} skipped.</source>
-        <translation>使用了 {used} 个文件，跳过 {skipped} 个。</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="479"/>
-        <source>None of these files can be used for training.</source>
-        <translation>这些文件都不能用于训练。</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="503"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="524"/>
-        <source>Cannot start: {reason}</source>
-        <translation>无法开始：{reason}</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="543"/>
-        <source>Estimating…</source>
-        <translation>正在估算…</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="579"/>
-        <source>Preparing…</source>
-        <translation>正在准备…</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="581"/>
-        <source>Reading documents and loading the model…</source>
-        <translation>正在读取文档并加载模型…</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="591"/>
-        <source>Cancelling: saving a checkpoint…</source>
-        <translation>正在取消：保存检查点…</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="613"/>
-        <source>needs about {memory} of memory</source>
-        <translation>需要约 {memory} 内存</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="615"/>
-        <source> ({available} available)</source>
-        <translation> (可用 {available})</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="619"/>
-        <source>takes about {eta}</source>
-        <translation>耗时约 {eta}</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="620"/>
-        <source>Estimate: {details}.</source>
-        <translation>估算：{details}。</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="624"/>
-        <source>This will likely run out of memory: use LoRA, a smaller batch size or a shorter block size.</source>
-        <translation>这很可能会内存不足：请使用 LoRA、更小的批大小或更短的块大小。</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="631"/>
-        <source>{train} tokens to train on, {val} held out for validation.</source>
-        <translation>{train} 个词元用于训练，{val} 个留作验证。</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="634"/>
-        <source>Too little text is held out to measure perplexity.</source>
-        <translation>留出的文本太少，无法测量困惑度。</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="644"/>
-        <source>Estimate failed: {reason}</source>
-        <translation>估算失败：{reason}</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="646"/>
-        <source>Estimate cancelled.</source>
-        <translation>估算已取消。</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="657"/>
-        <source>Step {step} of {total} · about {eta} left</source>
-        <translation>第 {step}/{total} 步 · 约剩 {eta}</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="662"/>
-        <source>loss {loss:.4f} · {speed:,.0f} tokens/s · lr {lr:.2e}</source>
-        <translation>损失 {loss:.4f} · {speed:,.0f} 词元/秒 · 学习率 {lr:.2e}</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="665"/>
-        <source>The loss is not a number: training has diverged; try a lower learning rate.</source>
-        <translation>损失值不是数字（NaN）：训练已发散，请尝试更低的学习率。</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="667"/>
-        <source>Training…</source>
-        <translation>正在训练…</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="690"/>
-        <source>Perplexity on held-out text: before {before:.2f}</source>
-        <translation>留出文本上的困惑度：训练前 {before:.2f}</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="693"/>
-        <source>, after {after:.2f} ({change:+.0f}%)</source>
-        <translation>，训练后 {after:.2f}（{change:+.0f}%）</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="713"/>
-        <source> A checkpoint at step {step} was kept: Resume continues from it.</source>
-        <translation> 已保留第 {step} 步的检查点：点击“继续训练”可从这里接着训练。</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="718"/>
-        <source>Completed</source>
-        <translation>已完成</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="719"/>
-        <source>Completed. Saved to {out}</source>
-        <translation>已完成。已保存到 {out}</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="721"/>
-        <source>Stopped early at step {step}: held-out perplexity stopped improving.</source>
-        <translation>在第 {step} 步提前停止：留出困惑度不再改善。</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="724"/>
-        <source> (the weights of step {step}, the lowest held-out perplexity)</source>
-        <translation>（第 {step} 步的权重，留出困惑度最低）</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="729"/>
-        <location filename="../../chatapp/ui/training_panel.py" line="730"/>
-        <source>Cancelled</source>
-        <translation>已取消</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="732"/>
-        <source>Failed</source>
-        <translation>失败</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="733"/>
-        <source>Failed: {reason}</source>
-        <translation>失败：{reason}</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="733"/>
-        <source>unknown error</source>
-        <translation>未知错误</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="770"/>
+        <location filename="../../chatapp/ui/training/adapters.py" line="112"/>
         <source> (in use)</source>
         <translation> (使用中)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="772"/>
+        <location filename="../../chatapp/ui/training/adapters.py" line="114"/>
         <source> (full model)</source>
         <translation> (完整模型)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="774"/>
+        <location filename="../../chatapp/ui/training/adapters.py" line="116"/>
         <source> (damaged)</source>
         <translation>（已损坏）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="819"/>
-        <source>Export the merged model into</source>
-        <translation>将合并后的模型导出到</translation>
+        <location filename="../../chatapp/ui/training/adapters.py" line="118"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="109"/>
+        <source>the default model</source>
+        <translation>默认模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="835"/>
+        <location filename="../../chatapp/ui/training/adapters.py" line="143"/>
+        <source>Chat with this model</source>
+        <translation>与此模型对话</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/adapters.py" line="175"/>
+        <source>Export the merged model as a new folder</source>
+        <translation>将合并后的模型导出为新文件夹</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/adapters.py" line="191"/>
+        <source>Cannot export to {out}: {problem}</source>
+        <translation>无法导出到 {out}：{problem}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/adapters.py" line="196"/>
         <source>Exporting {name} merged into its base model to {out}…</source>
         <translation>正在将 {name} 合并进基础模型并导出到 {out}…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="846"/>
+        <location filename="../../chatapp/ui/training/adapters.py" line="207"/>
         <source>Exported to {out}. Open it as a model with Open folder… in the chat&apos;s model panel.</source>
         <translation>已导出到 {out}。可在聊天的模型面板中用“打开文件夹…”将其作为模型打开。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_panel.py" line="850"/>
+        <location filename="../../chatapp/ui/training/adapters.py" line="211"/>
         <source>Export failed: {reason}</source>
         <translation>导出失败：{reason}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/common.py" line="20"/>
+        <location filename="../../chatapp/ui/training/common.py" line="30"/>
+        <source>{n:.2f} GiB</source>
+        <translation>{n:.2f} GiB</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/common.py" line="22"/>
+        <source>{n:.1f} MiB</source>
+        <translation>{n:.1f} MiB</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/common.py" line="24"/>
+        <source>{n:.1f} KiB</source>
+        <translation>{n:.1f} KiB</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/common.py" line="25"/>
+        <source>{n} B</source>
+        <translation>{n} 字节</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/common.py" line="38"/>
+        <location filename="../../chatapp/ui/training/common.py" line="48"/>
+        <source>{s} s</source>
+        <translation>{s} 秒</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/common.py" line="40"/>
+        <source>{m} min {s:02d} s</source>
+        <translation>{m} 分 {s:02d} 秒</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/common.py" line="41"/>
+        <source>{h} h {m:02d} min</source>
+        <translation>{h} 小时 {m:02d} 分</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/common.py" line="50"/>
+        <source>{m} min</source>
+        <translation>{m} 分钟</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/common.py" line="54"/>
+        <source>{low} to {high}</source>
+        <translation>{low} 到 {high}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="61"/>
+        <source>Documents</source>
+        <translation>文档</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="73"/>
+        <source>Add folder…</source>
+        <translation>添加文件夹…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="74"/>
+        <source>Add files…</source>
+        <translation>添加文件…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="75"/>
+        <source>Clear</source>
+        <translation>清空</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="80"/>
+        <source>Chosen documents</source>
+        <translation>已选文档</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="83"/>
+        <source>Or drop files and folders here.</source>
+        <translation>也可以把文件和文件夹拖放到这里。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="86"/>
+        <location filename="../../chatapp/ui/training/documents.py" line="152"/>
+        <source>No documents chosen.</source>
+        <translation>尚未选择文档。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="90"/>
+        <source>File</source>
+        <translation>文件</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="90"/>
+        <source>Size</source>
+        <translation>大小</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="90"/>
+        <source>Tokens</source>
+        <translation>词元</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="90"/>
+        <source>Used?</source>
+        <translation>是否使用</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="91"/>
+        <source>Files read</source>
+        <translation>读取的文件</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="124"/>
+        <source>Choose a folder of documents</source>
+        <translation>选择文档文件夹</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="130"/>
+        <source>Choose documents</source>
+        <translation>选择文档</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="131"/>
+        <source>Documents (*.txt *.md *.rst *.html *.htm *.pdf *.docx);;All files (*)</source>
+        <translation>文档 (*.txt *.md *.rst *.html *.htm *.pdf *.docx);;所有文件 (*)</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="154"/>
+        <source>Reading the documents…</source>
+        <translation>正在读取文档…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="172"/>
+        <source>Cannot read the documents: {message}</source>
+        <translation>无法读取文档：{message}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="195"/>
+        <source>about {n:,}</source>
+        <translation>约 {n:,}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="204"/>
+        <source>{used} files used ({size} of text, about {tokens:,} tokens), {skipped} skipped.</source>
+        <translation>使用了 {used} 个文件（{size} 文本，约 {tokens:,} 个词元），跳过 {skipped} 个。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="207"/>
+        <source>None of these files can be used for training.</source>
+        <translation>这些文件都不能用于训练。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="213"/>
+        <source>yes</source>
+        <translation>是</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/documents.py" line="213"/>
+        <source>no: {reason}</source>
+        <translation>否：{reason}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/panel.py" line="170"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="177"/>
+        <source>Cannot start: {reason}</source>
+        <translation>无法开始：{reason}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/panel.py" line="204"/>
+        <source>Estimating…</source>
+        <translation>正在估算…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/panel.py" line="248"/>
+        <source>Cancelling: saving a checkpoint…</source>
+        <translation>正在取消：保存检查点…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/panel.py" line="287"/>
+        <source>Estimate cancelled.</source>
+        <translation>估算已取消。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/panel.py" line="312"/>
+        <source>A checkpoint at step {step} was kept: press Resume to continue from it.</source>
+        <translation>已保留第 {step} 步的检查点：点击“继续训练”可从这里接着训练。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/panel.py" line="317"/>
+        <source>Cancelled</source>
+        <translation>已取消</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/panel.py" line="319"/>
+        <source>Cancelled.</source>
+        <translation>已取消。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/panel.py" line="319"/>
+        <source>Cancelled at step {step}.</source>
+        <translation>已在第 {step} 步取消。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/panel.py" line="321"/>
+        <source>Cancelled: {reason}.</source>
+        <translation>已取消：{reason}。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/panel.py" line="324"/>
+        <source>Failed</source>
+        <translation>失败</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/panel.py" line="325"/>
+        <source>Failed: {reason}</source>
+        <translation>失败：{reason}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/panel.py" line="325"/>
+        <source>unknown error</source>
+        <translation>未知错误</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/panel.py" line="333"/>
+        <source>Completed {steps} steps. Saved to {out}</source>
+        <translation>已完成 {steps} 步。已保存到 {out}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/panel.py" line="335"/>
+        <source>Stopped early at step {step}: held-out perplexity stopped improving.</source>
+        <translation>在第 {step} 步提前停止：留出困惑度不再改善。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/panel.py" line="338"/>
+        <source> (the weights of step {step}, the lowest held-out perplexity)</source>
+        <translation>（第 {step} 步的权重，留出困惑度最低）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="39"/>
+        <source>Training</source>
+        <translation>训练</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="42"/>
+        <source>Estimate</source>
+        <translation>估算</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="43"/>
+        <source>Start training</source>
+        <translation>开始训练</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="44"/>
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="45"/>
+        <source>Resume</source>
+        <translation>继续训练</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="46"/>
+        <location filename="../../chatapp/ui/training/run_view.py" line="80"/>
+        <source>Show log</source>
+        <translation>显示日志</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="57"/>
+        <source>Not started</source>
+        <translation>未开始</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="80"/>
+        <source>Hide log</source>
+        <translation>隐藏日志</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="107"/>
+        <source>Preparing…</source>
+        <translation>正在准备…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="109"/>
+        <source>Reading documents and loading the model…</source>
+        <translation>正在读取文档并加载模型…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="115"/>
+        <source>{n} questions and answers written to {path}; training starts.</source>
+        <translation>已写出 {n} 组问答到 {path}；开始训练。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="121"/>
+        <source>Writing questions %v/%m</source>
+        <translation>正在编写问题 %v/%m</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="122"/>
+        <source>The model is writing questions and answers about your documents ({done} of {total})…</source>
+        <translation>模型正在为您的文档编写问答（{done}/{total}）…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="129"/>
+        <source>needs about {memory} of memory</source>
+        <translation>需要约 {memory} 内存</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="131"/>
+        <source> ({available} available)</source>
+        <translation> (可用 {available})</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="136"/>
+        <source>takes {range} ({steps} steps)</source>
+        <translation>需要 {range}（{steps} 步）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="139"/>
+        <source>takes about {eta}</source>
+        <translation>耗时约 {eta}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="140"/>
+        <source>Estimate: {details}.</source>
+        <translation>估算：{details}。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="143"/>
+        <source>This will likely run out of memory: use LoRA, a smaller batch size or a shorter block size.</source>
+        <translation>这很可能会内存不足：请使用 LoRA、更小的批大小或更短的块大小。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="150"/>
+        <source>Estimate failed: {reason}</source>
+        <translation>估算失败：{reason}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="153"/>
+        <source>{train} tokens to train on, {val} held out for validation.</source>
+        <translation>{train} 个词元用于训练，{val} 个留作验证。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="156"/>
+        <source>Too little text is held out to measure perplexity.</source>
+        <translation>留出的文本太少，无法测量困惑度。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="165"/>
+        <source>Step {step} of {total} · about {eta} left</source>
+        <translation>第 {step}/{total} 步 · 约剩 {eta}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="171"/>
+        <source>loss {loss:.4f} · {speed:,.0f} tokens/s · lr {lr:.2e}</source>
+        <translation>损失 {loss:.4f} · {speed:,.0f} 词元/秒 · 学习率 {lr:.2e}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="174"/>
+        <source>The loss is not a number: training has diverged; try a lower learning rate.</source>
+        <translation>损失值不是数字（NaN）：训练已发散，请尝试更低的学习率。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="176"/>
+        <source>Training…</source>
+        <translation>正在训练…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="191"/>
+        <source>Perplexity on held-out text: before {before:.2f}</source>
+        <translation>留出文本上的困惑度：训练前 {before:.2f}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="194"/>
+        <source>, after {after:.2f} ({change:+.0f}%)</source>
+        <translation>，训练后 {after:.2f}（{change:+.0f}%）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="203"/>
+        <source>training loss {first:.2f} → {last:.2f}</source>
+        <translation>训练损失 {first:.2f} → {last:.2f}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="206"/>
+        <source>held-out perplexity {before:.2f} → {after:.2f} ({change:+.1f}%)</source>
+        <translation>验证困惑度 {before:.2f} → {after:.2f}（{change:+.1f}%）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="209"/>
+        <source>The model barely changed: train longer (more epochs or steps), raise the learning rate, or choose more LoRA layers.</source>
+        <translation>模型几乎没有变化：请训练更久（更多轮次或步数）、提高学习率，或选择更多 LoRA 层。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="212"/>
+        <source>The model got worse on text it did not train on: it is learning the training text by heart. Train for fewer steps, lower the learning rate, or stop early.</source>
+        <translation>模型在未训练过的文本上变差了：它在死记训练文本。请减少步数、降低学习率，或提前停止。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="215"/>
+        <source>The model fits your documents better than before.</source>
+        <translation>模型比之前更贴合你的文档。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="218"/>
+        <source>The training loss barely moved: train longer or raise the learning rate.</source>
+        <translation>训练损失几乎没有变化：请训练更久或提高学习率。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="220"/>
+        <source>No text was held out, so it is unknown how well this carries over to new text.</source>
+        <translation>没有留出验证文本，因此无法得知在新文本上的效果。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="223"/>
+        <source>Change: {parts}.</source>
+        <translation>变化：{parts}。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="223"/>
+        <source>; </source>
+        <translation>；</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/run_view.py" line="228"/>
+        <source>Completed · {steps} steps</source>
+        <translation>已完成 · {steps} 步</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="30"/>
+        <source>Method and settings</source>
+        <translation>方法与设置</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="36"/>
+        <source>adapter</source>
+        <translation>adapter</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="38"/>
+        <source>LoRA (recommended)</source>
+        <translation>LoRA（推荐）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="38"/>
+        <source>Full fine-tune</source>
+        <translation>全量微调</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="39"/>
+        <source>From scratch</source>
+        <translation>从头训练</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="44"/>
+        <source>Auto (sized to the documents)</source>
+        <translation>自动（按文档规模）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="46"/>
+        <source>From epochs</source>
+        <translation>由轮数决定</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="48"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="53"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="55"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="57"/>
+        <source>Auto (by recipe)</source>
+        <translation>自动（按训练方案）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="58"/>
+        <source>Attention q, v (fastest)</source>
+        <translation>注意力 q、v（最快）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="59"/>
+        <source>All attention (q, k, v, o)</source>
+        <translation>全部注意力层（q、k、v、o）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="60"/>
+        <source>All linear layers (learns most)</source>
+        <translation>全部线性层（学得最多）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="62"/>
+        <source>Which layers get an adapter: more layers learn more from the documents, train slower, and overfit sooner</source>
+        <translation>哪些层加适配器：层越多，从文档学到的越多，训练越慢，也越早过拟合</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="65"/>
+        <source>Before and after only</source>
+        <translation>仅训练前后</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="67"/>
+        <source>Never</source>
+        <translation>从不</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="68"/>
+        <source> evaluations</source>
+        <translation> 次评估</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="69"/>
+        <source>Stop when this many evaluations in a row find no lower held-out perplexity, and keep the weights of the best one</source>
+        <translation>连续这么多次评估的留出困惑度都没有降低时停止训练，并保留最佳一次的权重</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="72"/>
+        <source>At the end only</source>
+        <translation>仅在结束时</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="78"/>
+        <source>Method</source>
+        <translation>方法</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="79"/>
+        <source>Epochs</source>
+        <translation>轮数</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="79"/>
+        <source>Max steps</source>
+        <translation>最大步数</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="80"/>
+        <source>Learning rate</source>
+        <translation>学习率</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="80"/>
+        <source>Batch size</source>
+        <translation>批大小</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="81"/>
+        <source>Gradient accumulation</source>
+        <translation>梯度累积</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="82"/>
+        <source>Block size (tokens)</source>
+        <translation>块大小（词元）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="82"/>
+        <source>LoRA rank</source>
+        <translation>LoRA 秩</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="83"/>
+        <source>LoRA alpha</source>
+        <translation>LoRA alpha</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="83"/>
+        <source>LoRA layers</source>
+        <translation>LoRA 层</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="84"/>
+        <source>Evaluate every (steps)</source>
+        <translation>评估间隔（步）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="85"/>
+        <source>Stop if no gain for</source>
+        <translation>无改进则停止，持续</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="86"/>
+        <source>Checkpoint every (steps)</source>
+        <translation>检查点间隔（步）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="86"/>
+        <source>Seed</source>
+        <translation>随机种子</translation>
+    </message>
+    <message>
+        <source>Skipped file</source>
+        <translation type="obsolete">跳过的文件</translation>
+    </message>
+    <message>
+        <source>Reason</source>
+        <translation type="obsolete">原因</translation>
+    </message>
+    <message>
+        <source>Skipped files</source>
+        <translation type="obsolete">跳过的文件列表</translation>
+    </message>
+    <message>
+        <source>{used} files used, {skipped} skipped.</source>
+        <translation type="obsolete">使用了 {used} 个文件，跳过 {skipped} 个。</translation>
+    </message>
+    <message>
+        <source> A checkpoint at step {step} was kept: Resume continues from it.</source>
+        <translation type="obsolete"> 已保留第 {step} 步的检查点：点击“继续训练”可从这里接着训练。</translation>
+    </message>
+    <message>
+        <source>Completed</source>
+        <translation type="obsolete">已完成</translation>
+    </message>
+    <message>
+        <source>Completed. Saved to {out}</source>
+        <translation type="obsolete">已完成。已保存到 {out}</translation>
+    </message>
+    <message>
+        <source>Export the merged model into</source>
+        <translation type="obsolete">将合并后的模型导出到</translation>
     </message>
 </context>
 <context>
     <name>TrainingProcess</name>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="393"/>
+        <location filename="../../chatapp/ui/training_process.py" line="225"/>
         <source>the training process could not start: {error}</source>
         <translation>训练进程无法启动：{error}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="413"/>
+        <location filename="../../chatapp/ui/training_process.py" line="246"/>
         <source>the process did not stop in time and was killed; no checkpoint was written</source>
         <translation>进程未能及时停止，已被强制结束；未写入检查点</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="423"/>
+        <location filename="../../chatapp/ui/training_process.py" line="255"/>
         <source>it reported completion but then {what}</source>
         <translation>它报告已完成，但随后{what}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="428"/>
+        <location filename="../../chatapp/ui/training_process.py" line="260"/>
         <source>the training process crashed or was killed (the system may have run out of memory)</source>
         <translation>训练进程崩溃或被终止（系统可能内存不足）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="431"/>
+        <location filename="../../chatapp/ui/training_process.py" line="263"/>
         <source>the training process was killed (exit code {code}), most often by the system running out of memory</source>
         <translation>训练进程被终止（退出代码 {code}），通常是因为系统内存不足</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="434"/>
+        <location filename="../../chatapp/ui/training_process.py" line="266"/>
         <source>the training process exited without reporting an end</source>
         <translation>训练进程已退出，但没有报告结束状态</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="436"/>
+        <location filename="../../chatapp/ui/training_process.py" line="268"/>
         <source>the training process exited with code {code}</source>
         <translation>训练进程以代码 {code} 退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="439"/>
+        <location filename="../../chatapp/ui/training_process.py" line="271"/>
         <source>; last output: {lines}</source>
         <translation>；最后的输出：{lines}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="445"/>
+        <location filename="../../chatapp/ui/training_process.py" line="277"/>
         <source>out of memory. Try LoRA, a smaller batch size or a shorter block size. Details: {reason}</source>
         <translation>内存不足。请尝试 LoRA、更小的批大小或更短的块大小。详情：{reason}</translation>
     </message>

@@ -84,7 +84,7 @@ def extract(ui_dir: Path = UI_DIR, relative_to: Path = HERE) -> tuple[dict[str, 
     """{context: {source: Message}} for every `_tr` string under ui_dir, in source order."""
     contexts: dict[str, dict[str, Message]] = {}
     errors: list[str] = []
-    for path in sorted(ui_dir.glob("*.py")):
+    for path in sorted(ui_dir.rglob("*.py")):  # ui/training/ and any other subpackage too
         context, found, file_errors = extract_file(path)
         errors += file_errors
         rel = Path(os.path.relpath(path, relative_to)).as_posix()

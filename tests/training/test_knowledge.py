@@ -212,10 +212,10 @@ def test_train_with_the_knowledge_recipe_end_to_end(tiny):
                                     "--lora-targets", "q_proj,v_proj,up_proj,down_proj"])
     events = read_events(stdout)
     assert code == 0, stderr
-    made = [e for e in events if e["event"] == "examples" and "path" in e]
+    made = [e for e in events if e["event"] == "examples" and e.get("path")]
     assert len(made) == 1 and Path(made[0]["path"]) == out / "knowledge_examples.jsonl"
     assert set(made[0]["kinds"]) >= {"raw", "entity", "question", "generated"}
-    assert any(e["event"] == "examples" and "done" in e for e in events)  # progress while the model answers
+    assert any(e["event"] == "examples" and not e.get("path") for e in events)  # progress while the model answers
     dataset = next(e for e in events if e["event"] == "dataset")
     assert dataset["kind"] == "knowledge" and dataset["val_examples"] > 0
     estimate = next(e for e in events if e["event"] == "estimate")
@@ -226,7 +226,7 @@ def test_train_with_the_knowledge_recipe_end_to_end(tiny):
     end = events[-1]
     assert end["status"] == "completed" and end["val_loss_after"] < end["val_loss_before"]
     notes = json.loads((out / "adapter_config.json").read_text())  # a PEFT adapter was written
-    assert notes["r"] == 8
+    assert notes["r"] == 32  # the knowledge recipe's rank: only the layers were given
 
     # The examples file is reused as it is: the same data, no model answers made again.
     again = tiny["root"] / "again"
@@ -235,7 +235,7 @@ def test_train_with_the_knowledge_recipe_end_to_end(tiny):
                                "--block-size", "64", "--max-steps", "2", "--threads", "1"])
     events2 = read_events(stdout)
     assert code == 0
-    assert not any(e["event"] == "examples" and "done" in e for e in events2)
+    assert not any(e["event"] == "examples" and not e.get("path") for e in events2)
     assert next(e for e in events2 if e["event"] == "dataset")["fingerprint"] == dataset["fingerprint"]
 
 

@@ -143,13 +143,13 @@ def test_7_export_rename_delete_are_in_the_menus_with_shortcuts(qtbot, make_wind
 def test_12_switch_adapter_off_only_with_an_adapter(qtbot, make_window, tmp_path):
     window = make_window(FakeBackend())
     panel = window.training_panel
-    assert not panel.off_button.isEnabled()
+    assert not panel.outputs.off_button.isEnabled()
     panel.use_adapter.emit(_adapter(tmp_path))
     qtbot.waitUntil(lambda: window.adapter != "", timeout=15000)
-    assert panel.off_button.isEnabled()
-    qtbot.mouseClick(panel.off_button, Qt.LeftButton)
+    assert panel.outputs.off_button.isEnabled()
+    qtbot.mouseClick(panel.outputs.off_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: window.adapter == "" and window.loading_spec is None, timeout=15000)
-    assert not panel.off_button.isEnabled()
+    assert not panel.outputs.off_button.isEnabled()
 
 
 def test_13_context_counter_while_streaming_in_a_fresh_chat_and_after_delete(qtbot, make_window):
