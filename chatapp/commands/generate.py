@@ -82,7 +82,7 @@ def add_docs_option(p: argparse.ArgumentParser) -> None:
                    help="answer with passages from a document library (`chatapp library add`), or from "
                         "a file or folder indexed now; the sources are listed after the reply")
     p.add_argument("--docs-passages", type=int, default=None, metavar="N",
-                   help="how many of the best passages to offer (default 3; fewer if the context is full)")
+                   help="how many of the best passages to offer (default 2; fewer if the context is full)")
 
 
 def open_docs(args: argparse.Namespace):

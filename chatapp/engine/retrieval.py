@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 RECENT_MESSAGES = 2  # earlier messages that join the query (a follow-up "and when?" needs them)
 QUERY_CHARS = 2000
-SEARCH_LIMIT = 3  # passages offered; see benchmarks/docs_chat.py (a small model is distracted by more)
+SEARCH_LIMIT = 2  # passages offered: 6/10 on benchmarks/docs_chat.py with the default model, 5/10 with 3 or 4
 
 INSTRUCTION = ("Answer the question using the numbered passages below when they are relevant, "
                "and cite them by number, like [1].")
