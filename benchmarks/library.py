@@ -18,6 +18,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -119,7 +120,8 @@ def main() -> None:
     out = {}
     with tempfile.TemporaryDirectory(prefix="library-bench-") as tmp:
         tmp = Path(tmp)
-        out["demo_docs"] = bench(DEMO, tmp / "demo" / "library.sqlite3", DEMO_QUERIES, [], change=1)
+        demo = shutil.copytree(DEMO, tmp / "demo_docs")  # the change step appends to a file: never the repo's
+        out["demo_docs"] = bench(demo, tmp / "demo" / "library.sqlite3", DEMO_QUERIES, [], change=1)
         if not args.skip_generated:
             started = time.perf_counter()
             facts = write_corpus(tmp / "corpus", args.mb, args.files)
