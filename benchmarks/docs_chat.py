@@ -35,6 +35,7 @@ QUESTIONS = [
 
 
 def main() -> None:
+    from chatapp.documents.chunking import ChunkOptions
     from chatapp.documents.library import LibraryStore
     from chatapp.engine.backend import ChatBackend, LoadOptions
     from chatapp.engine.retrieval import LibraryRetriever, send_with_documents
@@ -45,13 +46,16 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--top", type=int, nargs="+", default=[0, 2, 4, 8], help="passages; 0 = closed book")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--chunk-chars", type=int, default=None, help="chunk size (default: the library's)")
     args = parser.parse_args()
     backend = ChatBackend()
     backend.load(args.model, LoadOptions(threads=args.threads, context_len=4096))
     settings = SamplingSettings(temperature=0.0, repetition_penalty=1.0, max_new_tokens=48)
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        store = LibraryStore(Path(tmp) / "library.sqlite3")
+        chunking = ChunkOptions(max_chars=args.chunk_chars, overlap_chars=min(120, args.chunk_chars // 4)) \
+            if args.chunk_chars else None
+        store = LibraryStore(Path(tmp) / "library.sqlite3", chunk_options=chunking)
         store.add("demo", [DEMO])
         store.index("demo")
         retriever = LibraryRetriever(store, "demo")

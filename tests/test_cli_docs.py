@@ -45,7 +45,7 @@ def test_generate_with_a_path_lists_sources_in_json(model, docs, capsys):
     assert documents["sources"][0]["path"] == str((docs / "cats.md").resolve())
     assert documents["sources"][0]["heading"] == "Cats"
     assert documents["sources"][0]["text"] == "# Cats\n\nthe cat sat on the warm mat."
-    assert "[1] cats.md > Cats\n# Cats" in documents["prompt"]
+    assert "[1] # Cats\n\nthe cat sat on the warm mat.\n(source: cats.md)" in documents["prompt"]
     assert result["prompt_tokens"] == documents["prompt_tokens"] <= 512 - 8
 
 
@@ -60,11 +60,19 @@ def test_generate_with_a_named_library_and_text_output(model, docs, capsys):
 
 def test_a_small_context_leaves_passages_out_and_says_so(model, docs, capsys):
     (docs / "long.txt").write_text(" ".join(["the cat sat on the warm mat."] * 200), encoding="utf-8")
-    code, out, err = generate(capsys, model, str(docs), "--json", "--context", "200")
+    code, out, err = generate(capsys, model, str(docs), "--json", "--context", "200", "--docs-passages", "8")
     assert code == 0, err
     documents = json.loads(out)["documents"]
     assert documents["left_out"] >= 1 and "did not fit the context" in documents["notice"]
     assert documents["prompt_tokens"] <= 200 - 8
+
+
+def test_docs_passages_limits_the_sources(model, docs, capsys):
+    code, out, err = generate(capsys, model, str(docs), "--json", "--docs-passages", "1")
+    assert code == 0, err
+    assert len(json.loads(out)["documents"]["sources"]) == 1
+    code, _, err = generate(capsys, model, str(docs), "--docs-passages", "0")
+    assert code == 1 and "at least 1" in err
 
 
 def test_unknown_docs_is_one_error_line(model, docs, capsys):

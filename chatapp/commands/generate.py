@@ -45,7 +45,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if retriever is not None:  # --docs: a chat turn with the library's passages
         from ..engine.retrieval import send_with_documents
         session = ChatSession(engine, system_prompt=args.system)
-        stream = send_with_documents(session, args.prompt, settings, retriever)
+        stream = send_with_documents(session, args.prompt, settings, retriever, **docs_limit(args))
         documents = stream.result
     elif args.chat:
         session = ChatSession(engine, system_prompt=args.system,
@@ -86,12 +86,17 @@ def add_docs_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--docs", default=None, metavar="NAME|PATH",
                    help="answer with passages from a document library (`chatapp library add`), or from "
                         "a file or folder indexed now; the sources are listed after the reply")
+    p.add_argument("--docs-passages", type=int, default=None, metavar="N",
+                   help="how many of the best passages to offer (default 2; fewer if the context is full)")
 
 
 def open_docs(args: argparse.Namespace):
     """The retriever for --docs, None without it, False after printing why it cannot open."""
     if not getattr(args, "docs", None):
         return None
+    if args.docs_passages is not None and args.docs_passages < 1:
+        print("error: --docs-passages must be at least 1", file=sys.stderr)
+        return False
     from ..documents.library import LibraryError
     from ..engine.retrieval import open_documents
     try:
@@ -99,6 +104,10 @@ def open_docs(args: argparse.Namespace):
     except (LookupError, LibraryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return False
+
+
+def docs_limit(args: argparse.Namespace) -> dict:
+    return {} if args.docs_passages is None else {"limit": args.docs_passages}
 
 
 def print_sources(result, out) -> None:
@@ -182,7 +191,7 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
         elif retriever is not None:
             from ..engine.retrieval import send_with_documents
             try:
-                replies = send_with_documents(session, text, settings, retriever, cancel)
+                replies = send_with_documents(session, text, settings, retriever, cancel, **docs_limit(args))
             except ContextOverflowError as exc:
                 out.write(f"error: {exc}\n")
                 continue

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 RECENT_MESSAGES = 2  # earlier messages that join the query (a follow-up "and when?" needs them)
 QUERY_CHARS = 2000
-SEARCH_LIMIT = 8
+SEARCH_LIMIT = 2  # passages offered: 6/10 on benchmarks/docs_chat.py with the default model, 5/10 with 3 or 4
 
 INSTRUCTION = ("Answer the question using the numbered passages below when they are relevant, "
                "and cite them by number, like [1].")
@@ -113,10 +113,13 @@ def build_query(messages: Sequence[dict], recent: int = RECENT_MESSAGES, max_cha
 
 
 def with_passages(question: str, sources: Sequence[Source]) -> str:
-    """The user's turn with the passages before the question (plain text, numbered)."""
+    """The user's turn with the passages before the question (plain text, numbered), each
+    followed by its file's name. Measured on benchmarks/docs_chat.py with the default 135M
+    model: the text first and the file name after it answers 6/10 with two passages, the file
+    and heading path before the text 4/10 (the model repeats the label instead of answering)."""
     if not sources:
         return question
-    blocks = [f"[{s.number}] {s.label}\n{s.text}" for s in sources]
+    blocks = [f"[{s.number}] {s.text}\n(source: {Path(s.path).name})" for s in sources]
     return f"{INSTRUCTION}\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
 
 

@@ -272,3 +272,17 @@ def test_a_missing_library_path_keeps_its_files(tmp_path, store):
     assert "Mira Okonkwo" in store.search("town", "who founded the company")[0].text
     (tmp_path / "other" / "x.md").unlink()
     assert store.index("town").removed == 1  # deletions under a present path still count
+
+
+def test_an_index_from_a_newer_app_is_refused_untouched(tmp_path):
+    path = tmp_path / "library.sqlite3"
+    LibraryStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.commit()
+    conn.close()
+    with pytest.raises(LibraryError, match="newer version of the app"):
+        LibraryStore(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 99
+    conn.close()

@@ -46,7 +46,7 @@ def session_for(tokenizer, context):
 def test_the_prompt_never_exceeds_the_context(byte_tokenizer, context):
     model, session = session_for(byte_tokenizer, context)
     hits = [hit(i, length) for i, length in enumerate((400, 120, 60, 200, 30, 90, 10, 500))]
-    reply = send_with_documents(session, "What does passage say?", GREEDY, ListRetriever(hits))
+    reply = send_with_documents(session, "What does passage say?", GREEDY, ListRetriever(hits), limit=len(hits))
     result = reply.result
     text = "".join(reply)
     reserve = min(GREEDY.max_new_tokens, context // 4)
@@ -63,7 +63,8 @@ def test_the_prompt_never_exceeds_the_context(byte_tokenizer, context):
     assert text == session.messages[-1]["content"]
     if context >= 700:
         assert result.sources and result.left_out  # some fit, some do not
-        assert f"[1] file{ranks[0]}.md > Part\n" in result.prompt
+        assert f"[1] passage {ranks[0]} " in result.prompt
+        assert f"\n(source: file{ranks[0]}.md)\n\n[2] " in result.prompt
         assert "did not fit the context" in result.notice
     if context == 160:
         assert result.sources == [] or all(len(s.text) <= 30 for s in result.sources)

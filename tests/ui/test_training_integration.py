@@ -5,8 +5,9 @@ from __future__ import annotations
 
 def test_window_has_chat_and_train_tabs(make_window, backend):
     window = make_window(backend)
-    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Chat", "Train"]
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Chat", "Train", "Documents"]
     assert window.training_panel.model == "default"
+    assert window.documents_view.db_path == window.store.path.parent / "library.sqlite3"  # beside the history
 
 
 def test_chat_with_adapter_then_switch_it_off(qtbot, make_window, backend, tmp_path):
