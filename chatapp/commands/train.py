@@ -82,7 +82,7 @@ def format_event(event: dict[str, Any]) -> Optional[str]:
     if kind == "examples":
         if "path" in event:
             return f"examples: {event['examples']} ({event['kinds']}) in {event['seconds']:.0f}s, written to {event['path']}"
-        return f"examples: questions written for {event['done']}/{event['total']} sentences"
+        return f"examples: the model answered {event['done']}/{event['total']} questions with the passage"
     if kind == "checkpoint":
         return f"checkpoint: {event['path']}"
     if kind == "saved":
