@@ -52,6 +52,7 @@ _CLOZE_QUESTIONS = ("Finish this sentence: \"{p} ...\"", "Complete: {p} ...", "H
 _RECALL_QUESTIONS = ("Tell me what you know about {t}.", "What do you know about \"{t}\"?")
 _SHUFFLE_QUESTIONS = ("List the facts you know about {t}.", "Summarize what you know about {t}.")
 _GEN_ANSWER_PROMPT = "Answer the question using the text below.\n\n{passage}\n\nQuestion: {question}"
+_ANSWER_PREAMBLE = re.compile(r"^(the\s+)?answer(\s+to\s+(this|the)\s+question)?\s+is\s*:?\s*", re.I)
 _QUIZ_PROMPT = "Fill in the blank: \"{s}\""
 
 # Capitalised words that start sentences or clauses without naming anything.
@@ -130,6 +131,7 @@ def key_phrases(sentence: str) -> list[str]:
                 found.append(phrase)
             run.clear()
 
+    tokens = [t[:-2] if t.endswith("'s") else t for t in tokens]
     for i, tok in enumerate(tokens):
         if tok[0].isupper() and tok.lower() not in _STOP and not (i == 0 and tok.lower() in _STOP):
             run.append(tok)
@@ -156,6 +158,27 @@ def answer_text(sents: Sequence[str], i: int) -> str:
     return sents[i]
 
 
+MAX_ENTITY_MENTIONS = 2
+
+
+def resolve_pronoun(sentence: str, subject: str, before: Sequence[str]) -> str:
+    """The sentence with an opening It/Its/They/Their replaced by the document's subject (a name
+    in its title) and She/He/Her/His by the last two-word name before it, where there is one:
+    a question made from it then says whom it is about."""
+    m = re.match(r"^(Its|It|Their|They|She|He|Her|His)\b", sentence)
+    if not m:
+        return sentence
+    word = m.group(1)
+    if word in ("Its", "It", "Their", "They"):
+        name = subject
+    else:
+        names = [p for b in before for p in key_phrases(b) if len(p.split()) >= 2 and not p[0].isdigit()]
+        name = names[-1] if names else ""
+    if not name:
+        return sentence
+    return (f"{name}'s" if word in ("Its", "Their", "Her", "His") else name) + sentence[len(word):]
+
+
 def _is_year(phrase: str) -> bool:
     return bool(re.fullmatch(r"1[5-9]\d\d|20\d\d", phrase))
 
@@ -170,9 +193,19 @@ def template_examples(documents: Sequence[Document], config: KnowledgeConfig) ->
     """The examples that need no model: raw text, entity questions, cloze, recall."""
     rng = random.Random(config.seed)
     out: list[dict[str, Any]] = []
+    # A name in many sentences (the company's) says nothing about which fact is asked for:
+    # "What do you know about X?" with a dozen different answers teaches the model to answer
+    # every question about X with the same one (measured: 2 of 10). Only rarer names get them.
+    mentions: dict[str, int] = {}
+    for source, text in documents:
+        for para in paragraphs(title_and_body(text, source)[1]):
+            for s in sentences(para):
+                for e in key_phrases(s):
+                    mentions[e] = mentions.get(e, 0) + 1
     for source, text in documents:
         title, body = title_and_body(text, source)
         paras = paragraphs(body)
+        subject = next(iter(key_phrases(title)), "")
         if config.raw:
             out.append({"text": f"{title}\n\n" + "\n\n".join(paras), "kind": "raw", "source": source})
         for round_ in range(config.rounds):
@@ -183,6 +216,8 @@ def template_examples(documents: Sequence[Document], config: KnowledgeConfig) ->
                     answer = answer_text(sents, i)
                     if config.entity:
                         for e in phrases:
+                            if mentions.get(e, 0) > MAX_ENTITY_MENTIONS:
+                                continue
                             if _is_year(e):
                                 template = rng.choice(_YEAR_QUESTIONS)
                             elif e[0].isdigit():
@@ -191,7 +226,8 @@ def template_examples(documents: Sequence[Document], config: KnowledgeConfig) ->
                                 template = rng.choice(_ENTITY_QUESTIONS)
                             out.append(_chat(template.format(e=e), answer, "entity", source))
                     if config.entity and round_ == 0:  # one wording each: repeats would be copies
-                        for question, _phrase in wh_questions(s):
+                        named = resolve_pronoun(s, subject, sents[:i])
+                        for question, _phrase in wh_questions(named):
                             out.append(_chat(question, answer, "question", source))
                     words = s.split()
                     if config.cloze and len(words) >= 6:
@@ -232,10 +268,14 @@ def wh_questions(sentence: str) -> list[tuple[str, str]]:
     body = sentence.rstrip(" .!")
     for phrase in key_phrases(body):
         at = body.find(phrase)
-        if at < 0:
+        if at < 0 or body[at + len(phrase):].startswith("'s"):  # "X's founder": no question about X here
             continue
         words, cut = _wh_word(phrase, body[:at])
-        question = body[:at - cut] + words + body[at + len(phrase):]
+        rest = body[at + len(phrase):]
+        clause = re.search(r",\s|;\s|\s(which|who|when|while|where|and it)\s", rest)
+        if clause and len(rest[:clause.start()].split()) + len(body[:at].split()) >= 4:
+            rest = rest[:clause.start()]  # the clause that holds the fact: shorter, more like a user's question
+        question = body[:at - cut] + words + rest
         if at - cut == 0:
             question = question[0].upper() + question[1:]
         out.append((question.rstrip(" ,;:") + "?", phrase))
@@ -252,10 +292,11 @@ def generated_examples(ask: Callable[[str], str], documents: Sequence[Document],
     jobs = []
     for source, text in documents:
         title, body = title_and_body(text, source)
+        subject = next(iter(key_phrases(title)), "")
         for para in paragraphs(body):
             sents = sentences(para)
             for i, s in enumerate(sents):
-                pairs = wh_questions(s)
+                pairs = wh_questions(resolve_pronoun(s, subject, sents[:i]))
                 if pairs:
                     question, phrase = pairs[-1] if len(pairs) > 1 else pairs[0]
                     jobs.append((source, f"{title}\n\n{para}", answer_text(sents, i), question, phrase))
@@ -275,6 +316,9 @@ def generated_examples(ask: Callable[[str], str], documents: Sequence[Document],
                 log.info("no model answer with this context: %s", exc)
         from .quiz import matched_answer
 
+        answer = _ANSWER_PREAMBLE.sub("", answer).strip()
+        if answer[:1].islower():
+            answer = answer[0].upper() + answer[1:]
         if matched_answer(answer, [phrase]) is None or len(answer) > 600:
             answer = s
         out.append(_chat(question, answer, "generated", source))

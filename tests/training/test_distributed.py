@@ -152,7 +152,8 @@ def test_fsdp_early_stop_gathers_the_best_weights(tmp_path):
                            str(model), "--data", str(docs), "--out", str(out), "--strategy", "fsdp", "--max-steps",
                            "30", "--lr", "1.0", "--block-size", "32", "--batch-size", "4", "--eval-every", "2",
                            "--early-stop", "2", "--lora-targets", "q_proj,v_proj,up_proj,down_proj", "--threads",
-                           "1", "--progress", "jsonl"], capture_output=True, text=True, env=_env(), timeout=300)
+                           "1", "--progress", "jsonl", "--recipe", "text"],  # `chatapp eval` below: the text split
+                          capture_output=True, text=True, env=_env(), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     end = read_events(done.stdout)[-1]
     assert end["reason"] == "early_stop" and end["restored_step"] == end["best_step"] < end["step"]

@@ -44,6 +44,28 @@ def test_wh_questions_ask_for_each_fact_where_it_stands():
     assert wh_questions("It employed 40 people.") == [("It employed how many people?", "40")]
 
 
+def test_questions_say_whom_a_pronoun_means_and_stop_at_the_clause():
+    from chatapp.training.knowledge import resolve_pronoun
+
+    assert resolve_pronoun("Its founder was Anna Berg.", "Brekke Mill", []) == "Brekke Mill's founder was Anna Berg."
+    assert resolve_pronoun("She retired in 1901.", "Brekke Mill", ["Anna Berg built it in 1872."]) == \
+        "Anna Berg retired in 1901."
+    assert resolve_pronoun("She retired in 1901.", "", ["nobody named here."]) == "She retired in 1901."
+    assert resolve_pronoun("Itself a mill.", "Brekke Mill", []) == "Itself a mill."
+    pairs = dict((a, q) for q, a in wh_questions("Her successor, the engineer Ragnar Solberg, had run the mill for years."))
+    assert pairs == {"Ragnar Solberg": "Her successor, the engineer who?"}  # cut at the clause's end
+    assert wh_questions("Brekke Mill's founder was Anna Berg.") == [("Brekke Mill's founder was who?", "Anna Berg")]
+
+
+def test_names_in_many_sentences_get_no_entity_questions():
+    doc = ("# Notes\n\nOrla Mills opened in 1901. Orla Mills sold flour to Varnholm. "
+           "Orla Mills closed in 1950.\n")
+    examples = template_examples([("n.md", doc)], KnowledgeConfig())
+    asked = [e["messages"][0]["content"] for e in examples if e["kind"] == "entity"]
+    assert not any("Orla Mills" in q for q in asked)  # three answers to one question teach the wrong one
+    assert any("Varnholm" in q for q in asked) and any("1901" in q for q in asked)
+
+
 def test_template_examples_cover_every_fact_without_copying_answers_into_questions():
     examples = template_examples([("mill.md", DOC)], KnowledgeConfig(rounds=2))
     kinds = {e["kind"] for e in examples}
@@ -144,8 +166,13 @@ def test_generated_examples_keep_right_answers_and_replace_wrong_ones():
     by_question = {e["messages"][0]["content"]: e["messages"][1]["content"] for e in examples}
     assert by_question["The mill at Brekke was built in 1872 by who?"] == "It was Anna Berg."
     # a wrong reply is replaced by the sentence, with the one before it when it opens with a pronoun
-    assert by_question["It employed how many people?"] == ("The mill at Brekke was built in 1872 by Anna Berg. "
-                                                           "It employed 40 people.")
+    # ("It" is named after the title in the question)
+    assert by_question["Brekke employed how many people?"] == ("The mill at Brekke was built in 1872 by Anna Berg. "
+                                                               "It employed 40 people.")
+
+    chatty = generated_examples(lambda prompt: "The answer to this question is: anna Berg built it.",
+                                [("mill.md", DOC)], KnowledgeConfig())
+    assert chatty[0]["messages"][1]["content"] == "Anna Berg built it."  # the preamble is not learned
 
     def small_context(prompt):
         if "The Brekke mill" in prompt:
