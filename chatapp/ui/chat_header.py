@@ -35,9 +35,14 @@ def memory_text(info) -> str:
 
 
 def prompt_summary(text: str, width: int = 32) -> str:
-    """The system prompt's first line, shortened for a button."""
+    """The system prompt's first line, shortened (at a word where there is one) for a button."""
     line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= width else line[:width - 1].rstrip() + "…"
+    if len(line) <= width:
+        return line
+    cut = line[:width - 1]
+    if " " in cut[width // 2:]:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:") + "…"
 
 
 class ModelCombo(QComboBox):
