@@ -34,7 +34,7 @@ def memory_text(info) -> str:
         work=parts["working"] / GIB)
 
 
-def prompt_summary(text: str, width: int = 32) -> str:
+def prompt_summary(text: str, width: int = 24) -> str:
     """The system prompt's first line, shortened (at a word where there is one) for a button."""
     line = text.strip().splitlines()[0] if text.strip() else ""
     if len(line) <= width:
@@ -69,13 +69,13 @@ class ChatHeader(QWidget):
         layout.setContentsMargins(0, 0, 0, 4)
         row = QHBoxLayout()
         self.list_button = QToolButton()  # its action (show/hide the list) is set by the window
-        self.list_button.setAutoRaise(True)
+        self.list_button.setObjectName("headerToggle")
         row.addWidget(self.list_button)
         self.model_combo = ModelCombo()
         self.model_combo.setAccessibleName(_tr("Model"))
         self.model_combo.setToolTip(_tr("The model to chat with, and the memory it needs"))
         self.model_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-        self.model_combo.setMinimumContentsLength(18)
+        self.model_combo.setMinimumContentsLength(16)
         self.model_combo.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
         row.addWidget(self.model_combo, 1)
         self.load_button = QPushButton(_tr("Load"))
@@ -96,7 +96,7 @@ class ChatHeader(QWidget):
         self.prompt_button.setToolButtonStyle(Qt.ToolButtonTextOnly)
         row.addWidget(self.prompt_button)
         self.settings_button = QToolButton()  # its action (the drawer) is set by the window
-        self.settings_button.setAutoRaise(True)
+        self.settings_button.setObjectName("headerToggle")
         row.addWidget(self.settings_button)
         layout.addLayout(row)
 

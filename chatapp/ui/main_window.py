@@ -146,6 +146,7 @@ class MainWindow(QMainWindow):
         column.addLayout(row)
         self.settings_panel = SettingsPanel()
         self.drawer = SettingsDrawer(self.settings_panel)
+        self.drawer.setMinimumWidth(DRAWER_WIDTH - 40)
         self.drawer.hide()  # closed until asked for
         self.splitter = splitter = QSplitter()
         splitter.addWidget(self.conversations)
@@ -243,11 +244,14 @@ class MainWindow(QMainWindow):
         view_menu = self.menuBar().addMenu(_tr("&View"))
         self.list_action = action(view_menu, _tr("Conversation list"), self.set_conversations_visible, "Ctrl+B")
         self.settings_action = action(view_menu, _tr("Settings"), self.set_drawer_open, "Ctrl+,")
-        for act, button, tip in ((self.list_action, self.header.list_button, _tr("Show or hide the conversations")),
-                                 (self.settings_action, self.header.settings_button, _tr("Open or close the settings"))):
+        for act, button, glyph, tip in (
+                (self.list_action, self.header.list_button, "☰", _tr("Show or hide the conversations (Ctrl+B)")),
+                (self.settings_action, self.header.settings_button, "⚙", _tr("Open or close the settings (Ctrl+,)"))):
             act.setCheckable(True)
+            act.setIconText(glyph)  # what the header's button shows; the menu shows the text
             act.setToolTip(tip)
             button.setDefaultAction(act)  # the button and the menu item are one toggle
+            button.setAccessibleName(act.text())
         self.header.prompt_button.setShortcut(QKeySequence("Ctrl+Shift+P"))
         help_menu = self.menuBar().addMenu(_tr("&Help"))
         action(help_menu, _tr("About chatapp"), self.show_about)

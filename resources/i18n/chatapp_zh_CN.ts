@@ -111,167 +111,167 @@
         <translation>{total:.2f} GiB（权重 {weights:.2f}，KV 缓存 {kv:.2f}，工作内存 {work:.2f}）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="70"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="75"/>
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="71"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="76"/>
         <source>The model to chat with, and the memory it needs</source>
         <translation>用于对话的模型，及其所需内存</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="76"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="81"/>
         <source>Load</source>
         <translation>加载</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="77"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="82"/>
         <source>Load the selected model</source>
         <translation>加载所选模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="80"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="85"/>
         <source>Open…</source>
         <translation>打开…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="81"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="86"/>
         <source>Open another model</source>
         <translation>打开其他模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="84"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="89"/>
         <source>Open GGUF…</source>
         <translation>打开 GGUF…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="85"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="90"/>
         <source>Open Hugging Face folder…</source>
         <translation>打开 Hugging Face 文件夹…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="90"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="95"/>
         <source>Show the conversation&apos;s system prompt</source>
         <translation>显示本对话的系统提示词</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="98"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="103"/>
         <source>No model loaded</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="109"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="114"/>
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="110"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="115"/>
         <source>Cancel loading the model</source>
         <translation>取消加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="121"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="126"/>
         <source>System prompt</source>
         <translation>系统提示词</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="122"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="127"/>
         <source>How the model should answer in this conversation</source>
         <translation>模型在本对话中应如何回答</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="158"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="163"/>
         <source>System prompt: {summary}</source>
         <translation>系统提示词：{summary}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="159"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="164"/>
         <source>System prompt: none</source>
         <translation>系统提示词：无</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="160"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="165"/>
         <source>This conversation has no system prompt.</source>
         <translation>本对话没有系统提示词。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="211"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="216"/>
         <source>{name} · {memory:.2f} GiB</source>
         <translation>{name} · {memory:.2f} GiB</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="212"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="217"/>
         <source>{name} · {memory:.2f} GiB, will not fit</source>
         <translation>{name} · {memory:.2f} GiB，内存不足</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="220"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="225"/>
         <source>Before loading: {name}, {params:.0f}M parameters, needs about {memory}</source>
         <translation>加载前：{name}，{params:.0f}M 参数，约需 {memory}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="223"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="228"/>
         <source>; {free:.1f} GiB free</source>
         <translation>；可用 {free:.1f} GiB</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="225"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="230"/>
         <source>. It will not fit: choose a shorter context length or a smaller model.</source>
         <translation>。内存不足：请选择更短的上下文长度或更小的模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="235"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="240"/>
         <source>This model cannot be opened: {message}</source>
         <translation>无法打开此模型：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="252"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="257"/>
         <source>Open GGUF model</source>
         <translation>打开 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="252"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="257"/>
         <source>GGUF models (*.gguf)</source>
         <translation>GGUF 模型 (*.gguf)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="257"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="262"/>
         <source>Open Hugging Face model folder</source>
         <translation>打开 Hugging Face 模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="294"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="299"/>
         <source>Loading</source>
         <translation>正在加载</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="295"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="300"/>
         <source>Loading {name}…</source>
         <translation>正在加载 {name}…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="305"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="310"/>
         <source>Cancelling…</source>
         <translation>正在取消…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="317"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="322"/>
         <source>{name}: {params:.0f}M parameters, {dtype} on {device}, context {ctx}, loaded in {secs:.1f} s. Memory: {memory}</source>
         <translation>{name}：{params:.0f}M 参数，{dtype}，运行于 {device}，上下文 {ctx}，加载用时 {secs:.1f} 秒。内存：{memory}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="322"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="327"/>
         <source>Adapter in use: {name}.</source>
         <translation>正在使用的适配器：{name}。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="328"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="333"/>
         <source>Loading {name} was cancelled.</source>
         <translation>已取消加载 {name}。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="334"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="339"/>
         <source>Could not load {spec}: {message}</source>
         <translation>无法加载 {spec}：{message}</translation>
     </message>
@@ -729,139 +729,139 @@
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="159"/>
+        <location filename="../../chatapp/ui/main_window.py" line="160"/>
         <source>Chat</source>
         <translation>聊天</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="160"/>
+        <location filename="../../chatapp/ui/main_window.py" line="161"/>
         <source>Train</source>
         <translation>训练</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="162"/>
+        <location filename="../../chatapp/ui/main_window.py" line="163"/>
         <source>Documents</source>
         <translation>文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="167"/>
+        <location filename="../../chatapp/ui/main_window.py" line="168"/>
         <source>No model</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="171"/>
-        <location filename="../../chatapp/ui/main_window.py" line="388"/>
+        <location filename="../../chatapp/ui/main_window.py" line="172"/>
+        <location filename="../../chatapp/ui/main_window.py" line="392"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="172"/>
+        <location filename="../../chatapp/ui/main_window.py" line="173"/>
         <source>Undo</source>
         <translation>撤销</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="226"/>
+        <location filename="../../chatapp/ui/main_window.py" line="227"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="227"/>
+        <location filename="../../chatapp/ui/main_window.py" line="228"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="228"/>
+        <location filename="../../chatapp/ui/main_window.py" line="229"/>
         <source>Import conversation…</source>
         <translation>导入对话…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="229"/>
+        <location filename="../../chatapp/ui/main_window.py" line="230"/>
         <source>Export conversation as Markdown…</source>
         <translation>将对话导出为 Markdown…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="231"/>
+        <location filename="../../chatapp/ui/main_window.py" line="232"/>
         <source>Export conversation as JSON…</source>
         <translation>将对话导出为 JSON…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="234"/>
+        <location filename="../../chatapp/ui/main_window.py" line="235"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="235"/>
+        <location filename="../../chatapp/ui/main_window.py" line="236"/>
         <source>&amp;Chat</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="236"/>
+        <location filename="../../chatapp/ui/main_window.py" line="237"/>
         <source>Focus message box</source>
         <translation>聚焦到消息框</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="237"/>
+        <location filename="../../chatapp/ui/main_window.py" line="238"/>
         <source>Stop reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="238"/>
+        <location filename="../../chatapp/ui/main_window.py" line="239"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="239"/>
+        <location filename="../../chatapp/ui/main_window.py" line="240"/>
         <source>Continue reply</source>
         <translation>继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="241"/>
+        <location filename="../../chatapp/ui/main_window.py" line="242"/>
         <source>Rename conversation</source>
         <translation>重命名对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="242"/>
+        <location filename="../../chatapp/ui/main_window.py" line="243"/>
         <source>Delete conversation</source>
         <translation>删除对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="243"/>
+        <location filename="../../chatapp/ui/main_window.py" line="244"/>
         <source>&amp;View</source>
         <translation>视图(&amp;V)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="244"/>
+        <location filename="../../chatapp/ui/main_window.py" line="245"/>
         <source>Conversation list</source>
         <translation>对话列表</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="245"/>
+        <location filename="../../chatapp/ui/main_window.py" line="246"/>
         <source>Settings</source>
         <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="246"/>
-        <source>Show or hide the conversations</source>
-        <translation>显示或隐藏对话列表</translation>
+        <location filename="../../chatapp/ui/main_window.py" line="248"/>
+        <source>Show or hide the conversations (Ctrl+B)</source>
+        <translation>显示或隐藏对话列表（Ctrl+B）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="247"/>
-        <source>Open or close the settings</source>
-        <translation>打开或关闭设置</translation>
+        <location filename="../../chatapp/ui/main_window.py" line="249"/>
+        <source>Open or close the settings (Ctrl+,)</source>
+        <translation>打开或关闭设置（Ctrl+,）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="252"/>
+        <location filename="../../chatapp/ui/main_window.py" line="256"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="253"/>
-        <location filename="../../chatapp/ui/main_window.py" line="256"/>
+        <location filename="../../chatapp/ui/main_window.py" line="257"/>
+        <location filename="../../chatapp/ui/main_window.py" line="260"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="257"/>
+        <location filename="../../chatapp/ui/main_window.py" line="261"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -870,62 +870,62 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="274"/>
+        <location filename="../../chatapp/ui/main_window.py" line="278"/>
         <source>adapter {name}</source>
         <translation>适配器 {name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="278"/>
+        <location filename="../../chatapp/ui/main_window.py" line="282"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="290"/>
+        <location filename="../../chatapp/ui/main_window.py" line="294"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="295"/>
+        <location filename="../../chatapp/ui/main_window.py" line="299"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="330"/>
+        <location filename="../../chatapp/ui/main_window.py" line="334"/>
         <source>The language changes the next time chatapp starts.</source>
         <translation>下次启动 chatapp 时将切换语言。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="351"/>
+        <location filename="../../chatapp/ui/main_window.py" line="355"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="388"/>
+        <location filename="../../chatapp/ui/main_window.py" line="392"/>
         <source>Undo edit</source>
         <translation>撤销编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="406"/>
+        <location filename="../../chatapp/ui/main_window.py" line="410"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="412"/>
+        <location filename="../../chatapp/ui/main_window.py" line="416"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="416"/>
+        <location filename="../../chatapp/ui/main_window.py" line="420"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="416"/>
+        <location filename="../../chatapp/ui/main_window.py" line="420"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="422"/>
+        <location filename="../../chatapp/ui/main_window.py" line="426"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
     </message>

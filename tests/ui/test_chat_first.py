@@ -163,13 +163,13 @@ def test_the_header_edits_the_conversations_own_system_prompt(qtbot, open_window
     window = open_window()
     header = window.header
     window.new_conversation()
-    assert header.prompt_button.text() == "System prompt: You are a helpful assistant."
+    assert header.prompt_button.text() == "System prompt: You are a helpful…"  # shortened at a word
     assert not header.system_prompt.isVisibleTo(window)
     header.prompt_button.click()
     assert header.system_prompt.isVisibleTo(window)
     header.system_prompt.setPlainText("Answer in French, always and without exception.")
-    assert header.prompt_button.text() == "System prompt: Answer in French, always and…"
-    assert header.prompt_button.toolTip() == "Answer in French, always and without exception."
+    assert header.prompt_button.text() == "System prompt: Answer in French…"
+    assert header.prompt_button.toolTip() == "Answer in French, always and without exception."  # whole
     assert window.chat_controller.system_prompt() == "Answer in French, always and without exception."
     header.system_prompt.setPlainText("")
     assert header.prompt_button.text() == "System prompt: none"
