@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QMenu, QPlainTextEdit, QProgressBar,
                                QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
@@ -90,8 +90,12 @@ class ChatHeader(QWidget):
         self.open_folder_action = open_menu.addAction(_tr("Open Hugging Face folder…"), self._open_folder)
         self.open_button.setMenu(open_menu)
         row.addWidget(self.open_button)
+        # an action, so the window can put it in the Chat menu with a shortcut; the button shows
+        # its icon text (the prompt itself), the menu its text
+        self.prompt_action = QAction(_tr("System prompt"), self)
+        self.prompt_action.setCheckable(True)
         self.prompt_button = QToolButton()
-        self.prompt_button.setCheckable(True)
+        self.prompt_button.setDefaultAction(self.prompt_action)
         self.prompt_button.setAccessibleName(_tr("Show the conversation's system prompt"))
         self.prompt_button.setToolButtonStyle(Qt.ToolButtonTextOnly)
         row.addWidget(self.prompt_button)
@@ -132,7 +136,7 @@ class ChatHeader(QWidget):
         self.load_button.clicked.connect(lambda: self.load_requested.emit(self.current_spec()))
         self.model_combo.currentIndexChanged.connect(lambda _i: self.selection_changed.emit(self.current_spec()))
         self.model_combo.about_to_show.connect(self._want_estimates)
-        self.prompt_button.toggled.connect(self._show_prompt_editor)
+        self.prompt_action.toggled.connect(self._show_prompt_editor)
         self.system_prompt.textChanged.connect(self._prompt_edited)
         self._estimated: set[str] = set()
         self._model = None
@@ -159,10 +163,10 @@ class ChatHeader(QWidget):
 
     def _update_prompt_button(self) -> None:
         text = self.system_prompt.toPlainText()
-        summary = prompt_summary(text)
-        self.prompt_button.setText(_tr("System prompt: {summary}").format(summary=summary) if summary
-                                   else _tr("System prompt: none"))
-        self.prompt_button.setToolTip(text or _tr("This conversation has no system prompt."))
+        summary = prompt_summary(text).replace("&", "&&")  # a "&" in the prompt is text, not a mnemonic
+        self.prompt_action.setIconText(_tr("System prompt: {summary}").format(summary=summary) if summary
+                                       else _tr("System prompt: none"))
+        self.prompt_action.setToolTip(text or _tr("This conversation has no system prompt."))
 
     # -- models ---------------------------------------------------------------------------
     def set_models(self, entries: list[tuple[str, str]], current: str) -> None:

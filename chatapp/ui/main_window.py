@@ -93,6 +93,7 @@ class MainWindow(QMainWindow):
             self.chat_controller.open(conversations[0].id)
         else:
             self.refresh_conversations()
+            self._conversation_opened(None)  # the prompt a new chat will start with
         self._update_state()
         if autoload:
             self.model.load_saved()
@@ -239,6 +240,10 @@ class MainWindow(QMainWindow):
         action(chat_menu, _tr("Regenerate reply"), self.chat_controller.regenerate, "Ctrl+R")
         action(chat_menu, _tr("Continue reply"), self.chat_controller.continue_reply, "Ctrl+Shift+R")
         chat_menu.addSeparator()
+        prompt = self.header.prompt_action
+        prompt.setShortcut(QKeySequence("Ctrl+Shift+P"))
+        chat_menu.addAction(prompt)
+        self.addAction(prompt)
         self.rename_action = action(chat_menu, _tr("Rename conversation"), self.rename_current, "F2")
         self.delete_action = action(chat_menu, _tr("Delete conversation"), self.delete_current, "Ctrl+Shift+Delete")
         view_menu = self.menuBar().addMenu(_tr("&View"))
@@ -252,7 +257,6 @@ class MainWindow(QMainWindow):
             act.setToolTip(tip)
             button.setDefaultAction(act)  # the button and the menu item are one toggle
             button.setAccessibleName(act.text())
-        self.header.prompt_button.setShortcut(QKeySequence("Ctrl+Shift+P"))
         help_menu = self.menuBar().addMenu(_tr("&Help"))
         action(help_menu, _tr("About chatapp"), self.show_about)
 

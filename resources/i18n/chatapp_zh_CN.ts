@@ -152,126 +152,127 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/chat_header.py" line="95"/>
-        <source>Show the conversation&apos;s system prompt</source>
-        <translation>显示本对话的系统提示词</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="103"/>
-        <source>No model loaded</source>
-        <translation>未加载模型</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="114"/>
-        <source>Cancel</source>
-        <translation>取消</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="115"/>
-        <source>Cancel loading the model</source>
-        <translation>取消加载模型</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="126"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="130"/>
         <source>System prompt</source>
         <translation>系统提示词</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="127"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="99"/>
+        <source>Show the conversation&apos;s system prompt</source>
+        <translation>显示本对话的系统提示词</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="107"/>
+        <source>No model loaded</source>
+        <translation>未加载模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="118"/>
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="119"/>
+        <source>Cancel loading the model</source>
+        <translation>取消加载模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="131"/>
         <source>How the model should answer in this conversation</source>
         <translation>模型在本对话中应如何回答</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="163"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="167"/>
         <source>System prompt: {summary}</source>
         <translation>系统提示词：{summary}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="164"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="168"/>
         <source>System prompt: none</source>
         <translation>系统提示词：无</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="165"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="169"/>
         <source>This conversation has no system prompt.</source>
         <translation>本对话没有系统提示词。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="216"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="220"/>
         <source>{name} · {memory:.2f} GiB</source>
         <translation>{name} · {memory:.2f} GiB</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="217"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="221"/>
         <source>{name} · {memory:.2f} GiB, will not fit</source>
         <translation>{name} · {memory:.2f} GiB，内存不足</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="225"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="229"/>
         <source>Before loading: {name}, {params:.0f}M parameters, needs about {memory}</source>
         <translation>加载前：{name}，{params:.0f}M 参数，约需 {memory}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="228"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="232"/>
         <source>; {free:.1f} GiB free</source>
         <translation>；可用 {free:.1f} GiB</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="230"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="234"/>
         <source>. It will not fit: choose a shorter context length or a smaller model.</source>
         <translation>。内存不足：请选择更短的上下文长度或更小的模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="240"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="244"/>
         <source>This model cannot be opened: {message}</source>
         <translation>无法打开此模型：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="257"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="261"/>
         <source>Open GGUF model</source>
         <translation>打开 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="257"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="261"/>
         <source>GGUF models (*.gguf)</source>
         <translation>GGUF 模型 (*.gguf)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="262"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="266"/>
         <source>Open Hugging Face model folder</source>
         <translation>打开 Hugging Face 模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="299"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="303"/>
         <source>Loading</source>
         <translation>正在加载</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="300"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="304"/>
         <source>Loading {name}…</source>
         <translation>正在加载 {name}…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="310"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="314"/>
         <source>Cancelling…</source>
         <translation>正在取消…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="322"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="326"/>
         <source>{name}: {params:.0f}M parameters, {dtype} on {device}, context {ctx}, loaded in {secs:.1f} s. Memory: {memory}</source>
         <translation>{name}：{params:.0f}M 参数，{dtype}，运行于 {device}，上下文 {ctx}，加载用时 {secs:.1f} 秒。内存：{memory}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="327"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="331"/>
         <source>Adapter in use: {name}.</source>
         <translation>正在使用的适配器：{name}。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="333"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="337"/>
         <source>Loading {name} was cancelled.</source>
         <translation>已取消加载 {name}。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="339"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="343"/>
         <source>Could not load {spec}: {message}</source>
         <translation>无法加载 {spec}：{message}</translation>
     </message>
@@ -699,169 +700,169 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="127"/>
+        <location filename="../../chatapp/ui/main_window.py" line="128"/>
         <source>Message the model (Enter sends, Shift+Enter for a new line)</source>
         <translation>给模型发消息（Enter 发送，Shift+Enter 换行）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="128"/>
+        <location filename="../../chatapp/ui/main_window.py" line="129"/>
         <source>Message</source>
         <translation>消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="130"/>
+        <location filename="../../chatapp/ui/main_window.py" line="131"/>
         <source>Send</source>
         <translation>发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="131"/>
+        <location filename="../../chatapp/ui/main_window.py" line="132"/>
         <source>Send message</source>
         <translation>发送消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="132"/>
+        <location filename="../../chatapp/ui/main_window.py" line="133"/>
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="133"/>
+        <location filename="../../chatapp/ui/main_window.py" line="134"/>
         <source>Stop the reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="160"/>
+        <location filename="../../chatapp/ui/main_window.py" line="161"/>
         <source>Chat</source>
         <translation>聊天</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="161"/>
+        <location filename="../../chatapp/ui/main_window.py" line="162"/>
         <source>Train</source>
         <translation>训练</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="163"/>
+        <location filename="../../chatapp/ui/main_window.py" line="164"/>
         <source>Documents</source>
         <translation>文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="168"/>
+        <location filename="../../chatapp/ui/main_window.py" line="169"/>
         <source>No model</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="172"/>
-        <location filename="../../chatapp/ui/main_window.py" line="392"/>
+        <location filename="../../chatapp/ui/main_window.py" line="173"/>
+        <location filename="../../chatapp/ui/main_window.py" line="396"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="173"/>
+        <location filename="../../chatapp/ui/main_window.py" line="174"/>
         <source>Undo</source>
         <translation>撤销</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="227"/>
+        <location filename="../../chatapp/ui/main_window.py" line="228"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="228"/>
+        <location filename="../../chatapp/ui/main_window.py" line="229"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="229"/>
+        <location filename="../../chatapp/ui/main_window.py" line="230"/>
         <source>Import conversation…</source>
         <translation>导入对话…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="230"/>
+        <location filename="../../chatapp/ui/main_window.py" line="231"/>
         <source>Export conversation as Markdown…</source>
         <translation>将对话导出为 Markdown…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="232"/>
+        <location filename="../../chatapp/ui/main_window.py" line="233"/>
         <source>Export conversation as JSON…</source>
         <translation>将对话导出为 JSON…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="235"/>
+        <location filename="../../chatapp/ui/main_window.py" line="236"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="236"/>
+        <location filename="../../chatapp/ui/main_window.py" line="237"/>
         <source>&amp;Chat</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="237"/>
+        <location filename="../../chatapp/ui/main_window.py" line="238"/>
         <source>Focus message box</source>
         <translation>聚焦到消息框</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="238"/>
+        <location filename="../../chatapp/ui/main_window.py" line="239"/>
         <source>Stop reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="239"/>
+        <location filename="../../chatapp/ui/main_window.py" line="240"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="240"/>
+        <location filename="../../chatapp/ui/main_window.py" line="241"/>
         <source>Continue reply</source>
         <translation>继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="242"/>
+        <location filename="../../chatapp/ui/main_window.py" line="247"/>
         <source>Rename conversation</source>
         <translation>重命名对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="243"/>
+        <location filename="../../chatapp/ui/main_window.py" line="248"/>
         <source>Delete conversation</source>
         <translation>删除对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="244"/>
+        <location filename="../../chatapp/ui/main_window.py" line="249"/>
         <source>&amp;View</source>
         <translation>视图(&amp;V)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="245"/>
+        <location filename="../../chatapp/ui/main_window.py" line="250"/>
         <source>Conversation list</source>
         <translation>对话列表</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="246"/>
+        <location filename="../../chatapp/ui/main_window.py" line="251"/>
         <source>Settings</source>
         <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="248"/>
+        <location filename="../../chatapp/ui/main_window.py" line="253"/>
         <source>Show or hide the conversations (Ctrl+B)</source>
         <translation>显示或隐藏对话列表（Ctrl+B）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="249"/>
+        <location filename="../../chatapp/ui/main_window.py" line="254"/>
         <source>Open or close the settings (Ctrl+,)</source>
         <translation>打开或关闭设置（Ctrl+,）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="256"/>
+        <location filename="../../chatapp/ui/main_window.py" line="260"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="257"/>
-        <location filename="../../chatapp/ui/main_window.py" line="260"/>
+        <location filename="../../chatapp/ui/main_window.py" line="261"/>
+        <location filename="../../chatapp/ui/main_window.py" line="264"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="261"/>
+        <location filename="../../chatapp/ui/main_window.py" line="265"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -870,62 +871,62 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="278"/>
+        <location filename="../../chatapp/ui/main_window.py" line="282"/>
         <source>adapter {name}</source>
         <translation>适配器 {name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="282"/>
+        <location filename="../../chatapp/ui/main_window.py" line="286"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="294"/>
+        <location filename="../../chatapp/ui/main_window.py" line="298"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="299"/>
+        <location filename="../../chatapp/ui/main_window.py" line="303"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="334"/>
+        <location filename="../../chatapp/ui/main_window.py" line="338"/>
         <source>The language changes the next time chatapp starts.</source>
         <translation>下次启动 chatapp 时将切换语言。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="355"/>
+        <location filename="../../chatapp/ui/main_window.py" line="359"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="392"/>
+        <location filename="../../chatapp/ui/main_window.py" line="396"/>
         <source>Undo edit</source>
         <translation>撤销编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="410"/>
+        <location filename="../../chatapp/ui/main_window.py" line="414"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="416"/>
+        <location filename="../../chatapp/ui/main_window.py" line="420"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="420"/>
+        <location filename="../../chatapp/ui/main_window.py" line="424"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="420"/>
+        <location filename="../../chatapp/ui/main_window.py" line="424"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="426"/>
+        <location filename="../../chatapp/ui/main_window.py" line="430"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
     </message>

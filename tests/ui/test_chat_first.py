@@ -14,30 +14,16 @@ from fake_backend import FakeBackend
 
 
 @pytest.fixture
-def open_window(qtbot, tmp_path):
-    """make(models) -> a shown window over tmp_path's profile (a second call: a restart)."""
-    from chatapp.storage.db import ConversationStore
-    from chatapp.storage.settings import SettingsStore
-    from chatapp.ui.main_window import MainWindow
-
-    made = []
+def open_window(make_window):
+    """make(models, backend) -> a shown window over the test's profile (a second call: a restart)."""
 
     def make(models=(("Default", "default"),), backend=None):
-        window = MainWindow(ConversationStore(tmp_path / "conversations.sqlite3"),
-                            SettingsStore(tmp_path / "settings.json"), backend or FakeBackend(),
-                            list_models=lambda: list(models), adapters_dir=tmp_path / "adapters")
-        qtbot.addWidget(window)
+        window = make_window(backend or FakeBackend(), models=models)
         window.resize(1200, 780)
         window.show()
-        made.append(window)
-        qtbot.waitUntil(lambda: window.model_info is not None, timeout=5000)
         return window
 
-    yield make
-    for window in made:
-        if window.worker_thread.thread.isRunning():
-            window.close()
-        window.store.close()
+    return make
 
 
 def _saved(tmp_path) -> dict:
@@ -162,6 +148,8 @@ def test_a_new_context_length_estimates_again(qtbot, open_window):
 def test_the_header_edits_the_conversations_own_system_prompt(qtbot, open_window):
     window = open_window()
     header = window.header
+    assert window.current_id is None  # a fresh profile: the prompt a new chat starts with
+    assert header.prompt_button.text() == "System prompt: You are a helpful…"
     window.new_conversation()
     assert header.prompt_button.text() == "System prompt: You are a helpful…"  # shortened at a word
     assert not header.system_prompt.isVisibleTo(window)
@@ -171,15 +159,19 @@ def test_the_header_edits_the_conversations_own_system_prompt(qtbot, open_window
     assert header.prompt_button.text() == "System prompt: Answer in French…"
     assert header.prompt_button.toolTip() == "Answer in French, always and without exception."  # whole
     assert window.chat_controller.system_prompt() == "Answer in French, always and without exception."
+    header.system_prompt.setPlainText("Q&A only")
+    assert header.prompt_button.text() == "System prompt: Q&&A only"  # shown as "Q&A", not a mnemonic
     header.system_prompt.setPlainText("")
     assert header.prompt_button.text() == "System prompt: none"
+    header.prompt_action.trigger()  # Ctrl+Shift+P closes the editor again
+    assert not header.system_prompt.isVisibleTo(window)
 
 
 def test_every_shortcut_is_kept(open_window):
     window = open_window()
     shortcuts = {action.shortcut().toString() for action in window.actions() if not action.shortcut().isEmpty()}
     assert {"Ctrl+N", "Ctrl+I", "Ctrl+E", "Ctrl+Shift+E", "Ctrl+Q", "Ctrl+L", "Esc", "Ctrl+R", "Ctrl+Shift+R",
-            "F2", "Ctrl+Shift+Del", "Ctrl+B", "Ctrl+,"} <= shortcuts
+            "F2", "Ctrl+Shift+Del", "Ctrl+B", "Ctrl+,", "Ctrl+Shift+P"} <= shortcuts
     assert len(shortcuts) == len([a for a in window.actions() if not a.shortcut().isEmpty()])  # no two share one
-    assert window.header.prompt_button.shortcut() == QKeySequence("Ctrl+Shift+P")
+    assert window.header.prompt_action.shortcut() == QKeySequence("Ctrl+Shift+P")
     assert default("temperature") == PRESETS["balanced"]["temperature"]
