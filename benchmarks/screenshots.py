@@ -80,6 +80,11 @@ for n in reversed(numbers):
 - `reversed()` 返回迭代器；需要列表时用 `list()` 包一下。"""
 
 
+GIB = 1024**3
+MEMORY_PARTS = {"total": int(0.61 * GIB), "weights": int(0.50 * GIB), "kv_cache": int(0.09 * GIB),
+                "working": int(0.02 * GIB)}
+
+
 class ScriptedBackend:
     """The ChatBackend interface with a fixed answer streamed from the worker thread."""
 
@@ -96,14 +101,16 @@ class ScriptedBackend:
             time.sleep(0.02)
         return ModelInfo(name="SmolLM2-135M-Instruct", path=spec, kind="gguf", device="cpu",
                          dtype="float32", context_len=options.context_len, n_params=134_515_008,
-                         load_s=1.84, memory="0.61 GiB (weights 0.50, KV cache 0.09, working memory 0.02)")
+                         load_s=1.84, memory="0.61 GiB (weights 0.50, KV cache 0.09, working memory 0.02)",
+                         memory_parts=MEMORY_PARTS)  # as the real backend: the UI words them
 
     def estimate(self, spec, options):
         need = int(0.61 * 1024**3) if spec == "default" else int(1.9 * 1024**3)
         return ModelEstimate(name="SmolLM2-135M-Instruct" if spec == "default" else Path(spec).name, n_params=134_515_008, context_len=options.context_len,
                              device="cpu", dtype="float32",
                              memory="0.61 GiB (weights 0.50, KV cache 0.09, working memory 0.02)",
-                             memory_bytes=need, free_bytes=16 * 1024**3, fits=True)
+                             memory_bytes=need, free_bytes=16 * 1024**3, fits=True,
+                             memory_parts=MEMORY_PARTS if spec == "default" else {})
 
     has_adapter = False
 
