@@ -7,10 +7,12 @@ the reply is a fixed Markdown answer with a code block, streamed a few character
 from the worker thread, like a model would) and saves:
 
     empty.png          a fresh window, model loaded, no conversation yet
-    conversation.png   a streamed answer with a Python code block
-    settings.png       the settings panel with the model loaded
+    conversation.png   a streamed answer with a Python code block (the settings drawer closed)
+    settings.png       the same with the settings drawer open, Advanced sampling shown
+    prompt.png         the conversation list collapsed, the system prompt open in the header
+    train.png          the Train tab
     dark.png           the same conversation in the dark theme
-    zh_CN.png          the window in Simplified Chinese
+    zh_CN.png          the window in Simplified Chinese, the settings drawer open
     real-model.png     with --real-model: the bundled model answering the same question
 
 Needs a display (Xvfb above) or QT_QPA_PLATFORM=offscreen; under Xvfb, Debian's
@@ -27,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, QRect, QTimer  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from chatapp.engine.backend import ModelEstimate, ModelInfo, ReplyFinished  # noqa: E402
@@ -78,6 +80,11 @@ for n in reversed(numbers):
 - `reversed()` 返回迭代器；需要列表时用 `list()` 包一下。"""
 
 
+GIB = 1024**3
+MEMORY_PARTS = {"total": int(0.61 * GIB), "weights": int(0.50 * GIB), "kv_cache": int(0.09 * GIB),
+                "working": int(0.02 * GIB)}
+
+
 class ScriptedBackend:
     """The ChatBackend interface with a fixed answer streamed from the worker thread."""
 
@@ -94,14 +101,16 @@ class ScriptedBackend:
             time.sleep(0.02)
         return ModelInfo(name="SmolLM2-135M-Instruct", path=spec, kind="gguf", device="cpu",
                          dtype="float32", context_len=options.context_len, n_params=134_515_008,
-                         load_s=1.84, memory="0.61 GiB (weights 0.50, KV cache 0.09, working memory 0.02)")
+                         load_s=1.84, memory="0.61 GiB (weights 0.50, KV cache 0.09, working memory 0.02)",
+                         memory_parts=MEMORY_PARTS)  # as the real backend: the UI words them
 
     def estimate(self, spec, options):
-        need = int(0.61 * 1024**3)
-        return ModelEstimate(name="SmolLM2-135M-Instruct", n_params=134_515_008, context_len=options.context_len,
+        need = int(0.61 * 1024**3) if spec == "default" else int(1.9 * 1024**3)
+        return ModelEstimate(name="SmolLM2-135M-Instruct" if spec == "default" else Path(spec).name, n_params=134_515_008, context_len=options.context_len,
                              device="cpu", dtype="float32",
                              memory="0.61 GiB (weights 0.50, KV cache 0.09, working memory 0.02)",
-                             memory_bytes=need, free_bytes=16 * 1024**3, fits=True)
+                             memory_bytes=need, free_bytes=16 * 1024**3, fits=True,
+                             memory_parts=MEMORY_PARTS if spec == "default" else {})
 
     has_adapter = False
 
@@ -171,8 +180,9 @@ def make_window(profile: Path, backend, language: str = "", theme: str = "light"
     profile.mkdir(parents=True, exist_ok=True)
     store = ConversationStore(profile / "conversations.sqlite3")
     settings = SettingsStore(profile / "settings.json")
-    window = MainWindow(store, settings, backend, list_models=lambda: [("SmolLM2-135M-Instruct", "default")],
-                        autoload=True)
+    window = MainWindow(store, settings, backend, autoload=True,
+                        list_models=lambda: [("SmolLM2-135M-Instruct", "default"),
+                                             ("Qwen2.5-0.5B-Instruct", "/models/Qwen2.5-0.5B-Instruct")])
     window.resize(1200, 780)
     window.show()
     wait_until(lambda: window.model_info is not None, 30, "the model to load")
@@ -219,9 +229,21 @@ def fake_shots(out: Path, profile_root: Path) -> None:
     window.chat.scroll_to_bottom()
     settle()
     save(window, out / "conversation.png")
-    panel = window.settings_panel
-    sampling_box = panel.seed.parentWidget()  # the panel's last group; below it is empty space
-    save(panel, out / "settings.png", QRect(0, 0, panel.width(), sampling_box.geometry().bottom() + 10))
+    window.set_drawer_open(True)
+    window.settings_panel.advanced_button.setChecked(True)
+    settle()
+    save(window, out / "settings.png")
+    window.set_drawer_open(False)
+    window.set_conversations_visible(False)
+    window.header.prompt_button.setChecked(True)
+    settle()
+    save(window, out / "prompt.png")
+    window.header.prompt_button.setChecked(False)
+    window.set_conversations_visible(True)
+    window.tabs.setCurrentWidget(window.training_panel)
+    settle()
+    save(window, out / "train.png")
+    window.tabs.setCurrentIndex(0)
     apply_theme(QApplication.instance(), "dark")
     settle()
     save(window, out / "dark.png")
@@ -230,6 +252,8 @@ def fake_shots(out: Path, profile_root: Path) -> None:
     window, translators = make_window(profile_root / "zh", ScriptedBackend(), language="zh_CN")
     if not ask(window, QUESTION_ZH, 30):
         raise SystemExit("the scripted reply did not finish")
+    window.set_drawer_open(True)
+    settle()
     save(window, out / "zh_CN.png")
     close(window, translators)
 
@@ -253,7 +277,7 @@ def real_model_shot(out: Path, profile_root: Path, timeout_s: float, threads: in
     wait_until(lambda: window.loading_spec is None, timeout_s,
                "the default model to load")
     if window.model_info is None:
-        print(f"--real-model: the default model did not load: {window.settings_panel.model_status.text()}")
+        print(f"--real-model: the default model did not load: {window.header.model_status.text()}")
         save(window, out / "real-model-failed.png")
         close(window)
         return

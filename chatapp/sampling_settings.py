@@ -102,3 +102,39 @@ def with_recommended(recommended: Mapping[str, Any], **explicit: Any) -> Samplin
     """Defaults, then the model's recommended values, then the user's explicit ones (None: not given)."""
     chosen = {k: v for k, v in explicit.items() if v is not None}
     return replace(SamplingSettings(), **{**dict(recommended), **chosen})
+
+
+# -- presets: the window's "Precise / Balanced / Creative" -----------------------------------
+# The settings a preset sets; the others (length, seed, stops) stay the user's.
+PRESET_FIELDS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty")
+
+
+def _balanced() -> dict[str, Any]:
+    return {name: default(name) for name in PRESET_FIELDS}  # the defaults, written once above
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # near-greedy: facts, code, extraction
+    "precise": {"temperature": 0.2, "top_k": 20, "top_p": 0.9, "min_p": 0.1, "repetition_penalty": 1.0},
+    "balanced": _balanced(),
+    # more varied: brainstorming, stories
+    "creative": {"temperature": 1.0, "top_k": 100, "top_p": 0.98, "min_p": 0.02, "repetition_penalty": 1.0},
+}
+
+
+def preset_values(name: str) -> dict[str, Any]:
+    """The values preset `name` sets; KeyError names the presets there are."""
+    try:
+        return dict(PRESETS[name])
+    except KeyError:
+        raise KeyError(f"no sampling preset {name!r}; there are {', '.join(PRESETS)}") from None
+
+
+def matching_preset(values: Mapping[str, Any]) -> Optional[str]:
+    """The preset whose every field `values` holds (floats to 2 decimals, as the window shows
+    them), or None: the user's own ("Custom")."""
+    for name, preset in PRESETS.items():
+        if all(name_ in values and round(float(values[name_]), 2) == round(float(v), 2)
+               for name_, v in preset.items()):
+            return name
+    return None

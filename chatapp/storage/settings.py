@@ -38,6 +38,7 @@ class AppSettings:
     seed: int = -1  # -1: random each reply
     theme: str = "system"  # system | light | dark
     language: str = ""  # "" follows the system locale
+    conversations_visible: bool = True  # the window's conversation list (collapsed: False)
     version: int = 2  # of the file's layout and defaults; files without it are version 1
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
 

@@ -1,9 +1,13 @@
-"""The main window: conversations on the left, the chat in the centre, settings on the right.
+"""The main window, conversation first: the list on the left (collapsible), the chat in the
+centre under its header (model, system prompt), settings in a drawer on the right, closed
+until asked for (header button, View menu, Ctrl+,).
 
 Services (the conversation store, the settings store, the chat backend, the model lister)
 are passed in, so tests hand it fakes. The window keeps the layout and the menus; the chat's
 state machine is `ChatController`, the model's `ModelController`, the Train tab's link to
 them `TrainingController`. The window follows their signals and never runs model code.
+Long because it wires the controllers to the layout, the menus (every shortcut is here), the
+status bar and the file dialogs: each part is short, and splitting them would scatter the wiring.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ from .. import __version__
 from ..engine.backend import Backend, ModelInfo
 from ..storage.settings import AppSettings, SettingsStore
 from .chat_controller import ChatController
+from .chat_header import ChatHeader
 from .chat_view import ChatView
 from .composer import Composer
 from .conversation_list import ConversationList
 from .model_controller import ModelController
-from .settings_panel import SettingsPanel
+from .settings_panel import SettingsDrawer, SettingsPanel
 from .training_controller import TrainingController
 from .documents_view import DocumentsView
 from .training_panel import TrainingPanel
@@ -35,6 +40,7 @@ from .worker import WorkerThread
 log = logging.getLogger(__name__)
 
 UNDO_MS = 15000  # how long Undo (a delete, an edit) stays offered
+DRAWER_WIDTH = 330
 
 
 def _tr(text: str) -> str:
@@ -64,7 +70,7 @@ class MainWindow(QMainWindow):
         self._build()
         self.worker_thread = WorkerThread(backend, self)
         self.model = ModelController(self.worker_thread, self.settings, settings_store,
-                                     display_name=self.settings_panel.model_name, on_model_loaded=on_model_loaded,
+                                     display_name=self.header.model_name, on_model_loaded=on_model_loaded,
                                      parent=self)
         self.chat_controller = ChatController(store, self.settings, self.worker_thread, self.model, self.chat,
                                               parent=self)
@@ -77,8 +83,9 @@ class MainWindow(QMainWindow):
             app.aboutToQuit.connect(self.shutdown)
 
         self.settings_panel.apply(self.settings)
-        self.settings_panel.set_models(self.list_models(), self.settings.model)
-        self.model.estimate(self.settings_panel.current_spec())
+        self.header.set_models(self.list_models(), self.settings.model)
+        self.model.estimate(self.header.current_spec())
+        self.set_conversations_visible(self.settings.conversations_visible)
         if settings_store.warning:
             self.statusBar().showMessage(settings_store.warning, 10000)
         conversations = self.store.list_conversations()
@@ -86,6 +93,7 @@ class MainWindow(QMainWindow):
             self.chat_controller.open(conversations[0].id)
         else:
             self.refresh_conversations()
+            self._conversation_opened(None)  # the prompt a new chat will start with
         self._update_state()
         if autoload:
             self.model.load_saved()
@@ -124,8 +132,10 @@ class MainWindow(QMainWindow):
         self.send_button.setAccessibleName(_tr("Send message"))
         self.stop_button = QPushButton(_tr("Stop"))
         self.stop_button.setAccessibleName(_tr("Stop the reply"))
+        self.header = ChatHeader()
         centre = QWidget()
         column = QVBoxLayout(centre)
+        column.addWidget(self.header)
         column.addWidget(self.chat, 1)
         row = QHBoxLayout()
         row.addWidget(self.composer, 1)
@@ -136,11 +146,15 @@ class MainWindow(QMainWindow):
         row.addLayout(buttons)
         column.addLayout(row)
         self.settings_panel = SettingsPanel()
-        splitter = QSplitter()
+        self.drawer = SettingsDrawer(self.settings_panel)
+        self.drawer.setMinimumWidth(DRAWER_WIDTH - 40)
+        self.drawer.hide()  # closed until asked for
+        self.splitter = splitter = QSplitter()
         splitter.addWidget(self.conversations)
         splitter.addWidget(centre)
-        splitter.addWidget(self.settings_panel)
-        splitter.setSizes([240, 640, 320])
+        splitter.addWidget(self.drawer)
+        splitter.setChildrenCollapsible(False)
+        splitter.setSizes([240, 960, 0])
         splitter.setStretchFactor(1, 1)
         self.training_panel = TrainingPanel(model=self.settings.model or "default", adapters_dir=self.adapters_dir)
         self.tabs = QTabWidget()
@@ -165,7 +179,7 @@ class MainWindow(QMainWindow):
             status.addPermanentWidget(widget)
 
     def _connect(self) -> None:
-        chat, model, panel = self.chat_controller, self.model, self.settings_panel
+        chat, model, header = self.chat_controller, self.model, self.header
         self._build_menu()
         self.send_button.clicked.connect(self.send)
         self.composer.submitted.connect(self.send)
@@ -188,12 +202,13 @@ class MainWindow(QMainWindow):
         chat.context_changed.connect(self._show_context)
         chat.speed_changed.connect(self._show_speed)
         chat.undo_available.connect(self._offer_undo)
-        panel.load_requested.connect(model.load)
-        panel.cancel_load_requested.connect(model.cancel)
-        panel.selection_changed.connect(model.estimate)
-        panel.changed.connect(self._settings_changed)
-        panel.system_prompt_edited.connect(self._system_prompt_edited)
-        panel.follow(model)
+        header.load_requested.connect(model.load)
+        header.cancel_load_requested.connect(model.cancel)
+        header.selection_changed.connect(model.estimate)
+        header.system_prompt_edited.connect(self._system_prompt_edited)
+        header.follow(model)
+        self.settings_panel.changed.connect(self._settings_changed)
+        self.drawer.close_requested.connect(lambda: self.set_drawer_open(False))
         model.loaded.connect(self._on_model_loaded)
         model.load_failed.connect(self._on_model_failed)
         model.state_changed.connect(self._update_state)
@@ -225,8 +240,23 @@ class MainWindow(QMainWindow):
         action(chat_menu, _tr("Regenerate reply"), self.chat_controller.regenerate, "Ctrl+R")
         action(chat_menu, _tr("Continue reply"), self.chat_controller.continue_reply, "Ctrl+Shift+R")
         chat_menu.addSeparator()
+        prompt = self.header.prompt_action
+        prompt.setShortcut(QKeySequence("Ctrl+Shift+P"))
+        chat_menu.addAction(prompt)
+        self.addAction(prompt)
         self.rename_action = action(chat_menu, _tr("Rename conversation"), self.rename_current, "F2")
         self.delete_action = action(chat_menu, _tr("Delete conversation"), self.delete_current, "Ctrl+Shift+Delete")
+        view_menu = self.menuBar().addMenu(_tr("&View"))
+        self.list_action = action(view_menu, _tr("Conversation list"), self.set_conversations_visible, "Ctrl+B")
+        self.settings_action = action(view_menu, _tr("Settings"), self.set_drawer_open, "Ctrl+,")
+        for act, button, glyph, tip in (
+                (self.list_action, self.header.list_button, "☰", _tr("Show or hide the conversations (Ctrl+B)")),
+                (self.settings_action, self.header.settings_button, "⚙", _tr("Open or close the settings (Ctrl+,)"))):
+            act.setCheckable(True)
+            act.setIconText(glyph)  # what the header's button shows; the menu shows the text
+            act.setToolTip(tip)
+            button.setDefaultAction(act)  # the button and the menu item are one toggle
+            button.setAccessibleName(act.text())
         help_menu = self.menuBar().addMenu(_tr("&Help"))
         action(help_menu, _tr("About chatapp"), self.show_about)
 
@@ -272,10 +302,35 @@ class MainWindow(QMainWindow):
     def _show_speed(self, speed: float) -> None:
         self.speed_label.setText(_tr("{speed:.1f} tok/s").format(speed=speed))
 
+    # -- the drawer and the list ----------------------------------------------------------
+    @Slot(bool)
+    def set_drawer_open(self, shown: bool) -> None:
+        """Open or close the settings drawer (never remembered: it opens closed)."""
+        self.drawer.setVisible(shown)
+        self.settings_action.setChecked(shown)
+        if shown:
+            sizes = self.splitter.sizes()
+            if sizes[2] < DRAWER_WIDTH // 2:  # first opening: take the drawer's width from the chat
+                self.splitter.setSizes([sizes[0], max(sizes[1] - DRAWER_WIDTH, 300), DRAWER_WIDTH])
+            self.settings_panel.device.setFocus()
+
+    @Slot(bool)
+    def set_conversations_visible(self, shown: bool) -> None:
+        """Show or collapse the conversation list; kept in the settings."""
+        self.conversations.setVisible(shown)
+        self.list_action.setChecked(shown)
+        if self.settings.conversations_visible != shown:
+            self.settings.conversations_visible = shown
+            self.settings_store.save(self.settings)
+
     def _settings_changed(self) -> None:
         theme, language = self.settings.theme, self.settings.language
+        device, context = self.settings.device, self.settings.context_len
         self.settings_panel.read_into(self.settings)
         self.settings_store.save(self.settings)
+        if (self.settings.device, self.settings.context_len) != (device, context):  # memory needs change
+            self.header.forget_estimates()
+            self.model.estimate(self.header.current_spec())
         if self.settings.theme != theme:
             from .theme import apply_theme
             apply_theme(QApplication.instance(), self.settings.theme)
@@ -290,7 +345,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _conversation_opened(self, conv_id: Optional[int]) -> None:
         """The prompt box shows the open conversation's own system prompt."""
-        self.settings_panel.show_system_prompt(self.chat_controller.system_prompt())
+        self.header.show_system_prompt(self.chat_controller.system_prompt())
 
     # -- model ----------------------------------------------------------------------------
     @Slot(object)

@@ -16,6 +16,9 @@ QFrame#codeBlock QPlainTextEdit#codeText {{ background: {code_background}; color
 QLabel#codeLanguage {{ color: palette(mid); font-size: 11px; }}
 QLabel#messageStatus {{ color: palette(mid); }}
 QLabel#emptyState {{ color: palette(mid); font-size: 15px; padding: 40px; }}
+QLabel#modelStatus {{ color: palette(mid); font-size: 11px; }}
+QLabel#drawerTitle {{ font-weight: bold; font-size: 14px; }}
+QToolButton#headerToggle {{ font-size: 15px; padding: 2px 6px; }}
 """
 
 THEME_COLORS = {

@@ -104,6 +104,180 @@
     </message>
 </context>
 <context>
+    <name>ChatHeader</name>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="32"/>
+        <source>{total:.2f} GiB (weights {weights:.2f}, KV cache {kv:.2f}, working memory {work:.2f})</source>
+        <translation>{total:.2f} GiB（权重 {weights:.2f}，KV 缓存 {kv:.2f}，工作内存 {work:.2f}）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="75"/>
+        <source>Model</source>
+        <translation>模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="76"/>
+        <source>The model to chat with, and the memory it needs</source>
+        <translation>用于对话的模型，及其所需内存</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="81"/>
+        <source>Load</source>
+        <translation>加载</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="82"/>
+        <source>Load the selected model</source>
+        <translation>加载所选模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="85"/>
+        <source>Open…</source>
+        <translation>打开…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="86"/>
+        <source>Open another model</source>
+        <translation>打开其他模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="89"/>
+        <source>Open GGUF…</source>
+        <translation>打开 GGUF…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="90"/>
+        <source>Open Hugging Face folder…</source>
+        <translation>打开 Hugging Face 文件夹…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="95"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="130"/>
+        <source>System prompt</source>
+        <translation>系统提示词</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="99"/>
+        <source>Show the conversation&apos;s system prompt</source>
+        <translation>显示本对话的系统提示词</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="107"/>
+        <source>No model loaded</source>
+        <translation>未加载模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="118"/>
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="119"/>
+        <source>Cancel loading the model</source>
+        <translation>取消加载模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="131"/>
+        <source>How the model should answer in this conversation</source>
+        <translation>模型在本对话中应如何回答</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="167"/>
+        <source>System prompt: {summary}</source>
+        <translation>系统提示词：{summary}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="168"/>
+        <source>System prompt: none</source>
+        <translation>系统提示词：无</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="169"/>
+        <source>This conversation has no system prompt.</source>
+        <translation>本对话没有系统提示词。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="220"/>
+        <source>{name} · {memory:.2f} GiB</source>
+        <translation>{name} · {memory:.2f} GiB</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="221"/>
+        <source>{name} · {memory:.2f} GiB, will not fit</source>
+        <translation>{name} · {memory:.2f} GiB，内存不足</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="229"/>
+        <source>Before loading: {name}, {params:.0f}M parameters, needs about {memory}</source>
+        <translation>加载前：{name}，{params:.0f}M 参数，约需 {memory}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="232"/>
+        <source>; {free:.1f} GiB free</source>
+        <translation>；可用 {free:.1f} GiB</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="234"/>
+        <source>. It will not fit: choose a shorter context length or a smaller model.</source>
+        <translation>。内存不足：请选择更短的上下文长度或更小的模型。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="244"/>
+        <source>This model cannot be opened: {message}</source>
+        <translation>无法打开此模型：{message}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="261"/>
+        <source>Open GGUF model</source>
+        <translation>打开 GGUF 模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="261"/>
+        <source>GGUF models (*.gguf)</source>
+        <translation>GGUF 模型 (*.gguf)</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="266"/>
+        <source>Open Hugging Face model folder</source>
+        <translation>打开 Hugging Face 模型文件夹</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="303"/>
+        <source>Loading</source>
+        <translation>正在加载</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="304"/>
+        <source>Loading {name}…</source>
+        <translation>正在加载 {name}…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="314"/>
+        <source>Cancelling…</source>
+        <translation>正在取消…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="326"/>
+        <source>{name}: {params:.0f}M parameters, {dtype} on {device}, context {ctx}, loaded in {secs:.1f} s. Memory: {memory}</source>
+        <translation>{name}：{params:.0f}M 参数，{dtype}，运行于 {device}，上下文 {ctx}，加载用时 {secs:.1f} 秒。内存：{memory}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="331"/>
+        <source>Adapter in use: {name}.</source>
+        <translation>正在使用的适配器：{name}。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="337"/>
+        <source>Loading {name} was cancelled.</source>
+        <translation>已取消加载 {name}。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_header.py" line="343"/>
+        <source>Could not load {spec}: {message}</source>
+        <translation>无法加载 {spec}：{message}</translation>
+    </message>
+</context>
+<context>
     <name>ChatView</name>
     <message>
         <location filename="../../chatapp/ui/chat_view.py" line="30"/>
@@ -541,144 +715,169 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="120"/>
+        <location filename="../../chatapp/ui/main_window.py" line="128"/>
         <source>Message the model (Enter sends, Shift+Enter for a new line)</source>
         <translation>给模型发消息（Enter 发送，Shift+Enter 换行）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="121"/>
+        <location filename="../../chatapp/ui/main_window.py" line="129"/>
         <source>Message</source>
         <translation>消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="123"/>
+        <location filename="../../chatapp/ui/main_window.py" line="131"/>
         <source>Send</source>
         <translation>发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="124"/>
+        <location filename="../../chatapp/ui/main_window.py" line="132"/>
         <source>Send message</source>
         <translation>发送消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="125"/>
+        <location filename="../../chatapp/ui/main_window.py" line="133"/>
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="126"/>
+        <location filename="../../chatapp/ui/main_window.py" line="134"/>
         <source>Stop the reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="147"/>
+        <location filename="../../chatapp/ui/main_window.py" line="161"/>
         <source>Chat</source>
         <translation>聊天</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="148"/>
+        <location filename="../../chatapp/ui/main_window.py" line="162"/>
         <source>Train</source>
         <translation>训练</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="150"/>
+        <location filename="../../chatapp/ui/main_window.py" line="164"/>
         <source>Documents</source>
         <translation>文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="155"/>
+        <location filename="../../chatapp/ui/main_window.py" line="169"/>
         <source>No model</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="159"/>
-        <location filename="../../chatapp/ui/main_window.py" line="341"/>
+        <location filename="../../chatapp/ui/main_window.py" line="173"/>
+        <location filename="../../chatapp/ui/main_window.py" line="396"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="160"/>
+        <location filename="../../chatapp/ui/main_window.py" line="174"/>
         <source>Undo</source>
         <translation>撤销</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="213"/>
+        <location filename="../../chatapp/ui/main_window.py" line="228"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="214"/>
+        <location filename="../../chatapp/ui/main_window.py" line="229"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="215"/>
+        <location filename="../../chatapp/ui/main_window.py" line="230"/>
         <source>Import conversation…</source>
         <translation>导入对话…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="216"/>
+        <location filename="../../chatapp/ui/main_window.py" line="231"/>
         <source>Export conversation as Markdown…</source>
         <translation>将对话导出为 Markdown…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="218"/>
+        <location filename="../../chatapp/ui/main_window.py" line="233"/>
         <source>Export conversation as JSON…</source>
         <translation>将对话导出为 JSON…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="221"/>
+        <location filename="../../chatapp/ui/main_window.py" line="236"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="222"/>
+        <location filename="../../chatapp/ui/main_window.py" line="237"/>
         <source>&amp;Chat</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="223"/>
+        <location filename="../../chatapp/ui/main_window.py" line="238"/>
         <source>Focus message box</source>
         <translation>聚焦到消息框</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="224"/>
+        <location filename="../../chatapp/ui/main_window.py" line="239"/>
         <source>Stop reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="225"/>
+        <location filename="../../chatapp/ui/main_window.py" line="240"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="226"/>
+        <location filename="../../chatapp/ui/main_window.py" line="241"/>
         <source>Continue reply</source>
         <translation>继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="228"/>
+        <location filename="../../chatapp/ui/main_window.py" line="247"/>
         <source>Rename conversation</source>
         <translation>重命名对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="229"/>
+        <location filename="../../chatapp/ui/main_window.py" line="248"/>
         <source>Delete conversation</source>
         <translation>删除对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="230"/>
+        <location filename="../../chatapp/ui/main_window.py" line="249"/>
+        <source>&amp;View</source>
+        <translation>视图(&amp;V)</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="250"/>
+        <source>Conversation list</source>
+        <translation>对话列表</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="251"/>
+        <source>Settings</source>
+        <translation>设置</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="253"/>
+        <source>Show or hide the conversations (Ctrl+B)</source>
+        <translation>显示或隐藏对话列表（Ctrl+B）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="254"/>
+        <source>Open or close the settings (Ctrl+,)</source>
+        <translation>打开或关闭设置（Ctrl+,）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="260"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="231"/>
-        <location filename="../../chatapp/ui/main_window.py" line="234"/>
+        <location filename="../../chatapp/ui/main_window.py" line="261"/>
+        <location filename="../../chatapp/ui/main_window.py" line="264"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="235"/>
+        <location filename="../../chatapp/ui/main_window.py" line="265"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -687,62 +886,62 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="252"/>
+        <location filename="../../chatapp/ui/main_window.py" line="282"/>
         <source>adapter {name}</source>
         <translation>适配器 {name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="256"/>
+        <location filename="../../chatapp/ui/main_window.py" line="286"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="268"/>
+        <location filename="../../chatapp/ui/main_window.py" line="298"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="273"/>
+        <location filename="../../chatapp/ui/main_window.py" line="303"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="283"/>
+        <location filename="../../chatapp/ui/main_window.py" line="338"/>
         <source>The language changes the next time chatapp starts.</source>
         <translation>下次启动 chatapp 时将切换语言。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="304"/>
+        <location filename="../../chatapp/ui/main_window.py" line="359"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="341"/>
+        <location filename="../../chatapp/ui/main_window.py" line="396"/>
         <source>Undo edit</source>
         <translation>撤销编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="359"/>
+        <location filename="../../chatapp/ui/main_window.py" line="414"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="365"/>
+        <location filename="../../chatapp/ui/main_window.py" line="420"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="369"/>
+        <location filename="../../chatapp/ui/main_window.py" line="424"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="369"/>
+        <location filename="../../chatapp/ui/main_window.py" line="424"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="375"/>
+        <location filename="../../chatapp/ui/main_window.py" line="430"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
     </message>
@@ -886,275 +1085,221 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>SettingsPanel</name>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="35"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="28"/>
+        <source>Precise</source>
+        <translation>精确</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="28"/>
+        <source>Balanced</source>
+        <translation>均衡</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="28"/>
+        <source>Creative</source>
+        <translation>创意</translation>
+    </message>
+    <message>
         <location filename="../../chatapp/ui/settings_panel.py" line="38"/>
-        <source>Model</source>
-        <translation>模型</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="42"/>
-        <source>Open GGUF…</source>
-        <translation>打开 GGUF…</translation>
-    </message>
-    <message>
         <location filename="../../chatapp/ui/settings_panel.py" line="43"/>
-        <source>Open a GGUF model file</source>
-        <translation>打开 GGUF 模型文件</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="44"/>
-        <source>Open folder…</source>
-        <translation>打开文件夹…</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="45"/>
-        <source>Open a Hugging Face model folder</source>
-        <translation>打开 Hugging Face 模型文件夹</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="46"/>
-        <source>Load</source>
-        <translation>加载</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="47"/>
-        <source>Load the selected model</source>
-        <translation>加载所选模型</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="52"/>
-        <source>No model loaded</source>
-        <translation>未加载模型</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="63"/>
-        <source>Cancel</source>
-        <translation>取消</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="64"/>
-        <source>Cancel loading the model</source>
-        <translation>取消加载模型</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="73"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="79"/>
-        <source>Automatic</source>
-        <translation>自动</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="75"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="81"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="49"/>
         <source>Device</source>
         <translation>设备</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="77"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="82"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="41"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="47"/>
+        <source>Automatic</source>
+        <translation>自动</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="45"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="50"/>
         <source>Context length</source>
         <translation>上下文长度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="80"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="83"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="48"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="51"/>
         <source>CPU threads</source>
         <translation>CPU 线程数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="87"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="90"/>
-        <source>System prompt</source>
-        <translation>系统提示词</translation>
+        <location filename="../../chatapp/ui/settings_panel.py" line="52"/>
+        <source>Used the next time a model is loaded.</source>
+        <translation>下次加载模型时生效。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="95"/>
-        <source>Sampling</source>
-        <translation>采样</translation>
+        <location filename="../../chatapp/ui/settings_panel.py" line="55"/>
+        <source>Replies</source>
+        <translation>回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="97"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="109"/>
-        <source>Temperature</source>
-        <translation>温度</translation>
+        <location filename="../../chatapp/ui/settings_panel.py" line="61"/>
+        <source>Custom</source>
+        <translation>自定义</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="98"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="109"/>
-        <source>Top-p</source>
-        <translation>Top-p</translation>
+        <location filename="../../chatapp/ui/settings_panel.py" line="62"/>
+        <source>Sampling preset</source>
+        <translation>采样预设</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="99"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="110"/>
-        <source>Min-p</source>
-        <translation>Min-p</translation>
+        <location filename="../../chatapp/ui/settings_panel.py" line="63"/>
+        <source>Precise: focused, repeatable answers. Balanced: the default. Creative: more varied text.</source>
+        <translation>精确：专注、可重复的回答。均衡：默认设置。创意：更多样的文字。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="100"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="111"/>
-        <source>Repetition penalty</source>
-        <translation>重复惩罚</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="102"/>
-        <source>Off</source>
-        <translation>关闭</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="103"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="110"/>
-        <source>Top-k</source>
-        <translation>Top-k</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="105"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="66"/>
         <source>Maximum new tokens</source>
         <translation>最大生成词元数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="107"/>
-        <source>Random</source>
-        <translation>随机</translation>
+        <location filename="../../chatapp/ui/settings_panel.py" line="67"/>
+        <source>Style</source>
+        <translation>风格</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="108"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="112"/>
-        <source>Seed</source>
-        <translation>随机种子</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="112"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="68"/>
         <source>Max new tokens</source>
         <translation>最大生成词元数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="116"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="71"/>
+        <source>Advanced</source>
+        <translation>高级</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="72"/>
+        <source>Show the sampling settings</source>
+        <translation>显示采样设置</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="81"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="91"/>
+        <source>Temperature</source>
+        <translation>温度</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="82"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="91"/>
+        <source>Top-p</source>
+        <translation>Top-p</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="83"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="92"/>
+        <source>Min-p</source>
+        <translation>Min-p</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="84"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="93"/>
+        <source>Repetition penalty</source>
+        <translation>重复惩罚</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="86"/>
+        <source>Off</source>
+        <translation>关闭</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="87"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="92"/>
+        <source>Top-k</source>
+        <translation>Top-k</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="89"/>
+        <source>Random</source>
+        <translation>随机</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="90"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="93"/>
+        <source>Seed</source>
+        <translation>随机种子</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="99"/>
         <source>Appearance</source>
         <translation>外观</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="119"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="124"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="102"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="107"/>
         <source>Follow the system</source>
         <translation>跟随系统</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="119"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="102"/>
         <source>Light</source>
         <translation>浅色</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="119"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="102"/>
         <source>Dark</source>
         <translation>深色</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="121"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="128"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="104"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="111"/>
         <source>Theme</source>
         <translation>主题</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="126"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="129"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="109"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="112"/>
         <source>Language</source>
         <translation>语言</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="127"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="110"/>
         <source>Takes effect the next time chatapp starts.</source>
         <translation>下次启动 chatapp 时生效。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="180"/>
-        <source>{total:.2f} GiB (weights {weights:.2f}, KV cache {kv:.2f}, working memory {work:.2f})</source>
-        <translation>{total:.2f} GiB（权重 {weights:.2f}，KV 缓存 {kv:.2f}，工作内存 {work:.2f}）</translation>
+        <location filename="../../chatapp/ui/settings_panel.py" line="214"/>
+        <source>Settings</source>
+        <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="188"/>
-        <source>Before loading: {name}, {params:.0f}M parameters, needs about {memory}</source>
-        <translation>加载前：{name}，{params:.0f}M 参数，约需 {memory}</translation>
+        <location filename="../../chatapp/ui/settings_panel.py" line="220"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="221"/>
+        <source>Close the settings</source>
+        <translation>关闭设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="191"/>
-        <source>; {free:.1f} GiB free</source>
-        <translation>；可用 {free:.1f} GiB</translation>
+        <source>Open a GGUF model file</source>
+        <translation type="obsolete">打开 GGUF 模型文件</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="193"/>
-        <source>. It will not fit: choose a shorter context length or a smaller model.</source>
-        <translation>。内存不足：请选择更短的上下文长度或更小的模型。</translation>
+        <source>Open folder…</source>
+        <translation type="obsolete">打开文件夹…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="202"/>
-        <source>This model cannot be opened: {message}</source>
-        <translation>无法打开此模型：{message}</translation>
+        <source>Open a Hugging Face model folder</source>
+        <translation type="obsolete">打开 Hugging Face 模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="213"/>
-        <source>Open GGUF model</source>
-        <translation>打开 GGUF 模型</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="213"/>
-        <source>GGUF models (*.gguf)</source>
-        <translation>GGUF 模型 (*.gguf)</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="218"/>
-        <source>Open Hugging Face model folder</source>
-        <translation>打开 Hugging Face 模型文件夹</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="255"/>
-        <source>Loading</source>
-        <translation>正在加载</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="256"/>
-        <source>Loading {name}…</source>
-        <translation>正在加载 {name}…</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="266"/>
-        <source>Cancelling…</source>
-        <translation>正在取消…</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="278"/>
-        <source>{name}: {params:.0f}M parameters, {dtype} on {device}, context {ctx}, loaded in {secs:.1f} s. Memory: {memory}</source>
-        <translation>{name}：{params:.0f}M 参数，{dtype}，运行于 {device}，上下文 {ctx}，加载用时 {secs:.1f} 秒。内存：{memory}</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="283"/>
-        <source>Adapter in use: {name}.</source>
-        <translation>正在使用的适配器：{name}。</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="289"/>
-        <source>Loading {name} was cancelled.</source>
-        <translation>已取消加载 {name}。</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="295"/>
-        <source>Could not load {spec}: {message}</source>
-        <translation>无法加载 {spec}：{message}</translation>
+        <source>Sampling</source>
+        <translation type="obsolete">采样</translation>
     </message>
 </context>
 <context>
     <name>TrainingController</name>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="108"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="101"/>
         <source>The adapter was not loaded.</source>
         <translation>适配器未加载。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="114"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="106"/>
         <source>Wait for the current reply or model load to finish.</source>
         <translation>请等待当前回复或模型加载完成。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="163"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="155"/>
         <source>Training {status}: {out}</source>
         <translation>训练{status}：{out}</translation>
     </message>

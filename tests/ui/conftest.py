@@ -24,10 +24,10 @@ def make_window(qtbot, tmp_path):
 
     made = []
 
-    def make(backend, load=True):
+    def make(backend, load=True, models=(("Default", "default"),)):
         store = ConversationStore(tmp_path / "conversations.sqlite3")
         settings = SettingsStore(tmp_path / "settings.json")
-        window = MainWindow(store, settings, backend, list_models=lambda: [("Default", "default")],
+        window = MainWindow(store, settings, backend, list_models=lambda: list(models),
                             autoload=load, adapters_dir=tmp_path / "adapters")
         qtbot.addWidget(window)
         made.append(window)

@@ -40,7 +40,7 @@ def test_1_the_adapter_in_use_is_shown_in_the_chat_tab_and_kept_after_a_restart(
     window.training_panel.use_adapter.emit(adapter)
     qtbot.waitUntil(lambda: window.adapter == adapter, timeout=15000)
     assert "notes-lora" in window.model_label.text()
-    assert "notes-lora" in window.settings_panel.model_status.text()
+    assert "notes-lora" in window.header.model_status.text()
     window.close()
     backend = FakeBackend()
     again = make_window(backend)  # the same settings file: a restart
@@ -83,7 +83,7 @@ def test_3_replies_use_the_conversations_own_system_prompt(qtbot, make_window, t
         store.create_conversation("terse one", system_prompt="Be terse.")
     backend = FakeBackend()
     window = make_window(backend)
-    assert window.settings_panel.system_prompt.toPlainText() == "Be terse."  # the open conversation's
+    assert window.header.system_prompt.toPlainText() == "Be terse."  # the open conversation's
     _send(qtbot, window, "hello")
     assert backend.calls[-1]["system"] == "Be terse."
 
@@ -92,7 +92,7 @@ def test_3_exports_record_the_system_prompt_actually_used(qtbot, make_window, tm
     backend = FakeBackend()
     window = make_window(backend)
     window.new_conversation()
-    window.settings_panel.system_prompt.setPlainText("Answer in French.")
+    window.header.system_prompt.setPlainText("Answer in French.")
     _send(qtbot, window, "bonjour")
     assert backend.calls[-1]["system"] == "Answer in French."
     target = tmp_path / "out.json"
@@ -201,7 +201,7 @@ def test_15_token_stats_survive_regenerate_and_reopening(qtbot, make_window):
 
 def test_16_loading_shows_progress_the_display_name_and_drops_the_estimate(qtbot, make_window, monkeypatch):
     window = make_window(FakeBackend(), load=False)
-    panel = window.settings_panel
+    panel = window.header
     panel.set_models([("Default model", "default"), ("Staged model", "staged")], "default")
     qtbot.waitUntil(lambda: "Before loading" in panel.estimate_label.text(), timeout=15000)
     shown = []

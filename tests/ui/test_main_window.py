@@ -160,7 +160,7 @@ def test_failed_model_load_keeps_previous_model(qtbot, make_window, backend):
     window.model.load("broken")
     qtbot.waitUntil(lambda: window.loading_spec is None, timeout=5000)
     assert window.model_info == before
-    status = window.settings_panel.model_status.text()
+    status = window.header.model_status.text()
     assert "Could not load broken" in status and "still loaded" in status
     _send(qtbot, window, "still works?")
     _wait_idle(qtbot, window)
@@ -199,7 +199,7 @@ def test_export_import_round_trip(qtbot, make_window, backend, tmp_path, monkeyp
 def test_settings_persist_across_windows(qtbot, make_window, backend):
     window = make_window(backend)
     window.settings_panel.temperature.setValue(0.25)
-    window.settings_panel.system_prompt.setPlainText("Answer in French.")
+    window.header.system_prompt.setPlainText("Answer in French.")
     window.close()
     again = make_window(FakeBackend())
     assert again.settings_panel.temperature.value() == 0.25
@@ -220,7 +220,7 @@ def test_closing_while_generating_stops_the_worker(qtbot, make_window):
 
 def test_a_model_load_can_be_cancelled_and_the_previous_model_stays(qtbot, make_window, backend):
     window = make_window(backend)
-    panel = window.settings_panel
+    panel = window.header
     assert window.model_info.name == "Fake-default" and not panel.cancel_load_button.isVisibleTo(window)
     window.model.load("slow")
     qtbot.waitUntil(lambda: panel.load_progress.value() > 5, timeout=5000)  # the load is under way
@@ -238,7 +238,7 @@ def test_a_model_load_can_be_cancelled_and_the_previous_model_stays(qtbot, make_
 
 def test_memory_estimate_is_shown_before_loading(qtbot, make_window, backend):
     window = make_window(FakeBackend(), load=False)
-    panel = window.settings_panel
+    panel = window.header
     qtbot.waitUntil(lambda: "Before loading: Fake-default" in panel.estimate_label.text(), timeout=5000)
     assert "0.59 GiB" in panel.estimate_label.text() and "will not fit" not in panel.estimate_label.text()
     panel.set_models([("Default", "default"), ("Huge", "huge"), ("Broken", "broken")], "default")

@@ -137,13 +137,13 @@ def _estimate_info():
 
 
 def test_memory_text_is_worded_by_the_ui():
-    from chatapp.ui.settings_panel import SettingsPanel
+    from chatapp.ui.chat_header import memory_text
     info = _estimate_info()
-    assert SettingsPanel.memory_text(info) == info.memory  # English: the engine's own wording
-    assert SettingsPanel.memory_text(SimpleNamespace(memory="1 MB", memory_parts={})) == "1 MB"  # no parts
+    assert memory_text(info) == info.memory  # English: the engine's own wording
+    assert memory_text(SimpleNamespace(memory="1 MB", memory_parts={})) == "1 MB"  # no parts
 
 
 def test_memory_text_in_chinese(chinese):
-    from chatapp.ui.settings_panel import SettingsPanel
-    text = SettingsPanel.memory_text(_estimate_info())
+    from chatapp.ui.chat_header import memory_text
+    text = memory_text(_estimate_info())
     assert "权重 0.50" in text and "KV 缓存" in text and "weights" not in text
