@@ -79,7 +79,7 @@ def reply_note(state: str, finish_reason: str, stats: dict) -> str:
         parts.append(_tr("{n} tokens · {speed:.1f} tok/s").format(n=stats["new_tokens"],
                                                                    speed=stats.get("decode_tok_s", 0.0)))
     if stats.get("left_out"):
-        parts.append(_tr("{n} matching passages left out: the context was full").format(n=stats["left_out"]))
+        parts.append(_tr("{n} passages left out (context full)").format(n=stats["left_out"]))
     return " · ".join(parts)
 
 

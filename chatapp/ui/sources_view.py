@@ -89,6 +89,7 @@ class SourceList(QFrame):
         for source in sources:
             button = QToolButton(text=source_label(source))
             button.setAutoRaise(True)
+            button.setMinimumWidth(1)  # a long heading is cut at the column's edge; the tooltip has the path
             button.setCursor(Qt.PointingHandCursor)
             button.setToolTip(source.path)
             button.setAccessibleName(_tr("Open source {n}").format(n=source.number))

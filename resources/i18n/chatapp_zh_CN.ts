@@ -33,8 +33,8 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/chat_controller.py" line="82"/>
-        <source>{n} matching passages left out: the context was full</source>
-        <translation>另有 {n} 段匹配的文字未放入：上下文已满</translation>
+        <source>{n} passages left out (context full)</source>
+        <translation>{n} 段未放入（上下文已满）</translation>
     </message>
     <message>
         <location filename="../../chatapp/ui/chat_controller.py" line="223"/>
@@ -133,7 +133,7 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/chat_view.py" line="85"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="205"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="207"/>
         <source>Copied</source>
         <translation>已复制</translation>
     </message>
@@ -148,83 +148,83 @@
         <translation>助手</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="119"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="205"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="121"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="207"/>
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="120"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="122"/>
         <source>Copy message</source>
         <translation>复制消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="123"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="125"/>
         <source>Edit</source>
         <translation>编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="124"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="126"/>
         <source>Edit message and resend</source>
         <translation>编辑消息并重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="128"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="130"/>
         <source>Regenerate</source>
         <translation>重新生成</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="129"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="131"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="133"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="135"/>
         <source>Continue</source>
         <translation>继续</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="134"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="136"/>
         <source>Continue the reply where it stopped</source>
         <translation>从中断处继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="139"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="141"/>
         <source>What the model saw</source>
         <translation>模型看到的内容</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="140"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="142"/>
         <source>Show the exact prompt of this reply</source>
         <translation>显示此回复的完整提示词</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="216"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="218"/>
         <source>Edited message</source>
         <translation>编辑后的消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="218"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="220"/>
         <source>Saving removes the {n} later messages of this conversation (Undo puts them back).</source>
         <translation>保存会删除此对话中后面的 {n} 条消息（撤销可以恢复）。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="224"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="226"/>
         <source>Save &amp;&amp; resend</source>
         <translation>保存 &amp;&amp; 重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="225"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="227"/>
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="271"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="273"/>
         <source>Conversation</source>
         <translation>对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="284"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="286"/>
         <source>Send a message to start the conversation.</source>
         <translation>发送一条消息，开始对话。</translation>
     </message>
@@ -1182,52 +1182,52 @@ Chat with a language model on your own machine, and teach it your own documents.
         <translation>来源</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/sources_view.py" line="94"/>
+        <location filename="../../chatapp/ui/sources_view.py" line="95"/>
         <source>Open source {n}</source>
         <translation>打开来源 {n}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/sources_view.py" line="107"/>
+        <location filename="../../chatapp/ui/sources_view.py" line="108"/>
         <source>Source {n}</source>
         <translation>来源 {n}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/sources_view.py" line="119"/>
+        <location filename="../../chatapp/ui/sources_view.py" line="120"/>
         <source>Characters {start}–{end} of the document&apos;s text</source>
         <translation>文档文本的第 {start}–{end} 个字符</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/sources_view.py" line="124"/>
+        <location filename="../../chatapp/ui/sources_view.py" line="125"/>
         <source>Passage</source>
         <translation>段落</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/sources_view.py" line="131"/>
+        <location filename="../../chatapp/ui/sources_view.py" line="132"/>
         <source>Open file</source>
         <translation>打开文件</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/sources_view.py" line="136"/>
+        <location filename="../../chatapp/ui/sources_view.py" line="137"/>
         <source>The file is no longer there.</source>
         <translation>该文件已不存在。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/sources_view.py" line="185"/>
+        <location filename="../../chatapp/ui/sources_view.py" line="186"/>
         <source>What the model saw</source>
         <translation>模型看到的内容</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/sources_view.py" line="188"/>
+        <location filename="../../chatapp/ui/sources_view.py" line="189"/>
         <source>The exact prompt of this reply: the system prompt, the conversation that fitted the context and any document passages, with the chat template&apos;s markers.</source>
         <translation>此回复的完整提示词：系统提示词、放得下上下文的对话内容以及文档段落，包括聊天模板的标记。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/sources_view.py" line="193"/>
+        <location filename="../../chatapp/ui/sources_view.py" line="194"/>
         <source>Prompt</source>
         <translation>提示词</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/sources_view.py" line="198"/>
+        <location filename="../../chatapp/ui/sources_view.py" line="199"/>
         <source>Copy</source>
         <translation>复制</translation>
     </message>

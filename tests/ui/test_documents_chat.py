@@ -147,7 +147,7 @@ def test_a_reply_says_when_passages_were_left_out(qtbot, make_window, tmp_path):
     assert found >= 4  # guild.md's passages and the three notes
     widget = window.chat.messages[-1]
     assert len(widget.source_list.buttons) == 1
-    notice = f"{found - 1} matching passages left out: the context was full"
+    notice = f"{found - 1} passages left out (context full)"
     assert notice in widget.status_label.text()
     window.chat_controller.open(window.current_id)  # said again on reopening
     assert notice in window.chat.messages[-1].status_label.text()
