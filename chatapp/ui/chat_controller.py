@@ -107,6 +107,7 @@ class _EditUndo:
     conv_id: int
     position: int  # the edited message's position
     removed: tuple[Message, ...]  # the edited message and every message after it
+    sources: tuple[tuple, ...] = ()  # each removed message's sources (deleted with it), in order
 
 
 class ChatController(QObject):
@@ -414,10 +415,11 @@ class ChatController(QObject):
         if not 0 <= index < len(messages) or messages[index].role != "user":
             return
         removed = tuple(messages[index:])
+        sources = tuple(tuple(self.store.sources(m.id)) for m in removed)  # deleted with their messages
         later_turns = sum(m.role == "user" for m in removed[1:])
         self.store.truncate_after(self.current_id, messages[index - 1].position if index > 0 else -1)
         self.store.add_message(self.current_id, "user", text)
-        self.edit_undo = _EditUndo(self.current_id, messages[index].position, removed)
+        self.edit_undo = _EditUndo(self.current_id, messages[index].position, removed, sources)
         self.deleted_id = None
         self.open(self.current_id)
         self._start_reply()
@@ -436,10 +438,13 @@ class ChatController(QObject):
             self.worker_thread.stop_reply()
             self._end_stream()  # what it wrote goes with the edit; its late signals are ignored
         self.store.truncate_after(undo.conv_id, undo.position - 1)
-        for m in undo.removed:
-            self.store.add_message(undo.conv_id, m.role, m.content, state=m.state, model=m.model,
-                                   settings=m.settings, stats=m.stats, finish_reason=m.finish_reason,
-                                   created_at=m.created_at)
+        for i, m in enumerate(undo.removed):
+            back = self.store.add_message(undo.conv_id, m.role, m.content, state=m.state, model=m.model,
+                                          settings=m.settings, stats=m.stats, finish_reason=m.finish_reason,
+                                          created_at=m.created_at)
+            sources = undo.sources[i] if i < len(undo.sources) else ()
+            if sources:
+                self.store.save_sources(back.id, sources, library=sources[0].library)
         self.undo_available.emit("")
         self.status_message.emit(_tr("The edit was undone."), 5000)
         self.open(undo.conv_id)

@@ -165,3 +165,18 @@ def test_a_library_removed_meanwhile_fails_the_reply_with_its_name(qtbot, make_w
     assert "no library named 'guild'" in window.chat.messages[-1].status_label.text()
     window.documents_selector.refresh()
     assert window.documents_selector.currentText() == "guild (missing)"
+
+
+def test_undoing_an_edit_puts_the_sources_back(qtbot, make_window, backend, tmp_path):
+    _library(tmp_path)
+    window = make_window(backend)
+    window.documents_selector.choose("guild")
+    _send(qtbot, window, "Who founded the guild?")
+    before = [b.text() for b in window.chat.messages[-1].source_list.buttons]
+    assert before
+    window.chat_controller.edit_and_resend(0, "What did the guild trade?")
+    qtbot.waitUntil(lambda: not window.streaming, timeout=15000)
+    window.chat_controller.undo_edit()
+    reply = window.store.messages(window.current_id)[-1]
+    assert [s.library for s in window.store.sources(reply.id)] == ["guild"] * len(before)
+    assert [b.text() for b in window.chat.messages[-1].source_list.buttons] == before
