@@ -180,3 +180,33 @@ def test_undoing_an_edit_puts_the_sources_back(qtbot, make_window, backend, tmp_
     reply = window.store.messages(window.current_id)[-1]
     assert [s.library for s in window.store.sources(reply.id)] == ["guild"] * len(before)
     assert [b.text() for b in window.chat.messages[-1].source_list.buttons] == before
+
+
+def test_the_real_backend_in_the_window_fits_passages_into_the_context(qtbot, make_window, tmp_path):
+    """End to end with ChatBackend on a tiny random model: retrieval in the worker, sources under
+    the reply, the stored prompt within the context."""
+    import pytest
+
+    pytest.importorskip("transformers")
+    from helpers.tiny_hf import tiny_llama_folder
+
+    from chatapp.engine.backend import ChatBackend
+
+    _library(tmp_path, extra=6)
+    model = tiny_llama_folder(tmp_path / "model", max_len=256)
+    window = make_window(ChatBackend(), load=False)
+    window.settings.context_len = 256
+    window.settings.max_new_tokens = 8
+    window.settings.threads = 1
+    assert window.model.load(str(model))
+    qtbot.waitUntil(lambda: window.model_info is not None, timeout=60000)
+    window.documents_selector.choose("guild")
+    _send(qtbot, window, "Who founded the guild?")
+    reply = window.store.messages(window.current_id)[-1]
+    assert reply.state == "complete", window.chat.messages[-1].status_label.text()
+    sources = window.store.sources(reply.id)
+    assert sources and sources[0].library == "guild"
+    assert reply.stats["prompt_tokens"] + min(8, 256 // 4) <= 256
+    assert reply.stats.get("left_out", 0) >= 1  # seven documents about the guild do not fit 256 tokens
+    assert "Question: Who founded the guild?" in reply.stats["prompt"]
+    assert [b.text() for b in window.chat.messages[-1].source_list.buttons][0].startswith("[1] ")
