@@ -75,6 +75,19 @@ class ModelEstimate:
 
 
 @dataclass(frozen=True)
+class DocumentsChoice:
+    """The library a reply retrieves passages from: its name in the LibraryStore file at `db_path`.
+    The backend opens the store in the worker thread (a store is not shared between threads)."""
+
+    db_path: str
+    name: str
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.db_path:
+            raise ValueError("a documents choice needs a library file and a library name")
+
+
+@dataclass(frozen=True)
 class ReplyRequest:
     """The GUI asks the worker for a reply (or, with `continue_last`, more of the last one)."""
 
@@ -83,6 +96,7 @@ class ReplyRequest:
     system_prompt: str
     sampling: dict  # keyword arguments of engine.sampling.SamplingSettings
     continue_last: bool = False
+    documents: Optional[DocumentsChoice] = None  # retrieve passages for the last user message
 
 
 @dataclass(frozen=True)
@@ -105,6 +119,10 @@ class ReplyFinished:
     dropped_messages: int = 0  # old messages the reply could not see (context full)
     context_used: int = 0  # positions of the context in use after the reply
     contained_markers: bool = False  # the messages held chat-template markers (encoded as text)
+    prompt: str = ""  # exactly what the model saw, its template markers included
+    sources: tuple = ()  # engine.retrieval.Source: the passages put into the prompt, numbered
+    left_out: int = 0  # passages found but left out: the context had no room
+    library: str = ""  # the library they came from
 
 
 @runtime_checkable
@@ -125,8 +143,11 @@ class Backend(Protocol):
         """Switch the loaded adapter off or on without reloading; raises if there is none."""
 
     def stream(self, messages: list[dict], system_prompt: str, settings: Any,
-               cancel: Optional[threading.Event] = None, continue_last: bool = False) -> Iterator[str]:
-        """Yield the reply's text deltas; then `finished()` describes it."""
+               cancel: Optional[threading.Event] = None, continue_last: bool = False,
+               documents: Optional[DocumentsChoice] = None) -> Iterator[str]:
+        """Yield the reply's text deltas; then `finished()` describes it. With `documents`, the
+        library's best passages go into the last user message (as text) and `finished()`
+        carries them as sources; the worker passes `documents` only when a library is chosen."""
 
     def finished(self) -> ReplyFinished:
         """The reply the last `stream` produced."""
@@ -146,6 +167,9 @@ class ChatBackend:
         self.reply = None  # the last Reply
         self.dropped_messages = 0
         self.contained_markers = False  # the last prompt's messages held chat-template markers (read as text)
+        self.prompt = ""  # the last prompt as the model saw it
+        self.retrieval = None  # engine.retrieval.RetrievalResult of the last reply with documents
+        self.library = ""
 
     def load(self, spec: str, options: LoadOptions,
              progress: Optional[Callable[[str, float], None]] = None) -> ModelInfo:
@@ -196,19 +220,45 @@ class ChatBackend:
         self.engine.reset()  # the cached keys/values were computed with the other weights
 
     def stream(self, messages: list[dict], system_prompt: str, settings,
-               cancel: Optional[threading.Event] = None, continue_last: bool = False) -> Iterator[str]:
+               cancel: Optional[threading.Event] = None, continue_last: bool = False,
+               documents: Optional[DocumentsChoice] = None) -> Iterator[str]:
         """Reply to `messages` (ending with the user's) with SamplingSettings `settings`, or with
         `continue_last`, write on from the end of the last (assistant) message; afterwards
-        `reply` holds the new text and its stats."""
+        `reply` holds the new text and its stats. With `documents` (not for a continuation,
+        which keeps the passages its prompt had), the library's passages that fit the context
+        go into the last user message: retrieved and fitted here, in the caller's thread."""
         from .session import ChatSession
 
         if self.engine is None:
             raise RuntimeError("no model is loaded")
-        session = ChatSession(self.engine, system_prompt=system_prompt, messages=messages)
-        yield from (session.continue_reply if continue_last else session.respond)(settings, cancel)
+        self.reply, self.retrieval, self.library, self.prompt = None, None, "", ""
+        if documents is not None and not continue_last:
+            if not messages or messages[-1]["role"] != "user":
+                raise ValueError("a reply with documents needs the conversation to end with a user message")
+            session = ChatSession(self.engine, system_prompt=system_prompt, messages=messages[:-1])
+            deltas = self._with_documents(session, messages[-1]["content"], settings, cancel, documents)
+        else:
+            session = ChatSession(self.engine, system_prompt=system_prompt, messages=messages)
+            reserve = min(settings.max_new_tokens, self.engine.context_len // 4)
+            ids, _dropped = session.fit(reserve, continue_final=continue_last)  # what respond will feed
+            self.prompt = self.engine.tokenizer.decode(ids, skip_special_tokens=False)
+            deltas = (session.continue_reply if continue_last else session.respond)(settings, cancel)
+        yield from deltas
         self.reply = session.reply
         self.dropped_messages = session.dropped_messages
         self.contained_markers = session.contained_markers
+
+    def _with_documents(self, session, text: str, settings, cancel, documents: DocumentsChoice) -> Iterator[str]:
+        from ..documents.library import LibraryStore
+        from .retrieval import LibraryRetriever, send_with_documents
+
+        retriever = LibraryRetriever(LibraryStore(documents.db_path), documents.name)
+        try:  # the search and the fitting run now; the store is not needed while the reply streams
+            reply = send_with_documents(session, text, settings, retriever, cancel)
+        finally:
+            retriever.close()
+        self.retrieval, self.library, self.prompt = reply.result, documents.name, reply.result.prompt
+        return iter(reply)
 
     def finished(self) -> ReplyFinished:
         reply = self.reply
@@ -216,7 +266,9 @@ class ChatBackend:
             raise RuntimeError("no reply has been generated yet")
         return ReplyFinished(text=reply.text, finish_reason=reply.finish_reason, stats=reply.stats.to_dict(),
                              dropped_messages=self.dropped_messages, context_used=self.context_used(),
-                             contained_markers=self.contained_markers)
+                             contained_markers=self.contained_markers, prompt=self.prompt,
+                             sources=tuple(self.retrieval.sources) if self.retrieval else (),
+                             left_out=self.retrieval.left_out if self.retrieval else 0, library=self.library)
 
     def context_used(self) -> int:
         return self.engine.cached_tokens if self.engine else 0

@@ -94,6 +94,7 @@ class Conversation:
     system_prompt: str = ""
     model: str = ""  # the model of the latest reply
     deleted_at: Optional[datetime] = None
+    library: str = ""  # the document library its replies retrieve from, '' for none
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class NewMessage:
             raise TypeError(f"content must be a str, not {type(self.content).__name__}")
 
 
-_CONV_COLS = "id, title, created_at, updated_at, system_prompt, model, deleted_at"
+_CONV_COLS = "id, title, created_at, updated_at, system_prompt, model, deleted_at, library"
 _MSG_COLS = ("id, conversation_id, position, role, content, created_at, state, model, "
              "settings_json, stats_json, finish_reason")
 
@@ -153,7 +154,7 @@ class MessageSource:
 
 def _conversation(row: tuple) -> Conversation:
     return Conversation(row[0], row[1], us_to_datetime(row[2]), us_to_datetime(row[3]), row[4], row[5],
-                        None if row[6] is None else us_to_datetime(row[6]))
+                        None if row[6] is None else us_to_datetime(row[6]), row[7])
 
 
 def _message(row: tuple) -> Message:
@@ -347,6 +348,12 @@ class ConversationStore:
 
     def set_system_prompt(self, conversation_id: int, system_prompt: str) -> None:
         self._set(conversation_id, "system_prompt", system_prompt, "save the system prompt")
+
+    def set_library(self, conversation_id: int, library: str) -> None:
+        """The document library the conversation's replies retrieve from ('' for none)."""
+        if not isinstance(library, str):
+            raise TypeError(f"library must be a str, not {type(library).__name__}")
+        self._set(conversation_id, "library", library, "save the conversation's documents")
 
     def delete_conversation(self, conversation_id: int) -> None:
         """Soft delete: hidden from lists and search until `restore` or `purge_deleted`."""

@@ -75,8 +75,14 @@ _V3 = (
     )""",
 )
 
+# v4: the document library a conversation chats with ('' for none), chosen beside the composer
+# and restored when the conversation is reopened.
+_V4 = (
+    "ALTER TABLE conversations ADD COLUMN library TEXT NOT NULL DEFAULT ''",
+)
+
 Step = Union[str, Callable[[sqlite3.Connection], None]]
-MIGRATIONS: tuple[tuple[Step, ...], ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[tuple[Step, ...], ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 OUR_TABLES = frozenset({"conversations", "messages", "message_sources"})
 

@@ -20,7 +20,7 @@ from typing import Optional, Protocol
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal, Slot
 
-from ..engine.backend import CONTINUABLE_REASONS, ReplyFinished, ReplyRequest
+from ..engine.backend import CONTINUABLE_REASONS, DocumentsChoice, ReplyFinished, ReplyRequest
 from ..storage.db import INTERRUPTED, ConversationStore, Message
 from ..storage.settings import AppSettings
 from .model_controller import ModelController
@@ -58,6 +58,13 @@ class ChatViewPort(Protocol):
     def update_actions(self, idle: bool) -> None:
         """Offer regenerate / continue / edit only while no reply streams and a model is ready."""
 
+    def show_sources(self, index: int, sources: list, query: str) -> None:
+        """The numbered passages a reply was given (objects with number, path, heading, start,
+        end, text); `query` is the question, whose words a passage opened from here highlights."""
+
+    def show_prompt(self, index: int, prompt: str) -> None:
+        """Offer "What the model saw" on a reply: `prompt` exactly as the model read it."""
+
 
 def reply_note(state: str, finish_reason: str, stats: dict) -> str:
     """A finished reply's status line: how it ended, its length and speed (also after reopening)."""
@@ -71,6 +78,8 @@ def reply_note(state: str, finish_reason: str, stats: dict) -> str:
     if stats.get("new_tokens"):
         parts.append(_tr("{n} tokens · {speed:.1f} tok/s").format(n=stats["new_tokens"],
                                                                    speed=stats.get("decode_tok_s", 0.0)))
+    if stats.get("left_out"):
+        parts.append(_tr("{n} passages left out (context full)").format(n=stats["left_out"]))
     return " · ".join(parts)
 
 
@@ -88,6 +97,7 @@ class _Stream:
     last_save: float = 0.0
     context_used: int = 0
     last_context: float = 0.0  # when the counter was last shown
+    question: str = ""  # the user message it answers
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,7 @@ class _EditUndo:
     conv_id: int
     position: int  # the edited message's position
     removed: tuple[Message, ...]  # the edited message and every message after it
+    sources: tuple[tuple, ...] = ()  # each removed message's sources (deleted with it), in order
 
 
 class ChatController(QObject):
@@ -109,11 +120,16 @@ class ChatController(QObject):
     context_changed = Signal(int)  # context positions the open conversation uses
     speed_changed = Signal(float)  # tok/s of the last reply
     undo_available = Signal(str)  # "delete", "edit", or "" when nothing can be undone
+    library_changed = Signal(str)  # the open conversation's document library, "" for none
 
     def __init__(self, store: ConversationStore, settings: AppSettings, worker_thread: WorkerThread,
-                 model: ModelController, view: ChatViewPort, parent: QObject | None = None) -> None:
+                 model: ModelController, view: ChatViewPort, parent: QObject | None = None,
+                 library_db: Optional[Path] = None) -> None:
         super().__init__(parent)
         self.store = store
+        # the Documents tab's libraries: beside the conversations file unless told otherwise
+        self.library_db = Path(library_db) if library_db else Path(store.path).parent / "library.sqlite3"
+        self.pending_library = ""  # chosen while no conversation is open: the next one gets it
         self.settings = settings
         self.worker_thread = worker_thread
         self.model = model
@@ -178,6 +194,37 @@ class ChatController(QObject):
         self.view.update_actions(self.can_chat())
         self.state_changed.emit()
 
+    # -- documents --------------------------------------------------------------------------
+    def library(self) -> str:
+        """The document library replies in the open conversation retrieve from ("" for none)."""
+        if self.current_id is None:
+            return self.pending_library
+        return self.store.get_conversation(self.current_id).library
+
+    @Slot(str)
+    def set_library(self, name: str) -> None:
+        """Chosen by the user: kept with the open conversation (or the next new one)."""
+        if self.current_id is None:
+            self.pending_library = name
+        else:
+            self.store.set_library(self.current_id, name)
+        self.library_changed.emit(name)
+
+    def libraries(self) -> list[str]:
+        """The names of the document libraries (a few small queries; no file, no libraries)."""
+        if not self.library_db.exists():
+            return []
+        from ..documents.library import LibraryStore
+
+        try:
+            with LibraryStore(self.library_db) as libraries:
+                return libraries.names()
+        except Exception as exc:  # the chat still works without documents; say why they are missing
+            log.warning("could not read the document libraries in %s: %s", self.library_db, exc)
+            self.status_message.emit(_tr("Could not read the document libraries: {message}").format(
+                message=exc), 10000)
+            return []
+
     # -- conversations --------------------------------------------------------------------
     def _show(self, conv_id: Optional[int]) -> None:
         """Make `conv_id` (None: none) current with an empty view."""
@@ -186,6 +233,7 @@ class ChatController(QObject):
         if self.stream is not None:
             self.stream.index = None
         self.conversation_opened.emit(conv_id)
+        self.library_changed.emit(self.library())
         self._set_context(0)
         self.conversations_changed.emit()
         self._update()
@@ -194,6 +242,7 @@ class ChatController(QObject):
     def open(self, conv_id: int) -> None:
         self._show(conv_id)
         context = 0
+        question = ""  # the user message a reply answers: its words are highlighted in a source
         for m in self.store.messages(conv_id):
             if self.stream is not None and m.id == self.stream.message_id:
                 self.stream.index = self.view.append("assistant", self.stream.text)
@@ -201,17 +250,34 @@ class ChatController(QObject):
                 context = self.stream.context_used
                 continue
             index = self.view.append(m.role, m.content)
-            if m.role == "assistant":
+            if m.role == "user":
+                question = m.content
+            elif m.role == "assistant":
                 self.view.allow_continue(index, bool(m.content) and m.finish_reason in CONTINUABLE)
                 self.view.show_status(index, reply_note(m.state, m.finish_reason, m.stats))
+                self._show_details(index, m.id, m.stats, question)
                 context = m.stats.get("context_used", context)
         self._set_context(context)
         self._update()
 
+    def _show_details(self, index: int, message_id: int, stats: dict, question: str) -> None:
+        sources = self.store.sources(message_id)
+        if sources:
+            self.view.show_sources(index, sources, question)
+        if stats.get("prompt"):
+            self.view.show_prompt(index, stats["prompt"])
+
+    def _create_conversation(self, title: str) -> int:
+        """A new conversation with the settings' system prompt and the library chosen meanwhile."""
+        conv = self.store.create_conversation(title, system_prompt=self.settings.system_prompt)
+        if self.pending_library:
+            self.store.set_library(conv.id, self.pending_library)
+        return conv.id
+
     @Slot()
     def new_conversation(self) -> None:
-        conv = self.store.create_conversation(_tr("New chat"), system_prompt=self.settings.system_prompt)
-        self._show(conv.id)
+        self.pending_library = self.library()  # a new chat keeps the documents of the one open
+        self._show(self._create_conversation(_tr("New chat")))
 
     @Slot(int, str)
     def rename(self, conv_id: int, title: str) -> None:
@@ -275,8 +341,7 @@ class ChatController(QObject):
             self.status_message.emit(_tr("The model is not loaded yet; your message is kept."), 5000)
             return False
         if self.current_id is None:
-            conv = self.store.create_conversation(text[:48], system_prompt=self.settings.system_prompt)
-            self._show(conv.id)
+            self._show(self._create_conversation(text[:48]))
         elif not self.store.messages(self.current_id):
             self.store.rename(self.current_id, text[:48])
         self.store.add_message(self.current_id, "user", text)
@@ -308,8 +373,11 @@ class ChatController(QObject):
         self.flush_timer.start()
         self._update()
         self.conversations_changed.emit()
+        library = self.library() if continued is None else ""  # a continuation keeps its passages
+        documents = DocumentsChoice(str(self.library_db), library) if library else None
+        stream.question = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
         self.request_generate.emit(ReplyRequest(request_id, history, system_prompt, sampling,
-                                                continue_last=continued is not None))
+                                                continue_last=continued is not None, documents=documents))
 
     @Slot()
     def stop(self) -> None:
@@ -347,10 +415,11 @@ class ChatController(QObject):
         if not 0 <= index < len(messages) or messages[index].role != "user":
             return
         removed = tuple(messages[index:])
+        sources = tuple(tuple(self.store.sources(m.id)) for m in removed)  # deleted with their messages
         later_turns = sum(m.role == "user" for m in removed[1:])
         self.store.truncate_after(self.current_id, messages[index - 1].position if index > 0 else -1)
         self.store.add_message(self.current_id, "user", text)
-        self.edit_undo = _EditUndo(self.current_id, messages[index].position, removed)
+        self.edit_undo = _EditUndo(self.current_id, messages[index].position, removed, sources)
         self.deleted_id = None
         self.open(self.current_id)
         self._start_reply()
@@ -369,10 +438,13 @@ class ChatController(QObject):
             self.worker_thread.stop_reply()
             self._end_stream()  # what it wrote goes with the edit; its late signals are ignored
         self.store.truncate_after(undo.conv_id, undo.position - 1)
-        for m in undo.removed:
-            self.store.add_message(undo.conv_id, m.role, m.content, state=m.state, model=m.model,
-                                   settings=m.settings, stats=m.stats, finish_reason=m.finish_reason,
-                                   created_at=m.created_at)
+        for i, m in enumerate(undo.removed):
+            back = self.store.add_message(undo.conv_id, m.role, m.content, state=m.state, model=m.model,
+                                          settings=m.settings, stats=m.stats, finish_reason=m.finish_reason,
+                                          created_at=m.created_at)
+            sources = undo.sources[i] if i < len(undo.sources) else ()
+            if sources:
+                self.store.save_sources(back.id, sources, library=sources[0].library)
         self.undo_available.emit("")
         self.status_message.emit(_tr("The edit was undone."), 5000)
         self.open(undo.conv_id)
@@ -422,12 +494,20 @@ class ChatController(QObject):
             return
         self.stream.text = self.stream.prefix + result.text  # a continued reply keeps its start
         state = "cancelled" if result.finish_reason == "cancelled" else "complete"
+        # the prompt is kept with the reply, so "What the model saw" works after reopening too
         stats = dict(result.stats, context_used=result.context_used)
+        if result.prompt:
+            stats["prompt"] = result.prompt
+        if result.left_out:
+            stats["left_out"] = result.left_out
         self.store.finish_reply(self.stream.message_id, self.stream.text, state=state,
                                 finish_reason=result.finish_reason, stats=stats)
+        if result.library:  # a reply with documents (a continuation keeps the sources it had)
+            self.store.save_sources(self.stream.message_id, result.sources, library=result.library)
         stream = self._end_stream()
         if stream.index is not None:
             self.view.show_status(stream.index, reply_note(state, result.finish_reason, stats))
+            self._show_details(stream.index, stream.message_id, stats, stream.question)
             self.view.allow_continue(stream.index, bool(stream.text) and result.finish_reason in CONTINUABLE)
             self._update()
             self._set_context(result.context_used)

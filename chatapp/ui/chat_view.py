@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPus
 
 from .highlight import CodeHighlighter
 from .markdown import Segment, split_markdown
+from .sources_view import PromptDialog, SourceDialog, SourceList
 
 
 def _tr(text: str) -> str:
@@ -96,6 +97,7 @@ class MessageWidget(QFrame):
     edit_submitted = Signal(int, str)
     regenerate_requested = Signal()
     continue_requested = Signal()
+    prompt_requested = Signal()  # "What the model saw"
 
     def __init__(self, index: int, role: str, text: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -111,9 +113,11 @@ class MessageWidget(QFrame):
         self.role_label = QLabel(f"<b>{_tr('You') if role == 'user' else _tr('Assistant')}</b>")
         self.status_label = QLabel("")
         self.status_label.setObjectName("messageStatus")
+        # the status takes the free width and wraps there (a long note never widens the column)
+        self.status_label.setWordWrap(True)
+        self.status_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         header.addWidget(self.role_label)
-        header.addWidget(self.status_label)
-        header.addStretch(1)
+        header.addWidget(self.status_label, 1)
         self.copy_button = QToolButton(text=_tr("Copy"))
         self.copy_button.setAccessibleName(_tr("Copy message"))
         self.copy_button.clicked.connect(self.copy)
@@ -134,9 +138,20 @@ class MessageWidget(QFrame):
         self.continue_button.setVisible(False)
         self.can_continue = False  # the reply stopped before its end (token limit, Stop)
         header.addWidget(self.continue_button)
+        self.prompt_button = QToolButton(text=_tr("What the model saw"))
+        self.prompt_button.setAccessibleName(_tr("Show the exact prompt of this reply"))
+        self.prompt_button.clicked.connect(self.prompt_requested)
+        self.prompt_button.setVisible(False)
+        self.prompt = ""  # the exact prompt of this reply, "" when unknown
+        header.addWidget(self.prompt_button)
         outer.addLayout(header)
         self.body = QVBoxLayout()
         outer.addLayout(self.body)
+        self.sources: list = []  # the passages the reply was given
+        self.query = ""  # the question: its words are highlighted in a passage
+        self.source_list = SourceList()
+        self.source_list.setVisible(False)
+        outer.addWidget(self.source_list)
         self._segment_widgets: list[QWidget] = []
         self._editor: QPlainTextEdit | None = None
         self.set_text(text)
@@ -178,6 +193,14 @@ class MessageWidget(QFrame):
 
     def set_status(self, text: str) -> None:
         self.status_label.setText(text)
+
+    def set_sources(self, sources: list, query: str) -> None:
+        self.sources, self.query = list(sources), query
+        self.source_list.set_sources(self.sources)
+
+    def set_prompt(self, prompt: str) -> None:
+        self.prompt = prompt
+        self.prompt_button.setVisible(bool(prompt))
 
     def copy(self) -> None:
         QGuiApplication.clipboard().setText(self.text)
@@ -258,6 +281,8 @@ class ChatView(QScrollArea):
         self.column.addStretch(1)
         self.setWidget(container)
         self.messages: list[MessageWidget] = []
+        self.source_dialog: SourceDialog | None = None  # the passage opened last
+        self.prompt_dialog: PromptDialog | None = None
         self.empty_label = QLabel(_tr("Send a message to start the conversation."))
         self.empty_label.setAlignment(Qt.AlignCenter)
         self.empty_label.setObjectName("emptyState")
@@ -279,6 +304,8 @@ class ChatView(QScrollArea):
         widget.edit_requested.connect(lambda w=widget: self.start_edit(w.index))
         widget.regenerate_requested.connect(self.regenerate_requested)
         widget.continue_requested.connect(self.continue_requested)
+        widget.source_list.source_clicked.connect(lambda n, w=widget: self.open_source(w.index, n))
+        widget.prompt_requested.connect(lambda w=widget: self.open_prompt(w.index))
         self.column.insertWidget(self.column.count() - 1, widget)
         self.messages.append(widget)
         self.update_actions(True)
@@ -306,6 +333,26 @@ class ChatView(QScrollArea):
 
     def allow_continue(self, index: int, allowed: bool) -> None:
         self.messages[index].can_continue = allowed
+
+    def show_sources(self, index: int, sources: list, query: str) -> None:
+        self.messages[index].set_sources(sources, query)
+
+    def show_prompt(self, index: int, prompt: str) -> None:
+        self.messages[index].set_prompt(prompt)
+
+    # -- a reply's sources and prompt ---------------------------------------------------------
+    def open_source(self, index: int, number: int) -> SourceDialog:
+        """The passage numbered `number` of message `index`, in a dialog of its own."""
+        message = self.messages[index]
+        source = next(s for s in message.sources if s.number == number)
+        self.source_dialog = SourceDialog(source, message.query, self)
+        self.source_dialog.show()
+        return self.source_dialog
+
+    def open_prompt(self, index: int) -> PromptDialog:
+        self.prompt_dialog = PromptDialog(self.messages[index].prompt, self)
+        self.prompt_dialog.show()
+        return self.prompt_dialog
 
     def update_actions(self, idle: bool) -> None:
         """Regenerate (and Continue, for a reply cut short) only on the last reply, and edits

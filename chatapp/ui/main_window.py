@@ -28,7 +28,7 @@ from ..storage.settings import AppSettings, SettingsStore
 from .chat_controller import ChatController
 from .chat_header import ChatHeader
 from .chat_view import ChatView
-from .composer import Composer
+from .composer import Composer, DocumentsSelector
 from .conversation_list import ConversationList
 from .model_controller import ModelController
 from .settings_panel import SettingsDrawer, SettingsPanel
@@ -142,6 +142,8 @@ class MainWindow(QMainWindow):
         buttons = QVBoxLayout()
         buttons.addWidget(self.send_button)
         buttons.addWidget(self.stop_button)
+        self.documents_selector = DocumentsSelector()  # the conversation's library (ChatController)
+        buttons.addWidget(self.documents_selector)
         buttons.addStretch(1)
         row.addLayout(buttons)
         column.addLayout(row)
@@ -184,6 +186,9 @@ class MainWindow(QMainWindow):
         self.send_button.clicked.connect(self.send)
         self.composer.submitted.connect(self.send)
         self.stop_button.clicked.connect(chat.stop)
+        self.documents_selector.list_libraries = chat.libraries
+        self.documents_selector.chosen.connect(chat.set_library)
+        chat.library_changed.connect(self.documents_selector.show_library)
         self.chat.edit_submitted.connect(chat.edit_and_resend)
         self.chat.regenerate_requested.connect(chat.regenerate)
         self.chat.continue_requested.connect(chat.continue_reply)

@@ -87,8 +87,10 @@ class GenerationWorker(QObject):
             from ..engine.sampling import SamplingSettings  # torch loads here, in this thread
 
             sampling = SamplingSettings(**request.sampling)
+            # documents only when chosen: a backend without them keeps its plainer signature
+            extra = {"documents": request.documents} if request.documents is not None else {}
             for text in self.backend.stream(request.messages, request.system_prompt, sampling, self.cancel,
-                                            continue_last=request.continue_last):
+                                            continue_last=request.continue_last, **extra):
                 self.delta.emit(request.request_id, text, self.backend.context_used())
             self.finished.emit(request.request_id, self.backend.finished())
         except Exception as exc:

@@ -12,93 +12,103 @@
 <context>
     <name>ChatController</name>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="66"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="73"/>
         <source>stopped</source>
         <translation>已停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="68"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="75"/>
         <source>failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="70"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="77"/>
         <source>cut at the token limit</source>
         <translation>已达词元上限</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="72"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="79"/>
         <source>{n} tokens · {speed:.1f} tok/s</source>
         <translation>{n} 个词元 · {speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="200"/>
-        <location filename="../../chatapp/ui/chat_controller.py" line="305"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="82"/>
+        <source>{n} passages left out (context full)</source>
+        <translation>{n} 段未放入（上下文已满）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="224"/>
+        <source>Could not read the document libraries: {message}</source>
+        <translation>无法读取文档库：{message}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="249"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="370"/>
         <source>writing…</source>
         <translation>正在输出…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="213"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="280"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="233"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="299"/>
         <source>Conversation deleted.</source>
         <translation>对话已删除。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="249"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="315"/>
         <source>Exported to {path}</source>
         <translation>已导出到 {path}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="255"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="321"/>
         <source>{title} (imported)</source>
         <translation>{title}（导入）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="258"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="324"/>
         <source>Imported “{title}” from {path}</source>
         <translation>已从 {path} 导入“{title}”</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="272"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="338"/>
         <source>Wait for the comparison to finish; your message is kept.</source>
         <translation>请等待对比完成；您的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="275"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="341"/>
         <source>The model is not loaded yet; your message is kept.</source>
         <translation>模型尚未加载；你的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="360"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="429"/>
         <source>{n} later messages were removed. Undo puts them back.</source>
         <translation>已删除后面的 {n} 条消息。撤销可以恢复它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="377"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="449"/>
         <source>The edit was undone.</source>
         <translation>已撤销编辑。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="437"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="517"/>
         <source>Your messages contain chat-control markers (such as &lt;|im_end|&gt;); the model read them as plain text, so they could not open or close a turn.</source>
         <translation>您的消息包含对话控制标记（例如 &lt;|im_end|&gt;）；模型将其作为普通文本读取，因此它们无法开启或结束一轮对话。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="441"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="521"/>
         <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
         <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="457"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="537"/>
         <source>failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="459"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="539"/>
         <source>The reply failed: {message}</source>
         <translation>回复失败：{message}</translation>
     </message>
@@ -280,105 +290,115 @@
 <context>
     <name>ChatView</name>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="30"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="84"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="31"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="85"/>
         <source>Copy code</source>
         <translation>复制代码</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="31"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="32"/>
         <source>Copy code block</source>
         <translation>复制代码块</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="61"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="62"/>
         <source>code</source>
         <translation>代码</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="84"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="184"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="85"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="207"/>
         <source>Copied</source>
         <translation>已复制</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="111"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="113"/>
         <source>You</source>
         <translation>你</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="111"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="113"/>
         <source>Assistant</source>
         <translation>助手</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="117"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="184"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="121"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="207"/>
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="118"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="122"/>
         <source>Copy message</source>
         <translation>复制消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="121"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="125"/>
         <source>Edit</source>
         <translation>编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="122"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="126"/>
         <source>Edit message and resend</source>
         <translation>编辑消息并重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="126"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="130"/>
         <source>Regenerate</source>
         <translation>重新生成</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="127"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="131"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="131"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="135"/>
         <source>Continue</source>
         <translation>继续</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="132"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="136"/>
         <source>Continue the reply where it stopped</source>
         <translation>从中断处继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="195"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="141"/>
+        <source>What the model saw</source>
+        <translation>模型看到的内容</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="142"/>
+        <source>Show the exact prompt of this reply</source>
+        <translation>显示此回复的完整提示词</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="218"/>
         <source>Edited message</source>
         <translation>编辑后的消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="197"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="220"/>
         <source>Saving removes the {n} later messages of this conversation (Undo puts them back).</source>
         <translation>保存会删除此对话中后面的 {n} 条消息（撤销可以恢复）。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="203"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="226"/>
         <source>Save &amp;&amp; resend</source>
         <translation>保存 &amp;&amp; 重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="204"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="227"/>
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="250"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="273"/>
         <source>Conversation</source>
         <translation>对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="261"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="286"/>
         <source>Send a message to start the conversation.</source>
         <translation>发送一条消息，开始对话。</translation>
     </message>
@@ -460,6 +480,34 @@
         <location filename="../../chatapp/ui/compare_view.py" line="115"/>
         <source>Failed: {message}</source>
         <translation>失败：{message}</translation>
+    </message>
+</context>
+<context>
+    <name>Composer</name>
+    <message>
+        <location filename="../../chatapp/ui/composer.py" line="40"/>
+        <source>Documents for this conversation</source>
+        <translation>此对话使用的文档</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/composer.py" line="41"/>
+        <source>Replies in this conversation use passages from the chosen document library</source>
+        <translation>此对话中的回复会引用所选文档库中的段落</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/composer.py" line="51"/>
+        <source>No documents</source>
+        <translation>不使用文档</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/composer.py" line="53"/>
+        <source>Documents: {name}</source>
+        <translation>文档：{name}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/composer.py" line="55"/>
+        <source>{name} (missing)</source>
+        <translation>{name}（已不存在）</translation>
     </message>
 </context>
 <context>
@@ -745,139 +793,139 @@
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="161"/>
+        <location filename="../../chatapp/ui/main_window.py" line="163"/>
         <source>Chat</source>
         <translation>聊天</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="162"/>
+        <location filename="../../chatapp/ui/main_window.py" line="164"/>
         <source>Train</source>
         <translation>训练</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="164"/>
+        <location filename="../../chatapp/ui/main_window.py" line="166"/>
         <source>Documents</source>
         <translation>文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="169"/>
+        <location filename="../../chatapp/ui/main_window.py" line="171"/>
         <source>No model</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="173"/>
-        <location filename="../../chatapp/ui/main_window.py" line="396"/>
+        <location filename="../../chatapp/ui/main_window.py" line="175"/>
+        <location filename="../../chatapp/ui/main_window.py" line="401"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="174"/>
+        <location filename="../../chatapp/ui/main_window.py" line="176"/>
         <source>Undo</source>
         <translation>撤销</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="228"/>
+        <location filename="../../chatapp/ui/main_window.py" line="233"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="229"/>
+        <location filename="../../chatapp/ui/main_window.py" line="234"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="230"/>
+        <location filename="../../chatapp/ui/main_window.py" line="235"/>
         <source>Import conversation…</source>
         <translation>导入对话…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="231"/>
+        <location filename="../../chatapp/ui/main_window.py" line="236"/>
         <source>Export conversation as Markdown…</source>
         <translation>将对话导出为 Markdown…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="233"/>
+        <location filename="../../chatapp/ui/main_window.py" line="238"/>
         <source>Export conversation as JSON…</source>
         <translation>将对话导出为 JSON…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="236"/>
+        <location filename="../../chatapp/ui/main_window.py" line="241"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="237"/>
+        <location filename="../../chatapp/ui/main_window.py" line="242"/>
         <source>&amp;Chat</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="238"/>
+        <location filename="../../chatapp/ui/main_window.py" line="243"/>
         <source>Focus message box</source>
         <translation>聚焦到消息框</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="239"/>
+        <location filename="../../chatapp/ui/main_window.py" line="244"/>
         <source>Stop reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="240"/>
+        <location filename="../../chatapp/ui/main_window.py" line="245"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="241"/>
+        <location filename="../../chatapp/ui/main_window.py" line="246"/>
         <source>Continue reply</source>
         <translation>继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="247"/>
+        <location filename="../../chatapp/ui/main_window.py" line="252"/>
         <source>Rename conversation</source>
         <translation>重命名对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="248"/>
+        <location filename="../../chatapp/ui/main_window.py" line="253"/>
         <source>Delete conversation</source>
         <translation>删除对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="249"/>
+        <location filename="../../chatapp/ui/main_window.py" line="254"/>
         <source>&amp;View</source>
         <translation>视图(&amp;V)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="250"/>
+        <location filename="../../chatapp/ui/main_window.py" line="255"/>
         <source>Conversation list</source>
         <translation>对话列表</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="251"/>
+        <location filename="../../chatapp/ui/main_window.py" line="256"/>
         <source>Settings</source>
         <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="253"/>
+        <location filename="../../chatapp/ui/main_window.py" line="258"/>
         <source>Show or hide the conversations (Ctrl+B)</source>
         <translation>显示或隐藏对话列表（Ctrl+B）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="254"/>
+        <location filename="../../chatapp/ui/main_window.py" line="259"/>
         <source>Open or close the settings (Ctrl+,)</source>
         <translation>打开或关闭设置（Ctrl+,）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="260"/>
+        <location filename="../../chatapp/ui/main_window.py" line="265"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="261"/>
-        <location filename="../../chatapp/ui/main_window.py" line="264"/>
+        <location filename="../../chatapp/ui/main_window.py" line="266"/>
+        <location filename="../../chatapp/ui/main_window.py" line="269"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="265"/>
+        <location filename="../../chatapp/ui/main_window.py" line="270"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -886,62 +934,62 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="282"/>
+        <location filename="../../chatapp/ui/main_window.py" line="287"/>
         <source>adapter {name}</source>
         <translation>适配器 {name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="286"/>
+        <location filename="../../chatapp/ui/main_window.py" line="291"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="298"/>
+        <location filename="../../chatapp/ui/main_window.py" line="303"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="303"/>
+        <location filename="../../chatapp/ui/main_window.py" line="308"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="338"/>
+        <location filename="../../chatapp/ui/main_window.py" line="343"/>
         <source>The language changes the next time chatapp starts.</source>
         <translation>下次启动 chatapp 时将切换语言。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="359"/>
+        <location filename="../../chatapp/ui/main_window.py" line="364"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="396"/>
+        <location filename="../../chatapp/ui/main_window.py" line="401"/>
         <source>Undo edit</source>
         <translation>撤销编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="414"/>
+        <location filename="../../chatapp/ui/main_window.py" line="419"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="420"/>
+        <location filename="../../chatapp/ui/main_window.py" line="425"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="424"/>
+        <location filename="../../chatapp/ui/main_window.py" line="429"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="424"/>
+        <location filename="../../chatapp/ui/main_window.py" line="429"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="430"/>
+        <location filename="../../chatapp/ui/main_window.py" line="435"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
     </message>
@@ -1284,6 +1332,156 @@ Chat with a language model on your own machine, and teach it your own documents.
     <message>
         <source>Sampling</source>
         <translation type="obsolete">采样</translation>
+    </message>
+    <message>
+        <source>Model</source>
+        <translation type="obsolete">模型</translation>
+    </message>
+    <message>
+        <source>Open GGUF…</source>
+        <translation type="obsolete">打开 GGUF…</translation>
+    </message>
+    <message>
+        <source>Load</source>
+        <translation type="obsolete">加载</translation>
+    </message>
+    <message>
+        <source>Load the selected model</source>
+        <translation type="obsolete">加载所选模型</translation>
+    </message>
+    <message>
+        <source>No model loaded</source>
+        <translation type="obsolete">未加载模型</translation>
+    </message>
+    <message>
+        <source>Cancel</source>
+        <translation type="obsolete">取消</translation>
+    </message>
+    <message>
+        <source>Cancel loading the model</source>
+        <translation type="obsolete">取消加载模型</translation>
+    </message>
+    <message>
+        <source>System prompt</source>
+        <translation type="obsolete">系统提示词</translation>
+    </message>
+    <message>
+        <source>{total:.2f} GiB (weights {weights:.2f}, KV cache {kv:.2f}, working memory {work:.2f})</source>
+        <translation type="obsolete">{total:.2f} GiB（权重 {weights:.2f}，KV 缓存 {kv:.2f}，工作内存 {work:.2f}）</translation>
+    </message>
+    <message>
+        <source>Before loading: {name}, {params:.0f}M parameters, needs about {memory}</source>
+        <translation type="obsolete">加载前：{name}，{params:.0f}M 参数，约需 {memory}</translation>
+    </message>
+    <message>
+        <source>; {free:.1f} GiB free</source>
+        <translation type="obsolete">；可用 {free:.1f} GiB</translation>
+    </message>
+    <message>
+        <source>. It will not fit: choose a shorter context length or a smaller model.</source>
+        <translation type="obsolete">。内存不足：请选择更短的上下文长度或更小的模型。</translation>
+    </message>
+    <message>
+        <source>This model cannot be opened: {message}</source>
+        <translation type="obsolete">无法打开此模型：{message}</translation>
+    </message>
+    <message>
+        <source>Open GGUF model</source>
+        <translation type="obsolete">打开 GGUF 模型</translation>
+    </message>
+    <message>
+        <source>GGUF models (*.gguf)</source>
+        <translation type="obsolete">GGUF 模型 (*.gguf)</translation>
+    </message>
+    <message>
+        <source>Open Hugging Face model folder</source>
+        <translation type="obsolete">打开 Hugging Face 模型文件夹</translation>
+    </message>
+    <message>
+        <source>Loading</source>
+        <translation type="obsolete">正在加载</translation>
+    </message>
+    <message>
+        <source>Loading {name}…</source>
+        <translation type="obsolete">正在加载 {name}…</translation>
+    </message>
+    <message>
+        <source>Cancelling…</source>
+        <translation type="obsolete">正在取消…</translation>
+    </message>
+    <message>
+        <source>{name}: {params:.0f}M parameters, {dtype} on {device}, context {ctx}, loaded in {secs:.1f} s. Memory: {memory}</source>
+        <translation type="obsolete">{name}：{params:.0f}M 参数，{dtype}，运行于 {device}，上下文 {ctx}，加载用时 {secs:.1f} 秒。内存：{memory}</translation>
+    </message>
+    <message>
+        <source>Adapter in use: {name}.</source>
+        <translation type="obsolete">正在使用的适配器：{name}。</translation>
+    </message>
+    <message>
+        <source>Loading {name} was cancelled.</source>
+        <translation type="obsolete">已取消加载 {name}。</translation>
+    </message>
+    <message>
+        <source>Could not load {spec}: {message}</source>
+        <translation type="obsolete">无法加载 {spec}：{message}</translation>
+    </message>
+</context>
+<context>
+    <name>SourcesView</name>
+    <message>
+        <location filename="../../chatapp/ui/sources_view.py" line="80"/>
+        <source>Sources</source>
+        <translation>来源</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/sources_view.py" line="95"/>
+        <source>Open source {n}</source>
+        <translation>打开来源 {n}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/sources_view.py" line="108"/>
+        <source>Source {n}</source>
+        <translation>来源 {n}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/sources_view.py" line="120"/>
+        <source>Characters {start}–{end} of the document&apos;s text</source>
+        <translation>文档文本的第 {start}–{end} 个字符</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/sources_view.py" line="125"/>
+        <source>Passage</source>
+        <translation>段落</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/sources_view.py" line="132"/>
+        <source>Open file</source>
+        <translation>打开文件</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/sources_view.py" line="137"/>
+        <source>The file is no longer there.</source>
+        <translation>该文件已不存在。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/sources_view.py" line="186"/>
+        <source>What the model saw</source>
+        <translation>模型看到的内容</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/sources_view.py" line="189"/>
+        <source>The exact prompt of this reply: the system prompt, the conversation that fitted the context and any document passages, with the chat template&apos;s markers.</source>
+        <translation>此回复的完整提示词：系统提示词、放得下上下文的对话内容以及文档段落，包括聊天模板的标记。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/sources_view.py" line="194"/>
+        <source>Prompt</source>
+        <translation>提示词</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/sources_view.py" line="199"/>
+        <source>Copy</source>
+        <translation>复制</translation>
     </message>
 </context>
 <context>

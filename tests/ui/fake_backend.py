@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
+from chatapp.documents.library import LibraryStore
 from chatapp.engine.backend import ModelEstimate, ModelInfo, ReplyFinished
+from chatapp.engine.retrieval import SEARCH_LIMIT, Source, build_query, with_passages
 
 
 class FakeBackend:
@@ -15,11 +17,16 @@ class FakeBackend:
 
     The reply names the last user message and counts replies, so a regenerated reply
     differs. `delay` is seconds per word; `words` how many words a reply has.
+
+    With `documents` it searches the real library (its own store, in the worker thread, as
+    ChatBackend does), keeps the first `passages_that_fit` hits as numbered sources and counts
+    the rest as left out; `prompt` is the conversation as a ChatML template would render it.
     """
 
-    def __init__(self, words: int = 6, delay: float = 0.01) -> None:
+    def __init__(self, words: int = 6, delay: float = 0.01, passages_that_fit: int = 3) -> None:
         self.words = words
         self.delay = delay
+        self.passages_that_fit = passages_that_fit
         self.calls: list[dict] = []
         self.loads: list[str] = []
         self.reply: ReplyFinished | None = None
@@ -69,10 +76,25 @@ class FakeBackend:
             raise RuntimeError("no LoRA adapter is loaded")
         self.adapter_enabled = enabled
 
-    def stream(self, messages, system_prompt, settings, cancel=None, continue_last=False):
+    def _retrieve(self, messages, documents):
+        with LibraryStore(documents.db_path) as store:
+            hits = store.search(documents.name, build_query(messages), limit=SEARCH_LIMIT)
+        sources = tuple(Source(i + 1, h.path, h.heading, h.start, h.end, h.text)
+                        for i, h in enumerate(hits[:self.passages_that_fit]))
+        seen = [dict(m) for m in messages]
+        seen[-1]["content"] = with_passages(messages[-1]["content"], sources)
+        return sources, len(hits) - len(sources), seen
+
+    def stream(self, messages, system_prompt, settings, cancel=None, continue_last=False, documents=None):
         self.thread_names.add("main" if threading.current_thread() is threading.main_thread() else "worker")
         self.calls.append({"messages": [dict(m) for m in messages], "system": system_prompt,
-                           "settings": settings, "continue_last": continue_last})
+                           "settings": settings, "continue_last": continue_last, "documents": documents})
+        sources, left_out, seen = (), 0, messages
+        if documents is not None and not continue_last:
+            sources, left_out, seen = self._retrieve(messages, documents)
+        turns = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + list(seen)
+        prompt = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in turns)
+        prompt += "<|im_start|>assistant\n"
         last_user = messages[-1]["content"]
         tag = " (tuned)" if self.adapter and self.adapter_enabled else ""
         if continue_last:
@@ -95,7 +117,9 @@ class FakeBackend:
         stats = {"prompt_tokens": 10, "new_tokens": len(shown), "decode_tok_s": 42.0}
         markers = any("<|im_" in str(m.get("content", "")) for m in messages)  # as ChatBackend reports them
         self.reply = ReplyFinished(text="".join(shown), finish_reason=reason, stats=stats,
-                                   context_used=self.context_used(), contained_markers=markers)
+                                   context_used=self.context_used(), contained_markers=markers, prompt=prompt,
+                                   sources=sources, left_out=left_out,
+                                   library=documents.name if documents is not None and not continue_last else "")
 
     def finished(self) -> ReplyFinished:
         return self.reply

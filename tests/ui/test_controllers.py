@@ -34,6 +34,13 @@ class RecordingView:
     def update_actions(self, idle: bool) -> None:
         self.idle = idle
 
+    def show_sources(self, index: int, sources: list, query: str) -> None:
+        self.messages[index]["sources"] = [(s.number, s.path, s.heading, s.text) for s in sources]
+        self.messages[index]["query"] = query
+
+    def show_prompt(self, index: int, prompt: str) -> None:
+        self.messages[index]["prompt"] = prompt
+
 
 @pytest.fixture
 def controllers(qapp, tmp_path):

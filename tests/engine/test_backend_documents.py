@@ -1,0 +1,82 @@
+"""ChatBackend with documents: a real tiny model and a small library, as the window's worker runs it."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from helpers.tiny_hf import SENTENCES, tiny_llama_folder  # noqa: E402
+
+from chatapp.documents.library import LibraryStore  # noqa: E402
+from chatapp.engine.backend import Backend, ChatBackend, DocumentsChoice, LoadOptions  # noqa: E402
+from chatapp.engine.sampling import SamplingSettings  # noqa: E402
+
+GREEDY = SamplingSettings(temperature=0.0, repetition_penalty=1.0, max_new_tokens=8)
+
+
+def assert_prompt_is_what_the_model_was_fed(backend, done):
+    fed = backend.engine._cached[:done.stats["prompt_tokens"]]  # the ids in the KV cache, prompt first
+    assert backend.engine.tokenizer.decode(fed, skip_special_tokens=False) == done.prompt
+
+
+@pytest.fixture(scope="module")
+def backend_and_library(tmp_path_factory):
+    root = tmp_path_factory.mktemp("docs-backend")
+    folder = tiny_llama_folder(root / "model", max_len=256)
+    backend = ChatBackend()
+    backend.load(str(folder), LoadOptions(device="cpu", context_len=256, threads=1))
+    docs = root / "docs"
+    docs.mkdir()
+    (docs / "cats.md").write_text("# Cats\n\nthe cat sat on the warm mat. the cat sat on the warm mat.\n")
+    (docs / "dogs.md").write_text("# Dogs\n\na dog ran to the old red barn.\n")
+    for i in range(6):  # more matching text than the context holds
+        (docs / f"long{i}.md").write_text(f"# Long {i}\n\n" + " ".join(SENTENCES) * 2 + " the cat\n")
+    db = root / "library.sqlite3"
+    with LibraryStore(db) as store:
+        store.add("pets", [docs])
+        store.index("pets")
+    return backend, DocumentsChoice(str(db), "pets")
+
+
+def test_a_reply_with_documents_carries_its_sources_and_the_exact_prompt(backend_and_library):
+    backend, documents = backend_and_library
+    assert isinstance(backend, Backend)
+    messages = [{"role": "user", "content": "where did the cat sit?"}]
+    text = "".join(backend.stream(messages, "be brief", GREEDY, documents=documents))
+    done = backend.finished()
+    assert done.text == text and done.library == "pets"
+    assert done.sources, "the passage about the cat fits and is given"
+    assert done.sources[0].path.endswith("cats.md") and done.sources[0].heading == "Cats"
+    assert [s.number for s in done.sources] == list(range(1, len(done.sources) + 1))
+    assert "[1] cats.md > Cats\n# Cats\n\nthe cat sat on the warm mat." in done.prompt
+    assert "Question: where did the cat sit?" in done.prompt
+    assert_prompt_is_what_the_model_was_fed(backend, done)
+
+
+def test_the_prompt_never_exceeds_the_context_and_left_out_passages_are_counted(backend_and_library):
+    backend, documents = backend_and_library
+    history = [{"role": "user", "content": "the cat?"}, {"role": "assistant", "content": "on the mat."},
+               {"role": "user", "content": "the cat and the dog and the sun and the birds?"}]
+    "".join(backend.stream(history, "", GREEDY, documents=documents))
+    done = backend.finished()
+    reserve = min(GREEDY.max_new_tokens, 256 // 4)
+    assert done.stats["prompt_tokens"] + reserve <= 256
+    assert done.left_out >= 1  # six long passages cannot all fit in 256 tokens
+    assert len(done.sources) + done.left_out <= 8
+
+
+def test_a_reply_without_documents_shows_its_prompt_and_no_sources(backend_and_library):
+    backend, _documents = backend_and_library
+    "".join(backend.stream([{"role": "user", "content": "hello"}], "sys", GREEDY))
+    done = backend.finished()
+    assert done.sources == () and done.left_out == 0 and done.library == ""
+    assert "hello" in done.prompt and "sys" in done.prompt
+    assert_prompt_is_what_the_model_was_fed(backend, done)
+
+
+def test_a_library_that_is_gone_fails_with_its_name(backend_and_library):
+    backend, documents = backend_and_library
+    gone = DocumentsChoice(documents.db_path, "nothere")
+    with pytest.raises(LookupError, match="no library named 'nothere'"):
+        list(backend.stream([{"role": "user", "content": "hi"}], "", GREEDY, documents=gone))
