@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt
 from fake_backend import FakeBackend
 
 from chatapp.documents.library import LibraryStore
+from chatapp.engine.retrieval import SEARCH_LIMIT
 
 GUILD = """# The Guild
 
@@ -130,7 +131,7 @@ def test_what_the_model_saw_shows_the_prompt_with_the_passages(qtbot, make_windo
     qtbot.mouseClick(window.chat.messages[-1].prompt_button, Qt.LeftButton)
     prompt = window.chat.prompt_dialog.text.toPlainText()
     assert window.chat.prompt_dialog.isVisible()
-    assert "<|im_start|>user\n" in prompt and "[1] guild.md > The Guild > Founding\n" in prompt
+    assert "<|im_start|>user\n" in prompt and "(source: guild.md)" in prompt
     assert prompt.rstrip().endswith("Question: Who founded the guild?<|im_end|>\n<|im_start|>assistant")
     stored = window.store.messages(window.current_id)[-1].stats["prompt"]
     assert stored == prompt
@@ -143,8 +144,8 @@ def test_a_reply_says_when_passages_were_left_out(qtbot, make_window, tmp_path):
     window.documents_selector.choose("guild")
     _send(qtbot, window, "When was the guild founded?")
     with LibraryStore(tmp_path / "library.sqlite3") as store:
-        found = len(store.search("guild", "When was the guild founded?"))
-    assert found >= 4  # guild.md's passages and the three notes
+        found = len(store.search("guild", "When was the guild founded?", limit=SEARCH_LIMIT))
+    assert found == SEARCH_LIMIT >= 2  # the passages offered to the prompt
     widget = window.chat.messages[-1]
     assert len(widget.source_list.buttons) == 1
     notice = f"{found - 1} passages left out (context full)"
