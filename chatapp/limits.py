@@ -8,6 +8,14 @@ numbers, so that a reader of the code finds them, and a test can lower one.
 
 from __future__ import annotations
 
+# -- JSON files users give us (paths.read_json): config.json, indexes, settings, lists, exports
+# The largest real ones are safetensors indexes of big models (~100 KB) and tokenizer.json is
+# read elsewhere; conversation exports may be larger.
+JSON_MAX_BYTES = 64 << 20
+# Nesting: real files are a few levels deep; deeper than this is refused before parsing
+# (json.loads recurses, and a deep structure later breaks code that walks it).
+JSON_MAX_DEPTH = 64
+
 # -- chat templates (text/template_sandbox.py) ---------------------------------------------
 # Real templates are a few KB and render in about a millisecond; these bounds are far above
 # anything a real template needs and far below what hangs the app or exhausts its memory.
