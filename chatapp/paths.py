@@ -161,6 +161,24 @@ def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Non
     atomic_write_bytes(path, text.encode(encoding))
 
 
+def check_output_folder(path: PathLike, what: str = "the output folder") -> Path:
+    """ValueError naming `path` unless it is, or can become, a writable folder: checked before
+    a long job starts, so that it does not fail only when it writes its result. Creates nothing."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {path} is a file, not a folder; give a folder (new or existing)")
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise ValueError(f"{what} {path} cannot be created: {existing} is a file, not a folder")
+    if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {path} cannot be written: {existing} is not writable")
+    return path
+
+
 def move_aside(path: PathLike, sidecars: Sequence[str] = ()) -> Path:
     """Rename an unreadable file to `<name>.corrupt-<YYYYmmdd-HHMMSS>` beside it, never deleting
     it and never overwriting an earlier one (a `-<n>` is added while the name is taken); returns

@@ -25,6 +25,8 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
+from .common import non_negative_int
+
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -227,7 +229,7 @@ def add_train_parser(subparsers) -> None:
     p.add_argument("--progress", choices=("jsonl",), default=None,
                    help="jsonl: stdout carries only JSON progress events, one per line")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: automatic)")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="CPU threads (default: automatic)")
     p.add_argument("--dry-run", action="store_true", help="stop after the memory and time estimate")
     p.add_argument("--strategy", default="ddp", choices=("ddp", "fsdp"),
                    help="under torchrun: ddp keeps a whole model in every process, fsdp shards weights, "
@@ -366,7 +368,7 @@ def add_eval_parser(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--threads", type=non_negative_int, default=0)
     p.set_defaults(func=cmd_eval)
 
 

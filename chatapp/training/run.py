@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from ..model.lora import LoRAConfig
+from ..paths import check_output_folder
 from .checkpoint import latest_checkpoint
 from .dataset import DatasetError
 from .distributed import DistContext, DistributedTrainer, ShardedTrainer
@@ -94,7 +95,7 @@ class TrainJob:
     time_budget_s: float = 600.0  # with auto_length: the training steps' budget, shown before starting
 
     def __post_init__(self) -> None:
-        self.out = Path(self.out).expanduser()
+        self.out = check_output_folder(self.out, "--out")  # before training, not when writing at the end
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if not self.data:

@@ -3,7 +3,9 @@ naming the file, within bounded time and memory: never a traceback, a hang or gi
 
 from __future__ import annotations
 
+import json
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,8 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from chatapp import limits
 from chatapp.errors import CorruptFileError, ModelLoadError
 from chatapp.weights.gguf_loader import load_gguf, open_gguf
+from chatapp.weights.hf_loader import read_hf_config, safetensors_files
+from safetensors.numpy import save_file
 from tests.helpers.bounded import run_bounded
 from tests.weights.gguf_writing import llama_metadata, tiny_llama_tensors, write_gguf
 
@@ -104,3 +108,87 @@ def test_mutated_gguf_headers_end_in_our_error(tmp_path, tiny_gguf, data):
         load_gguf(path)
     except ModelLoadError as exc:
         assert str(path) in str(exc)
+
+
+# ---------------------------------------------------------------------- Hugging Face folders
+
+LLAMA_CONFIG = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 64,
+                "intermediate_size": 128, "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 100,
+                "max_position_embeddings": 128, "rms_norm_eps": 1e-5}
+
+
+def hf_folder(tmp_path, config) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir(exist_ok=True)
+    text = config if isinstance(config, str) else json.dumps(config)
+    (folder / "config.json").write_text(text)
+    return folder
+
+
+def test_plain_config_reads(tmp_path):
+    _family, config = read_hf_config(hf_folder(tmp_path, LLAMA_CONFIG))
+    assert config.dim == 64 and config.n_layers == 2
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"hidden_size": "64"}, "field 'hidden_size' must be a whole number, got '64'"),
+    ({"num_hidden_layers": 2.0}, "field 'num_hidden_layers' must be a whole number"),
+    ({"vocab_size": 10**15}, "field 'vocab_size' must be between 0 and"),
+    ({"rms_norm_eps": "small"}, "field 'rms_norm_eps' must be a number"),
+    ({"tie_word_embeddings": "yes"}, "field 'tie_word_embeddings' must be true or false"),
+    ({"rope_scaling": [1, 2]}, "field 'rope_scaling' must be an object"),
+    ({"model_type": ["llama"]}, "field 'model_type' must be text"),
+])
+def test_wrong_types_in_config_json_name_the_field(tmp_path, change, words):
+    folder = hf_folder(tmp_path, {**LLAMA_CONFIG, **change})
+    with pytest.raises(CorruptFileError) as info:
+        read_hf_config(folder)
+    assert str(folder / "config.json") in str(info.value) and words in str(info.value)
+
+
+def test_deeply_nested_config_json_is_our_error(tmp_path):
+    folder = hf_folder(tmp_path, '{"model_type": "llama", "x": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    with pytest.raises(CorruptFileError, match="JSON nested 200001 levels deep, more than the 64 allowed"):
+        read_hf_config(folder)
+
+
+config_values = st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=10) \
+    | st.lists(st.integers(), max_size=3) | st.dictionaries(st.text(max_size=5), st.integers(), max_size=3)
+
+
+@hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(sorted(LLAMA_CONFIG) + ["num_key_value_heads", "head_dim", "rope_theta",
+                                                                 "rope_scaling", "sliding_window",
+                                                                 "tie_word_embeddings", "n_embd"]),
+                       config_values, max_size=6))
+def test_any_config_json_ends_in_a_config_or_our_error(tmp_path, change):
+    folder = hf_folder(tmp_path, {**LLAMA_CONFIG, **change})
+    try:
+        read_hf_config(folder)
+    except ModelLoadError as exc:
+        assert str(folder) in str(exc)
+
+
+@pytest.mark.parametrize("shard", ["../outside.safetensors", "/etc/passwd", "sub/../../outside.safetensors"])
+def test_shard_index_cannot_name_files_outside_the_folder(tmp_path, shard):
+    folder = hf_folder(tmp_path, LLAMA_CONFIG)
+    save_file({"w": np.zeros(2, dtype=np.float32)}, str(tmp_path / "outside.safetensors"))
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": shard}}))
+    with pytest.raises(CorruptFileError, match="outside the model folder"):
+        safetensors_files(folder)
+
+
+def test_shard_in_a_subfolder_is_allowed(tmp_path):
+    folder = hf_folder(tmp_path, LLAMA_CONFIG)
+    (folder / "sub").mkdir()
+    save_file({"w": np.zeros(2, dtype=np.float32)}, str(folder / "sub" / "a.safetensors"))
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": "sub/a.safetensors"}}))
+    assert safetensors_files(folder) == [folder / "sub" / "a.safetensors"]
+
+
+@pytest.mark.parametrize("index", ['{"weight_map": [1]}', '{"weight_map": {"w": 5}}', "[" * 10_000])
+def test_malformed_shard_index_is_our_error(tmp_path, index):
+    folder = hf_folder(tmp_path, LLAMA_CONFIG)
+    (folder / "model.safetensors.index.json").write_text(index)
+    with pytest.raises(CorruptFileError, match="model.safetensors.index.json"):
+        safetensors_files(folder)
