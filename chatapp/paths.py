@@ -116,8 +116,11 @@ class WriteError(OSError):
             hint = "check that the folder is writable"
         else:
             hint = "check the disk and the folder, then try again"
-        super().__init__(exc.errno, f"cannot write {self.path}: {reason} ({hint}); "
-                                    "any earlier version of the file is unchanged")
+        super().__init__(exc.errno, reason)  # strerror stays the system's reason, for callers that add their own
+        self.message = f"cannot write {self.path}: {reason} ({hint}); any earlier version of the file is unchanged"
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
