@@ -266,6 +266,15 @@ def json_depth(text: str) -> int:
     return deepest
 
 
+def loads_bounded(text: str, max_depth: int = limits.JSON_MAX_DEPTH) -> Any:
+    """json.loads for one line or document of a user's file, refusing nesting deeper than
+    `max_depth` with a json.JSONDecodeError (so callers' existing handlers report it)."""
+    depth = json_depth(text)
+    if depth > max_depth:
+        raise json.JSONDecodeError(f"nested {depth} levels deep, more than the {max_depth} allowed", text, 0)
+    return json.loads(text)
+
+
 def parse_json_bounded(text: str, where: str, max_depth: int = limits.JSON_MAX_DEPTH) -> Any:
     """json.loads with a nesting bound, ValueError("<where>: ...") on anything wrong: invalid
     JSON, nesting deeper than `max_depth`, NaN/Infinity literals."""

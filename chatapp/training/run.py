@@ -22,7 +22,7 @@ import torch
 
 from ..model.lora import LoRAConfig
 from ..paths import check_output_folder
-from .checkpoint import latest_checkpoint
+from .checkpoint import latest_checkpoint, latest_readable_checkpoint
 from .dataset import DatasetError
 from .distributed import DistContext, DistributedTrainer, ShardedTrainer
 from .estimate import estimate_seconds, estimate_training_memory, measure_micro_batch_seconds, suggest_smaller
@@ -142,9 +142,13 @@ def find_checkpoint(path: Path) -> Path:
     if (path / "trainer_state.json").is_file():
         return path
     for root in (path, path / CHECKPOINTS):
-        found = latest_checkpoint(root)
-        if found is not None:
-            return found
+        if latest_checkpoint(root) is None:
+            continue
+        found = latest_readable_checkpoint(root)  # a corrupt newest one falls back to the one before
+        if found is None:
+            raise TrainJobError(f"{root}: every checkpoint is corrupt or incomplete; nothing to resume "
+                                "(see the log for each one's problem)")
+        return found
     raise TrainJobError(f"{path}: no checkpoint to resume (expected a step-* folder, or a folder holding them)")
 
 
