@@ -1,14 +1,18 @@
 """Training inputs and resumes: a corrupt newest checkpoint falls back to the one before it;
-deeply nested JSONL lines are our DatasetError naming file and line."""
+deeply nested JSONL lines are our DatasetError naming file and line; a long document is
+tokenized in bounded pieces."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings as hsettings, strategies as st
 
 from chatapp.training.checkpoint import checkpoint_problem, list_checkpoints
 from chatapp.training.dataset import DatasetError, read_chat_jsonl
+from chatapp.training.prepare import text_pieces
 from chatapp.training.run import TrainJobError, find_checkpoint
 from chatapp.training.trainer import Trainer
+from tests.helpers.bounded import run_bounded
 from tests.training.test_trainer import TRAIN, VAL, config, tiny_model
 
 
@@ -65,3 +69,36 @@ def test_deeply_nested_jsonl_line_names_file_and_line(tmp_path):
                     + '{"messages": ' + "[" * 50_000 + "]" * 50_000 + "}\n")
     with pytest.raises(DatasetError, match="chats.jsonl:2: not valid JSON: nested 50001 levels deep"):
         list(read_chat_jsonl(path))
+
+
+# ---------------------------------------------------------------------- long documents
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab \n\u00e9\U0001f600"), max_size=300), st.integers(1, 40))
+def test_text_pieces_cover_the_text_within_the_limit(text, limit):
+    pieces = text_pieces(text, limit)
+    assert "".join(pieces) == text
+    assert all(len(p) <= limit for p in pieces) and all(pieces[:-1])
+
+
+def test_a_long_document_is_tokenized_in_bounded_memory():
+    """4 MB of text in one call grows the process by ~650 MB (a 20 MB file by 4-5 GB); in pieces
+    the growth is the ids alone. The ids equal a whole-text encoding when cuts fall on newlines."""
+    result = run_bounded("""
+        import resource
+        from chatapp.paths import default_model_path
+        from chatapp.text.tokenizer import Tokenizer
+        from chatapp.training.prepare import Example, encode_in_pieces, tokenize
+        tok = Tokenizer.from_gguf(default_model_path())
+        line = "The quick brown fox jumps over the lazy dog, 12345 times; naive cafe.\\n"
+        text = line * (4_000_000 // len(line))
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        ids, mask = tokenize([Example(key="k", text=text)], tok)
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+        small = line * 50
+        report(grown_mb=grown, n=len(ids), eos=ids[-1] == tok.eos_id, masked=all(mask),
+               same=encode_in_pieces(small, tok, limit=len(line) * 7 + 3) == tok.encode(small))
+    """, memory=3 << 30, timeout=300)
+    assert result["eos"] and result["masked"] and result["n"] > 1_000_000
+    assert result["grown_mb"] < 250, result
+    assert result["same"]
