@@ -122,8 +122,8 @@ class SettingsStore:
 
     def load(self) -> AppSettings:
         """The settings in the file; defaults for what is missing or wrong. Never raises for the
-        file's content: a file that is not a JSON object is moved aside whole, one with bad
-        values is moved aside too (kept for the user) after its good values are taken."""
+        file's content: a file that is not a JSON object is moved aside whole; one with bad
+        values is moved aside too (kept for the user) and replaced by the repaired settings."""
         try:
             data = read_json_object(self.path, max_bytes=MAX_FILE_BYTES)
         except ModelLoadError as exc:  # MissingFileError, CorruptFileError: both name the file
@@ -147,9 +147,14 @@ class SettingsStore:
             values[key], problem = check_value(key, value, getattr(defaults, key))
             if problem:
                 problems.append(f"{key}: {problem}")
+        settings = AppSettings(**values, extra=extra)
         if problems:
             self._fall_back("; ".join(problems), keep="the other values were kept")
-        return AppSettings(**values, extra=extra)
+            try:  # the repaired settings take the file's place, so the next load reads the same
+                self.save(settings)
+            except OSError as exc:
+                log.warning("%s", exc)
+        return settings
 
     def _fall_back(self, problem: str, keep: str = "using defaults") -> AppSettings:
         try:

@@ -44,6 +44,9 @@ def test_out_of_range_values_are_clamped_and_the_file_kept(tmp_path, key, value,
     assert key in store.warning and "moved to settings.json.corrupt-" in store.warning
     assert json.loads(next(tmp_path.glob("settings.json.corrupt-*")).read_text())[key] == value
     assert_in_ranges(loaded)
+    again = SettingsStore(path)  # the window loads twice: the repaired file took the old one's place
+    assert again.load() == loaded and again.warning is None
+    assert len(list(tmp_path.glob("settings.json.corrupt-*"))) == 1
 
 
 @pytest.mark.parametrize("text", [
