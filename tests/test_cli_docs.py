@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "training"))
-from tiny_hf import tiny_llama_folder  # noqa: E402
+from tests.helpers.tiny_hf import tiny_llama_folder  # noqa: E402
 
 from chatapp.cli import build_parser, main  # noqa: E402
 from chatapp.commands.generate import cmd_chat  # noqa: E402

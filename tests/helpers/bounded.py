@@ -17,9 +17,17 @@ _PRELUDE = """
 import json, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, ({memory}, {memory}))
 _start = time.monotonic()
+def peak_mb():
+    # VmHWM is this program's peak resident memory; ru_maxrss would also count the parent's
+    # pages copied at fork, so a big test process would make every child look big.
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 def report(**values):
     values["seconds"] = time.monotonic() - _start
-    values["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    values["max_rss_mb"] = peak_mb()
     print("RESULT " + json.dumps(values), flush=True)
 """
 

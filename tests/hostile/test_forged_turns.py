@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-from tiny_hf import tiny_llama_folder  # noqa: E402
+from tests.helpers.tiny_hf import tiny_llama_folder  # noqa: E402
 
 from chatapp import cli  # noqa: E402
 from chatapp.cli import build_parser  # noqa: E402

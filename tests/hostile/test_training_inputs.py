@@ -85,16 +85,15 @@ def test_a_long_document_is_tokenized_in_bounded_memory():
     """4 MB of text in one call grows the process by ~650 MB (a 20 MB file by 4-5 GB); in pieces
     the growth is the ids alone. The ids equal a whole-text encoding when cuts fall on newlines."""
     result = run_bounded("""
-        import resource
         from chatapp.paths import default_model_path
         from chatapp.text.tokenizer import Tokenizer
         from chatapp.training.prepare import Example, encode_in_pieces, tokenize
         tok = Tokenizer.from_gguf(default_model_path())
         line = "The quick brown fox jumps over the lazy dog, 12345 times; naive cafe.\\n"
         text = line * (4_000_000 // len(line))
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        before = peak_mb()
         ids, mask = tokenize([Example(key="k", text=text)], tok)
-        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+        grown = peak_mb() - before
         small = line * 50
         report(grown_mb=grown, n=len(ids), eos=ids[-1] == tok.eos_id, masked=all(mask),
                same=encode_in_pieces(small, tok, limit=len(line) * 7 + 3) == tok.encode(small))

@@ -6,14 +6,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from tiny_hf import read_events, tiny_llama_folder, tiny_tokenizer  # noqa: E402
+from tests.helpers.tiny_hf import read_events, tiny_llama_folder, tiny_tokenizer  # noqa: E402
 
 from chatapp.training.dataset import DatasetError, pack_examples  # noqa: E402
 from chatapp.training.knowledge import (KnowledgeConfig, build_examples, encode_example,  # noqa: E402
@@ -241,7 +239,7 @@ def test_train_with_the_knowledge_recipe_end_to_end(tiny):
 
 
 def test_text_recipe_and_chat_files(tiny, tmp_path):
-    from tiny_hf import write_chat_file
+    from tests.helpers.tiny_hf import write_chat_file
 
     code, stdout, _ = run_cli(["train", "--model", tiny["model"], "--data", tiny["docs"], "--out", tmp_path / "t",
                                "--recipe", "text", "--progress", "jsonl", "--block-size", "32", "--max-steps", "1",
