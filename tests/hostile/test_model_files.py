@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from chatapp import limits
 from chatapp.errors import CorruptFileError, ModelLoadError
 from chatapp.weights.gguf_loader import load_gguf, open_gguf
-from chatapp.weights.hf_loader import read_hf_config, safetensors_files
+from chatapp.weights.hf_loader import load_hf_folder, read_hf_config, safetensors_files
 from safetensors.numpy import save_file
 from tests.helpers.bounded import run_bounded
 from tests.weights.gguf_writing import llama_metadata, tiny_llama_tensors, write_gguf
@@ -192,3 +192,53 @@ def test_malformed_shard_index_is_our_error(tmp_path, index):
     (folder / "model.safetensors.index.json").write_text(index)
     with pytest.raises(CorruptFileError, match="model.safetensors.index.json"):
         safetensors_files(folder)
+
+
+# ---------------------------------------------------------------------- safetensors headers
+
+def llama_tensors() -> dict[str, np.ndarray]:
+    d, f, v = LLAMA_CONFIG["hidden_size"], LLAMA_CONFIG["intermediate_size"], LLAMA_CONFIG["vocab_size"]
+    rng = np.random.default_rng(0)
+    shapes = {"model.embed_tokens.weight": (v, d), "model.norm.weight": (d,), "lm_head.weight": (v, d)}
+    for i in range(LLAMA_CONFIG["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        shapes.update({p + "input_layernorm.weight": (d,), p + "post_attention_layernorm.weight": (d,),
+                       p + "self_attn.q_proj.weight": (d, d), p + "self_attn.k_proj.weight": (d, d),
+                       p + "self_attn.v_proj.weight": (d, d), p + "self_attn.o_proj.weight": (d, d),
+                       p + "mlp.gate_proj.weight": (f, d), p + "mlp.up_proj.weight": (f, d),
+                       p + "mlp.down_proj.weight": (d, f)})
+    return {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
+
+
+@pytest.fixture(scope="module")
+def tiny_safetensors(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hf")
+    save_file(llama_tensors(), str(folder / "model.safetensors"))
+    data = (folder / "model.safetensors").read_bytes()
+    header_len = 8 + struct.unpack("<Q", data[:8])[0]
+    return data, header_len
+
+
+def test_tiny_safetensors_folder_loads(tmp_path, tiny_safetensors):
+    folder = hf_folder(tmp_path, LLAMA_CONFIG)
+    (folder / "model.safetensors").write_bytes(tiny_safetensors[0])
+    config, state = load_hf_folder(folder)
+    assert config.n_layers == 2 and state["tok_embeddings.weight"].shape == (100, 64)
+
+
+@hsettings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_mutated_safetensors_headers_end_in_our_error(tmp_path, tiny_safetensors, data):
+    original, header_len = tiny_safetensors
+    raw = bytearray(original)
+    for _ in range(data.draw(st.integers(1, 6))):
+        at = data.draw(st.integers(0, header_len - 1))
+        raw[at] = data.draw(st.sampled_from(b'0123456789",:{}[]FIBU \x00\xff'))
+    if data.draw(st.booleans()):
+        raw = raw[: data.draw(st.integers(0, len(raw)))]
+    folder = hf_folder(tmp_path, LLAMA_CONFIG)
+    (folder / "model.safetensors").write_bytes(bytes(raw))
+    try:
+        load_hf_folder(folder)
+    except ModelLoadError as exc:
+        assert str(folder) in str(exc)
