@@ -70,7 +70,7 @@ def _questions(args: argparse.Namespace):
 
 def cmd_quiz(args: argparse.Namespace) -> int:
     from ..training.dataset import DatasetError
-    from ..training.documents import IngestError
+    from ..documents.reading import IngestError
     from ..training.quiz import QuizError, run_quiz
     from .common import load_from_args
 
