@@ -242,3 +242,62 @@ def test_mutated_safetensors_headers_end_in_our_error(tmp_path, tiny_safetensors
         load_hf_folder(folder)
     except ModelLoadError as exc:
         assert str(folder) in str(exc)
+
+
+# ---------------------------------------------------------------------- tokenizer side files
+
+@pytest.fixture(scope="module")
+def tokenizer_json(tmp_path_factory) -> bytes:
+    from chatapp.training.scratch import save_tokenizer
+    from tests.helpers.tiny_hf import tiny_tokenizer
+
+    folder = save_tokenizer(tiny_tokenizer(), tmp_path_factory.mktemp("tok"))
+    return (folder / "tokenizer.json").read_bytes()
+
+
+side_values = st.none() | st.booleans() | st.integers(-5, 10**6) | st.text(max_size=12) \
+    | st.lists(st.integers(-5, 400) | st.text(max_size=5) | st.dictionaries(st.text(max_size=5), st.text(max_size=5)),
+               max_size=3) \
+    | st.dictionaries(st.sampled_from(["content", "name", "template", "lstrip"]), st.text(max_size=8) | st.integers(),
+                      max_size=3)
+
+
+@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(["bos_token", "eos_token", "add_bos_token", "add_eos_token", "chat_template"]),
+                       side_values, max_size=5),
+       st.dictionaries(st.sampled_from(["bos_token_id", "eos_token_id", "do_sample", "temperature", "top_k"]),
+                       side_values, max_size=4))
+def test_any_tokenizer_side_files_end_in_a_tokenizer_or_our_error(tmp_path, tokenizer_json, config, generation):
+    from chatapp.text.tokenizer import Tokenizer
+
+    folder = tmp_path / "tok"
+    folder.mkdir(exist_ok=True)
+    (folder / "tokenizer.json").write_bytes(tokenizer_json)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    (folder / "generation_config.json").write_text(json.dumps(generation))
+    try:
+        tok = Tokenizer.from_hf_folder(folder)
+    except ModelLoadError as exc:
+        assert str(folder) in str(exc)
+    else:
+        assert tok.decode(tok.encode("hello there")) == "hello there"
+
+
+def test_fifo_tokenizer_config_does_not_hang(tmp_path, tokenizer_json):
+    import os
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("FIFOs are POSIX-only")
+    folder = tmp_path / "tok"
+    folder.mkdir()
+    (folder / "tokenizer.json").write_bytes(tokenizer_json)
+    os.mkfifo(folder / "tokenizer_config.json")
+    result = run_bounded(f"""
+        from chatapp.errors import ModelLoadError
+        from chatapp.text.tokenizer import Tokenizer
+        try:
+            Tokenizer.from_hf_folder({str(folder)!r})
+            report(error=None)
+        except ModelLoadError as exc:
+            report(error=str(exc))
+    """, timeout=60)
+    assert result["error"] is None  # a side file that is not a regular file is passed over, never opened
