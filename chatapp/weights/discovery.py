@@ -6,6 +6,7 @@ imported nor needed) and nothing here touches the network.
 Everything listed here comes from folders and files anyone may have put there: only regular
 files are ever opened (a FIFO would block the listing, and with it the window's start), the
 folder walk is bounded in depth and count, and the recent list in size, nesting and entries.
+Long because the three sources (default, cache, recent) share the detection and those bounds.
 """
 
 from __future__ import annotations
@@ -172,6 +173,9 @@ def _complete_hf_snapshot(folder: Path) -> bool:
         except (ModelLoadError, KeyError, TypeError, AttributeError) as exc:
             log.debug("%s: unreadable shard index (%s)", index, exc)
             return False
+        if any(not isinstance(shard, str) or Path(shard).is_absolute() or ".." in Path(shard).parts
+               for shard in shards):
+            return False  # names files outside the snapshot: the loader refuses it too
         return bool(shards) and all((folder / shard).is_file() for shard in shards)
     return _is_safetensors_folder(folder)
 

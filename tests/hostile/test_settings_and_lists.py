@@ -184,3 +184,21 @@ def test_recent_list_over_its_size_limit_is_moved_aside(tmp_path):
     path.write_text(json.dumps({"models": ["/x.gguf"] * 200_000}))
     assert RecentModels(path).entries() == []
     assert list(tmp_path.glob("recent_models.json.corrupt-*"))
+
+
+def test_cache_snapshot_whose_index_leaves_the_folder_is_not_listed(tmp_path):
+    snap = tmp_path / "hub" / "models--org--esc" / "snapshots" / ("a" * 40)
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    (snap.parent / "x.safetensors").write_bytes(b"")
+    (snap / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": "../x.safetensors"}}))
+    assert scan_hf_cache(tmp_path / "hub") == []
+
+
+@pytest.mark.parametrize("weight_map", [{"w": 5}, {"w": None}, [1], "x"])
+def test_cache_snapshot_with_a_malformed_index_is_not_listed(tmp_path, weight_map):
+    snap = tmp_path / "hub" / "models--org--bad" / "snapshots" / ("a" * 40)
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    (snap / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    assert scan_hf_cache(tmp_path / "hub") == []
