@@ -8,6 +8,23 @@ numbers, so that a reader of the code finds them, and a test can lower one.
 
 from __future__ import annotations
 
+# -- JSON files users give us (paths.read_json): config.json, indexes, settings, lists, exports
+# The largest real ones are safetensors indexes of big models (~100 KB) and tokenizer.json is
+# read elsewhere; conversation exports may be larger.
+JSON_MAX_BYTES = 64 << 20
+# Nesting: real files are a few levels deep; deeper than this is refused before parsing
+# (json.loads recurses, and a deep structure later breaks code that walks it).
+JSON_MAX_DEPTH = 64
+
+# -- GGUF headers (weights/gguf_loader.py) ----------------------------------------------------
+# The gguf package keeps a few Python objects per metadata array item (~600 bytes for a string,
+# ~350 for a number), so a small file can ask for gigabytes. Real models: SmolLM2 ~150k items in
+# all, Llama 3 ~540k, Gemma 3 ~790k (262k-token vocabulary, scores and types).
+GGUF_MAX_ARRAY_ITEMS = 1_000_000  # in all the metadata arrays of one file together
+GGUF_MAX_ARRAY_NESTING = 2  # an array of arrays at most (no real model nests at all)
+GGUF_MAX_METADATA_KEYS = 10_000  # real files have 20-60
+GGUF_MAX_TENSORS = 100_000  # real files have a few hundred to a few thousand
+
 # -- chat templates (text/template_sandbox.py) ---------------------------------------------
 # Real templates are a few KB and render in about a millisecond; these bounds are far above
 # anything a real template needs and far below what hangs the app or exhausts its memory.

@@ -7,10 +7,13 @@ computed on each call (so tests can redirect them) and created only by the write
 
 from __future__ import annotations
 
+import errno
 import importlib.metadata
 import json
 import logging
 import os
+import re
+import stat
 import sys
 import tempfile
 import time
@@ -19,6 +22,7 @@ from typing import Any, Optional, Sequence, Union
 
 import platformdirs
 
+from . import limits
 from .errors import CorruptFileError, MissingFileError
 
 log = logging.getLogger(__name__)
@@ -99,13 +103,44 @@ def default_model_path() -> Path:
     raise MissingFileError(expected, problem, INSTALL_DEFAULT_MODEL_HINT)
 
 
+class WriteError(OSError):
+    """A file could not be written; the message names the file and what to do. The old content,
+    if any, is untouched (atomic writes only)."""
+
+    def __init__(self, path: PathLike, exc: OSError) -> None:
+        self.path = Path(path)
+        reason = exc.strerror or str(exc)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            hint = "free some disk space and try again"
+        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            hint = "check that the folder is writable"
+        else:
+            hint = "check the disk and the folder, then try again"
+        super().__init__(exc.errno, reason)  # strerror stays the system's reason, for callers that add their own
+        self.message = f"cannot write {self.path}: {reason} ({hint}); any earlier version of the file is unchanged"
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     """Write `data` so that `path` holds either its old content or all of the new one.
 
     A temp file in the same folder (same filesystem, so the rename is atomic), fsync, replace.
     An existing file's permission bits are kept; a new file gets mkstemp's private 0600.
+    A failure (disk full, read-only folder) raises WriteError naming `path`, and leaves no
+    temp file behind.
     """
     path = Path(path)
+    try:
+        _atomic_write(path, data)
+    except WriteError:
+        raise
+    except OSError as exc:
+        raise WriteError(path, exc) from exc
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
@@ -127,6 +162,24 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> None:
     atomic_write_bytes(path, text.encode(encoding))
+
+
+def check_output_folder(path: PathLike, what: str = "the output folder") -> Path:
+    """ValueError naming `path` unless it is, or can become, a writable folder: checked before
+    a long job starts, so that it does not fail only when it writes its result. Creates nothing."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {path} is a file, not a folder; give a folder (new or existing)")
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise ValueError(f"{what} {path} cannot be created: {existing} is a file, not a folder")
+    if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {path} cannot be written: {existing} is not writable")
+    return path
 
 
 def move_aside(path: PathLike, sidecars: Sequence[str] = ()) -> Path:
@@ -168,13 +221,103 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def read_json_object(path: PathLike) -> dict[str, Any]:
-    """A JSON file that must hold an object; CorruptFileError naming the file otherwise."""
+def read_regular_file(path: PathLike, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`; CorruptFileError naming it otherwise.
+
+    Opened with O_NONBLOCK and checked with fstat before reading, so a FIFO or device (which
+    would block or never end) is refused instead of hanging the caller. OSError if unreadable.
+    """
+    path = Path(path)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CorruptFileError(path, "is not a regular file (a FIFO, device or socket?)")
+        if st.st_size > max_bytes:
+            raise CorruptFileError(path, f"is {st.st_size:,} bytes, more than the {max_bytes:,} allowed")
+        chunks, total = [], 0
+        while True:  # the file may grow while it is read: never read past the limit
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:
+                raise CorruptFileError(path, f"is more than the {max_bytes:,} bytes allowed")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+# A JSON string (with its escapes) or one bracket: what json_depth needs to see.
+_JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def json_depth(text: str) -> int:
+    """How deeply arrays and objects nest in `text` (brackets inside strings do not count)."""
+    depth = deepest = 0
+    for m in _JSON_TOKENS.finditer(text):
+        token = m.group()
+        if token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in "]}":
+            depth -= 1
+    return deepest
+
+
+def loads_bounded(text: str, max_depth: int = limits.JSON_MAX_DEPTH) -> Any:
+    """json.loads for one line or document of a user's file, refusing nesting deeper than
+    `max_depth` with a json.JSONDecodeError (so callers' existing handlers report it)."""
+    depth = json_depth(text)
+    if depth > max_depth:
+        raise json.JSONDecodeError(f"nested {depth} levels deep, more than the {max_depth} allowed", text, 0)
+    return json.loads(text)
+
+
+def parse_json_bounded(text: str, where: str, max_depth: int = limits.JSON_MAX_DEPTH) -> Any:
+    """json.loads with a nesting bound, ValueError("<where>: ...") on anything wrong: invalid
+    JSON, nesting deeper than `max_depth`, NaN/Infinity literals."""
+    depth = json_depth(text)
+    if depth > max_depth:
+        raise ValueError(f"{where}: JSON nested {depth} levels deep, more than the {max_depth} allowed")
+
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"{where}: {name} is not valid JSON")
+
+    try:
+        return json.loads(text, parse_constant=no_constant)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:  # json_depth counts what json.loads recurses on; kept as a backstop
+        raise ValueError(f"{where}: JSON nested too deeply") from None
+
+
+def read_json(path: PathLike, max_bytes: int = limits.JSON_MAX_BYTES,
+              max_depth: int = limits.JSON_MAX_DEPTH) -> Any:
+    """The one reader for JSON files users give us (configs, indexes, settings, lists, exports):
+    a regular file (never a FIFO), at most `max_bytes`, UTF-8 (a BOM is allowed), nested at most
+    `max_depth` deep. CorruptFileError naming the file otherwise; MissingFileError if absent."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptFileError(path, f"is not valid JSON: {exc}") from exc
+        raw = read_regular_file(path, max_bytes)
+    except FileNotFoundError as exc:
+        raise MissingFileError(path, "does not exist") from exc
+    except OSError as exc:
+        raise CorruptFileError(path, f"cannot be read ({exc.strerror or exc})") from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CorruptFileError(path, f"is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        return parse_json_bounded(text, str(path), max_depth)
+    except ValueError as exc:
+        raise CorruptFileError(path, str(exc)[len(str(path)) + 2:]) from None
+
+
+def read_json_object(path: PathLike, max_bytes: int = limits.JSON_MAX_BYTES) -> dict[str, Any]:
+    """A JSON file that must hold an object (read_json's bounds); CorruptFileError naming the file."""
+    data = read_json(path, max_bytes)
     if not isinstance(data, dict):
-        raise CorruptFileError(path, "does not hold a JSON object")
+        raise CorruptFileError(Path(path), "does not hold a JSON object")
     return data

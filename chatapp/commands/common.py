@@ -1,17 +1,72 @@
-"""Options and helpers shared by the model-running subcommands."""
+"""Options and helpers shared by the model-running subcommands.
+
+The argparse `type=` functions here turn a bad value into argparse's one-line usage error
+naming the option (`--context: must be a positive whole number, got '-5'`), never a traceback
+later in the engine.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
+
+# Beyond this a context length is a typo (the largest models take 1-2M tokens); its KV cache
+# would be allocated before anything else could complain.
+MAX_CONTEXT = 1 << 21
+MAX_THREADS = 4096
+
+
+def bounded_int(low: int, high: Optional[int] = None, what: str = "") -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high]."""
+    if not what:
+        what = ("a positive whole number" if low == 1 else "0 or a positive whole number" if low == 0
+                else f"a whole number of at least {low}")
+        if high is not None:
+            what += f" up to {high:,}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    parse.__name__ = "whole number"  # what argparse names in its own messages
+    return parse
+
+
+positive_int = bounded_int(1)
+non_negative_int = bounded_int(0)
+
+
+def non_empty_text(text: str) -> str:
+    """An argparse type: text with something other than whitespace in it."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def finite_float(text: str) -> float:
+    """An argparse type: a finite number (argparse's float accepts 'nan' and 'inf')."""
+    import math
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="default",
                    help="'default' (bundled SmolLM2-135M-Instruct), a .gguf file, or a Hugging Face folder")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    p.add_argument("--context", type=int, default=4096, help="context length in tokens (default 4096)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: automatic)")
+    p.add_argument("--context", type=bounded_int(1, MAX_CONTEXT), default=4096,
+                   help="context length in tokens (default 4096)")
+    p.add_argument("--threads", type=bounded_int(0, MAX_THREADS), default=0, help="CPU threads (default: automatic)")
     p.add_argument("--adapter", default=None, metavar="DIR",
                    help="a LoRA adapter folder (PEFT layout, e.g. from `chatapp train`) to apply to the model")
 
@@ -26,14 +81,15 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(flag, type=kind, default=None,
                        help=f"{what}default: the model's recommendation, else {default(name)}".lstrip())
 
-    option("--max-new-tokens", int)
-    option("--temperature", float, "0 means greedy; ")
-    option("--top-p", float)
-    option("--top-k", int, "0: off; ")
-    option("--min-p", float)
-    option("--repetition-penalty", float, "1.0: off; ")
-    option("--repeat-last-n", int, "tokens the repetition penalty looks back at, 0: all; ")
-    p.add_argument("--seed", type=int, default=None)
+    option("--max-new-tokens", positive_int)
+    option("--temperature", finite_float, "0 means greedy; ")
+    option("--top-p", finite_float)
+    option("--top-k", non_negative_int, "0: off; ")
+    option("--min-p", finite_float)
+    option("--repetition-penalty", finite_float, "1.0: off; ")
+    option("--repeat-last-n", non_negative_int, "tokens the repetition penalty looks back at, 0: all; ")
+    p.add_argument("--seed", type=bounded_int(-(2**63), 2**64 - 1, "a whole number that fits in 64 bits"),
+                   default=None)
     p.add_argument("--stop", action="append", default=[], metavar="STR", help="stop string (repeatable)")
 
 

@@ -10,7 +10,7 @@ import statistics
 import sys
 import threading
 
-from .common import add_model_options, add_sampling_options, load_from_args, sampling_from_args
+from .common import add_model_options, add_sampling_options, load_from_args, non_empty_text, sampling_from_args
 
 
 # ---------------------------------------------------------------------------- generate
@@ -20,7 +20,7 @@ def add_generate_parser(subparsers) -> None:
                               description="Generate a continuation of --prompt, or with --chat a reply "
                                           "rendered with the model's chat template.")
     add_model_options(p)
-    p.add_argument("--prompt", required=True)
+    p.add_argument("--prompt", required=True, type=non_empty_text)
     p.add_argument("--chat", action="store_true", help="treat the prompt as a user message")
     p.add_argument("--system", default="", help="system prompt (with --chat)")
     add_sampling_options(p)

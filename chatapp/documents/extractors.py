@@ -75,6 +75,12 @@ class ExtractionError(Exception):
     kind = "unreadable"
 
 
+class TooLargeError(ExtractionError):
+    """The content would expand beyond what is read (a zip bomb in a .docx)."""
+
+    kind = "too large"
+
+
 class BinaryContentError(ExtractionError):
     kind = "binary"
 
@@ -248,9 +254,38 @@ def _pdf_text(data: bytes) -> Extracted:
     return Extracted("\n\n".join(pages), warning=warning)
 
 
+# A .docx is a zip of XML parts; python-docx reads document.xml whole and lxml builds a tree
+# several times its size. The size limit on the file looks at compressed bytes, so the expanded
+# sizes are checked here, from the zip's directory, before anything is decompressed (Python's
+# zipfile never decompresses past a member's declared size). Real documents: a few MB.
+DOCX_MAX_MEMBER_BYTES = 64 << 20  # one part (document.xml of a 500-page book is ~10 MB)
+DOCX_MAX_TOTAL_BYTES = 256 << 20  # every part together (images included)
+DOCX_MAX_MEMBERS = 10_000
+
+
+def check_zip_sizes(data: bytes, max_member: int = DOCX_MAX_MEMBER_BYTES,
+                    max_total: int = DOCX_MAX_TOTAL_BYTES, max_members: int = DOCX_MAX_MEMBERS) -> None:
+    """TooLargeError when the zip in `data` would expand beyond the limits."""
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:  # BadZipFile: extract() reports it
+        members = archive.infolist()
+    if len(members) > max_members:
+        raise TooLargeError(f"{len(members):,} parts in the .docx, limit {max_members:,}")
+    total = 0
+    for member in members:
+        if member.file_size > max_member:
+            raise TooLargeError(f"{member.filename} expands to {member.file_size:,} bytes, "
+                                f"limit {max_member:,}")
+        total += member.file_size
+    if total > max_total:
+        raise TooLargeError(f"the .docx expands to {total:,} bytes, limit {max_total:,}")
+
+
 def _docx_text(data: bytes) -> Extracted:
     import docx  # python-docx, imported on first use
 
+    check_zip_sizes(data)
     document = docx.Document(io.BytesIO(data))
     blocks = []
     # Body paragraphs and tables in document order; headers and footers are boilerplate.

@@ -21,7 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ..paths import atomic_write_text
+from ..errors import ModelLoadError
+from ..paths import atomic_write_text, read_json
 from .db import (ROLES, STATES, Conversation, ConversationStore, Message, NewMessage, PathLike,
                  StorageError)
 
@@ -115,6 +116,28 @@ class _Invalid(Exception):
     """A problem in the file's content; becomes StorageError naming the file."""
 
 
+# An export of a long conversation is a few MB; JSON nesting is read_json's bound (limits.py).
+IMPORT_MAX_BYTES = 256 << 20
+
+
+def _check_text(data: Any, where: str = "") -> None:
+    """_Invalid naming the field when a string holds a lone surrogate ("\\ud800" in the JSON):
+    Python accepts it, SQLite and every UTF-8 writer do not."""
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise _Invalid(f"field {where or '(top level)'} holds an unpaired surrogate "
+                           f"({data[exc.start]!r} at character {exc.start}), which is not text") from None
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            _check_text(key, f"{where + '.' if where else ''}(a key)")
+            _check_text(value, f"{where + '.' if where else ''}{key}")
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            _check_text(value, f"{where}[{i}]")
+
+
 def _field(obj: dict, key: str, kind: type, where: str, default: Any = ...) -> Any:
     if key not in obj or (obj[key] is None and default is not ...):
         if default is ...:
@@ -176,17 +199,13 @@ def parse_conversation(data: Any) -> tuple[dict[str, Any], list[NewMessage]]:
 def import_json(store: ConversationStore, path: PathLike) -> Conversation:
     """A new conversation from a JSON export; StorageError naming the file and the problem."""
     path = Path(path)
+    try:  # bounded: a regular file, at most IMPORT_MAX_BYTES, nested at most limits.JSON_MAX_DEPTH
+        data = read_json(path, max_bytes=IMPORT_MAX_BYTES)
+    except ModelLoadError as exc:  # MissingFileError, CorruptFileError
+        problem = "cannot read the file (it does not exist)" if exc.problem == "does not exist" else exc.problem
+        raise StorageError(problem, path) from None
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise StorageError(f"cannot read the file ({exc.strerror or exc})", path) from exc
-    except UnicodeDecodeError as exc:
-        raise StorageError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path) from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise StorageError(f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})", path) from exc
-    try:
+        _check_text(data)
         header, messages = parse_conversation(data)
     except _Invalid as exc:
         raise StorageError(str(exc), path) from None

@@ -2,7 +2,10 @@
 
 Unknown keys from a newer version are kept; a corrupt file is moved aside (not lost) and
 defaults are used, with a warning the UI can show. The sampling defaults are those of
-`chatapp.sampling_settings` (defined there only). A file written by an earlier version is
+`chatapp.sampling_settings` (defined there only). Every value is checked on load against
+`RANGES`/`CHOICES` (the window's spin boxes abort on a number beyond their range): a value out
+of range is clamped, one of the wrong type gets its default, and the file as it was is moved
+aside with a warning. A file written by an earlier version is
 migrated on load: a value equal to a default that version had is replaced by today's default
 (the user never chose it), see `DEFAULT_CHANGES`.
 """
@@ -11,11 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
-from ..paths import atomic_write_text, move_aside
+from ..errors import ModelLoadError
+from ..paths import atomic_write_text, move_aside, read_json_object
 from ..sampling_settings import default as sampling_default
 
 log = logging.getLogger(__name__)
@@ -41,6 +46,50 @@ class AppSettings:
     conversations_visible: bool = True  # the window's conversation list (collapsed: False)
     version: int = 2  # of the file's layout and defaults; files without it are version 1
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
+
+
+# Inclusive ranges of the numeric settings: what the window's spin boxes accept (a value beyond
+# a QSpinBox's int32 range aborts the process) and what the engine accepts.
+RANGES: dict[str, tuple[float, float]] = {
+    "context_len": (256, 131072),
+    "threads": (0, 256),
+    "temperature": (0.0, 5.0),
+    "top_p": (0.01, 1.0),
+    "top_k": (0, 1000),
+    "min_p": (0.0, 0.99),
+    "repetition_penalty": (0.5, 3.0),
+    "max_new_tokens": (1, 32768),
+    "seed": (-1, 2**31 - 1),
+    "version": (1, 1_000_000),
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "device": ("auto", "cpu", "cuda", "mps"),
+    "theme": ("system", "light", "dark"),
+}
+# Longest text setting (the system prompt, a model path, a language code), in characters.
+MAX_TEXT_CHARS = 100_000
+# The settings file is small; anything bigger is not ours.
+MAX_FILE_BYTES = 4 << 20
+
+
+def check_value(key: str, value: Any, default: Any) -> tuple[Any, str]:
+    """(the value to use, "" or what was wrong with it) for one known setting."""
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not type(default):
+        return default, f"expected {type(default).__name__}, got {type(value).__name__}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return default, "not a finite number"
+    if key in RANGES:
+        low, high = RANGES[key]
+        if not low <= value <= high:
+            clamped = type(default)(min(max(value, low), high))
+            return clamped, f"{value!r} is outside {low}..{high}"
+    if key in CHOICES and value not in CHOICES[key]:
+        return default, f"{value!r} is not one of {', '.join(CHOICES[key])}"
+    if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
+        return default, f"longer than {MAX_TEXT_CHARS:,} characters"
+    return value, ""
 
 
 # {version: {key: the default that version wrote}} for every default changed since: a file of
@@ -74,35 +123,49 @@ class SettingsStore:
         self.warning: Optional[str] = None  # set when the file could not be read
 
     def load(self) -> AppSettings:
-        if not self.path.exists():
-            return AppSettings()
+        """The settings in the file; defaults for what is missing or wrong. Never raises for the
+        file's content: a file that is not a JSON object is moved aside whole; one with bad
+        values is moved aside too (kept for the user) and replaced by the repaired settings."""
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            aside = move_aside(self.path)
-            self.warning = f"{self.path}: could not be read ({exc}); moved to {aside.name}, using defaults"
-            log.warning(self.warning)
-            return AppSettings()
+            data = read_json_object(self.path, max_bytes=MAX_FILE_BYTES)
+        except ModelLoadError as exc:  # MissingFileError, CorruptFileError: both name the file
+            if not self.path.exists() and not self.path.is_symlink():
+                return AppSettings()
+            return self._fall_back(exc.problem)
+        problems: list[str] = []
+        extra = data.pop("extra", {})
+        if not isinstance(extra, dict):
+            problems.append(f"extra: expected an object, got {type(extra).__name__}")
+            extra = {}
+        extra = dict(extra)
         data = migrate(data)
-        known = {f.name: f for f in fields(AppSettings) if f.name != "extra"}
+        known = {f.name for f in fields(AppSettings) if f.name != "extra"}
         defaults = AppSettings()
         values: dict[str, Any] = {}
-        extra = dict(data.pop("extra", {}) or {})
         for key, value in data.items():
             if key not in known:
                 extra[key] = value
                 continue
-            default = getattr(defaults, key)
-            # A value of the wrong type (hand-edited file) falls back to the default for that key.
-            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if type(value) is type(default):
-                values[key] = value
-            else:
-                log.warning("%s: ignoring %s=%r (expected %s)", self.path, key, value, type(default).__name__)
-        return AppSettings(**values, extra=extra)
+            values[key], problem = check_value(key, value, getattr(defaults, key))
+            if problem:
+                problems.append(f"{key}: {problem}")
+        settings = AppSettings(**values, extra=extra)
+        if problems:
+            self._fall_back("; ".join(problems), keep="the other values were kept")
+            try:  # the repaired settings take the file's place, so the next load reads the same
+                self.save(settings)
+            except OSError as exc:
+                log.warning("%s", exc)
+        return settings
+
+    def _fall_back(self, problem: str, keep: str = "using defaults") -> AppSettings:
+        try:
+            where = f"moved to {move_aside(self.path).name}"
+        except OSError as exc:
+            where = f"could not be moved aside ({exc.strerror or exc})"
+        self.warning = f"{self.path}: {problem}; {where}, {keep}"
+        log.warning(self.warning)
+        return AppSettings()
 
     def save(self, settings: AppSettings) -> None:
         data = asdict(settings)

@@ -30,7 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save as safetensors_bytes
 
 from ..errors import CorruptFileError, MissingFileError
-from ..paths import fsync_dir
+from ..paths import fsync_dir, read_json
 from .outputs import checkpoint_name, latest_checkpoint, list_checkpoints  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
@@ -171,11 +171,45 @@ def _prune(root: Path, keep: int) -> None:
 
 
 # -- reading ------------------------------------------------------------------------------
-def _load_json(path: Path) -> Any:
+def checkpoint_problem(path: PathLike) -> str:
+    """"" when the checkpoint at `path` looks loadable (every file present, the JSON files valid,
+    each safetensors header consistent with its file), else what is wrong. Reads no tensor data."""
+    from safetensors import safe_open
+
+    path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptFileError(path, f"is not valid JSON: {exc}") from exc
+        for name in FILES:
+            if not (path / name).is_file():
+                return f"{name} is missing"
+        state = _load_json(path / "trainer_state.json")
+        if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+            return "trainer_state.json is not of this checkpoint format"
+        for name in ("optimizer.json", "train_config.json"):
+            _load_json(path / name)
+        for name in FILES + ("best.safetensors",):
+            if name.endswith(".safetensors") and (path / name).is_file():
+                with safe_open(str(path / name), framework="pt") as f:
+                    f.keys()
+    except (CorruptFileError, MissingFileError) as exc:
+        return exc.problem
+    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+        return f"unreadable: {exc}"
+    return ""
+
+
+def latest_readable_checkpoint(root: PathLike) -> Optional[Path]:
+    """The newest checkpoint under `root` that checkpoint_problem finds nothing wrong with; a
+    corrupt newer one is logged and passed over (the previous one is kept for exactly this)."""
+    for candidate in reversed(list_checkpoints(root)):
+        problem = checkpoint_problem(candidate)
+        if not problem:
+            return candidate
+        log.warning("checkpoint %s is unusable (%s); trying the one before it", candidate, problem)
+    return None
+
+
+def _load_json(path: Path) -> Any:
+    return read_json(path)  # bounded (size, nesting); CorruptFileError naming the file
 
 
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:

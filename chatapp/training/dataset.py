@@ -20,6 +20,7 @@ from typing import Any, Callable, Hashable, Iterable, Iterator, Optional, Sequen
 import torch
 
 from ..text.prompt import render_and_encode
+from ..paths import loads_bounded
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +252,7 @@ def read_chat_jsonl(path: Union[str, Path]) -> Iterator[tuple[int, list[dict]]]:
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
+                    record = loads_bounded(line)
                 except json.JSONDecodeError as exc:
                     raise DatasetError(path, f"not valid JSON: {exc.msg} (column {exc.colno})", line_no) from exc
                 if not isinstance(record, dict) or "messages" not in record:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
+from ..paths import loads_bounded
 from .dataset import DatasetError, _check_messages
 
 log = logging.getLogger(__name__)
@@ -387,7 +388,7 @@ def read_examples(path: Union[str, Path]) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            out.append(check_example(json.loads(line)))
+            out.append(check_example(loads_bounded(line)))
         except json.JSONDecodeError as exc:
             raise DatasetError(path, f"not valid JSON: {exc.msg} (column {exc.colno})", n) from exc
         except ValueError as exc:

@@ -89,8 +89,39 @@ def read_sources(paths: Sequence[PathLike], on_file: Optional[Callable[[FileRepo
 
 
 # -- tokens -------------------------------------------------------------------------------
+# A tokenizer's working memory grows with the text given to it in one call (a 20 MB file took
+# 4-5 GB, and one tokenizer aborted in a native allocation), so a long document is encoded in
+# pieces of at most this many characters, cut after a newline (else a space) where there is
+# one. Tokens at a cut may differ from a whole-text encoding (one cut per ~60k tokens).
+TOKENIZE_PIECE_CHARS = 256_000
+
+
+def text_pieces(text: str, limit: int = TOKENIZE_PIECE_CHARS) -> list[str]:
+    """`text` cut into consecutive pieces of at most `limit` characters, joined they are `text`;
+    each cut is after the last newline in the piece, else after its last space, else at `limit`."""
+    pieces, start = [], 0
+    while len(text) - start > limit:
+        end = start + limit
+        cut = text.rfind("\n", start + limit // 2, end)
+        if cut < 0:
+            cut = text.rfind(" ", start + limit // 2, end)
+        end = cut + 1 if cut >= 0 else end
+        pieces.append(text[start:end])
+        start = end
+    pieces.append(text[start:])
+    return pieces
+
+
+def encode_in_pieces(text: str, tokenizer: Any, limit: int = TOKENIZE_PIECE_CHARS) -> list[int]:
+    """tokenizer.encode over text_pieces(text), concatenated: bounded memory for any length."""
+    ids: list[int] = []
+    for piece in text_pieces(text, limit):
+        ids.extend(tokenizer.encode(piece))
+    return ids
+
+
 def _document_ids(text: str, tokenizer: Any) -> list[int]:
-    ids = list(tokenizer.encode(text))
+    ids = encode_in_pieces(text, tokenizer)
     if getattr(tokenizer, "add_bos", False) and tokenizer.bos_id is not None:
         ids = [tokenizer.bos_id] + ids
     return ids + [tokenizer.eos_id]

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Optional, Sequence, Union
 
+from ..paths import check_output_folder
+
 METHODS = ("lora", "full", "scratch")
 STRATEGIES = ("ddp", "fsdp")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -175,8 +177,8 @@ class TrainJob:
 
     def __post_init__(self) -> None:
         self.data = [str(p) for p in self.data]
-        if self.out is not None:
-            self.out = Path(self.out).expanduser()
+        if self.out is not None:  # checked before training, not when writing at the end
+            self.out = check_output_folder(self.out, "--out")
         if self.resume is not None:
             self.resume = Path(self.resume).expanduser()
         if self.lora_targets is not None:

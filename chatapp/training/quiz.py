@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
+from ..paths import loads_bounded
+
 log = logging.getLogger(__name__)
 
 ContextLookup = Callable[[str], str]
@@ -132,7 +134,7 @@ def read_questions(path: Union[str, Path]) -> list[QuizQuestion]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = loads_bounded(line)
         except json.JSONDecodeError as exc:
             raise QuizError(path, f"not valid JSON: {exc.msg} (column {exc.colno})", n) from exc
         try:

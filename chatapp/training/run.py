@@ -25,7 +25,7 @@ from .dataset import DatasetError
 from .distributed import DistContext, DistributedTrainer, ShardedTrainer
 from .estimate import (estimate_seconds, estimate_training_memory, measure_micro_batch_seconds, parse_bytes,
                        suggest_smaller)
-from .outputs import find_checkpoint as _find_checkpoint
+from .checkpoint import latest_readable_checkpoint
 from .outputs import latest_checkpoint
 from .prepare import count_targets, prepare_blocks, read_sources
 from .protocol import (AUTO_EPOCHS, AUTO_MIN_STEPS, CANCELLED, CHECKPOINTS, COMPLETED,  # noqa: F401
@@ -70,10 +70,18 @@ def _resumed_max_steps(resume_from: Optional[Path]) -> Optional[int]:
 
 def find_checkpoint(path: Path) -> Path:
     """A checkpoint folder, or the newest under a checkpoints folder or a training output folder."""
-    found = _find_checkpoint(path)
-    if found is None:
-        raise TrainJobError(f"{path}: no checkpoint to resume (expected a step-* folder, or a folder holding them)")
-    return found
+    path = Path(path).expanduser()
+    if (path / "trainer_state.json").is_file():
+        return path
+    for root in (path, path / CHECKPOINTS):
+        if latest_checkpoint(root) is None:
+            continue
+        found = latest_readable_checkpoint(root)  # a corrupt newest one falls back to the one before
+        if found is None:
+            raise TrainJobError(f"{root}: every checkpoint is corrupt or incomplete; nothing to resume "
+                                "(see the log for each one's problem)")
+        return found
+    raise TrainJobError(f"{path}: no checkpoint to resume (expected a step-* folder, or a folder holding them)")
 
 
 def _base_name(spec: str) -> str:

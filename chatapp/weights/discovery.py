@@ -2,6 +2,11 @@
 
 Offline only: the Hugging Face cache is read as a folder tree (huggingface_hub is neither
 imported nor needed) and nothing here touches the network.
+
+Everything listed here comes from folders and files anyone may have put there: only regular
+files are ever opened (a FIFO would block the listing, and with it the window's start), the
+folder walk is bounded in depth and count, and the recent list in size, nesting and entries.
+Long because the three sources (default, cache, recent) share the detection and those bounds.
 """
 
 from __future__ import annotations
@@ -9,13 +14,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Union
 
 from ..errors import CorruptFileError, MissingFileError, ModelLoadError
-from ..paths import DEFAULT_MODEL_FILENAME, atomic_write_text, default_model_path, move_aside, user_config_dir
+from ..paths import (DEFAULT_MODEL_FILENAME, atomic_write_text, default_model_path, move_aside, read_json,
+                     read_regular_file, user_config_dir)
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +32,12 @@ GGUF_MAGIC = b"GGUF"
 RECENT_MODELS_FILENAME = "recent_models.json"
 RECENT_MODELS_LIMIT = 20
 _RECENT_FORMAT_VERSION = 1
+# Bounds on what the listing reads (module-level so a reader finds them and a test can lower them).
+RECENT_FILE_MAX_BYTES = 1 << 20  # 20 entries take a few KB
+RECENT_PATH_MAX_CHARS = 4096  # PATH_MAX on Linux
+SCAN_MAX_DEPTH = 8  # folders below a snapshot searched for GGUF files (real repos: 1-2)
+SCAN_MAX_FILES = 10_000  # files looked at per snapshot
+INDEX_MAX_BYTES = 16 << 20  # a shard index (the largest real ones are ~100 KB)
 
 
 @dataclass
@@ -65,8 +78,14 @@ def _has_weights(folder: Path) -> bool:
 
 
 def _read_magic(path: Path) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(4)
+    """The first 4 bytes of a regular file; OSError for anything else (a FIFO is never waited on)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return os.read(fd, 4)
+    finally:
+        os.close(fd)
 
 
 def detect_model_kind(path: PathLike) -> str:
@@ -91,7 +110,9 @@ def detect_model_kind(path: PathLike) -> str:
     try:
         magic = _read_magic(path)
     except OSError as exc:
-        raise MissingFileError(path, f"cannot be read ({exc.strerror or exc})") from exc
+        problem = "is not a regular file (a FIFO, device or socket?)" if exc.errno is None else \
+            f"cannot be read ({exc.strerror or exc})"
+        raise MissingFileError(path, problem) from exc
     if magic != GGUF_MAGIC:
         if len(magic) < 4:
             raise CorruptFileError(path, f"is too short to be a model file ({len(magic)} bytes)")
@@ -105,8 +126,13 @@ def _size_of(path: Path) -> Optional[int]:
     try:
         if path.is_file():
             return path.stat().st_size
-        total = 0
-        for root, _dirs, files in os.walk(path):
+        total, seen, base_depth = 0, 0, len(path.parts)
+        for root, dirs, files in os.walk(path):
+            if len(Path(root).parts) - base_depth >= SCAN_MAX_DEPTH:
+                dirs.clear()
+            seen += len(files)
+            if seen > SCAN_MAX_FILES:
+                return None  # not a model folder anyone measures by hand
             for name in files:
                 try:
                     total += (Path(root) / name).stat().st_size
@@ -143,10 +169,13 @@ def _complete_hf_snapshot(folder: Path) -> bool:
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         try:
-            shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            shards = set(read_json(index, max_bytes=INDEX_MAX_BYTES)["weight_map"].values())
+        except (ModelLoadError, KeyError, TypeError, AttributeError) as exc:
             log.debug("%s: unreadable shard index (%s)", index, exc)
             return False
+        if any(not isinstance(shard, str) or Path(shard).is_absolute() or ".." in Path(shard).parts
+               for shard in shards):
+            return False  # names files outside the snapshot: the loader refuses it too
         return bool(shards) and all((folder / shard).is_file() for shard in shards)
     return _is_safetensors_folder(folder)
 
@@ -160,9 +189,9 @@ def _snapshots_main_first(repo_dir: Path) -> list[Path]:
     ref = repo_dir / "refs" / "main"
     if ref.is_file():
         try:
-            main_rev = ref.read_text(encoding="utf-8").strip()
-        except OSError:
-            pass
+            main_rev = read_regular_file(ref, 1024).decode("utf-8", "replace").strip()
+        except (OSError, ModelLoadError) as exc:
+            log.debug("%s: unreadable (%s)", ref, exc)
 
     def order(p: Path) -> tuple[int, float]:
         try:
@@ -175,9 +204,19 @@ def _snapshots_main_first(repo_dir: Path) -> list[Path]:
 
 
 def _iter_gguf_files(folder: Path) -> Iterator[Path]:
+    """GGUF files under `folder`, at most SCAN_MAX_DEPTH folders down, SCAN_MAX_FILES looked at."""
+    seen = 0
+    base_depth = len(folder.parts)
     for root, dirs, files in os.walk(folder):
+        if len(Path(root).parts) - base_depth >= SCAN_MAX_DEPTH:
+            dirs.clear()
         dirs.sort()
         for name in sorted(files):
+            seen += 1
+            if seen > SCAN_MAX_FILES:
+                log.warning("%s: more than %d files, the rest are not searched for GGUF files", folder,
+                            SCAN_MAX_FILES)
+                return
             if name.lower().endswith(".gguf"):
                 yield Path(root) / name
 
@@ -244,7 +283,12 @@ def _normalize(path: PathLike) -> Path:
 def _entry_for_recent(path: Path) -> ModelEntry:
     guessed_kind = "gguf" if path.suffix.lower() == ".gguf" else "hf-folder"
     name = path.name
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except (OSError, ValueError) as exc:  # a name too long, a loop of links
+        return ModelEntry(name=name, path=path, kind=guessed_kind, size_bytes=None, source="recent",
+                          available=False, problem=f"cannot be looked at ({exc})")
+    if not exists:
         return ModelEntry(name=name, path=path, kind=guessed_kind, size_bytes=None, source="recent",
                           available=False, problem="no longer exists (moved or deleted?)")
     try:
@@ -268,30 +312,32 @@ class RecentModels:
 
     def _load(self) -> list[dict[str, Any]]:
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+            data = read_json(self.path, max_bytes=RECENT_FILE_MAX_BYTES)
+        except MissingFileError:
             return []
-        except OSError as exc:
-            log.warning("cannot read %s (%s); no recent models shown", self.path, exc)
+        except CorruptFileError as exc:  # not JSON, too big, too deep, a FIFO, unreadable
+            self._move_aside(exc.problem)
             return []
         try:
-            data = json.loads(text)
             items = data["models"] if isinstance(data, dict) else data
             if not isinstance(items, list):
                 raise ValueError("expected a list of models")
             records = []
-            for item in items:
+            for item in items[: self.limit]:
                 if isinstance(item, str):  # tolerate a plain list of paths
                     item = {"path": item}
                 if not isinstance(item, dict) or not isinstance(item.get("path"), str):
-                    raise ValueError(f"bad entry {item!r}")
+                    raise ValueError(f"bad entry {str(item)[:100]!r}")
+                path = item["path"]
+                if not path or "\0" in path or len(path) > RECENT_PATH_MAX_CHARS:
+                    raise ValueError(f"bad path {path[:100]!r}")
                 records.append(item)
             return records
         except (ValueError, KeyError, TypeError) as exc:
             self._move_aside(exc)
             return []
 
-    def _move_aside(self, exc: Exception) -> None:
+    def _move_aside(self, exc: object) -> None:
         try:
             backup = move_aside(self.path)
         except OSError as move_exc:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from gguf import GGUFReader, GGUFValueType, ReaderTensor
 
+from .. import limits
 from ..errors import (CorruptFileError, MissingFileError, ModelLoadError, ShapeMismatchError,
                       UnsupportedQuantizationError)
 from ..model.config import ModelConfig
@@ -41,8 +42,14 @@ class _HeaderError(ValueError):
     """The header or tensor table points outside the file."""
 
 
+class _LimitError(ValueError):
+    """The header asks for more metadata than limits.GGUF_* allow (a memory bomb)."""
+
+
 class _CheckedReader(GGUFReader):
-    """GGUFReader that refuses to read past the end of the file.
+    """GGUFReader that refuses to read past the end of the file, and refuses headers beyond
+    limits.GGUF_* before parsing them: gguf keeps a few Python objects per metadata array item
+    (~600 bytes each), so a 17 MB file with a two-million-item array would take 1.5 GB.
 
     gguf's reader slices its memmap without bounds checks: in a truncated file a slice past the
     end comes back short or empty, so a corrupt array length can make it loop on empty reads
@@ -67,16 +74,40 @@ class _CheckedReader(GGUFReader):
             raise _HeaderError(f"needs bytes up to offset {end} but the file has only {self._bytes.shape[0]}")
         return super()._get(offset, dtype, count, *args, **kwargs)
 
+    def _build_fields(self, offs: int, count: Any) -> int:
+        if int(count) > limits.GGUF_MAX_METADATA_KEYS:
+            raise _LimitError(f"{int(count):,} metadata keys, more than the {limits.GGUF_MAX_METADATA_KEYS:,} "
+                              "this app reads")
+        return super()._build_fields(offs, count)
+
+    def _build_tensor_info(self, offs: int, count: Any) -> Any:
+        if int(count) > limits.GGUF_MAX_TENSORS:
+            raise _LimitError(f"{int(count):,} tensors, more than the {limits.GGUF_MAX_TENSORS:,} this app reads")
+        return super()._build_tensor_info(offs, count)
+
     def _get_field_parts(self, orig_offs: int, raw_type: int) -> Any:
-        if raw_type == _ARRAY:
-            item_type = GGUFValueType(int(self._get(orig_offs, np.uint32)[0]))
-            length = int(self._get(orig_offs + 4, np.uint64)[0])
-            scalar = self.gguf_scalar_to_np.get(item_type)
-            smallest = np.dtype(scalar).itemsize if scalar is not None else 8  # a string: its u64 length
-            if length * smallest > self._bytes.shape[0] - orig_offs - 12:
-                raise _HeaderError(f"a metadata array at offset {orig_offs} claims {length} items, more than "
-                                   "the file holds")
-        return super()._get_field_parts(orig_offs, raw_type)
+        if raw_type != _ARRAY:
+            return super()._get_field_parts(orig_offs, raw_type)
+        item_type = GGUFValueType(int(self._get(orig_offs, np.uint32)[0]))
+        length = int(self._get(orig_offs + 4, np.uint64)[0])
+        scalar = self.gguf_scalar_to_np.get(item_type)
+        smallest = np.dtype(scalar).itemsize if scalar is not None else 8  # a string: its u64 length
+        if length * smallest > self._bytes.shape[0] - orig_offs - 12:
+            raise _HeaderError(f"a metadata array at offset {orig_offs} claims {length} items, more than "
+                               "the file holds")
+        depth = getattr(self, "_array_depth", 0)
+        if depth >= limits.GGUF_MAX_ARRAY_NESTING:
+            raise _LimitError(f"metadata arrays nested more than {limits.GGUF_MAX_ARRAY_NESTING} deep")
+        items = getattr(self, "_array_items", 0) + length
+        if items > limits.GGUF_MAX_ARRAY_ITEMS:
+            raise _LimitError(f"metadata arrays of more than {limits.GGUF_MAX_ARRAY_ITEMS:,} items in all "
+                              f"(one at offset {orig_offs} has {length:,})")
+        self._array_items = items
+        self._array_depth = depth + 1
+        try:
+            return super()._get_field_parts(orig_offs, raw_type)
+        finally:
+            self._array_depth = depth
 
 
 def open_gguf(path: Path | str) -> GGUFReader:
@@ -101,7 +132,10 @@ def open_gguf(path: Path | str) -> GGUFReader:
         reader = _CheckedReader(path, mode="r")
     except OSError as exc:
         raise ModelLoadError(path, f"cannot be read: {exc}") from exc
-    except (ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
+    except _LimitError as exc:
+        raise CorruptFileError(path, f"has {exc}", "it is not a real model; limits in chatapp/limits.py") from exc
+    except (ValueError, IndexError, KeyError, TypeError, OverflowError, UnicodeDecodeError,
+            RecursionError) as exc:
         raise CorruptFileError(path, f"is truncated or has a corrupt header: {exc}") from exc
     if reader.byte_order != "I":
         # gguf.quants decodes native (little-endian) data only.

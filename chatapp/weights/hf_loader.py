@@ -5,7 +5,6 @@ Weights are read only from safetensors: never pickle, never torch.load.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -33,7 +32,8 @@ def read_hf_config(folder: Path) -> tuple[str, ModelConfig]:
     if not path.is_file():
         raise MissingFileError(folder, "has no config.json",
                                "a Hugging Face model folder needs config.json, *.safetensors and tokenizer.json")
-    hf = read_json_object(path)
+    hf = read_json_object(path, max_bytes=CONFIG_MAX_BYTES)
+    check_config_types(hf, path)
     family = family_of(hf, path)
     try:
         config = CONFIG_BUILDERS[family](hf)
@@ -42,9 +42,57 @@ def read_hf_config(folder: Path) -> tuple[str, ModelConfig]:
     except ValueError as exc:  # ConfigError included
         kind = CorruptFileError if isinstance(exc, ConfigError) else UnsupportedArchitectureError
         raise kind(path, str(exc)) from exc
+    except (TypeError, AttributeError, OverflowError) as exc:  # a type check_config_types does not know
+        raise CorruptFileError(path, f"has a field of the wrong type ({exc})") from exc
     if not config.name:
         config.name = folder.name
     return family, config
+
+
+CONFIG_MAX_BYTES = 1 << 20  # real config.json files are 1-5 KB
+# Sizes beyond this are not a model this app could hold (and would be allocated before a check).
+CONFIG_MAX_SIZE = 1 << 24
+
+# The config.json fields the builders read, by the type they must have (None allowed for the
+# optional ones): checked before building, so `"hidden_size": "64"` is one line naming the field.
+_WHOLE = ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers", "vocab_size",
+          "n_embd", "n_head", "n_layer", "n_positions", "n_inner", "num_key_value_heads", "head_dim",
+          "max_position_embeddings", "sliding_window")
+_REAL = ("rms_norm_eps", "layer_norm_epsilon", "rope_theta")
+_FLAGS = ("attention_bias", "mlp_bias", "tie_word_embeddings", "use_sliding_window", "scale_attn_weights")
+_TEXT = ("model_type", "hidden_act", "activation_function", "_name_or_path")
+_OBJECTS = ("rope_parameters", "rope_scaling")
+
+
+def check_config_types(hf: dict[str, Any], path: Path) -> None:
+    """CorruptFileError naming `path` and the field when a field the builders read has the wrong type
+    or an impossible size."""
+    def bad(key: str, what: str) -> CorruptFileError:
+        return CorruptFileError(path, f"field {key!r} must be {what}, got {hf[key]!r:.80}")
+
+    for key in _WHOLE:
+        value = hf.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise bad(key, "a whole number")
+        if not 0 <= value <= CONFIG_MAX_SIZE:
+            raise bad(key, f"between 0 and {CONFIG_MAX_SIZE:,}")
+    for key in _REAL:
+        value = hf.get(key)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            raise bad(key, "a number")
+    for key in _FLAGS:
+        if hf.get(key) is not None and not isinstance(hf[key], bool):
+            raise bad(key, "true or false")
+    for key in _TEXT:
+        if hf.get(key) is not None and not isinstance(hf[key], str):
+            raise bad(key, "text")
+    for key in _OBJECTS:
+        if hf.get(key) is not None and not isinstance(hf[key], dict):
+            raise bad(key, "an object")
+    if hf.get("layer_types") is not None and not isinstance(hf["layer_types"], list):
+        raise bad("layer_types", "a list")
 
 
 # generation_config.json keys -> our setting names (transformers' defaults apply to absent keys).
@@ -73,11 +121,11 @@ def safetensors_files(folder: Path) -> list[Path]:
     """The weight files of a folder: the index's shards, model.safetensors, or every *.safetensors."""
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise CorruptFileError(index, f"is not a valid safetensors index: {exc}") from exc
-        files = [folder / name for name in sorted(set(weight_map.values()))]
+        weight_map = read_json_object(index, max_bytes=INDEX_MAX_BYTES).get("weight_map")
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise CorruptFileError(index, "is not a valid safetensors index: 'weight_map' must map "
+                                          "tensor names to file names")
+        files = [_inside(folder, index, name) for name in sorted(set(weight_map.values()))]
         for f in files:
             if not f.is_file():
                 raise MissingFileError(f, "is named in model.safetensors.index.json but does not exist",
@@ -91,6 +139,20 @@ def safetensors_files(folder: Path) -> list[Path]:
         raise MissingFileError(folder, "has no *.safetensors weights",
                                "only safetensors are read; convert .bin/.pt checkpoints first")
     return files
+
+
+INDEX_MAX_BYTES = 16 << 20  # the largest real shard indexes are ~100 KB
+
+
+def _inside(folder: Path, index: Path, name: str) -> Path:
+    """folder/name for a shard the index names; CorruptFileError when the name leaves the folder
+    (an absolute path, a drive, `..`). Symlinks are not resolved: the hub cache's snapshot files
+    are symlinks to its blobs folder, and a symlink was put there by whoever owns the folder."""
+    parts = Path(name).parts
+    if not name or Path(name).is_absolute() or Path(name).drive or ".." in parts or "\0" in name:
+        raise CorruptFileError(index, f"names the shard {name[:200]!r}, outside the model folder",
+                               "a shard index may name only files inside its folder")
+    return folder / name
 
 
 def _open(path: Path):
