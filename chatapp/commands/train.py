@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional
 
 from ..training.protocol import (CANCELLED, FAILED, TRAINING_NOTES, EndEvent, Event, TrainJob, add_arguments,
                                  encode, json_safe)
+from .common import non_negative_int
 
 log = logging.getLogger(__name__)
 

@@ -63,6 +63,17 @@ GIB = 1024**3
 
 
 # ---------------------------------------------------------------------------- options
+def non_negative_int(text: Union[str, int]) -> int:
+    """An argparse type: a whole number >= 0 (the message names the option through argparse)."""
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def parse_epochs(text: Union[str, float]) -> Union[str, float]:
     """A number of passes over the data, or "auto" (sized to the data and the time budget)."""
     if text == "auto":
@@ -163,7 +174,7 @@ class TrainJob:
     resume: Optional[Path] = _option(None, "a checkpoint, or a folder of them, to continue", metavar="DIR")
     seed: int = _option(0, "seed of the split, the initialisation and the data order", type=int, minimum=0)
     device: str = _option("auto", "where to train", choices=DEVICES, panel=False)
-    threads: int = _option(0, "CPU threads (default: automatic)", type=int, minimum=0, panel=False)
+    threads: int = _option(0, "CPU threads (default: automatic)", type=non_negative_int, minimum=0, panel=False)
     strategy: str = _option("ddp", "under torchrun: ddp keeps a whole model in every process, fsdp shards "
                                    "weights, gradients and optimizer state between them (for models too large "
                                    "for one)", choices=STRATEGIES, panel=False)
