@@ -71,8 +71,8 @@ def format_event(event: dict[str, Any]) -> Optional[str]:
                 f"{avail / gib:.2f} GiB available" if avail else f"estimate: {event['memory_bytes'] / gib:.2f} GiB")
         line += f", {event['total_steps']} steps, about {_duration(event.get('eta_s'))}"
         if event.get("time_budget_s"):
-            line += (f" (--epochs auto: {event['epochs']:g} passes over the data, within the "
-                     f"{_duration(event['time_budget_s'])} budget)")
+            line += (f" (--epochs auto: {event['epochs']:g} passes over the data; time budget "
+                     f"{_duration(event['time_budget_s'])}, a small folder gets at least its minimum of steps)")
         return line
     if kind == "eval":
         return f"step {event['step']}: validation loss {event['val_loss']:.4f}, perplexity {event['val_ppl']:.2f}"
