@@ -24,6 +24,9 @@ can read, edit and reuse (`--examples FILE`): `{"messages": [...], "kind": ...}`
 
 Auto quiz questions (`quiz_questions`) blank out a name or number in the middle of a sentence
 and ask for it: a wording no training example uses.
+
+Long because the recipe is one pipeline read top to bottom (text analysis, template examples,
+model answers, the examples file, the training blocks); its parts share the text analysis.
 """
 
 from __future__ import annotations
