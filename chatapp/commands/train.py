@@ -181,7 +181,7 @@ def add_train_parser(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="where the adapter or model and checkpoints/ go")
     p.add_argument("--method", default="lora", choices=("lora", "full", "scratch"))
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=_epochs, default="auto",
+    length.add_argument("--epochs", type=_epochs, default=None,  # None: auto (unless --max-steps)
                         help="passes over the data, or 'auto' (default): sized to the data, a small folder "
                              "gets enough steps to learn, a large one is bounded by --time-budget")
     length.add_argument("--max-steps", type=int, default=None, help="optimizer steps")
@@ -261,8 +261,8 @@ def _job_from_args(args: argparse.Namespace):
     if (args.lora_rank, args.lora_alpha, args.lora_targets) != (None, None, None):
         lora = LoRAConfig(r=args.lora_rank or 8, alpha=args.lora_alpha or 16.0, dropout=args.lora_dropout,
                           target_modules=args.lora_targets or ["q_proj", "v_proj"])
-    auto_length = args.epochs == "auto" and args.max_steps is None
-    epochs = None if args.epochs == "auto" else args.epochs
+    auto_length = args.epochs in (None, "auto") and args.max_steps is None
+    epochs = None if args.epochs in (None, "auto") else args.epochs
     if args.time_budget <= 0:
         raise ValueError(f"--time-budget must be a positive number of minutes, got {args.time_budget:g}")
     return TrainJob(model=args.model, data=list(args.data), out=args.out, method=args.method, epochs=epochs,
