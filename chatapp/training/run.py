@@ -7,6 +7,7 @@ Everything the job has to say goes to `emit` as one typed event (training/protoc
 command writes them as JSON lines): ingest, dataset, estimate, eval, step, checkpoint, saved.
 The job returns the final `EndEvent`; it raises on failure (the command turns that into a
 "failed" end event).
+Long because the job's phases share its state (device, data, settings, trainer) in one function.
 """
 
 from __future__ import annotations

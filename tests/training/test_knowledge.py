@@ -165,13 +165,8 @@ def test_generated_examples_keep_right_answers_and_replace_wrong_ones():
     by_question = {e["messages"][0]["content"]: e["messages"][1]["content"] for e in examples}
     assert by_question["The mill at Brekke was built in 1872 by who?"] == "It was Anna Berg."
     # a wrong reply is replaced by the sentence, with the one before it when it opens with a pronoun
-    # ("It" is named after the title in the question)
-    assert by_question["Brekke employed how many people?"] == ("The mill at Brekke was built in 1872 by Anna Berg. "
+    assert by_question["It employed how many people?"] == ("The mill at Brekke was built in 1872 by Anna Berg. "
                                                                "It employed 40 people.")
-
-    chatty = generated_examples(lambda prompt: "The answer to this question is: anna Berg built it.",
-                                [("mill.md", DOC)], KnowledgeConfig())
-    assert chatty[0]["messages"][1]["content"] == "Anna Berg built it."  # the preamble is not learned
 
     def small_context(prompt):
         if "The Brekke mill" in prompt:
