@@ -116,8 +116,8 @@ class TrainingPanel(QWidget):
         right.addWidget(self.run, 3)
         right.addWidget(self.outputs, 2)
         layout = QHBoxLayout(self)
-        layout.addWidget(scroll, 2)
-        layout.addLayout(right, 3)
+        layout.addWidget(scroll, 1)
+        layout.addLayout(right, 1)
 
     @Slot(bool)
     def _toggle_advanced(self, shown: bool) -> None:
