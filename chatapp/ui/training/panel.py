@@ -61,6 +61,8 @@ class TrainingPanel(QWidget):
         self.checkpoint: Optional[str] = None
         self.checkpoint_step = 0
         self.examples_file: Optional[str] = None  # edited knowledge examples for the next run
+        self.prepared_examples: Optional[str] = None  # the examples the estimate made, reused by the run
+        self.examples_for: list[Path] = []  # the documents those examples were made from
         self.teach_pending = False  # Teach pressed: the estimate first, then a second press trains
         self.estimate_done: Optional[TrainJob] = None  # the job the last completed estimate was for
         self.pool = QThreadPool(self)
@@ -83,7 +85,7 @@ class TrainingPanel(QWidget):
         self.compare_view.setWindowFlag(Qt.Window)
         self.compare_view.compare_requested.connect(self._forward_compare)
         self.docs.changed.connect(self._docs_changed)
-        self.form.changed.connect(self._update_state)
+        self.form.changed.connect(self._form_changed)
         self.run.estimate_button.clicked.connect(self.estimate)
         self.run.start_button.clicked.connect(self.start)
         self.run.cancel_button.clicked.connect(self.cancel)
@@ -149,8 +151,18 @@ class TrainingPanel(QWidget):
     def _docs_changed(self) -> None:
         paths = self.docs.data_paths
         self.task.data_paths = list(paths)
+        if (self.examples_file or self.prepared_examples) and list(paths) != self.examples_for:
+            # made from other documents
+            self.examples_file = self.prepared_examples = None
+            self.task.set_examples(None)
+            self.task.examples_label.setText("")
         if not self.form.name_edit.text() and paths:
             self.form.name_edit.setText(slug(paths[0].stem or "adapter"))
+        self._update_state()
+
+    @Slot()
+    def _form_changed(self) -> None:
+        self.prepared_examples = None  # the method or seed they were made with may have changed
         self._update_state()
 
     @Slot(str)
@@ -193,7 +205,8 @@ class TrainingPanel(QWidget):
         """The run the settings describe (ValueError when they do not make one)."""
         name = slug(self.form.name_edit.text() or "adapter")
         job = self.form.job(self.model, self.docs.data_paths, new_out_dir(name, root=self.adapters_dir))
-        return dataclasses.replace(job, examples=self.examples_file) if self.examples_file else job
+        examples = self.examples_file or self.prepared_examples
+        return dataclasses.replace(job, examples=examples) if examples else job
 
     def _checked_options(self) -> Optional[TrainJob]:
         try:
@@ -243,7 +256,8 @@ class TrainingPanel(QWidget):
         job = None if self.process is not None or self.estimator is not None else self._checked_options()
         if job is None:
             return
-        if self._same_run(self.estimate_done, job):
+        if self.estimate_done is not None and self._same_run(dataclasses.replace(self.estimate_done, examples=None),
+                                                             dataclasses.replace(job, examples=None)):
             self.teach_pending = False
             self.task.teach_label.setText("")
             self.start()
@@ -331,6 +345,11 @@ class TrainingPanel(QWidget):
             estimator.deleteLater()
         if status == COMPLETED and self.estimated is not None:
             self.estimate_done = self.estimated
+            from ...training.knowledge import EXAMPLES_FILE
+            made = Path(self.estimated.out) / EXAMPLES_FILE  # the knowledge recipe's examples: a dry step
+            if not self.examples_file and made.is_file():
+                self.prepared_examples, self.examples_for = str(made), list(self.docs.data_paths)
+                self.task.set_examples(str(made))
             if self.teach_pending:
                 self.task.teach_label.setText(self.run.estimate_label.text() + "\n" +
                                               _tr("Press Teach again to start."))
@@ -411,8 +430,9 @@ class TrainingPanel(QWidget):
 
     @Slot(str)
     def _examples_saved(self, path: str) -> None:
-        self.examples_file = path
-        self.estimate_done = None
+        # the estimate stays: the run is the same but for its examples
+        self.examples_file, self.examples_for = path, list(self.docs.data_paths)
+
     @Slot(object)
     def open_compare(self, entry: TrainedOutput) -> None:
         self.compare_view.set_adapter(entry.path, entry.name)

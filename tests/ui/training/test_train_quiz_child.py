@@ -24,8 +24,8 @@ def test_real_quiz_children_report_progress_and_scores(qtbot, tmp_path, monkeypa
     docs.mkdir()
     (docs / "guild.md").write_text("# Guild\n\nThe Harbour Guild was founded by Mira Castell in 1874.\n")
     questions = tmp_path / "q.jsonl"
-    questions.write_text("".join(json.dumps({"question": q, "answers": [a]}) + "\n"
-                                 for q, a in (("Who founded the guild?", "Mira Castell"), ("When was the Harbour Guild founded?", "1874"))))
+    asked = (("Who founded the guild?", "Mira Castell"), ("When was the Harbour Guild founded?", "1874"))
+    questions.write_text("".join(json.dumps({"question": q, "answers": [a]}) + "\n" for q, a in asked))
     jobs = [QuizJob("base", str(model), str(questions)), QuizJob("base_docs", str(model), str(questions),
                                                                  docs=(str(docs),))]
     runner = QuizRunner(jobs, lambda job: build_quiz_command(job, prefix=[sys.executable, "-m", "chatapp"])

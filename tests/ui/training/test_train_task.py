@@ -237,3 +237,42 @@ def test_editor_refuses_a_file_that_is_not_jsonl(qtbot, tmp_path):
     bad.write_text("{not json\n")
     with pytest.raises(ValueError, match="bad.jsonl:1"):
         JsonlEditor(bad, EXAMPLES)
+
+
+def test_examples_made_by_the_estimate_are_reviewable_and_reused_by_the_run(qtbot, tmp_path, builder_for, docs,
+                                                                            quiz_builder, wait_ended):
+    from chatapp.ui.training_panel import TrainingPanel
+
+    fake = builder_for("complete")
+
+    def builder(job, dry_run):  # the knowledge recipe's dry run writes OUT/knowledge_examples.jsonl
+        if dry_run:
+            job.out.mkdir(parents=True, exist_ok=True)
+            (job.out / "knowledge_examples.jsonl").write_text(json.dumps(
+                {"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}],
+                 "kind": "qa"}) + "\n")
+        return fake(job, dry_run)
+
+    panel = TrainingPanel(model="default", adapters_dir=tmp_path / "adapters", command_builder=builder,
+                          grace_s=2.0, quiz_builder=quiz_builder())
+    qtbot.addWidget(panel)
+    try:
+        panel.docs.set_data_paths([docs])
+        qtbot.waitUntil(lambda: panel.docs.preview_used is not None, timeout=60000)
+        assert not panel.task.examples_button.isEnabled()
+        panel.teach()
+        qtbot.waitUntil(lambda: panel.estimator is None, timeout=60000)
+        made = panel.estimated.out / "knowledge_examples.jsonl"
+        assert panel.task.examples_button.isEnabled() and panel.task.examples_path == made
+        panel.teach()
+        assert panel.process is not None and panel.run_options.examples == str(made)
+        wait_ended(panel)
+        # other documents: examples made from the old ones are not used
+        other = tmp_path / "other"
+        other.mkdir()
+        (other / "x.md").write_text("# X\n\nSomething else entirely.\n")
+        panel.docs.set_data_paths([other])
+        qtbot.waitUntil(lambda: panel.docs.preview_used is not None, timeout=60000)
+        assert panel.options().examples is None and not panel.task.examples_button.isEnabled()
+    finally:
+        panel.shutdown(timeout_s=2.0)
