@@ -138,7 +138,7 @@ class TrainingPanel(QWidget):
         self.run.start_button.setEnabled(not busy and has_data and bool(self.model))
         self.run.estimate_button.setEnabled(not busy and has_data and bool(self.model))
         self.task.busy_elsewhere = busy
-        self.task.teach_button.setEnabled(not busy and has_data and bool(self.model) and not self.task.is_running())
+        self.task.teach_allowed = not busy and has_data and bool(self.model)
         self.task.update_state()
         self.run.cancel_button.setEnabled(busy)
         self.run.resume_button.setVisible(not training and self.last_status in ("failed", "cancelled")

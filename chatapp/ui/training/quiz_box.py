@@ -137,7 +137,8 @@ class TaskBox(QGroupBox):
         self.teach_button.clicked.connect(self.teach_requested)
         self.examples_button.clicked.connect(self.review_examples)
         self.adapter: Optional[str] = None  # the selected adapter: the "tuned" rows
-        self.busy_elsewhere = False
+        self.busy_elsewhere = False  # the panel trains or estimates: no quiz meanwhile
+        self.teach_allowed = False  # the panel has documents and a model, and runs nothing
         self.update_state()
 
     # -- state ------------------------------------------------------------------------------------
@@ -149,6 +150,7 @@ class TaskBox(QGroupBox):
         idle = not running and not self.busy_elsewhere
         self.ask_button.setEnabled(idle and bool(self.questions) and bool(self.model))
         self.cancel_button.setEnabled(running)
+        self.teach_button.setEnabled(self.teach_allowed and not running)
         self.choose_button.setEnabled(not running)
         self.auto_button.setEnabled(not running and bool(self.data_paths))
         self.review_button.setEnabled(not running and bool(self.questions))

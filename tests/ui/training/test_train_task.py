@@ -113,12 +113,13 @@ def test_quiz_runs_in_a_child_and_fills_the_table(task_panel, qtbot, questions_f
     assert panel.task.ask_button.isEnabled()
     qtbot.mouseClick(panel.task.ask_button, Qt.LeftButton)
     assert panel.task.is_running() and panel.task.cancel_button.isEnabled()
+    assert not panel.task.teach_button.isEnabled()  # one model at a time on this machine
     qtbot.waitUntil(lambda: panel.task.progress.maximum() == 10 and panel.task.progress.value() >= 1, timeout=30000)
     qtbot.waitUntil(lambda: not panel.task.is_running(), timeout=60000)
     assert cells(panel) == [["0/10", "—"], ["5/10", "—"], ["—", "—"], ["—", "—"]]
     assert [j.row for j in quiz_builder.calls] == ["base", "base_docs"]
     assert quiz_builder.calls[1].docs == (str(panel.docs.data_paths[0]),)
-    assert "done" in panel.task.status.text().lower()
+    assert "done" in panel.task.status.text().lower() and panel.task.teach_button.isEnabled()
 
 
 def test_quiz_cancel_and_failure(task_panel, qtbot, questions_file):
