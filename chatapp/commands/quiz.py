@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+from typing import Optional
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -27,24 +29,44 @@ def add_quiz_parser(subparsers) -> None:
     p.add_argument("--questions", required=True, metavar="FILE|auto",
                    help="a JSONL question file, or 'auto': questions made from the documents in --data")
     p.add_argument("--data", nargs="+", default=None, metavar="PATH", help="documents, for --questions auto")
-    p.add_argument("--docs", default=None, metavar="LIB",
-                   help="answer with passages retrieved from this document library in front of each question")
+    p.add_argument("--docs", nargs="+", default=None, metavar="LIB|PATH",
+                   help="answer with passages retrieved from this document library (or these files and "
+                        "folders, indexed now into a temporary library) in front of each question")
     p.add_argument("--save-questions", default=None, metavar="FILE", help="write the auto questions here")
     p.add_argument("--max-new-tokens", type=int, default=80)
     p.add_argument("--system", default="", help="system prompt (default: the chat template's own)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--progress", action="store_true",
+                   help="with --json: first one JSON line per question as it is answered "
+                        "({\"kind\": \"quiz_item\", \"done\": ..., \"total\": ..., \"correct\": ...})")
     p.set_defaults(func=cmd_quiz)
 
 
-def docs_context(library: str):
-    """question -> passages from the document library `library`: the one place the quiz meets
-    retrieval (chatapp.engine.retrieval, built with the document library)."""
-    try:
-        from ..engine import retrieval  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise ValueError(f"--docs needs the document library and retrieval (chatapp.engine.retrieval), "
-                         f"which this build does not have ({exc})") from exc
-    return retrieval.context_lookup(library)
+def docs_context(specs: list[str], limit: Optional[int] = None):
+    """(question -> passages, close) from the document library named by `specs` (one library
+    name), or from these files and folders indexed now into a temporary library: the one
+    retrieval of chat with documents (chatapp.engine.retrieval), passages numbered as in chat."""
+    import tempfile
+
+    from ..documents.library import index_paths_into_temporary
+    from ..engine.retrieval import SEARCH_LIMIT, LibraryRetriever, Source, open_documents
+
+    if len(specs) == 1:
+        retriever = open_documents(specs[0])
+    else:
+        missing = [s for s in specs if not Path(s).expanduser().exists()]
+        if missing:
+            raise LookupError(f"--docs: no such file or folder: {', '.join(missing)}")
+        folder = tempfile.TemporaryDirectory(prefix="chatapp-docs-")
+        store, name, _report = index_paths_into_temporary([Path(s).expanduser() for s in specs], folder.name)
+        retriever = LibraryRetriever(store, name, owned_folder=folder)
+
+    def lookup(question: str) -> str:
+        hits = retriever.search(question, limit or SEARCH_LIMIT)
+        sources = [Source(i, h.path, h.heading, h.start, h.end, h.text) for i, h in enumerate(hits, start=1)]
+        return "\n\n".join(f"[{s.number}] {s.text}\n(source: {Path(s.path).name})" for s in sources)
+
+    return lookup, retriever.close
 
 
 def _questions(args: argparse.Namespace):
@@ -71,19 +93,34 @@ def _questions(args: argparse.Namespace):
 def cmd_quiz(args: argparse.Namespace) -> int:
     from ..training.dataset import DatasetError
     from ..documents.reading import IngestError
-    from ..training.quiz import QuizError, run_quiz
-    from .common import load_from_args
+    from ..training.quiz import QuizError
 
     try:
         questions = _questions(args)
-        context = docs_context(args.docs) if args.docs else None
-    except (QuizError, DatasetError, IngestError, ValueError) as exc:
+        context, close = docs_context(args.docs) if args.docs else (None, lambda: None)
+    except (QuizError, DatasetError, IngestError, ValueError, LookupError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    try:
+        return _run(args, questions, context)
+    finally:
+        close()
+
+
+def _run(args: argparse.Namespace, questions, context) -> int:
+    from ..training.quiz import run_quiz
+    from .common import load_from_args
+
     backend, info = load_from_args(args)
+    done = 0
 
     def show(item) -> None:
-        if not args.json:
+        nonlocal done
+        done += 1
+        if args.json and args.progress:
+            print(json.dumps({"kind": "quiz_item", "done": done, "total": len(questions), "correct": item.correct,
+                              "question": item.question}, ensure_ascii=False), flush=True)
+        elif not args.json:
             mark = "right" if item.correct else "wrong"
             print(f"[{mark}] {item.question}\n        {item.reply[:200]!r}", flush=True)
 

@@ -1,9 +1,11 @@
 """The Train tab: documents in, a fine-tuned adapter out, and the adapters made so far.
 
-Four parts, one module each: documents (picker and ingestion preview), the settings form,
+Five parts, one module each: documents (picker and ingestion preview), the task (quiz_box:
+what does the model know, Teach, what does it know after), the settings form under Advanced,
 the run view (progress, chart, log) and the adapters list (with export). This panel wires
 them together and owns the training child processes (`TrainingProcess`): a dry run for the
 estimate and the run itself, each reporting typed events that it hands to the parts.
+Long because it is the one place these parts meet; each part's logic lives in its module.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Optional
 
 from PySide6.QtCore import Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QToolButton, QVBoxLayout, QWidget
 
 from ...training.outputs import TrainedOutput, checkpoint_step, find_checkpoint
 from ...training.protocol import COMPLETED, EndEvent, EstimateEvent, TrainJob
@@ -24,6 +26,8 @@ from ..training_process import (CANCEL_GRACE_S, CommandBuilder, RunOutcome, Trai
                                 build_train_command, new_out_dir, slug)
 from .adapters import AdaptersBox
 from .documents import DocumentsBox, local_paths
+from .quiz import QuizCommandBuilder
+from .quiz_box import TaskBox
 from .run_view import RunView
 from .settings_form import SettingsForm
 
@@ -43,7 +47,7 @@ class TrainingPanel(QWidget):
 
     def __init__(self, model: str = "default", adapters_dir: Optional[Path] = None,
                  command_builder: Optional[CommandBuilder] = None, grace_s: float = CANCEL_GRACE_S,
-                 parent: Optional[QWidget] = None) -> None:
+                 quiz_builder: Optional[QuizCommandBuilder] = None, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.model = model
         self.adapters_dir = Path(adapters_dir) if adapters_dir is not None else adapters_root()
@@ -56,11 +60,24 @@ class TrainingPanel(QWidget):
         self.last_status = ""
         self.checkpoint: Optional[str] = None
         self.checkpoint_step = 0
+        self.examples_file: Optional[str] = None  # edited knowledge examples for the next run
+        self.prepared_examples: Optional[str] = None  # the examples the estimate made, reused by the run
+        self.examples_for: list[Path] = []  # the documents those examples were made from
+        self.teach_pending = False  # Teach pressed: the estimate first, then a second press trains
+        self.estimate_done: Optional[TrainJob] = None  # the job the last completed estimate was for
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(2)
         self.setAcceptDrops(True)
         self.docs = DocumentsBox(self.pool)
         self.form = SettingsForm()
+        self.task = TaskBox(self.pool, self.adapters_dir.parent / "quiz-questions", quiz_builder)
+        self.advanced = QToolButton()
+        self.advanced.setText(_tr("Advanced"))
+        self.advanced.setCheckable(True)
+        self.advanced.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        self.advanced.setArrowType(Qt.RightArrow)
+        self.advanced.toggled.connect(self._toggle_advanced)
+        self.form.setVisible(False)
         self.run = RunView()
         self.outputs = AdaptersBox(self.adapters_dir, self.pool)
         self._layout()
@@ -68,7 +85,7 @@ class TrainingPanel(QWidget):
         self.compare_view.setWindowFlag(Qt.Window)
         self.compare_view.compare_requested.connect(self._forward_compare)
         self.docs.changed.connect(self._docs_changed)
-        self.form.changed.connect(self._update_state)
+        self.form.changed.connect(self._form_changed)
         self.run.estimate_button.clicked.connect(self.estimate)
         self.run.start_button.clicked.connect(self.start)
         self.run.cancel_button.clicked.connect(self.cancel)
@@ -78,6 +95,9 @@ class TrainingPanel(QWidget):
         self.outputs.use_model.connect(self.use_model)
         self.outputs.compare.connect(self.open_compare)
         self.outputs.status.connect(self.run.set_status)
+        self.outputs.table.itemSelectionChanged.connect(self._adapter_selected)
+        self.task.teach_requested.connect(self.teach)
+        self.task.examples_saved.connect(self._examples_saved)
         self.set_model(model)
         self._update_state()
         self.outputs.refresh()
@@ -86,6 +106,8 @@ class TrainingPanel(QWidget):
         left = QWidget()
         column = QVBoxLayout(left)
         column.addWidget(self.docs)
+        column.addWidget(self.task)
+        column.addWidget(self.advanced)
         column.addWidget(self.form)
         column.addStretch(1)
         scroll = QScrollArea()
@@ -96,8 +118,14 @@ class TrainingPanel(QWidget):
         right.addWidget(self.run, 3)
         right.addWidget(self.outputs, 2)
         layout = QHBoxLayout(self)
-        layout.addWidget(scroll, 2)
-        layout.addLayout(right, 3)
+        layout.addWidget(scroll, 1)
+        layout.addLayout(right, 1)
+
+    @Slot(bool)
+    def _toggle_advanced(self, shown: bool) -> None:
+        """Hyperparameters: collapsed by default (the defaults work)."""
+        self.form.setVisible(shown)
+        self.advanced.setArrowType(Qt.DownArrow if shown else Qt.RightArrow)
 
     # -- state ----------------------------------------------------------------------------------
     def is_training(self) -> bool:
@@ -109,6 +137,9 @@ class TrainingPanel(QWidget):
         has_data = bool(self.docs.data_paths) and self.docs.preview_used != 0
         self.run.start_button.setEnabled(not busy and has_data and bool(self.model))
         self.run.estimate_button.setEnabled(not busy and has_data and bool(self.model))
+        self.task.busy_elsewhere = busy
+        self.task.teach_allowed = not busy and has_data and bool(self.model)
+        self.task.update_state()
         self.run.cancel_button.setEnabled(busy)
         self.run.resume_button.setVisible(not training and self.last_status in ("failed", "cancelled")
                                           and self.checkpoint is not None)
@@ -119,8 +150,19 @@ class TrainingPanel(QWidget):
     @Slot()
     def _docs_changed(self) -> None:
         paths = self.docs.data_paths
+        self.task.data_paths = list(paths)
+        if (self.examples_file or self.prepared_examples) and list(paths) != self.examples_for:
+            # made from other documents
+            self.examples_file = self.prepared_examples = None
+            self.task.set_examples(None)
+            self.task.examples_label.setText("")
         if not self.form.name_edit.text() and paths:
             self.form.name_edit.setText(slug(paths[0].stem or "adapter"))
+        self._update_state()
+
+    @Slot()
+    def _form_changed(self) -> None:
+        self.prepared_examples = None  # the method or seed they were made with may have changed
         self._update_state()
 
     @Slot(str)
@@ -128,6 +170,7 @@ class TrainingPanel(QWidget):
         """The base model to fine-tune: the chat's current model, as a spec ("default" or a path)."""
         self.model = spec
         self.form.set_base(spec, name)
+        self.task.model = spec
         self._update_state()
 
     @Slot(str)
@@ -161,7 +204,9 @@ class TrainingPanel(QWidget):
     def options(self) -> TrainJob:
         """The run the settings describe (ValueError when they do not make one)."""
         name = slug(self.form.name_edit.text() or "adapter")
-        return self.form.job(self.model, self.docs.data_paths, new_out_dir(name, root=self.adapters_dir))
+        job = self.form.job(self.model, self.docs.data_paths, new_out_dir(name, root=self.adapters_dir))
+        examples = self.examples_file or self.prepared_examples
+        return dataclasses.replace(job, examples=examples) if examples else job
 
     def _checked_options(self) -> Optional[TrainJob]:
         try:
@@ -204,6 +249,22 @@ class TrainingPanel(QWidget):
         self.run.estimate_label.setText(_tr("Estimating…"))
         self.estimator.start()
         self._update_state()
+
+    @Slot()
+    def teach(self) -> None:
+        """One button: the first press shows the estimate; a press once it is shown trains."""
+        job = None if self.process is not None or self.estimator is not None else self._checked_options()
+        if job is None:
+            return
+        if self.estimate_done is not None and self._same_run(dataclasses.replace(self.estimate_done, examples=None),
+                                                             dataclasses.replace(job, examples=None)):
+            self.teach_pending = False
+            self.task.teach_label.setText("")
+            self.start()
+            return
+        self.teach_pending = True
+        self.task.teach_label.setText(_tr("Estimating how long teaching takes…"))
+        self.estimate()
 
     @Slot()
     def start(self) -> None:
@@ -250,6 +311,7 @@ class TrainingPanel(QWidget):
     def shutdown(self, timeout_s: float = 10.0) -> None:
         """For the window's close: cancel (the child checkpoints), wait a bounded time, then kill."""
         self.docs.stop()
+        self.task.shutdown()
         self.outputs.shutdown()
         for process in (self.process, self.estimator):
             if process is not None and process.is_running():
@@ -281,6 +343,19 @@ class TrainingPanel(QWidget):
         estimator, self.estimator = self.estimator, None
         if estimator is not None:
             estimator.deleteLater()
+        if status == COMPLETED and self.estimated is not None:
+            self.estimate_done = self.estimated
+            from ...training.knowledge import EXAMPLES_FILE
+            made = Path(self.estimated.out) / EXAMPLES_FILE  # the knowledge recipe's examples: a dry step
+            if not self.examples_file and made.is_file():
+                self.prepared_examples, self.examples_for = str(made), list(self.docs.data_paths)
+                self.task.set_examples(str(made))
+            if self.teach_pending:
+                self.task.teach_label.setText(self.run.estimate_label.text() + "\n" +
+                                              _tr("Press Teach again to start."))
+        elif self.teach_pending:
+            self.task.teach_label.setText("")
+        self.teach_pending = False
         if status == "failed":
             self.run.show_estimate_failed(reason)
         elif status == "cancelled":
@@ -341,8 +416,23 @@ class TrainingPanel(QWidget):
         self.run.set_status(message + ("\n" + summary if summary else ""))
         self.outputs.highlight = self.run_options.out if self.run_options else None
         self.outputs.refresh()
+        from ...training.knowledge import EXAMPLES_FILE
+        examples = Path(out) / EXAMPLES_FILE
+        self.task.set_examples(str(examples) if out and examples.is_file() else None)
+        if out and self.task.questions and (Path(out) / "adapter_config.json").is_file():
+            self.task.ask(out, after_run=True)  # what does it know after?
 
     # -- adapters -------------------------------------------------------------------------------
+    @Slot()
+    def _adapter_selected(self) -> None:
+        entry = self.outputs.selected()
+        self.task.load_for_adapter(entry.path if entry is not None and entry.kind == "adapter" else None)
+
+    @Slot(str)
+    def _examples_saved(self, path: str) -> None:
+        # the estimate stays: the run is the same but for its examples
+        self.examples_file, self.examples_for = path, list(self.docs.data_paths)
+
     @Slot(object)
     def open_compare(self, entry: TrainedOutput) -> None:
         self.compare_view.set_adapter(entry.path, entry.name)
