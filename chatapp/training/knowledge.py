@@ -24,6 +24,9 @@ can read, edit and reuse (`--examples FILE`): `{"messages": [...], "kind": ...}`
 
 Auto quiz questions (`quiz_questions`) blank out a name or number in the middle of a sentence
 and ask for it: a wording no training example uses.
+
+Long because the recipe's stages (template, generated, grouped turns) and the examples file
+they write and read share the one example format defined here; each stage is a short function.
 """
 
 from __future__ import annotations
