@@ -6,9 +6,11 @@ its fix.
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
 
 from chatapp.ui.compare_view import CompareView
+from fake_backend import FakeBackend
 
 REPLY = "The guild was founded by **Orla Membrane**, in the year of the *Grey Tide*.\n\n- one\n- two"
 
@@ -35,3 +37,34 @@ def test_compare_renders_markdown_as_the_chat_does_streamed_or_whole(qtbot):
     view.set_adapter("/adapters/b", "b")  # another adapter: empty panes, nothing kept underneath
     view.append_base("plain")
     assert view.base_text.toPlainText() == "plain" and view.tuned_text.toPlainText() == ""
+
+
+def _chat_action(window, text):
+    found = [a for menu in window.menuBar().actions() for a in menu.menu().actions() if a.text() == text]
+    assert found, f"no menu action {text!r}"
+    return found[0]
+
+
+def test_chat_menu_offers_stop_regenerate_continue_only_when_they_would_act(qtbot, make_window):
+    window = make_window(FakeBackend(words=60, delay=0.03))
+    stop, regenerate, cont = (_chat_action(window, t) for t in ("Stop reply", "Regenerate reply", "Continue reply"))
+    assert not stop.isEnabled() and not regenerate.isEnabled() and not cont.isEnabled()  # nothing to act on
+    window.composer.setPlainText("tell me more")
+    qtbot.keyClick(window.composer, Qt.Key_Return)
+    qtbot.waitUntil(lambda: window.streaming and bool(window.chat_controller.stream.text), timeout=15000)
+    assert stop.isEnabled() and not regenerate.isEnabled() and not cont.isEnabled()
+    stop.trigger()  # the reply stops part way: it can be continued
+    qtbot.waitUntil(lambda: not window.streaming, timeout=15000)
+    assert not stop.isEnabled() and regenerate.isEnabled() and cont.isEnabled()
+    window.new_action.trigger()
+    assert not stop.isEnabled() and not regenerate.isEnabled() and not cont.isEnabled()
+
+
+def test_the_adapter_in_use_has_a_line_of_its_own_under_the_model(qtbot, make_window, tmp_path):
+    window = make_window(FakeBackend())
+    adapter = tmp_path / "adapters" / "notes-lora"
+    adapter.mkdir(parents=True)
+    window.training_panel.use_adapter.emit(str(adapter))
+    qtbot.waitUntil(lambda: window.adapter == str(adapter), timeout=15000)
+    lines = window.header.model_status.text().splitlines()
+    assert len(lines) == 2 and lines[1] == "Adapter in use: notes-lora." and "Memory" in lines[0]
