@@ -68,3 +68,20 @@ def test_the_adapter_in_use_has_a_line_of_its_own_under_the_model(qtbot, make_wi
     qtbot.waitUntil(lambda: window.adapter == str(adapter), timeout=15000)
     lines = window.header.model_status.text().splitlines()
     assert len(lines) == 2 and lines[1] == "Adapter in use: notes-lora." and "Memory" in lines[0]
+
+
+def test_an_indexed_library_says_where_to_use_it_in_the_chat(qtbot, tmp_path):
+    from chatapp.ui.documents_view import DocumentsView
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "guild.md").write_text("# Guild\n\nThe guild was founded by Orla Membrane.", encoding="utf-8")
+    view = DocumentsView(tmp_path / "library.sqlite3")
+    qtbot.addWidget(view)
+    try:
+        view.add_to_library("guild notes", [docs])
+        qtbot.waitUntil(lambda: view.indexing is None, timeout=10000)
+        assert "1 indexed" in view.status.text()
+        assert "choose “guild notes” beside the message box in the Chat tab" in view.status.text()
+    finally:
+        view.shutdown()
