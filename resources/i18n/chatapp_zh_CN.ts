@@ -1492,19 +1492,33 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>TrainingController</name>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="101"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="102"/>
         <source>The adapter was not loaded.</source>
         <translation>适配器未加载。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="106"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="107"/>
         <source>Wait for the current reply or model load to finish.</source>
         <translation>请等待当前回复或模型加载完成。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="155"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="157"/>
+        <source>Training completed: {name}</source>
+        <translation>训练完成：{name}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_controller.py" line="157"/>
+        <source>Training cancelled: {name}</source>
+        <translation>训练已取消：{name}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_controller.py" line="158"/>
+        <source>Training failed: {name}</source>
+        <translation>训练失败：{name}</translation>
+    </message>
+    <message>
         <source>Training {status}: {out}</source>
-        <translation>训练{status}：{out}</translation>
+        <translation type="obsolete">训练{status}：{out}</translation>
     </message>
 </context>
 <context>

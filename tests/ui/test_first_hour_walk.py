@@ -85,3 +85,12 @@ def test_an_indexed_library_says_where_to_use_it_in_the_chat(qtbot, tmp_path):
         assert "choose “guild notes” beside the message box in the Chat tab" in view.status.text()
     finally:
         view.shutdown()
+
+
+def test_the_status_bar_names_the_finished_run_in_words_it_can_translate(qtbot, make_window):
+    window = make_window(FakeBackend())
+    for status, said in (("completed", "Training completed: lantern-demo"),
+                         ("cancelled", "Training cancelled: lantern-demo"),
+                         ("failed", "Training failed: lantern-demo")):
+        window.training_panel.training_finished.emit(status, "/home/me/.local/share/chatapp/adapters/lantern-demo")
+        assert window.statusBar().currentMessage() == said  # not the whole path over the model's name
