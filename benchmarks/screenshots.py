@@ -258,9 +258,9 @@ def save(widget, path: Path, rect=None) -> None:
 
 def save_framed(path: Path, *widgets) -> None:
     """Grab the screen where the widgets are, window manager frames included (under X11); with
-    no real screen (offscreen), each widget's own pixels, the first one only."""
+    no real screen (offscreen), the last widget's own pixels (the dialog over the window)."""
     if QGuiApplication.platformName() != "xcb":
-        save(widgets[0], path)
+        save(widgets[-1], path)
         return
     area = QRect()
     for widget in widgets:
