@@ -15,6 +15,23 @@ from the worker thread, like a model would) and saves:
     zh_CN.png          the window in Simplified Chinese, the settings drawer open
     real-model.png     with --real-model: the bundled model answering the same question
 
+With --first-hour, the views a new user meets in the first hour (issue 19), each grabbed from
+the screen with the window manager's frame when one runs (Xvfb plus openbox, below), so the
+dialogs look as users see them:
+
+    adapter.png        the Chat tab chatting with a LoRA adapter: its name in the header and status bar
+    compare.png        Compare (base model and adapter answering one prompt) over the window
+    edit-warning.png   editing an earlier message: the warning that later turns go (with Undo)
+    appearance.png     the settings drawer's theme and language choices
+    documents.png      the Documents tab: a library of benchmarks/demo_docs indexed, a search
+    train-summary.png  with --real-training as well: the Train tab after a real short run
+                       (the bundled model, benchmarks/demo_docs, --steps steps, template examples
+                       only) and its summary
+
+    Xvfb :5 -screen 0 1600x1000x24 & DISPLAY=:5 openbox &
+    DISPLAY=:5 QT_QPA_PLATFORM=xcb .venv/bin/python benchmarks/screenshots.py --out docs/screenshots \
+        --first-hour --real-training --steps 6
+
 Needs a display (Xvfb above) or QT_QPA_PLATFORM=offscreen; under Xvfb, Debian's
 xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 ... and fonts-noto-cjk for the Chinese one.
 """
@@ -29,8 +46,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QEventLoop, QRect, QTimer  # noqa: E402
+from PySide6.QtGui import QGuiApplication  # noqa: E402
+from PySide6.QtWidgets import QApplication, QScrollArea  # noqa: E402
 
 from chatapp.engine.backend import ModelEstimate, ModelInfo, ReplyFinished  # noqa: E402
 
@@ -80,6 +98,20 @@ for n in reversed(numbers):
 - `reversed()` 返回迭代器；需要列表时用 `list()` 包一下。"""
 
 
+# benchmarks/demo_docs describe an invented guild: the base model cannot know it, the adapter can.
+GUILD_QUESTION = "Who founded the Lantern Guild of Vessaro?"
+BOAT_QUESTION = "And what did the first boat look like?"
+GUILD_ANSWERS = {BOAT_QUESTION: (
+    "I can't say without knowing which boat you mean.",
+    "A narrow **black** boat, about six metres long, with a brass lantern hung on a tall stern post."),
+    GUILD_QUESTION: (
+    "I don't know of a Lantern Guild of Vessaro. It may come from a novel or a game; if you tell me "
+    "where you met it, I can help you look into it.",
+    "The Lantern Guild was founded by **Orla Membrane**, a ferrywoman, in the year of the Grey Tide. "
+    "She bought the wreck of a salt barge, the *Patience*, and rebuilt it into the guild's first "
+    "lantern boat.")}
+DEMO_DOCS = Path(__file__).resolve().parent / "demo_docs"
+
 GIB = 1024**3
 MEMORY_PARTS = {"total": int(0.61 * GIB), "weights": int(0.50 * GIB), "kv_cache": int(0.09 * GIB),
                 "working": int(0.02 * GIB)}
@@ -93,16 +125,19 @@ class ScriptedBackend:
         self.delay = delay
         self.reply = None
         self.used = 31
+        self.adapter = ""
+        self.adapter_enabled = True
 
     def load(self, spec, options, progress=None):
         for stage, fraction in (("config", 0.1), ("weights", 0.6), ("tokenizer", 0.9)):
             if progress:
                 progress(stage, fraction)
             time.sleep(0.02)
+        self.adapter = options.adapter or ""
         return ModelInfo(name="SmolLM2-135M-Instruct", path=spec, kind="gguf", device="cpu",
                          dtype="float32", context_len=options.context_len, n_params=134_515_008,
                          load_s=1.84, memory="0.61 GiB (weights 0.50, KV cache 0.09, working memory 0.02)",
-                         memory_parts=MEMORY_PARTS)  # as the real backend: the UI words them
+                         memory_parts=MEMORY_PARTS, adapter=self.adapter)  # as the real backend
 
     def estimate(self, spec, options):
         need = int(0.61 * 1024**3) if spec == "default" else int(1.9 * 1024**3)
@@ -112,14 +147,24 @@ class ScriptedBackend:
                              memory_bytes=need, free_bytes=16 * 1024**3, fits=True,
                              memory_parts=MEMORY_PARTS if spec == "default" else {})
 
-    has_adapter = False
+    @property
+    def has_adapter(self) -> bool:
+        return bool(self.adapter)
 
     def set_adapter_enabled(self, enabled):
-        raise RuntimeError("no LoRA adapter is loaded")
+        if not self.adapter:
+            raise RuntimeError("no LoRA adapter is loaded")
+        self.adapter_enabled = enabled
 
-    def stream(self, messages, system_prompt, settings, cancel=None, continue_last=False):
-        question = messages[-1]["content"]
-        answer = ANSWER_ZH if any("\u4e00" <= ch <= "\u9fff" for ch in question) else ANSWER
+    def answer(self, question: str) -> str:
+        if question in GUILD_ANSWERS:
+            return GUILD_ANSWERS[question][bool(self.adapter and self.adapter_enabled)]
+        if any("\u4e00" <= ch <= "\u9fff" for ch in question):
+            return ANSWER_ZH
+        return ANSWER if question == QUESTION else f"You asked: {question}. " + ANSWER.split("\n")[0]
+
+    def stream(self, messages, system_prompt, settings, cancel=None, continue_last=False, documents=None):
+        answer = self.answer(messages[-1]["content"])
         shown = ""
         reason = "eos"
         for start in range(0, len(answer), self.chunk):
@@ -180,7 +225,7 @@ def make_window(profile: Path, backend, language: str = "", theme: str = "light"
     profile.mkdir(parents=True, exist_ok=True)
     store = ConversationStore(profile / "conversations.sqlite3")
     settings = SettingsStore(profile / "settings.json")
-    window = MainWindow(store, settings, backend, autoload=True,
+    window = MainWindow(store, settings, backend, autoload=True, adapters_dir=profile / "adapters",
                         list_models=lambda: [("SmolLM2-135M-Instruct", "default"),
                                              ("Qwen2.5-0.5B-Instruct", "/models/Qwen2.5-0.5B-Instruct")])
     window.resize(1200, 780)
@@ -207,6 +252,23 @@ def ask(window, question: str, timeout_s: float) -> bool:
 
 def save(widget, path: Path, rect=None) -> None:
     if not (widget.grab(rect) if rect is not None else widget.grab()).save(str(path)):
+        raise SystemExit(f"could not write {path}")
+    print(f"{path}  {path.stat().st_size // 1024} KB")
+
+
+def save_framed(path: Path, *widgets) -> None:
+    """Grab the screen where the widgets are, window manager frames included (under X11); with
+    no real screen (offscreen), the last widget's own pixels (the dialog over the window)."""
+    if QGuiApplication.platformName() != "xcb":
+        save(widgets[-1], path)
+        return
+    area = QRect()
+    for widget in widgets:
+        area = area.united(widget.frameGeometry())
+    screen = widgets[0].screen()
+    area = area.intersected(screen.geometry())
+    pixmap = screen.grabWindow(0, area.x(), area.y(), area.width(), area.height())
+    if not pixmap.save(str(path)):
         raise SystemExit(f"could not write {path}")
     print(f"{path}  {path.stat().st_size // 1024} KB")
 
@@ -258,6 +320,82 @@ def fake_shots(out: Path, profile_root: Path) -> None:
     close(window, translators)
 
 
+def first_hour_shots(out: Path, profile_root: Path, real_training: bool, steps: int, timeout_s: float) -> None:
+    window, _ = make_window(profile_root / "first-hour", ScriptedBackend())
+    window.move(40, 40)
+    adapter = Path(window.training_panel.adapters_dir) / "lantern-guild"
+    adapter.mkdir(parents=True, exist_ok=True)
+    window.training_panel.use_adapter.emit(str(adapter))
+    wait_until(lambda: window.adapter == str(adapter) and window.loading_spec is None, 30, "the adapter")
+    if not ask(window, GUILD_QUESTION, 30):
+        raise SystemExit("the scripted reply did not finish")
+    settle()
+    save_framed(out / "adapter.png", window)
+
+    view = window.training_panel.compare_view
+    view.set_adapter(str(adapter), "lantern-guild")
+    view.show()
+    view.resize(900, 520)
+    view.move(260, 200)
+    view.raise_()
+    view.prompt.setPlainText(GUILD_QUESTION)
+    view.request()
+    wait_until(lambda: window.training.compare_id is None and view.tuned_text.toPlainText(), 30,
+               "the comparison")
+    settle(300)
+    save_framed(out / "compare.png", window, view)
+    view.close()
+
+    if not ask(window, BOAT_QUESTION, 30):
+        raise SystemExit("the scripted reply did not finish")
+    window.chat.messages[0].edit_button.click()
+    settle(300)
+    save_framed(out / "edit-warning.png", window)
+    window.chat.messages[0]._end_edit()
+
+    window.set_drawer_open(True)
+    settle()
+    scroll = window.drawer.findChild(QScrollArea)
+    if scroll is not None:
+        scroll.ensureWidgetVisible(window.settings_panel.language)
+    window.settings_panel.language.showPopup()  # the choices, as a user opening the list sees them
+    settle(300)
+    save_framed(out / "appearance.png", window)
+    window.settings_panel.language.hidePopup()
+    window.set_drawer_open(False)
+
+    documents = window.documents_view
+    window.tabs.setCurrentWidget(documents)
+    documents.add_to_library("lantern-guild", [DEMO_DOCS])
+    wait_until(lambda: documents.indexing is None and documents.libraries.count() > 0, 120, "indexing")
+    documents.libraries.setCurrentRow(0)
+    documents.search_box.setText("first lantern boat")
+    documents.search()
+    wait_until(lambda: documents.results.rowCount() > 0, 30, "the search")
+    settle()
+    save_framed(out / "documents.png", window)
+
+    if real_training:
+        from chatapp.ui.training_process import build_train_command
+
+        panel = window.training_panel
+        # Only the template examples: the model writing ~90 questions first takes far longer than
+        # a few steps on a CPU (see the README), and the summary is what this picture is about.
+        panel.command_builder = lambda job, dry_run: build_train_command(job, dry_run) + ["--no-model-examples"]
+        window.tabs.setCurrentWidget(panel)
+        panel.docs.set_data_paths([DEMO_DOCS])
+        panel.form.name_edit.setText("lantern-guild-demo")
+        panel.form.max_steps.setValue(steps)
+        started = time.monotonic()
+        panel.start()
+        wait_until(lambda: not panel.is_training(), timeout_s, "the training run")
+        print(f"real training: {panel.last_status} in {time.monotonic() - started:.0f} s: "
+              f"{panel.run.status_label.text()!r}")
+        settle(300)
+        save_framed(out / "train-summary.png", window)
+    close(window)
+
+
 def real_model_shot(out: Path, profile_root: Path, timeout_s: float, threads: int) -> None:
     try:
         from chatapp.ui.app import create_window
@@ -298,12 +436,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds to wait for the real model to load, and again for its reply")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for the real model (1 holds up best on a shared machine)")
+    parser.add_argument("--first-hour", action="store_true",
+                        help="also the first-hour views: adapter, compare, edit warning, appearance, documents")
+    parser.add_argument("--real-training", action="store_true",
+                        help="with --first-hour: train the bundled model on benchmarks/demo_docs and grab the summary")
+    parser.add_argument("--steps", type=int, default=6, help="steps of the --real-training run")
+    parser.add_argument("--only-first-hour", action="store_true", help="skip the other screenshots")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("chatapp")
     with tempfile.TemporaryDirectory(prefix="chatapp-screenshots-") as tmp:
-        fake_shots(args.out, Path(tmp))
+        if not args.only_first_hour:
+            fake_shots(args.out, Path(tmp))
+        if args.first_hour or args.only_first_hour:
+            first_hour_shots(args.out, Path(tmp), args.real_training, args.steps, args.timeout)
         if args.real_model:
             real_model_shot(args.out, Path(tmp), args.timeout, args.threads)
     QTimer.singleShot(0, app.quit)

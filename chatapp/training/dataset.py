@@ -20,7 +20,7 @@ from typing import Any, Callable, Hashable, Iterable, Iterator, Optional, Sequen
 import torch
 
 from ..text.prompt import render_and_encode
-from ..paths import loads_bounded
+from .jsonl import jsonl_records
 
 log = logging.getLogger(__name__)
 
@@ -241,29 +241,14 @@ def read_chat_jsonl(path: Union[str, Path]) -> Iterator[tuple[int, list[dict]]]:
     Blank lines are skipped; anything else wrong raises DatasetError naming file and line.
     """
     path = Path(path)
-    try:
-        f = path.open(encoding="utf-8")
-    except OSError as exc:
-        raise DatasetError(path, f"cannot be read: {exc.strerror or exc}") from exc
-    with f:
-        line_no = 0
+    for line_no, record in jsonl_records(path, DatasetError):
+        if not isinstance(record, dict) or "messages" not in record:
+            raise DatasetError(path, 'expected an object {"messages": [...]}', line_no)
         try:
-            for line_no, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = loads_bounded(line)
-                except json.JSONDecodeError as exc:
-                    raise DatasetError(path, f"not valid JSON: {exc.msg} (column {exc.colno})", line_no) from exc
-                if not isinstance(record, dict) or "messages" not in record:
-                    raise DatasetError(path, 'expected an object {"messages": [...]}', line_no)
-                try:
-                    _check_messages(record["messages"])
-                except ValueError as exc:
-                    raise DatasetError(path, str(exc), line_no) from exc
-                yield line_no, record["messages"]
-        except UnicodeDecodeError as exc:
-            raise DatasetError(path, f"is not UTF-8 text: {exc.reason}", line_no + 1) from exc
+            _check_messages(record["messages"])
+        except ValueError as exc:
+            raise DatasetError(path, str(exc), line_no) from exc
+        yield line_no, record["messages"]
 
 
 def chat_blocks(path: Union[str, Path], tokenizer: Any, block_size: int) -> TokenBlocks:

@@ -25,8 +25,8 @@ can read, edit and reuse (`--examples FILE`): `{"messages": [...], "kind": ...}`
 Auto quiz questions (`quiz_questions`) blank out a name or number in the middle of a sentence
 and ask for it: a wording no training example uses.
 
-Long because the recipe is one pipeline read top to bottom (text analysis, template examples,
-model answers, the examples file, the training blocks); its parts share the text analysis.
+Long because the recipe's stages (template, generated, grouped turns) and the examples file
+they write and read share the one example format defined here; each stage is a short function.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
-from ..paths import loads_bounded
 from .dataset import DatasetError, _check_messages
+from .jsonl import jsonl_records
 
 log = logging.getLogger(__name__)
 
@@ -377,20 +377,10 @@ def check_example(record: Any) -> dict[str, Any]:
 def read_examples(path: Union[str, Path]) -> list[dict[str, Any]]:
     """The examples of a JSONL file; the first bad line raises DatasetError naming it."""
     path = Path(path).expanduser()
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise DatasetError(path, f"cannot be read: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise DatasetError(path, f"is not UTF-8 text: {exc.reason}") from exc
     out = []
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for n, record in jsonl_records(path, DatasetError):
         try:
-            out.append(check_example(loads_bounded(line)))
-        except json.JSONDecodeError as exc:
-            raise DatasetError(path, f"not valid JSON: {exc.msg} (column {exc.colno})", n) from exc
+            out.append(check_example(record))
         except ValueError as exc:
             raise DatasetError(path, str(exc), n) from exc
     if not out:

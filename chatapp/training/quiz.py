@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
-from ..paths import loads_bounded
+from .jsonl import jsonl_records
 
 log = logging.getLogger(__name__)
 
@@ -123,20 +123,8 @@ def parse_question(record: Any) -> QuizQuestion:
 def read_questions(path: Union[str, Path]) -> list[QuizQuestion]:
     """Every question of a JSONL file; the first bad line raises QuizError naming it."""
     path = Path(path).expanduser()
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise QuizError(path, f"cannot be read: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise QuizError(path, f"is not UTF-8 text: {exc.reason}") from exc
     questions = []
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = loads_bounded(line)
-        except json.JSONDecodeError as exc:
-            raise QuizError(path, f"not valid JSON: {exc.msg} (column {exc.colno})", n) from exc
+    for n, record in jsonl_records(path, QuizError):
         try:
             questions.append(parse_question(record))
         except ValueError as exc:

@@ -9,6 +9,9 @@ one exactly (bit for bit on CPU).
 
 Progress goes to a callback as plain dicts, one per event ("eval", "step", "checkpoint",
 "done"), ready to be written as JSON lines.
+
+Long because the loop, its checkpoints and its resume keep one state in step (data position,
+RNG states, optimizer, trained weights), and `TrainConfig` documents every field it takes.
 """
 
 from __future__ import annotations

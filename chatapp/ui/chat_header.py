@@ -328,7 +328,7 @@ class ChatHeader(QWidget):
                                                 device=info.device, ctx=info.context_len, secs=info.load_s,
                                                 memory=memory_text(info))
         if info.adapter:
-            status += " " + _tr("Adapter in use: {name}.").format(name=Path(info.adapter).name)
+            status += "\n" + _tr("Adapter in use: {name}.").format(name=Path(info.adapter).name)  # a line of its own
         self.model_status.setText(status)
 
     @Slot(str)

@@ -4,7 +4,8 @@ The view only asks (`compare_requested(prompt, seed)`) and shows; the main windo
 generation worker and answers by running it twice, adapter off then on, streaming each reply
 into its pane (`append_base` / `append_tuned`, or `show_base` / `show_tuned` for the whole
 text), and calls `set_running(False)` when both are done. With the same seed and sampling
-settings, what differs between the panes comes from the adapter.
+settings, what differs between the panes comes from the adapter. Replies are Markdown, shown
+rendered as in the chat (re-rendered as each piece arrives: replies here are short).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 from typing import Optional
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QGuiApplication, QTextCursor
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSpinBox,
-                               QVBoxLayout, QWidget)
+                               QTextBrowser, QVBoxLayout, QWidget)
 
 
 def _tr(text: str) -> str:
@@ -29,6 +30,7 @@ class CompareView(QWidget):
         self.setWindowTitle(_tr("Compare base and fine-tuned model"))
         self.adapter_path = ""
         self.running = False
+        self.replies: dict[QTextBrowser, str] = {}  # each pane's reply as Markdown source
         layout = QVBoxLayout(self)
         self.adapter_label = QLabel(_tr("No adapter chosen"))
         self.adapter_label.setWordWrap(True)
@@ -65,20 +67,26 @@ class CompareView(QWidget):
         self.prompt.textChanged.connect(self._update_state)
         self._update_state()
 
-    def _pane(self, row: QHBoxLayout, title: str) -> QPlainTextEdit:
+    def _pane(self, row: QHBoxLayout, title: str) -> QTextBrowser:
         box = QGroupBox(title)
         inner = QVBoxLayout(box)
-        text = QPlainTextEdit(readOnly=True)
+        text = QTextBrowser()
+        text.setOpenLinks(False)  # a link in a reply is not followed inside the pane
         text.setAccessibleName(title)
         inner.addWidget(text)
         row.addWidget(box, 1)
+        self.replies[text] = ""
         return text
+
+    def _clear(self) -> None:
+        for pane in self.replies:
+            self.replies[pane] = ""
+            pane.clear()
 
     def set_adapter(self, path: str, name: str = "") -> None:
         """The adapter to compare; another one than before starts with empty panes (no stale replies)."""
         if str(path) != self.adapter_path:
-            self.base_text.clear()
-            self.tuned_text.clear()
+            self._clear()
             self.status.clear()
         self.adapter_path = str(path)
         self.adapter_label.setText(_tr("Fine-tuned: {name}").format(name=name or path))
@@ -98,8 +106,7 @@ class CompareView(QWidget):
         prompt = self.prompt.toPlainText().strip()
         if not prompt or self.running or not self.adapter_path:
             return
-        self.base_text.clear()
-        self.tuned_text.clear()
+        self._clear()
         self.set_running(True)
         self.compare_requested.emit(prompt, self.seed.value())
 
@@ -117,27 +124,26 @@ class CompareView(QWidget):
     # -- answers from the main window ----------------------------------------------------------
     @Slot(str)
     def show_base(self, text: str) -> None:
-        self.base_text.setPlainText(text)
+        _show(self.base_text, self.replies, text)
 
     @Slot(str)
     def show_tuned(self, text: str) -> None:
-        self.tuned_text.setPlainText(text)
+        _show(self.tuned_text, self.replies, text)
 
     @Slot(str)
     def append_base(self, delta: str) -> None:
-        _append(self.base_text, delta)
+        _show(self.base_text, self.replies, self.replies[self.base_text] + delta)
 
     @Slot(str)
     def append_tuned(self, delta: str) -> None:
-        _append(self.tuned_text, delta)
+        _show(self.tuned_text, self.replies, self.replies[self.tuned_text] + delta)
 
 
-def _append(view: QPlainTextEdit, delta: str) -> None:
-    """Insert at the end (not appendPlainText, which starts a new paragraph per delta)."""
-    cursor = view.textCursor()
-    cursor.movePosition(QTextCursor.End)
-    cursor.insertText(delta)
+def _show(view: QTextBrowser, replies: dict, text: str) -> None:
+    """Render `text` as Markdown in the pane, following the end if the reader was there."""
+    replies[view] = text
     bar = view.verticalScrollBar()
-    if bar.value() >= bar.maximum() - 4:
-        view.setTextCursor(cursor)
-        view.ensureCursorVisible()
+    following = bar.value() >= bar.maximum() - 4
+    view.setMarkdown(text)
+    if following:
+        bar.setValue(bar.maximum())

@@ -250,6 +250,8 @@ class DocumentsView(QWidget):
         text = _tr("{name}: {summary}").format(name=name, summary=report.summary())
         if report.problems:
             text += "\n" + "\n".join(f"{path}: {problem}" for path, problem in report.problems[:5])
+        text += "\n" + _tr("To ask about these documents, choose “{name}” beside the message box in the "
+                           "Chat tab.").format(name=name)  # where a new user would not look
         self.status.setText(text)
         self.refresh()
 

@@ -242,8 +242,9 @@ class MainWindow(QMainWindow):
         chat_menu = self.menuBar().addMenu(_tr("&Chat"))
         self.focus_action = action(chat_menu, _tr("Focus message box"), self.composer.setFocus, "Ctrl+L")
         self.stop_action = action(chat_menu, _tr("Stop reply"), self.chat_controller.stop, "Esc")
-        action(chat_menu, _tr("Regenerate reply"), self.chat_controller.regenerate, "Ctrl+R")
-        action(chat_menu, _tr("Continue reply"), self.chat_controller.continue_reply, "Ctrl+Shift+R")
+        self.regenerate_action = action(chat_menu, _tr("Regenerate reply"), self.chat_controller.regenerate, "Ctrl+R")
+        self.continue_action = action(chat_menu, _tr("Continue reply"), self.chat_controller.continue_reply,
+                                      "Ctrl+Shift+R")
         chat_menu.addSeparator()
         prompt = self.header.prompt_action
         prompt.setShortcut(QKeySequence("Ctrl+Shift+P"))
@@ -277,6 +278,11 @@ class MainWindow(QMainWindow):
         self.send_button.setEnabled(ready)
         self.stop_button.setEnabled(self.streaming)
         self.chat.update_actions(ready)
+        last = self.chat.messages[-1] if self.chat.messages else None
+        last_reply = ready and last is not None and last.role == "assistant"  # as the reply's own buttons
+        self.stop_action.setEnabled(self.streaming)
+        self.regenerate_action.setEnabled(last_reply)
+        self.continue_action.setEnabled(last_reply and last.can_continue)
         has_conversation = self.current_id is not None
         for act in (self.export_md_action, self.export_json_action, self.rename_action, self.delete_action):
             act.setEnabled(has_conversation)

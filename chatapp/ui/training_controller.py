@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -152,4 +153,7 @@ class TrainingController(QObject):
 
     @Slot(str, str)
     def _on_training_finished(self, status: str, out_dir: str) -> None:
-        self.status_message.emit(_tr("Training {status}: {out}").format(status=status, out=out_dir), 15000)
+        # the run's folder name: the status bar is one line, and the Train tab shows the whole path
+        words = {"completed": _tr("Training completed: {name}"), "cancelled": _tr("Training cancelled: {name}")}
+        text = words.get(status, _tr("Training failed: {name}"))
+        self.status_message.emit(text.format(name=Path(out_dir).name if out_dir else ""), 15000)

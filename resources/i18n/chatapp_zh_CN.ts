@@ -406,78 +406,78 @@
 <context>
     <name>CompareView</name>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="29"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="30"/>
         <source>Compare base and fine-tuned model</source>
         <translation>对比基础模型与微调模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="33"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="35"/>
         <source>No adapter chosen</source>
         <translation>未选择适配器</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="37"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="39"/>
         <source>A question about your documents</source>
         <translation>关于你的文档的问题</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="38"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="40"/>
         <source>Prompt to compare</source>
         <translation>用于对比的提示词</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="42"/>
         <location filename="../../chatapp/ui/compare_view.py" line="44"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="46"/>
         <source>Seed</source>
         <translation>随机种子</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="45"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="47"/>
         <source>Both replies use this seed, so the difference comes from the adapter.</source>
         <translation>两个回复使用同一个随机种子，因此差异来自适配器。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="48"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="50"/>
         <source>Compare</source>
         <translation>对比</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="49"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="51"/>
         <source>Generate with both models</source>
         <translation>用两个模型分别生成</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="53"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="55"/>
         <source>Base model</source>
         <translation>基础模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="54"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="56"/>
         <source>Fine-tuned</source>
         <translation>微调后</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="59"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="61"/>
         <source>Close</source>
         <translation>关闭</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="60"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="62"/>
         <source>Close the comparison</source>
         <translation>关闭对比</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="84"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="92"/>
         <source>Fine-tuned: {name}</source>
         <translation>微调后：{name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="109"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="116"/>
         <source>Generating…</source>
         <translation>正在生成…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="115"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="122"/>
         <source>Failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>
@@ -694,17 +694,22 @@
         <translation>{name}：{summary}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="259"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="253"/>
+        <source>To ask about these documents, choose “{name}” beside the message box in the Chat tab.</source>
+        <translation>要就这些文档提问，请在“聊天”标签页的消息框旁选择“{name}”。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/documents_view.py" line="261"/>
         <source>Cannot index {name}: {message}</source>
         <translation>无法索引 {name}：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="290"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="292"/>
         <source>No passage matches.</source>
         <translation>没有匹配的段落。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="295"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="297"/>
         <source>Search failed: {message}</source>
         <translation>搜索失败：{message}</translation>
     </message>
@@ -814,7 +819,7 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/main_window.py" line="175"/>
-        <location filename="../../chatapp/ui/main_window.py" line="401"/>
+        <location filename="../../chatapp/ui/main_window.py" line="407"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
@@ -879,53 +884,53 @@
         <translation>继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="252"/>
+        <location filename="../../chatapp/ui/main_window.py" line="253"/>
         <source>Rename conversation</source>
         <translation>重命名对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="253"/>
+        <location filename="../../chatapp/ui/main_window.py" line="254"/>
         <source>Delete conversation</source>
         <translation>删除对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="254"/>
+        <location filename="../../chatapp/ui/main_window.py" line="255"/>
         <source>&amp;View</source>
         <translation>视图(&amp;V)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="255"/>
+        <location filename="../../chatapp/ui/main_window.py" line="256"/>
         <source>Conversation list</source>
         <translation>对话列表</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="256"/>
+        <location filename="../../chatapp/ui/main_window.py" line="257"/>
         <source>Settings</source>
         <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="258"/>
+        <location filename="../../chatapp/ui/main_window.py" line="259"/>
         <source>Show or hide the conversations (Ctrl+B)</source>
         <translation>显示或隐藏对话列表（Ctrl+B）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="259"/>
+        <location filename="../../chatapp/ui/main_window.py" line="260"/>
         <source>Open or close the settings (Ctrl+,)</source>
         <translation>打开或关闭设置（Ctrl+,）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="265"/>
+        <location filename="../../chatapp/ui/main_window.py" line="266"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="266"/>
-        <location filename="../../chatapp/ui/main_window.py" line="269"/>
+        <location filename="../../chatapp/ui/main_window.py" line="267"/>
+        <location filename="../../chatapp/ui/main_window.py" line="270"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="270"/>
+        <location filename="../../chatapp/ui/main_window.py" line="271"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -934,62 +939,62 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="287"/>
+        <location filename="../../chatapp/ui/main_window.py" line="293"/>
         <source>adapter {name}</source>
         <translation>适配器 {name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="291"/>
+        <location filename="../../chatapp/ui/main_window.py" line="297"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="303"/>
+        <location filename="../../chatapp/ui/main_window.py" line="309"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="308"/>
+        <location filename="../../chatapp/ui/main_window.py" line="314"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="343"/>
+        <location filename="../../chatapp/ui/main_window.py" line="349"/>
         <source>The language changes the next time chatapp starts.</source>
         <translation>下次启动 chatapp 时将切换语言。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="364"/>
+        <location filename="../../chatapp/ui/main_window.py" line="370"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="401"/>
+        <location filename="../../chatapp/ui/main_window.py" line="407"/>
         <source>Undo edit</source>
         <translation>撤销编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="419"/>
+        <location filename="../../chatapp/ui/main_window.py" line="425"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="425"/>
+        <location filename="../../chatapp/ui/main_window.py" line="431"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="429"/>
+        <location filename="../../chatapp/ui/main_window.py" line="435"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="429"/>
+        <location filename="../../chatapp/ui/main_window.py" line="435"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="435"/>
+        <location filename="../../chatapp/ui/main_window.py" line="441"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
     </message>
@@ -1487,19 +1492,33 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>TrainingController</name>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="101"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="102"/>
         <source>The adapter was not loaded.</source>
         <translation>适配器未加载。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="106"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="107"/>
         <source>Wait for the current reply or model load to finish.</source>
         <translation>请等待当前回复或模型加载完成。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="155"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="157"/>
+        <source>Training completed: {name}</source>
+        <translation>训练完成：{name}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_controller.py" line="157"/>
+        <source>Training cancelled: {name}</source>
+        <translation>训练已取消：{name}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training_controller.py" line="158"/>
+        <source>Training failed: {name}</source>
+        <translation>训练失败：{name}</translation>
+    </message>
+    <message>
         <source>Training {status}: {out}</source>
-        <translation>训练{status}：{out}</translation>
+        <translation type="obsolete">训练{status}：{out}</translation>
     </message>
 </context>
 <context>
@@ -1866,93 +1885,93 @@ Chat with a language model on your own machine, and teach it your own documents.
         <translation>否：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="73"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="75"/>
         <source>Advanced</source>
         <translation>高级</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="202"/>
-        <location filename="../../chatapp/ui/training/panel.py" line="209"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="215"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="222"/>
         <source>Cannot start: {reason}</source>
         <translation>无法开始：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="236"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="249"/>
         <source>Estimating…</source>
         <translation>正在估算…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="252"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="266"/>
         <source>Estimating how long teaching takes…</source>
         <translation>正在估算教学所需时间…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="295"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="309"/>
         <source>Cancelling: saving a checkpoint…</source>
         <translation>正在取消：保存检查点…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="336"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="355"/>
         <source>Press Teach again to start.</source>
         <translation>再次点击“教学”即可开始。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="343"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="362"/>
         <source>Estimate cancelled.</source>
         <translation>估算已取消。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="368"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="387"/>
         <source>A checkpoint at step {step} was kept: press Resume to continue from it.</source>
         <translation>已保留第 {step} 步的检查点：点击“继续训练”可从这里接着训练。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="373"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="392"/>
         <source>Cancelled</source>
         <translation>已取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="375"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="394"/>
         <source>Cancelled.</source>
         <translation>已取消。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="375"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="394"/>
         <source>Cancelled at step {step}.</source>
         <translation>已在第 {step} 步取消。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="377"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="396"/>
         <source>Cancelled: {reason}.</source>
         <translation>已取消：{reason}。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="380"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="399"/>
         <source>Failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="381"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="400"/>
         <source>Failed: {reason}</source>
         <translation>失败：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="381"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="400"/>
         <source>unknown error</source>
         <translation>未知错误</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="389"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="408"/>
         <source>Completed {steps} steps. Saved to {out}</source>
         <translation>已完成 {steps} 步。已保存到 {out}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="391"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="410"/>
         <source>Stopped early at step {step}: held-out perplexity stopped improving.</source>
         <translation>在第 {step} 步提前停止：留出困惑度不再改善。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="394"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="413"/>
         <source> (the weights of step {step}, the lowest held-out perplexity)</source>
         <translation>（第 {step} 步的权重，留出困惑度最低）</translation>
     </message>
@@ -2425,7 +2444,7 @@ Chat with a language model on your own machine, and teach it your own documents.
     </message>
     <message>
         <location filename="../../chatapp/ui/training/quiz_box.py" line="79"/>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="160"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="162"/>
         <source>Questions: none yet</source>
         <translation>题目：暂无</translation>
     </message>
@@ -2510,92 +2529,92 @@ Chat with a language model on your own machine, and teach it your own documents.
         <translation>查看训练样例…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="159"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="161"/>
         <source>Questions: {file}</source>
         <translation>题目：{file}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="188"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="190"/>
         <source>Quiz questions</source>
         <translation>测验题目</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="189"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="191"/>
         <source>Questions (*.jsonl);;All files (*)</source>
         <translation>题目 (*.jsonl);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="200"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="202"/>
         <source>Making questions from the documents…</source>
         <translation>正在根据文档生成题目…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="209"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="211"/>
         <source>{n} questions made from the documents: review them, then ask the quiz.</source>
         <translation>已根据文档生成 {n} 道题目：请先查看，然后进行测验。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="215"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="217"/>
         <source>No questions: {reason}</source>
         <translation>没有题目：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="226"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="228"/>
         <source>Cannot open {file}: {reason}</source>
         <translation>无法打开 {file}：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="250"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="252"/>
         <source>The next run trains on the examples in {file}.</source>
         <translation>下一次训练将使用 {file} 中的样例。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="289"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="291"/>
         <source>Loading the model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="290"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="292"/>
         <source>Asking the quiz ({n} runs)…</source>
         <translation>正在测验（{n} 轮）…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="298"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="300"/>
         <source>{row}: question {done} of {total}</source>
         <translation>{row}：第 {done} 题，共 {total} 题</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="317"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="319"/>
         <source>Quiz done</source>
         <translation>测验完成</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="317"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="319"/>
         <source>Quiz cancelled</source>
         <translation>测验已取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="318"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="320"/>
         <source>Quiz failed</source>
         <translation>测验失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="320"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="322"/>
         <source>The quiz failed: {reason}</source>
         <translation>测验失败：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="322"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="324"/>
         <source>Quiz cancelled.</source>
         <translation>测验已取消。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="324"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="326"/>
         <source>Quiz done: {n} runs.</source>
         <translation>测验完成：共 {n} 轮。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="329"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="331"/>
         <source>The scores could not be kept: {reason}</source>
         <translation>无法保存得分：{reason}</translation>
     </message>
