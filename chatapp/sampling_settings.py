@@ -4,7 +4,9 @@
 (`storage/settings.py`) and the CLI's flags (`commands/common.py`) take their defaults from
 this dataclass. A model may recommend its own values (a Hugging Face folder's
 `generation_config.json`, a GGUF file's `general.sampling.*` keys, read in `weights/`):
-`with_recommended` lays those over the defaults, and the user's explicit choices over both.
+`with_recommended` lays those over the defaults, and the user's explicit choices over both
+(the CLI: a flag given is explicit); `merged_with_recommended` does the same for the window,
+whose saved settings always hold a value: one left at the default takes the recommendation.
 
 The defaults are neutral where a setting changes what greedy decoding picks: the
 repetition penalty is 1.0 (off), as in llama.cpp and transformers, so temperature 0 is
@@ -102,6 +104,26 @@ def with_recommended(recommended: Mapping[str, Any], **explicit: Any) -> Samplin
     """Defaults, then the model's recommended values, then the user's explicit ones (None: not given)."""
     chosen = {k: v for k, v in explicit.items() if v is not None}
     return replace(SamplingSettings(), **{**dict(recommended), **chosen})
+
+
+def _is_default(name: str, value: Any) -> bool:
+    """Whether `value` is setting `name`'s default, floats as the window shows them (2 decimals)."""
+    value_default = default(name)
+    if isinstance(value_default, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return round(float(value), 2) == round(value_default, 2)
+    return value == value_default
+
+
+def merged_with_recommended(settings: Mapping[str, Any], recommended: Mapping[str, Any]) -> dict[str, Any]:
+    """The window's sampling `settings` (keyword arguments of SamplingSettings) with the model's
+    `recommended` values in each recommendable field the user left at the app default; a field
+    the user changed keeps the user's value. A recommended field absent from `settings` (the
+    window has no repeat window field) is added. A copy; neither argument is changed."""
+    merged = dict(settings)
+    for name, value in recommended.items():
+        if name in RECOMMENDABLE and (name not in merged or _is_default(name, merged[name])):
+            merged[name] = value
+    return merged
 
 
 # -- presets: the window's "Precise / Balanced / Creative" -----------------------------------

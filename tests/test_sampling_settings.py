@@ -35,3 +35,19 @@ def test_preset_values_is_a_copy_and_names_the_presets_on_a_typo():
     assert PRESETS["creative"]["temperature"] == 1.0
     with pytest.raises(KeyError, match="precise, balanced, creative"):
         preset_values("wild")
+
+
+def test_merged_with_recommended_fills_only_the_fields_left_at_the_default():
+    from chatapp.sampling_settings import merged_with_recommended
+
+    user = {"temperature": 0.7, "top_p": 0.9, "top_k": 40, "max_new_tokens": 512, "seed": None}
+    recommended = {"temperature": 0.2, "top_p": 0.8, "repeat_last_n": 128}
+    merged = merged_with_recommended(user, recommended)
+    assert merged["temperature"] == 0.2  # left at the default 0.7: the model's
+    assert merged["top_p"] == 0.9  # changed by the user: the user's
+    assert merged["top_k"] == 40 and merged["repeat_last_n"] == 128  # not in the window: added
+    assert user["temperature"] == 0.7  # a copy
+    assert merged_with_recommended(user, {}) == user
+    # a spin box's 0.7000000001 is the default as the window shows it; a non-sampling key is ignored
+    assert merged_with_recommended({"temperature": 0.7000000001}, {"temperature": 0.3, "seed": 5}) == \
+        {"temperature": 0.3}

@@ -47,6 +47,8 @@ class ModelInfo:
     memory: str
     adapter: str = ""  # the adapter folder loaded with the model, "" for none
     memory_parts: dict = field(default_factory=dict)  # MemoryEstimate.parts(): bytes by part
+    # the sampling values the model file recommends (sampling_settings.RECOMMENDABLE), {} for none
+    sampling_defaults: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -195,7 +197,7 @@ class ChatBackend:
             dtype=str(loaded.dtype).replace("torch.", ""), context_len=context,
             n_params=loaded.config.n_params, load_s=loaded.load_s,
             memory=estimate.describe(), memory_parts=estimate.parts(),
-            adapter=str(options.adapter or ""))
+            adapter=str(options.adapter or ""), sampling_defaults=dict(loaded.sampling_defaults))
         return self.info
 
     def estimate(self, spec: str, options: LoadOptions) -> ModelEstimate:

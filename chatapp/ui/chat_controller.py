@@ -21,6 +21,7 @@ from typing import Optional, Protocol
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal, Slot
 
 from ..engine.backend import CONTINUABLE_REASONS, DocumentsChoice, ReplyFinished, ReplyRequest
+from ..sampling_settings import merged_with_recommended
 from ..storage.db import INTERRUPTED, ConversationStore, Message
 from ..storage.settings import AppSettings
 from .model_controller import ModelController
@@ -173,10 +174,14 @@ class ChatController(QObject):
         self.context_changed.emit(used)
 
     def sampling(self) -> dict:
+        """The reply's sampling: the user's settings, with the loaded model's recommended value
+        in each field the user left at the app default (sampling_settings.merged_with_recommended)."""
         s = self.settings
-        return dict(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, min_p=s.min_p,
-                    repetition_penalty=s.repetition_penalty, max_new_tokens=s.max_new_tokens,
-                    seed=None if s.seed < 0 else s.seed)
+        chosen = dict(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, min_p=s.min_p,
+                      repetition_penalty=s.repetition_penalty, max_new_tokens=s.max_new_tokens,
+                      seed=None if s.seed < 0 else s.seed)
+        info = self.model.info
+        return merged_with_recommended(chosen, info.sampling_defaults if info else {})
 
     def system_prompt(self) -> str:
         """The open conversation's own system prompt (new chats start with the settings' one)."""

@@ -361,6 +361,7 @@ class MainWindow(QMainWindow):
     # -- model ----------------------------------------------------------------------------
     @Slot(object)
     def _on_model_loaded(self, info: ModelInfo) -> None:
+        self.settings_panel.show_recommended(info.sampling_defaults)
         self._show_context(self.chat_controller.context_used())
         self._update_state()
         self.composer.setFocus()

@@ -28,6 +28,11 @@ def preset_label(name: str) -> str:
     return {"precise": _tr("Precise"), "balanced": _tr("Balanced"), "creative": _tr("Creative")}.get(name, name)
 
 
+def _number(value) -> str:
+    """0.2 as "0.2", 40 as "40" (no trailing zeros)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 class SettingsPanel(QWidget):
     changed = Signal()  # any setting edited
 
@@ -65,6 +70,12 @@ class SettingsPanel(QWidget):
         self.max_new_tokens = QSpinBox(minimum=1, maximum=32768)
         self.max_new_tokens.setAccessibleName(_tr("Maximum new tokens"))
         top.addRow(_tr("Style"), self.preset)
+        # what the loaded model recommends: used for each field left at the app default
+        self.recommended = QLabel()
+        self.recommended.setWordWrap(True)
+        self.recommended.setToolTip(_tr("Used for each setting you leave at its default."))
+        self.recommended.hide()
+        top.addRow(self.recommended)
         top.addRow(_tr("Max new tokens"), self.max_new_tokens)
         replies.addLayout(top)
         self.advanced_button = QToolButton()
@@ -127,6 +138,17 @@ class SettingsPanel(QWidget):
         spin = QDoubleSpinBox(minimum=low, maximum=high, singleStep=step, decimals=2)
         spin.setAccessibleName(name)
         return spin
+
+    # -- the model's recommendation --------------------------------------------------------
+    def show_recommended(self, values: dict) -> None:
+        """One line under the style naming the loaded model's recommended sampling values
+        (ModelInfo.sampling_defaults); hidden when it recommends none."""
+        names = {"temperature": _tr("temperature"), "top_p": _tr("top-p"), "top_k": _tr("top-k"),
+                 "min_p": _tr("min-p"), "repetition_penalty": _tr("repetition penalty"),
+                 "repeat_last_n": _tr("repetition window")}
+        parts = [f"{names[name]} {_number(values[name])}" for name in names if name in values]
+        self.recommended.setText(_tr("This model recommends: {values}").format(values=_tr(", ").join(parts)))
+        self.recommended.setVisible(bool(parts))
 
     # -- presets --------------------------------------------------------------------------
     def sampling_fields(self) -> dict[str, QWidget]:

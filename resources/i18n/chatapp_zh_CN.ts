@@ -12,103 +12,103 @@
 <context>
     <name>ChatController</name>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="73"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="74"/>
         <source>stopped</source>
         <translation>已停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="75"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="76"/>
         <source>failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="77"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="78"/>
         <source>cut at the token limit</source>
         <translation>已达词元上限</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="79"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="80"/>
         <source>{n} tokens · {speed:.1f} tok/s</source>
         <translation>{n} 个词元 · {speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="82"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="83"/>
         <source>{n} passages left out (context full)</source>
         <translation>{n} 段未放入（上下文已满）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="224"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="229"/>
         <source>Could not read the document libraries: {message}</source>
         <translation>无法读取文档库：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="249"/>
-        <location filename="../../chatapp/ui/chat_controller.py" line="370"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="254"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="375"/>
         <source>writing…</source>
         <translation>正在输出…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="280"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="285"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="299"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="304"/>
         <source>Conversation deleted.</source>
         <translation>对话已删除。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="315"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="320"/>
         <source>Exported to {path}</source>
         <translation>已导出到 {path}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="321"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="326"/>
         <source>{title} (imported)</source>
         <translation>{title}（导入）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="324"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="329"/>
         <source>Imported “{title}” from {path}</source>
         <translation>已从 {path} 导入“{title}”</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="338"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="343"/>
         <source>Wait for the comparison to finish; your message is kept.</source>
         <translation>请等待对比完成；您的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="341"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="346"/>
         <source>The model is not loaded yet; your message is kept.</source>
         <translation>模型尚未加载；你的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="429"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="434"/>
         <source>{n} later messages were removed. Undo puts them back.</source>
         <translation>已删除后面的 {n} 条消息。撤销可以恢复它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="449"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="454"/>
         <source>The edit was undone.</source>
         <translation>已撤销编辑。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="517"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="522"/>
         <source>Your messages contain chat-control markers (such as &lt;|im_end|&gt;); the model read them as plain text, so they could not open or close a turn.</source>
         <translation>您的消息包含对话控制标记（例如 &lt;|im_end|&gt;）；模型将其作为普通文本读取，因此它们无法开启或结束一轮对话。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="521"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="526"/>
         <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
         <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="537"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="542"/>
         <source>failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="539"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="544"/>
         <source>The reply failed: {message}</source>
         <translation>回复失败：{message}</translation>
     </message>
@@ -819,7 +819,7 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/main_window.py" line="175"/>
-        <location filename="../../chatapp/ui/main_window.py" line="407"/>
+        <location filename="../../chatapp/ui/main_window.py" line="408"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
@@ -964,37 +964,37 @@ Chat with a language model on your own machine, and teach it your own documents.
         <translation>下次启动 chatapp 时将切换语言。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="370"/>
+        <location filename="../../chatapp/ui/main_window.py" line="371"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="407"/>
+        <location filename="../../chatapp/ui/main_window.py" line="408"/>
         <source>Undo edit</source>
         <translation>撤销编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="425"/>
+        <location filename="../../chatapp/ui/main_window.py" line="426"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="431"/>
+        <location filename="../../chatapp/ui/main_window.py" line="432"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="435"/>
+        <location filename="../../chatapp/ui/main_window.py" line="436"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="435"/>
+        <location filename="../../chatapp/ui/main_window.py" line="436"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="441"/>
+        <location filename="../../chatapp/ui/main_window.py" line="442"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
     </message>
@@ -1153,172 +1153,217 @@ Chat with a language model on your own machine, and teach it your own documents.
         <translation>创意</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="38"/>
         <location filename="../../chatapp/ui/settings_panel.py" line="43"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="49"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="48"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="54"/>
         <source>Device</source>
         <translation>设备</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="41"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="47"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="46"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="52"/>
         <source>Automatic</source>
         <translation>自动</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="45"/>
         <location filename="../../chatapp/ui/settings_panel.py" line="50"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="55"/>
         <source>Context length</source>
         <translation>上下文长度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="48"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="51"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="53"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="56"/>
         <source>CPU threads</source>
         <translation>CPU 线程数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="52"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="57"/>
         <source>Used the next time a model is loaded.</source>
         <translation>下次加载模型时生效。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="55"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="60"/>
         <source>Replies</source>
         <translation>回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="61"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="66"/>
         <source>Custom</source>
         <translation>自定义</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="62"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="67"/>
         <source>Sampling preset</source>
         <translation>采样预设</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="63"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="68"/>
         <source>Precise: focused, repeatable answers. Balanced: the default. Creative: more varied text.</source>
         <translation>精确：专注、可重复的回答。均衡：默认设置。创意：更多样的文字。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="66"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="71"/>
         <source>Maximum new tokens</source>
         <translation>最大生成词元数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="67"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="72"/>
         <source>Style</source>
         <translation>风格</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="68"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="76"/>
+        <source>Used for each setting you leave at its default.</source>
+        <translation>用于你保留默认值的每项设置。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="79"/>
         <source>Max new tokens</source>
         <translation>最大生成词元数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="71"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="82"/>
         <source>Advanced</source>
         <translation>高级</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="72"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="83"/>
         <source>Show the sampling settings</source>
         <translation>显示采样设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="81"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="91"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="92"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="102"/>
         <source>Temperature</source>
         <translation>温度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="82"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="91"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="93"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="102"/>
         <source>Top-p</source>
         <translation>Top-p</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="83"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="92"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="94"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="103"/>
         <source>Min-p</source>
         <translation>Min-p</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="84"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="93"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="95"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="104"/>
         <source>Repetition penalty</source>
         <translation>重复惩罚</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="86"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="97"/>
         <source>Off</source>
         <translation>关闭</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="87"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="92"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="98"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="103"/>
         <source>Top-k</source>
         <translation>Top-k</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="89"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="100"/>
         <source>Random</source>
         <translation>随机</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="90"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="93"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="101"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="104"/>
         <source>Seed</source>
         <translation>随机种子</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="99"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="110"/>
         <source>Appearance</source>
         <translation>外观</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="102"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="107"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="113"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="118"/>
         <source>Follow the system</source>
         <translation>跟随系统</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="102"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="113"/>
         <source>Light</source>
         <translation>浅色</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="102"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="113"/>
         <source>Dark</source>
         <translation>深色</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="104"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="111"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="115"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="122"/>
         <source>Theme</source>
         <translation>主题</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="109"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="112"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="120"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="123"/>
         <source>Language</source>
         <translation>语言</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="110"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="121"/>
         <source>Takes effect the next time chatapp starts.</source>
         <translation>下次启动 chatapp 时生效。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="214"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="146"/>
+        <source>temperature</source>
+        <translation>温度</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="146"/>
+        <source>top-p</source>
+        <translation>top-p</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="146"/>
+        <source>top-k</source>
+        <translation>top-k</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="147"/>
+        <source>min-p</source>
+        <translation>min-p</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="147"/>
+        <source>repetition penalty</source>
+        <translation>重复惩罚</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="148"/>
+        <source>repetition window</source>
+        <translation>重复窗口</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="150"/>
+        <source>This model recommends: {values}</source>
+        <translation>此模型建议：{values}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="150"/>
+        <source>, </source>
+        <translation>，</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="236"/>
         <source>Settings</source>
         <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="220"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="221"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="242"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="243"/>
         <source>Close the settings</source>
         <translation>关闭设置</translation>
     </message>

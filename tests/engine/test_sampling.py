@@ -249,3 +249,20 @@ def test_cli_greedy_with_no_flags_equals_transformers_greedy(tmp_path, capsys):
     config = json.loads((folder / "generation_config.json").read_text())
     (folder / "generation_config.json").write_text(json.dumps({**config, "repetition_penalty": 1.1}))
     assert generate() == generate("--repetition-penalty", "1.1") != ours
+
+
+def test_the_loaded_models_info_carries_its_recommended_sampling(tmp_path):
+    """The window reads the recommendation from ModelInfo (chat_controller.sampling)."""
+    import json
+
+    pytest.importorskip("transformers")
+    from helpers.tiny_hf import tiny_llama_folder
+
+    from chatapp.engine.backend import ChatBackend, LoadOptions
+
+    folder = tiny_llama_folder(tmp_path / "tiny", seed=0)
+    (folder / "generation_config.json").write_text(json.dumps({"do_sample": True, "temperature": 0.2,
+                                                               "top_p": 0.9}))
+    info = ChatBackend().load(str(folder), LoadOptions(device="cpu", context_len=64, threads=1))
+    assert info.sampling_defaults == {"temperature": 0.2, "top_p": 0.9}
+    assert info.to_dict()["sampling_defaults"] == {"temperature": 0.2, "top_p": 0.9}

@@ -16,15 +16,18 @@ class FakeBackend:
     It satisfies `chatapp.engine.backend.Backend` like the real `ChatBackend` (a test checks).
 
     The reply names the last user message and counts replies, so a regenerated reply
-    differs. `delay` is seconds per word; `words` how many words a reply has.
+    differs. `delay` is seconds per word; `words` how many words a reply has; `recommended`
+    the sampling values the loaded model recommends (ModelInfo.sampling_defaults).
 
     With `documents` it searches the real library (its own store, in the worker thread, as
     ChatBackend does), keeps the first `passages_that_fit` hits as numbered sources and counts
     the rest as left out; `prompt` is the conversation as a ChatML template would render it.
     """
 
-    def __init__(self, words: int = 6, delay: float = 0.01, passages_that_fit: int = 3) -> None:
+    def __init__(self, words: int = 6, delay: float = 0.01, passages_that_fit: int = 3,
+                 recommended: dict | None = None) -> None:
         self.words = words
+        self.recommended = dict(recommended or {})  # the sampling values the loaded model recommends
         self.delay = delay
         self.passages_that_fit = passages_that_fit
         self.calls: list[dict] = []
@@ -57,7 +60,7 @@ class FakeBackend:
         self.adapter = options.adapter or ""
         return ModelInfo(name=self.loaded_name, path=spec, kind="gguf", device="cpu", dtype="float32",
                          context_len=options.context_len, n_params=1_000_000, load_s=0.02, memory="1 MB",
-                         adapter=self.adapter)
+                         adapter=self.adapter, sampling_defaults=dict(self.recommended))
 
     def estimate(self, spec, options):
         if spec == "broken":

@@ -248,3 +248,36 @@ def test_fakes_and_the_real_backend_satisfy_the_protocol():
         wanted = list(inspect.signature(getattr(Backend, name)).parameters)
         for backend in (ChatBackend, FakeBackend):
             assert list(inspect.signature(getattr(backend, name)).parameters) == wanted, (backend, name)
+
+
+def _reply_sampling(qtbot, chat, backend, text="hi"):
+    """The sampling settings the backend was asked to reply to `text` with."""
+    before = len(backend.calls)
+    assert chat.send(text)
+    qtbot.waitUntil(lambda: not chat.streaming and len(backend.calls) > before, timeout=10000)
+    return backend.calls[-1]["settings"].to_dict()  # the SamplingSettings the worker made
+
+
+def test_a_reply_takes_the_models_recommendation_for_settings_left_at_the_default(qtbot, controllers):
+    from chatapp.sampling_settings import default
+
+    chat, model, view, backend = controllers(FakeBackend(recommended={"temperature": 0.2, "top_p": 0.9}))
+    _load(qtbot, model)
+    assert chat.settings.temperature == default("temperature")
+    sampling = _reply_sampling(qtbot, chat, backend)
+    assert sampling["temperature"] == 0.2 and sampling["top_p"] == 0.9
+    assert sampling["top_k"] == default("top_k")  # not recommended: the app's default
+
+    chat.settings.temperature = 0.9  # the user's own choice beats the model's
+    sampling = _reply_sampling(qtbot, chat, backend, "again")
+    assert sampling["temperature"] == 0.9 and sampling["top_p"] == 0.9
+
+
+def test_a_model_without_a_recommendation_replies_with_the_defaults(qtbot, controllers):
+    from chatapp.sampling_settings import default
+
+    chat, model, view, backend = controllers()
+    _load(qtbot, model)
+    sampling = _reply_sampling(qtbot, chat, backend)
+    assert {k: sampling[k] for k in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")} == \
+        {k: default(k) for k in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")}

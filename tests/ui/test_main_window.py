@@ -260,3 +260,29 @@ def test_application_quit_stops_the_worker_like_closing(qtbot, make_window):
     assert window.worker_thread.thread.isFinished()
     assert window.store.messages(window.current_id)[-1].state == "cancelled"
     window.close()  # a second shutdown is a no-op
+
+
+def test_the_drawer_names_the_models_recommendation_and_replies_follow_it(qtbot, make_window):
+    backend = FakeBackend(recommended={"temperature": 0.2, "top_p": 0.9})
+    window = make_window(backend)
+    line = window.settings_panel.recommended
+    assert not line.isHidden() and line.text() == "This model recommends: temperature 0.2, top-p 0.9"
+    _send(qtbot, window, "hello")
+    _wait_idle(qtbot, window)
+    assert backend.calls[-1]["settings"].temperature == 0.2  # the user's temperature is the default
+    window.settings_panel.temperature.setValue(0.9)  # the user's own choice wins
+    _send(qtbot, window, "again")
+    _wait_idle(qtbot, window)
+    assert backend.calls[-1]["settings"].temperature == 0.9 and backend.calls[-1]["settings"].top_p == 0.9
+
+
+def test_a_model_without_a_recommendation_shows_no_line_and_replies_with_the_defaults(qtbot, make_window, backend):
+    from chatapp.sampling_settings import SamplingSettings
+
+    window = make_window(backend)
+    assert window.settings_panel.recommended.isHidden()
+    _send(qtbot, window, "hello")
+    _wait_idle(qtbot, window)
+    used, defaults = backend.calls[-1]["settings"], SamplingSettings()
+    assert (used.temperature, used.top_p, used.top_k, used.min_p) == \
+        (defaults.temperature, defaults.top_p, defaults.top_k, defaults.min_p)
