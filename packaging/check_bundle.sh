@@ -6,7 +6,8 @@
 # model, one streamed reply) and a headless `generate`; checks that test-only packages
 # (transformers, peft, accelerate, pytest) are not in the bundle; prints the folder and archive
 # sizes. Exits non-zero on the first failure. COMPARE_SOURCE=1 also times the start from source;
-# CHECK_TRAIN=1 also runs a 2-step LoRA `train` and an `eval` of its adapter (~1 min on 2 cores).
+# CHECK_TRAIN=1 also runs a 2-step LoRA `train` (the default knowledge recipe, whose model-written
+# answers stop at their 4-minute cap here: ~5 min on 2 cores) and an `eval` of its adapter.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
