@@ -8,7 +8,9 @@ later in the engine.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping, Optional
+
+from ..arg_types import bounded_int, non_negative_int, positive_int
 
 # Beyond this a context length is a typo (the largest models take 1-2M tokens); its KV cache
 # would be allocated before anything else could complain.
@@ -16,29 +18,6 @@ MAX_CONTEXT = 1 << 21
 MAX_THREADS = 4096
 
 
-def bounded_int(low: int, high: Optional[int] = None, what: str = "") -> Callable[[str], int]:
-    """An argparse type: a whole number in [low, high]."""
-    if not what:
-        what = ("a positive whole number" if low == 1 else "0 or a positive whole number" if low == 0
-                else f"a whole number of at least {low}")
-        if high is not None:
-            what += f" up to {high:,}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
-        if value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
-        return value
-
-    parse.__name__ = "whole number"  # what argparse names in its own messages
-    return parse
-
-
-positive_int = bounded_int(1)
-non_negative_int = bounded_int(0)
 
 
 def non_empty_text(text: str) -> str:

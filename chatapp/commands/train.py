@@ -26,9 +26,9 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
+from ..arg_types import non_negative_int
 from ..training.protocol import (CANCELLED, FAILED, TRAINING_NOTES, EndEvent, Event, TrainJob, add_arguments,
                                  encode, json_safe)
-from .common import non_negative_int
 
 log = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Optional, Sequence, Union
 
+from ..arg_types import non_negative_int
 from ..paths import check_output_folder
 
 METHODS = ("lora", "full", "scratch")
@@ -63,17 +64,6 @@ GIB = 1024**3
 
 
 # ---------------------------------------------------------------------------- options
-def non_negative_int(text: Union[str, int]) -> int:
-    """An argparse type: a whole number >= 0 (the message names the option through argparse)."""
-    try:
-        value = int(text)
-    except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
 def parse_epochs(text: Union[str, float]) -> Union[str, float]:
     """A number of passes over the data, or "auto" (sized to the data and the time budget)."""
     if text == "auto":
