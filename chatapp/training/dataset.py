@@ -240,15 +240,15 @@ def read_chat_jsonl(path: Union[str, Path]) -> Iterator[tuple[int, list[dict]]]:
 
     Blank lines are skipped; anything else wrong raises DatasetError naming file and line.
     """
-    path = Path(path)
-    for line_no, record in jsonl_records(path, DatasetError):
-        if not isinstance(record, dict) or "messages" not in record:
-            raise DatasetError(path, 'expected an object {"messages": [...]}', line_no)
-        try:
-            _check_messages(record["messages"])
-        except ValueError as exc:
-            raise DatasetError(path, str(exc), line_no) from exc
-        yield line_no, record["messages"]
+    yield from jsonl_records(Path(path), DatasetError, _chat_messages)
+
+
+def _chat_messages(record: Any) -> list[dict]:
+    """The messages of one `{"messages": [...]}` record; ValueError saying what is wrong."""
+    if not isinstance(record, dict) or "messages" not in record:
+        raise ValueError('expected an object {"messages": [...]}')
+    _check_messages(record["messages"])
+    return record["messages"]
 
 
 def chat_blocks(path: Union[str, Path], tokenizer: Any, block_size: int) -> TokenBlocks:

@@ -17,9 +17,11 @@ from ..paths import loads_bounded
 ErrorType = Callable[[Union[str, Path], str, Optional[int]], Exception]
 
 
-def jsonl_records(path: Union[str, Path], error: ErrorType) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed JSON) for each non-blank line, read as the caller goes; a file that
-    cannot be read, is not UTF-8 or has a line that is not JSON raises `error(path, problem, line)`."""
+def jsonl_records(path: Union[str, Path], error: ErrorType,
+                  check: Callable[[Any], Any] = lambda record: record) -> Iterator[tuple[int, Any]]:
+    """(line number, check(parsed JSON)) for each non-blank line, read as the caller goes; a file
+    that cannot be read, is not UTF-8, has a line that is not JSON, or a record `check` refuses with
+    ValueError raises `error(path, problem, line)`."""
     path = Path(path)
     try:
         f = path.open("rb")  # decoded a line at a time, so a bad byte is named by its line
@@ -37,4 +39,8 @@ def jsonl_records(path: Union[str, Path], error: ErrorType) -> Iterator[tuple[in
                 record = loads_bounded(line)  # bounded nesting (chatapp/paths.py)
             except json.JSONDecodeError as exc:
                 raise error(path, f"not valid JSON: {exc.msg} (column {exc.colno})", line_no) from exc
-            yield line_no, record
+            try:
+                checked = check(record)
+            except ValueError as exc:
+                raise error(path, str(exc), line_no) from exc
+            yield line_no, checked

@@ -377,12 +377,7 @@ def check_example(record: Any) -> dict[str, Any]:
 def read_examples(path: Union[str, Path]) -> list[dict[str, Any]]:
     """The examples of a JSONL file; the first bad line raises DatasetError naming it."""
     path = Path(path).expanduser()
-    out = []
-    for n, record in jsonl_records(path, DatasetError):
-        try:
-            out.append(check_example(record))
-        except ValueError as exc:
-            raise DatasetError(path, str(exc), n) from exc
+    out = [example for _, example in jsonl_records(path, DatasetError, check_example)]
     if not out:
         raise DatasetError(path, "holds no examples")
     return out

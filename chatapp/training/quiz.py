@@ -124,11 +124,8 @@ def read_questions(path: Union[str, Path]) -> list[QuizQuestion]:
     """Every question of a JSONL file; the first bad line raises QuizError naming it."""
     path = Path(path).expanduser()
     questions = []
-    for n, record in jsonl_records(path, QuizError):
-        try:
-            questions.append(parse_question(record))
-        except ValueError as exc:
-            raise QuizError(path, str(exc), n) from exc
+    for _, question in jsonl_records(path, QuizError, parse_question):
+        questions.append(question)
         if len(questions) > MAX_QUESTIONS:
             raise QuizError(path, f"holds more than {MAX_QUESTIONS} questions")
     if not questions:
