@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .layers import apply_rope
+from .layers import RMSNorm, apply_rope
 from .linear import Linear
 
 
@@ -43,6 +43,10 @@ class Attention(nn.Module):
         self.k_proj = Linear(config.dim, config.n_kv_heads * config.head_dim, bias=config.qkv_bias)
         self.v_proj = Linear(config.dim, config.n_kv_heads * config.head_dim, bias=config.qkv_bias)
         self.o_proj = Linear(config.n_heads * config.head_dim, config.dim, bias=config.o_bias)
+        if config.qk_norm:  # Qwen3: one RMSNorm over head_dim, shared by all heads
+            self.q_norm = RMSNorm(config.head_dim, config.norm_eps)
+            self.k_norm = RMSNorm(config.head_dim, config.norm_eps)
+        self.qk_norm = config.qk_norm
         self.kv_cache: Optional[KVCache] = None
 
     def forward(self, x: torch.Tensor, rope: Optional[tuple[torch.Tensor, torch.Tensor]],
@@ -52,6 +56,8 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(batch, seq, self.n_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(batch, seq, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(batch, seq, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        if self.qk_norm:  # before RoPE, as Qwen3 does
+            q, k = self.q_norm(q), self.k_norm(k)
         if self.use_rope:
             cos, sin = rope
             q = apply_rope(q, cos, sin)

@@ -4,6 +4,10 @@ One decoder covers the families we support through flags:
 - llama / mistral: RMSNorm, RoPE (optionally Llama-3 scaled), GQA, SwiGLU, no biases.
 - qwen2: like llama, plus bias on the q/k/v projections.
 - gpt2: LayerNorm, learned absolute positions, GELU (tanh) MLP, biases everywhere.
+- qwen3: like llama, plus an RMSNorm over each head's queries and keys (`qk_norm`), and a
+  head_dim that need not be dim / n_heads.
+- mixtral / qwen3_moe: a mixture of experts in place of the MLP (`n_experts` > 0, see moe.py);
+  qwen3_moe also has qwen3's q/k norms.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
-ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2")
+ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2", "qwen3", "qwen3_moe", "mixtral")
 NORMS = ("rmsnorm", "layernorm")
 MLPS = ("swiglu", "gelu")
 POSITIONS = ("rope", "learned")
@@ -64,6 +68,13 @@ class ModelConfig:
     mlp_bias: bool = False
     tie_embeddings: bool = False
     sliding_window: Optional[int] = None  # attend to at most this many previous positions
+    qk_norm: bool = False  # RMSNorm over each head's q and k before RoPE (Qwen3)
+    # Mixture of experts (moe.py); n_experts 0 means a dense MLP in every layer.
+    n_experts: int = 0
+    n_experts_per_tok: int = 0  # top-k experts each token goes through
+    moe_intermediate_size: Optional[int] = None  # each expert's hidden size; None: intermediate_size
+    norm_topk_prob: bool = True  # renormalise the top-k routing weights to sum to 1 (Mixtral: always)
+    dense_layers: tuple[int, ...] = ()  # layers that keep the dense MLP in a MoE model (Qwen3-MoE)
     name: str = ""  # human-readable model name, for display only
 
     def __post_init__(self) -> None:
@@ -71,6 +82,9 @@ class ModelConfig:
             self.rope_scaling = RopeScaling(**self.rope_scaling)
         if self.n_kv_heads is None:
             self.n_kv_heads = self.n_heads
+        self.dense_layers = tuple(self.dense_layers)
+        if self.n_experts and self.moe_intermediate_size is None:
+            self.moe_intermediate_size = self.intermediate_size
         if self.head_dim is None:
             if self.n_heads <= 0 or self.dim % self.n_heads:
                 raise ConfigError(f"dim {self.dim} is not divisible by n_heads {self.n_heads}")
@@ -102,16 +116,47 @@ class ModelConfig:
             raise ConfigError(f"norm_eps must be positive, got {self.norm_eps}")
         if self.sliding_window is not None and self.sliding_window <= 0:
             raise ConfigError(f"sliding_window must be positive or None, got {self.sliding_window}")
+        if self.n_experts:
+            positive("n_experts")
+            positive("n_experts_per_tok")
+            positive("moe_intermediate_size")
+            if self.n_experts_per_tok > self.n_experts:
+                raise ConfigError(f"n_experts_per_tok {self.n_experts_per_tok} exceeds n_experts {self.n_experts}")
+            if self.mlp != "swiglu":
+                raise ConfigError("experts are SwiGLU MLPs; mlp must be 'swiglu'")
+            bad = [i for i in self.dense_layers if not 0 <= i < self.n_layers]
+            if bad:
+                raise ConfigError(f"dense_layers {bad} are not layers of a {self.n_layers}-layer model")
+
+    def is_moe_layer(self, index: int) -> bool:
+        """Whether layer `index` has a mixture of experts in place of the dense MLP."""
+        return self.n_experts > 0 and index not in self.dense_layers
+
+    @property
+    def n_moe_layers(self) -> int:
+        return sum(self.is_moe_layer(i) for i in range(self.n_layers))
 
     @property
     def n_params(self) -> int:
         """Parameter count (embeddings counted once when tied)."""
         attn = self.dim * self.head_dim * (self.n_heads * 2 + self.n_kv_heads * 2)
         mlp = self.dim * self.intermediate_size * (3 if self.mlp == "swiglu" else 2)
-        per_layer = attn + mlp + 2 * self.dim
+        per_layer = attn + mlp + 2 * self.dim + (2 * self.head_dim if self.qk_norm else 0)
         emb = self.vocab_size * self.dim * (1 if self.tie_embeddings else 2)
         pos = self.max_seq_len * self.dim if self.positions == "learned" else 0
-        return self.n_layers * per_layer + emb + pos + self.dim
+        total = self.n_layers * per_layer + emb + pos + self.dim
+        if self.n_experts:  # every expert is held in memory, though a token runs only top-k of them
+            experts = self.n_experts * 3 * self.dim * self.moe_intermediate_size + self.n_experts * self.dim
+            total += self.n_moe_layers * (experts - mlp)
+        return total
+
+    @property
+    def n_active_params(self) -> int:
+        """Parameters one token runs through (MoE: only its top-k experts); n_params when dense."""
+        if not self.n_experts:
+            return self.n_params
+        unused = (self.n_experts - self.n_experts_per_tok) * 3 * self.dim * self.moe_intermediate_size
+        return self.n_params - self.n_moe_layers * unused
 
     def kv_cache_bytes(self, seq_len: int, batch_size: int = 1, bytes_per_value: int = 4) -> int:
         return 2 * self.n_layers * batch_size * self.n_kv_heads * seq_len * self.head_dim * bytes_per_value

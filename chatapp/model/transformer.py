@@ -16,15 +16,16 @@ from .attention import Attention, KVCache
 from .config import ModelConfig
 from .layers import make_mlp, make_norm, rope_cos_sin, rope_inv_freq
 from .linear import Linear
+from .moe import MoE
 
 
 class Block(nn.Module):
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, index: int = 0) -> None:
         super().__init__()
         self.attn_norm = make_norm(config)
         self.attn = Attention(config)
         self.mlp_norm = make_norm(config)
-        self.mlp = make_mlp(config)
+        self.mlp = MoE(config) if config.is_moe_layer(index) else make_mlp(config)
 
     def forward(self, x, rope, input_pos, mask, end):
         x = x + self.attn(self.attn_norm(x), rope, input_pos, mask, end)
@@ -38,7 +39,7 @@ class Transformer(nn.Module):
         self.tok_embeddings = nn.Embedding(config.vocab_size, config.dim)
         if config.positions == "learned":
             self.pos_embeddings = nn.Embedding(config.max_seq_len, config.dim)
-        self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.layers = nn.ModuleList(Block(config, i) for i in range(config.n_layers))
         self.norm = make_norm(config)
         self.lm_head = Linear(config.dim, config.vocab_size, bias=False)
         if config.tie_embeddings:

@@ -16,6 +16,7 @@ from ..errors import CorruptFileError, MissingFileError, UnsupportedArchitecture
 from ..model.config import ConfigError, ModelConfig
 from ..paths import read_json_object
 from ..sampling_settings import checked_recommendations
+from .experts import stack_experts
 from .hf_names import CONFIG_BUILDERS, family_of, is_conv1d_weight, our_name
 from .validate import check_state_dict
 
@@ -57,9 +58,11 @@ CONFIG_MAX_SIZE = 1 << 24
 # optional ones): checked before building, so `"hidden_size": "64"` is one line naming the field.
 _WHOLE = ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers", "vocab_size",
           "n_embd", "n_head", "n_layer", "n_positions", "n_inner", "num_key_value_heads", "head_dim",
-          "max_position_embeddings", "sliding_window")
+          "max_position_embeddings", "sliding_window", "num_experts", "num_local_experts", "num_experts_per_tok",
+          "moe_intermediate_size", "decoder_sparse_step")
 _REAL = ("rms_norm_eps", "layer_norm_epsilon", "rope_theta")
-_FLAGS = ("attention_bias", "mlp_bias", "tie_word_embeddings", "use_sliding_window", "scale_attn_weights")
+_FLAGS = ("attention_bias", "mlp_bias", "tie_word_embeddings", "use_sliding_window", "scale_attn_weights",
+          "norm_topk_prob")
 _TEXT = ("model_type", "hidden_act", "activation_function", "_name_or_path")
 _OBJECTS = ("rope_parameters", "rope_scaling")
 
@@ -215,6 +218,8 @@ def load_hf_folder(folder: Path | str, dtype: torch.dtype = torch.float32,
         q, k, v = tensor.split(config.dim, dim=0)
         for part, value in zip("qkv", (q, k, v)):
             state[name.replace(".attn.qkv.", f".attn.{part}_proj.")] = value.contiguous()
+    if config.n_experts:
+        stack_experts(state, config, folder)
     if config.tie_embeddings:
         state.pop("lm_head.weight", None)
     check_state_dict(config, state, folder)

@@ -7,9 +7,10 @@ from typing import Any, Callable, Optional
 
 from ..errors import UnsupportedArchitectureError
 from ..model.config import ModelConfig, RopeScaling
+from .experts import MIXTRAL_EXPERT_NAMES, QK_NORM_NAMES, QWEN3_MOE_EXPERT_NAMES, hf_moe_fields
 from .name_map import NameMap
 
-SUPPORTED = ("llama", "mistral", "qwen2", "gpt2")
+SUPPORTED = ("llama", "mistral", "qwen2", "gpt2", "qwen3", "qwen3_moe", "mixtral")
 
 # (Hugging Face name, ours), read both ways (see name_map.py): `{i}` is the layer index, `{p}`
 # weight or bias. The loader reads Hugging Face -> ours (our_name); the folder exporter and the
@@ -48,7 +49,10 @@ GPT2_NAMES: list[tuple[str, str]] = [
 GPT2_CONV1D = (".attn.qkv.", ".attn.o_proj.", ".mlp.up_proj.", ".mlp.down_proj.")
 
 _TABLES = {"llama": NameMap(LLAMA_NAMES), "mistral": NameMap(LLAMA_NAMES), "qwen2": NameMap(LLAMA_NAMES),
-           "gpt2": NameMap(GPT2_NAMES)}
+           "gpt2": NameMap(GPT2_NAMES), "qwen3": NameMap(LLAMA_NAMES + QK_NORM_NAMES),
+           # Qwen3-MoE's dense layers (mlp_only_layers) keep the llama MLP names.
+           "qwen3_moe": NameMap(LLAMA_NAMES + QK_NORM_NAMES + QWEN3_MOE_EXPERT_NAMES),
+           "mixtral": NameMap(LLAMA_NAMES + MIXTRAL_EXPERT_NAMES)}
 
 # Tensors that exist in some checkpoints but carry nothing our model needs.
 IGNORED = re.compile(r".*(rotary_emb\.inv_freq|\.attn\.bias|\.attn\.masked_bias)$")
@@ -96,11 +100,12 @@ def _llama_like(hf: dict[str, Any], family: str) -> ModelConfig:
         raise ValueError(f"hidden_act {hf['hidden_act']!r} is not supported (only silu)")
     theta, scaling = _rope(hf)
     sliding = None
-    if family == "mistral":
+    if family in ("mistral", "mixtral"):
         sliding = hf.get("sliding_window")
-    if family == "qwen2" and (hf.get("use_sliding_window") or
-                              "sliding_attention" in (hf.get("layer_types") or [])):
-        raise ValueError("Qwen2 per-layer sliding-window attention is not supported")
+    if family in ("qwen2", "qwen3", "qwen3_moe") and (hf.get("use_sliding_window") or
+                                                      "sliding_attention" in (hf.get("layer_types") or [])):
+        raise ValueError(f"{QWEN_NAMES[family]} per-layer sliding-window attention is not supported")
+    moe = hf_moe_fields(hf, family) if family in ("mixtral", "qwen3_moe") else {}
     return ModelConfig(
         arch=family,
         vocab_size=hf["vocab_size"],
@@ -122,8 +127,13 @@ def _llama_like(hf: dict[str, Any], family: str) -> ModelConfig:
         mlp_bias=bool(hf.get("mlp_bias", False)),
         tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
         sliding_window=sliding,
+        qk_norm=family in ("qwen3", "qwen3_moe"),
         name=hf.get("_name_or_path", ""),
+        **moe,
     )
+
+
+QWEN_NAMES = {"qwen2": "Qwen2", "qwen3": "Qwen3", "qwen3_moe": "Qwen3-MoE"}
 
 
 def _gpt2(hf: dict[str, Any]) -> ModelConfig:
@@ -160,6 +170,9 @@ CONFIG_BUILDERS: dict[str, Callable[[dict[str, Any]], ModelConfig]] = {
     "mistral": lambda hf: _llama_like(hf, "mistral"),
     "qwen2": lambda hf: _llama_like(hf, "qwen2"),
     "gpt2": _gpt2,
+    "qwen3": lambda hf: _llama_like(hf, "qwen3"),
+    "qwen3_moe": lambda hf: _llama_like(hf, "qwen3_moe"),
+    "mixtral": lambda hf: _llama_like(hf, "mixtral"),
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Optional
 
-FIELDS = {"i": r"\d+", "p": r"weight|bias"}
+FIELDS = {"i": r"\d+", "p": r"weight|bias", "e": r"\d+"}  # e: an expert of a mixture of experts
 
 
 def _regex(template: str) -> re.Pattern[str]:
