@@ -20,7 +20,7 @@ from ..model.config import ConfigError, ModelConfig, RopeScaling
 from ..model.layers import rope_inv_freq
 from ..sampling_settings import checked_recommendations
 from .gguf_dequant import SUPPORTED_TYPES, dequantize_tensor, numpy_shape
-from .gguf_names import SUPPORTED_ARCHITECTURES
+from .gguf_names import OUR_ARCH, SUPPORTED_ARCHITECTURES
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def gguf_config(reader: GGUFReader, path: Path | str) -> ModelConfig:
     dim = meta.uniform_int("embedding_length", meta.require("embedding_length"))
     n_heads = meta.uniform_int("attention.head_count", meta.require("attention.head_count"))
     fields: dict[str, Any] = dict(
-        arch=arch,
+        arch=OUR_ARCH.get(arch, arch),
         vocab_size=_vocab_size(reader, path, embedding),
         dim=dim,
         n_layers=meta.uniform_int("block_count", meta.require("block_count")),
@@ -154,12 +154,46 @@ def gguf_config(reader: GGUFReader, path: Path | str) -> ModelConfig:
         window = meta.get("attention.sliding_window")
         if arch == "mistral" and window is not None:
             fields["sliding_window"] = meta.uniform_int("attention.sliding_window", window)
+        fields["qk_norm"] = arch in ("qwen3", "qwen3moe")
+        fields.update(gguf_moe_fields(meta, names))
     try:
         config = ModelConfig(**fields)
     except ConfigError as exc:
         raise CorruptFileError(path, f"metadata describes no working model: {exc}") from exc
     log.debug("%s: %s", path, config)
     return config
+
+
+def gguf_moe_fields(meta: _Metadata, names: set[str]) -> dict[str, Any]:
+    """Mixture-of-experts fields: Mixtral (a "llama" file with experts) and Qwen3-MoE; {} when dense."""
+    count = meta.get("expert_count", 0)
+    if not count:
+        if meta.arch == "qwen3moe":
+            raise CorruptFileError(meta.path, "is a qwen3moe file without qwen3moe.expert_count")
+        return {}
+    fields: dict[str, Any] = dict(
+        n_experts=meta.uniform_int("expert_count", count),
+        n_experts_per_tok=meta.uniform_int("expert_used_count", meta.require("expert_used_count")),
+        # llama.cpp renormalises the top-k weights of both families unless the file says otherwise.
+        norm_topk_prob=bool(meta.get("expert_weights_norm", True)),
+        dense_layers=tuple(i for i in range(fields_layers(meta)) if f"blk.{i}.ffn_gate_inp.weight" not in names),
+    )
+    if meta.arch == "llama":
+        fields["arch"] = "mixtral"
+        if "blk.0.ffn_gate.0.weight" in names:  # the converter's layout before experts were stacked
+            raise UnsupportedArchitectureError(meta.path, "Mixtral with one tensor per expert (an old GGUF layout) "
+                                                          "is not supported", "convert it again with llama.cpp")
+    elif meta.arch != "qwen3moe":
+        raise UnsupportedArchitectureError(meta.path, f"{meta.arch} with a mixture of experts is not supported",
+                                           "experts are supported in Mixtral and Qwen3-MoE files")
+    feed = meta.get("expert_feed_forward_length")
+    if feed is not None:
+        fields["moe_intermediate_size"] = meta.uniform_int("expert_feed_forward_length", feed)
+    return fields
+
+
+def fields_layers(meta: _Metadata) -> int:
+    return meta.uniform_int("block_count", meta.require("block_count"))
 
 
 def _vocab_size(reader: GGUFReader, path: Path, embedding: ReaderTensor) -> int:

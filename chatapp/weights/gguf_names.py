@@ -15,7 +15,10 @@ from .name_map import NameMap
 # general.architecture values we run. "mistral" has no GGUF architecture of its own in
 # llama.cpp (Mistral models are written as "llama"), but files that say "mistral" use the
 # llama layout.
-SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2")
+# Mixtral is written as "llama" with experts (gguf_config names it "mixtral" by its expert_count).
+SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2", "qwen3", "qwen3moe")
+# general.architecture -> our ModelConfig.arch, where the two differ.
+OUR_ARCH = {"qwen3moe": "qwen3_moe"}
 
 # Architectures whose q/k rows llama.cpp's convert_hf_to_gguf.py permutes when it writes the
 # file: `LlamaModel.modify_tensors` calls `permute(q, n_head, n_head)` and
@@ -23,7 +26,9 @@ SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2")
 # kernel rotates interleaved pairs (x0, x1), (x2, x3), ... while Hugging Face rotates halves.
 # Qwen2 (`Qwen2Model`) and GPT-2 are written unpermuted. The loader undoes the permutation in
 # exactly one place (gguf_loader.undo_rope_permutation) for these architectures only.
-ROPE_PERMUTED_ARCHITECTURES = frozenset({"llama", "mistral"})
+# Qwen3 (`Qwen3Model(Qwen2Model)`) and Qwen3-MoE are unpermuted too; Mixtral, written by
+# LlamaModel, is permuted. Keys are our arch names.
+ROPE_PERMUTED_ARCHITECTURES = frozenset({"llama", "mistral", "mixtral"})
 
 _LLAMA_NAMES: list[tuple[str, str]] = [
     ("token_embd.weight", "tok_embeddings.weight"),
@@ -56,6 +61,19 @@ _GPT2_NAMES: list[tuple[str, str]] = [
     ("blk.{i}.ffn_down.{p}", "layers.{i}.mlp.down_proj.{p}"),
 ]
 
+# Qwen3's per-head q/k norms, and llama.cpp's stacked experts (n_expert, rows, cols in numpy
+# order: already our MoE layout) with the router `ffn_gate_inp`.
+_QK_NORM_NAMES: list[tuple[str, str]] = [
+    ("blk.{i}.attn_q_norm.weight", "layers.{i}.attn.q_norm.weight"),
+    ("blk.{i}.attn_k_norm.weight", "layers.{i}.attn.k_norm.weight"),
+]
+_EXPERT_NAMES: list[tuple[str, str]] = [
+    ("blk.{i}.ffn_gate_inp.weight", "layers.{i}.mlp.router.weight"),
+    ("blk.{i}.ffn_gate_exps.weight", "layers.{i}.mlp.gate_exps"),
+    ("blk.{i}.ffn_up_exps.weight", "layers.{i}.mlp.up_exps"),
+    ("blk.{i}.ffn_down_exps.weight", "layers.{i}.mlp.down_exps"),
+]
+
 FUSED_QKV = ".attn.qkv."
 
 # Tensors that carry nothing our model needs as a parameter. rope_freqs holds Llama-3 RoPE
@@ -68,6 +86,9 @@ _TABLES = {
     "mistral": NameMap(_LLAMA_NAMES),
     "qwen2": NameMap(_LLAMA_NAMES),
     "gpt2": NameMap(_GPT2_NAMES),
+    "qwen3": NameMap(_LLAMA_NAMES + _QK_NORM_NAMES),
+    "qwen3_moe": NameMap(_LLAMA_NAMES + _QK_NORM_NAMES + _EXPERT_NAMES),
+    "mixtral": NameMap(_LLAMA_NAMES + _EXPERT_NAMES),
 }
 
 
