@@ -45,7 +45,10 @@ def lora_param_count(config: ModelConfig, lora: LoRAConfig) -> int:
               "up_proj": (config.dim, config.intermediate_size), "down_proj": (config.intermediate_size, config.dim)}
     if config.mlp != "swiglu":
         shapes.pop("gate_proj")
-    return config.n_layers * sum(lora.r * (i + o) for name, (i, o) in shapes.items() if name in lora.target_modules)
+    # A mixture of experts has no gate/up/down Linear layers: LoRA adapts only its attention.
+    dense = config.n_layers - config.n_moe_layers
+    return sum(lora.r * (i + o) * (dense if name in ("gate_proj", "up_proj", "down_proj") else config.n_layers)
+               for name, (i, o) in shapes.items() if name in lora.target_modules)
 
 
 def activation_elements(config: ModelConfig, tokens: int, batch: int, block: int, checkpointing: bool) -> int:
@@ -54,7 +57,11 @@ def activation_elements(config: ModelConfig, tokens: int, batch: int, block: int
     q = config.n_heads * config.head_dim
     # Per token and layer: norms' inputs/outputs, q/k/v before and after RoPE, attention output,
     # o_proj input, residuals; the MLP's gate, up, activation and product.
-    per_token_layer = 6 * config.dim + 3 * q + 4 * kv + 4 * config.intermediate_size
+    # A mixture of experts keeps each token's top-k experts' activations, and its routing.
+    mlp_width = (config.n_experts_per_tok * config.moe_intermediate_size + config.n_experts if config.n_experts
+                 else config.intermediate_size)
+    mlp_width = max(mlp_width, config.intermediate_size)  # a MoE model's dense layers, if any
+    per_token_layer = 6 * config.dim + 3 * q + 4 * kv + 4 * mlp_width
     scores = batch * config.n_heads * block * block * 2  # attention weights and softmax, per layer
     layer = tokens * per_token_layer + scores
     if checkpointing:  # each block's input is kept; one block is recomputed at a time

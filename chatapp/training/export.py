@@ -24,6 +24,7 @@ from ..model.config import ModelConfig
 from ..model.lora import has_lora
 from ..paths import atomic_write_bytes, atomic_write_text
 from ..weights import hf_names
+from ..weights.experts import EXPERT_STACK, families_a_config_fields, unstack_experts
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ WEIGHTS_FILE = "model.safetensors"
 
 GPT2_SPLIT_QKV = re.compile(r"layers\.(\d+)\.attn\.([qkv])_proj\.(weight|bias)")
 ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
-                 "gpt2": "GPT2LMHeadModel"}
+                 "gpt2": "GPT2LMHeadModel", "qwen3": "Qwen3ForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM",
+                 "mixtral": "MixtralForCausalLM"}
 
 
 class ExportError(ValueError):
@@ -77,7 +79,7 @@ def hf_config_dict(config: ModelConfig, tokenizer: Any = None, dtype: torch.dtyp
                 "n_inner": config.intermediate_size, "n_positions": config.max_seq_len,
                 "layer_norm_epsilon": config.norm_eps, "activation_function": "gelu_new",
                 "tie_word_embeddings": config.tie_embeddings, "dtype": dtype_name, **tokens}
-    if family not in ("llama", "mistral", "qwen2"):
+    if family not in ("llama", "mistral", "qwen2", "qwen3", "qwen3_moe", "mixtral"):
         raise ExportError(f"architecture {family!r} cannot be exported")
     if config.norm != "rmsnorm" or config.mlp != "swiglu" or config.positions != "rope":
         raise ExportError(f"a {family} model needs rmsnorm, swiglu and rope")
@@ -89,16 +91,27 @@ def hf_config_dict(config: ModelConfig, tokenizer: Any = None, dtype: torch.dtyp
         "max_position_embeddings": config.max_seq_len, "rms_norm_eps": config.norm_eps, "hidden_act": "silu",
         "tie_word_embeddings": config.tie_embeddings, "dtype": dtype_name, **_rope_fields(config), **tokens,
     }
-    if family == "llama":
+    if family in ("llama", "qwen3", "qwen3_moe"):
         if config.qkv_bias != config.o_bias:
             raise ExportError("Llama's attention_bias covers q/k/v and o together; this model has bias on only some")
-        hf.update(attention_bias=config.qkv_bias, mlp_bias=config.mlp_bias)
+        hf.update(attention_bias=config.qkv_bias)
+        if family == "llama":
+            hf["mlp_bias"] = config.mlp_bias
+        elif config.mlp_bias:
+            raise ExportError(f"{family} has no option for MLP biases")
     else:
-        if config.mlp_bias or config.o_bias or (family == "mistral" and config.qkv_bias):
+        if config.mlp_bias or config.o_bias or (family in ("mistral", "mixtral") and config.qkv_bias):
             raise ExportError(f"{family} has no option for these biases")
         if family == "qwen2" and not config.qkv_bias:
             raise ExportError("Qwen2 always has q/k/v biases; this model has none")
-    if family == "mistral":
+    if family in ("qwen3", "qwen3_moe", "mixtral"):
+        try:
+            hf.update(families_a_config_fields(config))
+        except ValueError as exc:
+            raise ExportError(str(exc)) from exc
+    elif config.qk_norm or config.n_experts:
+        raise ExportError(f"a {family} config cannot hold q/k norms or experts")
+    if family in ("mistral", "mixtral"):
         hf["sliding_window"] = config.sliding_window
     elif config.sliding_window is not None:
         raise ExportError(f"a {family} config cannot hold a sliding window")
@@ -125,6 +138,10 @@ def hf_state_dict(model: torch.nn.Module, dtype: Optional[torch.dtype] = None) -
             if m:
                 fused.setdefault((m[1], m[3]), {})[m[2]] = tensor
                 continue
+        if EXPERT_STACK.fullmatch(name):  # one Hugging Face tensor per expert
+            for piece, value in unstack_experts(name, tensor):
+                out[hf_name(piece, family)] = value.contiguous().clone()
+            continue
         if hf_names.is_conv1d_weight(name, family):
             tensor = tensor.t()  # nn.Linear (out, in) -> Conv1D (in, out)
         out[hf_name(name, family)] = tensor.contiguous().clone()

@@ -19,6 +19,7 @@ from ..errors import CorruptFileError
 from ..model.config import ModelConfig
 
 # Our stacked parameter, and its per-expert pseudo-name `...gate_exps.{e}`.
+EXPERT_STACK = re.compile(r"layers\.\d+\.mlp\.(?:gate|up|down)_exps")
 EXPERT_PIECE = re.compile(r"(?P<stack>layers\.\d+\.mlp\.(?:gate|up|down)_exps)\.(?P<e>\d+)")
 
 
@@ -82,3 +83,23 @@ def stack_experts(state: dict[str, torch.Tensor], config: ModelConfig, path: Pat
 def unstack_experts(name: str, tensor: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
     """Our stacked `layers.0.mlp.gate_exps` -> its per-expert pieces `layers.0.mlp.gate_exps.{e}`."""
     return [(f"{name}.{e}", tensor[e]) for e in range(tensor.shape[0])]
+
+
+def families_a_config_fields(config: ModelConfig) -> dict[str, Any]:
+    """config.json fields of Qwen3, Qwen3-MoE and Mixtral beyond the llama ones (for export);
+    ValueError for a model the family's config cannot describe."""
+    if config.qk_norm != (config.arch != "mixtral"):
+        raise ValueError(f"{config.arch} {'always has' if config.arch != 'mixtral' else 'has no'} q/k norms")
+    if bool(config.n_experts) != (config.arch != "qwen3"):
+        raise ValueError(f"{config.arch} {'has no' if config.arch == 'qwen3' else 'needs'} experts")
+    if config.arch == "qwen3":
+        return {"use_sliding_window": False, "sliding_window": None}
+    if config.arch == "mixtral":
+        if config.dense_layers or not config.norm_topk_prob:
+            raise ValueError("Mixtral has no dense layers and always renormalises its top-k weights")
+        return {"num_local_experts": config.n_experts, "num_experts_per_tok": config.n_experts_per_tok,
+                "intermediate_size": config.moe_intermediate_size}
+    dense = list(config.dense_layers)
+    return {"num_experts": config.n_experts, "num_experts_per_tok": config.n_experts_per_tok,
+            "moe_intermediate_size": config.moe_intermediate_size, "norm_topk_prob": config.norm_topk_prob,
+            "decoder_sparse_step": 1, "mlp_only_layers": dense, "use_sliding_window": False, "sliding_window": None}
