@@ -49,6 +49,7 @@ class ModelInfo:
     memory_parts: dict = field(default_factory=dict)  # MemoryEstimate.parts(): bytes by part
     # the sampling values the model file recommends (sampling_settings.RECOMMENDABLE), {} for none
     sampling_defaults: dict = field(default_factory=dict)
+    thinking_switch: bool = False  # the chat template reads enable_thinking (Qwen3): the setting applies
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -99,6 +100,7 @@ class ReplyRequest:
     sampling: dict  # keyword arguments of engine.sampling.SamplingSettings
     continue_last: bool = False
     documents: Optional[DocumentsChoice] = None  # retrieve passages for the last user message
+    enable_thinking: Optional[bool] = None  # Qwen3's reasoning switch; None: the template's default
 
 
 @dataclass(frozen=True)
@@ -146,10 +148,11 @@ class Backend(Protocol):
 
     def stream(self, messages: list[dict], system_prompt: str, settings: Any,
                cancel: Optional[threading.Event] = None, continue_last: bool = False,
-               documents: Optional[DocumentsChoice] = None) -> Iterator[str]:
+               documents: Optional[DocumentsChoice] = None, enable_thinking: Optional[bool] = None) -> Iterator[str]:
         """Yield the reply's text deltas; then `finished()` describes it. With `documents`, the
         library's best passages go into the last user message (as text) and `finished()`
-        carries them as sources; the worker passes `documents` only when a library is chosen."""
+        carries them as sources; the worker passes `documents` only when a library is chosen,
+        and `enable_thinking` only for a model whose ModelInfo has `thinking_switch`."""
 
     def finished(self) -> ReplyFinished:
         """The reply the last `stream` produced."""
@@ -178,6 +181,7 @@ class ChatBackend:
         """Load `spec`; on failure the previously loaded model stays in place."""
         import torch
 
+        from ..text.thinking import has_thinking_switch
         from .device import default_threads, estimate_memory
         from .generate import Engine
         from .loader import load_model
@@ -197,7 +201,8 @@ class ChatBackend:
             dtype=str(loaded.dtype).replace("torch.", ""), context_len=context,
             n_params=loaded.config.n_params, load_s=loaded.load_s,
             memory=estimate.describe(), memory_parts=estimate.parts(),
-            adapter=str(options.adapter or ""), sampling_defaults=dict(loaded.sampling_defaults))
+            adapter=str(options.adapter or ""), sampling_defaults=dict(loaded.sampling_defaults),
+            thinking_switch=has_thinking_switch(loaded.tokenizer.chat_template))
         return self.info
 
     def estimate(self, spec: str, options: LoadOptions) -> ModelEstimate:
@@ -223,24 +228,30 @@ class ChatBackend:
 
     def stream(self, messages: list[dict], system_prompt: str, settings,
                cancel: Optional[threading.Event] = None, continue_last: bool = False,
-               documents: Optional[DocumentsChoice] = None) -> Iterator[str]:
+               documents: Optional[DocumentsChoice] = None,
+               enable_thinking: Optional[bool] = None) -> Iterator[str]:
         """Reply to `messages` (ending with the user's) with SamplingSettings `settings`, or with
         `continue_last`, write on from the end of the last (assistant) message; afterwards
         `reply` holds the new text and its stats. With `documents` (not for a continuation,
         which keeps the passages its prompt had), the library's passages that fit the context
         go into the last user message: retrieved and fitted here, in the caller's thread."""
+        from ..text.thinking import thinking_variables
         from .session import ChatSession
 
         if self.engine is None:
             raise RuntimeError("no model is loaded")
+        # enable_thinking reaches templates that read it (Qwen3); others render as before
+        variables = thinking_variables(self.engine.tokenizer.chat_template, enable_thinking)
         self.reply, self.retrieval, self.library, self.prompt = None, None, "", ""
         if documents is not None and not continue_last:
             if not messages or messages[-1]["role"] != "user":
                 raise ValueError("a reply with documents needs the conversation to end with a user message")
-            session = ChatSession(self.engine, system_prompt=system_prompt, messages=messages[:-1])
+            session = ChatSession(self.engine, system_prompt=system_prompt, messages=messages[:-1],
+                                  template_variables=variables)
             deltas = self._with_documents(session, messages[-1]["content"], settings, cancel, documents)
         else:
-            session = ChatSession(self.engine, system_prompt=system_prompt, messages=messages)
+            session = ChatSession(self.engine, system_prompt=system_prompt, messages=messages,
+                                  template_variables=variables)
             reserve = min(settings.max_new_tokens, self.engine.context_len // 4)
             ids, _dropped = session.fit(reserve, continue_final=continue_last)  # what respond will feed
             self.prompt = self.engine.tokenizer.decode(ids, skip_special_tokens=False)

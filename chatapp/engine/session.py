@@ -30,8 +30,10 @@ ROLES = ("system", "user", "assistant")
 
 class ChatSession:
     def __init__(self, engine: Engine, system_prompt: str = "",
-                 messages: Optional[list[dict]] = None) -> None:
+                 messages: Optional[list[dict]] = None, template_variables: Optional[dict] = None) -> None:
         self.engine = engine
+        # extra chat-template variables, e.g. {"enable_thinking": False} (text/thinking.py)
+        self.template_variables = dict(template_variables or {})
         self.system_prompt = system_prompt
         self.messages: list[dict] = [dict(m) for m in (messages or [])]
         for m in self.messages:
@@ -49,7 +51,8 @@ class ChatSession:
         """The prompt: the conversation and the opening of the assistant's turn, or with
         `continue_final`, the conversation up to the end of its last (assistant) message."""
         return render_and_encode(self.engine.tokenizer, self._with_system(messages),
-                                 add_generation_prompt=not continue_final, continue_final=continue_final)
+                                 add_generation_prompt=not continue_final, continue_final=continue_final,
+                                 **self.template_variables)
 
     def render_ids(self, messages: list[dict], continue_final: bool = False) -> list[int]:
         return self.render(messages, continue_final).ids

@@ -41,6 +41,7 @@ class AppSettings:
     repetition_penalty: float = sampling_default("repetition_penalty")
     max_new_tokens: int = sampling_default("max_new_tokens")
     seed: int = -1  # -1: random each reply
+    enable_thinking: bool = True  # models with a thinking switch (Qwen3) reason before answering
     theme: str = "system"  # system | light | dark
     language: str = ""  # "" follows the system locale
     conversations_visible: bool = True  # the window's conversation list (collapsed: False)

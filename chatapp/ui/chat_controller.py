@@ -183,6 +183,11 @@ class ChatController(QObject):
         info = self.model.info
         return merged_with_recommended(chosen, info.sampling_defaults if info else {})
 
+    def enable_thinking(self) -> Optional[bool]:
+        """The thinking setting for a model whose template has the switch (Qwen3); None otherwise."""
+        info = self.model.info
+        return bool(self.settings.enable_thinking) if info is not None and info.thinking_switch else None
+
     def system_prompt(self) -> str:
         """The open conversation's own system prompt (new chats start with the settings' one)."""
         if self.current_id is None:
@@ -382,7 +387,8 @@ class ChatController(QObject):
         documents = DocumentsChoice(str(self.library_db), library) if library else None
         stream.question = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
         self.request_generate.emit(ReplyRequest(request_id, history, system_prompt, sampling,
-                                                continue_last=continued is not None, documents=documents))
+                                                continue_last=continued is not None, documents=documents,
+                                                enable_thinking=self.enable_thinking()))
 
     @Slot()
     def stop(self) -> None:

@@ -7,9 +7,11 @@ from PySide6.QtGui import QFontDatabase, QGuiApplication, QPalette
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QScrollArea,
                                QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
+from ..text.thinking import split_thinking
 from .highlight import CodeHighlighter
 from .markdown import Segment, split_markdown
 from .sources_view import PromptDialog, SourceDialog, SourceList
+from .thinking_view import ThinkingBox
 
 
 def _tr(text: str) -> str:
@@ -145,6 +147,8 @@ class MessageWidget(QFrame):
         self.prompt = ""  # the exact prompt of this reply, "" when unknown
         header.addWidget(self.prompt_button)
         outer.addLayout(header)
+        self.thinking = ThinkingBox()  # a reply's reasoning (Qwen3's <think>), collapsed above it
+        outer.addWidget(self.thinking)
         self.body = QVBoxLayout()
         outer.addLayout(self.body)
         self.sources: list = []  # the passages the reply was given
@@ -160,7 +164,12 @@ class MessageWidget(QFrame):
     def set_text(self, text: str) -> None:
         """Render text; widgets of unchanged segments are reused (cheap while streaming)."""
         self.text = text
-        segments = split_markdown(text) if self.role == "assistant" else [Segment("text", text)]
+        if self.role == "assistant":
+            split = split_thinking(text)
+            self.thinking.show_reply(split)
+            segments = split_markdown(split.answer)
+        else:
+            segments = [Segment("text", text)]
         for i, segment in enumerate(segments):
             widget = self._segment_widgets[i] if i < len(self._segment_widgets) else None
             fits = (isinstance(widget, CodeBlock) if segment.kind == "code" else isinstance(widget, QLabel))
@@ -203,7 +212,9 @@ class MessageWidget(QFrame):
         self.prompt_button.setVisible(bool(prompt))
 
     def copy(self) -> None:
-        QGuiApplication.clipboard().setText(self.text)
+        # a reply's answer, without its reasoning
+        text = split_thinking(self.text).answer if self.role == "assistant" else self.text
+        QGuiApplication.clipboard().setText(text)
         _flash(self.copy_button, _tr("Copied"), _tr("Copy"))
 
     # -- editing --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel,
                                QScrollArea, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from ..sampling_settings import PRESET_FIELDS, PRESETS, matching_preset, preset_values
@@ -77,6 +77,13 @@ class SettingsPanel(QWidget):
         self.recommended.hide()
         top.addRow(self.recommended)
         top.addRow(_tr("Max new tokens"), self.max_new_tokens)
+        # Qwen3 and models like it: the chat template's enable_thinking switch
+        self.enable_thinking = QCheckBox(_tr("Think before answering"))
+        self.enable_thinking.setAccessibleName(_tr("Let the model think before answering"))
+        self.enable_thinking.setToolTip(_tr("For models that can reason first (such as Qwen3). The reasoning is "
+                                            "shown collapsed above the answer and is not sent again with "
+                                            "later messages."))
+        top.addRow(self.enable_thinking)
         replies.addLayout(top)
         self.advanced_button = QToolButton()
         self.advanced_button.setText(_tr("Advanced"))
@@ -133,6 +140,7 @@ class SettingsPanel(QWidget):
             spin.valueChanged.connect(self.changed)
         for combo in (self.device, self.theme, self.language):
             combo.currentIndexChanged.connect(self.changed)
+        self.enable_thinking.toggled.connect(self.changed)
 
     def _double(self, low: float, high: float, step: float, name: str) -> QDoubleSpinBox:
         spin = QDoubleSpinBox(minimum=low, maximum=high, singleStep=step, decimals=2)
@@ -196,6 +204,7 @@ class SettingsPanel(QWidget):
         self.repetition_penalty.setValue(s.repetition_penalty)
         self.max_new_tokens.setValue(s.max_new_tokens)
         self.seed.setValue(s.seed)
+        self.enable_thinking.setChecked(s.enable_thinking)
         self.context_len.setValue(s.context_len)
         self.threads.setValue(s.threads)
         self.device.setCurrentIndex(max(0, self.device.findData(s.device)))
@@ -213,6 +222,7 @@ class SettingsPanel(QWidget):
         s.repetition_penalty = self.repetition_penalty.value()
         s.max_new_tokens = self.max_new_tokens.value()
         s.seed = self.seed.value()
+        s.enable_thinking = self.enable_thinking.isChecked()
         s.context_len = self.context_len.value()
         s.threads = self.threads.value()
         s.device = self.device.currentData()

@@ -89,6 +89,8 @@ class GenerationWorker(QObject):
             sampling = SamplingSettings(**request.sampling)
             # documents only when chosen: a backend without them keeps its plainer signature
             extra = {"documents": request.documents} if request.documents is not None else {}
+            if request.enable_thinking is not None:  # likewise the thinking switch
+                extra["enable_thinking"] = request.enable_thinking
             for text in self.backend.stream(request.messages, request.system_prompt, sampling, self.cancel,
                                             continue_last=request.continue_last, **extra):
                 self.delta.emit(request.request_id, text, self.backend.context_used())

@@ -37,78 +37,78 @@
         <translation>{n} 段未放入（上下文已满）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="229"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="234"/>
         <source>Could not read the document libraries: {message}</source>
         <translation>无法读取文档库：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="254"/>
-        <location filename="../../chatapp/ui/chat_controller.py" line="375"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="259"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="380"/>
         <source>writing…</source>
         <translation>正在输出…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="285"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="290"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="304"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="309"/>
         <source>Conversation deleted.</source>
         <translation>对话已删除。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="320"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="325"/>
         <source>Exported to {path}</source>
         <translation>已导出到 {path}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="326"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="331"/>
         <source>{title} (imported)</source>
         <translation>{title}（导入）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="329"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="334"/>
         <source>Imported “{title}” from {path}</source>
         <translation>已从 {path} 导入“{title}”</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="343"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="348"/>
         <source>Wait for the comparison to finish; your message is kept.</source>
         <translation>请等待对比完成；您的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="346"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="351"/>
         <source>The model is not loaded yet; your message is kept.</source>
         <translation>模型尚未加载；你的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="434"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="440"/>
         <source>{n} later messages were removed. Undo puts them back.</source>
         <translation>已删除后面的 {n} 条消息。撤销可以恢复它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="454"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="460"/>
         <source>The edit was undone.</source>
         <translation>已撤销编辑。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="522"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="528"/>
         <source>Your messages contain chat-control markers (such as &lt;|im_end|&gt;); the model read them as plain text, so they could not open or close a turn.</source>
         <translation>您的消息包含对话控制标记（例如 &lt;|im_end|&gt;）；模型将其作为普通文本读取，因此它们无法开启或结束一轮对话。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="526"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="532"/>
         <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
         <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="542"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="548"/>
         <source>failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="544"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="550"/>
         <source>The reply failed: {message}</source>
         <translation>回复失败：{message}</translation>
     </message>
@@ -290,115 +290,115 @@
 <context>
     <name>ChatView</name>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="31"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="85"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="33"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="87"/>
         <source>Copy code</source>
         <translation>复制代码</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="32"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="34"/>
         <source>Copy code block</source>
         <translation>复制代码块</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="62"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="64"/>
         <source>code</source>
         <translation>代码</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="85"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="207"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="87"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="218"/>
         <source>Copied</source>
         <translation>已复制</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="113"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="115"/>
         <source>You</source>
         <translation>你</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="113"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="115"/>
         <source>Assistant</source>
         <translation>助手</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="121"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="207"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="123"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="218"/>
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="122"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="124"/>
         <source>Copy message</source>
         <translation>复制消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="125"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="127"/>
         <source>Edit</source>
         <translation>编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="126"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="128"/>
         <source>Edit message and resend</source>
         <translation>编辑消息并重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="130"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="132"/>
         <source>Regenerate</source>
         <translation>重新生成</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="131"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="133"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="135"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="137"/>
         <source>Continue</source>
         <translation>继续</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="136"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="138"/>
         <source>Continue the reply where it stopped</source>
         <translation>从中断处继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="141"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="143"/>
         <source>What the model saw</source>
         <translation>模型看到的内容</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="142"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="144"/>
         <source>Show the exact prompt of this reply</source>
         <translation>显示此回复的完整提示词</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="218"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="229"/>
         <source>Edited message</source>
         <translation>编辑后的消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="220"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="231"/>
         <source>Saving removes the {n} later messages of this conversation (Undo puts them back).</source>
         <translation>保存会删除此对话中后面的 {n} 条消息（撤销可以恢复）。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="226"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="237"/>
         <source>Save &amp;&amp; resend</source>
         <translation>保存 &amp;&amp; 重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="227"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="238"/>
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="273"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="284"/>
         <source>Conversation</source>
         <translation>对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="286"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="297"/>
         <source>Send a message to start the conversation.</source>
         <translation>发送一条消息，开始对话。</translation>
     </message>
@@ -1223,147 +1223,162 @@ Chat with a language model on your own machine, and teach it your own documents.
         <translation>最大生成词元数</translation>
     </message>
     <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="81"/>
+        <source>Think before answering</source>
+        <translation>先思考再回答</translation>
+    </message>
+    <message>
         <location filename="../../chatapp/ui/settings_panel.py" line="82"/>
+        <source>Let the model think before answering</source>
+        <translation>让模型先思考再回答</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="83"/>
+        <source>For models that can reason first (such as Qwen3). The reasoning is shown collapsed above the answer and is not sent again with later messages.</source>
+        <translation>适用于能先推理的模型（如 Qwen3）。推理过程折叠显示在回答上方，之后的消息不会再次发送它。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="89"/>
         <source>Advanced</source>
         <translation>高级</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="83"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="90"/>
         <source>Show the sampling settings</source>
         <translation>显示采样设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="92"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="102"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="99"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="109"/>
         <source>Temperature</source>
         <translation>温度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="93"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="102"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="100"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="109"/>
         <source>Top-p</source>
         <translation>Top-p</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="94"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="103"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="101"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="110"/>
         <source>Min-p</source>
         <translation>Min-p</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="95"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="104"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="102"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="111"/>
         <source>Repetition penalty</source>
         <translation>重复惩罚</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="97"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="104"/>
         <source>Off</source>
         <translation>关闭</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="98"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="103"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="105"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="110"/>
         <source>Top-k</source>
         <translation>Top-k</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="100"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="107"/>
         <source>Random</source>
         <translation>随机</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="101"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="104"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="108"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="111"/>
         <source>Seed</source>
         <translation>随机种子</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="110"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="117"/>
         <source>Appearance</source>
         <translation>外观</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="113"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="118"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="120"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="125"/>
         <source>Follow the system</source>
         <translation>跟随系统</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="113"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="120"/>
         <source>Light</source>
         <translation>浅色</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="113"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="120"/>
         <source>Dark</source>
         <translation>深色</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="115"/>
         <location filename="../../chatapp/ui/settings_panel.py" line="122"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="129"/>
         <source>Theme</source>
         <translation>主题</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="120"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="123"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="127"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="130"/>
         <source>Language</source>
         <translation>语言</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="121"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="128"/>
         <source>Takes effect the next time chatapp starts.</source>
         <translation>下次启动 chatapp 时生效。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="146"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="154"/>
         <source>temperature</source>
         <translation>温度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="146"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="154"/>
         <source>top-p</source>
         <translation>top-p</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="146"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="154"/>
         <source>top-k</source>
         <translation>top-k</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="147"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="155"/>
         <source>min-p</source>
         <translation>min-p</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="147"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="155"/>
         <source>repetition penalty</source>
         <translation>重复惩罚</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="148"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="156"/>
         <source>repetition window</source>
         <translation>重复窗口</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="150"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="158"/>
         <source>This model recommends: {values}</source>
         <translation>此模型建议：{values}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="150"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="158"/>
         <source>, </source>
         <translation>，</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="236"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="246"/>
         <source>Settings</source>
         <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="242"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="243"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="252"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="253"/>
         <source>Close the settings</source>
         <translation>关闭设置</translation>
     </message>
@@ -1532,6 +1547,29 @@ Chat with a language model on your own machine, and teach it your own documents.
         <location filename="../../chatapp/ui/sources_view.py" line="199"/>
         <source>Copy</source>
         <translation>复制</translation>
+    </message>
+</context>
+<context>
+    <name>ThinkingView</name>
+    <message>
+        <location filename="../../chatapp/ui/thinking_view.py" line="31"/>
+        <source>Show the model&apos;s reasoning</source>
+        <translation>显示模型的推理过程</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/thinking_view.py" line="60"/>
+        <source>Thinking…</source>
+        <translation>思考中…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/thinking_view.py" line="63"/>
+        <source>No reasoning</source>
+        <translation>无推理内容</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/thinking_view.py" line="63"/>
+        <source>Reasoning ({n} words)</source>
+        <translation>推理过程（{n} 个词）</translation>
     </message>
 </context>
 <context>

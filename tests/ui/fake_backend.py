@@ -25,8 +25,10 @@ class FakeBackend:
     """
 
     def __init__(self, words: int = 6, delay: float = 0.01, passages_that_fit: int = 3,
-                 recommended: dict | None = None) -> None:
+                 recommended: dict | None = None, thinking_switch: bool = False) -> None:
         self.words = words
+        # a Qwen3-like model: ModelInfo.thinking_switch, and a reply that reasons first when asked
+        self.thinking_switch = thinking_switch
         self.recommended = dict(recommended or {})  # the sampling values the loaded model recommends
         self.delay = delay
         self.passages_that_fit = passages_that_fit
@@ -60,7 +62,8 @@ class FakeBackend:
         self.adapter = options.adapter or ""
         return ModelInfo(name=self.loaded_name, path=spec, kind="gguf", device="cpu", dtype="float32",
                          context_len=options.context_len, n_params=1_000_000, load_s=0.02, memory="1 MB",
-                         adapter=self.adapter, sampling_defaults=dict(self.recommended))
+                         adapter=self.adapter, sampling_defaults=dict(self.recommended),
+                         thinking_switch=self.thinking_switch)
 
     def estimate(self, spec, options):
         if spec == "broken":
@@ -88,10 +91,12 @@ class FakeBackend:
         seen[-1]["content"] = with_passages(messages[-1]["content"], sources)
         return sources, len(hits) - len(sources), seen
 
-    def stream(self, messages, system_prompt, settings, cancel=None, continue_last=False, documents=None):
+    def stream(self, messages, system_prompt, settings, cancel=None, continue_last=False, documents=None,
+               enable_thinking=None):
         self.thread_names.add("main" if threading.current_thread() is threading.main_thread() else "worker")
         self.calls.append({"messages": [dict(m) for m in messages], "system": system_prompt,
-                           "settings": settings, "continue_last": continue_last, "documents": documents})
+                           "settings": settings, "continue_last": continue_last, "documents": documents,
+                           "enable_thinking": enable_thinking})
         sources, left_out, seen = (), 0, messages
         if documents is not None and not continue_last:
             sources, left_out, seen = self._retrieve(messages, documents)
@@ -104,6 +109,8 @@ class FakeBackend:
             pieces = [" and", " more"]
         else:
             pieces = [f"Reply{len(self.calls)}{tag}", " to", f" '{last_user}'"] + [f" w{i}" for i in range(self.words)]
+            if enable_thinking:
+                pieces = ["<think>\n", "weighing", " it", "\n</think>\n\n"] + pieces
         if settings.max_new_tokens < len(pieces):  # the token limit, one piece a token
             pieces = pieces[:settings.max_new_tokens]
         shown = []
