@@ -57,5 +57,7 @@ class MoE(nn.Module):
             rows = flat[token]  # (n_e, dim)
             hidden = F.silu(F.linear(rows, self.gate_exps[expert])) * F.linear(rows, self.up_exps[expert])
             y = F.linear(hidden, self.down_exps[expert]) * weights[token, slot, None]  # (n_e, dim)
-            out.index_add_(0, token, y.to(out.dtype))
+            # A token picks an expert at most once, so `token` has no repeats: a plain indexed add.
+            # (index_add_ is ~100x slower here on CPU: it runs scatter_add_, ~50 ms for one row.)
+            out[token] += y.to(out.dtype)
         return out.reshape(shape)
