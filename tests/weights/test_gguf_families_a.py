@@ -33,13 +33,14 @@ EXPERT_KINDS = {"gate_proj": "ffn_gate_exps", "up_proj": "ffn_up_exps", "down_pr
                 "w1": "ffn_gate_exps", "w3": "ffn_up_exps", "w2": "ffn_down_exps"}
 
 
-def reference(family: str, seed: int = 0):
+def reference(family: str, seed: int = 0, vocab: int = VOCAB):
     T = transformers
+    common = dict(COMMON, vocab_size=vocab)
     config = {
-        "qwen3": lambda: T.Qwen3Config(**COMMON, intermediate_size=64, head_dim=16),
-        "qwen3moe": lambda: T.Qwen3MoeConfig(**COMMON, intermediate_size=64, moe_intermediate_size=32, head_dim=16,
+        "qwen3": lambda: T.Qwen3Config(**common, intermediate_size=64, head_dim=16),
+        "qwen3moe": lambda: T.Qwen3MoeConfig(**common, intermediate_size=64, moe_intermediate_size=32, head_dim=16,
                                              num_experts=4, num_experts_per_tok=2, norm_topk_prob=True),
-        "mixtral": lambda: T.MixtralConfig(**COMMON, intermediate_size=32, num_local_experts=4,
+        "mixtral": lambda: T.MixtralConfig(**common, intermediate_size=32, num_local_experts=4,
                                            num_experts_per_tok=2),
     }[family]()
     torch.manual_seed(seed)
@@ -140,3 +141,56 @@ def test_experts_in_another_architecture_are_refused_by_name(tmp_path):
     odd = write_gguf(tmp_path / "qwen2-experts.gguf", tensors, meta, arch="qwen2")
     with pytest.raises(UnsupportedArchitectureError, match="qwen2 with a mixture of experts is not supported"):
         gguf_config(open_gguf(odd), odd)
+
+
+def test_qwen3_gguf_with_its_tokenizer_and_thinking_template_chats(tmp_path):
+    """A whole Qwen3 GGUF as llama.cpp writes one: byte-level BPE with the `qwen2` pre-tokenizer,
+    ChatML markers as control tokens, a template with the thinking switch; loaded by the app's
+    loader, it encodes like the tokenizer it came from and a reply's prompt honours the switch."""
+    import json
+
+    from chatapp.engine.backend import ChatBackend, LoadOptions
+    from chatapp.engine.sampling import SamplingSettings
+    from helpers.qwen3_template import QWEN3_STYLE_TEMPLATE
+    from helpers.tiny_hf import SENTENCES, tiny_tokenizer
+
+    source = tiny_tokenizer()
+    data = json.loads(source.backend.to_str())
+    vocab = data["model"]["vocab"]
+    tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in data["model"]["merges"]]
+    special = {t["content"] for t in data["added_tokens"]}
+    types = [gguf.TokenType.CONTROL if t in special else gguf.TokenType.NORMAL for t in tokens]
+
+    ref = reference("qwen3", vocab=len(tokens))
+    path = to_gguf(ref, "qwen3", tmp_path / "qwen3-chat.gguf")
+    # Rewrite with the tokenizer's metadata (GGUFWriter needs it all before the header is written).
+    reader = gguf.GGUFReader(path)
+    writer = gguf.GGUFWriter(str(tmp_path / "with-tokenizer.gguf"), "qwen3")
+    for field in reader.fields.values():
+        if field.name.startswith("qwen3.") and field.types[0] != gguf.GGUFValueType.ARRAY:
+            value = field.parts[-1][0].item()
+            (writer.add_uint32 if isinstance(value, int) else writer.add_float32)(field.name, value)
+    writer.add_name("tiny qwen3")
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("qwen2")
+    writer.add_token_list(tokens)
+    writer.add_token_types([int(t) for t in types])
+    writer.add_token_merges(merges)
+    writer.add_eos_token_id(vocab["<|im_end|>"] if "<|im_end|>" in vocab else vocab["<|endoftext|>"])
+    writer.add_chat_template(QWEN3_STYLE_TEMPLATE)
+    for t in reader.tensors:
+        writer.add_tensor(t.name, np.array(t.data))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+    backend = ChatBackend()
+    info = backend.load(str(tmp_path / "with-tokenizer.gguf"), LoadOptions(device="cpu", context_len=64, threads=1))
+    assert info.thinking_switch and backend.loaded.config.arch == "qwen3"
+    for text in SENTENCES + ["repeat: " + SENTENCES[0], "  two  spaces\nand 123 digits"]:
+        assert backend.engine.tokenizer.encode(text) == source.encode(text), text
+    greedy = SamplingSettings(temperature=0.0, repetition_penalty=1.0, max_new_tokens=3)
+    "".join(backend.stream([{"role": "user", "content": "the cat"}], "", greedy, enable_thinking=False))
+    assert backend.finished().prompt.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
