@@ -24,9 +24,27 @@ def add_generate_parser(subparsers) -> None:
     p.add_argument("--chat", action="store_true", help="treat the prompt as a user message")
     p.add_argument("--system", default="", help="system prompt (with --chat)")
     add_sampling_options(p)
+    add_thinking_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     add_docs_option(p)
     p.set_defaults(func=cmd_generate)
+
+
+def add_thinking_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=None,
+                   help="for models whose chat template has the switch (Qwen3): reason before answering, "
+                        "or not; default: the template's own choice")
+
+
+def thinking_from_args(args: argparse.Namespace, engine) -> dict:
+    """Template variables for --thinking/--no-thinking; says so when the model has no such switch."""
+    from ..text.thinking import has_thinking_switch, thinking_variables
+
+    chosen = getattr(args, "thinking", None)
+    if chosen is not None and not has_thinking_switch(engine.tokenizer.chat_template):
+        print(f"note: this model's chat template has no thinking switch: --{'' if chosen else 'no-'}thinking "
+              "changes nothing", file=sys.stderr)
+    return thinking_variables(engine.tokenizer.chat_template, chosen)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -44,12 +62,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     documents = None
     if retriever is not None:  # --docs: a chat turn with the library's passages
         from ..engine.retrieval import send_with_documents
-        session = ChatSession(engine, system_prompt=args.system)
+        session = ChatSession(engine, system_prompt=args.system, template_variables=thinking_from_args(args, engine))
         stream = send_with_documents(session, args.prompt, settings, retriever, **docs_limit(args))
         documents = stream.result
     elif args.chat:
         session = ChatSession(engine, system_prompt=args.system,
-                              messages=[{"role": "user", "content": args.prompt}])
+                              messages=[{"role": "user", "content": args.prompt}],
+                              template_variables=thinking_from_args(args, engine))
         stream = session.respond(settings)
     else:
         tokenizer = engine.tokenizer
@@ -140,6 +159,7 @@ def add_chat_parser(subparsers) -> None:
     add_model_options(p)
     add_sampling_options(p)
     p.add_argument("--system", default="You are a helpful assistant.")
+    add_thinking_option(p)
     add_docs_option(p)
     p.set_defaults(func=cmd_chat)
 
@@ -157,7 +177,8 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
         return 1
     backend, info = load_from_args(args)
     settings = sampling_from_args(args, backend.loaded.sampling_defaults)
-    session = ChatSession(backend.engine, system_prompt=args.system)
+    session = ChatSession(backend.engine, system_prompt=args.system,
+                          template_variables=thinking_from_args(args, backend.engine))
     out.write(f"{info.name} on {info.device}. /continue, /reset, /system TEXT, /exit. "
               f"Ctrl-C stops a reply.\n")
     while True:
