@@ -7,9 +7,10 @@ from typing import Any, Callable, Optional
 
 from ..errors import UnsupportedArchitectureError
 from ..model.config import ModelConfig, RopeScaling
+from .gemma import GEMMA_NAMES, gemma_config_fields
 from .name_map import NameMap
 
-SUPPORTED = ("llama", "mistral", "qwen2", "gpt2")
+SUPPORTED = ("llama", "mistral", "qwen2", "gpt2", "gemma2", "gemma3_text")
 
 # (Hugging Face name, ours), read both ways (see name_map.py): `{i}` is the layer index, `{p}`
 # weight or bias. The loader reads Hugging Face -> ours (our_name); the folder exporter and the
@@ -48,7 +49,7 @@ GPT2_NAMES: list[tuple[str, str]] = [
 GPT2_CONV1D = (".attn.qkv.", ".attn.o_proj.", ".mlp.up_proj.", ".mlp.down_proj.")
 
 _TABLES = {"llama": NameMap(LLAMA_NAMES), "mistral": NameMap(LLAMA_NAMES), "qwen2": NameMap(LLAMA_NAMES),
-           "gpt2": NameMap(GPT2_NAMES)}
+           "gpt2": NameMap(GPT2_NAMES), "gemma2": NameMap(GEMMA_NAMES), "gemma3_text": NameMap(GEMMA_NAMES)}
 
 # Tensors that exist in some checkpoints but carry nothing our model needs.
 IGNORED = re.compile(r".*(rotary_emb\.inv_freq|\.attn\.bias|\.attn\.masked_bias)$")
@@ -160,11 +161,17 @@ CONFIG_BUILDERS: dict[str, Callable[[dict[str, Any]], ModelConfig]] = {
     "mistral": lambda hf: _llama_like(hf, "mistral"),
     "qwen2": lambda hf: _llama_like(hf, "qwen2"),
     "gpt2": _gpt2,
+    "gemma2": lambda hf: ModelConfig(**gemma_config_fields(hf, "gemma2")),
+    "gemma3_text": lambda hf: ModelConfig(**gemma_config_fields(hf, "gemma3_text")),
 }
 
 
 def family_of(hf: dict[str, Any], path) -> str:
     family = hf.get("model_type")
+    if family == "gemma3":
+        raise UnsupportedArchitectureError(
+            path, "Gemma 3 with its vision tower (model_type 'gemma3') is not supported",
+            "only Gemma 3's text-only models (model_type 'gemma3_text', e.g. gemma-3-1b) load")
     if family not in CONFIG_BUILDERS:
         raise UnsupportedArchitectureError(
             path, f"model_type {family!r} is not supported",

@@ -1,0 +1,149 @@
+"""Gemma 2 and Gemma 3 (text): Hugging Face config.json -> ModelConfig, and their tensor names.
+
+Gemma differs from Llama in arithmetic the decoder has flags for (see model/config.py): (1 + w)
+RMSNorm before and after each sublayer, sqrt(dim)-scaled embeddings, a GELU-tanh gated MLP,
+`query_pre_attn_scalar` in place of head_dim for the attention scale, soft-capped attention scores
+(Gemma 2) and logits, and sliding-window layers between global ones. Gemma 3 adds q/k norms and
+gives its sliding layers their own RoPE base. Absent keys take transformers' class defaults
+(Gemma2Config, Gemma3TextConfig), as a config saved without them would load there.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+from ..model.config import RopeScaling
+
+log = logging.getLogger(__name__)
+
+# (Hugging Face name, ours); Gemma's sublayers each have a norm before and after.
+GEMMA_NAMES: list[tuple[str, str]] = [
+    ("model.embed_tokens.weight", "tok_embeddings.weight"),
+    ("model.norm.weight", "norm.weight"),
+    ("lm_head.weight", "lm_head.weight"),
+    ("model.layers.{i}.input_layernorm.weight", "layers.{i}.attn_norm.weight"),
+    ("model.layers.{i}.post_attention_layernorm.weight", "layers.{i}.attn_post_norm.weight"),
+    ("model.layers.{i}.pre_feedforward_layernorm.weight", "layers.{i}.mlp_norm.weight"),
+    ("model.layers.{i}.post_feedforward_layernorm.weight", "layers.{i}.mlp_post_norm.weight"),
+    ("model.layers.{i}.self_attn.q_proj.{p}", "layers.{i}.attn.q_proj.{p}"),
+    ("model.layers.{i}.self_attn.k_proj.{p}", "layers.{i}.attn.k_proj.{p}"),
+    ("model.layers.{i}.self_attn.v_proj.{p}", "layers.{i}.attn.v_proj.{p}"),
+    ("model.layers.{i}.self_attn.o_proj.{p}", "layers.{i}.attn.o_proj.{p}"),
+    ("model.layers.{i}.self_attn.q_norm.weight", "layers.{i}.attn.q_norm.weight"),
+    ("model.layers.{i}.self_attn.k_norm.weight", "layers.{i}.attn.k_norm.weight"),
+    ("model.layers.{i}.mlp.gate_proj.{p}", "layers.{i}.mlp.gate_proj.{p}"),
+    ("model.layers.{i}.mlp.up_proj.{p}", "layers.{i}.mlp.up_proj.{p}"),
+    ("model.layers.{i}.mlp.down_proj.{p}", "layers.{i}.mlp.down_proj.{p}"),
+]
+
+# transformers' class defaults for the keys a saved config may leave out.
+_DEFAULTS = {
+    "gemma2": dict(head_dim=256, max_position_embeddings=8192, sliding_window=4096, query_pre_attn_scalar=256,
+                   attn_logit_softcapping=50.0, final_logit_softcapping=30.0, pattern=2),
+    "gemma3_text": dict(head_dim=256, max_position_embeddings=131072, sliding_window=4096,
+                        query_pre_attn_scalar=256, attn_logit_softcapping=None, final_logit_softcapping=None,
+                        pattern=6),
+}
+GEMMA3_THETA = {"full_attention": 1_000_000.0, "sliding_attention": 10_000.0}
+GELU_TANH = ("gelu_pytorch_tanh", "gelu_new")  # the same tanh approximation
+
+
+def _rope_of(params: dict[str, Any], theta: float, where: str) -> tuple[float, Optional[RopeScaling]]:
+    """(theta, scaling) from one rope_parameters / rope_scaling dict."""
+    theta = float(params.get("rope_theta", theta))
+    kind = params.get("rope_type", params.get("type", "default"))
+    if kind in (None, "default"):
+        return theta, None
+    if kind != "linear":
+        raise ValueError(f"Gemma: RoPE scaling type {kind!r} on {where} layers is not supported (supported: linear)")
+    return theta, RopeScaling(kind="linear", factor=float(params["factor"]))
+
+
+def gemma3_rope(hf: dict[str, Any]) -> tuple[float, Optional[RopeScaling], float, Optional[RopeScaling]]:
+    """(global theta, global scaling, local theta, local scaling) from either layout:
+
+    - transformers >= 5: `rope_parameters` nested by layer type, {"full_attention": {...},
+      "sliding_attention": {...}};
+    - older files: `rope_theta` (global), `rope_local_base_freq` (local) and `rope_scaling`
+      (global layers only).
+    A file carrying both that disagree is refused rather than one of them dropped.
+    """
+    nested = hf.get("rope_parameters")
+    legacy = {k: hf[k] for k in ("rope_theta", "rope_local_base_freq", "rope_scaling") if hf.get(k) is not None}
+    if nested and ("full_attention" in nested or "sliding_attention" in nested):
+        full = dict(nested.get("full_attention") or {})
+        local = dict(nested.get("sliding_attention") or {})
+        for name, sub in (("full_attention", full), ("sliding_attention", local)):
+            if not isinstance(sub, dict):
+                raise ValueError(f"rope_parameters.{name} must be an object")
+        result = (*_rope_of(full, GEMMA3_THETA["full_attention"], "global"),
+                  *_rope_of(local, GEMMA3_THETA["sliding_attention"], "sliding-window"))
+        disagree = [key for key, ours in (("rope_theta", result[0]), ("rope_local_base_freq", result[2]))
+                    if key in legacy and float(legacy[key]) != ours]
+        if "rope_scaling" in legacy and _rope_of(legacy["rope_scaling"], result[0], "global")[1] != result[1]:
+            disagree.append("rope_scaling")
+        if disagree:
+            raise ValueError(f"Gemma 3: rope_parameters (by layer type) and {', '.join(disagree)} disagree; "
+                             "remove one of them")
+        return result
+    # Flat layout; a flat `rope_parameters` (one dict) stands for the global layers.
+    params = dict(nested or {})
+    params.update(legacy.get("rope_scaling") or {})
+    theta, scaling = _rope_of(params, float(legacy.get("rope_theta", GEMMA3_THETA["full_attention"])), "global")
+    local = float(legacy.get("rope_local_base_freq", GEMMA3_THETA["sliding_attention"]))
+    return theta, scaling, local, None
+
+
+def gemma_config_fields(hf: dict[str, Any], family: str) -> dict[str, Any]:
+    """ModelConfig keyword arguments for a gemma2 / gemma3_text config.json (ValueError: unsupported)."""
+    from .hf_names import _rope  # the shared flat-layout reader
+
+    name = "Gemma 2" if family == "gemma2" else "Gemma 3"
+    defaults = _DEFAULTS[family]
+    act = hf.get("hidden_activation") or hf.get("hidden_act") or "gelu_pytorch_tanh"
+    if act not in GELU_TANH:
+        raise ValueError(f"{name}: hidden_activation {act!r} is not supported (only gelu_pytorch_tanh)")
+    if hf.get("use_bidirectional_attention"):
+        raise ValueError(f"{name}: use_bidirectional_attention (an embedding model) is not supported")
+
+    def default(key: str) -> Any:
+        return hf[key] if key in hf else defaults[key]
+
+    n_layers = hf["num_hidden_layers"]
+    layer_types = hf.get("layer_types")
+    if layer_types is None:
+        pattern = hf.get("sliding_window_pattern") or defaults["pattern"]
+        layer_types = ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n_layers)]
+    window = default("sliding_window")
+    if window is None and "sliding_attention" in layer_types:
+        layer_types = ["full_attention"] * n_layers  # no window: every layer is global
+    fields: dict[str, Any] = dict(
+        arch="gemma2" if family == "gemma2" else "gemma3",
+        vocab_size=hf["vocab_size"], dim=hf["hidden_size"], n_layers=n_layers,
+        n_heads=hf["num_attention_heads"],
+        n_kv_heads=hf.get("num_key_value_heads") or hf["num_attention_heads"],
+        head_dim=default("head_dim"),
+        intermediate_size=hf["intermediate_size"],
+        max_seq_len=default("max_position_embeddings"),
+        norm="rmsnorm", norm_eps=hf.get("rms_norm_eps", 1e-6), norm_unit_offset=True, post_norms=True,
+        embed_scale=True, mlp="geglu", positions="rope",
+        qkv_bias=bool(hf.get("attention_bias", False)), o_bias=bool(hf.get("attention_bias", False)),
+        tie_embeddings=bool(hf.get("tie_word_embeddings", True)),
+        sliding_window=window, layer_types=tuple(layer_types),
+        attn_scale=float(default("query_pre_attn_scalar")) ** -0.5,
+        final_softcap=default("final_logit_softcapping"),
+        name=hf.get("_name_or_path", ""),
+    )
+    if family == "gemma2":
+        fields["rope_theta"], fields["rope_scaling"] = _rope(hf)
+        fields["attn_softcap"] = default("attn_logit_softcapping")
+    else:
+        theta, scaling, local_theta, local_scaling = gemma3_rope(hf)
+        fields.update(rope_theta=theta, rope_scaling=scaling, local_rope_theta=local_theta,
+                      local_rope_scaling=local_scaling, qk_norm=True)
+        if hf.get("attn_logit_softcapping") is not None:
+            # transformers' Gemma3Attention never passes it on: the reference ignores it, so do we.
+            log.warning("Gemma 3: attn_logit_softcapping=%s is ignored, as transformers ignores it",
+                        hf["attn_logit_softcapping"])
+    return fields
