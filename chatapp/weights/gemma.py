@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Optional
 
+from ..errors import CorruptFileError
 from ..model.config import RopeScaling
 
 log = logging.getLogger(__name__)
@@ -147,3 +148,44 @@ def gemma_config_fields(hf: dict[str, Any], family: str) -> dict[str, Any]:
             log.warning("Gemma 3: attn_logit_softcapping=%s is ignored, as transformers ignores it",
                         hf["attn_logit_softcapping"])
     return fields
+
+
+# -- GGUF ----------------------------------------------------------------------------------------
+GEMMA_GGUF_ARCHITECTURES = ("gemma2", "gemma3")
+# Layer counts of the 27B models, whose attention scale llama.cpp takes from dim / n_heads (their
+# query_pre_attn_scalar: 144 for Gemma 2, 168 for Gemma 3) instead of head_dim: GGUF has no key for it.
+_27B_LAYERS = {"gemma2": 46, "gemma3": 62}
+
+
+def gemma_gguf_fields(meta, fields: dict[str, Any]) -> dict[str, Any]:
+    """ModelConfig fields a gemma2 / gemma3 GGUF file adds to the Llama-like ones (gguf_config's
+    `fields`), with llama.cpp's defaults (llama-model.cpp) for the keys its converter leaves out:
+    Gemma 2: window 4096, soft-caps 50 / 30; Gemma 3: sliding pattern 6, local RoPE base 10000,
+    a window only when the file names one."""
+    arch, n_layers = meta.arch, fields["n_layers"]
+    out: dict[str, Any] = dict(norm_unit_offset=True, post_norms=True, embed_scale=True, mlp="geglu")
+    window = meta.get("attention.sliding_window", 4096 if arch == "gemma2" else None)
+    pattern = meta.get("attention.sliding_window_pattern", 2 if arch == "gemma2" else 6)
+    if window:
+        out["sliding_window"] = meta.uniform_int("attention.sliding_window", window)
+        if isinstance(pattern, list):  # one flag per layer: True for sliding-window layers
+            if len(pattern) != n_layers:
+                raise CorruptFileError(meta.path, f"{arch}.attention.sliding_window_pattern has {len(pattern)} "
+                                                  f"entries for {n_layers} layers")
+            sliding = [bool(flag) for flag in pattern]
+        else:  # llama.cpp's set_swa_pattern(n): every n-th layer is global
+            sliding = [pattern == 0 or i % pattern < pattern - 1 for i in range(n_layers)]
+        out["layer_types"] = tuple("sliding_attention" if s else "full_attention" for s in sliding)
+    else:
+        out["sliding_window"] = None
+    scale_dim = fields["dim"] // fields["n_heads"] if n_layers == _27B_LAYERS[arch] else fields["head_dim"]
+    out["attn_scale"] = float(scale_dim) ** -0.5
+    if arch == "gemma2":
+        out["attn_softcap"] = meta.number("attn_logit_softcapping", 50.0)
+        out["final_softcap"] = meta.number("final_logit_softcapping", 30.0)
+    else:
+        final = meta.get("final_logit_softcapping")
+        out["final_softcap"] = None if final is None else meta.number("final_logit_softcapping", 0.0)
+        out["qk_norm"] = True
+        out["local_rope_theta"] = meta.number("rope.freq_base_swa", 10000.0)
+    return out

@@ -20,6 +20,7 @@ from ..model.config import ConfigError, ModelConfig, RopeScaling
 from ..model.layers import rope_inv_freq
 from ..sampling_settings import checked_recommendations
 from .gguf_dequant import SUPPORTED_TYPES, dequantize_tensor, numpy_shape
+from .gemma import GEMMA_GGUF_ARCHITECTURES, gemma_gguf_fields
 from .gguf_names import SUPPORTED_ARCHITECTURES
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,8 @@ def gguf_config(reader: GGUFReader, path: Path | str) -> ModelConfig:
         window = meta.get("attention.sliding_window")
         if arch == "mistral" and window is not None:
             fields["sliding_window"] = meta.uniform_int("attention.sliding_window", window)
+        if arch in GEMMA_GGUF_ARCHITECTURES:
+            fields.update(gemma_gguf_fields(meta, fields))
     try:
         config = ModelConfig(**fields)
     except ConfigError as exc:

@@ -15,7 +15,7 @@ from .name_map import NameMap
 # general.architecture values we run. "mistral" has no GGUF architecture of its own in
 # llama.cpp (Mistral models are written as "llama"), but files that say "mistral" use the
 # llama layout.
-SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2")
+SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2", "gemma2", "gemma3")
 
 # Architectures whose q/k rows llama.cpp's convert_hf_to_gguf.py permutes when it writes the
 # file: `LlamaModel.modify_tensors` calls `permute(q, n_head, n_head)` and
@@ -58,6 +58,35 @@ _GPT2_NAMES: list[tuple[str, str]] = [
 
 FUSED_QKV = ".attn.qkv."
 
+# Gemma 2 / 3: a norm before and after each sublayer, q/k norms (Gemma 3). q/k are not permuted
+# (llama.cpp runs Gemma with the rotate-half RoPE). Its norms are stored as 1 + w: see
+# UNIT_OFFSET_NORM_ARCHITECTURES.
+_GEMMA_NAMES: list[tuple[str, str]] = [
+    ("token_embd.weight", "tok_embeddings.weight"),
+    ("output_norm.weight", "norm.weight"),
+    ("output.weight", "lm_head.weight"),
+    ("blk.{i}.attn_norm.weight", "layers.{i}.attn_norm.weight"),
+    ("blk.{i}.post_attention_norm.weight", "layers.{i}.attn_post_norm.weight"),
+    ("blk.{i}.ffn_norm.weight", "layers.{i}.mlp_norm.weight"),
+    ("blk.{i}.post_ffw_norm.weight", "layers.{i}.mlp_post_norm.weight"),
+    ("blk.{i}.attn_q.{p}", "layers.{i}.attn.q_proj.{p}"),
+    ("blk.{i}.attn_k.{p}", "layers.{i}.attn.k_proj.{p}"),
+    ("blk.{i}.attn_v.{p}", "layers.{i}.attn.v_proj.{p}"),
+    ("blk.{i}.attn_output.{p}", "layers.{i}.attn.o_proj.{p}"),
+    ("blk.{i}.attn_q_norm.weight", "layers.{i}.attn.q_norm.weight"),
+    ("blk.{i}.attn_k_norm.weight", "layers.{i}.attn.k_norm.weight"),
+    ("blk.{i}.ffn_gate.{p}", "layers.{i}.mlp.gate_proj.{p}"),
+    ("blk.{i}.ffn_up.{p}", "layers.{i}.mlp.up_proj.{p}"),
+    ("blk.{i}.ffn_down.{p}", "layers.{i}.mlp.down_proj.{p}"),
+]
+
+# Architectures whose RMSNorm weights llama.cpp stores as 1 + w: Hugging Face's Gemma norms
+# compute x * (1 + w) and convert_hf_to_gguf.py adds 1 to every tensor named *norm.weight
+# (Gemma2Model.modify_tensors, Gemma3Model.norm_shift) so that llama.cpp can multiply by the
+# stored value. Our Gemma norms keep w (as Hugging Face does, exact in bf16 too), so the loader
+# subtracts the 1 again, in one place (gguf_loader.load_gguf_state_dict), for these only.
+UNIT_OFFSET_NORM_ARCHITECTURES = frozenset({"gemma2", "gemma3"})
+
 # Tensors that carry nothing our model needs as a parameter. rope_freqs holds Llama-3 RoPE
 # frequency factors, which gguf_config turns into RopeScaling; rot_embd is an old cache.
 IGNORED = re.compile(r"rope_freqs\.weight|blk\.\d+\.attn_rot_embd(\.weight)?")
@@ -68,6 +97,8 @@ _TABLES = {
     "mistral": NameMap(_LLAMA_NAMES),
     "qwen2": NameMap(_LLAMA_NAMES),
     "gpt2": NameMap(_GPT2_NAMES),
+    "gemma2": NameMap(_GEMMA_NAMES),
+    "gemma3": NameMap(_GEMMA_NAMES),
 }
 
 
