@@ -49,7 +49,8 @@ GPT2_NAMES: list[tuple[str, str]] = [
 GPT2_CONV1D = (".attn.qkv.", ".attn.o_proj.", ".mlp.up_proj.", ".mlp.down_proj.")
 
 _TABLES = {"llama": NameMap(LLAMA_NAMES), "mistral": NameMap(LLAMA_NAMES), "qwen2": NameMap(LLAMA_NAMES),
-           "gpt2": NameMap(GPT2_NAMES), "gemma2": NameMap(GEMMA_NAMES), "gemma3_text": NameMap(GEMMA_NAMES)}
+           "gpt2": NameMap(GPT2_NAMES), "gemma2": NameMap(GEMMA_NAMES), "gemma3_text": NameMap(GEMMA_NAMES),
+           "gemma3": NameMap(GEMMA_NAMES)}  # our arch name for gemma3_text (PEFT adapters, export)
 
 # Tensors that exist in some checkpoints but carry nothing our model needs.
 IGNORED = re.compile(r".*(rotary_emb\.inv_freq|\.attn\.bias|\.attn\.masked_bias)$")
