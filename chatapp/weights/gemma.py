@@ -189,3 +189,50 @@ def gemma_gguf_fields(meta, fields: dict[str, Any]) -> dict[str, Any]:
         out["qk_norm"] = True
         out["local_rope_theta"] = meta.number("rope.freq_base_swa", 10000.0)
     return out
+
+
+# -- export (training/export.py) -----------------------------------------------------------------
+def gemma_hf_config(config) -> dict[str, Any]:
+    """config.json fields for a gemma2 / gemma3 ModelConfig (ValueError for what Gemma's config
+    cannot express); transformers >= 5's rope_parameters, with the older keys alongside."""
+    family = "gemma2" if config.arch == "gemma2" else "gemma3_text"
+    if not (config.norm == "rmsnorm" and config.norm_unit_offset and config.post_norms and config.embed_scale
+            and config.mlp == "geglu" and config.positions == "rope" and config.qk_norm == (family != "gemma2")):
+        raise ValueError(f"a {config.arch} model needs Gemma's norms, scaled embeddings, GELU gate and RoPE")
+    if config.qkv_bias != config.o_bias or config.mlp_bias:
+        raise ValueError(f"{config.arch}'s attention_bias covers q/k/v and o together, and it has no MLP bias")
+    scalar = config.attn_scale ** -2 if config.attn_scale is not None else float(config.head_dim)
+    if abs(scalar - round(scalar)) > 1e-3:
+        raise ValueError(f"the attention scale 1/sqrt({scalar:.4g}) is no whole query_pre_attn_scalar")
+    layer_types = config.layer_types or tuple(
+        "sliding_attention" if config.sliding_window is not None else "full_attention" for _ in range(config.n_layers))
+
+    def rope(theta: float, scaling: Optional[RopeScaling]) -> dict[str, Any]:
+        if scaling is not None and scaling.kind != "linear":
+            raise ValueError(f"Gemma's config holds linear RoPE scaling only, not {scaling.kind}")
+        extra = {"rope_type": "linear", "factor": scaling.factor} if scaling else {"rope_type": "default"}
+        return {**extra, "rope_theta": theta}
+
+    hf: dict[str, Any] = {
+        "model_type": family, "architectures": ["Gemma2ForCausalLM" if family == "gemma2" else "Gemma3ForCausalLM"],
+        "vocab_size": config.vocab_size, "hidden_size": config.dim, "intermediate_size": config.intermediate_size,
+        "num_hidden_layers": config.n_layers, "num_attention_heads": config.n_heads,
+        "num_key_value_heads": config.n_kv_heads, "head_dim": config.head_dim,
+        "max_position_embeddings": config.max_seq_len, "rms_norm_eps": config.norm_eps,
+        "hidden_activation": "gelu_pytorch_tanh", "tie_word_embeddings": config.tie_embeddings,
+        "attention_bias": config.qkv_bias, "query_pre_attn_scalar": round(scalar),
+        "sliding_window": config.sliding_window, "layer_types": list(layer_types),
+        "attn_logit_softcapping": config.attn_softcap, "final_logit_softcapping": config.final_softcap,
+        "rope_theta": config.rope_theta,
+    }
+    if family == "gemma2":
+        hf["rope_parameters"] = rope(config.rope_theta, config.rope_scaling)
+        hf["rope_scaling"] = None if config.rope_scaling is None else {"rope_type": "linear",
+                                                                       "factor": config.rope_scaling.factor}
+    else:
+        local = config.local_rope_theta if config.local_rope_theta is not None else config.rope_theta
+        local_scaling = config.local_rope_scaling if config.local_rope_theta is not None else config.rope_scaling
+        hf["rope_parameters"] = {"full_attention": rope(config.rope_theta, config.rope_scaling),
+                                 "sliding_attention": rope(local, local_scaling)}
+        hf["rope_local_base_freq"] = local
+    return hf
