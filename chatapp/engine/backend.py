@@ -123,6 +123,7 @@ class ReplyFinished:
     dropped_messages: int = 0  # old messages the reply could not see (context full)
     context_used: int = 0  # positions of the context in use after the reply
     contained_markers: bool = False  # the messages held chat-template markers (encoded as text)
+    folded_system: bool = False  # the template refuses a system turn: the system prompt opened the first user turn
     prompt: str = ""  # exactly what the model saw, its template markers included
     sources: tuple = ()  # engine.retrieval.Source: the passages put into the prompt, numbered
     left_out: int = 0  # passages found but left out: the context had no room
@@ -172,6 +173,7 @@ class ChatBackend:
         self.reply = None  # the last Reply
         self.dropped_messages = 0
         self.contained_markers = False  # the last prompt's messages held chat-template markers (read as text)
+        self.folded_system = False  # the last prompt's system prompt went into the first user turn
         self.prompt = ""  # the last prompt as the model saw it
         self.retrieval = None  # engine.retrieval.RetrievalResult of the last reply with documents
         self.library = ""
@@ -260,6 +262,7 @@ class ChatBackend:
         self.reply = session.reply
         self.dropped_messages = session.dropped_messages
         self.contained_markers = session.contained_markers
+        self.folded_system = session.folded_system
 
     def _with_documents(self, session, text: str, settings, cancel, documents: DocumentsChoice) -> Iterator[str]:
         from ..documents.library import LibraryStore
@@ -279,7 +282,8 @@ class ChatBackend:
             raise RuntimeError("no reply has been generated yet")
         return ReplyFinished(text=reply.text, finish_reason=reply.finish_reason, stats=reply.stats.to_dict(),
                              dropped_messages=self.dropped_messages, context_used=self.context_used(),
-                             contained_markers=self.contained_markers, prompt=self.prompt,
+                             contained_markers=self.contained_markers, folded_system=self.folded_system,
+                             prompt=self.prompt,
                              sources=tuple(self.retrieval.sources) if self.retrieval else (),
                              left_out=self.retrieval.left_out if self.retrieval else 0, library=self.library)
 

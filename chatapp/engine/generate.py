@@ -113,6 +113,10 @@ class Engine:
 
         # Prefill: reuse the cached prefix; at least one token must run to produce logits.
         reuse = min(_common_prefix(self._cached, prompt_ids), len(prompt_ids) - 1)
+        can_resume = getattr(self.model, "can_resume", None)
+        if reuse and can_resume is not None and not can_resume(reuse):
+            log.info("going back to position %d is past the sliding-window cache: running the prompt again", reuse)
+            reuse = 0  # a sliding-window cache no longer holds the keys before `reuse`
         self._cached = self._cached[:reuse]
         logits = self._forward(prompt_ids[reuse:], reuse)
         self._cached = list(prompt_ids)

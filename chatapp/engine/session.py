@@ -41,6 +41,7 @@ class ChatSession:
                 raise ValueError(f"message role must be user or assistant, got {m.get('role')!r}")
         self.dropped_messages = 0  # how many old messages the last reply could not see
         self.contained_markers = False  # the last prompt's messages held special-token strings (read as text)
+        self.folded_system = False  # the template has no system turn: the system prompt went into a user turn
         self.reply: Optional[Reply] = None
 
     # -- rendering ------------------------------------------------------------------------
@@ -68,6 +69,7 @@ class ChatSession:
             ids = prompt.ids
             if len(ids) + reserve <= limit:
                 self.contained_markers = prompt.contained_markers
+                self.folded_system = prompt.folded_system
                 if prompt.contained_markers:
                     log.info("the conversation contains chat-template markers %s; they are read as text",
                              ", ".join(prompt.markers))

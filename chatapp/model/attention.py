@@ -9,8 +9,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .layers import RMSNorm, apply_rope
+from .layers import apply_rope, make_norm
 from .linear import Linear
+from .softcap_attention import softcap_attention
+from .window_cache import WindowKVCache
 
 
 class KVCache(nn.Module):
@@ -43,11 +45,13 @@ class Attention(nn.Module):
         self.k_proj = Linear(config.dim, config.n_kv_heads * config.head_dim, bias=config.qkv_bias)
         self.v_proj = Linear(config.dim, config.n_kv_heads * config.head_dim, bias=config.qkv_bias)
         self.o_proj = Linear(config.n_heads * config.head_dim, config.dim, bias=config.o_bias)
-        if config.qk_norm:  # Qwen3: one RMSNorm over head_dim, shared by all heads
-            self.q_norm = RMSNorm(config.head_dim, config.norm_eps)
-            self.k_norm = RMSNorm(config.head_dim, config.norm_eps)
+        if config.qk_norm:  # Qwen3, Gemma 3: one norm over head_dim, shared by all heads
+            self.q_norm = make_norm(config, config.head_dim)
+            self.k_norm = make_norm(config, config.head_dim)
         self.qk_norm = config.qk_norm
-        self.kv_cache: Optional[KVCache] = None
+        self.scale = config.attn_scale  # None: SDPA's 1 / sqrt(head_dim)
+        self.softcap = config.attn_softcap
+        self.kv_cache: Optional[KVCache | WindowKVCache] = None
 
     def forward(self, x: torch.Tensor, rope: Optional[tuple[torch.Tensor, torch.Tensor]],
                 input_pos: Optional[torch.Tensor], mask: Optional[torch.Tensor], end: int) -> torch.Tensor:
@@ -56,20 +60,25 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(batch, seq, self.n_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(batch, seq, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(batch, seq, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        if self.qk_norm:  # before RoPE, as Qwen3 does
+        if self.qk_norm:  # before RoPE
             q, k = self.q_norm(q), self.k_norm(k)
         if self.use_rope:
             cos, sin = rope
             q = apply_rope(q, cos, sin)
             k = apply_rope(k, cos, sin)
-        if self.kv_cache is not None:
+        if isinstance(self.kv_cache, WindowKVCache):
+            k, v, mask = self.kv_cache.update(input_pos, k, v)  # the ring's keys, its own mask
+        elif self.kv_cache is not None:
             k, v = self.kv_cache.update(input_pos, k, v, end)  # (B, Hkv, end, D)
-        if mask is None:
+        if self.softcap is not None:
+            scale = self.scale if self.scale is not None else self.head_dim ** -0.5
+            out = softcap_attention(q, k, v, mask, scale, self.softcap)
+        elif mask is None:
             # Fresh sequence from position 0 (no cache, no window): plain causal attention.
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=seq > 1,
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=seq > 1, scale=self.scale,
                                                  enable_gqa=self.n_kv_heads != self.n_heads)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale,
                                                  enable_gqa=self.n_kv_heads != self.n_heads)
         # (B, H, T, D) -> (B, T, H*D)
         out = out.transpose(1, 2).reshape(batch, seq, self.n_heads * self.head_dim)

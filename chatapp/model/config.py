@@ -8,6 +8,11 @@ One decoder covers the families we support through flags:
   head_dim that need not be dim / n_heads.
 - mixtral / qwen3_moe: a mixture of experts in place of the MLP (`n_experts` > 0, see moe.py);
   qwen3_moe also has qwen3's q/k norms.
+- gemma2: (1 + weight) RMSNorm before and after each sublayer, embeddings scaled by sqrt(dim),
+  gated GELU-tanh MLP, soft-capped attention scores and logits, `query_pre_attn_scalar`, and
+  sliding-window layers alternating with global ones (`layer_types`).
+- gemma3 (text): gemma2's structure with q/k norms, no attention soft-capping, and its own RoPE
+  base (and scaling) for the sliding-window layers.
 """
 
 from __future__ import annotations
@@ -15,11 +20,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
-ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2", "qwen3", "qwen3_moe", "mixtral")
+ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2", "qwen3", "qwen3_moe", "mixtral", "gemma2", "gemma3")
 NORMS = ("rmsnorm", "layernorm")
-MLPS = ("swiglu", "gelu")
+MLPS = ("swiglu", "gelu", "geglu")  # geglu: SwiGLU's gate with GELU (tanh) in place of SiLU (Gemma)
+LAYER_TYPES = ("full_attention", "sliding_attention")
 POSITIONS = ("rope", "learned")
 ROPE_SCALINGS = ("linear", "llama3")
+
+
+# Positions a sliding-window layer's cache keeps beyond its window, so that a chat can go back
+# that many tokens (regenerate a reply) without running the whole prompt again.
+WINDOW_CACHE_SLACK = 256
 
 
 class ConfigError(ValueError):
@@ -68,18 +79,33 @@ class ModelConfig:
     mlp_bias: bool = False
     tie_embeddings: bool = False
     sliding_window: Optional[int] = None  # attend to at most this many previous positions
-    qk_norm: bool = False  # RMSNorm over each head's q and k before RoPE (Qwen3)
+    qk_norm: bool = False  # RMSNorm over each head's q and k before RoPE (Qwen3, Gemma 3)
     # Mixture of experts (moe.py); n_experts 0 means a dense MLP in every layer.
     n_experts: int = 0
     n_experts_per_tok: int = 0  # top-k experts each token goes through
     moe_intermediate_size: Optional[int] = None  # each expert's hidden size; None: intermediate_size
     norm_topk_prob: bool = True  # renormalise the top-k routing weights to sum to 1 (Mixtral: always)
     dense_layers: tuple[int, ...] = ()  # layers that keep the dense MLP in a MoE model (Qwen3-MoE)
+    # Gemma 2 / 3 (the defaults keep every other family as it was)
+    norm_unit_offset: bool = False  # RMSNorm scales by (1 + weight): Gemma keeps its weights near 0
+    post_norms: bool = False  # also a norm on each sublayer's output, before the residual add
+    embed_scale: bool = False  # embeddings multiplied by sqrt(dim)
+    attn_scale: Optional[float] = None  # attention score scale; None: 1 / sqrt(head_dim)
+    attn_softcap: Optional[float] = None  # scores become cap * tanh(scores / cap) (softcap_attention.py)
+    final_softcap: Optional[float] = None  # the same on the output logits
+    # Per layer "sliding_attention" or "full_attention"; None: `sliding_window` applies to every layer.
+    layer_types: Optional[tuple[str, ...]] = None
+    local_rope_theta: Optional[float] = None  # RoPE base of sliding layers; None: rope_theta, rope_scaling
+    local_rope_scaling: Optional[RopeScaling] = None  # used with local_rope_theta only
     name: str = ""  # human-readable model name, for display only
 
     def __post_init__(self) -> None:
         if isinstance(self.rope_scaling, dict):
             self.rope_scaling = RopeScaling(**self.rope_scaling)
+        if isinstance(self.local_rope_scaling, dict):
+            self.local_rope_scaling = RopeScaling(**self.local_rope_scaling)
+        if self.layer_types is not None:
+            self.layer_types = tuple(self.layer_types)
         if self.n_kv_heads is None:
             self.n_kv_heads = self.n_heads
         self.dense_layers = tuple(self.dense_layers)
@@ -127,6 +153,27 @@ class ModelConfig:
             bad = [i for i in self.dense_layers if not 0 <= i < self.n_layers]
             if bad:
                 raise ConfigError(f"dense_layers {bad} are not layers of a {self.n_layers}-layer model")
+        self._validate_gemma_fields()
+
+    def _validate_gemma_fields(self) -> None:
+        for name in ("attn_scale", "attn_softcap", "final_softcap", "local_rope_theta"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"{name} must be positive or None, got {value!r}")
+        if self.layer_types is not None:
+            if len(self.layer_types) != self.n_layers:
+                raise ConfigError(f"layer_types has {len(self.layer_types)} entries for {self.n_layers} layers")
+            bad = sorted(set(self.layer_types) - set(LAYER_TYPES))
+            if bad:
+                raise ConfigError(f"unknown layer types {bad}; supported: {', '.join(LAYER_TYPES)}")
+            if "sliding_attention" in self.layer_types and self.sliding_window is None:
+                raise ConfigError("layer_types has sliding_attention layers but sliding_window is not set")
+
+    def is_sliding(self, index: int) -> bool:
+        """Whether layer `index` attends to a sliding window only."""
+        if self.sliding_window is None:
+            return False
+        return self.layer_types is None or self.layer_types[index] == "sliding_attention"
 
     def is_moe_layer(self, index: int) -> bool:
         """Whether layer `index` has a mixture of experts in place of the dense MLP."""
@@ -140,8 +187,8 @@ class ModelConfig:
     def n_params(self) -> int:
         """Parameter count (embeddings counted once when tied)."""
         attn = self.dim * self.head_dim * (self.n_heads * 2 + self.n_kv_heads * 2)
-        mlp = self.dim * self.intermediate_size * (3 if self.mlp == "swiglu" else 2)
-        per_layer = attn + mlp + 2 * self.dim + (2 * self.head_dim if self.qk_norm else 0)
+        mlp = self.dim * self.intermediate_size * (2 if self.mlp == "gelu" else 3)
+        per_layer = attn + mlp + (4 if self.post_norms else 2) * self.dim + (2 * self.head_dim if self.qk_norm else 0)
         emb = self.vocab_size * self.dim * (1 if self.tie_embeddings else 2)
         pos = self.max_seq_len * self.dim if self.positions == "learned" else 0
         total = self.n_layers * per_layer + emb + pos + self.dim
@@ -159,7 +206,16 @@ class ModelConfig:
         return self.n_params - self.n_moe_layers * unused
 
     def kv_cache_bytes(self, seq_len: int, batch_size: int = 1, bytes_per_value: int = 4) -> int:
-        return 2 * self.n_layers * batch_size * self.n_kv_heads * seq_len * self.head_dim * bytes_per_value
+        """Bytes of the KV cache `setup_cache` allocates for `seq_len` positions: a sliding-window
+        layer keeps only its window plus WINDOW_CACHE_SLACK positions (see model/window_cache.py)."""
+        positions = sum(self.cache_positions(i, seq_len) for i in range(self.n_layers))
+        return 2 * positions * batch_size * self.n_kv_heads * self.head_dim * bytes_per_value
+
+    def cache_positions(self, index: int, seq_len: int, slack: int = WINDOW_CACHE_SLACK) -> int:
+        """Positions layer `index`'s KV cache holds for a context of `seq_len`."""
+        if self.is_sliding(index):
+            return min(seq_len, self.sliding_window + slack)
+        return seq_len
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

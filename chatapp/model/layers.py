@@ -13,21 +13,27 @@ from .linear import Linear
 
 
 class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float) -> None:
+    """RMSNorm; with unit_offset (Gemma) the scale is 1 + weight, the weight initialised to 0."""
+
+    def __init__(self, dim: int, eps: float, unit_offset: bool = False) -> None:
         super().__init__()
         self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
+        self.unit_offset = unit_offset
+        self.weight = nn.Parameter(torch.zeros(dim) if unit_offset else torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Normalise in float32 whatever the compute dtype, as the reference does.
         x32 = x.float()
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        if self.unit_offset:  # Gemma scales in float32, then casts: (x * (1 + w)).to(dtype)
+            return (x32 * (1.0 + self.weight.float())).to(x.dtype)
         return self.weight * x32.to(x.dtype)
 
 
-def make_norm(config: ModelConfig) -> nn.Module:
+def make_norm(config: ModelConfig, dim: int | None = None) -> nn.Module:
+    """The config's norm over `dim` features (default: the model width)."""
     if config.norm == "rmsnorm":
-        return RMSNorm(config.dim, config.norm_eps)
+        return RMSNorm(dim or config.dim, config.norm_eps, unit_offset=config.norm_unit_offset)
     return nn.LayerNorm(config.dim, eps=config.norm_eps)
 
 
@@ -67,15 +73,20 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 class SwiGLU(nn.Module):
+    """Gated MLP: down(act(gate(x)) * up(x)); act is SiLU, or GELU-tanh for "geglu" (Gemma)."""
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         bias = config.mlp_bias
+        self.gelu_gate = config.mlp == "geglu"
         self.gate_proj = Linear(config.dim, config.intermediate_size, bias=bias)
         self.up_proj = Linear(config.dim, config.intermediate_size, bias=bias)
         self.down_proj = Linear(config.intermediate_size, config.dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        gate = self.gate_proj(x)
+        gate = F.gelu(gate, approximate="tanh") if self.gelu_gate else F.silu(gate)
+        return self.down_proj(gate * self.up_proj(x))
 
 
 class GeluMLP(nn.Module):
@@ -92,4 +103,4 @@ class GeluMLP(nn.Module):
 
 
 def make_mlp(config: ModelConfig) -> nn.Module:
-    return SwiGLU(config) if config.mlp == "swiglu" else GeluMLP(config)
+    return GeluMLP(config) if config.mlp == "gelu" else SwiGLU(config)

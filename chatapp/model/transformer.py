@@ -13,23 +13,32 @@ import torch
 from torch import nn
 
 from .attention import Attention, KVCache
-from .config import ModelConfig
+from .config import WINDOW_CACHE_SLACK, ModelConfig
 from .layers import make_mlp, make_norm, rope_cos_sin, rope_inv_freq
 from .linear import Linear
 from .moe import MoE
+from .softcap_attention import softcap_logits
+from .window_cache import WindowKVCache
 
 
 class Block(nn.Module):
     def __init__(self, config: ModelConfig, index: int = 0) -> None:
         super().__init__()
+        self.sliding = config.is_sliding(index)
         self.attn_norm = make_norm(config)
         self.attn = Attention(config)
         self.mlp_norm = make_norm(config)
         self.mlp = MoE(config) if config.is_moe_layer(index) else make_mlp(config)
+        self.post_norms = config.post_norms
+        if config.post_norms:  # Gemma: each sublayer's output is normalised before the residual add
+            self.attn_post_norm = make_norm(config)
+            self.mlp_post_norm = make_norm(config)
 
     def forward(self, x, rope, input_pos, mask, end):
-        x = x + self.attn(self.attn_norm(x), rope, input_pos, mask, end)
-        return x + self.mlp(self.mlp_norm(x))
+        h = self.attn(self.attn_norm(x), rope, input_pos, mask, end)
+        x = x + (self.attn_post_norm(h) if self.post_norms else h)
+        h = self.mlp(self.mlp_norm(x))
+        return x + (self.mlp_post_norm(h) if self.post_norms else h)
 
 
 class Transformer(nn.Module):
@@ -54,19 +63,40 @@ class Transformer(nn.Module):
             if device is None and self.tok_embeddings.weight.device.type != "meta":
                 device = self.tok_embeddings.weight.device
             self.register_buffer("rope_inv_freq", inv_freq.to(device), persistent=False)
+            if self.config.local_rope_theta is not None:  # Gemma 3's sliding layers: their own base
+                local = rope_inv_freq(self.config.head_dim, self.config.local_rope_theta,
+                                      self.config.local_rope_scaling)
+                self.register_buffer("local_rope_inv_freq", local.to(device), persistent=False)
 
     # -- KV cache -------------------------------------------------------------------------
     def setup_cache(self, batch_size: int, max_seq_len: Optional[int] = None,
-                    dtype: Optional[torch.dtype] = None) -> None:
-        """Allocate a KV cache for `batch_size` sequences of up to `max_seq_len` positions."""
+                    dtype: Optional[torch.dtype] = None, window_cache: bool = True,
+                    window_slack: int = WINDOW_CACHE_SLACK) -> None:
+        """Allocate a KV cache for `batch_size` sequences of up to `max_seq_len` positions.
+
+        window_cache: sliding-window layers keep only their window plus `window_slack` positions
+        (how far back a chat may go without running its prompt again) where that is shorter than
+        max_seq_len (window_cache.py); False: every layer keeps every position.
+        """
         max_seq_len = max_seq_len or self.config.max_seq_len
         if max_seq_len > self.config.max_seq_len:
             raise ValueError(f"cache length {max_seq_len} exceeds the model's context {self.config.max_seq_len}")
         param = self.tok_embeddings.weight
-        for block in self.layers:
-            block.attn.kv_cache = KVCache(batch_size, self.config.n_kv_heads, max_seq_len,
-                                          self.config.head_dim, dtype or param.dtype, param.device)
+        config, dtype = self.config, dtype or param.dtype
+        for i, block in enumerate(self.layers):
+            if window_cache and config.cache_positions(i, max_seq_len, window_slack) < max_seq_len:
+                block.attn.kv_cache = WindowKVCache(batch_size, config.n_kv_heads, config.sliding_window,
+                                                    window_slack, config.head_dim, dtype, param.device)
+            else:
+                block.attn.kv_cache = KVCache(batch_size, config.n_kv_heads, max_seq_len,
+                                              config.head_dim, dtype, param.device)
         self.cache_len = max_seq_len
+
+    def can_resume(self, start: int) -> bool:
+        """Whether the KV cache can run on from position `start` with the positions before it
+        (a sliding-window cache forgets positions older than its window and slack)."""
+        return all(block.attn.kv_cache.can_resume(start) for block in self.layers
+                   if isinstance(block.attn.kv_cache, WindowKVCache))
 
     def clear_cache(self) -> None:
         for block in self.layers:
@@ -74,9 +104,9 @@ class Transformer(nn.Module):
         self.cache_len = 0
 
     # -- forward --------------------------------------------------------------------------
-    def _mask(self, input_pos: torch.Tensor, end: int, cached: bool) -> Optional[torch.Tensor]:
+    def _mask(self, input_pos: torch.Tensor, end: int, cached: bool,
+              window: Optional[int]) -> Optional[torch.Tensor]:
         """Boolean mask (T, end), True where a query may attend; None for plain causal."""
-        window = self.config.sliding_window
         seq = input_pos.shape[0]
         fresh = int(input_pos[0]) == 0 and end == seq
         if not cached and not fresh:
@@ -107,16 +137,26 @@ class Transformer(nn.Module):
         limit = self.cache_len or self.config.max_seq_len
         if end > limit:
             raise ValueError(f"position {end - 1} is past the context length {limit}")
-        mask = self._mask(input_pos, end, cached=self.cache_len > 0)
+        cached = self.cache_len > 0
+        # One mask and one RoPE table per kind of layer, keyed by Block.sliding.
+        masks = {sliding: self._mask(input_pos, end, cached, self.config.sliding_window if sliding else None)
+                 for sliding in {block.sliding for block in self.layers}}
 
         x = self.tok_embeddings(tokens)  # (B, T, dim)
-        rope = None
+        if self.config.embed_scale:  # Gemma: sqrt(dim), rounded to the weights' dtype as it does
+            x = x * torch.tensor(self.config.dim ** 0.5).to(x.dtype)
+        ropes = {False: None, True: None}
         if self.config.positions == "learned":
             x = x + self.pos_embeddings(input_pos)[None]
         else:
-            rope = rope_cos_sin(input_pos, self.rope_inv_freq)
+            ropes[False] = ropes[True] = rope_cos_sin(input_pos, self.rope_inv_freq)
+            if self.config.local_rope_theta is not None:
+                ropes[True] = rope_cos_sin(input_pos, self.local_rope_inv_freq)
         for block in self.layers:
-            x = block(x, rope, input_pos, mask, end)
+            x = block(x, ropes[block.sliding], input_pos, masks[block.sliding], end)
         if last_only:
             x = x[:, -1:]  # (B, 1, dim)
-        return self.lm_head(self.norm(x))
+        logits = self.lm_head(self.norm(x))
+        if self.config.final_softcap is not None:
+            logits = softcap_logits(logits, self.config.final_softcap)
+        return logits

@@ -42,8 +42,9 @@ class ChatTemplateError(Exception):
     one of the bounds in chatapp/limits.py."""
 
     def __init__(self, reason: str, source: Optional[str] = None, exceeded_limit: bool = False,
-                 unusable: bool = False) -> None:
+                 unusable: bool = False, raised_by_template: bool = False) -> None:
         self.reason = reason
+        self.raised_by_template = raised_by_template  # the template's own raise_exception(...)
         self.source = source
         self.exceeded_limit = exceeded_limit
         self.unusable = unusable or exceeded_limit  # no conversation can get through this template
@@ -57,7 +58,7 @@ class ChatTemplateError(Exception):
         super().__init__(message)
 
     def with_source(self, source: str) -> "ChatTemplateError":
-        return ChatTemplateError(self.reason, source, self.exceeded_limit, self.unusable)
+        return ChatTemplateError(self.reason, source, self.exceeded_limit, self.unusable, self.raised_by_template)
 
 
 class _RaisedByTemplate(jinja2.TemplateError):
@@ -143,7 +144,7 @@ def render_chat(template: Optional[str], messages: Sequence[Mapping[str, Any]],
         raise ChatTemplateError(f"it went too deep or used too much memory ({type(exc).__name__})",
                                 exceeded_limit=True) from exc
     except _RaisedByTemplate as exc:
-        raise ChatTemplateError(str(exc)) from exc
+        raise ChatTemplateError(str(exc), raised_by_template=True) from exc
     except SecurityError as exc:
         raise ChatTemplateError(f"blocked by the sandbox: {exc}") from exc
     except Exception as exc:  # untrusted code: any failure is the template's

@@ -11,11 +11,17 @@ Two vocabulary kinds (`tokenizer.ggml.model`):
 - "llama": SentencePiece-style BPE over "\u2581"-for-space pieces with <0xNN> byte fallback.
   Files converted from SentencePiece carry scores but no merges; the merges are recovered from
   the scores (a higher-scored piece merges first), which is what SentencePiece's BPE does.
+  Gemma's files (general.architecture gemma, gemma2, gemma3) differ, as transformers' GGUF
+  loader handles them: pieces made only of spaces are stored with real spaces (read as
+  "\u2581" runs), and the merge order is the order of the pieces in the file, not their scores,
+  every piece taking part. Its turn markers are matched whole and are special even where the file
+  calls them user-defined (llama.cpp, too, makes <end_of_turn> a control token).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Optional
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
@@ -48,10 +54,14 @@ _PRE_FAMILIES = {
 }
 
 SUPPORTED_MODELS = ("gpt2", "llama")
+GEMMA_ARCHITECTURES = ("gemma", "gemma2", "gemma3")
+TURN_MARKERS = ("<start_of_turn>", "<end_of_turn>")  # special whatever type the file gives them
 
 
 def build_gguf_backend(vocab: GGUFVocab) -> Tokenizer:
     """The tokenizer `vocab` describes, special tokens and BOS handling included."""
+    if vocab.model == "llama" and vocab.architecture in GEMMA_ARCHITECTURES:
+        vocab = _gemma_spelling(vocab)
     if vocab.model == "gpt2":
         backend = _byte_level_bpe(vocab)
     elif vocab.model == "llama":
@@ -103,10 +113,21 @@ def _byte_level_bpe(vocab: GGUFVocab) -> Tokenizer:
     return backend
 
 
+def _gemma_spelling(vocab: GGUFVocab) -> GGUFVocab:
+    """Gemma's vocabulary as its merges expect it: space-only pieces spelled with "\u2581" (plain
+    vocabulary then, not added tokens), and scores replaced by file order (see the module doc)."""
+    tokens, types = list(vocab.tokens), list(vocab.token_types)
+    for index, token in enumerate(tokens):
+        if " " in token and not token.strip():
+            tokens[index], types[index] = SPACE_MARK * len(token), NORMAL
+    return replace(vocab, tokens=tokens, token_types=types, scores=[-float(i) for i in range(len(tokens))])
+
+
 def _sentencepiece_bpe(vocab: GGUFVocab) -> Tokenizer:
     token_ids = _token_ids(vocab)
+    gemma = vocab.architecture in GEMMA_ARCHITECTURES
     merges = ([_split_merge(merge) for merge in vocab.merges] if vocab.merges
-              else _merges_from_scores(vocab, token_ids))
+              else _merges_from_scores(vocab, token_ids, every_piece=gemma))
     unk = vocab.tokens[vocab.unk_id] if vocab.unk_id is not None else None
     backend = Tokenizer(models.BPE(vocab=token_ids, merges=merges, unk_token=unk, fuse_unk=True,
                                    byte_fallback=True))
@@ -137,8 +158,10 @@ def _split_merge(merge: str) -> tuple[str, str]:
     return left, right
 
 
-def _merges_from_scores(vocab: GGUFVocab, token_ids: dict[str, int]) -> list[tuple[str, str]]:
-    """Every (left, right) split of a normal token into two vocabulary pieces, best score first.
+def _merges_from_scores(vocab: GGUFVocab, token_ids: dict[str, int],
+                        every_piece: bool = False) -> list[tuple[str, str]]:
+    """Every (left, right) split of a normal token (every_piece: of any token) into two
+    vocabulary pieces, best score first.
 
     SentencePiece's BPE merges the adjacent pair whose joined piece scores highest; ordering the
     merges by that score makes `tokenizers`' rank-based BPE pick the same pairs. Among splits
@@ -147,7 +170,7 @@ def _merges_from_scores(vocab: GGUFVocab, token_ids: dict[str, int]) -> list[tup
     scores = vocab.scores if vocab.scores is not None else [-float(i) for i in range(len(vocab.tokens))]
     candidates: list[tuple[float, int, int, str, str]] = []
     for index, (token, kind) in enumerate(zip(vocab.tokens, vocab.token_types)):
-        if kind != NORMAL or len(token) < 2 or token_ids.get(token) != index:
+        if (kind != NORMAL and not every_piece) or len(token) < 2 or token_ids.get(token) != index:
             continue
         for cut in range(1, len(token)):
             left, right = token[:cut], token[cut:]
@@ -163,7 +186,7 @@ def _add_special_tokens(backend: Tokenizer, vocab: GGUFVocab) -> None:
     decode(skip_special_tokens=True), as llama.cpp and transformers do."""
     special, added = [], []
     for token, kind in zip(vocab.tokens, vocab.token_types):
-        if kind in (CONTROL, UNKNOWN):
+        if kind in (CONTROL, UNKNOWN) or (kind == USER_DEFINED and token in TURN_MARKERS):
             special.append(AddedToken(token, special=True, normalized=False))
         elif kind == USER_DEFINED:
             added.append(AddedToken(token, special=False, normalized=False))

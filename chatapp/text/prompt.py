@@ -20,12 +20,15 @@ not escaped: the templates' text next to a message is a whole marker or plain wo
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 from .chat_template import ChatTemplateError
+
+log = logging.getLogger(__name__)
 
 _SENTINEL_OPEN, _SENTINEL_CLOSE = "\ue000", "\ue001"  # Unicode private use: no template prints these
 
@@ -34,12 +37,29 @@ _SENTINEL_OPEN, _SENTINEL_CLOSE = "\ue000", "\ue001"  # Unicode private use: no 
 class RenderedPrompt:
     """Prompt ids for a conversation; `text` is what the model reads (markers in messages shown
     as written). `contained_markers`: some message held a special-token string, which was
-    encoded as text; `markers` lists which."""
+    encoded as text; `markers` lists which. `folded_system`: the template refuses a system turn
+    (Gemma's raises "System role not supported"), so the system prompt was put at the start of the
+    first user message instead (`fold_system_prompt`)."""
 
     ids: list[int]
     text: str
     contained_markers: bool = False
     markers: tuple[str, ...] = field(default_factory=tuple)
+    folded_system: bool = False
+
+
+def fold_system_prompt(messages: Sequence[Mapping[str, Any]]) -> Optional[list[dict]]:
+    """`messages` with a leading system message moved into the first user message (its text, a
+    blank line, then the user's), or None when there is none to fold: what a template without a
+    system turn gets. Gemma 3's own template folds the same way."""
+    if not messages or messages[0].get("role") != "system" or not isinstance(messages[0].get("content"), str):
+        return None
+    system, rest = messages[0]["content"], [dict(m) for m in messages[1:]]
+    if rest and rest[0].get("role") == "user" and isinstance(rest[0].get("content"), str):
+        rest[0]["content"] = f"{system}\n\n{rest[0]['content']}" if system else rest[0]["content"]
+    else:  # no user turn to carry it (a template refusing system turns wants one first)
+        rest.insert(0, {"role": "user", "content": system})
+    return rest
 
 
 def encode_text(tokenizer: Any, text: str) -> list[int]:
@@ -98,15 +118,26 @@ def render_and_encode(tokenizer: Any, messages: Sequence[Mapping[str, Any]], *,
     else:
         escaped = list(messages)
 
+    if continue_final and not escaped:
+        raise ValueError("there is no reply to continue")
+
+    def apply(conversation: list) -> str:
+        return tokenizer.apply_chat_template(conversation, add_generation_prompt=add_generation_prompt
+                                             and not continue_final, **variables)
+
+    folded_system = False
+    try:
+        rendered = apply(list(escaped))
+    except ChatTemplateError as exc:
+        folded = fold_system_prompt(escaped) if exc.raised_by_template else None
+        if folded is None:
+            raise
+        rendered = apply(folded)  # its error, if any, is about the conversation as the template sees it
+        folded_system = True
+        log.info("the chat template refused a system turn (%s): the system prompt was put at the start of "
+                 "the first user message", exc.reason)
     if continue_final:
-        if not escaped:
-            raise ValueError("there is no reply to continue")
-        rendered = _open_final_message(
-            tokenizer.apply_chat_template(list(escaped), add_generation_prompt=False, **variables),
-            escaped[-1]["content"])
-    else:
-        rendered = tokenizer.apply_chat_template(list(escaped), add_generation_prompt=add_generation_prompt,
-                                                 **variables)
+        rendered = _open_final_message(rendered, escaped[-1]["content"])
 
     if escaped and not rendered.strip():
         source = getattr(tokenizer, "source", None)
@@ -134,7 +165,7 @@ def render_and_encode(tokenizer: Any, messages: Sequence[Mapping[str, Any]], *,
     if add_bos and getattr(tokenizer, "add_bos", False) and bos is not None and (not ids or ids[0] != bos):
         ids = [bos] + ids
     return RenderedPrompt(ids=ids, text=text, contained_markers=bool(found),
-                          markers=tuple(dict.fromkeys(found)))
+                          markers=tuple(dict.fromkeys(found)), folded_system=folded_system)
 
 
 def _open_final_message(rendered: str, content: str) -> str:

@@ -34,7 +34,7 @@ WEIGHTS_FILE = "model.safetensors"
 GPT2_SPLIT_QKV = re.compile(r"layers\.(\d+)\.attn\.([qkv])_proj\.(weight|bias)")
 ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
                  "gpt2": "GPT2LMHeadModel", "qwen3": "Qwen3ForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM",
-                 "mixtral": "MixtralForCausalLM"}
+                 "mixtral": "MixtralForCausalLM", "gemma2": "Gemma2ForCausalLM", "gemma3": "Gemma3ForCausalLM"}
 
 
 class ExportError(ValueError):
@@ -79,6 +79,13 @@ def hf_config_dict(config: ModelConfig, tokenizer: Any = None, dtype: torch.dtyp
                 "n_inner": config.intermediate_size, "n_positions": config.max_seq_len,
                 "layer_norm_epsilon": config.norm_eps, "activation_function": "gelu_new",
                 "tie_word_embeddings": config.tie_embeddings, "dtype": dtype_name, **tokens}
+    if family in ("gemma2", "gemma3"):
+        from ..weights.gemma import gemma_hf_config
+
+        try:
+            return {**gemma_hf_config(config), "dtype": dtype_name, **tokens}
+        except ValueError as exc:
+            raise ExportError(str(exc)) from exc
     if family not in ("llama", "mistral", "qwen2", "qwen3", "qwen3_moe", "mixtral"):
         raise ExportError(f"architecture {family!r} cannot be exported")
     if config.norm != "rmsnorm" or config.mlp != "swiglu" or config.positions != "rope":

@@ -527,6 +527,10 @@ class ChatController(QObject):
             self.status_message.emit(
                 _tr("Your messages contain chat-control markers (such as <|im_end|>); the model read them "
                     "as plain text, so they could not open or close a turn."), 10000)
+        if result.folded_system:
+            self.status_message.emit(
+                _tr("This model's chat template has no system turn: the system prompt was put at the start "
+                    "of the first message."), 10000)
         if result.dropped_messages:
             self.status_message.emit(
                 _tr("{n} earlier messages did not fit the context and were left out of this reply.").format(

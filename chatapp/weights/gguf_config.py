@@ -20,6 +20,7 @@ from ..model.config import ConfigError, ModelConfig, RopeScaling
 from ..model.layers import rope_inv_freq
 from ..sampling_settings import checked_recommendations
 from .gguf_dequant import SUPPORTED_TYPES, dequantize_tensor, numpy_shape
+from .gemma import GEMMA_GGUF_ARCHITECTURES, gemma_gguf_fields
 from .gguf_names import OUR_ARCH, SUPPORTED_ARCHITECTURES
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,8 @@ def gguf_config(reader: GGUFReader, path: Path | str) -> ModelConfig:
             fields["sliding_window"] = meta.uniform_int("attention.sliding_window", window)
         fields["qk_norm"] = arch in ("qwen3", "qwen3moe")
         fields.update(gguf_moe_fields(meta, names))
+        if arch in GEMMA_GGUF_ARCHITECTURES:
+            fields.update(gemma_gguf_fields(meta, fields))
     try:
         config = ModelConfig(**fields)
     except ConfigError as exc:

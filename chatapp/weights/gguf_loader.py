@@ -25,7 +25,8 @@ from ..errors import (CorruptFileError, MissingFileError, ModelLoadError, ShapeM
 from ..model.config import ModelConfig
 from .gguf_config import gguf_config
 from .gguf_dequant import SUPPORTED_TYPES, dequantize_tensor, numpy_shape, supported_type_names
-from .gguf_names import FUSED_QKV, ROPE_PERMUTED_ARCHITECTURES, gguf_name, our_name
+from .gguf_names import (FUSED_QKV, ROPE_PERMUTED_ARCHITECTURES, UNIT_OFFSET_NORM_ARCHITECTURES, gguf_name,
+                         our_name)
 from .validate import check_state_dict, expected_shapes
 
 log = logging.getLogger(__name__)
@@ -229,6 +230,7 @@ def load_gguf_state_dict(reader: GGUFReader, config: ModelConfig, path: Path | s
     start = time.perf_counter()
     plan = _plan(reader, config, path)
     permute = config.arch in ROPE_PERMUTED_ARCHITECTURES
+    unit_offset = config.arch in UNIT_OFFSET_NORM_ARCHITECTURES
     q_rows, kv_rows = config.n_heads * config.head_dim, config.n_kv_heads * config.head_dim
     state: dict[str, torch.Tensor] = {}
     for done, (t, name) in enumerate(plan, 1):
@@ -242,6 +244,8 @@ def load_gguf_state_dict(reader: GGUFReader, config: ModelConfig, path: Path | s
             values = undo_rope_permutation(values, config.n_heads)
         elif permute and ".attn.k_proj." in name:
             values = undo_rope_permutation(values, config.n_kv_heads)
+        elif unit_offset and name.endswith("norm.weight"):
+            values = values - 1  # llama.cpp stored Gemma's 1 + w (see UNIT_OFFSET_NORM_ARCHITECTURES)
         if FUSED_QKV in name:
             # (q_rows + 2 kv_rows, ...) -> q (q_rows, ...), k and v (kv_rows, ...); row views, no copy
             for part, rows in zip("qkv", values.split([q_rows, kv_rows, kv_rows], dim=0)):

@@ -16,7 +16,7 @@ from .name_map import NameMap
 # llama.cpp (Mistral models are written as "llama"), but files that say "mistral" use the
 # llama layout.
 # Mixtral is written as "llama" with experts (gguf_config names it "mixtral" by its expert_count).
-SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2", "qwen3", "qwen3moe")
+SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2", "qwen3", "qwen3moe", "gemma2", "gemma3")
 # general.architecture -> our ModelConfig.arch, where the two differ.
 OUR_ARCH = {"qwen3moe": "qwen3_moe"}
 
@@ -76,6 +76,35 @@ _EXPERT_NAMES: list[tuple[str, str]] = [
 
 FUSED_QKV = ".attn.qkv."
 
+# Gemma 2 / 3: a norm before and after each sublayer, q/k norms (Gemma 3). q/k are not permuted
+# (llama.cpp runs Gemma with the rotate-half RoPE). Its norms are stored as 1 + w: see
+# UNIT_OFFSET_NORM_ARCHITECTURES.
+_GEMMA_NAMES: list[tuple[str, str]] = [
+    ("token_embd.weight", "tok_embeddings.weight"),
+    ("output_norm.weight", "norm.weight"),
+    ("output.weight", "lm_head.weight"),
+    ("blk.{i}.attn_norm.weight", "layers.{i}.attn_norm.weight"),
+    ("blk.{i}.post_attention_norm.weight", "layers.{i}.attn_post_norm.weight"),
+    ("blk.{i}.ffn_norm.weight", "layers.{i}.mlp_norm.weight"),
+    ("blk.{i}.post_ffw_norm.weight", "layers.{i}.mlp_post_norm.weight"),
+    ("blk.{i}.attn_q.{p}", "layers.{i}.attn.q_proj.{p}"),
+    ("blk.{i}.attn_k.{p}", "layers.{i}.attn.k_proj.{p}"),
+    ("blk.{i}.attn_v.{p}", "layers.{i}.attn.v_proj.{p}"),
+    ("blk.{i}.attn_output.{p}", "layers.{i}.attn.o_proj.{p}"),
+    ("blk.{i}.attn_q_norm.weight", "layers.{i}.attn.q_norm.weight"),
+    ("blk.{i}.attn_k_norm.weight", "layers.{i}.attn.k_norm.weight"),
+    ("blk.{i}.ffn_gate.{p}", "layers.{i}.mlp.gate_proj.{p}"),
+    ("blk.{i}.ffn_up.{p}", "layers.{i}.mlp.up_proj.{p}"),
+    ("blk.{i}.ffn_down.{p}", "layers.{i}.mlp.down_proj.{p}"),
+]
+
+# Architectures whose RMSNorm weights llama.cpp stores as 1 + w: Hugging Face's Gemma norms
+# compute x * (1 + w) and convert_hf_to_gguf.py adds 1 to every tensor named *norm.weight
+# (Gemma2Model.modify_tensors, Gemma3Model.norm_shift) so that llama.cpp can multiply by the
+# stored value. Our Gemma norms keep w (as Hugging Face does, exact in bf16 too), so the loader
+# subtracts the 1 again, in one place (gguf_loader.load_gguf_state_dict), for these only.
+UNIT_OFFSET_NORM_ARCHITECTURES = frozenset({"gemma2", "gemma3"})
+
 # Tensors that carry nothing our model needs as a parameter. rope_freqs holds Llama-3 RoPE
 # frequency factors, which gguf_config turns into RopeScaling; rot_embd is an old cache.
 IGNORED = re.compile(r"rope_freqs\.weight|blk\.\d+\.attn_rot_embd(\.weight)?")
@@ -89,6 +118,8 @@ _TABLES = {
     "qwen3": NameMap(_LLAMA_NAMES + _QK_NORM_NAMES),
     "qwen3_moe": NameMap(_LLAMA_NAMES + _QK_NORM_NAMES + _EXPERT_NAMES),
     "mixtral": NameMap(_LLAMA_NAMES + _EXPERT_NAMES),
+    "gemma2": NameMap(_GEMMA_NAMES),
+    "gemma3": NameMap(_GEMMA_NAMES),
 }
 
 

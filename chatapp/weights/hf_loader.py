@@ -59,11 +59,12 @@ CONFIG_MAX_SIZE = 1 << 24
 _WHOLE = ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers", "vocab_size",
           "n_embd", "n_head", "n_layer", "n_positions", "n_inner", "num_key_value_heads", "head_dim",
           "max_position_embeddings", "sliding_window", "num_experts", "num_local_experts", "num_experts_per_tok",
-          "moe_intermediate_size", "decoder_sparse_step")
-_REAL = ("rms_norm_eps", "layer_norm_epsilon", "rope_theta")
+          "moe_intermediate_size", "decoder_sparse_step", "sliding_window_pattern")
+_REAL = ("rms_norm_eps", "layer_norm_epsilon", "rope_theta", "query_pre_attn_scalar", "attn_logit_softcapping",
+         "final_logit_softcapping", "rope_local_base_freq")
 _FLAGS = ("attention_bias", "mlp_bias", "tie_word_embeddings", "use_sliding_window", "scale_attn_weights",
-          "norm_topk_prob")
-_TEXT = ("model_type", "hidden_act", "activation_function", "_name_or_path")
+          "norm_topk_prob", "use_bidirectional_attention")
+_TEXT = ("model_type", "hidden_act", "activation_function", "_name_or_path", "hidden_activation")
 _OBJECTS = ("rope_parameters", "rope_scaling")
 
 

@@ -8,9 +8,10 @@ from typing import Any, Callable, Optional
 from ..errors import UnsupportedArchitectureError
 from ..model.config import ModelConfig, RopeScaling
 from .experts import MIXTRAL_EXPERT_NAMES, QK_NORM_NAMES, QWEN3_MOE_EXPERT_NAMES, hf_moe_fields
+from .gemma import GEMMA_NAMES, gemma_config_fields
 from .name_map import NameMap
 
-SUPPORTED = ("llama", "mistral", "qwen2", "gpt2", "qwen3", "qwen3_moe", "mixtral")
+SUPPORTED = ("llama", "mistral", "qwen2", "gpt2", "qwen3", "qwen3_moe", "mixtral", "gemma2", "gemma3_text")
 
 # (Hugging Face name, ours), read both ways (see name_map.py): `{i}` is the layer index, `{p}`
 # weight or bias. The loader reads Hugging Face -> ours (our_name); the folder exporter and the
@@ -52,7 +53,9 @@ _TABLES = {"llama": NameMap(LLAMA_NAMES), "mistral": NameMap(LLAMA_NAMES), "qwen
            "gpt2": NameMap(GPT2_NAMES), "qwen3": NameMap(LLAMA_NAMES + QK_NORM_NAMES),
            # Qwen3-MoE's dense layers (mlp_only_layers) keep the llama MLP names.
            "qwen3_moe": NameMap(LLAMA_NAMES + QK_NORM_NAMES + QWEN3_MOE_EXPERT_NAMES),
-           "mixtral": NameMap(LLAMA_NAMES + MIXTRAL_EXPERT_NAMES)}
+           "mixtral": NameMap(LLAMA_NAMES + MIXTRAL_EXPERT_NAMES),
+           "gemma2": NameMap(GEMMA_NAMES), "gemma3_text": NameMap(GEMMA_NAMES),
+           "gemma3": NameMap(GEMMA_NAMES)}  # our arch name for gemma3_text (PEFT adapters, export)
 
 # Tensors that exist in some checkpoints but carry nothing our model needs.
 IGNORED = re.compile(r".*(rotary_emb\.inv_freq|\.attn\.bias|\.attn\.masked_bias)$")
@@ -173,11 +176,17 @@ CONFIG_BUILDERS: dict[str, Callable[[dict[str, Any]], ModelConfig]] = {
     "qwen3": lambda hf: _llama_like(hf, "qwen3"),
     "qwen3_moe": lambda hf: _llama_like(hf, "qwen3_moe"),
     "mixtral": lambda hf: _llama_like(hf, "mixtral"),
+    "gemma2": lambda hf: ModelConfig(**gemma_config_fields(hf, "gemma2")),
+    "gemma3_text": lambda hf: ModelConfig(**gemma_config_fields(hf, "gemma3_text")),
 }
 
 
 def family_of(hf: dict[str, Any], path) -> str:
     family = hf.get("model_type")
+    if family == "gemma3":
+        raise UnsupportedArchitectureError(
+            path, "Gemma 3 with its vision tower (model_type 'gemma3') is not supported",
+            "only Gemma 3's text-only models (model_type 'gemma3_text', e.g. gemma-3-1b) load")
     if family not in CONFIG_BUILDERS:
         raise UnsupportedArchitectureError(
             path, f"model_type {family!r} is not supported",

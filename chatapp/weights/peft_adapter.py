@@ -37,7 +37,7 @@ CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 CHATAPP_FILE = "chatapp_adapter.json"
 PEFT_PREFIX = "base_model.model."
-FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "qwen3_moe", "mixtral")
+FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "qwen3_moe", "mixtral", "gemma2", "gemma3")
 
 # Target module names: ours and Hugging Face's coincide for the llama family.
 TARGET_TO_HF = {name: name for name in LORA_TARGETS}

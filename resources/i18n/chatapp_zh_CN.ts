@@ -99,16 +99,21 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/chat_controller.py" line="532"/>
+        <source>This model&apos;s chat template has no system turn: the system prompt was put at the start of the first message.</source>
+        <translation>此模型的对话模板没有系统轮次：系统提示已放在第一条消息的开头。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="536"/>
         <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
         <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="548"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="552"/>
         <source>failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="550"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="554"/>
         <source>The reply failed: {message}</source>
         <translation>回复失败：{message}</translation>
     </message>

@@ -128,6 +128,7 @@ class FakeBackend:
         markers = any("<|im_" in str(m.get("content", "")) for m in messages)  # as ChatBackend reports them
         self.reply = ReplyFinished(text="".join(shown), finish_reason=reason, stats=stats,
                                    context_used=self.context_used(), contained_markers=markers, prompt=prompt,
+                                   folded_system=bool(getattr(self, "refuses_system_turn", False) and system_prompt),
                                    sources=sources, left_out=left_out,
                                    library=documents.name if documents is not None and not continue_last else "")
 
