@@ -16,6 +16,7 @@ from .attention import Attention, KVCache
 from .config import ModelConfig
 from .layers import make_mlp, make_norm, rope_cos_sin, rope_inv_freq
 from .linear import Linear
+from .longrope import longrope_attention_factor, longrope_inv_freqs, uses_long_factors
 
 
 class Block(nn.Module):
@@ -39,6 +40,8 @@ class Transformer(nn.Module):
         if config.positions == "learned":
             self.pos_embeddings = nn.Embedding(config.max_seq_len, config.dim)
         self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        for index in config.no_rope_layers or ():  # SmolLM3: these layers see no positions at all
+            self.layers[index].attn.use_rope = False
         self.norm = make_norm(config)
         self.lm_head = Linear(config.dim, config.vocab_size, bias=False)
         if config.tie_embeddings:
@@ -49,10 +52,27 @@ class Transformer(nn.Module):
     def init_buffers(self, device: torch.device | str | None = None) -> None:
         """(Re)compute non-persistent buffers, e.g. after building on the meta device."""
         if self.config.positions == "rope":
-            inv_freq = rope_inv_freq(self.config.head_dim, self.config.rope_theta, self.config.rope_scaling)
+            config = self.config
             if device is None and self.tok_embeddings.weight.device.type != "meta":
                 device = self.tok_embeddings.weight.device
+            if config.rope_scaling is not None and config.rope_scaling.kind == "longrope":
+                # (rotary_dim/2,) each; which one a forward uses: _rope_inv_freq
+                inv_freq, long_inv_freq = longrope_inv_freqs(config.rotary_dim, config.rope_theta,
+                                                             config.rope_scaling)
+                self.register_buffer("rope_inv_freq_long", long_inv_freq.to(device), persistent=False)
+            else:
+                inv_freq = rope_inv_freq(config.rotary_dim, config.rope_theta, config.rope_scaling)
             self.register_buffer("rope_inv_freq", inv_freq.to(device), persistent=False)
+
+    def _rope(self, input_pos: torch.Tensor, end: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin (T, rotary_dim) for input_pos; LongRoPE picks its list by the run's context."""
+        scaling = self.config.rope_scaling
+        if scaling is None or scaling.kind != "longrope":
+            return rope_cos_sin(input_pos, self.rope_inv_freq)
+        inv_freq = self.rope_inv_freq_long if uses_long_factors(scaling, self.cache_len or end) else self.rope_inv_freq
+        cos, sin = rope_cos_sin(input_pos, inv_freq)
+        factor = longrope_attention_factor(scaling)
+        return cos * factor, sin * factor
 
     # -- KV cache -------------------------------------------------------------------------
     def setup_cache(self, batch_size: int, max_seq_len: Optional[int] = None,
@@ -113,7 +133,7 @@ class Transformer(nn.Module):
         if self.config.positions == "learned":
             x = x + self.pos_embeddings(input_pos)[None]
         else:
-            rope = rope_cos_sin(input_pos, self.rope_inv_freq)
+            rope = self._rope(input_pos, end)
         for block in self.layers:
             x = block(x, rope, input_pos, mask, end)
         if last_only:

@@ -6,10 +6,11 @@ import re
 from typing import Any, Callable, Optional
 
 from ..errors import UnsupportedArchitectureError
-from ..model.config import ModelConfig, RopeScaling
+from ..model.config import ConfigError, ModelConfig, RopeScaling
 from .name_map import NameMap
+from .phi3 import PHI3_NAMES, phi3_config
 
-SUPPORTED = ("llama", "mistral", "qwen2", "gpt2")
+SUPPORTED = ("llama", "mistral", "qwen2", "gpt2", "phi3", "smollm3")
 
 # (Hugging Face name, ours), read both ways (see name_map.py): `{i}` is the layer index, `{p}`
 # weight or bias. The loader reads Hugging Face -> ours (our_name); the folder exporter and the
@@ -48,7 +49,7 @@ GPT2_NAMES: list[tuple[str, str]] = [
 GPT2_CONV1D = (".attn.qkv.", ".attn.o_proj.", ".mlp.up_proj.", ".mlp.down_proj.")
 
 _TABLES = {"llama": NameMap(LLAMA_NAMES), "mistral": NameMap(LLAMA_NAMES), "qwen2": NameMap(LLAMA_NAMES),
-           "gpt2": NameMap(GPT2_NAMES)}
+           "gpt2": NameMap(GPT2_NAMES), "phi3": NameMap(PHI3_NAMES), "smollm3": NameMap(LLAMA_NAMES)}
 
 # Tensors that exist in some checkpoints but carry nothing our model needs.
 IGNORED = re.compile(r".*(rotary_emb\.inv_freq|\.attn\.bias|\.attn\.masked_bias)$")
@@ -126,6 +127,25 @@ def _llama_like(hf: dict[str, Any], family: str) -> ModelConfig:
     )
 
 
+def _smollm3(hf: dict[str, Any]) -> ModelConfig:
+    """SmolLM3: Llama with no RoPE on the layers `no_rope_layers` flags 0 (every 4th by default)."""
+    if hf.get("use_sliding_window") and "sliding_attention" in (hf.get("layer_types") or ["sliding_attention"]):
+        raise ValueError("SmolLM3 sliding-window attention layers (use_sliding_window) are not supported")
+    config = _llama_like({**hf, "layer_types": None}, "smollm3")
+    flags = hf.get("no_rope_layers")
+    if flags is None:
+        interval = hf.get("no_rope_layer_interval", 4)
+        if not isinstance(interval, int) or isinstance(interval, bool) or interval <= 0:
+            raise ConfigError(f"SmolLM3 no_rope_layer_interval must be a positive whole number, got {interval!r:.80}")
+        flags = [int((i + 1) % interval != 0) for i in range(config.n_layers)]
+    if not isinstance(flags, list) or len(flags) != config.n_layers or any(f not in (0, 1) for f in flags):
+        raise ConfigError(f"SmolLM3 no_rope_layers must hold one 0 or 1 per layer ({config.n_layers}), "
+                          f"got {flags!r:.80}")
+    config.no_rope_layers = [i for i, uses_rope in enumerate(flags) if not uses_rope]
+    config.validate()
+    return config
+
+
 def _gpt2(hf: dict[str, Any]) -> ModelConfig:
     if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
         raise ValueError(f"activation_function {hf['activation_function']!r} is not supported")
@@ -160,6 +180,8 @@ CONFIG_BUILDERS: dict[str, Callable[[dict[str, Any]], ModelConfig]] = {
     "mistral": lambda hf: _llama_like(hf, "mistral"),
     "qwen2": lambda hf: _llama_like(hf, "qwen2"),
     "gpt2": _gpt2,
+    "phi3": phi3_config,
+    "smollm3": _smollm3,
 }
 
 
