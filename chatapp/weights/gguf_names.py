@@ -11,19 +11,21 @@ import re
 from typing import Optional
 
 from .name_map import NameMap
+from .phi3 import FUSED_GATE_UP, GGUF_ROPE_FACTORS, PHI3_GGUF_NAMES
 
 # general.architecture values we run. "mistral" has no GGUF architecture of its own in
 # llama.cpp (Mistral models are written as "llama"), but files that say "mistral" use the
 # llama layout.
-SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2")
+SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2", "phi3", "smollm3")
 
 # Architectures whose q/k rows llama.cpp's convert_hf_to_gguf.py permutes when it writes the
 # file: `LlamaModel.modify_tensors` calls `permute(q, n_head, n_head)` and
 # `permute(k, n_head, n_head_kv)` on the weights and biases, because llama.cpp's Llama RoPE
 # kernel rotates interleaved pairs (x0, x1), (x2, x3), ... while Hugging Face rotates halves.
-# Qwen2 (`Qwen2Model`) and GPT-2 are written unpermuted. The loader undoes the permutation in
-# exactly one place (gguf_loader.undo_rope_permutation) for these architectures only.
-ROPE_PERMUTED_ARCHITECTURES = frozenset({"llama", "mistral"})
+# SmolLM3's converter is a LlamaModel subclass, so its q/k are permuted too. Qwen2 (`Qwen2Model`),
+# Phi-3 (`Phi3MiniModel`, fused attn_qkv) and GPT-2 are written unpermuted. The loader undoes the
+# permutation in exactly one place (gguf_loader.undo_rope_permutation) for these architectures only.
+ROPE_PERMUTED_ARCHITECTURES = frozenset({"llama", "mistral", "smollm3"})
 
 _LLAMA_NAMES: list[tuple[str, str]] = [
     ("token_embd.weight", "tok_embeddings.weight"),
@@ -60,7 +62,9 @@ FUSED_QKV = ".attn.qkv."
 
 # Tensors that carry nothing our model needs as a parameter. rope_freqs holds Llama-3 RoPE
 # frequency factors, which gguf_config turns into RopeScaling; rot_embd is an old cache.
-IGNORED = re.compile(r"rope_freqs\.weight|blk\.\d+\.attn_rot_embd(\.weight)?")
+# Phi-3's LongRoPE factor lists (GGUF_ROPE_FACTORS) likewise become RopeScaling.
+IGNORED = re.compile(r"rope_freqs\.weight|blk\.\d+\.attn_rot_embd(\.weight)?|"
+                     + "|".join(re.escape(name) for name in GGUF_ROPE_FACTORS))
 
 
 _TABLES = {
@@ -68,6 +72,8 @@ _TABLES = {
     "mistral": NameMap(_LLAMA_NAMES),
     "qwen2": NameMap(_LLAMA_NAMES),
     "gpt2": NameMap(_GPT2_NAMES),
+    "phi3": NameMap(PHI3_GGUF_NAMES),
+    "smollm3": NameMap(_LLAMA_NAMES),
 }
 
 
@@ -82,4 +88,6 @@ def gguf_name(ours: str, arch: str) -> str:
     """The GGUF name a parameter of ours comes from (for messages); `ours` itself if none."""
     if arch == "gpt2":
         ours = re.sub(r"\.attn\.[qkv]_proj\.", FUSED_QKV, ours)
+    if arch == "phi3":
+        ours = re.sub(r"\.mlp\.(gate|up)_proj\.", FUSED_GATE_UP, ours)
     return _TABLES[arch].theirs(ours) or ours

@@ -141,3 +141,22 @@ def phi3_config(hf: dict[str, Any]) -> ModelConfig:
         sliding_window=hf.get("sliding_window") or None,
         name=hf.get("_name_or_path", ""),
     )
+
+
+def longrope_from_gguf(long: Optional[list[float]], short: Optional[list[float]], original: Any,
+                       attention_factor: Any, context: int) -> Optional[RopeScaling]:
+    """LongRoPE as llama.cpp's converter stores it: the factor lists as rope_factors_long/short
+    tensors, `rope.scaling.original_context_length`, `rope.scaling.attn_factor` (already
+    resolved), and the extended length as `context_length`. None when the file has no lists."""
+    if long is None and short is None:
+        return None
+    if long is None or short is None:
+        raise ConfigError("Phi-3 LongRoPE needs both rope_factors_long and rope_factors_short")
+    if not isinstance(original, int) or isinstance(original, bool) or original <= 0:
+        raise ConfigError(f"Phi-3 LongRoPE needs rope.scaling.original_context_length, got {original!r}")
+    if attention_factor is not None and (isinstance(attention_factor, bool)
+                                         or not isinstance(attention_factor, (int, float))):
+        raise ConfigError(f"rope.scaling.attn_factor is {attention_factor!r}, not a number")
+    return RopeScaling(kind="longrope", factor=context / original, original_max_position_embeddings=original,
+                       short_factor=short, long_factor=long,
+                       attention_factor=None if attention_factor is None else float(attention_factor))
