@@ -160,3 +160,36 @@ def longrope_from_gguf(long: Optional[list[float]], short: Optional[list[float]]
     return RopeScaling(kind="longrope", factor=context / original, original_max_position_embeddings=original,
                        short_factor=short, long_factor=long,
                        attention_factor=None if attention_factor is None else float(attention_factor))
+
+
+def fuse_for_export(state: dict[str, torch.Tensor], config: ModelConfig) -> dict[str, torch.Tensor]:
+    """Our separate q/k/v and gate/up tensors back into Phi-3's fused ones (split_fused's inverse)."""
+    out = dict(state)
+    for name in list(state):
+        for fused_part, first in ((FUSED_QKV, ".attn.q_proj."), (FUSED_GATE_UP, ".mlp.gate_proj.")):
+            if first in name:
+                fused = name.replace(first, fused_part)
+                parts = [part for part, _ in fused_parts(fused, config)]
+                out[fused] = torch.cat([out.pop(part) for part in parts], dim=0)  # (sum rows, ...)
+    return out
+
+
+def phi3_hf_config(config: ModelConfig) -> dict[str, Any]:
+    """The Phi-3 fields of config.json (the exporter adds the shared ones)."""
+    fields: dict[str, Any] = {"sliding_window": config.sliding_window,
+                              "partial_rotary_factor": config.partial_rotary_factor}
+    scaling = config.rope_scaling
+    fields["rope_parameters"] = {"rope_type": "default", "rope_theta": config.rope_theta,
+                                 "partial_rotary_factor": config.partial_rotary_factor}
+    if scaling is not None:
+        if scaling.kind != "longrope":
+            raise ValueError(f"Phi-3 has no {scaling.kind} RoPE scaling")
+        rope = {"rope_type": "longrope", "rope_theta": config.rope_theta, "factor": scaling.factor,
+                "original_max_position_embeddings": scaling.original_max_position_embeddings,
+                "short_factor": scaling.short_factor, "long_factor": scaling.long_factor,
+                "partial_rotary_factor": config.partial_rotary_factor}
+        if scaling.attention_factor is not None:
+            rope["attention_factor"] = scaling.attention_factor
+        fields.update(original_max_position_embeddings=scaling.original_max_position_embeddings,
+                      rope_scaling=rope, rope_parameters=rope)
+    return fields
