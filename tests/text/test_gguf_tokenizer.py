@@ -119,19 +119,21 @@ def test_pre_families():
     assert pre_family("smollm") == "digits"
     assert pre_family("llama-bpe") == pre_family("llama3") == "llama3"
     assert pre_family("qwen2") == "qwen2"
+    assert pre_family("gpt-4o") == "gpt4o"  # Phi-4-mini
     assert pre_family("gpt2") == pre_family("default") == pre_family(None) == "gpt2"
     assert pre_family("some-future-model") == "gpt2"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("pre", ["gpt2", "llama-bpe", "qwen2"])
+@pytest.mark.parametrize("pre", ["gpt2", "llama-bpe", "qwen2", "gpt-4o"])
 def test_split_families_match_transformers(transformers, smollm_vocab, write_gguf, tmp_path, pre):
     """SmolLM2's vocabulary relabelled with another family's split pattern."""
     path = write_gguf(tmp_path / f"{pre}.gguf", model="gpt2", pre=pre, tokens=smollm_vocab.tokens,
                       types=smollm_vocab.token_types, merges=smollm_vocab.merges, bos=1, eos=2, add_bos=False)
     ours = Tokenizer.from_gguf(path)
     reference = transformers.AutoTokenizer.from_pretrained(str(tmp_path), gguf_file=path.name)
-    extra = ["x  1", "abc123456def", "I'LL we'Re", "line\n\n\n  indented", "a.b,c;d"]
+    extra = ["x  1", "abc123456def", "I'LL we'Re", "line\n\n\n  indented", "a.b,c;d", "CamelCaseWord HTTPServer's",
+             "path/to/file/\nnext"]
     for text in CORPUS + extra:
         assert ours.encode_markup(text) == reference.encode(text, add_special_tokens=False), text
         assert ours.encode(text) == reference(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
