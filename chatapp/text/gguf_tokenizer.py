@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 from ..errors import TokenizerError
 from .gguf_vocab import CONTROL, NORMAL, UNKNOWN, USER_DEFINED, GGUFVocab
@@ -119,6 +119,14 @@ def _sentencepiece_bpe(vocab: GGUFVocab) -> Tokenizer:
     backend = Tokenizer(models.BPE(vocab=token_ids, merges=merges, unk_token=unk, fuse_unk=True,
                                    byte_fallback=True))
     add_prefix = vocab.add_space_prefix if vocab.add_space_prefix is not None else True
+    if vocab.architecture == "phi3" and add_prefix:
+        # Phi-3's own tokenizer.json (and llama.cpp): every stretch of text between special tokens
+        # gets the space mark, not only the first ("<|user|>\nHi" -> "<|user|>", "\u2581\nHi").
+        backend.normalizer = normalizers.Sequence([normalizers.Prepend(SPACE_MARK),
+                                                   normalizers.Replace(" ", SPACE_MARK)])
+        backend.decoder = decoders.Sequence([decoders.Replace(SPACE_MARK, " "), decoders.ByteFallback(),
+                                             decoders.Fuse(), decoders.Strip(content=" ", left=1, right=0)])
+        return backend
     # "first": the space mark goes before the text's first piece only, as transformers' Llama
     # tokenizer does (llama.cpp also adds one after each special token written in the text).
     backend.pre_tokenizer = pre_tokenizers.Metaspace(

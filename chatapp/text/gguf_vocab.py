@@ -48,6 +48,7 @@ class GGUFVocab:
     add_eos: Optional[bool] = None
     add_space_prefix: Optional[bool] = None
     chat_template: Optional[str] = None
+    architecture: Optional[str] = None  # general.architecture: some families cut text their own way
 
     def __post_init__(self) -> None:
         count = len(self.tokens)
@@ -155,6 +156,7 @@ def read_gguf_vocab(reader: gguf.GGUFReader, path: Path) -> GGUFVocab:
             add_eos=_optional_bool(reader, "tokenizer.ggml.add_eos_token"),
             add_space_prefix=_optional_bool(reader, "tokenizer.ggml.add_space_prefix"),
             chat_template=_scalar(reader, "tokenizer.chat_template"),
+            architecture=_scalar(reader, "general.architecture"),
         )
     except TokenizerError as exc:
         if exc.path is None:  # raised by a helper that did not know the file
