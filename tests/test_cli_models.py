@@ -169,3 +169,45 @@ def test_python_dash_m_chatapp(tmp_path):
          "sys.exit(1 if bad else 0)"],
         capture_output=True, text=True, env=env, timeout=120)
     assert check.returncode == 0, check.stderr
+
+
+def _tiny_family_folder(folder: Path, family: str) -> int:
+    """A tiny random model of `family` saved by transformers; returns its parameter count."""
+    import transformers
+
+    if family == "gpt2":
+        config = transformers.GPT2Config(vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_positions=64)
+    else:  # one set of small sizes for every llama-like family (expert counts for the MoE ones)
+        config = transformers.AutoConfig.for_model(
+            family, vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=4, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=8, max_position_embeddings=64, pad_token_id=None, bos_token_id=None,
+            eos_token_id=None, num_experts=4, num_local_experts=4, moe_intermediate_size=16, num_experts_per_tok=2)
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(folder)
+    return sum(p.numel() for p in model.parameters())  # tied weights counted once
+
+
+def test_every_supported_family_is_listed_from_the_cache_with_a_memory_estimate(capsys, tmp_path):
+    """`chatapp models` lists a cached folder of each family we load, and the estimate (from its
+    config alone) counts the parameters transformers builds for it."""
+    pytest.importorskip("transformers")
+    from chatapp.engine.loader import estimate_model
+    from chatapp.weights.hf_names import SUPPORTED
+
+    hub = tmp_path / "hub"
+    counts = {}
+    for family in SUPPORTED:
+        repo = hub / f"models--org--tiny-{family}"
+        (repo / "refs").mkdir(parents=True)
+        (repo / "refs" / "main").write_text(REV)
+        counts[family] = _tiny_family_folder(repo / "snapshots" / REV, family)
+    code, out, _err = run_cli(capsys, "models", "--json", "--no-recent")
+    assert code == 0
+    listed = {e["name"]: e for e in json.loads(out)}
+    for family in SUPPORTED:
+        entry = listed[f"org/tiny-{family}"]
+        assert entry["kind"] == "hf-cache" and entry["available"]
+        estimate = estimate_model(entry["path"], device="cpu")
+        # biases (GPT-2, Qwen2) are left out of the count: within 3%
+        assert estimate["n_params"] == pytest.approx(counts[family], rel=0.03), family
+        assert estimate["memory_bytes"] >= 4 * estimate["n_params"]

@@ -13,6 +13,9 @@ One decoder covers the families we support through flags:
   sliding-window layers alternating with global ones (`layer_types`).
 - gemma3 (text): gemma2's structure with q/k norms, no attention soft-capping, and its own RoPE
   base (and scaling) for the sliding-window layers.
+- phi3 (Phi-3, Phi-3.5, Phi-4-mini): the llama layout (q/k/v and gate/up fused in the files,
+  split at load), LongRoPE scaling, partial rotary (`partial_rotary_factor`).
+- smollm3: llama with no RoPE on some layers (`no_rope_layers`).
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
-ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2", "qwen3", "qwen3_moe", "mixtral", "gemma2", "gemma3")
+ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2", "qwen3", "qwen3_moe", "mixtral", "gemma2", "gemma3",
+                 "phi3", "smollm3")
 NORMS = ("rmsnorm", "layernorm")
 MLPS = ("swiglu", "gelu", "geglu")  # geglu: SwiGLU's gate with GELU (tanh) in place of SiLU (Gemma)
 LAYER_TYPES = ("full_attention", "sliding_attention")
 POSITIONS = ("rope", "learned")
-ROPE_SCALINGS = ("linear", "llama3")
+ROPE_SCALINGS = ("linear", "llama3", "longrope")
 
 
 # Positions a sliding-window layer's cache keeps beyond its window, so that a chat can go back
@@ -39,14 +43,20 @@ class ConfigError(ValueError):
 
 @dataclass
 class RopeScaling:
-    """RoPE frequency scaling. `kind` is "linear" (positions / factor) or "llama3"."""
+    """RoPE frequency scaling. `kind` is "linear" (positions / factor), "llama3" or "longrope"
+    (Phi-3's LongRoPE, also called "su": see model/longrope.py)."""
 
     kind: str
     factor: float
     # llama3 only
     low_freq_factor: float = 1.0
     high_freq_factor: float = 4.0
-    original_max_position_embeddings: int = 8192
+    original_max_position_embeddings: int = 8192  # llama3 and longrope
+    # longrope only: per-frequency divisors for contexts up to / past the original length, and the
+    # factor cos and sin are multiplied by (None: LongRoPE's default from `factor`).
+    short_factor: Optional[list[float]] = None
+    long_factor: Optional[list[float]] = None
+    attention_factor: Optional[float] = None
 
     def __post_init__(self) -> None:
         if self.kind not in ROPE_SCALINGS:
@@ -55,6 +65,21 @@ class RopeScaling:
             raise ConfigError(f"RoPE scaling factor must be positive, got {self.factor}")
         if self.kind == "llama3" and self.high_freq_factor <= self.low_freq_factor:
             raise ConfigError("llama3 RoPE scaling needs high_freq_factor > low_freq_factor")
+        if self.kind == "longrope":
+            for name in ("short_factor", "long_factor"):
+                values = getattr(self, name)
+                if not isinstance(values, (list, tuple)) or not values or not all(
+                        isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values):
+                    raise ConfigError(f"longrope RoPE scaling needs {name} as a list of positive numbers, "
+                                      f"got {values!r:.80}")
+                setattr(self, name, [float(v) for v in values])
+            if len(self.short_factor) != len(self.long_factor):
+                raise ConfigError(f"longrope short_factor has {len(self.short_factor)} values but long_factor "
+                                  f"{len(self.long_factor)}")
+            if self.original_max_position_embeddings <= 0:
+                raise ConfigError("longrope RoPE scaling needs a positive original_max_position_embeddings")
+            if self.attention_factor is not None and self.attention_factor <= 0:
+                raise ConfigError(f"longrope attention_factor must be positive, got {self.attention_factor}")
 
 
 @dataclass
@@ -97,6 +122,8 @@ class ModelConfig:
     layer_types: Optional[tuple[str, ...]] = None
     local_rope_theta: Optional[float] = None  # RoPE base of sliding layers; None: rope_theta, rope_scaling
     local_rope_scaling: Optional[RopeScaling] = None  # used with local_rope_theta only
+    partial_rotary_factor: float = 1.0  # RoPE rotates the first int(head_dim * this) dimensions of a head
+    no_rope_layers: Optional[list[int]] = None  # indices of layers that apply no RoPE (SmolLM3)
     name: str = ""  # human-readable model name, for display only
 
     def __post_init__(self) -> None:
@@ -154,6 +181,7 @@ class ModelConfig:
             if bad:
                 raise ConfigError(f"dense_layers {bad} are not layers of a {self.n_layers}-layer model")
         self._validate_gemma_fields()
+        self._validate_rope_extras()
 
     def _validate_gemma_fields(self) -> None:
         for name in ("attn_scale", "attn_softcap", "final_softcap", "local_rope_theta"):
@@ -182,6 +210,28 @@ class ModelConfig:
     @property
     def n_moe_layers(self) -> int:
         return sum(self.is_moe_layer(i) for i in range(self.n_layers))
+
+    def _validate_rope_extras(self) -> None:
+        """Partial rotary, layers without RoPE and LongRoPE's factor lists."""
+        if not 0 < self.partial_rotary_factor <= 1:
+            raise ConfigError(f"partial_rotary_factor must be in (0, 1], got {self.partial_rotary_factor}")
+        if self.positions == "rope" and (self.rotary_dim <= 0 or self.rotary_dim % 2):
+            raise ConfigError(f"RoPE needs an even, positive rotary dimension; head_dim {self.head_dim} x "
+                              f"partial_rotary_factor {self.partial_rotary_factor} gives {self.rotary_dim}")
+        if self.no_rope_layers is not None:
+            self.no_rope_layers = sorted(set(self.no_rope_layers))
+            bad = [i for i in self.no_rope_layers if not isinstance(i, int) or not 0 <= i < self.n_layers]
+            if bad:
+                raise ConfigError(f"no_rope_layers names layers {bad[:5]} outside 0..{self.n_layers - 1}")
+        scaling = self.rope_scaling
+        if scaling is not None and scaling.kind == "longrope" and len(scaling.short_factor) != self.rotary_dim // 2:
+            raise ConfigError(f"longrope factor lists have {len(scaling.short_factor)} values; a rotary "
+                              f"dimension of {self.rotary_dim} needs {self.rotary_dim // 2}")
+
+    @property
+    def rotary_dim(self) -> int:
+        """How many leading dimensions of each head RoPE rotates (all of them unless partial)."""
+        return int(self.head_dim * self.partial_rotary_factor)
 
     @property
     def n_params(self) -> int:

@@ -65,7 +65,13 @@ def rope_cos_sin(positions: torch.Tensor, inv_freq: torch.Tensor) -> tuple[torch
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate x (B, H, T, D) by cos/sin (T, D), "rotate half" layout (the Hugging Face one)."""
+    """Rotate x (B, H, T, D) by cos/sin (T, R), "rotate half" layout (the Hugging Face one).
+
+    R < D (partial rotary, e.g. Phi-4-mini): the first R dimensions are rotated, the rest pass.
+    """
+    rotary = cos.shape[-1]
+    if rotary < x.shape[-1]:
+        return torch.cat((apply_rope(x[..., :rotary], cos, sin), x[..., rotary:]), dim=-1)
     half = x.shape[-1] // 2
     x1, x2 = x[..., :half], x[..., half:]
     rotated = torch.cat((-x2, x1), dim=-1)

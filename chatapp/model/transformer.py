@@ -16,6 +16,7 @@ from .attention import Attention, KVCache
 from .config import WINDOW_CACHE_SLACK, ModelConfig
 from .layers import make_mlp, make_norm, rope_cos_sin, rope_inv_freq
 from .linear import Linear
+from .longrope import longrope_attention_factor, longrope_inv_freqs, uses_long_factors
 from .moe import MoE
 from .softcap_attention import softcap_logits
 from .window_cache import WindowKVCache
@@ -49,6 +50,8 @@ class Transformer(nn.Module):
         if config.positions == "learned":
             self.pos_embeddings = nn.Embedding(config.max_seq_len, config.dim)
         self.layers = nn.ModuleList(Block(config, i) for i in range(config.n_layers))
+        for index in config.no_rope_layers or ():  # SmolLM3: these layers see no positions at all
+            self.layers[index].attn.use_rope = False
         self.norm = make_norm(config)
         self.lm_head = Linear(config.dim, config.vocab_size, bias=False)
         if config.tie_embeddings:
@@ -59,14 +62,31 @@ class Transformer(nn.Module):
     def init_buffers(self, device: torch.device | str | None = None) -> None:
         """(Re)compute non-persistent buffers, e.g. after building on the meta device."""
         if self.config.positions == "rope":
-            inv_freq = rope_inv_freq(self.config.head_dim, self.config.rope_theta, self.config.rope_scaling)
+            config = self.config
             if device is None and self.tok_embeddings.weight.device.type != "meta":
                 device = self.tok_embeddings.weight.device
+            if config.rope_scaling is not None and config.rope_scaling.kind == "longrope":
+                # (rotary_dim/2,) each; which one a forward uses: _rope_inv_freq
+                inv_freq, long_inv_freq = longrope_inv_freqs(config.rotary_dim, config.rope_theta,
+                                                             config.rope_scaling)
+                self.register_buffer("rope_inv_freq_long", long_inv_freq.to(device), persistent=False)
+            else:
+                inv_freq = rope_inv_freq(config.rotary_dim, config.rope_theta, config.rope_scaling)
             self.register_buffer("rope_inv_freq", inv_freq.to(device), persistent=False)
             if self.config.local_rope_theta is not None:  # Gemma 3's sliding layers: their own base
-                local = rope_inv_freq(self.config.head_dim, self.config.local_rope_theta,
+                local = rope_inv_freq(config.rotary_dim, self.config.local_rope_theta,
                                       self.config.local_rope_scaling)
                 self.register_buffer("local_rope_inv_freq", local.to(device), persistent=False)
+
+    def _rope(self, input_pos: torch.Tensor, end: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin (T, rotary_dim) for input_pos; LongRoPE picks its list by the run's context."""
+        scaling = self.config.rope_scaling
+        if scaling is None or scaling.kind != "longrope":
+            return rope_cos_sin(input_pos, self.rope_inv_freq)
+        inv_freq = self.rope_inv_freq_long if uses_long_factors(scaling, self.cache_len or end) else self.rope_inv_freq
+        cos, sin = rope_cos_sin(input_pos, inv_freq)
+        factor = longrope_attention_factor(scaling)
+        return cos * factor, sin * factor
 
     # -- KV cache -------------------------------------------------------------------------
     def setup_cache(self, batch_size: int, max_seq_len: Optional[int] = None,
@@ -149,7 +169,7 @@ class Transformer(nn.Module):
         if self.config.positions == "learned":
             x = x + self.pos_embeddings(input_pos)[None]
         else:
-            ropes[False] = ropes[True] = rope_cos_sin(input_pos, self.rope_inv_freq)
+            ropes[False] = ropes[True] = self._rope(input_pos, end)
             if self.config.local_rope_theta is not None:
                 ropes[True] = rope_cos_sin(input_pos, self.local_rope_inv_freq)
         for block in self.layers:

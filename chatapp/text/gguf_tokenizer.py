@@ -24,7 +24,7 @@ import logging
 from dataclasses import replace
 from typing import Optional
 
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 from ..errors import TokenizerError
 from .gguf_vocab import CONTROL, NORMAL, UNKNOWN, USER_DEFINED, GGUFVocab
@@ -38,11 +38,17 @@ _LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1
                  r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 _QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
                 r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+# o200k's (Phi-4-mini, Llama 4): case-aware words with their contractions, digits in threes.
+_GPT4O_SPLIT = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"
+                r"(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+                r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*"
+                r"(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+                r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 # tokenizer.ggml.pre -> how the text is cut before byte-level BPE:
 #   "gpt2":   the GPT-2 pattern (ByteLevel's own regex)
 #   "digits": each digit alone, then the GPT-2 pattern
-#   "llama3", "qwen2": the patterns above
+#   "llama3", "qwen2", "gpt4o": the patterns above
 _PRE_FAMILIES = {
     **dict.fromkeys(("default", "gpt2", "gpt-2", "mpt", "olmo", "jais", "phi-2", "trillion",
                      "exaone4", "granite-docling"), "gpt2"),
@@ -51,7 +57,9 @@ _PRE_FAMILIES = {
     **dict.fromkeys(("llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral",
                      "dbrx", "smaug-bpe"), "llama3"),
     **dict.fromkeys(("qwen2", "deepseek-r1-qwen", "stablelm2", "megrez", "hunyuan"), "qwen2"),
+    **dict.fromkeys(("gpt-4o", "llama4"), "gpt4o"),
 }
+_SPLITS = {"llama3": _LLAMA3_SPLIT, "qwen2": _QWEN2_SPLIT, "gpt4o": _GPT4O_SPLIT}
 
 SUPPORTED_MODELS = ("gpt2", "llama")
 GEMMA_ARCHITECTURES = ("gemma", "gemma2", "gemma3")
@@ -104,7 +112,7 @@ def _byte_level_bpe(vocab: GGUFVocab) -> Tokenizer:
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
         ])
     else:
-        split = _LLAMA3_SPLIT if family == "llama3" else _QWEN2_SPLIT
+        split = _SPLITS[family]
         backend.pre_tokenizer = pre_tokenizers.Sequence([
             pre_tokenizers.Split(Regex(split), behavior="isolated"),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
@@ -132,6 +140,14 @@ def _sentencepiece_bpe(vocab: GGUFVocab) -> Tokenizer:
     backend = Tokenizer(models.BPE(vocab=token_ids, merges=merges, unk_token=unk, fuse_unk=True,
                                    byte_fallback=True))
     add_prefix = vocab.add_space_prefix if vocab.add_space_prefix is not None else True
+    if vocab.architecture == "phi3" and add_prefix:
+        # Phi-3's own tokenizer.json (and llama.cpp): every stretch of text between special tokens
+        # gets the space mark, not only the first ("<|user|>\nHi" -> "<|user|>", "\u2581\nHi").
+        backend.normalizer = normalizers.Sequence([normalizers.Prepend(SPACE_MARK),
+                                                   normalizers.Replace(" ", SPACE_MARK)])
+        backend.decoder = decoders.Sequence([decoders.Replace(SPACE_MARK, " "), decoders.ByteFallback(),
+                                             decoders.Fuse(), decoders.Strip(content=" ", left=1, right=0)])
+        return backend
     # "first": the space mark goes before the text's first piece only, as transformers' Llama
     # tokenizer does (llama.cpp also adds one after each special token written in the text).
     backend.pre_tokenizer = pre_tokenizers.Metaspace(

@@ -48,7 +48,7 @@ class GGUFVocab:
     add_eos: Optional[bool] = None
     add_space_prefix: Optional[bool] = None
     chat_template: Optional[str] = None
-    architecture: Optional[str] = None  # general.architecture: some families spell their vocabulary their way
+    architecture: Optional[str] = None  # general.architecture: some families spell and cut text their own way
 
     def __post_init__(self) -> None:
         count = len(self.tokens)

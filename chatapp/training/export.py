@@ -23,7 +23,7 @@ from safetensors.torch import save as safetensors_bytes
 from ..model.config import ModelConfig
 from ..model.lora import has_lora
 from ..paths import atomic_write_bytes, atomic_write_text
-from ..weights import hf_names
+from ..weights import hf_names, phi3
 from ..weights.experts import EXPERT_STACK, families_a_config_fields, unstack_experts
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,8 @@ WEIGHTS_FILE = "model.safetensors"
 GPT2_SPLIT_QKV = re.compile(r"layers\.(\d+)\.attn\.([qkv])_proj\.(weight|bias)")
 ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
                  "gpt2": "GPT2LMHeadModel", "qwen3": "Qwen3ForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM",
-                 "mixtral": "MixtralForCausalLM", "gemma2": "Gemma2ForCausalLM", "gemma3": "Gemma3ForCausalLM"}
+                 "mixtral": "MixtralForCausalLM", "gemma2": "Gemma2ForCausalLM", "gemma3": "Gemma3ForCausalLM",
+                 "phi3": "Phi3ForCausalLM", "smollm3": "SmolLM3ForCausalLM"}
 
 
 class ExportError(ValueError):
@@ -86,7 +87,7 @@ def hf_config_dict(config: ModelConfig, tokenizer: Any = None, dtype: torch.dtyp
             return {**gemma_hf_config(config), "dtype": dtype_name, **tokens}
         except ValueError as exc:
             raise ExportError(str(exc)) from exc
-    if family not in ("llama", "mistral", "qwen2", "qwen3", "qwen3_moe", "mixtral"):
+    if family not in ("llama", "mistral", "qwen2", "qwen3", "qwen3_moe", "mixtral", "phi3", "smollm3"):
         raise ExportError(f"architecture {family!r} cannot be exported")
     if config.norm != "rmsnorm" or config.mlp != "swiglu" or config.positions != "rope":
         raise ExportError(f"a {family} model needs rmsnorm, swiglu and rope")
@@ -98,6 +99,27 @@ def hf_config_dict(config: ModelConfig, tokenizer: Any = None, dtype: torch.dtyp
         "max_position_embeddings": config.max_seq_len, "rms_norm_eps": config.norm_eps, "hidden_act": "silu",
         "tie_word_embeddings": config.tie_embeddings, "dtype": dtype_name, **_rope_fields(config), **tokens,
     }
+    if config.partial_rotary_factor != 1.0 and family != "phi3":
+        raise ExportError(f"a {family} config cannot hold partial rotary embeddings")
+    if config.no_rope_layers and family != "smollm3":
+        raise ExportError(f"a {family} config cannot hold layers without RoPE")
+    if config.rope_scaling is not None and config.rope_scaling.kind == "longrope" and family != "phi3":
+        raise ExportError(f"a {family} config cannot hold LongRoPE scaling")
+    if family in ("phi3", "smollm3") and (config.qkv_bias or config.o_bias or config.mlp_bias):
+        raise ExportError(f"{family} has no option for these biases")
+    if family in ("phi3", "smollm3"):
+        hf["pad_token_id"] = None  # their config classes default to ids of the original vocabularies
+    if family == "phi3":
+        try:
+            return {**hf, **phi3.phi3_hf_config(config)}
+        except ValueError as exc:
+            raise ExportError(str(exc)) from exc
+    if family == "smollm3":
+        if config.sliding_window is not None:
+            raise ExportError("SmolLM3 sliding-window layers cannot be exported")
+        no_rope = set(config.no_rope_layers or ())
+        return {**hf, "no_rope_layers": [int(i not in no_rope) for i in range(config.n_layers)],
+                "use_sliding_window": False, "sliding_window": None, "attention_bias": False, "mlp_bias": False}
     if family in ("llama", "qwen3", "qwen3_moe"):
         if config.qkv_bias != config.o_bias:
             raise ExportError("Llama's attention_bias covers q/k/v and o together; this model has bias on only some")
@@ -136,7 +158,10 @@ def hf_state_dict(model: torch.nn.Module, dtype: Optional[torch.dtype] = None) -
     family = config.arch
     out: dict[str, torch.Tensor] = {}
     fused: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
-    for name, tensor in model.state_dict().items():
+    state = model.state_dict()
+    if family == "phi3":
+        state = phi3.fuse_for_export(state, config)  # q/k/v -> qkv_proj, gate/up -> gate_up_proj
+    for name, tensor in state.items():
         if name == "lm_head.weight" and config.tie_embeddings:
             continue  # Hugging Face ties it to the embedding on load
         tensor = tensor.detach().to("cpu", dtype=dtype or tensor.dtype)

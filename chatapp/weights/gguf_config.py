@@ -22,6 +22,7 @@ from ..sampling_settings import checked_recommendations
 from .gguf_dequant import SUPPORTED_TYPES, dequantize_tensor, numpy_shape
 from .gemma import GEMMA_GGUF_ARCHITECTURES, gemma_gguf_fields
 from .gguf_names import OUR_ARCH, SUPPORTED_ARCHITECTURES
+from .phi3 import longrope_from_gguf
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +137,10 @@ def gguf_config(reader: GGUFReader, path: Path | str) -> ModelConfig:
         head_dim = _head_dim(meta, dim, n_heads)
         rotary = meta.get("rope.dimension_count")
         if rotary is not None and rotary != head_dim:
-            raise UnsupportedArchitectureError(path, f"RoPE rotates {rotary} of {head_dim} head dimensions",
-                                               "partial rotary embeddings are not supported")
+            if arch != "phi3":
+                raise UnsupportedArchitectureError(path, f"RoPE rotates {rotary} of {head_dim} head dimensions",
+                                                   f"partial rotary embeddings are supported for phi3, not {arch}")
+            fields["partial_rotary_factor"] = meta.uniform_int("rope.dimension_count", rotary) / head_dim
         theta = meta.number("rope.freq_base", 10000.0)
         fields.update(
             n_kv_heads=meta.uniform_int("attention.head_count_kv", meta.get("attention.head_count_kv", n_heads)),
@@ -147,14 +150,18 @@ def gguf_config(reader: GGUFReader, path: Path | str) -> ModelConfig:
             mlp="swiglu",
             positions="rope",
             rope_theta=theta,
-            rope_scaling=_rope_scaling(reader, meta, head_dim, theta),
+            rope_scaling=(_phi3_rope_scaling(reader, meta, fields) if arch == "phi3"
+                          else _rope_scaling(reader, meta, head_dim, theta)),
             qkv_bias="blk.0.attn_q.bias" in names,
             o_bias="blk.0.attn_output.bias" in names,
             mlp_bias="blk.0.ffn_up.bias" in names,
         )
         window = meta.get("attention.sliding_window")
-        if arch == "mistral" and window is not None:
-            fields["sliding_window"] = meta.uniform_int("attention.sliding_window", window)
+        if arch in ("mistral", "phi3") and window is not None:
+            # llama.cpp's Phi-3 converter writes 0 for "no window" (Phi-4-mini)
+            fields["sliding_window"] = meta.uniform_int("attention.sliding_window", window) or None
+        if arch == "smollm3":  # llama.cpp's fixed rule (no GGUF key): no RoPE on every 4th layer
+            fields["no_rope_layers"] = [i for i in range(fields["n_layers"]) if (i + 1) % 4 == 0]
         fields["qk_norm"] = arch in ("qwen3", "qwen3moe")
         fields.update(gguf_moe_fields(meta, names))
         if arch in GEMMA_GGUF_ARCHITECTURES:
@@ -247,6 +254,28 @@ def _rope_scaling(reader: GGUFReader, meta: _Metadata, head_dim: int, theta: flo
     if not isinstance(factor, (int, float)) or factor <= 0:
         raise CorruptFileError(meta.path, f"linear RoPE scaling has factor {factor!r}, not a positive number")
     return RopeScaling(kind="linear", factor=float(factor))
+
+
+def _phi3_rope_scaling(reader: GGUFReader, meta: _Metadata, fields: dict[str, Any]) -> Optional[RopeScaling]:
+    """Phi-3's LongRoPE from its factor tensors and `rope.scaling.*` keys (see phi3.longrope_from_gguf)."""
+    lists = {}
+    for kind in ("long", "short"):
+        tensor = _tensor(reader, f"rope_factors_{kind}.weight")
+        if tensor is not None:
+            if tensor.tensor_type not in SUPPORTED_TYPES:
+                raise UnsupportedArchitectureError(meta.path, f"rope_factors_{kind}.weight is stored as "
+                                                              f"{tensor.tensor_type.name}")
+            lists[kind] = dequantize_tensor(tensor).astype(np.float64).reshape(-1).tolist()
+    kind = meta.get("rope.scaling.type")
+    if kind not in (None, "none", "longrope") and not lists:
+        raise UnsupportedArchitectureError(meta.path, f"Phi-3 RoPE scaling {kind!r} is not supported",
+                                           "supported: none, and longrope (rope_factors_long/short tensors)")
+    try:
+        return longrope_from_gguf(lists.get("long"), lists.get("short"),
+                                  meta.get("rope.scaling.original_context_length"),
+                                  meta.get("rope.scaling.attn_factor"), fields["max_seq_len"])
+    except ConfigError as exc:
+        raise CorruptFileError(meta.path, str(exc)) from exc
 
 
 def _llama3_from_freq_factors(tensor: ReaderTensor, meta: _Metadata, head_dim: int,

@@ -27,6 +27,7 @@ from .gguf_config import gguf_config
 from .gguf_dequant import SUPPORTED_TYPES, dequantize_tensor, numpy_shape, supported_type_names
 from .gguf_names import (FUSED_QKV, ROPE_PERMUTED_ARCHITECTURES, UNIT_OFFSET_NORM_ARCHITECTURES, gguf_name,
                          our_name)
+from .phi3 import FUSED_GATE_UP, fused_parts, split_fused
 from .validate import check_state_dict, expected_shapes
 
 log = logging.getLogger(__name__)
@@ -195,6 +196,10 @@ def _plan(reader: GGUFReader, config: ModelConfig, path: Path) -> list[tuple[Rea
             parts = [name.replace(FUSED_QKV, f".attn.{p}_proj.") for p in "qkv"]
             q_shape = expected.get(parts[0])
             want = None if q_shape is None else (q_rows + 2 * kv_rows, *q_shape[1:])
+        elif FUSED_GATE_UP in name:  # Phi-3's ffn_up: gate and up rows (see phi3.split_fused)
+            parts = [part for part, _ in fused_parts(name, config)]
+            gate_shape = expected.get(parts[0])
+            want = None if gate_shape is None else (2 * gate_shape[0], *gate_shape[1:])
         else:
             parts = [name]
             want = expected.get(name)
@@ -250,6 +255,8 @@ def load_gguf_state_dict(reader: GGUFReader, config: ModelConfig, path: Path | s
             # (q_rows + 2 kv_rows, ...) -> q (q_rows, ...), k and v (kv_rows, ...); row views, no copy
             for part, rows in zip("qkv", values.split([q_rows, kv_rows, kv_rows], dim=0)):
                 state[name.replace(FUSED_QKV, f".attn.{part}_proj.")] = rows
+        elif FUSED_GATE_UP in name:
+            state.update(split_fused(name, values, config))  # shape checked by _plan
         else:
             state[name] = values
         if progress:

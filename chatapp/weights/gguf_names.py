@@ -11,12 +11,14 @@ import re
 from typing import Optional
 
 from .name_map import NameMap
+from .phi3 import FUSED_GATE_UP, GGUF_ROPE_FACTORS, PHI3_GGUF_NAMES
 
 # general.architecture values we run. "mistral" has no GGUF architecture of its own in
 # llama.cpp (Mistral models are written as "llama"), but files that say "mistral" use the
 # llama layout.
 # Mixtral is written as "llama" with experts (gguf_config names it "mixtral" by its expert_count).
-SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2", "qwen3", "qwen3moe", "gemma2", "gemma3")
+SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
+                           "smollm3")
 # general.architecture -> our ModelConfig.arch, where the two differ.
 OUR_ARCH = {"qwen3moe": "qwen3_moe"}
 
@@ -24,11 +26,12 @@ OUR_ARCH = {"qwen3moe": "qwen3_moe"}
 # file: `LlamaModel.modify_tensors` calls `permute(q, n_head, n_head)` and
 # `permute(k, n_head, n_head_kv)` on the weights and biases, because llama.cpp's Llama RoPE
 # kernel rotates interleaved pairs (x0, x1), (x2, x3), ... while Hugging Face rotates halves.
-# Qwen2 (`Qwen2Model`) and GPT-2 are written unpermuted. The loader undoes the permutation in
-# exactly one place (gguf_loader.undo_rope_permutation) for these architectures only.
-# Qwen3 (`Qwen3Model(Qwen2Model)`) and Qwen3-MoE are unpermuted too; Mixtral, written by
-# LlamaModel, is permuted. Keys are our arch names.
-ROPE_PERMUTED_ARCHITECTURES = frozenset({"llama", "mistral", "mixtral"})
+# Qwen2 (`Qwen2Model`), Phi-3 (`Phi3MiniModel`, fused attn_qkv) and GPT-2 are written unpermuted.
+# The loader undoes the permutation in exactly one place (gguf_loader.undo_rope_permutation) for
+# these architectures only. Qwen3 (`Qwen3Model(Qwen2Model)`) and Qwen3-MoE are unpermuted too;
+# Mixtral, written by LlamaModel, is permuted, and so is SmolLM3 (a LlamaModel subclass).
+# Keys are our arch names.
+ROPE_PERMUTED_ARCHITECTURES = frozenset({"llama", "mistral", "mixtral", "smollm3"})
 
 _LLAMA_NAMES: list[tuple[str, str]] = [
     ("token_embd.weight", "tok_embeddings.weight"),
@@ -107,7 +110,9 @@ UNIT_OFFSET_NORM_ARCHITECTURES = frozenset({"gemma2", "gemma3"})
 
 # Tensors that carry nothing our model needs as a parameter. rope_freqs holds Llama-3 RoPE
 # frequency factors, which gguf_config turns into RopeScaling; rot_embd is an old cache.
-IGNORED = re.compile(r"rope_freqs\.weight|blk\.\d+\.attn_rot_embd(\.weight)?")
+# Phi-3's LongRoPE factor lists (GGUF_ROPE_FACTORS) likewise become RopeScaling.
+IGNORED = re.compile(r"rope_freqs\.weight|blk\.\d+\.attn_rot_embd(\.weight)?|"
+                     + "|".join(re.escape(name) for name in GGUF_ROPE_FACTORS))
 
 
 _TABLES = {
@@ -120,6 +125,8 @@ _TABLES = {
     "mixtral": NameMap(_LLAMA_NAMES + _EXPERT_NAMES),
     "gemma2": NameMap(_GEMMA_NAMES),
     "gemma3": NameMap(_GEMMA_NAMES),
+    "phi3": NameMap(PHI3_GGUF_NAMES),
+    "smollm3": NameMap(_LLAMA_NAMES),
 }
 
 
@@ -134,4 +141,6 @@ def gguf_name(ours: str, arch: str) -> str:
     """The GGUF name a parameter of ours comes from (for messages); `ours` itself if none."""
     if arch == "gpt2":
         ours = re.sub(r"\.attn\.[qkv]_proj\.", FUSED_QKV, ours)
+    if arch == "phi3":
+        ours = re.sub(r"\.mlp\.(gate|up)_proj\.", FUSED_GATE_UP, ours)
     return _TABLES[arch].theirs(ours) or ours

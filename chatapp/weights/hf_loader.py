@@ -18,6 +18,7 @@ from ..paths import read_json_object
 from ..sampling_settings import checked_recommendations
 from .experts import stack_experts
 from .hf_names import CONFIG_BUILDERS, family_of, is_conv1d_weight, our_name
+from .phi3 import is_fused, split_fused
 from .validate import check_state_dict
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,10 @@ CONFIG_MAX_SIZE = 1 << 24
 _WHOLE = ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers", "vocab_size",
           "n_embd", "n_head", "n_layer", "n_positions", "n_inner", "num_key_value_heads", "head_dim",
           "max_position_embeddings", "sliding_window", "num_experts", "num_local_experts", "num_experts_per_tok",
-          "moe_intermediate_size", "decoder_sparse_step", "sliding_window_pattern")
+          "moe_intermediate_size", "decoder_sparse_step", "sliding_window_pattern", "original_max_position_embeddings",
+          "no_rope_layer_interval")
 _REAL = ("rms_norm_eps", "layer_norm_epsilon", "rope_theta", "query_pre_attn_scalar", "attn_logit_softcapping",
-         "final_logit_softcapping", "rope_local_base_freq")
+         "final_logit_softcapping", "rope_local_base_freq", "partial_rotary_factor")
 _FLAGS = ("attention_bias", "mlp_bias", "tie_word_embeddings", "use_sliding_window", "scale_attn_weights",
           "norm_topk_prob", "use_bidirectional_attention")
 _TEXT = ("model_type", "hidden_act", "activation_function", "_name_or_path", "hidden_activation")
@@ -210,6 +212,12 @@ def load_hf_folder(folder: Path | str, dtype: torch.dtype = torch.float32,
             if ".attn.qkv." in name:
                 fused_qkv[name] = tensor
                 continue
+        if family == "phi3" and is_fused(name):  # Phi-3's qkv_proj and gate_up_proj
+            try:
+                state.update(split_fused(name, tensor, config))
+            except ValueError as exc:
+                raise CorruptFileError(path, str(exc)) from exc
+            continue
         state[name] = tensor
     for name, tensor in fused_qkv.items():
         # (3*dim, dim) or (3*dim,) -> q, k, v along the output dimension

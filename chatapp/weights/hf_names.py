@@ -6,12 +6,14 @@ import re
 from typing import Any, Callable, Optional
 
 from ..errors import UnsupportedArchitectureError
-from ..model.config import ModelConfig, RopeScaling
+from ..model.config import ConfigError, ModelConfig, RopeScaling
 from .experts import MIXTRAL_EXPERT_NAMES, QK_NORM_NAMES, QWEN3_MOE_EXPERT_NAMES, hf_moe_fields
 from .gemma import GEMMA_NAMES, gemma_config_fields
 from .name_map import NameMap
+from .phi3 import PHI3_NAMES, phi3_config
 
-SUPPORTED = ("llama", "mistral", "qwen2", "gpt2", "qwen3", "qwen3_moe", "mixtral", "gemma2", "gemma3_text")
+SUPPORTED = ("llama", "mistral", "qwen2", "gpt2", "qwen3", "qwen3_moe", "mixtral", "gemma2", "gemma3_text",
+             "phi3", "smollm3")
 
 # (Hugging Face name, ours), read both ways (see name_map.py): `{i}` is the layer index, `{p}`
 # weight or bias. The loader reads Hugging Face -> ours (our_name); the folder exporter and the
@@ -55,7 +57,8 @@ _TABLES = {"llama": NameMap(LLAMA_NAMES), "mistral": NameMap(LLAMA_NAMES), "qwen
            "qwen3_moe": NameMap(LLAMA_NAMES + QK_NORM_NAMES + QWEN3_MOE_EXPERT_NAMES),
            "mixtral": NameMap(LLAMA_NAMES + MIXTRAL_EXPERT_NAMES),
            "gemma2": NameMap(GEMMA_NAMES), "gemma3_text": NameMap(GEMMA_NAMES),
-           "gemma3": NameMap(GEMMA_NAMES)}  # our arch name for gemma3_text (PEFT adapters, export)
+           "gemma3": NameMap(GEMMA_NAMES),  # our arch name for gemma3_text (PEFT adapters, export)
+           "phi3": NameMap(PHI3_NAMES), "smollm3": NameMap(LLAMA_NAMES)}
 
 # Tensors that exist in some checkpoints but carry nothing our model needs.
 IGNORED = re.compile(r".*(rotary_emb\.inv_freq|\.attn\.bias|\.attn\.masked_bias)$")
@@ -136,6 +139,25 @@ def _llama_like(hf: dict[str, Any], family: str) -> ModelConfig:
     )
 
 
+def _smollm3(hf: dict[str, Any]) -> ModelConfig:
+    """SmolLM3: Llama with no RoPE on the layers `no_rope_layers` flags 0 (every 4th by default)."""
+    if hf.get("use_sliding_window") and "sliding_attention" in (hf.get("layer_types") or ["sliding_attention"]):
+        raise ValueError("SmolLM3 sliding-window attention layers (use_sliding_window) are not supported")
+    config = _llama_like({**hf, "layer_types": None}, "smollm3")
+    flags = hf.get("no_rope_layers")
+    if flags is None:
+        interval = hf.get("no_rope_layer_interval", 4)
+        if not isinstance(interval, int) or isinstance(interval, bool) or interval <= 0:
+            raise ConfigError(f"SmolLM3 no_rope_layer_interval must be a positive whole number, got {interval!r:.80}")
+        flags = [int((i + 1) % interval != 0) for i in range(config.n_layers)]
+    if not isinstance(flags, list) or len(flags) != config.n_layers or any(f not in (0, 1) for f in flags):
+        raise ConfigError(f"SmolLM3 no_rope_layers must hold one 0 or 1 per layer ({config.n_layers}), "
+                          f"got {flags!r:.80}")
+    config.no_rope_layers = [i for i, uses_rope in enumerate(flags) if not uses_rope]
+    config.validate()
+    return config
+
+
 QWEN_NAMES = {"qwen2": "Qwen2", "qwen3": "Qwen3", "qwen3_moe": "Qwen3-MoE"}
 
 
@@ -178,6 +200,8 @@ CONFIG_BUILDERS: dict[str, Callable[[dict[str, Any]], ModelConfig]] = {
     "mixtral": lambda hf: _llama_like(hf, "mixtral"),
     "gemma2": lambda hf: ModelConfig(**gemma_config_fields(hf, "gemma2")),
     "gemma3_text": lambda hf: ModelConfig(**gemma_config_fields(hf, "gemma3_text")),
+    "phi3": phi3_config,
+    "smollm3": _smollm3,
 }
 
 

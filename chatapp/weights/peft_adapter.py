@@ -37,7 +37,10 @@ CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 CHATAPP_FILE = "chatapp_adapter.json"
 PEFT_PREFIX = "base_model.model."
-FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "qwen3_moe", "mixtral", "gemma2", "gemma3")
+FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "qwen3_moe", "mixtral", "gemma2", "gemma3", "smollm3")
+# Families whose Hugging Face layers fuse some of our LoRA targets: an adapter of ours on the
+# separate layers has no PEFT spelling there (see weights/phi3.py).
+FUSED_FAMILIES = {"phi3": "its fused qkv_proj and gate_up_proj layers"}
 
 # Target module names: ours and Hugging Face's coincide for the llama family.
 TARGET_TO_HF = {name: name for name in LORA_TARGETS}
@@ -56,6 +59,11 @@ class AdapterInfo:
 
 def _family(model: torch.nn.Module, folder: Path) -> str:
     arch = getattr(getattr(model, "config", None), "arch", None)
+    if arch in FUSED_FAMILIES:
+        raise UnsupportedArchitectureError(
+            folder, f"LoRA adapters in PEFT format are not supported for {arch} models ({FUSED_FAMILIES[arch]} "
+                    "have no PEFT names for our separate q/k/v and gate/up adapters)",
+            "train with --method full (the whole model is then written as a Hugging Face folder)")
     if arch not in FAMILIES:
         raise UnsupportedArchitectureError(
             folder, f"LoRA adapters in PEFT format are supported for {', '.join(FAMILIES)}, not {arch!r}")

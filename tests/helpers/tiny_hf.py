@@ -61,8 +61,10 @@ def tiny_llama_folder(folder: Path, seed: int = 0, dim: int = 32, layers: int = 
     tokenizer = tiny_tokenizer()
     common = dict(vocab_size=tokenizer.vocab_size, hidden_size=dim, intermediate_size=2 * dim,
                   num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                  max_position_embeddings=max_len, eos_token_id=tokenizer.eos_id, bos_token_id=None)
-    config = {"llama": transformers.LlamaConfig, "qwen2": transformers.Qwen2Config}[family](**common)
+                  max_position_embeddings=max_len, eos_token_id=tokenizer.eos_id, bos_token_id=None,
+                  pad_token_id=None)  # Phi-3's and SmolLM3's defaults are ids of their real vocabularies
+    config = {"llama": transformers.LlamaConfig, "qwen2": transformers.Qwen2Config,
+              "phi3": transformers.Phi3Config, "smollm3": transformers.SmolLM3Config}[family](**common)
     torch.manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(config)
     with torch.no_grad():  # wider than the default init, so outputs differ visibly from uniform

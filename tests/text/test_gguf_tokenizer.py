@@ -119,19 +119,21 @@ def test_pre_families():
     assert pre_family("smollm") == "digits"
     assert pre_family("llama-bpe") == pre_family("llama3") == "llama3"
     assert pre_family("qwen2") == "qwen2"
+    assert pre_family("gpt-4o") == "gpt4o"  # Phi-4-mini
     assert pre_family("gpt2") == pre_family("default") == pre_family(None) == "gpt2"
     assert pre_family("some-future-model") == "gpt2"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("pre", ["gpt2", "llama-bpe", "qwen2"])
+@pytest.mark.parametrize("pre", ["gpt2", "llama-bpe", "qwen2", "gpt-4o"])
 def test_split_families_match_transformers(transformers, smollm_vocab, write_gguf, tmp_path, pre):
     """SmolLM2's vocabulary relabelled with another family's split pattern."""
     path = write_gguf(tmp_path / f"{pre}.gguf", model="gpt2", pre=pre, tokens=smollm_vocab.tokens,
                       types=smollm_vocab.token_types, merges=smollm_vocab.merges, bos=1, eos=2, add_bos=False)
     ours = Tokenizer.from_gguf(path)
     reference = transformers.AutoTokenizer.from_pretrained(str(tmp_path), gguf_file=path.name)
-    extra = ["x  1", "abc123456def", "I'LL we'Re", "line\n\n\n  indented", "a.b,c;d"]
+    extra = ["x  1", "abc123456def", "I'LL we'Re", "line\n\n\n  indented", "a.b,c;d", "CamelCaseWord HTTPServer's",
+             "path/to/file/\nnext"]
     for text in CORPUS + extra:
         assert ours.encode_markup(text) == reference.encode(text, add_special_tokens=False), text
         assert ours.encode(text) == reference(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
@@ -185,3 +187,25 @@ def test_sentencepiece_without_space_prefix(spm_vocab, spm_gguf, write_gguf, tmp
     assert "".join(with_prefix.id_to_token(i) for i in with_prefix.encode("hello world")) == "\u2581hello\u2581world"
     for text in ("hello world", " leading", "the 日"):
         assert ours.decode(ours.encode(text)) == text
+
+
+@pytest.fixture
+def phi3_spm(transformers, spm_vocab, write_gguf, tmp_path_factory):
+    """The small SentencePiece vocabulary in a GGUF whose architecture is phi3, and transformers' reading."""
+    path = write_gguf(tmp_path_factory.mktemp("phi3-spm") / "phi3.gguf", model="llama", bos=1, eos=2, unk=0,
+                      add_space_prefix=True, arch="phi3", **spm_vocab)
+    return Tokenizer.from_gguf(path), transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+
+
+@pytest.mark.parametrize("text", SPM_SAMPLES + ["<think>\nthe fox", "the <think>  spaced</s> out"])
+def test_phi3_sentencepiece_marks_every_stretch_between_special_tokens(phi3_spm, text):
+    """Phi-3's prefix space comes from a normalizer: text after a special token and text that
+    starts with a space get it too (transformers' phi3 GGUF tokenizer, Phi-3's tokenizer.json)."""
+    ours, reference = phi3_spm
+    assert ours.encode_markup(text) == reference.encode(text, add_special_tokens=False)
+    ids = ours.encode_markup(text)
+    assert ours.decode(ids) == reference.decode(ids)
+
+
+def test_phi3_and_llama_headers_cut_a_leading_space_differently(phi3_spm, spm_gguf):
+    assert Tokenizer.from_gguf(spm_gguf).encode("  the") != phi3_spm[0].encode("  the")
