@@ -80,6 +80,7 @@ class ApiServer:
         self._model_ids = model_ids
         self._on_activity = on_activity
         self.active = 0
+        self._jobs: set = set()  # the jobs of requests being answered
         self._runner: Optional[web.AppRunner] = None
         self.port = config.port  # the bound port once started (config.port 0: any free one)
         self.created = int(time.time())
@@ -127,6 +128,11 @@ class ApiServer:
     @property
     def running(self) -> bool:
         return self._runner is not None
+
+    def cancel_all(self) -> None:
+        """Stop every request's generation (the window is closing)."""
+        for job in list(self._jobs):
+            job.cancel.set()
 
     # -- middlewares ----------------------------------------------------------------------
     @web.middleware
@@ -204,6 +210,7 @@ class ApiServer:
         writer = ResponseWriter(job_request, f"{'chatcmpl' if job_request.kind == 'chat' else 'cmpl'}-"
                                              f"{uuid.uuid4().hex[:24]}", int(time.time()))
         self._activity(+1)
+        self._jobs.add(job)
         finished = False
         try:
             self._submit(job.run)
@@ -249,6 +256,7 @@ class ApiServer:
             if not finished:  # the client went away (or the handler failed): stop its generation
                 job.cancel.set()
                 log.info("API client disconnected; its generation was cancelled")
+            self._jobs.discard(job)
             self._activity(-1)
 
     async def _open_stream(self, request: web.Request) -> web.StreamResponse:

@@ -45,7 +45,7 @@ class Outcome:
 FINISH = {"eos": "stop", "stop": "stop", "length": "length", "cancelled": "cancelled"}
 
 
-@dataclass
+@dataclass(eq=False)  # each job is its own: hashable by identity
 class Job:
     request: JobRequest
     use_adapter: Optional[bool]  # None: the model has no adapter; False: switch it off for this job
