@@ -35,18 +35,16 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_serve)
 
 
-async def _serve(server, ready=None) -> None:
+async def _serve(server) -> None:
     url = await server.start()
     print(f"serving {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
-    if ready is not None:
-        ready(server)
     try:
         await asyncio.Event().wait()  # until cancelled (Ctrl-C)
     finally:
         await server.stop()
 
 
-def cmd_serve(args: argparse.Namespace, ready=None) -> int:
+def cmd_serve(args: argparse.Namespace) -> int:
     from ..server.app import ApiServer, ServerConfig, ServerStartError, model_ids_for
     from ..server.jobs import ModelThread
     from ..server.protocol import Limits
@@ -60,7 +58,7 @@ def cmd_serve(args: argparse.Namespace, ready=None) -> int:
     model_thread = ModelThread(backend)
     server = ApiServer(config, model_thread.submit, lambda: ids)
     try:
-        asyncio.run(_serve(server, ready))
+        asyncio.run(_serve(server))
     except ServerStartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

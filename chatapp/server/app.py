@@ -101,7 +101,7 @@ class ApiServer:
         """Bind and serve; returns the base URL. ServerStartError if the address cannot be used."""
         runner = web.AppRunner(self.build_app(), handler_cancellation=True, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, self.config.host, self.config.port, reuse_address=False)
+        site = web.TCPSite(runner, self.config.host, self.config.port)
         try:
             await site.start()
         except OSError as exc:

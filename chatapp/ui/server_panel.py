@@ -81,10 +81,8 @@ class ServerController(QObject):
             self.state_changed.emit("failed", _tr("Load a model first: the server shares the chat's model."))
             return
         try:
-            loop = asyncio.get_event_loop()
+            loop = asyncio.get_running_loop()  # qasync's, while the window runs
         except RuntimeError:
-            loop = None
-        if loop is None or not loop.is_running():
             self.state_changed.emit("failed", _tr("The window's event loop is not running."))
             return
         from ..server.app import ApiServer, ServerConfig
@@ -114,7 +112,7 @@ class ServerController(QObject):
             return
         server.cancel_all()
         try:
-            asyncio.get_event_loop().create_task(server.stop())
+            asyncio.get_running_loop().create_task(server.stop())
         except RuntimeError:  # no loop any more (the app is closing): nothing is listening
             pass
         self.state_changed.emit("off", "")

@@ -120,7 +120,11 @@ def test_a_disconnect_cancels_its_generation_within_a_token(server):
                            "temperature": 0}).encode()
         sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-        assert b"data: " in sock.recv(65536)  # the stream has begun
+        received = b""
+        while b"data: " not in received:  # the stream has begun
+            piece = sock.recv(65536)
+            assert piece, received
+            received += piece
         sock.close()
         closed = time.perf_counter()
         server.idle()

@@ -142,3 +142,19 @@ def test_the_key_is_required_when_set(serve):
     with pytest.raises(openai.AuthenticationError, match="API key"):
         client(server, key="wrong").models.list()
     assert client(server, key="s3cret").models.list().data
+
+
+def test_streamed_logprobs_and_echo_add_up_to_the_whole_response(server):
+    api = client(server)
+    chat = dict(model=server.ids.base, messages=[{"role": "user", "content": "a dog"}], temperature=0,
+                max_tokens=8, logprobs=True, top_logprobs=2)
+    whole = api.chat.completions.create(**chat).choices[0].logprobs.content
+    streamed = [e for c in api.chat.completions.create(stream=True, **chat)
+                if c.choices and c.choices[0].logprobs for e in c.choices[0].logprobs.content]
+    assert [(e.token, e.logprob) for e in streamed] == [(e.token, e.logprob) for e in whole] and whole
+    text = dict(model=server.ids.base, prompt="the cat sat", echo=True, logprobs=1, max_tokens=5, temperature=0)
+    whole = api.completions.create(**text).choices[0]
+    chunks = [c.choices[0] for c in api.completions.create(stream=True, **text)]
+    assert "".join(c.text for c in chunks) == whole.text
+    assert [t for c in chunks if c.logprobs for t in c.logprobs.tokens] == whole.logprobs.tokens
+    assert [o for c in chunks if c.logprobs for o in c.logprobs.text_offset] == whole.logprobs.text_offset

@@ -49,6 +49,7 @@ def loop():
     asyncio.set_event_loop(loop)
     yield loop
     asyncio.set_event_loop(None)
+    loop.close()
 
 
 @pytest.fixture
@@ -143,3 +144,19 @@ def test_api_and_window_share_the_model_queue_and_stop_separately(qtbot, window,
     assert beside["choices"][0]["message"]["content"] == api_alone
     panel.switch.setChecked(False)
     assert window.server.server is None and not panel.address.isVisible()
+
+
+def test_a_busy_port_turns_the_switch_back_off_with_the_reason(qtbot, window, loop):
+    panel = window.server_panel
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        panel.port.setValue(taken.getsockname()[1])
+
+        async def scenario():
+            panel.switch.setChecked(True)
+            await wait_for(lambda: not panel.switch.isChecked())
+
+        loop.run_until_complete(scenario())
+    assert "cannot listen" in panel.message.text() and window.server.server is None
+    assert not panel.address.isVisible()
