@@ -73,9 +73,14 @@ class Job:
             self.emit("error", exc)
         except Exception as exc:  # a failed request answers 500 and leaves the server serving
             from ..engine.generate import ContextOverflowError
+            from ..sampling_settings import SettingsError
+            from ..text.chat_template import ChatTemplateError
+            param = "messages" if self.request.kind == "chat" else "prompt"
             if isinstance(exc, ContextOverflowError):
-                self.emit("error", ApiError(400, str(exc), "messages" if self.request.kind == "chat" else "prompt",
-                                            code="context_length_exceeded"))
+                self.emit("error", ApiError(400, str(exc), param, code="context_length_exceeded"))
+                return
+            if isinstance(exc, (ChatTemplateError, SettingsError)):  # the request's content, not our fault
+                self.emit("error", ApiError(400, str(exc), param if isinstance(exc, ChatTemplateError) else None))
                 return
             log.exception("API request failed")
             self.emit("error", ApiError(500, f"generation failed: {exc}", kind="server_error"))

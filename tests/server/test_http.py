@@ -154,3 +154,20 @@ def test_no_model_loaded(serve, capsys):
     assert status == 503 and error_of(payload)["code"] == "model_not_loaded"
     assert main(["serve", "--model", "/no/such/model.gguf", "--port", "0"]) != 0
     assert "/no/such/model.gguf" in capsys.readouterr().err
+
+
+def test_a_template_that_refuses_the_messages_is_a_400(server, monkeypatch):
+    import chatapp.text.prompt as prompt
+    from chatapp.text.chat_template import ChatTemplateError
+
+    def refuse(*_args, **_kwargs):
+        raise ChatTemplateError("Conversation roles must alternate user/assistant/user/assistant/...")
+
+    monkeypatch.setattr(prompt, "render_and_encode", refuse)
+    status, payload, _ = request(server, "POST", "/chat/completions",
+                                 {"model": server.ids.base, "messages": [{"role": "user", "content": "x"}] * 2})
+    error = error_of(payload)
+    assert status == 400 and "must alternate" in error["message"] and error["param"] == "messages"
+    monkeypatch.undo()
+    status, _, _ = request(server, "POST", "/completions", {"model": server.ids.base, "prompt": "a", "max_tokens": 2})
+    assert status == 200
