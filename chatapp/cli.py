@@ -132,12 +132,18 @@ def _library_parsers(subparsers: argparse._SubParsersAction) -> None:
     register(subparsers)
 
 
+def _serve_parser(subparsers: argparse._SubParsersAction) -> None:
+    from .commands.serve import register
+    register(subparsers)
+
+
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_models_parser,
     _generation_parsers,
     _training_parsers,
     _quiz_parser,
     _library_parsers,
+    _serve_parser,
     _add_self_test_parser,
 ]
 

@@ -87,14 +87,15 @@ class ChatSession:
                 dropped += 1
 
     # -- turns ----------------------------------------------------------------------------
-    def respond(self, settings: SamplingSettings,
-                cancel: Optional[threading.Event] = None) -> Iterator[str]:
-        """Stream a reply to the messages as they are (the last one is the user's)."""
+    def respond(self, settings: SamplingSettings, cancel: Optional[threading.Event] = None,
+                logprobs: Optional[int] = None) -> Iterator[str]:
+        """Stream a reply to the messages as they are (the last one is the user's); with
+        `logprobs` the reply records each token's log-probability (engine.logprobs)."""
         reserve = min(settings.max_new_tokens, self.engine.context_len // 4)
         ids, self.dropped_messages = self.fit(reserve)
         if self.dropped_messages:
             log.info("dropped %d old messages to fit the context", self.dropped_messages)
-        yield from self.engine.stream(ids, settings, cancel)
+        yield from self.engine.stream(ids, settings, cancel, logprobs=logprobs)
         self.reply = self.engine.reply
         # A stopped reply is kept as far as it got, as chat apps do.
         self.messages.append({"role": "assistant", "content": self.reply.text})
@@ -118,7 +119,7 @@ class ChatSession:
             raise ValueError("there is no reply to continue")
         reserve = min(settings.max_new_tokens, self.engine.context_len // 4)
         ids, self.dropped_messages = self.fit(reserve, continue_final=True)
-        yield from self.engine.stream(ids, settings, cancel)
+        yield from self.engine.stream(ids, settings, cancel, logprobs=logprobs)
         self.reply = self.engine.reply
         self.messages[-1] = {"role": "assistant", "content": self.messages[-1]["content"] + self.reply.text}
 

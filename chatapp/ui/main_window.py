@@ -31,6 +31,7 @@ from .chat_view import ChatView
 from .composer import Composer, DocumentsSelector
 from .conversation_list import ConversationList
 from .model_controller import ModelController
+from .server_panel import ServerController, ServerPanel, activity_text
 from .settings_panel import SettingsDrawer, SettingsPanel
 from .training_controller import TrainingController
 from .documents_view import DocumentsView
@@ -76,6 +77,15 @@ class MainWindow(QMainWindow):
                                               parent=self)
         self.training = TrainingController(self.chat_controller, self.model, self.worker_thread,
                                            self.training_panel, parent=self)
+        # The local API server: its switch at the end of the drawer, its activity in the status bar.
+        self.server = ServerController(self.worker_thread, lambda: self.model.info,
+                                       Path(self.store.path).parent / "library.sqlite3", parent=self)
+        self.server_panel = ServerPanel(self.server)
+        drawer_layout = self.settings_panel.layout()
+        drawer_layout.insertWidget(drawer_layout.count() - 1, self.server_panel)  # above the stretch
+        self.api_label = QLabel("")
+        self.statusBar().addPermanentWidget(self.api_label)
+        self.server.activity_changed.connect(self._show_api_activity)
         self._connect()
         self._shut_down = False
         app = QApplication.instance()
@@ -313,6 +323,10 @@ class MainWindow(QMainWindow):
     def _show_speed(self, speed: float) -> None:
         self.speed_label.setText(_tr("{speed:.1f} tok/s").format(speed=speed))
 
+    @Slot(int)
+    def _show_api_activity(self, running: int) -> None:
+        self.api_label.setText(activity_text(running))
+
     # -- the drawer and the list ----------------------------------------------------------
     @Slot(bool)
     def set_drawer_open(self, shown: bool) -> None:
@@ -458,6 +472,7 @@ class MainWindow(QMainWindow):
             return
         self._shut_down = True
         self.chat_controller.shutdown()
+        self.server.shutdown()  # cancels the API's generations, so the worker thread can end
         self.training_panel.shutdown(timeout_s=10)
         self.worker_thread.shutdown()
         self._settings_changed()

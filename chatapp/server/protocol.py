@@ -1,0 +1,194 @@
+"""The OpenAI API's request bodies, checked, and its error shape (no aiohttp, no torch).
+
+`parse_chat` and `parse_completion` turn a decoded JSON body into a `JobRequest`, or raise
+`ApiError` naming the field at fault. Sampling follows the OpenAI API: temperature 1 and top_p
+1 by default, no top-k, min-p or repetition penalty unless the request asks (our extension
+fields `top_k`, `min_p`, `repetition_penalty`), `frequency_penalty` / `presence_penalty`
+additive as OpenAI defines them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+MAX_STOPS = 4
+MAX_TOP_LOGPROBS = 20  # the OpenAI API's own limit
+ROLES = ("system", "user", "assistant", "developer")
+
+
+class ApiError(Exception):
+    """An error answered in the OpenAI shape: {"error": {"message", "type", "param", "code"}}."""
+
+    def __init__(self, status: int, message: str, param: Optional[str] = None,
+                 code: Optional[str] = None, kind: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+
+
+def bad(message: str, param: Optional[str] = None, code: Optional[str] = None) -> ApiError:
+    return ApiError(400, message, param, code)
+
+
+@dataclass
+class Limits:
+    max_tokens: int = 4096  # the most a request may ask for
+    default_max_tokens: int = 512  # when the request does not say
+
+
+@dataclass
+class JobRequest:
+    """One validated request: what the model thread runs (see jobs.py)."""
+
+    kind: str  # "chat" | "completion"
+    model: str
+    sampling: dict  # keyword arguments of engine.sampling.ApiSamplingSettings
+    messages: list[dict] = field(default_factory=list)  # chat
+    prompt: str = ""  # completion
+    stream: bool = False
+    include_usage: bool = False  # stream_options.include_usage
+    logprobs: Optional[int] = None  # None: off; K: the chosen token and K alternatives
+    echo: bool = False  # completion: the prompt's tokens (and their log-probabilities) come first
+    documents: Optional[str] = None  # our extension: answer from this document library
+
+
+def _number(body: dict, name: str, default: float, low: float, high: float) -> float:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise bad(f"'{name}' must be a number, got {value!r}", name)
+    if not low <= value <= high:
+        raise bad(f"'{name}' must be between {low:g} and {high:g}, got {value}", name)
+    return float(value)
+
+
+def _integer(body: dict, name: str, low: int, high: Optional[int] = None) -> Optional[int]:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise bad(f"'{name}' must be a whole number, got {value!r}", name)
+    if value < low or (high is not None and value > high):
+        limit = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise bad(f"'{name}' must be {limit}, got {value}", name)
+    return value
+
+
+def _boolean(body: dict, name: str) -> bool:
+    value = body.get(name, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise bad(f"'{name}' must be true or false, got {value!r}", name)
+    return value
+
+
+def _common(body: Any, limits: Limits, kind: str) -> JobRequest:
+    if not isinstance(body, dict):
+        raise bad("the request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad("'model' is required: one of the ids GET /v1/models lists", "model")
+    n = _integer(body, "n", 1)
+    if n not in (None, 1):
+        raise bad(f"'n' must be 1: this server writes one choice per request (got {n})", "n")
+    if body.get("best_of") not in (None, 1):
+        raise bad("'best_of' must be 1", "best_of")
+    max_tokens = _integer(body, "max_completion_tokens", 1, limits.max_tokens)
+    if max_tokens is None:
+        max_tokens = _integer(body, "max_tokens", 1, limits.max_tokens)
+    stop = body.get("stop")
+    if stop is None:
+        stops: list[str] = []
+    elif isinstance(stop, str):
+        stops = [stop] if stop else []
+    elif isinstance(stop, list) and all(isinstance(s, str) and s for s in stop) and len(stop) <= MAX_STOPS:
+        stops = list(stop)
+    else:
+        raise bad(f"'stop' must be a string or a list of up to {MAX_STOPS} non-empty strings", "stop")
+    seed = _integer(body, "seed", -(2**63))
+    sampling = {
+        "temperature": _number(body, "temperature", 1.0, 0.0, 2.0),
+        "top_p": _number(body, "top_p", 1.0, 0.0, 1.0) or 1e-9,  # 0: as good as greedy
+        "top_k": _integer(body, "top_k", 0) or 0,
+        "min_p": _number(body, "min_p", 0.0, 0.0, 0.999),
+        "repetition_penalty": _number(body, "repetition_penalty", 1.0, 0.5, 3.0),
+        "frequency_penalty": _number(body, "frequency_penalty", 0.0, -2.0, 2.0),
+        "presence_penalty": _number(body, "presence_penalty", 0.0, -2.0, 2.0),
+        "max_new_tokens": max_tokens or limits.default_max_tokens,
+        "repeat_last_n": 0,
+        "seed": None if seed is None else seed % (2**63),
+        "stop": stops,
+    }
+    stream = _boolean(body, "stream")
+    options = body.get("stream_options")
+    include_usage = False
+    if options is not None:
+        if not isinstance(options, dict):
+            raise bad("'stream_options' must be an object", "stream_options")
+        if not stream:
+            raise bad("'stream_options' is only allowed with 'stream': true", "stream_options")
+        include_usage = bool(options.get("include_usage", False))
+    documents = body.get("documents")
+    if documents is not None and (not isinstance(documents, str) or not documents.strip()):
+        raise bad("'documents' must be the name of a document library", "documents")
+    return JobRequest(kind=kind, model=model, sampling=sampling, stream=stream,
+                      include_usage=include_usage, documents=documents)
+
+
+def parse_chat(body: Any, limits: Limits) -> JobRequest:
+    job = _common(body, limits, "chat")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad("'messages' must be a non-empty list of {role, content} objects", "messages")
+    clean = []
+    for i, message in enumerate(messages):
+        param = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise bad(f"{param} must be an object with 'role' and 'content'", param)
+        role = message.get("role")
+        if role not in ROLES:
+            raise bad(f"{param}.role must be one of {', '.join(ROLES)}, got {role!r}", f"{param}.role")
+        content = message.get("content")
+        if isinstance(content, list):  # content parts: text only
+            texts = []
+            for part in content:
+                if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                    raise bad(f"{param}.content parts must be {{'type': 'text', 'text': ...}}: this model "
+                              f"reads text only", f"{param}.content")
+                texts.append(part["text"])
+            content = "".join(texts)
+        if not isinstance(content, str):
+            raise bad(f"{param}.content must be text", f"{param}.content")
+        clean.append({"role": "system" if role == "developer" else role, "content": content})
+    job.messages = clean
+    if _boolean(body, "logprobs"):
+        job.logprobs = _integer(body, "top_logprobs", 0, MAX_TOP_LOGPROBS) or 0
+    elif body.get("top_logprobs") is not None:
+        raise bad("'top_logprobs' needs 'logprobs': true", "top_logprobs")
+    if job.documents is not None and clean[-1]["role"] != "user":
+        raise bad("with 'documents' the last message must be the user's question", "messages")
+    return job
+
+
+def parse_completion(body: Any, limits: Limits) -> JobRequest:
+    job = _common(body, limits, "completion")
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        prompt = prompt[0]
+    if not isinstance(prompt, str) or not prompt:
+        raise bad("'prompt' must be one non-empty string (lists of prompts and token ids are not served)",
+                  "prompt")
+    job.prompt = prompt
+    job.logprobs = _integer(body, "logprobs", 0, 5)  # the completions API allows at most 5
+    job.echo = _boolean(body, "echo")
+    if body.get("suffix") is not None:
+        raise bad("'suffix' is not supported", "suffix")
+    if job.documents is not None:
+        raise bad("'documents' is for /v1/chat/completions", "documents")
+    return job
