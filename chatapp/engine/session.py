@@ -119,7 +119,7 @@ class ChatSession:
             raise ValueError("there is no reply to continue")
         reserve = min(settings.max_new_tokens, self.engine.context_len // 4)
         ids, self.dropped_messages = self.fit(reserve, continue_final=True)
-        yield from self.engine.stream(ids, settings, cancel, logprobs=logprobs)
+        yield from self.engine.stream(ids, settings, cancel)
         self.reply = self.engine.reply
         self.messages[-1] = {"role": "assistant", "content": self.messages[-1]["content"] + self.reply.text}
 
