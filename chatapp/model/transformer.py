@@ -66,7 +66,7 @@ class Transformer(nn.Module):
             if device is None and self.tok_embeddings.weight.device.type != "meta":
                 device = self.tok_embeddings.weight.device
             if config.rope_scaling is not None and config.rope_scaling.kind == "longrope":
-                # (rotary_dim/2,) each; which one a forward uses: _rope_inv_freq
+                # (rotary_dim/2,) each; which one a forward uses: _rope
                 inv_freq, long_inv_freq = longrope_inv_freqs(config.rotary_dim, config.rope_theta,
                                                              config.rope_scaling)
                 self.register_buffer("rope_inv_freq_long", long_inv_freq.to(device), persistent=False)

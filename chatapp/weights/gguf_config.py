@@ -266,8 +266,8 @@ def _phi3_rope_scaling(reader: GGUFReader, meta: _Metadata, fields: dict[str, An
                 raise UnsupportedArchitectureError(meta.path, f"rope_factors_{kind}.weight is stored as "
                                                               f"{tensor.tensor_type.name}")
             lists[kind] = dequantize_tensor(tensor).astype(np.float64).reshape(-1).tolist()
-    kind = meta.get("rope.scaling.type")
-    if kind not in (None, "none", "longrope") and not lists:
+    kind = meta.get("rope.scaling.type")  # llama.cpp's Phi-3 converter writes none: the tensors say it
+    if kind not in (None, "none", "longrope"):
         raise UnsupportedArchitectureError(meta.path, f"Phi-3 RoPE scaling {kind!r} is not supported",
                                            "supported: none, and longrope (rope_factors_long/short tensors)")
     try:
