@@ -1,5 +1,9 @@
 """The chat's state machine: conversations, sending, streaming, stop, regenerate, continue, edit.
 
+Regenerate and edit-and-resend keep every version: the new reply or message is a sibling of the
+old one in the conversation's message tree (storage/tree.py), the view shows `< 2/3 >` on a
+message with versions, and the model's context is always the path shown.
+
 Lives in the GUI thread. It asks the generation worker for replies by queued signals,
 coalesces the deltas with a timer, writes replies to the database as they stream, and shows
 them through a `ChatViewPort`, a small interface that `ChatView` implements and tests
@@ -22,7 +26,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal, Slot
 
 from ..engine.backend import CONTINUABLE_REASONS, DocumentsChoice, ReplyFinished, ReplyRequest
 from ..sampling_settings import merged_with_recommended
-from ..storage.db import INTERRUPTED, ConversationStore, Message
+from ..storage.db import AT_END, INTERRUPTED, ConversationStore, Message, NotFoundError
 from ..storage.settings import AppSettings
 from .model_controller import ModelController
 from .worker import WorkerThread
@@ -66,6 +70,9 @@ class ChatViewPort(Protocol):
     def show_prompt(self, index: int, prompt: str) -> None:
         """Offer "What the model saw" on a reply: `prompt` exactly as the model read it."""
 
+    def show_branches(self, index: int, number: int, total: int) -> None:
+        """Message `index` is version `number` (from 1) of `total`: `< number/total >` when total > 1."""
+
 
 def reply_note(state: str, finish_reason: str, stats: dict) -> str:
     """A finished reply's status line: how it ended, its length and speed (also after reopening)."""
@@ -103,12 +110,11 @@ class _Stream:
 
 @dataclass(frozen=True)
 class _EditUndo:
-    """What an edit-and-resend removed, to put back."""
+    """An edit-and-resend to take back: the new version goes, the edited one is shown again."""
 
     conv_id: int
-    position: int  # the edited message's position
-    removed: tuple[Message, ...]  # the edited message and every message after it
-    sources: tuple[tuple, ...] = ()  # each removed message's sources (deleted with it), in order
+    original_id: int  # the message that was edited (kept, with everything after it)
+    new_id: int  # its new version, with the reply to it
 
 
 class ChatController(QObject):
@@ -248,13 +254,16 @@ class ChatController(QObject):
         self._show(conv_id)
         context = 0
         question = ""  # the user message a reply answers: its words are highlighted in a source
+        versions = self.store.branch_numbers(conv_id)
         for m in self.store.messages(conv_id):
             if self.stream is not None and m.id == self.stream.message_id:
                 self.stream.index = self.view.append("assistant", self.stream.text)
                 self.view.show_status(self.stream.index, _tr("writing…"))
+                self.view.show_branches(self.stream.index, *versions.get(m.id, (1, 1)))
                 context = self.stream.context_used
                 continue
             index = self.view.append(m.role, m.content)
+            self.view.show_branches(index, *versions.get(m.id, (1, 1)))
             if m.role == "user":
                 question = m.content
             elif m.role == "assistant":
@@ -354,10 +363,15 @@ class ChatController(QObject):
         self._start_reply()
         return True
 
-    def _start_reply(self, continued: Optional[Message] = None) -> None:
-        """Stream a new reply, or with `continued` (the last stored reply) more of that one."""
+    def _start_reply(self, continued: Optional[Message] = None, parent_id=AT_END) -> None:
+        """Stream a new reply, or with `continued` (the last stored reply) more of that one.
+        `parent_id`: the reply is a new version of the replies to that message (regenerate)."""
         conv_id = self.current_id
         history = self._history(conv_id)
+        if parent_id is not AT_END:  # the context is the path up to the message it answers
+            path = [m.id for m in self.store.messages(conv_id) if m.role in ("user", "assistant")
+                    and m.state != "failed"]
+            history = history[:path.index(parent_id) + 1] if parent_id in path else []
         sampling = self.sampling()
         system_prompt = self.system_prompt()
         request_id = self.worker_thread.next_request_id()
@@ -368,13 +382,16 @@ class ChatController(QObject):
         else:
             model = self.model.info.name if self.model.info else ""
             # the system prompt is kept with the sampling settings: exports say what was used
-            message_id = self.store.begin_reply(conv_id, model=model,
+            message_id = self.store.begin_reply(conv_id, model=model, parent_id=parent_id,
                                                 settings=dict(sampling, system_prompt=system_prompt))
             stream = _Stream(request_id, conv_id, message_id)
-            stream.index = self.view.append("assistant", "")
+            if parent_id is AT_END:
+                stream.index = self.view.append("assistant", "")
+        self.stream = stream
+        if stream.index is None:  # a new version: shown in place of the old one, numbered
+            self.open(conv_id)
         self.view.show_status(stream.index, _tr("writing…"))
         stream.last_save = time.monotonic()
-        self.stream = stream
         self.flush_timer.start()
         self._update()
         self.conversations_changed.emit()
@@ -396,12 +413,11 @@ class ChatController(QObject):
 
     @Slot()
     def regenerate(self) -> None:
+        """A new version of the last reply, beside the old one (`< 2/2 >`)."""
         messages = self._last_messages()
         if not messages or messages[-1].role != "assistant":
             return
-        self.store.truncate_after(self.current_id, messages[-2].position if len(messages) > 1 else -1)
-        self.open(self.current_id)
-        self._start_reply()
+        self._start_reply(parent_id=messages[-1].parent_id)
 
     @Slot()
     def continue_reply(self) -> None:
@@ -415,44 +431,67 @@ class ChatController(QObject):
 
     @Slot(int, str)
     def edit_and_resend(self, index: int, text: str) -> None:
-        """Replace user message `index` with `text` and reply anew; later turns are removed (undoable)."""
+        """A new version of user message `index` with `text`, and a reply to it. The old version
+        and everything after it stay in the tree (`<` on the message shows them; Undo too)."""
         messages = self._last_messages()
         if not 0 <= index < len(messages) or messages[index].role != "user":
             return
-        removed = tuple(messages[index:])
-        sources = tuple(tuple(self.store.sources(m.id)) for m in removed)  # deleted with their messages
-        later_turns = sum(m.role == "user" for m in removed[1:])
-        self.store.truncate_after(self.current_id, messages[index - 1].position if index > 0 else -1)
-        self.store.add_message(self.current_id, "user", text)
-        self.edit_undo = _EditUndo(self.current_id, messages[index].position, removed, sources)
+        later_turns = sum(m.role == "user" for m in messages[index + 1:])
+        new = self.store.add_message(self.current_id, "user", text, parent_id=messages[index].parent_id)
+        self.edit_undo = _EditUndo(self.current_id, messages[index].id, new.id)
         self.deleted_id = None
         self.open(self.current_id)
         self._start_reply()
         self.undo_available.emit("edit")
         if later_turns:
             self.status_message.emit(
-                _tr("{n} later messages were removed. Undo puts them back.").format(n=len(removed) - 2), 15000)
+                _tr("The earlier version and its {n} later messages are kept: ‹ on the message shows them.").format(
+                    n=len(messages) - index - 2), 15000)
 
     @Slot()
     def undo_edit(self) -> None:
-        """Put back the conversation as it was before the last edit-and-resend."""
+        """Take back the last edit-and-resend: its new version goes, the edited message is shown again."""
         undo, self.edit_undo = self.edit_undo, None
         if undo is None:
             return
         if self.stream is not None and self.stream.conv_id == undo.conv_id:
             self.worker_thread.stop_reply()
             self._end_stream()  # what it wrote goes with the edit; its late signals are ignored
-        self.store.truncate_after(undo.conv_id, undo.position - 1)
-        for i, m in enumerate(undo.removed):
-            back = self.store.add_message(undo.conv_id, m.role, m.content, state=m.state, model=m.model,
-                                          settings=m.settings, stats=m.stats, finish_reason=m.finish_reason,
-                                          created_at=m.created_at)
-            sources = undo.sources[i] if i < len(undo.sources) else ()
-            if sources:
-                self.store.save_sources(back.id, sources, library=sources[0].library)
+        try:
+            self.store.delete_branch(undo.new_id)
+            self.store.select_branch(undo.original_id)
+        except NotFoundError:  # a version deleted by hand meanwhile
+            log.info("undo edit: a version is gone already")
         self.undo_available.emit("")
         self.status_message.emit(_tr("The edit was undone."), 5000)
         self.open(undo.conv_id)
+
+    # -- versions (the message tree) ---------------------------------------------------------
+    @Slot(int, int)
+    def switch_branch(self, index: int, step: int) -> None:
+        """Show the version `step` (-1 or +1) away from the one of message `index` (and what follows it)."""
+        messages = self._last_messages()
+        if not 0 <= index < len(messages):
+            return
+        versions = self.store.siblings(messages[index].id)
+        at = next(i for i, m in enumerate(versions) if m.id == messages[index].id) + step
+        if 0 <= at < len(versions):
+            self.store.select_branch(versions[at].id)
+            self.open(self.current_id)
+
+    @Slot(int)
+    def delete_branch(self, index: int) -> None:
+        """Delete the version of message `index` shown, with what follows it; another version
+        takes its place. The only version of a message is not deleted this way."""
+        messages = self._last_messages()
+        if not 0 <= index < len(messages) or len(self.store.siblings(messages[index].id)) < 2:
+            return
+        removed = self.store.delete_branch(messages[index].id)
+        if self.edit_undo is not None:  # its versions may be gone
+            self.edit_undo = None
+            self.undo_available.emit("")
+        self.open(self.current_id)
+        self.status_message.emit(_tr("Version deleted ({n} messages).").format(n=removed), 5000)
 
     # -- the stream -----------------------------------------------------------------------
     def _mine(self, request_id: int) -> bool:

@@ -192,6 +192,8 @@ class MainWindow(QMainWindow):
         self.chat.edit_submitted.connect(chat.edit_and_resend)
         self.chat.regenerate_requested.connect(chat.regenerate)
         self.chat.continue_requested.connect(chat.continue_reply)
+        self.chat.branch_requested.connect(chat.switch_branch)
+        self.chat.delete_branch_requested.connect(chat.delete_branch)
         self.conversations.selected.connect(chat.open)
         self.conversations.new_requested.connect(self.new_conversation)
         self.conversations.rename_requested.connect(chat.rename)

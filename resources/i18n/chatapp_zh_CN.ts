@@ -12,105 +12,114 @@
 <context>
     <name>ChatController</name>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="74"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="81"/>
         <source>stopped</source>
         <translation>已停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="76"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="83"/>
         <source>failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="78"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="85"/>
         <source>cut at the token limit</source>
         <translation>已达词元上限</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="80"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="87"/>
         <source>{n} tokens · {speed:.1f} tok/s</source>
         <translation>{n} 个词元 · {speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="83"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="90"/>
         <source>{n} passages left out (context full)</source>
         <translation>{n} 段未放入（上下文已满）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="229"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="235"/>
         <source>Could not read the document libraries: {message}</source>
         <translation>无法读取文档库：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="254"/>
-        <location filename="../../chatapp/ui/chat_controller.py" line="375"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="261"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="393"/>
         <source>writing…</source>
         <translation>正在输出…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="285"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="294"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="304"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="313"/>
         <source>Conversation deleted.</source>
         <translation>对话已删除。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="320"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="329"/>
         <source>Exported to {path}</source>
         <translation>已导出到 {path}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="326"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="335"/>
         <source>{title} (imported)</source>
         <translation>{title}（导入）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="329"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="338"/>
         <source>Imported “{title}” from {path}</source>
         <translation>已从 {path} 导入“{title}”</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="343"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="352"/>
         <source>Wait for the comparison to finish; your message is kept.</source>
         <translation>请等待对比完成；您的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="346"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="355"/>
         <source>The model is not loaded yet; your message is kept.</source>
         <translation>模型尚未加载；你的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="434"/>
-        <source>{n} later messages were removed. Undo puts them back.</source>
-        <translation>已删除后面的 {n} 条消息。撤销可以恢复它们。</translation>
+        <location filename="../../chatapp/ui/chat_controller.py" line="448"/>
+        <source>The earlier version and its {n} later messages are kept: ‹ on the message shows them.</source>
+        <translation>较早的版本及其后的 {n} 条消息都已保留：点消息上的 ‹ 即可查看。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="454"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="466"/>
         <source>The edit was undone.</source>
         <translation>已撤销编辑。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="522"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="494"/>
+        <source>Version deleted ({n} messages).</source>
+        <translation>已删除该版本（{n} 条消息）。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="561"/>
         <source>Your messages contain chat-control markers (such as &lt;|im_end|&gt;); the model read them as plain text, so they could not open or close a turn.</source>
         <translation>您的消息包含对话控制标记（例如 &lt;|im_end|&gt;）；模型将其作为普通文本读取，因此它们无法开启或结束一轮对话。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="526"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="565"/>
         <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
         <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="542"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="581"/>
         <source>failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="544"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="583"/>
         <source>The reply failed: {message}</source>
         <translation>回复失败：{message}</translation>
+    </message>
+    <message>
+        <source>{n} later messages were removed. Undo puts them back.</source>
+        <translation type="obsolete">已删除后面的 {n} 条消息。撤销可以恢复它们。</translation>
     </message>
 </context>
 <context>
@@ -307,100 +316,130 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/chat_view.py" line="85"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="207"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="238"/>
         <source>Copied</source>
         <translation>已复制</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="113"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="115"/>
         <source>You</source>
         <translation>你</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="113"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="115"/>
         <source>Assistant</source>
         <translation>助手</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="121"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="207"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="125"/>
+        <source>Previous version</source>
+        <translation>上一个版本</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="131"/>
+        <source>Next version</source>
+        <translation>下一个版本</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="134"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="357"/>
+        <source>Delete version</source>
+        <translation>删除此版本</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="135"/>
+        <source>Delete this version and what follows it</source>
+        <translation>删除此版本及其后的消息</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="140"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="238"/>
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="122"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="141"/>
         <source>Copy message</source>
         <translation>复制消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="125"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="144"/>
         <source>Edit</source>
         <translation>编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="126"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="145"/>
         <source>Edit message and resend</source>
         <translation>编辑消息并重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="130"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="149"/>
         <source>Regenerate</source>
         <translation>重新生成</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="131"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="150"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="135"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="154"/>
         <source>Continue</source>
         <translation>继续</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="136"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="155"/>
         <source>Continue the reply where it stopped</source>
         <translation>从中断处继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="141"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="160"/>
         <source>What the model saw</source>
         <translation>模型看到的内容</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="142"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="161"/>
         <source>Show the exact prompt of this reply</source>
         <translation>显示此回复的完整提示词</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="218"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="250"/>
         <source>Edited message</source>
         <translation>编辑后的消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="220"/>
-        <source>Saving removes the {n} later messages of this conversation (Undo puts them back).</source>
-        <translation>保存会删除此对话中后面的 {n} 条消息（撤销可以恢复）。</translation>
+        <location filename="../../chatapp/ui/chat_view.py" line="252"/>
+        <source>Saving starts a new version of this message; the {n} later messages stay with the earlier version (&lt; &gt; on the message switches).</source>
+        <translation>保存会为这条消息新建一个版本；其后的 {n} 条消息留在较早的版本中（用消息上的 &lt; &gt; 切换）。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="226"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="259"/>
         <source>Save &amp;&amp; resend</source>
         <translation>保存 &amp;&amp; 重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="227"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="260"/>
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="273"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="308"/>
         <source>Conversation</source>
         <translation>对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="286"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="321"/>
         <source>Send a message to start the conversation.</source>
         <translation>发送一条消息，开始对话。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="358"/>
+        <source>Delete this version of the message and the {n} messages after it? The other versions stay.</source>
+        <translation>删除这条消息的此版本及其后的 {n} 条消息？其他版本会保留。</translation>
+    </message>
+    <message>
+        <source>Saving removes the {n} later messages of this conversation (Undo puts them back).</source>
+        <translation type="obsolete">保存会删除此对话中后面的 {n} 条消息（撤销可以恢复）。</translation>
     </message>
 </context>
 <context>
@@ -819,7 +858,7 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/main_window.py" line="175"/>
-        <location filename="../../chatapp/ui/main_window.py" line="408"/>
+        <location filename="../../chatapp/ui/main_window.py" line="410"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
@@ -829,108 +868,108 @@
         <translation>撤销</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="233"/>
+        <location filename="../../chatapp/ui/main_window.py" line="235"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="234"/>
+        <location filename="../../chatapp/ui/main_window.py" line="236"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="235"/>
+        <location filename="../../chatapp/ui/main_window.py" line="237"/>
         <source>Import conversation…</source>
         <translation>导入对话…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="236"/>
+        <location filename="../../chatapp/ui/main_window.py" line="238"/>
         <source>Export conversation as Markdown…</source>
         <translation>将对话导出为 Markdown…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="238"/>
+        <location filename="../../chatapp/ui/main_window.py" line="240"/>
         <source>Export conversation as JSON…</source>
         <translation>将对话导出为 JSON…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="241"/>
+        <location filename="../../chatapp/ui/main_window.py" line="243"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="242"/>
+        <location filename="../../chatapp/ui/main_window.py" line="244"/>
         <source>&amp;Chat</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="243"/>
+        <location filename="../../chatapp/ui/main_window.py" line="245"/>
         <source>Focus message box</source>
         <translation>聚焦到消息框</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="244"/>
+        <location filename="../../chatapp/ui/main_window.py" line="246"/>
         <source>Stop reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="245"/>
+        <location filename="../../chatapp/ui/main_window.py" line="247"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="246"/>
+        <location filename="../../chatapp/ui/main_window.py" line="248"/>
         <source>Continue reply</source>
         <translation>继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="253"/>
+        <location filename="../../chatapp/ui/main_window.py" line="255"/>
         <source>Rename conversation</source>
         <translation>重命名对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="254"/>
+        <location filename="../../chatapp/ui/main_window.py" line="256"/>
         <source>Delete conversation</source>
         <translation>删除对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="255"/>
+        <location filename="../../chatapp/ui/main_window.py" line="257"/>
         <source>&amp;View</source>
         <translation>视图(&amp;V)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="256"/>
+        <location filename="../../chatapp/ui/main_window.py" line="258"/>
         <source>Conversation list</source>
         <translation>对话列表</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="257"/>
+        <location filename="../../chatapp/ui/main_window.py" line="259"/>
         <source>Settings</source>
         <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="259"/>
+        <location filename="../../chatapp/ui/main_window.py" line="261"/>
         <source>Show or hide the conversations (Ctrl+B)</source>
         <translation>显示或隐藏对话列表（Ctrl+B）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="260"/>
+        <location filename="../../chatapp/ui/main_window.py" line="262"/>
         <source>Open or close the settings (Ctrl+,)</source>
         <translation>打开或关闭设置（Ctrl+,）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="266"/>
+        <location filename="../../chatapp/ui/main_window.py" line="268"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="267"/>
-        <location filename="../../chatapp/ui/main_window.py" line="270"/>
+        <location filename="../../chatapp/ui/main_window.py" line="269"/>
+        <location filename="../../chatapp/ui/main_window.py" line="272"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="271"/>
+        <location filename="../../chatapp/ui/main_window.py" line="273"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -939,62 +978,62 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="293"/>
+        <location filename="../../chatapp/ui/main_window.py" line="295"/>
         <source>adapter {name}</source>
         <translation>适配器 {name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="297"/>
+        <location filename="../../chatapp/ui/main_window.py" line="299"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="309"/>
+        <location filename="../../chatapp/ui/main_window.py" line="311"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="314"/>
+        <location filename="../../chatapp/ui/main_window.py" line="316"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="349"/>
+        <location filename="../../chatapp/ui/main_window.py" line="351"/>
         <source>The language changes the next time chatapp starts.</source>
         <translation>下次启动 chatapp 时将切换语言。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="371"/>
+        <location filename="../../chatapp/ui/main_window.py" line="373"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="408"/>
+        <location filename="../../chatapp/ui/main_window.py" line="410"/>
         <source>Undo edit</source>
         <translation>撤销编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="426"/>
+        <location filename="../../chatapp/ui/main_window.py" line="428"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="432"/>
+        <location filename="../../chatapp/ui/main_window.py" line="434"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="436"/>
+        <location filename="../../chatapp/ui/main_window.py" line="438"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="436"/>
+        <location filename="../../chatapp/ui/main_window.py" line="438"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="442"/>
+        <location filename="../../chatapp/ui/main_window.py" line="444"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
     </message>

@@ -41,6 +41,9 @@ class RecordingView:
     def show_prompt(self, index: int, prompt: str) -> None:
         self.messages[index]["prompt"] = prompt
 
+    def show_branches(self, index: int, number: int, total: int) -> None:
+        self.messages[index]["version"] = (number, total)
+
 
 @pytest.fixture
 def controllers(qapp, tmp_path):
