@@ -1,4 +1,8 @@
-"""The conversation: one widget per message, Markdown prose and code blocks with copy buttons."""
+"""The conversation: one widget per message, Markdown prose and code blocks with copy buttons.
+
+Long because a message's widget carries every action on it (copy, edit in place, regenerate,
+continue, its versions `< 2/3 >`, sources, the prompt) and the view relays them by index.
+"""
 
 from __future__ import annotations
 
