@@ -10,6 +10,7 @@ import statistics
 import sys
 import threading
 
+from ..arg_types import bounded_int
 from .common import add_model_options, add_sampling_options, load_from_args, non_empty_text, sampling_from_args
 
 
@@ -25,6 +26,9 @@ def add_generate_parser(subparsers) -> None:
     p.add_argument("--system", default="", help="system prompt (with --chat)")
     add_sampling_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
+    p.add_argument("--logprobs", type=bounded_int(0, 20), default=None, metavar="K",
+                   help="with --json: add each new token's log-probability and its K most probable "
+                        "alternatives (0: the token's own only)")
     add_docs_option(p)
     p.set_defaults(func=cmd_generate)
 
@@ -34,6 +38,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from ..text.prompt import find_markers, marker_strings
 
     sampling_from_args(args)  # a bad flag fails before the model loads
+    if args.logprobs is not None and (not args.json or args.docs):
+        print("error: --logprobs needs --json (and is not available with --docs)", file=sys.stderr)
+        return 1
     retriever = open_docs(args)
     if retriever is False:
         return 1
@@ -50,13 +57,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     elif args.chat:
         session = ChatSession(engine, system_prompt=args.system,
                               messages=[{"role": "user", "content": args.prompt}])
-        stream = session.respond(settings)
+        # what session.respond feeds, streamed here so that log-probabilities can be recorded
+        ids, _dropped = session.fit(min(settings.max_new_tokens, engine.context_len // 4))
+        stream = engine.stream(ids, settings, logprobs=args.logprobs)
     else:
         tokenizer = engine.tokenizer
         ids = tokenizer.encode(args.prompt)  # as text: markers in the prompt are not special tokens
         if tokenizer.add_bos and tokenizer.bos_id is not None:
             ids = [tokenizer.bos_id] + ids
-        stream = engine.stream(ids, settings)
+        stream = engine.stream(ids, settings, logprobs=args.logprobs)
     for delta in stream:
         if not args.json:
             sys.stdout.write(delta)
@@ -70,7 +79,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
                           "finish_reason": reply.finish_reason, "ttft_s": reply.stats.ttft_s,
                           "prefill_tok_s": reply.stats.prefill_tok_s,
                           "decode_tok_s": reply.stats.decode_tok_s, "contained_markers": markers,
-                          **({"documents": documents.to_dict()} if documents else {})}, ensure_ascii=False))
+                          **({"documents": documents.to_dict()} if documents else {}),
+                          **({"logprobs": [entry.to_json() for entry in reply.logprobs]}
+                             if args.logprobs is not None else {})}, ensure_ascii=False))
     else:
         sys.stdout.write("\n")
         if documents is not None:

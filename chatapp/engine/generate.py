@@ -15,7 +15,8 @@ from typing import Iterator, Optional, Sequence
 import torch
 
 from ..model.linear import configure_fast_paths
-from .sampling import SamplingSettings, sample_next
+from .logprobs import SCORE_CHUNK, LogprobRecorder, TokenLogprob, score_tokens
+from .sampling import SamplingSettings, sample_with_prob
 from .stream import IncrementalDecoder, StopStringFilter
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class Reply:
     token_ids: list[int] = field(default_factory=list)  # new tokens, the final EOS included
     finish_reason: str = ""
     stats: GenerationStats = field(default_factory=GenerationStats)
+    # one per entry of token_ids when asked for (generate_ids(..., logprobs=K)), else empty
+    logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -92,14 +95,20 @@ class Engine:
         return logits[0, -1].float().cpu()
 
     def generate_ids(self, prompt_ids: Sequence[int], settings: SamplingSettings,
-                     cancel: Optional[threading.Event] = None) -> Iterator[int]:
-        """Yield new token ids; sets self.reply.finish_reason/stats. EOS is yielded last if hit."""
+                     cancel: Optional[threading.Event] = None,
+                     logprobs: Optional[int] = None) -> Iterator[int]:
+        """Yield new token ids; sets self.reply.finish_reason/stats. EOS is yielded last if hit.
+
+        `logprobs`: None records nothing; K >= 0 records a `TokenLogprob` per new token in
+        `self.reply.logprobs` (its raw log-probability, the sampler's probability, and the K
+        most probable alternatives), appended before the token is yielded."""
         prompt_ids = list(prompt_ids)
         if not prompt_ids:
             raise ValueError("the prompt is empty")
         if len(prompt_ids) >= self.context_len:
             raise ContextOverflowError(
                 f"the prompt has {len(prompt_ids)} tokens but the context holds {self.context_len}")
+        recorder = LogprobRecorder(self.tokenizer, logprobs) if logprobs is not None else None
         reply = self.reply = Reply()
         stats = reply.stats
         stats.prompt_tokens = len(prompt_ids)
@@ -109,6 +118,9 @@ class Engine:
             generator.manual_seed(settings.seed if settings.seed is not None
                                   else int(torch.randint(0, 2**62, (1,))))
         history = list(prompt_ids)
+        counts = None  # the reply's token counts, only for the OpenAI API's additive penalties
+        if getattr(settings, "has_additive_penalties", False):
+            counts = torch.zeros(self.model.config.vocab_size, dtype=torch.long)
         start = time.perf_counter()
 
         # Prefill: reuse the cached prefix; at least one token must run to produce logits.
@@ -126,7 +138,12 @@ class Engine:
                 reply.finish_reason = "cancelled"
                 break
             window = history[-settings.repeat_last_n:] if settings.repeat_last_n > 0 else history
-            token = sample_next(logits, settings, torch.tensor(window, dtype=torch.long), generator)
+            token, prob = sample_with_prob(logits, settings, torch.tensor(window, dtype=torch.long),
+                                           generator, counts)
+            if counts is not None:
+                counts[token] += 1
+            if recorder is not None:
+                reply.logprobs.append(recorder.record(logits, token, prob))
             if stats.new_tokens == 0:
                 stats.ttft_s = time.perf_counter() - start
                 decode_start = time.perf_counter()
@@ -149,12 +166,13 @@ class Engine:
             stats.decode_tok_s = (stats.new_tokens - 1) / max(time.perf_counter() - decode_start, 1e-9)
 
     def stream(self, prompt_ids: Sequence[int], settings: SamplingSettings,
-               cancel: Optional[threading.Event] = None) -> Iterator[str]:
-        """Yield text deltas of the reply; afterwards `self.reply` holds text, ids and stats."""
+               cancel: Optional[threading.Event] = None, logprobs: Optional[int] = None) -> Iterator[str]:
+        """Yield text deltas of the reply; afterwards `self.reply` holds text, ids and stats
+        (and with `logprobs`, per-token log-probabilities: see generate_ids)."""
         decoder = IncrementalDecoder(self.tokenizer, skip_special_tokens=True)
         stops = StopStringFilter(settings.stop)
         pieces: list[str] = []
-        for token in self.generate_ids(prompt_ids, settings, cancel):
+        for token in self.generate_ids(prompt_ids, settings, cancel, logprobs):
             if token in self.eos_ids:
                 continue
             shown = stops.push(decoder.push(token))
@@ -171,7 +189,23 @@ class Engine:
         self.reply.text = "".join(pieces)
 
     def generate(self, prompt_ids: Sequence[int], settings: SamplingSettings,
-                 cancel: Optional[threading.Event] = None) -> Reply:
-        for _ in self.stream(prompt_ids, settings, cancel):
+                 cancel: Optional[threading.Event] = None, logprobs: Optional[int] = None) -> Reply:
+        for _ in self.stream(prompt_ids, settings, cancel, logprobs):
             pass
         return self.reply
+
+    def score(self, ids: Sequence[int], top_k: int = 0, chunk: int = SCORE_CHUNK) -> list[TokenLogprob]:
+        """The log-probability of each of ids[1:] given the ones before it (see
+        logprobs.score_tokens); afterwards the cache holds ids[:-1]."""
+        ids = list(ids)
+        if len(ids) > self.context_len:
+            raise ContextOverflowError(f"the text has {len(ids)} tokens but the context holds {self.context_len}")
+        if len(ids) < 2:
+            return []
+        self._cached = []
+        try:
+            scored = score_tokens(self.model, ids, tokenizer=self.tokenizer, top_k=top_k, chunk=chunk, start=0)
+        finally:
+            self._cached = []
+        self._cached = ids[:-1]
+        return scored
