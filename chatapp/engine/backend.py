@@ -99,6 +99,8 @@ class ReplyRequest:
     sampling: dict  # keyword arguments of engine.sampling.SamplingSettings
     continue_last: bool = False
     documents: Optional[DocumentsChoice] = None  # retrieve passages for the last user message
+    logprobs: Optional[int] = None  # record each token's log-probability and this many alternatives
+    forced: tuple = ()  # the reply's first token ids, taken as given ("continue from this alternative")
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,15 @@ class ReplyFinished:
     sources: tuple = ()  # engine.retrieval.Source: the passages put into the prompt, numbered
     left_out: int = 0  # passages found but left out: the context had no room
     library: str = ""  # the library they came from
+    # with ReplyRequest.logprobs: one dict per new token (logprob_entry), as the token view stores it
+    logprobs: tuple = ()
+
+
+def logprob_entry(entry: Any) -> dict:
+    """A TokenLogprob as JSON-able data for the window and the database: id, token text, raw
+    log-probability, the sampler's probability (None: forced or greedy-less), the alternatives."""
+    return {"id": entry.id, "token": entry.token, "logprob": entry.logprob, "sampled_prob": entry.sampled_prob,
+            "top": [{"id": alt.id, "token": alt.token, "logprob": alt.logprob} for alt in entry.top]}
 
 
 @runtime_checkable
@@ -146,10 +157,17 @@ class Backend(Protocol):
 
     def stream(self, messages: list[dict], system_prompt: str, settings: Any,
                cancel: Optional[threading.Event] = None, continue_last: bool = False,
-               documents: Optional[DocumentsChoice] = None) -> Iterator[str]:
+               documents: Optional[DocumentsChoice] = None, logprobs: Optional[int] = None,
+               forced: tuple = ()) -> Iterator[str]:
         """Yield the reply's text deltas; then `finished()` describes it. With `documents`, the
         library's best passages go into the last user message (as text) and `finished()`
-        carries them as sources; the worker passes `documents` only when a library is chosen."""
+        carries them as sources; the worker passes `documents` only when a library is chosen.
+        `logprobs` (K alternatives) records each token's probabilities (`streamed_logprobs`
+        while it streams, `finished().logprobs` after; not with documents yet); `forced`: the
+        reply's first token ids, as given. The worker passes these only when asked for."""
+
+    def streamed_logprobs(self) -> list:
+        """The TokenLogprobs recorded so far for the reply streaming now."""
 
     def finished(self) -> ReplyFinished:
         """The reply the last `stream` produced."""
@@ -223,7 +241,8 @@ class ChatBackend:
 
     def stream(self, messages: list[dict], system_prompt: str, settings,
                cancel: Optional[threading.Event] = None, continue_last: bool = False,
-               documents: Optional[DocumentsChoice] = None) -> Iterator[str]:
+               documents: Optional[DocumentsChoice] = None, logprobs: Optional[int] = None,
+               forced: tuple = ()) -> Iterator[str]:
         """Reply to `messages` (ending with the user's) with SamplingSettings `settings`, or with
         `continue_last`, write on from the end of the last (assistant) message; afterwards
         `reply` holds the new text and its stats. With `documents` (not for a continuation,
@@ -244,7 +263,10 @@ class ChatBackend:
             reserve = min(settings.max_new_tokens, self.engine.context_len // 4)
             ids, _dropped = session.fit(reserve, continue_final=continue_last)  # what respond will feed
             self.prompt = self.engine.tokenizer.decode(ids, skip_special_tokens=False)
-            deltas = (session.continue_reply if continue_last else session.respond)(settings, cancel)
+            if continue_last:
+                deltas = session.continue_reply(settings, cancel, logprobs)
+            else:
+                deltas = session.respond(settings, cancel, logprobs, forced)
         yield from deltas
         self.reply = session.reply
         self.dropped_messages = session.dropped_messages
@@ -270,7 +292,13 @@ class ChatBackend:
                              dropped_messages=self.dropped_messages, context_used=self.context_used(),
                              contained_markers=self.contained_markers, prompt=self.prompt,
                              sources=tuple(self.retrieval.sources) if self.retrieval else (),
-                             left_out=self.retrieval.left_out if self.retrieval else 0, library=self.library)
+                             left_out=self.retrieval.left_out if self.retrieval else 0, library=self.library,
+                             logprobs=tuple(logprob_entry(e) for e in reply.logprobs))
+
+    def streamed_logprobs(self) -> list:
+        """The TokenLogprobs of the reply streaming now (read by the worker after each delta)."""
+        reply = getattr(self.engine, "reply", None) if self.engine else None
+        return reply.logprobs if reply is not None else []
 
     def context_used(self) -> int:
         return self.engine.cached_tokens if self.engine else 0

@@ -39,6 +39,8 @@ CONTEXT_INTERVAL_S = 0.5  # how often the context counter follows a streaming re
 # A reply that ended for one of these reasons stopped before its end, and can be continued
 # (a stream the app did not see to its end, too).
 CONTINUABLE = CONTINUABLE_REASONS + (INTERRUPTED,)
+# Alternatives recorded per token for the token view (the engine's cost: benchmarks/logprobs_cost.py).
+TOKEN_ALTERNATIVES = 5
 
 
 def _tr(text: str) -> str:
@@ -73,6 +75,10 @@ class ChatViewPort(Protocol):
     def show_branches(self, index: int, number: int, total: int) -> None:
         """Message `index` is version `number` (from 1) of `total`: `< number/total >` when total > 1."""
 
+    def show_tokens(self, index: int, tokens: list) -> None:
+        """A reply's tokens with their probabilities (engine.backend.logprob_entry dicts), for the
+        token view; called again as more arrive while it streams."""
+
 
 def reply_note(state: str, finish_reason: str, stats: dict) -> str:
     """A finished reply's status line: how it ended, its length and speed (also after reopening)."""
@@ -106,6 +112,9 @@ class _Stream:
     context_used: int = 0
     last_context: float = 0.0  # when the counter was last shown
     question: str = ""  # the user message it answers
+    tokens: list = None  # the reply's tokens with their probabilities (a continued reply's earlier ones first)
+    tokens_dirty: bool = False
+    earlier_tokens: int = 0  # how many of `tokens` a continued reply had before this stream
 
 
 @dataclass(frozen=True)
@@ -152,6 +161,7 @@ class ChatController(QObject):
         worker = worker_thread.worker
         self.request_generate.connect(worker.generate)
         worker.delta.connect(self._on_delta)
+        worker.token_logprobs.connect(self._on_token_logprobs)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
         model.busy = lambda: self.streaming
@@ -260,6 +270,7 @@ class ChatController(QObject):
                 self.stream.index = self.view.append("assistant", self.stream.text)
                 self.view.show_status(self.stream.index, _tr("writing…"))
                 self.view.show_branches(self.stream.index, *versions.get(m.id, (1, 1)))
+                self.view.show_tokens(self.stream.index, self.stream.tokens or [])
                 context = self.stream.context_used
                 continue
             index = self.view.append(m.role, m.content)
@@ -270,6 +281,8 @@ class ChatController(QObject):
                 self.view.allow_continue(index, bool(m.content) and m.finish_reason in CONTINUABLE)
                 self.view.show_status(index, reply_note(m.state, m.finish_reason, m.stats))
                 self._show_details(index, m.id, m.stats, question)
+                if m.stats.get("tokens"):
+                    self.view.show_tokens(index, m.stats["tokens"])
                 context = m.stats.get("context_used", context)
         self._set_context(context)
         self._update()
@@ -363,9 +376,10 @@ class ChatController(QObject):
         self._start_reply()
         return True
 
-    def _start_reply(self, continued: Optional[Message] = None, parent_id=AT_END) -> None:
+    def _start_reply(self, continued: Optional[Message] = None, parent_id=AT_END, forced: tuple = ()) -> None:
         """Stream a new reply, or with `continued` (the last stored reply) more of that one.
-        `parent_id`: the reply is a new version of the replies to that message (regenerate)."""
+        `parent_id`: the reply is a new version of the replies to that message (regenerate);
+        `forced`: its first token ids, as given (continue from an alternative)."""
         conv_id = self.current_id
         history = self._history(conv_id)
         if parent_id is not AT_END:  # the context is the path up to the message it answers
@@ -376,7 +390,9 @@ class ChatController(QObject):
         system_prompt = self.system_prompt()
         request_id = self.worker_thread.next_request_id()
         if continued is not None:
-            stream = _Stream(request_id, conv_id, continued.id, prefix=continued.content, text=continued.content)
+            stream = _Stream(request_id, conv_id, continued.id, prefix=continued.content, text=continued.content,
+                             tokens=list(continued.stats.get("tokens", [])))
+            stream.earlier_tokens = len(stream.tokens)
             stream.index = len(self.store.messages(conv_id)) - 1
             self.view.allow_continue(stream.index, False)
         else:
@@ -384,7 +400,7 @@ class ChatController(QObject):
             # the system prompt is kept with the sampling settings: exports say what was used
             message_id = self.store.begin_reply(conv_id, model=model, parent_id=parent_id,
                                                 settings=dict(sampling, system_prompt=system_prompt))
-            stream = _Stream(request_id, conv_id, message_id)
+            stream = _Stream(request_id, conv_id, message_id, tokens=[])
             if parent_id is AT_END:
                 stream.index = self.view.append("assistant", "")
         self.stream = stream
@@ -399,7 +415,8 @@ class ChatController(QObject):
         documents = DocumentsChoice(str(self.library_db), library) if library else None
         stream.question = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
         self.request_generate.emit(ReplyRequest(request_id, history, system_prompt, sampling,
-                                                continue_last=continued is not None, documents=documents))
+                                                continue_last=continued is not None, documents=documents,
+                                                logprobs=TOKEN_ALTERNATIVES, forced=tuple(forced)))
 
     @Slot()
     def stop(self) -> None:
@@ -466,6 +483,19 @@ class ChatController(QObject):
         self.status_message.emit(_tr("The edit was undone."), 5000)
         self.open(undo.conv_id)
 
+    @Slot(int, int, int)
+    def continue_from_alternative(self, index: int, position: int, token_id: int) -> None:
+        """A new version of reply `index`: its tokens before `position`, then `token_id` instead
+        of the token the model chose there, and what the model writes after that."""
+        messages = self._last_messages()
+        if not 0 <= index < len(messages) or messages[index].role != "assistant":
+            return
+        tokens = messages[index].stats.get("tokens", [])
+        if not 0 <= position < len(tokens):
+            return
+        forced = tuple(int(t["id"]) for t in tokens[:position]) + (int(token_id),)
+        self._start_reply(parent_id=messages[index].parent_id, forced=forced)
+
     # -- versions (the message tree) ---------------------------------------------------------
     @Slot(int, int)
     def switch_branch(self, index: int, step: int) -> None:
@@ -505,9 +535,20 @@ class ChatController(QObject):
         self.stream.context_used = context_used
         self.stream.dirty = True
 
+    @Slot(int, object)
+    def _on_token_logprobs(self, request_id: int, entries: list) -> None:
+        if not self._mine(request_id):
+            return
+        self.stream.tokens.extend(entries)
+        self.stream.tokens_dirty = True
+
     def _flush(self) -> None:
         """Timer tick: show what arrived since the last tick; save to the database now and then."""
         stream = self.stream
+        if stream is not None and stream.tokens_dirty and stream.index is not None \
+                and self.current_id == stream.conv_id:
+            stream.tokens_dirty = False
+            self.view.show_tokens(stream.index, stream.tokens)
         if stream is None or not stream.dirty:
             return
         stream.dirty = False
@@ -544,6 +585,8 @@ class ChatController(QObject):
             stats["prompt"] = result.prompt
         if result.left_out:
             stats["left_out"] = result.left_out
+        if result.logprobs:  # kept with the reply: the token view works after reopening too
+            stats["tokens"] = self.stream.tokens[:self.stream.earlier_tokens] + list(result.logprobs)
         self.store.finish_reply(self.stream.message_id, self.stream.text, state=state,
                                 finish_reason=result.finish_reason, stats=stats)
         if result.library:  # a reply with documents (a continuation keeps the sources it had)
@@ -552,6 +595,7 @@ class ChatController(QObject):
         if stream.index is not None:
             self.view.show_status(stream.index, reply_note(state, result.finish_reason, stats))
             self._show_details(stream.index, stream.message_id, stats, stream.question)
+            self.view.show_tokens(stream.index, stats.get("tokens", stream.tokens or []))
             self.view.allow_continue(stream.index, bool(stream.text) and result.finish_reason in CONTINUABLE)
             self._update()
             self._set_context(result.context_used)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMessageBox, QPlainT
 from .highlight import CodeHighlighter
 from .markdown import Segment, split_markdown
 from .sources_view import PromptDialog, SourceDialog, SourceList
+from .token_view import TokenView
 
 
 def _tr(text: str) -> str:
@@ -103,6 +104,7 @@ class MessageWidget(QFrame):
     continue_requested = Signal()
     prompt_requested = Signal()  # "What the model saw"
     branch_step = Signal(int)  # -1: the previous version of this message, +1: the next
+    alternative_chosen = Signal(int, int)  # token position, token id: continue from this alternative
     delete_version_requested = Signal()
 
     def __init__(self, index: int, role: str, text: str, parent: QWidget | None = None) -> None:
@@ -167,6 +169,14 @@ class MessageWidget(QFrame):
         self.prompt_button.setVisible(False)
         self.prompt = ""  # the exact prompt of this reply, "" when unknown
         header.addWidget(self.prompt_button)
+        self.tokens_button = QToolButton(text=_tr("Tokens"))
+        self.tokens_button.setAccessibleName(_tr("Colour each token by its probability"))
+        self.tokens_button.setCheckable(True)
+        self.tokens_button.setVisible(False)
+        self.tokens_button.toggled.connect(self._show_token_view)
+        self.tokens: list = []  # the reply's tokens with their probabilities (token_view.py)
+        self.token_view: TokenView | None = None  # made when first shown
+        header.addWidget(self.tokens_button)
         header.addWidget(self.delete_version_button)
         outer.addLayout(header)
         self.body = QVBoxLayout()
@@ -225,6 +235,23 @@ class MessageWidget(QFrame):
     def set_prompt(self, prompt: str) -> None:
         self.prompt = prompt
         self.prompt_button.setVisible(bool(prompt))
+
+    def set_tokens(self, tokens: list) -> None:
+        """The reply's tokens (while it streams, those so far); the view follows when it is open."""
+        self.tokens = list(tokens)
+        self.tokens_button.setVisible(bool(self.tokens))
+        if self.token_view is not None and not self.token_view.isHidden():
+            self.token_view.set_tokens(self.tokens)
+
+    def _show_token_view(self, shown: bool) -> None:
+        if shown and self.token_view is None:
+            self.token_view = TokenView()
+            self.token_view.alternative_chosen.connect(self.alternative_chosen)
+            self.layout().insertWidget(self.layout().indexOf(self.source_list), self.token_view)
+        if self.token_view is not None:
+            if shown:
+                self.token_view.set_tokens(self.tokens)
+            self.token_view.setVisible(shown)
 
     def set_version(self, number: int, total: int, idle: bool = True) -> None:
         """`< number/total >`, hidden for a message with one version; switching only while idle."""
@@ -304,6 +331,7 @@ class ChatView(QScrollArea):
     regenerate_requested = Signal()
     continue_requested = Signal()
     branch_requested = Signal(int, int)  # message index, -1 / +1: show another version of it
+    alternative_requested = Signal(int, int, int)  # message index, token position, token id
     delete_branch_requested = Signal(int)  # message index (confirmed by the user)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -347,6 +375,8 @@ class ChatView(QScrollArea):
         widget.prompt_requested.connect(lambda w=widget: self.open_prompt(w.index))
         widget.branch_step.connect(lambda step, w=widget: self.branch_requested.emit(w.index, step))
         widget.delete_version_requested.connect(lambda w=widget: self.confirm_delete_version(w.index))
+        widget.alternative_chosen.connect(
+            lambda position, token, w=widget: self.alternative_requested.emit(w.index, position, token))
         widget.set_version(1, 1)
         self.column.insertWidget(self.column.count() - 1, widget)
         self.messages.append(widget)
@@ -394,6 +424,9 @@ class ChatView(QScrollArea):
 
     def show_branches(self, index: int, number: int, total: int) -> None:
         self.messages[index].set_version(number, total)
+
+    def show_tokens(self, index: int, tokens: list) -> None:
+        self.messages[index].set_tokens(tokens)
 
     # -- a reply's sources and prompt ---------------------------------------------------------
     def open_source(self, index: int, number: int) -> SourceDialog:

@@ -194,6 +194,7 @@ class MainWindow(QMainWindow):
         self.chat.continue_requested.connect(chat.continue_reply)
         self.chat.branch_requested.connect(chat.switch_branch)
         self.chat.delete_branch_requested.connect(chat.delete_branch)
+        self.chat.alternative_requested.connect(chat.continue_from_alternative)
         self.conversations.selected.connect(chat.open)
         self.conversations.new_requested.connect(self.new_conversation)
         self.conversations.rename_requested.connect(chat.rename)

@@ -18,7 +18,7 @@ import traceback
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from ..engine.backend import Backend, CompareRequest, LoadOptions, ReplyRequest
+from ..engine.backend import Backend, CompareRequest, LoadOptions, ReplyRequest, logprob_entry
 from ..errors import Cancelled
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ class GenerationWorker(QObject):
     model_failed = Signal(str, str)  # spec, message
     model_load_cancelled = Signal(str)  # spec
     delta = Signal(int, str, int)  # request id, new text, context positions in use
+    token_logprobs = Signal(int, object)  # request id, list of logprob_entry dicts of the new tokens
     finished = Signal(int, object)  # request id, ReplyFinished
     failed = Signal(int, str)  # request id of a chat reply, message
     estimated = Signal(str, object)  # spec, ModelEstimate
@@ -89,8 +90,21 @@ class GenerationWorker(QObject):
             sampling = SamplingSettings(**request.sampling)
             # documents only when chosen: a backend without them keeps its plainer signature
             extra = {"documents": request.documents} if request.documents is not None else {}
+            # the token view: each token's probabilities as they come (a backend that cannot record
+            # them, such as an older test fake, replies without)
+            logprobs = request.logprobs if hasattr(self.backend, "streamed_logprobs") else None
+            if logprobs is not None:
+                extra["logprobs"] = logprobs
+            if request.forced:
+                extra["forced"] = request.forced
+            sent = 0
             for text in self.backend.stream(request.messages, request.system_prompt, sampling, self.cancel,
                                             continue_last=request.continue_last, **extra):
+                if logprobs is not None:
+                    entries = self.backend.streamed_logprobs()
+                    if len(entries) > sent:
+                        self.token_logprobs.emit(request.request_id, [logprob_entry(e) for e in entries[sent:]])
+                        sent = len(entries)
                 self.delta.emit(request.request_id, text, self.backend.context_used())
             self.finished.emit(request.request_id, self.backend.finished())
         except Exception as exc:
