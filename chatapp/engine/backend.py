@@ -114,6 +114,14 @@ class CompareRequest:
 
 
 @dataclass(frozen=True)
+class ScoreRequest:
+    """What the fine-tune changed: score `text` token by token, adapter off and on (token_scores)."""
+
+    request_id: int
+    text: str
+
+
+@dataclass(frozen=True)
 class ReplyFinished:
     """A finished reply (the new text only, for a continued one) and its numbers."""
 
@@ -294,6 +302,25 @@ class ChatBackend:
                              sources=tuple(self.retrieval.sources) if self.retrieval else (),
                              left_out=self.retrieval.left_out if self.retrieval else 0, library=self.library,
                              logprobs=tuple(logprob_entry(e) for e in reply.logprobs))
+
+    def score_text(self, text: str, progress: Optional[Callable[[int, int], None]] = None,
+                   cancel: Optional[threading.Event] = None) -> list:
+        """engine.token_scores.TokenScore for each token of `text` but the first: its log-probability
+        with the adapter off and (when one is loaded) on, in windows of the context. The engine's
+        cached prefix is forgotten (its cache memory is reused)."""
+        from ..text.prompt import encode_text
+        from .token_scores import score_text_ids
+
+        if self.engine is None:
+            raise RuntimeError("no model is loaded")
+        ids = encode_text(self.loaded.tokenizer, text)
+        if len(ids) < 2:
+            raise ValueError("the text needs at least two tokens to be scored")
+        self.engine.reset()
+        try:
+            return score_text_ids(self.loaded.model, ids, self.loaded.tokenizer, progress=progress, cancel=cancel)
+        finally:
+            self.engine.reset()
 
     def streamed_logprobs(self) -> list:
         """The TokenLogprobs of the reply streaming now (read by the worker after each delta)."""

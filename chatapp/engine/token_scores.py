@@ -60,10 +60,13 @@ Progress = Callable[[int, int], None]  # (tokens scored so far over all passes, 
 def score_text_ids(model, ids: Sequence[int], tokenizer=None, *, window: Optional[int] = None,
                    chunk: int = SCORE_CHUNK, progress: Optional[Progress] = None,
                    cancel: Optional[threading.Event] = None) -> list[TokenScore]:
-    """TokenScores for ids[1:] (see the module docstring). The model's KV cache is set up here and
-    cleared afterwards. `window`: tokens per fresh context (default: the model's context)."""
+    """TokenScores for ids[1:] (see the module docstring). `window`: tokens per fresh context
+    (default: the model's KV cache when it has one, as under an Engine, else its context). A cache
+    already there is used and overwritten (an Engine must forget its prefix: `Engine.reset`);
+    without one, one is set up for the windows and removed afterwards."""
     ids = [int(i) for i in ids]
-    window = min(window or model.config.max_seq_len, model.config.max_seq_len)
+    previous_cache = model.cache_len
+    window = min(window or previous_cache or model.config.max_seq_len, model.config.max_seq_len)
     if window < 2:
         raise ValueError(f"a scoring window needs at least 2 tokens, got {window}")
     adapter = has_lora(model)
@@ -75,7 +78,8 @@ def score_text_ids(model, ids: Sequence[int], tokenizer=None, *, window: Optiona
         start = 0
         while start < len(ids) - 1:
             piece = ids[start:start + window]
-            model.setup_cache(1, len(piece))
+            if model.cache_len < len(piece):
+                model.setup_cache(1, len(piece))
             found: dict[bool, list[float]] = {}
             for on in passes:
                 if adapter:
@@ -99,5 +103,9 @@ def score_text_ids(model, ids: Sequence[int], tokenizer=None, *, window: Optiona
     finally:
         if adapter:
             set_lora_enabled(model, True)
-        model.clear_cache()
+        if model.cache_len != previous_cache:
+            if previous_cache:
+                model.setup_cache(1, previous_cache)
+            else:
+                model.clear_cache()
     return scores

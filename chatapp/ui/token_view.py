@@ -93,6 +93,7 @@ class TokenView(QWidget):
         layout.addWidget(self.text)
         self.details = QLabel(_tr("Point at a token to see what the model was choosing between; click it to keep it."))
         self.details.setObjectName("tokenDetails")
+        self.details.setTextFormat(Qt.PlainText)  # a token may be "<b>"
         self.details.setWordWrap(True)
         layout.addWidget(self.details)
         self.alternatives = QTableWidget(0, 3)

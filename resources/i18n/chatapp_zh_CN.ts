@@ -792,6 +792,119 @@
     </message>
 </context>
 <context>
+    <name>FineTuneDiff</name>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="51"/>
+        <source>What the fine-tune changed</source>
+        <translation>微调改变了什么</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="56"/>
+        <source>A reply, any text, or a document opened here</source>
+        <translation>一条回复、任意文本，或在此打开的文档</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="57"/>
+        <source>Text to score</source>
+        <translation>要评分的文本</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="61"/>
+        <source>Open document…</source>
+        <translation>打开文档…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="65"/>
+        <source>Colour by what the adapter changed</source>
+        <translation>按适配器带来的变化着色</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="66"/>
+        <source>Colour by surprise, base model</source>
+        <translation>按意外程度着色（基础模型）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="67"/>
+        <source>Colour by surprise, with the adapter</source>
+        <translation>按意外程度着色（使用适配器）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="71"/>
+        <source>Score</source>
+        <translation>评分</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="73"/>
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="92"/>
+        <source>Point at a token to see its log-probability under each model.</source>
+        <translation>指向一个词元可查看它在每个模型下的对数概率。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="107"/>
+        <source>Open document</source>
+        <translation>打开文档</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="112"/>
+        <source>Could not read {path}: {reason}</source>
+        <translation>无法读取 {path}：{reason}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="127"/>
+        <source>Scoring…</source>
+        <translation>正在评分…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="144"/>
+        <source>Scoring was cancelled.</source>
+        <translation>评分已取消。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="145"/>
+        <source>Scoring failed: {message}</source>
+        <translation>评分失败：{message}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="156"/>
+        <source>{n} tokens. Perplexity: base model {base:.2f}, with the adapter {tuned:.2f}.</source>
+        <translation>{n} 个词元。困惑度：基础模型 {base:.2f}，使用适配器 {tuned:.2f}。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="159"/>
+        <source>{n} tokens. Perplexity {base:.2f}. No adapter is loaded: load one in the Chat tab to see what it changed.</source>
+        <translation>{n} 个词元。困惑度 {base:.2f}。尚未加载适配器：请在聊天标签页中加载一个，以查看它改变了什么。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="167"/>
+        <source>log p(adapter) − log p(base), in nats:</source>
+        <translation>log p(适配器) − log p(基础)，单位为奈特：</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="171"/>
+        <source>Probability of each token (low = surprising):</source>
+        <translation>每个词元的概率（越低越意外）：</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="182"/>
+        <source>“{token}”: base log p {base:.3f} ({p_base}, surprise {bits_base:.2f} bits)</source>
+        <translation>“{token}”：基础模型 log p {base:.3f}（{p_base}，意外度 {bits_base:.2f} 比特）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="186"/>
+        <source>; adapter log p {tuned:.3f} ({p_tuned}, surprise {bits_tuned:.2f} bits); change {change:+.3f}</source>
+        <translation>；适配器 log p {tuned:.3f}（{p_tuned}，意外度 {bits_tuned:.2f} 比特）；变化 {change:+.3f}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="212"/>
+        <source>wait for the reply to finish (or load a model) first</source>
+        <translation>请先等待回复完成（或加载模型）</translation>
+    </message>
+</context>
+<context>
     <name>LossChart</name>
     <message>
         <location filename="../../chatapp/ui/loss_chart.py" line="79"/>
@@ -868,7 +981,7 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/main_window.py" line="175"/>
-        <location filename="../../chatapp/ui/main_window.py" line="411"/>
+        <location filename="../../chatapp/ui/main_window.py" line="430"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
@@ -878,108 +991,113 @@
         <translation>撤销</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="236"/>
+        <location filename="../../chatapp/ui/main_window.py" line="253"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="237"/>
+        <location filename="../../chatapp/ui/main_window.py" line="254"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="238"/>
+        <location filename="../../chatapp/ui/main_window.py" line="255"/>
         <source>Import conversation…</source>
         <translation>导入对话…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="239"/>
+        <location filename="../../chatapp/ui/main_window.py" line="256"/>
         <source>Export conversation as Markdown…</source>
         <translation>将对话导出为 Markdown…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="241"/>
+        <location filename="../../chatapp/ui/main_window.py" line="258"/>
         <source>Export conversation as JSON…</source>
         <translation>将对话导出为 JSON…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="244"/>
+        <location filename="../../chatapp/ui/main_window.py" line="261"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="245"/>
+        <location filename="../../chatapp/ui/main_window.py" line="262"/>
         <source>&amp;Chat</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="246"/>
+        <location filename="../../chatapp/ui/main_window.py" line="263"/>
         <source>Focus message box</source>
         <translation>聚焦到消息框</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="247"/>
+        <location filename="../../chatapp/ui/main_window.py" line="264"/>
         <source>Stop reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="248"/>
+        <location filename="../../chatapp/ui/main_window.py" line="265"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="249"/>
+        <location filename="../../chatapp/ui/main_window.py" line="266"/>
         <source>Continue reply</source>
         <translation>继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="256"/>
+        <location filename="../../chatapp/ui/main_window.py" line="273"/>
         <source>Rename conversation</source>
         <translation>重命名对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="257"/>
+        <location filename="../../chatapp/ui/main_window.py" line="274"/>
         <source>Delete conversation</source>
         <translation>删除对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="258"/>
+        <location filename="../../chatapp/ui/main_window.py" line="276"/>
+        <source>What the fine-tune changed…</source>
+        <translation>微调改变了什么…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="277"/>
         <source>&amp;View</source>
         <translation>视图(&amp;V)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="259"/>
+        <location filename="../../chatapp/ui/main_window.py" line="278"/>
         <source>Conversation list</source>
         <translation>对话列表</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="260"/>
+        <location filename="../../chatapp/ui/main_window.py" line="279"/>
         <source>Settings</source>
         <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="262"/>
+        <location filename="../../chatapp/ui/main_window.py" line="281"/>
         <source>Show or hide the conversations (Ctrl+B)</source>
         <translation>显示或隐藏对话列表（Ctrl+B）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="263"/>
+        <location filename="../../chatapp/ui/main_window.py" line="282"/>
         <source>Open or close the settings (Ctrl+,)</source>
         <translation>打开或关闭设置（Ctrl+,）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="269"/>
+        <location filename="../../chatapp/ui/main_window.py" line="288"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="270"/>
-        <location filename="../../chatapp/ui/main_window.py" line="273"/>
+        <location filename="../../chatapp/ui/main_window.py" line="289"/>
+        <location filename="../../chatapp/ui/main_window.py" line="292"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="274"/>
+        <location filename="../../chatapp/ui/main_window.py" line="293"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -988,62 +1106,62 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="296"/>
+        <location filename="../../chatapp/ui/main_window.py" line="315"/>
         <source>adapter {name}</source>
         <translation>适配器 {name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="300"/>
+        <location filename="../../chatapp/ui/main_window.py" line="319"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="312"/>
+        <location filename="../../chatapp/ui/main_window.py" line="331"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="317"/>
+        <location filename="../../chatapp/ui/main_window.py" line="336"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="352"/>
+        <location filename="../../chatapp/ui/main_window.py" line="371"/>
         <source>The language changes the next time chatapp starts.</source>
         <translation>下次启动 chatapp 时将切换语言。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="374"/>
+        <location filename="../../chatapp/ui/main_window.py" line="393"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="411"/>
+        <location filename="../../chatapp/ui/main_window.py" line="430"/>
         <source>Undo edit</source>
         <translation>撤销编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="429"/>
+        <location filename="../../chatapp/ui/main_window.py" line="448"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="435"/>
+        <location filename="../../chatapp/ui/main_window.py" line="454"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="439"/>
+        <location filename="../../chatapp/ui/main_window.py" line="458"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="439"/>
+        <location filename="../../chatapp/ui/main_window.py" line="458"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="445"/>
+        <location filename="../../chatapp/ui/main_window.py" line="464"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
     </message>
@@ -1596,32 +1714,32 @@ Chat with a language model on your own machine, and teach it your own documents.
         <translation>指向一个词元可查看模型当时在哪些候选之间选择；点击可固定显示。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="99"/>
+        <location filename="../../chatapp/ui/token_view.py" line="100"/>
         <source>Token</source>
         <translation>词元</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="99"/>
+        <location filename="../../chatapp/ui/token_view.py" line="100"/>
         <source>Model probability</source>
         <translation>模型概率</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="123"/>
+        <location filename="../../chatapp/ui/token_view.py" line="124"/>
         <source>Token {n}: “{token}”, model {model}, sampler {sampler} (the probability it had under the sampling settings in force)</source>
         <translation>第 {n} 个词元：“{token}”，模型 {model}，采样器 {sampler}（在当前采样设置下的概率）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="135"/>
+        <location filename="../../chatapp/ui/token_view.py" line="136"/>
         <source>chosen</source>
         <translation>已选</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="137"/>
+        <location filename="../../chatapp/ui/token_view.py" line="138"/>
         <source>Continue from this</source>
         <translation>从这里继续</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="138"/>
+        <location filename="../../chatapp/ui/token_view.py" line="139"/>
         <source>A new version of the reply: the same up to here, then this token</source>
         <translation>回复的新版本：到此为止相同，然后使用这个词元</translation>
     </message>
