@@ -40,9 +40,12 @@ def _visible(text: str) -> str:
     return html.escape(text).replace("\n", "↵<br>").replace(" ", "&nbsp;") or "∅"
 
 
-def tokens_html(tokens: Sequence[dict], colour: Callable[[int, dict], str]) -> str:
-    """Each token a link `#i` on its own background colour, in one flowing paragraph."""
-    spans = [f'<a href="#{i}" style="background-color:{colour(i, t)}; color:#000000; text-decoration:none">'
+def tokens_html(tokens: Sequence[dict], colour: Callable[[int, dict], str], selected: Optional[int] = None) -> str:
+    """Each token a link `#i` on its own background colour, in one flowing paragraph; the
+    `selected` one bold and underlined."""
+    marked = "font-weight:bold; text-decoration:underline"
+    spans = [f'<a href="#{i}" style="background-color:{colour(i, t)}; color:#000000; '
+             f'{marked if i == selected else "text-decoration:none"}">'
              f"{_visible(t.get('token', ''))}</a>" for i, t in enumerate(tokens)]
     return "<p style='line-height:140%'>" + "".join(spans) + "</p>"
 
@@ -106,15 +109,20 @@ class TokenView(QWidget):
 
     def set_tokens(self, tokens: Sequence[dict]) -> None:
         self.tokens = list(tokens)
-        bar = self.text.verticalScrollBar().value()
-        self.text.setHtml(tokens_html(self.tokens, lambda i, t: probability_colour(math.exp(t["logprob"]))))
-        self.text.verticalScrollBar().setValue(bar)
+        self._render()
         if self.selected is not None and self.selected < len(self.tokens):
             self._show_details(self.selected)
 
+    def _render(self) -> None:
+        bar = self.text.verticalScrollBar().value()
+        self.text.setHtml(tokens_html(self.tokens, lambda i, t: probability_colour(math.exp(t["logprob"])),
+                                      self.selected))
+        self.text.verticalScrollBar().setValue(bar)
+
     def select(self, position: int) -> None:
-        """Keep token `position`'s alternatives shown (a click), so one can be chosen."""
+        """Keep token `position`'s alternatives shown (a click), so one can be chosen; it is marked."""
         self.selected = position
+        self._render()
         self._show_details(position)
 
     def _show_details(self, position: int) -> None:

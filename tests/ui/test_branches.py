@@ -12,11 +12,11 @@ from fake_backend import FakeBackend
 def _send(qtbot, window, text):
     window.composer.setPlainText(text)
     qtbot.keyClick(window.composer, Qt.Key_Return)
-    qtbot.waitUntil(lambda: not window.streaming, timeout=15000)
+    qtbot.waitUntil(lambda: not window.streaming, timeout=60000)
 
 
 def _idle(qtbot, window):
-    qtbot.waitUntil(lambda: not window.streaming, timeout=15000)
+    qtbot.waitUntil(lambda: not window.streaming, timeout=60000)
 
 
 def _texts(window):
