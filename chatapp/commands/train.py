@@ -196,6 +196,10 @@ def add_eval_parser(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--threads", type=non_negative_int, default=0)
+    p.add_argument("--per-token", default=None, metavar="FILE",
+                   help="also write each evaluated token as a JSON line {index, id, token, logprob_base, "
+                        "logprob_adapter} (logprob_adapter with --adapter: the adapter on versus off over "
+                        "the same tokens)")
     p.set_defaults(func=cmd_eval)
 
 
@@ -248,10 +252,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     with torch.no_grad():
         loss, ppl = evaluate(loaded.model, data.val, args.batch_size)
+    per_token = _write_per_token(args.per_token, loaded, data.val) if args.per_token else None
     result = {"model": str(args.model), "adapter": args.adapter, "split": "all" if args.all else "validation",
               "loss": loss, "ppl": ppl, "tokens": count_targets(data.val), "blocks": len(data.val),
               "examples": data.n_val, "total_examples": len(sources.examples), "block_size": block,
               "seed": seed, "val_fraction": val_fraction}
+    if per_token is not None:
+        result["per_token"] = per_token
     if args.json:
         print(json.dumps(json_safe(result)))
     else:
@@ -260,6 +267,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"perplexity {ppl:.3f} (loss {loss:.4f}) over {result['tokens']} tokens in {len(data.val)} "
               f"blocks of {block}: {what}")
     return EXIT_OK
+
+
+def _write_per_token(path: str, loaded: Any, blocks: Any) -> dict[str, Any]:
+    """Score every target token of `blocks` (adapter off, and on when loaded) and write the JSON
+    lines to `path` atomically; returns the file, its line count and the perplexities."""
+    from ..engine.token_scores import perplexity, score_text_ids
+    from ..paths import atomic_write_text
+
+    lines, base, tuned = [], [], []
+    for row in range(len(blocks)):
+        ids = blocks.tokens[row].tolist()
+        mask = blocks.loss_mask[row, 1:].tolist() if blocks.loss_mask is not None else [True] * (len(ids) - 1)
+        for score, counted in zip(score_text_ids(loaded.model, ids, loaded.tokenizer, window=len(ids)), mask):
+            if counted:
+                line = dict(score.to_json(), index=len(lines))
+                lines.append(json.dumps(line, ensure_ascii=False))
+                base.append(score.logprob_base)
+                if score.logprob_adapter is not None:
+                    tuned.append(score.logprob_adapter)
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    summary = {"file": str(path), "tokens": len(lines), "ppl_base": perplexity(base)}
+    if tuned:
+        summary["ppl_adapter"] = perplexity(tuned)
+    return summary
 
 
 # ---------------------------------------------------------------------------- export

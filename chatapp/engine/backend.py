@@ -101,6 +101,8 @@ class ReplyRequest:
     continue_last: bool = False
     documents: Optional[DocumentsChoice] = None  # retrieve passages for the last user message
     enable_thinking: Optional[bool] = None  # Qwen3's reasoning switch; None: the template's default
+    logprobs: Optional[int] = None  # record each token's log-probability and this many alternatives
+    forced: tuple = ()  # the reply's first token ids, taken as given ("continue from this alternative")
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,14 @@ class CompareRequest:
     prompt: str
     system_prompt: str
     sampling: dict
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """What the fine-tune changed: score `text` token by token, adapter off and on (token_scores)."""
+
+    request_id: int
+    text: str
 
 
 @dataclass(frozen=True)
@@ -128,6 +138,15 @@ class ReplyFinished:
     sources: tuple = ()  # engine.retrieval.Source: the passages put into the prompt, numbered
     left_out: int = 0  # passages found but left out: the context had no room
     library: str = ""  # the library they came from
+    # with ReplyRequest.logprobs: one dict per new token (logprob_entry), as the token view stores it
+    logprobs: tuple = ()
+
+
+def logprob_entry(entry: Any) -> dict:
+    """A TokenLogprob as JSON-able data for the window and the database: id, token text, raw
+    log-probability, the sampler's probability (None: forced or greedy-less), the alternatives."""
+    return {"id": entry.id, "token": entry.token, "logprob": entry.logprob, "sampled_prob": entry.sampled_prob,
+            "top": [{"id": alt.id, "token": alt.token, "logprob": alt.logprob} for alt in entry.top]}
 
 
 @runtime_checkable
@@ -149,11 +168,18 @@ class Backend(Protocol):
 
     def stream(self, messages: list[dict], system_prompt: str, settings: Any,
                cancel: Optional[threading.Event] = None, continue_last: bool = False,
-               documents: Optional[DocumentsChoice] = None, enable_thinking: Optional[bool] = None) -> Iterator[str]:
+               documents: Optional[DocumentsChoice] = None, enable_thinking: Optional[bool] = None,
+               logprobs: Optional[int] = None, forced: tuple = ()) -> Iterator[str]:
         """Yield the reply's text deltas; then `finished()` describes it. With `documents`, the
         library's best passages go into the last user message (as text) and `finished()`
         carries them as sources; the worker passes `documents` only when a library is chosen,
-        and `enable_thinking` only for a model whose ModelInfo has `thinking_switch`."""
+        and `enable_thinking` only for a model whose ModelInfo has `thinking_switch`.
+        `logprobs` (K alternatives) records each token's probabilities (`streamed_logprobs`
+        while it streams, `finished().logprobs` after; not with documents yet); `forced`: the
+        reply's first token ids, as given. The worker passes these only when asked for."""
+
+    def streamed_logprobs(self) -> list:
+        """The TokenLogprobs recorded so far for the reply streaming now."""
 
     def finished(self) -> ReplyFinished:
         """The reply the last `stream` produced."""
@@ -230,8 +256,8 @@ class ChatBackend:
 
     def stream(self, messages: list[dict], system_prompt: str, settings,
                cancel: Optional[threading.Event] = None, continue_last: bool = False,
-               documents: Optional[DocumentsChoice] = None,
-               enable_thinking: Optional[bool] = None) -> Iterator[str]:
+               documents: Optional[DocumentsChoice] = None, enable_thinking: Optional[bool] = None,
+               logprobs: Optional[int] = None, forced: tuple = ()) -> Iterator[str]:
         """Reply to `messages` (ending with the user's) with SamplingSettings `settings`, or with
         `continue_last`, write on from the end of the last (assistant) message; afterwards
         `reply` holds the new text and its stats. With `documents` (not for a continuation,
@@ -257,7 +283,10 @@ class ChatBackend:
             reserve = min(settings.max_new_tokens, self.engine.context_len // 4)
             ids, _dropped = session.fit(reserve, continue_final=continue_last)  # what respond will feed
             self.prompt = self.engine.tokenizer.decode(ids, skip_special_tokens=False)
-            deltas = (session.continue_reply if continue_last else session.respond)(settings, cancel)
+            if continue_last:
+                deltas = session.continue_reply(settings, cancel, logprobs)
+            else:
+                deltas = session.respond(settings, cancel, logprobs, forced)
         yield from deltas
         self.reply = session.reply
         self.dropped_messages = session.dropped_messages
@@ -285,7 +314,32 @@ class ChatBackend:
                              contained_markers=self.contained_markers, folded_system=self.folded_system,
                              prompt=self.prompt,
                              sources=tuple(self.retrieval.sources) if self.retrieval else (),
-                             left_out=self.retrieval.left_out if self.retrieval else 0, library=self.library)
+                             left_out=self.retrieval.left_out if self.retrieval else 0, library=self.library,
+                             logprobs=tuple(logprob_entry(e) for e in reply.logprobs))
+
+    def score_text(self, text: str, progress: Optional[Callable[[int, int], None]] = None,
+                   cancel: Optional[threading.Event] = None) -> list:
+        """engine.token_scores.TokenScore for each token of `text` but the first: its log-probability
+        with the adapter off and (when one is loaded) on, in windows of the context. The engine's
+        cached prefix is forgotten (its cache memory is reused)."""
+        from ..text.prompt import encode_text
+        from .token_scores import score_text_ids
+
+        if self.engine is None:
+            raise RuntimeError("no model is loaded")
+        ids = encode_text(self.loaded.tokenizer, text)
+        if len(ids) < 2:
+            raise ValueError("the text needs at least two tokens to be scored")
+        self.engine.reset()
+        try:
+            return score_text_ids(self.loaded.model, ids, self.loaded.tokenizer, progress=progress, cancel=cancel)
+        finally:
+            self.engine.reset()
+
+    def streamed_logprobs(self) -> list:
+        """The TokenLogprobs of the reply streaming now (read by the worker after each delta)."""
+        reply = getattr(self.engine, "reply", None) if self.engine else None
+        return reply.logprobs if reply is not None else []
 
     def context_used(self) -> int:
         return self.engine.cached_tokens if self.engine else 0

@@ -96,12 +96,14 @@ class Engine:
 
     def generate_ids(self, prompt_ids: Sequence[int], settings: SamplingSettings,
                      cancel: Optional[threading.Event] = None,
-                     logprobs: Optional[int] = None) -> Iterator[int]:
+                     logprobs: Optional[int] = None, forced: Sequence[int] = ()) -> Iterator[int]:
         """Yield new token ids; sets self.reply.finish_reason/stats. EOS is yielded last if hit.
 
         `logprobs`: None records nothing; K >= 0 records a `TokenLogprob` per new token in
         `self.reply.logprobs` (its raw log-probability, the sampler's probability, and the K
-        most probable alternatives), appended before the token is yielded."""
+        most probable alternatives), appended before the token is yielded.
+        `forced`: the reply's first tokens, taken instead of sampled (their log-probabilities are
+        still the model's; their sampler probability None): "continue from this alternative"."""
         prompt_ids = list(prompt_ids)
         if not prompt_ids:
             raise ValueError("the prompt is empty")
@@ -142,8 +144,11 @@ class Engine:
                 reply.finish_reason = "cancelled"
                 break
             window = history[-settings.repeat_last_n:] if settings.repeat_last_n > 0 else history
-            token, prob = sample_with_prob(logits, settings, torch.tensor(window, dtype=torch.long),
-                                           generator, counts)
+            if stats.new_tokens < len(forced):
+                token, prob = int(forced[stats.new_tokens]), None
+            else:
+                token, prob = sample_with_prob(logits, settings, torch.tensor(window, dtype=torch.long),
+                                               generator, counts)
             if counts is not None:
                 counts[token] += 1
             if recorder is not None:
@@ -170,13 +175,14 @@ class Engine:
             stats.decode_tok_s = (stats.new_tokens - 1) / max(time.perf_counter() - decode_start, 1e-9)
 
     def stream(self, prompt_ids: Sequence[int], settings: SamplingSettings,
-               cancel: Optional[threading.Event] = None, logprobs: Optional[int] = None) -> Iterator[str]:
+               cancel: Optional[threading.Event] = None, logprobs: Optional[int] = None,
+               forced: Sequence[int] = ()) -> Iterator[str]:
         """Yield text deltas of the reply; afterwards `self.reply` holds text, ids and stats
         (and with `logprobs`, per-token log-probabilities: see generate_ids)."""
         decoder = IncrementalDecoder(self.tokenizer, skip_special_tokens=True)
         stops = StopStringFilter(settings.stop)
         pieces: list[str] = []
-        for token in self.generate_ids(prompt_ids, settings, cancel, logprobs):
+        for token in self.generate_ids(prompt_ids, settings, cancel, logprobs, forced):
             if token in self.eos_ids:
                 continue
             shown = stops.push(decoder.push(token))
@@ -193,8 +199,9 @@ class Engine:
         self.reply.text = "".join(pieces)
 
     def generate(self, prompt_ids: Sequence[int], settings: SamplingSettings,
-                 cancel: Optional[threading.Event] = None, logprobs: Optional[int] = None) -> Reply:
-        for _ in self.stream(prompt_ids, settings, cancel, logprobs):
+                 cancel: Optional[threading.Event] = None, logprobs: Optional[int] = None,
+                 forced: Sequence[int] = ()) -> Reply:
+        for _ in self.stream(prompt_ids, settings, cancel, logprobs, forced):
             pass
         return self.reply
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 from ..text.prompt import RenderedPrompt, render_and_encode
 from .generate import ContextOverflowError, Engine, Reply
@@ -88,14 +88,14 @@ class ChatSession:
 
     # -- turns ----------------------------------------------------------------------------
     def respond(self, settings: SamplingSettings, cancel: Optional[threading.Event] = None,
-                logprobs: Optional[int] = None) -> Iterator[str]:
-        """Stream a reply to the messages as they are (the last one is the user's); with
-        `logprobs` the reply records each token's log-probability (engine.logprobs)."""
+                logprobs: Optional[int] = None, forced: Sequence[int] = ()) -> Iterator[str]:
+        """Stream a reply to the messages as they are (the last one is the user's); `logprobs`
+        and `forced` (the reply's first tokens) as in Engine.generate_ids."""
         reserve = min(settings.max_new_tokens, self.engine.context_len // 4)
         ids, self.dropped_messages = self.fit(reserve)
         if self.dropped_messages:
             log.info("dropped %d old messages to fit the context", self.dropped_messages)
-        yield from self.engine.stream(ids, settings, cancel, logprobs=logprobs)
+        yield from self.engine.stream(ids, settings, cancel, logprobs, forced)
         self.reply = self.engine.reply
         # A stopped reply is kept as far as it got, as chat apps do.
         self.messages.append({"role": "assistant", "content": self.reply.text})
@@ -112,14 +112,14 @@ class ChatSession:
             self.messages.pop()  # the user keeps the text in the composer; the history stays as it was
             raise
 
-    def continue_reply(self, settings: SamplingSettings,
-                       cancel: Optional[threading.Event] = None) -> Iterator[str]:
+    def continue_reply(self, settings: SamplingSettings, cancel: Optional[threading.Event] = None,
+                       logprobs: Optional[int] = None) -> Iterator[str]:
         """Stream more of the last assistant reply; the new text is appended to it when done."""
         if not self.messages or self.messages[-1]["role"] != "assistant" or not self.messages[-1]["content"]:
             raise ValueError("there is no reply to continue")
         reserve = min(settings.max_new_tokens, self.engine.context_len // 4)
         ids, self.dropped_messages = self.fit(reserve, continue_final=True)
-        yield from self.engine.stream(ids, settings, cancel)
+        yield from self.engine.stream(ids, settings, cancel, logprobs)
         self.reply = self.engine.reply
         self.messages[-1] = {"role": "assistant", "content": self.messages[-1]["content"] + self.reply.text}
 

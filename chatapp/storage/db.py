@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence, Union
 
 from .. import paths
+from . import tree
 from .migrations import (FTS_TABLE, OUR_TABLES, SCHEMA_VERSION, apply_migrations,
                          fts5_trigram_available, sync_search_index)
 
@@ -101,7 +102,7 @@ class Conversation:
 class Message:
     id: int
     conversation_id: int
-    position: int  # 0, 1, 2... within the conversation
+    position: int  # 0, 1, 2... within the conversation, in order of creation (over all branches)
     role: str
     content: str
     created_at: datetime
@@ -110,6 +111,13 @@ class Message:
     settings: dict[str, Any] = field(default_factory=dict)  # sampling settings of a reply
     stats: dict[str, Any] = field(default_factory=dict)  # prompt_tokens, new_tokens, ttft_s...
     finish_reason: str = ""
+    parent_id: Optional[int] = None  # the message it follows in the tree (None: a first message)
+    active: bool = True  # the version shown among its siblings (storage/tree.py)
+
+
+# `parent` of a NewMessage to import: the message before it in the list (a conversation without
+# branches, as version 1 exports are).
+PREVIOUS = -1
 
 
 @dataclass(frozen=True)
@@ -124,6 +132,8 @@ class NewMessage:
     settings: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     finish_reason: str = ""
+    parent: Optional[int] = PREVIOUS  # for import: the index of its parent in the list, None: a root
+    active: bool = True  # for import: the version shown among its siblings
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -136,7 +146,9 @@ class NewMessage:
 
 _CONV_COLS = "id, title, created_at, updated_at, system_prompt, model, deleted_at, library"
 _MSG_COLS = ("id, conversation_id, position, role, content, created_at, state, model, "
-             "settings_json, stats_json, finish_reason")
+             "settings_json, stats_json, finish_reason, parent_id, active")
+# `parent_id` of add_message / begin_reply: after the last message of the path shown.
+AT_END = object()
 
 
 @dataclass(frozen=True)
@@ -159,7 +171,7 @@ def _conversation(row: tuple) -> Conversation:
 
 def _message(row: tuple) -> Message:
     return Message(row[0], row[1], row[2], row[3], row[4], us_to_datetime(row[5]), row[6], row[7],
-                   json.loads(row[8]), json.loads(row[9]), row[10])
+                   json.loads(row[8]), json.loads(row[9]), row[10], row[11], bool(row[12]))
 
 
 def _json(value: Optional[dict]) -> str:
@@ -410,21 +422,75 @@ class ConversationStore:
 
     # -- messages -------------------------------------------------------------------------
     def messages(self, conversation_id: int) -> list[Message]:
-        """The conversation's messages in order ([] for an unknown id)."""
+        """The conversation's path shown, first to last: the context of its next reply ([] for an
+        unknown id). Other branches: `tree`, `siblings`."""
+        return tree.active_path(self.tree(conversation_id))
+
+    def tree(self, conversation_id: int) -> list[Message]:
+        """Every message of the conversation, all branches, in order of creation."""
         with self._lock:
             rows = self._conn.execute(f"SELECT {_MSG_COLS} FROM messages WHERE conversation_id = ? "
                                       "ORDER BY position", (conversation_id,)).fetchall()
         return [_message(r) for r in rows]
 
-    def _insert(self, conn: sqlite3.Connection, conversation_id: int, new: NewMessage) -> int:
+    def branch_numbers(self, conversation_id: int) -> dict[int, tuple[int, int]]:
+        """Message id -> (its number among its versions from 1, how many), for the path shown."""
+        return tree.branch_numbers(self.tree(conversation_id))
+
+    def siblings(self, message_id: int) -> list[Message]:
+        """The versions of a message (itself included): the children of its parent, oldest first."""
+        with self._lock:
+            message = self._get_message(message_id)
+            return tree.children_of(self.tree(message.conversation_id)).get(message.parent_id, [message])
+
+    def select_branch(self, message_id: int) -> None:
+        """Show version `message_id` of its message (and below it, the versions last shown there)."""
+        with self._saving("switch the branch") as conn:
+            message = self._get_message(message_id)
+            self._activate(conn, message)
+
+    def _activate(self, conn: sqlite3.Connection, message: Message) -> None:
+        conn.execute("UPDATE messages SET active = (id = ?) WHERE conversation_id = ? AND parent_id IS ?",
+                     (message.id, message.conversation_id, message.parent_id))
+
+    def delete_branch(self, message_id: int) -> int:
+        """Delete a version of a message with everything below it; another version (the one before,
+        else the next) is shown in its place. Returns how many messages were deleted."""
+        with self._saving("delete the branch") as conn:
+            message = self._get_message(message_id)
+            messages = self.tree(message.conversation_id)
+            doomed = tree.descendants(messages, message_id)
+            others = [m for m in tree.children_of(messages).get(message.parent_id, []) if m.id != message_id]
+            conn.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in reversed(doomed)])
+            if message.active and others:
+                before = [m for m in others if m.position < message.position]
+                self._activate(conn, before[-1] if before else others[0])
+            return len(doomed)
+
+    def _insert(self, conn: sqlite3.Connection, conversation_id: int, new: NewMessage,
+                parent_id: Optional[int] = None, active: bool = True) -> int:
         created = now_us() if new.created_at is None else datetime_to_us(new.created_at)
         cur = conn.execute(
             "INSERT INTO messages (conversation_id, position, role, content, created_at, state, model, "
-            "settings_json, stats_json, finish_reason) VALUES (?, (SELECT COALESCE(MAX(position), -1) + 1 "
-            "FROM messages WHERE conversation_id = ?), ?, ?, ?, ?, ?, ?, ?, ?)",
+            "settings_json, stats_json, finish_reason, parent_id, active) VALUES (?, (SELECT "
+            "COALESCE(MAX(position), -1) + 1 FROM messages WHERE conversation_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (conversation_id, conversation_id, new.role, new.content, created, new.state, new.model,
-             _json(new.settings), _json(new.stats), new.finish_reason))
+             _json(new.settings), _json(new.stats), new.finish_reason, parent_id, int(active)))
         return cur.lastrowid
+
+    def _add_version(self, conn: sqlite3.Connection, conversation_id: int, new: NewMessage, parent_id: Any) -> int:
+        """Insert `new` under `parent_id` (AT_END: after the path shown) as the version shown."""
+        self._require(conversation_id)
+        if parent_id is AT_END:
+            path = self.messages(conversation_id)
+            parent_id = path[-1].id if path else None
+        elif parent_id is not None:
+            parent = self._get_message(parent_id)
+            if parent.conversation_id != conversation_id:
+                raise ValueError(f"message {parent_id} is not in conversation {conversation_id}")
+        message_id = self._insert(conn, conversation_id, new, parent_id)
+        self._activate(conn, self._get_message(message_id))
+        return message_id
 
     def _touch(self, conn: sqlite3.Connection, conversation_id: int, model: str = "") -> None:
         conn.execute("UPDATE conversations SET updated_at = MAX(updated_at, ?), "
@@ -439,20 +505,23 @@ class ConversationStore:
 
     def add_message(self, conversation_id: int, role: str, content: str, *, state: str = "complete",
                     model: str = "", settings: Optional[dict] = None, stats: Optional[dict] = None,
-                    finish_reason: str = "", created_at: Optional[datetime] = None) -> Message:
+                    finish_reason: str = "", created_at: Optional[datetime] = None,
+                    parent_id: Any = AT_END) -> Message:
+        """A message after the path shown, or a new version of a message: under `parent_id`
+        (None: a first message) beside the children already there. It becomes the version shown."""
         new = NewMessage(role, content, created_at, state, model, settings or {}, stats or {}, finish_reason)
         with self._saving("save the message") as conn:
-            self._require(conversation_id)
-            message_id = self._insert(conn, conversation_id, new)
+            message_id = self._add_version(conn, conversation_id, new, parent_id)
             self._touch(conn, conversation_id)
             return self._get_message(message_id)
 
-    def begin_reply(self, conversation_id: int, model: str = "", settings: Optional[dict] = None) -> int:
-        """An empty assistant message in state "streaming"; returns its id."""
+    def begin_reply(self, conversation_id: int, model: str = "", settings: Optional[dict] = None,
+                    parent_id: Any = AT_END) -> int:
+        """An empty assistant message in state "streaming", shown (a new version of a reply when
+        `parent_id` already has children: regenerate); returns its id."""
         with self._saving("start the reply") as conn:
-            self._require(conversation_id)
-            message_id = self._insert(conn, conversation_id, NewMessage(
-                "assistant", "", state="streaming", model=model, settings=settings or {}))
+            message_id = self._add_version(conn, conversation_id, NewMessage(
+                "assistant", "", state="streaming", model=model, settings=settings or {}), parent_id)
             self._touch(conn, conversation_id, model)
         return message_id
 
@@ -506,17 +575,22 @@ class ConversationStore:
         return [MessageSource(*row) for row in rows]
 
     def truncate_after(self, conversation_id: int, position: int) -> int:
-        """Delete the messages after `position` (-1: all), for regenerate / edit-and-resend."""
+        """Delete the messages created after `position` (-1: all), in every branch."""
         with self._saving("remove the later messages") as conn:
             self._require(conversation_id)
-            return conn.execute("DELETE FROM messages WHERE conversation_id = ? AND position > ?",
-                                (conversation_id, position)).rowcount
+            # counted first: the rows below a deleted message go with it (ON DELETE CASCADE) uncounted
+            doomed = conn.execute("SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND position > ?",
+                                  (conversation_id, position)).fetchone()[0]
+            conn.execute("DELETE FROM messages WHERE conversation_id = ? AND position > ?", (conversation_id, position))
+            return doomed
 
     def import_conversation(self, title: str, messages: Sequence[NewMessage], system_prompt: str = "",
                             model: str = "", created_at: Optional[datetime] = None) -> Conversation:
         """A new conversation with all its messages, in one transaction (all or nothing).
 
-        It sorts first in the list (updated_at is now): the user just brought it in.
+        Each message's `parent` is an index into `messages` before its own (PREVIOUS: the one just
+        before, None: a first message), so a tree comes back as it was exported. It sorts first in
+        the list (updated_at is now): the user just brought it in.
         """
         now = now_us()
         created = now if created_at is None else datetime_to_us(created_at)
@@ -524,8 +598,13 @@ class ConversationStore:
             conversation_id = conn.execute(
                 "INSERT INTO conversations (title, created_at, updated_at, system_prompt, model) "
                 "VALUES (?, ?, ?, ?, ?)", (title, created, max(now, created), system_prompt, model)).lastrowid
-            for new in messages:
+            ids: list[int] = []
+            for index, new in enumerate(messages):
                 if new.state == "streaming":  # nothing will ever finish it
                     new = replace(new, state="cancelled")
-                self._insert(conn, conversation_id, new)
+                parent = (index - 1 if index else None) if new.parent == PREVIOUS else new.parent
+                if parent is not None and not 0 <= parent < index:
+                    raise ValueError(f"message {index}: its parent must be a message before it, not {parent}")
+                ids.append(self._insert(conn, conversation_id, new, None if parent is None else ids[parent],
+                                        new.active))
             return self.get_conversation(conversation_id)

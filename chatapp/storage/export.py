@@ -4,12 +4,16 @@ Each reply written by the app keeps the system prompt it was written under in it
 `settings` ("system_prompt"); Markdown shows it beside a reply when it differs from the
 conversation's current one.
 
-JSON format (version 1):
-    {"format": "chatapp.conversation", "version": 1, "title": str, "system_prompt": str,
+JSON format (version 2):
+    {"format": "chatapp.conversation", "version": 2, "title": str, "system_prompt": str,
      "model": str, "created_at": ISO 8601, "messages": [{"role", "content", "created_at",
-     "state", "model", "settings", "stats", "finish_reason"}]}
-`format`, `version`, `title` and `messages` (each with `role` and `content`) are required; the
-rest have defaults, so hand-written files import. Files are written atomically.
+     "state", "model", "settings", "stats", "finish_reason", "parent", "active"}]}
+`messages` holds every branch of the message tree in order of creation: `parent` is the index
+of the message it follows (null for a first message; always an earlier index), `active` whether
+it is the version shown among its siblings. A message without `parent` follows the one before
+it, so version 1 files (one path, no `parent`) import as they always did. `format`, `version`,
+`title` and `messages` (each with `role` and `content`) are required; the rest have defaults, so
+hand-written files import. Markdown shows the path shown only. Files are written atomically.
 """
 
 from __future__ import annotations
@@ -23,13 +27,13 @@ from typing import Any, Optional, Sequence
 
 from ..errors import ModelLoadError
 from ..paths import atomic_write_text, read_json
-from .db import (ROLES, STATES, Conversation, ConversationStore, Message, NewMessage, PathLike,
+from .db import (PREVIOUS, ROLES, STATES, Conversation, ConversationStore, Message, NewMessage, PathLike,
                  StorageError)
 
 log = logging.getLogger(__name__)
 
 FORMAT = "chatapp.conversation"
-VERSION = 1
+VERSION = 2
 _ROLE_HEADINGS = {"user": "User", "assistant": "Assistant", "system": "System"}
 _STATE_NOTES = {"cancelled": "*(stopped)*", "failed": "*(failed)*", "streaming": "*(unfinished)*"}
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -78,6 +82,8 @@ def conversation_markdown(conv: Conversation, messages: Sequence[Message]) -> st
 
 
 def conversation_dict(conv: Conversation, messages: Sequence[Message]) -> dict[str, Any]:
+    """`messages`: the whole tree in order of creation (`ConversationStore.tree`), or one path."""
+    index = {m.id: i for i, m in enumerate(messages)}
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -88,6 +94,7 @@ def conversation_dict(conv: Conversation, messages: Sequence[Message]) -> dict[s
         "messages": [{
             "role": m.role, "content": m.content, "created_at": _iso(m.created_at), "state": m.state,
             "model": m.model, "settings": m.settings, "stats": m.stats, "finish_reason": m.finish_reason,
+            "parent": index.get(m.parent_id), "active": m.active,
         } for m in messages],
     }
 
@@ -99,7 +106,7 @@ def export_markdown(store: ConversationStore, conversation_id: int, path: PathLi
 
 def export_json(store: ConversationStore, conversation_id: int, path: PathLike) -> None:
     conv = store.get_conversation(conversation_id)
-    data = conversation_dict(conv, store.messages(conversation_id))
+    data = conversation_dict(conv, store.tree(conversation_id))
     _write(Path(path), json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
@@ -159,7 +166,18 @@ def _time(obj: dict, where: str) -> Optional[datetime]:
         raise _Invalid(f"field {where}created_at is not an ISO 8601 time: {text!r}") from None
 
 
-def _message(obj: Any, index: int) -> NewMessage:
+def _parent(obj: dict, index: int, where: str) -> Optional[int]:
+    if "parent" not in obj:
+        return PREVIOUS
+    parent = obj["parent"]
+    if parent is None:
+        return None
+    if not isinstance(parent, int) or isinstance(parent, bool) or not 0 <= parent < index:
+        raise _Invalid(f"field {where}parent must be the index of an earlier message or null, not {parent!r}")
+    return parent
+
+
+def _message(obj: Any, index: int, version: int = VERSION) -> NewMessage:
     where = f"messages[{index}]."
     if not isinstance(obj, dict):
         raise _Invalid(f"messages[{index}] must be an object")
@@ -173,7 +191,9 @@ def _message(obj: Any, index: int) -> NewMessage:
                       state=state, model=_field(obj, "model", str, where, ""),
                       settings=_field(obj, "settings", dict, where, {}),
                       stats=_field(obj, "stats", dict, where, {}),
-                      finish_reason=_field(obj, "finish_reason", str, where, ""))
+                      finish_reason=_field(obj, "finish_reason", str, where, ""),
+                      parent=_parent(obj, index, where) if version >= 2 else PREVIOUS,
+                      active=_field(obj, "active", bool, where, True))
 
 
 def parse_conversation(data: Any) -> tuple[dict[str, Any], list[NewMessage]]:
@@ -193,7 +213,7 @@ def parse_conversation(data: Any) -> tuple[dict[str, Any], list[NewMessage]]:
               "system_prompt": _field(data, "system_prompt", str, "", ""),
               "model": _field(data, "model", str, "", ""),
               "created_at": _time(data, "")}
-    return header, [_message(m, i) for i, m in enumerate(raw_messages)]
+    return header, [_message(m, i, version) for i, m in enumerate(raw_messages)]
 
 
 def import_json(store: ConversationStore, path: PathLike) -> Conversation:

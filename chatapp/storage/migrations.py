@@ -81,8 +81,23 @@ _V4 = (
     "ALTER TABLE conversations ADD COLUMN library TEXT NOT NULL DEFAULT ''",
 )
 
+# v5: the messages of a conversation form a tree (regenerate, edit-and-resend and "continue from
+# this alternative" add siblings instead of deleting). `parent_id` is the message answered or
+# followed (NULL for a first message); among the children of one parent, the one with `active`
+# set is on the path shown and given to the model. `position` stays unique per conversation and
+# becomes the order of creation, so a parent always comes before its children. Every existing
+# conversation becomes one path: each message's parent is the message before it, all active.
+_V5 = (
+    "ALTER TABLE messages ADD COLUMN parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE",
+    "ALTER TABLE messages ADD COLUMN active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1))",
+    """UPDATE messages SET parent_id = (SELECT p.id FROM messages p
+        WHERE p.conversation_id = messages.conversation_id AND p.position < messages.position
+        ORDER BY p.position DESC LIMIT 1)""",
+    "CREATE INDEX messages_by_parent ON messages (parent_id)",
+)
+
 Step = Union[str, Callable[[sqlite3.Connection], None]]
-MIGRATIONS: tuple[tuple[Step, ...], ...] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: tuple[tuple[Step, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 OUR_TABLES = frozenset({"conversations", "messages", "message_sources"})
 

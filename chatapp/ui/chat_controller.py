@@ -1,5 +1,9 @@
 """The chat's state machine: conversations, sending, streaming, stop, regenerate, continue, edit.
 
+Regenerate and edit-and-resend keep every version: the new reply or message is a sibling of the
+old one in the conversation's message tree (storage/tree.py), the view shows `< 2/3 >` on a
+message with versions, and the model's context is always the path shown.
+
 Lives in the GUI thread. It asks the generation worker for replies by queued signals,
 coalesces the deltas with a timer, writes replies to the database as they stream, and shows
 them through a `ChatViewPort`, a small interface that `ChatView` implements and tests
@@ -22,7 +26,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal, Slot
 
 from ..engine.backend import CONTINUABLE_REASONS, DocumentsChoice, ReplyFinished, ReplyRequest
 from ..sampling_settings import merged_with_recommended
-from ..storage.db import INTERRUPTED, ConversationStore, Message
+from ..storage.db import AT_END, INTERRUPTED, ConversationStore, Message, NotFoundError
 from ..storage.settings import AppSettings
 from .model_controller import ModelController
 from .worker import WorkerThread
@@ -35,6 +39,8 @@ CONTEXT_INTERVAL_S = 0.5  # how often the context counter follows a streaming re
 # A reply that ended for one of these reasons stopped before its end, and can be continued
 # (a stream the app did not see to its end, too).
 CONTINUABLE = CONTINUABLE_REASONS + (INTERRUPTED,)
+# Alternatives recorded per token for the token view (the engine's cost: benchmarks/logprobs_cost.py).
+TOKEN_ALTERNATIVES = 5
 
 
 def _tr(text: str) -> str:
@@ -65,6 +71,13 @@ class ChatViewPort(Protocol):
 
     def show_prompt(self, index: int, prompt: str) -> None:
         """Offer "What the model saw" on a reply: `prompt` exactly as the model read it."""
+
+    def show_branches(self, index: int, number: int, total: int) -> None:
+        """Message `index` is version `number` (from 1) of `total`: `< number/total >` when total > 1."""
+
+    def show_tokens(self, index: int, tokens: list) -> None:
+        """A reply's tokens with their probabilities (engine.backend.logprob_entry dicts), for the
+        token view; called again as more arrive while it streams."""
 
 
 def reply_note(state: str, finish_reason: str, stats: dict) -> str:
@@ -99,16 +112,18 @@ class _Stream:
     context_used: int = 0
     last_context: float = 0.0  # when the counter was last shown
     question: str = ""  # the user message it answers
+    tokens: list = None  # the reply's tokens with their probabilities (a continued reply's earlier ones first)
+    tokens_dirty: bool = False
+    earlier_tokens: int = 0  # how many of `tokens` a continued reply had before this stream
 
 
 @dataclass(frozen=True)
 class _EditUndo:
-    """What an edit-and-resend removed, to put back."""
+    """An edit-and-resend to take back: the new version goes, the edited one is shown again."""
 
     conv_id: int
-    position: int  # the edited message's position
-    removed: tuple[Message, ...]  # the edited message and every message after it
-    sources: tuple[tuple, ...] = ()  # each removed message's sources (deleted with it), in order
+    original_id: int  # the message that was edited (kept, with everything after it)
+    new_id: int  # its new version, with the reply to it
 
 
 class ChatController(QObject):
@@ -146,6 +161,7 @@ class ChatController(QObject):
         worker = worker_thread.worker
         self.request_generate.connect(worker.generate)
         worker.delta.connect(self._on_delta)
+        worker.token_logprobs.connect(self._on_token_logprobs)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
         model.busy = lambda: self.streaming
@@ -253,19 +269,25 @@ class ChatController(QObject):
         self._show(conv_id)
         context = 0
         question = ""  # the user message a reply answers: its words are highlighted in a source
+        versions = self.store.branch_numbers(conv_id)
         for m in self.store.messages(conv_id):
             if self.stream is not None and m.id == self.stream.message_id:
                 self.stream.index = self.view.append("assistant", self.stream.text)
                 self.view.show_status(self.stream.index, _tr("writing…"))
+                self.view.show_branches(self.stream.index, *versions.get(m.id, (1, 1)))
+                self.view.show_tokens(self.stream.index, self.stream.tokens or [])
                 context = self.stream.context_used
                 continue
             index = self.view.append(m.role, m.content)
+            self.view.show_branches(index, *versions.get(m.id, (1, 1)))
             if m.role == "user":
                 question = m.content
             elif m.role == "assistant":
                 self.view.allow_continue(index, bool(m.content) and m.finish_reason in CONTINUABLE)
                 self.view.show_status(index, reply_note(m.state, m.finish_reason, m.stats))
                 self._show_details(index, m.id, m.stats, question)
+                if m.stats.get("tokens"):
+                    self.view.show_tokens(index, m.stats["tokens"])
                 context = m.stats.get("context_used", context)
         self._set_context(context)
         self._update()
@@ -359,27 +381,38 @@ class ChatController(QObject):
         self._start_reply()
         return True
 
-    def _start_reply(self, continued: Optional[Message] = None) -> None:
-        """Stream a new reply, or with `continued` (the last stored reply) more of that one."""
+    def _start_reply(self, continued: Optional[Message] = None, parent_id=AT_END, forced: tuple = ()) -> None:
+        """Stream a new reply, or with `continued` (the last stored reply) more of that one.
+        `parent_id`: the reply is a new version of the replies to that message (regenerate);
+        `forced`: its first token ids, as given (continue from an alternative)."""
         conv_id = self.current_id
         history = self._history(conv_id)
+        if parent_id is not AT_END:  # the context is the path up to the message it answers
+            path = [m.id for m in self.store.messages(conv_id) if m.role in ("user", "assistant")
+                    and m.state != "failed"]
+            history = history[:path.index(parent_id) + 1] if parent_id in path else []
         sampling = self.sampling()
         system_prompt = self.system_prompt()
         request_id = self.worker_thread.next_request_id()
         if continued is not None:
-            stream = _Stream(request_id, conv_id, continued.id, prefix=continued.content, text=continued.content)
+            stream = _Stream(request_id, conv_id, continued.id, prefix=continued.content, text=continued.content,
+                             tokens=list(continued.stats.get("tokens", [])))
+            stream.earlier_tokens = len(stream.tokens)
             stream.index = len(self.store.messages(conv_id)) - 1
             self.view.allow_continue(stream.index, False)
         else:
             model = self.model.info.name if self.model.info else ""
             # the system prompt is kept with the sampling settings: exports say what was used
-            message_id = self.store.begin_reply(conv_id, model=model,
+            message_id = self.store.begin_reply(conv_id, model=model, parent_id=parent_id,
                                                 settings=dict(sampling, system_prompt=system_prompt))
-            stream = _Stream(request_id, conv_id, message_id)
-            stream.index = self.view.append("assistant", "")
+            stream = _Stream(request_id, conv_id, message_id, tokens=[])
+            if parent_id is AT_END:
+                stream.index = self.view.append("assistant", "")
+        self.stream = stream
+        if stream.index is None:  # a new version: shown in place of the old one, numbered
+            self.open(conv_id)
         self.view.show_status(stream.index, _tr("writing…"))
         stream.last_save = time.monotonic()
-        self.stream = stream
         self.flush_timer.start()
         self._update()
         self.conversations_changed.emit()
@@ -388,7 +421,8 @@ class ChatController(QObject):
         stream.question = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
         self.request_generate.emit(ReplyRequest(request_id, history, system_prompt, sampling,
                                                 continue_last=continued is not None, documents=documents,
-                                                enable_thinking=self.enable_thinking()))
+                                                enable_thinking=self.enable_thinking(),
+                                                logprobs=TOKEN_ALTERNATIVES, forced=tuple(forced)))
 
     @Slot()
     def stop(self) -> None:
@@ -402,12 +436,11 @@ class ChatController(QObject):
 
     @Slot()
     def regenerate(self) -> None:
+        """A new version of the last reply, beside the old one (`< 2/2 >`)."""
         messages = self._last_messages()
         if not messages or messages[-1].role != "assistant":
             return
-        self.store.truncate_after(self.current_id, messages[-2].position if len(messages) > 1 else -1)
-        self.open(self.current_id)
-        self._start_reply()
+        self._start_reply(parent_id=messages[-1].parent_id)
 
     @Slot()
     def continue_reply(self) -> None:
@@ -421,44 +454,80 @@ class ChatController(QObject):
 
     @Slot(int, str)
     def edit_and_resend(self, index: int, text: str) -> None:
-        """Replace user message `index` with `text` and reply anew; later turns are removed (undoable)."""
+        """A new version of user message `index` with `text`, and a reply to it. The old version
+        and everything after it stay in the tree (`<` on the message shows them; Undo too)."""
         messages = self._last_messages()
         if not 0 <= index < len(messages) or messages[index].role != "user":
             return
-        removed = tuple(messages[index:])
-        sources = tuple(tuple(self.store.sources(m.id)) for m in removed)  # deleted with their messages
-        later_turns = sum(m.role == "user" for m in removed[1:])
-        self.store.truncate_after(self.current_id, messages[index - 1].position if index > 0 else -1)
-        self.store.add_message(self.current_id, "user", text)
-        self.edit_undo = _EditUndo(self.current_id, messages[index].position, removed, sources)
+        later_turns = sum(m.role == "user" for m in messages[index + 1:])
+        new = self.store.add_message(self.current_id, "user", text, parent_id=messages[index].parent_id)
+        self.edit_undo = _EditUndo(self.current_id, messages[index].id, new.id)
         self.deleted_id = None
         self.open(self.current_id)
         self._start_reply()
         self.undo_available.emit("edit")
         if later_turns:
             self.status_message.emit(
-                _tr("{n} later messages were removed. Undo puts them back.").format(n=len(removed) - 2), 15000)
+                _tr("The earlier version and its {n} later messages are kept: ‹ on the message shows them.").format(
+                    n=len(messages) - index - 2), 15000)
 
     @Slot()
     def undo_edit(self) -> None:
-        """Put back the conversation as it was before the last edit-and-resend."""
+        """Take back the last edit-and-resend: its new version goes, the edited message is shown again."""
         undo, self.edit_undo = self.edit_undo, None
         if undo is None:
             return
         if self.stream is not None and self.stream.conv_id == undo.conv_id:
             self.worker_thread.stop_reply()
             self._end_stream()  # what it wrote goes with the edit; its late signals are ignored
-        self.store.truncate_after(undo.conv_id, undo.position - 1)
-        for i, m in enumerate(undo.removed):
-            back = self.store.add_message(undo.conv_id, m.role, m.content, state=m.state, model=m.model,
-                                          settings=m.settings, stats=m.stats, finish_reason=m.finish_reason,
-                                          created_at=m.created_at)
-            sources = undo.sources[i] if i < len(undo.sources) else ()
-            if sources:
-                self.store.save_sources(back.id, sources, library=sources[0].library)
+        try:
+            self.store.delete_branch(undo.new_id)
+            self.store.select_branch(undo.original_id)
+        except NotFoundError:  # a version deleted by hand meanwhile
+            log.info("undo edit: a version is gone already")
         self.undo_available.emit("")
         self.status_message.emit(_tr("The edit was undone."), 5000)
         self.open(undo.conv_id)
+
+    @Slot(int, int, int)
+    def continue_from_alternative(self, index: int, position: int, token_id: int) -> None:
+        """A new version of reply `index`: its tokens before `position`, then `token_id` instead
+        of the token the model chose there, and what the model writes after that."""
+        messages = self._last_messages()
+        if not 0 <= index < len(messages) or messages[index].role != "assistant":
+            return
+        tokens = messages[index].stats.get("tokens", [])
+        if not 0 <= position < len(tokens):
+            return
+        forced = tuple(int(t["id"]) for t in tokens[:position]) + (int(token_id),)
+        self._start_reply(parent_id=messages[index].parent_id, forced=forced)
+
+    # -- versions (the message tree) ---------------------------------------------------------
+    @Slot(int, int)
+    def switch_branch(self, index: int, step: int) -> None:
+        """Show the version `step` (-1 or +1) away from the one of message `index` (and what follows it)."""
+        messages = self._last_messages()
+        if not 0 <= index < len(messages):
+            return
+        versions = self.store.siblings(messages[index].id)
+        at = next(i for i, m in enumerate(versions) if m.id == messages[index].id) + step
+        if 0 <= at < len(versions):
+            self.store.select_branch(versions[at].id)
+            self.open(self.current_id)
+
+    @Slot(int)
+    def delete_branch(self, index: int) -> None:
+        """Delete the version of message `index` shown, with what follows it; another version
+        takes its place. The only version of a message is not deleted this way."""
+        messages = self._last_messages()
+        if not 0 <= index < len(messages) or len(self.store.siblings(messages[index].id)) < 2:
+            return
+        removed = self.store.delete_branch(messages[index].id)
+        if self.edit_undo is not None:  # its versions may be gone
+            self.edit_undo = None
+            self.undo_available.emit("")
+        self.open(self.current_id)
+        self.status_message.emit(_tr("Version deleted ({n} messages).").format(n=removed), 5000)
 
     # -- the stream -----------------------------------------------------------------------
     def _mine(self, request_id: int) -> bool:
@@ -472,9 +541,20 @@ class ChatController(QObject):
         self.stream.context_used = context_used
         self.stream.dirty = True
 
+    @Slot(int, object)
+    def _on_token_logprobs(self, request_id: int, entries: list) -> None:
+        if not self._mine(request_id):
+            return
+        self.stream.tokens.extend(entries)
+        self.stream.tokens_dirty = True
+
     def _flush(self) -> None:
         """Timer tick: show what arrived since the last tick; save to the database now and then."""
         stream = self.stream
+        if stream is not None and stream.tokens_dirty and stream.index is not None \
+                and self.current_id == stream.conv_id:
+            stream.tokens_dirty = False
+            self.view.show_tokens(stream.index, stream.tokens)
         if stream is None or not stream.dirty:
             return
         stream.dirty = False
@@ -511,6 +591,8 @@ class ChatController(QObject):
             stats["prompt"] = result.prompt
         if result.left_out:
             stats["left_out"] = result.left_out
+        if result.logprobs:  # kept with the reply: the token view works after reopening too
+            stats["tokens"] = self.stream.tokens[:self.stream.earlier_tokens] + list(result.logprobs)
         self.store.finish_reply(self.stream.message_id, self.stream.text, state=state,
                                 finish_reason=result.finish_reason, stats=stats)
         if result.library:  # a reply with documents (a continuation keeps the sources it had)
@@ -519,6 +601,7 @@ class ChatController(QObject):
         if stream.index is not None:
             self.view.show_status(stream.index, reply_note(state, result.finish_reason, stats))
             self._show_details(stream.index, stream.message_id, stats, stream.question)
+            self.view.show_tokens(stream.index, stats.get("tokens", stream.tokens or []))
             self.view.allow_continue(stream.index, bool(stream.text) and result.finish_reason in CONTINUABLE)
             self._update()
             self._set_context(result.context_used)

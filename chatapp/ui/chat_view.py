@@ -1,17 +1,22 @@
-"""The conversation: one widget per message, Markdown prose and code blocks with copy buttons."""
+"""The conversation: one widget per message, Markdown prose and code blocks with copy buttons.
+
+Long because a message's widget carries every action on it (copy, edit in place, regenerate,
+continue, its versions `< 2/3 >`, sources, the prompt) and the view relays them by index.
+"""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication, QPalette
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QScrollArea,
-                               QSizePolicy, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QPushButton,
+                               QScrollArea, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from ..text.thinking import split_thinking
 from .highlight import CodeHighlighter
 from .markdown import Segment, split_markdown
 from .sources_view import PromptDialog, SourceDialog, SourceList
 from .thinking_view import ThinkingBox
+from .token_view import TokenView
 
 
 def _tr(text: str) -> str:
@@ -100,6 +105,9 @@ class MessageWidget(QFrame):
     regenerate_requested = Signal()
     continue_requested = Signal()
     prompt_requested = Signal()  # "What the model saw"
+    branch_step = Signal(int)  # -1: the previous version of this message, +1: the next
+    alternative_chosen = Signal(int, int)  # token position, token id: continue from this alternative
+    delete_version_requested = Signal()
 
     def __init__(self, index: int, role: str, text: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -119,6 +127,23 @@ class MessageWidget(QFrame):
         self.status_label.setWordWrap(True)
         self.status_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         header.addWidget(self.role_label)
+        # `< 2/3 >`: the versions of this message (regenerate, edit-and-resend), shown when there are several
+        self.version = (1, 1)
+        self.previous_button = QToolButton(text="<")
+        self.previous_button.setAccessibleName(_tr("Previous version"))
+        self.previous_button.setAutoRaise(True)
+        self.previous_button.clicked.connect(lambda: self.branch_step.emit(-1))
+        self.version_label = QLabel("")
+        self.version_label.setObjectName("messageVersion")
+        self.next_button = QToolButton(text=">")
+        self.next_button.setAccessibleName(_tr("Next version"))
+        self.next_button.setAutoRaise(True)
+        self.next_button.clicked.connect(lambda: self.branch_step.emit(1))
+        self.delete_version_button = QToolButton(text=_tr("Delete version"))
+        self.delete_version_button.setAccessibleName(_tr("Delete this version and what follows it"))
+        self.delete_version_button.clicked.connect(self.delete_version_requested)
+        for widget in (self.previous_button, self.version_label, self.next_button):
+            header.addWidget(widget)
         header.addWidget(self.status_label, 1)
         self.copy_button = QToolButton(text=_tr("Copy"))
         self.copy_button.setAccessibleName(_tr("Copy message"))
@@ -146,6 +171,15 @@ class MessageWidget(QFrame):
         self.prompt_button.setVisible(False)
         self.prompt = ""  # the exact prompt of this reply, "" when unknown
         header.addWidget(self.prompt_button)
+        self.tokens_button = QToolButton(text=_tr("Tokens"))
+        self.tokens_button.setAccessibleName(_tr("Colour each token by its probability"))
+        self.tokens_button.setCheckable(True)
+        self.tokens_button.setVisible(False)
+        self.tokens_button.toggled.connect(self._show_token_view)
+        self.tokens: list = []  # the reply's tokens with their probabilities (token_view.py)
+        self.token_view: TokenView | None = None  # made when first shown
+        header.addWidget(self.tokens_button)
+        header.addWidget(self.delete_version_button)
         outer.addLayout(header)
         self.thinking = ThinkingBox()  # a reply's reasoning (Qwen3's <think>), collapsed above it
         outer.addWidget(self.thinking)
@@ -211,6 +245,34 @@ class MessageWidget(QFrame):
         self.prompt = prompt
         self.prompt_button.setVisible(bool(prompt))
 
+    def set_tokens(self, tokens: list) -> None:
+        """The reply's tokens (while it streams, those so far); the view follows when it is open."""
+        self.tokens = list(tokens)
+        self.tokens_button.setVisible(bool(self.tokens))
+        if self.token_view is not None and not self.token_view.isHidden():
+            self.token_view.set_tokens(self.tokens)
+
+    def _show_token_view(self, shown: bool) -> None:
+        if shown and self.token_view is None:
+            self.token_view = TokenView()
+            self.token_view.alternative_chosen.connect(self.alternative_chosen)
+            self.layout().insertWidget(self.layout().indexOf(self.source_list), self.token_view)
+        if self.token_view is not None:
+            if shown:
+                self.token_view.set_tokens(self.tokens)
+            self.token_view.setVisible(shown)
+
+    def set_version(self, number: int, total: int, idle: bool = True) -> None:
+        """`< number/total >`, hidden for a message with one version; switching only while idle."""
+        self.version = (number, total)
+        several = total > 1
+        self.version_label.setText(f"{number}/{total}" if several else "")
+        for widget in (self.previous_button, self.version_label, self.next_button):
+            widget.setVisible(several)
+        self.previous_button.setEnabled(idle and number > 1)
+        self.next_button.setEnabled(idle and number < total)
+        self.delete_version_button.setVisible(several and idle)
+
     def copy(self) -> None:
         # a reply's answer, without its reasoning
         text = split_thinking(self.text).answer if self.role == "assistant" else self.text
@@ -220,7 +282,8 @@ class MessageWidget(QFrame):
     # -- editing --------------------------------------------------------------------------
     def start_edit(self, later_messages: int = 0) -> None:
         """Edit in place: the text is replaced by an editor (not shown twice). `later_messages`:
-        how many messages follow this one's reply; saving removes them, and the box says so."""
+        how many messages follow this one's reply; saving makes a new version of this message, the
+        later messages stay with the earlier version, and the box says so."""
         if self._editor is not None:
             return
         for widget in self._segment_widgets:
@@ -228,8 +291,9 @@ class MessageWidget(QFrame):
         self._editor = QPlainTextEdit(self.text)
         self._editor.setAccessibleName(_tr("Edited message"))
         self._editor.setMaximumHeight(160)
-        self.edit_warning = QLabel(_tr("Saving removes the {n} later messages of this conversation "
-                                       "(Undo puts them back).").format(n=later_messages))
+        self.edit_warning = QLabel(_tr("Saving starts a new version of this message; the {n} later messages "
+                                       "stay with the earlier version (< > on the message switches).").format(
+                                           n=later_messages))
         self.edit_warning.setObjectName("editWarning")
         self.edit_warning.setWordWrap(True)
         self.edit_warning.setVisible(later_messages > 0)
@@ -277,6 +341,9 @@ class ChatView(QScrollArea):
     edit_submitted = Signal(int, str)
     regenerate_requested = Signal()
     continue_requested = Signal()
+    branch_requested = Signal(int, int)  # message index, -1 / +1: show another version of it
+    alternative_requested = Signal(int, int, int)  # message index, token position, token id
+    delete_branch_requested = Signal(int)  # message index (confirmed by the user)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -317,14 +384,29 @@ class ChatView(QScrollArea):
         widget.continue_requested.connect(self.continue_requested)
         widget.source_list.source_clicked.connect(lambda n, w=widget: self.open_source(w.index, n))
         widget.prompt_requested.connect(lambda w=widget: self.open_prompt(w.index))
+        widget.branch_step.connect(lambda step, w=widget: self.branch_requested.emit(w.index, step))
+        widget.delete_version_requested.connect(lambda w=widget: self.confirm_delete_version(w.index))
+        widget.alternative_chosen.connect(
+            lambda position, token, w=widget: self.alternative_requested.emit(w.index, position, token))
+        widget.set_version(1, 1)
         self.column.insertWidget(self.column.count() - 1, widget)
         self.messages.append(widget)
         self.update_actions(True)
         self.scroll_to_bottom()
         return widget
 
+    def confirm_delete_version(self, index: int) -> None:
+        """Ask, then delete the version of message `index` shown (and what follows it)."""
+        later = len(self.messages) - index - 1
+        answer = QMessageBox.question(
+            self, _tr("Delete version"),
+            _tr("Delete this version of the message and the {n} messages after it? "
+                "The other versions stay.").format(n=later))
+        if answer == QMessageBox.Yes:
+            self.delete_branch_requested.emit(index)
+
     def start_edit(self, index: int) -> None:
-        """Edit message `index` in place, saying how many later messages saving would remove."""
+        """Edit message `index` in place, saying how many later messages stay with the earlier version."""
         later = sum(1 for m in self.messages[index + 1:] if m.role == "user")
         removed = len(self.messages) - index - 2 if later else 0  # beyond this message's own reply
         self.messages[index].start_edit(later_messages=removed)
@@ -351,6 +433,12 @@ class ChatView(QScrollArea):
     def show_prompt(self, index: int, prompt: str) -> None:
         self.messages[index].set_prompt(prompt)
 
+    def show_branches(self, index: int, number: int, total: int) -> None:
+        self.messages[index].set_version(number, total)
+
+    def show_tokens(self, index: int, tokens: list) -> None:
+        self.messages[index].set_tokens(tokens)
+
     # -- a reply's sources and prompt ---------------------------------------------------------
     def open_source(self, index: int, number: int) -> SourceDialog:
         """The passage numbered `number` of message `index`, in a dialog of its own."""
@@ -373,6 +461,7 @@ class ChatView(QScrollArea):
             widget.regenerate_button.setVisible(last_reply and idle)
             widget.continue_button.setVisible(last_reply and idle and widget.can_continue)
             widget.edit_button.setVisible(widget.role == "user" and idle)
+            widget.set_version(*widget.version, idle=idle)
 
     def at_bottom(self) -> bool:
         bar = self.verticalScrollBar()

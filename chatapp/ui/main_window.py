@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Callable, Optional
 
-from PySide6.QtCore import QTimer, Slot
+from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
                                QPushButton, QSplitter, QStatusBar, QTabWidget, QVBoxLayout, QWidget)
@@ -202,6 +202,9 @@ class MainWindow(QMainWindow):
         self.chat.edit_submitted.connect(chat.edit_and_resend)
         self.chat.regenerate_requested.connect(chat.regenerate)
         self.chat.continue_requested.connect(chat.continue_reply)
+        self.chat.branch_requested.connect(chat.switch_branch)
+        self.chat.delete_branch_requested.connect(chat.delete_branch)
+        self.chat.alternative_requested.connect(chat.continue_from_alternative)
         self.conversations.selected.connect(chat.open)
         self.conversations.new_requested.connect(self.new_conversation)
         self.conversations.rename_requested.connect(chat.rename)
@@ -229,6 +232,23 @@ class MainWindow(QMainWindow):
         model.state_changed.connect(self._update_state)
         model.status_message.connect(self._show_message)
         self.training.status_message.connect(self._show_message)
+
+    def open_finetune_diff(self) -> None:
+        """The fine-tune view (finetune_diff.py), holding the last reply of the open conversation."""
+        from .finetune_diff import FineTuneDiffController, FineTuneDiffView
+
+        if getattr(self, "finetune_diff", None) is None:
+            self.finetune_diff = FineTuneDiffView(self)
+            self.finetune_diff.setWindowFlag(Qt.Window)
+            self.finetune_diff.resize(800, 600)
+            self.finetune_diff_controller = FineTuneDiffController(self.finetune_diff, self.worker_thread,
+                                                                   self.chat_controller, self)
+        replies = [m for m in self.store.messages(self.current_id) if m.role == "assistant"] \
+            if self.current_id is not None else []
+        if replies and not self.finetune_diff.running:
+            self.finetune_diff.set_text(replies[-1].content)
+        self.finetune_diff.show()
+        self.finetune_diff.raise_()
 
     def _build_menu(self) -> None:
         def action(menu, text, slot, shortcut=None):
@@ -262,6 +282,8 @@ class MainWindow(QMainWindow):
         self.addAction(prompt)
         self.rename_action = action(chat_menu, _tr("Rename conversation"), self.rename_current, "F2")
         self.delete_action = action(chat_menu, _tr("Delete conversation"), self.delete_current, "Ctrl+Shift+Delete")
+        chat_menu.addSeparator()
+        self.finetune_diff_action = action(chat_menu, _tr("What the fine-tune changed…"), self.open_finetune_diff)
         view_menu = self.menuBar().addMenu(_tr("&View"))
         self.list_action = action(view_menu, _tr("Conversation list"), self.set_conversations_visible, "Ctrl+B")
         self.settings_action = action(view_menu, _tr("Settings"), self.set_drawer_open, "Ctrl+,")

@@ -18,7 +18,7 @@ import traceback
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from ..engine.backend import Backend, CompareRequest, LoadOptions, ReplyRequest
+from ..engine.backend import Backend, CompareRequest, LoadOptions, ReplyRequest, ScoreRequest, logprob_entry
 from ..errors import Cancelled
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ class GenerationWorker(QObject):
     model_failed = Signal(str, str)  # spec, message
     model_load_cancelled = Signal(str)  # spec
     delta = Signal(int, str, int)  # request id, new text, context positions in use
+    token_logprobs = Signal(int, object)  # request id, list of logprob_entry dicts of the new tokens
     finished = Signal(int, object)  # request id, ReplyFinished
     failed = Signal(int, str)  # request id of a chat reply, message
     estimated = Signal(str, object)  # spec, ModelEstimate
@@ -39,12 +40,16 @@ class GenerationWorker(QObject):
     compare_delta = Signal(int, str, str)  # request id, "base" | "tuned", new text
     compare_finished = Signal(int)  # request id
     compare_failed = Signal(int, str)  # request id of a comparison, message
+    score_progress = Signal(int, int, int)  # request id, tokens scored, of how many (both passes)
+    score_finished = Signal(int, object)  # request id, list of engine.token_scores.TokenScore
+    score_failed = Signal(int, str)  # request id, message ("cancelled" when stopped)
 
     def __init__(self, backend: Backend) -> None:
         super().__init__()
         self.backend = backend
         self.cancel = threading.Event()  # stops a reply
         self.load_cancel = threading.Event()  # stops a model load, at the next tensor
+        self.score_cancel = threading.Event()  # stops scoring a text, at the next chunk
 
     @Slot(str, object)
     def load_model(self, spec: str, options: LoadOptions) -> None:
@@ -91,14 +96,46 @@ class GenerationWorker(QObject):
             extra = {"documents": request.documents} if request.documents is not None else {}
             if request.enable_thinking is not None:  # likewise the thinking switch
                 extra["enable_thinking"] = request.enable_thinking
+            # the token view: each token's probabilities as they come (a backend that cannot record
+            # them, such as an older test fake, replies without)
+            logprobs = request.logprobs if hasattr(self.backend, "streamed_logprobs") else None
+            if logprobs is not None:
+                extra["logprobs"] = logprobs
+            if request.forced:
+                extra["forced"] = request.forced
+            sent = 0
             for text in self.backend.stream(request.messages, request.system_prompt, sampling, self.cancel,
                                             continue_last=request.continue_last, **extra):
+                if logprobs is not None:
+                    entries = self.backend.streamed_logprobs()
+                    if len(entries) > sent:
+                        self.token_logprobs.emit(request.request_id, [logprob_entry(e) for e in entries[sent:]])
+                        sent = len(entries)
                 self.delta.emit(request.request_id, text, self.backend.context_used())
             self.finished.emit(request.request_id, self.backend.finished())
         except Exception as exc:
             log.warning("generation failed: %s", exc)
             log.debug("%s", traceback.format_exc())
             self.failed.emit(request.request_id, str(exc))
+
+    @Slot(object)
+    def score(self, request: ScoreRequest) -> None:
+        """What the fine-tune changed over `request.text` (backend.score_text), with progress."""
+        from ..engine.token_scores import ScoringCancelled
+
+        self.score_cancel.clear()
+        try:
+            scores = self.backend.score_text(
+                request.text, cancel=self.score_cancel,
+                progress=lambda done, total: self.score_progress.emit(request.request_id, done, total))
+        except ScoringCancelled:
+            self.score_failed.emit(request.request_id, "cancelled")
+            return
+        except Exception as exc:
+            log.warning("scoring failed: %s", exc)
+            self.score_failed.emit(request.request_id, str(exc))
+            return
+        self.score_finished.emit(request.request_id, scores)
 
     @Slot(object)
     def compare(self, request: CompareRequest) -> None:
@@ -141,6 +178,9 @@ class WorkerThread(QObject):
     def stop_reply(self) -> None:
         self.worker.cancel.set()
 
+    def stop_scoring(self) -> None:
+        self.worker.score_cancel.set()
+
     def cancel_load(self) -> None:
         self.worker.load_cancel.set()
 
@@ -152,6 +192,7 @@ class WorkerThread(QObject):
         """Cancel any reply or model load, end the thread's event loop, and wait for it (bounded)."""
         self.worker.cancel.set()
         self.worker.load_cancel.set()
+        self.worker.score_cancel.set()
         self.thread.quit()
         finished = self.thread.wait(int(timeout_s * 1000))
         if not finished:

@@ -12,110 +12,119 @@
 <context>
     <name>ChatController</name>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="74"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="87"/>
         <source>stopped</source>
         <translation>已停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="76"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="89"/>
         <source>failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="78"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="91"/>
         <source>cut at the token limit</source>
         <translation>已达词元上限</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="80"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="93"/>
         <source>{n} tokens · {speed:.1f} tok/s</source>
         <translation>{n} 个词元 · {speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="83"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="96"/>
         <source>{n} passages left out (context full)</source>
         <translation>{n} 段未放入（上下文已满）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="234"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="250"/>
         <source>Could not read the document libraries: {message}</source>
         <translation>无法读取文档库：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="259"/>
-        <location filename="../../chatapp/ui/chat_controller.py" line="380"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="276"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="414"/>
         <source>writing…</source>
         <translation>正在输出…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="290"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="312"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="309"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="331"/>
         <source>Conversation deleted.</source>
         <translation>对话已删除。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="325"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="347"/>
         <source>Exported to {path}</source>
         <translation>已导出到 {path}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="331"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="353"/>
         <source>{title} (imported)</source>
         <translation>{title}（导入）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="334"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="356"/>
         <source>Imported “{title}” from {path}</source>
         <translation>已从 {path} 导入“{title}”</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="348"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="370"/>
         <source>Wait for the comparison to finish; your message is kept.</source>
         <translation>请等待对比完成；您的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="351"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="373"/>
         <source>The model is not loaded yet; your message is kept.</source>
         <translation>模型尚未加载；你的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="440"/>
-        <source>{n} later messages were removed. Undo puts them back.</source>
-        <translation>已删除后面的 {n} 条消息。撤销可以恢复它们。</translation>
+        <location filename="../../chatapp/ui/chat_controller.py" line="471"/>
+        <source>The earlier version and its {n} later messages are kept: ‹ on the message shows them.</source>
+        <translation>较早的版本及其后的 {n} 条消息都已保留：点消息上的 ‹ 即可查看。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="460"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="489"/>
         <source>The edit was undone.</source>
         <translation>已撤销编辑。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="528"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="530"/>
+        <source>Version deleted ({n} messages).</source>
+        <translation>已删除该版本（{n} 条消息）。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="611"/>
         <source>Your messages contain chat-control markers (such as &lt;|im_end|&gt;); the model read them as plain text, so they could not open or close a turn.</source>
         <translation>您的消息包含对话控制标记（例如 &lt;|im_end|&gt;）；模型将其作为普通文本读取，因此它们无法开启或结束一轮对话。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="532"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="615"/>
         <source>This model&apos;s chat template has no system turn: the system prompt was put at the start of the first message.</source>
         <translation>此模型的对话模板没有系统轮次：系统提示已放在第一条消息的开头。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="536"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="619"/>
         <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
         <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="552"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="635"/>
         <source>failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="554"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="637"/>
         <source>The reply failed: {message}</source>
         <translation>回复失败：{message}</translation>
+    </message>
+    <message>
+        <source>{n} later messages were removed. Undo puts them back.</source>
+        <translation type="obsolete">已删除后面的 {n} 条消息。撤销可以恢复它们。</translation>
     </message>
 </context>
 <context>
@@ -295,117 +304,157 @@
 <context>
     <name>ChatView</name>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="33"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="87"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="38"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="92"/>
         <source>Copy code</source>
         <translation>复制代码</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="34"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="39"/>
         <source>Copy code block</source>
         <translation>复制代码块</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="64"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="69"/>
         <source>code</source>
         <translation>代码</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="87"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="218"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="92"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="280"/>
         <source>Copied</source>
         <translation>已复制</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="115"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="123"/>
         <source>You</source>
         <translation>你</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="115"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="123"/>
         <source>Assistant</source>
         <translation>助手</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="123"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="218"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="133"/>
+        <source>Previous version</source>
+        <translation>上一个版本</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="139"/>
+        <source>Next version</source>
+        <translation>下一个版本</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="142"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="402"/>
+        <source>Delete version</source>
+        <translation>删除此版本</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="143"/>
+        <source>Delete this version and what follows it</source>
+        <translation>删除此版本及其后的消息</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="148"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="280"/>
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="124"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="149"/>
         <source>Copy message</source>
         <translation>复制消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="127"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="152"/>
         <source>Edit</source>
         <translation>编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="128"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="153"/>
         <source>Edit message and resend</source>
         <translation>编辑消息并重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="132"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="157"/>
         <source>Regenerate</source>
         <translation>重新生成</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="133"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="158"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="137"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="162"/>
         <source>Continue</source>
         <translation>继续</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="138"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="163"/>
         <source>Continue the reply where it stopped</source>
         <translation>从中断处继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="143"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="168"/>
         <source>What the model saw</source>
         <translation>模型看到的内容</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="144"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="169"/>
         <source>Show the exact prompt of this reply</source>
         <translation>显示此回复的完整提示词</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="229"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="174"/>
+        <source>Tokens</source>
+        <translation>词元</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="175"/>
+        <source>Colour each token by its probability</source>
+        <translation>按概率为每个词元着色</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="292"/>
         <source>Edited message</source>
         <translation>编辑后的消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="231"/>
-        <source>Saving removes the {n} later messages of this conversation (Undo puts them back).</source>
-        <translation>保存会删除此对话中后面的 {n} 条消息（撤销可以恢复）。</translation>
+        <location filename="../../chatapp/ui/chat_view.py" line="294"/>
+        <source>Saving starts a new version of this message; the {n} later messages stay with the earlier version (&lt; &gt; on the message switches).</source>
+        <translation>保存会为这条消息新建一个版本；其后的 {n} 条消息留在较早的版本中（用消息上的 &lt; &gt; 切换）。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="237"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="301"/>
         <source>Save &amp;&amp; resend</source>
         <translation>保存 &amp;&amp; 重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="238"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="302"/>
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="284"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="351"/>
         <source>Conversation</source>
         <translation>对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="297"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="364"/>
         <source>Send a message to start the conversation.</source>
         <translation>发送一条消息，开始对话。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="403"/>
+        <source>Delete this version of the message and the {n} messages after it? The other versions stay.</source>
+        <translation>删除这条消息的此版本及其后的 {n} 条消息？其他版本会保留。</translation>
+    </message>
+    <message>
+        <source>Saving removes the {n} later messages of this conversation (Undo puts them back).</source>
+        <translation type="obsolete">保存会删除此对话中后面的 {n} 条消息（撤销可以恢复）。</translation>
     </message>
 </context>
 <context>
@@ -748,6 +797,119 @@
     </message>
 </context>
 <context>
+    <name>FineTuneDiff</name>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="51"/>
+        <source>What the fine-tune changed</source>
+        <translation>微调改变了什么</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="56"/>
+        <source>A reply, any text, or a document opened here</source>
+        <translation>一条回复、任意文本，或在此打开的文档</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="57"/>
+        <source>Text to score</source>
+        <translation>要评分的文本</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="61"/>
+        <source>Open document…</source>
+        <translation>打开文档…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="65"/>
+        <source>Colour by what the adapter changed</source>
+        <translation>按适配器带来的变化着色</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="66"/>
+        <source>Colour by surprise, base model</source>
+        <translation>按意外程度着色（基础模型）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="67"/>
+        <source>Colour by surprise, with the adapter</source>
+        <translation>按意外程度着色（使用适配器）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="71"/>
+        <source>Score</source>
+        <translation>评分</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="73"/>
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="92"/>
+        <source>Point at a token to see its log-probability under each model.</source>
+        <translation>指向一个词元可查看它在每个模型下的对数概率。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="107"/>
+        <source>Open document</source>
+        <translation>打开文档</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="112"/>
+        <source>Could not read {path}: {reason}</source>
+        <translation>无法读取 {path}：{reason}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="127"/>
+        <source>Scoring…</source>
+        <translation>正在评分…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="144"/>
+        <source>Scoring was cancelled.</source>
+        <translation>评分已取消。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="145"/>
+        <source>Scoring failed: {message}</source>
+        <translation>评分失败：{message}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="156"/>
+        <source>{n} tokens. Perplexity: base model {base:.2f}, with the adapter {tuned:.2f}.</source>
+        <translation>{n} 个词元。困惑度：基础模型 {base:.2f}，使用适配器 {tuned:.2f}。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="159"/>
+        <source>{n} tokens. Perplexity {base:.2f}. No adapter is loaded: load one in the Chat tab to see what it changed.</source>
+        <translation>{n} 个词元。困惑度 {base:.2f}。尚未加载适配器：请在聊天标签页中加载一个，以查看它改变了什么。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="167"/>
+        <source>log p(adapter) − log p(base), in nats:</source>
+        <translation>log p(适配器) − log p(基础)，单位为奈特：</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="171"/>
+        <source>Probability of each token (low = surprising):</source>
+        <translation>每个词元的概率（越低越意外）：</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="182"/>
+        <source>“{token}”: base log p {base:.3f} ({p_base}, surprise {bits_base:.2f} bits)</source>
+        <translation>“{token}”：基础模型 log p {base:.3f}（{p_base}，意外度 {bits_base:.2f} 比特）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="186"/>
+        <source>; adapter log p {tuned:.3f} ({p_tuned}, surprise {bits_tuned:.2f} bits); change {change:+.3f}</source>
+        <translation>；适配器 log p {tuned:.3f}（{p_tuned}，意外度 {bits_tuned:.2f} 比特）；变化 {change:+.3f}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/finetune_diff.py" line="212"/>
+        <source>wait for the reply to finish (or load a model) first</source>
+        <translation>请先等待回复完成（或加载模型）</translation>
+    </message>
+</context>
+<context>
     <name>LossChart</name>
     <message>
         <location filename="../../chatapp/ui/loss_chart.py" line="79"/>
@@ -824,7 +986,7 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/main_window.py" line="185"/>
-        <location filename="../../chatapp/ui/main_window.py" line="422"/>
+        <location filename="../../chatapp/ui/main_window.py" line="444"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
@@ -834,108 +996,113 @@
         <translation>撤销</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="243"/>
+        <location filename="../../chatapp/ui/main_window.py" line="263"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="244"/>
+        <location filename="../../chatapp/ui/main_window.py" line="264"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="245"/>
+        <location filename="../../chatapp/ui/main_window.py" line="265"/>
         <source>Import conversation…</source>
         <translation>导入对话…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="246"/>
+        <location filename="../../chatapp/ui/main_window.py" line="266"/>
         <source>Export conversation as Markdown…</source>
         <translation>将对话导出为 Markdown…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="248"/>
+        <location filename="../../chatapp/ui/main_window.py" line="268"/>
         <source>Export conversation as JSON…</source>
         <translation>将对话导出为 JSON…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="251"/>
+        <location filename="../../chatapp/ui/main_window.py" line="271"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="252"/>
+        <location filename="../../chatapp/ui/main_window.py" line="272"/>
         <source>&amp;Chat</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="253"/>
+        <location filename="../../chatapp/ui/main_window.py" line="273"/>
         <source>Focus message box</source>
         <translation>聚焦到消息框</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="254"/>
+        <location filename="../../chatapp/ui/main_window.py" line="274"/>
         <source>Stop reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="255"/>
+        <location filename="../../chatapp/ui/main_window.py" line="275"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="256"/>
+        <location filename="../../chatapp/ui/main_window.py" line="276"/>
         <source>Continue reply</source>
         <translation>继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="263"/>
+        <location filename="../../chatapp/ui/main_window.py" line="283"/>
         <source>Rename conversation</source>
         <translation>重命名对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="264"/>
+        <location filename="../../chatapp/ui/main_window.py" line="284"/>
         <source>Delete conversation</source>
         <translation>删除对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="265"/>
+        <location filename="../../chatapp/ui/main_window.py" line="286"/>
+        <source>What the fine-tune changed…</source>
+        <translation>微调改变了什么…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="287"/>
         <source>&amp;View</source>
         <translation>视图(&amp;V)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="266"/>
+        <location filename="../../chatapp/ui/main_window.py" line="288"/>
         <source>Conversation list</source>
         <translation>对话列表</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="267"/>
+        <location filename="../../chatapp/ui/main_window.py" line="289"/>
         <source>Settings</source>
         <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="269"/>
+        <location filename="../../chatapp/ui/main_window.py" line="291"/>
         <source>Show or hide the conversations (Ctrl+B)</source>
         <translation>显示或隐藏对话列表（Ctrl+B）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="270"/>
+        <location filename="../../chatapp/ui/main_window.py" line="292"/>
         <source>Open or close the settings (Ctrl+,)</source>
         <translation>打开或关闭设置（Ctrl+,）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="276"/>
+        <location filename="../../chatapp/ui/main_window.py" line="298"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="277"/>
-        <location filename="../../chatapp/ui/main_window.py" line="280"/>
+        <location filename="../../chatapp/ui/main_window.py" line="299"/>
+        <location filename="../../chatapp/ui/main_window.py" line="302"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="281"/>
+        <location filename="../../chatapp/ui/main_window.py" line="303"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -944,62 +1111,62 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="303"/>
+        <location filename="../../chatapp/ui/main_window.py" line="325"/>
         <source>adapter {name}</source>
         <translation>适配器 {name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="307"/>
+        <location filename="../../chatapp/ui/main_window.py" line="329"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="319"/>
+        <location filename="../../chatapp/ui/main_window.py" line="341"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="324"/>
+        <location filename="../../chatapp/ui/main_window.py" line="346"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="363"/>
+        <location filename="../../chatapp/ui/main_window.py" line="385"/>
         <source>The language changes the next time chatapp starts.</source>
         <translation>下次启动 chatapp 时将切换语言。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="385"/>
+        <location filename="../../chatapp/ui/main_window.py" line="407"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="422"/>
+        <location filename="../../chatapp/ui/main_window.py" line="444"/>
         <source>Undo edit</source>
         <translation>撤销编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="440"/>
+        <location filename="../../chatapp/ui/main_window.py" line="462"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="446"/>
+        <location filename="../../chatapp/ui/main_window.py" line="468"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="450"/>
+        <location filename="../../chatapp/ui/main_window.py" line="472"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="450"/>
+        <location filename="../../chatapp/ui/main_window.py" line="472"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="456"/>
+        <location filename="../../chatapp/ui/main_window.py" line="478"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
     </message>
@@ -1661,6 +1828,49 @@ Chat with a language model on your own machine, and teach it your own documents.
         <location filename="../../chatapp/ui/thinking_view.py" line="63"/>
         <source>Reasoning ({n} words)</source>
         <translation>推理过程（{n} 个词）</translation>
+    </message>
+</context>
+<context>
+    <name>TokenView</name>
+    <message>
+        <location filename="../../chatapp/ui/token_view.py" line="89"/>
+        <source>Probability the model gave each token:</source>
+        <translation>模型给每个词元的概率：</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/token_view.py" line="97"/>
+        <source>Point at a token to see what the model was choosing between; click it to keep it.</source>
+        <translation>指向一个词元可查看模型当时在哪些候选之间选择；点击可固定显示。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/token_view.py" line="103"/>
+        <source>Token</source>
+        <translation>词元</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/token_view.py" line="103"/>
+        <source>Model probability</source>
+        <translation>模型概率</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/token_view.py" line="132"/>
+        <source>Token {n}: “{token}”, model {model}, sampler {sampler} (the probability it had under the sampling settings in force)</source>
+        <translation>第 {n} 个词元：“{token}”，模型 {model}，采样器 {sampler}（在当前采样设置下的概率）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/token_view.py" line="144"/>
+        <source>chosen</source>
+        <translation>已选</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/token_view.py" line="146"/>
+        <source>Continue from this</source>
+        <translation>从这里继续</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/token_view.py" line="147"/>
+        <source>A new version of the reply: the same up to here, then this token</source>
+        <translation>回复的新版本：到此为止相同，然后使用这个词元</translation>
     </message>
 </context>
 <context>

@@ -19,7 +19,7 @@ def store(tmp_path):
 
 
 def test_pragmas_and_schema(store, tmp_path):
-    assert store.schema_version == 4
+    assert store.schema_version == 5
     conn = store._conn
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
@@ -204,11 +204,11 @@ def test_import_conversation_is_all_or_nothing(store, monkeypatch):
 
     real_insert, calls = ConversationStore._insert, []
 
-    def failing_insert(self, conn, conversation_id, new):
+    def failing_insert(self, conn, conversation_id, new, *args):
         calls.append(new.content)
         if len(calls) == 2:
             raise sqlite3.OperationalError("disk I/O error")
-        return real_insert(self, conn, conversation_id, new)
+        return real_insert(self, conn, conversation_id, new, *args)
 
     monkeypatch.setattr(ConversationStore, "_insert", failing_insert)
     with pytest.raises(StorageError, match="could not import the conversation .*disk I/O error"):
@@ -292,7 +292,7 @@ def test_bad_sources_are_refused(store):
 
 
 def test_a_migration_step_may_be_a_function(tmp_path, monkeypatch):
-    """The one chain takes data-moving steps too (the message tree's version will need one)."""
+    """The one chain takes data-moving steps too."""
     from chatapp.storage import migrations
 
     path = tmp_path / "c.sqlite3"
@@ -301,16 +301,16 @@ def test_a_migration_step_may_be_a_function(tmp_path, monkeypatch):
         s.add_message(conv.id, "user", "a")
         s.add_message(conv.id, "assistant", "b")
 
-    def add_parents(conn):
-        conn.execute("ALTER TABLE messages ADD COLUMN parent_id INTEGER")
-        conn.execute("UPDATE messages SET parent_id = (SELECT p.id FROM messages p WHERE p.conversation_id = "
+    def add_previous(conn):
+        conn.execute("ALTER TABLE messages ADD COLUMN previous_id INTEGER")
+        conn.execute("UPDATE messages SET previous_id = (SELECT p.id FROM messages p WHERE p.conversation_id = "
                      "messages.conversation_id AND p.position = messages.position - 1)")
 
-    chain = migrations.MIGRATIONS + ((add_parents,),)
+    chain = migrations.MIGRATIONS + ((add_previous,),)
     monkeypatch.setattr(migrations, "MIGRATIONS", chain)
     monkeypatch.setattr(migrations, "SCHEMA_VERSION", len(chain))
     monkeypatch.setattr("chatapp.storage.db.SCHEMA_VERSION", len(chain))
     with ConversationStore(path) as s:
         assert s.schema_version == len(chain)
-        rows = s._conn.execute("SELECT content, parent_id FROM messages ORDER BY position").fetchall()
+        rows = s._conn.execute("SELECT content, previous_id FROM messages ORDER BY position").fetchall()
         assert rows == [("a", None), ("b", 1)]

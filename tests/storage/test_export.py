@@ -58,14 +58,14 @@ def test_json_shape(store, conv, tmp_path):
     path = tmp_path / "chat.json"
     export_json(store, conv.id, path)
     data = json.loads(path.read_text(encoding="utf-8"))
-    assert (data["format"], data["version"], data["title"]) == ("chatapp.conversation", 1, "Adding numbers 加法")
+    assert (data["format"], data["version"], data["title"]) == ("chatapp.conversation", 2, "Adding numbers 加法")
     assert data["system_prompt"] == "You write Python.\nBe brief."
     assert data["created_at"] == conv.created_at.isoformat()
     assert [m["role"] for m in data["messages"]] == ["user", "assistant", "user", "assistant"]
     reply = data["messages"][1]
     assert reply == {"role": "assistant", "content": CODE_REPLY, "created_at": reply["created_at"],
                      "state": "complete", "model": "SmolLM2-135M", "settings": SETTINGS, "stats": STATS,
-                     "finish_reason": "stop"}
+                     "finish_reason": "stop", "parent": 0, "active": True}
     assert "加法" in path.read_text(encoding="utf-8")  # readable, not \u escapes
 
 
@@ -111,7 +111,14 @@ VALID = {"format": FORMAT, "version": 1, "title": "t", "messages": [{"role": "us
     (b"\xff\xfe\x00garbage", "not UTF-8 text"),
     (b"[1, 2]", "not a JSON object"),
     (json.dumps({**VALID, "format": "gpt4all"}).encode(), "not a chatapp conversation export (format is 'gpt4all'"),
-    (json.dumps({**VALID, "version": 2}).encode(), "format version 2 is newer than this app reads (1); update the app"),
+    (json.dumps({**VALID, "version": 3}).encode(), "format version 3 is newer than this app reads (2); update the app"),
+    (json.dumps({**VALID, "version": 2, "messages": [{"role": "user", "content": "a", "parent": 0}]}).encode(),
+     "field messages[0].parent must be the index of an earlier message or null, not 0"),
+    (json.dumps({**VALID, "version": 2, "messages": [{"role": "user", "content": "a"},
+                                                     {"role": "user", "content": "b", "parent": True}]}).encode(),
+     "field messages[1].parent must be the index of an earlier message or null, not True"),
+    (json.dumps({**VALID, "version": 2, "messages": [{"role": "user", "content": "a", "active": "yes"}]}).encode(),
+     "field messages[0].active must be bool, not str"),
     (json.dumps({**VALID, "version": "1"}).encode(), "field version must be int, not str"),
     (json.dumps({k: v for k, v in VALID.items() if k != "title"}).encode(), "missing field title"),
     (json.dumps({k: v for k, v in VALID.items() if k != "messages"}).encode(), "missing field messages"),

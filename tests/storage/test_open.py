@@ -49,7 +49,7 @@ def test_v1_database_is_migrated_with_data_intact(tmp_path):
     path = tmp_path / "old.sqlite3"
     make_v1(path)
     with ConversationStore(path) as store:
-        assert store.schema_version == migrations.SCHEMA_VERSION == 4
+        assert store.schema_version == migrations.SCHEMA_VERSION == 5
         convs = store.list_conversations()
         assert [(c.id, c.title, c.system_prompt, c.model, c.deleted_at) for c in convs] == [
             (1, "Old chat", "Be terse.", "smol", None), (2, "Older chat", "", "", None)]

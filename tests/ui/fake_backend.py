@@ -6,7 +6,7 @@ import threading
 import time
 
 from chatapp.documents.library import LibraryStore
-from chatapp.engine.backend import ModelEstimate, ModelInfo, ReplyFinished
+from chatapp.engine.backend import ModelEstimate, ModelInfo, ReplyFinished, logprob_entry
 from chatapp.engine.retrieval import SEARCH_LIMIT, Source, build_query, with_passages
 
 
@@ -40,6 +40,7 @@ class FakeBackend:
         self.adapter = ""
         self.adapter_enabled = True
         self.thread_names: set[str] = set()
+        self.recorded: list = []  # the token entries of the reply streaming (with logprobs)
 
     def load(self, spec, options, progress=None):
         self.thread_names.add("main" if threading.current_thread() is threading.main_thread() else "worker")
@@ -92,11 +93,12 @@ class FakeBackend:
         return sources, len(hits) - len(sources), seen
 
     def stream(self, messages, system_prompt, settings, cancel=None, continue_last=False, documents=None,
-               enable_thinking=None):
+               enable_thinking=None, logprobs=None, forced=()):
         self.thread_names.add("main" if threading.current_thread() is threading.main_thread() else "worker")
         self.calls.append({"messages": [dict(m) for m in messages], "system": system_prompt,
                            "settings": settings, "continue_last": continue_last, "documents": documents,
-                           "enable_thinking": enable_thinking})
+                           "enable_thinking": enable_thinking, "logprobs": logprobs, "forced": tuple(forced)})
+        self.recorded = []
         sources, left_out, seen = (), 0, messages
         if documents is not None and not continue_last:
             sources, left_out, seen = self._retrieve(messages, documents)
@@ -111,6 +113,8 @@ class FakeBackend:
             pieces = [f"Reply{len(self.calls)}{tag}", " to", f" '{last_user}'"] + [f" w{i}" for i in range(self.words)]
             if enable_thinking:
                 pieces = ["<think>\n", "weighing", " it", "\n</think>\n\n"] + pieces
+        if forced:  # a reply that starts with given tokens: FakeBackend's token id i is piece "t{i}"
+            pieces = [f"t{i}" for i in forced] + pieces[1:]
         if settings.max_new_tokens < len(pieces):  # the token limit, one piece a token
             pieces = pieces[:settings.max_new_tokens]
         shown = []
@@ -123,6 +127,8 @@ class FakeBackend:
             time.sleep(self.delay)
             shown.append(piece)
             self.streamed = len(shown)
+            if logprobs is not None:
+                self.recorded.append(self._entry(len(shown) - 1, piece, logprobs, forced))
             yield piece
         stats = {"prompt_tokens": 10, "new_tokens": len(shown), "decode_tok_s": 42.0}
         markers = any("<|im_" in str(m.get("content", "")) for m in messages)  # as ChatBackend reports them
@@ -130,7 +136,27 @@ class FakeBackend:
                                    context_used=self.context_used(), contained_markers=markers, prompt=prompt,
                                    folded_system=bool(getattr(self, "refuses_system_turn", False) and system_prompt),
                                    sources=sources, left_out=left_out,
-                                   library=documents.name if documents is not None and not continue_last else "")
+                                   library=documents.name if documents is not None and not continue_last else "",
+                                   logprobs=tuple(logprob_entry(e) for e in self.recorded) if logprobs is not None
+                                   else ())
+
+    @staticmethod
+    def _entry(position, piece, k, forced):
+        """Piece n is token id 100 + n with probability 0.9 ** n; its alternatives are ids 1..k,
+        the first the token itself (a fake "greedy"). A forced piece keeps its own id."""
+        import math
+        from types import SimpleNamespace
+
+        token_id = forced[position] if position < len(forced) else 100 + position
+        logprob = math.log(0.9 ** position) if position else math.log(0.95)
+        top = [SimpleNamespace(id=token_id, token=piece, logprob=logprob)]
+        top += [SimpleNamespace(id=i, token=f"t{i}", logprob=math.log(0.01 * (k + 1 - i))) for i in range(1, k)]
+        return SimpleNamespace(id=token_id, token=piece, logprob=logprob,
+                               sampled_prob=None if position < len(forced) else min(1.0, 2 * math.exp(logprob)),
+                               top=top)
+
+    def streamed_logprobs(self):
+        return list(self.recorded)
 
     def finished(self) -> ReplyFinished:
         return self.reply

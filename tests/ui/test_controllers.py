@@ -41,6 +41,12 @@ class RecordingView:
     def show_prompt(self, index: int, prompt: str) -> None:
         self.messages[index]["prompt"] = prompt
 
+    def show_branches(self, index: int, number: int, total: int) -> None:
+        self.messages[index]["version"] = (number, total)
+
+    def show_tokens(self, index: int, tokens: list) -> None:
+        self.messages[index]["tokens"] = list(tokens)
+
 
 @pytest.fixture
 def controllers(qapp, tmp_path):
@@ -244,7 +250,8 @@ def test_fakes_and_the_real_backend_satisfy_the_protocol():
     from chatapp.engine.backend import Backend, ChatBackend
 
     assert isinstance(ChatBackend(), Backend) and isinstance(FakeBackend(), Backend)
-    for name in ("load", "estimate", "set_adapter_enabled", "stream", "finished", "context_used"):
+    for name in ("load", "estimate", "set_adapter_enabled", "stream", "finished", "context_used",
+                 "streamed_logprobs"):
         wanted = list(inspect.signature(getattr(Backend, name)).parameters)
         for backend in (ChatBackend, FakeBackend):
             assert list(inspect.signature(getattr(backend, name)).parameters) == wanted, (backend, name)

@@ -8,10 +8,10 @@ from fake_backend import FakeBackend
 class FailingCompareBackend(FakeBackend):
     """Replies normally, but a reply with the adapter switched off (a comparison's base pass) fails."""
 
-    def stream(self, messages, system_prompt, settings, cancel=None, continue_last=False):
+    def stream(self, messages, system_prompt, settings, cancel=None, continue_last=False, **extra):
         if self.adapter and not self.adapter_enabled:
             raise RuntimeError("the comparison broke (a test stand-in)")
-        yield from super().stream(messages, system_prompt, settings, cancel, continue_last)
+        yield from super().stream(messages, system_prompt, settings, cancel, continue_last, **extra)
 
 
 def test_a_failed_comparison_does_not_mark_the_chat_reply_failed(qtbot, make_window, tmp_path):

@@ -1,0 +1,122 @@
+"""Versions of a message in the window: regenerate and edit-and-resend keep every version as a
+sibling, `< 2/3 >` switches, a version can be deleted, and the model reads the path shown."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from fake_backend import FakeBackend
+
+
+def _send(qtbot, window, text):
+    window.composer.setPlainText(text)
+    qtbot.keyClick(window.composer, Qt.Key_Return)
+    qtbot.waitUntil(lambda: not window.streaming, timeout=60000)
+
+
+def _idle(qtbot, window):
+    qtbot.waitUntil(lambda: not window.streaming, timeout=60000)
+
+
+def _texts(window):
+    return [w.text for w in window.chat.messages]
+
+
+def test_regenerate_keeps_the_old_reply_and_the_arrows_switch(qtbot, make_window):
+    backend = FakeBackend(words=2)
+    window = make_window(backend)
+    _send(qtbot, window, "hello")
+    first = _texts(window)[1]
+    window.chat_controller.regenerate()
+    _idle(qtbot, window)
+    window.chat_controller.regenerate()
+    _idle(qtbot, window)
+    reply = window.chat.messages[1]
+    assert reply.version == (3, 3) and reply.version_label.text() == "3/3"
+    assert reply.previous_button.isVisibleTo(window) and reply.previous_button.isEnabled()
+    assert not reply.next_button.isEnabled() and not window.chat.messages[0].previous_button.isVisibleTo(window)
+    third = reply.text
+    qtbot.mouseClick(reply.previous_button, Qt.LeftButton)
+    qtbot.mouseClick(window.chat.messages[1].previous_button, Qt.LeftButton)
+    assert _texts(window) == ["hello", first] and window.chat.messages[1].version_label.text() == "1/3"
+    qtbot.mouseClick(window.chat.messages[1].next_button, Qt.LeftButton)
+    qtbot.mouseClick(window.chat.messages[1].next_button, Qt.LeftButton)
+    assert _texts(window) == ["hello", third]
+    assert len(window.store.tree(window.current_id)) == 4  # one question, three replies: nothing lost
+
+
+def test_the_model_reads_the_path_shown(qtbot, make_window):
+    backend = FakeBackend(words=1)
+    window = make_window(backend)
+    _send(qtbot, window, "q")
+    old = _texts(window)[1]
+    window.chat_controller.regenerate()
+    _idle(qtbot, window)
+    # the regenerated reply was written from the question alone, not after the old reply
+    assert backend.calls[-1]["messages"] == [{"role": "user", "content": "q"}]
+    window.chat_controller.switch_branch(1, -1)
+    assert _texts(window) == ["q", old]
+    _send(qtbot, window, "and?")
+    assert backend.calls[-1]["messages"] == [{"role": "user", "content": "q"},
+                                             {"role": "assistant", "content": old},
+                                             {"role": "user", "content": "and?"}]
+    window.chat_controller.switch_branch(1, 1)  # the other version has nothing after it
+    assert len(window.chat.messages) == 2
+
+
+def test_edit_and_resend_keeps_the_earlier_version_and_what_followed(qtbot, make_window):
+    window = make_window(FakeBackend(words=1))
+    for text in ("first", "second", "third"):
+        _send(qtbot, window, text)
+    before = [(m.role, m.content, m.stats) for m in window.store.messages(window.current_id)]
+    window.chat_controller.edit_and_resend(2, "second, edited")
+    _idle(qtbot, window)
+    assert _texts(window)[:3] == ["first", _texts(window)[1], "second, edited"] and len(window.chat.messages) == 4
+    assert window.chat.messages[2].version == (2, 2)
+    qtbot.mouseClick(window.chat.messages[2].previous_button, Qt.LeftButton)
+    assert [(m.role, m.content, m.stats) for m in window.store.messages(window.current_id)] == before
+    assert len(window.store.tree(window.current_id)) == 8  # nothing lost: both versions and their replies
+
+
+def test_a_version_is_deleted_after_asking(qtbot, make_window, monkeypatch):
+    window = make_window(FakeBackend(words=1))
+    _send(qtbot, window, "q")
+    _send(qtbot, window, "more")
+    window.chat_controller.regenerate()  # a second version of the last reply
+    _idle(qtbot, window)
+    shown = _texts(window)
+    window.chat_controller.switch_branch(1, 1)  # the first reply has one version: nothing to switch to
+    assert _texts(window) == shown and window.chat.messages[3].version == (2, 2)
+    window.chat_controller.edit_and_resend(0, "q2")  # and a second version of the first message
+    _idle(qtbot, window)
+    assert window.chat.messages[0].delete_version_button.isVisibleTo(window)
+    assert not window.chat.messages[1].delete_version_button.isVisibleTo(window)  # one version only
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.No)
+    qtbot.mouseClick(window.chat.messages[0].delete_version_button, Qt.LeftButton)
+    assert asked == ["Delete this version of the message and the 1 messages after it? The other versions stay."]
+    assert _texts(window)[0] == "q2"
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
+    qtbot.mouseClick(window.chat.messages[0].delete_version_button, Qt.LeftButton)
+    assert _texts(window)[0::2] == ["q", "more"] and window.chat.messages[0].version == (1, 1)
+    assert not window.chat.messages[0].previous_button.isVisibleTo(window)
+    assert window.chat.messages[3].version == (2, 2)  # the versions further down are still there
+    assert len(window.store.tree(window.current_id)) == 5
+
+
+def test_versions_are_not_switched_while_a_reply_streams(qtbot, make_window):
+    window = make_window(FakeBackend(words=200, delay=0.01))
+    window.composer.setPlainText("q")
+    qtbot.keyClick(window.composer, Qt.Key_Return)
+    _idle(qtbot, window)
+    window.chat_controller.regenerate()
+    qtbot.waitUntil(lambda: "w2" in window.chat_controller.stream_text, timeout=5000)
+    reply = window.chat.messages[1]
+    assert reply.version_label.text() == "2/2" and not reply.previous_button.isEnabled()
+    assert not reply.delete_version_button.isVisibleTo(window)
+    window.chat_controller.switch_branch(1, -1)  # ignored: the stream keeps its place
+    assert window.chat.messages[1] is reply and window.streaming
+    window.chat_controller.stop()
+    _idle(qtbot, window)
+    assert window.chat.messages[1].previous_button.isEnabled()
