@@ -7,6 +7,7 @@ the output), Gemma 3's local and global RoPE bases differ and its global layers 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -14,6 +15,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
+from chatapp.model.transformer import Transformer  # noqa: E402
 from chatapp.model.window_cache import WindowCacheError, WindowKVCache  # noqa: E402
 from chatapp.weights.build import build_model  # noqa: E402
 from chatapp.weights.hf_loader import load_hf_folder, read_hf_config  # noqa: E402
@@ -220,3 +222,14 @@ def test_unsupported_gemma_variants_name_family_and_feature(tmp_path):
         (tmp_path / "config.json").write_text(json.dumps({**base, **extra}))
         with pytest.raises(UnsupportedArchitectureError, match=words):
             read_hf_config(tmp_path)
+
+
+def test_memory_estimate_counts_gemma_parameters_and_the_window_cache(pair):
+    ref, ours, _ = pair
+    assert ours.config.n_params == sum(p.numel() for p in ref.parameters())  # tied embedding once
+    config = dataclasses.replace(ours.config, max_seq_len=1024)  # window + slack (262) < 1024
+    model = Transformer(config)
+    model.setup_cache(batch_size=1)
+    allocated = sum(buf.numel() * buf.element_size() for b in model.layers
+                    for name, buf in b.attn.kv_cache.named_buffers() if name in ("k", "v"))
+    assert config.kv_cache_bytes(1024) == allocated < 2 * config.n_layers * 1024 * config.n_kv_heads * config.head_dim * 4
