@@ -213,7 +213,7 @@ def test_unsupported_gemma_variants_name_family_and_feature(tmp_path):
 
     base = {"vocab_size": VOCAB, "hidden_size": 64, "intermediate_size": 112, "num_hidden_layers": 2,
             "num_attention_heads": 4}
-    for extra, words in (({"model_type": "gemma3"}, "vision"),
+    for extra, words in (({"model_type": "gemma3"}, "without a text_config"),
                          ({"model_type": "gemma2", "hidden_activation": "relu"}, "Gemma 2: hidden_activation"),
                          ({"model_type": "gemma3_text", "use_bidirectional_attention": True},
                           "Gemma 3: use_bidirectional_attention"),
@@ -233,3 +233,26 @@ def test_memory_estimate_counts_gemma_parameters_and_the_window_cache(pair):
     allocated = sum(buf.numel() * buf.element_size() for b in model.layers
                     for name, buf in b.attn.kv_cache.named_buffers() if name in ("k", "v"))
     assert config.kv_cache_bytes(1024) == allocated < 2 * config.n_layers * 1024 * config.n_kv_heads * config.head_dim * 4
+
+
+def test_gemma3_with_a_vision_tower_loads_its_text_model(tmp_path):
+    """model_type gemma3 (Gemma3ForConditionalGeneration, the 4B-27B checkpoints): text_config with
+    Gemma3TextConfig's defaults, prefixed tensor names, the vision tensors left out."""
+    T = transformers
+    text = T.Gemma3TextConfig(**COMMON, sliding_window_pattern=2, rope_parameters=GEMMA3_ROPE)
+    vision = T.SiglipVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                  image_size=28, patch_size=14)
+    config = T.Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4,
+                            boi_token_index=VOCAB - 3, eoi_token_index=VOCAB - 2, image_token_index=VOCAB - 1)
+    torch.manual_seed(5)
+    ref = T.Gemma3ForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.normal_(0.0, 0.15)
+    ref.save_pretrained(tmp_path)
+    cfg, state = load_hf_folder(tmp_path)
+    assert cfg.arch == "gemma3" and cfg.qk_norm and cfg.local_rope_theta == 100.0
+    tokens = _tokens((2, 17), 8) % (VOCAB - 3)  # text only: no image tokens
+    with torch.no_grad():
+        expected = ref(input_ids=tokens).logits
+        assert (build_model(cfg, state)(tokens) - expected).abs().max().item() <= 1e-4
