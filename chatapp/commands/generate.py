@@ -188,6 +188,7 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
     settings = sampling_from_args(args, backend.loaded.sampling_defaults)
     session = ChatSession(backend.engine, system_prompt=args.system,
                           template_variables=thinking_from_args(args, backend.engine))
+    told_folded = False
     out.write(f"{info.name} on {info.device}. /continue, /reset, /system TEXT, /exit. "
               f"Ctrl-C stops a reply.\n")
     while True:
@@ -242,6 +243,10 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
         if session.dropped_messages:
             out.write(f"({session.dropped_messages} earlier messages no longer fit the context and were "
                       f"left out)\n")
+        if session.folded_system and not told_folded:
+            told_folded = True  # once: it holds for every turn with this model
+            out.write("(this model's chat template has no system turn: the system prompt was put at the start "
+                      "of the first message)\n")
         if text != "/continue" and find_markers(text, marker_strings(backend.engine.tokenizer)):
             out.write("(your message contains chat-template markers; the model read them as plain text)\n")
 

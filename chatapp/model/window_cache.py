@@ -57,12 +57,13 @@ class WindowKVCache(nn.Module):
             self._write(input_pos, k, v)
             keys, values, key_pos = self.k[:batch], self.v[:batch], self.pos
         else:
-            # Long chunk (prefill): attend over what the ring held before this chunk plus the chunk,
-            # then keep the chunk's last `size` positions. Slots at or past `start` are stale.
-            old_pos = torch.where(self.pos < start, self.pos, -1)
-            keys = torch.cat((self.k[:batch], k), dim=2)  # (B, Hkv, size + T, D)
-            values = torch.cat((self.v[:batch], v), dim=2)
-            key_pos = torch.cat((old_pos, input_pos))
+            # Long chunk (prefill): attend over the window's positions before the chunk (none when
+            # it starts at 0) plus the chunk, then keep the chunk's last `size` positions.
+            before = torch.arange(max(0, start - self.window + 1), start, device=input_pos.device)  # (P,)
+            slots = before % self.size
+            keys = torch.cat((self.k[:batch, :, slots], k), dim=2)  # (B, Hkv, P + T, D)
+            values = torch.cat((self.v[:batch, :, slots], v), dim=2)
+            key_pos = torch.cat((before, input_pos))
             self._write(input_pos[-self.size:], k[:, :, -self.size:], v[:, :, -self.size:])
         end = start + seq
         self._intact_from = max(self._intact_from if start > 0 else 0, end - self.size, 0)

@@ -46,6 +46,14 @@ _DEFAULTS = {
                         query_pre_attn_scalar=256, attn_logit_softcapping=None, final_logit_softcapping=None,
                         pattern=6),
 }
+# Gemma 3 with its vision tower (model_type "gemma3"): the text model's config sits in `text_config`,
+# which may leave out what Gemma3TextConfig defaults to; its tensors carry a prefix.
+GEMMA3_TEXT_DEFAULTS = dict(vocab_size=262_208, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26,
+                            num_attention_heads=8, num_key_value_heads=4)
+GEMMA3_TEXT_PREFIXES = (("model.language_model.", "model."), ("language_model.model.", "model."),
+                        ("language_model.lm_head.", "lm_head."))
+GEMMA3_VISION_PREFIXES = ("vision_tower.", "model.vision_tower.", "multi_modal_projector.",
+                          "model.multi_modal_projector.")
 GEMMA3_THETA = {"full_attention": 1_000_000.0, "sliding_attention": 10_000.0}
 GELU_TANH = ("gelu_pytorch_tanh", "gelu_new")  # the same tanh approximation
 
@@ -94,6 +102,25 @@ def gemma3_rope(hf: dict[str, Any]) -> tuple[float, Optional[RopeScaling], float
     theta, scaling = _rope_of(params, float(legacy.get("rope_theta", GEMMA3_THETA["full_attention"])), "global")
     local = float(legacy.get("rope_local_base_freq", GEMMA3_THETA["sliding_attention"]))
     return theta, scaling, local, None
+
+
+def gemma3_text_part(hf: dict[str, Any]) -> dict[str, Any]:
+    """The text model's config of a Gemma 3 checkpoint with a vision tower (its vision is not run)."""
+    text = hf.get("text_config")
+    if not isinstance(text, dict):
+        raise ValueError("Gemma 3 (model_type 'gemma3') without a text_config object")
+    return {**GEMMA3_TEXT_DEFAULTS, "tie_word_embeddings": hf.get("tie_word_embeddings", True), **text,
+            "_name_or_path": hf.get("_name_or_path", "")}
+
+
+def gemma3_text_tensor(hf_name: str) -> Optional[str]:
+    """A Gemma 3 (vision) checkpoint's tensor name as the text model's; None for the vision parts."""
+    if hf_name.startswith(GEMMA3_VISION_PREFIXES):
+        return None
+    for prefix, replacement in GEMMA3_TEXT_PREFIXES:
+        if hf_name.startswith(prefix):
+            return replacement + hf_name[len(prefix):]
+    return hf_name
 
 
 def gemma_config_fields(hf: dict[str, Any], family: str) -> dict[str, Any]:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, Callable, Optional
 
 from ..errors import UnsupportedArchitectureError
 from ..model.config import ConfigError, ModelConfig, RopeScaling
 from .experts import MIXTRAL_EXPERT_NAMES, QK_NORM_NAMES, QWEN3_MOE_EXPERT_NAMES, hf_moe_fields
-from .gemma import GEMMA_NAMES, gemma_config_fields
+from .gemma import GEMMA_NAMES, gemma3_text_part, gemma3_text_tensor, gemma_config_fields
 from .name_map import NameMap
 from .phi3 import PHI3_NAMES, phi3_config
 
+log = logging.getLogger(__name__)
+
 SUPPORTED = ("llama", "mistral", "qwen2", "gpt2", "qwen3", "qwen3_moe", "mixtral", "gemma2", "gemma3_text",
-             "phi3", "smollm3")
+             "phi3", "smollm3", "gemma3")
 
 # (Hugging Face name, ours), read both ways (see name_map.py): `{i}` is the layer index, `{p}`
 # weight or bias. The loader reads Hugging Face -> ours (our_name); the folder exporter and the
@@ -57,7 +60,7 @@ _TABLES = {"llama": NameMap(LLAMA_NAMES), "mistral": NameMap(LLAMA_NAMES), "qwen
            "qwen3_moe": NameMap(LLAMA_NAMES + QK_NORM_NAMES + QWEN3_MOE_EXPERT_NAMES),
            "mixtral": NameMap(LLAMA_NAMES + MIXTRAL_EXPERT_NAMES),
            "gemma2": NameMap(GEMMA_NAMES), "gemma3_text": NameMap(GEMMA_NAMES),
-           "gemma3": NameMap(GEMMA_NAMES),  # our arch name for gemma3_text (PEFT adapters, export)
+           "gemma3": NameMap(GEMMA_NAMES),  # Gemma 3 with vision (text part, see our_name); our arch name
            "phi3": NameMap(PHI3_NAMES), "smollm3": NameMap(LLAMA_NAMES)}
 
 # Tensors that exist in some checkpoints but carry nothing our model needs.
@@ -71,6 +74,10 @@ def our_name(hf_name: str, family: str) -> Optional[str]:
         return None
     if family == "gpt2" and not hf_name.startswith((GPT2_PREFIX, "lm_head.")):
         hf_name = GPT2_PREFIX + hf_name
+    if family == "gemma3":
+        hf_name = gemma3_text_tensor(hf_name)
+        if hf_name is None:
+            return None  # the vision tower and projector: the text model runs without them
     return _TABLES[family].ours(hf_name) or ""
 
 
@@ -202,15 +209,14 @@ CONFIG_BUILDERS: dict[str, Callable[[dict[str, Any]], ModelConfig]] = {
     "gemma3_text": lambda hf: ModelConfig(**gemma_config_fields(hf, "gemma3_text")),
     "phi3": phi3_config,
     "smollm3": _smollm3,
+    "gemma3": lambda hf: ModelConfig(**gemma_config_fields(gemma3_text_part(hf), "gemma3_text")),
 }
 
 
 def family_of(hf: dict[str, Any], path) -> str:
     family = hf.get("model_type")
     if family == "gemma3":
-        raise UnsupportedArchitectureError(
-            path, "Gemma 3 with its vision tower (model_type 'gemma3') is not supported",
-            "only Gemma 3's text-only models (model_type 'gemma3_text', e.g. gemma-3-1b) load")
+        log.info("%s: Gemma 3 with a vision tower: loading its text model only (images are not supported)", path)
     if family not in CONFIG_BUILDERS:
         raise UnsupportedArchitectureError(
             path, f"model_type {family!r} is not supported",

@@ -7,6 +7,7 @@ the output), Gemma 3's local and global RoPE bases differ and its global layers 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -14,6 +15,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
+from chatapp.model.transformer import Transformer  # noqa: E402
 from chatapp.model.window_cache import WindowCacheError, WindowKVCache  # noqa: E402
 from chatapp.weights.build import build_model  # noqa: E402
 from chatapp.weights.hf_loader import load_hf_folder, read_hf_config  # noqa: E402
@@ -211,7 +213,7 @@ def test_unsupported_gemma_variants_name_family_and_feature(tmp_path):
 
     base = {"vocab_size": VOCAB, "hidden_size": 64, "intermediate_size": 112, "num_hidden_layers": 2,
             "num_attention_heads": 4}
-    for extra, words in (({"model_type": "gemma3"}, "vision"),
+    for extra, words in (({"model_type": "gemma3"}, "without a text_config"),
                          ({"model_type": "gemma2", "hidden_activation": "relu"}, "Gemma 2: hidden_activation"),
                          ({"model_type": "gemma3_text", "use_bidirectional_attention": True},
                           "Gemma 3: use_bidirectional_attention"),
@@ -220,3 +222,37 @@ def test_unsupported_gemma_variants_name_family_and_feature(tmp_path):
         (tmp_path / "config.json").write_text(json.dumps({**base, **extra}))
         with pytest.raises(UnsupportedArchitectureError, match=words):
             read_hf_config(tmp_path)
+
+
+def test_memory_estimate_counts_gemma_parameters_and_the_window_cache(pair):
+    ref, ours, _ = pair
+    assert ours.config.n_params == sum(p.numel() for p in ref.parameters())  # tied embedding once
+    config = dataclasses.replace(ours.config, max_seq_len=1024)  # window + slack (262) < 1024
+    model = Transformer(config)
+    model.setup_cache(batch_size=1)
+    allocated = sum(buf.numel() * buf.element_size() for b in model.layers
+                    for name, buf in b.attn.kv_cache.named_buffers() if name in ("k", "v"))
+    assert config.kv_cache_bytes(1024) == allocated < 2 * config.n_layers * 1024 * config.n_kv_heads * config.head_dim * 4
+
+
+def test_gemma3_with_a_vision_tower_loads_its_text_model(tmp_path):
+    """model_type gemma3 (Gemma3ForConditionalGeneration, the 4B-27B checkpoints): text_config with
+    Gemma3TextConfig's defaults, prefixed tensor names, the vision tensors left out."""
+    T = transformers
+    text = T.Gemma3TextConfig(**COMMON, sliding_window_pattern=2, rope_parameters=GEMMA3_ROPE)
+    vision = T.SiglipVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                  image_size=28, patch_size=14)
+    config = T.Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4,
+                            boi_token_index=VOCAB - 3, eoi_token_index=VOCAB - 2, image_token_index=VOCAB - 1)
+    torch.manual_seed(5)
+    ref = T.Gemma3ForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.normal_(0.0, 0.15)
+    ref.save_pretrained(tmp_path)
+    cfg, state = load_hf_folder(tmp_path)
+    assert cfg.arch == "gemma3" and cfg.qk_norm and cfg.local_rope_theta == 100.0
+    tokens = _tokens((2, 17), 8) % (VOCAB - 3)  # text only: no image tokens
+    with torch.no_grad():
+        expected = ref(input_ids=tokens).logits
+        assert (build_model(cfg, state)(tokens) - expected).abs().max().item() <= 1e-4

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 
+import gguf
 import pytest
 from tokenizers import Tokenizer as HFBackend
 from tokenizers import models, pre_tokenizers, trainers
@@ -21,10 +22,26 @@ TEXTS = ["hello world", "  spaced   out", "<start_of_turn>user\nhello there<end_
          "def f(x):\n    return x", "unseen 漢字 🙂", " leading space", "the lazy   dog\n\n"]
 
 
+def _write(path, tokens, types, scores):
+    """A metadata-only gemma2 GGUF, with the tokenizer keys llama.cpp's Gemma converter writes."""
+    writer = gguf.GGUFWriter(str(path), "gemma2")
+    for add, value in ((writer.add_context_length, 64), (writer.add_embedding_length, 8), (writer.add_block_count, 1),
+                       (writer.add_feed_forward_length, 16), (writer.add_head_count, 2),
+                       (writer.add_head_count_kv, 2), (writer.add_layer_norm_rms_eps, 1e-6),
+                       (writer.add_tokenizer_model, "llama"), (writer.add_token_list, tokens),
+                       (writer.add_token_types, types), (writer.add_token_scores, scores),
+                       (writer.add_bos_token_id, 2), (writer.add_eos_token_id, 1), (writer.add_unk_token_id, 3),
+                       (writer.add_add_bos_token, True), (writer.add_add_space_prefix, False)):
+        add(value)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
 @pytest.fixture(scope="module")
 def gemma_gguf(tmp_path_factory):
-    from conftest import write_tokenizer_gguf
-
     trained = HFBackend(models.BPE())
     trained.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="never", split=False)
     trained.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=260, show_progress=False))
@@ -40,8 +57,7 @@ def gemma_gguf(tmp_path_factory):
     rng = random.Random(0)
     scores = [rng.uniform(-100, 0) for _ in tokens]  # scores that do not follow the merge order
     path = tmp_path_factory.mktemp("gemma-vocab") / "gemma.gguf"
-    return write_tokenizer_gguf(path, model="llama", tokens=tokens, types=types, scores=scores, bos=2, eos=1,
-                                unk=3, add_bos=True, add_space_prefix=False, arch="gemma2")
+    return _write(path, tokens, types, scores)
 
 
 @pytest.fixture(scope="module")
