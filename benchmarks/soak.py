@@ -130,6 +130,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: the app's default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument("--max-seconds", type=float, default=0.0,
+                        help="start no new conversation after this long (0: no limit); the report says how far it got")
+    parser.add_argument("--progress", action="store_true", help="a line on stderr after each conversation")
     args = parser.parse_args()
     if args.conversations < 1 or args.turns < args.conversations:
         parser.error("need at least one turn per conversation")
@@ -179,6 +182,8 @@ def main() -> int:
         started = time.perf_counter()
         regen_s: list[float] = []
         for c in range(args.conversations):
+            if args.max_seconds and time.perf_counter() - started > args.max_seconds:
+                break
             heartbeat.phase = "new conversation"
             window.new_conversation()
             texts: list[str] = []
@@ -199,6 +204,10 @@ def main() -> int:
                     regen_s.append(time.perf_counter() - t0)
                     stopped += 1
             sent[window.current_id] = texts
+            if args.progress:
+                print(f"conversation {c + 1}/{args.conversations}: {sum(len(t) for t in sent.values())} turns, "
+                      f"{stopped} regenerations, {time.perf_counter() - started:.0f} s, RSS {rss_mb():.0f} MB, "
+                      f"worst stall {heartbeat.max_gap * 1000:.0f} ms", file=sys.stderr, flush=True)
         elapsed = time.perf_counter() - started
         heartbeat.timer.stop()
         pump(200)  # let the last queued signals land
