@@ -187,6 +187,7 @@ class ChatBackend:
 
         torch.set_num_threads(options.threads or default_threads())
         loader = self._loader or load_model
+        out_of_memory = False
         try:
             loaded = loader(spec, device=options.device, context_len=options.context_len, progress=progress,
                             adapter=options.adapter or None)
@@ -197,9 +198,13 @@ class ChatBackend:
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
-            loaded = engine = None  # the half-built model goes; the previous one stays in self.loaded
+            log.debug("out of memory loading %s", spec, exc_info=True)
+            out_of_memory = True
+        if out_of_memory:
+            # Out of the except block: the error's traceback, whose frames hold the half-built
+            # tensors, is gone, so they can be freed now. The previous model stays in self.loaded.
             release_memory()
-            raise self._load_oom(spec, options) from exc
+            raise self._load_oom(spec, options)
         estimate = estimate_memory(loaded.config, context, loaded.dtype)
         self.loaded, self.engine, self._cache_freed = loaded, engine, False
         self.info = ModelInfo(
@@ -256,13 +261,17 @@ class ChatBackend:
         if self.engine is None:
             raise RuntimeError("no model is loaded")
         self.reply, self.retrieval, self.library, self.prompt = None, None, "", ""
+        out_of_memory = False
         try:
             yield from self._stream(messages, system_prompt, settings, cancel, continue_last, documents)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
+            log.debug("out of memory during a reply", exc_info=True)
+            out_of_memory = True
+        if out_of_memory:  # outside the except block, so the failed step's tensors can be freed
             self._free_cache()
-            raise NotEnoughMemoryError(REPLY_MESSAGE) from exc
+            raise NotEnoughMemoryError(REPLY_MESSAGE)
 
     def _free_cache(self) -> None:
         """After running out of memory mid-reply: drop the KV cache (set up again by the next reply)."""
