@@ -19,8 +19,10 @@ def _tr(text: str) -> str:
     return QGuiApplication.translate("App", text)
 
 
-SECOND_INSTANCE_TEXT = ("chatapp is already open in another window: conversations are shared and saved by both; "
-                        "settings changed here may be overwritten by the other window.")
+def second_instance_text() -> str:
+    """The banner of a window that is not the only one on its data."""
+    return _tr("chatapp is already open in another window: conversations are shared and saved by both; "
+               "settings changed here may be overwritten by the other window.")
 
 
 def _services(profile_dir: Optional[Path] = None):
@@ -75,7 +77,7 @@ def show_second_instance_banner(window) -> None:
     bar.setObjectName("second_instance_banner")
     bar.setMovable(False)
     bar.setFloatable(False)
-    label = QLabel(_tr(SECOND_INSTANCE_TEXT), bar)
+    label = QLabel(second_instance_text(), bar)
     label.setWordWrap(True)
     label.setObjectName("second_instance_text")
     bar.addWidget(label)

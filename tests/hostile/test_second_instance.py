@@ -118,7 +118,7 @@ def test_second_window_shows_the_banner_and_both_windows_keep_working(qtbot, tmp
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QLabel
 
-    from chatapp.ui.app import SECOND_INSTANCE_TEXT, create_window
+    from chatapp.ui.app import create_window, second_instance_text
     from tests.ui.fake_backend import FakeBackend
 
     _app, first = create_window(autoload=True, profile_dir=tmp_path, backend=FakeBackend())
@@ -131,7 +131,7 @@ def test_second_window_shows_the_banner_and_both_windows_keep_working(qtbot, tmp
         assert first.second_instance_banner is None and first.instance_lock.held
         banner = second.second_instance_banner
         assert banner is not None and not second.instance_lock.held
-        assert banner.findChild(QLabel, "second_instance_text").text() == SECOND_INSTANCE_TEXT
+        assert banner.findChild(QLabel, "second_instance_text").text() == second_instance_text()
         assert not banner.isHidden()
 
         for i, window in enumerate(windows):
