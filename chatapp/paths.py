@@ -103,6 +103,11 @@ def default_model_path() -> Path:
     raise MissingFileError(expected, problem, INSTALL_DEFAULT_MODEL_HINT)
 
 
+# Disk full, over quota, or over the process's file-size limit (RLIMIT_FSIZE): more space is the cure.
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+DISK_FULL_HINT = "free some disk space and try again"
+
+
 class WriteError(OSError):
     """A file could not be written; the message names the file and what to do. The old content,
     if any, is untouched (atomic writes only)."""
@@ -110,8 +115,8 @@ class WriteError(OSError):
     def __init__(self, path: PathLike, exc: OSError) -> None:
         self.path = Path(path)
         reason = exc.strerror or str(exc)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            hint = "free some disk space and try again"
+        if exc.errno in DISK_FULL_ERRNOS:
+            hint = DISK_FULL_HINT
         elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             hint = "check that the folder is writable"
         else:
@@ -162,6 +167,36 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> None:
     atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_write_files(folder: PathLike, files: dict[str, bytes]) -> None:
+    """Write a set of files that belong together (an adapter's weights and configs): all of the
+    new ones or none. Every file goes to a temp file first (where a full disk shows); only when
+    all are written and synced are they renamed over the old ones, in the order given (put the
+    file that marks the set complete last). A failure raises WriteError naming the file and
+    leaves the folder as it was, with no temp file."""
+    folder = Path(folder)
+    written: list[tuple[Path, Path]] = []
+    current = folder
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            current = folder / name
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+            written.append((Path(tmp_name), current))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+    except BaseException as exc:
+        for tmp, _ in written:
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, WriteError):
+            raise WriteError(current, exc) from exc
+        raise
+    for tmp, path in written:  # renames need no space: once here, the set is written
+        os.replace(tmp, path)
+    fsync_dir(folder)
 
 
 def check_output_folder(path: PathLike, what: str = "the output folder") -> Path:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
+from ..paths import DISK_FULL_HINT
 from .chunking import ChunkOptions, chunk_text
 from .reading import USED, IngestOptions, Ingestor, read_file
 from .search import cjk_spaced, reciprocal_rank_fusion, snippet, trigram_query, word_query
@@ -185,7 +186,7 @@ class LibraryStore:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
 
     def _transaction(self):
-        return _Transaction(self._conn)
+        return _Transaction(self._conn, self.path)
 
     def close(self) -> None:
         self._conn.close()
@@ -404,17 +405,31 @@ class LibraryStore:
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (a failed COMMIT too). A full
+    disk becomes a LibraryError naming the file: the index stays as it was before the step."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
+        self.path = path
 
     def __enter__(self) -> sqlite3.Connection:
         self.conn.execute("BEGIN IMMEDIATE")
         return self.conn
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+        try:
+            if exc_type is None:
+                self.conn.execute("COMMIT")
+                return
+        except sqlite3.Error as commit_error:
+            exc = commit_error
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            raise LibraryError(f"cannot write the library index {self.path}: {exc} ({DISK_FULL_HINT}; "
+                               "the index is as it was before this step)") from exc
+        if exc_type is None:
+            raise exc
 
 
 def _check_name(name: str) -> str:

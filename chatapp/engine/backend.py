@@ -14,6 +14,8 @@ import threading
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Iterator, Optional, Protocol, runtime_checkable
 
+from .out_of_memory import REPLY_MESSAGE, NotEnoughMemoryError, is_out_of_memory, load_message, release_memory
+
 log = logging.getLogger(__name__)
 
 # Finish reasons of a reply that stopped before its end, so that it can be continued
@@ -203,6 +205,7 @@ class ChatBackend:
         self.prompt = ""  # the last prompt as the model saw it
         self.retrieval = None  # engine.retrieval.RetrievalResult of the last reply with documents
         self.library = ""
+        self._cache_freed = False  # a reply ran out of memory and dropped the KV cache
 
     def load(self, spec: str, options: LoadOptions,
              progress: Optional[Callable[[str, float], None]] = None) -> ModelInfo:
@@ -216,14 +219,26 @@ class ChatBackend:
 
         torch.set_num_threads(options.threads or default_threads())
         loader = self._loader or load_model
-        loaded = loader(spec, device=options.device, context_len=options.context_len, progress=progress,
-                        adapter=options.adapter or None)
-        if progress:
-            progress("engine", 0.0)  # fast paths and the KV cache: a noticeable part of the load
-        context = min(options.context_len, loaded.config.max_seq_len)
-        engine = Engine(loaded.model, loaded.tokenizer, context_len=context)
+        out_of_memory = False
+        try:
+            loaded = loader(spec, device=options.device, context_len=options.context_len, progress=progress,
+                            adapter=options.adapter or None)
+            if progress:
+                progress("engine", 0.0)  # fast paths and the KV cache: a noticeable part of the load
+            context = min(options.context_len, loaded.config.max_seq_len)
+            engine = Engine(loaded.model, loaded.tokenizer, context_len=context)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            log.debug("out of memory loading %s", spec, exc_info=True)
+            out_of_memory = True
+        if out_of_memory:
+            # Out of the except block: the error's traceback, whose frames hold the half-built
+            # tensors, is gone, so they can be freed now. The previous model stays in self.loaded.
+            release_memory()
+            raise self._load_oom(spec, options)
         estimate = estimate_memory(loaded.config, context, loaded.dtype)
-        self.loaded, self.engine = loaded, engine
+        self.loaded, self.engine, self._cache_freed = loaded, engine, False
         self.info = ModelInfo(
             name=loaded.name, path=str(loaded.path), kind=loaded.kind, device=str(loaded.device),
             dtype=str(loaded.dtype).replace("torch.", ""), context_len=context,
@@ -232,6 +247,18 @@ class ChatBackend:
             adapter=str(options.adapter or ""), sampling_defaults=dict(loaded.sampling_defaults),
             thinking_switch=has_thinking_switch(loaded.tokenizer.chat_template))
         return self.info
+
+    def _load_oom(self, spec: str, options: LoadOptions) -> NotEnoughMemoryError:
+        """The error for a load of `spec` that ran out of memory, with what it needs if that can be read."""
+        try:
+            need = self.estimate(spec, options)
+            name, needed = need.name, need.memory_bytes
+        except Exception as exc:  # a model that got as far as allocating has a config; be safe anyway
+            log.debug("no estimate for %s after running out of memory: %s", spec, exc)
+            name, needed = spec, None
+        message = load_message(name, needed)
+        log.warning("%s%s", message, f"; {self.info.name} stays loaded" if self.info else "")
+        return NotEnoughMemoryError(message, needed)
 
     def estimate(self, spec: str, options: LoadOptions) -> ModelEstimate:
         """Memory a load of `spec` would need, read from its config only (see loader.estimate_model)."""
@@ -262,15 +289,43 @@ class ChatBackend:
         `continue_last`, write on from the end of the last (assistant) message; afterwards
         `reply` holds the new text and its stats. With `documents` (not for a continuation,
         which keeps the passages its prompt had), the library's passages that fit the context
-        go into the last user message: retrieved and fitted here, in the caller's thread."""
+        go into the last user message: retrieved and fitted here, in the caller's thread.
+        Out of memory part way: `NotEnoughMemoryError` (the deltas already yielded are the
+        reply so far), the KV cache freed, the model still loaded for the next reply."""
+        if self.engine is None:
+            raise RuntimeError("no model is loaded")
+        self.reply, self.retrieval, self.library, self.prompt = None, None, "", ""
+        out_of_memory = False
+        try:
+            yield from self._stream(messages, system_prompt, settings, cancel, continue_last, documents,
+                                    enable_thinking, logprobs, forced)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            log.debug("out of memory during a reply", exc_info=True)
+            out_of_memory = True
+        if out_of_memory:  # outside the except block, so the failed step's tensors can be freed
+            self._free_cache()
+            raise NotEnoughMemoryError(REPLY_MESSAGE)
+
+    def _free_cache(self) -> None:
+        """After running out of memory mid-reply: drop the KV cache (set up again by the next reply)."""
+        self.engine.reset()
+        self.engine.model.clear_cache()
+        self._cache_freed = True
+        release_memory()
+        log.warning("out of memory during a reply: the KV cache was freed")
+
+    def _stream(self, messages, system_prompt, settings, cancel, continue_last, documents,
+                enable_thinking, logprobs, forced) -> Iterator[str]:
         from ..text.thinking import thinking_variables
         from .session import ChatSession
 
-        if self.engine is None:
-            raise RuntimeError("no model is loaded")
         # enable_thinking reaches templates that read it (Qwen3); others render as before
         variables = thinking_variables(self.engine.tokenizer.chat_template, enable_thinking)
-        self.reply, self.retrieval, self.library, self.prompt = None, None, "", ""
+        if self._cache_freed:  # an earlier reply ran out of memory
+            self.engine.model.setup_cache(batch_size=1, max_seq_len=self.engine.context_len)
+            self._cache_freed = False
         if documents is not None and not continue_last:
             if not messages or messages[-1]["role"] != "user":
                 raise ValueError("a reply with documents needs the conversation to end with a user message")

@@ -287,7 +287,9 @@ class ConversationStore:
             with self._write() as conn:
                 yield conn
         except sqlite3.Error as exc:
-            raise StorageError(f"could not {what} ({exc})", self.path) from exc
+            full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+            raise StorageError(f"could not {what} ({exc})", self.path,
+                               paths.DISK_FULL_HINT + "; nothing saved before was changed" if full else "") from exc
 
     def close(self) -> None:
         with self._lock:

@@ -5,7 +5,8 @@ defaults are used, with a warning the UI can show. The sampling defaults are tho
 `chatapp.sampling_settings` (defined there only). Every value is checked on load against
 `RANGES`/`CHOICES` (the window's spin boxes abort on a number beyond their range): a value out
 of range is clamped, one of the wrong type gets its default, and the file as it was is moved
-aside with a warning. A file written by an earlier version is
+aside with a warning. Two windows may share the file: a save writes only what changed here
+over the file as it is now (per key, last writer wins). A file written by an earlier version is
 migrated on load: a value equal to a default that version had is replaced by today's default
 (the user never chose it), see `DEFAULT_CHANGES`.
 """
@@ -22,6 +23,7 @@ from typing import Any, Optional
 from ..errors import ModelLoadError
 from ..paths import atomic_write_text, move_aside, read_json_object
 from ..sampling_settings import default as sampling_default
+from .locks import locked
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +124,15 @@ class SettingsStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.warning: Optional[str] = None  # set when the file could not be read
+        # The values as this store last read or wrote them: a save writes only the keys that differ
+        # (this instance's changes), so a second window's changes to other keys are not undone.
+        self._known: dict[str, Any] = {}
 
     def load(self) -> AppSettings:
         """The settings in the file; defaults for what is missing or wrong. Never raises for the
         file's content: a file that is not a JSON object is moved aside whole; one with bad
         values is moved aside too (kept for the user) and replaced by the repaired settings."""
+        self._known = _flat(AppSettings())  # no file (or a bad one): the defaults are not changes
         try:
             data = read_json_object(self.path, max_bytes=MAX_FILE_BYTES)
         except ModelLoadError as exc:  # MissingFileError, CorruptFileError: both name the file
@@ -139,6 +145,8 @@ class SettingsStore:
             problems.append(f"extra: expected an object, got {type(extra).__name__}")
             extra = {}
         extra = dict(extra)
+        # the file as read: a value migrated or repaired below differs from it, so a save writes it
+        self._known = {**extra, **data}
         data = migrate(data)
         known = {f.name for f in fields(AppSettings) if f.name != "extra"}
         defaults = AppSettings()
@@ -169,7 +177,31 @@ class SettingsStore:
         return AppSettings()
 
     def save(self, settings: AppSettings) -> None:
-        data = asdict(settings)
-        extra = data.pop("extra")
-        data.update(extra)
-        atomic_write_text(self.path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        """Write the values this store changed since it loaded (or last saved) over the file as it
+        is now: another instance's changes to other keys are kept, last writer wins per key."""
+        data = _flat(settings)
+        with locked(self.path.with_name(self.path.name + ".lock")):
+            merged = self._on_disk()
+            if merged is None:  # nothing usable there: this store's settings are the file
+                merged = data
+            else:
+                for key, value in data.items():
+                    if key not in merged or key not in self._known or self._known[key] != value:
+                        merged[key] = value
+            atomic_write_text(self.path, json.dumps(merged, indent=2, ensure_ascii=False) + "\n")
+        self._known = data
+
+    def _on_disk(self) -> Optional[dict[str, Any]]:
+        """The file's object as it is now (another instance may have written it), None if unreadable."""
+        try:
+            return read_json_object(self.path, max_bytes=MAX_FILE_BYTES)
+        except ModelLoadError:
+            return None
+
+
+def _flat(settings: AppSettings) -> dict[str, Any]:
+    """The file's object for `settings`: the known keys, then the kept unknown ones."""
+    data = asdict(settings)
+    extra = data.pop("extra")
+    data.update(extra)
+    return data

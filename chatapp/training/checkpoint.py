@@ -30,7 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save as safetensors_bytes
 
 from ..errors import CorruptFileError, MissingFileError
-from ..paths import fsync_dir, read_json
+from ..paths import WriteError, fsync_dir, read_json
 from .outputs import checkpoint_name, latest_checkpoint, list_checkpoints  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
@@ -154,8 +154,10 @@ def save_checkpoint(root: PathLike, step: int, trainable: dict[str, torch.Tensor
         else:
             os.replace(tmp, final)
         fsync_dir(root)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, WriteError):  # disk full: say which checkpoint
+            raise WriteError(final, exc) from exc
         raise
     _prune(root, keep)
     log.info("saved checkpoint %s", final)

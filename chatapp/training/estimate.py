@@ -34,6 +34,13 @@ STEP_OVERHEAD = 0.0  # the optimizer step, in micro-batches: AdamW over LoRA's f
 # pass meets the load of its moment, the run the load of its minutes.
 TIME_RANGE = (0.55, 1.35)
 WARM_UP_LIMIT_S = 120.0  # a first forward+backward slower than this is timed as it is
+# Tokenizing the data before training (prepare.encode_in_pieces: one TOKENIZE_PIECE_CHARS piece
+# at a time): the default model's tokenizer peaked 158 MB above the process on one 256k-character
+# piece here (and no higher on 2 MB of text, 0.3-0.5 M characters/s); rounded up.
+TOKENIZE_PIECE_BYTES = 192 * 1024**2
+# While a split is tokenized, its ids and loss mask are Python lists: an 8-byte pointer and a
+# ~32-byte int object per id, an 8-byte pointer per mask entry.
+TOKENIZE_BYTES_PER_TOKEN = 48
 
 
 def lora_param_count(config: ModelConfig, lora: LoRAConfig) -> int:
@@ -80,16 +87,23 @@ class TrainingMemoryEstimate:
     optimizer_bytes: int
     activations_bytes: int
     overhead_bytes: int
+    data_bytes: int = 0  # the packed token blocks, held for the whole run
+    tokenize_bytes: int = 0  # tokenizing the data, before training: gone when the steps start
 
     @property
     def total_bytes(self) -> int:
-        return (self.weights_bytes + self.gradients_bytes + self.optimizer_bytes + self.activations_bytes
-                + self.overhead_bytes)
+        # Tokenizing happens with the weights loaded but before gradients, optimizer state and
+        # activations exist: the peak is the larger of the two phases.
+        training = self.gradients_bytes + self.optimizer_bytes + self.activations_bytes
+        return self.weights_bytes + self.data_bytes + max(training, self.tokenize_bytes) + self.overhead_bytes
 
     def describe(self) -> str:
-        return (f"{self.total_bytes / GIB:.2f} GiB (weights {self.weights_bytes / GIB:.2f}, gradients and "
+        text = (f"{self.total_bytes / GIB:.2f} GiB (weights {self.weights_bytes / GIB:.2f}, gradients and "
                 f"optimizer {(self.gradients_bytes + self.optimizer_bytes) / GIB:.2f}, activations "
-                f"{self.activations_bytes / GIB:.2f}, other {self.overhead_bytes / GIB:.2f})")
+                f"{self.activations_bytes / GIB:.2f}")
+        if self.data_bytes or self.tokenize_bytes:
+            text += f", data {self.data_bytes / GIB:.2f} (tokenizing it {self.tokenize_bytes / GIB:.2f})"
+        return text + f", other {self.overhead_bytes / GIB:.2f})"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "total_bytes": self.total_bytes}
@@ -98,8 +112,12 @@ class TrainingMemoryEstimate:
 def estimate_training_memory(config: ModelConfig, method: str, lora: Optional[LoRAConfig], batch_size: int,
                              block_size: int, weight_dtype: torch.dtype = torch.float32,
                              activation_dtype: Optional[torch.dtype] = None,
-                             gradient_checkpointing: bool = False, shards: int = 1) -> TrainingMemoryEstimate:
+                             gradient_checkpointing: bool = False, shards: int = 1, data_bytes: int = 0,
+                             tokenize_bytes: int = 0) -> TrainingMemoryEstimate:
     """Peak memory of one training process running micro-batches of `batch_size` x `block_size`.
+
+    data_bytes: the token blocks the run holds (`blocks_bytes`); tokenize_bytes: the peak of
+    tokenizing them (`tokenization_bytes`), before training starts.
 
     shards: processes the weights, gradients and optimizer state are split between (FSDP);
     each also holds whole, while computing them, the outer group (embeddings, lm_head) and two
@@ -128,8 +146,24 @@ def estimate_training_memory(config: ModelConfig, method: str, lora: Optional[Lo
         block = max(0, config.n_params * w_item - outer) // max(1, config.n_layers)
         weights, gradients, optimizer = (weights // shards + outer + 2 * block, gradients // shards,
                                          optimizer // shards)
-    overhead = FRAMEWORK_BYTES + (weights + gradients + optimizer + activations) // 10
-    return TrainingMemoryEstimate(weights, trainable, gradients, optimizer, activations, overhead)
+    overhead = FRAMEWORK_BYTES + (weights + gradients + optimizer + activations + data_bytes) // 10
+    return TrainingMemoryEstimate(weights, trainable, gradients, optimizer, activations, overhead,
+                                  data_bytes, tokenize_bytes)
+
+
+def blocks_bytes(*blocks: Any) -> int:
+    """Bytes of packed TokenBlocks (None ignored): the tokens and their loss masks."""
+    total = 0
+    for b in blocks:
+        if b is not None:
+            total += b.tokens.nbytes + (b.loss_mask.nbytes if b.loss_mask is not None else 0)
+    return total
+
+
+def tokenization_bytes(n_tokens: int) -> int:
+    """Peak memory of tokenizing data that comes to `n_tokens` tokens (one split's lists at a time
+    is the truth; all of them is the safe side)."""
+    return TOKENIZE_PIECE_BYTES + TOKENIZE_BYTES_PER_TOKEN * n_tokens
 
 
 def suggest_smaller(config: ModelConfig, method: str, lora: Optional[LoRAConfig], batch_size: int,
@@ -213,8 +247,9 @@ def measure_micro_batch_seconds(model: nn.Module, inputs: torch.Tensor, labels: 
 
 
 def estimate_seconds(micro_batch_s: float, grad_accum: int, steps: int, val_blocks: int, micro_blocks: int,
-                     n_evals: int) -> tuple[float, float, float]:
-    """(likeliest, low, high) seconds for the training steps plus the evaluations.
+                     n_evals: int, prepare_s: float = 0.0) -> tuple[float, float, float]:
+    """(likeliest, low, high) seconds for reading and tokenizing the data (`prepare_s`, measured:
+    a run does it again), the training steps, and the evaluations.
 
     micro_batch_s: one forward+backward of `micro_blocks` blocks. An optimizer step costs its
     micro-batches plus the optimizer's own work (STEP_OVERHEAD of a micro-batch); an evaluation
@@ -225,4 +260,4 @@ def estimate_seconds(micro_batch_s: float, grad_accum: int, steps: int, val_bloc
     evals = n_evals * (micro_batch_s / 3) * val_blocks / max(1, micro_blocks)
     likely = train + evals
     low, high = TIME_RANGE
-    return likely, likely * low, likely * high
+    return likely + prepare_s, likely * low + prepare_s, likely * high + prepare_s

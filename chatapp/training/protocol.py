@@ -447,6 +447,7 @@ class EstimateEvent(Event):
     recipe: str = ""  # the recipe the data went through ("knowledge" or "text")
     time_budget_s: Optional[float] = None  # with --epochs auto: the budget the length was sized to
     epochs: Optional[float] = None  # with --epochs auto: the passes over the data that gives
+    prepare_s: Optional[float] = None  # reading and tokenizing the data: part of eta_s (a run does it again)
 
     def describe(self) -> str:
         line = f"estimate: {self.memory_bytes / GIB:.2f} GiB"

@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -24,8 +25,8 @@ import torch
 from ..model.lora import LoRAConfig
 from .dataset import DatasetError
 from .distributed import DistContext, DistributedTrainer, ShardedTrainer
-from .estimate import (estimate_seconds, estimate_training_memory, measure_micro_batch_seconds, parse_bytes,
-                       suggest_smaller)
+from .estimate import (blocks_bytes, estimate_seconds, estimate_training_memory, measure_micro_batch_seconds,
+                       parse_bytes, suggest_smaller, tokenization_bytes)
 from .checkpoint import latest_readable_checkpoint
 from .outputs import latest_checkpoint
 from .prepare import count_targets, prepare_blocks, read_sources
@@ -137,7 +138,9 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
         return EndEvent(status=status, reason=reason, out=str(job.out), **extra)
 
     # -- data -------------------------------------------------------------------------------
+    started = time.perf_counter()
     sources = read_sources(job.data)
+    prepare_s = time.perf_counter() - started  # reading and tokenizing the data (a run does it again)
     say(IngestEvent.from_dict(sources.report))
     if phases.cancelled():
         return end(CANCELLED, "cancelled before training started")
@@ -165,6 +168,7 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
         return end(CANCELLED, "cancelled before training started")
 
     recipe = job.resolved_recipe(sources.kind)
+    started = time.perf_counter()
     if recipe == "knowledge" and sources.kind == "documents":
         from .knowledge import knowledge_data
 
@@ -176,6 +180,7 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
             raise TrainJobError("the knowledge recipe (and --examples) makes questions from documents; "
                                 "a .jsonl of conversations trains as it is (--recipe text)")
         data = prepare_blocks(sources, tokenizer, job.block_size, job.val_fraction, job.seed)
+    prepare_s += time.perf_counter() - started
     say(DatasetEvent.from_dict(data.to_event()))
     if data.train is None or count_targets(data.train) == 0:
         raise DatasetError(None, "nothing to train on: every example went to validation or has no target tokens "
@@ -206,17 +211,22 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
     weight_dtype = next(model.parameters()).dtype
     activation_dtype = torch.bfloat16 if device.type == "cuda" and cfg.bf16 else weight_dtype
     shards = ctx.world_size if job.strategy == "fsdp" else 1
+    n_tokens = sum(b.tokens.numel() for b in (data.train, data.val) if b is not None)
     memory = estimate_training_memory(config, method, lora, per_rank, job.block_size, weight_dtype,
-                                      activation_dtype, job.gradient_checkpointing, shards=shards)
+                                      activation_dtype, job.gradient_checkpointing, shards=shards,
+                                      data_bytes=blocks_bytes(data.train, data.val),
+                                      tokenize_bytes=tokenization_bytes(n_tokens))
     estimate = EstimateEvent(memory_bytes=memory.total_bytes, available_bytes=available,
                              fits=available is None or memory.total_bytes <= available, memory=memory.to_dict(),
                              device=str(device), processes=ctx.world_size, total_steps=total_steps,
-                             tokens_per_step=job.batch_size * job.grad_accum * job.block_size, recipe=recipe)
+                             tokens_per_step=job.batch_size * job.grad_accum * job.block_size, recipe=recipe,
+                             prepare_s=round(prepare_s, 3))
     if not estimate.fits:
         say(estimate)
         hint = suggest_smaller(config, method, lora, per_rank, job.block_size, available,
                                weight_dtype=weight_dtype, activation_dtype=activation_dtype,
-                               gradient_checkpointing=job.gradient_checkpointing)
+                               gradient_checkpointing=job.gradient_checkpointing,
+                               data_bytes=memory.data_bytes, tokenize_bytes=memory.tokenize_bytes)
         raise TrainJobError(f"training needs about {memory.describe()} per process but only "
                             f"{available / 1024**3:.2f} GiB is available on {device.type}; {hint}")
 
@@ -244,7 +254,8 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
         estimate.time_budget_s = job.time_budget_s
         estimate.epochs = round(total_steps * job.batch_size * job.grad_accum / len(data.train), 2)
     estimate.eta_s, estimate.eta_low_s, estimate.eta_high_s = estimate_seconds(
-        micro_s, cfg.grad_accum, total_steps, len(data.val) if data.val is not None else 0, len(inputs), n_evals)
+        micro_s, cfg.grad_accum, total_steps, len(data.val) if data.val is not None else 0, len(inputs), n_evals,
+        prepare_s)
     say(estimate)
     if job.dry_run:
         return end(COMPLETED, "dry_run")

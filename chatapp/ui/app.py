@@ -19,6 +19,12 @@ def _tr(text: str) -> str:
     return QGuiApplication.translate("App", text)
 
 
+def second_instance_text() -> str:
+    """The banner of a window that is not the only one on its data."""
+    return _tr("chatapp is already open in another window: conversations are shared and saved by both; "
+               "settings changed here may be overwritten by the other window.")
+
+
 def _services(profile_dir: Optional[Path] = None):
     """Store, settings, backend; `profile_dir` replaces the user's data and config dirs."""
     from ..engine.backend import ChatBackend
@@ -61,11 +67,36 @@ def _remember(spec: str) -> None:
     RecentModels().add(spec)
 
 
-def create_window(autoload: bool = True, profile_dir: Optional[Path] = None):
+def show_second_instance_banner(window) -> None:
+    """A bar across the top of `window` (under the menu) saying another window has the same data;
+    it stays until closed, unlike a status-bar message."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLabel, QToolBar
+
+    bar = QToolBar(window)
+    bar.setObjectName("second_instance_banner")
+    bar.setMovable(False)
+    bar.setFloatable(False)
+    label = QLabel(second_instance_text(), bar)
+    label.setWordWrap(True)
+    label.setObjectName("second_instance_text")
+    bar.addWidget(label)
+    bar.addAction(_tr("Dismiss"), bar.hide)
+    window.addToolBar(Qt.TopToolBarArea, bar)
+    window.second_instance_banner = bar
+
+
+def create_window(autoload: bool = True, profile_dir: Optional[Path] = None, backend=None):
+    """The window and its services; `backend` replaces the real ChatBackend (tests, the soak script).
+
+    The window holds an `InstanceLock` in the data dir for its lifetime: a second window on the
+    same data starts all the same, with a banner saying so (the database copes with two writers;
+    settings are merged per key on save)."""
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
-    from ..paths import bundled_resource
+    from ..paths import bundled_resource, user_data_dir
+    from ..storage.locks import InstanceLock
     from .i18n import install_translator
     from .main_window import MainWindow
     from .theme import apply_theme
@@ -73,12 +104,24 @@ def create_window(autoload: bool = True, profile_dir: Optional[Path] = None):
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("chatapp")
     app.setWindowIcon(QIcon(str(bundled_resource("resources/icons/chatapp-256.png"))))
-    store, settings_store, backend, warning = _services(profile_dir)
+    store, settings_store, real_backend, warning = _services(profile_dir)
+    instance_lock = InstanceLock(profile_dir or user_data_dir())
+    try:
+        alone = instance_lock.acquire()
+    except OSError as exc:  # a read-only data dir: the database will say more; do not stop here
+        log.warning("could not take the instance lock %s: %s", instance_lock.path, exc)
+        alone = True
+    if not alone:
+        log.warning("another chatapp (process %s) uses %s", instance_lock.holder(), instance_lock.path.parent)
     settings = settings_store.load()
     apply_theme(app, settings.theme)
     install_translator(app, settings.language)
-    window = MainWindow(store, settings_store, backend, list_models=_model_choices,
+    window = MainWindow(store, settings_store, backend or real_backend, list_models=_model_choices,
                         on_model_loaded=None if profile_dir else _remember, autoload=autoload)
+    window.instance_lock = instance_lock  # released when the process ends, or by the window's owner
+    window.second_instance_banner = None
+    if not alone:
+        show_second_instance_banner(window)
     if warning:
         window.statusBar().showMessage(warning, 20000)
     return app, window

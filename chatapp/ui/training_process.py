@@ -85,6 +85,9 @@ class RunOutcome:
     stderr_tail: str = ""
     checkpoint: Optional[str] = None  # the newest checkpoint the run announced
     checkpoint_step: int = 0
+    # the child ended without its "end" line and without being asked to stop: killed (SIGKILL,
+    # the OOM killer) or crashed. Its last checkpoint is whole (written atomically), so it resumes.
+    unexpected: bool = False
 
 
 class TrainingProcess(QObject):
@@ -216,7 +219,8 @@ class TrainingProcess(QObject):
     def _on_finished(self, exit_code: int, exit_status: QProcess.ExitStatus) -> None:
         self._drain()
         crashed = exit_status == QProcess.CrashExit
-        self._finish(*self._verdict(exit_code, crashed), exit_code=None if crashed else exit_code)
+        self._finish(*self._verdict(exit_code, crashed), exit_code=None if crashed else exit_code,
+                     unexpected=self.end_event is None and not self.cancel_requested)
 
     @Slot(QProcess.ProcessError)
     def _on_error(self, error: QProcess.ProcessError) -> None:
@@ -281,12 +285,12 @@ class TrainingProcess(QObject):
     def last_stderr_lines(self, n: int) -> list[str]:
         return [line.strip() for line in list(self.stderr_tail)[-n:]]
 
-    def _finish(self, status: str, reason: str, exit_code: Optional[int]) -> None:
+    def _finish(self, status: str, reason: str, exit_code: Optional[int], unexpected: bool = False) -> None:
         if self._done:
             return
         self._done = True
         self.kill_timer.stop()
-        outcome = RunOutcome(self.end_event, exit_code, "\n".join(self.stderr_tail))
+        outcome = RunOutcome(self.end_event, exit_code, "\n".join(self.stderr_tail), unexpected=unexpected)
         end = self.end_event
         if end is not None and end.checkpoint:
             outcome.checkpoint, outcome.checkpoint_step = end.checkpoint, int(end.step or 0)

@@ -26,7 +26,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from ..errors import CorruptFileError, MissingFileError, ShapeMismatchError, UnsupportedArchitectureError
 from ..model.lora import LORA_TARGETS, LoRAConfig, apply_lora, has_lora, lora_layers, remove_lora
-from ..paths import atomic_write_bytes, atomic_write_text, read_json_object
+from ..paths import atomic_write_files, read_json_object
 from .hf_names import hf_name, our_name
 
 log = logging.getLogger(__name__)
@@ -95,8 +95,8 @@ def save_adapter(model: torch.nn.Module, lora_config: LoRAConfig, folder: PathLi
     """Write `model`'s LoRA layers to `folder` in PEFT's format; returns the folder.
 
     `metadata` (JSON-serialisable: data fingerprint, evaluation results...) is kept in
-    chatapp_adapter.json and in the safetensors metadata. Each file is written atomically;
-    adapter_config.json comes last, so a folder with it is complete.
+    chatapp_adapter.json and in the safetensors metadata. The three files are written as a set
+    (paths.atomic_write_files): a full disk leaves the folder's earlier adapter whole.
     """
     folder = Path(folder)
     family = _family(model, folder)
@@ -148,10 +148,10 @@ def save_adapter(model: torch.nn.Module, lora_config: LoRAConfig, folder: PathLi
         "metadata": metadata,
     }
     st_metadata = {"format": "pt", "chatapp_base_model": base_model_name, "chatapp_metadata": metadata_json}
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(folder / WEIGHTS_FILE, safetensors_bytes(tensors, metadata=st_metadata))
-    atomic_write_text(folder / CHATAPP_FILE, json.dumps(ours, indent=2, sort_keys=True) + "\n")
-    atomic_write_text(folder / CONFIG_FILE, json.dumps(peft_config, indent=2, sort_keys=True) + "\n")
+    atomic_write_files(folder, {  # all three or none: a full disk never mixes new weights with an old config
+        WEIGHTS_FILE: safetensors_bytes(tensors, metadata=st_metadata),
+        CHATAPP_FILE: (json.dumps(ours, indent=2, sort_keys=True) + "\n").encode("utf-8"),
+        CONFIG_FILE: (json.dumps(peft_config, indent=2, sort_keys=True) + "\n").encode("utf-8")})
     log.info("saved LoRA adapter (%d layers, r=%d) to %s", len(layers), lora_config.r, folder)
     return folder
 

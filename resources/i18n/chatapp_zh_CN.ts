@@ -4,9 +4,19 @@
 <context>
     <name>App</name>
     <message>
-        <location filename="../../chatapp/ui/app.py" line="52"/>
+        <location filename="../../chatapp/ui/app.py" line="24"/>
+        <source>chatapp is already open in another window: conversations are shared and saved by both; settings changed here may be overwritten by the other window.</source>
+        <translation>chatapp 已在另一个窗口中打开：两个窗口共享并保存对话；在这里更改的设置可能会被另一个窗口覆盖。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/app.py" line="58"/>
         <source>{name} (recent)</source>
         <translation>{name}（最近使用）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/app.py" line="84"/>
+        <source>Dismiss</source>
+        <translation>关闭</translation>
     </message>
 </context>
 <context>
@@ -2331,31 +2341,41 @@ Chat with a language model on your own machine, and teach it your own documents.
     </message>
     <message>
         <location filename="../../chatapp/ui/training/panel.py" line="399"/>
+        <source>Stopped</source>
+        <translation>已停止</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/panel.py" line="400"/>
+        <source>Training stopped unexpectedly; resume from step {step} with Resume. ({reason})</source>
+        <translation>训练意外停止；可点击“继续”从第 {step} 步恢复。（{reason}）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/panel.py" line="403"/>
         <source>Failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="400"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="404"/>
         <source>Failed: {reason}</source>
         <translation>失败：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="400"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="404"/>
         <source>unknown error</source>
         <translation>未知错误</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="408"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="412"/>
         <source>Completed {steps} steps. Saved to {out}</source>
         <translation>已完成 {steps} 步。已保存到 {out}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="410"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="414"/>
         <source>Stopped early at step {step}: held-out perplexity stopped improving.</source>
         <translation>在第 {step} 步提前停止：留出困惑度不再改善。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="413"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="417"/>
         <source> (the weights of step {step}, the lowest held-out perplexity)</source>
         <translation>（第 {step} 步的权重，留出困惑度最低）</translation>
     </message>
@@ -2744,47 +2764,47 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>TrainingProcess</name>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="225"/>
+        <location filename="../../chatapp/ui/training_process.py" line="229"/>
         <source>the training process could not start: {error}</source>
         <translation>训练进程无法启动：{error}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="246"/>
+        <location filename="../../chatapp/ui/training_process.py" line="250"/>
         <source>the process did not stop in time and was killed; no checkpoint was written</source>
         <translation>进程未能及时停止，已被强制结束；未写入检查点</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="255"/>
+        <location filename="../../chatapp/ui/training_process.py" line="259"/>
         <source>it reported completion but then {what}</source>
         <translation>它报告已完成，但随后{what}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="260"/>
+        <location filename="../../chatapp/ui/training_process.py" line="264"/>
         <source>the training process crashed or was killed (the system may have run out of memory)</source>
         <translation>训练进程崩溃或被终止（系统可能内存不足）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="263"/>
+        <location filename="../../chatapp/ui/training_process.py" line="267"/>
         <source>the training process was killed (exit code {code}), most often by the system running out of memory</source>
         <translation>训练进程被终止（退出代码 {code}），通常是因为系统内存不足</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="266"/>
+        <location filename="../../chatapp/ui/training_process.py" line="270"/>
         <source>the training process exited without reporting an end</source>
         <translation>训练进程已退出，但没有报告结束状态</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="268"/>
+        <location filename="../../chatapp/ui/training_process.py" line="272"/>
         <source>the training process exited with code {code}</source>
         <translation>训练进程以代码 {code} 退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="271"/>
+        <location filename="../../chatapp/ui/training_process.py" line="275"/>
         <source>; last output: {lines}</source>
         <translation>；最后的输出：{lines}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_process.py" line="277"/>
+        <location filename="../../chatapp/ui/training_process.py" line="281"/>
         <source>out of memory. Try LoRA, a smaller batch size or a shorter block size. Details: {reason}</source>
         <translation>内存不足。请尝试 LoRA、更小的批大小或更短的块大小。详情：{reason}</translation>
     </message>

@@ -395,6 +395,10 @@ class TrainingPanel(QWidget):
             if reason and outcome.end is None:  # our own words (killed after the grace period)
                 text = _tr("Cancelled: {reason}.").format(reason=reason)
             self.run.set_status(text + resumable)
+        elif outcome.unexpected and self.checkpoint:  # killed or crashed: its last checkpoint is whole
+            self.run.stopped(_tr("Stopped"))
+            self.run.set_status(_tr("Training stopped unexpectedly; resume from step {step} with Resume. "
+                                    "({reason})").format(step=self.checkpoint_step, reason=reason), failed=True)
         else:
             self.run.stopped(_tr("Failed"))
             self.run.set_status(_tr("Failed: {reason}").format(reason=reason or _tr("unknown error")) + resumable,
