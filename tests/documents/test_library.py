@@ -286,3 +286,30 @@ def test_an_index_from_a_newer_app_is_refused_untouched(tmp_path):
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 99
     conn.close()
+
+
+def test_an_index_from_schema_1_is_migrated_to_stemmed_words(tmp_path):
+    """Schema 1 indexed words unstemmed; opening it re-makes the word index with Porter stemming
+    from the chunks already there (no file is read again), so "founded" finds "founding"."""
+    path = tmp_path / "library.sqlite3"
+    docs = write_corpus(tmp_path / "docs", {"a.md": "# History\n\nThe founding of the mill in Brekke.",
+                                            "b.md": "# Boats\n\nBoats are painted blue."})
+    with LibraryStore(path) as store:
+        store.add("notes", [docs])
+        store.index("notes")
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        DROP TABLE chunk_words;
+        CREATE VIRTUAL TABLE chunk_words USING fts5(heading, text, cjk, content='chunks',
+            content_rowid='id', tokenize='unicode61 remove_diacritics 2');
+        INSERT INTO chunk_words (chunk_words) VALUES ('rebuild');
+        PRAGMA user_version = 1;""")
+    assert conn.execute("SELECT count(*) FROM chunk_words WHERE chunk_words MATCH 'founded'").fetchone() == (0,)
+    conn.close()
+    with LibraryStore(path) as store:
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == library_module.SCHEMA_VERSION == 2
+        consistent(store)
+        words = store._conn.execute("SELECT rowid FROM chunk_words WHERE chunk_words MATCH 'founded'").fetchall()
+        assert len(words) == 1
+        hits = store.search("notes", "When was the mill founded?", limit=2)
+        assert hits[0].path.endswith("a.md")
