@@ -221,17 +221,20 @@ class TaskBox(QGroupBox):
         if self.questions:
             self._open_editor(Path(self.questions), QUESTIONS)
 
-    def _open_editor(self, path: Path, mode: str) -> Optional[JsonlEditor]:
-        try:
-            editor = JsonlEditor(path, mode, self)
-        except (OSError, ValueError) as exc:
-            self.set_status(_tr("Cannot open {file}: {reason}").format(file=str(path), reason=str(exc)), failed=True)
-            return None
+    def _open_editor(self, path: Path, mode: str) -> JsonlEditor:
+        """The editor for `path`; it reads the file on the pool and shows why when it cannot."""
+        editor = JsonlEditor(path, mode, self, pool=self.pool)
         if self.editor is not None:
             self.editor.close()
         self.editor = editor
+        editor.loaded.connect(self._on_editor_loaded)
         editor.show()
         return editor
+
+    @Slot(bool)
+    def _on_editor_loaded(self, ok: bool) -> None:
+        if not ok and self.editor is not None:
+            self.set_status(self.editor.info.text(), failed=True)
 
     # -- examples ---------------------------------------------------------------------------------
     def set_examples(self, path: Optional[str]) -> None:
@@ -243,9 +246,7 @@ class TaskBox(QGroupBox):
     def review_examples(self) -> None:
         if self.examples_path is None:
             return
-        editor = self._open_editor(self.examples_path, "examples")
-        if editor is not None:
-            editor.saved.connect(self._on_examples_saved)
+        self._open_editor(self.examples_path, "examples").saved.connect(self._on_examples_saved)
 
     @Slot(str)
     def _on_examples_saved(self, path: str) -> None:

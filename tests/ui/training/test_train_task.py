@@ -194,15 +194,19 @@ def test_examples_editor_saves_edits_and_the_next_run_passes_examples(task_panel
     panel.task.review_examples()
     editor = panel.task.editor
     qtbot.waitExposed(editor)
+    qtbot.waitUntil(lambda: not editor.busy, timeout=10000)
     assert editor.table.rowCount() == 3 and editor.table.item(0, 2).text() == "Mira Castel"
     editor.table.item(0, 2).setText("Mira Castell")
     editor.table.selectRow(2)
     editor.delete_selected()
     editor.table.item(1, 2).setText("")  # blank text: refused, nothing written
-    assert not editor.save() and "row 2" in editor.info.text()
+    with qtbot.waitSignal(editor.save_failed, timeout=10000):
+        editor.save()
+    assert "row 2" in editor.info.text()
     assert len(examples.read_text().splitlines()) == 3
     editor.table.item(1, 2).setText("The guild was founded in 1874 by Mira Castell.")
-    assert editor.save()
+    with qtbot.waitSignal(editor.saved, timeout=10000):
+        editor.save()
     saved = [json.loads(line) for line in examples.read_text().splitlines()]
     assert len(saved) == 2 and saved[0]["messages"][1]["content"] == "Mira Castell"
     assert saved[0]["source"] == "a.md" and saved[1]["text"].endswith("Mira Castell.")
@@ -225,10 +229,12 @@ def test_questions_made_from_the_documents_are_shown_for_review(task_panel, qtbo
     panel.task.make_questions()
     qtbot.waitUntil(lambda: panel.task.questions is not None, timeout=30000)
     editor = panel.task.editor
-    assert editor is not None and editor.mode == QUESTIONS and editor.table.rowCount() >= 1
-    assert "____" in editor.table.item(0, 1).text()
+    assert editor is not None and editor.mode == QUESTIONS
+    qtbot.waitUntil(lambda: not editor.busy, timeout=10000)
+    assert editor.table.rowCount() >= 1 and "____" in editor.table.item(0, 1).text()
     editor.table.item(0, 2).setText("1874 | eighteen seventy-four")
-    assert editor.save()
+    with qtbot.waitSignal(editor.saved, timeout=10000):
+        editor.save()
     first = json.loads(open(panel.task.questions).readline())
     assert first["answers"] == ["1874", "eighteen seventy-four"]
 
@@ -236,8 +242,46 @@ def test_questions_made_from_the_documents_are_shown_for_review(task_panel, qtbo
 def test_editor_refuses_a_file_that_is_not_jsonl(qtbot, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
-    with pytest.raises(ValueError, match="bad.jsonl:1"):
-        JsonlEditor(bad, EXAMPLES)
+    editor = JsonlEditor(bad, EXAMPLES)
+    with qtbot.waitSignal(editor.loaded, timeout=10000) as blocker:
+        pass
+    assert blocker.args == [False]
+    assert "bad.jsonl:1" in editor.info.text() and not editor.save_button.isEnabled()
+    editor.close()
+
+
+def test_editor_reads_and_writes_off_the_gui_thread(qtbot, tmp_path, monkeypatch):
+    """The file is read and written on a pool thread, never on the GUI thread."""
+    import threading
+
+    from chatapp.ui.training import examples as examples_module
+
+    gui = threading.current_thread()
+    threads = []
+    real_read, real_write = examples_module.read_records, examples_module.check_and_write
+
+    def read(path):
+        threads.append(threading.current_thread())
+        return real_read(path)
+
+    def write(records, path, mode):
+        threads.append(threading.current_thread())
+        return real_write(records, path, mode)
+
+    monkeypatch.setattr(examples_module, "read_records", read)
+    monkeypatch.setattr(examples_module, "check_and_write", write)
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps({"question": "Who?", "answers": ["Mira"]}) + "\n")
+    editor = JsonlEditor(path, QUESTIONS)
+    assert editor.busy and not editor.table.isEnabled()  # nothing read yet on this thread
+    qtbot.waitUntil(lambda: not editor.busy, timeout=10000)
+    assert editor.table.item(0, 1).text() == "Who?"
+    editor.table.item(0, 2).setText("Mira | Mira Castell")
+    with qtbot.waitSignal(editor.saved, timeout=10000):
+        editor.save()
+    assert json.loads(path.read_text())["answers"] == ["Mira", "Mira Castell"]
+    assert len(threads) == 2 and all(t is not gui for t in threads)
+    editor.close()
 
 
 def test_examples_made_by_the_estimate_are_reviewable_and_reused_by_the_run(qtbot, tmp_path, builder_for, docs,
