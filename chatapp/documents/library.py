@@ -442,3 +442,31 @@ def index_paths_into_temporary(paths: Sequence[os.PathLike | str], folder: os.Pa
     store = LibraryStore(Path(folder) / DB_FILENAME)
     store.add("documents", paths)
     return store, "documents", store.index("documents", progress)
+
+
+def library_name_for(paths: Sequence[os.PathLike | str]) -> str:
+    """A readable, stable library name for exactly this set of files and folders: the first
+    one's name and a digest of all of them resolved and sorted ("knowledge_docs (3f9a1c2e)")."""
+    import hashlib
+
+    resolved = sorted(str(Path(p).expanduser().resolve()) for p in paths)
+    if not resolved:
+        raise LibraryError("name at least one folder or file for the library")
+    digest = hashlib.sha256("\n".join(resolved).encode("utf-8")).hexdigest()[:8]
+    label = Path(resolved[0]).name[:60] or "documents"
+    more = f" +{len(resolved) - 1}" if len(resolved) > 1 else ""
+    return f"{label}{more} ({digest})"
+
+
+def library_for_paths(paths: Sequence[os.PathLike | str], store_path: Optional[os.PathLike] = None,
+                      progress: Optional[Callable[[IndexProgress], None]] = None,
+                      cancel: Optional[threading.Event] = None) -> tuple[str, IndexReport]:
+    """(name, report): the named library of exactly `paths` in the user's store, made on first
+    use and brought up to date now (only changed files are read). For the Train tab's quiz rows
+    "+ documents": one index per document set, kept between runs, instead of a temporary one
+    each time."""
+    name = library_name_for(paths)
+    with LibraryStore(store_path) as store:
+        if name not in store.names():
+            store.add(name, paths)
+        return name, store.index(name, progress, cancel)

@@ -313,3 +313,21 @@ def test_an_index_from_schema_1_is_migrated_to_stemmed_words(tmp_path):
         assert len(words) == 1
         hits = store.search("notes", "When was the mill founded?", limit=2)
         assert hits[0].path.endswith("a.md")
+
+
+def test_library_for_paths_is_made_once_and_reindexed_incrementally(tmp_path, reads):
+    from chatapp.documents.library import library_for_paths, library_name_for
+
+    docs = write_corpus(tmp_path / "docs")
+    db = tmp_path / "index" / "library.sqlite3"
+    name, report = library_for_paths([docs], db)
+    assert name == library_name_for([docs]) and name.startswith("docs (") and len(name) == len("docs (") + 9
+    assert library_name_for([docs / "." ]) == name  # the same folder, however written
+    assert library_name_for([docs, tmp_path]) != name
+    first_reads = len(reads)
+    assert first_reads == len(CORPUS)
+    again, _ = library_for_paths([docs], db)
+    assert again == name and len(reads) == first_reads  # unchanged: nothing read again
+    with LibraryStore(db) as store:
+        assert store.names() == [name]
+        assert store.search(name, "Who founded the lantern company?")[0].path.endswith("company.md")

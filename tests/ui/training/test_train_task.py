@@ -60,7 +60,17 @@ def questions_file(tmp_path):
 
 
 @pytest.fixture
-def task_panel(qtbot, tmp_path, builder_for, docs, quiz_builder):
+def library_db(tmp_path, monkeypatch):
+    """The user's document library store, in the test's folder."""
+    from chatapp.documents import library
+
+    path = tmp_path / "data" / "library.sqlite3"
+    monkeypatch.setattr(library, "default_db_path", lambda: path)
+    return path
+
+
+@pytest.fixture
+def task_panel(qtbot, tmp_path, builder_for, docs, quiz_builder, library_db):
     from chatapp.ui.training_panel import TrainingPanel
 
     made = []
@@ -106,7 +116,7 @@ def test_advanced_is_collapsed_by_default(task_panel, qtbot):
     assert panel.form.isVisible()
 
 
-def test_quiz_runs_in_a_child_and_fills_the_table(task_panel, qtbot, questions_file, quiz_builder):
+def test_quiz_runs_in_a_child_and_fills_the_table(task_panel, qtbot, questions_file, quiz_builder, library_db):
     panel = task_panel(quiz_extra=("slow",))
     assert not panel.task.ask_button.isEnabled()  # no questions yet
     panel.task.set_questions(str(questions_file))
@@ -118,8 +128,21 @@ def test_quiz_runs_in_a_child_and_fills_the_table(task_panel, qtbot, questions_f
     qtbot.waitUntil(lambda: not panel.task.is_running(), timeout=60000)
     assert cells(panel) == [["0/10", "—"], ["5/10", "—"], ["—", "—"], ["—", "—"]]
     assert [j.row for j in quiz_builder.calls] == ["base", "base_docs"]
-    assert quiz_builder.calls[1].docs == (str(panel.docs.data_paths[0]),)
+    # the "+ documents" row asks with a named library of the documents, indexed once
+    from chatapp.documents.library import LibraryStore, library_name_for
+
+    name = library_name_for(panel.docs.data_paths)
+    assert quiz_builder.calls[1].docs == (name,) and panel.task.library == name
+    with LibraryStore(library_db) as store:
+        assert store.names() == [name] and store.list()[0].files >= 1
+        indexed = store._conn.execute("SELECT max(id) FROM chunks").fetchone()
     assert "done" in panel.task.status.text().lower() and panel.task.teach_button.isEnabled()
+    qtbot.mouseClick(panel.task.ask_button, Qt.LeftButton)  # again: the same library, nothing re-indexed
+    qtbot.waitUntil(lambda: not panel.task.is_running(), timeout=60000)
+    assert quiz_builder.calls[3].docs == (name,)
+    with LibraryStore(library_db) as store:
+        assert store.names() == [name]
+        assert store._conn.execute("SELECT max(id) FROM chunks").fetchone() == indexed
 
 
 def test_quiz_cancel_and_failure(task_panel, qtbot, questions_file):
