@@ -112,8 +112,12 @@ def test_advanced_is_collapsed_by_default(task_panel, qtbot):
     panel = task_panel()
     panel.show()
     assert not panel.form.isVisible() and panel.advanced.isVisible() and not panel.advanced.isChecked()
+    # one primary action: Teach; the plain run and the estimate alone come with the settings
+    assert panel.task.teach_button.isVisible()
+    assert not panel.run.start_button.isVisible() and not panel.run.estimate_button.isVisible()
     qtbot.mouseClick(panel.advanced, Qt.LeftButton)
-    assert panel.form.isVisible()
+    assert panel.form.isVisible() and panel.run.start_button.isVisible() and panel.run.estimate_button.isVisible()
+    assert panel.run.start_button.text() == "Train with these settings"
 
 
 def test_quiz_runs_in_a_child_and_fills_the_table(task_panel, qtbot, questions_file, quiz_builder, library_db):
