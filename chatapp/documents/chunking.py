@@ -31,10 +31,12 @@ _SENTENCE_ENDS = frozenset("。！？；")
 class ChunkOptions:
     """`max_chars`: the most characters of new text in a chunk (about 4 characters a token
     in English, 1-2 in Chinese); `overlap_chars`: how far a chunk may reach back into the one
-    before it."""
+    before it. The defaults are sized for the prompt of a small model: measured with the default
+    135M model on benchmarks/knowledge_docs, three passages of at most 300 characters answered
+    7/10 questions, two of at most 1,000 characters 4/10 (the answer was in them 9/10 times)."""
 
-    max_chars: int = 1000
-    overlap_chars: int = 120
+    max_chars: int = 300
+    overlap_chars: int = 75
 
     def __post_init__(self) -> None:
         if self.max_chars < 20:
