@@ -331,3 +331,17 @@ def test_library_for_paths_is_made_once_and_reindexed_incrementally(tmp_path, re
     with LibraryStore(db) as store:
         assert store.names() == [name]
         assert store.search(name, "Who founded the lantern company?")[0].path.endswith("company.md")
+
+
+def test_english_word_matches_rank_before_partial_word_matches(tmp_path, store):
+    """A whole-word (stemmed) match ranks above chunks that only share parts of words; those
+    still follow, so a partial word alone finds something."""
+    docs = write_corpus(tmp_path / "docs", {
+        "mill.md": "The mill was founded by Edda.",
+        "lenses.md": "Lensmakers polished glass for lensmakers' lenses and lensholders.",
+    })
+    store.add("notes", [docs])
+    store.index("notes")
+    hits = store.search("notes", "Who founded the lens workshop?", limit=5)
+    # "lens" is only inside longer words of lenses.md: a trigram match, ranked after the word match
+    assert [h.path.rsplit("/", 1)[-1] for h in hits] == ["mill.md", "lenses.md"]
