@@ -184,7 +184,7 @@ class TaskBox(QGroupBox):
     def load_for_adapter(self, folder: Optional[str]) -> None:
         """Show the scores kept beside this adapter (after a restart too); an empty table when none."""
         self.adapter = folder
-        if self.runner is not None:
+        if self.is_running():  # indexing for the quiz counts: its record is being filled
             return
         record = QuizRecord.load(Path(folder)) if folder else None
         if record is not None:
@@ -397,6 +397,8 @@ class TaskBox(QGroupBox):
             self.runner.cancel()
 
     def shutdown(self) -> None:
+        if self.indexing is not None:
+            self.indexing.set()
         if self.runner is not None:
             self.runner.kill()
         if self.editor is not None:
