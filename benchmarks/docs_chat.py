@@ -1,7 +1,7 @@
 """Chat with documents on benchmarks/demo_docs: how many of ten questions the default model answers
 closed-book and with the library's best passages in the prompt (greedy).
 
-    .venv/bin/python benchmarks/docs_chat.py [--top 0 2 4 8] [--model default]
+    .venv/bin/python benchmarks/docs_chat.py [--top 0 3] [--model default]
 
 A reply counts when it contains an accepted answer (case-insensitive). Prints one JSON object:
 per setting, the score, the mean prompt tokens and seconds per answer, and whether the
@@ -44,7 +44,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="default")
-    parser.add_argument("--top", type=int, nargs="+", default=[0, 2, 4, 8], help="passages; 0 = closed book")
+    parser.add_argument("--top", type=int, nargs="+", default=[0, 3], help="passages; 0 = closed book")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--chunk-chars", type=int, default=None, help="chunk size (default: the library's)")
     args = parser.parse_args()

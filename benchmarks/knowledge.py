@@ -7,8 +7,10 @@
    (extra train arguments after `--`), timed from start to end, examples included;
 3. the tuned model answers the same questions closed-book (and with documents).
 
-"With documents" here puts the two paragraphs sharing the most words with the question in front
-of it: a stand-in for the document library's retrieval, good enough on six short documents.
+"With documents" asks through the app's own path, as `chatapp quiz --docs DIR` and chat with
+documents do: the folder indexed into a (temporary) library, its best passages fitted into the
+prompt by engine.retrieval. `--lookup paragraphs` instead puts the two paragraphs sharing the
+most words with the question in front of it (the stand-in used before the library existed).
 Prints one line per quiz and a JSON summary (also written to OUT/benchmark.json).
 """
 
@@ -51,7 +53,7 @@ def paragraph_lookup(folder: Path, top: int = 2):
     return lookup
 
 
-def quiz(adapter, with_docs: bool, threads: int) -> dict:
+def quiz(adapter, with_docs: bool, threads: int, lookup: str = "library") -> dict:
     import torch
 
     from chatapp.engine.generate import Engine
@@ -62,7 +64,17 @@ def quiz(adapter, with_docs: bool, threads: int) -> dict:
         torch.set_num_threads(threads)
     loaded = load_model("default", adapter=adapter)
     engine = Engine(loaded.model, loaded.tokenizer, context_len=2048)
-    result = run_quiz(engine, read_questions(QUESTIONS), paragraph_lookup(DOCS) if with_docs else None)
+    retriever = None
+    if with_docs and lookup == "library":
+        from chatapp.commands.quiz import open_docs
+        retriever = open_docs([str(DOCS)])
+    try:
+        result = run_quiz(engine, read_questions(QUESTIONS),
+                          paragraph_lookup(DOCS) if with_docs and lookup == "paragraphs" else None,
+                          retriever=retriever)
+    finally:
+        if retriever is not None:
+            retriever.close()
     name = ("tuned" if adapter else "base") + (" + documents" if with_docs else ", closed-book")
     print(f"{name:28s} {result.score}/{len(result.items)}  ({result.seconds:.0f} s)", flush=True)
     for item in result.items:
@@ -101,14 +113,23 @@ def main() -> int:
     parser.add_argument("--skip-train", action="store_true", help="use the adapter already in --out")
     parser.add_argument("--no-docs", action="store_true", help="skip the quizzes with documents")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: the app's default)")
+    parser.add_argument("--lookup", choices=("library", "paragraphs"), default="library",
+                        help="with documents: the app's library retrieval, or the old two-paragraph stand-in")
+    parser.add_argument("--only", choices=("base-docs", "tuned-docs"), default=None,
+                        help="run only this quiz (no training): base + documents, or tuned + documents")
     parser.add_argument("train_args", nargs="*", help="extra `chatapp train` arguments (after --)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     results = {"quizzes": []}
+    if args.only:
+        adapter = str(args.out) if args.only == "tuned-docs" else None
+        results["quizzes"].append(quiz(adapter, True, args.threads, args.lookup))
+        print(json.dumps({"scores": {q["name"]: f"{q['score']}/{q['total']}" for q in results["quizzes"]}}))
+        return 0
     results["quizzes"].append(quiz(None, False, args.threads))
     if not args.no_docs:
-        results["quizzes"].append(quiz(None, True, args.threads))
+        results["quizzes"].append(quiz(None, True, args.threads, args.lookup))
     if not args.skip_train:
         if args.out.exists():
             import shutil
@@ -116,7 +137,7 @@ def main() -> int:
         results["training"] = train(args.out, args.train_args, args.threads)
     results["quizzes"].append(quiz(str(args.out), False, args.threads))
     if not args.no_docs:
-        results["quizzes"].append(quiz(str(args.out), True, args.threads))
+        results["quizzes"].append(quiz(str(args.out), True, args.threads, args.lookup))
     print(json.dumps({"training": results.get("training"),
                       "scores": {q["name"]: f"{q['score']}/{q['total']}" for q in results["quizzes"]}}, indent=1))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -104,6 +104,36 @@ def test_eval_prints_held_out_perplexity_matching_training(files, lora_run):
     code, text, _ = run_cli(["eval", "--model", files["model"], "--data", files["docs"], "--all", "--json",
                              "--block-size", 32])
     assert json.loads(text)["examples"] == 12 and json.loads(text)["split"] == "all"
+    assert json.loads(text)["quiz"] is None  # a text-recipe run: no quiz unless asked
+
+
+def test_eval_also_asks_the_quiz(files, lora_run, tmp_path):
+    """`eval --questions FILE` reports the quiz with the held-out perplexity; the knowledge
+    recipe's notes make 'auto' questions (made from --data) the default."""
+    from chatapp.commands.train import eval_questions
+    from chatapp.training.prepare import read_sources
+
+    _, _, out = lora_run
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps({"question": f"Q{i}?", "answers": ["zz-never"]}) + "\n" for i in range(3)))
+    code, text, _ = run_cli(["eval", "--model", files["model"], "--adapter", out, "--data", files["docs"],
+                             "--json", "--threads", 1, "--questions", questions])
+    result = json.loads(text)
+    assert code == 0 and result["quiz"]["total"] == 3 and result["quiz"]["score"] == 0
+    assert len(result["quiz"]["questions"]) == 3 and "ppl" in result
+    facts = tmp_path / "facts"
+    facts.mkdir()
+    (facts / "guild.md").write_text("# The Harbour Guild\n\nThe guild hall was built in 1874 by Mira Castell "
+                                    "and Tomas Reyes.\n\nIn 1901 the guild bought eleven boats from Halvard Dahl.\n")
+    sources = read_sources([facts])
+    made = eval_questions(None, {"recipe": "knowledge"}, sources)
+    assert made and all("____" in q.question for q in made)
+    assert eval_questions(None, {"recipe": "text"}, sources) == []
+    assert eval_questions("none", {"recipe": "knowledge"}, sources) == []
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{}\n")
+    code, _, err = run_cli(["eval", "--model", files["model"], "--data", files["docs"], "--questions", bad])
+    assert code == 1 and "bad.jsonl:1" in err
 
 
 def test_generate_with_adapter_differs_and_switches_off(files, lora_run):

@@ -42,31 +42,23 @@ def add_quiz_parser(subparsers) -> None:
     p.set_defaults(func=cmd_quiz)
 
 
-def docs_context(specs: list[str], limit: Optional[int] = None):
-    """(question -> passages, close) from the document library named by `specs` (one library
-    name), or from these files and folders indexed now into a temporary library: the one
-    retrieval of chat with documents (chatapp.engine.retrieval), passages numbered as in chat."""
+def open_docs(specs: list[str]):
+    """The retriever for `--docs`: a library by name, or these files and folders indexed now into
+    a temporary library. The quiz asks through it exactly as chat with documents does
+    (chatapp.engine.retrieval); `close()` it when done."""
     import tempfile
 
     from ..documents.library import index_paths_into_temporary
-    from ..engine.retrieval import SEARCH_LIMIT, LibraryRetriever, Source, open_documents
+    from ..engine.retrieval import LibraryRetriever, open_documents
 
     if len(specs) == 1:
-        retriever = open_documents(specs[0])
-    else:
-        missing = [s for s in specs if not Path(s).expanduser().exists()]
-        if missing:
-            raise LookupError(f"--docs: no such file or folder: {', '.join(missing)}")
-        folder = tempfile.TemporaryDirectory(prefix="chatapp-docs-")
-        store, name, _report = index_paths_into_temporary([Path(s).expanduser() for s in specs], folder.name)
-        retriever = LibraryRetriever(store, name, owned_folder=folder)
-
-    def lookup(question: str) -> str:
-        hits = retriever.search(question, limit or SEARCH_LIMIT)
-        sources = [Source(i, h.path, h.heading, h.start, h.end, h.text) for i, h in enumerate(hits, start=1)]
-        return "\n\n".join(f"[{s.number}] {s.text}\n(source: {Path(s.path).name})" for s in sources)
-
-    return lookup, retriever.close
+        return open_documents(specs[0])
+    missing = [s for s in specs if not Path(s).expanduser().exists()]
+    if missing:
+        raise LookupError(f"--docs: no such file or folder: {', '.join(missing)}")
+    folder = tempfile.TemporaryDirectory(prefix="chatapp-docs-")
+    store, name, _report = index_paths_into_temporary([Path(s).expanduser() for s in specs], folder.name)
+    return LibraryRetriever(store, name, owned_folder=folder)
 
 
 def _questions(args: argparse.Namespace):
@@ -97,17 +89,18 @@ def cmd_quiz(args: argparse.Namespace) -> int:
 
     try:
         questions = _questions(args)
-        context, close = docs_context(args.docs) if args.docs else (None, lambda: None)
+        retriever = open_docs(args.docs) if args.docs else None
     except (QuizError, DatasetError, IngestError, ValueError, LookupError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     try:
-        return _run(args, questions, context)
+        return _run(args, questions, retriever)
     finally:
-        close()
+        if retriever is not None:
+            retriever.close()
 
 
-def _run(args: argparse.Namespace, questions, context) -> int:
+def _run(args: argparse.Namespace, questions, retriever) -> int:
     from ..training.quiz import run_quiz
     from .common import load_from_args
 
@@ -124,8 +117,8 @@ def _run(args: argparse.Namespace, questions, context) -> int:
             mark = "right" if item.correct else "wrong"
             print(f"[{mark}] {item.question}\n        {item.reply[:200]!r}", flush=True)
 
-    result = run_quiz(backend.engine, questions, context, system_prompt=args.system,
-                      max_new_tokens=args.max_new_tokens, on_item=show)
+    result = run_quiz(backend.engine, questions, system_prompt=args.system, max_new_tokens=args.max_new_tokens,
+                      on_item=show, retriever=retriever)
     summary = {"model": info.name, "adapter": args.adapter, "docs": args.docs, **result.to_dict()}
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))

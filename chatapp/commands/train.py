@@ -200,6 +200,10 @@ def add_eval_parser(subparsers) -> None:
                    help="also write each evaluated token as a JSON line {index, id, token, logprob_base, "
                         "logprob_adapter} (logprob_adapter with --adapter: the adapter on versus off over "
                         "the same tokens)")
+    p.add_argument("--questions", default=None, metavar="FILE|auto|none",
+                   help="also ask the quiz (chatapp quiz) and report its score: a JSONL question file, 'auto' "
+                        "(questions made from --data), or 'none'; default: 'auto' for an adapter or model "
+                        "trained with the knowledge recipe, else 'none'")
     p.set_defaults(func=cmd_eval)
 
 
@@ -233,9 +237,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     notes = _training_notes(args)
     seed = args.seed if args.seed is not None else int(notes.get("seed", 0))
     val_fraction = args.val_fraction if args.val_fraction is not None else float(notes.get("val_fraction", 0.1))
+    from ..training.quiz import QuizError
+
     try:
         sources = read_sources(args.data)
-    except (IngestError, DatasetError) as exc:
+        questions = eval_questions(args.questions, notes, sources)
+    except (IngestError, DatasetError, QuizError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     loaded = load_model(args.model, device=args.device, adapter=args.adapter)
@@ -253,10 +260,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     with torch.no_grad():
         loss, ppl = evaluate(loaded.model, data.val, args.batch_size)
     per_token = _write_per_token(args.per_token, loaded, data.val) if args.per_token else None
+    quiz = None
+    if questions:
+        from ..engine.generate import Engine
+        from ..training.quiz import run_quiz
+
+        loaded.model.eval()
+        engine = Engine(loaded.model, loaded.tokenizer, context_len=min(2048, loaded.config.max_seq_len))
+        quiz = run_quiz(engine, questions).to_dict()
     result = {"model": str(args.model), "adapter": args.adapter, "split": "all" if args.all else "validation",
               "loss": loss, "ppl": ppl, "tokens": count_targets(data.val), "blocks": len(data.val),
               "examples": data.n_val, "total_examples": len(sources.examples), "block_size": block,
-              "seed": seed, "val_fraction": val_fraction}
+              "seed": seed, "val_fraction": val_fraction, "quiz": quiz}
     if per_token is not None:
         result["per_token"] = per_token
     if args.json:
@@ -266,6 +281,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                                   f"(seed {seed}, val fraction {val_fraction})")
         print(f"perplexity {ppl:.3f} (loss {loss:.4f}) over {result['tokens']} tokens in {len(data.val)} "
               f"blocks of {block}: {what}")
+        if quiz is not None:
+            print(f"quiz: {quiz['score']} of {quiz['total']} questions right, closed-book ({quiz['seconds']:.1f} s)")
     return EXIT_OK
 
 
@@ -291,6 +308,24 @@ def _write_per_token(path: str, loaded: Any, blocks: Any) -> dict[str, Any]:
     if tuned:
         summary["ppl_adapter"] = perplexity(tuned)
     return summary
+
+
+def eval_questions(spec, notes: dict[str, Any], sources) -> list:
+    """The quiz `chatapp eval` asks: none, a question file, or questions made from the documents
+    ('auto'; the default when the notes say the knowledge recipe trained it: its raw-text
+    perplexity alone hides whether the facts can be recalled by question)."""
+    from ..training.knowledge import quiz_questions
+    from ..training.quiz import read_questions
+
+    if spec is None:
+        spec = "auto" if notes.get("recipe") == "knowledge" else "none"
+    if spec == "none":
+        return []
+    if spec != "auto":
+        return read_questions(spec)
+    if sources.kind != "documents":
+        return []
+    return quiz_questions([(e.source, e.text or "") for e in sources.examples])
 
 
 # ---------------------------------------------------------------------------- export

@@ -32,6 +32,10 @@ MAX_TERMS = 48  # bounds the cost of a query built from a long message plus rece
 RRF_K = 60
 
 
+def has_cjk(text: str) -> bool:
+    return _CJK.search(text) is not None
+
+
 def cjk_spaced(text: str) -> str:
     """The CJK characters of `text`, one token each (runs separated by newlines), for the word
     index's `cjk` column; '' when the text has none (no cost for other languages)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +32,15 @@ log = logging.getLogger(__name__)
 
 RECENT_MESSAGES = 2  # earlier messages that join the query (a follow-up "and when?" needs them)
 QUERY_CHARS = 2000
-SEARCH_LIMIT = 2  # passages offered: 6/10 on benchmarks/docs_chat.py with the default model, 5/10 with 3 or 4
+# Passages offered (of at most 300 characters each, documents.chunking): measured with the
+# default 135M model on benchmarks/knowledge_docs, three short passages answered 7/10, one or
+# two whole sections (1,000 characters) 4-5/10.
+SEARCH_LIMIT = 3
 
-INSTRUCTION = ("Answer the question using the numbered passages below when they are relevant, "
-               "and cite them by number, like [1].")
+# The instruction measured best with the default model; asking it to cite passages by number
+# made it copy the numbers and labels instead of answering. Sources are shown with the reply.
+INSTRUCTION = "Answer the question using the text below."
+_HEADING_LINE = re.compile(r"^ {0,3}#{1,6}(?:[ \t].*)?$", re.M)
 
 
 class Retriever(Protocol):
@@ -112,6 +118,13 @@ def build_query(messages: Sequence[dict], recent: int = RECENT_MESSAGES, max_cha
     return "\n".join(parts)[:max_chars]
 
 
+def passage_text(text: str) -> str:
+    """A passage as the prompt shows it: without Markdown heading lines (the default model
+    answered with the heading it saw first, "# The founding of ..."), else as it is."""
+    stripped = _HEADING_LINE.sub("", text).strip()
+    return re.sub(r"\n{3,}", "\n\n", stripped) if stripped else text
+
+
 def with_passages(question: str, sources: Sequence[Source]) -> str:
     """The user's turn with the passages before the question (plain text, numbered), each
     followed by its file's name. Measured on benchmarks/docs_chat.py with the default 135M
@@ -119,7 +132,7 @@ def with_passages(question: str, sources: Sequence[Source]) -> str:
     and heading path before the text 4/10 (the model repeats the label instead of answering)."""
     if not sources:
         return question
-    blocks = [f"[{s.number}] {s.text}\n(source: {Path(s.path).name})" for s in sources]
+    blocks = [f"[{s.number}] {passage_text(s.text)}\n(source: {Path(s.path).name})" for s in sources]
     return f"{INSTRUCTION}\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
 
 

@@ -7,9 +7,9 @@ formats do not matter ("4,000" = "4000" = "four thousand" is not attempted, but 
 and "1,200" = "1200" are), and an answer must match whole words ("Dahl" is not found in
 "Dahlberg", "12" not in "1200").
 
-Context ("with documents") comes from a `ContextLookup`: question -> text put in front of the
-question. The quiz does not know where the text comes from (retrieval over a library, or a
-benchmark's own lookup).
+With documents, the quiz asks through a `retriever` (engine.retrieval: a library's passages
+fitted into the prompt exactly as chat with documents does, `chatapp quiz --docs`), or through
+a `ContextLookup` (question -> text put in front of the question, for a benchmark's own lookup).
 """
 
 from __future__ import annotations
@@ -177,17 +177,35 @@ def ask(engine: Any, question: str, context: str = "", system_prompt: str = "",
     return "".join(session.respond(settings)).strip()
 
 
+def ask_with_documents(engine: Any, question: str, retriever: Any, system_prompt: str = "",
+                       max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> tuple[str, int]:
+    """(greedy reply, characters of passages in the prompt): the question asked as chat with
+    documents asks it (engine.retrieval.send_with_documents: same passages, format and fitting)."""
+    from ..engine.retrieval import send_with_documents
+    from ..engine.sampling import SamplingSettings
+    from ..engine.session import ChatSession
+
+    settings = SamplingSettings(temperature=0.0, max_new_tokens=max_new_tokens, repetition_penalty=1.0)
+    session = ChatSession(engine, system_prompt=system_prompt)
+    reply = send_with_documents(session, question, settings, retriever)
+    return "".join(reply).strip(), sum(len(s.text) for s in reply.result.sources)
+
+
 def run_quiz(engine: Any, questions: Sequence[QuizQuestion], context: Optional[ContextLookup] = None,
              system_prompt: str = "", max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-             on_item: Optional[Callable[[QuizItem], None]] = None) -> QuizResult:
-    """Ask each question greedily (closed-book, or with `context(question)` in front) and score it."""
+             on_item: Optional[Callable[[QuizItem], None]] = None, retriever: Any = None) -> QuizResult:
+    """Ask each question greedily (closed-book, with a `retriever`'s passages as chat with
+    documents puts them, or with `context(question)` in front) and score it."""
     result = QuizResult()
     start = time.perf_counter()
     for q in questions:
-        text = context(q.question) if context is not None else ""
-        reply = ask(engine, q.question, text, system_prompt, max_new_tokens)
+        if retriever is not None:
+            reply, chars = ask_with_documents(engine, q.question, retriever, system_prompt, max_new_tokens)
+        else:
+            text = context(q.question) if context is not None else ""
+            reply, chars = ask(engine, q.question, text, system_prompt, max_new_tokens), len(text)
         hit = matched_answer(reply, q.answers)
-        item = QuizItem(q.question, list(q.answers), reply, hit is not None, hit, len(text))
+        item = QuizItem(q.question, list(q.answers), reply, hit is not None, hit, chars)
         result.items.append(item)
         if on_item is not None:
             on_item(item)

@@ -1918,85 +1918,100 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>TrainingExamples</name>
     <message>
-        <location filename="../../chatapp/ui/training/examples.py" line="70"/>
-        <source>Training examples</source>
-        <translation>训练样例</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training/examples.py" line="70"/>
-        <source>Quiz questions</source>
-        <translation>测验题目</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training/examples.py" line="74"/>
-        <source>Kind</source>
-        <translation>类型</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training/examples.py" line="74"/>
-        <location filename="../../chatapp/ui/training/examples.py" line="75"/>
-        <source>Question</source>
-        <translation>问题</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training/examples.py" line="74"/>
-        <source>Answer or text</source>
-        <translation>答案或文本</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training/examples.py" line="75"/>
-        <source>#</source>
-        <translation>#</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training/examples.py" line="75"/>
-        <source>Accepted answers (separated by |)</source>
-        <translation>可接受的答案（用 | 分隔）</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training/examples.py" line="87"/>
-        <source>Delete selected rows</source>
-        <translation>删除所选行</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training/examples.py" line="88"/>
-        <source>Save</source>
-        <translation>保存</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training/examples.py" line="89"/>
-        <source>Close</source>
-        <translation>关闭</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training/examples.py" line="116"/>
-        <source>{n} rows in {file}. Double-click a cell to edit it.</source>
-        <translation>{file} 中共 {n} 行。双击单元格即可编辑。</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training/examples.py" line="134"/>
-        <source>(a conversation of {n} messages)</source>
-        <translation>（包含 {n} 条消息的对话）</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training/examples.py" line="170"/>
+        <location filename="../../chatapp/ui/training/examples.py" line="68"/>
         <source>nothing left to save: keep at least one row</source>
         <translation>没有可保存的内容：请至少保留一行</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/examples.py" line="175"/>
+        <location filename="../../chatapp/ui/training/examples.py" line="73"/>
         <source>row {n}: {problem}</source>
         <translation>第 {n} 行：{problem}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/examples.py" line="178"/>
-        <source>Not saved: {reason}</source>
-        <translation>未保存：{reason}</translation>
+        <location filename="../../chatapp/ui/training/examples.py" line="106"/>
+        <source>Training examples</source>
+        <translation>训练样例</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/examples.py" line="182"/>
+        <location filename="../../chatapp/ui/training/examples.py" line="106"/>
+        <source>Quiz questions</source>
+        <translation>测验题目</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/examples.py" line="117"/>
+        <source>Kind</source>
+        <translation>类型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/examples.py" line="117"/>
+        <location filename="../../chatapp/ui/training/examples.py" line="118"/>
+        <source>Question</source>
+        <translation>问题</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/examples.py" line="117"/>
+        <source>Answer or text</source>
+        <translation>答案或文本</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/examples.py" line="118"/>
+        <source>#</source>
+        <translation>#</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/examples.py" line="118"/>
+        <source>Accepted answers (separated by |)</source>
+        <translation>可接受的答案（用 | 分隔）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/examples.py" line="130"/>
+        <source>Delete selected rows</source>
+        <translation>删除所选行</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/examples.py" line="131"/>
+        <source>Save</source>
+        <translation>保存</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/examples.py" line="132"/>
+        <source>Close</source>
+        <translation>关闭</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/examples.py" line="145"/>
+        <source>Reading {file}…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/examples.py" line="169"/>
+        <source>Cannot open {file}: {reason}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/examples.py" line="185"/>
+        <source>{n} rows in {file}. Double-click a cell to edit it.</source>
+        <translation>{file} 中共 {n} 行。双击单元格即可编辑。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/examples.py" line="203"/>
+        <source>(a conversation of {n} messages)</source>
+        <translation>（包含 {n} 条消息的对话）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/examples.py" line="239"/>
+        <source>Saving…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/examples.py" line="247"/>
         <source>Saved {n} rows to {file}.</source>
         <translation>已将 {n} 行保存到 {file}。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/examples.py" line="253"/>
+        <source>Not saved: {reason}</source>
+        <translation>未保存：{reason}</translation>
     </message>
 </context>
 <context>
@@ -2284,98 +2299,108 @@ Chat with a language model on your own machine, and teach it your own documents.
         <translation>高级</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="215"/>
-        <location filename="../../chatapp/ui/training/panel.py" line="222"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="84"/>
+        <source>Train with these settings</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/panel.py" line="85"/>
+        <source>Advanced: start a run with the settings below as they are, without showing the estimate first. Teach does both.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/panel.py" line="224"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="231"/>
         <source>Cannot start: {reason}</source>
         <translation>无法开始：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="249"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="258"/>
         <source>Estimating…</source>
         <translation>正在估算…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="266"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="275"/>
         <source>Estimating how long teaching takes…</source>
         <translation>正在估算教学所需时间…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="309"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="318"/>
         <source>Cancelling: saving a checkpoint…</source>
         <translation>正在取消：保存检查点…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="355"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="364"/>
         <source>Press Teach again to start.</source>
         <translation>再次点击“教学”即可开始。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="362"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="371"/>
         <source>Estimate cancelled.</source>
         <translation>估算已取消。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="387"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="396"/>
         <source>A checkpoint at step {step} was kept: press Resume to continue from it.</source>
         <translation>已保留第 {step} 步的检查点：点击“继续训练”可从这里接着训练。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="392"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="401"/>
         <source>Cancelled</source>
         <translation>已取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="394"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="403"/>
         <source>Cancelled.</source>
         <translation>已取消。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="394"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="403"/>
         <source>Cancelled at step {step}.</source>
         <translation>已在第 {step} 步取消。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="396"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="405"/>
         <source>Cancelled: {reason}.</source>
         <translation>已取消：{reason}。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="399"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="408"/>
         <source>Stopped</source>
         <translation>已停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="400"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="409"/>
         <source>Training stopped unexpectedly; resume from step {step} with Resume. ({reason})</source>
         <translation>训练意外停止；可点击“继续”从第 {step} 步恢复。（{reason}）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="403"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="412"/>
         <source>Failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="404"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="413"/>
         <source>Failed: {reason}</source>
         <translation>失败：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="404"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="413"/>
         <source>unknown error</source>
         <translation>未知错误</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="412"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="421"/>
         <source>Completed {steps} steps. Saved to {out}</source>
         <translation>已完成 {steps} 步。已保存到 {out}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="414"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="423"/>
         <source>Stopped early at step {step}: held-out perplexity stopped improving.</source>
         <translation>在第 {step} 步提前停止：留出困惑度不再改善。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="417"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="426"/>
         <source> (the weights of step {step}, the lowest held-out perplexity)</source>
         <translation>（第 {step} 步的权重，留出困惑度最低）</translation>
     </message>
@@ -2827,200 +2852,217 @@ Chat with a language model on your own machine, and teach it your own documents.
         <translation>测验无法启动：{error}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="44"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="48"/>
         <source>questions can be made from documents, not from a conversation file</source>
         <translation>只能根据文档生成题目，不能根据对话文件生成</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="47"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="51"/>
         <source>no questions could be made from these documents (no names, dates or numbers found)</source>
         <translation>无法根据这些文档生成题目（未找到人名、日期或数字）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="59"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="63"/>
         <source>What does the model know?</source>
         <translation>模型知道什么？</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="76"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="87"/>
         <source>1. Add documents  2. Ask the quiz: what does the model know now?  3. Teach  4. Ask again: what does it know after?</source>
         <translation>1. 添加文档  2. 进行测验：模型现在知道什么？  3. 教学  4. 再次测验：教学后它知道什么？</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="79"/>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="162"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="90"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="173"/>
         <source>Questions: none yet</source>
         <translation>题目：暂无</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="81"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="92"/>
         <source>Choose questions file…</source>
         <translation>选择题目文件…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="82"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="93"/>
         <source>Make questions from the documents</source>
         <translation>根据文档生成题目</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="83"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="94"/>
         <source>Review questions…</source>
         <translation>查看题目…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="84"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="95"/>
         <source>Ask the quiz</source>
         <translation>进行测验</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="85"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="96"/>
         <source>Cancel quiz</source>
         <translation>取消测验</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="89"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="100"/>
         <source>Quiz not run</source>
         <translation>尚未测验</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="94"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="105"/>
         <source>Quiz scores</source>
         <translation>测验得分</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="95"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="106"/>
         <source>Before teaching</source>
         <translation>教学前</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="95"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="106"/>
         <source>After teaching</source>
         <translation>教学后</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="97"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="108"/>
         <source>Base model</source>
         <translation>基础模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="97"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="108"/>
         <source>Base model + documents</source>
         <translation>基础模型 + 文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="97"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="108"/>
         <source>Tuned</source>
         <translation>微调后</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="98"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="109"/>
         <source>Tuned + documents</source>
         <translation>微调后 + 文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="100"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="111"/>
         <source>Teach</source>
         <translation>教学</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="101"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="112"/>
         <source>Train on the documents with the recommended settings (the first press shows how long it will take)</source>
         <translation>用推荐设置在文档上训练（第一次点击会显示所需时间）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="105"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="116"/>
         <source>Review training examples…</source>
         <translation>查看训练样例…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="161"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="172"/>
         <source>Questions: {file}</source>
         <translation>题目：{file}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="190"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="201"/>
         <source>Quiz questions</source>
         <translation>测验题目</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="191"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="202"/>
         <source>Questions (*.jsonl);;All files (*)</source>
         <translation>题目 (*.jsonl);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="202"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="213"/>
         <source>Making questions from the documents…</source>
         <translation>正在根据文档生成题目…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="211"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="222"/>
         <source>{n} questions made from the documents: review them, then ask the quiz.</source>
         <translation>已根据文档生成 {n} 道题目：请先查看，然后进行测验。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="217"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="228"/>
         <source>No questions: {reason}</source>
         <translation>没有题目：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="228"/>
-        <source>Cannot open {file}: {reason}</source>
-        <translation>无法打开 {file}：{reason}</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="252"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="264"/>
         <source>The next run trains on the examples in {file}.</source>
         <translation>下一次训练将使用 {file} 中的样例。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="291"/>
-        <source>Loading the model…</source>
-        <translation>正在加载模型…</translation>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="309"/>
+        <source>Indexing the documents…</source>
+        <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="292"/>
-        <source>Asking the quiz ({n} runs)…</source>
-        <translation>正在测验（{n} 轮）…</translation>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="310"/>
+        <source>Indexing the documents for the "+ documents" rows (only changed files are read)…</source>
+        <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="300"/>
-        <source>{row}: question {done} of {total}</source>
-        <translation>{row}：第 {done} 题，共 {total} 题</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="319"/>
-        <source>Quiz done</source>
-        <translation>测验完成</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="319"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="323"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="377"/>
         <source>Quiz cancelled</source>
         <translation>测验已取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="320"/>
-        <source>Quiz failed</source>
-        <translation>测验失败</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="322"/>
-        <source>The quiz failed: {reason}</source>
-        <translation>测验失败：{reason}</translation>
-    </message>
-    <message>
         <location filename="../../chatapp/ui/training/quiz_box.py" line="324"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="382"/>
         <source>Quiz cancelled.</source>
         <translation>测验已取消。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="326"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="338"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="378"/>
+        <source>Quiz failed</source>
+        <translation>测验失败</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="339"/>
+        <source>The documents could not be indexed: {reason}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="349"/>
+        <source>Loading the model…</source>
+        <translation>正在加载模型…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="350"/>
+        <source>Asking the quiz ({n} runs)…</source>
+        <translation>正在测验（{n} 轮）…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="358"/>
+        <source>{row}: question {done} of {total}</source>
+        <translation>{row}：第 {done} 题，共 {total} 题</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="377"/>
+        <source>Quiz done</source>
+        <translation>测验完成</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="380"/>
+        <source>The quiz failed: {reason}</source>
+        <translation>测验失败：{reason}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="384"/>
         <source>Quiz done: {n} runs.</source>
         <translation>测验完成：共 {n} 轮。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/quiz_box.py" line="331"/>
+        <location filename="../../chatapp/ui/training/quiz_box.py" line="389"/>
         <source>The scores could not be kept: {reason}</source>
         <translation>无法保存得分：{reason}</translation>
+    </message>
+    <message>
+        <source>Cannot open {file}: {reason}</source>
+        <translation type="obsolete">无法打开 {file}：{reason}</translation>
     </message>
 </context>
 </TS>

@@ -34,9 +34,10 @@ Ferries leave at dawn.
 """
 
 
-def check_spans(text: str, chunks) -> None:
+def check_spans(text: str, chunks, headings_may_go: bool = False) -> None:
     """Every chunk is the exact slice of its span; spans are ordered and cover every
-    non-blank character of the text."""
+    non-blank character of the text (but for Markdown heading lines when `headings_may_go`:
+    a heading that does not fit beside its section's text is carried as the heading path)."""
     assert chunks, "no chunks"
     covered = [False] * len(text)
     previous_start = -1
@@ -49,6 +50,11 @@ def check_spans(text: str, chunks) -> None:
         for i in range(chunk.start, chunk.end):
             covered[i] = True
     missing = [i for i, ch in enumerate(text) if not ch.isspace() and not covered[i]]
+    if headings_may_go:
+        from chatapp.documents.chunking import _ATX_HEADING, iter_lines
+        for start, end in iter_lines(text):
+            if _ATX_HEADING.match(text, start, end):
+                missing = [i for i in missing if not start <= i < end]
     assert missing == [], f"characters in no chunk: {text[missing[0]:missing[0] + 20]!r}"
 
 
@@ -167,6 +173,20 @@ def test_spans_hold_on_random_documents(fmt):
         if not text.strip():
             assert chunks == []
             continue
-        check_spans(text, chunks)
+        check_spans(text, chunks, headings_may_go=fmt == "markdown")
         for chunk in chunks:  # max_chars of its own text, plus at most the overlap
             assert len(chunk.text) <= options.max_chars + options.overlap_chars
+
+
+def test_a_heading_is_never_a_chunk_alone_when_its_section_has_text():
+    """Small chunks: the heading line no longer fits beside the paragraph; it is left out of the
+    chunks (its words are their heading path), not made a passage of its own."""
+    text = "# The founding of the company\n\n" + "Edda Halvorsen began the company in 1958 in a boathouse. " * 3 + \
+           "\n\n# Empty section\n"
+    chunks = chunk_text(text, "markdown", ChunkOptions(max_chars=200, overlap_chars=40))
+    assert all(not c.text.lstrip().startswith("# The founding") for c in chunks)
+    assert chunks[0].heading == ("The founding of the company",) and chunks[0].text.startswith("Edda")
+    assert all(c.text == text[c.start:c.end] for c in chunks)
+    assert chunks[-1].text == "# Empty section"  # a section with nothing but its heading keeps it
+    big = chunk_text(text, "markdown", ChunkOptions(max_chars=2000, overlap_chars=0))
+    assert big[0].text.startswith("# The founding")  # when they fit together, the heading stays

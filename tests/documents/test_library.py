@@ -286,3 +286,62 @@ def test_an_index_from_a_newer_app_is_refused_untouched(tmp_path):
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 99
     conn.close()
+
+
+def test_an_index_from_schema_1_is_migrated_to_stemmed_words(tmp_path):
+    """Schema 1 indexed words unstemmed; opening it re-makes the word index with Porter stemming
+    from the chunks already there (no file is read again), so "founded" finds "founding"."""
+    path = tmp_path / "library.sqlite3"
+    docs = write_corpus(tmp_path / "docs", {"a.md": "# History\n\nThe founding of the mill in Brekke.",
+                                            "b.md": "# Boats\n\nBoats are painted blue."})
+    with LibraryStore(path) as store:
+        store.add("notes", [docs])
+        store.index("notes")
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        DROP TABLE chunk_words;
+        CREATE VIRTUAL TABLE chunk_words USING fts5(heading, text, cjk, content='chunks',
+            content_rowid='id', tokenize='unicode61 remove_diacritics 2');
+        INSERT INTO chunk_words (chunk_words) VALUES ('rebuild');
+        PRAGMA user_version = 1;""")
+    assert conn.execute("SELECT count(*) FROM chunk_words WHERE chunk_words MATCH 'founded'").fetchone() == (0,)
+    conn.close()
+    with LibraryStore(path) as store:
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == library_module.SCHEMA_VERSION == 2
+        consistent(store)
+        words = store._conn.execute("SELECT rowid FROM chunk_words WHERE chunk_words MATCH 'founded'").fetchall()
+        assert len(words) == 1
+        hits = store.search("notes", "When was the mill founded?", limit=2)
+        assert hits[0].path.endswith("a.md")
+
+
+def test_library_for_paths_is_made_once_and_reindexed_incrementally(tmp_path, reads):
+    from chatapp.documents.library import library_for_paths, library_name_for
+
+    docs = write_corpus(tmp_path / "docs")
+    db = tmp_path / "index" / "library.sqlite3"
+    name, report = library_for_paths([docs], db)
+    assert name == library_name_for([docs]) and name.startswith("docs (") and len(name) == len("docs (") + 9
+    assert library_name_for([docs / "." ]) == name  # the same folder, however written
+    assert library_name_for([docs, tmp_path]) != name
+    first_reads = len(reads)
+    assert first_reads == len(CORPUS)
+    again, _ = library_for_paths([docs], db)
+    assert again == name and len(reads) == first_reads  # unchanged: nothing read again
+    with LibraryStore(db) as store:
+        assert store.names() == [name]
+        assert store.search(name, "Who founded the lantern company?")[0].path.endswith("company.md")
+
+
+def test_english_word_matches_rank_before_partial_word_matches(tmp_path, store):
+    """A whole-word (stemmed) match ranks above chunks that only share parts of words; those
+    still follow, so a partial word alone finds something."""
+    docs = write_corpus(tmp_path / "docs", {
+        "mill.md": "The mill was founded by Edda.",
+        "lenses.md": "Lensmakers polished glass for lensmakers' lenses and lensholders.",
+    })
+    store.add("notes", [docs])
+    store.index("notes")
+    hits = store.search("notes", "Who founded the lens workshop?", limit=5)
+    # "lens" is only inside longer words of lenses.md: a trigram match, ranked after the word match
+    assert [h.path.rsplit("/", 1)[-1] for h in hits] == ["mill.md", "lenses.md"]

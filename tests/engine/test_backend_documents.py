@@ -49,7 +49,9 @@ def test_a_reply_with_documents_carries_its_sources_and_the_exact_prompt(backend
     assert done.sources, "the passage about the cat fits and is given"
     assert done.sources[0].path.endswith("cats.md") and done.sources[0].heading == "Cats"
     assert [s.number for s in done.sources] == list(range(1, len(done.sources) + 1))
-    assert "[1] # Cats\n\nthe cat sat on the warm mat." in done.prompt and "(source: cats.md)" in done.prompt
+    assert "[1] the cat sat on the warm mat." in done.prompt and "(source: cats.md)" in done.prompt
+    assert "# Cats" not in done.prompt  # heading lines stay out of the prompt (the source keeps them)
+    assert done.sources[0].text.startswith("# Cats")
     assert "Question: where did the cat sit?" in done.prompt
     assert_prompt_is_what_the_model_was_fed(backend, done)
 

@@ -143,3 +143,14 @@ def test_open_documents_by_name_or_path(tmp_path):
 
     with pytest.raises(LookupError, match="no library of that name and no such file"):
         open_documents(str(tmp_path / "nothing"), db)
+
+
+def test_passages_leave_markdown_heading_lines_out_of_the_prompt():
+    from chatapp.engine.retrieval import Source, passage_text
+
+    assert passage_text("# Founding\n\nEdda began it.\n\n## Later\n\nMore.") == "Edda began it.\n\nMore."
+    assert passage_text("# Only a heading") == "# Only a heading"  # nothing else: kept as it is
+    assert passage_text("#hashtag is text\nok") == "#hashtag is text\nok"
+    sources = [Source(1, "/d/a.md", "Founding", 0, 30, "# Founding\n\nEdda began it.")]
+    assert with_passages("Who began it?", sources) == (
+        "Answer the question using the text below.\n\n[1] Edda began it.\n(source: a.md)\n\nQuestion: Who began it?")

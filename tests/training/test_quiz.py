@@ -118,7 +118,7 @@ class WordTokenizer:
     def encode(self, text):
         return [ord(c) for c in text]
 
-    def decode(self, ids):
+    def decode(self, ids, skip_special_tokens=True):
         return "".join(chr(i) for i in ids)
 
 

@@ -6,6 +6,8 @@ and answer pair (`{"messages": [user, assistant]}`) shows both, editable; plain 
 (`{"text": ...}`) shows its text, editable; longer conversations can be deleted but not
 edited here. For questions, the question and its accepted answers (separated by "|").
 Saving checks every row the way training or the quiz reads it, and writes the file atomically.
+Reading, checking and writing run on a QThreadPool thread (a file of thousands of examples
+would stall the window); the table is disabled meanwhile and `loaded`/`saved` say when each ends.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import logging
 from pathlib import Path
 from typing import Any, Optional
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QThreadPool, Qt, Signal, Slot
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from .common import RED
+from .jobs import Job, JobSignals
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +61,58 @@ def _pair(record: dict) -> Optional[tuple[str, str]]:
     return None
 
 
+def check_and_write(records: list[dict], path: Path, mode: str) -> int:
+    """Check every row as training (EXAMPLES) or the quiz (QUESTIONS) reads it, then write the
+    file atomically; ValueError naming the first bad row, nothing written. Runs off the GUI thread."""
+    if not records:
+        raise ValueError(_tr("nothing left to save: keep at least one row"))
+    for n, record in enumerate(records, start=1):
+        try:
+            _check(record, mode)
+        except ValueError as exc:
+            raise ValueError(_tr("row {n}: {problem}").format(n=n, problem=str(exc))) from exc
+    if mode == QUESTIONS:
+        from ...training.quiz import QuizQuestion, write_questions
+        write_questions([QuizQuestion(r["question"], r["answers"]) for r in records], path)
+    else:
+        from ...training.knowledge import write_examples
+        write_examples(records, path)
+    return len(records)
+
+
+def _check(record: dict, mode: str) -> None:
+    if mode == QUESTIONS:
+        from ...training.quiz import parse_question
+        parse_question({k: v for k, v in record.items() if k in ("question", "answers", "source")})
+    else:
+        from ...training.knowledge import check_example
+        check_example(record)
+
+
 class JsonlEditor(QDialog):
-    """Edit a JSONL of examples or questions. `saved(path)` after a successful save."""
+    """Edit a JSONL of examples or questions. `loaded(ok)` when the file has been read (or could
+    not be: the reason is shown); `saved(path)` after a successful save; `save_failed(reason)`."""
 
+    loaded = Signal(bool)
     saved = Signal(str)
+    save_failed = Signal(str)
 
-    def __init__(self, path: Path, mode: str = EXAMPLES, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, path: Path, mode: str = EXAMPLES, parent: Optional[QWidget] = None,
+                 pool: Optional[QThreadPool] = None) -> None:
         super().__init__(parent)
         self.path = Path(path)
         self.mode = mode
+        self.pool = pool or QThreadPool.globalInstance()
         self.setWindowTitle(_tr("Training examples") if mode == EXAMPLES else _tr("Quiz questions"))
         self.resize(900, 560)
-        self.records: list[dict] = read_records(self.path)
+        self.records: list[dict] = []
+        self.busy = False
+        self._saving: list[dict] = []
+        self._load_signals, self._save_signals = JobSignals(), JobSignals()
+        self._load_signals.done.connect(self._on_loaded)
+        self._load_signals.failed.connect(self._on_load_failed)
+        self._save_signals.done.connect(self._on_saved)
+        self._save_signals.failed.connect(self._on_save_failed)
         self.table = QTableWidget(0, 3)
         labels = ([_tr("Kind"), _tr("Question"), _tr("Answer or text")] if mode == EXAMPLES
                   else [_tr("#"), _tr("Question"), _tr("Accepted answers (separated by |)")])
@@ -99,7 +142,33 @@ class JsonlEditor(QDialog):
         self.delete_button.clicked.connect(self.delete_selected)
         self.save_button.clicked.connect(self.save)
         self.close_button.clicked.connect(self.close)
+        self._set_busy(True, _tr("Reading {file}…").format(file=str(self.path)))
+        self.pool.start(Job(0, lambda: read_records(self.path), self._load_signals))
+
+    def _set_busy(self, busy: bool, message: str = "") -> None:
+        self.busy = busy
+        for widget in (self.table, self.delete_button, self.save_button):
+            widget.setEnabled(not busy)
+        if message:
+            self.info.setText(message)
+            self.info.setStyleSheet("")
+
+    @Slot(int, object)
+    def _on_loaded(self, _ticket: int, records: object) -> None:
+        self.records = list(records)  # type: ignore[arg-type]
+        self._set_busy(False)
         self.fill()
+        self.loaded.emit(True)
+
+    @Slot(int, str)
+    def _on_load_failed(self, _ticket: int, message: str) -> None:
+        self._set_busy(False)
+        self.table.setEnabled(False)
+        self.save_button.setEnabled(False)
+        self.delete_button.setEnabled(False)
+        self.info.setText(_tr("Cannot open {file}: {reason}").format(file=str(self.path), reason=message))
+        self.info.setStyleSheet(RED)
+        self.loaded.emit(False)
 
     def _item(self, text: str, editable: bool) -> QTableWidgetItem:
         item = QTableWidgetItem(text)
@@ -161,41 +230,26 @@ class JsonlEditor(QDialog):
         self.fill()
 
     @Slot()
-    def save(self) -> bool:
-        """Check every row as training or the quiz will read it; write the file; False with the
-        reason shown when a row is not usable."""
-        records = self.rows()
-        try:
-            if not records:
-                raise ValueError(_tr("nothing left to save: keep at least one row"))
-            for n, record in enumerate(records, start=1):
-                try:
-                    self._check(record)
-                except ValueError as exc:
-                    raise ValueError(_tr("row {n}: {problem}").format(n=n, problem=str(exc))) from exc
-            self._write(records)
-        except (ValueError, OSError) as exc:
-            self.info.setText(_tr("Not saved: {reason}").format(reason=str(exc)))
-            self.info.setStyleSheet(RED)
-            return False
-        self.records = records
-        self.info.setText(_tr("Saved {n} rows to {file}.").format(n=len(records), file=str(self.path)))
-        self.info.setStyleSheet("")
+    def save(self) -> None:
+        """Check every row as training or the quiz will read it and write the file, on a pool
+        thread; `saved` or `save_failed` (the reason also shown) when done."""
+        if self.busy:
+            return
+        self._saving = self.rows()
+        self._set_busy(True, _tr("Saving…"))
+        records, path, mode = self._saving, self.path, self.mode
+        self.pool.start(Job(0, lambda: check_and_write(records, path, mode), self._save_signals))
+
+    @Slot(int, object)
+    def _on_saved(self, _ticket: int, count: object) -> None:
+        self.records = self._saving
+        self._set_busy(False)
+        self.info.setText(_tr("Saved {n} rows to {file}.").format(n=count, file=str(self.path)))
         self.saved.emit(str(self.path))
-        return True
 
-    def _check(self, record: dict) -> None:
-        if self.mode == QUESTIONS:
-            from ...training.quiz import parse_question
-            parse_question({k: v for k, v in record.items() if k in ("question", "answers", "source")})
-        else:
-            from ...training.knowledge import check_example
-            check_example(record)
-
-    def _write(self, records: list[dict]) -> None:
-        if self.mode == QUESTIONS:
-            from ...training.quiz import QuizQuestion, write_questions
-            write_questions([QuizQuestion(r["question"], r["answers"]) for r in records], self.path)
-        else:
-            from ...training.knowledge import write_examples
-            write_examples(records, self.path)
+    @Slot(int, str)
+    def _on_save_failed(self, _ticket: int, message: str) -> None:
+        self._set_busy(False)
+        self.info.setText(_tr("Not saved: {reason}").format(reason=message))
+        self.info.setStyleSheet(RED)
+        self.save_failed.emit(message)

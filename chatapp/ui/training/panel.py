@@ -79,6 +79,13 @@ class TrainingPanel(QWidget):
         self.advanced.toggled.connect(self._toggle_advanced)
         self.form.setVisible(False)
         self.run = RunView()
+        # One primary action: Teach (the estimate first, then train). The plain run of the
+        # settings as set, and the estimate on its own, belong with the settings under Advanced.
+        self.run.start_button.setText(_tr("Train with these settings"))
+        self.run.start_button.setToolTip(_tr("Advanced: start a run with the settings below as they are, "
+                                             "without showing the estimate first. Teach does both."))
+        for button in (self.run.estimate_button, self.run.start_button):
+            button.setVisible(False)
         self.outputs = AdaptersBox(self.adapters_dir, self.pool)
         self._layout()
         self.compare_view = CompareView(self)
@@ -125,6 +132,8 @@ class TrainingPanel(QWidget):
     def _toggle_advanced(self, shown: bool) -> None:
         """Hyperparameters: collapsed by default (the defaults work)."""
         self.form.setVisible(shown)
+        self.run.estimate_button.setVisible(shown)
+        self.run.start_button.setVisible(shown)
         self.advanced.setArrowType(Qt.DownArrow if shown else Qt.RightArrow)
 
     # -- state ----------------------------------------------------------------------------------

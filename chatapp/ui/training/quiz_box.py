@@ -4,13 +4,17 @@
 and shown for review), its table (base, base + documents, tuned, tuned + documents; before
 and after teaching), the one Teach button with the estimate shown first, and the knowledge
 examples of the last run to review. The quiz runs in child processes (`QuizRunner`); making
-questions from the documents reads files on a pool thread. The panel supplies the model, the
+questions from the documents reads files on a pool thread, and so does indexing the documents
+for the "+ documents" rows: once per document set, into a named library of the user's store
+(documents.library.library_for_paths; only changed files are read on later runs), which the
+quiz children open with `--docs NAME`. The panel supplies the model, the
 documents and the adapter, starts the training and tells the box when a run has ended.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -72,6 +76,13 @@ class TaskBox(QGroupBox):
         self.signals = JobSignals()
         self.signals.done.connect(self._on_questions_made)
         self.signals.failed.connect(self._on_questions_failed)
+        self.library_path: Optional[Path] = None  # the library store (None: the user's)
+        self.library: Optional[str] = None  # the library the last "+ documents" rows used
+        self.indexing: Optional[threading.Event] = None  # set to cancel the indexing under way
+        self._pending: Optional[tuple[Optional[str], tuple[str, ...]]] = None  # (adapter, rows) to ask once indexed
+        self.index_signals = JobSignals()
+        self.index_signals.done.connect(self._on_indexed)
+        self.index_signals.failed.connect(self._on_index_failed)
 
         self.steps = QLabel(_tr("1. Add documents  2. Ask the quiz: what does the model know now?  "
                                 "3. Teach  4. Ask again: what does it know after?"))
@@ -143,10 +154,10 @@ class TaskBox(QGroupBox):
 
     # -- state ------------------------------------------------------------------------------------
     def is_running(self) -> bool:
-        return self.runner is not None
+        return self.runner is not None or self.indexing is not None
 
     def update_state(self) -> None:
-        running = self.runner is not None
+        running = self.is_running()
         idle = not running and not self.busy_elsewhere
         self.ask_button.setEnabled(idle and bool(self.questions) and bool(self.model))
         self.cancel_button.setEnabled(running)
@@ -173,7 +184,7 @@ class TaskBox(QGroupBox):
     def load_for_adapter(self, folder: Optional[str]) -> None:
         """Show the scores kept beside this adapter (after a restart too); an empty table when none."""
         self.adapter = folder
-        if self.runner is not None:
+        if self.is_running():  # indexing for the quiz counts: its record is being filled
             return
         record = QuizRecord.load(Path(folder)) if folder else None
         if record is not None:
@@ -221,17 +232,20 @@ class TaskBox(QGroupBox):
         if self.questions:
             self._open_editor(Path(self.questions), QUESTIONS)
 
-    def _open_editor(self, path: Path, mode: str) -> Optional[JsonlEditor]:
-        try:
-            editor = JsonlEditor(path, mode, self)
-        except (OSError, ValueError) as exc:
-            self.set_status(_tr("Cannot open {file}: {reason}").format(file=str(path), reason=str(exc)), failed=True)
-            return None
+    def _open_editor(self, path: Path, mode: str) -> JsonlEditor:
+        """The editor for `path`; it reads the file on the pool and shows why when it cannot."""
+        editor = JsonlEditor(path, mode, self, pool=self.pool)
         if self.editor is not None:
             self.editor.close()
         self.editor = editor
+        editor.loaded.connect(self._on_editor_loaded)
         editor.show()
         return editor
+
+    @Slot(bool)
+    def _on_editor_loaded(self, ok: bool) -> None:
+        if not ok and self.editor is not None:
+            self.set_status(self.editor.info.text(), failed=True)
 
     # -- examples ---------------------------------------------------------------------------------
     def set_examples(self, path: Optional[str]) -> None:
@@ -243,9 +257,7 @@ class TaskBox(QGroupBox):
     def review_examples(self) -> None:
         if self.examples_path is None:
             return
-        editor = self._open_editor(self.examples_path, "examples")
-        if editor is not None:
-            editor.saved.connect(self._on_examples_saved)
+        self._open_editor(self.examples_path, "examples").saved.connect(self._on_examples_saved)
 
     @Slot(str)
     def _on_examples_saved(self, path: str) -> None:
@@ -253,8 +265,9 @@ class TaskBox(QGroupBox):
         self.examples_saved.emit(path)
 
     # -- the quiz ---------------------------------------------------------------------------------
-    def jobs(self, adapter: Optional[str], rows=ROWS) -> list[QuizJob]:
-        docs = tuple(str(p) for p in self.data_paths)
+    def jobs(self, adapter: Optional[str], rows=ROWS, library: Optional[str] = None) -> list[QuizJob]:
+        """The rows' quiz jobs; "+ documents" rows use `library` (a name) or else the paths."""
+        docs = (library,) if library else tuple(str(p) for p in self.data_paths)
         made = {BASE: QuizJob(BASE, self.model, self.questions or ""),
                 BASE_DOCS: QuizJob(BASE_DOCS, self.model, self.questions or "", docs=docs),
                 TUNED: QuizJob(TUNED, self.model, self.questions or "", adapter=adapter),
@@ -266,7 +279,7 @@ class TaskBox(QGroupBox):
         """Run the quiz. Without an adapter: the base rows, "before". With one: its rows go in
         "after" and the record is kept beside it; after a run, the base rows are not asked again
         when the same questions already have them."""
-        if self.runner is not None or not self.questions or not self.model:
+        if self.is_running() or not self.questions or not self.model:
             return
         same = self.record.questions == self.questions
         if adapter is None:
@@ -280,8 +293,53 @@ class TaskBox(QGroupBox):
             rows = (TUNED, TUNED_DOCS) if after_run and same and self.record.after else ROWS
         self.record_folder = Path(adapter) if adapter else None
         self.phase = "after" if adapter else "before"
-        jobs = self.jobs(adapter, rows)
         self.show_record(self.record, self.record_folder)
+        if self.data_paths and any(r in (BASE_DOCS, TUNED_DOCS) for r in rows):
+            self._index_then_ask(adapter, tuple(rows))
+        else:
+            self._start(self.jobs(adapter, rows))
+
+    def _index_then_ask(self, adapter: Optional[str], rows: tuple[str, ...]) -> None:
+        from ...documents.library import library_for_paths
+
+        self._ticket += 1
+        self.indexing, self._pending = threading.Event(), (adapter, rows)
+        paths, store, cancel = list(self.data_paths), self.library_path, self.indexing
+        self.progress.setRange(0, 0)
+        self.progress.setFormat(_tr("Indexing the documents…"))
+        self.set_status(_tr("Indexing the documents for the \"+ documents\" rows (only changed files are read)…"))
+        self.pool.start(Job(self._ticket, lambda: library_for_paths(paths, store, cancel=cancel), self.index_signals))
+        self.update_state()
+
+    @Slot(int, object)
+    def _on_indexed(self, ticket: int, result) -> None:
+        if ticket != self._ticket or self.indexing is None:
+            return
+        cancelled, self.indexing = self.indexing.is_set(), None
+        name, report = result
+        if cancelled or report.cancelled:
+            self._pending = None
+            self.progress.setRange(0, 1)
+            self.progress.setFormat(_tr("Quiz cancelled"))
+            self.set_status(_tr("Quiz cancelled."))
+            self.update_state()
+            return
+        adapter, rows = self._pending or (None, ROWS)
+        self._pending = None
+        self.library = name
+        self._start(self.jobs(adapter, rows, library=name))
+
+    @Slot(int, str)
+    def _on_index_failed(self, ticket: int, message: str) -> None:
+        if ticket != self._ticket:
+            return
+        self.indexing = self._pending = None
+        self.progress.setRange(0, 1)
+        self.progress.setFormat(_tr("Quiz failed"))
+        self.set_status(_tr("The documents could not be indexed: {reason}").format(reason=message), failed=True)
+        self.update_state()
+
+    def _start(self, jobs: list[QuizJob]) -> None:
         self.runner = QuizRunner(jobs, self.builder, self)
         self.runner.progress.connect(self._on_progress)
         self.runner.row_done.connect(self._on_row_done)
@@ -333,10 +391,14 @@ class TaskBox(QGroupBox):
 
     @Slot()
     def cancel(self) -> None:
+        if self.indexing is not None:
+            self.indexing.set()
         if self.runner is not None:
             self.runner.cancel()
 
     def shutdown(self) -> None:
+        if self.indexing is not None:
+            self.indexing.set()
         if self.runner is not None:
             self.runner.kill()
         if self.editor is not None:

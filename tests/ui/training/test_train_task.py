@@ -60,7 +60,17 @@ def questions_file(tmp_path):
 
 
 @pytest.fixture
-def task_panel(qtbot, tmp_path, builder_for, docs, quiz_builder):
+def library_db(tmp_path, monkeypatch):
+    """The user's document library store, in the test's folder."""
+    from chatapp.documents import library
+
+    path = tmp_path / "data" / "library.sqlite3"
+    monkeypatch.setattr(library, "default_db_path", lambda: path)
+    return path
+
+
+@pytest.fixture
+def task_panel(qtbot, tmp_path, builder_for, docs, quiz_builder, library_db):
     from chatapp.ui.training_panel import TrainingPanel
 
     made = []
@@ -102,11 +112,15 @@ def test_advanced_is_collapsed_by_default(task_panel, qtbot):
     panel = task_panel()
     panel.show()
     assert not panel.form.isVisible() and panel.advanced.isVisible() and not panel.advanced.isChecked()
+    # one primary action: Teach; the plain run and the estimate alone come with the settings
+    assert panel.task.teach_button.isVisible()
+    assert not panel.run.start_button.isVisible() and not panel.run.estimate_button.isVisible()
     qtbot.mouseClick(panel.advanced, Qt.LeftButton)
-    assert panel.form.isVisible()
+    assert panel.form.isVisible() and panel.run.start_button.isVisible() and panel.run.estimate_button.isVisible()
+    assert panel.run.start_button.text() == "Train with these settings"
 
 
-def test_quiz_runs_in_a_child_and_fills_the_table(task_panel, qtbot, questions_file, quiz_builder):
+def test_quiz_runs_in_a_child_and_fills_the_table(task_panel, qtbot, questions_file, quiz_builder, library_db):
     panel = task_panel(quiz_extra=("slow",))
     assert not panel.task.ask_button.isEnabled()  # no questions yet
     panel.task.set_questions(str(questions_file))
@@ -118,8 +132,21 @@ def test_quiz_runs_in_a_child_and_fills_the_table(task_panel, qtbot, questions_f
     qtbot.waitUntil(lambda: not panel.task.is_running(), timeout=60000)
     assert cells(panel) == [["0/10", "—"], ["5/10", "—"], ["—", "—"], ["—", "—"]]
     assert [j.row for j in quiz_builder.calls] == ["base", "base_docs"]
-    assert quiz_builder.calls[1].docs == (str(panel.docs.data_paths[0]),)
+    # the "+ documents" row asks with a named library of the documents, indexed once
+    from chatapp.documents.library import LibraryStore, library_name_for
+
+    name = library_name_for(panel.docs.data_paths)
+    assert quiz_builder.calls[1].docs == (name,) and panel.task.library == name
+    with LibraryStore(library_db) as store:
+        assert store.names() == [name] and store.list()[0].files >= 1
+        indexed = store._conn.execute("SELECT max(id) FROM chunks").fetchone()
     assert "done" in panel.task.status.text().lower() and panel.task.teach_button.isEnabled()
+    qtbot.mouseClick(panel.task.ask_button, Qt.LeftButton)  # again: the same library, nothing re-indexed
+    qtbot.waitUntil(lambda: not panel.task.is_running(), timeout=60000)
+    assert quiz_builder.calls[3].docs == (name,)
+    with LibraryStore(library_db) as store:
+        assert store.names() == [name]
+        assert store._conn.execute("SELECT max(id) FROM chunks").fetchone() == indexed
 
 
 def test_quiz_cancel_and_failure(task_panel, qtbot, questions_file):
@@ -194,15 +221,19 @@ def test_examples_editor_saves_edits_and_the_next_run_passes_examples(task_panel
     panel.task.review_examples()
     editor = panel.task.editor
     qtbot.waitExposed(editor)
+    qtbot.waitUntil(lambda: not editor.busy, timeout=10000)
     assert editor.table.rowCount() == 3 and editor.table.item(0, 2).text() == "Mira Castel"
     editor.table.item(0, 2).setText("Mira Castell")
     editor.table.selectRow(2)
     editor.delete_selected()
     editor.table.item(1, 2).setText("")  # blank text: refused, nothing written
-    assert not editor.save() and "row 2" in editor.info.text()
+    with qtbot.waitSignal(editor.save_failed, timeout=10000):
+        editor.save()
+    assert "row 2" in editor.info.text()
     assert len(examples.read_text().splitlines()) == 3
     editor.table.item(1, 2).setText("The guild was founded in 1874 by Mira Castell.")
-    assert editor.save()
+    with qtbot.waitSignal(editor.saved, timeout=10000):
+        editor.save()
     saved = [json.loads(line) for line in examples.read_text().splitlines()]
     assert len(saved) == 2 and saved[0]["messages"][1]["content"] == "Mira Castell"
     assert saved[0]["source"] == "a.md" and saved[1]["text"].endswith("Mira Castell.")
@@ -225,10 +256,12 @@ def test_questions_made_from_the_documents_are_shown_for_review(task_panel, qtbo
     panel.task.make_questions()
     qtbot.waitUntil(lambda: panel.task.questions is not None, timeout=30000)
     editor = panel.task.editor
-    assert editor is not None and editor.mode == QUESTIONS and editor.table.rowCount() >= 1
-    assert "____" in editor.table.item(0, 1).text()
+    assert editor is not None and editor.mode == QUESTIONS
+    qtbot.waitUntil(lambda: not editor.busy, timeout=10000)
+    assert editor.table.rowCount() >= 1 and "____" in editor.table.item(0, 1).text()
     editor.table.item(0, 2).setText("1874 | eighteen seventy-four")
-    assert editor.save()
+    with qtbot.waitSignal(editor.saved, timeout=10000):
+        editor.save()
     first = json.loads(open(panel.task.questions).readline())
     assert first["answers"] == ["1874", "eighteen seventy-four"]
 
@@ -236,8 +269,46 @@ def test_questions_made_from_the_documents_are_shown_for_review(task_panel, qtbo
 def test_editor_refuses_a_file_that_is_not_jsonl(qtbot, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
-    with pytest.raises(ValueError, match="bad.jsonl:1"):
-        JsonlEditor(bad, EXAMPLES)
+    editor = JsonlEditor(bad, EXAMPLES)
+    with qtbot.waitSignal(editor.loaded, timeout=10000) as blocker:
+        pass
+    assert blocker.args == [False]
+    assert "bad.jsonl:1" in editor.info.text() and not editor.save_button.isEnabled()
+    editor.close()
+
+
+def test_editor_reads_and_writes_off_the_gui_thread(qtbot, tmp_path, monkeypatch):
+    """The file is read and written on a pool thread, never on the GUI thread."""
+    import threading
+
+    from chatapp.ui.training import examples as examples_module
+
+    gui = threading.current_thread()
+    threads = []
+    real_read, real_write = examples_module.read_records, examples_module.check_and_write
+
+    def read(path):
+        threads.append(threading.current_thread())
+        return real_read(path)
+
+    def write(records, path, mode):
+        threads.append(threading.current_thread())
+        return real_write(records, path, mode)
+
+    monkeypatch.setattr(examples_module, "read_records", read)
+    monkeypatch.setattr(examples_module, "check_and_write", write)
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps({"question": "Who?", "answers": ["Mira"]}) + "\n")
+    editor = JsonlEditor(path, QUESTIONS)
+    assert editor.busy and not editor.table.isEnabled()  # nothing read yet on this thread
+    qtbot.waitUntil(lambda: not editor.busy, timeout=10000)
+    assert editor.table.item(0, 1).text() == "Who?"
+    editor.table.item(0, 2).setText("Mira | Mira Castell")
+    with qtbot.waitSignal(editor.saved, timeout=10000):
+        editor.save()
+    assert json.loads(path.read_text())["answers"] == ["Mira", "Mira Castell"]
+    assert len(threads) == 2 and all(t is not gui for t in threads)
+    editor.close()
 
 
 def test_examples_made_by_the_estimate_are_reviewable_and_reused_by_the_run(qtbot, tmp_path, builder_for, docs,
