@@ -93,8 +93,11 @@ class Transformer(nn.Module):
         return allowed
 
     def forward(self, tokens: torch.Tensor, input_pos: Optional[torch.Tensor] = None,
-                last_only: bool = False) -> torch.Tensor:
+                last_only: bool = False, embeds: Optional[torch.Tensor] = None) -> torch.Tensor:
         """tokens (B, T) int64 at positions input_pos (T,), default 0..T-1 -> logits (B, T, V).
+
+        embeds: input embeddings (B, T, dim) used instead of looking `tokens` up (a vision model
+        splices image features into them); `tokens` still gives the shape.
 
         last_only: logits for the last position only, (B, 1, V); a prefill needs no more,
         and the vocabulary projection is a large share of a long prompt's cost.
@@ -108,7 +111,7 @@ class Transformer(nn.Module):
             raise ValueError(f"position {end - 1} is past the context length {limit}")
         mask = self._mask(input_pos, end, cached=self.cache_len > 0)
 
-        x = self.tok_embeddings(tokens)  # (B, T, dim)
+        x = self.tok_embeddings(tokens) if embeds is None else embeds  # (B, T, dim)
         rope = None
         if self.config.positions == "learned":
             x = x + self.pos_embeddings(input_pos)[None]
