@@ -26,6 +26,8 @@ def add_generate_parser(subparsers) -> None:
     add_sampling_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     add_docs_option(p)
+    p.add_argument("--image", action="append", default=[], metavar="FILE",
+                   help="an image for a vision model (LLaVA folder); repeat for several")
     p.set_defaults(func=cmd_generate)
 
 
@@ -34,6 +36,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from ..text.prompt import find_markers, marker_strings
 
     sampling_from_args(args)  # a bad flag fails before the model loads
+    if args.image:
+        from .generate_images import generate_with_images
+        return generate_with_images(args)
     retriever = open_docs(args)
     if retriever is False:
         return 1

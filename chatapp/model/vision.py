@@ -111,9 +111,13 @@ class LlavaConfig:
 
     @property
     def tokens_per_image(self) -> int:
-        """Image token positions one image fills in the prompt."""
+        """Image token positions one image of the tower's own size fills in the prompt."""
+        return self.tokens_for(self.vision.image_size, self.vision.image_size)
+
+    def tokens_for(self, height: int, width: int) -> int:
+        """Image token positions an image of height x width pixels fills in the prompt."""
         extra = 1 if self.vision.class_token and self.select_strategy == "full" else 0
-        return self.vision.grid ** 2 + extra
+        return (height // self.vision.patch_size) * (width // self.vision.patch_size) + extra
 
 
 class VisionEmbeddings(nn.Module):

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-import torch
 
 from .. import limits
 from ..errors import CorruptFileError
@@ -183,8 +182,8 @@ def _center_crop(array: np.ndarray, height: int, width: int) -> np.ndarray:
     return padded[:, max(top, 0):max(top, 0) + height, max(left, 0):max(left, 0) + width]
 
 
-def preprocess(image, settings: ImageSettings) -> torch.Tensor:
-    """A Pillow image -> pixel values (3, H, W) float32."""
+def preprocess(image, settings: ImageSettings) -> np.ndarray:
+    """A Pillow image -> pixel values (3, H, W) float32 (numpy: chatapp/text needs no torch)."""
     if settings.do_convert_rgb:
         image = to_rgb(image)
     if settings.do_resize:
@@ -200,4 +199,47 @@ def preprocess(image, settings: ImageSettings) -> torch.Tensor:
         mean = np.array(settings.image_mean, dtype=np.float32)[:, None, None]
         std = np.array(settings.image_std, dtype=np.float32)[:, None, None]
         array = (array.astype(np.float32) - mean) / std
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def image_prompt_ids(tokenizer, prompt: str, n_images: int, image_token_id: int, tokens_per_image: int,
+                     chat: bool, system: str = "") -> list[int]:
+    """Token ids of a prompt with `n_images` images, each image token repeated `tokens_per_image`
+    times (as LLaVA's processor expands it).
+
+    chat: a user turn whose content lists the images then the text, rendered by the model's chat
+    template, which places the image markers; templates that take text only get one marker line
+    per image before the text. Otherwise: the images first, then a newline, then the prompt.
+    ValueError when the rendered prompt does not hold one image marker per image.
+    """
+    marker = tokenizer.id_to_token(image_token_id)
+    if not marker:
+        raise ValueError(f"the tokenizer has no token {image_token_id} for images")
+    if marker in prompt or marker in system:
+        raise ValueError(f"the prompt contains the image marker {marker}; give images with --image")
+    image_run = [image_token_id] * tokens_per_image
+    if not chat:
+        ids = image_run * n_images + tokenizer.encode("\n" + prompt)
+        return ([tokenizer.bos_id] if tokenizer.add_bos and tokenizer.bos_id is not None else []) + ids
+    content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": prompt}]
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
+    from .chat_template import ChatTemplateError
+
+    try:
+        text = tokenizer.apply_chat_template(messages)
+    except ChatTemplateError:  # a text-only template that cannot take a list of parts
+        text = ""
+    if text.count(marker) != n_images:  # a text-only template: it failed, printed the list or dropped it
+        plain = "".join(f"{marker}\n" for _ in range(n_images)) + prompt
+        messages[-1] = {"role": "user", "content": plain}
+        text = tokenizer.apply_chat_template(messages)
+    pieces = text.split(marker)
+    if len(pieces) - 1 != n_images:
+        raise ValueError(f"the chat template placed {len(pieces) - 1} image markers for {n_images} image(s)")
+    ids: list[int] = []
+    for i, piece in enumerate(pieces):
+        if i:
+            ids += image_run
+        if piece:
+            ids += tokenizer.encode_markup(piece)
+    return ids

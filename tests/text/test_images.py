@@ -40,7 +40,7 @@ def test_matches_reference_processor(tmp_path, kind, name):
     ref = ref_cls(**kwargs)
     image = _images()[name]
     expected = ref(images=image, return_tensors="pt")["pixel_values"][0]
-    got = preprocess(image, read_image_settings(tmp_path))
+    got = torch.from_numpy(preprocess(image, read_image_settings(tmp_path)))
     assert got.shape == expected.shape
     assert torch.allclose(got, expected.float(), atol=1e-5), (got - expected).abs().max()
 
