@@ -157,3 +157,16 @@ def test_list_aware_template_places_images(llava):
                          "{% endfor %}{{ '\\n' }}{% endfor %}ASSISTANT:")
     ids = image_prompt_ids(tok, "the cat", 1, image_id, 4, chat=True)
     assert tok.decode(ids) == "USER: " + "<image>" * 4 + "the cat\nASSISTANT:"
+
+
+def test_other_vision_formats_are_named(tmp_path, capsys):
+    image = str(_image(tmp_path / "a.png"))
+    smol = tmp_path / "smol"
+    smol.mkdir()
+    (smol / "config.json").write_text(json.dumps({"model_type": "idefics3"}))
+    code, _, err = _run(capsys, "--model", str(smol), "--image", image, "--prompt", "x")
+    assert code == 1 and "Idefics3" in err and "not supported yet" in err
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    code, _, err = _run(capsys, "--model", str(gguf), "--image", image, "--prompt", "x")
+    assert code == 1 and "mmproj" in err

@@ -26,7 +26,7 @@ def generate_with_images(args: argparse.Namespace) -> int:
     from ..engine.loader import resolve_model
     from ..text.tokenizer import Tokenizer
     from ..weights.hf_loader import hf_sampling_defaults
-    from ..weights.llava import is_llava_folder, load_llava_folder
+    from ..weights.llava import is_llava_folder, load_llava_folder, not_yet_message, read_llava_config
     from .common import sampling_from_args
 
     try:
@@ -38,6 +38,13 @@ def generate_with_images(args: argparse.Namespace) -> int:
         print("error: --docs cannot be combined with --image yet", file=sys.stderr)
         return 1
     folder = resolve_model(args.model)
+    if folder.is_file():
+        print(f"error: {folder}: GGUF vision models (a separate mmproj file) are not supported yet; "
+              "--image needs a LLaVA Hugging Face folder", file=sys.stderr)
+        return 1
+    model_type = _model_type(folder)
+    if not_yet_message(model_type):
+        read_llava_config(folder)  # raises UnsupportedArchitectureError naming what the model is
     if not is_llava_folder(folder):
         print(f"error: {folder}: --image needs a vision model (a LLaVA Hugging Face folder); "
               "this model reads text only", file=sys.stderr)
@@ -86,6 +93,17 @@ def generate_with_images(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write("\n")
     return 0
+
+
+def _model_type(folder):
+    from ..errors import CorruptFileError
+    from ..paths import read_json_object
+
+    path = folder / "config.json"
+    try:
+        return read_json_object(path).get("model_type") if path.is_file() else None
+    except CorruptFileError:  # the loader reports it properly
+        return None
 
 
 @torch.inference_mode()

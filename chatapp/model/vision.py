@@ -226,8 +226,10 @@ class VisionTower(nn.Module):
         return states
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """The last hidden state with the post-layernorm, (B, positions, dim)."""
-        return self.post_layernorm(self.hidden_states(pixels)[-1])
+        """The last hidden state, (B, positions, dim), as Hugging Face's `last_hidden_state`:
+        SigLIP applies the post-layernorm to it, CLIP only to its pooled class token."""
+        last = self.hidden_states(pixels)[-1]
+        return last if self.config.class_token else self.post_layernorm(last)
 
 
 class Projector(nn.Module):
