@@ -141,7 +141,10 @@ def open_image(path: Path | str, max_bytes: Optional[int] = None, max_pixels: Op
             return image.copy()
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: the image is too large to decode safely "
+                         f"({str(exc).splitlines()[0][:120]})") from exc
+    except UnidentifiedImageError as exc:
         raise ImageError(f"{path}: is not an image Pillow can read ({str(exc).splitlines()[0][:120]})") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{path}: the image is damaged or truncated ({str(exc).splitlines()[0][:120]})") from exc
