@@ -170,3 +170,5 @@ def test_other_vision_formats_are_named(tmp_path, capsys):
     gguf.write_bytes(b"GGUF")
     code, _, err = _run(capsys, "--model", str(gguf), "--image", image, "--prompt", "x")
     assert code == 1 and "mmproj" in err
+    code, _, err = _run(capsys, "--model", str(smol), "--image", image, "--prompt", "x", "--adapter", str(smol))
+    assert code == 1 and "--adapter cannot be combined with --image" in err

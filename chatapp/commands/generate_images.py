@@ -34,9 +34,10 @@ def generate_with_images(args: argparse.Namespace) -> int:
     except ImageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if args.docs:
-        print("error: --docs cannot be combined with --image yet", file=sys.stderr)
-        return 1
+    for flag, given in (("--docs", args.docs), ("--adapter", getattr(args, "adapter", None))):
+        if given:
+            print(f"error: {flag} cannot be combined with --image yet", file=sys.stderr)
+            return 1
     folder = resolve_model(args.model)
     if folder.is_file():
         print(f"error: {folder}: GGUF vision models (a separate mmproj file) are not supported yet; "
