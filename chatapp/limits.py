@@ -47,3 +47,9 @@ TEMPLATE_MAX_DEPTH = 64
 # lipsum(n, html, min, max): at most this many paragraphs, of at most this many words.
 TEMPLATE_MAX_LIPSUM_PARAGRAPHS = 100
 TEMPLATE_MAX_LIPSUM_WORDS = 1_000
+
+# -- images given to vision models (text/images.py) -----------------------------------------
+# Checked before decoding: the file size, then the pixel size from the header. A 8192x8192 photo
+# is 64 M pixels (~200 MB decoded as RGB); larger is refused rather than decoded.
+IMAGE_MAX_BYTES = 64 << 20
+IMAGE_MAX_PIXELS = 8192 * 8192

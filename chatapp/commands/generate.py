@@ -31,6 +31,8 @@ def add_generate_parser(subparsers) -> None:
                    help="with --json: add each new token's log-probability and its K most probable "
                         "alternatives (0: the token's own only)")
     add_docs_option(p)
+    p.add_argument("--image", action="append", default=[], metavar="FILE",
+                   help="an image for a vision model (LLaVA folder); repeat for several")
     p.set_defaults(func=cmd_generate)
 
 
@@ -59,6 +61,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.logprobs is not None and (not args.json or args.docs):
         print("error: --logprobs needs --json (and is not available with --docs)", file=sys.stderr)
         return 1
+    if args.image:
+        from .generate_images import generate_with_images
+        return generate_with_images(args)
     retriever = open_docs(args)
     if retriever is False:
         return 1

@@ -144,8 +144,11 @@ class Transformer(nn.Module):
         return allowed
 
     def forward(self, tokens: torch.Tensor, input_pos: Optional[torch.Tensor] = None,
-                last_only: bool = False) -> torch.Tensor:
+                last_only: bool = False, embeds: Optional[torch.Tensor] = None) -> torch.Tensor:
         """tokens (B, T) int64 at positions input_pos (T,), default 0..T-1 -> logits (B, T, V).
+
+        embeds: input embeddings (B, T, dim) used instead of looking `tokens` up (a vision model
+        splices image features into them); `tokens` still gives the shape.
 
         last_only: logits for the last position only, (B, 1, V); a prefill needs no more,
         and the vocabulary projection is a large share of a long prompt's cost.
@@ -162,9 +165,12 @@ class Transformer(nn.Module):
         masks = {sliding: self._mask(input_pos, end, cached, self.config.sliding_window if sliding else None)
                  for sliding in {block.sliding for block in self.layers}}
 
-        x = self.tok_embeddings(tokens)  # (B, T, dim)
-        if self.config.embed_scale:  # Gemma: sqrt(dim), rounded to the weights' dtype as it does
-            x = x * torch.tensor(self.config.dim ** 0.5).to(x.dtype)
+        if embeds is None:
+            x = self.tok_embeddings(tokens)  # (B, T, dim)
+            if self.config.embed_scale:  # Gemma: sqrt(dim), rounded to the weights' dtype as it does
+                x = x * torch.tensor(self.config.dim ** 0.5).to(x.dtype)
+        else:
+            x = embeds  # (B, T, dim), already scaled as the model's embeddings are (vision splicing)
         ropes = {False: None, True: None}
         if self.config.positions == "learned":
             x = x + self.pos_embeddings(input_pos)[None]

@@ -1,0 +1,135 @@
+"""`chatapp generate --image FILE`: a prompt with images for a LLaVA model folder.
+
+The images are opened and checked (bounded size, before decoding) before the model loads, so a
+bad file fails in a moment. Generation is a plain loop over the decoder's KV cache: the prompt's
+embeddings (with the image features spliced in) are prefilled once, then one token at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from typing import Iterator, Optional
+
+import torch
+
+from ..text.images import ImageError, image_prompt_ids, open_image, preprocess, read_image_settings
+
+log = logging.getLogger(__name__)
+
+
+def generate_with_images(args: argparse.Namespace) -> int:
+    from ..engine.device import choose_device
+    from ..engine.loader import resolve_model
+    from ..text.tokenizer import Tokenizer
+    from ..weights.hf_loader import hf_sampling_defaults
+    from ..weights.llava import is_llava_folder, load_llava_folder, not_yet_message, read_llava_config
+    from .common import sampling_from_args
+
+    try:
+        images = [open_image(path) for path in args.image]
+    except ImageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for flag, given in (("--docs", args.docs), ("--adapter", getattr(args, "adapter", None))):
+        if given:
+            print(f"error: {flag} cannot be combined with --image yet", file=sys.stderr)
+            return 1
+    folder = resolve_model(args.model)
+    if folder.is_file():
+        print(f"error: {folder}: GGUF vision models (a separate mmproj file) are not supported yet; "
+              "--image needs a LLaVA Hugging Face folder", file=sys.stderr)
+        return 1
+    model_type = _model_type(folder)
+    if not_yet_message(model_type):
+        read_llava_config(folder)  # raises UnsupportedArchitectureError naming what the model is
+    if not is_llava_folder(folder):
+        print(f"error: {folder}: --image needs a vision model (a LLaVA Hugging Face folder); "
+              "this model reads text only", file=sys.stderr)
+        return 1
+    settings = read_image_settings(folder)
+    try:
+        pixels = torch.stack([torch.from_numpy(preprocess(image, settings)) for image in images])
+    except RuntimeError as exc:  # different sizes: a processor without a fixed output size
+        print(f"error: the images preprocess to different sizes ({exc})", file=sys.stderr)
+        return 1
+    device = choose_device(args.device)
+    model = load_llava_folder(folder, device=str(device))
+    tokenizer = Tokenizer.from_hf_folder(folder)
+    sampling = sampling_from_args(args, hf_sampling_defaults(folder))
+    per_image = model.config.tokens_for(pixels.shape[-2], pixels.shape[-1])
+    try:
+        ids = image_prompt_ids(tokenizer, args.prompt, len(images), model.config.image_token_id, per_image,
+                               chat=args.chat, system=args.system)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    context = min(args.context, model.decoder.config.max_seq_len)
+    if len(ids) >= context:
+        print(f"error: the prompt with its images is {len(ids)} tokens; the context is {context}", file=sys.stderr)
+        return 1
+    start = time.perf_counter()
+    new_ids: list[int] = []
+    text = ""
+    finish = "length"
+    for token in _generate(model, ids, pixels.to(device), sampling, context):
+        if token in tokenizer.eos_ids:
+            finish = "eos"
+            break
+        new_ids.append(token)
+        full = tokenizer.decode(new_ids, skip_special_tokens=True)
+        if not args.json:
+            sys.stdout.write(full[len(text):])
+            sys.stdout.flush()
+        text = full
+    elapsed = time.perf_counter() - start
+    if args.json:
+        print(json.dumps({"text": text, "token_ids": new_ids, "prompt_tokens": len(ids),
+                          "new_tokens": len(new_ids), "finish_reason": finish, "images": len(images),
+                          "image_tokens": per_image * len(images), "seconds": round(elapsed, 3)},
+                         ensure_ascii=False))
+    else:
+        sys.stdout.write("\n")
+    return 0
+
+
+def _model_type(folder):
+    from ..errors import CorruptFileError
+    from ..paths import read_json_object
+
+    path = folder / "config.json"
+    try:
+        return read_json_object(path).get("model_type") if path.is_file() else None
+    except CorruptFileError:  # the loader reports it properly
+        return None
+
+
+@torch.inference_mode()
+def _generate(model, ids: list[int], pixels: torch.Tensor, settings, context: int) -> Iterator[int]:
+    from ..engine.sampling import sample_next
+
+    decoder = model.decoder
+    budget = min(settings.max_new_tokens, context - len(ids))
+    generator: Optional[torch.Generator] = None
+    if not settings.greedy:
+        generator = torch.Generator()
+        generator.manual_seed(settings.seed if settings.seed is not None else int(time.time_ns() % (1 << 63)))
+    device = decoder.tok_embeddings.weight.device
+    decoder.setup_cache(1, len(ids) + budget)
+    try:
+        tokens = torch.tensor([ids], device=device)
+        logits = decoder(tokens, last_only=True, embeds=model.embed(tokens, pixels))
+        history = list(ids)
+        for step in range(budget):
+            window = history[-settings.repeat_last_n:] if settings.repeat_last_n > 0 else history
+            token = sample_next(logits[0, -1].cpu(), settings, torch.tensor(window, dtype=torch.long), generator)
+            yield token
+            history.append(token)
+            if step + 1 < budget:
+                pos = torch.tensor([len(history) - 1], device=device)
+                logits = decoder(torch.tensor([[token]], device=device), pos)
+    finally:
+        decoder.clear_cache()

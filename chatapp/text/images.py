@@ -1,0 +1,248 @@
+"""Images for vision models: open a file safely, preprocess as CLIP / SigLIP image processors do.
+
+Opening is bounded: the file size is checked before reading, the pixel size from the header
+before decoding (a decompression bomb is refused without allocating it), and any decoding error
+(truncated file, not an image, a wrong extension) becomes one ImageError line naming the file.
+
+Preprocessing follows transformers' CLIPImageProcessor / SiglipImageProcessor (Pillow backend):
+convert to RGB (transparency composited onto white), resize (shortest edge keeping the aspect
+ratio, or a fixed height x width) with Pillow's resampling, center crop, rescale, normalize.
+Settings come from the model folder's preprocessor_config.json, or processor_config.json's
+"image_processor" object (transformers 5).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from .. import limits
+from ..errors import CorruptFileError
+from ..paths import read_json_object
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+STANDARD_MEAN = (0.5, 0.5, 0.5)
+STANDARD_STD = (0.5, 0.5, 0.5)
+
+
+class ImageError(ValueError):
+    """An image file that cannot be used; the message is one line naming the file."""
+
+
+@dataclass
+class ImageSettings:
+    """What an image processor does; CLIP's defaults (SigLIP: `siglip_defaults`)."""
+
+    size: dict = field(default_factory=lambda: {"shortest_edge": 224})
+    crop_size: Optional[dict] = field(default_factory=lambda: {"height": 224, "width": 224})
+    do_resize: bool = True
+    do_center_crop: bool = True
+    do_rescale: bool = True
+    do_normalize: bool = True
+    do_convert_rgb: bool = True
+    resample: int = 3  # Pillow's BICUBIC
+    rescale_factor: float = 1 / 255
+    image_mean: tuple = CLIP_MEAN
+    image_std: tuple = CLIP_STD
+
+    def __post_init__(self) -> None:
+        if self.do_resize and not (_positive(self.size, "shortest_edge") or
+                                   (_positive(self.size, "height") and _positive(self.size, "width"))):
+            raise ValueError(f"image size {self.size!r} needs a positive 'shortest_edge' or 'height' and 'width'")
+        if self.do_center_crop and not (_positive(self.crop_size, "height") and _positive(self.crop_size, "width")):
+            raise ValueError(f"crop_size {self.crop_size!r} needs positive 'height' and 'width'")
+        for name in ("image_mean", "image_std"):
+            value = getattr(self, name)
+            if isinstance(value, (int, float)):
+                value = (value,) * 3
+            if len(value) != 3 or not all(isinstance(v, (int, float)) for v in value):
+                raise ValueError(f"{name} must be 3 numbers, got {value!r}")
+            setattr(self, name, tuple(float(v) for v in value))
+        if any(v == 0 for v in self.image_std):
+            raise ValueError("image_std must not contain 0")
+        if self.resample not in (0, 1, 2, 3, 4, 5):
+            raise ValueError(f"resample {self.resample!r} is not a Pillow resampling filter")
+
+    @classmethod
+    def siglip_defaults(cls) -> "ImageSettings":
+        return cls(size={"height": 224, "width": 224}, crop_size=None, do_center_crop=False,
+                   image_mean=STANDARD_MEAN, image_std=STANDARD_STD)
+
+
+def _positive(d: Any, key: str) -> bool:
+    value = d.get(key) if isinstance(d, dict) else None
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+_FIELDS = ("size", "crop_size", "do_resize", "do_center_crop", "do_rescale", "do_normalize", "do_convert_rgb",
+           "resample", "rescale_factor", "image_mean", "image_std")
+
+
+def read_image_settings(folder: Path | str) -> ImageSettings:
+    """The image processor settings of a model folder; CorruptFileError naming the file when bad,
+    CLIP's defaults when the folder has neither file."""
+    folder = Path(folder)
+    data: Optional[dict] = None
+    path = folder / "preprocessor_config.json"
+    if path.is_file():
+        data = read_json_object(path)
+    else:
+        path = folder / "processor_config.json"
+        if path.is_file():
+            data = read_json_object(path).get("image_processor")
+            if not isinstance(data, dict):
+                raise CorruptFileError(path, "has no 'image_processor' object")
+    if data is None:
+        return ImageSettings()
+    kind = str(data.get("image_processor_type", ""))
+    base = ImageSettings.siglip_defaults() if kind.lower().startswith("siglip") else ImageSettings()
+    values = {name: getattr(base, name) for name in _FIELDS}
+    values.update({k: data[k] for k in _FIELDS if data.get(k) is not None})
+    if isinstance(values["size"], int):  # very old configs: a square size
+        values["size"] = {"height": values["size"], "width": values["size"]}
+    if isinstance(values["crop_size"], int):
+        values["crop_size"] = {"height": values["crop_size"], "width": values["crop_size"]}
+    try:
+        return ImageSettings(**values)
+    except (ValueError, TypeError) as exc:
+        raise CorruptFileError(path, f"has unusable image settings: {exc}") from exc
+
+
+def open_image(path: Path | str, max_bytes: Optional[int] = None, max_pixels: Optional[int] = None):
+    """A decoded Pillow image from `path`; ImageError (one line naming the file) when it is too
+    large, not an image, or damaged. Sizes are checked before decoding."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    max_bytes = limits.IMAGE_MAX_BYTES if max_bytes is None else max_bytes
+    max_pixels = limits.IMAGE_MAX_PIXELS if max_pixels is None else max_pixels
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read the image ({exc.strerror or exc})") from exc
+    if not path.is_file():
+        raise ImageError(f"{path}: is not a file")
+    if size > max_bytes:
+        raise ImageError(f"{path}: the image file is {size:,} bytes; the limit is {max_bytes:,}")
+    try:
+        with Image.open(path) as image:  # reads the header only
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageError(f"{path}: the image is {width}x{height} pixels; the limit is "
+                                 f"{max_pixels:,} pixels")
+            if getattr(image, "n_frames", 1) > 1:
+                image.seek(0)  # animations: the first frame
+            image.load()
+            return image.copy()
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: the image is too large to decode safely "
+                         f"({str(exc).splitlines()[0][:120]})") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{path}: is not an image Pillow can read ({str(exc).splitlines()[0][:120]})") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"{path}: the image is damaged or truncated ({str(exc).splitlines()[0][:120]})") from exc
+
+
+def to_rgb(image):
+    """RGB, transparency composited onto white (transformers' convert_to_rgb)."""
+    from PIL import Image
+
+    if "A" in image.getbands() or image.info.get("transparency") is not None:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def resized_size(height: int, width: int, size: dict) -> tuple[int, int]:
+    """(height, width) after resizing, as transformers computes it."""
+    if _positive(size, "shortest_edge"):
+        edge = size["shortest_edge"]
+        short, long = (width, height) if width <= height else (height, width)
+        new_short, new_long = edge, int(edge * long / short)
+        return (new_long, new_short) if width <= height else (new_short, new_long)
+    return size["height"], size["width"]
+
+
+def _center_crop(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """array (C, H, W) cropped to (height, width) around the center, zero-padded when smaller."""
+    _, h, w = array.shape
+    top, left = (h - height) // 2, (w - width) // 2
+    if top >= 0 and left >= 0:
+        return array[:, top:top + height, left:left + width]
+    new_h, new_w = max(height, h), max(width, w)
+    padded = np.zeros(array.shape[:1] + (new_h, new_w), dtype=array.dtype)
+    pad_top, pad_left = math.ceil((new_h - h) / 2), math.ceil((new_w - w) / 2)
+    padded[:, pad_top:pad_top + h, pad_left:pad_left + w] = array
+    top, left = top + pad_top, left + pad_left
+    return padded[:, max(top, 0):max(top, 0) + height, max(left, 0):max(left, 0) + width]
+
+
+def preprocess(image, settings: ImageSettings) -> np.ndarray:
+    """A Pillow image -> pixel values (3, H, W) float32 (numpy: chatapp/text needs no torch)."""
+    if settings.do_convert_rgb:
+        image = to_rgb(image)
+    if settings.do_resize:
+        height, width = resized_size(image.height, image.width, settings.size)
+        image = image.resize((width, height), resample=settings.resample)
+    array = np.asarray(image)
+    array = array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
+    if settings.do_center_crop:
+        array = _center_crop(array, settings.crop_size["height"], settings.crop_size["width"])
+    if settings.do_rescale:
+        array = (array.astype(np.float64) * settings.rescale_factor).astype(np.float32)
+    if settings.do_normalize:
+        mean = np.array(settings.image_mean, dtype=np.float32)[:, None, None]
+        std = np.array(settings.image_std, dtype=np.float32)[:, None, None]
+        array = (array.astype(np.float32) - mean) / std
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def image_prompt_ids(tokenizer, prompt: str, n_images: int, image_token_id: int, tokens_per_image: int,
+                     chat: bool, system: str = "") -> list[int]:
+    """Token ids of a prompt with `n_images` images, each image token repeated `tokens_per_image`
+    times (as LLaVA's processor expands it).
+
+    chat: a user turn whose content lists the images then the text, rendered by the model's chat
+    template, which places the image markers; templates that take text only get one marker line
+    per image before the text. Otherwise: the images first, then a newline, then the prompt.
+    ValueError when the rendered prompt does not hold one image marker per image.
+    """
+    marker = tokenizer.id_to_token(image_token_id)
+    if not marker:
+        raise ValueError(f"the tokenizer has no token {image_token_id} for images")
+    if marker in prompt or marker in system:
+        raise ValueError(f"the prompt contains the image marker {marker}; give images with --image")
+    image_run = [image_token_id] * tokens_per_image
+    if not chat:
+        ids = image_run * n_images + tokenizer.encode("\n" + prompt)
+        return ([tokenizer.bos_id] if tokenizer.add_bos and tokenizer.bos_id is not None else []) + ids
+    content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": prompt}]
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
+    from .chat_template import ChatTemplateError
+
+    try:
+        text = tokenizer.apply_chat_template(messages)
+    except ChatTemplateError:  # a text-only template that cannot take a list of parts
+        text = ""
+    if text.count(marker) != n_images:  # a text-only template: it failed, printed the list or dropped it
+        plain = "".join(f"{marker}\n" for _ in range(n_images)) + prompt
+        messages[-1] = {"role": "user", "content": plain}
+        text = tokenizer.apply_chat_template(messages)
+    pieces = text.split(marker)
+    if len(pieces) - 1 != n_images:
+        raise ValueError(f"the chat template placed {len(pieces) - 1} image markers for {n_images} image(s)")
+    ids: list[int] = []
+    for i, piece in enumerate(pieces):
+        if i:
+            ids += image_run
+        if piece:
+            ids += tokenizer.encode_markup(piece)
+    return ids

@@ -1,0 +1,191 @@
+"""LLaVA Hugging Face folders (model_type "llava"): a CLIP or SigLIP vision tower, a 2-layer
+projector and a llama / mistral / qwen2 decoder, into chatapp.model.vision.LlavaModel.
+
+Tensor names: transformers >= 4.52 saves `model.vision_tower.*`, `model.multi_modal_projector.*`,
+`model.language_model.*` and `lm_head.weight`; older checkpoints (the llava-hf repositories)
+`vision_tower.*`, `multi_modal_projector.*`, `language_model.model.*` and `language_model.lm_head.*`.
+transformers 5 drops the `vision_model.` level. All are read. Other image-text models get an error that names what they are.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from ..errors import CorruptFileError, MissingFileError, ShapeMismatchError, UnsupportedArchitectureError
+from ..model.config import ConfigError
+from ..model.transformer import Transformer
+from ..model.vision import LlavaConfig, LlavaModel, VisionConfig
+from ..paths import read_json_object
+from .build import build_model
+from .hf_loader import CONFIG_MAX_BYTES, Progress, _tensors, check_config_types, safetensors_files
+from .hf_names import CONFIG_BUILDERS, our_name
+from .validate import check_state_dict
+
+log = logging.getLogger(__name__)
+
+# Image-text model types we recognise but do not run yet, with what they need.
+NOT_YET = {
+    "idefics3": "Idefics3 / SmolVLM (image splitting and a pixel-shuffle connector)",
+    "smolvlm": "SmolVLM (image splitting and a pixel-shuffle connector)",
+    "gemma3": "Gemma 3 vision (a SigLIP tower with pooled soft tokens and Gemma 3's decoder)",
+    "llava_next": "LLaVA-NeXT (any-resolution image tiles)",
+    "llava_onevision": "LLaVA-OneVision (any-resolution image tiles)",
+    "qwen2_vl": "Qwen2-VL (a 2D-RoPE vision tower and M-RoPE)",
+    "qwen2_5_vl": "Qwen2.5-VL (a 2D-RoPE vision tower and M-RoPE)",
+    "mllama": "Llama 3.2 Vision (cross-attention layers)",
+    "paligemma": "PaliGemma (Gemma decoder with prefix attention)",
+}
+
+VISION_TYPES = {"clip_vision_model": "clip", "siglip_vision_model": "siglip"}
+# transformers' defaults for fields a saved config may leave out.
+_VISION_DEFAULTS = {
+    "clip": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
+             "image_size": 224, "patch_size": 32, "num_channels": 3, "layer_norm_eps": 1e-5,
+             "hidden_act": "quick_gelu"},
+    "siglip": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
+               "image_size": 224, "patch_size": 16, "num_channels": 3, "layer_norm_eps": 1e-6,
+               "hidden_act": "gelu_pytorch_tanh"},
+}
+
+
+def not_yet_message(model_type: Any) -> Optional[str]:
+    """What an image-text model type we do not run is, or None."""
+    return NOT_YET.get(model_type) if isinstance(model_type, str) else None
+
+
+def is_llava_folder(folder: Path | str) -> bool:
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        return False
+    try:
+        return read_json_object(path, max_bytes=CONFIG_MAX_BYTES).get("model_type") == "llava"
+    except CorruptFileError:
+        return False
+
+
+def _vision_config(hf: dict[str, Any], path: Path) -> VisionConfig:
+    kind = hf.get("model_type", "clip_vision_model")
+    if kind not in VISION_TYPES:
+        raise UnsupportedArchitectureError(path, f"vision_config model_type {kind!r} is not supported",
+                                           f"supported: {', '.join(VISION_TYPES)}")
+    family = VISION_TYPES[kind]
+    check_config_types(hf, path)
+    values = {**_VISION_DEFAULTS[family], **{k: v for k, v in hf.items() if v is not None}}
+    return VisionConfig(family=family, dim=values["hidden_size"], n_layers=values["num_hidden_layers"],
+                        n_heads=values["num_attention_heads"], intermediate_size=values["intermediate_size"],
+                        image_size=values["image_size"], patch_size=values["patch_size"],
+                        channels=values["num_channels"], norm_eps=float(values["layer_norm_eps"]),
+                        act=values["hidden_act"])
+
+
+def read_llava_config(folder: Path):
+    """folder/config.json -> (text family, decoder ModelConfig, LlavaConfig)."""
+    path = folder / "config.json"
+    if not path.is_file():
+        raise MissingFileError(folder, "has no config.json")
+    hf = read_json_object(path, max_bytes=CONFIG_MAX_BYTES)
+    kind = hf.get("model_type")
+    if not_yet_message(kind):
+        raise UnsupportedArchitectureError(path, f"is an image-text model not supported yet: {not_yet_message(kind)}",
+                                           "supported image-text models: LLaVA 1.5 style (model_type llava)")
+    if kind != "llava":
+        raise UnsupportedArchitectureError(path, f"model_type {kind!r} is not a LLaVA model")
+    for key in ("text_config", "vision_config"):
+        if not isinstance(hf.get(key, {}), dict):
+            raise CorruptFileError(path, f"field {key!r} must be an object")
+    text = dict(hf.get("text_config") or {})
+    family = text.get("model_type", "llama")
+    if family not in ("llama", "mistral", "qwen2"):
+        raise UnsupportedArchitectureError(path, f"text_config model_type {family!r} is not supported",
+                                           "supported LLaVA decoders: llama, mistral, qwen2")
+    check_config_types(text, path)
+    try:
+        decoder = CONFIG_BUILDERS[family](text)
+        vision = _vision_config(dict(hf.get("vision_config") or {}), path)
+        token = hf.get("image_token_id", hf.get("image_token_index", 32000))
+        if not isinstance(token, int) or not 0 <= token < decoder.vocab_size:
+            raise ConfigError(f"image_token_index {token!r} is not a token of the {decoder.vocab_size}-token vocabulary")
+        llava = LlavaConfig(vision=vision, image_token_id=token,
+                            feature_layer=hf.get("vision_feature_layer", -2),
+                            select_strategy=hf.get("vision_feature_select_strategy", "default"),
+                            projector_act=hf.get("projector_hidden_act", "gelu"),
+                            projector_bias=bool(hf.get("multimodal_projector_bias", True)))
+    except KeyError as exc:
+        raise CorruptFileError(path, f"lacks the field {exc.args[0]!r} that a LLaVA config needs") from exc
+    except ConfigError as exc:
+        raise CorruptFileError(path, str(exc)) from exc
+    except ValueError as exc:
+        raise UnsupportedArchitectureError(path, str(exc)) from exc
+    decoder.name = decoder.name or hf.get("_name_or_path") or folder.name
+    return family, decoder, llava
+
+
+_PREFIXES = (  # (prefix in the file, where it goes)
+    ("model.vision_tower.vision_model.", "vision_tower."),
+    ("vision_tower.vision_model.", "vision_tower."),
+    ("model.vision_tower.", "vision_tower."),  # transformers 5 (no vision_model level)
+    ("vision_tower.", "vision_tower."),
+    ("model.multi_modal_projector.", "multi_modal_projector."),
+    ("multi_modal_projector.", "multi_modal_projector."),
+    ("model.language_model.", "text:model."),
+    ("language_model.model.", "text:model."),
+    ("language_model.lm_head.", "text:lm_head."),
+    ("lm_head.", "text:lm_head."),
+)
+
+
+def _route(name: str) -> Optional[str]:
+    for prefix, target in _PREFIXES:
+        if name.startswith(prefix):
+            return target + name[len(prefix):]
+    return None
+
+
+def load_llava_folder(folder: Path | str, dtype: torch.dtype = torch.float32, device: str = "cpu",
+                      progress: Progress = None) -> LlavaModel:
+    """A LlavaModel in eval mode from a Hugging Face LLaVA folder."""
+    folder = Path(folder)
+    family, decoder_config, llava_config = read_llava_config(folder)
+    text_state: dict[str, torch.Tensor] = {}
+    other: dict[str, torch.Tensor] = {}
+    for path, hf_name, tensor in _tensors(safetensors_files(folder), progress):
+        routed = _route(hf_name)
+        if routed is None or routed.startswith("vision_tower.head."):  # SigLIP's pooling head: unused
+            if routed is None:
+                log.warning("%s: ignoring unknown tensor %s", path, hf_name)
+            continue
+        if not tensor.is_floating_point():
+            raise CorruptFileError(path, f"tensor {hf_name} has non-float dtype {tensor.dtype}")
+        tensor = tensor.to(dtype)
+        if routed.startswith("text:"):
+            name = our_name(routed[5:], family)
+            if name:
+                text_state[name] = tensor
+            elif name == "":
+                log.warning("%s: ignoring unknown tensor %s", path, hf_name)
+        else:
+            other[routed] = tensor
+    if decoder_config.tie_embeddings:
+        text_state.pop("lm_head.weight", None)
+    check_state_dict(decoder_config, text_state, folder)
+    decoder: Transformer = build_model(decoder_config, text_state, device)
+    with torch.device("meta"):
+        shell = LlavaModel(llava_config, Transformer(decoder_config))
+    shell.decoder = decoder
+    expected = {n: tuple(p.shape) for n, p in shell.named_parameters() if not n.startswith("decoder.")}
+    missing = sorted(set(expected) - set(other))
+    extra = sorted(set(other) - set(expected))
+    if missing or extra:
+        what = f"missing tensors: {', '.join(missing[:5])}" if missing else f"unexpected tensors: {', '.join(extra[:5])}"
+        raise ShapeMismatchError(folder, what, "the file is not the LLaVA model its config describes")
+    for name, shape in expected.items():
+        if tuple(other[name].shape) != shape:
+            raise ShapeMismatchError(folder, f"tensor {name} has shape {list(other[name].shape)} "
+                                             f"but the config implies {list(shape)}")
+    shell.load_state_dict({n: t.to(device) for n, t in other.items()}, strict=False, assign=True)
+    log.info("loaded LLaVA model from %s", folder)
+    return shell.eval()

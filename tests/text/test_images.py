@@ -1,0 +1,115 @@
+"""Image preprocessing against transformers' Pillow image processors, and bounded image opening."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from chatapp.text.images import ImageError, ImageSettings, open_image, preprocess, read_image_settings
+
+transformers = pytest.importorskip("transformers")
+
+
+def _images():
+    rng = np.random.default_rng(0)
+    rgb = lambda h, w: Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))  # noqa: E731
+    rgba = Image.fromarray(rng.integers(0, 256, (37, 53, 4), dtype=np.uint8), "RGBA")
+    gray = Image.fromarray(rng.integers(0, 256, (61, 29), dtype=np.uint8), "L")
+    palette = rgb(40, 40).convert("P")
+    return {"square": rgb(50, 50), "wide": rgb(31, 97), "tall": rgb(120, 45), "tiny": rgb(5, 7),
+            "rgba": rgba, "gray": gray, "palette": palette}
+
+
+CLIP = {"image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 32},
+        "crop_size": {"height": 32, "width": 32}}
+SIGLIP = {"image_processor_type": "SiglipImageProcessor", "size": {"height": 24, "width": 40}}
+
+
+@pytest.mark.parametrize("kind", ["clip", "siglip"])
+@pytest.mark.parametrize("name", list(_images()))
+def test_matches_reference_processor(tmp_path, kind, name):
+    settings_json = CLIP if kind == "clip" else SIGLIP
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(settings_json))
+    ref_cls = transformers.CLIPImageProcessorPil if kind == "clip" else transformers.SiglipImageProcessorPil
+    kwargs = {k: v for k, v in settings_json.items() if k != "image_processor_type"}
+    ref = ref_cls(**kwargs)
+    image = _images()[name]
+    expected = ref(images=image, return_tensors="pt")["pixel_values"][0]
+    got = torch.from_numpy(preprocess(image, read_image_settings(tmp_path)))
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected.float(), atol=1e-5), (got - expected).abs().max()
+
+
+def test_nested_processor_config_is_read(tmp_path):
+    (tmp_path / "processor_config.json").write_text(json.dumps({"image_processor": SIGLIP, "patch_size": 8}))
+    settings = read_image_settings(tmp_path)
+    assert settings.size == {"height": 24, "width": 40} and not settings.do_center_crop
+    assert settings.image_mean == (0.5, 0.5, 0.5)
+
+
+def test_defaults_without_files_are_clip(tmp_path):
+    assert read_image_settings(tmp_path) == ImageSettings()
+
+
+def test_bad_settings_name_the_file(tmp_path):
+    from chatapp.errors import CorruptFileError
+
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps({"size": {"shortest_edge": -1}}))
+    with pytest.raises(CorruptFileError, match="preprocessor_config.json"):
+        read_image_settings(tmp_path)
+
+
+def _bounded(fn):
+    start = time.monotonic()
+    try:
+        fn()
+    finally:
+        assert time.monotonic() - start < 5
+
+
+def test_huge_dimensions_refused_before_decoding(tmp_path):
+    path = tmp_path / "huge.png"
+    Image.new("L", (3000, 3000)).save(path)  # small file, 9 M pixels
+    with pytest.raises(ImageError, match="3000x3000 pixels"):
+        _bounded(lambda: open_image(path, max_pixels=1_000_000))
+
+
+def test_decompression_bomb_refused(tmp_path, monkeypatch):
+    path = tmp_path / "bomb.png"
+    Image.new("L", (2000, 2000)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # Pillow refuses > 2x this when opening
+    with pytest.raises(ImageError, match="bomb.png: the image is too large to decode safely"):
+        _bounded(lambda: open_image(path))
+
+
+def test_truncated_file_is_one_line(tmp_path):
+    path = tmp_path / "cut.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(ImageError, match="cut.png: the image is damaged or truncated") as info:
+        _bounded(lambda: open_image(path))
+    assert "\n" not in str(info.value)
+
+
+def test_not_an_image_and_wrong_extension(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("hello")
+    with pytest.raises(ImageError, match="notes.png: is not an image"):
+        open_image(text)
+    jpeg_named_png = tmp_path / "photo.png"
+    Image.new("RGB", (10, 10), "red").save(jpeg_named_png, format="JPEG")
+    assert open_image(jpeg_named_png).size == (10, 10)  # content decides, not the extension
+
+
+def test_large_file_refused_by_size(tmp_path):
+    path = tmp_path / "big.bmp"
+    Image.new("RGB", (100, 100)).save(path)
+    with pytest.raises(ImageError, match="bytes; the limit is 1,000"):
+        open_image(path, max_bytes=1000)
+    with pytest.raises(ImageError, match="cannot read"):
+        open_image(tmp_path / "missing.png")
