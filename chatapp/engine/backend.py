@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Iterator, Optional, Protocol, runtime_checkable
 
@@ -172,6 +173,7 @@ class ChatBackend:
         self.prompt = ""  # the last prompt as the model saw it
         self.retrieval = None  # engine.retrieval.RetrievalResult of the last reply with documents
         self.library = ""
+        self.worn_adapter = ""  # the adapter folder the model wears now ("" none); see wear_adapter
 
     def load(self, spec: str, options: LoadOptions,
              progress: Optional[Callable[[str, float], None]] = None) -> ModelInfo:
@@ -192,6 +194,7 @@ class ChatBackend:
         engine = Engine(loaded.model, loaded.tokenizer, context_len=context)
         estimate = estimate_memory(loaded.config, context, loaded.dtype)
         self.loaded, self.engine = loaded, engine
+        self.worn_adapter = str(options.adapter or "")
         self.info = ModelInfo(
             name=loaded.name, path=str(loaded.path), kind=loaded.kind, device=str(loaded.device),
             dtype=str(loaded.dtype).replace("torch.", ""), context_len=context,
@@ -219,6 +222,22 @@ class ChatBackend:
         if not self.has_adapter:
             raise RuntimeError("no LoRA adapter is loaded")
         set_lora_enabled(self.loaded.model, enabled)
+        self.engine.reset()  # the cached keys/values were computed with the other weights
+
+    def wear_adapter(self, folder: str) -> None:
+        """Put the LoRA adapter in `folder` on the model instead of the one it wears ("" for none),
+        without reloading the model: the API server runs a request with another adapter of the same
+        model, then puts the window's own back. `info.adapter` keeps naming the window's."""
+        from ..model.lora import remove_lora
+        from ..weights.peft_adapter import load_adapter
+
+        if self.loaded is None:
+            raise RuntimeError("no model is loaded")
+        if folder:
+            load_adapter(self.loaded.model, Path(folder).expanduser())  # checks before it touches the model
+        else:
+            remove_lora(self.loaded.model)
+        self.worn_adapter = str(folder)
         self.engine.reset()  # the cached keys/values were computed with the other weights
 
     def stream(self, messages: list[dict], system_prompt: str, settings,

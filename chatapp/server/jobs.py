@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -48,7 +49,7 @@ FINISH = {"eos": "stop", "stop": "stop", "length": "length", "cancelled": "cance
 @dataclass(eq=False)  # each job is its own: hashable by identity
 class Job:
     request: JobRequest
-    use_adapter: Optional[bool]  # None: the model has no adapter; False: switch it off for this job
+    adapter: str  # the adapter folder this request runs with, "" for the bare model
     emit: Emit
     cancel: threading.Event = field(default_factory=threading.Event)
     library_db: Optional[str] = None  # the LibraryStore file for `documents` (None: the user's)
@@ -61,14 +62,8 @@ class Job:
                 return
             if getattr(backend, "engine", None) is None:
                 raise ApiError(503, "no model is loaded", code="model_not_loaded", kind="server_error")
-            switch_off = bool(backend.has_adapter) and self.use_adapter is False
-            if switch_off:
-                backend.set_adapter_enabled(False)
-            try:
+            with wearing(backend, self.adapter):
                 self.emit("done", self._generate(backend))
-            finally:
-                if switch_off:
-                    backend.set_adapter_enabled(True)
         except ApiError as exc:
             self.emit("error", exc)
         except Exception as exc:  # a failed request answers 500 and leaves the server serving
@@ -143,6 +138,33 @@ class Job:
         stats = finished.stats
         return Outcome(FINISH.get(finished.finish_reason, "stop"), stats["prompt_tokens"], stats["new_tokens"],
                        sources=tuple(finished.sources))
+
+
+@contextmanager
+def wearing(backend, adapter: str):
+    """The model wears `adapter` ("" none) inside, then what it wore before (the window's own).
+    The adapter already on only stays; "" with one on switches it off (no reload); another folder
+    is put on (a LoRA adapter is small: read and attached in milliseconds) and taken off after."""
+    from ..errors import ModelLoadError
+
+    worn = getattr(backend, "worn_adapter", "") or ""
+    if adapter == worn:
+        yield
+    elif not adapter:
+        backend.set_adapter_enabled(False)
+        try:
+            yield
+        finally:
+            backend.set_adapter_enabled(True)
+    else:
+        try:
+            backend.wear_adapter(adapter)
+        except (OSError, ValueError, ModelLoadError) as exc:  # the folder went away or was damaged since it was listed
+            raise ApiError(500, f"the adapter {adapter} could not be put on: {exc}", kind="server_error") from exc
+        try:
+            yield
+        finally:
+            backend.wear_adapter(worn)
 
 
 class ModelThread:

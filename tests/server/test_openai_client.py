@@ -59,6 +59,25 @@ def test_the_adapter_is_selected_by_id(server):
         api.completions.create(model="gpt-4o", prompt="x", max_tokens=2)
 
 
+def test_two_adapters_under_two_ids_each_answer_as_chatapp_generate_with_it(serve, capsys, model_folder,
+                                                                           adapter_folder, second_adapter_folder):
+    server = serve(adapters=[str(adapter_folder), str(second_adapter_folder)])
+    api = client(server)
+    base = server.ids.base
+    first, second = f"{base}+{adapter_folder.name}", f"{base}+{second_adapter_folder.name}"
+    assert [m.id for m in api.models.list().data] == [base, first, second]
+    texts = {}
+    for model, folder in ((second, second_adapter_folder), (first, adapter_folder), (base, None),
+                          (second, second_adapter_folder)):
+        expected = cli_result(capsys, model_folder, folder)["text"]
+        texts[model] = api.completions.create(model=model, prompt="the cat sat", **SEEDED).choices[0].text
+        assert texts[model] == expected, model
+    assert len(set(texts.values())) == 3  # three different models answered
+    server.idle()  # the model wears the window's adapter again, and answers as it did
+    assert server.backend.worn_adapter == str(adapter_folder) and server.backend.info.adapter == str(adapter_folder)
+    assert api.completions.create(model=first, prompt="the cat sat", **SEEDED).choices[0].text == texts[first]
+
+
 def test_chat_stream_and_usage_match_the_whole_reply(server):
     api = client(server)
     messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "the cat?"}]
