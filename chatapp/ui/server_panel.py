@@ -139,6 +139,14 @@ def adapters_for_model(entries, model: str) -> list:
     return [e.path for e in entries if e.kind == "adapter" and not e.error and same(e.base_model)]
 
 
+class _ClickableLabel(QLabel):
+    clicked = Signal()
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        self.clicked.emit()
+        super().mouseReleaseEvent(event)
+
+
 class ServerPanel(QGroupBox):
     """The drawer's "Local API server" group: the switch, port, key, address and Copy. The port
     and key are kept in the settings (`save()` after a change); the switch is off at every start."""
@@ -149,9 +157,17 @@ class ServerPanel(QGroupBox):
         self.controller = controller
         self.settings = settings  # storage.settings.AppSettings, or None: nothing kept
         self._save = save
-        form = QFormLayout(self)
-        self.switch = QCheckBox(_tr("Serve the model to other programs (OpenAI API)"))
+        form = self._form = QFormLayout(self)
+        # The switch's words wrap in a label beside it: as the checkbox's own text they would
+        # widen the drawer past its edge (Copy cut off).
+        self.switch = QCheckBox()
         self.switch.setAccessibleName(_tr("Local API server"))
+        self.switch_label = _ClickableLabel(_tr("Serve the model to other programs (OpenAI API)"))
+        self.switch_label.setWordWrap(True)
+        self.switch_label.clicked.connect(self.switch.click)
+        switch_row = QHBoxLayout()
+        switch_row.addWidget(self.switch)
+        switch_row.addWidget(self.switch_label, 1)
         self.port = QSpinBox(minimum=1, maximum=65535, value=DEFAULT_PORT)
         self.port.setAccessibleName(_tr("Port"))
         self.key = QLineEdit()
@@ -163,16 +179,16 @@ class ServerPanel(QGroupBox):
         self.address.setAccessibleName(_tr("Server address"))
         self.copy_button = QPushButton(_tr("Copy"))
         self.copy_button.setAccessibleName(_tr("Copy the server address"))
-        row = QHBoxLayout()
-        row.addWidget(self.address, 1)
-        row.addWidget(self.copy_button)
         self.message = QLabel("")
         self.message.setWordWrap(True)
-        form.addRow(self.switch)
+        row = QHBoxLayout()  # the address gets the drawer's width; Copy under it, by the message
+        row.addWidget(self.message, 1)
+        row.addWidget(self.copy_button)
+        form.addRow(switch_row)
         form.addRow(_tr("Port"), self.port)
         form.addRow(_tr("API key"), self.key)
-        form.addRow(_tr("Address"), row)
-        form.addRow(self.message)
+        form.addRow(_tr("Address"), self.address)
+        form.addRow(row)
         self.setToolTip(_tr("Editors, scripts and agents on this computer can use the chat's model through "
                             "the OpenAI API at this address. Requests wait while the chat replies."))
         if settings is not None:
@@ -206,7 +222,9 @@ class ServerPanel(QGroupBox):
     def _show_state(self, state: str, detail: str) -> None:
         on = state == "on"
         self.address.setText(detail if on else "")
-        self.address.setVisible(on)
+        self.address.setCursorPosition(0)  # the start in view ("http://..."), not the end
+        self.address.setToolTip(detail if on else "")
+        self._form.setRowVisible(self.address, on)  # with its "Address" label
         self.copy_button.setVisible(on)
         self.port.setEnabled(state != "on")
         self.key.setEnabled(state != "on")

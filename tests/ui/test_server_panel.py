@@ -246,3 +246,5 @@ def test_the_port_and_key_are_kept_the_key_masked_and_the_switch_off_at_start(qt
     again = make_window(backend, load=False).server_panel
     assert (again.port.value(), again.key.text()) == (9123, "s3cret")
     assert again.key.echoMode() == QLineEdit.Password and not again.switch.isChecked()
+    again.switch_label.clicked.emit()  # its words, beside it, work the switch too
+    assert "Load a model first" in again.message.text() and not again.switch.isChecked()  # no model: off again
