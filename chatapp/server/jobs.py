@@ -86,19 +86,21 @@ class Job:
         request = self.request
         settings = ApiSamplingSettings(**request.sampling)
         engine = backend.engine
-        if request.documents is not None:
-            return self._with_documents(backend, settings)
         tokenizer = engine.tokenizer
+        sources: tuple = ()
         if request.kind == "chat":
             from ..text.prompt import render_and_encode
-            ids = render_and_encode(tokenizer, request.messages, add_generation_prompt=True).ids
+            messages = request.messages
+            if request.documents is not None:
+                messages, sources = self._with_documents(engine, settings)
+            ids = render_and_encode(tokenizer, messages, add_generation_prompt=True).ids
         else:  # as `chatapp generate` encodes a prompt: as text, BOS first when the model wants one
             ids = tokenizer.encode(request.prompt)
             if tokenizer.add_bos and tokenizer.bos_id is not None:
                 ids = [tokenizer.bos_id] + ids
         if not ids:
             raise ApiError(400, "the prompt encodes to no tokens", "prompt")
-        outcome = Outcome("stop", len(ids), 0, prompt_ids=list(ids))
+        outcome = Outcome("stop", len(ids), 0, prompt_ids=list(ids), sources=sources)
         if request.echo:
             outcome.prompt_text = tokenizer.decode(ids, skip_special_tokens=False)
             if request.logprobs is not None:
@@ -118,9 +120,15 @@ class Job:
         outcome.logprobs = [e for e in reply.logprobs[sent:] if e.id not in eos]
         return outcome
 
-    def _with_documents(self, backend, settings) -> Outcome:
+    def _with_documents(self, engine, settings) -> tuple[list, tuple]:
+        """(the messages with the library's passages before the last user message's question,
+        the sources). The messages stay as the client sent them, system turns included where
+        they were: the model's template renders them as it renders a request without
+        documents (a template that refuses them refuses both alike, with a 400). Passages go
+        in best first while the prompt leaves room for the reply, as in the window's chat."""
         from ..documents.library import LibraryStore, default_db_path
-        from ..engine.backend import DocumentsChoice
+        from ..engine.retrieval import SEARCH_LIMIT, Source, build_query, with_passages
+        from ..text.prompt import render_and_encode
 
         request = self.request
         db = self.library_db or str(default_db_path())
@@ -129,15 +137,20 @@ class Job:
                 raise ApiError(404, f"there is no document library named {request.documents!r}; "
                                     f"libraries: {', '.join(store.names()) or 'none'}", "documents",
                                code="library_not_found")
-        system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
-        messages = [m for m in request.messages if m["role"] != "system"]
-        choice = DocumentsChoice(db_path=db, name=request.documents)
-        for text in backend.stream(messages, system, settings, self.cancel, documents=choice):
-            self.emit("delta", Delta(text))
-        finished = backend.finished()
-        stats = finished.stats
-        return Outcome(FINISH.get(finished.finish_reason, "stop"), stats["prompt_tokens"], stats["new_tokens"],
-                       sources=tuple(finished.sources))
+            # the system turns are instructions, not the question: they stay out of the search
+            hits = store.search(request.documents, build_query([m for m in request.messages
+                                                                if m["role"] != "system"]), limit=SEARCH_LIMIT)
+        messages = [dict(m) for m in request.messages]
+        question = messages[-1]["content"]
+        budget = engine.context_len - min(settings.max_new_tokens, engine.context_len // 4)
+        chosen: list = []
+        for hit in hits:
+            candidate = chosen + [Source(len(chosen) + 1, hit.path, hit.heading, hit.start, hit.end, hit.text)]
+            trial = messages[:-1] + [{"role": "user", "content": with_passages(question, candidate)}]
+            if len(render_and_encode(engine.tokenizer, trial, add_generation_prompt=True).ids) <= budget:
+                chosen = candidate
+        messages[-1] = {"role": "user", "content": with_passages(question, chosen)}
+        return messages, tuple(chosen)
 
 
 @contextmanager
