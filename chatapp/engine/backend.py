@@ -174,6 +174,7 @@ class ChatBackend:
         self.retrieval = None  # engine.retrieval.RetrievalResult of the last reply with documents
         self.library = ""
         self.worn_adapter = ""  # the adapter folder the model wears now ("" none); see wear_adapter
+        self._held_adapters: dict = {}  # (folder, file mtime) -> (LoRAConfig, tensors): wear_adapter's
 
     def load(self, spec: str, options: LoadOptions,
              progress: Optional[Callable[[str, float], None]] = None) -> ModelInfo:
@@ -195,6 +196,7 @@ class ChatBackend:
         estimate = estimate_memory(loaded.config, context, loaded.dtype)
         self.loaded, self.engine = loaded, engine
         self.worn_adapter = str(options.adapter or "")
+        self._held_adapters = {}  # held for the previous model
         self.info = ModelInfo(
             name=loaded.name, path=str(loaded.path), kind=loaded.kind, device=str(loaded.device),
             dtype=str(loaded.dtype).replace("torch.", ""), context_len=context,
@@ -227,16 +229,43 @@ class ChatBackend:
     def wear_adapter(self, folder: str) -> None:
         """Put the LoRA adapter in `folder` on the model instead of the one it wears ("" for none),
         without reloading the model: the API server runs a request with another adapter of the same
-        model, then puts the window's own back. `info.adapter` keeps naming the window's."""
-        from ..model.lora import remove_lora
-        from ..weights.peft_adapter import load_adapter
+        model, then puts the window's own back. `info.adapter` keeps naming the window's.
+
+        An adapter worn once is held in memory (its tensors, a few MB; checked when first read, read
+        again if its file changes); one shaped like the worn adapter is then copied into the LoRA
+        layers in place instead of rebuilding them (benchmarks/adapter_swap.py)."""
+        import torch
+
+        from ..model.lora import LoRALinear, apply_lora, has_lora, lora_layers, lora_state_dict, remove_lora
+        from ..weights.peft_adapter import WEIGHTS_FILE, load_adapter
 
         if self.loaded is None:
             raise RuntimeError("no model is loaded")
-        if folder:
-            load_adapter(self.loaded.model, Path(folder).expanduser())  # checks before it touches the model
+        model = self.loaded.model
+        if not folder:
+            remove_lora(model)
         else:
-            remove_lora(self.loaded.model)
+            path = Path(folder).expanduser()
+            key = (str(path.resolve()), (path / WEIGHTS_FILE).stat().st_mtime_ns)
+            held = self._held_adapters.get(key)
+            if held is None:
+                info = load_adapter(model, path)  # checks before it touches the model
+                held = (info.config, {k: v.clone() for k, v in lora_state_dict(model).items()})
+                self._held_adapters = {**dict(list(self._held_adapters.items())[-7:]), key: held}  # the last 8
+            else:
+                config, tensors = held
+                layers = dict(lora_layers(model))
+                same = has_lora(model) and {f"{n}.lora_{w}" for n in layers for w in "AB"} == set(tensors) and all(
+                    isinstance(x, LoRALinear) and x.r == config.r and x.scaling == config.scaling
+                    for x in layers.values())
+                if not same:
+                    remove_lora(model)
+                    apply_lora(model, config, dtype=next(iter(tensors.values())).dtype)
+                with torch.no_grad():
+                    for name, param in lora_state_dict(model).items():
+                        param.copy_(tensors[name])
+                for layer in lora_layers(model):
+                    layer[1].enabled = True
         self.worn_adapter = str(folder)
         self.engine.reset()  # the cached keys/values were computed with the other weights
 

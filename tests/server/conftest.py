@@ -23,13 +23,13 @@ def model_folder(tmp_path_factory):
     return tiny_llama_folder(tmp_path_factory.mktemp("server") / "model", max_len=256)
 
 
-def make_adapter(model_folder, out, seed: int):
+def make_adapter(model_folder, out, seed: int, r: int = 4, targets=("q_proj", "v_proj", "o_proj", "down_proj")):
     from chatapp.engine.loader import load_model
     from chatapp.model.lora import LoRAConfig, apply_lora, lora_layers
     from chatapp.weights.peft_adapter import save_adapter
 
     model = load_model(model_folder, device="cpu").model
-    config = LoRAConfig(r=4, alpha=8, target_modules=["q_proj", "v_proj", "o_proj", "down_proj"])
+    config = LoRAConfig(r=r, alpha=2 * r, target_modules=list(targets))
     apply_lora(model, config)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():  # a visible change: the adapter's replies differ from the base model's
@@ -45,8 +45,10 @@ def adapter_folder(model_folder, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def second_adapter_folder(model_folder, tmp_path_factory):
-    """Another adapter for the same model, not the one it wears: served by putting it on per request."""
-    return make_adapter(model_folder, tmp_path_factory.mktemp("server") / "other", seed=11)
+    """Another adapter for the same model, not the one it wears (and shaped otherwise: the LoRA
+    layers are rebuilt to swap them): served by putting it on per request."""
+    return make_adapter(model_folder, tmp_path_factory.mktemp("server") / "other", seed=11, r=2,
+                        targets=("k_proj", "up_proj"))
 
 
 @pytest.fixture(scope="session")
