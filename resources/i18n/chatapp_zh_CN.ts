@@ -768,169 +768,169 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="138"/>
+        <location filename="../../chatapp/ui/main_window.py" line="141"/>
         <source>Message the model (Enter sends, Shift+Enter for a new line)</source>
         <translation>给模型发消息（Enter 发送，Shift+Enter 换行）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="139"/>
+        <location filename="../../chatapp/ui/main_window.py" line="142"/>
         <source>Message</source>
         <translation>消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="141"/>
+        <location filename="../../chatapp/ui/main_window.py" line="144"/>
         <source>Send</source>
         <translation>发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="142"/>
+        <location filename="../../chatapp/ui/main_window.py" line="145"/>
         <source>Send message</source>
         <translation>发送消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="143"/>
+        <location filename="../../chatapp/ui/main_window.py" line="146"/>
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="144"/>
+        <location filename="../../chatapp/ui/main_window.py" line="147"/>
         <source>Stop the reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="173"/>
+        <location filename="../../chatapp/ui/main_window.py" line="176"/>
         <source>Chat</source>
         <translation>聊天</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="174"/>
+        <location filename="../../chatapp/ui/main_window.py" line="177"/>
         <source>Train</source>
         <translation>训练</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="176"/>
+        <location filename="../../chatapp/ui/main_window.py" line="179"/>
         <source>Documents</source>
         <translation>文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="181"/>
+        <location filename="../../chatapp/ui/main_window.py" line="184"/>
         <source>No model</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="185"/>
-        <location filename="../../chatapp/ui/main_window.py" line="422"/>
+        <location filename="../../chatapp/ui/main_window.py" line="188"/>
+        <location filename="../../chatapp/ui/main_window.py" line="425"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="186"/>
+        <location filename="../../chatapp/ui/main_window.py" line="189"/>
         <source>Undo</source>
         <translation>撤销</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="243"/>
+        <location filename="../../chatapp/ui/main_window.py" line="246"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="244"/>
+        <location filename="../../chatapp/ui/main_window.py" line="247"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="245"/>
+        <location filename="../../chatapp/ui/main_window.py" line="248"/>
         <source>Import conversation…</source>
         <translation>导入对话…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="246"/>
+        <location filename="../../chatapp/ui/main_window.py" line="249"/>
         <source>Export conversation as Markdown…</source>
         <translation>将对话导出为 Markdown…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="248"/>
+        <location filename="../../chatapp/ui/main_window.py" line="251"/>
         <source>Export conversation as JSON…</source>
         <translation>将对话导出为 JSON…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="251"/>
+        <location filename="../../chatapp/ui/main_window.py" line="254"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="252"/>
+        <location filename="../../chatapp/ui/main_window.py" line="255"/>
         <source>&amp;Chat</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="253"/>
+        <location filename="../../chatapp/ui/main_window.py" line="256"/>
         <source>Focus message box</source>
         <translation>聚焦到消息框</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="254"/>
+        <location filename="../../chatapp/ui/main_window.py" line="257"/>
         <source>Stop reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="255"/>
+        <location filename="../../chatapp/ui/main_window.py" line="258"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="256"/>
+        <location filename="../../chatapp/ui/main_window.py" line="259"/>
         <source>Continue reply</source>
         <translation>继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="263"/>
+        <location filename="../../chatapp/ui/main_window.py" line="266"/>
         <source>Rename conversation</source>
         <translation>重命名对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="264"/>
+        <location filename="../../chatapp/ui/main_window.py" line="267"/>
         <source>Delete conversation</source>
         <translation>删除对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="265"/>
+        <location filename="../../chatapp/ui/main_window.py" line="268"/>
         <source>&amp;View</source>
         <translation>视图(&amp;V)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="266"/>
+        <location filename="../../chatapp/ui/main_window.py" line="269"/>
         <source>Conversation list</source>
         <translation>对话列表</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="267"/>
+        <location filename="../../chatapp/ui/main_window.py" line="270"/>
         <source>Settings</source>
         <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="269"/>
+        <location filename="../../chatapp/ui/main_window.py" line="272"/>
         <source>Show or hide the conversations (Ctrl+B)</source>
         <translation>显示或隐藏对话列表（Ctrl+B）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="270"/>
+        <location filename="../../chatapp/ui/main_window.py" line="273"/>
         <source>Open or close the settings (Ctrl+,)</source>
         <translation>打开或关闭设置（Ctrl+,）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="276"/>
+        <location filename="../../chatapp/ui/main_window.py" line="279"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="277"/>
         <location filename="../../chatapp/ui/main_window.py" line="280"/>
+        <location filename="../../chatapp/ui/main_window.py" line="283"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="281"/>
+        <location filename="../../chatapp/ui/main_window.py" line="284"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -939,62 +939,62 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="303"/>
+        <location filename="../../chatapp/ui/main_window.py" line="306"/>
         <source>adapter {name}</source>
         <translation>适配器 {name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="307"/>
+        <location filename="../../chatapp/ui/main_window.py" line="310"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="319"/>
+        <location filename="../../chatapp/ui/main_window.py" line="322"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="324"/>
+        <location filename="../../chatapp/ui/main_window.py" line="327"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="363"/>
+        <location filename="../../chatapp/ui/main_window.py" line="366"/>
         <source>The language changes the next time chatapp starts.</source>
         <translation>下次启动 chatapp 时将切换语言。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="385"/>
+        <location filename="../../chatapp/ui/main_window.py" line="388"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="422"/>
+        <location filename="../../chatapp/ui/main_window.py" line="425"/>
         <source>Undo edit</source>
         <translation>撤销编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="440"/>
+        <location filename="../../chatapp/ui/main_window.py" line="443"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="446"/>
+        <location filename="../../chatapp/ui/main_window.py" line="449"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="450"/>
+        <location filename="../../chatapp/ui/main_window.py" line="453"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="450"/>
+        <location filename="../../chatapp/ui/main_window.py" line="453"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="456"/>
+        <location filename="../../chatapp/ui/main_window.py" line="459"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
     </message>
@@ -1138,85 +1138,85 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>ServerPanel</name>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="81"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="82"/>
         <source>Load a model first: the server shares the chat&apos;s model.</source>
         <translation>请先加载模型：服务器与聊天共用同一个模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="88"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="87"/>
         <source>The window&apos;s event loop is not running.</source>
         <translation>窗口的事件循环没有运行。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="132"/>
-        <location filename="../../chatapp/ui/server_panel.py" line="136"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="156"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="164"/>
         <source>Local API server</source>
         <translation>本地 API 服务器</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="135"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="165"/>
         <source>Serve the model to other programs (OpenAI API)</source>
         <translation>向其他程序提供模型（OpenAI API）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="138"/>
-        <location filename="../../chatapp/ui/server_panel.py" line="154"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="172"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="188"/>
         <source>Port</source>
         <translation>端口</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="141"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="175"/>
         <source>none: any program on this computer may use it</source>
         <translation>无：本机上的任何程序都可以使用</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="142"/>
-        <location filename="../../chatapp/ui/server_panel.py" line="155"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="176"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="189"/>
         <source>API key</source>
         <translation>API 密钥</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="145"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="179"/>
         <source>Server address</source>
         <translation>服务器地址</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="146"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="180"/>
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="147"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="181"/>
         <source>Copy the server address</source>
         <translation>复制服务器地址</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="156"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="190"/>
         <source>Address</source>
         <translation>地址</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="158"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="192"/>
         <source>Editors, scripts and agents on this computer can use the chat&apos;s model through the OpenAI API at this address. Requests wait while the chat replies.</source>
         <translation>本机上的编辑器、脚本和智能体可以通过此地址的 OpenAI API 使用聊天的模型。聊天回复时，请求会排队等待。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="168"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="216"/>
         <source>Starting…</source>
         <translation>正在启动…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="187"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="237"/>
         <source>Serving the chat&apos;s model.</source>
         <translation>正在提供聊天的模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="200"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="250"/>
         <source>API request running</source>
         <translation>API 请求正在运行</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="200"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="250"/>
         <source>{n} API requests</source>
         <translation>{n} 个 API 请求</translation>
     </message>
