@@ -197,6 +197,9 @@ class ChatBackend:
         self.loaded, self.engine = loaded, engine
         self.worn_adapter = str(options.adapter or "")
         self._held_adapters = {}  # held for the previous model
+        if options.adapter:  # held from the start: the server puts it back after another one
+            from ..weights.peft_adapter import read_adapter_info
+            self._hold(str(options.adapter), read_adapter_info(Path(options.adapter).expanduser()).config)
         self.info = ModelInfo(
             name=loaded.name, path=str(loaded.path), kind=loaded.kind, device=str(loaded.device),
             dtype=str(loaded.dtype).replace("torch.", ""), context_len=context,
@@ -226,6 +229,16 @@ class ChatBackend:
         set_lora_enabled(self.loaded.model, enabled)
         self.engine.reset()  # the cached keys/values were computed with the other weights
 
+    def _hold(self, folder: str, config) -> None:
+        """Keep the adapter the model wears now, read from `folder`, for wear_adapter (the last 8)."""
+        from ..model.lora import lora_state_dict
+        from ..weights.peft_adapter import WEIGHTS_FILE
+
+        path = Path(folder).expanduser()
+        key = (str(path.resolve()), (path / WEIGHTS_FILE).stat().st_mtime_ns)
+        tensors = {k: v.clone() for k, v in lora_state_dict(self.loaded.model).items()}
+        self._held_adapters = {**dict(list(self._held_adapters.items())[-7:]), key: (config, tensors)}
+
     def wear_adapter(self, folder: str) -> None:
         """Put the LoRA adapter in `folder` on the model instead of the one it wears ("" for none),
         without reloading the model: the API server runs a request with another adapter of the same
@@ -246,12 +259,13 @@ class ChatBackend:
             remove_lora(model)
         else:
             path = Path(folder).expanduser()
-            key = (str(path.resolve()), (path / WEIGHTS_FILE).stat().st_mtime_ns)
-            held = self._held_adapters.get(key)
+            where = str(path.resolve())
+            try:
+                held = self._held_adapters.get((where, (path / WEIGHTS_FILE).stat().st_mtime_ns))
+            except OSError:  # gone since it was worn (the chat's own, say): the held copy still serves
+                held = next((v for k, v in reversed(self._held_adapters.items()) if k[0] == where), None)
             if held is None:
-                info = load_adapter(model, path)  # checks before it touches the model
-                held = (info.config, {k: v.clone() for k, v in lora_state_dict(model).items()})
-                self._held_adapters = {**dict(list(self._held_adapters.items())[-7:]), key: held}  # the last 8
+                self._hold(folder, load_adapter(model, path).config)  # checks before it touches the model
             else:
                 config, tensors = held
                 layers = dict(lora_layers(model))

@@ -60,6 +60,10 @@ def test_wearing_adapters_in_turn_computes_as_loading_with_each(tmp_path):
     backend.wear_adapter(b)
     torch.testing.assert_close(logits(backend), loaded_with(model, b), atol=1e-5, rtol=1e-5)
     assert not torch.allclose(logits(backend), expected[b])
+    import shutil
+    shutil.rmtree(a)  # the model's own adapter deleted while another is worn: its held copy goes back on
+    backend.wear_adapter(a)
+    torch.testing.assert_close(logits(backend), expected[a], atol=1e-5, rtol=1e-5)
 
 
 def test_an_adapter_for_another_model_leaves_the_worn_one_on(tmp_path):
