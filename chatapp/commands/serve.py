@@ -18,8 +18,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "serve", help="serve the model over a local OpenAI-compatible HTTP API",
         description="Serve the model at http://HOST:PORT/v1 (GET /v1/models, POST /v1/chat/completions, "
-                    "POST /v1/completions), for any OpenAI client. Ctrl-C stops it.")
+                    "POST /v1/completions), for any OpenAI client. Ctrl-C stops it.",
+        conflict_handler="resolve")  # --adapter below replaces the model options' single one
     add_model_options(p)
+    p.add_argument("--adapter", action="append", default=[], metavar="DIR",
+                   help="a LoRA adapter folder (PEFT layout) for the model, served under its own model id "
+                        "MODEL+FOLDER-NAME (repeatable; a request naming the model itself gets no adapter)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=bounded_int(0, 65535), default=8765, help="port (default 8765; 0: any free)")
@@ -53,8 +57,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
                           limits=Limits(max_tokens=args.max_tokens,
                                         default_max_tokens=min(512, args.max_tokens)),
                           cors_origins=tuple(args.cors))
+    adapters = list(args.adapter)
+    args.adapter = adapters[0] if adapters else None  # the model wears the first; the others per request
     backend, info = load_from_args(args)  # no model, no server: a load error is the command's error
-    ids = model_ids_for(info)
+    for folder in adapters[1:]:  # each must fit the model: a bad one is an error now, not per request
+        try:
+            backend.wear_adapter(folder)
+        except Exception as exc:  # noqa: BLE001 - the command's error, named
+            print(f"error: adapter {folder}: {exc}", file=sys.stderr)
+            return 1
+    backend.wear_adapter(args.adapter or "")
+    ids = model_ids_for(info, adapters)
     model_thread = ModelThread(backend)
     server = ApiServer(config, model_thread.submit, lambda: ids)
     try:

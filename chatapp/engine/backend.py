@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Iterator, Optional, Protocol, runtime_checkable
 
@@ -206,6 +207,8 @@ class ChatBackend:
         self.retrieval = None  # engine.retrieval.RetrievalResult of the last reply with documents
         self.library = ""
         self._cache_freed = False  # a reply ran out of memory and dropped the KV cache
+        self.worn_adapter = ""  # the adapter folder the model wears now ("" none); see wear_adapter
+        self._held_adapters: dict = {}  # (folder, file mtime) -> (LoRAConfig, tensors): wear_adapter's
 
     def load(self, spec: str, options: LoadOptions,
              progress: Optional[Callable[[str, float], None]] = None) -> ModelInfo:
@@ -239,6 +242,11 @@ class ChatBackend:
             raise self._load_oom(spec, options)
         estimate = estimate_memory(loaded.config, context, loaded.dtype)
         self.loaded, self.engine, self._cache_freed = loaded, engine, False
+        self.worn_adapter = str(options.adapter or "")
+        self._held_adapters = {}  # held for the previous model
+        if options.adapter:  # held from the start: the server puts it back after another one
+            from ..weights.peft_adapter import read_adapter_info
+            self._hold(str(options.adapter), read_adapter_info(Path(options.adapter).expanduser()).config)
         self.info = ModelInfo(
             name=loaded.name, path=str(loaded.path), kind=loaded.kind, device=str(loaded.device),
             dtype=str(loaded.dtype).replace("torch.", ""), context_len=context,
@@ -279,6 +287,60 @@ class ChatBackend:
         if not self.has_adapter:
             raise RuntimeError("no LoRA adapter is loaded")
         set_lora_enabled(self.loaded.model, enabled)
+        self.engine.reset()  # the cached keys/values were computed with the other weights
+
+    def _hold(self, folder: str, config) -> None:
+        """Keep the adapter the model wears now, read from `folder`, for wear_adapter (the last 8)."""
+        from ..model.lora import lora_state_dict
+        from ..weights.peft_adapter import WEIGHTS_FILE
+
+        path = Path(folder).expanduser()
+        key = (str(path.resolve()), (path / WEIGHTS_FILE).stat().st_mtime_ns)
+        tensors = {k: v.clone() for k, v in lora_state_dict(self.loaded.model).items()}
+        self._held_adapters = {**dict(list(self._held_adapters.items())[-7:]), key: (config, tensors)}
+
+    def wear_adapter(self, folder: str) -> None:
+        """Put the LoRA adapter in `folder` on the model instead of the one it wears ("" for none),
+        without reloading the model: the API server runs a request with another adapter of the same
+        model, then puts the window's own back. `info.adapter` keeps naming the window's.
+
+        An adapter worn once is held in memory (its tensors, a few MB; checked when first read, read
+        again if its file changes); one shaped like the worn adapter is then copied into the LoRA
+        layers in place instead of rebuilding them (benchmarks/adapter_swap.py)."""
+        import torch
+
+        from ..model.lora import LoRALinear, apply_lora, has_lora, lora_layers, lora_state_dict, remove_lora
+        from ..weights.peft_adapter import WEIGHTS_FILE, load_adapter
+
+        if self.loaded is None:
+            raise RuntimeError("no model is loaded")
+        model = self.loaded.model
+        if not folder:
+            remove_lora(model)
+        else:
+            path = Path(folder).expanduser()
+            where = str(path.resolve())
+            try:
+                held = self._held_adapters.get((where, (path / WEIGHTS_FILE).stat().st_mtime_ns))
+            except OSError:  # gone since it was worn (the chat's own, say): the held copy still serves
+                held = next((v for k, v in reversed(self._held_adapters.items()) if k[0] == where), None)
+            if held is None:
+                self._hold(folder, load_adapter(model, path).config)  # checks before it touches the model
+            else:
+                config, tensors = held
+                layers = dict(lora_layers(model))
+                same = has_lora(model) and {f"{n}.lora_{w}" for n in layers for w in "AB"} == set(tensors) and all(
+                    isinstance(x, LoRALinear) and x.r == config.r and x.scaling == config.scaling
+                    for x in layers.values())
+                if not same:
+                    remove_lora(model)
+                    apply_lora(model, config, dtype=next(iter(tensors.values())).dtype)
+                with torch.no_grad():
+                    for name, param in lora_state_dict(model).items():
+                        param.copy_(tensors[name])
+                for layer in lora_layers(model):
+                    layer[1].enabled = True
+        self.worn_adapter = str(folder)
         self.engine.reset()  # the cached keys/values were computed with the other weights
 
     def stream(self, messages: list[dict], system_prompt: str, settings,

@@ -52,20 +52,27 @@ class ServerConfig:
 
 @dataclass
 class ModelIds:
-    """The ids /v1/models lists: the loaded model, and the model with its adapter under its own id."""
+    """The ids /v1/models lists: the loaded model, and each adapter for it under its own id."""
 
     base: str
-    adapter: str = ""  # "" when no adapter is loaded
+    adapters: dict = field(default_factory=dict)  # id -> adapter folder, the model's own adapter first
 
-    def resolve(self, model: str) -> Optional[bool]:
-        """use_adapter for a requested id (None: the model has no adapter); ApiError if unknown."""
+    @property
+    def adapter(self) -> str:
+        """The first adapter's id (the one the model wears, if any); "" for none."""
+        return next(iter(self.adapters), "")
+
+    def all(self) -> list:
+        return [self.base, *self.adapters]
+
+    def resolve(self, model: str) -> str:
+        """The adapter folder a requested id runs with ("" for the bare model); ApiError if unknown."""
         if model == self.base:
-            return False if self.adapter else None
-        if self.adapter and model == self.adapter:
-            return True
-        known = ", ".join(i for i in (self.base, self.adapter) if i)
-        raise ApiError(404, f"the model {model!r} does not exist; this server has: {known}", "model",
-                       code="model_not_found")
+            return ""
+        if model in self.adapters:
+            return self.adapters[model]
+        raise ApiError(404, f"the model {model!r} does not exist; this server has: {', '.join(self.all())}",
+                       "model", code="model_not_found")
 
 
 class ApiServer:
@@ -180,7 +187,7 @@ class ApiServer:
     async def _models(self, request: web.Request) -> web.Response:
         ids = self._ids()
         data = [{"id": i, "object": "model", "created": self.created, "owned_by": "chatapp"}
-                for i in (ids.base, ids.adapter) if i]
+                for i in ids.all()]
         return web.json_response({"object": "list", "data": data})
 
     async def _body(self, request: web.Request) -> Any:
@@ -199,14 +206,14 @@ class ApiServer:
         return await self._serve(request, job)
 
     async def _serve(self, request: web.Request, job_request) -> web.StreamResponse:
-        use_adapter = self._ids().resolve(job_request.model)
+        adapter = self._ids().resolve(job_request.model)
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
 
         def emit(kind: str, payload: Any) -> None:  # from the model's thread
             loop.call_soon_threadsafe(events.put_nowait, (kind, payload))
 
-        job = Job(job_request, use_adapter, emit, library_db=self.config.library_db)
+        job = Job(job_request, adapter, emit, library_db=self.config.library_db)
         writer = ResponseWriter(job_request, f"{'chatcmpl' if job_request.kind == 'chat' else 'cmpl'}-"
                                              f"{uuid.uuid4().hex[:24]}", int(time.time()))
         self._activity(+1)
@@ -278,11 +285,31 @@ class ApiServer:
 
 
 
-def model_ids_for(info) -> ModelIds:
-    """The ids for a loaded model (engine.backend.ModelInfo): its name, and with an adapter,
-    name+adapter-folder-name for the model wearing it."""
+def model_ids_for(info, adapters=()) -> ModelIds:
+    """The ids for a loaded model (engine.backend.ModelInfo) and the adapter folders known for it
+    (`adapters`; the one the model wears comes first): the model's name, and name+folder-name for
+    the model wearing each adapter (a repeated folder name gets -2, -3...)."""
     from pathlib import Path
 
     base = info.name or Path(info.path).name or "model"
-    adapter = f"{base}+{Path(info.adapter).name}" if getattr(info, "adapter", "") else ""
-    return ModelIds(base=base, adapter=adapter)
+    folders: list = []
+    for folder in ([info.adapter] if getattr(info, "adapter", "") else []) + [str(a) for a in adapters]:
+        if folder and not any(_same_path(folder, f) for f in folders):
+            folders.append(folder)
+    ids: dict = {}
+    for folder in folders:
+        name = f"{base}+{Path(folder).name}"
+        n = 2
+        while name in ids or name == base:
+            name, n = f"{base}+{Path(folder).name}-{n}", n + 1
+        ids[name] = folder
+    return ModelIds(base=base, adapters=ids)
+
+
+def _same_path(a: str, b: str) -> bool:
+    from pathlib import Path
+
+    try:
+        return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    except OSError:
+        return a == b

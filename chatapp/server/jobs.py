@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -48,7 +49,7 @@ FINISH = {"eos": "stop", "stop": "stop", "length": "length", "cancelled": "cance
 @dataclass(eq=False)  # each job is its own: hashable by identity
 class Job:
     request: JobRequest
-    use_adapter: Optional[bool]  # None: the model has no adapter; False: switch it off for this job
+    adapter: str  # the adapter folder this request runs with, "" for the bare model
     emit: Emit
     cancel: threading.Event = field(default_factory=threading.Event)
     library_db: Optional[str] = None  # the LibraryStore file for `documents` (None: the user's)
@@ -61,14 +62,8 @@ class Job:
                 return
             if getattr(backend, "engine", None) is None:
                 raise ApiError(503, "no model is loaded", code="model_not_loaded", kind="server_error")
-            switch_off = bool(backend.has_adapter) and self.use_adapter is False
-            if switch_off:
-                backend.set_adapter_enabled(False)
-            try:
+            with wearing(backend, self.adapter):
                 self.emit("done", self._generate(backend))
-            finally:
-                if switch_off:
-                    backend.set_adapter_enabled(True)
         except ApiError as exc:
             self.emit("error", exc)
         except Exception as exc:  # a failed request answers 500 and leaves the server serving
@@ -91,19 +86,21 @@ class Job:
         request = self.request
         settings = ApiSamplingSettings(**request.sampling)
         engine = backend.engine
-        if request.documents is not None:
-            return self._with_documents(backend, settings)
         tokenizer = engine.tokenizer
+        sources: tuple = ()
         if request.kind == "chat":
             from ..text.prompt import render_and_encode
-            ids = render_and_encode(tokenizer, request.messages, add_generation_prompt=True).ids
+            messages = request.messages
+            if request.documents is not None:
+                messages, sources = self._with_documents(engine, settings)
+            ids = render_and_encode(tokenizer, messages, add_generation_prompt=True).ids
         else:  # as `chatapp generate` encodes a prompt: as text, BOS first when the model wants one
             ids = tokenizer.encode(request.prompt)
             if tokenizer.add_bos and tokenizer.bos_id is not None:
                 ids = [tokenizer.bos_id] + ids
         if not ids:
             raise ApiError(400, "the prompt encodes to no tokens", "prompt")
-        outcome = Outcome("stop", len(ids), 0, prompt_ids=list(ids))
+        outcome = Outcome("stop", len(ids), 0, prompt_ids=list(ids), sources=sources)
         if request.echo:
             outcome.prompt_text = tokenizer.decode(ids, skip_special_tokens=False)
             if request.logprobs is not None:
@@ -123,9 +120,15 @@ class Job:
         outcome.logprobs = [e for e in reply.logprobs[sent:] if e.id not in eos]
         return outcome
 
-    def _with_documents(self, backend, settings) -> Outcome:
+    def _with_documents(self, engine, settings) -> tuple[list, tuple]:
+        """(the messages with the library's passages before the last user message's question,
+        the sources). The messages stay as the client sent them, system turns included where
+        they were: the model's template renders them as it renders a request without
+        documents (a template that refuses them refuses both alike, with a 400). Passages go
+        in best first while the prompt leaves room for the reply, as in the window's chat."""
         from ..documents.library import LibraryStore, default_db_path
-        from ..engine.backend import DocumentsChoice
+        from ..engine.retrieval import SEARCH_LIMIT, Source, build_query, with_passages
+        from ..text.prompt import render_and_encode
 
         request = self.request
         db = self.library_db or str(default_db_path())
@@ -134,15 +137,47 @@ class Job:
                 raise ApiError(404, f"there is no document library named {request.documents!r}; "
                                     f"libraries: {', '.join(store.names()) or 'none'}", "documents",
                                code="library_not_found")
-        system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
-        messages = [m for m in request.messages if m["role"] != "system"]
-        choice = DocumentsChoice(db_path=db, name=request.documents)
-        for text in backend.stream(messages, system, settings, self.cancel, documents=choice):
-            self.emit("delta", Delta(text))
-        finished = backend.finished()
-        stats = finished.stats
-        return Outcome(FINISH.get(finished.finish_reason, "stop"), stats["prompt_tokens"], stats["new_tokens"],
-                       sources=tuple(finished.sources))
+            # the system turns are instructions, not the question: they stay out of the search
+            hits = store.search(request.documents, build_query([m for m in request.messages
+                                                                if m["role"] != "system"]), limit=SEARCH_LIMIT)
+        messages = [dict(m) for m in request.messages]
+        question = messages[-1]["content"]
+        budget = engine.context_len - min(settings.max_new_tokens, engine.context_len // 4)
+        chosen: list = []
+        for hit in hits:
+            candidate = chosen + [Source(len(chosen) + 1, hit.path, hit.heading, hit.start, hit.end, hit.text)]
+            trial = messages[:-1] + [{"role": "user", "content": with_passages(question, candidate)}]
+            if len(render_and_encode(engine.tokenizer, trial, add_generation_prompt=True).ids) <= budget:
+                chosen = candidate
+        messages[-1] = {"role": "user", "content": with_passages(question, chosen)}
+        return messages, tuple(chosen)
+
+
+@contextmanager
+def wearing(backend, adapter: str):
+    """The model wears `adapter` ("" none) inside, then what it wore before (the window's own).
+    The adapter already on only stays; "" with one on switches it off (no reload); another folder
+    is put on (a LoRA adapter is small: read and attached in milliseconds) and taken off after."""
+    from ..errors import ModelLoadError
+
+    worn = getattr(backend, "worn_adapter", "") or ""
+    if adapter == worn:
+        yield
+    elif not adapter:
+        backend.set_adapter_enabled(False)
+        try:
+            yield
+        finally:
+            backend.set_adapter_enabled(True)
+    else:
+        try:
+            backend.wear_adapter(adapter)
+        except (OSError, ValueError, ModelLoadError) as exc:  # the folder went away or was damaged since it was listed
+            raise ApiError(500, f"the adapter {adapter} could not be put on: {exc}", kind="server_error") from exc
+        try:
+            yield
+        finally:
+            backend.wear_adapter(worn)
 
 
 class ModelThread:

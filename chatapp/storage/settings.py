@@ -47,6 +47,8 @@ class AppSettings:
     theme: str = "system"  # system | light | dark
     language: str = ""  # "" follows the system locale
     conversations_visible: bool = True  # the window's conversation list (collapsed: False)
+    server_port: int = 8765  # the window's local API server (its switch is off at every start)
+    server_api_key: str = ""  # "" none; kept in this file (the user's own config dir), shown masked
     version: int = 2  # of the file's layout and defaults; files without it are version 1
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
 
@@ -63,6 +65,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "repetition_penalty": (0.5, 3.0),
     "max_new_tokens": (1, 32768),
     "seed": (-1, 2**31 - 1),
+    "server_port": (1, 65535),
     "version": (1, 1_000_000),
 }
 CHOICES: dict[str, tuple[str, ...]] = {

@@ -31,7 +31,7 @@ from .chat_view import ChatView
 from .composer import Composer, DocumentsSelector
 from .conversation_list import ConversationList
 from .model_controller import ModelController
-from .server_panel import ServerController, ServerPanel, activity_text
+from .server_panel import ServerController, ServerPanel, activity_text, adapters_for_model
 from .settings_panel import SettingsDrawer, SettingsPanel
 from .training_controller import TrainingController
 from .documents_view import DocumentsView
@@ -78,9 +78,12 @@ class MainWindow(QMainWindow):
         self.training = TrainingController(self.chat_controller, self.model, self.worker_thread,
                                            self.training_panel, parent=self)
         # The local API server: its switch at the end of the drawer, its activity in the status bar.
-        self.server = ServerController(self.worker_thread, lambda: self.model.info,
-                                       Path(self.store.path).parent / "library.sqlite3", parent=self)
-        self.server_panel = ServerPanel(self.server)
+        self.server = ServerController(  # the Train tab's adapters for this model are served too
+            self.worker_thread, lambda: self.model.info, Path(self.store.path).parent / "library.sqlite3",
+            parent=self, adapters=lambda: adapters_for_model(self.training_panel.outputs.adapters,
+                                                             self.settings.model))
+        self.server_panel = ServerPanel(self.server, settings=self.settings,
+                                        save=lambda: self.settings_store.save(self.settings))
         drawer_layout = self.settings_panel.layout()
         drawer_layout.insertWidget(drawer_layout.count() - 1, self.server_panel)  # above the stretch
         self.api_label = QLabel("")

@@ -49,8 +49,9 @@ class ServerController(QObject):
     _submit = Signal(object)  # to the runner in the generation thread (queued)
 
     def __init__(self, worker_thread, model_info: Callable[[], object], library_db: Optional[Path] = None,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, adapters: Callable[[], list] = lambda: []) -> None:
         super().__init__(parent)
+        self._adapters = adapters  # the adapter folders known for the loaded model (the Train tab's list)
         self.runner = ApiJobRunner(worker_thread.worker.backend)
         self.runner.moveToThread(worker_thread.thread)
         self._submit.connect(self.runner.run)
@@ -67,7 +68,7 @@ class ServerController(QObject):
         from ..server.app import model_ids_for
 
         info = self._model_info()
-        return model_ids_for(info) if info is not None else None
+        return model_ids_for(info, self._adapters()) if info is not None else None
 
     def _on_activity(self, running: int) -> None:
         self.active = running
@@ -123,15 +124,50 @@ class ServerController(QObject):
         self.runner.deleteLater()
 
 
-class ServerPanel(QGroupBox):
-    """The drawer's "Local API server" group: the switch, port, key, address and Copy."""
+def adapters_for_model(entries, model: str) -> list:
+    """The adapter folders among the adapters list's `entries` (training.outputs.TrainedOutput)
+    made for `model` (the window's model setting): the ones the server offers beside the model."""
+    def same(base: str) -> bool:
+        base, spec = base or "default", model or "default"
+        if base == spec:
+            return True
+        try:
+            return Path(base).expanduser().resolve() == Path(spec).expanduser().resolve()
+        except OSError:
+            return False
 
-    def __init__(self, controller: ServerController, parent: QWidget | None = None) -> None:
+    return [e.path for e in entries if e.kind == "adapter" and not e.error and same(e.base_model)]
+
+
+class _ClickableLabel(QLabel):
+    clicked = Signal()
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        self.clicked.emit()
+        super().mouseReleaseEvent(event)
+
+
+class ServerPanel(QGroupBox):
+    """The drawer's "Local API server" group: the switch, port, key, address and Copy. The port
+    and key are kept in the settings (`save()` after a change); the switch is off at every start."""
+
+    def __init__(self, controller: ServerController, parent: QWidget | None = None, settings=None,
+                 save: Callable[[], None] = lambda: None) -> None:
         super().__init__(_tr("Local API server"), parent)
         self.controller = controller
-        form = QFormLayout(self)
-        self.switch = QCheckBox(_tr("Serve the model to other programs (OpenAI API)"))
+        self.settings = settings  # storage.settings.AppSettings, or None: nothing kept
+        self._save = save
+        form = self._form = QFormLayout(self)
+        # The switch's words wrap in a label beside it: as the checkbox's own text they would
+        # widen the drawer past its edge (Copy cut off).
+        self.switch = QCheckBox()
         self.switch.setAccessibleName(_tr("Local API server"))
+        self.switch_label = _ClickableLabel(_tr("Serve the model to other programs (OpenAI API)"))
+        self.switch_label.setWordWrap(True)
+        self.switch_label.clicked.connect(self.switch.click)
+        switch_row = QHBoxLayout()
+        switch_row.addWidget(self.switch)
+        switch_row.addWidget(self.switch_label, 1)
         self.port = QSpinBox(minimum=1, maximum=65535, value=DEFAULT_PORT)
         self.port.setAccessibleName(_tr("Port"))
         self.key = QLineEdit()
@@ -143,26 +179,40 @@ class ServerPanel(QGroupBox):
         self.address.setAccessibleName(_tr("Server address"))
         self.copy_button = QPushButton(_tr("Copy"))
         self.copy_button.setAccessibleName(_tr("Copy the server address"))
-        row = QHBoxLayout()
-        row.addWidget(self.address, 1)
-        row.addWidget(self.copy_button)
         self.message = QLabel("")
         self.message.setWordWrap(True)
-        form.addRow(self.switch)
+        row = QHBoxLayout()  # the address gets the drawer's width; Copy under it, by the message
+        row.addWidget(self.message, 1)
+        row.addWidget(self.copy_button)
+        form.addRow(switch_row)
         form.addRow(_tr("Port"), self.port)
         form.addRow(_tr("API key"), self.key)
-        form.addRow(_tr("Address"), row)
-        form.addRow(self.message)
+        form.addRow(_tr("Address"), self.address)
+        form.addRow(row)
         self.setToolTip(_tr("Editors, scripts and agents on this computer can use the chat's model through "
                             "the OpenAI API at this address. Requests wait while the chat replies."))
+        if settings is not None:
+            self.port.setValue(settings.server_port)
+            self.key.setText(settings.server_api_key)
+        self.port.valueChanged.connect(self._keep)
+        self.key.editingFinished.connect(self._keep)
         self.switch.toggled.connect(self._toggled)
         self.copy_button.clicked.connect(self.copy_address)
         controller.state_changed.connect(self._show_state)
         self._show_state("off", "")
 
+    @Slot()
+    def _keep(self) -> None:
+        s = self.settings
+        if s is None or (s.server_port, s.server_api_key) == (self.port.value(), self.key.text()):
+            return
+        s.server_port, s.server_api_key = self.port.value(), self.key.text()
+        self._save()
+
     @Slot(bool)
     def _toggled(self, on: bool) -> None:
         if on:
+            self._keep()
             self.message.setText(_tr("Starting…"))
             self.controller.start(port=self.port.value(), api_key=self.key.text())
         else:
@@ -172,7 +222,9 @@ class ServerPanel(QGroupBox):
     def _show_state(self, state: str, detail: str) -> None:
         on = state == "on"
         self.address.setText(detail if on else "")
-        self.address.setVisible(on)
+        self.address.setCursorPosition(0)  # the start in view ("http://..."), not the end
+        self.address.setToolTip(detail if on else "")
+        self._form.setRowVisible(self.address, on)  # with its "Address" label
         self.copy_button.setVisible(on)
         self.port.setEnabled(state != "on")
         self.key.setEnabled(state != "on")

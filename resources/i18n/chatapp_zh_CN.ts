@@ -945,174 +945,174 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="138"/>
+        <location filename="../../chatapp/ui/main_window.py" line="141"/>
         <source>Message the model (Enter sends, Shift+Enter for a new line)</source>
         <translation>给模型发消息（Enter 发送，Shift+Enter 换行）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="139"/>
+        <location filename="../../chatapp/ui/main_window.py" line="142"/>
         <source>Message</source>
         <translation>消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="141"/>
+        <location filename="../../chatapp/ui/main_window.py" line="144"/>
         <source>Send</source>
         <translation>发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="142"/>
+        <location filename="../../chatapp/ui/main_window.py" line="145"/>
         <source>Send message</source>
         <translation>发送消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="143"/>
+        <location filename="../../chatapp/ui/main_window.py" line="146"/>
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="144"/>
+        <location filename="../../chatapp/ui/main_window.py" line="147"/>
         <source>Stop the reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="173"/>
+        <location filename="../../chatapp/ui/main_window.py" line="176"/>
         <source>Chat</source>
         <translation>聊天</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="174"/>
+        <location filename="../../chatapp/ui/main_window.py" line="177"/>
         <source>Train</source>
         <translation>训练</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="176"/>
+        <location filename="../../chatapp/ui/main_window.py" line="179"/>
         <source>Documents</source>
         <translation>文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="181"/>
+        <location filename="../../chatapp/ui/main_window.py" line="184"/>
         <source>No model</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="185"/>
-        <location filename="../../chatapp/ui/main_window.py" line="444"/>
+        <location filename="../../chatapp/ui/main_window.py" line="188"/>
+        <location filename="../../chatapp/ui/main_window.py" line="447"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="186"/>
+        <location filename="../../chatapp/ui/main_window.py" line="189"/>
         <source>Undo</source>
         <translation>撤销</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="263"/>
+        <location filename="../../chatapp/ui/main_window.py" line="266"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="264"/>
+        <location filename="../../chatapp/ui/main_window.py" line="267"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="265"/>
+        <location filename="../../chatapp/ui/main_window.py" line="268"/>
         <source>Import conversation…</source>
         <translation>导入对话…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="266"/>
+        <location filename="../../chatapp/ui/main_window.py" line="269"/>
         <source>Export conversation as Markdown…</source>
         <translation>将对话导出为 Markdown…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="268"/>
+        <location filename="../../chatapp/ui/main_window.py" line="271"/>
         <source>Export conversation as JSON…</source>
         <translation>将对话导出为 JSON…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="271"/>
+        <location filename="../../chatapp/ui/main_window.py" line="274"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="272"/>
+        <location filename="../../chatapp/ui/main_window.py" line="275"/>
         <source>&amp;Chat</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="273"/>
+        <location filename="../../chatapp/ui/main_window.py" line="276"/>
         <source>Focus message box</source>
         <translation>聚焦到消息框</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="274"/>
+        <location filename="../../chatapp/ui/main_window.py" line="277"/>
         <source>Stop reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="275"/>
+        <location filename="../../chatapp/ui/main_window.py" line="278"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="276"/>
+        <location filename="../../chatapp/ui/main_window.py" line="279"/>
         <source>Continue reply</source>
         <translation>继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="283"/>
+        <location filename="../../chatapp/ui/main_window.py" line="286"/>
         <source>Rename conversation</source>
         <translation>重命名对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="284"/>
+        <location filename="../../chatapp/ui/main_window.py" line="287"/>
         <source>Delete conversation</source>
         <translation>删除对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="286"/>
+        <location filename="../../chatapp/ui/main_window.py" line="289"/>
         <source>What the fine-tune changed…</source>
         <translation>微调改变了什么…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="287"/>
+        <location filename="../../chatapp/ui/main_window.py" line="290"/>
         <source>&amp;View</source>
         <translation>视图(&amp;V)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="288"/>
+        <location filename="../../chatapp/ui/main_window.py" line="291"/>
         <source>Conversation list</source>
         <translation>对话列表</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="289"/>
+        <location filename="../../chatapp/ui/main_window.py" line="292"/>
         <source>Settings</source>
         <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="291"/>
+        <location filename="../../chatapp/ui/main_window.py" line="294"/>
         <source>Show or hide the conversations (Ctrl+B)</source>
         <translation>显示或隐藏对话列表（Ctrl+B）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="292"/>
+        <location filename="../../chatapp/ui/main_window.py" line="295"/>
         <source>Open or close the settings (Ctrl+,)</source>
         <translation>打开或关闭设置（Ctrl+,）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="298"/>
+        <location filename="../../chatapp/ui/main_window.py" line="301"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="299"/>
         <location filename="../../chatapp/ui/main_window.py" line="302"/>
+        <location filename="../../chatapp/ui/main_window.py" line="305"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="303"/>
+        <location filename="../../chatapp/ui/main_window.py" line="306"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -1121,62 +1121,62 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="325"/>
+        <location filename="../../chatapp/ui/main_window.py" line="328"/>
         <source>adapter {name}</source>
         <translation>适配器 {name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="329"/>
+        <location filename="../../chatapp/ui/main_window.py" line="332"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="341"/>
+        <location filename="../../chatapp/ui/main_window.py" line="344"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="346"/>
+        <location filename="../../chatapp/ui/main_window.py" line="349"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="385"/>
+        <location filename="../../chatapp/ui/main_window.py" line="388"/>
         <source>The language changes the next time chatapp starts.</source>
         <translation>下次启动 chatapp 时将切换语言。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="407"/>
+        <location filename="../../chatapp/ui/main_window.py" line="410"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="444"/>
+        <location filename="../../chatapp/ui/main_window.py" line="447"/>
         <source>Undo edit</source>
         <translation>撤销编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="462"/>
+        <location filename="../../chatapp/ui/main_window.py" line="465"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="468"/>
+        <location filename="../../chatapp/ui/main_window.py" line="471"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="472"/>
+        <location filename="../../chatapp/ui/main_window.py" line="475"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="472"/>
+        <location filename="../../chatapp/ui/main_window.py" line="475"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="478"/>
+        <location filename="../../chatapp/ui/main_window.py" line="481"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
     </message>
@@ -1320,85 +1320,85 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>ServerPanel</name>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="81"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="82"/>
         <source>Load a model first: the server shares the chat&apos;s model.</source>
         <translation>请先加载模型：服务器与聊天共用同一个模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="86"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="87"/>
         <source>The window&apos;s event loop is not running.</source>
         <translation>窗口的事件循环没有运行。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="130"/>
-        <location filename="../../chatapp/ui/server_panel.py" line="134"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="156"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="164"/>
         <source>Local API server</source>
         <translation>本地 API 服务器</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="133"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="165"/>
         <source>Serve the model to other programs (OpenAI API)</source>
         <translation>向其他程序提供模型（OpenAI API）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="136"/>
-        <location filename="../../chatapp/ui/server_panel.py" line="152"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="172"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="188"/>
         <source>Port</source>
         <translation>端口</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="139"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="175"/>
         <source>none: any program on this computer may use it</source>
         <translation>无：本机上的任何程序都可以使用</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="140"/>
-        <location filename="../../chatapp/ui/server_panel.py" line="153"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="176"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="189"/>
         <source>API key</source>
         <translation>API 密钥</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="143"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="179"/>
         <source>Server address</source>
         <translation>服务器地址</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="144"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="180"/>
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="145"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="181"/>
         <source>Copy the server address</source>
         <translation>复制服务器地址</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="154"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="190"/>
         <source>Address</source>
         <translation>地址</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="156"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="192"/>
         <source>Editors, scripts and agents on this computer can use the chat&apos;s model through the OpenAI API at this address. Requests wait while the chat replies.</source>
         <translation>本机上的编辑器、脚本和智能体可以通过此地址的 OpenAI API 使用聊天的模型。聊天回复时，请求会排队等待。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="166"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="216"/>
         <source>Starting…</source>
         <translation>正在启动…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="185"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="237"/>
         <source>Serving the chat&apos;s model.</source>
         <translation>正在提供聊天的模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="198"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="250"/>
         <source>API request running</source>
         <translation>API 请求正在运行</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/server_panel.py" line="198"/>
+        <location filename="../../chatapp/ui/server_panel.py" line="250"/>
         <source>{n} API requests</source>
         <translation>{n} 个 API 请求</translation>
     </message>

@@ -23,20 +23,32 @@ def model_folder(tmp_path_factory):
     return tiny_llama_folder(tmp_path_factory.mktemp("server") / "model", max_len=256)
 
 
-@pytest.fixture(scope="session")
-def adapter_folder(model_folder, tmp_path_factory):
+def make_adapter(model_folder, out, seed: int, r: int = 4, targets=("q_proj", "v_proj", "o_proj", "down_proj")):
     from chatapp.engine.loader import load_model
     from chatapp.model.lora import LoRAConfig, apply_lora, lora_layers
     from chatapp.weights.peft_adapter import save_adapter
 
     model = load_model(model_folder, device="cpu").model
-    config = LoRAConfig(r=4, alpha=8, target_modules=["q_proj", "v_proj", "o_proj", "down_proj"])
+    config = LoRAConfig(r=r, alpha=2 * r, target_modules=list(targets))
     apply_lora(model, config)
-    g = torch.Generator().manual_seed(3)
+    g = torch.Generator().manual_seed(seed)
     with torch.no_grad():  # a visible change: the adapter's replies differ from the base model's
         for _, layer in lora_layers(model):
             layer.lora_B.copy_(torch.randn(layer.lora_B.shape, generator=g) * 0.5)
-    return save_adapter(model, config, tmp_path_factory.mktemp("server") / "tuned", str(model_folder))
+    return save_adapter(model, config, out, str(model_folder))
+
+
+@pytest.fixture(scope="session")
+def adapter_folder(model_folder, tmp_path_factory):
+    return make_adapter(model_folder, tmp_path_factory.mktemp("server") / "tuned", seed=3)
+
+
+@pytest.fixture(scope="session")
+def second_adapter_folder(model_folder, tmp_path_factory):
+    """Another adapter for the same model, not the one it wears (and shaped otherwise: the LoRA
+    layers are rebuilt to swap them): served by putting it on per request."""
+    return make_adapter(model_folder, tmp_path_factory.mktemp("server") / "other", seed=11, r=2,
+                        targets=("k_proj", "up_proj"))
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +70,7 @@ class RunningServer:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.model_thread = ModelThread(backend)
-        self.ids = model_ids_for(backend.info) if backend is not None else None
+        self.ids = model_ids_for(backend.info, config.pop("adapters", ())) if backend is not None else None
         self.activity: list[int] = []
         self.server = ApiServer(ServerConfig(port=config.pop("port", 0), **config), self.model_thread.submit,
                                 lambda: self.ids, on_activity=self.activity.append)

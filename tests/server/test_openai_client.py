@@ -59,6 +59,25 @@ def test_the_adapter_is_selected_by_id(server):
         api.completions.create(model="gpt-4o", prompt="x", max_tokens=2)
 
 
+def test_two_adapters_under_two_ids_each_answer_as_chatapp_generate_with_it(serve, capsys, model_folder,
+                                                                           adapter_folder, second_adapter_folder):
+    server = serve(adapters=[str(adapter_folder), str(second_adapter_folder)])
+    api = client(server)
+    base = server.ids.base
+    first, second = f"{base}+{adapter_folder.name}", f"{base}+{second_adapter_folder.name}"
+    assert [m.id for m in api.models.list().data] == [base, first, second]
+    texts = {}
+    for model, folder in ((second, second_adapter_folder), (first, adapter_folder), (base, None),
+                          (second, second_adapter_folder)):
+        expected = cli_result(capsys, model_folder, folder)["text"]
+        texts[model] = api.completions.create(model=model, prompt="the cat sat", **SEEDED).choices[0].text
+        assert texts[model] == expected, model
+    assert len(set(texts.values())) == 3  # three different models answered
+    server.idle()  # the model wears the window's adapter again, and answers as it did
+    assert server.backend.worn_adapter == str(adapter_folder) and server.backend.info.adapter == str(adapter_folder)
+    assert api.completions.create(model=first, prompt="the cat sat", **SEEDED).choices[0].text == texts[first]
+
+
 def test_chat_stream_and_usage_match_the_whole_reply(server):
     api = client(server)
     messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "the cat?"}]
@@ -135,6 +154,47 @@ def test_documents_answer_with_sources(serve, tmp_path):
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == reply.choices[0].message.content
     with pytest.raises(openai.NotFoundError, match="no document library named 'nope'"):
         api.chat.completions.create(**{**body, "extra_body": {"documents": "nope"}})
+
+
+def test_documents_keep_system_turns_and_give_the_engines_logprobs(serve, tmp_path):
+    from chatapp.documents.library import LibraryStore
+    from chatapp.engine.retrieval import SEARCH_LIMIT, Source, with_passages
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "cats.md").write_text("# Cats\n\nthe cat sat on the warm mat.", encoding="utf-8")
+    (folder / "dogs.md").write_text("# Dogs\n\nthe dog sleeps by the door.", encoding="utf-8")
+    db = tmp_path / "library.sqlite3"
+    with LibraryStore(db) as store:
+        store.add("pets", [folder])
+        store.index("pets")
+        hits = store.search("pets", "where did the cat sit?", limit=SEARCH_LIMIT)
+    server = serve(library_db=str(db))
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"},
+                {"role": "assistant", "content": "hi"}, {"role": "system", "content": "cite sources"},
+                {"role": "user", "content": "where did the cat sit?"}]
+    reply = client(server).chat.completions.create(
+        model=server.ids.adapter, messages=messages, max_tokens=8, temperature=0, logprobs=True, top_logprobs=2,
+        extra_body={"documents": "pets"})
+    server.idle()
+    engine = server.backend.engine
+    sources = [Source(i + 1, h.path, h.heading, h.start, h.end, h.text) for i, h in enumerate(hits)]
+    assert [s["path"] for s in reply.model_extra["sources"]] == [s.path for s in sources] and sources
+    # both system turns where the client put them (this template allows it), the passages before the question
+    expected = messages[:-1] + [{"role": "user", "content": with_passages(messages[-1]["content"], sources)}]
+    rendered = render_and_encode(engine.tokenizer, expected)
+    ids = rendered.ids
+    assert reply.usage.prompt_tokens == len(ids)
+    assert engine.tokenizer.decode(ids, skip_special_tokens=False).count("cite sources") == 1
+    direct = engine.generate(ids, ApiSamplingSettings(temperature=0.0, top_k=0, top_p=1.0, min_p=0.0,
+                                                      repetition_penalty=1.0, max_new_tokens=8), logprobs=2)
+    want = [e for e in direct.logprobs if e.id not in engine.eos_ids]
+    got = reply.choices[0].logprobs.content
+    assert reply.choices[0].message.content == direct.text
+    assert [g.token for g in got] == [e.token for e in want] and got
+    assert [g.logprob for g in got] == pytest.approx([e.logprob for e in want], abs=1e-5)
+    assert [t.logprob for g in got for t in g.top_logprobs] == pytest.approx(
+        [t.logprob for e in want for t in e.top], abs=1e-5)
 
 
 def test_the_key_is_required_when_set(serve):

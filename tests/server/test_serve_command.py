@@ -22,17 +22,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_headless_answers_an_openai_client_and_stops_on_ctrl_c(model_folder):
+def test_serve_headless_answers_an_openai_client_and_stops_on_ctrl_c(model_folder, adapter_folder,
+                                                                     second_adapter_folder):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO), "CHATAPP_API_KEY": "k"}
     child = subprocess.Popen([sys.executable, "-m", "chatapp", "serve", "--model", str(model_folder), "--port",
-                              str(port), "--threads", "1", "--context", "256"],
+                              str(port), "--threads", "1", "--context", "256",
+                              "--adapter", str(adapter_folder), "--adapter", str(second_adapter_folder)],
                              env=env, stderr=subprocess.PIPE, text=True)
     try:
         line = child.stderr.readline()  # "serving URL (Ctrl-C stops)" once listening
         assert line.startswith(f"serving http://127.0.0.1:{port}/v1"), line + child.stderr.read()
         api = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0, timeout=60)
-        model = api.models.list().data[0].id
+        ids = [m.id for m in api.models.list().data]
+        model = ids[0]
+        assert ids[1:] == [f"{model}+{adapter_folder.name}", f"{model}+{second_adapter_folder.name}"]
+        tuned = api.completions.create(model=ids[2], prompt="the cat", max_tokens=3, temperature=0)
+        assert tuned.model == ids[2] and tuned.usage.completion_tokens >= 1
         reply = api.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=4)
         assert reply.choices[0].message.role == "assistant" and reply.usage.completion_tokens >= 1
         with pytest.raises(openai.AuthenticationError):
@@ -47,3 +53,13 @@ def test_serve_headless_answers_an_openai_client_and_stops_on_ctrl_c(model_folde
     with socket.socket() as s:  # nothing listens there any more
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
+
+
+def test_an_adapter_that_does_not_fit_is_an_error_at_start(model_folder, adapter_folder, tmp_path, capsys):
+    from chatapp.cli import main
+
+    empty = tmp_path / "not-an-adapter"
+    empty.mkdir()
+    assert main(["serve", "--model", str(model_folder), "--threads", "1", "--context", "256", "--port", "0",
+                 "--adapter", str(adapter_folder), "--adapter", str(empty)]) == 1
+    assert f"adapter {empty}" in capsys.readouterr().err

@@ -160,3 +160,91 @@ def test_a_busy_port_turns_the_switch_back_off_with_the_reason(qtbot, window, lo
         loop.run_until_complete(scenario())
     assert "cannot listen" in panel.message.text() and window.server.server is None
     assert not panel.address.isVisible()
+
+
+def save_tiny_adapter(model_folder, out, seed: int):
+    """A LoRA adapter for the tiny model that visibly changes its replies."""
+    import torch
+
+    from chatapp.engine.loader import load_model
+    from chatapp.model.lora import LoRAConfig, apply_lora, lora_layers
+    from chatapp.weights.peft_adapter import save_adapter
+
+    model = load_model(model_folder, device="cpu").model
+    config = LoRAConfig(r=4, alpha=8, target_modules=["q_proj", "v_proj", "o_proj", "down_proj"])
+    apply_lora(model, config)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, layer in lora_layers(model):
+            layer.lora_B.copy_(torch.randn(layer.lora_B.shape, generator=g) * 0.5)
+    return save_adapter(model, config, out, str(model_folder))
+
+
+def api_completion(url: str, model: str) -> str:
+    body = json.dumps({"model": model, "prompt": "the cat sat", "max_tokens": 10, "temperature": 0})
+    request = urllib.request.Request(url + "/completions", data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())["choices"][0]["text"]
+
+
+def api_models(url: str) -> list:
+    with urllib.request.urlopen(url + "/models", timeout=30) as response:
+        return [m["id"] for m in json.loads(response.read())["data"]]
+
+
+def test_the_train_tabs_adapters_for_the_model_are_served_by_id(qtbot, window, loop, tmp_path):
+    from chatapp.engine.backend import LoadOptions
+
+    model_folder = window.settings.model
+    adapter = save_tiny_adapter(model_folder, tmp_path / "adapters" / "tuned", seed=3)
+    other_model = tiny_llama_folder(tmp_path / "other-model", max_len=256)
+    save_tiny_adapter(other_model, tmp_path / "adapters" / "not-for-this-model", seed=4)  # not offered
+    window.training_panel.outputs.refresh()
+    qtbot.waitUntil(lambda: len(window.training_panel.outputs.adapters) == 2, timeout=30000)
+    panel = window.server_panel
+    panel.port.setValue(free_port())
+    clients = ThreadPoolExecutor(1)
+
+    async def scenario():
+        panel.switch.setChecked(True)
+        await wait_for(lambda: window.server.url)
+        url = window.server.url
+        ids = await loop.run_in_executor(clients, api_models, url)
+        tuned = await loop.run_in_executor(clients, api_completion, url, ids[1])
+        plain = await loop.run_in_executor(clients, api_completion, url, ids[0])
+        return ids, tuned, plain
+
+    try:
+        ids, tuned, plain = loop.run_until_complete(scenario())
+    finally:
+        clients.shutdown(wait=True)
+        panel.switch.setChecked(False)
+    assert ids == [ids[0], f"{ids[0]}+tuned"]
+    reference = ChatBackend()  # the adapter's answer from a model loaded with it
+    reference.load(model_folder, LoadOptions(context_len=256, threads=1, adapter=str(adapter)))
+    tokenizer = reference.engine.tokenizer
+    prompt = ([tokenizer.bos_id] if tokenizer.add_bos and tokenizer.bos_id is not None else []) + \
+        tokenizer.encode("the cat sat")
+    greedy = SamplingSettings(temperature=0.0, top_k=0, top_p=1.0, min_p=0.0, max_new_tokens=10)
+    assert tuned == "".join(reference.engine.stream(prompt, greedy)) and tuned != plain
+    backend = window.worker_thread.worker.backend  # the window's model is bare again
+    assert backend.worn_adapter == "" and not backend.has_adapter and window.model_info.adapter == ""
+
+
+def test_the_port_and_key_are_kept_the_key_masked_and_the_switch_off_at_start(qtbot, make_window, backend):
+    from PySide6.QtWidgets import QLineEdit
+
+    window = make_window(backend, load=False)
+    panel = window.server_panel
+    assert panel.key.echoMode() == QLineEdit.Password
+    panel.port.setValue(9123)
+    panel.key.setText("s3cret")
+    panel.key.editingFinished.emit()
+    saved = window.settings_store.load()
+    assert (saved.server_port, saved.server_api_key) == (9123, "s3cret")
+    again = make_window(backend, load=False).server_panel
+    assert (again.port.value(), again.key.text()) == (9123, "s3cret")
+    assert again.key.echoMode() == QLineEdit.Password and not again.switch.isChecked()
+    again.switch_label.clicked.emit()  # its words, beside it, work the switch too
+    assert "Load a model first" in again.message.text() and not again.switch.isChecked()  # no model: off again
