@@ -30,6 +30,7 @@ class LoadOptions:
     context_len: int = 4096
     threads: int = 0  # 0: default for this machine
     adapter: Optional[str] = None  # a LoRA adapter folder (PEFT layout) to put on the model
+    weights: str = "auto"  # engine.weights_option.WEIGHT_OPTIONS: float32, bf16, float16, int8, int4
 
 
 @dataclass
@@ -49,6 +50,8 @@ class ModelInfo:
     memory_parts: dict = field(default_factory=dict)  # MemoryEstimate.parts(): bytes by part
     # the sampling values the model file recommends (sampling_settings.RECOMMENDABLE), {} for none
     sampling_defaults: dict = field(default_factory=dict)
+    weights: str = ""  # the weights option in use ("int4", ...), "" when the loader does not say
+    weights_reason: str = ""  # e.g. "auto picked int8: 0.30 GiB fits comfortably (float32 would not)"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,6 +71,9 @@ class ModelEstimate:
     free_bytes: Optional[int] = None  # None: unknown
     fits: bool = True
     memory_parts: dict = field(default_factory=dict)
+    weights: str = ""  # the weights option the estimate is for (what "auto" resolves to)
+    fit: str = ""  # "fits", "tight", "does not fit" (engine.weights_option.fit_word)
+    options: dict = field(default_factory=dict)  # {option: {"bytes", "fit"}} for every weights option
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelEstimate":
@@ -184,27 +190,37 @@ class ChatBackend:
 
         torch.set_num_threads(options.threads or default_threads())
         loader = self._loader or load_model
+        extra = {} if options.weights == "auto" else {"weights": options.weights}  # test loaders predate it
         loaded = loader(spec, device=options.device, context_len=options.context_len, progress=progress,
-                        adapter=options.adapter or None)
+                        adapter=options.adapter or None, **extra)
         if progress:
             progress("engine", 0.0)  # fast paths and the KV cache: a noticeable part of the load
         context = min(options.context_len, loaded.config.max_seq_len)
         engine = Engine(loaded.model, loaded.tokenizer, context_len=context)
-        estimate = estimate_memory(loaded.config, context, loaded.dtype)
+        weights = getattr(loaded, "weights", "")
+        if weights:
+            from .weights_option import estimate_for_option
+            estimate = estimate_for_option(loaded.config, context, weights)
+        else:
+            estimate = estimate_memory(loaded.config, context, loaded.dtype)
         self.loaded, self.engine = loaded, engine
+        # dtype names what the status bar shows: the compact form when the weights are int8 / int4
+        dtype = weights if weights in ("int8", "int4") else str(loaded.dtype).replace("torch.", "")
         self.info = ModelInfo(
             name=loaded.name, path=str(loaded.path), kind=loaded.kind, device=str(loaded.device),
-            dtype=str(loaded.dtype).replace("torch.", ""), context_len=context,
+            dtype=dtype, context_len=context,
             n_params=loaded.config.n_params, load_s=loaded.load_s,
             memory=estimate.describe(), memory_parts=estimate.parts(),
-            adapter=str(options.adapter or ""), sampling_defaults=dict(loaded.sampling_defaults))
+            adapter=str(options.adapter or ""), sampling_defaults=dict(loaded.sampling_defaults),
+            weights=weights, weights_reason=getattr(loaded, "weights_reason", ""))
         return self.info
 
     def estimate(self, spec: str, options: LoadOptions) -> ModelEstimate:
         """Memory a load of `spec` would need, read from its config only (see loader.estimate_model)."""
         from .loader import estimate_model
 
-        return ModelEstimate.from_dict(estimate_model(spec, device=options.device, context_len=options.context_len))
+        return ModelEstimate.from_dict(estimate_model(spec, device=options.device, context_len=options.context_len,
+                                                      weights=options.weights))
 
     @property
     def has_adapter(self) -> bool:

@@ -61,7 +61,7 @@ class Transformer(nn.Module):
         max_seq_len = max_seq_len or self.config.max_seq_len
         if max_seq_len > self.config.max_seq_len:
             raise ValueError(f"cache length {max_seq_len} exceeds the model's context {self.config.max_seq_len}")
-        param = self.tok_embeddings.weight
+        param = self.norm.weight  # float in every weights option (the embedding may be compact)
         for block in self.layers:
             block.attn.kv_cache = KVCache(batch_size, self.config.n_kv_heads, max_seq_len,
                                           self.config.head_dim, dtype or param.dtype, param.device)
