@@ -6,6 +6,7 @@ MODEL is "default" (the bundled SmolLM2), a .gguf file, or a Hugging Face folder
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from ..weights.gguf_config import gguf_sampling_defaults
 from ..weights.gguf_loader import gguf_config, load_gguf_state_dict, open_gguf
 from ..weights.hf_loader import hf_sampling_defaults, load_hf_folder, read_hf_config
 from ..weights.peft_adapter import load_adapter
-from ..model.quant import quantize_state
+from ..model.quant import quantize_state, set_compiled
 from .device import available_memory, check_fits, choose_device
 from .weights_option import (FLOAT_DTYPES, check_option, choose_weights, estimate_for_option, fit_table,
                              fit_word)
@@ -145,6 +146,9 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
         recommended = hf_sampling_defaults(path)
     model = build_model(config, state, device=target)
     del state
+    if compact is not None and os.environ.get("CHATAPP_QUANT_COMPILE") == "1":
+        # opt-in: torch.compile'd one-row products (a C++ compiler, a minute or more the first time)
+        set_compiled(True)
     if adapter is not None:
         report("adapter", 0.0)
         info = load_adapter(model, Path(adapter).expanduser())

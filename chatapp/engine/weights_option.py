@@ -103,3 +103,19 @@ def fit_table(config: ModelConfig, context_len: int, free_bytes: Optional[int]) 
         total = estimate_for_option(config, context_len, option).total_bytes
         table[option] = {"bytes": total, "fit": fit_word(total, free_bytes)}
     return table
+
+
+def model_fit(path, context_len: int = 4096) -> dict:
+    """For `chatapp models --json`: {"context_len", "free_bytes", "auto", "options": fit_table}
+    for a model file or folder, or {"error": why} when its config cannot be read."""
+    from ..errors import ModelLoadError
+    from .device import choose_device
+    from .loader import estimate_model
+
+    try:
+        estimate = estimate_model(path, device="cpu" if choose_device("auto").type == "cpu" else "auto",
+                                  context_len=context_len)
+    except (ModelLoadError, ValueError, OSError) as exc:
+        return {"error": str(exc)}
+    return {"context_len": estimate["context_len"], "free_bytes": estimate["free_bytes"],
+            "auto": estimate["weights"], "options": estimate["options"]}

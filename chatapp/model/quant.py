@@ -275,9 +275,11 @@ def install_quantized(model: nn.Module, weights: dict[str, QuantizedTensor]) -> 
 
 
 def tensor_bytes(model: nn.Module) -> int:
-    """Bytes of every distinct storage the model's parameters and buffers hold (shared counted once)."""
+    """Bytes of every distinct storage the model's parameters and buffers hold (shared counted
+    once), the KV cache left out: the weights' memory."""
     seen, total = set(), 0
-    for t in list(model.parameters()) + list(model.buffers()):
+    buffers = [b for name, b in model.named_buffers() if "kv_cache." not in name]
+    for t in list(model.parameters()) + buffers:
         storage = t.untyped_storage()
         key = (storage.data_ptr(), storage.nbytes())
         if key in seen or t.device.type == "meta":
