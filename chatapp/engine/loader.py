@@ -26,7 +26,7 @@ from ..weights.gguf_loader import gguf_config, load_gguf_state_dict, open_gguf
 from ..weights.hf_loader import hf_sampling_defaults, load_hf_folder, read_hf_config
 from ..weights.peft_adapter import load_adapter
 from ..model.quant import quantize_state, set_compiled
-from .device import available_memory, check_fits, choose_device
+from .device import DeviceError, available_memory, check_fits, choose_device
 from .weights_option import (FLOAT_DTYPES, check_option, choose_weights, estimate_for_option, fit_table,
                              fit_word)
 
@@ -125,6 +125,10 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
     context = min(context_len or config.max_seq_len, config.max_seq_len)
     choice = choose_weights(weights, config, context, target, available_memory(target))
     dtype, compact = choice.dtype, choice.compact
+    if compact is not None and adapter is not None:
+        raise DeviceError(f"a LoRA adapter needs float weights, not {compact}: load with --weights float32 "
+                          "(or bf16 / float16)" + (" (auto picked it: the model does not fit in float32)"
+                                                   if weights == "auto" else ""))
     log.info("%s: %s", config.name or path.name, choice.reason)
     if check_memory:
         check_fits(estimate_for_option(config, context, choice.option), target, config.name or path.name)

@@ -65,3 +65,11 @@ def test_tensor_bytes_leaves_the_kv_cache_out():
     before = tensor_bytes(model)
     model.setup_cache(1, 64)
     assert tensor_bytes(model) == before
+
+
+def test_an_adapter_on_compact_weights_is_refused_clearly(default_gguf_path, tmp_path):
+    from chatapp.engine.device import DeviceError
+    from chatapp.engine.loader import load_model
+
+    with pytest.raises(DeviceError, match="LoRA adapter needs float weights.*--weights float32"):
+        load_model(default_gguf_path, device="cpu", weights="int4", adapter=tmp_path)
