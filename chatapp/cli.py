@@ -102,7 +102,11 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
     entries = list_models(include_recent=not args.no_recent)
     if args.json:
-        print(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))
+        from .engine.weights_option import model_fit
+
+        # each model's memory in every weights option, and whether it fits (fits / tight / does not fit)
+        print(json.dumps([{**e.to_json(), "memory": model_fit(e.path)} for e in entries], indent=2,
+                         ensure_ascii=False))
     else:
         print(_models_table(entries))
     return EXIT_OK

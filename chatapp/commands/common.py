@@ -46,6 +46,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--context", type=bounded_int(1, MAX_CONTEXT), default=4096,
                    help="context length in tokens (default 4096)")
     p.add_argument("--threads", type=bounded_int(0, MAX_THREADS), default=0, help="CPU threads (default: automatic)")
+    p.add_argument("--weights", default="auto", choices=("auto", "float32", "bf16", "float16", "int8", "int4"),
+                   help="how weights are held in memory: auto (float32 when it fits comfortably, else the most "
+                        "precise that fits), float32, bf16, float16, int8 or int4 (compact; default auto)")
     p.add_argument("--adapter", default=None, metavar="DIR",
                    help="a LoRA adapter folder (PEFT layout, e.g. from `chatapp train`) to apply to the model")
 
@@ -86,7 +89,7 @@ def load_from_args(args):
     from ..engine.backend import ChatBackend, LoadOptions
     backend = ChatBackend()
     info = backend.load(args.model, LoadOptions(device=args.device, context_len=args.context,
-                                                threads=args.threads,
+                                                threads=args.threads, weights=getattr(args, "weights", "auto"),
                                                 adapter=getattr(args, "adapter", None)))
     return backend, info
 

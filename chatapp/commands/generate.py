@@ -299,13 +299,24 @@ def bench_engine(engine, prompt_tokens: int, new_tokens: int, runs: int) -> dict
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    import resource
+
+    from ..model.quant import tensor_bytes
+
     backend, info = load_from_args(args)
-    result = {"model": info.name, "device": info.device, "dtype": info.dtype,
+    result = {"model": info.name, "device": info.device, "dtype": info.dtype, "weights": info.weights,
+              "weights_reason": info.weights_reason, "weight_bytes": tensor_bytes(backend.engine.model),
               **bench_engine(backend.engine, args.prompt_tokens, args.new_tokens, args.runs)}
+    # ru_maxrss: KiB on Linux, bytes on macOS; the process's peak resident memory
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result["peak_rss_bytes"] = peak if sys.platform == "darwin" else peak * 1024
+    # decode reads every weight once per token: the bandwidth it reached
+    result["decode_weight_GBps"] = round(result["weight_bytes"] * result["decode_tok_s"] / 1e9, 2)
     if args.json:
         print(json.dumps(result))
     else:
         print(f"{info.name} on {info.device} ({info.dtype}, {result['threads']} threads): "
               f"prefill {result['prefill_tok_s']:.0f} tok/s ({args.prompt_tokens} tokens), "
-              f"decode {result['decode_tok_s']:.1f} tok/s ({args.new_tokens} tokens)")
+              f"decode {result['decode_tok_s']:.1f} tok/s ({args.new_tokens} tokens), "
+              f"peak memory {result['peak_rss_bytes'] / 1024**2:.0f} MiB")
     return 0

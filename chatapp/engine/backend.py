@@ -33,6 +33,7 @@ class LoadOptions:
     context_len: int = 4096
     threads: int = 0  # 0: default for this machine
     adapter: Optional[str] = None  # a LoRA adapter folder (PEFT layout) to put on the model
+    weights: str = "auto"  # engine.weights_option.WEIGHT_OPTIONS: float32, bf16, float16, int8, int4
 
 
 @dataclass
@@ -53,6 +54,8 @@ class ModelInfo:
     # the sampling values the model file recommends (sampling_settings.RECOMMENDABLE), {} for none
     sampling_defaults: dict = field(default_factory=dict)
     thinking_switch: bool = False  # the chat template reads enable_thinking (Qwen3): the setting applies
+    weights: str = ""  # the weights option in use ("int4", ...), "" when the loader does not say
+    weights_reason: str = ""  # e.g. "auto picked int8: 0.30 GiB fits comfortably (float32 would not)"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,6 +75,9 @@ class ModelEstimate:
     free_bytes: Optional[int] = None  # None: unknown
     fits: bool = True
     memory_parts: dict = field(default_factory=dict)
+    weights: str = ""  # the weights option the estimate is for (what "auto" resolves to)
+    fit: str = ""  # "fits", "tight", "does not fit" (engine.weights_option.fit_word)
+    options: dict = field(default_factory=dict)  # {option: {"bytes", "fit"}} for every weights option
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelEstimate":
@@ -222,10 +228,11 @@ class ChatBackend:
 
         torch.set_num_threads(options.threads or default_threads())
         loader = self._loader or load_model
+        extra = {} if options.weights == "auto" else {"weights": options.weights}  # test loaders predate it
         out_of_memory = False
         try:
             loaded = loader(spec, device=options.device, context_len=options.context_len, progress=progress,
-                            adapter=options.adapter or None)
+                            adapter=options.adapter or None, **extra)
             if progress:
                 progress("engine", 0.0)  # fast paths and the KV cache: a noticeable part of the load
             context = min(options.context_len, loaded.config.max_seq_len)
@@ -240,7 +247,14 @@ class ChatBackend:
             # tensors, is gone, so they can be freed now. The previous model stays in self.loaded.
             release_memory()
             raise self._load_oom(spec, options)
-        estimate = estimate_memory(loaded.config, context, loaded.dtype)
+        weights = getattr(loaded, "weights", "")
+        if weights:
+            from .weights_option import estimate_for_option
+            estimate = estimate_for_option(loaded.config, context, weights)
+        else:
+            estimate = estimate_memory(loaded.config, context, loaded.dtype)
+        # dtype names what the status bar shows: the compact form when the weights are int8 / int4
+        dtype = weights if weights in ("int8", "int4") else str(loaded.dtype).replace("torch.", "")
         self.loaded, self.engine, self._cache_freed = loaded, engine, False
         self.worn_adapter = str(options.adapter or "")
         self._held_adapters = {}  # held for the previous model
@@ -249,11 +263,12 @@ class ChatBackend:
             self._hold(str(options.adapter), read_adapter_info(Path(options.adapter).expanduser()).config)
         self.info = ModelInfo(
             name=loaded.name, path=str(loaded.path), kind=loaded.kind, device=str(loaded.device),
-            dtype=str(loaded.dtype).replace("torch.", ""), context_len=context,
+            dtype=dtype, context_len=context,
             n_params=loaded.config.n_params, load_s=loaded.load_s,
             memory=estimate.describe(), memory_parts=estimate.parts(),
             adapter=str(options.adapter or ""), sampling_defaults=dict(loaded.sampling_defaults),
-            thinking_switch=has_thinking_switch(loaded.tokenizer.chat_template))
+            thinking_switch=has_thinking_switch(loaded.tokenizer.chat_template),
+            weights=weights, weights_reason=getattr(loaded, "weights_reason", ""))
         return self.info
 
     def _load_oom(self, spec: str, options: LoadOptions) -> NotEnoughMemoryError:
@@ -272,7 +287,8 @@ class ChatBackend:
         """Memory a load of `spec` would need, read from its config only (see loader.estimate_model)."""
         from .loader import estimate_model
 
-        return ModelEstimate.from_dict(estimate_model(spec, device=options.device, context_len=options.context_len))
+        return ModelEstimate.from_dict(estimate_model(spec, device=options.device, context_len=options.context_len,
+                                                      weights=options.weights))
 
     @property
     def has_adapter(self) -> bool:

@@ -6,6 +6,7 @@ MODEL is "default" (the bundled SmolLM2), a .gguf file, or a Hugging Face folder
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,10 @@ from ..weights.gguf_config import gguf_sampling_defaults
 from ..weights.gguf_loader import gguf_config, load_gguf_state_dict, open_gguf
 from ..weights.hf_loader import hf_sampling_defaults, load_hf_folder, read_hf_config
 from ..weights.peft_adapter import load_adapter
-from .device import check_fits, choose_device, default_dtype, estimate_memory
+from ..model.quant import quantize_state, set_compiled
+from .device import DeviceError, available_memory, check_fits, choose_device
+from .weights_option import (FLOAT_DTYPES, check_option, choose_weights, estimate_for_option, fit_table,
+                             fit_word)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,8 @@ class LoadedModel:
     dtype: torch.dtype
     load_s: float
     adapter: Optional[Path] = None  # the LoRA adapter folder applied, if any
+    weights: str = "float32"  # the weights option used (never "auto"), see engine.weights_option
+    weights_reason: str = ""  # why: "as asked", or what auto picked and why
     # The sampling settings the model file recommends (chatapp.sampling_settings.RECOMMENDABLE).
     sampling_defaults: dict = field(default_factory=dict)
 
@@ -60,42 +66,53 @@ def resolve_model(spec: str | Path) -> Path:
     return path
 
 
-def estimate_model(spec: str | Path, device: str = "auto", context_len: Optional[int] = None) -> dict:
+def estimate_model(spec: str | Path, device: str = "auto", context_len: Optional[int] = None,
+                   weights: str = "auto") -> dict:
     """What loading `spec` would need, from its config alone (no weights read).
 
     Returns {"name", "n_params", "context_len", "device", "dtype", "memory", "memory_bytes",
-    "free_bytes", "fits"}; raises the loaders' errors for a file that cannot be a model.
+    "free_bytes", "fits", "weights", "weights_reason", "fit", "options"}: "weights" is the
+    option `weights` resolves to, "fit" "fits" / "tight" / "does not fit", "options" the
+    bytes and fit of every weights option (weights_option.fit_table). Raises the loaders'
+    errors for a file that cannot be a model.
     """
-    from .device import available_memory
-
     path = resolve_model(spec)
     kind = detect_model_kind(path)
     target = choose_device(device)
-    dtype = default_dtype(target)
     if kind in ("gguf", "default"):
         config = gguf_config(open_gguf(path), path)
     else:
         _family, config = read_hf_config(path)
     context = min(context_len or config.max_seq_len, config.max_seq_len)
-    estimate = estimate_memory(config, context, dtype)
     free = available_memory(target)
+    choice = choose_weights(weights, config, context, target, free)
+    estimate = estimate_for_option(config, context, choice.option)
     name = DEFAULT_MODEL_NAME if str(spec) == "default" else (config.name or path.name)
     return {"name": name, "n_params": config.n_params, "context_len": context, "device": str(target),
-            "dtype": str(dtype).replace("torch.", ""), "memory": estimate.describe(),
+            "dtype": str(choice.dtype).replace("torch.", ""), "memory": estimate.describe(),
             "memory_bytes": estimate.total_bytes, "memory_parts": estimate.parts(), "free_bytes": free,
-            "fits": free is None or estimate.total_bytes <= free}
+            "fits": free is None or estimate.total_bytes <= free, "weights": choice.option,
+            "weights_reason": choice.reason, "fit": fit_word(estimate.total_bytes, free),
+            "options": fit_table(config, context, free)}
 
 
 def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dtype] = None,
                context_len: Optional[int] = None, progress: LoadProgress = None,
-               check_memory: bool = True, adapter: str | Path | None = None) -> LoadedModel:
-    """Load the model `spec` names; `adapter`: a LoRA adapter folder (PEFT layout) put on it, enabled."""
+               check_memory: bool = True, adapter: str | Path | None = None,
+               weights: str = "auto") -> LoadedModel:
+    """Load the model `spec` names; `adapter`: a LoRA adapter folder (PEFT layout) put on it, enabled.
+
+    weights: an engine.weights_option.WEIGHT_OPTIONS value; an explicit `dtype` overrides a
+    float option (callers that predate the option pass dtype), never int8 / int4.
+    """
     start = time.perf_counter()
     report = progress or (lambda stage, fraction: None)
     path = resolve_model(spec)
     kind = detect_model_kind(path)
     target = choose_device(device)
-    dtype = dtype or default_dtype(target)
+    check_option(weights)
+    if dtype is not None and weights == "auto":
+        weights = {v: k for k, v in FLOAT_DTYPES.items()}.get(dtype, "auto")
     report("config", 0.0)
 
     if kind in ("gguf", "default"):
@@ -106,24 +123,36 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
         reader = None
         _family, config = read_hf_config(path)
     context = min(context_len or config.max_seq_len, config.max_seq_len)
+    choice = choose_weights(weights, config, context, target, available_memory(target))
+    dtype, compact = choice.dtype, choice.compact
+    if compact is not None and adapter is not None:
+        raise DeviceError(f"a LoRA adapter needs float weights, not {compact}: load with --weights float32 "
+                          "(or bf16 / float16)" + (" (auto picked it: the model does not fit in float32)"
+                                                   if weights == "auto" else ""))
+    log.info("%s: %s", config.name or path.name, choice.reason)
     if check_memory:
-        check_fits(estimate_memory(config, context, dtype), target, config.name or path.name)
+        check_fits(estimate_for_option(config, context, choice.option), target, config.name or path.name)
 
     def weights_progress(done: int, total: int) -> None:
         report("weights", done / total if total else 0.0)
 
     if reader is not None:
-        state = load_gguf_state_dict(reader, config, path, dtype=dtype, progress=weights_progress)
+        state = load_gguf_state_dict(reader, config, path, dtype=dtype, progress=weights_progress, compact=compact)
         report("tokenizer", 0.0)
         tokenizer = Tokenizer.from_gguf(path, reader=reader)
         recommended = gguf_sampling_defaults(reader, path)
     else:
         config, state = load_hf_folder(path, dtype=dtype, progress=weights_progress)
+        if compact is not None:
+            state = quantize_state(state, compact)
         report("tokenizer", 0.0)
         tokenizer = Tokenizer.from_hf_folder(path)
         recommended = hf_sampling_defaults(path)
     model = build_model(config, state, device=target)
     del state
+    if compact is not None and os.environ.get("CHATAPP_QUANT_COMPILE") == "1":
+        # opt-in: torch.compile'd one-row products (a C++ compiler, a minute or more the first time)
+        set_compiled(True)
     if adapter is not None:
         report("adapter", 0.0)
         info = load_adapter(model, Path(adapter).expanduser())
@@ -137,4 +166,4 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
     return LoadedModel(name=name, path=path, kind=kind, config=config, model=model,
                        tokenizer=tokenizer, device=target, dtype=dtype, load_s=elapsed,
                        adapter=Path(adapter).expanduser() if adapter is not None else None,
-                       sampling_defaults=recommended)
+                       sampling_defaults=recommended, weights=choice.option, weights_reason=choice.reason)

@@ -101,7 +101,7 @@ class Transformer(nn.Module):
         max_seq_len = max_seq_len or self.config.max_seq_len
         if max_seq_len > self.config.max_seq_len:
             raise ValueError(f"cache length {max_seq_len} exceeds the model's context {self.config.max_seq_len}")
-        param = self.tok_embeddings.weight
+        param = self.norm.weight  # float in every weights option (the embedding may be compact)
         config, dtype = self.config, dtype or param.dtype
         for i, block in enumerate(self.layers):
             if window_cache and config.cache_positions(i, max_seq_len, window_slack) < max_seq_len:

@@ -23,8 +23,10 @@ from .. import limits
 from ..errors import (CorruptFileError, MissingFileError, ModelLoadError, ShapeMismatchError,
                       UnsupportedQuantizationError)
 from ..model.config import ModelConfig
+from ..model.quant import QuantizedTensor
 from .gguf_config import gguf_config
 from .gguf_dequant import SUPPORTED_TYPES, dequantize_tensor, numpy_shape, supported_type_names
+from .gguf_repack import map_rows, quantizable, repack_tensor, split_rows, target_kind
 from .gguf_names import (FUSED_QKV, ROPE_PERMUTED_ARCHITECTURES, UNIT_OFFSET_NORM_ARCHITECTURES, gguf_name,
                          our_name)
 from .phi3 import FUSED_GATE_UP, fused_parts, split_fused
@@ -226,9 +228,13 @@ def _plan(reader: GGUFReader, config: ModelConfig, path: Path) -> list[tuple[Rea
 
 
 def load_gguf_state_dict(reader: GGUFReader, config: ModelConfig, path: Path | str,
-                         dtype: torch.dtype = torch.float32, progress: Progress = None) -> dict[str, torch.Tensor]:
+                         dtype: torch.dtype = torch.float32, progress: Progress = None,
+                         compact: Optional[str] = None) -> dict[str, Any]:
     """Dequantize every tensor into our names (see chatapp.weights), in `dtype`.
 
+    compact: "int8" or "int4" keeps weight matrices compact instead (chatapp.model.quant
+    QuantizedTensor values, see gguf_repack.target_kind), repacked tensor by tensor: no
+    float32 copy of the whole model is ever made. Norms and biases are `dtype` as before.
     With tied embeddings there is no lm_head.weight: the model shares tok_embeddings.weight.
     """
     path = Path(path)
@@ -239,21 +245,27 @@ def load_gguf_state_dict(reader: GGUFReader, config: ModelConfig, path: Path | s
     q_rows, kv_rows = config.n_heads * config.head_dim, config.n_kv_heads * config.head_dim
     state: dict[str, torch.Tensor] = {}
     for done, (t, name) in enumerate(plan, 1):
+        shape = numpy_shape(t)
         try:
-            values = torch.from_numpy(dequantize_tensor(t))
+            if compact is not None and quantizable(name, shape):
+                values: Any = repack_tensor(t, target_kind(t.tensor_type, compact, name))
+            else:
+                values = torch.from_numpy(dequantize_tensor(t))
+                if values.dtype != dtype:
+                    values = values.to(dtype)
         except (ValueError, IndexError, TypeError) as exc:
             raise CorruptFileError(path, f"tensor {t.name} cannot be dequantized: {exc}") from exc
-        if values.dtype != dtype:
-            values = values.to(dtype)
         if permute and ".attn.q_proj." in name:
-            values = undo_rope_permutation(values, config.n_heads)
+            values = _rows(values, lambda v: undo_rope_permutation(v, config.n_heads))
         elif permute and ".attn.k_proj." in name:
-            values = undo_rope_permutation(values, config.n_kv_heads)
+            values = _rows(values, lambda v: undo_rope_permutation(v, config.n_kv_heads))
         elif unit_offset and name.endswith("norm.weight"):
             values = values - 1  # llama.cpp stored Gemma's 1 + w (see UNIT_OFFSET_NORM_ARCHITECTURES)
         if FUSED_QKV in name:
             # (q_rows + 2 kv_rows, ...) -> q (q_rows, ...), k and v (kv_rows, ...); row views, no copy
-            for part, rows in zip("qkv", values.split([q_rows, kv_rows, kv_rows], dim=0)):
+            sizes = [q_rows, kv_rows, kv_rows]
+            parts = split_rows(values, sizes) if isinstance(values, QuantizedTensor) else values.split(sizes, dim=0)
+            for part, rows in zip("qkv", parts):
                 state[name.replace(FUSED_QKV, f".attn.{part}_proj.")] = rows
         elif FUSED_GATE_UP in name:
             state.update(split_fused(name, values, config))  # shape checked by _plan
@@ -264,14 +276,19 @@ def load_gguf_state_dict(reader: GGUFReader, config: ModelConfig, path: Path | s
     if config.tie_embeddings:
         state.pop("lm_head.weight", None)
     check_state_dict(config, state, path)
-    log.info("dequantized %d tensors of %s to %s in %.2f s", len(plan), path.name,
-             str(dtype).replace("torch.", ""), time.perf_counter() - start)
+    log.info("read %d tensors of %s as %s in %.2f s", len(plan), path.name,
+             compact or str(dtype).replace("torch.", ""), time.perf_counter() - start)
     return state
 
 
-def load_gguf(path: Path | str, dtype: torch.dtype = torch.float32,
-              progress: Progress = None) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+def _rows(values: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """fn on a float tensor, or on every part of a QuantizedTensor (rows are outputs in both)."""
+    return map_rows(values, fn) if isinstance(values, QuantizedTensor) else fn(values)
+
+
+def load_gguf(path: Path | str, dtype: torch.dtype = torch.float32, progress: Progress = None,
+              compact: Optional[str] = None) -> tuple[ModelConfig, dict[str, Any]]:
     """open_gguf + gguf_config + load_gguf_state_dict."""
     reader = open_gguf(path)
     config = gguf_config(reader, path)
-    return config, load_gguf_state_dict(reader, config, path, dtype=dtype, progress=progress)
+    return config, load_gguf_state_dict(reader, config, path, dtype=dtype, progress=progress, compact=compact)

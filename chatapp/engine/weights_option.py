@@ -1,0 +1,121 @@
+"""The weights option (`--weights auto|float32|bf16|float16|int8|int4`): what each costs in
+memory, whether it fits this machine, and what `auto` picks.
+
+float32 / bf16 / float16 hold every weight in that dtype; int8 and int4 hold weight matrices
+compact (chatapp.model.quant: 34 and 20 bytes per 32 weights, norms and biases float32; with
+int4 the embedding and vocabulary projection stay int8 unless the file has them in 4 bits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from ..model.config import ModelConfig
+from .device import MemoryEstimate, estimate_memory
+
+WEIGHT_OPTIONS = ("auto", "float32", "bf16", "float16", "int8", "int4")
+FLOAT_DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16, "float16": torch.float16}
+BYTES_PER_WEIGHT = {"int8": 34 / 32, "int4": 20 / 32}
+# Fits: the estimate takes at most this share of free memory (the rest of the system keeps
+# room); tight: it fits, but beyond that share; does not fit: more than is free.
+COMFORTABLE_SHARE = 0.7
+FIT_WORDS = ("fits", "tight", "does not fit")
+
+
+class WeightsOptionError(ValueError):
+    """An unknown weights option."""
+
+
+def check_option(option: str) -> str:
+    if option not in WEIGHT_OPTIONS:
+        raise WeightsOptionError(f"unknown weights option {option!r}; choose one of {', '.join(WEIGHT_OPTIONS)}")
+    return option
+
+
+def _vocab_params(config: ModelConfig) -> int:
+    return config.vocab_size * config.dim * (1 if config.tie_embeddings else 2)
+
+
+def estimate_for_option(config: ModelConfig, context_len: int, option: str,
+                        batch_size: int = 1) -> MemoryEstimate:
+    """Weights in `option` (not "auto") + a float32 KV cache + working memory, in bytes."""
+    check_option(option)
+    if option in FLOAT_DTYPES:
+        return estimate_memory(config, context_len, FLOAT_DTYPES[option], batch_size)
+    base = estimate_memory(config, context_len, torch.float32, batch_size)
+    vocab = _vocab_params(config)
+    matrices = config.n_params - vocab  # norms and biases are a rounding error beside them
+    vocab_kind = "int8" if option == "int4" else option
+    weights = int(matrices * BYTES_PER_WEIGHT[option] + vocab * BYTES_PER_WEIGHT[vocab_kind])
+    return MemoryEstimate(weights, base.kv_cache_bytes, base.overhead_bytes)
+
+
+def fit_word(total_bytes: int, free_bytes: Optional[int]) -> str:
+    """"fits", "tight" or "does not fit" (unknown free memory: "fits", as check_fits lets it load)."""
+    if free_bytes is None or total_bytes <= COMFORTABLE_SHARE * free_bytes:
+        return FIT_WORDS[0]
+    return FIT_WORDS[1] if total_bytes <= free_bytes else FIT_WORDS[2]
+
+
+@dataclass(frozen=True)
+class WeightsChoice:
+    option: str  # the option used, never "auto"
+    dtype: torch.dtype  # compute dtype of the float parts
+    compact: Optional[str]  # "int8" / "int4" for chatapp.model.quant, None for plain floats
+    reason: str  # why, in a sentence (auto says what it picked)
+
+
+def choose_weights(option: str, config: ModelConfig, context_len: int, device: torch.device,
+                   free_bytes: Optional[int]) -> WeightsChoice:
+    """Resolve `option`. auto: bf16 on CUDA (float32 elsewhere) when it fits comfortably, else
+    the most precise compact form that fits; on a CPU bf16 is skipped (slower than float32
+    without AVX512-BF16, and int8 measured as close to float32 as bf16 is)."""
+    check_option(option)
+    if option != "auto":
+        return _choice(option, f"weights {option} as asked")
+    first = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else (
+        "float16" if device.type == "cuda" else "float32")
+    candidates = [first, "int8", "int4"]
+    for i, candidate in enumerate(candidates):
+        total = estimate_for_option(config, context_len, candidate).total_bytes
+        limit_ok = fit_word(total, free_bytes) == "fits" if i < len(candidates) - 1 else fit_word(
+            total, free_bytes) != "does not fit"
+        if limit_ok:
+            why = "fits comfortably" if fit_word(total, free_bytes) == "fits" else "fits, tightly"
+            return _choice(candidate, f"auto picked {candidate}: {total / 1024**3:.2f} GiB {why}"
+                                      + ("" if i == 0 else f" ({candidates[i - 1]} would not)"))
+    return _choice("int4", "auto picked int4, the smallest; it does not fit the free memory either")
+
+
+def _choice(option: str, reason: str) -> WeightsChoice:
+    if option in FLOAT_DTYPES:
+        return WeightsChoice(option, FLOAT_DTYPES[option], None, reason)
+    return WeightsChoice(option, torch.float32, option, reason)
+
+
+def fit_table(config: ModelConfig, context_len: int, free_bytes: Optional[int]) -> dict[str, dict]:
+    """{option: {"bytes", "fit"}} for every concrete option, for the picker and `models --json`."""
+    table = {}
+    for option in WEIGHT_OPTIONS[1:]:
+        total = estimate_for_option(config, context_len, option).total_bytes
+        table[option] = {"bytes": total, "fit": fit_word(total, free_bytes)}
+    return table
+
+
+def model_fit(path, context_len: int = 4096) -> dict:
+    """For `chatapp models --json`: {"context_len", "free_bytes", "auto", "options": fit_table}
+    for a model file or folder, or {"error": why} when its config cannot be read."""
+    from ..errors import ModelLoadError
+    from .device import choose_device
+    from .loader import estimate_model
+
+    try:
+        estimate = estimate_model(path, device="cpu" if choose_device("auto").type == "cpu" else "auto",
+                                  context_len=context_len)
+    except (ModelLoadError, ValueError, OSError) as exc:
+        return {"error": str(exc)}
+    return {"context_len": estimate["context_len"], "free_bytes": estimate["free_bytes"],
+            "auto": estimate["weights"], "options": estimate["options"]}

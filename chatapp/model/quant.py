@@ -1,0 +1,326 @@
+"""Weights kept compact in memory: int8 and int4 in groups of 32, dequantized per product.
+
+Two forms, each close to a GGUF block type so a file in that type is repacked bit for bit:
+
+* int8: `qweight` int8 (out, in) and one float16 scale per group of 32 inputs, `scales`
+  (out, in/32): w = q * scale. GGUF Q8_0 is exactly this (34 bytes per 32 weights).
+* int4: `qweight` uint8 (out, in/2), two 4-bit codes per byte in GGUF's Q4_0/Q4_1 order
+  (byte j of a group holds element j in its low nibble and element j + 16 in its high one),
+  with float16 `scales` and `mins` (out, in/32): w = q * scale + min. GGUF Q4_1 is exactly
+  this (20 bytes per 32 weights); Q4_0 is scale d, min -8 d.
+
+The product dequantizes the weight in chunks of output rows (a few hundred KB of float32,
+so the chunk stays in cache) and multiplies each chunk with float32 arithmetic. That was the
+fastest eager choice measured (benchmarks/quant_kernels.py): torch's weight-only kernels
+(`_weight_int8pack_mm`, `_weight_int4pack_mm_for_cpu`) were 3-10x slower than float32 for one
+row and 30-100x slower for prefill on this CPU, and fbgemm's dynamic int8 Linear, fast, also
+quantizes the activations, which took the default model's perplexity from 61 to 184 (top-1
+agreement with float32 37%): rejected by the quality guard.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+GROUP = 32  # weights per scale (and min), as GGUF's Q8_0 / Q4_0 / Q4_1 blocks
+KINDS = ("int8", "int4")
+# Floats dequantized per step of a product: 64K floats = 256 KB, an L2-sized chunk.
+CHUNK_ELEMENTS = 1 << 16
+
+
+@dataclass
+class QuantizedTensor:
+    """A 2-D weight (out, in) in one of KINDS; see the module docstring for the layout."""
+
+    kind: str
+    qweight: torch.Tensor
+    scales: torch.Tensor
+    mins: Optional[torch.Tensor] = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown quantized kind {self.kind!r}; one of {', '.join(KINDS)}")
+        if self.kind == "int4" and self.mins is None:
+            raise ValueError("int4 weights need mins")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        out_features, packed = self.qweight.shape
+        return out_features, packed * (2 if self.kind == "int4" else 1)
+
+    @property
+    def nbytes(self) -> int:
+        parts = [self.qweight, self.scales] + ([self.mins] if self.mins is not None else [])
+        return sum(t.numel() * t.element_size() for t in parts)
+
+    def dequantize(self, start: int = 0, stop: Optional[int] = None) -> torch.Tensor:
+        """Rows start:stop of the weight as float32 (rows, in)."""
+        return dequantize_rows(self.kind, self.qweight[start:stop], self.scales[start:stop],
+                               None if self.mins is None else self.mins[start:stop])
+
+    @classmethod
+    def from_float(cls, weight: torch.Tensor, kind: str) -> "QuantizedTensor":
+        """Quantize a float (out, in) weight, in must be a multiple of GROUP."""
+        out_features, in_features = weight.shape
+        if in_features % GROUP:
+            raise ValueError(f"a weight of {in_features} inputs does not split into groups of {GROUP}")
+        groups = weight.detach().float().reshape(out_features, in_features // GROUP, GROUP)  # (out, G, 32)
+        if kind == "int8":
+            scale = (groups.abs().amax(-1) / 127).to(torch.float16)  # (out, G)
+            safe = torch.where(scale == 0, torch.ones_like(scale), scale).float()
+            q = torch.round(groups / safe[..., None]).clamp(-127, 127).to(torch.int8)
+            return cls("int8", q.reshape(out_features, in_features), scale)
+        if kind == "int4":
+            lo, hi = groups.amin(-1), groups.amax(-1)  # (out, G)
+            scale = ((hi - lo) / 15).to(torch.float16)
+            mins = lo.to(torch.float16)
+            safe = torch.where(scale == 0, torch.ones_like(scale), scale).float()
+            q = torch.round((groups - mins.float()[..., None]) / safe[..., None]).clamp(0, 15).to(torch.uint8)
+            # (out, G, 32) -> low nibbles elements 0..15, high nibbles 16..31: (out, G, 16)
+            packed = q[..., :GROUP // 2] | (q[..., GROUP // 2:] << 4)
+            return cls("int4", packed.reshape(out_features, in_features // 2), scale, mins)
+        raise ValueError(f"unknown quantized kind {kind!r}; one of {', '.join(KINDS)}")
+
+
+def map_parts(tensor: QuantizedTensor, fn) -> QuantizedTensor:
+    """`fn` (a row permutation, a device move) applied to each part of `tensor`; all are
+    row-major by output feature."""
+    return QuantizedTensor(tensor.kind, fn(tensor.qweight), fn(tensor.scales),
+                           None if tensor.mins is None else fn(tensor.mins))
+
+
+def dequantize_rows(kind: str, qweight: torch.Tensor, scales: torch.Tensor,
+                    mins: Optional[torch.Tensor]) -> torch.Tensor:
+    """float32 (rows, in) from a block of rows of a QuantizedTensor's parts.
+
+    Every step is a same-dtype or plain-cast kernel: a mixed-dtype addcmul (uint8 codes times
+    float scales) took 3 ns per weight here, ten times the cast-then-float route."""
+    rows, groups = scales.shape
+    scale = scales.to(torch.float32)[..., None]  # (rows, G, 1)
+    if kind == "int8":
+        return (qweight.to(torch.float32).view(rows, groups, GROUP) * scale).view(rows, groups * GROUP)
+    packed = qweight.view(rows, groups, GROUP // 2)  # (rows, G, 16)
+    codes = torch.empty(rows, groups, GROUP, dtype=torch.float32, device=qweight.device)
+    codes[..., :GROUP // 2] = packed & 15  # elements 0..15 of each group (GGUF order)
+    codes[..., GROUP // 2:] = packed >> 4  # elements 16..31
+    return torch.addcmul(mins.to(torch.float32)[..., None], codes, scale).view(rows, groups * GROUP)
+
+
+def _int8_row_product(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """One row x (1, in) times an int8 weight, without a float copy of the weight:
+    per group the 32 products summed, then the groups weighted by their scales."""
+    rows, groups = scales.shape
+    partial = (qweight.view(rows, groups, GROUP).to(torch.float32) * x.view(1, groups, GROUP)).sum(-1)  # (rows, G)
+    return (partial * scales.to(torch.float32)).sum(-1)[None]  # (1, rows)
+
+
+def _int4_row_product(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
+                      mins: torch.Tensor) -> torch.Tensor:
+    """One row x (1, in) times an int4 weight: w = q s + m, so x.w = s (q . x) + m sum(x) per group."""
+    rows, groups = scales.shape
+    packed = qweight.view(rows, groups, GROUP // 2)
+    xg = x.view(1, groups, GROUP)
+    half = GROUP // 2
+    partial = ((packed & 15).to(torch.float32) * xg[..., :half]).sum(-1) + (
+        (packed >> 4).to(torch.float32) * xg[..., half:]).sum(-1)  # (rows, G)
+    return ((partial * scales.to(torch.float32)).sum(-1)
+            + (mins.to(torch.float32) * xg.sum(-1)).sum(-1))[None]  # (1, rows)
+
+
+# torch.compile turns the row products above into one fused loop over the compact weight
+# (measured on one thread: the 49152x576 vocabulary projection 13.9 ms in int8, 24.9 ms in
+# int4, against 38.5 ms for float32). Compiling needs a C++ compiler and takes a minute or
+# more the first time, so it is off unless asked for (set_compiled); eager is the fallback.
+_compiled: dict[str, object] = {}
+
+
+def set_compiled(enabled: bool) -> bool:
+    """Use torch.compile'd one-row products (True) or eager ones; returns whether it is on."""
+    _compiled.clear()
+    if enabled:
+        try:
+            import torch._dynamo  # noqa: F401
+
+            torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+            _compiled["int8"] = torch.compile(_int8_row_product, dynamic=False)
+            _compiled["int4"] = torch.compile(_int4_row_product, dynamic=False)
+        except Exception as exc:  # noqa: BLE001 - any failure means: stay eager
+            log.warning("torch.compile is not usable here (%s); compact products stay eager", exc)
+            _compiled.clear()
+    return bool(_compiled)
+
+
+def row_product(kind: str, x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
+                mins: Optional[torch.Tensor]) -> torch.Tensor:
+    """x (1, in) times the compact weight -> (1, out), compiled when set_compiled(True)."""
+    fn = _compiled.get(kind)
+    if fn is not None:
+        try:
+            return fn(x, qweight, scales) if kind == "int8" else fn(x, qweight, scales, mins)
+        except Exception as exc:  # noqa: BLE001 - a compiler failure must not stop a reply
+            log.warning("compiled %s product failed (%s); using eager products from now on", kind, exc)
+            _compiled.clear()
+    if kind == "int8":
+        return _int8_row_product(x, qweight, scales)
+    return _int4_row_product(x, qweight, scales, mins)
+
+
+def chunk_rows(in_features: int) -> int:
+    return max(1, CHUNK_ELEMENTS // in_features)
+
+
+class QuantLinear(nn.Module):
+    """Drop-in for the model's Linear with a QuantizedTensor weight (buffers, not parameters:
+    they are frozen) and a float bias."""
+
+    def __init__(self, weight: QuantizedTensor, bias: Optional[torch.Tensor] = None) -> None:
+        super().__init__()
+        self.kind = weight.kind
+        self.out_features, self.in_features = weight.shape
+        self.register_buffer("qweight", weight.qweight)
+        self.register_buffer("scales", weight.scales)
+        self.register_buffer("mins", weight.mins)
+        self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
+
+    @property
+    def quantized(self) -> QuantizedTensor:
+        return QuantizedTensor(self.kind, self.qweight, self.scales, self.mins)
+
+    def dequantize(self) -> torch.Tensor:
+        """The whole weight as float32 (out, in): for tests and merges, not for products."""
+        return self.quantized.dequantize()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features).float()  # (M, in)
+        if rows.shape[0] == 1 and _compiled:
+            out = row_product(self.kind, rows, self.qweight, self.scales, self.mins)
+            if self.bias is not None:
+                out = out + self.bias
+            return out.view(*x.shape[:-1], self.out_features).to(x.dtype)
+        step = chunk_rows(self.in_features)
+        if rows.shape[0] > 1:
+            # A prefill's rows make the product compute-bound: bigger chunks cost nothing in
+            # dequantizing (done once per call) and let the matrix product run long.
+            step *= 8
+        q = self.quantized
+        if step >= self.out_features:
+            out = F.linear(rows, q.dequantize())
+        else:
+            out = torch.cat([F.linear(rows, q.dequantize(i, i + step)) for i in range(0, self.out_features, step)],
+                            dim=-1)  # (M, out)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.view(*x.shape[:-1], self.out_features).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, kind={self.kind}"
+
+
+class QuantEmbedding(nn.Module):
+    """A token embedding kept as a QuantizedTensor: each lookup dequantizes only its rows."""
+
+    def __init__(self, weight: QuantizedTensor) -> None:
+        super().__init__()
+        self.kind = weight.kind
+        self.num_embeddings, self.embedding_dim = weight.shape
+        self.register_buffer("qweight", weight.qweight)
+        self.register_buffer("scales", weight.scales)
+        self.register_buffer("mins", weight.mins)
+
+    @property
+    def quantized(self) -> QuantizedTensor:
+        return QuantizedTensor(self.kind, self.qweight, self.scales, self.mins)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        flat = tokens.reshape(-1)
+        rows = dequantize_rows(self.kind, self.qweight[flat], self.scales[flat],
+                               None if self.mins is None else self.mins[flat])  # (N, dim)
+        return rows.view(*tokens.shape, self.embedding_dim)
+
+
+def install_quantized(model: nn.Module, weights: dict[str, QuantizedTensor]) -> int:
+    """Swap the model's Linear / Embedding modules named in `weights` ("<module>.weight") for
+    their compact forms, in place; a tied lm_head shares the embedding's compact tensors.
+
+    Call after the float parts are loaded (a Linear's bias moves over). Returns the count.
+    """
+    count = 0
+    for name, tensor in weights.items():
+        module_name = name.removesuffix(".weight")
+        parent_name, _, attr = module_name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        old = getattr(parent, attr)
+        if isinstance(old, nn.Embedding):
+            new: nn.Module = QuantEmbedding(tensor)
+        elif isinstance(old, nn.Linear):
+            bias = old.bias.detach() if old.bias is not None and old.bias.device.type != "meta" else None
+            new = QuantLinear(tensor, bias)
+        else:
+            raise ValueError(f"{name} is not the weight of a Linear or Embedding layer")
+        setattr(parent, attr, new)
+        count += 1
+    config = getattr(model, "config", None)
+    if config is not None and config.tie_embeddings and isinstance(getattr(model, "tok_embeddings", None),
+                                                                   QuantEmbedding):
+        model.lm_head = QuantLinear(model.tok_embeddings.quantized)
+    return count
+
+
+def tensor_bytes(model: nn.Module) -> int:
+    """Bytes of every distinct storage the model's parameters and buffers hold (shared counted
+    once), the KV cache left out: the weights' memory."""
+    seen, total = set(), 0
+    buffers = [b for name, b in model.named_buffers() if "kv_cache." not in name]
+    for t in list(model.parameters()) + buffers:
+        storage = t.untyped_storage()
+        key = (storage.data_ptr(), storage.nbytes())
+        if key in seen or t.device.type == "meta":
+            continue
+        seen.add(key)
+        total += storage.nbytes()
+    return total
+
+
+def weights_kind(model: nn.Module) -> str:
+    """"int8", "int4", "int4+int8" (mixed) or "" for a model without compact layers."""
+    kinds = sorted({m.kind for m in model.modules() if isinstance(m, (QuantLinear, QuantEmbedding))},
+                   key=KINDS.index, reverse=True)
+    return "+".join(kinds)
+
+
+def quantizable(name: str, shape: tuple[int, ...]) -> bool:
+    """A weight matrix of a Linear or the token embedding whose rows split into groups of GROUP."""
+    return (len(shape) == 2 and name.endswith(".weight") and name != "pos_embeddings.weight"
+            and shape[1] % GROUP == 0)
+
+
+def float_target_kind(option: str, name: str) -> str:
+    """The form a float weight takes under `option`: int4 keeps the vocabulary (embedding and
+    lm_head, the most sensitive to 4 bits) in int8."""
+    return "int8" if option == "int8" or name in ("tok_embeddings.weight", "lm_head.weight") else "int4"
+
+
+def quantize_state(state: dict, option: str) -> dict:
+    """Float state dict -> the same with every quantizable matrix a QuantizedTensor, in place,
+    one tensor at a time (each float tensor dropped once its compact form exists)."""
+    skipped = []
+    for name in list(state):
+        tensor = state[name]
+        if not isinstance(tensor, torch.Tensor) or not quantizable(name, tuple(tensor.shape)):
+            if isinstance(tensor, torch.Tensor) and tensor.dim() == 2 and name != "pos_embeddings.weight":
+                skipped.append(name)
+            continue
+        state[name] = QuantizedTensor.from_float(tensor, float_target_kind(option, name))
+        del tensor
+    if skipped:
+        log.info("kept %d matrices in float (inputs not a multiple of %d): %s", len(skipped), GROUP,
+                 ", ".join(skipped[:3]))
+    return state

@@ -1,0 +1,85 @@
+"""The bundled model (Q4_1 matrices, Q8_0 embedding) in each compact option, against float32:
+bytes held, perplexity on a fixed text, greedy agreement on short prompts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from chatapp.engine.loader import load_model
+from chatapp.model.quant import QuantLinear, tensor_bytes, weights_kind
+from chatapp.weights.gguf_loader import open_gguf
+
+TEXT = ("The printing press, invented around 1440, let books be copied quickly and cheaply. "
+        "Within a few decades printers worked in most large European cities, and the number "
+        "of books grew from thousands to millions. Ideas travelled faster than ever before.")
+PROMPTS = ["The capital of France is", "def add(a, b):\n    return", "Water boils at"]
+
+
+@pytest.fixture(scope="module")
+def models(default_gguf_path):
+    # One thread: two collapse when another process holds a core (see DESIGN.md).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield {option: load_model(default_gguf_path, device="cpu", weights=option, check_memory=False)
+               for option in ("float32", "int8", "int4")}
+    finally:
+        torch.set_num_threads(threads)
+
+
+def perplexity(loaded) -> float:
+    ids = torch.tensor([loaded.tokenizer.encode(TEXT)])
+    with torch.no_grad():
+        logits = loaded.model(ids)
+    return torch.exp(F.cross_entropy(logits[0, :-1], ids[0, 1:])).item()
+
+
+def greedy(loaded, prompt: str, n: int = 8) -> list[int]:
+    ids = loaded.tokenizer.encode(prompt)
+    model = loaded.model
+    model.setup_cache(1, len(ids) + n)
+    out = []
+    with torch.no_grad():
+        logits = model(torch.tensor([ids]), torch.arange(len(ids)), last_only=True)
+        for i in range(n):
+            token = int(logits[0, -1].argmax())
+            out.append(token)
+            logits = model(torch.tensor([[token]]), torch.tensor([len(ids) + i]))
+    model.clear_cache()
+    return out
+
+
+def test_int4_holds_no_more_than_the_files_own_tensor_bytes(models, default_gguf_path):
+    file_bytes = sum(int(t.n_bytes) for t in open_gguf(default_gguf_path).tensors)
+    held = tensor_bytes(models["int4"].model)
+    assert held <= 1.05 * file_bytes
+    n_params = models["int4"].config.n_params
+    assert held / n_params == pytest.approx(0.72, abs=0.01)  # Q4_1 matrices, Q8_0 embedding
+    assert weights_kind(models["int4"].model) == "int4+int8"
+    assert models["int4"].weights == "int4" and models["int8"].weights == "int8"
+    assert tensor_bytes(models["int8"].model) / n_params == pytest.approx(34 / 32, abs=0.01)
+
+
+def test_int4_of_a_q4_1_file_is_the_files_own_numbers(models):
+    """Q4_1 repacked bit for bit: the same weights float32 dequantizes to."""
+    q = models["int4"].model.layers[0].mlp.up_proj
+    assert isinstance(q, QuantLinear) and q.kind == "int4"
+    torch.testing.assert_close(q.dequantize(), models["float32"].model.layers[0].mlp.up_proj.weight,
+                               rtol=0, atol=1e-6)
+
+
+def test_perplexity_stays_within_bounds(models):
+    base = perplexity(models["float32"])
+    assert perplexity(models["int4"]) == pytest.approx(base, rel=1e-3)  # same numbers, other arithmetic
+    assert perplexity(models["int8"]) == pytest.approx(base, rel=0.03)  # Q4_1 re-quantized to 8 bits
+
+
+@pytest.mark.parametrize("prompt", PROMPTS)
+def test_greedy_continuations_agree_with_float32(models, prompt):
+    want = greedy(models["float32"], prompt)
+    assert greedy(models["int4"], prompt) == want
+    got = greedy(models["int8"], prompt)
+    agree = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), len(want))
+    assert agree >= 4, (got, want)  # the first tokens agree; a late tie may flip

@@ -1,0 +1,75 @@
+"""The memory estimate of each weights option (engine/weights_option.py) against what a model
+really holds, what auto picks, and fits / tight / does not fit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from chatapp.engine.weights_option import (WeightsOptionError, choose_weights, estimate_for_option, fit_table,
+                                           fit_word)
+from chatapp.model import ModelConfig, Transformer
+from chatapp.model.quant import quantize_state, tensor_bytes
+from chatapp.weights.build import build_model
+
+GIB = 1024**3
+
+
+def config() -> ModelConfig:
+    return ModelConfig(arch="llama", vocab_size=256, dim=128, n_layers=2, n_heads=4, n_kv_heads=2,
+                       intermediate_size=256, max_seq_len=64, tie_embeddings=True)
+
+
+@pytest.mark.parametrize("option", ["float32", "int8", "int4"])
+def test_weight_estimate_matches_the_bytes_a_built_model_holds(option):
+    cfg = config()
+    state = {k: v for k, v in Transformer(cfg).state_dict().items() if k != "lm_head.weight"}
+    if option != "float32":
+        state = quantize_state(state, option)
+    held = tensor_bytes(build_model(cfg, state))
+    estimate = estimate_for_option(cfg, 64, option)
+    assert estimate.weights_bytes == pytest.approx(held, rel=0.05)
+    assert estimate.total_bytes > estimate.weights_bytes + estimate.kv_cache_bytes  # working memory too
+
+
+def test_fit_words():
+    assert fit_word(50, 100) == "fits"
+    assert fit_word(90, 100) == "tight"
+    assert fit_word(101, 100) == "does not fit"
+    assert fit_word(10**15, None) == "fits"  # unknown free memory: the loader tries
+
+
+def test_auto_keeps_float32_when_it_fits_comfortably_else_the_most_precise_that_fits():
+    cfg, cpu = config(), torch.device("cpu")
+    sizes = {o: estimate_for_option(cfg, 64, o).total_bytes for o in ("float32", "int8", "int4")}
+    assert sizes["float32"] > sizes["int8"] > sizes["int4"]
+    assert choose_weights("auto", cfg, 64, cpu, sizes["float32"] * 2).option == "float32"
+    picked = choose_weights("auto", cfg, 64, cpu, int(sizes["int8"] / 0.69))
+    assert picked.option == "int8" and "auto picked int8" in picked.reason and "float32 would not" in picked.reason
+    assert choose_weights("auto", cfg, 64, cpu, sizes["int4"] + 1).option == "int4"
+    assert choose_weights("int8", cfg, 64, cpu, 1).option == "int8"  # asked for: no second guess
+    assert choose_weights("bf16", cfg, 64, cpu, None).dtype == torch.bfloat16
+    with pytest.raises(WeightsOptionError, match="int3"):
+        choose_weights("int3", cfg, 64, cpu, None)
+
+
+def test_fit_table_has_every_option():
+    table = fit_table(config(), 64, free_bytes=GIB)
+    assert set(table) == {"float32", "bf16", "float16", "int8", "int4"}
+    assert all(row["fit"] == "fits" for row in table.values())
+
+
+def test_tensor_bytes_leaves_the_kv_cache_out():
+    cfg = config()
+    model = build_model(cfg, {k: v for k, v in Transformer(cfg).state_dict().items() if k != "lm_head.weight"})
+    before = tensor_bytes(model)
+    model.setup_cache(1, 64)
+    assert tensor_bytes(model) == before
+
+
+def test_an_adapter_on_compact_weights_is_refused_clearly(default_gguf_path, tmp_path):
+    from chatapp.engine.device import DeviceError
+    from chatapp.engine.loader import load_model
+
+    with pytest.raises(DeviceError, match="LoRA adapter needs float weights.*--weights float32"):
+        load_model(default_gguf_path, device="cpu", weights="int4", adapter=tmp_path)
