@@ -1981,12 +1981,12 @@ Chat with a language model on your own machine, and teach it your own documents.
     <message>
         <location filename="../../chatapp/ui/training/examples.py" line="145"/>
         <source>Reading {file}…</source>
-        <translation type="unfinished"></translation>
+        <translation>正在读取 {file}…</translation>
     </message>
     <message>
         <location filename="../../chatapp/ui/training/examples.py" line="169"/>
         <source>Cannot open {file}: {reason}</source>
-        <translation type="unfinished"></translation>
+        <translation>无法打开 {file}：{reason}</translation>
     </message>
     <message>
         <location filename="../../chatapp/ui/training/examples.py" line="185"/>
@@ -2001,7 +2001,7 @@ Chat with a language model on your own machine, and teach it your own documents.
     <message>
         <location filename="../../chatapp/ui/training/examples.py" line="239"/>
         <source>Saving…</source>
-        <translation type="unfinished"></translation>
+        <translation>正在保存…</translation>
     </message>
     <message>
         <location filename="../../chatapp/ui/training/examples.py" line="247"/>
@@ -2301,12 +2301,12 @@ Chat with a language model on your own machine, and teach it your own documents.
     <message>
         <location filename="../../chatapp/ui/training/panel.py" line="84"/>
         <source>Train with these settings</source>
-        <translation type="unfinished"></translation>
+        <translation>按这些设置训练</translation>
     </message>
     <message>
         <location filename="../../chatapp/ui/training/panel.py" line="85"/>
         <source>Advanced: start a run with the settings below as they are, without showing the estimate first. Teach does both.</source>
-        <translation type="unfinished"></translation>
+        <translation>高级：按下面的设置直接开始训练，不先显示估算。“教学”会先估算再训练。</translation>
     </message>
     <message>
         <location filename="../../chatapp/ui/training/panel.py" line="224"/>
@@ -2995,12 +2995,12 @@ Chat with a language model on your own machine, and teach it your own documents.
     <message>
         <location filename="../../chatapp/ui/training/quiz_box.py" line="309"/>
         <source>Indexing the documents…</source>
-        <translation type="unfinished"></translation>
+        <translation>正在为文档建立索引…</translation>
     </message>
     <message>
         <location filename="../../chatapp/ui/training/quiz_box.py" line="310"/>
         <source>Indexing the documents for the "+ documents" rows (only changed files are read)…</source>
-        <translation type="unfinished"></translation>
+        <translation>正在为“+ 文档”各行的文档建立索引（只读取有改动的文件）…</translation>
     </message>
     <message>
         <location filename="../../chatapp/ui/training/quiz_box.py" line="323"/>
@@ -3023,7 +3023,7 @@ Chat with a language model on your own machine, and teach it your own documents.
     <message>
         <location filename="../../chatapp/ui/training/quiz_box.py" line="339"/>
         <source>The documents could not be indexed: {reason}</source>
-        <translation type="unfinished"></translation>
+        <translation>无法为文档建立索引：{reason}</translation>
     </message>
     <message>
         <location filename="../../chatapp/ui/training/quiz_box.py" line="349"/>
