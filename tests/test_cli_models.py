@@ -175,13 +175,23 @@ def _tiny_family_folder(folder: Path, family: str) -> int:
     """A tiny random model of `family` saved by transformers; returns its parameter count."""
     import transformers
 
+    small = dict(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=4, num_attention_heads=4,
+                 num_key_value_heads=2, head_dim=8, max_position_embeddings=64, pad_token_id=None,
+                 bos_token_id=None, eos_token_id=None)
     if family == "gpt2":
         config = transformers.GPT2Config(vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_positions=64)
+    elif family == "gemma3":  # a checkpoint with a vision tower: we load, and count, its text model only
+        config = transformers.Gemma3Config(
+            text_config=small, vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                                  num_attention_heads=2, image_size=28, patch_size=14),
+            mm_tokens_per_image=4)
+        model = transformers.Gemma3ForConditionalGeneration(config)
+        model.save_pretrained(folder)
+        return sum(p.numel() for name, p in model.named_parameters()
+                   if "vision_tower" not in name and "multi_modal_projector" not in name)
     else:  # one set of small sizes for every llama-like family (expert counts for the MoE ones)
-        config = transformers.AutoConfig.for_model(
-            family, vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=4, num_attention_heads=4,
-            num_key_value_heads=2, head_dim=8, max_position_embeddings=64, pad_token_id=None, bos_token_id=None,
-            eos_token_id=None, num_experts=4, num_local_experts=4, moe_intermediate_size=16, num_experts_per_tok=2)
+        config = transformers.AutoConfig.for_model(family, **small, num_experts=4, num_local_experts=4,
+                                                   moe_intermediate_size=16, num_experts_per_tok=2)
     model = transformers.AutoModelForCausalLM.from_config(config)
     model.save_pretrained(folder)
     return sum(p.numel() for p in model.parameters())  # tied weights counted once

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Protocol, Sequence
 
 from ..documents.library import LibraryStore, SearchHit, index_paths_into_temporary
+from ..documents.search import reciprocal_rank_fusion
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,22 @@ def build_query(messages: Sequence[dict], recent: int = RECENT_MESSAGES, max_cha
     return "\n".join(parts)[:max_chars]
 
 
+def search_turn(retriever: Retriever, messages: Sequence[dict], limit: int) -> tuple[str, list[SearchHit]]:
+    """(query, hits) for the conversation's last user turn: the message alone and the message
+    with the recent turns (build_query) are searched apart and fused by reciprocal rank, ties
+    going to the message's own ranking, so a follow-up ("and the dog?") finds its own subject
+    while the recent turns still fill in what it leaves unsaid ("it", "they")."""
+    query = build_query(messages)
+    question = [m for m in messages if m["role"] == "user"][-1]["content"][:QUERY_CHARS]
+    own = retriever.search(question, limit)
+    if query == question:
+        return query, own
+    with_context = retriever.search(query, limit)
+    by_id = {hit.chunk_id: hit for hit in with_context + own}
+    fused = reciprocal_rank_fusion([[h.chunk_id for h in own], [h.chunk_id for h in with_context]])
+    return query, [by_id[chunk_id] for chunk_id, _score in fused[:limit]]
+
+
 def passage_text(text: str) -> str:
     """A passage as the prompt shows it: without Markdown heading lines (the default model
     answered with the heading it saw first, "# The founding of ..."), else as it is."""
@@ -149,8 +166,8 @@ def retrieve(session, retriever: Retriever, reserve: int, limit: int = SEARCH_LI
     if not messages or messages[-1]["role"] != "user":
         raise ValueError("retrieval needs the conversation to end with a user message")
     question = messages[-1]["content"]
-    result = RetrievalResult(query=build_query(messages))
-    hits = retriever.search(result.query, limit)
+    query, hits = search_turn(retriever, messages, limit)
+    result = RetrievalResult(query=query)
     budget = session.engine.context_len - reserve
 
     def fits(history: list[dict], chosen: list[Source]) -> bool:

@@ -127,7 +127,7 @@ class Job:
         documents (a template that refuses them refuses both alike, with a 400). Passages go
         in best first while the prompt leaves room for the reply, as in the window's chat."""
         from ..documents.library import LibraryStore, default_db_path
-        from ..engine.retrieval import SEARCH_LIMIT, Source, build_query, with_passages
+        from ..engine.retrieval import SEARCH_LIMIT, LibraryRetriever, Source, search_turn, with_passages
         from ..text.prompt import render_and_encode
 
         request = self.request
@@ -138,8 +138,9 @@ class Job:
                                     f"libraries: {', '.join(store.names()) or 'none'}", "documents",
                                code="library_not_found")
             # the system turns are instructions, not the question: they stay out of the search
-            hits = store.search(request.documents, build_query([m for m in request.messages
-                                                                if m["role"] != "system"]), limit=SEARCH_LIMIT)
+            retriever = LibraryRetriever(store, request.documents)
+            _query, hits = search_turn(retriever, [m for m in request.messages if m["role"] != "system"],
+                                       SEARCH_LIMIT)
         messages = [dict(m) for m in request.messages]
         question = messages[-1]["content"]
         budget = engine.context_len - min(settings.max_new_tokens, engine.context_len // 4)

@@ -7,10 +7,12 @@ import pytest
 from chatapp.documents.library import LibraryStore, SearchHit
 from chatapp.engine.generate import Engine
 from chatapp.engine.retrieval import (
+    LibraryRetriever,
     INSTRUCTION,
     build_query,
     open_documents,
     retrieve,
+    search_turn,
     send_with_documents,
     with_passages,
 )
@@ -96,7 +98,9 @@ def test_a_long_conversation_makes_room_for_passages(byte_tokenizer):
     assert len(reply.result.sources) == 1
     assert reply.result.prompt_tokens + GREEDY.max_new_tokens <= 400
     assert session.dropped_messages >= 2  # old turns gave way to the passage
-    assert retriever.queries[0].startswith("and the passage?\n" + "b" * 60)
+    # the message alone, then with the recent turns (search_turn fuses the two rankings)
+    assert retriever.queries[0] == "and the passage?"
+    assert retriever.queries[1].startswith("and the passage?\n" + "b" * 60)
 
 
 def test_query_is_the_message_then_recent_turns():
@@ -154,3 +158,24 @@ def test_passages_leave_markdown_heading_lines_out_of_the_prompt():
     sources = [Source(1, "/d/a.md", "Founding", 0, 30, "# Founding\n\nEdda began it.")]
     assert with_passages("Who began it?", sources) == (
         "Answer the question using the text below.\n\n[1] Edda began it.\n(source: a.md)\n\nQuestion: Who began it?")
+
+
+def test_a_follow_up_finds_its_own_subject_before_the_earlier_turns(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "cats.md").write_text("The cat sat on the warm mat by the fire.", encoding="utf-8")
+    (docs / "dogs.md").write_text("The dog slept in the garden shed.", encoding="utf-8")
+    with LibraryStore(tmp_path / "library.sqlite3") as store:
+        store.add("pets", [docs])
+        store.index("pets")
+        retriever = LibraryRetriever(store, "pets")
+        conversation = [{"role": "user", "content": "where did the cat sit on the mat?"},
+                        {"role": "assistant", "content": "The cat sat on the warm mat."},
+                        {"role": "user", "content": "and the dog?"}]
+        query, hits = search_turn(retriever, conversation, 2)
+        # the turns together name the cat three times and the dog once: alone they rank the cat first
+        assert store.search("pets", query, limit=2)[0].path.endswith("cats.md")
+        assert hits[0].path.endswith("dogs.md") and hits[1].path.endswith("cats.md")
+        # a first question is searched once, as it is
+        first, first_hits = search_turn(retriever, conversation[:1], 2)
+        assert first == conversation[0]["content"] and first_hits[0].path.endswith("cats.md")

@@ -86,12 +86,12 @@ def test_greedy_continuation_is_token_identical(case):
     assert got == expected
 
 
+@pytest.mark.parametrize("case", ["longrope-past-original", "phi4-mini-partial-rotary"], indirect=True)
 @torch.no_grad()
 def test_long_and_short_factors_really_differ(case):
-    """Past the original length the same positions get other frequencies: the choice matters."""
-    name, _, ours, _, _ = case
-    if name not in ("longrope-past-original", "phi4-mini-partial-rotary"):
-        pytest.skip("only the cases whose prompts cross the original length")
+    """Past the original length the same positions get other frequencies: the choice matters
+    (the cases whose prompts cross the original length)."""
+    _name, _, ours, _, _ = case
     tokens = torch.randint(0, VOCAB, (1, 21), generator=torch.Generator().manual_seed(5))
     long_pass = ours(tokens)[:, :16]  # 21 > 16 positions: long factors
     short_pass = ours(tokens[:, :16])  # 16 positions: short factors

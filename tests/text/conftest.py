@@ -52,9 +52,10 @@ def write_tokenizer_gguf(path: Path, *, model: str, tokens: list[str], types: Op
                          scores: Optional[list[float]] = None, merges: Optional[list[str]] = None,
                          pre: Optional[str] = None, bos: Optional[int] = None, eos: Optional[int] = None,
                          unk: Optional[int] = None, add_bos: Optional[bool] = None,
-                         add_space_prefix: Optional[bool] = None, chat_template: Optional[str] = None) -> Path:
-    """A metadata-only GGUF (no tensors) with a Llama header, enough for transformers' loader."""
-    writer = gguf.GGUFWriter(str(path), "llama")
+                         add_space_prefix: Optional[bool] = None, chat_template: Optional[str] = None,
+                         arch: str = "llama") -> Path:
+    """A metadata-only GGUF (no tensors) with a Llama header (or `arch`'s), enough for transformers' loader."""
+    writer = gguf.GGUFWriter(str(path), arch)
     writer.add_context_length(64)
     writer.add_embedding_length(8)
     writer.add_block_count(1)

@@ -95,7 +95,7 @@ class ScriptedEngine:
         self.tokenizer, self.replies, self.prompts = tokenizer, replies, []
         self.context_len = 4096
 
-    def stream(self, ids, settings, cancel=None):
+    def stream(self, ids, settings, cancel=None, logprobs=None, forced=()):
         prompt = self.tokenizer.decode(ids)
         self.prompts.append(prompt)
         self.reply = type("Reply", (), {"finish_reason": "eos", "text": ""})()
