@@ -25,6 +25,12 @@ GGUF_MAX_ARRAY_NESTING = 2  # an array of arrays at most (no real model nests at
 GGUF_MAX_METADATA_KEYS = 10_000  # real files have 20-60
 GGUF_MAX_TENSORS = 100_000  # real files have a few hundred to a few thousand
 
+# -- model shapes (model/config.py) -----------------------------------------------------------
+# A config (config.json or GGUF metadata) may name any sizes: one past every model this app can
+# run is refused before anything is built from it (even on the meta device, torch overflows on
+# a tensor of 1.5e9 x 1.5e9). The largest open models have under a trillion parameters.
+MODEL_MAX_PARAMS = 10**12
+
 # -- chat templates (text/template_sandbox.py) ---------------------------------------------
 # Real templates are a few KB and render in about a millisecond; these bounds are far above
 # anything a real template needs and far below what hangs the app or exhausts its memory.

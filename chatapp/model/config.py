@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
+from ..limits import MODEL_MAX_PARAMS
+
 ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt2", "qwen3", "qwen3_moe", "mixtral", "gemma2", "gemma3",
                  "phi3", "smollm3")
 NORMS = ("rmsnorm", "layernorm")
@@ -182,6 +184,9 @@ class ModelConfig:
                 raise ConfigError(f"dense_layers {bad} are not layers of a {self.n_layers}-layer model")
         self._validate_gemma_fields()
         self._validate_rope_extras()
+        if self.n_params > MODEL_MAX_PARAMS:
+            raise ConfigError(f"the sizes describe {self.n_params:.3g} parameters, more than any model this app "
+                              f"can run ({MODEL_MAX_PARAMS:.0e})")
 
     def _validate_gemma_fields(self) -> None:
         for name in ("attn_scale", "attn_softcap", "final_softcap", "local_rope_theta"):

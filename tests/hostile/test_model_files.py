@@ -301,3 +301,15 @@ def test_fifo_tokenizer_config_does_not_hang(tmp_path, tokenizer_json):
             report(error=str(exc))
     """, timeout=60)
     assert result["error"] is None  # a side file that is not a regular file is passed over, never opened
+
+
+def test_sizes_past_any_model_are_a_config_error_before_anything_is_built():
+    """A header naming a 1.5e9-wide model once overflowed torch's storage size while its tensor
+    shapes were checked (a raw RuntimeError): the config refuses such sizes itself."""
+    from chatapp.model.config import ConfigError, ModelConfig
+
+    with pytest.raises(ConfigError, match="more than any model this app can run"):
+        ModelConfig(arch="llama", vocab_size=32, dim=1_526_726_912, n_layers=2, n_heads=4,
+                    intermediate_size=256, max_seq_len=64)
+    assert ModelConfig(arch="llama", vocab_size=32, dim=64, n_layers=2, n_heads=4, intermediate_size=256,
+                       max_seq_len=64).n_params < 10**6
