@@ -75,6 +75,52 @@ tokens="$(json_field new_tokens <<<"$out")"
 [ "$tokens" != "None" ] && [ "$tokens" -gt 0 ] || fail "generate produced no tokens: $out"
 echo "generate wall $(elapsed "$t0" "$t1") s"
 
+step "image input (Pillow in the bundle; the default model has no vision: a clear refusal)"
+work_img="$(mktemp -d)"
+"$PY" -c 'import struct, sys, zlib
+row = b"\x00" + b"\xff\x00\x00" * 4
+raw = zlib.compress(row * 4)
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0)) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+open(sys.argv[1], "wb").write(png)' "$work_img/red.png"
+if out="$("$APP" generate --model default --image "$work_img/red.png" --prompt "What colour?" 2>&1)"; then
+    fail "generate --image on a text-only model exited zero: $out"
+fi
+echo "$out" | tail -n 1
+grep -qi "image" <<<"$out" && ! grep -q "Traceback" <<<"$out" || fail "no clear image error: $out"
+rm -rf "$work_img"
+
+step "serve (the local OpenAI-compatible API, one completion)"
+port="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+"$APP" serve --model default --port "$port" > /tmp/chatapp-serve-$$.log 2>&1 &
+serve_pid=$!
+"$PY" - "$port" <<'EOF' || { kill "$serve_pid" 2>/dev/null; cat /tmp/chatapp-serve-$$.log; fail "the API server did not answer"; }
+import json, sys, time, urllib.request
+base = f"http://127.0.0.1:{sys.argv[1]}/v1"
+for _ in range(240):
+    try:
+        models = json.load(urllib.request.urlopen(base + "/models", timeout=2))
+        break
+    except OSError:
+        time.sleep(0.5)
+else:
+    sys.exit("no answer on /v1/models within 120 s")
+body = json.dumps({"model": models["data"][0]["id"], "max_tokens": 8, "temperature": 0,
+                   "messages": [{"role": "user", "content": "Hello"}]}).encode()
+request = urllib.request.Request(base + "/chat/completions", body, {"Content-Type": "application/json"})
+reply = json.load(urllib.request.urlopen(request, timeout=120))
+print("models:", [m["id"] for m in models["data"]], "reply:", repr(reply["choices"][0]["message"]["content"]),
+      "usage:", reply["usage"])
+assert reply["usage"]["completion_tokens"] > 0
+EOF
+# SIGTERM (a background job of a script ignores SIGINT, so Ctrl-C's signal would not reach it)
+kill -TERM "$serve_pid"
+for _ in $(seq 40); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.5; done
+if kill -0 "$serve_pid" 2>/dev/null; then kill -KILL "$serve_pid"; fail "serve did not stop on SIGTERM within 20 s"; fi
+wait "$serve_pid" || true
+rm -f /tmp/chatapp-serve-$$.log
+
 if [ "${CHECK_TRAIN:-0}" = 1 ]; then
     step "train (2 LoRA steps on generated documents) and eval of the adapter"
     work="$(mktemp -d)"
