@@ -13,7 +13,10 @@ import pytest
 from helpers.tiny_hf import read_events, tiny_llama_folder, write_corpus
 
 from chatapp.cli import main  # noqa: E402
-from chatapp.weights.hf_loader import read_hf_config  # noqa: E402
+from chatapp.model.lora import lora_layers  # noqa: E402
+from chatapp.weights.build import build_model  # noqa: E402
+from chatapp.weights.hf_loader import load_hf_folder, read_hf_config  # noqa: E402
+from chatapp.weights.peft_adapter import load_adapter  # noqa: E402
 
 pytest.importorskip("transformers")
 
@@ -56,6 +59,9 @@ def test_phi3_lora_writes_a_peft_adapter_on_the_fused_layers(tmp_path, docs):
     fused = set(adapter["target_modules"]) & {"qkv_proj", "gate_up_proj"}
     assert fused and set(adapter["rank_pattern"]) == fused
     assert adapter["rank_pattern"].get("qkv_proj", 3 * adapter["r"]) == 3 * adapter["r"]
+    ours = build_model(*load_hf_folder(model))
+    info = load_adapter(ours, tmp_path / "out")  # split back onto our layers
+    assert len(list(lora_layers(ours))) == 2 * len(info.config.target_modules)
 
 
 def test_phi3_full_fine_tuning_writes_a_phi3_folder(tmp_path, docs):
