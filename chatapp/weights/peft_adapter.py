@@ -356,6 +356,10 @@ def _unfuse(tensors: dict[str, dict[str, torch.Tensor]], model_config: Any, peft
         a, b = pair["A"], pair["B"]
         rank = (peft.get("rank_pattern") or {}).get(group, config.r)
         alpha = (peft.get("alpha_pattern") or {}).get(group, config.alpha)
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank <= 0 \
+                or isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
+            raise CorruptFileError(path.with_name(CONFIG_FILE), f"{group}: rank_pattern {rank!r} and alpha_pattern "
+                                                                f"{alpha!r} must be positive numbers")
         if a.shape[0] != rank:
             raise ShapeMismatchError(path, f"layer {module}: lora_A has rank {a.shape[0]}, the config says {rank}")
         try:

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from chatapp.errors import UnsupportedArchitectureError
+from chatapp.errors import CorruptFileError, ShapeMismatchError, UnsupportedArchitectureError
 from chatapp.model.lora import LoRAConfig, apply_lora, lora_layers, merge_lora
 from chatapp.training.export import export_hf_folder
 from chatapp.weights.build import build_model
@@ -162,3 +162,38 @@ def test_merged_phi3_lora_exports_a_folder_transformers_reads_with_the_same_logi
     ref = transformers.AutoModelForCausalLM.from_pretrained(out, attn_implementation="eager").eval()
     assert (ref(X).logits - with_adapter).abs().max().item() <= 1e-4
     assert (_ours(folder)(X) - with_adapter).abs().max() > 1e-3
+
+
+def test_merge_and_export_folds_a_saved_phi3_adapter(tmp_path):
+    from helpers.tiny_hf import tiny_llama_folder
+
+    from chatapp.engine.loader import load_model
+    from chatapp.training.export import merge_and_export
+
+    base = tiny_llama_folder(tmp_path / "base", family="phi3")
+    lora = LoRAConfig(r=4, alpha=8, target_modules=PARTIAL)
+    model = _adapted(base, lora)
+    save_adapter(model, lora, tmp_path / "adapter", str(base))
+    out = merge_and_export(base, tmp_path / "adapter", tmp_path / "merged")
+    x = torch.randint(0, model.config.vocab_size, (2, 16), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        expected = model(x)
+        assert (load_model(out, device="cpu").model(x) - expected).abs().max() <= 1e-4
+        ref = transformers.AutoModelForCausalLM.from_pretrained(out, attn_implementation="eager").eval()
+        assert (ref(x).logits - expected).abs().max() <= 1e-4
+        assert (_ours(base)(x) - expected).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("change, error, message", [
+    ({"alpha_pattern": {"qkv_proj": "big"}}, CorruptFileError, "alpha_pattern 'big'"),
+    ({"rank_pattern": {"qkv_proj": 6, "gate_up_proj": 8}}, ShapeMismatchError,
+     "qkv: lora_A has rank 12, the config says 6"),
+    ({"rank_pattern": {"model.layers.0.self_attn.qkv_proj": 12}}, UnsupportedArchitectureError, "rank_pattern"),
+])
+def test_bad_fused_patterns_are_refused(folder, tmp_path, change, error, message):
+    lora = LoRAConfig(r=4, alpha=8, target_modules=PARTIAL)
+    adapter = save_adapter(_adapted(folder, lora), lora, tmp_path / "adapter", "base")
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(json.dumps({**config, **change}))
+    with pytest.raises(error, match=message):
+        load_adapter(_ours(folder), adapter)
