@@ -1,6 +1,6 @@
 """`chatapp train` on tiny Phi-3 and SmolLM3 folders made here: SmolLM3 LoRA writes a PEFT
-adapter; Phi-3 LoRA is refused before any training (its fused layers have no PEFT names for our
-adapters) and full fine-tuning writes a Phi-3 folder that loads again."""
+adapter; Phi-3 LoRA writes one on its fused qkv_proj / gate_up_proj (rank-stacked), and full
+fine-tuning writes a Phi-3 folder that loads again."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ import pytest
 from helpers.tiny_hf import read_events, tiny_llama_folder, write_corpus
 
 from chatapp.cli import main  # noqa: E402
-from chatapp.weights.hf_loader import read_hf_config  # noqa: E402
+from chatapp.model.lora import lora_layers  # noqa: E402
+from chatapp.weights.build import build_model  # noqa: E402
+from chatapp.weights.hf_loader import load_hf_folder, read_hf_config  # noqa: E402
+from chatapp.weights.peft_adapter import load_adapter  # noqa: E402
 
 pytest.importorskip("transformers")
 
@@ -44,14 +47,21 @@ def test_smollm3_lora_writes_a_peft_adapter(tmp_path, docs):
     assert adapter["peft_type"] == "LORA"
 
 
-def test_phi3_lora_is_refused_before_training(tmp_path, docs):
+def test_phi3_lora_writes_a_peft_adapter_on_the_fused_layers(tmp_path, docs):
     model = tiny_llama_folder(tmp_path / "model", family="phi3")
     code, out, _ = run_cli(["train", "--model", model, "--data", docs, "--out", tmp_path / "out", *ARGS])
     events = read_events(out)
-    assert code != 0
-    assert not [e for e in events if e["event"] == "step"]
-    assert events[-1]["event"] == "end" and events[-1]["status"] == "failed"
-    assert "LoRA adapters of phi3 models" in events[-1]["reason"] and "--method full" in events[-1]["reason"]
+    assert code == 0, events[-1]
+    assert [e for e in events if e["event"] == "step"]
+    assert events[-1]["event"] == "end" and events[-1]["status"] == "completed"
+    adapter = json.loads((tmp_path / "out" / "adapter_config.json").read_text())
+    assert adapter["peft_type"] == "LORA"
+    fused = set(adapter["target_modules"]) & {"qkv_proj", "gate_up_proj"}
+    assert fused and set(adapter["rank_pattern"]) == fused
+    assert adapter["rank_pattern"].get("qkv_proj", 3 * adapter["r"]) == 3 * adapter["r"]
+    ours = build_model(*load_hf_folder(model))
+    info = load_adapter(ours, tmp_path / "out")  # split back onto our layers
+    assert len(list(lora_layers(ours))) == 2 * len(info.config.target_modules)
 
 
 def test_phi3_full_fine_tuning_writes_a_phi3_folder(tmp_path, docs):

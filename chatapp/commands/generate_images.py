@@ -40,8 +40,9 @@ def generate_with_images(args: argparse.Namespace) -> int:
             return 1
     folder = resolve_model(args.model)
     if folder.is_file():
-        print(f"error: {folder}: GGUF vision models (a separate mmproj file) are not supported yet; "
-              "--image needs a LLaVA Hugging Face folder", file=sys.stderr)
+        print(f"error: {folder}: a GGUF file holds a text-only model (a vision model's image part comes "
+              "in a separate mmproj file, not supported yet); --image needs a LLaVA Hugging Face folder",
+              file=sys.stderr)
         return 1
     model_type = _model_type(folder)
     if not_yet_message(model_type):

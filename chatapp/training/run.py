@@ -156,11 +156,6 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
         loaded = load_model(job.model, device=job.device, dtype=dtype)  # "cuda" is this rank's GPU
         model, tokenizer, config = loaded.model, loaded.tokenizer, loaded.config
         base_name = _base_name(job.model)
-        from ..weights.peft_adapter import FUSED_FAMILIES
-
-        if job.method == "lora" and config.arch in FUSED_FAMILIES:  # refused before training, not after
-            raise TrainJobError(f"LoRA adapters of {config.arch} models cannot be written in PEFT format "
-                                f"({FUSED_FAMILIES[config.arch]}); train with --method full")
     if job.block_size > config.max_seq_len:
         raise TrainJobError(f"--block-size {job.block_size} is longer than the model's context "
                             f"({config.max_seq_len} tokens); choose --block-size {config.max_seq_len} or less")

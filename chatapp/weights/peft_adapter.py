@@ -9,14 +9,23 @@ safetensors metadata; PEFT ignores both.
 
 Llama, Mistral and Qwen2 share one layout; GPT-2 fuses q/k/v into one Conv1D, which our
 split q/k/v adapters cannot be written as, so it is refused.
+
+Phi-3 fuses q/k/v (`qkv_proj`) and gate/up (`gate_up_proj`) in its Hugging Face layers, while our
+adapters sit on the split layers: they are written there by rank stacking (weights/phi3.py,
+`fuse_lora`): the fused module has rank n*r and alpha n*alpha (PEFT's `rank_pattern` and
+`alpha_pattern`), keeping each part's alpha/r, and a part the user did not target is a zero block
+(our chatapp_adapter.json keeps the real target list). Read back, the rows of A and the diagonal
+blocks of B are split again; a fused B that is not block-diagonal (PEFT trained on the fused
+layer itself) is refused with an error saying so, as our split layers cannot hold it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -28,6 +37,7 @@ from ..errors import CorruptFileError, MissingFileError, ShapeMismatchError, Uns
 from ..model.lora import LORA_TARGETS, LoRAConfig, apply_lora, has_lora, lora_layers, remove_lora
 from ..paths import atomic_write_files, read_json_object
 from .hf_names import hf_name, our_name
+from .phi3 import LORA_FUSED_GROUPS, LORA_PART_GROUP, fuse_lora, fused_lora_module, lora_part_rows, split_lora
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +47,15 @@ CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 CHATAPP_FILE = "chatapp_adapter.json"
 PEFT_PREFIX = "base_model.model."
-FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "qwen3_moe", "mixtral", "gemma2", "gemma3", "smollm3")
-# Families whose Hugging Face layers fuse some of our LoRA targets: an adapter of ours on the
-# separate layers has no PEFT spelling there (see weights/phi3.py).
-FUSED_FAMILIES = {"phi3": "its fused qkv_proj and gate_up_proj layers"}
+FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "qwen3_moe", "mixtral", "gemma2", "gemma3", "smollm3", "phi3")
+# Families whose Hugging Face layers fuse some of our LoRA targets (rank-stacked; module docstring).
+FUSED_FAMILIES = ("phi3",)
 
-# Target module names: ours and Hugging Face's coincide for the llama family.
+# Target module names: ours and Hugging Face's coincide for the llama family; Phi-3's fused
+# modules stand for several of ours.
 TARGET_TO_HF = {name: name for name in LORA_TARGETS}
-HF_TO_TARGET = {hf: ours for ours, hf in TARGET_TO_HF.items()}
+HF_TO_TARGETS: dict[str, tuple[str, ...]] = {**{hf: (ours,) for ours, hf in TARGET_TO_HF.items()},
+                                             **LORA_FUSED_GROUPS}
 
 PEFT_KEY = re.compile(r"base_model\.model\.(?P<module>.+)\.lora_(?P<which>[AB])\.weight")
 
@@ -59,11 +70,6 @@ class AdapterInfo:
 
 def _family(model: torch.nn.Module, folder: Path) -> str:
     arch = getattr(getattr(model, "config", None), "arch", None)
-    if arch in FUSED_FAMILIES:
-        raise UnsupportedArchitectureError(
-            folder, f"LoRA adapters in PEFT format are not supported for {arch} models ({FUSED_FAMILIES[arch]} "
-                    "have no PEFT names for our separate q/k/v and gate/up adapters)",
-            "train with --method full (the whole model is then written as a Hugging Face folder)")
     if arch not in FAMILIES:
         raise UnsupportedArchitectureError(
             folder, f"LoRA adapters in PEFT format are supported for {', '.join(FAMILIES)}, not {arch!r}")
@@ -106,15 +112,31 @@ def save_adapter(model: torch.nn.Module, lora_config: LoRAConfig, folder: PathLi
     if not layers:
         raise ValueError("the model has no LoRA layers to save")
     tensors: dict[str, torch.Tensor] = {}
+    fused: dict[tuple[str, str], dict[str, tuple[torch.Tensor, torch.Tensor]]] = {}
     for name, layer in layers:
         short = name.rpartition(".")[2]
         if short not in lora_config.target_modules:
             raise ValueError(f"LoRA layer {name} is not among the config's target modules {lora_config.target_modules}")
         if layer.r != lora_config.r:
             raise ValueError(f"LoRA layer {name} has rank {layer.r}, the config says {lora_config.r}")
+        pair = (layer.lora_A.detach().to("cpu"), layer.lora_B.detach().to("cpu"))
+        group = fused_lora_module(name) if family in FUSED_FAMILIES else None
+        if group is not None:
+            fused.setdefault(group, {})[name] = pair
+            continue
         hf = PEFT_PREFIX + hf_module_name(name, family)
-        tensors[f"{hf}.lora_A.weight"] = layer.lora_A.detach().to("cpu").contiguous()
-        tensors[f"{hf}.lora_B.weight"] = layer.lora_B.detach().to("cpu").contiguous()
+        tensors[f"{hf}.lora_A.weight"] = pair[0].contiguous()
+        tensors[f"{hf}.lora_B.weight"] = pair[1].contiguous()
+    rank_pattern: dict[str, int] = {}
+    alpha_pattern: dict[str, float] = {}
+    for (module, group), parts in fused.items():
+        rows = lora_part_rows(module, model.config)
+        in_features = next(iter(parts.values()))[0].shape[1]
+        a, b = fuse_lora([parts.get(part) for part, _ in rows], [n for _, n in rows], lora_config.r, in_features)
+        hf = PEFT_PREFIX + hf_name(module + ".weight", family)[: -len(".weight")]
+        tensors[f"{hf}.lora_A.weight"], tensors[f"{hf}.lora_B.weight"] = a, b
+        rank_pattern[group] = len(rows) * lora_config.r
+        alpha_pattern[group] = _number(_fused_alpha(lora_config, len(rows)))
 
     peft_config = {
         "peft_type": "LORA",
@@ -123,9 +145,10 @@ def save_adapter(model: torch.nn.Module, lora_config: LoRAConfig, folder: PathLi
         "revision": None,
         "inference_mode": True,
         "r": lora_config.r,
-        "lora_alpha": int(lora_config.alpha) if float(lora_config.alpha).is_integer() else lora_config.alpha,
+        "lora_alpha": _number(lora_config.alpha),
         "lora_dropout": lora_config.dropout,
-        "target_modules": sorted(TARGET_TO_HF[t] for t in lora_config.target_modules),
+        "target_modules": sorted({LORA_PART_GROUP.get(t, t) if family in FUSED_FAMILIES else TARGET_TO_HF[t]
+                                  for t in lora_config.target_modules}),
         "bias": "none",
         "fan_in_fan_out": False,
         "use_rslora": lora_config.use_rslora,
@@ -135,8 +158,8 @@ def save_adapter(model: torch.nn.Module, lora_config: LoRAConfig, folder: PathLi
         "modules_to_save": None,
         "layers_to_transform": None,
         "layers_pattern": None,
-        "rank_pattern": {},
-        "alpha_pattern": {},
+        "rank_pattern": rank_pattern,
+        "alpha_pattern": alpha_pattern,
     }
     ours = {
         "format": "chatapp-lora-adapter",
@@ -156,6 +179,16 @@ def save_adapter(model: torch.nn.Module, lora_config: LoRAConfig, folder: PathLi
     return folder
 
 
+def _number(value: float) -> Union[int, float]:
+    return int(value) if float(value).is_integer() else value
+
+
+def _fused_alpha(config: LoRAConfig, parts: int) -> float:
+    """Alpha of a module stacking `parts` adapters of rank r, keeping each one's scaling."""
+    rank = parts * config.r
+    return config.scaling * (math.sqrt(rank) if config.use_rslora else rank)
+
+
 def _lora_config_from_peft(peft: dict[str, Any], path: Path) -> LoRAConfig:
     """Our LoRAConfig for a PEFT adapter_config.json, refusing options we do not implement."""
     if peft.get("peft_type") != "LORA":
@@ -170,8 +203,9 @@ def _lora_config_from_peft(peft: dict[str, Any], path: Path) -> LoRAConfig:
         "fan_in_fan_out": bool(peft.get("fan_in_fan_out")),
         "bias": peft.get("bias", "none") != "none",
         "modules_to_save": bool(peft.get("modules_to_save")),
-        "rank_pattern": bool(peft.get("rank_pattern")),
-        "alpha_pattern": bool(peft.get("alpha_pattern")),
+        # patterns only for the fused modules (rank stacking, see the module docstring)
+        "rank_pattern": bool(set(peft.get("rank_pattern") or {}) - set(LORA_FUSED_GROUPS)),
+        "alpha_pattern": bool(set(peft.get("alpha_pattern") or {}) - set(LORA_FUSED_GROUPS)),
         "layers_to_transform": peft.get("layers_to_transform") is not None,
         "layer_replication": bool(peft.get("layer_replication")),
         "trainable_token_indices": bool(peft.get("trainable_token_indices")),
@@ -186,13 +220,13 @@ def _lora_config_from_peft(peft: dict[str, Any], path: Path) -> LoRAConfig:
                                            "only a list of module names is supported")
     if not isinstance(targets, list) or not targets:
         raise CorruptFileError(path, f"target_modules must be a non-empty list, got {targets!r}")
-    unknown = sorted(t for t in targets if t not in HF_TO_TARGET)
+    unknown = sorted(t for t in targets if t not in HF_TO_TARGETS)
     if unknown:
         raise UnsupportedArchitectureError(path, f"unknown target modules {unknown}",
-                                           f"supported: {', '.join(HF_TO_TARGET)}")
+                                           f"supported: {', '.join(HF_TO_TARGETS)}")
     try:
         return LoRAConfig(r=peft["r"], alpha=peft["lora_alpha"], dropout=float(peft.get("lora_dropout", 0.0)),
-                          target_modules=sorted({HF_TO_TARGET[t] for t in targets}),
+                          target_modules=sorted({ours for t in targets for ours in HF_TO_TARGETS[t]}),
                           use_rslora=bool(peft.get("use_rslora", False)))
     except KeyError as exc:
         raise CorruptFileError(path, f"lacks the field {exc.args[0]!r}") from exc
@@ -224,6 +258,11 @@ def read_adapter_info(folder: PathLike) -> AdapterInfo:
         ours = read_json_object(folder / CHATAPP_FILE)
         base = ours.get("base_model") or base
         metadata = ours.get("metadata") or {}
+        # A fused module stands for all its parts; ours names those the user targeted (the
+        # others are zero blocks, checked at load).
+        chosen = (ours.get("lora") or {}).get("target_modules") if ours.get("family") in FUSED_FAMILIES else None
+        if isinstance(chosen, list) and set(chosen) < set(config.target_modules):
+            config = replace(config, target_modules=sorted(chosen))
     return AdapterInfo(folder=folder, config=config, base_model_name=base, metadata=metadata)
 
 
@@ -260,6 +299,8 @@ def load_adapter(model: torch.nn.Module, folder: PathLike, dtype: Optional[torch
     config = info.config
     tensors = _read_tensors(folder, family)
     path = folder / WEIGHTS_FILE
+    if family in FUSED_FAMILIES:
+        tensors = _unfuse(tensors, model.config, read_json_object(folder / CONFIG_FILE), config, path)
     base_hint = f"was the adapter made for {info.base_model_name}?" if info.base_model_name else \
         "the adapter was made for another base model"
 
@@ -294,3 +335,46 @@ def load_adapter(model: torch.nn.Module, folder: PathLike, dtype: Optional[torch
             layer.lora_B.copy_(tensors[name]["B"])
     log.info("loaded LoRA adapter (%d layers, r=%d) from %s", len(expected), config.r, folder)
     return info
+
+
+def _unfuse(tensors: dict[str, dict[str, torch.Tensor]], model_config: Any, peft: dict[str, Any],
+            config: LoRAConfig, path: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """Phi-3's fused qkv/gate_up adapters as adapters of our split layers (module docstring).
+
+    Each part keeps its product exactly: B is rescaled from the fused module's alpha/rank to
+    the config's. Parts outside config.target_modules must be zero blocks and are dropped.
+    """
+    hint = "merge it into the base weights with PEFT (merge_and_unload) and load the merged folder"
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for module, pair in tensors.items():
+        group = next((g for g, part in (("qkv_proj", ".attn.qkv"), ("gate_up_proj", ".mlp.gate_up"))
+                      if module.endswith(part)), None)
+        if group is None:
+            out[module] = pair
+            continue
+        rows = lora_part_rows(module, model_config)
+        a, b = pair["A"], pair["B"]
+        rank = (peft.get("rank_pattern") or {}).get(group, config.r)
+        alpha = (peft.get("alpha_pattern") or {}).get(group, config.alpha)
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank <= 0 \
+                or isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
+            raise CorruptFileError(path.with_name(CONFIG_FILE), f"{group}: rank_pattern {rank!r} and alpha_pattern "
+                                                                f"{alpha!r} must be positive numbers")
+        if a.shape[0] != rank:
+            raise ShapeMismatchError(path, f"layer {module}: lora_A has rank {a.shape[0]}, the config says {rank}")
+        try:
+            parts = split_lora(module, a, b, [n for _, n in rows])
+        except ValueError as exc:
+            raise UnsupportedArchitectureError(path, str(exc), hint) from exc
+        if rank // len(rows) != config.r:
+            raise UnsupportedArchitectureError(
+                path, f"layer {module}: rank {rank // len(rows)} per part, the other layers {config.r}: our LoRA "
+                      "has one rank for every layer", hint)
+        ratio = alpha / (math.sqrt(rank) if config.use_rslora else rank) / config.scaling
+        for (part, _), (part_a, part_b) in zip(rows, parts):
+            if part.rpartition(".")[2] in config.target_modules:
+                out[part] = {"A": part_a, "B": part_b * ratio if ratio != 1 else part_b}
+            elif bool(part_a.ne(0).any()) and bool(part_b.ne(0).any()):
+                raise CorruptFileError(path, f"layer {part} is not a target of the adapter, yet its block of "
+                                             f"{module} is not zero")
+    return out

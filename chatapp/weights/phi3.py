@@ -193,3 +193,65 @@ def phi3_hf_config(config: ModelConfig) -> dict[str, Any]:
         fields.update(original_max_position_embeddings=scaling.original_max_position_embeddings,
                       rope_scaling=rope, rope_parameters=rope)
     return fields
+
+
+# -- LoRA adapters on the fused layers (PEFT format; weights/peft_adapter.py) -----------------
+# Our LoRA wraps the split layers; PEFT names Phi-3's fused ones. An adapter is written there by
+# rank stacking: A = cat(A_q, A_k, A_v) (3r x in), B = block-diagonal of B_q, B_k, B_v, so
+# B @ A stacks B_q A_q, B_k A_k, B_v A_v exactly; a part the user did not target is a zero block.
+LORA_FUSED_GROUPS = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}
+LORA_PART_GROUP = {part: fused for fused, parts in LORA_FUSED_GROUPS.items() for part in parts}
+_OUR_FUSED = {"qkv_proj": FUSED_QKV, "gate_up_proj": FUSED_GATE_UP}
+
+
+def fused_lora_module(ours: str) -> Optional[tuple[str, str]]:
+    """`layers.0.attn.k_proj` -> (`layers.0.attn.qkv`, "qkv_proj"); None for an unfused layer."""
+    parent, _, short = ours.rpartition(".")
+    group = LORA_PART_GROUP.get(short)
+    if group is None:
+        return None
+    return parent.rpartition(".")[0] + _OUR_FUSED[group][:-1], group
+
+
+def lora_part_rows(fused: str, config: ModelConfig) -> list[tuple[str, int]]:
+    """Our layers a fused LoRA module (`layers.0.attn.qkv`) stands for, with their output rows."""
+    return [(name[: -len(".weight")], rows) for name, rows in fused_parts(fused + ".weight", config)]
+
+
+def fuse_lora(pairs: list[Optional[tuple[torch.Tensor, torch.Tensor]]], rows: list[int], r: int,
+              in_features: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A, B) of the fused layer from each part's (A (r, in), B (rows, r)), None for a zero block."""
+    n = len(rows)
+    dtype = next((a.dtype for pair in pairs if pair is not None for a in pair[:1]), torch.float32)
+    a_fused = torch.zeros(n * r, in_features, dtype=dtype)
+    b_fused = torch.zeros(sum(rows), n * r, dtype=dtype)
+    start = 0
+    for i, (pair, out) in enumerate(zip(pairs, rows)):
+        if pair is not None:
+            a_fused[i * r:(i + 1) * r] = pair[0]
+            b_fused[start:start + out, i * r:(i + 1) * r] = pair[1]
+        start += out
+    return a_fused, b_fused
+
+
+def split_lora(name: str, a: torch.Tensor, b: torch.Tensor, rows: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """fuse_lora's inverse: each part's (A, B). ValueError when the shapes do not stack `len(rows)`
+    parts or B is not block-diagonal (an adapter trained on the fused layer itself)."""
+    n = len(rows)
+    if a.dim() != 2 or b.dim() != 2 or a.shape[0] != b.shape[1] or b.shape[0] != sum(rows):
+        raise ValueError(f"{name}: lora_A {list(a.shape)} and lora_B {list(b.shape)} do not fit a fused layer of "
+                         f"{sum(rows)} output rows ({' + '.join(map(str, rows))})")
+    if a.shape[0] % n:
+        raise ValueError(f"{name}: rank {a.shape[0]} is not {n} stacked ranks (one per part): the adapter was "
+                         "trained on the fused layer, which our separate layers cannot hold")
+    r = a.shape[0] // n
+    out, start = [], 0
+    for i, height in enumerate(rows):
+        block_rows = b[start:start + height]
+        off = torch.cat([block_rows[:, :i * r], block_rows[:, (i + 1) * r:]], dim=1)
+        if off.numel() and bool(off.ne(0).any()):
+            raise ValueError(f"{name}: lora_B is not block-diagonal over its {n} parts: the adapter was trained on "
+                             "the fused layer, which our separate layers cannot hold")
+        out.append((a[i * r:(i + 1) * r], block_rows[:, i * r:(i + 1) * r]))
+        start += height
+    return out

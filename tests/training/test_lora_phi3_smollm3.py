@@ -12,7 +12,6 @@ import random
 import pytest
 import torch
 
-from chatapp.errors import UnsupportedArchitectureError
 from chatapp.model import ModelConfig, Transformer
 from chatapp.model.config import RopeScaling
 from chatapp.model.lora import LORA_TARGETS, LoRAConfig, apply_lora, base_names, lora_layers
@@ -73,9 +72,16 @@ def test_smollm3_adapter_is_written_in_peft_names(tmp_path):
     assert "base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight" in names
 
 
-def test_phi3_adapter_in_peft_format_is_refused_naming_the_family_and_feature(tmp_path):
+def test_phi3_adapter_is_written_on_the_fused_peft_layers(tmp_path):
     model = Transformer(_configs()["phi3"]).eval()
     lora = LoRAConfig(r=4, alpha=8, target_modules=["q_proj", "v_proj"])
     apply_lora(model, lora)
-    with pytest.raises(UnsupportedArchitectureError, match="phi3.*fused qkv_proj"):
-        save_adapter(model, lora, tmp_path / "a", "base")
+    save_adapter(model, lora, tmp_path / "a", "base")
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "a" / "adapter_model.safetensors"), framework="pt") as f:
+        names = set(f.keys())
+        a = f.get_tensor("base_model.model.model.layers.3.self_attn.qkv_proj.lora_A.weight")
+    assert "base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight" not in names
+    assert a.shape == (12, 96)  # q, k (zero block) and v stacked: rank 3 * 4
+    assert torch.equal(a[4:8], torch.zeros(4, 96))
