@@ -209,6 +209,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if exc.code is None:
             return EXIT_OK
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    root = logging.getLogger()
+    level_before = root.level
     configure_logging(args.log_level)
     try:
         return int(args.func(args))
@@ -219,6 +221,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        # main() run again in one process (tests, the window's self-test) starts from the level it
+        # found: a --log-level DEBUG run left behind let a library's late debug lines (an HTTP
+        # client closing its connections when collected) through before the next run set its own.
+        root.setLevel(level_before)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -147,8 +148,10 @@ def test_model_load_error_is_one_line_no_traceback(capsys, monkeypatch, tmp_path
 
 
 def test_log_level_debug_shows_library_logs(capsys, tmp_path):
+    level_before = logging.getLogger().level
     code, _out, err = run_cli(capsys, "--log-level", "DEBUG", "models", "--json")
     assert code == 0 and "DEBUG" in err
+    assert logging.getLogger().level == level_before  # main() leaves logging as it found it
     code, _out, err = run_cli(capsys, "models", "--json")
     assert code == 0 and "DEBUG" not in err
 
