@@ -18,8 +18,15 @@ the trigram index; for other queries the trigram matches (partial words) only fo
 matches: fused with them on English, they pushed the passage holding the answer out of the top
 three for 2 of 10 questions on benchmarks/knowledge_docs. See search.py.
 
-Long because the schema, the incremental indexing and the search share one connection and its
-transactions; query building and rank fusion live in search.py.
+Dense retrieval is optional: a library given a static-embedding model folder
+(`set_embedding_model`, embeddings.py) keeps a vector for each chunk, computed at the end of
+`index` for the chunks that have none (new or changed files' chunks; all of them when the model
+changed), in bounded batches with progress and cancel. Its search fuses the word ranking above
+with the vectors' cosine ranking by reciprocal rank fusion; each hit says both ranks.
+
+Long because the schema, the incremental indexing, the vectors and the search share one
+connection and its transactions; query building and rank fusion live in search.py, loading the
+embedding model and scanning the vectors in embeddings.py.
 """
 
 from __future__ import annotations
@@ -35,13 +42,14 @@ from typing import Callable, Iterable, Optional, Sequence
 
 from ..paths import DISK_FULL_HINT
 from .chunking import ChunkOptions, chunk_text
+from .embeddings import EmbeddingModelError, StaticEmbedder, dense_ranking, embed_missing, load_static_embedder
 from .reading import USED, IngestOptions, Ingestor, read_file
 from .search import RRF_K, cjk_spaced, has_cjk, reciprocal_rank_fusion, snippet, trigram_query, word_query
 
 log = logging.getLogger(__name__)
 
 DB_FILENAME = "library.sqlite3"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CANDIDATES_PER_INDEX = 50  # how deep each ranking goes before fusion
 _UNCHANGED_BATCH = 500
 
@@ -53,6 +61,14 @@ _WORDS_TABLE = """CREATE VIRTUAL TABLE chunk_words USING fts5(heading, text, cjk
 # Schema 1 -> 2: the word index re-made with the stemming tokenizer, from the chunks it indexes.
 _MIGRATE_1_TO_2 = ("DROP TABLE chunk_words", _WORDS_TABLE,
                    "INSERT INTO chunk_words (chunk_words) VALUES ('rebuild')")
+# Schema 2 -> 3: dense retrieval. A library's embedding model folder ('' none) and the
+# fingerprint its stored vectors were made with; one float16 vector per chunk, gone with it.
+_MIGRATE_2_TO_3 = (
+    "ALTER TABLE libraries ADD COLUMN embedding_model TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE libraries ADD COLUMN embedding_fingerprint TEXT NOT NULL DEFAULT ''",
+    """CREATE TABLE chunk_vectors (chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+        vector BLOB NOT NULL)""",
+)
 
 _SCHEMA = (
     "CREATE TABLE libraries (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at REAL NOT NULL)",
@@ -106,10 +122,12 @@ class LibraryInfo:
     files: int  # files with text in the index
     chunks: int
     chars: int
+    embedding_model: str = ""  # a static-embedding model folder, '' for words only
+    vectors: int = 0  # chunks with a vector
 
     def to_dict(self) -> dict:
         return {"name": self.name, "paths": self.paths, "files": self.files, "chunks": self.chunks,
-                "chars": self.chars}
+                "chars": self.chars, "embedding_model": self.embedding_model or None, "vectors": self.vectors}
 
 
 @dataclass(frozen=True)
@@ -117,7 +135,7 @@ class IndexProgress:
     done: int  # files handled so far
     total: int  # files found by the walk
     path: str
-    status: str  # "indexed", "unchanged", "skipped", "vanished"
+    status: str  # "indexed", "unchanged", "skipped", "vanished"; "embedding" (done/total: chunks)
     detail: str = ""
 
 
@@ -128,19 +146,22 @@ class IndexReport:
     skipped: int = 0  # not text we can use (binary, empty, too large, ...)
     removed: int = 0  # in the index before, no longer found
     chunks_added: int = 0
+    embedded: int = 0  # chunk vectors computed this run
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, what went wrong)
     cancelled: bool = False
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
         return {"indexed": self.indexed, "unchanged": self.unchanged, "skipped": self.skipped,
-                "removed": self.removed, "chunks_added": self.chunks_added,
+                "removed": self.removed, "chunks_added": self.chunks_added, "embedded": self.embedded,
                 "problems": [{"path": p, "problem": why} for p, why in self.problems],
                 "cancelled": self.cancelled, "seconds": round(self.seconds, 3)}
 
     def summary(self) -> str:
         line = (f"{self.indexed} indexed, {self.unchanged} unchanged, {self.skipped} skipped, "
                 f"{self.removed} removed ({self.chunks_added} new chunks, {self.seconds:.1f} s)")
+        if self.embedded:
+            line += f"; {self.embedded} passages embedded"
         if self.problems:
             line += f"; {len(self.problems)} problems"
         return line + ("; cancelled" if self.cancelled else "")
@@ -156,10 +177,13 @@ class SearchHit:
     text: str
     score: float  # reciprocal rank fusion score
     snippet: str = ""
+    bm25_rank: Optional[int] = None  # 1 = best by words; None: no word matched
+    dense_rank: Optional[int] = None  # 1 = most similar vector; None: no vectors (or not among the best)
 
     def to_dict(self) -> dict:
         return {"path": self.path, "heading": self.heading, "start": self.start, "end": self.end,
-                "score": round(self.score, 6), "snippet": self.snippet, "text": self.text}
+                "score": round(self.score, 6), "bm25_rank": self.bm25_rank, "dense_rank": self.dense_rank,
+                "snippet": self.snippet, "text": self.text}
 
 
 class LibraryStore:
@@ -179,6 +203,7 @@ class LibraryStore:
         # 32 MB of page cache: the FTS5 segment merges of a large first index read their own
         # pages back; measured 20% faster indexing than the default 2 MB.
         self._conn.execute("PRAGMA cache_size=-32768")
+        self._embedders: dict[tuple[str, str], StaticEmbedder] = {}  # (folder, fingerprint) -> loaded
         try:
             self._migrate()
         except BaseException:
@@ -192,8 +217,9 @@ class LibraryStore:
                                f"(schema {version}); update the app or delete the file to re-index")
         if version == SCHEMA_VERSION:
             return
+        steps = {0: _SCHEMA + _MIGRATE_2_TO_3, 1: _MIGRATE_1_TO_2 + _MIGRATE_2_TO_3, 2: _MIGRATE_2_TO_3}[version]
         with self._transaction() as conn:
-            for statement in _SCHEMA if version == 0 else _MIGRATE_1_TO_2:
+            for statement in steps:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
 
@@ -249,8 +275,79 @@ class LibraryStore:
             (chunks,) = self._conn.execute(
                 "SELECT count(*) FROM chunks JOIN files ON files.id = chunks.file_id WHERE files.library_id = ?",
                 (library_id,)).fetchone()
-            infos.append(LibraryInfo(name, paths, files, chunks, chars))
+            model, vectors = self._conn.execute(
+                """SELECT libraries.embedding_model, count(chunk_vectors.chunk_id) FROM libraries
+                   LEFT JOIN files ON files.library_id = libraries.id
+                   LEFT JOIN chunks ON chunks.file_id = files.id
+                   LEFT JOIN chunk_vectors ON chunk_vectors.chunk_id = chunks.id
+                   WHERE libraries.id = ?""", (library_id,)).fetchone()
+            infos.append(LibraryInfo(name, paths, files, chunks, chars, model, vectors))
         return infos
+
+    # -- dense retrieval -----------------------------------------------------------------
+
+    def embedder(self, folder: os.PathLike | str) -> StaticEmbedder:
+        """The static-embedding model in `folder`, loaded once per store (and again when its
+        files change); EmbeddingModelError when the folder is not one."""
+        from .embeddings import folder_fingerprint
+
+        key = (str(Path(folder).expanduser().resolve()), folder_fingerprint(Path(folder).expanduser()))
+        if key not in self._embedders:
+            self._embedders[key] = load_static_embedder(folder)
+        return self._embedders[key]
+
+    def set_embedding_model(self, name: str, folder: Optional[os.PathLike | str]) -> None:
+        """Rank library `name` with the static-embedding model in `folder` too (checked now:
+        EmbeddingModelError), or by words only (None). Vectors of another model are dropped; the
+        next `index` computes the missing ones."""
+        library_id = self._library_id(name)
+        path, fingerprint = "", ""
+        if folder is not None:
+            embedder = self.embedder(folder)
+            path, fingerprint = str(embedder.folder), embedder.fingerprint
+        (stored,) = self._conn.execute("SELECT embedding_fingerprint FROM libraries WHERE id = ?",
+                                       (library_id,)).fetchone()
+        with self._transaction() as conn:
+            if stored != fingerprint:
+                conn.execute("""DELETE FROM chunk_vectors WHERE chunk_id IN (SELECT chunks.id FROM chunks
+                                JOIN files ON files.id = chunks.file_id WHERE files.library_id = ?)""",
+                             (library_id,))
+            conn.execute("UPDATE libraries SET embedding_model = ?, embedding_fingerprint = ? WHERE id = ?",
+                         (path, fingerprint, library_id))
+
+    def _library_embedder(self, library_id: int) -> Optional[StaticEmbedder]:
+        """The library's embedding model, None for words only; EmbeddingModelError when its folder
+        is gone, damaged or changed since the vectors were made (re-index: `set_embedding_model`)."""
+        folder, fingerprint = self._conn.execute(
+            "SELECT embedding_model, embedding_fingerprint FROM libraries WHERE id = ?", (library_id,)).fetchone()
+        if not folder:
+            return None
+        embedder = self.embedder(folder)
+        if embedder.fingerprint != fingerprint:
+            raise EmbeddingModelError(f"the embedding model {folder} changed since the library's vectors were "
+                                      "made: re-index the library to make them again")
+        return embedder
+
+    def _embed(self, name: str, library_id: int, report: IndexReport,
+               progress: Optional[Callable[[IndexProgress], None]], cancel: Optional[threading.Event]) -> None:
+        (folder,) = self._conn.execute("SELECT embedding_model FROM libraries WHERE id = ?",
+                                       (library_id,)).fetchone()
+        if not folder:
+            return
+        try:
+            self.set_embedding_model(name, folder)  # a changed model: its old vectors go
+            embedder = self.embedder(folder)
+        except EmbeddingModelError as exc:  # the words index is complete; say why vectors are not
+            report.problems.append((folder, f"{exc}; passages are searched by words only"))
+            return
+
+        def embedding_progress(done: int, total: int) -> None:
+            if progress is not None:
+                progress(IndexProgress(done, total, folder, "embedding"))
+
+        report.embedded, cancelled = embed_missing(self._conn, self._transaction, library_id, embedder,
+                                                   embedding_progress, cancel)
+        report.cancelled = report.cancelled or cancelled
 
     def _library_id(self, name: str) -> int:
         row = self._conn.execute("SELECT id FROM libraries WHERE name = ?", (name,)).fetchone()
@@ -307,6 +404,7 @@ class LibraryStore:
         self._mark_seen(run, unchanged_ids)
         if not report.cancelled:
             report.removed = self._drop_unseen(library_id, run)
+            self._embed(name, library_id, report, progress, cancel)
         report.seconds = time.perf_counter() - started
         log.info("library %s: %s", name, report.summary())
         return report
@@ -406,19 +504,41 @@ class LibraryStore:
                     ORDER BY bm25({table}, {weights}) LIMIT ?""",
                 (match, library_id, CANDIDATES_PER_INDEX))])
         if has_cjk(query):
-            fused = reciprocal_rank_fusion(rankings)[:limit]
+            lexical = reciprocal_rank_fusion(rankings)
         else:
             words = set(rankings[0])
-            fused = [(i, 1.0 / (RRF_K + rank)) for rank, i in enumerate(
-                rankings[0] + [t for t in rankings[1] if t not in words], start=1)][:limit]
+            lexical = [(i, 1.0 / (RRF_K + rank)) for rank, i in enumerate(
+                rankings[0] + [t for t in rankings[1] if t not in words], start=1)]
+        bm25_ranks = {chunk_id: rank for rank, (chunk_id, _s) in enumerate(lexical, start=1)}
+        dense = self._dense_ranking(library_id, query)
+        dense_ranks = {chunk_id: rank for rank, chunk_id in enumerate(dense, start=1)}
+        if dense:
+            fused = reciprocal_rank_fusion([[i for i, _s in lexical], dense])[:limit]
+        else:
+            fused = lexical[:limit]
         hits = []
         for chunk_id, score in fused:
             path, heading, start, end, text = self._conn.execute(
                 """SELECT files.path, chunks.heading, chunks.start, chunks."end", chunks.text
                    FROM chunks JOIN files ON files.id = chunks.file_id WHERE chunks.id = ?""",
                 (chunk_id,)).fetchone()
-            hits.append(SearchHit(chunk_id, path, heading, start, end, text, score, snippet(text, query)))
+            hits.append(SearchHit(chunk_id, path, heading, start, end, text, score, snippet(text, query),
+                                  bm25_ranks.get(chunk_id), dense_ranks.get(chunk_id)))
         return hits
+
+    def _dense_ranking(self, library_id: int, query: str) -> list[int]:
+        """Chunk ids by cosine similarity to `query`, best first; [] for a words-only library.
+        A model that cannot be used now (folder gone or changed) is logged and the search goes on
+        by words: a chat turn should not fail for it (`library list` and re-indexing say why)."""
+        try:
+            embedder = self._library_embedder(library_id)
+            if embedder is None:
+                return []
+            return dense_ranking(self._conn, library_id, embedder.search_vectors([query])[0],
+                                 CANDIDATES_PER_INDEX)
+        except EmbeddingModelError as exc:
+            log.warning("library search by words only: %s", exc)
+            return []
 
 
 class _Transaction:

@@ -299,6 +299,9 @@ def test_an_index_from_schema_1_is_migrated_to_stemmed_words(tmp_path):
         store.index("notes")
     conn = sqlite3.connect(path)
     conn.executescript("""
+        DROP TABLE chunk_vectors;
+        ALTER TABLE libraries DROP COLUMN embedding_model;
+        ALTER TABLE libraries DROP COLUMN embedding_fingerprint;
         DROP TABLE chunk_words;
         CREATE VIRTUAL TABLE chunk_words USING fts5(heading, text, cjk, content='chunks',
             content_rowid='id', tokenize='unicode61 remove_diacritics 2');
@@ -307,7 +310,7 @@ def test_an_index_from_schema_1_is_migrated_to_stemmed_words(tmp_path):
     assert conn.execute("SELECT count(*) FROM chunk_words WHERE chunk_words MATCH 'founded'").fetchone() == (0,)
     conn.close()
     with LibraryStore(path) as store:
-        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == library_module.SCHEMA_VERSION == 2
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == library_module.SCHEMA_VERSION == 3
         consistent(store)
         words = store._conn.execute("SELECT rowid FROM chunk_words WHERE chunk_words MATCH 'founded'").fetchall()
         assert len(words) == 1
