@@ -21,11 +21,18 @@ def register(subparsers) -> None:
     add.add_argument("name")
     add.add_argument("paths", nargs="+", metavar="PATH")
     add.add_argument("--json", action="store_true", help="print the index report as JSON")
+    add.add_argument("--embedding-model", metavar="DIR", default=None,
+                     help="a static-embedding model folder (model2vec: config.json, model.safetensors, "
+                          "tokenizer.json): rank by words and by meaning (hybrid)")
     add.set_defaults(func=cmd_library_add)
 
     update = sub.add_parser("update", help="re-index a library (only changed files are read)")
     update.add_argument("name")
     update.add_argument("--json", action="store_true")
+    model = update.add_mutually_exclusive_group()
+    model.add_argument("--embedding-model", metavar="DIR", default=None,
+                       help="rank by meaning too, with this static-embedding model folder")
+    model.add_argument("--no-embedding-model", action="store_true", help="rank by words only from now on")
     update.set_defaults(func=cmd_library_update)
 
     ls = sub.add_parser("list", help="the libraries, their paths and sizes")
@@ -52,11 +59,12 @@ def _store(args):
 def _guard(run):
     """Library and ingest errors become one `error:` line and exit status 1."""
     def wrapped(args: argparse.Namespace) -> int:
+        from ..documents.embeddings import EmbeddingModelError
         from ..documents.library import LibraryError
         from ..documents.reading import IngestError
         try:
             return run(args)
-        except (LibraryError, IngestError) as exc:
+        except (LibraryError, IngestError, EmbeddingModelError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_ERROR
     return wrapped
@@ -74,7 +82,8 @@ class _ProgressLine:
         now = time.monotonic()
         if now - self.last >= 0.5 or progress.done == progress.total:
             self.last = now
-            print(f"indexing {progress.done}/{progress.total}", file=sys.stderr)
+            what = "embedding passages" if progress.status == "embedding" else "indexing"
+            print(f"{what} {progress.done}/{progress.total}", file=sys.stderr)
 
 
 def _index(args, store) -> int:
@@ -91,13 +100,19 @@ def _index(args, store) -> int:
 @_guard
 def cmd_library_add(args: argparse.Namespace) -> int:
     with _store(args) as store:
+        if args.embedding_model is not None:
+            store.embedder(args.embedding_model)  # a wrong folder: one error, and no library made
         store.add(args.name, args.paths)
+        if args.embedding_model is not None:
+            store.set_embedding_model(args.name, args.embedding_model)
         return _index(args, store)
 
 
 @_guard
 def cmd_library_update(args: argparse.Namespace) -> int:
     with _store(args) as store:
+        if args.embedding_model is not None or args.no_embedding_model:
+            store.set_embedding_model(args.name, None if args.no_embedding_model else args.embedding_model)
         return _index(args, store)
 
 
@@ -111,6 +126,8 @@ def cmd_library_list(args: argparse.Namespace) -> int:
         print("no libraries yet: chatapp library add NAME PATH...")
     for info in [] if args.json else infos:
         print(f"{info.name}: {info.files} files, {info.chunks} passages, {info.chars:,} characters")
+        if info.embedding_model:
+            print(f"  embedding model: {info.embedding_model} ({info.vectors} of {info.chunks} passages embedded)")
         for path in info.paths:
             print(f"  {path}")
     return EXIT_OK
@@ -139,7 +156,10 @@ def cmd_library_search(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not hits:
         print("no matching passages")
+    hybrid = any(hit.dense_rank is not None for hit in hits)
     for number, hit in enumerate(hits, start=1):
         where = f"{hit.path}" + (f" > {hit.heading}" if hit.heading else "") + f" [{hit.start}:{hit.end}]"
+        if hybrid:  # which ranking found it
+            where += f" (words #{hit.bm25_rank or '-'}, meaning #{hit.dense_rank or '-'})"
         print(f"[{number}] {where}\n    {hit.snippet}")
     return EXIT_OK
