@@ -24,7 +24,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional, Protocol, Sequence
+from typing import Callable, Iterator, Optional, Protocol, Sequence
 
 from ..documents.library import LibraryStore, SearchHit, index_paths_into_temporary
 from ..documents.search import reciprocal_rank_fusion
@@ -153,41 +153,52 @@ def with_passages(question: str, sources: Sequence[Source]) -> str:
     return f"{INSTRUCTION}\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
 
 
-def retrieve(session, retriever: Retriever, reserve: int, limit: int = SEARCH_LIMIT) -> tuple[list[dict], RetrievalResult]:
-    """(messages with passages in the last user turn, result) for the session's conversation.
+def fit_passages(messages: Sequence[dict], hits: Sequence[SearchHit], budget: int,
+                 count_tokens: Callable[[list[dict]], int], drop_history: bool = False,
+                 ) -> tuple[list[dict], list[Source]]:
+    """(the messages with the chosen passages before the last message's question, the chosen
+    sources): the one place passages are fitted to a prompt, for the chat session and the API.
 
-    Passages are taken best first while the prompt, rendered as the session renders it, stays
-    within the context minus `reserve` tokens for the reply; one that does not fit is left out
-    and a shorter one after it may still go in. When the conversation so far leaves no room for
-    any passage, the room is counted against the last turn alone: the session then drops the
-    oldest turns, as it does for any long conversation.
+    Passages are taken best first while `count_tokens(messages)` (the prompt as the caller renders
+    it, generation prompt included) stays within `budget`; one that does not fit is left out and a
+    shorter one after it may still go in. The messages keep every turn where it was (system turns
+    included: a template renders them as it would without documents). With `drop_history`, when
+    the conversation so far leaves no room for any passage, the room is counted against the last
+    turn alone: the chat session then drops the oldest turns, as it does for any long conversation.
     """
-    messages = [dict(m) for m in session.messages]
-    if not messages or messages[-1]["role"] != "user":
-        raise ValueError("retrieval needs the conversation to end with a user message")
+    messages = [dict(m) for m in messages]
     question = messages[-1]["content"]
-    query, hits = search_turn(retriever, messages, limit)
-    result = RetrievalResult(query=query)
-    budget = session.engine.context_len - reserve
 
-    def fits(history: list[dict], chosen: list[Source]) -> bool:
-        trial = history[:-1] + [{"role": "user", "content": with_passages(question, chosen)}]
-        return len(session.render_ids(trial)) <= budget
+    def with_chosen(history: list[dict], chosen: list[Source]) -> list[dict]:
+        return history[:-1] + [{"role": "user", "content": with_passages(question, chosen)}]
 
     chosen: list[Source] = []
-    for history in (messages, messages[-1:]):
+    for history in (messages, messages[-1:]) if drop_history else (messages,):
         chosen = []
         for hit in hits:
             candidate = Source(len(chosen) + 1, hit.path, hit.heading, hit.start, hit.end, hit.text)
-            if fits(history, chosen + [candidate]):
+            if count_tokens(with_chosen(history, chosen + [candidate])) <= budget:
                 chosen.append(candidate)
         if chosen or len(history) == 1:
             break
-    result.sources = chosen
-    result.left_out = len(hits) - len(chosen)
+    return with_chosen(messages, chosen), chosen
+
+
+def retrieve(session, retriever: Retriever, reserve: int, limit: int = SEARCH_LIMIT) -> tuple[list[dict], RetrievalResult]:
+    """(messages with passages in the last user turn, result) for the session's conversation:
+    `fit_passages` within the context minus `reserve` tokens for the reply, counted as the
+    session renders the prompt, dropping the history when it leaves no room."""
+    messages = [dict(m) for m in session.messages]
+    if not messages or messages[-1]["role"] != "user":
+        raise ValueError("retrieval needs the conversation to end with a user message")
+    query, hits = search_turn(retriever, messages, limit)
+    result = RetrievalResult(query=query)
+    budget = session.engine.context_len - reserve
+    messages, result.sources = fit_passages(messages, hits, budget, lambda m: len(session.render_ids(m)),
+                                            drop_history=True)
+    result.left_out = len(hits) - len(result.sources)
     if result.left_out:
         log.info("retrieval: %s", result.notice)
-    messages[-1] = {"role": "user", "content": with_passages(question, chosen)}
     return messages, result
 
 

@@ -125,9 +125,11 @@ class Job:
         the sources). The messages stay as the client sent them, system turns included where
         they were: the model's template renders them as it renders a request without
         documents (a template that refuses them refuses both alike, with a 400). Passages go
-        in best first while the prompt leaves room for the reply, as in the window's chat."""
+        in best first while the prompt leaves room for the reply (engine.retrieval.fit_passages,
+        as in the window's chat; no turn is dropped: a request longer than the context is the
+        client's to shorten)."""
         from ..documents.library import LibraryStore, default_db_path
-        from ..engine.retrieval import SEARCH_LIMIT, LibraryRetriever, Source, search_turn, with_passages
+        from ..engine.retrieval import SEARCH_LIMIT, LibraryRetriever, fit_passages, search_turn
         from ..text.prompt import render_and_encode
 
         request = self.request
@@ -141,16 +143,10 @@ class Job:
             retriever = LibraryRetriever(store, request.documents)
             _query, hits = search_turn(retriever, [m for m in request.messages if m["role"] != "system"],
                                        SEARCH_LIMIT)
-        messages = [dict(m) for m in request.messages]
-        question = messages[-1]["content"]
         budget = engine.context_len - min(settings.max_new_tokens, engine.context_len // 4)
-        chosen: list = []
-        for hit in hits:
-            candidate = chosen + [Source(len(chosen) + 1, hit.path, hit.heading, hit.start, hit.end, hit.text)]
-            trial = messages[:-1] + [{"role": "user", "content": with_passages(question, candidate)}]
-            if len(render_and_encode(engine.tokenizer, trial, add_generation_prompt=True).ids) <= budget:
-                chosen = candidate
-        messages[-1] = {"role": "user", "content": with_passages(question, chosen)}
+        messages, chosen = fit_passages(
+            request.messages, hits, budget,
+            lambda trial: len(render_and_encode(engine.tokenizer, trial, add_generation_prompt=True).ids))
         return messages, tuple(chosen)
 
 
