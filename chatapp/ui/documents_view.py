@@ -1,5 +1,9 @@
 """The Documents tab: document libraries, their indexing (off the GUI thread), and search.
 
+A library may rank by meaning too: "Embedding model…" picks a static-embedding (model2vec)
+folder; the folder is checked, and the passages embedded, by an index job off the GUI thread
+(a wrong folder comes back as one line in the status); "Words only" goes back to BM25 alone.
+
 Indexing and searching run in this view's own thread pool, each job with its own SQLite
 connection (the store is not shared between threads); their signals are connected to methods
 of this view, so results arrive in the GUI thread. The GUI thread itself only lists the
@@ -32,7 +36,7 @@ def _tr(text: str) -> str:
 
 
 class IndexSignals(QObject):
-    progress = Signal(int, int, str)  # done, total, path
+    progress = Signal(int, int, str, str)  # done, total, path, status ("embedding": passages, else files)
     finished = Signal(str, object)  # library, IndexReport
     failed = Signal(str, str)  # library, message
 
@@ -43,23 +47,29 @@ class SearchSignals(QObject):
 
 
 class _IndexJob(QRunnable):
+    """Add `paths` (if any), set the embedding model (`embedding_model`: a folder, '' for words
+    only, None to leave it), then index."""
+
     def __init__(self, db_path: Path, name: str, paths: Sequence[Path], cancel: threading.Event,
-                 signals: IndexSignals) -> None:
+                 signals: IndexSignals, embedding_model: Optional[str] = None) -> None:
         super().__init__()
         self.db_path, self.name, self.paths, self.cancel, self.signals = db_path, name, list(paths), cancel, signals
+        self.embedding_model = embedding_model
         self._last = 0.0
 
     def _progress(self, progress: IndexProgress) -> None:
         now = time.monotonic()
         if now - self._last >= PROGRESS_INTERVAL_S or progress.done == progress.total:
             self._last = now
-            self.signals.progress.emit(progress.done, progress.total, progress.path)
+            self.signals.progress.emit(progress.done, progress.total, progress.path, progress.status)
 
     def run(self) -> None:
         try:
             with LibraryStore(self.db_path) as store:
                 if self.paths:
                     store.add(self.name, self.paths)
+                if self.embedding_model is not None:
+                    store.set_embedding_model(self.name, self.embedding_model or None)
                 report = store.index(self.name, progress=self._progress, cancel=self.cancel)
         except Exception as exc:  # shown in the view, never a traceback dialog
             log.debug("indexing %s failed", self.name, exc_info=True)
@@ -117,6 +127,14 @@ class DocumentsView(QWidget):
         self.add_files_button = QPushButton(_tr("Add files…"))
         self.reindex_button = QPushButton(_tr("Re-index"))
         self.remove_button = QPushButton(_tr("Remove"))
+        self.embedding_button = QPushButton(_tr("Embedding model…"))
+        self.embedding_button.setToolTip(_tr("Rank passages by meaning too, with a static-embedding model "
+                                             "folder (model2vec: config.json, model.safetensors, tokenizer.json)"))
+        self.words_only_button = QPushButton(_tr("Words only"))
+        self.words_only_button.setToolTip(_tr("Rank passages by their words alone (no embedding model)"))
+        self.ranking = QLabel("")
+        self.ranking.setWordWrap(True)
+        self._models: dict[str, str] = {}  # library -> its embedding model folder ('' none)
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         self.cancel_button = QPushButton(_tr("Cancel"))
@@ -136,8 +154,9 @@ class DocumentsView(QWidget):
         left.addWidget(QLabel(_tr("Libraries")))
         left.addWidget(self.libraries, 1)
         for button in (self.new_button, self.add_folder_button, self.add_files_button, self.reindex_button,
-                       self.remove_button):
+                       self.remove_button, self.embedding_button, self.words_only_button):
             left.addWidget(button)
+        left.addWidget(self.ranking)
         right = QVBoxLayout()
         bar = QHBoxLayout()
         bar.addWidget(self.progress, 1)
@@ -155,6 +174,8 @@ class DocumentsView(QWidget):
         self.add_files_button.clicked.connect(self._ask_files)
         self.reindex_button.clicked.connect(self.reindex)
         self.remove_button.clicked.connect(self.remove_selected)
+        self.embedding_button.clicked.connect(self._ask_embedding_model)
+        self.words_only_button.clicked.connect(self.use_words_only)
         self.cancel_button.clicked.connect(self.cancel_indexing)
         self.search_box.returnPressed.connect(self.search)
         self.libraries.currentItemChanged.connect(self._on_selection)
@@ -165,10 +186,15 @@ class DocumentsView(QWidget):
         with LibraryStore(self.db_path) as store:
             infos = store.list()
         self.libraries.clear()
+        self._models = {info.name: info.embedding_model for info in infos}
         for info in infos:
             item = QListWidgetItem(_tr("{name} ({files} files)").format(name=info.name, files=info.files))
             item.setData(0x0100, info.name)  # Qt.UserRole
-            item.setToolTip("\n".join(info.paths))
+            tip = "\n".join(info.paths)
+            if info.embedding_model:
+                tip += "\n" + _tr("Embedding model: {folder} ({vectors} of {chunks} passages embedded)").format(
+                    folder=info.embedding_model, vectors=info.vectors, chunks=info.chunks)
+            item.setToolTip(tip)
             self.libraries.addItem(item)
             if info.name == selected:
                 self.libraries.setCurrentItem(item)
@@ -199,6 +225,23 @@ class DocumentsView(QWidget):
         self.results.setRowCount(0)
         self.refresh()
 
+    def set_embedding_model(self, name: str, folder: Optional[Path]) -> None:
+        """Rank `name` by meaning too with the model in `folder` (None: words only), checked and
+        embedded in the background."""
+        self._start_index(name, [], embedding_model=str(folder) if folder is not None else "")
+
+    def use_words_only(self) -> None:
+        name = self.selected_library()
+        if name and self._models.get(name):
+            self.set_embedding_model(name, None)
+
+    def _ask_embedding_model(self) -> None:
+        name = self.selected_library()
+        folder = QFileDialog.getExistingDirectory(
+            self, _tr("A static-embedding model folder for {name}").format(name=name)) if name else ""
+        if folder:
+            self.set_embedding_model(name, Path(folder))
+
     def _ask_new_library(self) -> None:
         name, ok = QInputDialog.getText(self, _tr("New library"), _tr("Name:"))
         if ok and name.strip():
@@ -219,7 +262,7 @@ class DocumentsView(QWidget):
             self.add_to_library(name, [Path(f) for f in files])
 
     # -- indexing -------------------------------------------------------------------------
-    def _start_index(self, name: str, paths: Sequence[Path]) -> None:
+    def _start_index(self, name: str, paths: Sequence[Path], embedding_model: Optional[str] = None) -> None:
         if self.indexing is not None:
             self.status.setText(_tr("Wait for {name} to finish indexing.").format(name=self.indexing))
             return
@@ -230,18 +273,21 @@ class DocumentsView(QWidget):
         self.cancel_button.setVisible(True)
         self.status.setText(_tr("Indexing {name}…").format(name=name))
         self._update_state()
-        self.pool.start(_IndexJob(self.db_path, name, paths, self._cancel, self.index_signals))
+        self.pool.start(_IndexJob(self.db_path, name, paths, self._cancel, self.index_signals, embedding_model))
 
     def cancel_indexing(self) -> None:
         self._cancel.set()
         self.status.setText(_tr("Cancelling…"))
 
-    @Slot(int, int, str)
-    def _on_progress(self, done: int, total: int, path: str) -> None:
+    @Slot(int, int, str, str)
+    def _on_progress(self, done: int, total: int, path: str, status: str) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
-        self.status.setText(_tr("Indexing {done} of {total}: {file}").format(done=done, total=total,
-                                                                             file=Path(path).name))
+        if status == "embedding":
+            self.status.setText(_tr("Embedding passages: {done} of {total}").format(done=done, total=total))
+        else:
+            self.status.setText(_tr("Indexing {done} of {total}: {file}").format(done=done, total=total,
+                                                                                 file=Path(path).name))
 
     @Slot(str, object)
     def _on_indexed(self, name: str, report) -> None:
@@ -302,11 +348,23 @@ class DocumentsView(QWidget):
         self._update_state()
 
     def _update_state(self) -> None:
-        has = self.selected_library() is not None
+        name = self.selected_library()
+        has = name is not None
         idle = self.indexing is None
-        for button in (self.add_folder_button, self.add_files_button, self.reindex_button, self.remove_button):
+        for button in (self.add_folder_button, self.add_files_button, self.reindex_button, self.remove_button,
+                       self.embedding_button):
             button.setEnabled(has and idle)
+        model = self._models.get(name, "") if has else ""
+        self.words_only_button.setEnabled(bool(model) and idle)
         self.new_button.setEnabled(idle)
+        if not has:
+            self.ranking.setText("")
+        elif model:
+            self.ranking.setText(_tr("Ranked by words and meaning ({model})").format(model=Path(model).name))
+            self.ranking.setToolTip(model)
+        else:
+            self.ranking.setText(_tr("Ranked by words"))
+            self.ranking.setToolTip("")
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
         """Cancel indexing and wait for the jobs (at most `timeout_s`)."""

@@ -637,145 +637,190 @@
 <context>
     <name>DocumentsView</name>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="114"/>
-        <location filename="../../chatapp/ui/documents_view.py" line="136"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="124"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="154"/>
         <source>Libraries</source>
         <translation>文档库</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="115"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="125"/>
         <source>New library…</source>
         <translation>新建文档库…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="116"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="126"/>
         <source>Add folder…</source>
         <translation>添加文件夹…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="117"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="127"/>
         <source>Add files…</source>
         <translation>添加文件…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="118"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="128"/>
         <source>Re-index</source>
         <translation>重新索引</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="119"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="129"/>
         <source>Remove</source>
         <translation>移除</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="122"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="130"/>
+        <source>Embedding model…</source>
+        <translation>嵌入模型…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/documents_view.py" line="131"/>
+        <source>Rank passages by meaning too, with a static-embedding model folder (model2vec: config.json, model.safetensors, tokenizer.json)</source>
+        <translation>同时按语义为段落排序，使用静态嵌入模型文件夹（model2vec：config.json、model.safetensors、tokenizer.json）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/documents_view.py" line="133"/>
+        <source>Words only</source>
+        <translation>仅按词语</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/documents_view.py" line="134"/>
+        <source>Rank passages by their words alone (no embedding model)</source>
+        <translation>仅按词语为段落排序（不使用嵌入模型）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/documents_view.py" line="140"/>
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="127"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="145"/>
         <source>Search the library (Enter)</source>
         <translation>搜索文档库（回车）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="128"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="146"/>
         <source>Search documents</source>
         <translation>搜索文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="130"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="148"/>
         <source>File</source>
         <translation>文件</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="130"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="148"/>
         <source>Heading</source>
         <translation>标题</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="130"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="148"/>
         <source>Passage</source>
         <translation>段落</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="169"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="191"/>
         <source>{name} ({files} files)</source>
         <translation>{name}（{files} 个文件）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="198"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="195"/>
+        <source>Embedding model: {folder} ({vectors} of {chunks} passages embedded)</source>
+        <translation>嵌入模型：{folder}（已嵌入 {vectors}/{chunks} 个段落）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/documents_view.py" line="224"/>
         <source>Removed {name} (the files were not touched).</source>
         <translation>已移除 {name}（文件本身未改动）。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="203"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="241"/>
+        <source>A static-embedding model folder for {name}</source>
+        <translation>为 {name} 选择静态嵌入模型文件夹</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/documents_view.py" line="246"/>
         <source>New library</source>
         <translation>新建文档库</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="203"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="246"/>
         <source>Name:</source>
         <translation>名称：</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="205"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="248"/>
         <source>A folder for {name}</source>
         <translation>为 {name} 选择文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="211"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="254"/>
         <source>Add a folder</source>
         <translation>添加文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="217"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="260"/>
         <source>Add files</source>
         <translation>添加文件</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="224"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="267"/>
         <source>Wait for {name} to finish indexing.</source>
         <translation>请等待 {name} 索引完成。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="231"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="274"/>
         <source>Indexing {name}…</source>
         <translation>正在索引 {name}…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="237"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="280"/>
         <source>Cancelling…</source>
         <translation>正在取消…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="243"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="287"/>
+        <source>Embedding passages: {done} of {total}</source>
+        <translation>正在嵌入段落：{done}/{total}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/documents_view.py" line="289"/>
         <source>Indexing {done} of {total}: {file}</source>
         <translation>正在索引第 {done} 个，共 {total} 个：{file}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="250"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="296"/>
         <source>{name}: {summary}</source>
         <translation>{name}：{summary}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="253"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="299"/>
         <source>To ask about these documents, choose “{name}” beside the message box in the Chat tab.</source>
         <translation>要就这些文档提问，请在“聊天”标签页的消息框旁选择“{name}”。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="261"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="307"/>
         <source>Cannot index {name}: {message}</source>
         <translation>无法索引 {name}：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="292"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="338"/>
         <source>No passage matches.</source>
         <translation>没有匹配的段落。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/documents_view.py" line="297"/>
+        <location filename="../../chatapp/ui/documents_view.py" line="343"/>
         <source>Search failed: {message}</source>
         <translation>搜索失败：{message}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/documents_view.py" line="363"/>
+        <source>Ranked by words and meaning ({model})</source>
+        <translation>按词语和语义排序（{model}）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/documents_view.py" line="366"/>
+        <source>Ranked by words</source>
+        <translation>按词语排序</translation>
     </message>
 </context>
 <context>

@@ -93,3 +93,50 @@ def test_a_missing_path_is_reported_in_the_view(qtbot, view, tmp_path):
     qtbot.waitUntil(lambda: view.indexing is None, timeout=5000)
     assert "Cannot index ghost" in view.status.text() and "no such file or folder" in view.status.text()
     assert view.libraries.count() == 0
+
+
+def test_pick_an_embedding_model_folder_and_search_by_meaning(qtbot, view, folder, tmp_path, monkeypatch):
+    import re
+
+    from helpers.static_embeddings import synonym_model
+
+    from chatapp.ui import documents_view as view_module
+
+    words = {w for p in folder.iterdir() for w in re.findall(r"\w+", p.read_text(encoding="utf-8").lower())}
+    model = synonym_model(tmp_path / "potion", [("founded", "established"), ("guild", "society")], sorted(words))
+    view.add_to_library("notes", [folder])
+    qtbot.waitUntil(lambda: view.indexing is None, timeout=10000)
+    assert view.ranking.text() == "Ranked by words" and not view.words_only_button.isEnabled()
+
+    loads = []
+    real_load = library_module.load_static_embedder
+    monkeypatch.setattr(library_module, "load_static_embedder",
+                        lambda path: loads.append(threading.current_thread()) or real_load(path))
+    monkeypatch.setattr(view_module.QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(model)))
+    view.embedding_button.click()
+    assert view.indexing == "notes"
+    qtbot.waitUntil(lambda: view.indexing is None, timeout=10000)
+    assert loads and threading.main_thread() not in loads  # checked and embedded off the GUI thread
+    assert view.last_report.embedded == 3 and "3 passages embedded" in view.status.text()
+    assert view.ranking.text() == "Ranked by words and meaning (potion)"
+    assert "(3 of 3 passages embedded)" in view.libraries.item(0).toolTip()
+
+    view.search_box.setText("Who established the society?")  # no word in common with the passage
+    view.search_box.returnPressed.emit()
+    qtbot.waitUntil(lambda: view.results.rowCount() > 0, timeout=5000)
+    assert view.results.item(0, 0).text() == "guild.md"
+
+    assert view.words_only_button.isEnabled()
+    view.words_only_button.click()
+    qtbot.waitUntil(lambda: view.indexing is None, timeout=10000)
+    assert view.ranking.text() == "Ranked by words" and view.libraries.item(0).toolTip() == str(folder.resolve())
+
+
+def test_a_wrong_embedding_folder_is_one_line_in_the_status(qtbot, view, folder, tmp_path):
+    view.add_to_library("notes", [folder])
+    qtbot.waitUntil(lambda: view.indexing is None, timeout=10000)
+    (tmp_path / "empty").mkdir()
+    view.set_embedding_model("notes", tmp_path / "empty")
+    qtbot.waitUntil(lambda: view.indexing is None, timeout=10000)
+    assert view.status.text().startswith("Cannot index notes: ") and "config.json is missing" in view.status.text()
+    assert view.ranking.text() == "Ranked by words"
