@@ -62,12 +62,20 @@ _WORDS_TABLE = """CREATE VIRTUAL TABLE chunk_words USING fts5(heading, text, cjk
 _MIGRATE_1_TO_2 = ("DROP TABLE chunk_words", _WORDS_TABLE,
                    "INSERT INTO chunk_words (chunk_words) VALUES ('rebuild')")
 # Schema 2 -> 3: dense retrieval. A library's embedding model folder ('' none) and the
-# fingerprint its stored vectors were made with; one float16 vector per chunk, gone with it.
+# fingerprint its stored vectors were made with; one row of float32 vectors per file (embeddings.py),
+# gone with the file or with any change to its chunks (the triggers), so never stale.
 _MIGRATE_2_TO_3 = (
     "ALTER TABLE libraries ADD COLUMN embedding_model TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE libraries ADD COLUMN embedding_fingerprint TEXT NOT NULL DEFAULT ''",
-    """CREATE TABLE chunk_vectors (chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
-        vector BLOB NOT NULL)""",
+    """CREATE TABLE file_vectors (file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+        library_id INTEGER NOT NULL, chunk_ids BLOB NOT NULL, vectors BLOB NOT NULL)""",
+    "CREATE INDEX file_vectors_by_library ON file_vectors (library_id)",
+    """CREATE TRIGGER chunks_delete_vectors AFTER DELETE ON chunks BEGIN
+        DELETE FROM file_vectors WHERE file_id = old.file_id;
+    END""",
+    """CREATE TRIGGER chunks_insert_vectors AFTER INSERT ON chunks BEGIN
+        DELETE FROM file_vectors WHERE file_id = new.file_id;
+    END""",
 )
 
 _SCHEMA = (
@@ -275,12 +283,11 @@ class LibraryStore:
             (chunks,) = self._conn.execute(
                 "SELECT count(*) FROM chunks JOIN files ON files.id = chunks.file_id WHERE files.library_id = ?",
                 (library_id,)).fetchone()
-            model, vectors = self._conn.execute(
-                """SELECT libraries.embedding_model, count(chunk_vectors.chunk_id) FROM libraries
-                   LEFT JOIN files ON files.library_id = libraries.id
-                   LEFT JOIN chunks ON chunks.file_id = files.id
-                   LEFT JOIN chunk_vectors ON chunk_vectors.chunk_id = chunks.id
-                   WHERE libraries.id = ?""", (library_id,)).fetchone()
+            (model,) = self._conn.execute("SELECT embedding_model FROM libraries WHERE id = ?",
+                                          (library_id,)).fetchone()
+            (vectors,) = self._conn.execute(
+                "SELECT coalesce(sum(length(chunk_ids)), 0) / 8 FROM file_vectors WHERE library_id = ?",
+                (library_id,)).fetchone()
             infos.append(LibraryInfo(name, paths, files, chunks, chars, model, vectors))
         return infos
 
@@ -309,9 +316,7 @@ class LibraryStore:
                                        (library_id,)).fetchone()
         with self._transaction() as conn:
             if stored != fingerprint:
-                conn.execute("""DELETE FROM chunk_vectors WHERE chunk_id IN (SELECT chunks.id FROM chunks
-                                JOIN files ON files.id = chunks.file_id WHERE files.library_id = ?)""",
-                             (library_id,))
+                conn.execute("DELETE FROM file_vectors WHERE library_id = ?", (library_id,))
             conn.execute("UPDATE libraries SET embedding_model = ?, embedding_fingerprint = ? WHERE id = ?",
                          (path, fingerprint, library_id))
 

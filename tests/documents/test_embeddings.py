@@ -3,6 +3,7 @@ clearly, hybrid ranking finding a paraphrase, vectors only for changed chunks, s
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import threading
@@ -160,7 +161,7 @@ def test_reindexing_embeds_only_the_changed_files_chunks(store, docs, model, mon
     store.add("notes", [docs])
     store.set_embedding_model("notes", model)
     store.index("notes")
-    vectors_before = dict(store._conn.execute("SELECT chunk_id, vector FROM chunk_vectors").fetchall())
+    vectors_before = dict(store._conn.execute("SELECT chunk_ids, vectors FROM file_vectors").fetchall())
     embedded_texts: list[str] = []
     embedder = store.embedder(model)
     real = type(embedder).search_vectors
@@ -174,14 +175,38 @@ def test_reindexing_embeds_only_the_changed_files_chunks(store, docs, model, mon
     report = store.index("notes")
     assert report.indexed == 1 and report.unchanged == 2 and report.embedded == 1
     assert embedded_texts == ["Boats are painted blue every spring."]
-    after = dict(store._conn.execute("SELECT chunk_id, vector FROM chunk_vectors").fetchall())
+    after = dict(store._conn.execute("SELECT chunk_ids, vectors FROM file_vectors").fetchall())
     kept = set(before_id for before_id in vectors_before if before_id in after)
     assert len(after) == 3 and len(kept) == 2 and all(after[i] == vectors_before[i] for i in kept)
     (docs / "council.md").unlink()  # a deleted file's vectors go with its chunks
     store.index("notes")
-    assert store._conn.execute("SELECT count(*) FROM chunk_vectors").fetchone() == (2,)
+    assert store._conn.execute("SELECT count(*) FROM file_vectors").fetchone() == (2,)
     embedded_texts.clear()
     assert store.index("notes").embedded == 0 and embedded_texts == []
+
+
+def test_vectors_follow_their_files_chunks(store, docs, model):
+    """Touched with the same text: the vectors stay. Emptied (skipped, its chunks gone): its
+    vectors go too (the chunk triggers), and come back with new text."""
+    store.add("notes", [docs])
+    store.set_embedding_model("notes", model)
+    store.index("notes")
+    rows = lambda: dict(store._conn.execute(  # noqa: E731
+        "SELECT files.path, file_vectors.vectors FROM file_vectors JOIN files ON files.id = file_vectors.file_id"
+    ).fetchall())
+    before = rows()
+    founding = docs / "founding.md"
+    founding.write_text(founding.read_text(encoding="utf-8"), encoding="utf-8")
+    os.utime(founding, ns=(founding.stat().st_atime_ns, founding.stat().st_mtime_ns + 10**9))
+    report = store.index("notes")
+    assert report.embedded == 0 and rows() == before
+    (docs / "council.md").write_text("", encoding="utf-8")
+    report = store.index("notes")
+    assert report.skipped == 1 and report.embedded == 0
+    assert sorted(rows()) == sorted(p for p in before if not p.endswith("council.md"))
+    (docs / "council.md").write_text("The council meets on Monday.", encoding="utf-8")
+    assert store.index("notes").embedded == 1 and len(rows()) == 3
+    assert store.list()[0].vectors == 3
 
 
 def test_embedding_runs_in_bounded_batches_with_progress_and_cancel(store, docs, model, monkeypatch):
@@ -239,7 +264,7 @@ def test_removing_the_model_drops_its_vectors(store, docs, model):
     store.set_embedding_model("notes", model)
     store.index("notes")
     store.set_embedding_model("notes", None)
-    assert store._conn.execute("SELECT count(*) FROM chunk_vectors").fetchone() == (0,)
+    assert store._conn.execute("SELECT count(*) FROM file_vectors").fetchone() == (0,)
     assert store.search("notes", "Who established the firm?") == []
 
 
@@ -252,7 +277,9 @@ def test_a_schema_2_library_is_migrated_and_kept(tmp_path, docs, model):
         store.index("notes")
     conn = sqlite3.connect(path)  # back to schema 2 as the previous version wrote it
     conn.executescript("""
-        DROP TABLE chunk_vectors;
+        DROP TRIGGER chunks_delete_vectors;
+        DROP TRIGGER chunks_insert_vectors;
+        DROP TABLE file_vectors;
         ALTER TABLE libraries DROP COLUMN embedding_model;
         ALTER TABLE libraries DROP COLUMN embedding_fingerprint;
         PRAGMA user_version = 2;""")

@@ -299,7 +299,9 @@ def test_an_index_from_schema_1_is_migrated_to_stemmed_words(tmp_path):
         store.index("notes")
     conn = sqlite3.connect(path)
     conn.executescript("""
-        DROP TABLE chunk_vectors;
+        DROP TRIGGER chunks_delete_vectors;
+        DROP TRIGGER chunks_insert_vectors;
+        DROP TABLE file_vectors;
         ALTER TABLE libraries DROP COLUMN embedding_model;
         ALTER TABLE libraries DROP COLUMN embedding_fingerprint;
         DROP TABLE chunk_words;
