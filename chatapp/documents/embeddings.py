@@ -262,42 +262,39 @@ def embed_missing(conn: sqlite3.Connection, transaction: Callable, library_id: i
 def dense_ranking(conn: sqlite3.Connection, library_id: int, query_vector: np.ndarray, depth: int,
                   batch: int = SCAN_BATCH) -> list[int]:
     """The ids of the library's `depth` chunks most similar to `query_vector` (normalised), best
-    first (ties: the earlier chunk), reading the stored vectors about `batch` at a time. Vectors
-    of another dimension (a model changed under the index) are an EmbeddingModelError."""
+    first (ties: the earlier chunk), one file's row at a time (its blobs scored where they lie,
+    not copied), the best kept each `batch` scores. Vectors of another dimension (a model
+    changed under the index) are an EmbeddingModelError."""
     dim = len(query_vector)
     query = np.asarray(query_vector, dtype=np.float32)
     best_ids = np.zeros(0, dtype=np.int64)
     best_scores = np.zeros(0, dtype=np.float32)
-    cursor = conn.execute("SELECT chunk_ids, vectors FROM file_vectors WHERE library_id = ?", (library_id,))
-    id_blobs: list[bytes] = []
-    vector_blobs: list[bytes] = []
+    pending_ids: list[np.ndarray] = []
+    pending_scores: list[np.ndarray] = []
+    pending = 0
 
-    def score_pending() -> None:
-        nonlocal best_ids, best_scores
-        ids = np.frombuffer(b"".join(id_blobs), dtype="<i8")
-        blob = b"".join(vector_blobs)
-        id_blobs.clear()
-        vector_blobs.clear()
-        if len(blob) != len(ids) * dim * VECTOR_DTYPE.itemsize:
-            raise EmbeddingModelError(f"the library's stored vectors are not of dimension {dim}: "
-                                      "re-index the library with its embedding model")
-        matrix = np.frombuffer(blob, dtype=VECTOR_DTYPE).reshape(len(ids), dim)  # [n, dim]
-        scores = matrix @ query  # [n]
-        best_ids = np.concatenate([best_ids, ids])
-        best_scores = np.concatenate([best_scores, scores])
+    def keep_best() -> None:
+        nonlocal best_ids, best_scores, pending
+        best_ids = np.concatenate([best_ids, *pending_ids])
+        best_scores = np.concatenate([best_scores, *pending_scores])
+        pending_ids.clear()
+        pending_scores.clear()
+        pending = 0
         if len(best_ids) > depth:
             order = np.lexsort((best_ids, -best_scores))[:depth]  # by score, then id
             best_ids, best_scores = best_ids[order], best_scores[order]
 
-    pending = 0
-    for chunk_ids, vectors in cursor:
-        id_blobs.append(chunk_ids)
-        vector_blobs.append(vectors)
-        pending += len(chunk_ids) // 8
+    for chunk_ids, vectors in conn.execute("SELECT chunk_ids, vectors FROM file_vectors WHERE library_id = ?",
+                                           (library_id,)):
+        ids = np.frombuffer(chunk_ids, dtype="<i8")
+        if len(vectors) != len(ids) * dim * VECTOR_DTYPE.itemsize:
+            raise EmbeddingModelError(f"the library's stored vectors are not of dimension {dim}: "
+                                      "re-index the library with its embedding model")
+        pending_ids.append(ids)
+        pending_scores.append(np.frombuffer(vectors, dtype=VECTOR_DTYPE).reshape(len(ids), dim) @ query)  # [n]
+        pending += len(ids)
         if pending >= batch:
-            score_pending()
-            pending = 0
-    if id_blobs:
-        score_pending()
+            keep_best()
+    keep_best()
     order = np.lexsort((best_ids, -best_scores))[:depth]
     return best_ids[order].tolist()
