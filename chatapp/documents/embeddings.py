@@ -170,7 +170,8 @@ def load_static_embedder(folder: os.PathLike | str) -> StaticEmbedder:
     vocab = tokenizer.get_vocab()
     size = max(vocab.values()) + 1 if vocab else 0
     if mapping is not None:
-        if mapping.ndim != 1 or len(mapping) < size or (len(mapping) and int(mapping.max()) >= len(embeddings)):
+        if (mapping.ndim != 1 or mapping.dtype.kind not in "iu" or len(mapping) < size
+                or (len(mapping) and (int(mapping.max()) >= len(embeddings) or int(mapping.min()) < 0))):
             raise EmbeddingModelError(f"{tensor_path}: 'mapping' does not map the tokenizer's {size} tokens "
                                       f"to the {len(embeddings)} vectors")
         mapping = mapping.astype(np.int64)

@@ -111,6 +111,15 @@ def test_dimension_mismatch_is_named(tmp_path):
         load_static_embedder(too_few)
 
 
+def test_a_mapping_outside_the_vectors_is_named(tmp_path):
+    vocab = len(WORDS) + 1
+    for bad in (np.full(vocab, 5, dtype=np.int64), np.full(vocab, -1, dtype=np.int64)):
+        folder = write_static_model(tmp_path / f"m{bad[0]}", WORDS, np.ones((5, 4), dtype=np.float32), mapping=bad)
+        with pytest.raises(EmbeddingModelError, match=f"'mapping' does not map the tokenizer's {vocab} tokens "
+                                                      "to the 5 vectors"):
+            load_static_embedder(folder)
+
+
 def test_bad_tokenizer_and_missing_files_are_named(tmp_path):
     folder = _good(tmp_path)
     (folder / "tokenizer.json").write_text('{"model": "nonsense"}', encoding="utf-8")
