@@ -56,6 +56,11 @@ class ModelInfo:
     thinking_switch: bool = False  # the chat template reads enable_thinking (Qwen3): the setting applies
     weights: str = ""  # the weights option in use ("int4", ...), "" when the loader does not say
     weights_reason: str = ""  # e.g. "auto picked int8: 0.30 GiB fits comfortably (float32 would not)"
+    # images (engine.vision): whether the model sees them, at most how many a message holds, and the
+    # context positions one image fills (the model's own image size; 0 without vision)
+    vision: bool = False
+    max_images: int = 0
+    image_tokens: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -104,7 +109,9 @@ class ReplyRequest:
     """The GUI asks the worker for a reply (or, with `continue_last`, more of the last one)."""
 
     request_id: int
-    messages: list[dict]  # {"role": "user" | "assistant", "content": str}, oldest first
+    # {"role": "user" | "assistant", "content": str}, oldest first; a user message may carry
+    # "images": [engine.vision.ImageAttachment] (decoded in the worker; refused by a text-only model)
+    messages: list[dict]
     system_prompt: str
     sampling: dict  # keyword arguments of engine.sampling.SamplingSettings
     continue_last: bool = False
@@ -225,9 +232,10 @@ class ChatBackend:
         from .device import default_threads, estimate_memory
         from .generate import Engine
         from .loader import load_model
+        from .vision import is_vision_folder, load_vision_model, vision_info
 
         torch.set_num_threads(options.threads or default_threads())
-        loader = self._loader or load_model
+        loader = self._loader or (load_vision_model if is_vision_folder(spec) else load_model)
         extra = {} if options.weights == "auto" else {"weights": options.weights}  # test loaders predate it
         out_of_memory = False
         try:
@@ -268,7 +276,7 @@ class ChatBackend:
             memory=estimate.describe(), memory_parts=estimate.parts(),
             adapter=str(options.adapter or ""), sampling_defaults=dict(loaded.sampling_defaults),
             thinking_switch=has_thinking_switch(loaded.tokenizer.chat_template),
-            weights=weights, weights_reason=getattr(loaded, "weights_reason", ""))
+            weights=weights, weights_reason=getattr(loaded, "weights_reason", ""), **vision_info(loaded.model))
         return self.info
 
     def _load_oom(self, spec: str, options: LoadOptions) -> NotEnoughMemoryError:
@@ -372,6 +380,9 @@ class ChatBackend:
         reply so far), the KV cache freed, the model still loaded for the next reply."""
         if self.engine is None:
             raise RuntimeError("no model is loaded")
+        if any(m.get("images") for m in messages) and not (self.info and self.info.vision):
+            from .vision import NoVisionError
+            raise NoVisionError(self.info.name if self.info else "the loaded model")
         self.reply, self.retrieval, self.library, self.prompt = None, None, "", ""
         out_of_memory = False
         try:
@@ -476,3 +487,4 @@ class ChatBackend:
 
     def context_used(self) -> int:
         return self.engine.cached_tokens if self.engine else 0
+
