@@ -58,9 +58,17 @@ class ImageAttachment:
 
 
 def message_images(message: dict) -> list[ImageAttachment]:
-    """The images of a message ({"role", "content", "images"?}); bytes are accepted as attachments."""
-    images = message.get("images") or ()
-    return [im if isinstance(im, ImageAttachment) else ImageAttachment(bytes(im)) for im in images]
+    """The images of a message ({"role", "content", "images"?}): ImageAttachments, or bytes, or
+    objects with `data` and `name` (storage.attachments.Attachment, as the window sends them)."""
+    found = []
+    for image in message.get("images") or ():
+        if isinstance(image, ImageAttachment):
+            found.append(image)
+        elif isinstance(image, (bytes, bytearray)):
+            found.append(ImageAttachment(bytes(image)))
+        else:
+            found.append(ImageAttachment(bytes(image.data), getattr(image, "name", "") or "image"))
+    return found
 
 
 class VisionModel(Protocol):
