@@ -171,7 +171,8 @@ class VisionDecoder(nn.Module):
         if input_pos is None:
             input_pos = torch.arange(tokens.shape[1], device=tokens.device)
         first, last = int(input_pos[0]), int(input_pos[-1])
-        hits = [p for p in self._placed if p.start <= last and p.start + p.count > first]
+        hits = [p for p in self._placed if p.start <= last and p.start + p.count > first
+                and self._holds_image(tokens, p, first, last)]
         if not hits:
             return self.decoder(tokens, input_pos, last_only=last_only)
         embeds = self.decoder.tok_embeddings(tokens)  # (1, T, dim)
@@ -183,6 +184,12 @@ class VisionDecoder(nn.Module):
             lo, hi = max(placed.start, first), min(placed.start + placed.count, last + 1)
             embeds[0, lo - first:hi - first] = features[lo - placed.start:hi - placed.start]
         return self.decoder(tokens, input_pos, last_only=last_only, embeds=embeds)
+
+    def _holds_image(self, tokens: torch.Tensor, placed: _Placed, first: int, last: int) -> bool:
+        """Whether this pass's tokens at `placed`'s positions are image tokens: a prompt run without
+        set_prompt (scoring, a completion) never gets an earlier prompt's image."""
+        lo, hi = max(placed.start, first), min(placed.start + placed.count, last + 1)
+        return bool((tokens[0, lo - first:hi - first] == self.vision.image_token_id).all())
 
     def _features_of(self, placed: _Placed) -> torch.Tensor:
         features = self._features.get(placed.key)

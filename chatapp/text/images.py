@@ -163,9 +163,16 @@ def _decode(source, label: str, max_pixels: Optional[int]):
         raise ImageError(f"{label}: the image is too large to decode safely "
                          f"({str(exc).splitlines()[0][:120]})") from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(f"{label}: is not an image Pillow can read ({str(exc).splitlines()[0][:120]})") from exc
+        raise ImageError(f"{label}: is not an image Pillow can read ({_detail(exc)})") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"{label}: the image is damaged or truncated ({str(exc).splitlines()[0][:120]})") from exc
+        raise ImageError(f"{label}: the image is damaged or truncated ({_detail(exc)})") from exc
+
+
+def _detail(exc: BaseException) -> str:
+    """Pillow's message, one line, without the repr of an in-memory file it names."""
+    import re
+
+    return re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(exc).splitlines()[0] if str(exc) else "")[:120]
 
 
 def to_rgb(image):
