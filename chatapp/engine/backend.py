@@ -294,7 +294,11 @@ class ChatBackend:
     def estimate(self, spec: str, options: LoadOptions) -> ModelEstimate:
         """Memory a load of `spec` would need, read from its config only (see loader.estimate_model)."""
         from .loader import estimate_model
+        from .vision import estimate_vision_model, is_vision_folder
 
+        if is_vision_folder(spec):
+            return ModelEstimate.from_dict(estimate_vision_model(spec, device=options.device,
+                                                                 context_len=options.context_len))
         return ModelEstimate.from_dict(estimate_model(spec, device=options.device, context_len=options.context_len,
                                                       weights=options.weights))
 

@@ -353,3 +353,31 @@ def load_vision_model(spec: str, device: str = "auto", context_len: Optional[int
                        model=model, tokenizer=tokenizer, device=target, dtype=torch.float32,
                        load_s=time.perf_counter() - start, sampling_defaults=hf_sampling_defaults(path),
                        weights="float32", weights_reason="vision models load in float32")
+
+
+def estimate_vision_model(spec: str, device: str = "auto", context_len: Optional[int] = None, **_ignored) -> dict:
+    """engine.loader.estimate_model's dict for a vision model folder (float32, the vision tower and
+    projector counted with the weights); read from its config only."""
+    from dataclasses import replace
+
+    from ..model.transformer import Transformer
+    from ..model.vision import LlavaModel
+    from ..weights.llava import read_llava_config
+    from .device import available_memory, choose_device, estimate_memory
+    from .weights_option import fit_word
+
+    path = Path(spec).expanduser()
+    _family, config, llava = read_llava_config(path)
+    with torch.device("meta"):
+        shell = LlavaModel(llava, Transformer(replace(config, n_layers=1)))
+    vision_params = sum(p.numel() for n, p in shell.named_parameters() if not n.startswith("decoder."))
+    target = choose_device(device)
+    context = min(context_len or config.max_seq_len, config.max_seq_len)
+    estimate = estimate_memory(config, context, torch.float32)
+    estimate = replace(estimate, weights_bytes=estimate.weights_bytes + 4 * vision_params)
+    free = available_memory(target)
+    return {"name": config.name or path.name, "n_params": config.n_params + vision_params, "context_len": context,
+            "device": str(target), "dtype": "float32", "memory": estimate.describe(),
+            "memory_bytes": estimate.total_bytes, "memory_parts": estimate.parts(), "free_bytes": free,
+            "fits": free is None or estimate.total_bytes <= free, "weights": "float32",
+            "fit": fit_word(estimate.total_bytes, free), "options": {}}

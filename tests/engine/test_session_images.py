@@ -141,3 +141,11 @@ def test_text_only_model_refuses_images(tmp_path):
         list(session.send("see?", GREEDY, images=[ImageAttachment(png_bytes())]))
     assert session.messages == []
     assert "".join(backend.stream([{"role": "user", "content": "text"}], "", GREEDY)) is not None
+
+
+def test_estimate_reads_a_vision_folder(llava):
+    backend, info, _ref, _ = llava
+    estimate = backend.estimate(info.path, LoadOptions(device="cpu", context_len=200))
+    loaded = sum(p.numel() for p in backend.engine.model.parameters())  # decoder + vision tower + projector
+    assert estimate.n_params == loaded and estimate.context_len == 200 and estimate.fits
+    assert estimate.memory_parts["weights"] == 4 * loaded
