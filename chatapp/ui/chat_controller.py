@@ -478,7 +478,8 @@ class ChatController(QObject):
         if not 0 <= index < len(messages) or messages[index].role != "user":
             return
         later_turns = sum(m.role == "user" for m in messages[index + 1:])
-        new = self.store.add_message(self.current_id, "user", text, parent_id=messages[index].parent_id)
+        new = self.store.add_message(self.current_id, "user", text, parent_id=messages[index].parent_id,
+                                     images=self.store.attachments(messages[index].id))  # its images stay
         self.edit_undo = _EditUndo(self.current_id, messages[index].id, new.id)
         self.deleted_id = None
         self.open(self.current_id)

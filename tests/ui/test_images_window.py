@@ -63,6 +63,13 @@ def test_attach_remove_and_send(make_window, qtbot, tmp_path, monkeypatch):
     dialog = window.chat.messages[0].images_row.open(0)
     qtbot.waitUntil(lambda: dialog.shown, timeout=5000)
     assert dialog.label.pixmap().width() == 300  # not enlarged, not shrunk below its size
+    # edit and resend: the new version keeps the message's images, and sends them again
+    window.chat_controller.edit_and_resend(0, "and now?")
+    qtbot.waitUntil(lambda: not window.chat_controller.streaming and len(backend.calls) == 2, timeout=10000)
+    edited = window.store.messages(conv)[0]
+    assert edited.content == "and now?" and edited.id != user.id
+    assert [i.data for i in window.store.attachments(edited.id)] == [b.read_bytes()]
+    assert [i.name for i in backend.calls[-1]["messages"][-1]["images"]] == ["b.jpg"]
 
 
 def test_paste_and_drop_images(make_window, qtbot, tmp_path):
