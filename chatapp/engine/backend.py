@@ -5,6 +5,9 @@ No Qt here: the UI wraps a backend in a worker thread, and tests hand the window
 satisfies the same `Backend` protocol (nothing in the app asks whether it holds a fake). Torch
 and the loaders are imported on first use, in the worker thread, so the window shows before
 they are.
+
+Long because it is the one place the worker's requests meet the engine: loading and estimating,
+adapters, streaming (with documents and images), scoring.
 """
 
 from __future__ import annotations
