@@ -433,7 +433,7 @@ class ChatBackend:
                                   template_variables=variables)
             reserve = min(settings.max_new_tokens, self.engine.context_len // 4)
             ids, _dropped = session.fit(reserve, continue_final=continue_last)  # what respond will feed
-            self.prompt = self.engine.tokenizer.decode(ids, skip_special_tokens=False)
+            self.prompt = _shown_prompt(self.engine, ids)
             if continue_last:
                 deltas = session.continue_reply(settings, cancel, logprobs)
             else:
@@ -495,3 +495,28 @@ class ChatBackend:
     def context_used(self) -> int:
         return self.engine.cached_tokens if self.engine else 0
 
+
+def _shown_prompt(engine, ids: list[int]) -> str:
+    """The prompt as "What the model saw" shows it; an image's run of image tokens (576 for LLaVA
+    1.5) as one marker with its count."""
+    from .vision import VisionDecoder
+
+    tokenizer = engine.tokenizer
+    if not isinstance(engine.model, VisionDecoder):
+        return tokenizer.decode(ids, skip_special_tokens=False)
+    image = engine.model.vision.image_token_id
+    marker = tokenizer.id_to_token(image) or "<image>"
+    pieces, start = [], 0
+    i = 0
+    while i < len(ids):
+        if ids[i] != image:
+            i += 1
+            continue
+        end = i
+        while end < len(ids) and ids[end] == image:
+            end += 1
+        pieces.append(tokenizer.decode(ids[start:i], skip_special_tokens=False))
+        pieces.append(f"{marker}×{end - i}")
+        start = i = end
+    pieces.append(tokenizer.decode(ids[start:], skip_special_tokens=False))
+    return "".join(pieces)

@@ -181,6 +181,7 @@ class ImageTray(QWidget):
     def show_error(self, message: str) -> None:
         self.error_label.setText(message)
         self.error_label.show()
+        self.show()  # also when no image is attached (the only one was refused)
 
     def remove(self, index: int) -> None:
         del self.images[index]

@@ -96,7 +96,7 @@ def test_two_images_in_order_through_the_backend(llava):
     ids = ChatSession(backend.engine, messages=messages).fit(6)[0]
     assert ids.count(image_id) == 8
     assert backend.reply.token_ids == _expected(ref, backend, ids, [a, b])
-    assert "<image>" in done.prompt  # the prompt shown names where the images went
+    assert done.prompt.count("<image>×4") == 2  # the prompt shown names where the images went, one marker each
 
 
 def test_stream_cancels_with_images(llava):
