@@ -32,8 +32,8 @@ def register(subparsers) -> None:
                         "else no key)")
     p.add_argument("--max-tokens", type=bounded_int(1, 1 << 20), default=4096,
                    help="the most new tokens one request may ask for (default 4096)")
-    p.add_argument("--max-body", type=bounded_int(1024), default=1 << 20, metavar="BYTES",
-                   help="the largest request body accepted (default 1 MiB)")
+    p.add_argument("--max-body", type=bounded_int(1024), default=32 << 20, metavar="BYTES",
+                   help="the largest request body accepted (default 32 MiB: images come as data URLs)")
     p.add_argument("--cors", action="append", default=[], metavar="ORIGIN",
                    help="allow browser pages from ORIGIN (repeatable; '*' for any); default: none")
     p.set_defaults(func=cmd_serve)

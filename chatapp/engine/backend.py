@@ -5,6 +5,9 @@ No Qt here: the UI wraps a backend in a worker thread, and tests hand the window
 satisfies the same `Backend` protocol (nothing in the app asks whether it holds a fake). Torch
 and the loaders are imported on first use, in the worker thread, so the window shows before
 they are.
+
+Long because it is the one place the worker's requests meet the engine: loading and estimating,
+adapters, streaming (with documents and images), scoring.
 """
 
 from __future__ import annotations
@@ -56,6 +59,11 @@ class ModelInfo:
     thinking_switch: bool = False  # the chat template reads enable_thinking (Qwen3): the setting applies
     weights: str = ""  # the weights option in use ("int4", ...), "" when the loader does not say
     weights_reason: str = ""  # e.g. "auto picked int8: 0.30 GiB fits comfortably (float32 would not)"
+    # images (engine.vision): whether the model sees them, at most how many a message holds, and the
+    # context positions one image fills (the model's own image size; 0 without vision)
+    vision: bool = False
+    max_images: int = 0
+    image_tokens: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -104,7 +112,9 @@ class ReplyRequest:
     """The GUI asks the worker for a reply (or, with `continue_last`, more of the last one)."""
 
     request_id: int
-    messages: list[dict]  # {"role": "user" | "assistant", "content": str}, oldest first
+    # {"role": "user" | "assistant", "content": str}, oldest first; a user message may carry
+    # "images": [engine.vision.ImageAttachment] (decoded in the worker; refused by a text-only model)
+    messages: list[dict]
     system_prompt: str
     sampling: dict  # keyword arguments of engine.sampling.SamplingSettings
     continue_last: bool = False
@@ -225,9 +235,10 @@ class ChatBackend:
         from .device import default_threads, estimate_memory
         from .generate import Engine
         from .loader import load_model
+        from .vision import is_vision_folder, load_vision_model, vision_info
 
         torch.set_num_threads(options.threads or default_threads())
-        loader = self._loader or load_model
+        loader = self._loader or (load_vision_model if is_vision_folder(spec) else load_model)
         extra = {} if options.weights == "auto" else {"weights": options.weights}  # test loaders predate it
         out_of_memory = False
         try:
@@ -268,7 +279,7 @@ class ChatBackend:
             memory=estimate.describe(), memory_parts=estimate.parts(),
             adapter=str(options.adapter or ""), sampling_defaults=dict(loaded.sampling_defaults),
             thinking_switch=has_thinking_switch(loaded.tokenizer.chat_template),
-            weights=weights, weights_reason=getattr(loaded, "weights_reason", ""))
+            weights=weights, weights_reason=getattr(loaded, "weights_reason", ""), **vision_info(loaded.model))
         return self.info
 
     def _load_oom(self, spec: str, options: LoadOptions) -> NotEnoughMemoryError:
@@ -286,7 +297,11 @@ class ChatBackend:
     def estimate(self, spec: str, options: LoadOptions) -> ModelEstimate:
         """Memory a load of `spec` would need, read from its config only (see loader.estimate_model)."""
         from .loader import estimate_model
+        from .vision import estimate_vision_model, is_vision_folder
 
+        if is_vision_folder(spec):
+            return ModelEstimate.from_dict(estimate_vision_model(spec, device=options.device,
+                                                                 context_len=options.context_len))
         return ModelEstimate.from_dict(estimate_model(spec, device=options.device, context_len=options.context_len,
                                                       weights=options.weights))
 
@@ -372,6 +387,9 @@ class ChatBackend:
         reply so far), the KV cache freed, the model still loaded for the next reply."""
         if self.engine is None:
             raise RuntimeError("no model is loaded")
+        if any(m.get("images") for m in messages) and not (self.info and self.info.vision):
+            from .vision import NoVisionError
+            raise NoVisionError(self.info.name if self.info else "the loaded model")
         self.reply, self.retrieval, self.library, self.prompt = None, None, "", ""
         out_of_memory = False
         try:
@@ -415,7 +433,7 @@ class ChatBackend:
                                   template_variables=variables)
             reserve = min(settings.max_new_tokens, self.engine.context_len // 4)
             ids, _dropped = session.fit(reserve, continue_final=continue_last)  # what respond will feed
-            self.prompt = self.engine.tokenizer.decode(ids, skip_special_tokens=False)
+            self.prompt = _shown_prompt(self.engine, ids)
             if continue_last:
                 deltas = session.continue_reply(settings, cancel, logprobs)
             else:
@@ -476,3 +494,29 @@ class ChatBackend:
 
     def context_used(self) -> int:
         return self.engine.cached_tokens if self.engine else 0
+
+
+def _shown_prompt(engine, ids: list[int]) -> str:
+    """The prompt as "What the model saw" shows it; an image's run of image tokens (576 for LLaVA
+    1.5) as one marker with its count."""
+    from .vision import VisionDecoder
+
+    tokenizer = engine.tokenizer
+    if not isinstance(engine.model, VisionDecoder):
+        return tokenizer.decode(ids, skip_special_tokens=False)
+    image = engine.model.vision.image_token_id
+    marker = tokenizer.id_to_token(image) or "<image>"
+    pieces, start = [], 0
+    i = 0
+    while i < len(ids):
+        if ids[i] != image:
+            i += 1
+            continue
+        end = i
+        while end < len(ids) and ids[end] == image:
+            end += 1
+        pieces.append(tokenizer.decode(ids[start:i], skip_special_tokens=False))
+        pieces.append(f"{marker}×{end - i}")
+        start = i = end
+    pieces.append(tokenizer.decode(ids[start:], skip_special_tokens=False))
+    return "".join(pieces)

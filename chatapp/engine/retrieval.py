@@ -170,7 +170,8 @@ def fit_passages(messages: Sequence[dict], hits: Sequence[SearchHit], budget: in
     question = messages[-1]["content"]
 
     def with_chosen(history: list[dict], chosen: list[Source]) -> list[dict]:
-        return history[:-1] + [{"role": "user", "content": with_passages(question, chosen)}]
+        # the last turn keeps its other parts (its images) with the passages before its question
+        return history[:-1] + [{**messages[-1], "role": "user", "content": with_passages(question, chosen)}]
 
     chosen: list[Source] = []
     for history in (messages, messages[-1:]) if drop_history else (messages,):

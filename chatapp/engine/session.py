@@ -22,6 +22,7 @@ from typing import Iterator, Optional, Sequence
 from ..text.prompt import RenderedPrompt, render_and_encode
 from .generate import ContextOverflowError, Engine, Reply
 from .sampling import SamplingSettings
+from .vision import NoVisionError, VisionDecoder, render_with_images
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class ChatSession:
         self.contained_markers = False  # the last prompt's messages held special-token strings (read as text)
         self.folded_system = False  # the template has no system turn: the system prompt went into a user turn
         self.reply: Optional[Reply] = None
+        self._placed: list = []  # the last rendered prompt's images (engine.vision)
 
     # -- rendering ------------------------------------------------------------------------
     def _with_system(self, messages: list[dict]) -> list[dict]:
@@ -51,6 +53,13 @@ class ChatSession:
     def render(self, messages: list[dict], continue_final: bool = False) -> RenderedPrompt:
         """The prompt: the conversation and the opening of the assistant's turn, or with
         `continue_final`, the conversation up to the end of its last (assistant) message."""
+        decoder = getattr(self.engine, "model", None)  # tests render with a bare namespace
+        if isinstance(decoder, VisionDecoder):
+            prompt, self._placed = render_with_images(decoder, self.engine.tokenizer, self._with_system(messages),
+                                                      continue_final=continue_final, **self.template_variables)
+            return prompt
+        if any(m.get("images") for m in messages):
+            raise NoVisionError(getattr(getattr(decoder, "config", None), "name", "") or "the loaded model")
         return render_and_encode(self.engine.tokenizer, self._with_system(messages),
                                  add_generation_prompt=not continue_final, continue_final=continue_final,
                                  **self.template_variables)
@@ -68,6 +77,8 @@ class ChatSession:
             prompt = self.render(messages, continue_final)
             ids = prompt.ids
             if len(ids) + reserve <= limit:
+                if isinstance(getattr(self.engine, "model", None), VisionDecoder):  # the images the engine will splice
+                    self.engine.model.set_prompt(self.engine, ids, self._placed)
                 self.contained_markers = prompt.contained_markers
                 self.folded_system = prompt.folded_system
                 if prompt.contained_markers:
@@ -101,14 +112,18 @@ class ChatSession:
         self.messages.append({"role": "assistant", "content": self.reply.text})
 
     def send(self, text: str, settings: SamplingSettings,
-             cancel: Optional[threading.Event] = None) -> Iterator[str]:
-        """Add a user message and stream the assistant's reply (appended when done)."""
-        if not text.strip():
+             cancel: Optional[threading.Event] = None, images: Sequence = ()) -> Iterator[str]:
+        """Add a user message (with `images`, engine.vision.ImageAttachment) and stream the
+        assistant's reply (appended when done)."""
+        if not text.strip() and not images:
             raise ValueError("the message is empty")
-        self.messages.append({"role": "user", "content": text})
+        message = {"role": "user", "content": text}
+        if images:
+            message["images"] = list(images)
+        self.messages.append(message)
         try:
             yield from self.respond(settings, cancel)
-        except ContextOverflowError:
+        except (ContextOverflowError, ValueError):
             self.messages.pop()  # the user keeps the text in the composer; the history stays as it was
             raise
 

@@ -38,7 +38,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8765
     api_key: str = ""  # "": no key needed
-    max_body_bytes: int = 1 << 20
+    max_body_bytes: int = 32 << 20  # room for a few images as data URLs (base64: 4/3 of their bytes)
     limits: Limits = field(default_factory=Limits)
     cors_origins: tuple = ()  # e.g. ("http://localhost:3000",); empty: no CORS headers
     library_db: Optional[str] = None  # the document libraries' file (None: the user's)

@@ -80,6 +80,27 @@ class Job:
             log.exception("API request failed")
             self.emit("error", ApiError(500, f"generation failed: {exc}", kind="server_error"))
 
+    @staticmethod
+    def _chat_ids(backend, engine, messages: list[dict]) -> list[int]:
+        """The chat prompt's ids; a user message's images through the engine's vision path
+        (engine.vision), as the window's replies go: a text-only model refuses them with a 400."""
+        from ..engine.vision import NoVisionError, VisionDecoder, render_with_images
+        from ..text.images import ImageError
+        from ..text.prompt import render_and_encode
+
+        if isinstance(engine.model, VisionDecoder):
+            try:
+                prompt, placed = render_with_images(engine.model, engine.tokenizer, messages)
+            except (ImageError, ValueError) as exc:  # a bad image, or a template that placed no marker
+                raise ApiError(400, str(exc), "messages", code="invalid_image") from None
+            engine.model.set_prompt(engine, prompt.ids, placed)
+            return prompt.ids
+        if any(m.get("images") for m in messages):
+            info = getattr(backend, "info", None)
+            raise ApiError(400, str(NoVisionError(info.name if info else "the loaded model")), "messages",
+                           code="model_cannot_see_images")
+        return render_and_encode(engine.tokenizer, messages, add_generation_prompt=True).ids
+
     def _generate(self, backend) -> Outcome:
         from ..engine.sampling import ApiSamplingSettings
 
@@ -89,11 +110,10 @@ class Job:
         tokenizer = engine.tokenizer
         sources: tuple = ()
         if request.kind == "chat":
-            from ..text.prompt import render_and_encode
             messages = request.messages
             if request.documents is not None:
                 messages, sources = self._with_documents(engine, settings)
-            ids = render_and_encode(tokenizer, messages, add_generation_prompt=True).ids
+            ids = self._chat_ids(backend, engine, messages)
         else:  # as `chatapp generate` encodes a prompt: as text, BOS first when the model wants one
             ids = tokenizer.encode(request.prompt)
             if tokenizer.add_bos and tokenizer.bos_id is not None:

@@ -9,7 +9,10 @@ additive as OpenAI defines them.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -32,6 +35,47 @@ class ApiError(Exception):
 
 def bad(message: str, param: Optional[str] = None, code: Optional[str] = None) -> ApiError:
     return ApiError(400, message, param, code)
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """An image from an `image_url` content part: the bytes of its data URL (decoded and checked
+    against the image limits in the model's thread, text.images.open_image_bytes)."""
+
+    data: bytes
+    name: str
+
+
+_DATA_URL = re.compile(r"data:(image/[A-Za-z0-9.+-]+)?(;[^,;]*)*;base64,", re.IGNORECASE)
+
+
+def _image_part(part: dict, param: str, number: int) -> ImagePart:
+    from .. import limits
+
+    image_url = part.get("image_url")
+    url = image_url.get("url") if isinstance(image_url, dict) else image_url
+    if not isinstance(url, str) or not url:
+        raise bad(f"{param}.image_url must be {{'url': 'data:image/...;base64,...'}}", param)
+    if url.lower().startswith(("http://", "https://", "ftp://", "file:")):
+        raise bad(f"{param}: image URLs are not fetched (this server never uses the network); send the image "
+                  "inline as a data URL, data:image/png;base64,...", param, code="image_url_not_supported")
+    match = _DATA_URL.match(url)
+    if not match:
+        raise bad(f"{param}: the image must be a base64 data URL (data:image/png;base64,...)", param)
+    encoded = url[match.end():]
+    if len(encoded) * 3 // 4 > limits.IMAGE_MAX_BYTES + 3:  # before decoding it
+        raise bad(f"{param}: the image is about {len(encoded) * 3 // 4:,} bytes; the limit is "
+                  f"{limits.IMAGE_MAX_BYTES:,}", param, code="image_too_large")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad(f"{param}: the data URL is not valid base64", param) from None
+    if not data:
+        raise bad(f"{param}: the image is empty", param)
+    if len(data) > limits.IMAGE_MAX_BYTES:
+        raise bad(f"{param}: the image is {len(data):,} bytes; the limit is {limits.IMAGE_MAX_BYTES:,}", param,
+                  code="image_too_large")
+    return ImagePart(data, f"{param.split('.')[0]} image {number}")
 
 
 @dataclass
@@ -155,17 +199,26 @@ def parse_chat(body: Any, limits: Limits) -> JobRequest:
         if role not in ROLES:
             raise bad(f"{param}.role must be one of {', '.join(ROLES)}, got {role!r}", f"{param}.role")
         content = message.get("content")
-        if isinstance(content, list):  # content parts: text only
+        images: list[ImagePart] = []
+        if isinstance(content, list):  # content parts: text, and images (data URLs) in a user message
             texts = []
-            for part in content:
-                if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                    raise bad(f"{param}.content parts must be {{'type': 'text', 'text': ...}}: this model "
-                              f"reads text only", f"{param}.content")
+            for j, part in enumerate(content):
+                where = f"{param}.content[{j}]"
+                kind = part.get("type") if isinstance(part, dict) else None
+                if kind == "image_url":
+                    if role != "user":
+                        raise bad(f"{where}: images can only be in a user message", where)
+                    images.append(_image_part(part, where, len(images) + 1))
+                    continue
+                if kind != "text" or not isinstance(part.get("text"), str):
+                    raise bad(f"{param}.content parts must be {{'type': 'text', 'text': ...}} or "
+                              f"{{'type': 'image_url', 'image_url': {{'url': 'data:...'}}}}", f"{param}.content")
                 texts.append(part["text"])
             content = "".join(texts)
         if not isinstance(content, str):
             raise bad(f"{param}.content must be text", f"{param}.content")
-        clean.append({"role": "system" if role == "developer" else role, "content": content})
+        clean.append({"role": "system" if role == "developer" else role, "content": content,
+                      **({"images": images} if images else {})})
     job.messages = clean
     if _boolean(body, "logprobs"):
         job.logprobs = _integer(body, "top_logprobs", 0, MAX_TOP_LOGPROBS) or 0

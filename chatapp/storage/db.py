@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence, Union
 
 from .. import paths
-from . import tree
+from . import attachments, tree
 from .migrations import (FTS_TABLE, OUR_TABLES, SCHEMA_VERSION, apply_migrations,
                          fts5_trigram_available, sync_search_index)
 
@@ -134,6 +134,7 @@ class NewMessage:
     finish_reason: str = ""
     parent: Optional[int] = PREVIOUS  # for import: the index of its parent in the list, None: a root
     active: bool = True  # for import: the version shown among its siblings
+    images: tuple = ()  # attachments.Attachment (or bytes): images stored with the message
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -478,6 +479,8 @@ class ConversationStore:
             "COALESCE(MAX(position), -1) + 1 FROM messages WHERE conversation_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (conversation_id, conversation_id, new.role, new.content, created, new.state, new.model,
              _json(new.settings), _json(new.stats), new.finish_reason, parent_id, int(active)))
+        if new.images:
+            attachments.save(conn, cur.lastrowid, new.images)
         return cur.lastrowid
 
     def _add_version(self, conn: sqlite3.Connection, conversation_id: int, new: NewMessage, parent_id: Any) -> int:
@@ -508,10 +511,12 @@ class ConversationStore:
     def add_message(self, conversation_id: int, role: str, content: str, *, state: str = "complete",
                     model: str = "", settings: Optional[dict] = None, stats: Optional[dict] = None,
                     finish_reason: str = "", created_at: Optional[datetime] = None,
-                    parent_id: Any = AT_END) -> Message:
+                    parent_id: Any = AT_END, images: Sequence[Any] = ()) -> Message:
         """A message after the path shown, or a new version of a message: under `parent_id`
-        (None: a first message) beside the children already there. It becomes the version shown."""
-        new = NewMessage(role, content, created_at, state, model, settings or {}, stats or {}, finish_reason)
+        (None: a first message) beside the children already there. It becomes the version shown.
+        `images`: attachments.Attachment (or objects with data and name) stored with it, in order."""
+        new = NewMessage(role, content, created_at, state, model, settings or {}, stats or {}, finish_reason,
+                         images=tuple(attachments.as_attachment(image) for image in images))
         with self._saving("save the message") as conn:
             message_id = self._add_version(conn, conversation_id, new, parent_id)
             self._touch(conn, conversation_id)
@@ -575,6 +580,24 @@ class ConversationStore:
                                       'message_sources WHERE message_id = ? ORDER BY number',
                                       (message_id,)).fetchall()
         return [MessageSource(*row) for row in rows]
+
+    # -- images (attachments.py) -------------------------------------------------------------
+    def attachments(self, message_id: int) -> list[attachments.Attachment]:
+        """The images stored with a message, in order ([] when none)."""
+        with self._lock:
+            return attachments.load(self._conn, [message_id]).get(message_id, [])
+
+    def conversation_attachments(self, conversation_id: int) -> dict[int, list[attachments.Attachment]]:
+        """{message id: its images} for the messages of a conversation (every branch) that have any."""
+        with self._lock:
+            ids = [i for (i,) in self._conn.execute("SELECT id FROM messages WHERE conversation_id = ?",
+                                                    (conversation_id,))]
+            return attachments.load(self._conn, ids)
+
+    def attachment_bytes(self) -> int:
+        """Bytes of image data the database holds (each distinct image once)."""
+        with self._lock:
+            return attachments.stored_bytes(self._conn)
 
     def truncate_after(self, conversation_id: int, position: int) -> int:
         """Delete the messages created after `position` (-1: all), in every branch."""

@@ -4,10 +4,13 @@ Each reply written by the app keeps the system prompt it was written under in it
 `settings` ("system_prompt"); Markdown shows it beside a reply when it differs from the
 conversation's current one.
 
-JSON format (version 2):
-    {"format": "chatapp.conversation", "version": 2, "title": str, "system_prompt": str,
+JSON format (version 3):
+    {"format": "chatapp.conversation", "version": 3, "title": str, "system_prompt": str,
      "model": str, "created_at": ISO 8601, "messages": [{"role", "content", "created_at",
-     "state", "model", "settings", "stats", "finish_reason", "parent", "active"}]}
+     "state", "model", "settings", "stats", "finish_reason", "parent", "active",
+     "images": [{"name", "sha256", "data": base64}]}]}
+Version 3 added `images` (a message's attached images, the file's bytes in base64; optional, and
+checked against `sha256` when that is given); version 2 files have none and import as before.
 `messages` holds every branch of the message tree in order of creation: `parent` is the index
 of the message it follows (null for a first message; always an earlier index), `active` whether
 it is the version shown among its siblings. A message without `parent` follows the one before
@@ -27,13 +30,14 @@ from typing import Any, Optional, Sequence
 
 from ..errors import ModelLoadError
 from ..paths import atomic_write_text, read_json
+from .attachments import Attachment
 from .db import (PREVIOUS, ROLES, STATES, Conversation, ConversationStore, Message, NewMessage, PathLike,
                  StorageError)
 
 log = logging.getLogger(__name__)
 
 FORMAT = "chatapp.conversation"
-VERSION = 2
+VERSION = 3
 _ROLE_HEADINGS = {"user": "User", "assistant": "Assistant", "system": "System"}
 _STATE_NOTES = {"cancelled": "*(stopped)*", "failed": "*(failed)*", "streaming": "*(unfinished)*"}
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -81,9 +85,19 @@ def conversation_markdown(conv: Conversation, messages: Sequence[Message]) -> st
     return "\n\n".join(p.strip("\n") for p in parts) + "\n"
 
 
-def conversation_dict(conv: Conversation, messages: Sequence[Message]) -> dict[str, Any]:
-    """`messages`: the whole tree in order of creation (`ConversationStore.tree`), or one path."""
+def _images_json(images: Sequence[Attachment]) -> list[dict]:
+    import base64
+
+    return [{"name": image.name, "sha256": image.sha256, "data": base64.b64encode(image.data).decode("ascii")}
+            for image in images]
+
+
+def conversation_dict(conv: Conversation, messages: Sequence[Message],
+                      images: Optional[dict[int, list[Attachment]]] = None) -> dict[str, Any]:
+    """`messages`: the whole tree in order of creation (`ConversationStore.tree`), or one path;
+    `images`: {message id: its images} (`ConversationStore.conversation_attachments`)."""
     index = {m.id: i for i, m in enumerate(messages)}
+    images = images or {}
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -95,6 +109,7 @@ def conversation_dict(conv: Conversation, messages: Sequence[Message]) -> dict[s
             "role": m.role, "content": m.content, "created_at": _iso(m.created_at), "state": m.state,
             "model": m.model, "settings": m.settings, "stats": m.stats, "finish_reason": m.finish_reason,
             "parent": index.get(m.parent_id), "active": m.active,
+            **({"images": _images_json(images[m.id])} if images.get(m.id) else {}),
         } for m in messages],
     }
 
@@ -106,7 +121,7 @@ def export_markdown(store: ConversationStore, conversation_id: int, path: PathLi
 
 def export_json(store: ConversationStore, conversation_id: int, path: PathLike) -> None:
     conv = store.get_conversation(conversation_id)
-    data = conversation_dict(conv, store.tree(conversation_id))
+    data = conversation_dict(conv, store.tree(conversation_id), store.conversation_attachments(conversation_id))
     _write(Path(path), json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
@@ -193,7 +208,32 @@ def _message(obj: Any, index: int, version: int = VERSION) -> NewMessage:
                       stats=_field(obj, "stats", dict, where, {}),
                       finish_reason=_field(obj, "finish_reason", str, where, ""),
                       parent=_parent(obj, index, where) if version >= 2 else PREVIOUS,
-                      active=_field(obj, "active", bool, where, True))
+                      active=_field(obj, "active", bool, where, True),
+                      images=_images(obj, where) if version >= 3 else ())
+
+
+def _images(obj: dict, where: str) -> tuple[Attachment, ...]:
+    import base64
+    import binascii
+
+    found = []
+    for i, item in enumerate(_field(obj, "images", list, where, [])):
+        at = f"{where}images[{i}]."
+        if not isinstance(item, dict):
+            raise _Invalid(f"field {where}images[{i}] must be an object")
+        try:
+            data = base64.b64decode(_field(item, "data", str, at), validate=True)
+        except binascii.Error:
+            raise _Invalid(f"field {at}data is not base64") from None
+        try:
+            image = Attachment(data, _field(item, "name", str, at, ""))
+        except ValueError as exc:
+            raise _Invalid(f"field {at}data: {exc}") from None
+        digest = _field(item, "sha256", str, at, None)
+        if digest is not None and digest != image.sha256:
+            raise _Invalid(f"field {at}data does not match its sha256 (the image is damaged)")
+        found.append(image)
+    return tuple(found)
 
 
 def parse_conversation(data: Any) -> tuple[dict[str, Any], list[NewMessage]]:

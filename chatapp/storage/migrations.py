@@ -21,6 +21,8 @@ import logging
 import sqlite3
 from typing import Callable, Union
 
+from . import attachments
+
 log = logging.getLogger(__name__)
 
 # Timestamps are INTEGER microseconds since the Unix epoch, UTC: exact, sortable, and they
@@ -96,10 +98,14 @@ _V5 = (
     "CREATE INDEX messages_by_parent ON messages (parent_id)",
 )
 
+# v6: images stored with messages (storage/attachments.py): bytes once per content, freed with
+# the last message that holds them.
+_V6 = attachments.V6
+
 Step = Union[str, Callable[[sqlite3.Connection], None]]
-MIGRATIONS: tuple[tuple[Step, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: tuple[tuple[Step, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
-OUR_TABLES = frozenset({"conversations", "messages", "message_sources"})
+OUR_TABLES = frozenset({"conversations", "messages", "message_sources"}) | attachments.TABLES
 
 FTS_TABLE = "message_fts"
 _FTS_CREATE = (

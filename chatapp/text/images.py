@@ -116,11 +116,8 @@ def read_image_settings(folder: Path | str) -> ImageSettings:
 def open_image(path: Path | str, max_bytes: Optional[int] = None, max_pixels: Optional[int] = None):
     """A decoded Pillow image from `path`; ImageError (one line naming the file) when it is too
     large, not an image, or damaged. Sizes are checked before decoding."""
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
     max_bytes = limits.IMAGE_MAX_BYTES if max_bytes is None else max_bytes
-    max_pixels = limits.IMAGE_MAX_PIXELS if max_pixels is None else max_pixels
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -129,11 +126,32 @@ def open_image(path: Path | str, max_bytes: Optional[int] = None, max_pixels: Op
         raise ImageError(f"{path}: is not a file")
     if size > max_bytes:
         raise ImageError(f"{path}: the image file is {size:,} bytes; the limit is {max_bytes:,}")
+    return _decode(path, str(path), max_pixels)
+
+
+def open_image_bytes(data: bytes, name: str = "image", max_bytes: Optional[int] = None,
+                     max_pixels: Optional[int] = None):
+    """open_image for an image held in memory (pasted, stored with a message, sent to the API);
+    `name` labels it in the error."""
+    import io
+
+    max_bytes = limits.IMAGE_MAX_BYTES if max_bytes is None else max_bytes
+    if len(data) > max_bytes:
+        raise ImageError(f"{name}: the image is {len(data):,} bytes; the limit is {max_bytes:,}")
+    if not data:
+        raise ImageError(f"{name}: the image is empty")
+    return _decode(io.BytesIO(data), name, max_pixels)
+
+
+def _decode(source, label: str, max_pixels: Optional[int]):
+    from PIL import Image, UnidentifiedImageError
+
+    max_pixels = limits.IMAGE_MAX_PIXELS if max_pixels is None else max_pixels
     try:
-        with Image.open(path) as image:  # reads the header only
+        with Image.open(source) as image:  # reads the header only
             width, height = image.size
             if width * height > max_pixels:
-                raise ImageError(f"{path}: the image is {width}x{height} pixels; the limit is "
+                raise ImageError(f"{label}: the image is {width}x{height} pixels; the limit is "
                                  f"{max_pixels:,} pixels")
             if getattr(image, "n_frames", 1) > 1:
                 image.seek(0)  # animations: the first frame
@@ -142,12 +160,19 @@ def open_image(path: Path | str, max_bytes: Optional[int] = None, max_pixels: Op
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{path}: the image is too large to decode safely "
+        raise ImageError(f"{label}: the image is too large to decode safely "
                          f"({str(exc).splitlines()[0][:120]})") from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(f"{path}: is not an image Pillow can read ({str(exc).splitlines()[0][:120]})") from exc
+        raise ImageError(f"{label}: is not an image Pillow can read ({_detail(exc)})") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"{path}: the image is damaged or truncated ({str(exc).splitlines()[0][:120]})") from exc
+        raise ImageError(f"{label}: the image is damaged or truncated ({_detail(exc)})") from exc
+
+
+def _detail(exc: BaseException) -> str:
+    """Pillow's message, one line, without the repr of an in-memory file it names."""
+    import re
+
+    return re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(exc).splitlines()[0] if str(exc) else "")[:120]
 
 
 def to_rgb(image):

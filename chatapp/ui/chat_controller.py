@@ -20,12 +20,13 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Optional, Protocol, Sequence
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal, Slot
 
 from ..engine.backend import CONTINUABLE_REASONS, DocumentsChoice, ReplyFinished, ReplyRequest
 from ..sampling_settings import merged_with_recommended
+from ..storage.attachments import Attachment
 from ..storage.db import AT_END, INTERRUPTED, ConversationStore, Message, NotFoundError
 from ..storage.settings import AppSettings
 from .model_controller import ModelController
@@ -270,6 +271,7 @@ class ChatController(QObject):
         context = 0
         question = ""  # the user message a reply answers: its words are highlighted in a source
         versions = self.store.branch_numbers(conv_id)
+        images = self.store.conversation_attachments(conv_id)
         for m in self.store.messages(conv_id):
             if self.stream is not None and m.id == self.stream.message_id:
                 self.stream.index = self.view.append("assistant", self.stream.text)
@@ -279,6 +281,7 @@ class ChatController(QObject):
                 context = self.stream.context_used
                 continue
             index = self.view.append(m.role, m.content)
+            self._show_images(index, images.get(m.id, []))
             self.view.show_branches(index, *versions.get(m.id, (1, 1)))
             if m.role == "user":
                 question = m.content
@@ -358,13 +361,26 @@ class ChatController(QObject):
 
     # -- chatting -------------------------------------------------------------------------
     def _history(self, conv_id: int) -> list[dict]:
-        return [{"role": m.role, "content": m.content} for m in self.store.messages(conv_id)
-                if m.role in ("user", "assistant") and m.state != "failed"]
+        images = self.store.conversation_attachments(conv_id)  # a user message's images go with it
+        return [{"role": m.role, "content": m.content, **({"images": images[m.id]} if m.id in images else {})}
+                for m in self.store.messages(conv_id) if m.role in ("user", "assistant") and m.state != "failed"]
 
-    def send(self, text: str) -> bool:
-        """Send `text` in the open conversation (a new one if none); False if it was not sent."""
+    def _show_images(self, index: int, images: list) -> None:
+        show = getattr(self.view, "show_images", None)  # a view port without images ignores them
+        if images and show is not None:
+            show(index, images)
+
+    def send(self, text: str, images: Sequence = ()) -> bool:
+        """Send `text` with `images` (objects with data and name: ui.images.ReadyImage) in the open
+        conversation (a new one if none); False if it was not sent (nothing is lost: the caller
+        keeps the text and the images)."""
         text = text.strip()
-        if not text or self.streaming:
+        if (not text and not images) or self.streaming:
+            return False
+        info = self.model.info
+        if images and not (info and getattr(info, "vision", False)):
+            self.status_message.emit(_tr("This model cannot see images ({model}); your message is kept.").format(
+                model=info.name if info else ""), 8000)
             return False
         if self.paused:
             self.status_message.emit(_tr("Wait for the comparison to finish; your message is kept."), 5000)
@@ -372,12 +388,14 @@ class ChatController(QObject):
         if not self.model.ready:
             self.status_message.emit(_tr("The model is not loaded yet; your message is kept."), 5000)
             return False
+        title = text[:48] or _tr("Image")
         if self.current_id is None:
-            self._show(self._create_conversation(text[:48]))
+            self._show(self._create_conversation(title))
         elif not self.store.messages(self.current_id):
-            self.store.rename(self.current_id, text[:48])
-        self.store.add_message(self.current_id, "user", text)
-        self.view.append("user", text)
+            self.store.rename(self.current_id, title)
+        attached = [Attachment(bytes(image.data), image.name) for image in images]
+        self.store.add_message(self.current_id, "user", text, images=attached)
+        self._show_images(self.view.append("user", text), attached)
         self._start_reply()
         return True
 
@@ -460,7 +478,8 @@ class ChatController(QObject):
         if not 0 <= index < len(messages) or messages[index].role != "user":
             return
         later_turns = sum(m.role == "user" for m in messages[index + 1:])
-        new = self.store.add_message(self.current_id, "user", text, parent_id=messages[index].parent_id)
+        new = self.store.add_message(self.current_id, "user", text, parent_id=messages[index].parent_id,
+                                     images=self.store.attachments(messages[index].id))  # its images stay
         self.edit_undo = _EditUndo(self.current_id, messages[index].id, new.id)
         self.deleted_id = None
         self.open(self.current_id)

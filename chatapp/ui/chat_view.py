@@ -234,6 +234,15 @@ class MessageWidget(QFrame):
         label.setOpenExternalLinks(False)
         return label
 
+    def set_images(self, images: list, thumbnailer) -> None:
+        """Show the message's images (objects with data and name) as thumbnails under its header."""
+        from .images import MessageImages
+
+        if getattr(self, "images_row", None) is not None:
+            self.images_row.deleteLater()
+        self.images_row = MessageImages(images, thumbnailer)
+        self.layout().insertWidget(1, self.images_row)
+
     def set_status(self, text: str) -> None:
         self.status_label.setText(text)
 
@@ -361,6 +370,7 @@ class ChatView(QScrollArea):
         self.messages: list[MessageWidget] = []
         self.source_dialog: SourceDialog | None = None  # the passage opened last
         self.prompt_dialog: PromptDialog | None = None
+        self.thumbnailer = None  # ui.images.Thumbnailer for the messages' images
         self.empty_label = QLabel(_tr("Send a message to start the conversation."))
         self.empty_label.setAlignment(Qt.AlignCenter)
         self.empty_label.setObjectName("emptyState")
@@ -429,6 +439,12 @@ class ChatView(QScrollArea):
 
     def show_sources(self, index: int, sources: list, query: str) -> None:
         self.messages[index].set_sources(sources, query)
+
+    def show_images(self, index: int, images: list) -> None:
+        if self.thumbnailer is None:  # made on first use: the pool thread starts only with images
+            from .images import Thumbnailer
+            self.thumbnailer = Thumbnailer(self)
+        self.messages[index].set_images(images, self.thumbnailer)
 
     def show_prompt(self, index: int, prompt: str) -> None:
         self.messages[index].set_prompt(prompt)

@@ -1,5 +1,5 @@
-"""The message composer (Enter sends, Shift+Enter starts a new line) and, beside it, the
-conversation's Documents selector."""
+"""The message composer (Enter sends, Shift+Enter starts a new line; an image pasted or dropped
+on it goes to its image tray, ui/images.py) and, beside it, the conversation's Documents selector."""
 
 from __future__ import annotations
 
@@ -16,6 +16,34 @@ def _tr(text: str) -> str:
 
 class Composer(QPlainTextEdit):
     submitted = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.tray = None  # ui.images.ImageTray: where pasted and dropped images go
+
+    def _image_paths(self, source) -> list[str]:
+        from .images import IMAGE_FILTER
+
+        suffixes = {pattern[1:] for pattern in IMAGE_FILTER.split()}
+        return [url.toLocalFile() for url in source.urls()
+                if url.isLocalFile() and url.toLocalFile().lower().endswith(tuple(suffixes))]
+
+    def canInsertFromMimeData(self, source) -> bool:  # noqa: N802 (Qt naming)
+        if self.tray is not None and (source.hasImage() or self._image_paths(source)):
+            return True
+        return super().canInsertFromMimeData(source)
+
+    def insertFromMimeData(self, source) -> None:  # noqa: N802 (Qt naming): paste and drop
+        if self.tray is not None:
+            paths = self._image_paths(source)
+            if paths:
+                for path in paths:
+                    self.tray.add_path(path)
+                return
+            if source.hasImage():
+                self.tray.add_qimage(source.imageData())
+                return
+        super().insertFromMimeData(source)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         if event.key() in (Qt.Key_Return, Qt.Key_Enter) and not event.modifiers() & Qt.ShiftModifier:

@@ -29,6 +29,7 @@ from .chat_controller import ChatController
 from .chat_header import ChatHeader
 from .chat_view import ChatView
 from .composer import Composer, DocumentsSelector
+from .images import ImageTray
 from .conversation_list import ConversationList
 from .model_controller import ModelController
 from .server_panel import ServerController, ServerPanel, activity_text, adapters_for_model
@@ -141,6 +142,10 @@ class MainWindow(QMainWindow):
         self.composer.setPlaceholderText(_tr("Message the model (Enter sends, Shift+Enter for a new line)"))
         self.composer.setAccessibleName(_tr("Message"))
         self.composer.setMaximumHeight(96)
+        self.image_tray = ImageTray()  # images attached to the message (attach, paste, drop)
+        self.composer.tray = self.image_tray
+        self.attach_button = QPushButton(_tr("Attach image…"))
+        self.attach_button.setAccessibleName(_tr("Attach images to the message"))
         self.send_button = QPushButton(_tr("Send"))
         self.send_button.setAccessibleName(_tr("Send message"))
         self.stop_button = QPushButton(_tr("Stop"))
@@ -150,11 +155,13 @@ class MainWindow(QMainWindow):
         column = QVBoxLayout(centre)
         column.addWidget(self.header)
         column.addWidget(self.chat, 1)
+        column.addWidget(self.image_tray)
         row = QHBoxLayout()
         row.addWidget(self.composer, 1)
         buttons = QVBoxLayout()
         buttons.addWidget(self.send_button)
         buttons.addWidget(self.stop_button)
+        buttons.addWidget(self.attach_button)
         self.documents_selector = DocumentsSelector()  # the conversation's library (ChatController)
         buttons.addWidget(self.documents_selector)
         buttons.addStretch(1)
@@ -197,6 +204,7 @@ class MainWindow(QMainWindow):
         chat, model, header = self.chat_controller, self.model, self.header
         self._build_menu()
         self.send_button.clicked.connect(self.send)
+        self.attach_button.clicked.connect(self.attach_images)
         self.composer.submitted.connect(self.send)
         self.stop_button.clicked.connect(chat.stop)
         self.documents_selector.list_libraries = chat.libraries
@@ -400,6 +408,7 @@ class MainWindow(QMainWindow):
     # -- model ----------------------------------------------------------------------------
     @Slot(object)
     def _on_model_loaded(self, info: ModelInfo) -> None:
+        self.image_tray.set_model(info.name, info.vision, info.max_images, info.image_tokens)
         self.settings_panel.show_recommended(info.sampling_defaults)
         self._show_context(self.chat_controller.context_used())
         self._update_state()
@@ -483,8 +492,27 @@ class MainWindow(QMainWindow):
     # -- chatting -------------------------------------------------------------------------
     @Slot()
     def send(self) -> None:
-        if self.chat_controller.send(self.composer.toPlainText()):
+        tray = self.image_tray
+        if tray.pending:
+            self._show_message(_tr("The images are still being read; your message is kept."), 5000)
+            return
+        info = self.model.info
+        if tray.images and not (info and info.vision):
+            # nothing typed or attached is lost: the message stays in the composer
+            tray.show_error(_tr("This model cannot see images ({model}); remove them or load a vision model.")
+                            .format(model=info.name if info else _tr("no model")))
+            return
+        if self.chat_controller.send(self.composer.toPlainText(), images=list(tray.images)):
             self.composer.clear()
+            tray.take()
+
+    @Slot()
+    def attach_images(self) -> None:
+        from .images import image_files_filter
+
+        paths, _ = QFileDialog.getOpenFileNames(self, _tr("Attach images"), "", image_files_filter())
+        for path in paths:
+            self.image_tray.add_path(path)
 
     # -- closing --------------------------------------------------------------------------
     def shutdown(self) -> None:
@@ -497,6 +525,7 @@ class MainWindow(QMainWindow):
             return
         self._shut_down = True
         self.chat_controller.shutdown()
+        self.image_tray.shutdown()
         self.server.shutdown()  # cancels the API's generations, so the worker thread can end
         self.training_panel.shutdown(timeout_s=10)
         self.worker_thread.shutdown()

@@ -22,113 +22,123 @@
 <context>
     <name>ChatController</name>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="87"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="88"/>
         <source>stopped</source>
         <translation>已停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="89"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="90"/>
         <source>failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="91"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="92"/>
         <source>cut at the token limit</source>
         <translation>已达词元上限</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="93"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="94"/>
         <source>{n} tokens · {speed:.1f} tok/s</source>
         <translation>{n} 个词元 · {speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="96"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="97"/>
         <source>{n} passages left out (context full)</source>
         <translation>{n} 段未放入（上下文已满）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="250"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="251"/>
         <source>Could not read the document libraries: {message}</source>
         <translation>无法读取文档库：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="276"/>
-        <location filename="../../chatapp/ui/chat_controller.py" line="414"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="278"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="432"/>
         <source>writing…</source>
         <translation>正在输出…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="312"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="315"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="331"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="334"/>
         <source>Conversation deleted.</source>
         <translation>对话已删除。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="347"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="350"/>
         <source>Exported to {path}</source>
         <translation>已导出到 {path}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="353"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="356"/>
         <source>{title} (imported)</source>
         <translation>{title}（导入）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="356"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="359"/>
         <source>Imported “{title}” from {path}</source>
         <translation>已从 {path} 导入“{title}”</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="370"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="382"/>
+        <source>This model cannot see images ({model}); your message is kept.</source>
+        <translation>此模型无法查看图片（{model}）；您的消息已保留。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="386"/>
         <source>Wait for the comparison to finish; your message is kept.</source>
         <translation>请等待对比完成；您的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="373"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="389"/>
         <source>The model is not loaded yet; your message is kept.</source>
         <translation>模型尚未加载；你的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="471"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="391"/>
+        <source>Image</source>
+        <translation>图片</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="490"/>
         <source>The earlier version and its {n} later messages are kept: ‹ on the message shows them.</source>
         <translation>较早的版本及其后的 {n} 条消息都已保留：点消息上的 ‹ 即可查看。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="489"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="508"/>
         <source>The edit was undone.</source>
         <translation>已撤销编辑。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="530"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="549"/>
         <source>Version deleted ({n} messages).</source>
         <translation>已删除该版本（{n} 条消息）。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="611"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="630"/>
         <source>Your messages contain chat-control markers (such as &lt;|im_end|&gt;); the model read them as plain text, so they could not open or close a turn.</source>
         <translation>您的消息包含对话控制标记（例如 &lt;|im_end|&gt;）；模型将其作为普通文本读取，因此它们无法开启或结束一轮对话。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="615"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="634"/>
         <source>This model&apos;s chat template has no system turn: the system prompt was put at the start of the first message.</source>
         <translation>此模型的对话模板没有系统轮次：系统提示已放在第一条消息的开头。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="619"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="638"/>
         <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
         <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="635"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="654"/>
         <source>failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="637"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="656"/>
         <source>The reply failed: {message}</source>
         <translation>回复失败：{message}</translation>
     </message>
@@ -331,7 +341,7 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/chat_view.py" line="92"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="280"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="289"/>
         <source>Copied</source>
         <translation>已复制</translation>
     </message>
@@ -357,7 +367,7 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/chat_view.py" line="142"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="402"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="412"/>
         <source>Delete version</source>
         <translation>删除此版本</translation>
     </message>
@@ -368,7 +378,7 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/chat_view.py" line="148"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="280"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="289"/>
         <source>Copy</source>
         <translation>复制</translation>
     </message>
@@ -428,37 +438,37 @@
         <translation>按概率为每个词元着色</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="292"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="301"/>
         <source>Edited message</source>
         <translation>编辑后的消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="294"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="303"/>
         <source>Saving starts a new version of this message; the {n} later messages stay with the earlier version (&lt; &gt; on the message switches).</source>
         <translation>保存会为这条消息新建一个版本；其后的 {n} 条消息留在较早的版本中（用消息上的 &lt; &gt; 切换）。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="301"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="310"/>
         <source>Save &amp;&amp; resend</source>
         <translation>保存 &amp;&amp; 重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="302"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="311"/>
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="351"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="360"/>
         <source>Conversation</source>
         <translation>对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="364"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="374"/>
         <source>Send a message to start the conversation.</source>
         <translation>发送一条消息，开始对话。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="403"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="413"/>
         <source>Delete this version of the message and the {n} messages after it? The other versions stay.</source>
         <translation>删除这条消息的此版本及其后的 {n} 条消息？其他版本会保留。</translation>
     </message>
@@ -549,27 +559,27 @@
 <context>
     <name>Composer</name>
     <message>
-        <location filename="../../chatapp/ui/composer.py" line="40"/>
+        <location filename="../../chatapp/ui/composer.py" line="68"/>
         <source>Documents for this conversation</source>
         <translation>此对话使用的文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/composer.py" line="41"/>
+        <location filename="../../chatapp/ui/composer.py" line="69"/>
         <source>Replies in this conversation use passages from the chosen document library</source>
         <translation>此对话中的回复会引用所选文档库中的段落</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/composer.py" line="51"/>
+        <location filename="../../chatapp/ui/composer.py" line="79"/>
         <source>No documents</source>
         <translation>不使用文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/composer.py" line="53"/>
+        <location filename="../../chatapp/ui/composer.py" line="81"/>
         <source>Documents: {name}</source>
         <translation>文档：{name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/composer.py" line="55"/>
+        <location filename="../../chatapp/ui/composer.py" line="83"/>
         <source>{name} (missing)</source>
         <translation>{name}（已不存在）</translation>
     </message>
@@ -965,6 +975,79 @@
     </message>
 </context>
 <context>
+    <name>Images</name>
+    <message>
+        <location filename="../../chatapp/ui/images.py" line="158"/>
+        <source>pasted image</source>
+        <translation>粘贴的图片</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/images.py" line="163"/>
+        <source>A message can hold {n} images.</source>
+        <translation>一条消息最多可包含 {n} 张图片。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/images.py" line="215"/>
+        <source>Remove image {name}</source>
+        <translation>移除图片 {name}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/images.py" line="230"/>
+        <source>{model} cannot see images; they will be refused at send.</source>
+        <translation>{model} 无法查看图片；发送时将被拒绝。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/images.py" line="231"/>
+        <source>The model</source>
+        <translation>该模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/images.py" line="232"/>
+        <source>{n} of at most {limit} images, {tokens} context tokens each ({total} in all)</source>
+        <translation>{n} 张图片（最多 {limit} 张），每张占用 {tokens} 个上下文词元（共 {total} 个）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/images.py" line="236"/>
+        <source>reading {n}…</source>
+        <translation>正在读取 {n} 张…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/images.py" line="244"/>
+        <source>Images ({patterns})</source>
+        <translation>图片 ({patterns})</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/images.py" line="263"/>
+        <source>image</source>
+        <translation>图片</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/images.py" line="264"/>
+        <source>Show image {name}</source>
+        <translation>查看图片 {name}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/images.py" line="290"/>
+        <source>(unreadable)</source>
+        <translation>（无法读取）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/images.py" line="304"/>
+        <source>Image</source>
+        <translation>图片</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/images.py" line="307"/>
+        <source>Loading…</source>
+        <translation>正在加载…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/images.py" line="332"/>
+        <source>This image cannot be shown: {message}</source>
+        <translation>无法显示此图片：{message}</translation>
+    </message>
+</context>
+<context>
     <name>LossChart</name>
     <message>
         <location filename="../../chatapp/ui/loss_chart.py" line="79"/>
@@ -990,174 +1073,184 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="141"/>
+        <location filename="../../chatapp/ui/main_window.py" line="142"/>
         <source>Message the model (Enter sends, Shift+Enter for a new line)</source>
         <translation>给模型发消息（Enter 发送，Shift+Enter 换行）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="142"/>
+        <location filename="../../chatapp/ui/main_window.py" line="143"/>
         <source>Message</source>
         <translation>消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="144"/>
+        <location filename="../../chatapp/ui/main_window.py" line="147"/>
+        <source>Attach image…</source>
+        <translation>附加图片…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="148"/>
+        <source>Attach images to the message</source>
+        <translation>为消息附加图片</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="149"/>
         <source>Send</source>
         <translation>发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="145"/>
+        <location filename="../../chatapp/ui/main_window.py" line="150"/>
         <source>Send message</source>
         <translation>发送消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="146"/>
+        <location filename="../../chatapp/ui/main_window.py" line="151"/>
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="147"/>
+        <location filename="../../chatapp/ui/main_window.py" line="152"/>
         <source>Stop the reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="176"/>
+        <location filename="../../chatapp/ui/main_window.py" line="183"/>
         <source>Chat</source>
         <translation>聊天</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="177"/>
+        <location filename="../../chatapp/ui/main_window.py" line="184"/>
         <source>Train</source>
         <translation>训练</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="179"/>
+        <location filename="../../chatapp/ui/main_window.py" line="186"/>
         <source>Documents</source>
         <translation>文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="184"/>
+        <location filename="../../chatapp/ui/main_window.py" line="191"/>
         <source>No model</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="188"/>
-        <location filename="../../chatapp/ui/main_window.py" line="447"/>
+        <location filename="../../chatapp/ui/main_window.py" line="195"/>
+        <location filename="../../chatapp/ui/main_window.py" line="456"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="189"/>
+        <location filename="../../chatapp/ui/main_window.py" line="196"/>
         <source>Undo</source>
         <translation>撤销</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="266"/>
+        <location filename="../../chatapp/ui/main_window.py" line="274"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="267"/>
+        <location filename="../../chatapp/ui/main_window.py" line="275"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="268"/>
+        <location filename="../../chatapp/ui/main_window.py" line="276"/>
         <source>Import conversation…</source>
         <translation>导入对话…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="269"/>
+        <location filename="../../chatapp/ui/main_window.py" line="277"/>
         <source>Export conversation as Markdown…</source>
         <translation>将对话导出为 Markdown…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="271"/>
+        <location filename="../../chatapp/ui/main_window.py" line="279"/>
         <source>Export conversation as JSON…</source>
         <translation>将对话导出为 JSON…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="274"/>
+        <location filename="../../chatapp/ui/main_window.py" line="282"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="275"/>
+        <location filename="../../chatapp/ui/main_window.py" line="283"/>
         <source>&amp;Chat</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="276"/>
+        <location filename="../../chatapp/ui/main_window.py" line="284"/>
         <source>Focus message box</source>
         <translation>聚焦到消息框</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="277"/>
+        <location filename="../../chatapp/ui/main_window.py" line="285"/>
         <source>Stop reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="278"/>
+        <location filename="../../chatapp/ui/main_window.py" line="286"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="279"/>
+        <location filename="../../chatapp/ui/main_window.py" line="287"/>
         <source>Continue reply</source>
         <translation>继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="286"/>
+        <location filename="../../chatapp/ui/main_window.py" line="294"/>
         <source>Rename conversation</source>
         <translation>重命名对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="287"/>
+        <location filename="../../chatapp/ui/main_window.py" line="295"/>
         <source>Delete conversation</source>
         <translation>删除对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="289"/>
+        <location filename="../../chatapp/ui/main_window.py" line="297"/>
         <source>What the fine-tune changed…</source>
         <translation>微调改变了什么…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="290"/>
+        <location filename="../../chatapp/ui/main_window.py" line="298"/>
         <source>&amp;View</source>
         <translation>视图(&amp;V)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="291"/>
+        <location filename="../../chatapp/ui/main_window.py" line="299"/>
         <source>Conversation list</source>
         <translation>对话列表</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="292"/>
+        <location filename="../../chatapp/ui/main_window.py" line="300"/>
         <source>Settings</source>
         <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="294"/>
+        <location filename="../../chatapp/ui/main_window.py" line="302"/>
         <source>Show or hide the conversations (Ctrl+B)</source>
         <translation>显示或隐藏对话列表（Ctrl+B）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="295"/>
+        <location filename="../../chatapp/ui/main_window.py" line="303"/>
         <source>Open or close the settings (Ctrl+,)</source>
         <translation>打开或关闭设置（Ctrl+,）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="301"/>
+        <location filename="../../chatapp/ui/main_window.py" line="309"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="302"/>
-        <location filename="../../chatapp/ui/main_window.py" line="305"/>
+        <location filename="../../chatapp/ui/main_window.py" line="310"/>
+        <location filename="../../chatapp/ui/main_window.py" line="313"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="306"/>
+        <location filename="../../chatapp/ui/main_window.py" line="314"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -1166,64 +1259,84 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="328"/>
+        <location filename="../../chatapp/ui/main_window.py" line="336"/>
         <source>adapter {name}</source>
         <translation>适配器 {name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="332"/>
+        <location filename="../../chatapp/ui/main_window.py" line="340"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="344"/>
+        <location filename="../../chatapp/ui/main_window.py" line="352"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="349"/>
+        <location filename="../../chatapp/ui/main_window.py" line="357"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="388"/>
+        <location filename="../../chatapp/ui/main_window.py" line="396"/>
         <source>The language changes the next time chatapp starts.</source>
         <translation>下次启动 chatapp 时将切换语言。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="410"/>
+        <location filename="../../chatapp/ui/main_window.py" line="419"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="447"/>
+        <location filename="../../chatapp/ui/main_window.py" line="456"/>
         <source>Undo edit</source>
         <translation>撤销编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="465"/>
+        <location filename="../../chatapp/ui/main_window.py" line="474"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="471"/>
+        <location filename="../../chatapp/ui/main_window.py" line="480"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="475"/>
+        <location filename="../../chatapp/ui/main_window.py" line="484"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="475"/>
+        <location filename="../../chatapp/ui/main_window.py" line="484"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="481"/>
+        <location filename="../../chatapp/ui/main_window.py" line="490"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="497"/>
+        <source>The images are still being read; your message is kept.</source>
+        <translation>图片仍在读取中；您的消息已保留。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="502"/>
+        <source>This model cannot see images ({model}); remove them or load a vision model.</source>
+        <translation>此模型无法查看图片（{model}）；请移除图片或加载视觉模型。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="503"/>
+        <source>no model</source>
+        <translation>无模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="513"/>
+        <source>Attach images</source>
+        <translation>附加图片</translation>
     </message>
     <message>
         <source>Stop the reply before switching models.</source>

@@ -43,7 +43,7 @@ def test_a_v3_database_gains_the_library_column_with_its_sources_intact(tmp_path
     conn.commit()
     conn.close()
     with ConversationStore(path) as store:
-        assert store.schema_version == 5
+        assert store.schema_version == 6
         assert store.get_conversation(1).library == ""
         assert [(s.number, s.path, s.library) for s in store.sources(7)] == [(1, "/d/a.md", "notes")]
         store.set_library(1, "notes")

@@ -19,7 +19,7 @@ def store(tmp_path):
 
 
 def test_pragmas_and_schema(store, tmp_path):
-    assert store.schema_version == 5
+    assert store.schema_version == 6
     conn = store._conn
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL

@@ -58,7 +58,7 @@ def test_json_shape(store, conv, tmp_path):
     path = tmp_path / "chat.json"
     export_json(store, conv.id, path)
     data = json.loads(path.read_text(encoding="utf-8"))
-    assert (data["format"], data["version"], data["title"]) == ("chatapp.conversation", 2, "Adding numbers 加法")
+    assert (data["format"], data["version"], data["title"]) == ("chatapp.conversation", 3, "Adding numbers 加法")
     assert data["system_prompt"] == "You write Python.\nBe brief."
     assert data["created_at"] == conv.created_at.isoformat()
     assert [m["role"] for m in data["messages"]] == ["user", "assistant", "user", "assistant"]
@@ -111,7 +111,7 @@ VALID = {"format": FORMAT, "version": 1, "title": "t", "messages": [{"role": "us
     (b"\xff\xfe\x00garbage", "not UTF-8 text"),
     (b"[1, 2]", "not a JSON object"),
     (json.dumps({**VALID, "format": "gpt4all"}).encode(), "not a chatapp conversation export (format is 'gpt4all'"),
-    (json.dumps({**VALID, "version": 3}).encode(), "format version 3 is newer than this app reads (2); update the app"),
+    (json.dumps({**VALID, "version": 4}).encode(), "format version 4 is newer than this app reads (3); update the app"),
     (json.dumps({**VALID, "version": 2, "messages": [{"role": "user", "content": "a", "parent": 0}]}).encode(),
      "field messages[0].parent must be the index of an earlier message or null, not 0"),
     (json.dumps({**VALID, "version": 2, "messages": [{"role": "user", "content": "a"},

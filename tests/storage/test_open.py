@@ -49,7 +49,7 @@ def test_v1_database_is_migrated_with_data_intact(tmp_path):
     path = tmp_path / "old.sqlite3"
     make_v1(path)
     with ConversationStore(path) as store:
-        assert store.schema_version == migrations.SCHEMA_VERSION == 5
+        assert store.schema_version == migrations.SCHEMA_VERSION == 6
         convs = store.list_conversations()
         assert [(c.id, c.title, c.system_prompt, c.model, c.deleted_at) for c in convs] == [
             (1, "Old chat", "Be terse.", "smol", None), (2, "Older chat", "", "", None)]
@@ -175,7 +175,7 @@ def test_index_survives_a_build_without_fts5(tmp_path):
         conv = store.create_conversation("c")
         store.add_message(conv.id, "user", "written with the index")
     with ConversationStore(path, use_fts=False) as store:  # stands in for a build without FTS5
-        triggers = store._conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0]
+        triggers = store._conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'messages_fts%'").fetchone()[0]
         assert triggers == 0
         store.add_message(conv.id, "user", "written without the index")
         assert [c.id for c, _ in store.search("without the")] == [conv.id]

@@ -40,7 +40,7 @@ def test_a_v4_database_becomes_one_path_per_conversation_intact(tmp_path):
     path = tmp_path / "v4.sqlite3"
     _v4_database(path)
     with ConversationStore(path) as store:
-        assert store.schema_version == migrations.SCHEMA_VERSION == 5
+        assert store.schema_version == migrations.SCHEMA_VERSION == 6
         path1 = store.messages(1)
         assert [(m.id, m.position, m.content, m.parent_id, m.active) for m in path1] == [
             (10, 0, "Who was Ada?", None, True), (11, 1, "It was Ada [1].", 10, True),

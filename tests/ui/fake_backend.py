@@ -25,8 +25,9 @@ class FakeBackend:
     """
 
     def __init__(self, words: int = 6, delay: float = 0.01, passages_that_fit: int = 3,
-                 recommended: dict | None = None, thinking_switch: bool = False) -> None:
+                 recommended: dict | None = None, thinking_switch: bool = False, vision: bool = False) -> None:
         self.words = words
+        self.vision = vision  # a vision model: ModelInfo says so (images: 4 at most, 576 tokens each)
         # a Qwen3-like model: ModelInfo.thinking_switch, and a reply that reasons first when asked
         self.thinking_switch = thinking_switch
         self.recommended = dict(recommended or {})  # the sampling values the loaded model recommends
@@ -64,7 +65,8 @@ class FakeBackend:
         return ModelInfo(name=self.loaded_name, path=spec, kind="gguf", device="cpu", dtype="float32",
                          context_len=options.context_len, n_params=1_000_000, load_s=0.02, memory="1 MB",
                          adapter=self.adapter, sampling_defaults=dict(self.recommended),
-                         thinking_switch=self.thinking_switch)
+                         thinking_switch=self.thinking_switch, vision=self.vision,
+                         max_images=4 if self.vision else 0, image_tokens=576 if self.vision else 0)
 
     def estimate(self, spec, options):
         if spec == "broken":

@@ -1,0 +1,130 @@
+"""Screenshot of a conversation with an image: the image in the user's message, a reply, a second
+image waiting in the composer's tray (its context cost and the model's limit), and the first image
+opened larger.
+
+    xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python benchmarks/images_screenshot.py \
+        --out docs/screenshots/images.png
+
+The real window in a throw-away profile with a scripted vision backend (no model, no torch): the
+images go through the window's own path (decoded and thumbnailed off the GUI thread, stored with
+the message). The picture is drawn here (a bar chart), so the run needs no files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from PySide6.QtCore import QPoint  # noqa: E402
+from PySide6.QtGui import QPainter, QPixmap  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from screenshots import ScriptedBackend, ask, make_window, settle, wait_until  # noqa: E402
+
+from chatapp.engine.backend import ReplyFinished  # noqa: E402
+
+QUESTION = "What does this chart show, and which month was best?"
+ANSWER = ("It is a bar chart of monthly sales from January to June. Sales rise steadily from "
+          "January, dip in April, and **June** is the best month, about twice January's figure.")
+
+
+def chart_png(width: int = 440, height: int = 300) -> bytes:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    values = [40, 55, 62, 48, 70, 86]
+    months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun"]
+    draw.line([(50, 20), (50, height - 50), (width - 20, height - 50)], fill="black", width=2)
+    step = (width - 90) // len(values)
+    for i, (value, month) in enumerate(zip(values, months)):
+        x = 70 + i * step
+        top = height - 50 - value * 2.6
+        draw.rectangle([x, top, x + step - 25, height - 52], fill=(66, 133, 244) if i != 5 else (219, 68, 55))
+        draw.text((x + 8, height - 40), month, fill="black")
+        draw.text((x + 8, top - 14), str(value), fill="black")
+    draw.text((width // 2 - 50, 4), "Monthly sales", fill="black")
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def photo_png() -> bytes:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (300, 200), (135, 206, 235))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([0, 130, 300, 200], fill=(34, 139, 34))
+    draw.ellipse([220, 20, 270, 70], fill=(255, 215, 0))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+class VisionBackend(ScriptedBackend):
+    def load(self, spec, options, progress=None):
+        info = super().load(spec, options, progress)
+        return replace(info, name="llava-1.5-7b-hf", kind="hf-folder", vision=True, max_images=8, image_tokens=576)
+
+    def stream(self, messages, system_prompt, settings, cancel=None, continue_last=False, **_):
+        shown = ""
+        for start in range(0, len(ANSWER), self.chunk):
+            shown += ANSWER[start:start + self.chunk]
+            yield ANSWER[start:start + self.chunk]
+        self.used = 640
+        self.reply = ReplyFinished(text=shown, finish_reason="eos", context_used=self.used,
+                                   stats={"prompt_tokens": 610, "new_tokens": len(shown) // 4, "decode_tok_s": 21.4})
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "screenshots" / "images.png")
+    args = parser.parse_args(argv)
+    app = QApplication.instance() or QApplication(sys.argv)  # noqa: F841
+    with tempfile.TemporaryDirectory() as tmp:
+        window, _ = make_window(Path(tmp), VisionBackend())
+        try:
+            shoot(window, args.out)
+        finally:  # also on a timeout: the generation thread is stopped before the process ends
+            window.close()
+            window.store.close()
+    return 0
+
+
+def shoot(window, out: Path) -> None:
+    tray = window.image_tray
+    tray.add_bytes(chart_png(), "sales-chart.png")
+    wait_until(lambda: len(tray.images) == 1, 30, "the image to be read")
+    if not ask(window, QUESTION, 30):
+        raise SystemExit("the scripted reply did not finish")
+    row = window.chat.messages[0].images_row
+    wait_until(lambda: not row.buttons[0].icon().isNull(), 30, "the message's thumbnail")
+    tray.add_bytes(photo_png(), "garden.png")
+    window.composer.setPlainText("And this one?")
+    wait_until(lambda: len(tray.images) == 1, 30, "the second image")
+    dialog = row.open(0)
+    wait_until(lambda: dialog.shown, 30, "the larger view")
+    settle(400)
+    shot = window.grab()
+    view = dialog.grab()
+    canvas = QPixmap(shot.width(), shot.height())
+    painter = QPainter(canvas)
+    painter.drawPixmap(0, 0, shot)
+    painter.drawPixmap(QPoint(shot.width() - view.width() - 20, 150), view)
+    painter.end()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not canvas.save(str(out)):
+        raise SystemExit(f"could not write {out}")
+    print(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Images in the window (a fake backend): attach (file dialog), paste, drop, remove, send;
+thumbnails in the conversation; a text-only model refuses at send and nothing typed is lost."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QUrl
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QFileDialog
+
+from fake_backend import FakeBackend
+
+
+def _png(path, size=(40, 30), seed=0):
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def _attach(window, monkeypatch, *paths):
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *a, **k: ([str(p) for p in paths], ""))
+    window.attach_button.click()
+
+
+def test_attach_remove_and_send(make_window, qtbot, tmp_path, monkeypatch):
+    backend = FakeBackend(vision=True)
+    window = make_window(backend)
+    tray = window.image_tray
+    a, b = _png(tmp_path / "a.png"), _png(tmp_path / "b.jpg", (300, 200), 1)
+    _attach(window, monkeypatch, a, b)
+    qtbot.waitUntil(lambda: len(tray.images) == 2 and not tray.pending, timeout=5000)
+    assert [i.name for i in tray.images] == ["a.png", "b.jpg"]
+    assert (tray.images[1].width, tray.images[1].height) == (300, 200)
+    assert "576 context tokens each (1152 in all)" in tray.info_label.text()
+    assert "at most 4 images" in tray.info_label.text()
+    assert tray.isVisibleTo(window)
+    from PySide6.QtWidgets import QToolButton
+    removes = tray.findChildren(QToolButton, "removeImage")
+    assert [b.accessibleName() for b in removes] == ["Remove image a.png", "Remove image b.jpg"]
+    removes[0].click()
+    assert [i.name for i in tray.images] == ["b.jpg"]
+    window.composer.setPlainText("what is in it?")
+    window.send()
+    assert tray.error_label.isHidden(), tray.error_label.text()
+    assert backend.calls or window.chat_controller.streaming, window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: not window.chat_controller.streaming and bool(backend.calls), timeout=60000)  # torch loads first
+    sent = backend.calls[-1]["messages"][-1]
+    assert sent["content"] == "what is in it?" and [i.name for i in sent["images"]] == ["b.jpg"]
+    assert sent["images"][0].data == b.read_bytes()
+    assert tray.images == [] and window.composer.toPlainText() == ""
+    # stored with the message, shown as a thumbnail, and shown again when the conversation is reopened
+    conv = window.chat_controller.current_id
+    user = window.store.messages(conv)[0]
+    assert [i.data for i in window.store.attachments(user.id)] == [b.read_bytes()]
+    row = window.chat.messages[0].images_row
+    qtbot.waitUntil(lambda: not row.buttons[0].icon().isNull(), timeout=5000)
+    window.chat_controller.open(conv)
+    assert [i.name for i in window.chat.messages[0].images_row.images] == ["b.jpg"]
+    dialog = window.chat.messages[0].images_row.open(0)
+    qtbot.waitUntil(lambda: dialog.shown, timeout=5000)
+    assert dialog.label.pixmap().width() == 300  # not enlarged, not shrunk below its size
+    # edit and resend: the new version keeps the message's images, and sends them again
+    window.chat_controller.edit_and_resend(0, "and now?")
+    qtbot.waitUntil(lambda: not window.chat_controller.streaming and len(backend.calls) == 2, timeout=10000)
+    edited = window.store.messages(conv)[0]
+    assert edited.content == "and now?" and edited.id != user.id
+    assert [i.data for i in window.store.attachments(edited.id)] == [b.read_bytes()]
+    assert [i.name for i in backend.calls[-1]["messages"][-1]["images"]] == ["b.jpg"]
+
+
+def test_paste_and_drop_images(make_window, qtbot, tmp_path):
+    window = make_window(FakeBackend(vision=True))
+    tray = window.image_tray
+    image = QImage(50, 20, QImage.Format_RGB32)
+    image.fill(0xFF3366)
+    mime = QMimeData()
+    mime.setImageData(image)
+    assert window.composer.canInsertFromMimeData(mime)
+    window.composer.insertFromMimeData(mime)  # what Ctrl+V does with an image on the clipboard
+    dropped = QMimeData()
+    dropped.setUrls([QUrl.fromLocalFile(str(_png(tmp_path / "drop.png")))])
+    window.composer.insertFromMimeData(dropped)  # what a drop of a file does
+    qtbot.waitUntil(lambda: len(tray.images) == 2, timeout=5000)
+    names = sorted(i.name for i in tray.images)
+    assert names == sorted(["drop.png", "pasted image"])
+    pasted = next(i for i in tray.images if i.name == "pasted image")
+    assert Image.open(io.BytesIO(pasted.data)).size == (50, 20)
+    text = QMimeData()
+    text.setText("plain words")
+    window.composer.insertFromMimeData(text)
+    assert window.composer.toPlainText() == "plain words"
+
+
+def test_bad_image_is_a_clear_error_in_the_composer(make_window, qtbot, tmp_path, monkeypatch):
+    window = make_window(FakeBackend(vision=True))
+    bad = tmp_path / "photo.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    _attach(window, monkeypatch, bad)
+    tray = window.image_tray
+    qtbot.waitUntil(lambda: not tray.pending, timeout=5000)
+    assert tray.images == [] and not tray.error_label.isHidden()
+    assert "photo.png" in tray.error_label.text() and "damaged or truncated" in tray.error_label.text()
+
+
+def test_text_only_model_refuses_at_send_and_keeps_everything(make_window, qtbot, tmp_path, monkeypatch):
+    backend = FakeBackend()
+    window = make_window(backend)
+    _attach(window, monkeypatch, _png(tmp_path / "a.png"))
+    tray = window.image_tray
+    qtbot.waitUntil(lambda: len(tray.images) == 1, timeout=5000)
+    assert "cannot see images" in tray.info_label.text()
+    window.composer.setPlainText("look at this")
+    window.send()
+    assert backend.calls == []
+    assert window.composer.toPlainText() == "look at this" and len(tray.images) == 1
+    assert tray.error_label.text() == (f"This model cannot see images ({window.model_info.name}); "
+                                       "remove them or load a vision model.")
+    # the controller refuses too (headless callers)
+    assert not window.chat_controller.send("look", images=list(tray.images))
+    tray.remove(0)
+    window.send()
+    qtbot.waitUntil(lambda: bool(backend.calls), timeout=60000)
+    assert "images" not in backend.calls[-1]["messages"][-1]
