@@ -50,3 +50,13 @@ def test_with_drop_history_the_room_is_counted_against_the_last_turn():
     assert [s.text for s in chosen] == [hits[0].text]
     assert messages[:-1] == CONVERSATION[:-1]  # the history stays: the session's own fit drops it
     assert chars(messages[-1:]) <= budget < chars(messages)
+
+
+def test_the_last_turn_keeps_its_images_beside_the_passages():
+    """A question asked about an image, with documents on: the passages go before the question
+    and the turn's images stay on it (the server and the window send them in the message)."""
+    image = b"\x89PNG fake bytes"
+    turn = {"role": "user", "content": "what does the chart show?", "images": [image]}
+    messages, chosen = fit_passages([turn], [hit(1, 60)], 10_000, chars)
+    assert chosen and messages[-1]["images"] == [image]
+    assert messages[-1]["content"] == with_passages("what does the chart show?", chosen)
