@@ -116,12 +116,18 @@ class ReplyRequest:
 
 @dataclass(frozen=True)
 class CompareRequest:
-    """One prompt answered twice with one seed: the adapter switched off, then on."""
+    """One prompt, one seed and one set of sampling settings, answered by two panes together,
+    each by its own source (engine.side_by_side.PaneSource)."""
 
     request_id: int
     prompt: str
     system_prompt: str
     sampling: dict
+    sources: tuple  # two PaneSources, left pane first
+
+    def __post_init__(self) -> None:
+        if len(self.sources) != 2:
+            raise ValueError(f"a comparison has two panes, not {len(self.sources)}")
 
 
 @dataclass(frozen=True)
@@ -193,6 +199,15 @@ class Backend(Protocol):
     def finished(self) -> ReplyFinished:
         """The reply the last `stream` produced."""
 
+    def compare(self, sources: tuple, messages: list[dict], system_prompt: str, settings: Any,
+                cancel: Optional[threading.Event] = None) -> Iterator[tuple[int, str]]:
+        """Side by side: (pane index, text delta) of each source's reply in turn, one step of each
+        (engine.side_by_side), with the same settings and seed; afterwards `compared()` describes
+        each pane's reply and the backend is as before (the chat's adapter on, its model loaded)."""
+
+    def compared(self) -> list[dict]:
+        """Each pane's reply of the last `compare`: {"text", "finish_reason", "stats"}."""
+
     def context_used(self) -> int:
         """Positions of the context in use now (also while a reply streams)."""
 
@@ -215,6 +230,7 @@ class ChatBackend:
         self._cache_freed = False  # a reply ran out of memory and dropped the KV cache
         self.worn_adapter = ""  # the adapter folder the model wears now ("" none); see wear_adapter
         self._held_adapters: dict = {}  # (folder, file mtime) -> (LoRAConfig, tensors): wear_adapter's
+        self._compared: list[dict] = []  # each pane's reply of the last comparison
 
     def load(self, spec: str, options: LoadOptions,
              progress: Optional[Callable[[str, float], None]] = None) -> ModelInfo:
@@ -449,6 +465,21 @@ class ChatBackend:
                              sources=tuple(self.retrieval.sources) if self.retrieval else (),
                              left_out=self.retrieval.left_out if self.retrieval else 0, library=self.library,
                              logprobs=tuple(logprob_entry(e) for e in reply.logprobs))
+
+    def compare(self, sources: tuple, messages: list[dict], system_prompt: str, settings,
+                cancel: Optional[threading.Event] = None) -> Iterator[tuple[int, str]]:
+        """See Backend.compare: lanes of engine.side_by_side, another model loaded for it when
+        the estimate says it fits beside this one (released afterwards)."""
+        from .side_by_side import SideBySide
+
+        self._compared = []
+        run = SideBySide(self, sources, loader=self._loader)
+        yield from run.stream(messages, system_prompt, settings, cancel)
+        self._compared = [{"text": r.text, "finish_reason": r.finish_reason, "stats": r.stats.to_dict()}
+                          for r in run.replies]
+
+    def compared(self) -> list[dict]:
+        return list(self._compared)
 
     def score_text(self, text: str, progress: Optional[Callable[[int, int], None]] = None,
                    cancel: Optional[threading.Event] = None) -> list:
