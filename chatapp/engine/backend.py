@@ -190,7 +190,7 @@ class Backend(Protocol):
         carries them as sources; the worker passes `documents` only when a library is chosen,
         and `enable_thinking` only for a model whose ModelInfo has `thinking_switch`.
         `logprobs` (K alternatives) records each token's probabilities (`streamed_logprobs`
-        while it streams, `finished().logprobs` after; not with documents yet); `forced`: the
+        while it streams, `finished().logprobs` after; with documents too); `forced`: the
         reply's first token ids, as given. The worker passes these only when asked for."""
 
     def streamed_logprobs(self) -> list:
@@ -425,7 +425,8 @@ class ChatBackend:
                 raise ValueError("a reply with documents needs the conversation to end with a user message")
             session = ChatSession(self.engine, system_prompt=system_prompt, messages=messages[:-1],
                                   template_variables=variables)
-            deltas = self._with_documents(session, messages[-1]["content"], settings, cancel, documents)
+            deltas = self._with_documents(session, messages[-1]["content"], settings, cancel, documents,
+                                          logprobs, forced)
         else:
             session = ChatSession(self.engine, system_prompt=system_prompt, messages=messages,
                                   template_variables=variables)
@@ -442,13 +443,14 @@ class ChatBackend:
         self.contained_markers = session.contained_markers
         self.folded_system = session.folded_system
 
-    def _with_documents(self, session, text: str, settings, cancel, documents: DocumentsChoice) -> Iterator[str]:
+    def _with_documents(self, session, text: str, settings, cancel, documents: DocumentsChoice,
+                        logprobs: Optional[int], forced: tuple) -> Iterator[str]:
         from ..documents.library import LibraryStore
         from .retrieval import LibraryRetriever, send_with_documents
 
         retriever = LibraryRetriever(LibraryStore(documents.db_path), documents.name)
         try:  # the search and the fitting run now; the store is not needed while the reply streams
-            reply = send_with_documents(session, text, settings, retriever, cancel)
+            reply = send_with_documents(session, text, settings, retriever, cancel, logprobs=logprobs, forced=forced)
         finally:
             retriever.close()
         self.retrieval, self.library, self.prompt = reply.result, documents.name, reply.result.prompt

@@ -101,13 +101,15 @@ class ChatSession:
         self.messages.append({"role": "assistant", "content": self.reply.text})
 
     def send(self, text: str, settings: SamplingSettings,
-             cancel: Optional[threading.Event] = None) -> Iterator[str]:
-        """Add a user message and stream the assistant's reply (appended when done)."""
+             cancel: Optional[threading.Event] = None, logprobs: Optional[int] = None,
+             forced: Sequence[int] = ()) -> Iterator[str]:
+        """Add a user message and stream the assistant's reply (appended when done); `logprobs`
+        and `forced` as in `respond`."""
         if not text.strip():
             raise ValueError("the message is empty")
         self.messages.append({"role": "user", "content": text})
         try:
-            yield from self.respond(settings, cancel)
+            yield from self.respond(settings, cancel, logprobs, forced)
         except ContextOverflowError:
             self.messages.pop()  # the user keeps the text in the composer; the history stays as it was
             raise
