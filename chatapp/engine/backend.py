@@ -164,6 +164,14 @@ def logprob_entry(entry: Any) -> dict:
             "top": [{"id": alt.id, "token": alt.token, "logprob": alt.logprob} for alt in entry.top]}
 
 
+class ModelLoader(Protocol):
+    """What ChatBackend loads models with (engine.loader.load_model, or a test's loader): every
+    argument is passed, `weights` an engine.weights_option name or "auto"."""
+
+    def __call__(self, spec: str, *, device: str, context_len: int, progress: LoadProgress,
+                 adapter: Optional[str], weights: str) -> Any: ...
+
+
 @runtime_checkable
 class Backend(Protocol):
     """What the generation worker needs of a backend: `ChatBackend`, or a test's fake."""
@@ -187,11 +195,11 @@ class Backend(Protocol):
                logprobs: Optional[int] = None, forced: tuple = ()) -> Iterator[str]:
         """Yield the reply's text deltas; then `finished()` describes it. With `documents`, the
         library's best passages go into the last user message (as text) and `finished()`
-        carries them as sources; the worker passes `documents` only when a library is chosen,
-        and `enable_thinking` only for a model whose ModelInfo has `thinking_switch`.
+        carries them as sources (None: no library); `enable_thinking` (None: the template's
+        default) matters for a model whose ModelInfo has `thinking_switch`.
         `logprobs` (K alternatives) records each token's probabilities (`streamed_logprobs`
         while it streams, `finished().logprobs` after; with documents too); `forced`: the
-        reply's first token ids, as given. The worker passes these only when asked for."""
+        reply's first token ids, as given. The worker passes every argument, its default when unused."""
 
     def streamed_logprobs(self) -> list:
         """The TokenLogprobs recorded so far for the reply streaming now."""
@@ -215,7 +223,7 @@ class Backend(Protocol):
 class ChatBackend:
     """The real backend: our Transformer through `engine.loader` and `engine.session` (satisfies `Backend`)."""
 
-    def __init__(self, loader: Optional[Callable[..., Any]] = None) -> None:
+    def __init__(self, loader: Optional[ModelLoader] = None) -> None:
         self._loader = loader  # None: chatapp.engine.loader.load_model
         self.loaded = None  # LoadedModel
         self.engine = None  # Engine
@@ -244,11 +252,10 @@ class ChatBackend:
 
         torch.set_num_threads(options.threads or default_threads())
         loader = self._loader or load_model
-        extra = {} if options.weights == "auto" else {"weights": options.weights}  # test loaders predate it
         out_of_memory = False
         try:
             loaded = loader(spec, device=options.device, context_len=options.context_len, progress=progress,
-                            adapter=options.adapter or None, **extra)
+                            adapter=options.adapter or None, weights=options.weights)
             if progress:
                 progress("engine", 0.0)  # fast paths and the KV cache: a noticeable part of the load
             context = min(options.context_len, loaded.config.max_seq_len)

@@ -110,7 +110,7 @@ class SideBySide:
         if not need.fits:
             raise NotEnoughMemoryError(does_not_fit_message(need), need.memory_bytes)
         loaded = (self.loader or load_model)(spec, device=info.device, context_len=info.context_len,
-                                             progress=None, adapter=None)
+                                             progress=None, adapter=None, weights=need.weights or "auto")
         engine = Engine(loaded.model, loaded.tokenizer, context_len=min(info.context_len, loaded.config.max_seq_len))
         return loaded, engine
 

@@ -94,20 +94,12 @@ class GenerationWorker(QObject):
             from ..engine.sampling import SamplingSettings  # torch loads here, in this thread
 
             sampling = SamplingSettings(**request.sampling)
-            # documents only when chosen: a backend without them keeps its plainer signature
-            extra = {"documents": request.documents} if request.documents is not None else {}
-            if request.enable_thinking is not None:  # likewise the thinking switch
-                extra["enable_thinking"] = request.enable_thinking
-            # the token view: each token's probabilities as they come (a backend that cannot record
-            # them, such as an older test fake, replies without)
-            logprobs = request.logprobs if hasattr(self.backend, "streamed_logprobs") else None
-            if logprobs is not None:
-                extra["logprobs"] = logprobs
-            if request.forced:
-                extra["forced"] = request.forced
+            logprobs = request.logprobs  # the token view: each token's probabilities as they come
             sent = 0
             for text in self.backend.stream(request.messages, request.system_prompt, sampling, self.cancel,
-                                            continue_last=request.continue_last, **extra):
+                                            continue_last=request.continue_last, documents=request.documents,
+                                            enable_thinking=request.enable_thinking, logprobs=logprobs,
+                                            forced=request.forced):
                 if logprobs is not None:
                     entries = self.backend.streamed_logprobs()
                     if len(entries) > sent:
