@@ -4,7 +4,8 @@ and the typed payloads that cross the worker boundary.
 No Qt here: the UI wraps a backend in a worker thread, and tests hand the window a fake that
 satisfies the same `Backend` protocol (nothing in the app asks whether it holds a fake). Torch
 and the loaders are imported on first use, in the worker thread, so the window shows before
-they are.
+they are. Long because the protocol, its payloads and the one real backend read best together;
+side by side lives in side_by_side.py, retrieval in retrieval.py.
 """
 
 from __future__ import annotations
