@@ -4,11 +4,14 @@
         --out docs/screenshots [--adapter DIR]
 
 1. token-view.png: a reply with its Tokens view open, one token selected, its alternatives.
-2. branches.png: after "Continue from this" on an alternative: version 3/3 of the reply
-   (regenerated once before), the arrows to the others.
+2. branches.png: four versions of the reply (the first, a regenerated one, one continued from
+   an alternative, another regenerated one), the last deleted, version 2 shown: `< 2/3 >`.
 3. finetune-diff.png: with --adapter (a LoRA adapter of the default model, e.g. one taught
    benchmarks/knowledge_docs), a passage of those documents scored with the adapter off and on,
    coloured by the change. Without --adapter the view says no adapter is loaded.
+4. side-by-side-streaming.png and side-by-side.png: the base model (left) and the adapter (right,
+   or the base model again without --adapter) answering one question with one seed, while both
+   stream and when both are done.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from screenshots import close, save, settle, wait_until  # noqa: E402
 
 QUESTION = "Name three colours of the rainbow."
+COMPARE_QUESTION = "Who founded Halvorsen Lenswerks, and in which year?"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,11 +72,19 @@ def main(argv: list[str] | None = None) -> int:
     alternative = next(t for t in tokens[position]["top"] if t["id"] != tokens[position]["id"])
     chat.continue_from_alternative(1, position, alternative["id"])
     wait_until(lambda: not window.streaming, args.timeout, "the reply from the alternative")
+    print("continued from", repr(alternative["token"]), "new reply",
+          repr(window.store.messages(window.current_id)[-1].content[:120]))
+    chat.regenerate()
+    wait_until(lambda: not window.streaming, args.timeout, "the fourth version")
+    chat.delete_branch(1)  # the fourth goes; three are left
+    for _ in range(3):
+        if window.chat.messages[1].version[0] > 2:
+            chat.switch_branch(1, -1)
+    settle(400)
     window.chat.messages[1].tokens_button.setChecked(True)
-    window.chat.messages[1].token_view.select(position)
     settle(400)
     save(window, args.out / "branches.png")
-    print("versions", window.chat.messages[1].version, "new reply",
+    print("versions", window.chat.messages[1].version, "shown",
           repr(window.store.messages(window.current_id)[-1].content[:120]))
     passage = (HERE / "knowledge_docs" / "01_founding.md").read_text(encoding="utf-8")[:900]
     window.open_finetune_diff()
@@ -86,9 +98,40 @@ def main(argv: list[str] | None = None) -> int:
         view._show_token(max(range(len(view.scores)), key=lambda i: view.scores[i].difference or 0))
     settle(400)
     save(view, args.out / "finetune-diff.png")
+    view.close()
+    side_by_side(window, args)
     close(window)
     QApplication.instance().quit()
     return 0
+
+
+def side_by_side(window, args) -> None:
+    from chatapp.engine.side_by_side import PaneSource
+
+    view = window.training_panel.compare_view
+    right = PaneSource("adapter", args.adapter) if args.adapter else PaneSource()
+    if args.adapter:
+        view.set_adapters([(Path(args.adapter).name, args.adapter)])
+    view.set_sources((PaneSource(), right))
+    view.prompt.setPlainText(COMPARE_QUESTION)
+    view.seed.setValue(5)
+    view.resize(1150, 640)
+    view.show()
+    view.raise_()
+    started = time.monotonic()
+    view.request()
+    wait_until(lambda: not view.running or all(len(p.reply) > 60 for p in view.panes), args.timeout,
+               "both panes streaming")
+    view.render()
+    settle(200)
+    save(view, args.out / "side-by-side-streaming.png")
+    print("while streaming:", [len(p.reply) for p in view.panes], "characters")
+    wait_until(lambda: not view.running, args.timeout, "the comparison")
+    settle(300)
+    save(view, args.out / "side-by-side.png")
+    print(f"side by side in {time.monotonic() - started:.1f} s:",
+          [(p.status.text(), p.reply[:100]) for p in view.panes])
+    view.close()
 
 
 if __name__ == "__main__":

@@ -482,9 +482,24 @@ class ChatBackend:
         the estimate says it fits beside this one (released afterwards)."""
         from .side_by_side import SideBySide
 
+        if self.engine is None:
+            raise RuntimeError("no model is loaded")
         self._compared = []
+        if self._cache_freed:  # an earlier reply ran out of memory
+            self.engine.model.setup_cache(batch_size=1, max_seq_len=self.engine.context_len)
+            self._cache_freed = False
         run = SideBySide(self, sources, loader=self._loader)
-        yield from run.stream(messages, system_prompt, settings, cancel)
+        out_of_memory = False
+        try:
+            yield from run.stream(messages, system_prompt, settings, cancel)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            log.debug("out of memory during a comparison", exc_info=True)
+            out_of_memory = True
+        if out_of_memory:  # as for a reply: the cache freed, the model still loaded
+            self._free_cache()
+            raise NotEnoughMemoryError(REPLY_MESSAGE)
         self._compared = [{"text": r.text, "finish_reason": r.finish_reason, "stats": r.stats.to_dict()}
                           for r in run.replies]
 
