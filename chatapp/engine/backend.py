@@ -492,6 +492,8 @@ class ChatBackend:
         out_of_memory = False
         try:
             yield from run.stream(messages, system_prompt, settings, cancel)
+        except NotEnoughMemoryError:  # another model refused before loading: its own message, with numbers
+            raise
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
