@@ -5,7 +5,8 @@
 
 1. token-view.png: a reply with its Tokens view open, one token selected, its alternatives.
 2. branches.png: four versions of the reply (the first, a regenerated one, one continued from
-   an alternative, another regenerated one), the last deleted, version 2 shown: `< 2/3 >`.
+   an alternative, another regenerated one), the second deleted, version 2 of 3 shown: `< 2/3 >`,
+   the one that continued from the alternative, with that token selected.
 3. finetune-diff.png: with --adapter (a LoRA adapter of the default model, e.g. one taught
    benchmarks/knowledge_docs), a passage of those documents scored with the adapter off and on,
    coloured by the change. Without --adapter the view says no adapter is loaded.
@@ -38,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
     parser.add_argument("--adapter", default="")
     parser.add_argument("--profile", type=Path, default=Path("/tmp/inspector-profile"))
-    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     from chatapp.ui.app import create_window
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     window.settings.temperature = 0.8
     window.settings.seed = 3
     window.settings.max_new_tokens = 48
+    window.settings.threads = args.threads  # on a shared machine 2 torch threads can collapse; 1 does not
     window.settings_panel.apply(window.settings)
     window.model.load("default", adapter=args.adapter or None)
     wait_until(lambda: window.loading_spec is None and window.model_info is not None, args.timeout, "the model")
@@ -76,13 +79,20 @@ def main(argv: list[str] | None = None) -> int:
           repr(window.store.messages(window.current_id)[-1].content[:120]))
     chat.regenerate()
     wait_until(lambda: not window.streaming, args.timeout, "the fourth version")
-    chat.delete_branch(1)  # the fourth goes; three are left
+    for _ in range(2):  # to version 2, the regenerated one (the first again: the seed is fixed)
+        chat.switch_branch(1, -1)
+    assert window.chat.messages[1].version == (2, 4), window.chat.messages[1].version
+    chat.delete_branch(1)  # three are left: the first, the one from the alternative, the fourth
     for _ in range(3):
-        if window.chat.messages[1].version[0] > 2:
-            chat.switch_branch(1, -1)
+        step = 2 - window.chat.messages[1].version[0]
+        if step:
+            chat.switch_branch(1, 1 if step > 0 else -1)
     settle(400)
     window.chat.messages[1].tokens_button.setChecked(True)
+    window.chat.messages[1].token_view.select(position)  # the token taken from the alternatives
     settle(400)
+    window.chat.verticalScrollBar().setValue(0)
+    settle(300)
     save(window, args.out / "branches.png")
     print("versions", window.chat.messages[1].version, "shown",
           repr(window.store.messages(window.current_id)[-1].content[:120]))
@@ -115,12 +125,12 @@ def side_by_side(window, args) -> None:
     view.set_sources((PaneSource(), right))
     view.prompt.setPlainText(COMPARE_QUESTION)
     view.seed.setValue(5)
-    view.resize(1150, 640)
+    view.resize(1000, 520)
     view.show()
     view.raise_()
     started = time.monotonic()
     view.request()
-    wait_until(lambda: not view.running or all(len(p.reply) > 60 for p in view.panes), args.timeout,
+    wait_until(lambda: not view.running or all(len(p.reply) > 16 for p in view.panes), args.timeout,
                "both panes streaming")
     view.render()
     settle(200)

@@ -322,6 +322,7 @@ class CompareView(QWidget):
                  "cancelled": _tr("stopped")}
         for pane, reply in zip(self.panes, replies):
             stats = reply.get("stats", {})
-            pane.status.setText(_tr("{tokens} tokens, {speed:.1f} tokens/s, {how}").format(
-                tokens=stats.get("new_tokens", 0), speed=stats.get("decode_tok_s", 0.0),
+            # no tokens/s: the panes take turns, so each one's rate says little about its source
+            pane.status.setText(_tr("{tokens} tokens, {how}").format(
+                tokens=stats.get("new_tokens", 0),
                 how=words.get(reply.get("finish_reason", ""), reply.get("finish_reason", ""))))

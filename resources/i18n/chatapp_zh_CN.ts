@@ -632,9 +632,13 @@
         <translation>已停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="325"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="326"/>
+        <source>{tokens} tokens, {how}</source>
+        <translation>{tokens} 个词元，{how}</translation>
+    </message>
+    <message>
         <source>{tokens} tokens, {speed:.1f} tokens/s, {how}</source>
-        <translation>{tokens} 个词元，{speed:.1f} 词元/秒，{how}</translation>
+        <translation type="obsolete">{tokens} 个词元，{speed:.1f} 词元/秒，{how}</translation>
     </message>
     <message>
         <source>Compare base and fine-tuned model</source>
@@ -1962,42 +1966,42 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>TokenView</name>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="89"/>
+        <location filename="../../chatapp/ui/token_view.py" line="90"/>
         <source>Probability the model gave each token:</source>
         <translation>模型给每个词元的概率：</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="97"/>
+        <location filename="../../chatapp/ui/token_view.py" line="98"/>
         <source>Point at a token to see what the model was choosing between; click it to keep it.</source>
         <translation>指向一个词元可查看模型当时在哪些候选之间选择；点击可固定显示。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="103"/>
+        <location filename="../../chatapp/ui/token_view.py" line="104"/>
         <source>Token</source>
         <translation>词元</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="103"/>
+        <location filename="../../chatapp/ui/token_view.py" line="104"/>
         <source>Model probability</source>
         <translation>模型概率</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="132"/>
+        <location filename="../../chatapp/ui/token_view.py" line="133"/>
         <source>Token {n}: “{token}”, model {model}, sampler {sampler} (the probability it had under the sampling settings in force)</source>
         <translation>第 {n} 个词元：“{token}”，模型 {model}，采样器 {sampler}（在当前采样设置下的概率）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="144"/>
+        <location filename="../../chatapp/ui/token_view.py" line="145"/>
         <source>chosen</source>
         <translation>已选</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="146"/>
+        <location filename="../../chatapp/ui/token_view.py" line="147"/>
         <source>Continue from this</source>
         <translation>从这里继续</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="147"/>
+        <location filename="../../chatapp/ui/token_view.py" line="148"/>
         <source>A new version of the reply: the same up to here, then this token</source>
         <translation>回复的新版本：到此为止相同，然后使用这个词元</translation>
     </message>

@@ -31,7 +31,7 @@ def _record(view) -> list[int]:
 
 def _run(qtbot, view):
     qtbot.mouseClick(view.run_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: not view.running, timeout=15000)
+    qtbot.waitUntil(lambda: not view.running, timeout=30000)
     return [pane.text.toPlainText() for pane in view.panes]
 
 
@@ -43,7 +43,7 @@ def test_both_panes_stream_together_with_one_seed(qtbot, make_window, tmp_path):
     qtbot.mouseClick(view.run_button, Qt.LeftButton)
     assert view.running and not view.run_button.isEnabled() and view.stop_button.isEnabled()
     assert not view.panes[0].source.isEnabled()  # sources are fixed while it runs
-    qtbot.waitUntil(lambda: not view.running, timeout=15000)
+    qtbot.waitUntil(lambda: not view.running, timeout=30000)
     assert order.count(0) == order.count(1) == 10  # two header pieces and eight words each
     last_left = max(i for i, p in enumerate(order) if p == 0)
     last_right = max(i for i, p in enumerate(order) if p == 1)
@@ -75,9 +75,9 @@ def test_stop_ends_both_panes(qtbot, make_window, tmp_path):
     window = make_window(FakeBackend(words=400, delay=0.01))
     view, _, _ = _open(qtbot, window, tmp_path)
     qtbot.mouseClick(view.run_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: all(pane.reply for pane in view.panes), timeout=15000)
+    qtbot.waitUntil(lambda: all(pane.reply for pane in view.panes), timeout=30000)
     qtbot.mouseClick(view.stop_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: not view.running, timeout=15000)
+    qtbot.waitUntil(lambda: not view.running, timeout=30000)
     for pane in view.panes:
         assert "stopped" in pane.status.text()
         assert pane.reply.count(" w") < 400

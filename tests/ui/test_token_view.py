@@ -139,3 +139,24 @@ def test_a_reply_grounded_in_documents_has_its_tokens_and_shows_the_exact_prompt
     assert "Ada Morrow" in shown and "Question: Who founded the guild?" in shown
     fed = backend.engine._cached[:stored.stats["prompt_tokens"]]  # what the model was fed, prompt first
     assert shown == backend.engine.tokenizer.decode(fed, skip_special_tokens=False) == stored.stats["prompt"]
+
+
+def test_lines_of_tokens_break_between_words_never_inside_one(qtbot):
+    """Seen in the fine-tune diff screenshot: every space was a non-breaking one, so a long text
+    broke lines at any token ("w" | "ork"). Spaces are kept as they are, and lines break at them."""
+    from PySide6.QtGui import QTextDocument
+
+    from chatapp.ui.token_view import tokens_html
+
+    tokens = [{"token": "Start"}] + [{"token": t} for t in (" w", "ork", "ing", "  two", " spaces")] * 40
+    document = QTextDocument()
+    document.setHtml(tokens_html(tokens, lambda i, t: "#ffffff"))
+    document.setTextWidth(230)
+    text = document.toPlainText()
+    assert text == "".join(t["token"] for t in tokens)  # every space kept, double ones too
+    assert document.size().height() > 0  # laid out now
+    layout = document.firstBlock().layout()
+    assert layout.lineCount() > 5
+    for n in range(1, layout.lineCount()):
+        start = layout.lineAt(n).textStart()
+        assert text[start - 1] == " " or text[start] == " ", repr(text[start - 8:start + 8])
