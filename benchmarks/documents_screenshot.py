@@ -41,7 +41,8 @@ ANSWER = ("The guild was founded by **Orla Membrane**, a ferrywoman, in the year
 class DocumentsBackend(ScriptedBackend):
     passages = 3
 
-    def stream(self, messages, system_prompt, settings, cancel=None, continue_last=False, documents=None):
+    def stream(self, messages, system_prompt, settings, cancel=None, continue_last=False, documents=None,
+               enable_thinking=None, logprobs=None, forced=()):
         sources, left_out = (), 0
         if documents is not None:
             with LibraryStore(documents.db_path) as store:

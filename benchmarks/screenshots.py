@@ -163,7 +163,8 @@ class ScriptedBackend:
             return ANSWER_ZH
         return ANSWER if question == QUESTION else f"You asked: {question}. " + ANSWER.split("\n")[0]
 
-    def stream(self, messages, system_prompt, settings, cancel=None, continue_last=False, documents=None):
+    def stream(self, messages, system_prompt, settings, cancel=None, continue_last=False, documents=None,
+               enable_thinking=None, logprobs=None, forced=()):
         answer = self.answer(messages[-1]["content"])
         shown = ""
         reason = "eos"
@@ -179,6 +180,29 @@ class ScriptedBackend:
         tokens = max(1, len(shown) // 4)
         self.reply = ReplyFinished(text=shown, finish_reason=reason, context_used=self.used,
                                    stats={"prompt_tokens": 31, "new_tokens": tokens, "decode_tok_s": 38.6})
+
+    def compare(self, sources, messages, system_prompt, settings, cancel=None):
+        """Side by side: each pane's answer (the tuned one for an adapter), the panes in turn."""
+        from chatapp.engine.side_by_side import interleave
+
+        question = messages[-1]["content"]
+
+        def lane(source):
+            answer = GUILD_ANSWERS[question][source.kind != "base"] if question in GUILD_ANSWERS \
+                else self.answer(question)
+            for start in range(0, len(answer), self.chunk):
+                if cancel is not None and cancel.is_set():
+                    return
+                time.sleep(self.delay)
+                yield answer[start:start + self.chunk]
+
+        yield from interleave([lane(source) for source in sources])
+
+    def compared(self):
+        return []
+
+    def streamed_logprobs(self):
+        return []
 
     def finished(self):
         return self.reply
@@ -340,7 +364,7 @@ def first_hour_shots(out: Path, profile_root: Path, real_training: bool, steps: 
     view.raise_()
     view.prompt.setPlainText(GUILD_QUESTION)
     view.request()
-    wait_until(lambda: window.training.compare_id is None and view.tuned_text.toPlainText(), 30,
+    wait_until(lambda: window.training.compare_id is None and view.right_text.toPlainText(), 30,
                "the comparison")
     settle(300)
     save_framed(out / "compare.png", window, view)

@@ -52,7 +52,8 @@ class ScriptedBackend:
     def set_adapter_enabled(self, enabled):
         raise RuntimeError("no LoRA adapter is loaded")
 
-    def stream(self, messages, system_prompt, settings, cancel=None, continue_last=False, documents=None):
+    def stream(self, messages, system_prompt, settings, cancel=None, continue_last=False, documents=None,
+               enable_thinking=None, logprobs=None, forced=()):
         shown, reason = [], "length"
         self.streamed = 0
         for i in range(min(self.words, settings.max_new_tokens)):
@@ -65,6 +66,9 @@ class ScriptedBackend:
             yield shown[-1]
         self.reply = ReplyFinished(text="".join(shown), finish_reason=reason,
                                    stats={"new_tokens": len(shown)}, context_used=self.context_used())
+
+    def streamed_logprobs(self):
+        return []
 
     def finished(self):
         return self.reply

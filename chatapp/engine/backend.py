@@ -4,10 +4,9 @@ and the typed payloads that cross the worker boundary.
 No Qt here: the UI wraps a backend in a worker thread, and tests hand the window a fake that
 satisfies the same `Backend` protocol (nothing in the app asks whether it holds a fake). Torch
 and the loaders are imported on first use, in the worker thread, so the window shows before
-they are.
-
-Long because it is the one place the worker's requests meet the engine: loading and estimating,
-adapters, streaming (with documents and images), scoring.
+they are. Long because the protocol, its payloads and the one real backend read best together
+(streaming with documents and images included); side by side lives in side_by_side.py, retrieval
+in retrieval.py, images in vision.py.
 """
 
 from __future__ import annotations
@@ -126,12 +125,18 @@ class ReplyRequest:
 
 @dataclass(frozen=True)
 class CompareRequest:
-    """One prompt answered twice with one seed: the adapter switched off, then on."""
+    """One prompt, one seed and one set of sampling settings, answered by two panes together,
+    each by its own source (engine.side_by_side.PaneSource)."""
 
     request_id: int
     prompt: str
     system_prompt: str
     sampling: dict
+    sources: tuple  # two PaneSources, left pane first
+
+    def __post_init__(self) -> None:
+        if len(self.sources) != 2:
+            raise ValueError(f"a comparison has two panes, not {len(self.sources)}")
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,14 @@ def logprob_entry(entry: Any) -> dict:
             "top": [{"id": alt.id, "token": alt.token, "logprob": alt.logprob} for alt in entry.top]}
 
 
+class ModelLoader(Protocol):
+    """What ChatBackend loads models with (engine.loader.load_model, or a test's loader): every
+    argument is passed, `weights` an engine.weights_option name or "auto"."""
+
+    def __call__(self, spec: str, *, device: str, context_len: int, progress: LoadProgress,
+                 adapter: Optional[str], weights: str) -> Any: ...
+
+
 @runtime_checkable
 class Backend(Protocol):
     """What the generation worker needs of a backend: `ChatBackend`, or a test's fake."""
@@ -191,17 +204,26 @@ class Backend(Protocol):
                logprobs: Optional[int] = None, forced: tuple = ()) -> Iterator[str]:
         """Yield the reply's text deltas; then `finished()` describes it. With `documents`, the
         library's best passages go into the last user message (as text) and `finished()`
-        carries them as sources; the worker passes `documents` only when a library is chosen,
-        and `enable_thinking` only for a model whose ModelInfo has `thinking_switch`.
+        carries them as sources (None: no library); `enable_thinking` (None: the template's
+        default) matters for a model whose ModelInfo has `thinking_switch`.
         `logprobs` (K alternatives) records each token's probabilities (`streamed_logprobs`
-        while it streams, `finished().logprobs` after; not with documents yet); `forced`: the
-        reply's first token ids, as given. The worker passes these only when asked for."""
+        while it streams, `finished().logprobs` after; with documents too); `forced`: the
+        reply's first token ids, as given. The worker passes every argument, its default when unused."""
 
     def streamed_logprobs(self) -> list:
         """The TokenLogprobs recorded so far for the reply streaming now."""
 
     def finished(self) -> ReplyFinished:
         """The reply the last `stream` produced."""
+
+    def compare(self, sources: tuple, messages: list[dict], system_prompt: str, settings: Any,
+                cancel: Optional[threading.Event] = None) -> Iterator[tuple[int, str]]:
+        """Side by side: (pane index, text delta) of each source's reply in turn, one step of each
+        (engine.side_by_side), with the same settings and seed; afterwards `compared()` describes
+        each pane's reply and the backend is as before (the chat's adapter on, its model loaded)."""
+
+    def compared(self) -> list[dict]:
+        """Each pane's reply of the last `compare`: {"text", "finish_reason", "stats"}."""
 
     def context_used(self) -> int:
         """Positions of the context in use now (also while a reply streams)."""
@@ -210,7 +232,7 @@ class Backend(Protocol):
 class ChatBackend:
     """The real backend: our Transformer through `engine.loader` and `engine.session` (satisfies `Backend`)."""
 
-    def __init__(self, loader: Optional[Callable[..., Any]] = None) -> None:
+    def __init__(self, loader: Optional[ModelLoader] = None) -> None:
         self._loader = loader  # None: chatapp.engine.loader.load_model
         self.loaded = None  # LoadedModel
         self.engine = None  # Engine
@@ -225,6 +247,7 @@ class ChatBackend:
         self._cache_freed = False  # a reply ran out of memory and dropped the KV cache
         self.worn_adapter = ""  # the adapter folder the model wears now ("" none); see wear_adapter
         self._held_adapters: dict = {}  # (folder, file mtime) -> (LoRAConfig, tensors): wear_adapter's
+        self._compared: list[dict] = []  # each pane's reply of the last comparison
 
     def load(self, spec: str, options: LoadOptions,
              progress: Optional[Callable[[str, float], None]] = None) -> ModelInfo:
@@ -239,11 +262,10 @@ class ChatBackend:
 
         torch.set_num_threads(options.threads or default_threads())
         loader = self._loader or (load_vision_model if is_vision_folder(spec) else load_model)
-        extra = {} if options.weights == "auto" else {"weights": options.weights}  # test loaders predate it
         out_of_memory = False
         try:
             loaded = loader(spec, device=options.device, context_len=options.context_len, progress=progress,
-                            adapter=options.adapter or None, **extra)
+                            adapter=options.adapter or None, weights=options.weights)
             if progress:
                 progress("engine", 0.0)  # fast paths and the KV cache: a noticeable part of the load
             context = min(options.context_len, loaded.config.max_seq_len)
@@ -427,7 +449,8 @@ class ChatBackend:
                 raise ValueError("a reply with documents needs the conversation to end with a user message")
             session = ChatSession(self.engine, system_prompt=system_prompt, messages=messages[:-1],
                                   template_variables=variables)
-            deltas = self._with_documents(session, messages[-1]["content"], settings, cancel, documents)
+            deltas = self._with_documents(session, messages[-1]["content"], settings, cancel, documents,
+                                          logprobs, forced)
         else:
             session = ChatSession(self.engine, system_prompt=system_prompt, messages=messages,
                                   template_variables=variables)
@@ -444,13 +467,14 @@ class ChatBackend:
         self.contained_markers = session.contained_markers
         self.folded_system = session.folded_system
 
-    def _with_documents(self, session, text: str, settings, cancel, documents: DocumentsChoice) -> Iterator[str]:
+    def _with_documents(self, session, text: str, settings, cancel, documents: DocumentsChoice,
+                        logprobs: Optional[int], forced: tuple) -> Iterator[str]:
         from ..documents.library import LibraryStore
         from .retrieval import LibraryRetriever, send_with_documents
 
         retriever = LibraryRetriever(LibraryStore(documents.db_path), documents.name)
         try:  # the search and the fitting run now; the store is not needed while the reply streams
-            reply = send_with_documents(session, text, settings, retriever, cancel)
+            reply = send_with_documents(session, text, settings, retriever, cancel, logprobs=logprobs, forced=forced)
         finally:
             retriever.close()
         self.retrieval, self.library, self.prompt = reply.result, documents.name, reply.result.prompt
@@ -467,6 +491,38 @@ class ChatBackend:
                              sources=tuple(self.retrieval.sources) if self.retrieval else (),
                              left_out=self.retrieval.left_out if self.retrieval else 0, library=self.library,
                              logprobs=tuple(logprob_entry(e) for e in reply.logprobs))
+
+    def compare(self, sources: tuple, messages: list[dict], system_prompt: str, settings,
+                cancel: Optional[threading.Event] = None) -> Iterator[tuple[int, str]]:
+        """See Backend.compare: lanes of engine.side_by_side, another model loaded for it when
+        the estimate says it fits beside this one (released afterwards)."""
+        from .side_by_side import SideBySide
+
+        if self.engine is None:
+            raise RuntimeError("no model is loaded")
+        self._compared = []
+        if self._cache_freed:  # an earlier reply ran out of memory
+            self.engine.model.setup_cache(batch_size=1, max_seq_len=self.engine.context_len)
+            self._cache_freed = False
+        run = SideBySide(self, sources, loader=self._loader)
+        out_of_memory = False
+        try:
+            yield from run.stream(messages, system_prompt, settings, cancel)
+        except NotEnoughMemoryError:  # another model refused before loading: its own message, with numbers
+            raise
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            log.debug("out of memory during a comparison", exc_info=True)
+            out_of_memory = True
+        if out_of_memory:  # as for a reply: the cache freed, the model still loaded
+            self._free_cache()
+            raise NotEnoughMemoryError(REPLY_MESSAGE)
+        self._compared = [{"text": r.text, "finish_reason": r.finish_reason, "stats": r.stats.to_dict()}
+                          for r in run.replies]
+
+    def compared(self) -> list[dict]:
+        return list(self._compared)
 
     def score_text(self, text: str, progress: Optional[Callable[[int, int], None]] = None,
                    cancel: Optional[threading.Event] = None) -> list:

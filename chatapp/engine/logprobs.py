@@ -15,6 +15,8 @@ from typing import Optional, Sequence
 
 import torch
 
+from ..text.byte_level import char_to_byte
+
 SCORE_CHUNK = 256  # tokens per forward pass when scoring: (chunk, vocab) float32 logits at a time
 
 
@@ -47,19 +49,6 @@ class TokenLogprob:
         return asdict(self)
 
 
-def _byte_level_table() -> dict[str, int]:
-    """GPT-2's printable character -> byte table (the ByteLevel pre-tokenizer's alphabet)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
-
-
 class TokenText:
     """A token id's text and raw bytes, cached per id.
 
@@ -74,7 +63,7 @@ class TokenText:
         backend = getattr(tokenizer, "backend", None)
         decoder = getattr(backend, "decoder", None) if backend is not None else None
         self._byte_level = decoder is not None and "ByteLevel" in type(decoder).__name__ + repr(decoder)
-        self._table = _byte_level_table() if self._byte_level else {}
+        self._table = char_to_byte() if self._byte_level else {}
         self._special = set()
         if backend is not None:
             self._special = {t.content for t in backend.get_added_tokens_decoder().values() if t.special}

@@ -215,9 +215,11 @@ class DocumentReply:
 
 
 def send_with_documents(session, text: str, settings, retriever: Retriever, cancel=None,
-                        limit: int = SEARCH_LIMIT) -> DocumentReply:
-    """Like `session.send(text, ...)` with the library's passages in the prompt. The history
-    keeps the message as the user wrote it (the next turn retrieves afresh)."""
+                        limit: int = SEARCH_LIMIT, logprobs: Optional[int] = None,
+                        forced: Sequence[int] = ()) -> DocumentReply:
+    """Like `session.send(text, ...)` with the library's passages in the prompt (`logprobs` and
+    `forced` as there: the token view and "continue from this alternative" work grounded too).
+    The history keeps the message as the user wrote it (the next turn retrieves afresh)."""
     if not text.strip():
         raise ValueError("the message is empty")
     reserve = min(settings.max_new_tokens, session.engine.context_len // 4)
@@ -229,7 +231,8 @@ def send_with_documents(session, text: str, settings, retriever: Retriever, canc
         session.messages.pop()
     result.prompt = session.engine.tokenizer.decode(ids, skip_special_tokens=False)
     result.prompt_tokens = len(ids)
-    return DocumentReply(_reply(session, text, augmented[-1]["content"], settings, cancel), result)
+    return DocumentReply(_reply(session, text, augmented[-1]["content"], settings, cancel, logprobs, forced),
+                         result)
 
 
 def _fit(session, messages: list[dict], reserve: int) -> tuple[list[int], int]:
@@ -242,10 +245,10 @@ def _fit(session, messages: list[dict], reserve: int) -> tuple[list[int], int]:
         session.messages = saved
 
 
-def _reply(session, text: str, augmented: str, settings, cancel) -> Iterator[str]:
+def _reply(session, text: str, augmented: str, settings, cancel, logprobs, forced) -> Iterator[str]:
     user_index = len(session.messages)
     try:
-        yield from session.send(augmented, settings, cancel)
+        yield from session.send(augmented, settings, cancel, logprobs, forced)
     finally:
         if len(session.messages) > user_index and session.messages[user_index]["role"] == "user":
             session.messages[user_index] = {"role": "user", "content": text}

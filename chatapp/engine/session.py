@@ -112,9 +112,10 @@ class ChatSession:
         self.messages.append({"role": "assistant", "content": self.reply.text})
 
     def send(self, text: str, settings: SamplingSettings,
-             cancel: Optional[threading.Event] = None, images: Sequence = ()) -> Iterator[str]:
+             cancel: Optional[threading.Event] = None, logprobs: Optional[int] = None,
+             forced: Sequence[int] = (), images: Sequence = ()) -> Iterator[str]:
         """Add a user message (with `images`, engine.vision.ImageAttachment) and stream the
-        assistant's reply (appended when done)."""
+        assistant's reply (appended when done); `logprobs` and `forced` as in `respond`."""
         if not text.strip() and not images:
             raise ValueError("the message is empty")
         message = {"role": "user", "content": text}
@@ -122,7 +123,7 @@ class ChatSession:
             message["images"] = list(images)
         self.messages.append(message)
         try:
-            yield from self.respond(settings, cancel)
+            yield from self.respond(settings, cancel, logprobs, forced)
         except (ContextOverflowError, ValueError):
             self.messages.pop()  # the user keeps the text in the composer; the history stays as it was
             raise

@@ -327,8 +327,9 @@ def vision_info(model) -> dict:
 
 
 def load_vision_model(spec: str, device: str = "auto", context_len: Optional[int] = None, progress=None,
-                       adapter: Optional[str] = None, **_ignored):
-    """engine.loader.LoadedModel for a vision model folder: its decoder wrapped with the images."""
+                       adapter: Optional[str] = None, weights: str = "auto", **_ignored):
+    """engine.loader.LoadedModel for a vision model folder: its decoder wrapped with the images.
+    Vision models load in float32 only: `weights` other than auto/float32 is refused."""
     import time
 
     from ..text.tokenizer import Tokenizer
@@ -338,6 +339,9 @@ def load_vision_model(spec: str, device: str = "auto", context_len: Optional[int
 
     if adapter:
         raise ValueError("a LoRA adapter on a vision model is not supported yet")
+    if weights not in ("auto", "float32"):
+        raise ValueError(f"--weights {weights} is not supported for vision models yet: they load in float32 "
+                         "(choose auto or float32)")
     start = time.perf_counter()
     path = Path(spec).expanduser()
     target = choose_device(device)

@@ -36,8 +36,9 @@ def percent(probability: Optional[float]) -> str:
 
 
 def _visible(text: str) -> str:
-    """A token's text in HTML with its whitespace shown: a newline as ↵ and a line break."""
-    return html.escape(text).replace("\n", "↵<br>").replace(" ", "&nbsp;") or "∅"
+    """A token's text in HTML with its whitespace shown: a newline as ↵ and a line break (spaces
+    stay spaces: the paragraph keeps them, and lines break there, not inside a word)."""
+    return html.escape(text).replace("\n", "↵<br>") or "∅"
 
 
 def tokens_html(tokens: Sequence[dict], colour: Callable[[int, dict], str], selected: Optional[int] = None) -> str:
@@ -47,7 +48,7 @@ def tokens_html(tokens: Sequence[dict], colour: Callable[[int, dict], str], sele
     spans = [f'<a href="#{i}" style="background-color:{colour(i, t)}; color:#000000; '
              f'{marked if i == selected else "text-decoration:none"}">'
              f"{_visible(t.get('token', ''))}</a>" for i, t in enumerate(tokens)]
-    return "<p style='line-height:140%'>" + "".join(spans) + "</p>"
+    return "<p style='line-height:140%; white-space:pre-wrap'>" + "".join(spans) + "</p>"
 
 
 def legend_html(bands: Sequence[tuple[str, str]]) -> str:

@@ -1,23 +1,22 @@
 """Connects the training panel to the chat: chat with an adapter, switch it off, compare.
 
-It works through the chat and model controllers, never the window. The comparison runs in
-the generation worker: the same prompt and seed, first with the adapter switched off (the
-base model), then on, streamed into the panel's compare view. Comparing has no side effect
-on the chat: when the adapter compared is not the one the chat wears, it is loaded for the
-comparison and the chat's own adapter is put back afterwards.
+It works through the chat and model controllers, never the window. Side by side runs in the
+generation worker: one prompt, one seed, both panes streaming together, each from its own
+source (base, an adapter of the loaded model, or another model that fits beside it). The
+backend wears each pane's adapter in turn and puts the chat's own back, so comparing has no
+side effect on the chat and needs no reload.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QGuiApplication
 
-from ..engine.backend import CompareRequest, ModelInfo
+from ..engine.backend import CompareRequest, LoadOptions, ModelInfo
 from .chat_controller import ChatController
 from .model_controller import ModelController
 from .training_panel import TrainingPanel
@@ -30,16 +29,9 @@ def _tr(text: str) -> str:
     return QGuiApplication.translate("TrainingController", text)
 
 
-@dataclass(frozen=True)
-class _PendingCompare:
-    prompt: str
-    seed: int
-    adapter: str
-    restore: Optional[str]  # the chat's adapter to put back afterwards; None: nothing to put back
-
-
 class TrainingController(QObject):
     request_compare = Signal(object)  # CompareRequest (to the worker)
+    request_compare_estimate = Signal(str, object)  # spec, LoadOptions (to the worker)
     status_message = Signal(str, int)  # text, milliseconds
 
     def __init__(self, chat: ChatController, model: ModelController, worker_thread: WorkerThread,
@@ -49,17 +41,18 @@ class TrainingController(QObject):
         self.model = model
         self.worker_thread = worker_thread
         self.panel = panel
-        self.pending: Optional[_PendingCompare] = None  # waiting for its adapter to load
-        self.restore: Optional[str] = None  # after the running comparison, load the chat's adapter back
         self.compare_id: Optional[int] = None
         worker = worker_thread.worker
         self.request_compare.connect(worker.compare)
+        self.request_compare_estimate.connect(worker.compare_estimate)
         worker.compare_delta.connect(self._on_compare_delta)
         worker.compare_finished.connect(self._on_compare_finished)
         worker.compare_failed.connect(self._on_compare_failed)
+        worker.compare_estimated.connect(panel.compare_view.show_fit)
+        worker.compare_estimate_failed.connect(panel.compare_view.show_fit_error)
+        panel.compare_view.fit_requested.connect(self.estimate_for_compare)
+        panel.compare_view.stop_requested.connect(self.stop_compare)
         model.loaded.connect(self._on_model_loaded)
-        model.load_failed.connect(self._on_load_failed)
-        model.load_cancelled.connect(self._on_load_cancelled)
         panel.use_adapter.connect(self.use_adapter)
         panel.adapter_off.connect(self.adapter_off)
         panel.use_model.connect(self.use_model)
@@ -82,67 +75,55 @@ class TrainingController(QObject):
     @Slot(object)
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.panel.set_model(self.model.settings.model, info.name)
-        self.panel.set_active_adapter(self.model.settings.adapter if self.pending or self.restore else info.adapter)
-        if self.pending is not None:
-            pending, self.pending = self.pending, None
-            if info.adapter == pending.adapter:
-                self.restore = pending.restore
-                self._run_compare(pending.prompt, pending.seed)
-
-    @Slot(str, str)
-    def _on_load_failed(self, _spec: str, message: str) -> None:
-        if self.pending is not None:
-            self.pending = None
-            self.panel.compare_view.show_error(message)
+        self.panel.set_active_adapter(info.adapter)
+        self.panel.compare_view.fits.clear()  # "fits beside the loaded model" was for the one before
+        self.panel.compare_view.fit_text.clear()
+        self.panel.compare_view.set_sources(self.panel.compare_view.sources())
 
     @Slot(str)
-    def _on_load_cancelled(self, _spec: str) -> None:
-        if self.pending is not None:
-            self.pending = None
-            self.panel.compare_view.show_error(_tr("The adapter was not loaded."))
+    def estimate_for_compare(self, spec: str) -> None:
+        """Another model for a pane: what it needs (config only), on the loaded model's device and context."""
+        info = self.model.info
+        options = LoadOptions(device=info.device, context_len=info.context_len) if info else LoadOptions()
+        self.request_compare_estimate.emit(spec, options)
 
-    @Slot(str, int, str)
-    def compare(self, prompt: str, seed: int, adapter: str) -> None:
+    @Slot(str, int, object)
+    def compare(self, prompt: str, seed: int, sources: tuple) -> None:
+        view = self.panel.compare_view
+        if self.model.info is None:
+            view.show_error(_tr("Load a model first."))
+            return
         if self.chat.streaming or self.model.loading_spec is not None or self.compare_id is not None:
-            self.panel.compare_view.show_error(_tr("Wait for the current reply or model load to finish."))
+            view.show_error(_tr("Wait for the current reply or model load to finish."))
             return
-        if self.model.adapter != adapter:
-            # load the adapter for the comparison only, then give the chat its own back
-            self.pending = _PendingCompare(prompt, seed, adapter, restore=self.model.adapter)
-            if not self.model.load(self.model.settings.model, adapter=adapter, remember=False):
-                self.pending = None
-            return
-        self._run_compare(prompt, seed)
-
-    def _run_compare(self, prompt: str, seed: int) -> None:
         self.compare_id = self.worker_thread.next_request_id()
         self.chat.set_paused(True)
         settings = self.chat.sampling()
         settings["seed"] = seed
-        view = self.panel.compare_view
-        view.show_base("")
-        view.show_tuned("")
+        for pane in range(2):
+            view.show_text(pane, "")
         view.set_running(True)
-        self.request_compare.emit(CompareRequest(self.compare_id, prompt, self.chat.system_prompt(), settings))
+        self.request_compare.emit(CompareRequest(self.compare_id, prompt, self.chat.system_prompt(), settings,
+                                                 tuple(sources)))
+
+    @Slot()
+    def stop_compare(self) -> None:
+        if self.compare_id is not None:
+            self.worker_thread.stop_reply()
 
     def _compare_done(self) -> None:
         self.compare_id = None
         self.chat.set_paused(False)
-        restore, self.restore = self.restore, None
-        if restore is not None:
-            self.model.load(self.model.settings.model, adapter=restore)
 
-    @Slot(int, str, str)
-    def _on_compare_delta(self, request_id: int, which: str, text: str) -> None:
-        if request_id != self.compare_id:
-            return
-        view = self.panel.compare_view
-        (view.append_base if which == "base" else view.append_tuned)(text)
-
-    @Slot(int)
-    def _on_compare_finished(self, request_id: int) -> None:
+    @Slot(int, int, str)
+    def _on_compare_delta(self, request_id: int, pane: int, text: str) -> None:
         if request_id == self.compare_id:
-            self.panel.compare_view.set_running(False)
+            self.panel.compare_view.append(pane, text)
+
+    @Slot(int, object)
+    def _on_compare_finished(self, request_id: int, replies: list) -> None:
+        if request_id == self.compare_id:
+            self.panel.compare_view.finish(replies)
             self._compare_done()
 
     @Slot(int, str)

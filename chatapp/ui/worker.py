@@ -37,9 +37,11 @@ class GenerationWorker(QObject):
     failed = Signal(int, str)  # request id of a chat reply, message
     estimated = Signal(str, object)  # spec, ModelEstimate
     estimate_failed = Signal(str, str)  # spec, message
-    compare_delta = Signal(int, str, str)  # request id, "base" | "tuned", new text
-    compare_finished = Signal(int)  # request id
+    compare_delta = Signal(int, int, str)  # request id, pane (0 left, 1 right), new text
+    compare_finished = Signal(int, object)  # request id, Backend.compared(): each pane's reply
     compare_failed = Signal(int, str)  # request id of a comparison, message
+    compare_estimated = Signal(str, object)  # spec, ModelEstimate: may it stand beside the loaded model?
+    compare_estimate_failed = Signal(str, str)  # spec, message
     score_progress = Signal(int, int, int)  # request id, tokens scored, of how many (both passes)
     score_finished = Signal(int, object)  # request id, list of engine.token_scores.TokenScore
     score_failed = Signal(int, str)  # request id, message ("cancelled" when stopped)
@@ -92,20 +94,12 @@ class GenerationWorker(QObject):
             from ..engine.sampling import SamplingSettings  # torch loads here, in this thread
 
             sampling = SamplingSettings(**request.sampling)
-            # documents only when chosen: a backend without them keeps its plainer signature
-            extra = {"documents": request.documents} if request.documents is not None else {}
-            if request.enable_thinking is not None:  # likewise the thinking switch
-                extra["enable_thinking"] = request.enable_thinking
-            # the token view: each token's probabilities as they come (a backend that cannot record
-            # them, such as an older test fake, replies without)
-            logprobs = request.logprobs if hasattr(self.backend, "streamed_logprobs") else None
-            if logprobs is not None:
-                extra["logprobs"] = logprobs
-            if request.forced:
-                extra["forced"] = request.forced
+            logprobs = request.logprobs  # the token view: each token's probabilities as they come
             sent = 0
             for text in self.backend.stream(request.messages, request.system_prompt, sampling, self.cancel,
-                                            continue_last=request.continue_last, **extra):
+                                            continue_last=request.continue_last, documents=request.documents,
+                                            enable_thinking=request.enable_thinking, logprobs=logprobs,
+                                            forced=request.forced):
                 if logprobs is not None:
                     entries = self.backend.streamed_logprobs()
                     if len(entries) > sent:
@@ -139,24 +133,33 @@ class GenerationWorker(QObject):
 
     @Slot(object)
     def compare(self, request: CompareRequest) -> None:
-        """Reply to the prompt with the adapter off, then on, with the same settings and seed."""
+        """Side by side: both panes' replies with the same settings and seed, a step of each in
+        turn (Backend.compare); the one stop flag ends both."""
         self.cancel.clear()
         try:
             from ..engine.sampling import SamplingSettings
 
             sampling = SamplingSettings(**request.sampling)
             messages = [{"role": "user", "content": request.prompt}]
-            for which, enabled in (("base", False), ("tuned", True)):
-                self.backend.set_adapter_enabled(enabled)
-                for text in self.backend.stream(messages, request.system_prompt, sampling, self.cancel):
-                    self.compare_delta.emit(request.request_id, which, text)
-            self.compare_finished.emit(request.request_id)
+            for pane, text in self.backend.compare(request.sources, messages, request.system_prompt, sampling,
+                                                   self.cancel):
+                self.compare_delta.emit(request.request_id, pane, text)
+            self.compare_finished.emit(request.request_id, self.backend.compared())
         except Exception as exc:
             log.warning("comparison failed: %s", exc)
+            log.debug("%s", traceback.format_exc())
             self.compare_failed.emit(request.request_id, str(exc))
-        finally:
-            if self.backend.has_adapter:
-                self.backend.set_adapter_enabled(True)
+
+    @Slot(str, object)
+    def compare_estimate(self, spec: str, options: LoadOptions) -> None:
+        """What another model for a pane would need (its config only): the view says whether it fits.
+        Signals of its own, so the chat header never takes it for the chat model's estimate."""
+        try:
+            result = self.backend.estimate(spec, options)
+        except Exception as exc:
+            self.compare_estimate_failed.emit(spec, str(exc))
+            return
+        self.compare_estimated.emit(spec, result)
 
 
 class WorkerThread(QObject):

@@ -480,80 +480,203 @@
 <context>
     <name>CompareView</name>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="30"/>
-        <source>Compare base and fine-tuned model</source>
-        <translation>对比基础模型与微调模型</translation>
+        <location filename="../../chatapp/ui/compare_view.py" line="45"/>
+        <source>{pane}: source</source>
+        <translation>{pane}：来源</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="35"/>
-        <source>No adapter chosen</source>
-        <translation>未选择适配器</translation>
+        <location filename="../../chatapp/ui/compare_view.py" line="78"/>
+        <source>Side by side</source>
+        <translation>并排比较</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="39"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="85"/>
+        <source>One prompt, one seed and the same sampling settings, answered by two sources at once.</source>
+        <translation>同一个提示、同一个种子和相同的采样设置，由两个来源同时回答。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="89"/>
         <source>A question about your documents</source>
         <translation>关于你的文档的问题</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="40"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="90"/>
         <source>Prompt to compare</source>
         <translation>用于对比的提示词</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="44"/>
-        <location filename="../../chatapp/ui/compare_view.py" line="46"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="94"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="96"/>
         <source>Seed</source>
         <translation>随机种子</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="47"/>
-        <source>Both replies use this seed, so the difference comes from the adapter.</source>
-        <translation>两个回复使用同一个随机种子，因此差异来自适配器。</translation>
+        <location filename="../../chatapp/ui/compare_view.py" line="97"/>
+        <source>Both replies use this seed, so the difference comes from their sources.</source>
+        <translation>两个回复使用同一个种子，因此差异来自它们的来源。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="50"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="100"/>
         <source>Compare</source>
         <translation>对比</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="51"/>
-        <source>Generate with both models</source>
-        <translation>用两个模型分别生成</translation>
+        <location filename="../../chatapp/ui/compare_view.py" line="101"/>
+        <source>Generate in both panes</source>
+        <translation>在两个窗格中生成</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="55"/>
-        <source>Base model</source>
-        <translation>基础模型</translation>
+        <location filename="../../chatapp/ui/compare_view.py" line="103"/>
+        <source>Stop</source>
+        <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="56"/>
-        <source>Fine-tuned</source>
-        <translation>微调后</translation>
+        <location filename="../../chatapp/ui/compare_view.py" line="104"/>
+        <source>Stop both replies</source>
+        <translation>停止两个回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="61"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="108"/>
+        <source>Left</source>
+        <translation>左</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="108"/>
+        <source>Right</source>
+        <translation>右</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="116"/>
         <source>Close</source>
         <translation>关闭</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="62"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="117"/>
         <source>Close the comparison</source>
         <translation>关闭对比</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="92"/>
-        <source>Fine-tuned: {name}</source>
-        <translation>微调后：{name}</translation>
+        <location filename="../../chatapp/ui/compare_view.py" line="149"/>
+        <source>Base model (adapter off)</source>
+        <translation>基础模型（关闭适配器）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="116"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="151"/>
+        <source>Adapter: {name}</source>
+        <translation>适配器：{name}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="153"/>
+        <source>Model: {name}</source>
+        <translation>模型：{name}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="154"/>
+        <source>Another model…</source>
+        <translation>其他模型…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="192"/>
+        <source>Choose a model</source>
+        <translation>选择模型</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="193"/>
+        <source>Models (*.gguf config.json)</source>
+        <translation>模型 (*.gguf config.json)</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="216"/>
+        <source>Checking whether {name} fits beside the loaded model…</source>
+        <translation>正在检查 {name} 能否与已加载的模型同时放入内存…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="228"/>
+        <source>{name} fits beside the loaded model: it needs {need} GiB and {free} GiB is free. It is loaded for the comparison and released afterwards.</source>
+        <translation>{name} 可以与已加载的模型同时放入内存：需要 {need} GiB，可用 {free} GiB。它只为这次比较加载，之后释放。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="231"/>
+        <source>{name} does not fit beside the loaded model: it needs {need} GiB and {free} GiB is free. Compare adapters of the loaded model instead, or choose a smaller model.</source>
+        <translation>{name} 无法与已加载的模型同时放入内存：需要 {need} GiB，可用 {free} GiB。请改为比较已加载模型的适配器，或选择更小的模型。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="240"/>
+        <source>{name} cannot be compared: {message}</source>
+        <translation>无法比较 {name}：{message}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="281"/>
+        <source>Stopping…</source>
+        <translation>正在停止…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="288"/>
+        <source>Loading the other model, then generating…</source>
+        <translation>正在加载另一个模型，然后生成…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="289"/>
         <source>Generating…</source>
         <translation>正在生成…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/compare_view.py" line="122"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="297"/>
         <source>Failed: {message}</source>
         <translation>失败：{message}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="321"/>
+        <location filename="../../chatapp/ui/compare_view.py" line="321"/>
+        <source>finished</source>
+        <translation>已完成</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="321"/>
+        <source>token limit</source>
+        <translation>达到词元上限</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="322"/>
+        <source>stopped</source>
+        <translation>已停止</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/compare_view.py" line="326"/>
+        <source>{tokens} tokens, {how}</source>
+        <translation>{tokens} 个词元，{how}</translation>
+    </message>
+    <message>
+        <source>{tokens} tokens, {speed:.1f} tokens/s, {how}</source>
+        <translation type="obsolete">{tokens} 个词元，{speed:.1f} 词元/秒，{how}</translation>
+    </message>
+    <message>
+        <source>Compare base and fine-tuned model</source>
+        <translation type="obsolete">对比基础模型与微调模型</translation>
+    </message>
+    <message>
+        <source>No adapter chosen</source>
+        <translation type="obsolete">未选择适配器</translation>
+    </message>
+    <message>
+        <source>Both replies use this seed, so the difference comes from the adapter.</source>
+        <translation type="obsolete">两个回复使用同一个随机种子，因此差异来自适配器。</translation>
+    </message>
+    <message>
+        <source>Generate with both models</source>
+        <translation type="obsolete">用两个模型分别生成</translation>
+    </message>
+    <message>
+        <source>Base model</source>
+        <translation type="obsolete">基础模型</translation>
+    </message>
+    <message>
+        <source>Fine-tuned</source>
+        <translation type="obsolete">微调后</translation>
+    </message>
+    <message>
+        <source>Fine-tuned: {name}</source>
+        <translation type="obsolete">微调后：{name}</translation>
     </message>
 </context>
 <context>
@@ -2001,42 +2124,42 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>TokenView</name>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="89"/>
+        <location filename="../../chatapp/ui/token_view.py" line="90"/>
         <source>Probability the model gave each token:</source>
         <translation>模型给每个词元的概率：</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="97"/>
+        <location filename="../../chatapp/ui/token_view.py" line="98"/>
         <source>Point at a token to see what the model was choosing between; click it to keep it.</source>
         <translation>指向一个词元可查看模型当时在哪些候选之间选择；点击可固定显示。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="103"/>
+        <location filename="../../chatapp/ui/token_view.py" line="104"/>
         <source>Token</source>
         <translation>词元</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="103"/>
+        <location filename="../../chatapp/ui/token_view.py" line="104"/>
         <source>Model probability</source>
         <translation>模型概率</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="132"/>
+        <location filename="../../chatapp/ui/token_view.py" line="133"/>
         <source>Token {n}: “{token}”, model {model}, sampler {sampler} (the probability it had under the sampling settings in force)</source>
         <translation>第 {n} 个词元：“{token}”，模型 {model}，采样器 {sampler}（在当前采样设置下的概率）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="144"/>
+        <location filename="../../chatapp/ui/token_view.py" line="145"/>
         <source>chosen</source>
         <translation>已选</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="146"/>
+        <location filename="../../chatapp/ui/token_view.py" line="147"/>
         <source>Continue from this</source>
         <translation>从这里继续</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/token_view.py" line="147"/>
+        <location filename="../../chatapp/ui/token_view.py" line="148"/>
         <source>A new version of the reply: the same up to here, then this token</source>
         <translation>回复的新版本：到此为止相同，然后使用这个词元</translation>
     </message>
@@ -2044,29 +2167,33 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>TrainingController</name>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="102"/>
-        <source>The adapter was not loaded.</source>
-        <translation>适配器未加载。</translation>
+        <location filename="../../chatapp/ui/training_controller.py" line="94"/>
+        <source>Load a model first.</source>
+        <translation>请先加载模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="107"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="97"/>
         <source>Wait for the current reply or model load to finish.</source>
         <translation>请等待当前回复或模型加载完成。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="157"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="138"/>
         <source>Training completed: {name}</source>
         <translation>训练完成：{name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="157"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="138"/>
         <source>Training cancelled: {name}</source>
         <translation>训练已取消：{name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="158"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="139"/>
         <source>Training failed: {name}</source>
         <translation>训练失败：{name}</translation>
+    </message>
+    <message>
+        <source>The adapter was not loaded.</source>
+        <translation type="obsolete">适配器未加载。</translation>
     </message>
     <message>
         <source>Training {status}: {out}</source>

@@ -7,6 +7,8 @@ from types import SimpleNamespace
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
+from chatapp.text.byte_level import byte_to_char
+
 EOS = 256  # id of "<eos>"; ids 0..255 are the bytes (byte-level, so UTF-8 spans tokens)
 
 
@@ -17,7 +19,7 @@ class ByteTokenizer:
         byte_chars = pre_tokenizers.ByteLevel.alphabet()
         # ByteLevel maps byte b to a printable char; order the vocab by byte value.
         table = [None] * 256
-        mapping = _bytes_to_unicode()
+        mapping = byte_to_char()
         for b, ch in mapping.items():
             table[b] = ch
         assert set(table) == set(byte_chars)
@@ -38,19 +40,6 @@ class ByteTokenizer:
     def apply_chat_template(self, messages, add_generation_prompt: bool = True) -> str:
         text = "".join(f"[{m['role']}]{m['content']}\n" for m in messages)
         return text + ("[assistant]" if add_generation_prompt else "")
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's byte -> printable character table (the ByteLevel pre-tokenizer's alphabet)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
 
 
 class ScriptedModel(torch.nn.Module):

@@ -82,3 +82,45 @@ def test_a_library_that_is_gone_fails_with_its_name(backend_and_library):
     gone = DocumentsChoice(documents.db_path, "nothere")
     with pytest.raises(LookupError, match="no library named 'nothere'"):
         list(backend.stream([{"role": "user", "content": "hi"}], "", GREEDY, documents=gone))
+
+
+def test_a_reply_with_documents_records_token_probabilities_under_the_prompt_shown(backend_and_library):
+    """The token view of a grounded reply: each token's log-probability and alternatives, as the
+    model gave them after exactly the prompt "What the model saw" shows (passages included)."""
+    import math
+
+    import torch
+
+    backend, documents = backend_and_library
+    messages = [{"role": "user", "content": "where did the cat sit?"}]
+    seen_while_streaming = []
+    for _ in backend.stream(messages, "be brief", GREEDY, documents=documents, logprobs=3):
+        seen_while_streaming = list(backend.streamed_logprobs())
+    done = backend.finished()
+    assert done.sources and "[1] the cat sat on the warm mat." in done.prompt
+    assert_prompt_is_what_the_model_was_fed(backend, done)
+    reply_ids = backend.reply.token_ids
+    assert len(done.logprobs) == len(reply_ids) == len(seen_while_streaming) > 0
+    prompt_ids = backend.engine._cached[:done.stats["prompt_tokens"]]
+    with torch.no_grad():  # the same tokens scored afresh, without the cache: logits after that prompt
+        logits = backend.loaded.model(torch.tensor([prompt_ids + reply_ids]))[0].float()
+    expected = torch.log_softmax(logits, dim=-1)
+    start = len(prompt_ids) - 1
+    for i, (entry, token) in enumerate(zip(done.logprobs, reply_ids)):
+        assert entry["id"] == token
+        assert math.isclose(entry["logprob"], expected[start + i, token].item(), abs_tol=1e-4)
+        assert len(entry["top"]) == 3 and entry["top"][0]["id"] == int(expected[start + i].argmax())
+        assert entry["top"][0]["id"] == token  # greedy picks the most probable
+
+
+def test_continuing_a_grounded_reply_from_an_alternative_starts_with_that_token(backend_and_library):
+    backend, documents = backend_and_library
+    messages = [{"role": "user", "content": "where did the cat sit?"}]
+    "".join(backend.stream(messages, "", GREEDY, documents=documents, logprobs=3))
+    first = backend.finished()
+    alternative = first.logprobs[1]["top"][1]["id"]  # the second most probable at the second token
+    forced = (first.logprobs[0]["id"], alternative)
+    "".join(backend.stream(messages, "", GREEDY, documents=documents, logprobs=3, forced=forced))
+    again = backend.finished()
+    assert tuple(backend.reply.token_ids[:2]) == forced and again.sources == first.sources
+    assert again.logprobs[1]["sampled_prob"] is None  # taken as given, not sampled

@@ -42,6 +42,8 @@ class FakeBackend:
         self.adapter_enabled = True
         self.thread_names: set[str] = set()
         self.recorded: list = []  # the token entries of the reply streaming (with logprobs)
+        self.compare_calls: list[dict] = []
+        self._compared: list[dict] = []
 
     def load(self, spec, options, progress=None):
         self.thread_names.add("main" if threading.current_thread() is threading.main_thread() else "worker")
@@ -156,6 +158,46 @@ class FakeBackend:
         return SimpleNamespace(id=token_id, token=piece, logprob=logprob,
                                sampled_prob=None if position < len(forced) else min(1.0, 2 * math.exp(logprob)),
                                top=top)
+
+    def compare(self, sources, messages, system_prompt, settings, cancel=None):
+        """Each pane's reply names its source and the seed, then words drawn from both, one word
+        a step, the panes in turn (engine.side_by_side.interleave, as ChatBackend does): the same
+        source and seed write the same text. Another model is refused when its estimate does not fit."""
+        from chatapp.engine.backend import LoadOptions
+        from chatapp.engine.out_of_memory import NotEnoughMemoryError
+        from chatapp.engine.side_by_side import does_not_fit_message, interleave
+
+        self.thread_names.add("main" if threading.current_thread() is threading.main_thread() else "worker")
+        self.compare_calls.append({"sources": tuple(sources), "messages": [dict(m) for m in messages],
+                                   "system": system_prompt, "settings": settings})
+        for source in sources:
+            if source.kind == "model":
+                need = self.estimate(source.path, LoadOptions())
+                if not need.fits:
+                    raise NotEnoughMemoryError(does_not_fit_message(need), need.memory_bytes)
+        self._compared = [{} for _ in sources]
+        yield from interleave([self._lane(i, s, settings, cancel) for i, s in enumerate(sources)])
+
+    def _lane(self, index, source, settings, cancel):
+        import zlib
+
+        name = source.path.rstrip("/").rsplit("/", 1)[-1] if source.path else "base"
+        salt = zlib.crc32(f"{source.kind}:{source.path}:{settings.seed}".encode())
+        pieces = [f"[{name}]", f" seed {settings.seed}:"] + [f" w{(salt >> i) % 97}" for i in range(self.words)]
+        pieces = pieces[:settings.max_new_tokens]
+        shown, reason = [], "eos"
+        for piece in pieces:
+            if cancel is not None and cancel.is_set():
+                reason = "cancelled"
+                break
+            time.sleep(self.delay)
+            shown.append(piece)
+            yield piece
+        self._compared[index] = {"text": "".join(shown), "finish_reason": reason,
+                                 "stats": {"new_tokens": len(shown), "decode_tok_s": 42.0}}
+
+    def compared(self):
+        return list(self._compared)
 
     def streamed_logprobs(self):
         return list(self.recorded)

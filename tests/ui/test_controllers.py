@@ -251,7 +251,7 @@ def test_fakes_and_the_real_backend_satisfy_the_protocol():
 
     assert isinstance(ChatBackend(), Backend) and isinstance(FakeBackend(), Backend)
     for name in ("load", "estimate", "set_adapter_enabled", "stream", "finished", "context_used",
-                 "streamed_logprobs"):
+                 "streamed_logprobs", "compare", "compared"):
         wanted = list(inspect.signature(getattr(Backend, name)).parameters)
         for backend in (ChatBackend, FakeBackend):
             assert list(inspect.signature(getattr(backend, name)).parameters) == wanted, (backend, name)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from chatapp.engine.side_by_side import PaneSource
 from fake_backend import FakeBackend
 
 
 class FailingCompareBackend(FakeBackend):
-    """Replies normally, but a reply with the adapter switched off (a comparison's base pass) fails."""
+    """Replies normally, but a comparison fails part way."""
 
-    def stream(self, messages, system_prompt, settings, cancel=None, continue_last=False, **extra):
-        if self.adapter and not self.adapter_enabled:
-            raise RuntimeError("the comparison broke (a test stand-in)")
-        yield from super().stream(messages, system_prompt, settings, cancel, continue_last, **extra)
+    def compare(self, sources, messages, system_prompt, settings, cancel=None):
+        yield 0, "a first word"
+        raise RuntimeError("the comparison broke (a test stand-in)")
 
 
 def test_a_failed_comparison_does_not_mark_the_chat_reply_failed(qtbot, make_window, tmp_path):
@@ -25,7 +25,7 @@ def test_a_failed_comparison_does_not_mark_the_chat_reply_failed(qtbot, make_win
     panel = window.training_panel
     panel.compare_view.show()
     adapter = str(tmp_path / "adapters" / "notes-lora")
-    panel.compare_requested.emit("What is in my notes?", 7, adapter)
+    panel.compare_requested.emit("What is in my notes?", 7, (PaneSource(), PaneSource("adapter", adapter)))
     qtbot.waitUntil(lambda: "comparison broke" in panel.compare_view.status.text(), timeout=5000)
     qtbot.wait(100)  # any stray failure signal has been delivered by now
     after = window.store.messages(window.current_id)[-1]

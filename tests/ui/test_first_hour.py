@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QLabel
 
+from chatapp.engine.side_by_side import PaneSource
 from fake_backend import FakeBackend
 
 
@@ -51,9 +52,10 @@ def test_2_compare_leaves_the_chat_adapter_as_it_was(qtbot, make_window, tmp_pat
     backend = FakeBackend()
     window = make_window(backend)
     view = window.training_panel.compare_view
-    window.training_panel.compare_requested.emit("What is in my notes?", 7, _adapter(tmp_path))
-    qtbot.waitUntil(lambda: "w5" in view.tuned_text.toPlainText(), timeout=15000)
-    qtbot.waitUntil(lambda: window.loading_spec is None and backend.adapter == "", timeout=15000)
+    window.training_panel.compare_requested.emit("What is in my notes?", 7,
+                                                 (PaneSource(), PaneSource("adapter", _adapter(tmp_path))))
+    qtbot.waitUntil(lambda: "w" in view.right_text.toPlainText() and not view.running, timeout=15000)
+    assert backend.loads == ["default"] and backend.adapter == ""  # no reload: the backend wears it in turn
     assert window.adapter == "" and "adapter" not in window.model_label.text()
     _send(qtbot, window, "plain chat")
     assert "(tuned)" not in window.store.messages(window.current_id)[-1].content
@@ -64,10 +66,10 @@ def test_2_compare_shows_fresh_panes_for_another_adapter_and_closes(qtbot, make_
     view = window.training_panel.compare_view
     view.set_adapter(_adapter(tmp_path, "a"), "a")
     view.show()
-    window.training_panel.compare_requested.emit("question", 1, view.adapter_path)
-    qtbot.waitUntil(lambda: "w5" in view.tuned_text.toPlainText(), timeout=15000)
+    window.training_panel.compare_requested.emit("question", 1, view.sources())
+    qtbot.waitUntil(lambda: "w" in view.right_text.toPlainText() and not view.running, timeout=15000)
     view.set_adapter(_adapter(tmp_path, "b"), "b")
-    assert view.base_text.toPlainText() == "" and view.tuned_text.toPlainText() == ""
+    assert view.left_text.toPlainText() == "" and view.right_text.toPlainText() == ""
     qtbot.mouseClick(view.close_button, Qt.LeftButton)
     assert not view.isVisible()
     view.show()

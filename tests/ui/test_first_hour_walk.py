@@ -28,15 +28,17 @@ def test_compare_renders_markdown_as_the_chat_does_streamed_or_whole(qtbot):
     qtbot.addWidget(view)
     view.set_adapter("/adapters/a", "a")
     for start in range(0, len(REPLY), 5):  # streamed a few characters at a time
-        view.append_tuned(REPLY[start:start + 5])
-    view.show_base(REPLY)
-    for pane in (view.base_text, view.tuned_text):
+        view.append(1, REPLY[start:start + 5])
+    view.show_text(0, REPLY)
+    qtbot.waitUntil(lambda: "Orla" in view.right_text.toPlainText(), timeout=2000)  # rendered by the timer
+    for pane in (view.left_text, view.right_text):
         text = pane.toPlainText()
         assert "**" not in text and "*Grey" not in text and "- one" not in text
         assert "Orla Membrane" in text and _bold_at(pane, "Orla Membrane")
     view.set_adapter("/adapters/b", "b")  # another adapter: empty panes, nothing kept underneath
-    view.append_base("plain")
-    assert view.base_text.toPlainText() == "plain" and view.tuned_text.toPlainText() == ""
+    view.append(0, "plain")
+    view.render()
+    assert view.left_text.toPlainText() == "plain" and view.right_text.toPlainText() == ""
 
 
 def _chat_action(window, text):

@@ -95,3 +95,68 @@ def test_continue_from_an_alternative_is_a_new_version_starting_with_that_token(
     assert new.stats["tokens"][2]["sampled_prob"] is None  # taken, not sampled
     assert window.chat.messages[1].version == (2, 2)
     assert [m.id for m in window.store.siblings(new.id)] == [original.id, new.id]  # the original is kept
+
+
+def test_a_reply_grounded_in_documents_has_its_tokens_and_shows_the_exact_prompt(qtbot, make_window, tmp_path):
+    """The real backend on a tiny model, a library chosen: the worker's documents path records the
+    tokens' probabilities (shown coloured, with alternatives) and "What the model saw" is the prompt
+    with the passages, as the model was fed it."""
+    import pytest
+
+    pytest.importorskip("transformers")
+    from helpers.tiny_hf import tiny_llama_folder
+
+    from chatapp.documents.library import LibraryStore
+    from chatapp.engine.backend import ChatBackend
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "guild.md").write_text("# Guild\n\nThe lantern guild was founded by Ada Morrow in 1852.\n")
+    with LibraryStore(tmp_path / "library.sqlite3") as store:  # beside conversations.sqlite3
+        store.add("guild", [docs])
+        store.index("guild")
+    model = tiny_llama_folder(tmp_path / "model", max_len=256)
+    backend = ChatBackend()
+    window = make_window(backend, load=False)
+    window.settings.context_len, window.settings.max_new_tokens, window.settings.threads = 256, 6, 1
+    assert window.model.load(str(model))
+    qtbot.waitUntil(lambda: window.model_info is not None, timeout=60000)
+    window.documents_selector.choose("guild")
+    _send(qtbot, window, "Who founded the guild?")
+    stored = window.store.messages(window.current_id)[-1]
+    assert stored.state == "complete" and window.store.sources(stored.id)
+    tokens = stored.stats["tokens"]
+    assert len(tokens) == stored.stats["new_tokens"] == len(backend.reply.token_ids) > 0
+    assert [t["id"] for t in tokens] == backend.reply.token_ids
+    reply = window.chat.messages[-1]
+    assert reply.tokens_button.isVisibleTo(window)
+    reply.tokens_button.setChecked(True)
+    assert len(_anchors(reply.token_view)) == len(tokens)
+    reply.token_view.select(0)
+    assert reply.token_view.alternatives.rowCount() == len(tokens[0]["top"]) > 1
+    qtbot.mouseClick(reply.prompt_button, Qt.LeftButton)
+    shown = window.chat.prompt_dialog.text.toPlainText()
+    assert "Ada Morrow" in shown and "Question: Who founded the guild?" in shown
+    fed = backend.engine._cached[:stored.stats["prompt_tokens"]]  # what the model was fed, prompt first
+    assert shown == backend.engine.tokenizer.decode(fed, skip_special_tokens=False) == stored.stats["prompt"]
+
+
+def test_lines_of_tokens_break_between_words_never_inside_one(qtbot):
+    """Seen in the fine-tune diff screenshot: every space was a non-breaking one, so a long text
+    broke lines at any token ("w" | "ork"). Spaces are kept as they are, and lines break at them."""
+    from PySide6.QtGui import QTextDocument
+
+    from chatapp.ui.token_view import tokens_html
+
+    tokens = [{"token": "Start"}] + [{"token": t} for t in (" w", "ork", "ing", "  two", " spaces")] * 40
+    document = QTextDocument()
+    document.setHtml(tokens_html(tokens, lambda i, t: "#ffffff"))
+    document.setTextWidth(230)
+    text = document.toPlainText()
+    assert text == "".join(t["token"] for t in tokens)  # every space kept, double ones too
+    assert document.size().height() > 0  # laid out now
+    layout = document.firstBlock().layout()
+    assert layout.lineCount() > 5
+    for n in range(1, layout.lineCount()):
+        start = layout.lineAt(n).textStart()
+        assert text[start - 1] == " " or text[start] == " ", repr(text[start - 8:start + 8])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from chatapp.engine.side_by_side import PaneSource
+
 
 def test_window_has_chat_and_train_tabs(make_window, backend):
     window = make_window(backend)
@@ -27,15 +29,14 @@ def test_chat_with_adapter_then_switch_it_off(qtbot, make_window, backend, tmp_p
     assert window.training_panel.active_adapter == ""
 
 
-def test_compare_loads_the_adapter_then_streams_base_and_tuned_with_one_seed(qtbot, make_window, backend, tmp_path):
+def test_compare_streams_base_and_adapter_with_one_seed_without_reloading(qtbot, make_window, backend, tmp_path):
     window = make_window(backend)
     adapter = str(tmp_path / "adapters" / "notes-lora")
     view = window.training_panel.compare_view
-    window.training_panel.compare_requested.emit("What is in my notes?", 7, adapter)
-    qtbot.waitUntil(lambda: "(tuned)" in view.tuned_text.toPlainText() and "w5" in view.tuned_text.toPlainText(),
-                    timeout=5000)
-    assert view.base_text.toPlainText().startswith("Reply1 to 'What is in my notes?'")
-    assert view.tuned_text.toPlainText().startswith("Reply2 (tuned) to 'What is in my notes?'")
-    assert [call["settings"].seed for call in backend.calls] == [7, 7]
-    assert backend.adapter_enabled  # switched back on after the comparison
-    assert window.adapter == adapter
+    window.training_panel.compare_requested.emit("What is in my notes?", 7,
+                                                 (PaneSource(), PaneSource("adapter", adapter)))
+    qtbot.waitUntil(lambda: not view.running and "finished" in view.panes[1].status.text(), timeout=5000)
+    assert view.left_text.toPlainText().startswith("[base] seed 7:")
+    assert view.right_text.toPlainText().startswith("[notes-lora] seed 7:")
+    assert [call["settings"].seed for call in backend.compare_calls] == [7]
+    assert backend.loads == ["default"] and window.adapter == ""  # the chat's model and adapter as they were

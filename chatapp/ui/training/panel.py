@@ -42,7 +42,7 @@ class TrainingPanel(QWidget):
     use_adapter = Signal(str)  # adapter folder: chat with it
     adapter_off = Signal()
     use_model = Signal(str)  # a fully trained model folder: load it as the chat model
-    compare_requested = Signal(str, int, str)  # prompt, seed, adapter folder
+    compare_requested = Signal(str, int, object)  # prompt, seed, (left, right) engine.side_by_side.PaneSource
     training_finished = Signal(str, str)  # status, output folder
 
     def __init__(self, model: str = "default", adapters_dir: Optional[Path] = None,
@@ -448,10 +448,14 @@ class TrainingPanel(QWidget):
 
     @Slot(object)
     def open_compare(self, entry: TrainedOutput) -> None:
+        """Side by side, opened on the base model (left) and this adapter (right); the other
+        adapters in the list are choices for either pane."""
+        self.compare_view.set_adapters([(e.name, e.path) for e in self.outputs.adapters
+                                        if e.kind == "adapter" and not e.error])
         self.compare_view.set_adapter(entry.path, entry.name)
         self.compare_view.show()
         self.compare_view.raise_()
 
-    @Slot(str, int)
-    def _forward_compare(self, prompt: str, seed: int) -> None:
-        self.compare_requested.emit(prompt, seed, self.compare_view.adapter_path)
+    @Slot(str, int, object)
+    def _forward_compare(self, prompt: str, seed: int, sources: tuple) -> None:
+        self.compare_requested.emit(prompt, seed, sources)

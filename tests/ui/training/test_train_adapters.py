@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
+from chatapp.engine.side_by_side import PaneSource
 from chatapp.ui.training_panel import TrainingPanel
 
 
@@ -54,20 +55,20 @@ def test_compare_view_round_trip(qtbot, make_panel, tmp_path):
     panel.outputs.table.selectRow(0)
     qtbot.mouseClick(panel.outputs.compare_button, Qt.LeftButton)
     view = panel.compare_view
-    assert view.isVisible() and view.adapter_path == str(adapter)
+    assert view.isVisible() and view.sources() == (PaneSource(), PaneSource("adapter", str(adapter)))
     view.prompt.setPlainText("What are penguins?")
     view.seed.setValue(7)
     with qtbot.waitSignal(panel.compare_requested, timeout=1000) as blocker:
         qtbot.mouseClick(view.run_button, Qt.LeftButton)
-    assert blocker.args == ["What are penguins?", 7, str(adapter)]
+    assert blocker.args == ["What are penguins?", 7, (PaneSource(), PaneSource("adapter", str(adapter)))]
     assert not view.run_button.isEnabled()
     for delta in ("Birds", " of the", " south."):
-        view.append_base(delta)
-    view.show_tuned("Flightless seabirds.")
-    view.append_tuned(" Indeed.")
+        view.append(0, delta)
+    view.show_text(1, "Flightless seabirds.")
+    view.append(1, " Indeed.")
     view.set_running(False)
-    assert view.base_text.toPlainText() == "Birds of the south."
-    assert view.tuned_text.toPlainText() == "Flightless seabirds. Indeed."
+    assert view.left_text.toPlainText() == "Birds of the south."
+    assert view.right_text.toPlainText() == "Flightless seabirds. Indeed."
     assert view.run_button.isEnabled()
 
 
