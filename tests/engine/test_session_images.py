@@ -149,3 +149,12 @@ def test_estimate_reads_a_vision_folder(llava):
     loaded = sum(p.numel() for p in backend.engine.model.parameters())  # decoder + vision tower + projector
     assert estimate.n_params == loaded and estimate.context_len == 200 and estimate.fits
     assert estimate.memory_parts["weights"] == 4 * loaded
+
+
+def test_compact_weights_on_a_vision_model_are_refused_and_the_loaded_model_stays(llava):
+    """int8/int4 are not built for vision models: asked for, they are refused by name (never
+    loaded in float32 instead without a word), and the model already loaded goes on answering."""
+    backend, info, _ref, _ = llava
+    with pytest.raises(ValueError, match="int8 is not supported for vision models"):
+        backend.load(str(info.path), LoadOptions(device="cpu", context_len=200, threads=1, weights="int8"))
+    assert backend.info.vision and backend.engine is not None
