@@ -1,4 +1,5 @@
-"""`chatapp generate --image FILE`: a prompt with images for a LLaVA model folder.
+"""`chatapp generate --image FILE`: a prompt with images for a vision model folder (LLaVA,
+Idefics3 / SmolVLM; chatapp.weights.vision_models chooses the loader).
 
 The images are opened and checked (bounded size, before decoding) before the model loads, so a
 bad file fails in a moment. Generation is a plain loop over the decoder's KV cache: the prompt's
@@ -16,7 +17,7 @@ from typing import Iterator, Optional
 
 import torch
 
-from ..text.images import ImageError, image_prompt_ids, open_image, preprocess, read_image_settings
+from ..text.images import ImageError, image_prompt_ids, image_run_ids, open_image, prepare_image, read_image_settings
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,8 @@ def generate_with_images(args: argparse.Namespace) -> int:
     from ..engine.loader import resolve_model
     from ..text.tokenizer import Tokenizer
     from ..weights.hf_loader import hf_sampling_defaults
-    from ..weights.llava import is_llava_folder, load_llava_folder, not_yet_message, read_llava_config
+    from ..weights.llava import not_yet_message, read_llava_config
+    from ..weights.vision_models import is_vision_folder, load_vision_folder
     from .common import sampling_from_args
 
     try:
@@ -47,24 +49,25 @@ def generate_with_images(args: argparse.Namespace) -> int:
     model_type = _model_type(folder)
     if not_yet_message(model_type):
         read_llava_config(folder)  # raises UnsupportedArchitectureError naming what the model is
-    if not is_llava_folder(folder):
-        print(f"error: {folder}: --image needs a vision model (a LLaVA Hugging Face folder); "
-              "this model reads text only", file=sys.stderr)
+    if not is_vision_folder(folder):
+        print(f"error: {folder}: --image needs a vision model (a LLaVA, Idefics3 or SmolVLM Hugging Face "
+              "folder); this model reads text only", file=sys.stderr)
         return 1
     settings = read_image_settings(folder)
+    prepared = [prepare_image(image, settings) for image in images]
     try:
-        pixels = torch.stack([torch.from_numpy(preprocess(image, settings)) for image in images])
+        pixels = torch.cat([torch.from_numpy(p.pixels) for p in prepared])
     except RuntimeError as exc:  # different sizes: a processor without a fixed output size
         print(f"error: the images preprocess to different sizes ({exc})", file=sys.stderr)
         return 1
     device = choose_device(args.device)
-    model = load_llava_folder(folder, device=str(device))
+    model = load_vision_folder(folder, device=str(device))
     tokenizer = Tokenizer.from_hf_folder(folder)
     sampling = sampling_from_args(args, hf_sampling_defaults(folder))
-    per_image = model.config.tokens_for(pixels.shape[-2], pixels.shape[-1])
     try:
-        ids = image_prompt_ids(tokenizer, args.prompt, len(images), model.config.image_token_id, per_image,
-                               chat=args.chat, system=args.system)
+        runs = [image_run_ids(tokenizer, model.config, p) for p in prepared]
+        ids = image_prompt_ids(tokenizer, args.prompt, len(images), model.config.image_token_id, 0,
+                               chat=args.chat, system=args.system, image_runs=runs)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -90,7 +93,7 @@ def generate_with_images(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"text": text, "token_ids": new_ids, "prompt_tokens": len(ids),
                           "new_tokens": len(new_ids), "finish_reason": finish, "images": len(images),
-                          "image_tokens": per_image * len(images), "seconds": round(elapsed, 3)},
+                          "image_tokens": ids.count(model.config.image_token_id), "seconds": round(elapsed, 3)},
                          ensure_ascii=False))
     else:
         sys.stdout.write("\n")

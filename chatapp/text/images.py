@@ -6,9 +6,14 @@ before decoding (a decompression bomb is refused without allocating it), and any
 
 Preprocessing follows transformers' CLIPImageProcessor / SiglipImageProcessor (Pillow backend):
 convert to RGB (transparency composited onto white), resize (shortest edge keeping the aspect
-ratio, or a fixed height x width) with Pillow's resampling, center crop, rescale, normalize.
-Settings come from the model folder's preprocessor_config.json, or processor_config.json's
-"image_processor" object (transformers 5).
+ratio, or a fixed height x width) with Pillow's resampling, center crop, rescale, normalize;
+Idefics3 / SmolVLM processors tile the image (chatapp.text.tiled_images). Settings come from the
+model folder's preprocessor_config.json, or processor_config.json's "image_processor" object
+(transformers 5).
+
+Any model the same way: `prepare_image` (pixels of one image as tiles), `image_run_ids` (the ids
+that stand for it in the prompt, from the loaded model's config), `image_prompt_ids(...,
+image_runs=...)` (the whole prompt).
 """
 
 from __future__ import annotations
@@ -16,13 +21,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from .. import limits
 from ..errors import CorruptFileError
 from ..paths import read_json_object
+from .tiled_images import (FAKE_TOKEN, GLOBAL_TOKEN, PROCESSOR_TYPES, PreparedImage, TiledImageSettings,
+                           image_markup, tile_image)
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -83,9 +90,10 @@ _FIELDS = ("size", "crop_size", "do_resize", "do_center_crop", "do_rescale", "do
            "resample", "rescale_factor", "image_mean", "image_std")
 
 
-def read_image_settings(folder: Path | str) -> ImageSettings:
-    """The image processor settings of a model folder; CorruptFileError naming the file when bad,
-    CLIP's defaults when the folder has neither file."""
+def read_image_settings(folder: Path | str) -> "ImageSettings | TiledImageSettings":
+    """The image processor settings of a model folder; CorruptFileError naming the file when bad;
+    when the folder has neither file, the defaults of its model type's processor (CLIP's for
+    LLaVA). TiledImageSettings for Idefics3 / SmolVLM processors."""
     folder = Path(folder)
     data: Optional[dict] = None
     path = folder / "preprocessor_config.json"
@@ -98,8 +106,13 @@ def read_image_settings(folder: Path | str) -> ImageSettings:
             if not isinstance(data, dict):
                 raise CorruptFileError(path, "has no 'image_processor' object")
     if data is None:
-        return ImageSettings()
+        return TiledImageSettings() if _model_type(folder) in ("idefics3", "smolvlm") else ImageSettings()
     kind = str(data.get("image_processor_type", ""))
+    if kind.startswith(PROCESSOR_TYPES):  # also their "...Fast" / "...Pil" names
+        try:
+            return TiledImageSettings.from_dict(data)
+        except (ValueError, TypeError) as exc:
+            raise CorruptFileError(path, f"has unusable image settings: {exc}") from exc
     base = ImageSettings.siglip_defaults() if kind.lower().startswith("siglip") else ImageSettings()
     values = {name: getattr(base, name) for name in _FIELDS}
     values.update({k: data[k] for k in _FIELDS if data.get(k) is not None})
@@ -111,6 +124,16 @@ def read_image_settings(folder: Path | str) -> ImageSettings:
         return ImageSettings(**values)
     except (ValueError, TypeError) as exc:
         raise CorruptFileError(path, f"has unusable image settings: {exc}") from exc
+
+
+def _model_type(folder: Path) -> Any:
+    path = folder / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        return read_json_object(path).get("model_type")
+    except (CorruptFileError, OSError):
+        return None
 
 
 def open_image(path: Path | str, max_bytes: Optional[int] = None, max_pixels: Optional[int] = None):
@@ -192,10 +215,20 @@ def preprocess(image, settings: ImageSettings) -> np.ndarray:
     if settings.do_resize:
         height, width = resized_size(image.height, image.width, settings.size)
         image = image.resize((width, height), resample=settings.resample)
-    array = np.asarray(image)
-    array = array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
+    array = _channels_first(image)
     if settings.do_center_crop:
         array = _center_crop(array, settings.crop_size["height"], settings.crop_size["width"])
+    return rescale_normalize(array, settings)
+
+
+def _channels_first(image) -> np.ndarray:
+    array = np.asarray(image)
+    return array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
+
+
+def rescale_normalize(array: np.ndarray, settings) -> np.ndarray:
+    """(C, H, W) 8-bit values -> float32, rescaled and normalized as the settings say (the
+    reference's arithmetic: rescale in float64, normalize in float32)."""
     if settings.do_rescale:
         array = (array.astype(np.float64) * settings.rescale_factor).astype(np.float32)
     if settings.do_normalize:
@@ -205,10 +238,42 @@ def preprocess(image, settings: ImageSettings) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
+def prepare_image(image, settings: "ImageSettings | TiledImageSettings") -> PreparedImage:
+    """A Pillow image -> PreparedImage for any supported model: pixels (tiles, 3, H, W), one tile
+    for CLIP / SigLIP processors, the tile grid and global image for Idefics3 / SmolVLM."""
+    if isinstance(settings, ImageSettings):
+        return PreparedImage(preprocess(image, settings)[None])
+    if settings.do_convert_rgb:
+        image = to_rgb(image)
+    tiles, rows, cols = tile_image(image, settings)
+    return PreparedImage(np.stack([rescale_normalize(_channels_first(t), settings) for t in tiles]), rows, cols)
+
+
+def image_run_ids(tokenizer, config, prepared: PreparedImage) -> list[int]:
+    """The ids that stand for one prepared image in the prompt, as the model's processor writes
+    them; `config` is the loaded model's config (prompt_style, image_token_id, tokens_for).
+    ValueError naming a marker token the tokenizer lacks."""
+    style = getattr(config, "prompt_style", "llava")
+    height, width = prepared.pixels.shape[-2:]
+    if style == "llava":
+        return [config.image_token_id] * config.tokens_for(height, width)
+    if style == "idefics3":
+        image_token = tokenizer.id_to_token(config.image_token_id)
+        markup = image_markup(prepared.rows, prepared.cols, config.tokens_for(height, width), image_token)
+        needed = {FAKE_TOKEN, GLOBAL_TOKEN} | {f"<row_{r + 1}_col_{c + 1}>" for r in range(prepared.rows)
+                                               for c in range(prepared.cols)}
+        lacking = sorted(t for t in needed if tokenizer.token_to_id(t) is None)
+        if lacking:
+            raise ValueError(f"the tokenizer lacks the image marker token(s) {', '.join(lacking[:4])}")
+        return tokenizer.encode_markup(markup)
+    raise ValueError(f"unknown image prompt style {style!r}")
+
+
 def image_prompt_ids(tokenizer, prompt: str, n_images: int, image_token_id: int, tokens_per_image: int,
-                     chat: bool, system: str = "") -> list[int]:
+                     chat: bool, system: str = "", image_runs: Optional[Sequence[list[int]]] = None) -> list[int]:
     """Token ids of a prompt with `n_images` images, each image token repeated `tokens_per_image`
-    times (as LLaVA's processor expands it).
+    times (as LLaVA's processor expands it), or image i written as `image_runs[i]` when given
+    (image_run_ids: any model; then n_images must equal len(image_runs)).
 
     chat: a user turn whose content lists the images then the text, rendered by the model's chat
     template, which places the image markers; templates that take text only get one marker line
@@ -220,9 +285,12 @@ def image_prompt_ids(tokenizer, prompt: str, n_images: int, image_token_id: int,
         raise ValueError(f"the tokenizer has no token {image_token_id} for images")
     if marker in prompt or marker in system:
         raise ValueError(f"the prompt contains the image marker {marker}; give images with --image")
-    image_run = [image_token_id] * tokens_per_image
+    if image_runs is None:
+        image_runs = [[image_token_id] * tokens_per_image] * n_images
+    if len(image_runs) != n_images:
+        raise ValueError(f"{len(image_runs)} image runs for {n_images} image(s)")
     if not chat:
-        ids = image_run * n_images + tokenizer.encode("\n" + prompt)
+        ids = [i for run in image_runs for i in run] + tokenizer.encode("\n" + prompt)
         return ([tokenizer.bos_id] if tokenizer.add_bos and tokenizer.bos_id is not None else []) + ids
     content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": prompt}]
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
@@ -242,7 +310,7 @@ def image_prompt_ids(tokenizer, prompt: str, n_images: int, image_token_id: int,
     ids: list[int] = []
     for i, piece in enumerate(pieces):
         if i:
-            ids += image_run
+            ids += image_runs[i - 1]
         if piece:
             ids += tokenizer.encode_markup(piece)
     return ids
