@@ -1,5 +1,5 @@
 """`chatapp generate --image FILE`: a prompt with images for a vision model folder (LLaVA,
-Idefics3 / SmolVLM; chatapp.weights.vision_models chooses the loader).
+Idefics3 / SmolVLM, Gemma 3; chatapp.weights.vision_models chooses the loader).
 
 The images are opened and checked (bounded size, before decoding) before the model loads, so a
 bad file fails in a moment. Generation is a plain loop over the decoder's KV cache: the prompt's
@@ -17,7 +17,8 @@ from typing import Iterator, Optional
 
 import torch
 
-from ..text.images import ImageError, image_prompt_ids, image_run_ids, open_image, prepare_image, read_image_settings
+from ..text.images import (ImageError, image_markup_text, image_prompt_ids, open_image, prepare_image,
+                           read_image_settings)
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,8 @@ def generate_with_images(args: argparse.Namespace) -> int:
     if not_yet_message(model_type):
         read_llava_config(folder)  # raises UnsupportedArchitectureError naming what the model is
     if not is_vision_folder(folder):
-        print(f"error: {folder}: --image needs a vision model (a LLaVA, Idefics3 or SmolVLM Hugging Face "
-              "folder); this model reads text only", file=sys.stderr)
+        print(f"error: {folder}: --image needs a vision model (a LLaVA, Idefics3, SmolVLM or Gemma 3 Hugging "
+              "Face folder); this model reads text only", file=sys.stderr)
         return 1
     settings = read_image_settings(folder)
     prepared = [prepare_image(image, settings) for image in images]
@@ -65,9 +66,10 @@ def generate_with_images(args: argparse.Namespace) -> int:
     tokenizer = Tokenizer.from_hf_folder(folder)
     sampling = sampling_from_args(args, hf_sampling_defaults(folder))
     try:
-        runs = [image_run_ids(tokenizer, model.config, p) for p in prepared]
+        runs = [image_markup_text(tokenizer, model.config, p) for p in prepared]
         ids = image_prompt_ids(tokenizer, args.prompt, len(images), model.config.image_token_id, 0,
-                               chat=args.chat, system=args.system, image_runs=runs)
+                               chat=args.chat, system=args.system, image_runs=runs,
+                               marker_id=model.config.marker_token_id)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -122,10 +124,12 @@ def _generate(model, ids: list[int], pixels: torch.Tensor, settings, context: in
         generator = torch.Generator()
         generator.manual_seed(settings.seed if settings.seed is not None else int(time.time_ns() % (1 << 63)))
     device = decoder.tok_embeddings.weight.device
-    decoder.setup_cache(1, len(ids) + budget)
+    tokens = torch.tensor([ids], device=device)
+    blocks = model.attention_blocks(tokens) if hasattr(model, "attention_blocks") else None
+    # A sliding layer's window cache builds its own causal mask: Gemma 3's image blocks need the full one.
+    decoder.setup_cache(1, len(ids) + budget, window_cache=blocks is None)
     try:
-        tokens = torch.tensor([ids], device=device)
-        logits = decoder(tokens, last_only=True, embeds=model.embed(tokens, pixels))
+        logits = decoder(tokens, last_only=True, embeds=model.embed(tokens, pixels), attention_blocks=blocks)
         history = list(ids)
         for step in range(budget):
             window = history[-settings.repeat_last_n:] if settings.repeat_last_n > 0 else history

@@ -44,6 +44,11 @@ class Idefics3Config:
                               f"fold by scale_factor {self.scale_factor}")
 
     @property
+    def marker_token_id(self) -> int:
+        """The token a chat template writes for an image (replaced by the image's run)."""
+        return self.image_token_id
+
+    @property
     def tile_size(self) -> int:
         return self.vision.image_size
 

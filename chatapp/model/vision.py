@@ -116,6 +116,11 @@ class LlavaConfig:
                                   f"{self.vision.n_layers}-layer vision tower")
 
     @property
+    def marker_token_id(self) -> int:
+        """The token a chat template writes for an image (replaced by the image's run)."""
+        return self.image_token_id
+
+    @property
     def tokens_per_image(self) -> int:
         """Image token positions one image of the tower's own size fills in the prompt."""
         return self.tokens_for(self.vision.image_size, self.vision.image_size)
@@ -267,10 +272,12 @@ class Projector(nn.Module):
 
 
 def splice_images(model: nn.Module, tokens: torch.Tensor, pixels: Optional[torch.Tensor]) -> torch.Tensor:
-    """The decoder's embeddings of `tokens` (B, T) with the positions of `model.config.image_token_id`
+    """The decoder's embeddings of `tokens` (B, T) (scaled as its own are) with the positions of `model.config.image_token_id`
     filled, in order, with `model.image_features(pixels)` (N, per image or tile, dim). ValueError
     when the counts of image tokens and features differ."""
     embeds = model.decoder.tok_embeddings(tokens)
+    if model.decoder.config.embed_scale:  # Gemma: text embeddings scaled, image features not
+        embeds = embeds * torch.tensor(model.decoder.config.dim ** 0.5).to(embeds.dtype)
     mask = tokens == model.config.image_token_id
     n_slots = int(mask.sum())
     if pixels is None or pixels.shape[0] == 0:

@@ -11,9 +11,9 @@ Idefics3 / SmolVLM processors tile the image (chatapp.text.tiled_images). Settin
 model folder's preprocessor_config.json, or processor_config.json's "image_processor" object
 (transformers 5).
 
-Any model the same way: `prepare_image` (pixels of one image as tiles), `image_run_ids` (the ids
-that stand for it in the prompt, from the loaded model's config), `image_prompt_ids(...,
-image_runs=...)` (the whole prompt).
+Any model the same way: `prepare_image` (pixels of one image as tiles), `image_markup_text` /
+`image_run_ids` (what stands for it in the prompt, from the loaded model's config),
+`image_prompt_ids(..., image_runs=..., marker_id=config.marker_token_id)` (the whole prompt).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -80,6 +80,12 @@ class ImageSettings:
         return cls(size={"height": 224, "width": 224}, crop_size=None, do_center_crop=False,
                    image_mean=STANDARD_MEAN, image_std=STANDARD_STD)
 
+    @classmethod
+    def gemma3_defaults(cls) -> "ImageSettings":
+        """Gemma3ImageProcessor's: SigLIP's with bilinear resampling (pan-and-scan: not supported)."""
+        return cls(size={"height": 224, "width": 224}, crop_size=None, do_center_crop=False, resample=2,
+                   image_mean=STANDARD_MEAN, image_std=STANDARD_STD)
+
 
 def _positive(d: Any, key: str) -> bool:
     value = d.get(key) if isinstance(d, dict) else None
@@ -106,14 +112,22 @@ def read_image_settings(folder: Path | str) -> "ImageSettings | TiledImageSettin
             if not isinstance(data, dict):
                 raise CorruptFileError(path, "has no 'image_processor' object")
     if data is None:
-        return TiledImageSettings() if _model_type(folder) in ("idefics3", "smolvlm") else ImageSettings()
+        kind = _model_type(folder)
+        if kind == "gemma3":
+            return ImageSettings.gemma3_defaults()
+        return TiledImageSettings() if kind in ("idefics3", "smolvlm") else ImageSettings()
     kind = str(data.get("image_processor_type", ""))
+    if data.get("do_pan_and_scan"):
+        raise CorruptFileError(path, "asks for Gemma 3's pan-and-scan crops (do_pan_and_scan), which are not "
+                                     "supported; set it to false")
     if kind.startswith(PROCESSOR_TYPES):  # also their "...Fast" / "...Pil" names
         try:
             return TiledImageSettings.from_dict(data)
         except (ValueError, TypeError) as exc:
             raise CorruptFileError(path, f"has unusable image settings: {exc}") from exc
     base = ImageSettings.siglip_defaults() if kind.lower().startswith("siglip") else ImageSettings()
+    if kind.startswith("Gemma3ImageProcessor"):
+        base = ImageSettings.gemma3_defaults()
     values = {name: getattr(base, name) for name in _FIELDS}
     values.update({k: data[k] for k in _FIELDS if data.get(k) is not None})
     if isinstance(values["size"], int):  # very old configs: a square size
@@ -249,48 +263,79 @@ def prepare_image(image, settings: "ImageSettings | TiledImageSettings") -> Prep
     return PreparedImage(np.stack([rescale_normalize(_channels_first(t), settings) for t in tiles]), rows, cols)
 
 
-def image_run_ids(tokenizer, config, prepared: PreparedImage) -> list[int]:
-    """The ids that stand for one prepared image in the prompt, as the model's processor writes
-    them; `config` is the loaded model's config (prompt_style, image_token_id, tokens_for).
-    ValueError naming a marker token the tokenizer lacks."""
+def image_markup_text(tokenizer, config, prepared: PreparedImage) -> str:
+    """The text that stands for one prepared image in the prompt, as the model's processor writes
+    it in place of the image marker; `config` is the loaded model's config (prompt_style,
+    image_token_id, tokens_for; Gemma 3: boi / eoi_token_id). ValueError naming a marker token
+    the tokenizer lacks."""
     style = getattr(config, "prompt_style", "llava")
     height, width = prepared.pixels.shape[-2:]
+    image_token = tokenizer.id_to_token(config.image_token_id)
+    if not image_token:
+        raise ValueError(f"the tokenizer has no token {config.image_token_id} for images")
+    count = config.tokens_for(height, width)
     if style == "llava":
-        return [config.image_token_id] * config.tokens_for(height, width)
+        return image_token * count
     if style == "idefics3":
-        image_token = tokenizer.id_to_token(config.image_token_id)
-        markup = image_markup(prepared.rows, prepared.cols, config.tokens_for(height, width), image_token)
-        needed = {FAKE_TOKEN, GLOBAL_TOKEN} | {f"<row_{r + 1}_col_{c + 1}>" for r in range(prepared.rows)
-                                               for c in range(prepared.cols)}
-        lacking = sorted(t for t in needed if tokenizer.token_to_id(t) is None)
+        needed = [FAKE_TOKEN, GLOBAL_TOKEN] + [f"<row_{r + 1}_col_{c + 1}>" for r in range(prepared.rows)
+                                               for c in range(prepared.cols)]
+        lacking = [t for t in needed if tokenizer.token_to_id(t) is None]
         if lacking:
             raise ValueError(f"the tokenizer lacks the image marker token(s) {', '.join(lacking[:4])}")
-        return tokenizer.encode_markup(markup)
+        return image_markup(prepared.rows, prepared.cols, count, image_token)
+    if style == "gemma3":
+        boi, eoi = tokenizer.id_to_token(config.boi_token_id), tokenizer.id_to_token(config.eoi_token_id)
+        if not boi or not eoi:
+            raise ValueError(f"the tokenizer lacks Gemma 3's image start / end tokens "
+                             f"({config.boi_token_id}, {config.eoi_token_id})")
+        return f"\n\n{boi}{image_token * count}{eoi}\n\n"
     raise ValueError(f"unknown image prompt style {style!r}")
 
 
+def image_run_ids(tokenizer, config, prepared: PreparedImage) -> list[int]:
+    """image_markup_text's ids (the text encoded alone: where the run starts or ends with plain
+    text, as Gemma 3's does, prefer the markup in image_prompt_ids, which encodes it with its
+    neighbours as transformers does)."""
+    style = getattr(config, "prompt_style", "llava")
+    if style == "llava":  # ids directly: the image token need not be an added token
+        height, width = prepared.pixels.shape[-2:]
+        return [config.image_token_id] * config.tokens_for(height, width)
+    return tokenizer.encode_markup(image_markup_text(tokenizer, config, prepared))
+
+
 def image_prompt_ids(tokenizer, prompt: str, n_images: int, image_token_id: int, tokens_per_image: int,
-                     chat: bool, system: str = "", image_runs: Optional[Sequence[list[int]]] = None) -> list[int]:
+                     chat: bool, system: str = "", image_runs: Optional[Sequence[Union[list[int], str]]] = None,
+                     marker_id: Optional[int] = None) -> list[int]:
     """Token ids of a prompt with `n_images` images, each image token repeated `tokens_per_image`
-    times (as LLaVA's processor expands it), or image i written as `image_runs[i]` when given
-    (image_run_ids: any model; then n_images must equal len(image_runs)).
+    times (as LLaVA's processor expands it), or image i written as `image_runs[i]` when given:
+    ids (image_run_ids) spliced in, or markup text (image_markup_text: any model) put in place of
+    the marker before the text is encoded, as transformers' processors do (then n_images must
+    equal len(image_runs)). marker_id: the token a chat template writes for an image (the model
+    config's marker_token_id; default image_token_id).
 
     chat: a user turn whose content lists the images then the text, rendered by the model's chat
     template, which places the image markers; templates that take text only get one marker line
     per image before the text. Otherwise: the images first, then a newline, then the prompt.
     ValueError when the rendered prompt does not hold one image marker per image.
     """
-    marker = tokenizer.id_to_token(image_token_id)
+    marker_id = image_token_id if marker_id is None else marker_id
+    marker = tokenizer.id_to_token(marker_id)
     if not marker:
-        raise ValueError(f"the tokenizer has no token {image_token_id} for images")
-    if marker in prompt or marker in system:
-        raise ValueError(f"the prompt contains the image marker {marker}; give images with --image")
+        raise ValueError(f"the tokenizer has no token {marker_id} for images")
+    image_marker = tokenizer.id_to_token(image_token_id) or marker
+    for name in {marker, image_marker}:
+        if name in prompt or name in system:
+            raise ValueError(f"the prompt contains the image marker {name}; give images with --image")
     if image_runs is None:
         image_runs = [[image_token_id] * tokens_per_image] * n_images
     if len(image_runs) != n_images:
         raise ValueError(f"{len(image_runs)} image runs for {n_images} image(s)")
+
+    def run_ids(run: Union[list[int], str]) -> list[int]:
+        return tokenizer.encode_markup(run) if isinstance(run, str) else list(run)
+
     if not chat:
-        ids = [i for run in image_runs for i in run] + tokenizer.encode("\n" + prompt)
+        ids = [i for run in image_runs for i in run_ids(run)] + tokenizer.encode("\n" + prompt)
         return ([tokenizer.bos_id] if tokenizer.add_bos and tokenizer.bos_id is not None else []) + ids
     content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": prompt}]
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
@@ -307,10 +352,13 @@ def image_prompt_ids(tokenizer, prompt: str, n_images: int, image_token_id: int,
     pieces = text.split(marker)
     if len(pieces) - 1 != n_images:
         raise ValueError(f"the chat template placed {len(pieces) - 1} image markers for {n_images} image(s)")
+    if all(isinstance(run, str) for run in image_runs):  # one text, encoded whole as the processors do
+        return tokenizer.encode_markup("".join(piece + (image_runs[i] if i < n_images else "")
+                                               for i, piece in enumerate(pieces)))
     ids: list[int] = []
     for i, piece in enumerate(pieces):
         if i:
-            ids += image_runs[i - 1]
+            ids += run_ids(image_runs[i - 1])
         if piece:
             ids += tokenizer.encode_markup(piece)
     return ids

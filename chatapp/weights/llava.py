@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 # Image-text model types we recognise but do not run yet, with what they need.
 NOT_YET = {
-    "gemma3": "Gemma 3 vision (a SigLIP tower with pooled soft tokens and Gemma 3's decoder)",
     "llava_next": "LLaVA-NeXT (any-resolution image tiles)",
     "llava_onevision": "LLaVA-OneVision (any-resolution image tiles)",
     "qwen2_vl": "Qwen2-VL (a 2D-RoPE vision tower and M-RoPE)",
@@ -95,7 +94,7 @@ def read_llava_config(folder: Path):
     kind = hf.get("model_type")
     if not_yet_message(kind):
         raise UnsupportedArchitectureError(path, f"is an image-text model not supported yet: {not_yet_message(kind)}",
-                                           "supported image-text models: LLaVA 1.5 style (model_type llava)")
+                                           "supported image-text models: llava, idefics3, smolvlm, gemma3")
     if kind != "llava":
         raise UnsupportedArchitectureError(path, f"model_type {kind!r} is not a LLaVA model")
     for key in ("text_config", "vision_config"):
