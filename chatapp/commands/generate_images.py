@@ -122,15 +122,15 @@ def _load_gguf_with_mmproj(path: Path, mmproj: Path, device_name: str):
     file; None after printing the error when the pair cannot work."""
     from ..engine.device import choose_device
     from ..text.tokenizer import Tokenizer
-    from ..weights.mmproj import load_llava_gguf, read_mmproj
+    from ..weights.mmproj import load_llava_gguf
 
-    _, _, mean, std = read_mmproj(mmproj)  # a wrong file fails before the text model loads
-    try:
+    try:  # the mmproj file is read first: a wrong one fails before the text model loads
         model = load_llava_gguf(path, mmproj, device=str(choose_device(device_name)))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
     size = model.config.vision.image_size
+    mean, std = model.config.extra.get("image_mean"), model.config.extra.get("image_std")
     # llava-hf's CLIP processor at the tower's size, with the file's mean and std
     settings = ImageSettings(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
                              image_mean=tuple(mean or ImageSettings().image_mean),

@@ -131,10 +131,11 @@ def read_mmproj(path: Path | str):
 
 def load_llava_gguf(model_path: Path | str, mmproj_path: Path | str, dtype: torch.dtype = torch.float32,
                     device: str = "cpu", image_token_id: Optional[int] = None) -> LlavaModel:
-    """A LlavaModel in eval mode from a text model GGUF and its mmproj file. The image token is
-    the vocabulary's `<image>` unless image_token_id is given; ValueError naming what is missing."""
+    """A LlavaModel in eval mode from a text model GGUF and its mmproj file (its image mean / std,
+    when the file has them, in config.extra). The image token is the vocabulary's `<image>` unless
+    image_token_id is given; ValueError naming what is missing."""
     model_path, mmproj_path = Path(model_path), Path(mmproj_path)
-    vision, state, _, _ = read_mmproj(mmproj_path)
+    vision, state, mean, std = read_mmproj(mmproj_path)
     decoder_config, text_state = load_gguf(model_path, dtype=dtype)
     if image_token_id is None:
         image_token_id = gguf_image_token(model_path)
@@ -143,7 +144,8 @@ def load_llava_gguf(model_path: Path | str, mmproj_path: Path | str, dtype: torc
                              "image goes in the prompt")
     decoder: Transformer = build_model(decoder_config, text_state, device)
     config = LlavaConfig(vision=vision, image_token_id=image_token_id, feature_layer=-1, select_strategy="default",
-                         projector_act="gelu", projector_bias="linear_1.bias" in state)
+                         projector_act="gelu", projector_bias="linear_1.bias" in state,
+                         extra={"image_mean": mean, "image_std": std})  # the preprocessing the file names
     with torch.device("meta"):
         shell = LlavaModel(config, Transformer(decoder_config))
     shell.decoder = decoder
