@@ -169,6 +169,8 @@ class Transformer(nn.Module):
         if end > limit:
             raise ValueError(f"position {end - 1} is past the context length {limit}")
         cached = self.cache_len > 0
+        if attention_blocks is not None and any(isinstance(b.attn.kv_cache, WindowKVCache) for b in self.layers):
+            raise ValueError("attention_blocks need a full KV cache: setup_cache(..., window_cache=False)")
         # One mask and one RoPE table per kind of layer, keyed by Block.sliding.
         masks = {sliding: self._mask(input_pos, end, cached, self.config.sliding_window if sliding else None,
                                      attention_blocks)

@@ -117,6 +117,12 @@ def test_greedy_continuation_matches_generate(pair):
     finally:
         decoder.clear_cache()
     assert cached == expected
+    decoder.setup_cache(1, 64, window_slack=3)  # a window cache builds its own causal mask: refused, not ignored
+    try:
+        with pytest.raises(ValueError, match="window_cache=False"):
+            decoder(tokens, embeds=ours.embed(tokens, pixels), attention_blocks=ours.attention_blocks(tokens))
+    finally:
+        decoder.clear_cache()
 
 
 def test_preprocessing_equals_reference(pair):
