@@ -163,9 +163,9 @@ def test_other_vision_formats_are_named(tmp_path, capsys):
     image = str(_image(tmp_path / "a.png"))
     smol = tmp_path / "smol"
     smol.mkdir()
-    (smol / "config.json").write_text(json.dumps({"model_type": "idefics3"}))
+    (smol / "config.json").write_text(json.dumps({"model_type": "qwen2_vl"}))
     code, _, err = _run(capsys, "--model", str(smol), "--image", image, "--prompt", "x")
-    assert code == 1 and "Idefics3" in err and "not supported yet" in err
+    assert code == 1 and "Qwen2-VL" in err and "not supported yet" in err
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"GGUF")
     code, _, err = _run(capsys, "--model", str(gguf), "--image", image, "--prompt", "x")

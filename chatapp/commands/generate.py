@@ -32,7 +32,10 @@ def add_generate_parser(subparsers) -> None:
                         "alternatives (0: the token's own only)")
     add_docs_option(p)
     p.add_argument("--image", action="append", default=[], metavar="FILE",
-                   help="an image for a vision model (LLaVA folder); repeat for several")
+                   help="an image for a vision model (a LLaVA, Idefics3/SmolVLM or Gemma 3 folder, or a "
+                        "GGUF file with --mmproj); repeat for several")
+    p.add_argument("--mmproj", metavar="FILE", default=None,
+                   help="with --image and a GGUF model: llama.cpp's mmproj file holding its vision part (LLaVA)")
     p.set_defaults(func=cmd_generate)
 
 
@@ -60,6 +63,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     sampling_from_args(args)  # a bad flag fails before the model loads
     if args.logprobs is not None and (not args.json or args.docs):
         print("error: --logprobs needs --json (and is not available with --docs)", file=sys.stderr)
+        return 1
+    if args.mmproj and not args.image:
+        print("error: --mmproj goes with --image", file=sys.stderr)
         return 1
     if args.image:
         from .generate_images import generate_with_images

@@ -1,4 +1,6 @@
-"""`chatapp generate --image FILE`: a prompt with images for a LLaVA model folder.
+"""`chatapp generate --image FILE`: a prompt with images for a vision model folder (LLaVA,
+Idefics3 / SmolVLM, Gemma 3; chatapp.weights.vision_models chooses the loader), or a LLaVA GGUF
+file with its llama.cpp mmproj file (`--mmproj FILE`).
 
 The images are opened and checked (bounded size, before decoding) before the model loads, so a
 bad file fails in a moment. Generation is a plain loop over the decoder's KV cache: the prompt's
@@ -12,11 +14,13 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Iterator, Optional
 
 import torch
 
-from ..text.images import ImageError, image_prompt_ids, open_image, preprocess, read_image_settings
+from ..text.images import (ImageError, ImageSettings, image_markup_text, image_prompt_ids, open_image, prepare_image,
+                           read_image_settings)
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +30,8 @@ def generate_with_images(args: argparse.Namespace) -> int:
     from ..engine.loader import resolve_model
     from ..text.tokenizer import Tokenizer
     from ..weights.hf_loader import hf_sampling_defaults
-    from ..weights.llava import is_llava_folder, load_llava_folder, not_yet_message, read_llava_config
+    from ..weights.llava import not_yet_message, read_llava_config
+    from ..weights.vision_models import is_vision_folder, load_vision_folder
     from .common import sampling_from_args
 
     try:
@@ -39,32 +44,47 @@ def generate_with_images(args: argparse.Namespace) -> int:
             print(f"error: {flag} cannot be combined with --image yet", file=sys.stderr)
             return 1
     folder = resolve_model(args.model)
+    mmproj = getattr(args, "mmproj", None)
     if folder.is_file():
-        print(f"error: {folder}: a GGUF file holds a text-only model (a vision model's image part comes "
-              "in a separate mmproj file, not supported yet); --image needs a LLaVA Hugging Face folder",
-              file=sys.stderr)
-        return 1
-    model_type = _model_type(folder)
-    if not_yet_message(model_type):
-        read_llava_config(folder)  # raises UnsupportedArchitectureError naming what the model is
-    if not is_llava_folder(folder):
-        print(f"error: {folder}: --image needs a vision model (a LLaVA Hugging Face folder); "
-              "this model reads text only", file=sys.stderr)
-        return 1
-    settings = read_image_settings(folder)
+        if not mmproj:
+            print(f"error: {folder}: a GGUF file holds a text-only model; give its vision part with "
+                  "--mmproj FILE (llama.cpp's mmproj file), or use a vision model's Hugging Face folder",
+                  file=sys.stderr)
+            return 1
+        loaded = _load_gguf_with_mmproj(folder, Path(mmproj), args.device)
+        if loaded is None:
+            return 1
+        model, tokenizer, settings, sampling = loaded
+        sampling = sampling_from_args(args, sampling)
+    else:
+        if mmproj:
+            print(f"error: --mmproj goes with a GGUF model file; {folder} is a folder", file=sys.stderr)
+            return 1
+        model_type = _model_type(folder)
+        if not_yet_message(model_type):
+            read_llava_config(folder)  # raises UnsupportedArchitectureError naming what the model is
+        if not is_vision_folder(folder):
+            print(f"error: {folder}: --image needs a vision model (a LLaVA, Idefics3, SmolVLM or Gemma 3 Hugging "
+                  "Face folder, or a GGUF file with --mmproj); this model reads text only", file=sys.stderr)
+            return 1
+        settings = read_image_settings(folder)
+        model = None
+    prepared = [prepare_image(image, settings) for image in images]
     try:
-        pixels = torch.stack([torch.from_numpy(preprocess(image, settings)) for image in images])
+        pixels = torch.cat([torch.from_numpy(p.pixels) for p in prepared])
     except RuntimeError as exc:  # different sizes: a processor without a fixed output size
         print(f"error: the images preprocess to different sizes ({exc})", file=sys.stderr)
         return 1
     device = choose_device(args.device)
-    model = load_llava_folder(folder, device=str(device))
-    tokenizer = Tokenizer.from_hf_folder(folder)
-    sampling = sampling_from_args(args, hf_sampling_defaults(folder))
-    per_image = model.config.tokens_for(pixels.shape[-2], pixels.shape[-1])
+    if model is None:
+        model = load_vision_folder(folder, device=str(device))
+        tokenizer = Tokenizer.from_hf_folder(folder)
+        sampling = sampling_from_args(args, hf_sampling_defaults(folder))
     try:
-        ids = image_prompt_ids(tokenizer, args.prompt, len(images), model.config.image_token_id, per_image,
-                               chat=args.chat, system=args.system)
+        runs = [image_markup_text(tokenizer, model.config, p) for p in prepared]
+        ids = image_prompt_ids(tokenizer, args.prompt, len(images), model.config.image_token_id, 0,
+                               chat=args.chat, system=args.system, image_runs=runs,
+                               marker_id=model.config.marker_token_id)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -90,11 +110,32 @@ def generate_with_images(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"text": text, "token_ids": new_ids, "prompt_tokens": len(ids),
                           "new_tokens": len(new_ids), "finish_reason": finish, "images": len(images),
-                          "image_tokens": per_image * len(images), "seconds": round(elapsed, 3)},
+                          "image_tokens": ids.count(model.config.image_token_id), "seconds": round(elapsed, 3)},
                          ensure_ascii=False))
     else:
         sys.stdout.write("\n")
     return 0
+
+
+def _load_gguf_with_mmproj(path: Path, mmproj: Path, device_name: str):
+    """(LlavaModel, tokenizer, image settings, sampling defaults) from a GGUF file and its mmproj
+    file; None after printing the error when the pair cannot work."""
+    from ..engine.device import choose_device
+    from ..text.tokenizer import Tokenizer
+    from ..weights.mmproj import load_llava_gguf
+
+    try:  # the mmproj file is read first: a wrong one fails before the text model loads
+        model = load_llava_gguf(path, mmproj, device=str(choose_device(device_name)))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    size = model.config.vision.image_size
+    mean, std = model.config.extra.get("image_mean"), model.config.extra.get("image_std")
+    # llava-hf's CLIP processor at the tower's size, with the file's mean and std
+    settings = ImageSettings(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
+                             image_mean=tuple(mean or ImageSettings().image_mean),
+                             image_std=tuple(std or ImageSettings().image_std))
+    return model, Tokenizer.from_gguf(path), settings, {}
 
 
 def _model_type(folder):
@@ -119,10 +160,12 @@ def _generate(model, ids: list[int], pixels: torch.Tensor, settings, context: in
         generator = torch.Generator()
         generator.manual_seed(settings.seed if settings.seed is not None else int(time.time_ns() % (1 << 63)))
     device = decoder.tok_embeddings.weight.device
-    decoder.setup_cache(1, len(ids) + budget)
+    tokens = torch.tensor([ids], device=device)
+    blocks = model.attention_blocks(tokens) if hasattr(model, "attention_blocks") else None
+    # A sliding layer's window cache builds its own causal mask: Gemma 3's image blocks need the full one.
+    decoder.setup_cache(1, len(ids) + budget, window_cache=blocks is None)
     try:
-        tokens = torch.tensor([ids], device=device)
-        logits = decoder(tokens, last_only=True, embeds=model.embed(tokens, pixels))
+        logits = decoder(tokens, last_only=True, embeds=model.embed(tokens, pixels), attention_blocks=blocks)
         history = list(ids)
         for step in range(budget):
             window = history[-settings.repeat_last_n:] if settings.repeat_last_n > 0 else history

@@ -125,13 +125,14 @@ class Transformer(nn.Module):
 
     # -- forward --------------------------------------------------------------------------
     def _mask(self, input_pos: torch.Tensor, end: int, cached: bool,
-              window: Optional[int]) -> Optional[torch.Tensor]:
-        """Boolean mask (T, end), True where a query may attend; None for plain causal."""
+              window: Optional[int], blocks: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
+        """Boolean mask (T, end), True where a query may attend; None for plain causal.
+        blocks: see forward's attention_blocks."""
         seq = input_pos.shape[0]
         fresh = int(input_pos[0]) == 0 and end == seq
         if not cached and not fresh:
             raise ValueError("positions that do not start at 0 need a KV cache (call setup_cache)")
-        if window is None or end <= window:
+        if (window is None or end <= window) and blocks is None:
             if fresh:
                 return None  # plain causal attention over the whole sequence
             if seq == 1:
@@ -139,16 +140,23 @@ class Transformer(nn.Module):
         key_pos = torch.arange(end, device=input_pos.device)
         q_pos = input_pos[:, None]
         allowed = key_pos[None, :] <= q_pos  # (T, end)
+        if blocks is not None:  # OR(causal, same block), then the window, as transformers composes them
+            same = (blocks[:, None] == blocks[None, :]) & (blocks[:, None] >= 0)  # (T, T): fed positions
+            allowed[:, end - seq:] |= same
         if window is not None:
             allowed &= q_pos - key_pos[None, :] < window
         return allowed
 
     def forward(self, tokens: torch.Tensor, input_pos: Optional[torch.Tensor] = None,
-                last_only: bool = False, embeds: Optional[torch.Tensor] = None) -> torch.Tensor:
+                last_only: bool = False, embeds: Optional[torch.Tensor] = None,
+                attention_blocks: Optional[torch.Tensor] = None) -> torch.Tensor:
         """tokens (B, T) int64 at positions input_pos (T,), default 0..T-1 -> logits (B, T, V).
 
         embeds: input embeddings (B, T, dim) used instead of looking `tokens` up (a vision model
         splices image features into them); `tokens` still gives the shape.
+
+        attention_blocks: (T,) ids, -1 or a block number per fed position; positions of one block
+        also attend to each other ahead of themselves (Gemma 3's image tokens).
 
         last_only: logits for the last position only, (B, 1, V); a prefill needs no more,
         and the vocabulary projection is a large share of a long prompt's cost.
@@ -161,8 +169,11 @@ class Transformer(nn.Module):
         if end > limit:
             raise ValueError(f"position {end - 1} is past the context length {limit}")
         cached = self.cache_len > 0
+        if attention_blocks is not None and any(isinstance(b.attn.kv_cache, WindowKVCache) for b in self.layers):
+            raise ValueError("attention_blocks need a full KV cache: setup_cache(..., window_cache=False)")
         # One mask and one RoPE table per kind of layer, keyed by Block.sliding.
-        masks = {sliding: self._mask(input_pos, end, cached, self.config.sliding_window if sliding else None)
+        masks = {sliding: self._mask(input_pos, end, cached, self.config.sliding_window if sliding else None,
+                                     attention_blocks)
                  for sliding in {block.sliding for block in self.layers}}
 
         if embeds is None:

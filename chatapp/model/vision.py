@@ -5,6 +5,8 @@
   - "clip": a class token, a LayerNorm before the blocks (`pre_layrnorm`), quick_gelu MLPs,
     no bias on the patch convolution.
   - "siglip": no class token, no pre-norm, gelu (tanh approximation), a bias on the patch conv.
+  - "idefics3": SigLIP with NaViT-style positions (Idefics3 / SmolVLM): a patch grid of any size
+    takes its position ids by bucketing fractional coordinates into the trained grid.
   Parameter names follow Hugging Face's CLIPVisionTransformer / SiglipVisionTransformer (without
   the `vision_model.` prefix), so a loader maps names by stripping a prefix.
 - Projector: LLaVA's 2-layer MLP from vision features to the decoder's embedding size.
@@ -15,7 +17,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import ClassVar, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +26,7 @@ from torch import nn
 from .config import ConfigError
 from .transformer import Transformer
 
-VISION_FAMILIES = ("clip", "siglip")
+VISION_FAMILIES = ("clip", "siglip", "idefics3")
 ACTIVATIONS = ("quick_gelu", "gelu", "gelu_pytorch_tanh", "gelu_new", "relu", "silu")
 SELECT_STRATEGIES = ("default", "full")
 
@@ -45,7 +47,7 @@ def activation(name: str, x: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class VisionConfig:
-    family: str  # "clip" or "siglip"
+    family: str  # "clip", "siglip" or "idefics3"
     dim: int
     n_layers: int
     n_heads: int
@@ -87,6 +89,10 @@ class VisionConfig:
 class LlavaConfig:
     """How LLaVA joins the vision tower to the decoder."""
 
+    # How the prompt holds an image (chatapp.text.images.image_run_ids): "llava" repeats the
+    # image token tokens_for(H, W) times per image.
+    prompt_style: ClassVar[str] = "llava"
+
     vision: VisionConfig
     image_token_id: int
     feature_layer: Union[int, list[int]] = -2
@@ -110,6 +116,11 @@ class LlavaConfig:
                                   f"{self.vision.n_layers}-layer vision tower")
 
     @property
+    def marker_token_id(self) -> int:
+        """The token a chat template writes for an image (replaced by the image's run)."""
+        return self.image_token_id
+
+    @property
     def tokens_per_image(self) -> int:
         """Image token positions one image of the tower's own size fills in the prompt."""
         return self.tokens_for(self.vision.image_size, self.vision.image_size)
@@ -125,15 +136,18 @@ class VisionEmbeddings(nn.Module):
         super().__init__()
         self.config = config
         self.patch_embedding = nn.Conv2d(config.channels, config.dim, config.patch_size, config.patch_size,
-                                         bias=config.family == "siglip")
+                                         bias=config.family != "clip")
         if config.class_token:
             self.class_embedding = nn.Parameter(torch.zeros(config.dim))
         self.position_embedding = nn.Embedding(config.n_positions, config.dim)
 
     def _positions(self, grid_h: int, grid_w: int) -> torch.Tensor:
-        """(positions, dim), interpolated bicubically when the patch grid differs from training."""
+        """(positions, dim), interpolated bicubically when the patch grid differs from training
+        (idefics3: bucketed, see _bucketed_position_ids)."""
         table = self.position_embedding.weight
         cfg = self.config
+        if cfg.family == "idefics3":
+            return self.position_embedding(_bucketed_position_ids(grid_h, grid_w, cfg.grid, table.device))
         if grid_h == grid_w == cfg.grid:
             return table
         head = table[:1] if cfg.class_token else table[:0]
@@ -151,6 +165,20 @@ class VisionEmbeddings(nn.Module):
             cls = self.class_embedding.expand(x.shape[0], 1, -1)
             x = torch.cat([cls, x], dim=1)
         return x + self._positions(grid_h, grid_w)[None]
+
+
+def _bucketed_position_ids(grid_h: int, grid_w: int, trained: int, device) -> torch.Tensor:
+    """Position ids (grid_h * grid_w,) of a full patch grid as Idefics3VisionEmbeddings computes
+    them: each row / column's fractional coordinate i / grid, in float32, bucketed into the
+    trained grid's `trained` steps (the identity when the grids are equal)."""
+    boundaries = torch.arange(1 / trained, 1.0, 1 / trained, device=device)
+
+    def buckets(n: int) -> torch.Tensor:
+        step = 1.0 / torch.tensor(n, device=device)  # float32, as the reference divides an int tensor
+        coords = torch.arange(n, device=device, dtype=torch.float32) * step
+        return torch.bucketize(torch.clamp(coords, max=1.0 - 1e-6), boundaries, right=True)
+
+    return (buckets(grid_h)[:, None] * trained + buckets(grid_w)[None, :]).reshape(-1)
 
 
 class VisionAttention(nn.Module):
@@ -243,6 +271,29 @@ class Projector(nn.Module):
         return self.linear_2(activation(self.act, self.linear_1(x)))
 
 
+def splice_images(model: nn.Module, tokens: torch.Tensor, pixels: Optional[torch.Tensor]) -> torch.Tensor:
+    """The decoder's embeddings of `tokens` (B, T) (scaled as its own are) with the positions of `model.config.image_token_id`
+    filled, in order, with `model.image_features(pixels)` (N, per image or tile, dim). ValueError
+    when the counts of image tokens and features differ."""
+    embeds = model.decoder.tok_embeddings(tokens)
+    if model.decoder.config.embed_scale:  # Gemma: text embeddings scaled, image features not
+        embeds = embeds * torch.tensor(model.decoder.config.dim ** 0.5).to(embeds.dtype)
+    mask = tokens == model.config.image_token_id
+    n_slots = int(mask.sum())
+    if pixels is None or pixels.shape[0] == 0:
+        if n_slots:
+            raise ValueError(f"the prompt has {n_slots} image tokens but no image was given")
+        return embeds
+    features = model.image_features(pixels).to(embeds.dtype)
+    n_features = features.shape[0] * features.shape[1]
+    if n_slots != n_features:
+        raise ValueError(f"the prompt has {n_slots} image tokens but {pixels.shape[0]} image(s) "
+                         f"give {n_features} features ({features.shape[1]} each)")
+    embeds = embeds.clone()
+    embeds[mask] = features.reshape(-1, features.shape[-1])
+    return embeds
+
+
 class LlavaModel(nn.Module):
     """Vision tower + projector + decoder. forward(tokens, pixels) -> logits; `embed` alone
     gives the spliced input embeddings (for a driver with its own decode loop)."""
@@ -271,21 +322,7 @@ class LlavaModel(nn.Module):
     def embed(self, tokens: torch.Tensor, pixels: Optional[torch.Tensor] = None) -> torch.Tensor:
         """tokens (B, T) -> embeddings (B, T, dim), image token positions filled with the images'
         features in order. ValueError when the counts of image tokens and features differ."""
-        embeds = self.decoder.tok_embeddings(tokens)
-        mask = tokens == self.config.image_token_id
-        n_slots = int(mask.sum())
-        if pixels is None or pixels.shape[0] == 0:
-            if n_slots:
-                raise ValueError(f"the prompt has {n_slots} image tokens but no image was given")
-            return embeds
-        features = self.image_features(pixels).to(embeds.dtype)
-        n_features = features.shape[0] * features.shape[1]
-        if n_slots != n_features:
-            raise ValueError(f"the prompt has {n_slots} image tokens but {pixels.shape[0]} image(s) "
-                             f"give {n_features} features ({features.shape[1]} each)")
-        embeds = embeds.clone()
-        embeds[mask] = features.reshape(-1, features.shape[-1])
-        return embeds
+        return splice_images(self, tokens, pixels)
 
     def forward(self, tokens: torch.Tensor, pixels: Optional[torch.Tensor] = None,
                 input_pos: Optional[torch.Tensor] = None, last_only: bool = False) -> torch.Tensor:

@@ -6,9 +6,14 @@ before decoding (a decompression bomb is refused without allocating it), and any
 
 Preprocessing follows transformers' CLIPImageProcessor / SiglipImageProcessor (Pillow backend):
 convert to RGB (transparency composited onto white), resize (shortest edge keeping the aspect
-ratio, or a fixed height x width) with Pillow's resampling, center crop, rescale, normalize.
-Settings come from the model folder's preprocessor_config.json, or processor_config.json's
-"image_processor" object (transformers 5).
+ratio, or a fixed height x width) with Pillow's resampling, center crop, rescale, normalize;
+Idefics3 / SmolVLM processors tile the image (chatapp.text.tiled_images). Settings come from the
+model folder's preprocessor_config.json, or processor_config.json's "image_processor" object
+(transformers 5).
+
+Any model the same way: `prepare_image` (pixels of one image as tiles), `image_markup_text` /
+`image_run_ids` (what stands for it in the prompt, from the loaded model's config),
+`image_prompt_ids(..., image_runs=..., marker_id=config.marker_token_id)` (the whole prompt).
 """
 
 from __future__ import annotations
@@ -16,13 +21,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
 from .. import limits
 from ..errors import CorruptFileError
 from ..paths import read_json_object
+from .tiled_images import (FAKE_TOKEN, GLOBAL_TOKEN, PROCESSOR_TYPES, PreparedImage, TiledImageSettings,
+                           image_markup, tile_image)
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -73,6 +80,12 @@ class ImageSettings:
         return cls(size={"height": 224, "width": 224}, crop_size=None, do_center_crop=False,
                    image_mean=STANDARD_MEAN, image_std=STANDARD_STD)
 
+    @classmethod
+    def gemma3_defaults(cls) -> "ImageSettings":
+        """Gemma3ImageProcessor's: SigLIP's with bilinear resampling (pan-and-scan: not supported)."""
+        return cls(size={"height": 224, "width": 224}, crop_size=None, do_center_crop=False, resample=2,
+                   image_mean=STANDARD_MEAN, image_std=STANDARD_STD)
+
 
 def _positive(d: Any, key: str) -> bool:
     value = d.get(key) if isinstance(d, dict) else None
@@ -83,9 +96,10 @@ _FIELDS = ("size", "crop_size", "do_resize", "do_center_crop", "do_rescale", "do
            "resample", "rescale_factor", "image_mean", "image_std")
 
 
-def read_image_settings(folder: Path | str) -> ImageSettings:
-    """The image processor settings of a model folder; CorruptFileError naming the file when bad,
-    CLIP's defaults when the folder has neither file."""
+def read_image_settings(folder: Path | str) -> "ImageSettings | TiledImageSettings":
+    """The image processor settings of a model folder; CorruptFileError naming the file when bad;
+    when the folder has neither file, the defaults of its model type's processor (CLIP's for
+    LLaVA). TiledImageSettings for Idefics3 / SmolVLM processors."""
     folder = Path(folder)
     data: Optional[dict] = None
     path = folder / "preprocessor_config.json"
@@ -98,9 +112,22 @@ def read_image_settings(folder: Path | str) -> ImageSettings:
             if not isinstance(data, dict):
                 raise CorruptFileError(path, "has no 'image_processor' object")
     if data is None:
-        return ImageSettings()
+        kind = _model_type(folder)
+        if kind == "gemma3":
+            return ImageSettings.gemma3_defaults()
+        return TiledImageSettings() if kind in ("idefics3", "smolvlm") else ImageSettings()
     kind = str(data.get("image_processor_type", ""))
+    if data.get("do_pan_and_scan"):
+        raise CorruptFileError(path, "asks for Gemma 3's pan-and-scan crops (do_pan_and_scan), which are not "
+                                     "supported; set it to false")
+    if kind.startswith(PROCESSOR_TYPES):  # also their "...Fast" / "...Pil" names
+        try:
+            return TiledImageSettings.from_dict(data)
+        except (ValueError, TypeError) as exc:
+            raise CorruptFileError(path, f"has unusable image settings: {exc}") from exc
     base = ImageSettings.siglip_defaults() if kind.lower().startswith("siglip") else ImageSettings()
+    if kind.startswith("Gemma3ImageProcessor"):
+        base = ImageSettings.gemma3_defaults()
     values = {name: getattr(base, name) for name in _FIELDS}
     values.update({k: data[k] for k in _FIELDS if data.get(k) is not None})
     if isinstance(values["size"], int):  # very old configs: a square size
@@ -111,6 +138,16 @@ def read_image_settings(folder: Path | str) -> ImageSettings:
         return ImageSettings(**values)
     except (ValueError, TypeError) as exc:
         raise CorruptFileError(path, f"has unusable image settings: {exc}") from exc
+
+
+def _model_type(folder: Path) -> Any:
+    path = folder / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        return read_json_object(path).get("model_type")
+    except (CorruptFileError, OSError):
+        return None
 
 
 def open_image(path: Path | str, max_bytes: Optional[int] = None, max_pixels: Optional[int] = None):
@@ -217,10 +254,20 @@ def preprocess(image, settings: ImageSettings) -> np.ndarray:
     if settings.do_resize:
         height, width = resized_size(image.height, image.width, settings.size)
         image = image.resize((width, height), resample=settings.resample)
-    array = np.asarray(image)
-    array = array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
+    array = _channels_first(image)
     if settings.do_center_crop:
         array = _center_crop(array, settings.crop_size["height"], settings.crop_size["width"])
+    return rescale_normalize(array, settings)
+
+
+def _channels_first(image) -> np.ndarray:
+    array = np.asarray(image)
+    return array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
+
+
+def rescale_normalize(array: np.ndarray, settings) -> np.ndarray:
+    """(C, H, W) 8-bit values -> float32, rescaled and normalized as the settings say (the
+    reference's arithmetic: rescale in float64, normalize in float32)."""
     if settings.do_rescale:
         array = (array.astype(np.float64) * settings.rescale_factor).astype(np.float32)
     if settings.do_normalize:
@@ -230,24 +277,90 @@ def preprocess(image, settings: ImageSettings) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
+def prepare_image(image, settings: "ImageSettings | TiledImageSettings") -> PreparedImage:
+    """A Pillow image -> PreparedImage for any supported model: pixels (tiles, 3, H, W), one tile
+    for CLIP / SigLIP processors, the tile grid and global image for Idefics3 / SmolVLM."""
+    if isinstance(settings, ImageSettings):
+        return PreparedImage(preprocess(image, settings)[None])
+    if settings.do_convert_rgb:
+        image = to_rgb(image)
+    tiles, rows, cols = tile_image(image, settings)
+    return PreparedImage(np.stack([rescale_normalize(_channels_first(t), settings) for t in tiles]), rows, cols)
+
+
+def image_markup_text(tokenizer, config, prepared: PreparedImage) -> str:
+    """The text that stands for one prepared image in the prompt, as the model's processor writes
+    it in place of the image marker; `config` is the loaded model's config (prompt_style,
+    image_token_id, tokens_for; Gemma 3: boi / eoi_token_id). ValueError naming a marker token
+    the tokenizer lacks."""
+    style = getattr(config, "prompt_style", "llava")
+    height, width = prepared.pixels.shape[-2:]
+    image_token = tokenizer.id_to_token(config.image_token_id)
+    if not image_token:
+        raise ValueError(f"the tokenizer has no token {config.image_token_id} for images")
+    count = config.tokens_for(height, width)
+    if style == "llava":
+        return image_token * count
+    if style == "idefics3":
+        needed = [FAKE_TOKEN, GLOBAL_TOKEN] + [f"<row_{r + 1}_col_{c + 1}>" for r in range(prepared.rows)
+                                               for c in range(prepared.cols)]
+        lacking = [t for t in needed if tokenizer.token_to_id(t) is None]
+        if lacking:
+            raise ValueError(f"the tokenizer lacks the image marker token(s) {', '.join(lacking[:4])}")
+        return image_markup(prepared.rows, prepared.cols, count, image_token)
+    if style == "gemma3":
+        boi, eoi = tokenizer.id_to_token(config.boi_token_id), tokenizer.id_to_token(config.eoi_token_id)
+        if not boi or not eoi:
+            raise ValueError(f"the tokenizer lacks Gemma 3's image start / end tokens "
+                             f"({config.boi_token_id}, {config.eoi_token_id})")
+        return f"\n\n{boi}{image_token * count}{eoi}\n\n"
+    raise ValueError(f"unknown image prompt style {style!r}")
+
+
+def image_run_ids(tokenizer, config, prepared: PreparedImage) -> list[int]:
+    """image_markup_text's ids (the text encoded alone: where the run starts or ends with plain
+    text, as Gemma 3's does, prefer the markup in image_prompt_ids, which encodes it with its
+    neighbours as transformers does)."""
+    style = getattr(config, "prompt_style", "llava")
+    if style == "llava":  # ids directly: the image token need not be an added token
+        height, width = prepared.pixels.shape[-2:]
+        return [config.image_token_id] * config.tokens_for(height, width)
+    return tokenizer.encode_markup(image_markup_text(tokenizer, config, prepared))
+
+
 def image_prompt_ids(tokenizer, prompt: str, n_images: int, image_token_id: int, tokens_per_image: int,
-                     chat: bool, system: str = "") -> list[int]:
+                     chat: bool, system: str = "", image_runs: Optional[Sequence[Union[list[int], str]]] = None,
+                     marker_id: Optional[int] = None) -> list[int]:
     """Token ids of a prompt with `n_images` images, each image token repeated `tokens_per_image`
-    times (as LLaVA's processor expands it).
+    times (as LLaVA's processor expands it), or image i written as `image_runs[i]` when given:
+    ids (image_run_ids) spliced in, or markup text (image_markup_text: any model) put in place of
+    the marker before the text is encoded, as transformers' processors do (then n_images must
+    equal len(image_runs)). marker_id: the token a chat template writes for an image (the model
+    config's marker_token_id; default image_token_id).
 
     chat: a user turn whose content lists the images then the text, rendered by the model's chat
     template, which places the image markers; templates that take text only get one marker line
     per image before the text. Otherwise: the images first, then a newline, then the prompt.
     ValueError when the rendered prompt does not hold one image marker per image.
     """
-    marker = tokenizer.id_to_token(image_token_id)
+    marker_id = image_token_id if marker_id is None else marker_id
+    marker = tokenizer.id_to_token(marker_id)
     if not marker:
-        raise ValueError(f"the tokenizer has no token {image_token_id} for images")
-    if marker in prompt or marker in system:
-        raise ValueError(f"the prompt contains the image marker {marker}; give images with --image")
-    image_run = [image_token_id] * tokens_per_image
+        raise ValueError(f"the tokenizer has no token {marker_id} for images")
+    image_marker = tokenizer.id_to_token(image_token_id) or marker
+    for name in {marker, image_marker}:
+        if name in prompt or name in system:
+            raise ValueError(f"the prompt contains the image marker {name}; give images with --image")
+    if image_runs is None:
+        image_runs = [[image_token_id] * tokens_per_image] * n_images
+    if len(image_runs) != n_images:
+        raise ValueError(f"{len(image_runs)} image runs for {n_images} image(s)")
+
+    def run_ids(run: Union[list[int], str]) -> list[int]:
+        return tokenizer.encode_markup(run) if isinstance(run, str) else list(run)
+
     if not chat:
-        ids = image_run * n_images + tokenizer.encode("\n" + prompt)
+        ids = [i for run in image_runs for i in run_ids(run)] + tokenizer.encode("\n" + prompt)
         return ([tokenizer.bos_id] if tokenizer.add_bos and tokenizer.bos_id is not None else []) + ids
     content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": prompt}]
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
@@ -264,10 +377,13 @@ def image_prompt_ids(tokenizer, prompt: str, n_images: int, image_token_id: int,
     pieces = text.split(marker)
     if len(pieces) - 1 != n_images:
         raise ValueError(f"the chat template placed {len(pieces) - 1} image markers for {n_images} image(s)")
+    if all(isinstance(run, str) for run in image_runs):  # one text, encoded whole as the processors do
+        return tokenizer.encode_markup("".join(piece + (image_runs[i] if i < n_images else "")
+                                               for i, piece in enumerate(pieces)))
     ids: list[int] = []
     for i, piece in enumerate(pieces):
         if i:
-            ids += image_run
+            ids += run_ids(image_runs[i - 1])
         if piece:
             ids += tokenizer.encode_markup(piece)
     return ids

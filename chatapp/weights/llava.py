@@ -9,9 +9,10 @@ transformers 5 drops the `vision_model.` level. All are read. Other image-text m
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -29,9 +30,6 @@ log = logging.getLogger(__name__)
 
 # Image-text model types we recognise but do not run yet, with what they need.
 NOT_YET = {
-    "idefics3": "Idefics3 / SmolVLM (image splitting and a pixel-shuffle connector)",
-    "smolvlm": "SmolVLM (image splitting and a pixel-shuffle connector)",
-    "gemma3": "Gemma 3 vision (a SigLIP tower with pooled soft tokens and Gemma 3's decoder)",
     "llava_next": "LLaVA-NeXT (any-resolution image tiles)",
     "llava_onevision": "LLaVA-OneVision (any-resolution image tiles)",
     "qwen2_vl": "Qwen2-VL (a 2D-RoPE vision tower and M-RoPE)",
@@ -40,7 +38,8 @@ NOT_YET = {
     "paligemma": "PaliGemma (Gemma decoder with prefix attention)",
 }
 
-VISION_TYPES = {"clip_vision_model": "clip", "siglip_vision_model": "siglip"}
+VISION_TYPES = {"clip_vision_model": "clip", "siglip_vision_model": "siglip",
+                "idefics3_vision": "idefics3", "smolvlm_vision": "idefics3"}
 # transformers' defaults for fields a saved config may leave out.
 _VISION_DEFAULTS = {
     "clip": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
@@ -49,6 +48,9 @@ _VISION_DEFAULTS = {
     "siglip": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
                "image_size": 224, "patch_size": 16, "num_channels": 3, "layer_norm_eps": 1e-6,
                "hidden_act": "gelu_pytorch_tanh"},
+    "idefics3": {"hidden_size": 1152, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 16,
+                 "image_size": 224, "patch_size": 32, "num_channels": 3, "layer_norm_eps": 1e-6,
+                 "hidden_act": "gelu_pytorch_tanh"},
 }
 
 
@@ -67,8 +69,9 @@ def is_llava_folder(folder: Path | str) -> bool:
         return False
 
 
-def _vision_config(hf: dict[str, Any], path: Path) -> VisionConfig:
-    kind = hf.get("model_type", "clip_vision_model")
+def vision_config(hf: dict[str, Any], path: Path, default_type: str = "clip_vision_model") -> VisionConfig:
+    """A vision_config object of config.json -> VisionConfig (transformers' defaults filled in)."""
+    kind = hf.get("model_type", default_type)
     if kind not in VISION_TYPES:
         raise UnsupportedArchitectureError(path, f"vision_config model_type {kind!r} is not supported",
                                            f"supported: {', '.join(VISION_TYPES)}")
@@ -91,7 +94,7 @@ def read_llava_config(folder: Path):
     kind = hf.get("model_type")
     if not_yet_message(kind):
         raise UnsupportedArchitectureError(path, f"is an image-text model not supported yet: {not_yet_message(kind)}",
-                                           "supported image-text models: LLaVA 1.5 style (model_type llava)")
+                                           "supported image-text models: llava, idefics3, smolvlm, gemma3")
     if kind != "llava":
         raise UnsupportedArchitectureError(path, f"model_type {kind!r} is not a LLaVA model")
     for key in ("text_config", "vision_config"):
@@ -105,7 +108,7 @@ def read_llava_config(folder: Path):
     check_config_types(text, path)
     try:
         decoder = CONFIG_BUILDERS[family](text)
-        vision = _vision_config(dict(hf.get("vision_config") or {}), path)
+        vision = vision_config(dict(hf.get("vision_config") or {}), path)
         token = hf.get("image_token_id", hf.get("image_token_index", 32000))
         if not isinstance(token, int) or not 0 <= token < decoder.vocab_size:
             raise ConfigError(f"image_token_index {token!r} is not a token of the {decoder.vocab_size}-token vocabulary")
@@ -150,10 +153,25 @@ def load_llava_folder(folder: Path | str, dtype: torch.dtype = torch.float32, de
     """A LlavaModel in eval mode from a Hugging Face LLaVA folder."""
     folder = Path(folder)
     family, decoder_config, llava_config = read_llava_config(folder)
+    model = load_routed(folder, family, decoder_config, lambda decoder: LlavaModel(llava_config, decoder), _route,
+                        dtype, device, progress)
+    log.info("loaded LLaVA model from %s", folder)
+    return model
+
+
+def load_routed(folder: Path, family: str, decoder_config, make_shell: Callable[[Transformer], torch.nn.Module],
+                route: Callable[[str], Optional[str]], dtype: torch.dtype, device: str,
+                progress: Progress, tie_without_head: bool = False) -> torch.nn.Module:
+    """An image-text model in eval mode from a folder's safetensors: `route` maps a file's tensor
+    name to "text:<HF decoder name>" (the decoder, through our name map), to the model's own
+    parameter name, or to None (unknown: warned and skipped); `make_shell(decoder)` builds the
+    model around a decoder. ShapeMismatchError naming the first missing / unexpected tensors.
+    tie_without_head: a file without lm_head.weight ties the output layer to the embeddings
+    (Idefics3 / SmolVLM configs say tie_word_embeddings at two levels, not always agreeing)."""
     text_state: dict[str, torch.Tensor] = {}
     other: dict[str, torch.Tensor] = {}
     for path, hf_name, tensor in _tensors(safetensors_files(folder), progress):
-        routed = _route(hf_name)
+        routed = route(hf_name)
         if routed is None or routed.startswith("vision_tower.head."):  # SigLIP's pooling head: unused
             if routed is None:
                 log.warning("%s: ignoring unknown tensor %s", path, hf_name)
@@ -169,23 +187,25 @@ def load_llava_folder(folder: Path | str, dtype: torch.dtype = torch.float32, de
                 log.warning("%s: ignoring unknown tensor %s", path, hf_name)
         else:
             other[routed] = tensor
+    if tie_without_head and "lm_head.weight" not in text_state and not decoder_config.tie_embeddings:
+        log.info("%s: no lm_head.weight; the output layer is tied to the embeddings", folder)
+        decoder_config = dataclasses.replace(decoder_config, tie_embeddings=True)
     if decoder_config.tie_embeddings:
         text_state.pop("lm_head.weight", None)
     check_state_dict(decoder_config, text_state, folder)
     decoder: Transformer = build_model(decoder_config, text_state, device)
     with torch.device("meta"):
-        shell = LlavaModel(llava_config, Transformer(decoder_config))
+        shell = make_shell(Transformer(decoder_config))
     shell.decoder = decoder
     expected = {n: tuple(p.shape) for n, p in shell.named_parameters() if not n.startswith("decoder.")}
     missing = sorted(set(expected) - set(other))
     extra = sorted(set(other) - set(expected))
     if missing or extra:
         what = f"missing tensors: {', '.join(missing[:5])}" if missing else f"unexpected tensors: {', '.join(extra[:5])}"
-        raise ShapeMismatchError(folder, what, "the file is not the LLaVA model its config describes")
+        raise ShapeMismatchError(folder, what, "the file is not the image-text model its config describes")
     for name, shape in expected.items():
         if tuple(other[name].shape) != shape:
             raise ShapeMismatchError(folder, f"tensor {name} has shape {list(other[name].shape)} "
                                              f"but the config implies {list(shape)}")
     shell.load_state_dict({n: t.to(device) for n, t in other.items()}, strict=False, assign=True)
-    log.info("loaded LLaVA model from %s", folder)
     return shell.eval()

@@ -8,6 +8,7 @@ functions assert float32 logits, cached decode and greedy continuations agree.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -44,15 +45,24 @@ def max_logit_error(ref, ours, vocab: int, length: int = 21, batch: int = 3, see
 
 @torch.no_grad()
 def max_cached_decode_error(ref, ours, vocab: int, length: int = 24, prefill: int = 10,
-                            cache: int = 64, seed: int = 2) -> float:
-    """Prefill `prefill` tokens, then one token at a time, against one full reference pass."""
+                            cache: int = 64, seed: int = 2, chunks: Optional[Sequence[int]] = None,
+                            on_setup: Optional[Callable[[], None]] = None, **cache_options) -> float:
+    """Prefill `prefill` tokens, then one token at a time (or `chunks` tokens at a time, up to
+    `length`), against one full reference pass. cache_options go to setup_cache; on_setup runs
+    once the cache is set up (to inspect it)."""
     tokens = torch.randint(0, vocab, (2, length), generator=torch.Generator().manual_seed(seed))
     expected = ref(tokens).logits
-    ours.setup_cache(batch_size=2, max_seq_len=cache)
+    chunks = [1] * (length - prefill) if chunks is None else list(chunks)
+    assert prefill + sum(chunks) == length, "the chunks must cover the tokens after the prefill"
+    ours.setup_cache(batch_size=2, max_seq_len=cache, **cache_options)
     try:
+        if on_setup is not None:
+            on_setup()
         steps = [ours(tokens[:, :prefill], torch.arange(prefill))]
-        for pos in range(prefill, length):
-            steps.append(ours(tokens[:, pos:pos + 1], torch.tensor([pos])))
+        pos = prefill
+        for size in chunks:
+            steps.append(ours(tokens[:, pos:pos + size], torch.arange(pos, pos + size)))
+            pos += size
     finally:
         ours.clear_cache()
     return (torch.cat(steps, dim=1) - expected).abs().max().item()

@@ -19,6 +19,7 @@ from chatapp.model.transformer import Transformer  # noqa: E402
 from chatapp.model.window_cache import WindowCacheError, WindowKVCache  # noqa: E402
 from chatapp.weights.build import build_model  # noqa: E402
 from chatapp.weights.hf_loader import load_hf_folder, read_hf_config  # noqa: E402
+from tests.helpers.parity_checks import max_cached_decode_error  # noqa: E402
 
 VOCAB = 97
 WINDOW = 6
@@ -83,22 +84,16 @@ def test_logits_match_reference(pair):
 @pytest.mark.parametrize("window_cache", [True, False], ids=["window-cache", "full-cache"])
 def test_cached_decode_matches_full_pass(pair, window_cache):
     ref, ours, _ = pair
-    tokens = _tokens((2, 30), 2)
-    expected = ref(tokens).logits
-    ours.setup_cache(batch_size=2, max_seq_len=64, window_cache=window_cache, window_slack=3)
-    try:
+
+    def check_rings():
         rings = [b.attn.kv_cache for b in ours.layers if isinstance(b.attn.kv_cache, WindowKVCache)]
         assert len(rings) == (sum(b.sliding for b in ours.layers) if window_cache else 0)
-        # a prefill longer than the ring (9 slots), single steps, then a chunk of 2 (fits the slack)
-        steps = [ours(tokens[:, :12], torch.arange(12))]
-        for pos in range(12, 26):
-            steps.append(ours(tokens[:, pos:pos + 1], torch.tensor([pos])))
-        steps.append(ours(tokens[:, 26:28], torch.arange(26, 28)))
-        steps.append(ours(tokens[:, 28:30], torch.arange(28, 30)))
-    finally:
-        ours.clear_cache()
-    got = torch.cat(steps, dim=1)
-    assert (got - expected).abs().max().item() <= 1e-4
+
+    # a prefill longer than the ring (9 slots), single steps, then chunks of 2 (they fit the slack)
+    error = max_cached_decode_error(ref, ours, VOCAB, length=30, prefill=12, cache=64, seed=2,
+                                    chunks=[1] * 14 + [2, 2], on_setup=check_rings,
+                                    window_cache=window_cache, window_slack=3)
+    assert error <= 1e-4
 
 
 @torch.no_grad()

@@ -13,6 +13,7 @@ transformers = pytest.importorskip("transformers")
 
 from chatapp.weights.build import build_model  # noqa: E402
 from chatapp.weights.hf_loader import load_hf_folder  # noqa: E402
+from tests.helpers.parity_checks import max_cached_decode_error  # noqa: E402
 
 VOCAB = 97
 COMMON = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=112, num_hidden_layers=3,
@@ -67,21 +68,10 @@ def test_logits_match_reference(pair):
     assert (got - expected).abs().max().item() <= 1e-4
 
 
-@torch.no_grad()
 def test_cached_decode_matches_reference(pair):
+    """Prefill 10 tokens, then one at a time, against one full reference pass."""
     ref, ours = pair
-    tokens = torch.randint(0, VOCAB, (2, 24), generator=torch.Generator().manual_seed(2))
-    expected = ref(tokens).logits
-    ours.setup_cache(batch_size=2, max_seq_len=64)
-    try:
-        steps = [ours(tokens[:, :10], torch.arange(10))]  # prefill
-        for pos in range(10, 24):  # one token at a time
-            steps.append(ours(tokens[:, pos:pos + 1], torch.tensor([pos])))
-        # a second chunked prefill after single steps shares the same path
-    finally:
-        ours.clear_cache()
-    got = torch.cat(steps, dim=1)
-    assert (got - expected).abs().max().item() <= 1e-4
+    assert max_cached_decode_error(ref, ours, VOCAB, length=24, prefill=10, cache=64, seed=2) <= 1e-4
 
 
 @torch.no_grad()

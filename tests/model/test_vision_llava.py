@@ -113,8 +113,8 @@ def test_image_token_count_mismatch_is_clear(pair):
 
 
 def test_other_vision_models_are_named(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "idefics3"}))
-    with pytest.raises(UnsupportedArchitectureError, match="Idefics3"):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2_vl"}))
+    with pytest.raises(UnsupportedArchitectureError, match="Qwen2-VL"):
         read_llava_config(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llava",
                                                       "text_config": {"model_type": "gemma"}}))

@@ -1,0 +1,151 @@
+"""Idefics3 / SmolVLM image preprocessing: tiles of the vision tower's size plus the global image,
+as transformers' Idefics3ImageProcessor / SmolVLMImageProcessor (Pillow backend) make them, and
+the prompt text their processors write for each image.
+
+Steps (on 8-bit Pillow images, like the reference): convert to RGB (transparency onto white),
+resize so the longest edge is size["longest_edge"] (the other edge rounded up to even, both
+capped at 4096), then with splitting: resize each edge up to a multiple of the tile size, cut
+row-major tiles and append the whole image resized to one tile; without splitting: one tile.
+Then rescale and normalize (chatapp.text.images.rescale_normalize).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+MAX_IMAGE_SIZE = 4096  # transformers' cap on the resized image's edges
+PROCESSOR_TYPES = ("Idefics3ImageProcessor", "SmolVLMImageProcessor")
+FAKE_TOKEN = "<fake_token_around_image>"
+GLOBAL_TOKEN = "<global-img>"
+
+
+def _edge(d: Any, key: str) -> bool:
+    value = d.get(key) if isinstance(d, dict) else None
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+@dataclass
+class TiledImageSettings:
+    """What an Idefics3 / SmolVLM image processor does; transformers' defaults."""
+
+    size: dict = field(default_factory=lambda: {"longest_edge": 4 * 364})
+    max_image_size: dict = field(default_factory=lambda: {"longest_edge": 364})
+    do_resize: bool = True
+    do_image_splitting: bool = True
+    do_rescale: bool = True
+    do_normalize: bool = True
+    do_convert_rgb: bool = True
+    resample: int = 1  # Pillow's LANCZOS
+    rescale_factor: float = 1 / 255
+    image_mean: tuple = (0.5, 0.5, 0.5)
+    image_std: tuple = (0.5, 0.5, 0.5)
+
+    def __post_init__(self) -> None:
+        if self.do_resize and not (_edge(self.size, "longest_edge") or
+                                   (_edge(self.size, "height") and _edge(self.size, "width"))):
+            raise ValueError(f"image size {self.size!r} needs a positive 'longest_edge' or 'height' and 'width'")
+        if not _edge(self.max_image_size, "longest_edge"):
+            raise ValueError(f"max_image_size {self.max_image_size!r} needs a positive 'longest_edge'")
+        for name in ("image_mean", "image_std"):
+            value = getattr(self, name)
+            if isinstance(value, (int, float)):
+                value = (value,) * 3
+            if len(value) != 3 or not all(isinstance(v, (int, float)) for v in value):
+                raise ValueError(f"{name} must be 3 numbers, got {value!r}")
+            setattr(self, name, tuple(float(v) for v in value))
+        if any(v == 0 for v in self.image_std):
+            raise ValueError("image_std must not contain 0")
+        if self.resample not in (0, 1, 2, 3, 4, 5):
+            raise ValueError(f"resample {self.resample!r} is not a Pillow resampling filter")
+
+    @property
+    def tile(self) -> int:
+        return self.max_image_size["longest_edge"]
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TiledImageSettings":
+        """From a processor's saved settings (ValueError / TypeError when unusable)."""
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in names and v is not None})
+
+
+@dataclass
+class PreparedImage:
+    """One image ready for a model: pixels (tiles, 3, H, W) float32 and its tile grid (0 x 0: a
+    single tile, no grid)."""
+
+    pixels: np.ndarray
+    rows: int = 0
+    cols: int = 0
+
+
+def longest_edge_size(height: int, width: int, longest: int) -> tuple[int, int]:
+    """(height, width) with the longest edge at `longest`, the other even, both at most 4096."""
+    aspect = width / height
+    if width >= height:
+        width = longest
+        height = int(width / aspect)
+        height += height % 2
+    else:
+        height = longest
+        width = int(height * aspect)
+        width += width % 2
+    height, width = max(height, 1), max(width, 1)
+    aspect = width / height
+    if width >= height and width > MAX_IMAGE_SIZE:
+        width, height = MAX_IMAGE_SIZE, int(MAX_IMAGE_SIZE / aspect)
+    elif height > width and height > MAX_IMAGE_SIZE:
+        height, width = MAX_IMAGE_SIZE, int(MAX_IMAGE_SIZE * aspect)
+    return max(height, 1), max(width, 1)
+
+
+def tile_multiple_size(height: int, width: int, tile: int) -> tuple[int, int]:
+    """(height, width) rounded up to multiples of `tile`, the longer edge first."""
+    aspect = width / height
+    if width >= height:
+        width = math.ceil(width / tile) * tile
+        height = math.ceil(int(width / aspect) / tile) * tile
+    else:
+        height = math.ceil(height / tile) * tile
+        width = math.ceil(int(height * aspect) / tile) * tile
+    return height, width
+
+
+def tile_image(image, settings: TiledImageSettings) -> tuple[list, int, int]:
+    """A Pillow RGB image -> (Pillow tiles: row-major crops then the global image, rows, cols);
+    (one tile, 0, 0) when the image fits one tile or splitting is off."""
+    tile = settings.tile
+    if settings.do_resize:
+        if _edge(settings.size, "longest_edge"):
+            height, width = longest_edge_size(image.height, image.width, settings.size["longest_edge"])
+        else:
+            height, width = settings.size["height"], settings.size["width"]
+        image = image.resize((width, height), resample=settings.resample)
+    if not settings.do_image_splitting:
+        return [image.resize((tile, tile), resample=settings.resample)], 0, 0
+    height, width = tile_multiple_size(image.height, image.width, tile)
+    image = image.resize((width, height), resample=settings.resample)
+    if height <= tile and width <= tile:
+        return [image], 0, 0
+    rows, cols = (height - tile) // tile + 1, (width - tile) // tile + 1
+    tiles = [image.crop((c * tile, r * tile, (c + 1) * tile, (r + 1) * tile)) for r in range(rows) for c in range(cols)]
+    tiles.append(image.resize((tile, tile), resample=settings.resample))
+    return tiles, rows, cols
+
+
+def image_markup(rows: int, cols: int, tokens_per_tile: int, image_token: str) -> str:
+    """The text Idefics3Processor / SmolVLMProcessor put in place of one image marker."""
+    run = image_token * tokens_per_tile
+    whole = f"{FAKE_TOKEN}{GLOBAL_TOKEN}{run}{FAKE_TOKEN}"
+    if rows == 0 and cols == 0:
+        return whole
+    text = ""
+    for r in range(rows):
+        for c in range(cols):
+            text += f"{FAKE_TOKEN}<row_{r + 1}_col_{c + 1}>{run}"
+        text += "\n"
+    return text + "\n" + whole

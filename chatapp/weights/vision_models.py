@@ -1,0 +1,60 @@
+"""The one place a vision model folder's loader is chosen, by config.json's model_type.
+
+Every model returned has the same face (chatapp.model.vision.LlavaModel's): `config.image_token_id`,
+`config.marker_token_id`, `config.prompt_style`, `config.tokens_for(h, w)`, `image_features(pixels)`,
+`embed(tokens, pixels)`, `forward(tokens, pixels)` and `decoder`; Gemma 3 also
+`attention_blocks(tokens)` (image tokens attend both ways: pass them to the decoder's prefill).
+With chatapp.text.images' `prepare_image`, `image_markup_text` and `image_prompt_ids(...,
+image_runs=..., marker_id=...)` a caller needs no per-family code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from ..errors import CorruptFileError, UnsupportedArchitectureError
+from ..paths import read_json_object
+from .hf_loader import CONFIG_MAX_BYTES, Progress
+
+VISION_MODEL_TYPES = ("llava", "idefics3", "smolvlm", "gemma3")
+
+
+def folder_model_type(folder: Path | str) -> Optional[Any]:
+    """config.json's model_type, or None when the folder has no readable config.json."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        return read_json_object(path, max_bytes=CONFIG_MAX_BYTES).get("model_type")
+    except CorruptFileError:
+        return None
+
+
+def is_vision_folder(folder: Path | str) -> bool:
+    """Whether `folder` holds an image-text model we run."""
+    return folder_model_type(folder) in VISION_MODEL_TYPES
+
+
+def load_vision_folder(folder: Path | str, dtype: torch.dtype = torch.float32, device: str = "cpu",
+                       progress: Progress = None) -> torch.nn.Module:
+    """The image-text model of a Hugging Face folder, in eval mode; UnsupportedArchitectureError
+    naming what the model is when we do not run it."""
+    from .llava import load_llava_folder, not_yet_message, read_llava_config
+    from .vision_gemma3 import load_gemma3_vision_folder
+    from .vision_idefics3 import IDEFICS3_TYPES, load_idefics3_folder
+
+    folder = Path(folder)
+    kind = folder_model_type(folder)
+    if kind == "gemma3":
+        return load_gemma3_vision_folder(folder, dtype=dtype, device=device, progress=progress)
+    if kind in IDEFICS3_TYPES:
+        return load_idefics3_folder(folder, dtype=dtype, device=device, progress=progress)
+    if kind == "llava" or not_yet_message(kind):
+        if kind != "llava":
+            read_llava_config(folder)  # raises, naming what the model is
+        return load_llava_folder(folder, dtype=dtype, device=device, progress=progress)
+    raise UnsupportedArchitectureError(folder / "config.json", f"model_type {kind!r} is not an image-text model",
+                                       f"supported: {', '.join(VISION_MODEL_TYPES)}")
