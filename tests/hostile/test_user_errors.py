@@ -25,6 +25,8 @@ from chatapp.cli import main
     (["generate", "--prompt", "hi", "--json", "--logprobs", "9" * 5000], "argument --logprobs: must be 0 or a positive whole number up to 20"),
     (["generate", "--prompt", "hi", "--json", "--logprobs", "1e3"], "argument --logprobs: must be 0 or"),
     (["chat", "--context", "0"], "argument --context"),
+    (["library", "search", "docs", "apples", "--limit", "-1"], "argument --limit: must be a positive whole number up to 100"),
+    (["library", "search", "docs", "apples", "--limit", str(10**9)], "argument --limit: must be a positive"),
     (["train", "--data", "x", "--out", "y", "--threads", "-3"], "argument --threads"),
 ])
 def test_bad_options_are_one_usage_line(capsys, argv, words):
