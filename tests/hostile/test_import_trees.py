@@ -94,3 +94,52 @@ def test_any_tree_ends_in_a_real_path_or_our_error(store, tmp_path, data, size):
     assert json.loads(again.read_text())["version"] == VERSION
     copy = import_json(store, again)
     assert [m.content for m in store.messages(copy.id)] == [m.content for m in store.messages(conv.id)]
+
+
+GOOD_TOKEN = {"id": 5, "token": "Hi", "logprob": -0.1, "sampled_prob": 0.9,
+              "top": [{"id": 5, "token": "Hi", "logprob": -0.1}, {"id": 7, "token": "Yo", "logprob": -2.5}]}
+
+
+@pytest.mark.parametrize("stats, words", [
+    ({"new_tokens": 5, "decode_tok_s": "fast"}, "stats.decode_tok_s must be a number of at least 0, not 'fast'"),
+    ({"new_tokens": "5"}, "stats.new_tokens must be a whole number of at least 0, not '5'"),
+    ({"context_used": -1}, "stats.context_used must be a whole number"),
+    ({"context_used": 2**70 + 0.5}, "stats.context_used must be a whole number"),
+    ({"left_out": True}, "stats.left_out must be a whole number"),
+    ({"prompt": ["<|im_start|>"]}, "stats.prompt must be str"),
+    ({"tokens": "abc"}, "stats.tokens must be list"),
+    ({"tokens": [GOOD_TOKEN, 7]}, "stats.tokens[1] must be an object"),
+    ({"tokens": [dict(GOOD_TOKEN, logprob=1000)]}, "stats.tokens[0].logprob must be a log-probability"),
+    ({"tokens": [dict(GOOD_TOKEN, logprob="x")]}, "stats.tokens[0].logprob must be a log-probability"),
+    ({"tokens": [dict(GOOD_TOKEN, id="5")]}, "stats.tokens[0].id must be a token id"),
+    ({"tokens": [dict(GOOD_TOKEN, id=-1)]}, "stats.tokens[0].id must be a token id"),
+    ({"tokens": [dict(GOOD_TOKEN, token=None)]}, "stats.tokens[0].token must be str"),
+    ({"tokens": [dict(GOOD_TOKEN, sampled_prob=7)]}, "stats.tokens[0].sampled_prob must be a probability"),
+    ({"tokens": [dict(GOOD_TOKEN, top={"a": 1})]}, "stats.tokens[0].top must be list"),
+    ({"tokens": [dict(GOOD_TOKEN, top=[{"id": 1, "token": "a"}])]}, "stats.tokens[0].top[0].logprob must be"),
+])
+def test_stats_the_window_reads_back_are_checked_on_import(store, tmp_path, stats, words):
+    """Before, these imported fine; a wrong type then broke the opening of the conversation or
+    its token view (reply_note's "{speed:.1f}" on a string, context_changed(int) on a string,
+    math.exp(1000) or t["logprob"] on a number in the token view)."""
+    data = tree_export([None, 0])
+    data["messages"][1]["stats"] = stats
+    path = tmp_path / "chat.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(StorageError) as info:
+        import_json(store, path)
+    assert str(path) in str(info.value) and f"field messages[1].{words}" in str(info.value)
+    assert store.list_conversations() == []
+
+
+def test_stats_as_the_app_writes_them_import(store, tmp_path):
+    data = tree_export([None, 0])
+    data["messages"][1]["stats"] = {"prompt_tokens": 12, "prefilled_tokens": 12, "new_tokens": 1, "ttft_s": 0.05,
+                                    "prefill_tok_s": 240.0, "decode_tok_s": 0, "context_used": 13,
+                                    "prompt": "<|im_start|>user\nm0<|im_end|>", "left_out": 2,
+                                    "tokens": [GOOD_TOKEN, dict(GOOD_TOKEN, sampled_prob=None, top=[])],
+                                    "something_newer": {"any": "thing"}}
+    path = tmp_path / "chat.json"
+    path.write_text(json.dumps(data))
+    conv = import_json(store, path)
+    assert store.messages(conv.id)[1].stats == data["messages"][1]["stats"]

@@ -173,3 +173,17 @@ def test_edit_and_branch_switch_keep_the_messages_before_them(qtbot, make_window
     assert _texts(window) == _path(window) and len(window.chat.messages) == 50
     assert all(a is b for a, b in zip(window.chat.messages[:20], before[:20]))
     assert window.chat.messages[20].version == (1, 1)
+
+
+def test_a_conversation_with_versions_and_tokens_exports_and_imports_whole(qtbot, make_window, tmp_path):
+    window = make_window(FakeBackend(words=3))
+    _send(qtbot, window, "q")
+    window.chat_controller.regenerate()
+    _idle(qtbot, window)
+    _send(qtbot, window, "more")
+    stats = [m.stats for m in window.store.messages(window.current_id)]
+    assert stats[1].get("tokens") and stats[3].get("tokens")  # the token view's data is in the file
+    window.chat_controller.export_to(window.current_id, "json", tmp_path / "chat.json")
+    window.chat_controller.import_from(tmp_path / "chat.json")  # the app's own export passes the checks
+    assert _texts(window) == _path(window) and [m.stats for m in window.store.messages(window.current_id)] == stats
+    assert window.chat.messages[1].version == (2, 2)
