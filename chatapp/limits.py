@@ -16,6 +16,11 @@ JSON_MAX_BYTES = 64 << 20
 # (json.loads recurses, and a deep structure later breaks code that walks it).
 JSON_MAX_DEPTH = 64
 
+# -- JSONL files (training/jsonl.py): training chats, knowledge examples, quiz questions
+# One line is one record, read and parsed whole; a real one (a long conversation) is tens of KB.
+# A file without newlines is refused at this many bytes instead of being read into memory.
+JSONL_MAX_LINE_BYTES = 16 << 20
+
 # -- GGUF headers (weights/gguf_loader.py) ----------------------------------------------------
 # The gguf package keeps a few Python objects per metadata array item (~600 bytes for a string,
 # ~350 for a number), so a small file can ask for gigabytes. Real models: SmolLM2 ~150k items in

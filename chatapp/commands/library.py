@@ -7,6 +7,8 @@ import json
 import sys
 import time
 
+from ..arg_types import bounded_int
+
 EXIT_OK, EXIT_ERROR = 0, 1
 
 
@@ -46,7 +48,7 @@ def register(subparsers) -> None:
     search = sub.add_parser("search", help="the passages that best match a query")
     search.add_argument("name")
     search.add_argument("query")
-    search.add_argument("--limit", type=int, default=5)
+    search.add_argument("--limit", type=bounded_int(1, 100), default=5, help="how many passages (1-100)")
     search.add_argument("--json", action="store_true")
     search.set_defaults(func=cmd_library_search)
 

@@ -31,6 +31,7 @@ embedding model and scanning the vectors in embeddings.py.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
@@ -251,9 +252,15 @@ class LibraryStore:
         resolved = []
         for p in paths:
             path = Path(p).expanduser()
-            if not path.exists():
-                raise LibraryError(f"{path}: no such file or folder")
-            resolved.append(str(path.resolve()))
+            try:  # follows links: a loop of them (ELOOP) or a folder we may not enter says so
+                os.stat(path)
+                resolved.append(str(path.resolve()))
+            except FileNotFoundError:
+                raise LibraryError(f"{path}: no such file or folder") from None
+            except (OSError, RuntimeError) as exc:  # RuntimeError: Python 3.11's resolve() on a loop
+                why = "a loop of symbolic links" if getattr(exc, "errno", None) == errno.ELOOP \
+                    or isinstance(exc, RuntimeError) else (getattr(exc, "strerror", None) or str(exc))
+                raise LibraryError(f"{path}: cannot be added: {why}") from None
         if not resolved:
             raise LibraryError("name at least one folder or file for the library")
         with self._transaction() as conn:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional
 from aiohttp import web
 
 from .jobs import Job, Outcome
-from .protocol import ApiError, Limits, parse_chat, parse_completion
+from .protocol import ApiError, Limits, decode_body, parse_chat, parse_completion
 from .responses import ResponseWriter
 
 log = logging.getLogger(__name__)
@@ -191,11 +191,7 @@ class ApiServer:
         return web.json_response({"object": "list", "data": data})
 
     async def _body(self, request: web.Request) -> Any:
-        raw = await request.read()
-        try:
-            return json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ApiError(400, f"the request body is not valid JSON: {exc}", code="invalid_json") from None
+        return decode_body(await request.read())  # at most max_body_bytes: aiohttp answers 413 beyond
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         job = parse_chat(await self._body(request), self.config.limits)

@@ -1,7 +1,8 @@
 """The OpenAI API's request bodies, checked, and its error shape (no aiohttp, no torch).
 
-`parse_chat` and `parse_completion` turn a decoded JSON body into a `JobRequest`, or raise
-`ApiError` naming the field at fault. Sampling follows the OpenAI API: temperature 1 and top_p
+`decode_body` reads a request body as bounded JSON; `parse_chat` and `parse_completion` turn
+it into a `JobRequest`, or raise `ApiError` naming the field at fault (a wrong type, a value out
+of range, text that is not Unicode). Sampling follows the OpenAI API: temperature 1 and top_p
 1 by default, no top-k, min-p or repetition penalty unless the request asks (our extension
 fields `top_k`, `min_p`, `repetition_penalty`), `frequency_penalty` / `presence_penalty`
 additive as OpenAI defines them.
@@ -11,12 +12,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from ..limits import JSON_MAX_DEPTH
+
 MAX_STOPS = 4
+# Numbers in a body: no field needs more digits than a 64-bit seed (20); Python itself refuses
+# more than 4,300 with an error that names no field and speaks of sys.set_int_max_str_digits.
+MAX_NUMBER_DIGITS = 100
 MAX_TOP_LOGPROBS = 20  # the OpenAI API's own limit
 ROLES = ("system", "user", "assistant", "developer")
 
@@ -100,11 +107,66 @@ class JobRequest:
     documents: Optional[str] = None  # our extension: answer from this document library
 
 
+def decode_body(raw: bytes) -> Any:
+    """A request body as JSON: UTF-8, nested at most JSON_MAX_DEPTH deep, no number longer than
+    MAX_NUMBER_DIGITS digits. ApiError 400 (code invalid_json) otherwise. Runs on the event loop
+    (the window's too), so the checks are linear in C: json.loads's own recursion limit stops a
+    deep body at ~1,000 levels; the parsed value is then measured, stopping at the bound."""
+    def refuse(message: str) -> ApiError:
+        return ApiError(400, f"the request body is not valid JSON: {message}", code="invalid_json")
+
+    def integer(digits: str) -> int:
+        if len(digits) > MAX_NUMBER_DIGITS + 1:  # the sign
+            raise ValueError(f"a number of {len(digits.lstrip('-')):,} digits (at most {MAX_NUMBER_DIGITS})")
+        return int(digits)
+
+    too_deep = f"nested more than the {JSON_MAX_DEPTH} levels allowed"
+    try:
+        value = json.loads(raw.decode("utf-8"), parse_int=integer)
+    except UnicodeDecodeError as exc:
+        raise refuse(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise refuse(f"{exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except RecursionError:
+        raise refuse(too_deep) from None
+    except ValueError as exc:  # a number too long
+        raise refuse(str(exc)) from None
+    if isinstance(value, (dict, list)) and _deeper_than(value, JSON_MAX_DEPTH):
+        raise refuse(too_deep)
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` deep in `value` (a loop, not recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _unicode(text: str, param: str) -> str:
+    """`text` itself, if it is Unicode text: JSON's escapes can spell a lone surrogate ("\\ud800"),
+    which no tokenizer reads and no UTF-8 response can carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        name = param if "." in param else f"'{param}'"  # a top-level field is quoted, as elsewhere
+        raise bad(f"{name} is not valid Unicode text: a lone surrogate (U+{ord(text[exc.start]):04X}) "
+                  f"at character {exc.start}", param) from None
+    return text
+
+
 def _number(body: dict, name: str, default: float, low: float, high: float) -> float:
     value = body.get(name)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    # an int is compared as it is (float() of a 400-digit number overflows)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or (isinstance(value, float) and not math.isfinite(value)):
         raise bad(f"'{name}' must be a number, got {value!r}", name)
     if not low <= value <= high:
         raise bad(f"'{name}' must be between {low:g} and {high:g}, got {value}", name)
@@ -138,6 +200,7 @@ def _common(body: Any, limits: Limits, kind: str) -> JobRequest:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise bad("'model' is required: one of the ids GET /v1/models lists", "model")
+    _unicode(model, "model")
     n = _integer(body, "n", 1)
     if n not in (None, 1):
         raise bad(f"'n' must be 1: this server writes one choice per request (got {n})", "n")
@@ -155,6 +218,8 @@ def _common(body: Any, limits: Limits, kind: str) -> JobRequest:
         stops = list(stop)
     else:
         raise bad(f"'stop' must be a string or a list of up to {MAX_STOPS} non-empty strings", "stop")
+    for text in stops:
+        _unicode(text, "stop")
     seed = _integer(body, "seed", -(2**63))
     sampling = {
         "temperature": _number(body, "temperature", 1.0, 0.0, 2.0),
@@ -181,6 +246,8 @@ def _common(body: Any, limits: Limits, kind: str) -> JobRequest:
     documents = body.get("documents")
     if documents is not None and (not isinstance(documents, str) or not documents.strip()):
         raise bad("'documents' must be the name of a document library", "documents")
+    if documents is not None:
+        _unicode(documents, "documents")
     return JobRequest(kind=kind, model=model, sampling=sampling, stream=stream,
                       include_usage=include_usage, documents=documents)
 
@@ -217,6 +284,7 @@ def parse_chat(body: Any, limits: Limits) -> JobRequest:
             content = "".join(texts)
         if not isinstance(content, str):
             raise bad(f"{param}.content must be text", f"{param}.content")
+        _unicode(content, f"{param}.content")
         clean.append({"role": "system" if role == "developer" else role, "content": content,
                       **({"images": images} if images else {})})
     job.messages = clean
@@ -237,6 +305,7 @@ def parse_completion(body: Any, limits: Limits) -> JobRequest:
     if not isinstance(prompt, str) or not prompt:
         raise bad("'prompt' must be one non-empty string (lists of prompts and token ids are not served)",
                   "prompt")
+    _unicode(prompt, "prompt")
     job.prompt = prompt
     job.logprobs = _integer(body, "logprobs", 0, 5)  # the completions API allows at most 5
     job.echo = _boolean(body, "echo")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -192,6 +193,58 @@ def _parent(obj: dict, index: int, where: str) -> Optional[int]:
     return parent
 
 
+# The stats the window reads back when it shows a reply (ui/chat_controller.py: its status line,
+# context counter, "What the model saw", the token view): their types are checked here, so a
+# hostile file cannot break the opening of its conversation later.
+_STAT_COUNTS = ("prompt_tokens", "prefilled_tokens", "new_tokens", "context_used", "left_out")
+_STAT_NUMBERS = ("ttft_s", "prefill_tok_s", "decode_tok_s")
+
+
+def _is_number(value: Any, low: float, high: float) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and low <= value <= high)
+
+
+def _token(entry: Any, where: str, alternatives: bool) -> None:
+    """One entry of stats.tokens (engine.backend.logprob_entry), or one of its alternatives."""
+    if not isinstance(entry, dict):
+        raise _Invalid(f"field {where} must be an object")
+    if not isinstance(entry.get("id"), int) or isinstance(entry.get("id"), bool) or entry["id"] < 0:
+        raise _Invalid(f"field {where}.id must be a token id (a whole number of at least 0)")
+    if not isinstance(entry.get("token"), str):
+        raise _Invalid(f"field {where}.token must be str")
+    if not _is_number(entry.get("logprob"), -math.inf, 1.0):  # exp() of it is a probability
+        raise _Invalid(f"field {where}.logprob must be a log-probability (a number of at most 0)")
+    if not alternatives:
+        return
+    if entry.get("sampled_prob") is not None and not _is_number(entry["sampled_prob"], 0.0, 1.001):  # float32 rounding
+        raise _Invalid(f"field {where}.sampled_prob must be a probability between 0 and 1, or null")
+    top = entry.get("top", [])
+    if not isinstance(top, list):
+        raise _Invalid(f"field {where}.top must be list")
+    for i, alt in enumerate(top):
+        _token(alt, f"{where}.top[{i}]", alternatives=False)
+
+
+def _stats(obj: dict, where: str) -> dict:
+    stats = _field(obj, "stats", dict, where, {})
+    for key in _STAT_COUNTS:
+        value = stats.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise _Invalid(f"field {where}stats.{key} must be a whole number of at least 0, not {value!r}")
+    for key in _STAT_NUMBERS:
+        if stats.get(key) is not None and not _is_number(stats[key], 0.0, math.inf):
+            raise _Invalid(f"field {where}stats.{key} must be a number of at least 0, not {stats[key]!r}")
+    if "prompt" in stats and not isinstance(stats["prompt"], str):
+        raise _Invalid(f"field {where}stats.prompt must be str")
+    if "tokens" in stats:
+        if not isinstance(stats["tokens"], list):
+            raise _Invalid(f"field {where}stats.tokens must be list")
+        for i, entry in enumerate(stats["tokens"]):
+            _token(entry, f"{where}stats.tokens[{i}]", alternatives=True)
+    return stats
+
+
 def _message(obj: Any, index: int, version: int = VERSION) -> NewMessage:
     where = f"messages[{index}]."
     if not isinstance(obj, dict):
@@ -205,7 +258,7 @@ def _message(obj: Any, index: int, version: int = VERSION) -> NewMessage:
     return NewMessage(role=role, content=_field(obj, "content", str, where), created_at=_time(obj, where),
                       state=state, model=_field(obj, "model", str, where, ""),
                       settings=_field(obj, "settings", dict, where, {}),
-                      stats=_field(obj, "stats", dict, where, {}),
+                      stats=_stats(obj, where),
                       finish_reason=_field(obj, "finish_reason", str, where, ""),
                       parent=_parent(obj, index, where) if version >= 2 else PREVIOUS,
                       active=_field(obj, "active", bool, where, True),

@@ -56,6 +56,9 @@ class ChatViewPort(Protocol):
     def append(self, role: str, text: str) -> int:
         """Add a message at the end; returns its index."""
 
+    def truncate(self, count: int) -> None:
+        """Remove the messages from index `count` on; those before it stay as they are."""
+
     def show_text(self, index: int, text: str) -> None:
         """Replace a message's text (while it streams); follows the bottom if the view was there."""
 
@@ -152,6 +155,9 @@ class ChatController(QObject):
         self.model = model
         self.view = view
         self.current_id: Optional[int] = None
+        # (message id, text) of each message in the view, in order: a change of the message tree
+        # (regenerate, edit, `< >`) replaces only the messages after the first that differs
+        self._shown: list[tuple[int, str]] = []
         self.stream: Optional[_Stream] = None
         self.deleted_id: Optional[int] = None
         self.edit_undo: Optional[_EditUndo] = None
@@ -257,6 +263,7 @@ class ChatController(QObject):
         """Make `conv_id` (None: none) current with an empty view."""
         self.current_id = conv_id
         self.view.clear()
+        self._shown = []
         if self.stream is not None:
             self.stream.index = None
         self.conversation_opened.emit(conv_id)
@@ -267,31 +274,70 @@ class ChatController(QObject):
 
     @Slot(int)
     def open(self, conv_id: int) -> None:
+        """Show conversation `conv_id` from scratch (every message widget made anew)."""
         self._show(conv_id)
+        self._render(conv_id)
+
+    def _refresh(self, conv_id: int) -> None:
+        """The open conversation's message tree changed (a new version, another version shown, one
+        deleted): only the messages from the first that differs from the view on are replaced."""
+        if conv_id != self.current_id:
+            self.open(conv_id)
+        else:
+            self._render(conv_id)
+
+    def _append(self, message_id: int, role: str, text: str) -> int:
+        index = self.view.append(role, text)
+        self._shown.append((message_id, text))
+        return index
+
+    def _render(self, conv_id: int) -> None:
+        """Bring the view to the conversation's active path. The messages already shown in the
+        same order with the same text keep their widgets (their `< n/m >` is updated); the view
+        is cut at the first that differs and the rest of the path appended."""
+        messages = self.store.messages(conv_id)
+        stream_id = self.stream.message_id if self.stream is not None else None
+        keep = 0
+        for (shown_id, shown_text), m in zip(self._shown, messages):
+            # the reply streaming is shown ahead of what was saved of it
+            if shown_id != m.id or (shown_text != m.content and m.id != stream_id):
+                break
+            keep += 1
+        if keep < len(self._shown):
+            self.view.truncate(keep)
+            del self._shown[keep:]
+        if self.stream is not None:
+            self.stream.index = None
         context = 0
         question = ""  # the user message a reply answers: its words are highlighted in a source
         versions = self.store.branch_numbers(conv_id)
         images = self.store.conversation_attachments(conv_id)
-        for m in self.store.messages(conv_id):
-            if self.stream is not None and m.id == self.stream.message_id:
-                self.stream.index = self.view.append("assistant", self.stream.text)
-                self.view.show_status(self.stream.index, _tr("writing…"))
+        for position, m in enumerate(messages):
+            shown = position < keep
+            if m.id == stream_id:
+                self.stream.index = position if shown else self._append(m.id, "assistant", self.stream.text)
+                if not shown:
+                    self.view.show_status(self.stream.index, _tr("writing…"))
+                    self.view.show_tokens(self.stream.index, self.stream.tokens or [])
                 self.view.show_branches(self.stream.index, *versions.get(m.id, (1, 1)))
-                self.view.show_tokens(self.stream.index, self.stream.tokens or [])
                 context = self.stream.context_used
                 continue
-            index = self.view.append(m.role, m.content)
-            self._show_images(index, images.get(m.id, []))
-            self.view.show_branches(index, *versions.get(m.id, (1, 1)))
             if m.role == "user":
                 question = m.content
             elif m.role == "assistant":
+                context = m.stats.get("context_used", context)
+            if shown:
+                self.view.show_branches(position, *versions.get(m.id, (1, 1)))
+                continue
+            index = self._append(m.id, m.role, m.content)
+            self._show_images(index, images.get(m.id, []))
+            self.view.show_branches(index, *versions.get(m.id, (1, 1)))
+            if m.role == "assistant":
                 self.view.allow_continue(index, bool(m.content) and m.finish_reason in CONTINUABLE)
                 self.view.show_status(index, reply_note(m.state, m.finish_reason, m.stats))
                 self._show_details(index, m.id, m.stats, question)
                 if m.stats.get("tokens"):
                     self.view.show_tokens(index, m.stats["tokens"])
-                context = m.stats.get("context_used", context)
         self._set_context(context)
         self._update()
 
@@ -394,8 +440,8 @@ class ChatController(QObject):
         elif not self.store.messages(self.current_id):
             self.store.rename(self.current_id, title)
         attached = [Attachment(bytes(image.data), image.name) for image in images]
-        self.store.add_message(self.current_id, "user", text, images=attached)
-        self._show_images(self.view.append("user", text), attached)
+        message = self.store.add_message(self.current_id, "user", text, images=attached)
+        self._show_images(self._append(message.id, "user", message.content), attached)
         self._start_reply()
         return True
 
@@ -425,10 +471,10 @@ class ChatController(QObject):
                                                 settings=dict(sampling, system_prompt=system_prompt))
             stream = _Stream(request_id, conv_id, message_id, tokens=[])
             if parent_id is AT_END:
-                stream.index = self.view.append("assistant", "")
+                stream.index = self._append(message_id, "assistant", "")
         self.stream = stream
-        if stream.index is None:  # a new version: shown in place of the old one, numbered
-            self.open(conv_id)
+        if stream.index is None:  # a new version: shown in place of the old one (and after), numbered
+            self._render(conv_id)
         self.view.show_status(stream.index, _tr("writing…"))
         stream.last_save = time.monotonic()
         self.flush_timer.start()
@@ -482,7 +528,7 @@ class ChatController(QObject):
                                      images=self.store.attachments(messages[index].id))  # its images stay
         self.edit_undo = _EditUndo(self.current_id, messages[index].id, new.id)
         self.deleted_id = None
-        self.open(self.current_id)
+        self._render(self.current_id)
         self._start_reply()
         self.undo_available.emit("edit")
         if later_turns:
@@ -506,7 +552,7 @@ class ChatController(QObject):
             log.info("undo edit: a version is gone already")
         self.undo_available.emit("")
         self.status_message.emit(_tr("The edit was undone."), 5000)
-        self.open(undo.conv_id)
+        self._refresh(undo.conv_id)
 
     @Slot(int, int, int)
     def continue_from_alternative(self, index: int, position: int, token_id: int) -> None:
@@ -532,7 +578,7 @@ class ChatController(QObject):
         at = next(i for i, m in enumerate(versions) if m.id == messages[index].id) + step
         if 0 <= at < len(versions):
             self.store.select_branch(versions[at].id)
-            self.open(self.current_id)
+            self._render(self.current_id)
 
     @Slot(int)
     def delete_branch(self, index: int) -> None:
@@ -545,7 +591,7 @@ class ChatController(QObject):
         if self.edit_undo is not None:  # its versions may be gone
             self.edit_undo = None
             self.undo_available.emit("")
-        self.open(self.current_id)
+        self._render(self.current_id)
         self.status_message.emit(_tr("Version deleted ({n} messages).").format(n=removed), 5000)
 
     # -- the stream -----------------------------------------------------------------------
@@ -595,6 +641,7 @@ class ChatController(QObject):
             stream.index = None
         if stream is not None and stream.index is not None:
             self.view.show_text(stream.index, stream.text)
+            self._shown[stream.index] = (stream.message_id, stream.text)
         self._update()
         return stream
 

@@ -343,7 +343,7 @@ class MessageWidget(QFrame):
 class ChatView(QScrollArea):
     """A column of MessageWidgets; follows the bottom while a reply streams.
 
-    Implements the chat controller's `ChatViewPort` (append, show_text, show_status,
+    Implements the chat controller's `ChatViewPort` (append, truncate, show_text, show_status,
     allow_continue, update_actions, clear), addressing messages by index.
     """
 
@@ -424,6 +424,17 @@ class ChatView(QScrollArea):
     # -- ChatViewPort ---------------------------------------------------------------------
     def append(self, role: str, text: str) -> int:
         return self.add_message(role, text).index
+
+    def truncate(self, count: int) -> None:
+        """Remove the message widgets from index `count` on (a new version replaces the tail);
+        the earlier ones stay as they are: nothing else is laid out again."""
+        for widget in self.messages[count:]:
+            self.column.removeWidget(widget)
+            widget.hide()
+            widget.deleteLater()
+        del self.messages[count:]
+        if not self.messages:
+            self.empty_label.show()
 
     def show_text(self, index: int, text: str) -> None:
         follow = self.at_bottom()

@@ -20,13 +20,25 @@ from chatapp.cli import main
     (["generate", "--prompt", "hi", "--temperature", "nan"], "argument --temperature: must be a finite number"),
     (["generate", "--prompt", "hi", "--top-k", "many"], "argument --top-k: must be 0 or a positive whole number"),
     (["generate", "--prompt", "hi", "--seed", str(2**70)], "argument --seed: must be a whole number that fits"),
+    (["generate", "--prompt", "hi", "--json", "--logprobs", "-1"], "argument --logprobs: must be 0 or a positive whole number up to 20, got '-1'"),
+    (["generate", "--prompt", "hi", "--json", "--logprobs", str(10**9)], "argument --logprobs: must be 0 or a positive whole number up to 20"),
+    (["generate", "--prompt", "hi", "--json", "--logprobs", "9" * 5000], "argument --logprobs: must be 0 or a positive whole number up to 20"),
+    (["generate", "--prompt", "hi", "--json", "--logprobs", "1e3"], "argument --logprobs: must be 0 or"),
     (["chat", "--context", "0"], "argument --context"),
+    (["library", "search", "docs", "apples", "--limit", "-1"], "argument --limit: must be a positive whole number up to 100"),
+    (["library", "search", "docs", "apples", "--limit", str(10**9)], "argument --limit: must be a positive"),
     (["train", "--data", "x", "--out", "y", "--threads", "-3"], "argument --threads"),
 ])
 def test_bad_options_are_one_usage_line(capsys, argv, words):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
+
+
+def test_logprobs_without_json_fails_before_the_model_loads(capsys):
+    assert main(["generate", "--prompt", "hi", "--logprobs", "3", "--model", "/nonexistent/model.gguf"]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: --logprobs needs --json (and is not available with --docs)\n"  # not the missing model
 
 
 def test_train_out_pointing_at_a_file_fails_before_training(tmp_path, capsys):

@@ -120,3 +120,70 @@ def test_versions_are_not_switched_while_a_reply_streams(qtbot, make_window):
     window.chat_controller.stop()
     _idle(qtbot, window)
     assert window.chat.messages[1].previous_button.isEnabled()
+
+
+def _path(window):
+    return [m.content for m in window.store.messages(window.current_id)]
+
+
+def _long_conversation(qtbot, window, turns=25):
+    for t in range(turns):
+        _send(qtbot, window, f"question {t}")
+    assert len(window.chat.messages) == 2 * turns
+    return list(window.chat.messages)
+
+
+def _laid_out(window):
+    """The message widgets in the column's layout, in order (the hint and the stretch left out)."""
+    column = window.chat.column
+    items = (column.itemAt(i).widget() for i in range(column.count()))
+    return [w for w in items if w is not None and w is not window.chat.empty_label]
+
+
+def test_regenerate_replaces_only_the_last_reply_widget(qtbot, make_window):
+    window = make_window(FakeBackend(words=2))
+    before = _long_conversation(qtbot, window)
+    window.chat_controller.regenerate()
+    _idle(qtbot, window)
+    after = window.chat.messages
+    assert len(after) == 50
+    assert all(a is b for a, b in zip(after[:49], before[:49]))  # not rebuilt
+    assert after[49] is not before[49] and after[49].version == (2, 2)
+    assert _texts(window) == _path(window) and _laid_out(window) == after
+    assert [w.index for w in after] == list(range(50))
+    window.chat_controller.switch_branch(49, -1)  # back to the first version: again one widget
+    assert all(a is b for a, b in zip(window.chat.messages[:49], before[:49]))
+    assert _texts(window) == _path(window) and window.chat.messages[49].version == (1, 2)
+
+
+def test_edit_and_branch_switch_keep_the_messages_before_them(qtbot, make_window):
+    window = make_window(FakeBackend(words=2))
+    before = _long_conversation(qtbot, window)
+    window.chat_controller.edit_and_resend(20, "question 10, edited")
+    _idle(qtbot, window)
+    after = window.chat.messages
+    assert all(a is b for a, b in zip(after[:20], before[:20])) and len(after) == 22
+    assert after[20].text == "question 10, edited" and after[20].version == (2, 2)
+    assert _texts(window) == _path(window) and _laid_out(window) == after
+    window.chat_controller.switch_branch(20, -1)  # the earlier version and its 28 later messages
+    assert _texts(window) == _path(window) and len(window.chat.messages) == 50
+    assert all(a is b for a, b in zip(window.chat.messages[:20], before[:20]))
+    assert window.chat.messages[20].version == (1, 2) and _laid_out(window) == window.chat.messages
+    window.chat_controller.undo_edit()  # the new version goes; the view follows the database
+    assert _texts(window) == _path(window) and len(window.chat.messages) == 50
+    assert all(a is b for a, b in zip(window.chat.messages[:20], before[:20]))
+    assert window.chat.messages[20].version == (1, 1)
+
+
+def test_a_conversation_with_versions_and_tokens_exports_and_imports_whole(qtbot, make_window, tmp_path):
+    window = make_window(FakeBackend(words=3))
+    _send(qtbot, window, "q")
+    window.chat_controller.regenerate()
+    _idle(qtbot, window)
+    _send(qtbot, window, "more")
+    stats = [m.stats for m in window.store.messages(window.current_id)]
+    assert stats[1].get("tokens") and stats[3].get("tokens")  # the token view's data is in the file
+    window.chat_controller.export_to(window.current_id, "json", tmp_path / "chat.json")
+    window.chat_controller.import_from(tmp_path / "chat.json")  # the app's own export passes the checks
+    assert _texts(window) == _path(window) and [m.stats for m in window.store.messages(window.current_id)] == stats
+    assert window.chat.messages[1].version == (2, 2)

@@ -22,6 +22,9 @@ class RecordingView:
         self.messages.append({"role": role, "text": text, "status": "", "continue": False})
         return len(self.messages) - 1
 
+    def truncate(self, count: int) -> None:
+        del self.messages[count:]
+
     def show_text(self, index: int, text: str) -> None:
         self.messages[index]["text"] = text
 
