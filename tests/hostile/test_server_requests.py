@@ -122,8 +122,11 @@ def test_completion_bodies_with_hostile_fields():
 
 
 def test_a_body_over_the_size_limit_is_refused_unread():
-    (status, payload, seconds), = _post_all([b'{"model": "tiny", "messages": "' + b"x" * (2 << 20) + b'"}'])
-    assert status == 413 and "larger than 1048576 bytes" in payload["error"]["message"] and seconds < 5
+    from chatapp.server.app import ServerConfig
+
+    limit = ServerConfig().max_body_bytes  # 32 MiB: room for images as data URLs
+    (status, payload, seconds), = _post_all([b'{"model": "tiny", "messages": "' + b"x" * (limit + 1024) + b'"}'])
+    assert status == 413 and f"larger than {limit} bytes" in payload["error"]["message"] and seconds < 5
 
 
 def test_decode_body_bounds_a_megabyte_of_brackets_in_time_and_memory():
