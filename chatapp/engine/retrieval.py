@@ -142,6 +142,15 @@ def passage_text(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", stripped) if stripped else text
 
 
+def prompt_with_passages(question: str, passages: Sequence[str]) -> str:
+    """The user's turn with these passage texts in front of the question, as chat with documents
+    words it (the knowledge recipe trains with the same wording: training/knowledge.py)."""
+    if not passages:
+        return question
+    blocks = [f"[{i}] {text}" for i, text in enumerate(passages, 1)]
+    return f"{INSTRUCTION}\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
+
+
 def with_passages(question: str, sources: Sequence[Source]) -> str:
     """The user's turn with the passages before the question (plain text, numbered), each
     followed by its file's name. Measured on benchmarks/docs_chat.py with the default 135M
