@@ -192,14 +192,15 @@ def test_passage_examples_ask_with_the_answering_paragraph_among_others():
     assert mill and all(e["kind"] == "passage" for e in examples)
     first = mill[0]["messages"]
     prompt, answer = first[0]["content"], first[1]["content"]
-    assert prompt.startswith(INSTRUCTION) and "\n\nQuestion: " in prompt
+    assert INSTRUCTION in prompt and prompt.startswith("Question: ")
     assert "The harbour of Varnholm froze in 1901." in prompt  # the other document's paragraph
     assert "The mill at Brekke was built in 1872 by Anna Berg." in prompt  # the answering one
     assert answer == "The mill at Brekke was built in 1872 by Anna Berg."
     question = prompt.rsplit("Question: ", 1)[1]
     assert question in [q for q, _ in wh_questions(answer)]  # a question the answer answers
     # The answering paragraph is not always first: both places occur over the examples.
-    firsts = {e["messages"][0]["content"].split("[1] ", 1)[1].startswith("The harbour") for e in examples}
+    firsts = {e["messages"][0]["content"].split(INSTRUCTION + "\n\n", 1)[1].startswith("The harbour")
+              for e in examples}
     assert firsts == {True, False}
     ids, mask = encode_example(mill[0], tiny_tokenizer())
     assert any(mask) and not all(mask)  # the loss is on the answer only
