@@ -1,6 +1,6 @@
 """Does fine-tuning teach the documents' facts? The knowledge benchmark of issue 12.
 
-    .venv/bin/python benchmarks/knowledge.py [--out DIR] [--skip-train] [--threads N] [-- TRAIN ARGS...]
+    .venv/bin/python benchmarks/knowledge.py [--out DIR] [--skip-train] [--skip-base] [--threads N] [-- TRAIN ARGS...]
 
 1. the base model answers the held-out questions closed-book (and with documents);
 2. `chatapp train --model default --data benchmarks/knowledge_docs --out OUT` with its defaults
@@ -112,6 +112,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("/tmp/chatapp-knowledge-benchmark"))
     parser.add_argument("--skip-train", action="store_true", help="use the adapter already in --out")
     parser.add_argument("--no-docs", action="store_true", help="skip the quizzes with documents")
+    parser.add_argument("--skip-base", action="store_true", help="skip the base model's quizzes (train and ask the tuned one)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: the app's default)")
     parser.add_argument("--lookup", choices=("library", "paragraphs"), default="library",
                         help="with documents: the app's library retrieval, or the old two-paragraph stand-in")
@@ -127,9 +128,10 @@ def main() -> int:
         results["quizzes"].append(quiz(adapter, True, args.threads, args.lookup))
         print(json.dumps({"scores": {q["name"]: f"{q['score']}/{q['total']}" for q in results["quizzes"]}}))
         return 0
-    results["quizzes"].append(quiz(None, False, args.threads))
-    if not args.no_docs:
-        results["quizzes"].append(quiz(None, True, args.threads, args.lookup))
+    if not args.skip_base:
+        results["quizzes"].append(quiz(None, False, args.threads))
+        if not args.no_docs:
+            results["quizzes"].append(quiz(None, True, args.threads, args.lookup))
     if not args.skip_train:
         if args.out.exists():
             import shutil

@@ -2,8 +2,8 @@
 
 For a user turn: a query from the message and the recent turns; the library's best chunks
 (documents.library); as many as fit the context (counted with the model's tokenizer, through
-the chat session's own rendering) put before the question, numbered [1], [2], ... with their
-sources. Passages are message content: the chat template renders them like anything the user
+the chat session's own rendering) put between the question and its repetition (the sources,
+numbered [1], [2], ..., go with the reply). Passages are message content: the chat template renders them like anything the user
 typed, so a document cannot open a turn of its own. The result carries the sources (file,
 heading, span) and the exact prompt the model saw.
 
@@ -68,7 +68,7 @@ class LibraryRetriever:
 
 @dataclass(frozen=True)
 class Source:
-    number: int  # as cited in the prompt: [number]
+    number: int  # as shown with the reply: [number] (the prompt gives passages in this order)
     path: str
     heading: str
     start: int  # span in the file's cleaned text
@@ -137,20 +137,32 @@ def search_turn(retriever: Retriever, messages: Sequence[dict], limit: int) -> t
 
 def passage_text(text: str) -> str:
     """A passage as the prompt shows it: without Markdown heading lines (the default model
-    answered with the heading it saw first, "# The founding of ..."), else as it is."""
+    answered with the heading it saw first, "# The founding of ..."), on one line (line breaks
+    of hard-wrapped files made it stop or repeat a line), else as it is."""
     stripped = _HEADING_LINE.sub("", text).strip()
-    return re.sub(r"\n{3,}", "\n\n", stripped) if stripped else text
+    return " ".join(stripped.split()) if stripped else text
+
+
+def prompt_with_passages(question: str, passages: Sequence[str]) -> str:
+    """The user's turn with these passage texts, as chat with documents asks (the knowledge
+    recipe trains with the same wording: training/knowledge.py): the question, the instruction,
+    the passages as plain paragraphs, the question again.
+
+    Measured with the default 135M model (benchmarks/knowledge_docs + demo_docs, 10 + 10
+    questions, greedy; README "Teaching the model your documents"): the question both before
+    and after the passages 6 + 7, after them only 4 + 8; numbered passages each followed by its
+    file's name 5 + 7, without the names 4 + 6 (the names go with the reply as sources); the
+    passages in a system turn 5 + 5; a "Context: ... Answer:" layout 4 + 8."""
+    if not passages:
+        return question
+    return (f"Question: {question}\n\n{INSTRUCTION}\n\n" + "\n\n".join(passages)
+            + f"\n\nQuestion: {question}")
 
 
 def with_passages(question: str, sources: Sequence[Source]) -> str:
-    """The user's turn with the passages before the question (plain text, numbered), each
-    followed by its file's name. Measured on benchmarks/docs_chat.py with the default 135M
-    model: the text first and the file name after it answers 6/10 with two passages, the file
-    and heading path before the text 4/10 (the model repeats the label instead of answering)."""
-    if not sources:
-        return question
-    blocks = [f"[{s.number}] {passage_text(s.text)}\n(source: {Path(s.path).name})" for s in sources]
-    return f"{INSTRUCTION}\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
+    """The user's turn with the sources' passages (prompt_with_passages); their numbers and
+    files are shown with the reply, not given to the model."""
+    return prompt_with_passages(question, [passage_text(s.text) for s in sources])
 
 
 def fit_passages(messages: Sequence[dict], hits: Sequence[SearchHit], budget: int,

@@ -12,6 +12,11 @@ Pretraining: re-express a small corpus many ways). Each document becomes:
   wordings ("What do you know about Brekke?", "What happened in 1972?") answered by the sentence;
 - `cloze`: the start of a sentence, the model writes the sentence;
 - `recall`: a document's title, the model writes the document back, and its facts in another order;
+- `passage`: a question asked with passages in front of it, as chat with documents asks it (the
+  paragraph that answers it among paragraphs of other documents, in a random place), answered by
+  the sentence that holds the fact (RAFT, Zhang et al. 2024; Ovadia et al. 2023): without these
+  an adapter trained only closed-book learned to recite the first passage's first sentence and
+  answered fewer questions with documents (2 of 10) than the base model (5 of 10);
 - `generated` (needs a model): the model being tuned, with the passage in front of it, writes a
   question the sentence answers and then answers it (it answers well with the passage); the
   example asks the same question without the passage. A reply that shares no name or number with
@@ -45,7 +50,7 @@ from .jsonl import jsonl_records
 
 log = logging.getLogger(__name__)
 
-KINDS = ("raw", "entity", "question", "cloze", "recall", "generated")
+KINDS = ("raw", "entity", "question", "cloze", "recall", "passage", "generated")
 Document = tuple[str, str]  # (source name, text)
 
 _ENTITY_QUESTIONS = ("What do you know about {e}?", "Tell me about {e}.", "What can you tell me about {e}?",
@@ -74,6 +79,8 @@ class KnowledgeConfig:
     entity: bool = True
     cloze: bool = True
     recall: bool = True
+    passage: bool = True
+    distractors: int = 2  # paragraphs of other documents beside the one that answers, in `passage` examples
     generate: bool = True
     rounds: int = 1
     turns: int = 2  # question-answer pairs per training conversation (one system prompt for all)
@@ -84,6 +91,8 @@ class KnowledgeConfig:
     def __post_init__(self) -> None:
         if self.rounds < 1:
             raise ValueError(f"rounds must be at least 1, got {self.rounds}")
+        if self.distractors < 0:
+            raise ValueError(f"distractors must be 0 or more, got {self.distractors}")
         if self.max_generate_s <= 0 or self.max_new_tokens <= 0:
             raise ValueError("max_generate_s and max_new_tokens must be positive")
 
@@ -247,6 +256,35 @@ def template_examples(documents: Sequence[Document], config: KnowledgeConfig) ->
     return out
 
 
+def passage_examples(documents: Sequence[Document], config: KnowledgeConfig) -> list[dict[str, Any]]:
+    """One question per sentence that has a fact to ask for, asked with passages in front of it in
+    the prompt chat with documents uses (engine.retrieval.prompt_with_passages): the sentence and
+    its neighbours among `config.distractors` paragraphs of other documents, the answering one at
+    a random place; the answer is the sentence (as closed-book examples answer)."""
+    from ..engine.retrieval import prompt_with_passages
+
+    rng = random.Random(config.seed + 1)
+    paras_of = [(source, paragraphs(title_and_body(text, source)[1])) for source, text in documents]
+    out: list[dict[str, Any]] = []
+    for d, (source, paras) in enumerate(paras_of):
+        # Distractors from other documents; a single document lends its other paragraphs.
+        others = [p for e, (_, ps) in enumerate(paras_of) if e != d for p in ps] or \
+                 [p for _, ps in paras_of for p in ps]
+        for para in paras:
+            sents = sentences(para)
+            for i, s in enumerate(sents):
+                pairs = wh_questions(s)
+                if not pairs:
+                    continue
+                question, _phrase = rng.choice(pairs)
+                window = " ".join(sents[max(0, i - 1):i + 2])
+                pool = [p for p in others if p != para]
+                passages = rng.sample(pool, min(config.distractors, len(pool)))
+                passages.insert(rng.randint(0, len(passages)), window)
+                out.append(_chat(prompt_with_passages(question, passages), answer_text(sents, i), "passage", source))
+    return out
+
+
 def _wh_word(phrase: str, before: str) -> tuple[str, int]:
     """(question words standing for `phrase`, characters of `before` they replace)."""
     prep = re.search(r"\b(in|at|near|from|to)\s+(the\s+\w+\s+of\s+)?$", before, flags=re.I)
@@ -334,6 +372,8 @@ def build_examples(documents: Sequence[Document], config: Optional[KnowledgeConf
     """All the recipe's examples for `documents` ((source, text) pairs); `ask` enables `generated`."""
     config = config or KnowledgeConfig()
     examples = template_examples(documents, config)
+    if config.passage:
+        examples += passage_examples(documents, config)
     if config.generate and ask is not None:
         examples += generated_examples(ask, documents, config, progress)
     return examples
@@ -462,10 +502,11 @@ def group_turns(examples: Sequence[dict[str, Any]], turns: int) -> list[dict[str
 
 
 def knowledge_data(job: Any, sources: Any, tokenizer: Any, say: Callable[[dict[str, Any]], None],
-                   cancel: Any = None) -> Any:
+                   cancel: Any = None, max_generate_s: Optional[float] = None) -> Any:
     """The knowledge recipe's PreparedData for a training job (run.TrainJob) on documents: the
     examples are made (or read from job.examples), written to OUT/knowledge_examples.jsonl,
-    split, encoded and packed whole into blocks. None when cancelled while making them."""
+    split, encoded and packed whole into blocks. None when cancelled while making them.
+    `max_generate_s`: the most seconds the model may spend answering (the time budget's share)."""
     from collections import Counter
 
     from .dataset import fingerprint_texts, pack_examples
@@ -478,6 +519,8 @@ def knowledge_data(job: Any, sources: Any, tokenizer: Any, say: Callable[[dict[s
         examples = read_examples(job.examples)
     else:
         config = KnowledgeConfig(seed=job.seed, generate=job.method != "scratch" and job.model_examples)
+        if max_generate_s is not None:  # the time budget's share for the model's answers
+            config.max_generate_s = max(1.0, min(config.max_generate_s, max_generate_s))
         ask = _model_asker(job.model, job.device) if config.generate else None
 
         def progress(done: int, total: int) -> None:

@@ -122,9 +122,10 @@ class TrainJob:
         "auto", "passes over the data, or 'auto' (default): sized to the data, a small folder gets enough steps "
                 "to learn, a large one is bounded by --time-budget", type=parse_epochs, above=0, exclusive="length")
     max_steps: Optional[int] = _option(None, "optimizer steps", type=int, minimum=1, exclusive="length")
-    time_budget: float = _option(10.0, "with --epochs auto: the most minutes of training steps (default 10), for "
-                                       "a large folder (a small one still gets 60 steps, 30 with --recipe text); "
-                                       "the steps and the time are in the estimate shown before training starts",
+    time_budget: float = _option(12.0, "with --epochs auto: the most minutes of the whole run (default 12): "
+                                       "making examples (at most a quarter of it), the training steps (sized "
+                                       "to the speed of the first steps) and the final evaluation; the steps "
+                                       "and the time are in the estimate shown before training starts",
                                  type=float, above=0, metavar="MINUTES")
     recipe: str = _option("auto", "knowledge: documents become questions and answers about their facts (written "
                                   "by templates and by the model itself) plus the raw text, so the model answers "

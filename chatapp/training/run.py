@@ -52,12 +52,20 @@ def lora_config(job: TrainJob, recipe: str = "text") -> LoRAConfig:
 
 def auto_steps(n_blocks: int, blocks_per_step: int, step_s: Optional[float], budget_s: float,
                epochs: float, min_steps: int) -> int:
-    """Optimizer steps for --epochs auto: `epochs` passes over the data, cut to what fits in
-    `budget_s` at `step_s` seconds a step (when measured), but never below `min_steps`."""
-    steps = math.ceil(epochs * n_blocks / max(1, blocks_per_step))
+    """Optimizer steps for --epochs auto: `epochs` passes over the data and at least `min_steps`
+    (a small folder gets enough steps to learn), cut to what fits in `budget_s` at `step_s`
+    seconds a step when measured: the budget wins over the floor."""
+    steps = max(min_steps, math.ceil(epochs * n_blocks / max(1, blocks_per_step)))
     if step_s:
         steps = min(steps, int(budget_s / step_s))
-    return max(min_steps, steps, 1)
+    return max(steps, 1)
+
+
+# --epochs auto bounds the whole run, from start to the adapter written, by --time-budget:
+# making the knowledge examples may take this share of it (the model answering is the slow part),
+# and the end (final evaluation, saving) is kept this many seconds.
+EXAMPLES_SHARE = 0.25
+END_RESERVE_S = 15.0
 
 
 def _resumed_max_steps(resume_from: Optional[Path]) -> Optional[int]:
@@ -116,6 +124,7 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
                  ctx: Optional[DistContext] = None) -> EndEvent:
     from ..engine.device import available_memory, choose_device, default_dtype
 
+    run_started = time.monotonic()  # --epochs auto: the time budget counts from here
     cancel = cancel or threading.Event()
     ctx = ctx or DistContext()
     if job.strategy == "fsdp" and not ctx.enabled:
@@ -167,7 +176,8 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
     if recipe == "knowledge" and sources.kind == "documents":
         from .knowledge import knowledge_data
 
-        data = knowledge_data(job, sources, tokenizer, say, cancel)
+        examples_s = EXAMPLES_SHARE * job.time_budget_s if job.auto_length else None
+        data = knowledge_data(job, sources, tokenizer, say, cancel, max_generate_s=examples_s)
         if data is None or phases.cancelled():
             return end(CANCELLED, "cancelled before training started")
     else:
@@ -236,8 +246,10 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
     if job.auto_length and _resumed_max_steps(resume_from) is None and not ctx.enabled:
         # The measured speed bounds the run by the time budget; the trainer is rebuilt for the
         # new length (its LoRA layers, already on the model, are kept).
+        # What is left of the budget after the examples, the model's loading and this measure.
+        left_s = job.time_budget_s - (time.monotonic() - run_started) - END_RESERVE_S
         steps = auto_steps(len(data.train), job.batch_size * job.grad_accum, micro_s * cfg.grad_accum,
-                           job.time_budget_s, AUTO_EPOCHS[recipe], AUTO_MIN_STEPS[recipe])
+                           max(0.0, left_s), AUTO_EPOCHS[recipe], AUTO_MIN_STEPS[recipe])
         if steps != total_steps:
             total_steps = steps
             warmup = job.warmup_steps if job.warmup_steps is not None else min(100, total_steps // 20)
@@ -258,6 +270,10 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
         return end(CANCELLED, "cancelled before training started")
 
     # -- training ---------------------------------------------------------------------------
+    if job.auto_length and _resumed_max_steps(resume_from) is None and not ctx.enabled:
+        # The steps' real speed (the load of the machine changes) re-sizes the run after its
+        # first steps, and no step starts that would end after the budget.
+        trainer.deadline = run_started + job.time_budget_s - END_RESERVE_S
     result = trainer.fit(resume_from=resume_from)
     # The evaluation of the weights written: the last, or the best one put back (restore_best).
     before, after = _eval_summary(result.evals, result.step, result.restored_step)

@@ -124,7 +124,7 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    reason: str  # "completed", "early_stop" or "cancelled"
+    reason: str  # "completed", "early_stop", "time_budget" or "cancelled"
     step: int
     total_steps: int
     losses: dict[int, float]  # training loss of each step run in this session
@@ -221,6 +221,9 @@ def evaluate(model: nn.Module, blocks: Union[TokenBlocks, torch.Tensor], batch_s
     return loss, math.exp(min(loss, 700.0))
 
 
+REPLAN_AFTER = 3  # steps measured before a time-bound run is re-sized to its deadline
+
+
 # -- the trainer --------------------------------------------------------------------------
 class Trainer:
     """Fine-tunes `model` in place. For LoRA, adapters are added unless the model has some.
@@ -281,6 +284,11 @@ class Trainer:
         self._perm_epoch = -1
         self._perm = torch.empty(0, dtype=torch.long)
         self._step_time: Optional[float] = None
+        # A time bound (time.monotonic()): after the first REPLAN_AFTER steps the run's length is
+        # re-sized to the steps that fit before it at the measured speed, and a step that would
+        # end after it is not started. None: no bound. Set by the caller (run.py, --epochs auto).
+        self.deadline: Optional[float] = None
+        self._step_times: list[float] = []
 
     # -- data order -----------------------------------------------------------------------
     def _next_indices(self, count: int) -> torch.Tensor:
@@ -423,11 +431,17 @@ class Trainer:
                 if self._cancelled():
                     reason = "cancelled"
                     break
+                if self._out_of_time():
+                    reason = "time_budget"
+                    break
                 lr = self.schedule(self.step)
                 started = time.perf_counter()
                 loss = self._train_step()
                 elapsed = time.perf_counter() - started
                 self._step_time = elapsed if self._step_time is None else 0.9 * self._step_time + 0.1 * elapsed
+                self._step_times.append(elapsed)
+                if self.deadline is not None and len(self._step_times) == REPLAN_AFTER:
+                    self._fit_to_deadline()
                 losses[self.step] = loss
                 event = {"event": "step", "step": self.step, "total_steps": self.total_steps, "loss": loss,
                          "lr": lr, "tokens_per_s": tokens_per_step / max(elapsed, 1e-9),
@@ -461,6 +475,36 @@ class Trainer:
                     "best_step": self.best_step, "restored_step": restored,
                     "checkpoint": str(path) if path else None})
         return result
+
+    def _measured_step_s(self) -> Optional[float]:
+        """Seconds a step takes now: the median of the recent steps after the first (which pays
+        one-time costs)."""
+        recent = self._step_times[1:][-8:] or self._step_times
+        return sorted(recent)[len(recent) // 2] if recent else None
+
+    def _fit_to_deadline(self) -> None:
+        """Shorten the run to the steps that fit before the deadline at the measured speed (the
+        schedule decays over the new length); a run that fits is left as it is."""
+        step_s = self._measured_step_s()
+        if not step_s:
+            return
+        evals_left = 1 if self.val is not None else 0  # the final evaluation
+        if self.val is not None and self.config.eval_every:
+            evals_left += (self.total_steps - self.step) // self.config.eval_every
+        eval_s = evals_left * step_s * len(self.val) / max(1, 3 * self.config.batch_size * self.config.grad_accum) \
+            if self.val is not None else 0.0
+        fit = self.step + int(max(0.0, self.deadline - time.monotonic() - eval_s) / step_s)
+        if fit < self.total_steps:
+            log.info("time budget: %d steps instead of %d at %.1f s a step", max(fit, self.step), self.total_steps,
+                     step_s)
+            self.total_steps = max(fit, self.step, 1)
+            self.schedule = WarmupCosine(self.config.lr, min(self.schedule.warmup_steps, self.total_steps),
+                                         self.total_steps, self.schedule.min_lr)
+
+    def _out_of_time(self) -> bool:
+        step_s = self._measured_step_s()
+        return (self.deadline is not None and step_s is not None and self.step > 0
+                and time.monotonic() + step_s > self.deadline)
 
     def _restore_best(self) -> Optional[int]:
         """With restore_best, copy the best evaluation's weights back in; the step they are from."""

@@ -65,8 +65,8 @@ def test_the_prompt_never_exceeds_the_context(byte_tokenizer, context):
     assert text == session.messages[-1]["content"]
     if context >= 700:
         assert result.sources and result.left_out  # some fit, some do not
-        assert f"[1] passage {ranks[0]} " in result.prompt
-        assert f"\n(source: file{ranks[0]}.md)\n\n[2] " in result.prompt
+        assert f"\n\npassage {ranks[0]} " in result.prompt  # best first, each a paragraph of its own
+        assert "source:" not in result.prompt and "[1]" not in result.prompt  # sources go with the reply
         assert "did not fit the context" in result.notice
     if context == 160:
         assert result.sources == [] or all(len(s.text) <= 30 for s in result.sources)
@@ -152,12 +152,16 @@ def test_open_documents_by_name_or_path(tmp_path):
 def test_passages_leave_markdown_heading_lines_out_of_the_prompt():
     from chatapp.engine.retrieval import Source, passage_text
 
-    assert passage_text("# Founding\n\nEdda began it.\n\n## Later\n\nMore.") == "Edda began it.\n\nMore."
+    assert passage_text("# Founding\n\nEdda began it.\n\n## Later\n\nMore.") == "Edda began it. More."
     assert passage_text("# Only a heading") == "# Only a heading"  # nothing else: kept as it is
-    assert passage_text("#hashtag is text\nok") == "#hashtag is text\nok"
+    assert passage_text("#hashtag is text\nok") == "#hashtag is text ok"
     sources = [Source(1, "/d/a.md", "Founding", 0, 30, "# Founding\n\nEdda began it.")]
     assert with_passages("Who began it?", sources) == (
-        "Answer the question using the text below.\n\n[1] Edda began it.\n(source: a.md)\n\nQuestion: Who began it?")
+        "Question: Who began it?\n\nAnswer the question using the text below.\n\nEdda began it.\n\n"
+        "Question: Who began it?")
+    wrapped = Source(2, "/d/b.md", "", 0, 40, "Edda began it\nin a boathouse.\n\nThen more.")
+    assert with_passages("When?", [wrapped, sources[0]]).split("\n\n")[2:4] == [
+        "Edda began it in a boathouse. Then more.", "Edda began it."]  # one line each, in rank order
 
 
 def test_a_follow_up_finds_its_own_subject_before_the_earlier_turns(tmp_path):

@@ -182,6 +182,30 @@ def test_generated_examples_keep_right_answers_and_replace_wrong_ones():
         assert "The Brekke mill" not in e["messages"][0]["content"]  # asked without the passage
 
 
+def test_passage_examples_ask_with_the_answering_paragraph_among_others():
+    from chatapp.engine.retrieval import INSTRUCTION
+    from chatapp.training.knowledge import passage_examples
+
+    other = "# Old Varnholm\n\nThe harbour of Varnholm froze in 1901. Ships waited for weeks.\n"
+    examples = passage_examples([("mill.md", DOC), ("harbour.md", other)], KnowledgeConfig(distractors=1))
+    mill = [e for e in examples if e["source"] == "mill.md"]
+    assert mill and all(e["kind"] == "passage" for e in examples)
+    first = mill[0]["messages"]
+    prompt, answer = first[0]["content"], first[1]["content"]
+    assert INSTRUCTION in prompt and prompt.startswith("Question: ")
+    assert "The harbour of Varnholm froze in 1901." in prompt  # the other document's paragraph
+    assert "The mill at Brekke was built in 1872 by Anna Berg." in prompt  # the answering one
+    assert answer == "The mill at Brekke was built in 1872 by Anna Berg."
+    question = prompt.rsplit("Question: ", 1)[1]
+    assert question in [q for q, _ in wh_questions(answer)]  # a question the answer answers
+    # The answering paragraph is not always first: both places occur over the examples.
+    firsts = {e["messages"][0]["content"].split(INSTRUCTION + "\n\n", 1)[1].startswith("The harbour")
+              for e in examples}
+    assert firsts == {True, False}
+    ids, mask = encode_example(mill[0], tiny_tokenizer())
+    assert any(mask) and not all(mask)  # the loss is on the answer only
+
+
 def test_auto_quiz_questions_blank_a_fact():
     questions = quiz_questions([("mill.md", DOC)], limit=10)
     assert questions
@@ -194,7 +218,9 @@ def test_auto_steps_sizes_the_run_to_the_data():
         return auto_steps(n_blocks=n_blocks, blocks_per_step=4, step_s=step_s, budget_s=600, epochs=8, min_steps=60)
 
     assert steps(10, None) == 60  # a small folder: the floor, enough steps to learn
-    assert steps(10, 1000.0) == 60  # ... even when they take longer than the budget
+    assert steps(10, 5.0) == 60  # ... when they fit in the budget
+    assert steps(10, 20.0) == 30  # the budget wins over the floor: 600 s at 20 s a step
+    assert steps(10, 1000.0) == 1  # ... down to one step
     assert steps(100, 1.0) == 200  # 8 passes fit in the budget
     assert steps(10_000, 2.0) == 300  # a large folder: bounded by the budget
     assert steps(10_000, None) == 20_000
@@ -241,9 +267,9 @@ def test_train_with_the_knowledge_recipe_end_to_end(tiny):
     assert dataset["kind"] == "knowledge" and dataset["val_examples"] > 0
     estimate = next(e for e in events if e["event"] == "estimate")
     train_blocks = dataset["train_blocks"]
-    # --epochs auto (the default): 8 passes, bounded by the 5-minute budget, at least 60 steps
-    assert estimate["time_budget_s"] == 300 and estimate["total_steps"] == auto_steps(
-        train_blocks, 4, estimate["micro_batch_s"], 300, 8.0, 60) >= 60
+    # --epochs auto (the default): 8 passes and at least 60 steps, bounded by what is left of the
+    # 5-minute budget for the whole run (a tiny model's steps all fit)
+    assert estimate["time_budget_s"] == 300 and estimate["total_steps"] == 60
     end = events[-1]
     assert end["status"] == "completed" and end["val_loss_after"] < end["val_loss_before"]
     notes = json.loads((out / "adapter_config.json").read_text())  # a PEFT adapter was written

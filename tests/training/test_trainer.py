@@ -278,3 +278,59 @@ def test_training_runs_its_products_on_onednn_with_the_same_losses(monkeypatch, 
     for s in (1, 2, 3, 4):
         assert fast.losses[s] == pytest.approx(plain.losses[s], abs=1e-5)
     assert fast.evals[-1]["val_loss"] == pytest.approx(plain.evals[-1]["val_loss"], abs=1e-5)
+
+
+# -- time budget --------------------------------------------------------------------------
+class _Clock:
+    """time.monotonic / time.perf_counter for the trainer: advanced only by training steps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    perf_counter = monotonic
+
+
+def _timed(monkeypatch, trainer: Trainer, seconds_per_step) -> _Clock:
+    import chatapp.training.trainer as trainer_module
+
+    clock = _Clock()
+    monkeypatch.setattr(trainer_module, "time", clock)
+    real_step = trainer._train_step
+
+    def step():
+        clock.now += seconds_per_step(trainer.step)
+        return real_step()
+
+    monkeypatch.setattr(trainer, "_train_step", step)
+    return clock
+
+
+def test_a_deadline_resizes_the_run_from_its_first_steps(monkeypatch):
+    trainer = Trainer(tiny_model(), config(max_steps=20, eval_every=0), TRAIN)
+    clock = _timed(monkeypatch, trainer, lambda step: 1.0)
+    trainer.deadline = clock.now + 10.5
+    lrs = []
+    trainer.progress = lambda e: lrs.append(e["lr"]) if e["event"] == "step" else None
+    result = trainer.fit()
+    # 3 steps measured at 1 s each, 7.5 s left: 7 more steps, the schedule decaying over 10.
+    assert result.reason == "completed" and result.step == result.total_steps == 10
+    assert clock.now <= trainer.deadline
+    assert trainer.schedule.total_steps == 10 and lrs[-1] < 0.2 * config().lr  # decayed (20 steps: ~0.6)
+
+
+def test_steps_that_slow_down_stop_before_the_deadline(monkeypatch):
+    trainer = Trainer(tiny_model(), config(max_steps=20, eval_every=0), TRAIN)
+    clock = _timed(monkeypatch, trainer, lambda step: 1.0 if step < 3 else 3.0)  # another job takes the CPU
+    trainer.deadline = clock.now + 10.5
+    result = trainer.fit()
+    assert result.reason == "time_budget" and 3 < result.step < 10
+    assert clock.now <= trainer.deadline
+
+
+def test_without_a_deadline_the_length_is_kept(monkeypatch):
+    trainer = Trainer(tiny_model(), config(max_steps=6, eval_every=0), TRAIN)
+    _timed(monkeypatch, trainer, lambda step: 100.0)
+    assert trainer.fit().step == 6

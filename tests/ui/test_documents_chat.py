@@ -131,7 +131,7 @@ def test_what_the_model_saw_shows_the_prompt_with_the_passages(qtbot, make_windo
     qtbot.mouseClick(window.chat.messages[-1].prompt_button, Qt.LeftButton)
     prompt = window.chat.prompt_dialog.text.toPlainText()
     assert window.chat.prompt_dialog.isVisible()
-    assert "<|im_start|>user\n" in prompt and "(source: guild.md)" in prompt
+    assert "<|im_start|>user\nQuestion: Who founded the guild?" in prompt and "Ada Morrow" in prompt  # the passage
     assert prompt.rstrip().endswith("Question: Who founded the guild?<|im_end|>\n<|im_start|>assistant")
     stored = window.store.messages(window.current_id)[-1].stats["prompt"]
     assert stored == prompt
