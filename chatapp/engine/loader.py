@@ -71,10 +71,11 @@ def estimate_model(spec: str | Path, device: str = "auto", context_len: Optional
     """What loading `spec` would need, from its config alone (no weights read).
 
     Returns {"name", "n_params", "context_len", "device", "dtype", "memory", "memory_bytes",
-    "free_bytes", "fits", "weights", "weights_reason", "fit", "options"}: "weights" is the
-    option `weights` resolves to, "fit" "fits" / "tight" / "does not fit", "options" the
-    bytes and fit of every weights option (weights_option.fit_table). Raises the loaders'
-    errors for a file that cannot be a model.
+    "free_bytes", "fits", "weights", "weights_reason", "fit", "options", "auto_weights"}:
+    "weights" is the option `weights` resolves to, "fit" "fits" / "tight" / "does not fit",
+    "options" the bytes and fit of every weights option (weights_option.fit_table),
+    "auto_weights" what "auto" would pick. Raises the loaders' errors for a file that cannot
+    be a model.
     """
     path = resolve_model(spec)
     kind = detect_model_kind(path)
@@ -93,7 +94,8 @@ def estimate_model(spec: str | Path, device: str = "auto", context_len: Optional
             "memory_bytes": estimate.total_bytes, "memory_parts": estimate.parts(), "free_bytes": free,
             "fits": free is None or estimate.total_bytes <= free, "weights": choice.option,
             "weights_reason": choice.reason, "fit": fit_word(estimate.total_bytes, free),
-            "options": fit_table(config, context, free)}
+            "options": fit_table(config, context, free),
+            "auto_weights": choose_weights("auto", config, context, target, free).option}
 
 
 def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dtype] = None,
