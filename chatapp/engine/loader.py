@@ -20,6 +20,7 @@ from ..model.transformer import Transformer
 from ..paths import default_model_path
 from ..text import Tokenizer
 from ..weights.build import build_model
+from ..weights.heap import trim_heap
 from ..weights.discovery import detect_model_kind
 from ..weights.gguf_config import gguf_sampling_defaults
 from ..weights.gguf_loader import gguf_config, load_gguf_state_dict, open_gguf
@@ -152,6 +153,7 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
         recommended = hf_sampling_defaults(path)
     model = build_model(config, state, device=target)
     del state
+    trim_heap()
     if compact is not None and os.environ.get("CHATAPP_QUANT_COMPILE") == "1":
         # opt-in: torch.compile'd one-row products (a C++ compiler, a minute or more the first time)
         set_compiled(True)
