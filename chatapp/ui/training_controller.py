@@ -81,7 +81,8 @@ class TrainingController(QObject):
 
     @Slot(object)
     def _on_model_loaded(self, info: ModelInfo) -> None:
-        self.panel.set_model(self.model.settings.model, info.name)
+        self.panel.set_model(self.model.settings.model, info.name,
+                             info.weights if info.weights in ("int8", "int4") else "float")
         self.panel.set_active_adapter(self.model.settings.adapter if self.pending or self.restore else info.adapter)
         if self.pending is not None:
             pending, self.pending = self.pending, None

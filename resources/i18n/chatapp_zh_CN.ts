@@ -1896,27 +1896,27 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>TrainingController</name>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="102"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="103"/>
         <source>The adapter was not loaded.</source>
         <translation>适配器未加载。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="107"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="108"/>
         <source>Wait for the current reply or model load to finish.</source>
         <translation>请等待当前回复或模型加载完成。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="157"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="158"/>
         <source>Training completed: {name}</source>
         <translation>训练完成：{name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="157"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="158"/>
         <source>Training cancelled: {name}</source>
         <translation>训练已取消：{name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="158"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="159"/>
         <source>Training failed: {name}</source>
         <translation>训练失败：{name}</translation>
     </message>
@@ -2033,13 +2033,13 @@ Chat with a language model on your own machine, and teach it your own documents.
     </message>
     <message>
         <location filename="../../chatapp/ui/training/adapters.py" line="55"/>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="78"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="79"/>
         <source>Name</source>
         <translation>名称</translation>
     </message>
     <message>
         <location filename="../../chatapp/ui/training/adapters.py" line="55"/>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="77"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="78"/>
         <source>Base model</source>
         <translation>基础模型</translation>
     </message>
@@ -2111,7 +2111,7 @@ Chat with a language model on your own machine, and teach it your own documents.
     </message>
     <message>
         <location filename="../../chatapp/ui/training/adapters.py" line="118"/>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="109"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="114"/>
         <source>the default model</source>
         <translation>默认模型</translation>
     </message>
@@ -2319,98 +2319,98 @@ Chat with a language model on your own machine, and teach it your own documents.
         <translation>高级：按下面的设置直接开始训练，不先显示估算。“教学”会先估算再训练。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="224"/>
-        <location filename="../../chatapp/ui/training/panel.py" line="231"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="225"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="232"/>
         <source>Cannot start: {reason}</source>
         <translation>无法开始：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="258"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="259"/>
         <source>Estimating…</source>
         <translation>正在估算…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="275"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="276"/>
         <source>Estimating how long teaching takes…</source>
         <translation>正在估算教学所需时间…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="318"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="319"/>
         <source>Cancelling: saving a checkpoint…</source>
         <translation>正在取消：保存检查点…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="364"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="365"/>
         <source>Press Teach again to start.</source>
         <translation>再次点击“教学”即可开始。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="371"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="372"/>
         <source>Estimate cancelled.</source>
         <translation>估算已取消。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="396"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="397"/>
         <source>A checkpoint at step {step} was kept: press Resume to continue from it.</source>
         <translation>已保留第 {step} 步的检查点：点击“继续训练”可从这里接着训练。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="401"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="402"/>
         <source>Cancelled</source>
         <translation>已取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="403"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="404"/>
         <source>Cancelled.</source>
         <translation>已取消。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="403"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="404"/>
         <source>Cancelled at step {step}.</source>
         <translation>已在第 {step} 步取消。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="405"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="406"/>
         <source>Cancelled: {reason}.</source>
         <translation>已取消：{reason}。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="408"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="409"/>
         <source>Stopped</source>
         <translation>已停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="409"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="410"/>
         <source>Training stopped unexpectedly; resume from step {step} with Resume. ({reason})</source>
         <translation>训练意外停止；可点击“继续”从第 {step} 步恢复。（{reason}）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="412"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="413"/>
         <source>Failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="413"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="414"/>
         <source>Failed: {reason}</source>
         <translation>失败：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="413"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="414"/>
         <source>unknown error</source>
         <translation>未知错误</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="421"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="422"/>
         <source>Completed {steps} steps. Saved to {out}</source>
         <translation>已完成 {steps} 步。已保存到 {out}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="423"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="424"/>
         <source>Stopped early at step {step}: held-out perplexity stopped improving.</source>
         <translation>在第 {step} 步提前停止：留出困惑度不再改善。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="426"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="427"/>
         <source> (the weights of step {step}, the lowest held-out perplexity)</source>
         <translation>（第 {step} 步的权重，留出困惑度最低）</translation>
     </message>
@@ -2611,157 +2611,162 @@ Chat with a language model on your own machine, and teach it your own documents.
         <translation>方法与设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="36"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="37"/>
         <source>adapter</source>
         <translation>adapter</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="38"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="39"/>
         <source>LoRA (recommended)</source>
         <translation>LoRA（推荐）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="38"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="39"/>
         <source>Full fine-tune</source>
         <translation>全量微调</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="39"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="40"/>
         <source>From scratch</source>
         <translation>从头训练</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="44"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="45"/>
         <source>Auto (sized to the documents)</source>
         <translation>自动（按文档规模）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="46"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="47"/>
         <source>From epochs</source>
         <translation>由轮数决定</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="48"/>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="53"/>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="55"/>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="57"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="49"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="54"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="56"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="58"/>
         <source>Auto (by recipe)</source>
         <translation>自动（按训练方案）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="58"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="59"/>
         <source>Attention q, v (fastest)</source>
         <translation>注意力 q、v（最快）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="59"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="60"/>
         <source>All attention (q, k, v, o)</source>
         <translation>全部注意力层（q、k、v、o）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="60"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="61"/>
         <source>All linear layers (learns most)</source>
         <translation>全部线性层（学得最多）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="62"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="63"/>
         <source>Which layers get an adapter: more layers learn more from the documents, train slower, and overfit sooner</source>
         <translation>哪些层加适配器：层越多，从文档学到的越多，训练越慢，也越早过拟合</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="65"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="66"/>
         <source>Before and after only</source>
         <translation>仅训练前后</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="67"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="68"/>
         <source>Never</source>
         <translation>从不</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="68"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="69"/>
         <source> evaluations</source>
         <translation> 次评估</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="69"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="70"/>
         <source>Stop when this many evaluations in a row find no lower held-out perplexity, and keep the weights of the best one</source>
         <translation>连续这么多次评估的留出困惑度都没有降低时停止训练，并保留最佳一次的权重</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="72"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="73"/>
         <source>At the end only</source>
         <translation>仅在结束时</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="78"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="79"/>
         <source>Method</source>
         <translation>方法</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="79"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="80"/>
         <source>Epochs</source>
         <translation>轮数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="79"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="80"/>
         <source>Max steps</source>
         <translation>最大步数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="80"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="81"/>
         <source>Learning rate</source>
         <translation>学习率</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="80"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="81"/>
         <source>Batch size</source>
         <translation>批大小</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="81"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="82"/>
         <source>Gradient accumulation</source>
         <translation>梯度累积</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="82"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="83"/>
         <source>Block size (tokens)</source>
         <translation>块大小（词元）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="82"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="83"/>
         <source>LoRA rank</source>
         <translation>LoRA 秩</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="83"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="84"/>
         <source>LoRA alpha</source>
         <translation>LoRA alpha</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="83"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="84"/>
         <source>LoRA layers</source>
         <translation>LoRA 层</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="84"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="85"/>
         <source>Evaluate every (steps)</source>
         <translation>评估间隔（步）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="85"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="86"/>
         <source>Stop if no gain for</source>
         <translation>无改进则停止，持续</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="86"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="87"/>
         <source>Checkpoint every (steps)</source>
         <translation>检查点间隔（步）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="86"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="87"/>
         <source>Seed</source>
         <translation>随机种子</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="116"/>
+        <source>{name} ({weights}: LoRA trains over the compact weights)</source>
+        <translation>{name}（{weights}：LoRA 在紧凑权重上训练）</translation>
     </message>
     <message>
         <source>Skipped file</source>

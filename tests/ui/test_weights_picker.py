@@ -115,3 +115,19 @@ def test_status_bar_says_what_auto_picked_and_why(qtbot, make_window):
     assert window.weights_label.text() == "Weights: float32 (automatic)"
     assert window.weights_label.toolTip() == "auto picked float32: 0.56 GiB fits comfortably"
     assert window.statusBar().currentMessage() == "Weights: auto picked float32: 0.56 GiB fits comfortably"
+
+
+def test_train_tab_trains_lora_over_the_compact_weights_the_chat_loaded(qtbot, make_window, tmp_path):
+    backend = FakeBackend()
+    window = make_window(backend, models=MODELS)
+    form = window.training_panel.form
+    assert form.job("default", [tmp_path], tmp_path / "out").weights == "float"
+    _choose(window.header.weights_combo, "int4")
+    window.model.load("default")
+    qtbot.waitUntil(lambda: len(backend.loads) == 2 and window.loading_spec is None, timeout=5000)
+    job = form.job("default", [tmp_path], tmp_path / "out")
+    argv = job.to_argv()
+    assert job.weights == "int4" and argv[argv.index("--weights") + 1] == "int4"
+    assert "int4: LoRA trains over the compact weights" in form.base_label.text()
+    form.method.setCurrentIndex(form.method.findData("full"))  # full fine-tuning needs float weights
+    assert form.job("default", [tmp_path], tmp_path / "out").weights == "float"
