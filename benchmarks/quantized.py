@@ -22,12 +22,12 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chatapp.engine.loader import load_model, resolve_model  # noqa: E402
+from chatapp.engine.quality import agreement, greedy_ids, text_perplexity  # noqa: E402
 
 log = logging.getLogger("quantized")
 PROMPTS = ["The capital of France is", "def fibonacci(n):", "Water boils at", "The three primary colours are",
@@ -47,30 +47,13 @@ def bench(option: str, args) -> dict:
 def quality(option: str, reference: dict, args) -> dict:
     loaded = load_model(args.model, device="cpu", weights=option, check_memory=False)
     text = sorted((ROOT / "benchmarks" / "demo_docs").glob("*"))[0].read_text(encoding="utf-8")
-    ids = torch.tensor([loaded.tokenizer.encode(text)[:256]])
-    with torch.no_grad():
-        ppl = torch.exp(F.cross_entropy(loaded.model(ids)[0, :-1], ids[0, 1:])).item()
-    continuations = [greedy(loaded, p, args.greedy_tokens) for p in PROMPTS]
+    ppl = text_perplexity(loaded.model, loaded.tokenizer, text, max_tokens=256)
+    continuations = [greedy_ids(loaded.model, loaded.tokenizer, p, args.greedy_tokens) for p in PROMPTS]
     result = {"perplexity": round(ppl, 3), "continuations": continuations}
     if reference:
-        agree = [next((i for i, (a, b) in enumerate(zip(c, r)) if a != b), len(r))
-                 for c, r in zip(continuations, reference["continuations"])]
+        agree = [agreement(c, r) for c, r in zip(continuations, reference["continuations"])]
         result["greedy_agreement"] = f"{sum(agree)}/{args.greedy_tokens * len(PROMPTS)}"
     return result
-
-
-def greedy(loaded, prompt: str, n: int) -> list[int]:
-    ids = loaded.tokenizer.encode(prompt)
-    model = loaded.model
-    model.setup_cache(1, len(ids) + n)
-    out = []
-    with torch.no_grad():
-        logits = model(torch.tensor([ids]), torch.arange(len(ids)), last_only=True)
-        for i in range(n):
-            out.append(int(logits[0, -1].argmax()))
-            logits = model(torch.tensor([[out[-1]]]), torch.tensor([len(ids) + i]))
-    model.clear_cache()
-    return out
 
 
 def transformers_speed(args) -> dict:

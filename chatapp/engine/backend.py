@@ -85,6 +85,7 @@ class ModelEstimate:
     weights: str = ""  # the weights option the estimate is for (what "auto" resolves to)
     fit: str = ""  # "fits", "tight", "does not fit" (engine.weights_option.fit_word)
     options: dict = field(default_factory=dict)  # {option: {"bytes", "fit"}} for every weights option
+    auto_weights: str = ""  # what "auto" would pick for this model here
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelEstimate":

@@ -20,6 +20,7 @@ from ..model.transformer import Transformer
 from ..paths import default_model_path
 from ..text import Tokenizer
 from ..weights.build import build_model
+from ..weights.heap import trim_heap
 from ..weights.discovery import detect_model_kind
 from ..weights.gguf_config import gguf_sampling_defaults
 from ..weights.gguf_loader import gguf_config, load_gguf_state_dict, open_gguf
@@ -71,10 +72,11 @@ def estimate_model(spec: str | Path, device: str = "auto", context_len: Optional
     """What loading `spec` would need, from its config alone (no weights read).
 
     Returns {"name", "n_params", "context_len", "device", "dtype", "memory", "memory_bytes",
-    "free_bytes", "fits", "weights", "weights_reason", "fit", "options"}: "weights" is the
-    option `weights` resolves to, "fit" "fits" / "tight" / "does not fit", "options" the
-    bytes and fit of every weights option (weights_option.fit_table). Raises the loaders'
-    errors for a file that cannot be a model.
+    "free_bytes", "fits", "weights", "weights_reason", "fit", "options", "auto_weights"}:
+    "weights" is the option `weights` resolves to, "fit" "fits" / "tight" / "does not fit",
+    "options" the bytes and fit of every weights option (weights_option.fit_table),
+    "auto_weights" what "auto" would pick. Raises the loaders' errors for a file that cannot
+    be a model.
     """
     path = resolve_model(spec)
     kind = detect_model_kind(path)
@@ -93,7 +95,8 @@ def estimate_model(spec: str | Path, device: str = "auto", context_len: Optional
             "memory_bytes": estimate.total_bytes, "memory_parts": estimate.parts(), "free_bytes": free,
             "fits": free is None or estimate.total_bytes <= free, "weights": choice.option,
             "weights_reason": choice.reason, "fit": fit_word(estimate.total_bytes, free),
-            "options": fit_table(config, context, free)}
+            "options": fit_table(config, context, free),
+            "auto_weights": choose_weights("auto", config, context, target, free).option}
 
 
 def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dtype] = None,
@@ -150,6 +153,7 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
         recommended = hf_sampling_defaults(path)
     model = build_model(config, state, device=target)
     del state
+    trim_heap()
     if compact is not None and os.environ.get("CHATAPP_QUANT_COMPILE") == "1":
         # opt-in: torch.compile'd one-row products (a C++ compiler, a minute or more the first time)
         set_compiled(True)

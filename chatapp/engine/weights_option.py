@@ -23,6 +23,10 @@ BYTES_PER_WEIGHT = {"int8": 34 / 32, "int4": 20 / 32}
 # room); tight: it fits, but beyond that share; does not fit: more than is free.
 COMFORTABLE_SHARE = 0.7
 FIT_WORDS = ("fits", "tight", "does not fit")
+# Loading holds, beside the weights: the file's metadata and the tokenizer built from it (92 MiB
+# measured for the bundled model's 49,152-entry vocabulary: ~2 KB an entry) and one weight
+# matrix dequantized to float32 at a time (benchmarks/memory_fit.py measures the whole).
+LOAD_BYTES_PER_VOCAB_ENTRY = 2048
 
 
 class WeightsOptionError(ValueError):
@@ -39,18 +43,28 @@ def _vocab_params(config: ModelConfig) -> int:
     return config.vocab_size * config.dim * (1 if config.tie_embeddings else 2)
 
 
+def load_working_bytes(config: ModelConfig) -> int:
+    """What a load holds for a moment beside the weights: metadata and tokenizer, and the largest
+    matrix dequantized to float32."""
+    largest = max(config.vocab_size, config.intermediate_size, config.dim) * config.dim
+    return config.vocab_size * LOAD_BYTES_PER_VOCAB_ENTRY + largest * 4
+
+
 def estimate_for_option(config: ModelConfig, context_len: int, option: str,
                         batch_size: int = 1) -> MemoryEstimate:
-    """Weights in `option` (not "auto") + a float32 KV cache + working memory, in bytes."""
+    """Weights in `option` (not "auto") + the KV cache (float32 for int8/int4) + working memory
+    (a prefill's activations and what loading holds for a moment), in bytes."""
     check_option(option)
     if option in FLOAT_DTYPES:
-        return estimate_memory(config, context_len, FLOAT_DTYPES[option], batch_size)
+        base = estimate_memory(config, context_len, FLOAT_DTYPES[option], batch_size)
+        return MemoryEstimate(base.weights_bytes, base.kv_cache_bytes,
+                              base.overhead_bytes + load_working_bytes(config))
     base = estimate_memory(config, context_len, torch.float32, batch_size)
     vocab = _vocab_params(config)
     matrices = config.n_params - vocab  # norms and biases are a rounding error beside them
     vocab_kind = "int8" if option == "int4" else option
     weights = int(matrices * BYTES_PER_WEIGHT[option] + vocab * BYTES_PER_WEIGHT[vocab_kind])
-    return MemoryEstimate(weights, base.kv_cache_bytes, base.overhead_bytes)
+    return MemoryEstimate(weights, base.kv_cache_bytes, base.overhead_bytes + load_working_bytes(config))
 
 
 def fit_word(total_bytes: int, free_bytes: Optional[int]) -> str:

@@ -11,6 +11,12 @@ removing the adapter puts the very same layer back. Its parameters appear as
 `<module>.base_layer.weight` while the adapter is on (`base_names` maps them back), and the
 adapter adds `<module>.lora_A` and `<module>.lora_B`.
 
+On a compact base (a QuantLinear: int8/int4 weights, chatapp/model/quant.py) the adapter is
+float32 and the base product is dequantized on the fly, in row chunks, in the forward pass
+and again in the backward pass (`CompactProduct`): autograd never keeps a float copy of a
+base weight, so training holds the compact weights plus the adapter. Such a base cannot be
+merged into (its weight is not float); save the adapter and put it on a float base instead.
+
 Pure torch and no I/O: the PEFT file format lives in chatapp/weights/peft_adapter.py.
 """
 
@@ -23,6 +29,8 @@ from typing import Any, Iterator, Optional
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .quant import QuantLinear, chunk_rows
 
 
 # Our Linear module names (last path component) that can carry an adapter.
@@ -68,21 +76,63 @@ class LoRAConfig:
         return cls(**data)
 
 
-class LoRALinear(nn.Module):
-    """An nn.Linear plus a low-rank update; see the module docstring."""
+class CompactProduct(torch.autograd.Function):
+    """x W^T for a QuantLinear's W, dequantized a chunk of rows at a time in forward and again in
+    backward (grad_x = grad_out W); only the compact parts are kept for backward. W is frozen."""
 
-    def __init__(self, linear: nn.Linear, r: int, alpha: float, dropout: float = 0.0,
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, layer: QuantLinear) -> torch.Tensor:  # type: ignore[override]
+        ctx.layer = layer
+        rows = x.reshape(-1, layer.in_features).float()  # (M, in)
+        step = chunk_rows(layer.in_features) * 8
+        q = layer.quantized
+        out = torch.cat([F.linear(rows, q.dequantize(i, i + step)) for i in range(0, layer.out_features, step)],
+                        dim=-1)  # (M, out)
+        return out.view(*x.shape[:-1], layer.out_features)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        layer = ctx.layer
+        g = grad_out.reshape(-1, layer.out_features).float()  # (M, out)
+        step = chunk_rows(layer.in_features) * 8
+        q = layer.quantized
+        grad_x = None
+        for i in range(0, layer.out_features, step):
+            part = g[:, i:i + step] @ q.dequantize(i, i + step)  # (M, in)
+            grad_x = part if grad_x is None else grad_x + part
+        return grad_x.view(*grad_out.shape[:-1], layer.in_features), None
+
+
+def _base_product(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The base layer's output; a compact one through CompactProduct while gradients are wanted."""
+    if isinstance(layer, QuantLinear) and torch.is_grad_enabled() and x.requires_grad:
+        out = CompactProduct.apply(x, layer)
+        if layer.bias is not None:
+            out = out + layer.bias
+        return out.to(x.dtype)
+    return layer(x)
+
+
+class LoRALinear(nn.Module):
+    """An nn.Linear (or a compact QuantLinear) plus a low-rank update; see the module docstring."""
+
+    def __init__(self, linear: nn.Module, r: int, alpha: float, dropout: float = 0.0,
                  use_rslora: bool = False, dtype: Optional[torch.dtype] = None) -> None:
         super().__init__()
         self.base_layer = linear  # wrapped, not copied: its weights and its fast-path settings
         self.in_features = linear.in_features
         self.out_features = linear.out_features
-        self.weight.requires_grad_(False)
+        self.compact = isinstance(linear, QuantLinear)
+        if not self.compact:
+            self.weight.requires_grad_(False)
         if self.bias is not None:
             self.bias.requires_grad_(False)
         self.r = r
         self.scaling = alpha / (math.sqrt(r) if use_rslora else r)
-        factory = dict(device=linear.weight.device, dtype=dtype or linear.weight.dtype)
+        if self.compact:  # float32 adapters beside int8/int4 codes
+            factory = dict(device=linear.qweight.device, dtype=dtype or torch.float32)
+        else:
+            factory = dict(device=linear.weight.device, dtype=dtype or linear.weight.dtype)
         self.lora_A = nn.Parameter(torch.empty(r, self.in_features, **factory))
         self.lora_B = nn.Parameter(torch.empty(self.out_features, r, **factory))
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
@@ -92,6 +142,8 @@ class LoRALinear(nn.Module):
 
     @property
     def weight(self) -> nn.Parameter:
+        if self.compact:
+            raise AttributeError("a compact (int8/int4) base layer has no float weight")
         return self.base_layer.weight
 
     @property
@@ -120,6 +172,9 @@ class LoRALinear(nn.Module):
 
     @torch.no_grad()
     def merge(self) -> None:
+        if self.compact:
+            raise ValueError(f"cannot merge a LoRA adapter into {self.base_layer.kind} weights: save the "
+                             "adapter and merge it into the model loaded in float32 (or bf16 / float16)")
         if not self.merged and self._enabled:
             self.weight.add_(self.delta_weight())
             self.merged = True
@@ -136,7 +191,7 @@ class LoRALinear(nn.Module):
         return self.base_layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.base_layer(x)
+        out = _base_product(self.base_layer, x)
         if self.merged or not self._enabled:
             return out
         # The LoRA path runs in the adapter's dtype (float32 adapters over bf16 weights work).
@@ -146,7 +201,8 @@ class LoRALinear(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, r={self.r}, "
-                f"scaling={self.scaling:g}, merged={self.merged}, enabled={self._enabled}")
+                f"scaling={self.scaling:g}, merged={self.merged}, enabled={self._enabled}"
+                + (f", base={self.base_layer.kind}" if self.compact else ""))
 
 
 def lora_layers(model: nn.Module) -> Iterator[tuple[str, LoRALinear]]:
@@ -174,7 +230,7 @@ def apply_lora(model: nn.Module, config: LoRAConfig, dtype: Optional[torch.dtype
     if has_lora(model):
         raise ValueError("the model already has LoRA layers; remove_lora() or merge_lora() first")
     targets = [name for name, module in model.named_modules()
-               if isinstance(module, nn.Linear) and name.rpartition(".")[2] in config.target_modules]
+               if isinstance(module, (nn.Linear, QuantLinear)) and name.rpartition(".")[2] in config.target_modules]
     if not targets:
         raise ValueError(f"the model has no Linear layer named {config.target_modules}")
     for name in targets:

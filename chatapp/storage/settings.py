@@ -33,6 +33,9 @@ class AppSettings:
     model: str = "default"  # "default", a .gguf path or a model folder
     adapter: str = ""  # the LoRA adapter folder the chat model wears, "" for none
     device: str = "auto"
+    weights: str = "auto"  # weights in memory for models without their own choice (engine.weights_option)
+    # {model spec: weights option} chosen in the model picker; a model not here uses `weights`
+    model_weights: dict[str, str] = field(default_factory=dict)
     context_len: int = 4096
     threads: int = 0  # 0: automatic
     system_prompt: str = "You are a helpful assistant."
@@ -71,7 +74,11 @@ RANGES: dict[str, tuple[float, float]] = {
 CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda", "mps"),
     "theme": ("system", "light", "dark"),
+    # engine.weights_option.WEIGHT_OPTIONS (storage imports nothing of the engine; a test keeps them equal)
+    "weights": ("auto", "float32", "bf16", "float16", "int8", "int4"),
 }
+# Most per-model weights choices kept (one per model ever opened; a bigger map is not ours).
+MAX_MODEL_WEIGHTS = 1000
 # Longest text setting (the system prompt, a model path, a language code), in characters.
 MAX_TEXT_CHARS = 100_000
 # The settings file is small; anything bigger is not ours.
@@ -95,7 +102,20 @@ def check_value(key: str, value: Any, default: Any) -> tuple[Any, str]:
         return default, f"{value!r} is not one of {', '.join(CHOICES[key])}"
     if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
         return default, f"longer than {MAX_TEXT_CHARS:,} characters"
+    if key == "model_weights":
+        return _check_model_weights(value)
     return value, ""
+
+
+def _check_model_weights(value: dict) -> tuple[dict, str]:
+    """The per-model weights map with its bad entries dropped, and what was wrong with them."""
+    good = {spec: option for spec, option in value.items()
+            if isinstance(option, str) and option in CHOICES["weights"] and len(spec) <= MAX_TEXT_CHARS}
+    if len(good) > MAX_MODEL_WEIGHTS:
+        good = dict(list(good.items())[-MAX_MODEL_WEIGHTS:])
+    dropped = len(value) - len(good)
+    return good, (f"{dropped} entries dropped (not one of {', '.join(CHOICES['weights'])}, or too many)"
+                  if dropped else "")
 
 
 # {version: {key: the default that version wrote}} for every default changed since: a file of

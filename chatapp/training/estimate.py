@@ -113,8 +113,11 @@ def estimate_training_memory(config: ModelConfig, method: str, lora: Optional[Lo
                              block_size: int, weight_dtype: torch.dtype = torch.float32,
                              activation_dtype: Optional[torch.dtype] = None,
                              gradient_checkpointing: bool = False, shards: int = 1, data_bytes: int = 0,
-                             tokenize_bytes: int = 0) -> TrainingMemoryEstimate:
+                             tokenize_bytes: int = 0, compact: Optional[str] = None) -> TrainingMemoryEstimate:
     """Peak memory of one training process running micro-batches of `batch_size` x `block_size`.
+
+    compact: "int8" / "int4" for LoRA on a base kept compact (chatapp.model.lora's CompactProduct:
+    the base weights take their compact size, no float copy; activations are float32).
 
     data_bytes: the token blocks the run holds (`blocks_bytes`); tokenize_bytes: the peak of
     tokenizing them (`tokenization_bytes`), before training starts.
@@ -126,6 +129,12 @@ def estimate_training_memory(config: ModelConfig, method: str, lora: Optional[Lo
     w_item = torch.tensor([], dtype=weight_dtype).element_size()
     a_item = torch.tensor([], dtype=activation_dtype or weight_dtype).element_size()
     weights = config.n_params * w_item
+    if compact is not None:
+        if method != "lora":
+            raise ValueError(f"only LoRA trains over {compact} weights; full fine-tuning needs float weights")
+        from ..engine.weights_option import estimate_for_option
+
+        weights = estimate_for_option(config, 1, compact).weights_bytes
     if method == "lora":
         if lora is None:
             raise ValueError("a LoRA estimate needs the LoRA config")

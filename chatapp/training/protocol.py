@@ -34,6 +34,7 @@ from ..paths import check_output_folder
 
 METHODS = ("lora", "full", "scratch")
 STRATEGIES = ("ddp", "fsdp")
+BASE_WEIGHTS = ("float", "int8", "int4")  # --weights: the base model's weights while LoRA trains
 DEVICES = ("auto", "cpu", "cuda", "mps")
 SCRATCH_SIZES = ("tiny", "small", "medium")
 DEFAULT_LR = {"lora": 2e-4, "full": 5e-5, "scratch": 1e-3}
@@ -144,6 +145,10 @@ class TrainJob:
     batch_size: int = _option(4, "blocks per micro-batch, across all processes", type=int, minimum=1)
     grad_accum: int = _option(1, "micro-batches per optimizer step", type=int, minimum=1)
     block_size: int = _option(256, "tokens per block", type=int, minimum=2)
+    weights: str = _option("float", "the base model's weights while LoRA trains: float (the device's float "
+                                    "type), or int8 / int4 kept compact (a quarter to a sixth of the memory; the "
+                                    "adapter stays float32 and loads on a float base)", choices=BASE_WEIGHTS,
+                           methods=("lora",))
     lora_rank: Optional[int] = _option(None, "rank of the LoRA matrices (default 8; knowledge recipe 32)",
                                        type=int, minimum=1, methods=("lora",))
     lora_alpha: Optional[float] = _option(None, "LoRA scale numerator, the update is scaled by alpha / rank "
@@ -205,6 +210,11 @@ class TrainJob:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.method == "lora" and self.lora_targets is not None and not self.lora_targets:
             raise ValueError("lora_targets is empty")
+        if self.weights != "float" and self.method != "lora":
+            raise ValueError(f"weights {self.weights} keeps the base compact, which only LoRA trains over "
+                             f"(--method {self.method} updates every weight: use --weights float)")
+        if self.weights != "float" and self.strategy == "fsdp":
+            raise ValueError(f"weights {self.weights} is not supported with --strategy fsdp; use ddp")
         for f in dataclasses.fields(self):
             value, meta = getattr(self, f.name), f.metadata
             if meta["choices"] and value not in meta["choices"]:

@@ -162,7 +162,10 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
         from ..engine.loader import load_model
 
         dtype = default_dtype(device) if job.method == "lora" else torch.float32  # full: float32 master weights
-        loaded = load_model(job.model, device=job.device, dtype=dtype)  # "cuda" is this rank's GPU
+        if job.weights in ("int8", "int4"):  # LoRA over a compact base (chatapp/model/lora.py)
+            loaded = load_model(job.model, device=job.device, weights=job.weights)
+        else:
+            loaded = load_model(job.model, device=job.device, dtype=dtype)  # "cuda" is this rank's GPU
         model, tokenizer, config = loaded.model, loaded.tokenizer, loaded.config
         base_name = _base_name(job.model)
     if job.block_size > config.max_seq_len:
@@ -213,6 +216,7 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
     cfg = TrainConfig.from_dict({**cfg.to_dict(), "warmup_steps": warmup})
 
     per_rank = max(1, job.batch_size // ctx.world_size)
+    compact = job.weights if job.weights in ("int8", "int4") and job.method == "lora" else None
     weight_dtype = next(model.parameters()).dtype
     activation_dtype = torch.bfloat16 if device.type == "cuda" and cfg.bf16 else weight_dtype
     shards = ctx.world_size if job.strategy == "fsdp" else 1
@@ -220,7 +224,7 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
     memory = estimate_training_memory(config, method, lora, per_rank, job.block_size, weight_dtype,
                                       activation_dtype, job.gradient_checkpointing, shards=shards,
                                       data_bytes=blocks_bytes(data.train, data.val),
-                                      tokenize_bytes=tokenization_bytes(n_tokens))
+                                      tokenize_bytes=tokenization_bytes(n_tokens), compact=compact)
     estimate = EstimateEvent(memory_bytes=memory.total_bytes, available_bytes=available,
                              fits=available is None or memory.total_bytes <= available, memory=memory.to_dict(),
                              device=str(device), processes=ctx.world_size, total_steps=total_steps,
@@ -231,7 +235,8 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
         hint = suggest_smaller(config, method, lora, per_rank, job.block_size, available,
                                weight_dtype=weight_dtype, activation_dtype=activation_dtype,
                                gradient_checkpointing=job.gradient_checkpointing,
-                               data_bytes=memory.data_bytes, tokenize_bytes=memory.tokenize_bytes)
+                               data_bytes=memory.data_bytes, tokenize_bytes=memory.tokenize_bytes,
+                               compact=compact)
         raise TrainJobError(f"training needs about {memory.describe()} per process but only "
                             f"{available / 1024**3:.2f} GiB is available on {device.type}; {hint}")
 

@@ -1,5 +1,5 @@
-"""The bar above the conversation: the model (pick with its memory estimate, open, load with
-progress) and the open conversation's own system prompt, plus the buttons that show the
+"""The bar above the conversation: the model (pick with its memory estimate, its weights option
+with each option's memory and fit, open, load with progress) and the open conversation's own system prompt, plus the buttons that show the
 conversation list and the settings drawer.
 
 It shows what the `ModelController` it follows does (`follow`) and says what the user asks for
@@ -14,6 +14,8 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QMenu, QPlainTextEdit, QProgressBar,
                                QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
+
+from .weights_picker import WeightsCombo
 
 GIB = 1024**3
 LABEL_ROLE = Qt.UserRole + 1  # a model's plain name (the item's text adds its estimate)
@@ -78,6 +80,9 @@ class ChatHeader(QWidget):
         self.model_combo.setMinimumContentsLength(16)
         self.model_combo.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
         row.addWidget(self.model_combo, 1)
+        self.weights_combo = WeightsCombo()  # this model's weights option (saved per model)
+        self.weights_combo.setObjectName("modelWeights")
+        row.addWidget(self.weights_combo)
         self.load_button = QPushButton(_tr("Load"))
         self.load_button.setAccessibleName(_tr("Load the selected model"))
         row.addWidget(self.load_button)
@@ -182,6 +187,7 @@ class ChatHeader(QWidget):
             index = self.model_combo.count() - 1
         self.model_combo.setCurrentIndex(max(index, 0))
         self.model_combo.blockSignals(False)
+        self.show_weights_choice()
 
     def _add_model(self, label: str, spec: str) -> None:
         self.model_combo.addItem(label, spec)
@@ -297,6 +303,19 @@ class ChatHeader(QWidget):
         model.estimate_failed.connect(self.show_estimate_error)
         self.cancel_load_requested.connect(self._on_cancel_requested)
         self.estimates_wanted.connect(lambda specs: [model.estimate(spec) for spec in specs])
+        self.weights_combo.chosen.connect(self._on_weights_chosen)
+        self.selection_changed.connect(self.show_weights_choice)
+        self.show_weights_choice()
+
+    def show_weights_choice(self, _spec: str = "") -> None:
+        """The weights combo follows the chosen model: its saved option, no fit until estimated."""
+        if self._model is not None:
+            self.weights_combo.set_option(self._model.weights_for(self.current_spec()))
+            self.weights_combo.clear_fit()
+
+    @Slot(str)
+    def _on_weights_chosen(self, option: str) -> None:
+        self._model.set_weights(self.current_spec(), option)
 
     @Slot(str, str)
     def _on_loading(self, _spec: str, name: str) -> None:
@@ -316,6 +335,8 @@ class ChatHeader(QWidget):
     @Slot(str, object)
     def _on_estimated(self, spec: str, estimate) -> None:
         self.label_estimate(spec, estimate)
+        if spec == self.current_spec() and estimate.options:
+            self.weights_combo.show_fit(estimate.options, estimate.auto_weights)
         if self._model.info is None or spec != self._model.settings.model:  # not once that model is loaded
             self.show_estimate(spec, estimate)
 

@@ -34,6 +34,7 @@ from .conversation_list import ConversationList
 from .model_controller import ModelController
 from .server_panel import ServerController, ServerPanel, activity_text, adapters_for_model
 from .settings_panel import SettingsDrawer, SettingsPanel
+from .weights_picker import weights_status
 from .training_controller import TrainingController
 from .documents_view import DocumentsView
 from .training_panel import TrainingPanel
@@ -192,12 +193,14 @@ class MainWindow(QMainWindow):
         self.model_label.setObjectName("modelInUse")
         self.context_label = QLabel("")
         self.speed_label = QLabel("")
+        self.weights_label = QLabel("")  # the loaded model's weights option; why, in its tooltip
+        self.weights_label.setObjectName("weightsInUse")
         self.undo_button = QPushButton(_tr("Undo delete"))
         self.undo_button.setAccessibleName(_tr("Undo"))
         self.undo_button.hide()
         self.undo_timer = QTimer(self, singleShot=True, interval=UNDO_MS)
         self.undo_timer.timeout.connect(self.undo_button.hide)
-        for widget in (self.undo_button, self.model_label, self.context_label, self.speed_label):
+        for widget in (self.undo_button, self.model_label, self.weights_label, self.context_label, self.speed_label):
             status.addPermanentWidget(widget)
 
     def _connect(self) -> None:
@@ -239,6 +242,7 @@ class MainWindow(QMainWindow):
         self.settings_panel.changed.connect(self._settings_changed)
         self.drawer.close_requested.connect(lambda: self.set_drawer_open(False))
         model.loaded.connect(self._on_model_loaded)
+        model.estimated.connect(self._on_estimated)
         model.load_failed.connect(self._on_model_failed)
         model.state_changed.connect(self._update_state)
         model.status_message.connect(self._show_message)
@@ -383,11 +387,13 @@ class MainWindow(QMainWindow):
 
     def _settings_changed(self) -> None:
         theme, language = self.settings.theme, self.settings.language
-        device, context = self.settings.device, self.settings.context_len
+        device, context, weights = self.settings.device, self.settings.context_len, self.settings.weights
         self.settings_panel.read_into(self.settings)
         self.settings_store.save(self.settings)
-        if (self.settings.device, self.settings.context_len) != (device, context):  # memory needs change
+        if (self.settings.device, self.settings.context_len, self.settings.weights) != (device, context, weights):
+            # memory needs change
             self.header.forget_estimates()
+            self.header.show_weights_choice()
             self.model.estimate(self.header.current_spec())
         if self.settings.theme != theme:
             from .theme import apply_theme
@@ -410,9 +416,19 @@ class MainWindow(QMainWindow):
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.image_tray.set_model(info.name, info.vision, info.max_images, info.image_tokens)
         self.settings_panel.show_recommended(info.sampling_defaults)
+        self.weights_label.setText(weights_status(info, self.model.weights_for(self.settings.model) == "auto"))
+        self.weights_label.setToolTip(info.weights_reason)
+        if info.weights_reason:
+            self.statusBar().showMessage(_tr("Weights: {reason}").format(reason=info.weights_reason), 15000)
         self._show_context(self.chat_controller.context_used())
         self._update_state()
         self.composer.setFocus()
+
+    @Slot(str, object)
+    def _on_estimated(self, spec: str, estimate) -> None:
+        """The settings' weights choice shows each option's fit for the model chosen in the list."""
+        if spec == self.header.current_spec() and estimate.options:
+            self.settings_panel.weights.show_fit(estimate.options, estimate.auto_weights)
 
     @Slot(str, str)
     def _on_model_failed(self, spec: str, message: str) -> None:

@@ -86,9 +86,22 @@ class ModelController(QObject):
         """The adapter folder the loaded model wears, "" for none."""
         return self.info.adapter if self.info else ""
 
-    def _options(self, adapter: str = "") -> LoadOptions:
+    def weights_for(self, spec: str) -> str:
+        """The weights option `spec` loads with: its own choice in the picker, else the settings'."""
+        return self.settings.model_weights.get(spec, self.settings.weights)
+
+    def set_weights(self, spec: str, option: str) -> None:
+        """The picker's choice for `spec` (saved; used at its next load), and a new estimate for it."""
+        if not spec or self.settings.model_weights.get(spec) == option:
+            return
+        self.settings.model_weights = {**self.settings.model_weights, spec: option}
+        self.settings_store.save(self.settings)
+        self.estimate(spec)
+
+    def _options(self, spec: str, adapter: str = "") -> LoadOptions:
         s = self.settings
-        return LoadOptions(device=s.device, context_len=s.context_len, threads=s.threads, adapter=adapter or None)
+        return LoadOptions(device=s.device, context_len=s.context_len, threads=s.threads, adapter=adapter or None,
+                           weights=self.weights_for(spec))
 
     # -- requests -------------------------------------------------------------------------
     def load(self, spec: str, adapter: Optional[str] = None, remember: bool = True) -> bool:
@@ -109,7 +122,7 @@ class ModelController(QObject):
         self.worker_thread.arm_load()
         self.loading.emit(spec, self.display_name(spec))
         self.state_changed.emit()
-        self.request_load.emit(spec, self._options(adapter))
+        self.request_load.emit(spec, self._options(spec, adapter))
         return True
 
     def load_saved(self) -> bool:
@@ -130,7 +143,7 @@ class ModelController(QObject):
     def estimate(self, spec: str) -> None:
         """Ask the worker what loading `spec` would need (it reads the config, not the weights)."""
         if spec:
-            self.request_estimate.emit(spec, self._options())
+            self.request_estimate.emit(spec, self._options(spec))
 
     def kept_sentence(self) -> str:
         """After a load that did not happen: which model is still loaded, if any."""

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 
 from ..sampling_settings import PRESET_FIELDS, PRESETS, matching_preset, preset_values
 from ..storage.settings import AppSettings
+from .weights_picker import WeightsCombo
 
 CUSTOM = ""  # the preset combo's data when no preset matches
 
@@ -54,6 +55,11 @@ class SettingsPanel(QWidget):
         device_form.addRow(_tr("Device"), self.device)
         device_form.addRow(_tr("Context length"), self.context_len)
         device_form.addRow(_tr("CPU threads"), self.threads)
+        # the default for models without their own choice in the model list; the memory shown is
+        # the chosen model's
+        self.weights = WeightsCombo()
+        self.weights.setObjectName("defaultWeights")
+        device_form.addRow(_tr("Weights"), self.weights)
         device_box.setToolTip(_tr("Used the next time a model is loaded."))
         layout.addWidget(device_box)
 
@@ -138,7 +144,7 @@ class SettingsPanel(QWidget):
         for spin in (self.temperature, self.top_p, self.min_p, self.repetition_penalty, self.top_k,
                      self.max_new_tokens, self.seed, self.context_len, self.threads):
             spin.valueChanged.connect(self.changed)
-        for combo in (self.device, self.theme, self.language):
+        for combo in (self.device, self.theme, self.language, self.weights):
             combo.currentIndexChanged.connect(self.changed)
         self.enable_thinking.toggled.connect(self.changed)
 
@@ -208,6 +214,7 @@ class SettingsPanel(QWidget):
         self.context_len.setValue(s.context_len)
         self.threads.setValue(s.threads)
         self.device.setCurrentIndex(max(0, self.device.findData(s.device)))
+        self.weights.set_option(s.weights)
         self.theme.setCurrentIndex(max(0, self.theme.findData(s.theme)))
         self.language.setCurrentIndex(max(0, self.language.findData(s.language)))
         self.blockSignals(False)
@@ -226,6 +233,7 @@ class SettingsPanel(QWidget):
         s.context_len = self.context_len.value()
         s.threads = self.threads.value()
         s.device = self.device.currentData()
+        s.weights = self.weights.option()
         s.theme = self.theme.currentData()
         s.language = self.language.currentData()
         return s

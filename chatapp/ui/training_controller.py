@@ -74,7 +74,8 @@ class TrainingController(QObject):
 
     @Slot(object)
     def _on_model_loaded(self, info: ModelInfo) -> None:
-        self.panel.set_model(self.model.settings.model, info.name)
+        self.panel.set_model(self.model.settings.model, info.name,
+                             info.weights if info.weights in ("int8", "int4") else "float")
         self.panel.set_active_adapter(info.adapter)
         self.panel.compare_view.fits.clear()  # "fits beside the loaded model" was for the one before
         self.panel.compare_view.fit_text.clear()

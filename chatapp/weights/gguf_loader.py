@@ -26,6 +26,7 @@ from ..model.config import ModelConfig
 from ..model.quant import QuantizedTensor
 from .gguf_config import gguf_config
 from .gguf_dequant import SUPPORTED_TYPES, dequantize_tensor, numpy_shape, supported_type_names
+from .heap import HeapTrimmer
 from .gguf_repack import map_rows, quantizable, repack_tensor, split_rows, target_kind
 from .gguf_names import (FUSED_QKV, ROPE_PERMUTED_ARCHITECTURES, UNIT_OFFSET_NORM_ARCHITECTURES, gguf_name,
                          our_name)
@@ -244,11 +245,13 @@ def load_gguf_state_dict(reader: GGUFReader, config: ModelConfig, path: Path | s
     unit_offset = config.arch in UNIT_OFFSET_NORM_ARCHITECTURES
     q_rows, kv_rows = config.n_heads * config.head_dim, config.n_kv_heads * config.head_dim
     state: dict[str, torch.Tensor] = {}
+    trimmer = HeapTrimmer()  # float copies freed between compact tensors: see weights/heap.py
     for done, (t, name) in enumerate(plan, 1):
         shape = numpy_shape(t)
         try:
             if compact is not None and quantizable(name, shape):
                 values: Any = repack_tensor(t, target_kind(t.tensor_type, compact, name))
+                trimmer.freed_bytes(4 * shape[0] * (shape[1] if len(shape) > 1 else 1))
             else:
                 values = torch.from_numpy(dequantize_tensor(t))
                 if values.dtype != dtype:

@@ -22,123 +22,123 @@
 <context>
     <name>ChatController</name>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="88"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="91"/>
         <source>stopped</source>
         <translation>已停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="90"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="93"/>
         <source>failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="92"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="95"/>
         <source>cut at the token limit</source>
         <translation>已达词元上限</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="94"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="97"/>
         <source>{n} tokens · {speed:.1f} tok/s</source>
         <translation>{n} 个词元 · {speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="97"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="100"/>
         <source>{n} passages left out (context full)</source>
         <translation>{n} 段未放入（上下文已满）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="251"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="257"/>
         <source>Could not read the document libraries: {message}</source>
         <translation>无法读取文档库：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="278"/>
-        <location filename="../../chatapp/ui/chat_controller.py" line="432"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="320"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="478"/>
         <source>writing…</source>
         <translation>正在输出…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="315"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="361"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="334"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="380"/>
         <source>Conversation deleted.</source>
         <translation>对话已删除。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="350"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="396"/>
         <source>Exported to {path}</source>
         <translation>已导出到 {path}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="356"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="402"/>
         <source>{title} (imported)</source>
         <translation>{title}（导入）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="359"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="405"/>
         <source>Imported “{title}” from {path}</source>
         <translation>已从 {path} 导入“{title}”</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="382"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="428"/>
         <source>This model cannot see images ({model}); your message is kept.</source>
         <translation>此模型无法查看图片（{model}）；您的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="386"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="432"/>
         <source>Wait for the comparison to finish; your message is kept.</source>
         <translation>请等待对比完成；您的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="389"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="435"/>
         <source>The model is not loaded yet; your message is kept.</source>
         <translation>模型尚未加载；你的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="391"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="437"/>
         <source>Image</source>
         <translation>图片</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="490"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="536"/>
         <source>The earlier version and its {n} later messages are kept: ‹ on the message shows them.</source>
         <translation>较早的版本及其后的 {n} 条消息都已保留：点消息上的 ‹ 即可查看。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="508"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="554"/>
         <source>The edit was undone.</source>
         <translation>已撤销编辑。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="549"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="595"/>
         <source>Version deleted ({n} messages).</source>
         <translation>已删除该版本（{n} 条消息）。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="630"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="677"/>
         <source>Your messages contain chat-control markers (such as &lt;|im_end|&gt;); the model read them as plain text, so they could not open or close a turn.</source>
         <translation>您的消息包含对话控制标记（例如 &lt;|im_end|&gt;）；模型将其作为普通文本读取，因此它们无法开启或结束一轮对话。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="634"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="681"/>
         <source>This model&apos;s chat template has no system turn: the system prompt was put at the start of the first message.</source>
         <translation>此模型的对话模板没有系统轮次：系统提示已放在第一条消息的开头。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="638"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="685"/>
         <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
         <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="654"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="701"/>
         <source>failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="656"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="703"/>
         <source>The reply failed: {message}</source>
         <translation>回复失败：{message}</translation>
     </message>
@@ -150,173 +150,173 @@
 <context>
     <name>ChatHeader</name>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="32"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="34"/>
         <source>{total:.2f} GiB (weights {weights:.2f}, KV cache {kv:.2f}, working memory {work:.2f})</source>
         <translation>{total:.2f} GiB（权重 {weights:.2f}，KV 缓存 {kv:.2f}，工作内存 {work:.2f}）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="75"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="77"/>
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="76"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="78"/>
         <source>The model to chat with, and the memory it needs</source>
         <translation>用于对话的模型，及其所需内存</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="81"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="86"/>
         <source>Load</source>
         <translation>加载</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="82"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="87"/>
         <source>Load the selected model</source>
         <translation>加载所选模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="85"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="90"/>
         <source>Open…</source>
         <translation>打开…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="86"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="91"/>
         <source>Open another model</source>
         <translation>打开其他模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="89"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="94"/>
         <source>Open GGUF…</source>
         <translation>打开 GGUF…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="90"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="95"/>
         <source>Open Hugging Face folder…</source>
         <translation>打开 Hugging Face 文件夹…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="95"/>
-        <location filename="../../chatapp/ui/chat_header.py" line="130"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="100"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="135"/>
         <source>System prompt</source>
         <translation>系统提示词</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="99"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="104"/>
         <source>Show the conversation&apos;s system prompt</source>
         <translation>显示本对话的系统提示词</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="107"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="112"/>
         <source>No model loaded</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="118"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="123"/>
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="119"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="124"/>
         <source>Cancel loading the model</source>
         <translation>取消加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="131"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="136"/>
         <source>How the model should answer in this conversation</source>
         <translation>模型在本对话中应如何回答</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="167"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="172"/>
         <source>System prompt: {summary}</source>
         <translation>系统提示词：{summary}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="168"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="173"/>
         <source>System prompt: none</source>
         <translation>系统提示词：无</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="169"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="174"/>
         <source>This conversation has no system prompt.</source>
         <translation>本对话没有系统提示词。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="220"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="226"/>
         <source>{name} · {memory:.2f} GiB</source>
         <translation>{name} · {memory:.2f} GiB</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="221"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="227"/>
         <source>{name} · {memory:.2f} GiB, will not fit</source>
         <translation>{name} · {memory:.2f} GiB，内存不足</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="229"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="235"/>
         <source>Before loading: {name}, {params:.0f}M parameters, needs about {memory}</source>
         <translation>加载前：{name}，{params:.0f}M 参数，约需 {memory}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="232"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="238"/>
         <source>; {free:.1f} GiB free</source>
         <translation>；可用 {free:.1f} GiB</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="234"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="240"/>
         <source>. It will not fit: choose a shorter context length or a smaller model.</source>
         <translation>。内存不足：请选择更短的上下文长度或更小的模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="244"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="250"/>
         <source>This model cannot be opened: {message}</source>
         <translation>无法打开此模型：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="261"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="267"/>
         <source>Open GGUF model</source>
         <translation>打开 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="261"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="267"/>
         <source>GGUF models (*.gguf)</source>
         <translation>GGUF 模型 (*.gguf)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="266"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="272"/>
         <source>Open Hugging Face model folder</source>
         <translation>打开 Hugging Face 模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="303"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="322"/>
         <source>Loading</source>
         <translation>正在加载</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="304"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="323"/>
         <source>Loading {name}…</source>
         <translation>正在加载 {name}…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="314"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="333"/>
         <source>Cancelling…</source>
         <translation>正在取消…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="326"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="347"/>
         <source>{name}: {params:.0f}M parameters, {dtype} on {device}, context {ctx}, loaded in {secs:.1f} s. Memory: {memory}</source>
         <translation>{name}：{params:.0f}M 参数，{dtype}，运行于 {device}，上下文 {ctx}，加载用时 {secs:.1f} 秒。内存：{memory}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="331"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="352"/>
         <source>Adapter in use: {name}.</source>
         <translation>正在使用的适配器：{name}。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="337"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="358"/>
         <source>Loading {name} was cancelled.</source>
         <translation>已取消加载 {name}。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_header.py" line="343"/>
+        <location filename="../../chatapp/ui/chat_header.py" line="364"/>
         <source>Could not load {spec}: {message}</source>
         <translation>无法加载 {spec}：{message}</translation>
     </message>
@@ -1196,184 +1196,184 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="142"/>
+        <location filename="../../chatapp/ui/main_window.py" line="143"/>
         <source>Message the model (Enter sends, Shift+Enter for a new line)</source>
         <translation>给模型发消息（Enter 发送，Shift+Enter 换行）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="143"/>
+        <location filename="../../chatapp/ui/main_window.py" line="144"/>
         <source>Message</source>
         <translation>消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="147"/>
+        <location filename="../../chatapp/ui/main_window.py" line="148"/>
         <source>Attach image…</source>
         <translation>附加图片…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="148"/>
+        <location filename="../../chatapp/ui/main_window.py" line="149"/>
         <source>Attach images to the message</source>
         <translation>为消息附加图片</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="149"/>
+        <location filename="../../chatapp/ui/main_window.py" line="150"/>
         <source>Send</source>
         <translation>发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="150"/>
+        <location filename="../../chatapp/ui/main_window.py" line="151"/>
         <source>Send message</source>
         <translation>发送消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="151"/>
+        <location filename="../../chatapp/ui/main_window.py" line="152"/>
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="152"/>
+        <location filename="../../chatapp/ui/main_window.py" line="153"/>
         <source>Stop the reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="183"/>
+        <location filename="../../chatapp/ui/main_window.py" line="184"/>
         <source>Chat</source>
         <translation>聊天</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="184"/>
+        <location filename="../../chatapp/ui/main_window.py" line="185"/>
         <source>Train</source>
         <translation>训练</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="186"/>
+        <location filename="../../chatapp/ui/main_window.py" line="187"/>
         <source>Documents</source>
         <translation>文档</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="191"/>
+        <location filename="../../chatapp/ui/main_window.py" line="192"/>
         <source>No model</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="195"/>
-        <location filename="../../chatapp/ui/main_window.py" line="456"/>
+        <location filename="../../chatapp/ui/main_window.py" line="198"/>
+        <location filename="../../chatapp/ui/main_window.py" line="472"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="196"/>
+        <location filename="../../chatapp/ui/main_window.py" line="199"/>
         <source>Undo</source>
         <translation>撤销</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="274"/>
+        <location filename="../../chatapp/ui/main_window.py" line="278"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="275"/>
+        <location filename="../../chatapp/ui/main_window.py" line="279"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="276"/>
+        <location filename="../../chatapp/ui/main_window.py" line="280"/>
         <source>Import conversation…</source>
         <translation>导入对话…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="277"/>
+        <location filename="../../chatapp/ui/main_window.py" line="281"/>
         <source>Export conversation as Markdown…</source>
         <translation>将对话导出为 Markdown…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="279"/>
+        <location filename="../../chatapp/ui/main_window.py" line="283"/>
         <source>Export conversation as JSON…</source>
         <translation>将对话导出为 JSON…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="282"/>
+        <location filename="../../chatapp/ui/main_window.py" line="286"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="283"/>
+        <location filename="../../chatapp/ui/main_window.py" line="287"/>
         <source>&amp;Chat</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="284"/>
+        <location filename="../../chatapp/ui/main_window.py" line="288"/>
         <source>Focus message box</source>
         <translation>聚焦到消息框</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="285"/>
+        <location filename="../../chatapp/ui/main_window.py" line="289"/>
         <source>Stop reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="286"/>
+        <location filename="../../chatapp/ui/main_window.py" line="290"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="287"/>
+        <location filename="../../chatapp/ui/main_window.py" line="291"/>
         <source>Continue reply</source>
         <translation>继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="294"/>
+        <location filename="../../chatapp/ui/main_window.py" line="298"/>
         <source>Rename conversation</source>
         <translation>重命名对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="295"/>
+        <location filename="../../chatapp/ui/main_window.py" line="299"/>
         <source>Delete conversation</source>
         <translation>删除对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="297"/>
+        <location filename="../../chatapp/ui/main_window.py" line="301"/>
         <source>What the fine-tune changed…</source>
         <translation>微调改变了什么…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="298"/>
+        <location filename="../../chatapp/ui/main_window.py" line="302"/>
         <source>&amp;View</source>
         <translation>视图(&amp;V)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="299"/>
+        <location filename="../../chatapp/ui/main_window.py" line="303"/>
         <source>Conversation list</source>
         <translation>对话列表</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="300"/>
+        <location filename="../../chatapp/ui/main_window.py" line="304"/>
         <source>Settings</source>
         <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="302"/>
+        <location filename="../../chatapp/ui/main_window.py" line="306"/>
         <source>Show or hide the conversations (Ctrl+B)</source>
         <translation>显示或隐藏对话列表（Ctrl+B）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="303"/>
+        <location filename="../../chatapp/ui/main_window.py" line="307"/>
         <source>Open or close the settings (Ctrl+,)</source>
         <translation>打开或关闭设置（Ctrl+,）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="309"/>
+        <location filename="../../chatapp/ui/main_window.py" line="313"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="310"/>
-        <location filename="../../chatapp/ui/main_window.py" line="313"/>
+        <location filename="../../chatapp/ui/main_window.py" line="314"/>
+        <location filename="../../chatapp/ui/main_window.py" line="317"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="314"/>
+        <location filename="../../chatapp/ui/main_window.py" line="318"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -1382,82 +1382,87 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="336"/>
+        <location filename="../../chatapp/ui/main_window.py" line="340"/>
         <source>adapter {name}</source>
         <translation>适配器 {name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="340"/>
+        <location filename="../../chatapp/ui/main_window.py" line="344"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="352"/>
+        <location filename="../../chatapp/ui/main_window.py" line="356"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="357"/>
+        <location filename="../../chatapp/ui/main_window.py" line="361"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="396"/>
+        <location filename="../../chatapp/ui/main_window.py" line="402"/>
         <source>The language changes the next time chatapp starts.</source>
         <translation>下次启动 chatapp 时将切换语言。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="419"/>
+        <location filename="../../chatapp/ui/main_window.py" line="422"/>
+        <source>Weights: {reason}</source>
+        <translation>权重：{reason}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/main_window.py" line="435"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="456"/>
+        <location filename="../../chatapp/ui/main_window.py" line="472"/>
         <source>Undo edit</source>
         <translation>撤销编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="474"/>
+        <location filename="../../chatapp/ui/main_window.py" line="490"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="480"/>
+        <location filename="../../chatapp/ui/main_window.py" line="496"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="484"/>
+        <location filename="../../chatapp/ui/main_window.py" line="500"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="484"/>
+        <location filename="../../chatapp/ui/main_window.py" line="500"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="490"/>
+        <location filename="../../chatapp/ui/main_window.py" line="506"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="497"/>
+        <location filename="../../chatapp/ui/main_window.py" line="513"/>
         <source>The images are still being read; your message is kept.</source>
         <translation>图片仍在读取中；您的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="502"/>
+        <location filename="../../chatapp/ui/main_window.py" line="518"/>
         <source>This model cannot see images ({model}); remove them or load a vision model.</source>
         <translation>此模型无法查看图片（{model}）；请移除图片或加载视觉模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="503"/>
+        <location filename="../../chatapp/ui/main_window.py" line="519"/>
         <source>no model</source>
         <translation>无模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="513"/>
+        <location filename="../../chatapp/ui/main_window.py" line="529"/>
         <source>Attach images</source>
         <translation>附加图片</translation>
     </message>
@@ -1579,17 +1584,17 @@ Chat with a language model on your own machine, and teach it your own documents.
         <translation>正在准备对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/model_controller.py" line="103"/>
+        <location filename="../../chatapp/ui/model_controller.py" line="116"/>
         <source>Stop the reply before switching models.</source>
         <translation>请先停止回复，再切换模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/model_controller.py" line="120"/>
+        <location filename="../../chatapp/ui/model_controller.py" line="133"/>
         <source>The adapter {path} is no longer there; the model was loaded without it.</source>
         <translation>适配器 {path} 已不存在；模型已在不使用它的情况下加载。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/model_controller.py" line="139"/>
+        <location filename="../../chatapp/ui/model_controller.py" line="152"/>
         <source> The previous model ({name}) is still loaded.</source>
         <translation> 之前的模型（{name}）仍保持加载。</translation>
     </message>
@@ -1687,247 +1692,252 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>SettingsPanel</name>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="28"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="29"/>
         <source>Precise</source>
         <translation>精确</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="28"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="29"/>
         <source>Balanced</source>
         <translation>均衡</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="28"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="29"/>
         <source>Creative</source>
         <translation>创意</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="43"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="48"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="54"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="44"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="49"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="55"/>
         <source>Device</source>
         <translation>设备</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="46"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="52"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="47"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="53"/>
         <source>Automatic</source>
         <translation>自动</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="50"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="55"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="51"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="56"/>
         <source>Context length</source>
         <translation>上下文长度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="53"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="56"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="54"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="57"/>
         <source>CPU threads</source>
         <translation>CPU 线程数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="57"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="62"/>
+        <source>Weights</source>
+        <translation>权重</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/settings_panel.py" line="63"/>
         <source>Used the next time a model is loaded.</source>
         <translation>下次加载模型时生效。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="60"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="66"/>
         <source>Replies</source>
         <translation>回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="66"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="72"/>
         <source>Custom</source>
         <translation>自定义</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="67"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="73"/>
         <source>Sampling preset</source>
         <translation>采样预设</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="68"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="74"/>
         <source>Precise: focused, repeatable answers. Balanced: the default. Creative: more varied text.</source>
         <translation>精确：专注、可重复的回答。均衡：默认设置。创意：更多样的文字。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="71"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="77"/>
         <source>Maximum new tokens</source>
         <translation>最大生成词元数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="72"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="78"/>
         <source>Style</source>
         <translation>风格</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="76"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="82"/>
         <source>Used for each setting you leave at its default.</source>
         <translation>用于你保留默认值的每项设置。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="79"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="85"/>
         <source>Max new tokens</source>
         <translation>最大生成词元数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="81"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="87"/>
         <source>Think before answering</source>
         <translation>先思考再回答</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="82"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="88"/>
         <source>Let the model think before answering</source>
         <translation>让模型先思考再回答</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="83"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="89"/>
         <source>For models that can reason first (such as Qwen3). The reasoning is shown collapsed above the answer and is not sent again with later messages.</source>
         <translation>适用于能先推理的模型（如 Qwen3）。推理过程折叠显示在回答上方，之后的消息不会再次发送它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="89"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="95"/>
         <source>Advanced</source>
         <translation>高级</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="90"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="96"/>
         <source>Show the sampling settings</source>
         <translation>显示采样设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="99"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="109"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="105"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="115"/>
         <source>Temperature</source>
         <translation>温度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="100"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="109"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="106"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="115"/>
         <source>Top-p</source>
         <translation>Top-p</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="101"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="110"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="107"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="116"/>
         <source>Min-p</source>
         <translation>Min-p</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="102"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="111"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="108"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="117"/>
         <source>Repetition penalty</source>
         <translation>重复惩罚</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="104"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="110"/>
         <source>Off</source>
         <translation>关闭</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="105"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="110"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="111"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="116"/>
         <source>Top-k</source>
         <translation>Top-k</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="107"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="113"/>
         <source>Random</source>
         <translation>随机</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="108"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="111"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="114"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="117"/>
         <source>Seed</source>
         <translation>随机种子</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="117"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="123"/>
         <source>Appearance</source>
         <translation>外观</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="120"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="125"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="126"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="131"/>
         <source>Follow the system</source>
         <translation>跟随系统</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="120"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="126"/>
         <source>Light</source>
         <translation>浅色</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="120"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="126"/>
         <source>Dark</source>
         <translation>深色</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="122"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="129"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="128"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="135"/>
         <source>Theme</source>
         <translation>主题</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="127"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="130"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="133"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="136"/>
         <source>Language</source>
         <translation>语言</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="128"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="134"/>
         <source>Takes effect the next time chatapp starts.</source>
         <translation>下次启动 chatapp 时生效。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="154"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="160"/>
         <source>temperature</source>
         <translation>温度</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="154"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="160"/>
         <source>top-p</source>
         <translation>top-p</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="154"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="160"/>
         <source>top-k</source>
         <translation>top-k</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="155"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="161"/>
         <source>min-p</source>
         <translation>min-p</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="155"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="161"/>
         <source>repetition penalty</source>
         <translation>重复惩罚</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="156"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="162"/>
         <source>repetition window</source>
         <translation>重复窗口</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="158"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="164"/>
         <source>This model recommends: {values}</source>
         <translation>此模型建议：{values}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="158"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="164"/>
         <source>, </source>
         <translation>，</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="246"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="254"/>
         <source>Settings</source>
         <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/settings_panel.py" line="252"/>
-        <location filename="../../chatapp/ui/settings_panel.py" line="253"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="260"/>
+        <location filename="../../chatapp/ui/settings_panel.py" line="261"/>
         <source>Close the settings</source>
         <translation>关闭设置</translation>
     </message>
@@ -2167,27 +2177,27 @@ Chat with a language model on your own machine, and teach it your own documents.
 <context>
     <name>TrainingController</name>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="94"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="95"/>
         <source>Load a model first.</source>
         <translation>请先加载模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="97"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="98"/>
         <source>Wait for the current reply or model load to finish.</source>
         <translation>请等待当前回复或模型加载完成。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="138"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="139"/>
         <source>Training completed: {name}</source>
         <translation>训练完成：{name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="138"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="139"/>
         <source>Training cancelled: {name}</source>
         <translation>训练已取消：{name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training_controller.py" line="139"/>
+        <location filename="../../chatapp/ui/training_controller.py" line="140"/>
         <source>Training failed: {name}</source>
         <translation>训练失败：{name}</translation>
     </message>
@@ -2308,13 +2318,13 @@ Chat with a language model on your own machine, and teach it your own documents.
     </message>
     <message>
         <location filename="../../chatapp/ui/training/adapters.py" line="55"/>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="78"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="79"/>
         <source>Name</source>
         <translation>名称</translation>
     </message>
     <message>
         <location filename="../../chatapp/ui/training/adapters.py" line="55"/>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="77"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="78"/>
         <source>Base model</source>
         <translation>基础模型</translation>
     </message>
@@ -2386,7 +2396,7 @@ Chat with a language model on your own machine, and teach it your own documents.
     </message>
     <message>
         <location filename="../../chatapp/ui/training/adapters.py" line="118"/>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="109"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="114"/>
         <source>the default model</source>
         <translation>默认模型</translation>
     </message>
@@ -2594,98 +2604,98 @@ Chat with a language model on your own machine, and teach it your own documents.
         <translation>高级：按下面的设置直接开始训练，不先显示估算。“教学”会先估算再训练。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="224"/>
-        <location filename="../../chatapp/ui/training/panel.py" line="231"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="225"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="232"/>
         <source>Cannot start: {reason}</source>
         <translation>无法开始：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="258"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="259"/>
         <source>Estimating…</source>
         <translation>正在估算…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="275"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="276"/>
         <source>Estimating how long teaching takes…</source>
         <translation>正在估算教学所需时间…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="318"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="319"/>
         <source>Cancelling: saving a checkpoint…</source>
         <translation>正在取消：保存检查点…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="364"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="365"/>
         <source>Press Teach again to start.</source>
         <translation>再次点击“教学”即可开始。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="371"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="372"/>
         <source>Estimate cancelled.</source>
         <translation>估算已取消。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="396"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="397"/>
         <source>A checkpoint at step {step} was kept: press Resume to continue from it.</source>
         <translation>已保留第 {step} 步的检查点：点击“继续训练”可从这里接着训练。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="401"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="402"/>
         <source>Cancelled</source>
         <translation>已取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="403"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="404"/>
         <source>Cancelled.</source>
         <translation>已取消。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="403"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="404"/>
         <source>Cancelled at step {step}.</source>
         <translation>已在第 {step} 步取消。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="405"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="406"/>
         <source>Cancelled: {reason}.</source>
         <translation>已取消：{reason}。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="408"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="409"/>
         <source>Stopped</source>
         <translation>已停止</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="409"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="410"/>
         <source>Training stopped unexpectedly; resume from step {step} with Resume. ({reason})</source>
         <translation>训练意外停止；可点击“继续”从第 {step} 步恢复。（{reason}）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="412"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="413"/>
         <source>Failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="413"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="414"/>
         <source>Failed: {reason}</source>
         <translation>失败：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="413"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="414"/>
         <source>unknown error</source>
         <translation>未知错误</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="421"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="422"/>
         <source>Completed {steps} steps. Saved to {out}</source>
         <translation>已完成 {steps} 步。已保存到 {out}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="423"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="424"/>
         <source>Stopped early at step {step}: held-out perplexity stopped improving.</source>
         <translation>在第 {step} 步提前停止：留出困惑度不再改善。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/panel.py" line="426"/>
+        <location filename="../../chatapp/ui/training/panel.py" line="427"/>
         <source> (the weights of step {step}, the lowest held-out perplexity)</source>
         <translation>（第 {step} 步的权重，留出困惑度最低）</translation>
     </message>
@@ -2886,157 +2896,162 @@ Chat with a language model on your own machine, and teach it your own documents.
         <translation>方法与设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="36"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="37"/>
         <source>adapter</source>
         <translation>adapter</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="38"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="39"/>
         <source>LoRA (recommended)</source>
         <translation>LoRA（推荐）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="38"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="39"/>
         <source>Full fine-tune</source>
         <translation>全量微调</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="39"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="40"/>
         <source>From scratch</source>
         <translation>从头训练</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="44"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="45"/>
         <source>Auto (sized to the documents)</source>
         <translation>自动（按文档规模）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="46"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="47"/>
         <source>From epochs</source>
         <translation>由轮数决定</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="48"/>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="53"/>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="55"/>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="57"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="49"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="54"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="56"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="58"/>
         <source>Auto (by recipe)</source>
         <translation>自动（按训练方案）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="58"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="59"/>
         <source>Attention q, v (fastest)</source>
         <translation>注意力 q、v（最快）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="59"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="60"/>
         <source>All attention (q, k, v, o)</source>
         <translation>全部注意力层（q、k、v、o）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="60"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="61"/>
         <source>All linear layers (learns most)</source>
         <translation>全部线性层（学得最多）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="62"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="63"/>
         <source>Which layers get an adapter: more layers learn more from the documents, train slower, and overfit sooner</source>
         <translation>哪些层加适配器：层越多，从文档学到的越多，训练越慢，也越早过拟合</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="65"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="66"/>
         <source>Before and after only</source>
         <translation>仅训练前后</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="67"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="68"/>
         <source>Never</source>
         <translation>从不</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="68"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="69"/>
         <source> evaluations</source>
         <translation> 次评估</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="69"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="70"/>
         <source>Stop when this many evaluations in a row find no lower held-out perplexity, and keep the weights of the best one</source>
         <translation>连续这么多次评估的留出困惑度都没有降低时停止训练，并保留最佳一次的权重</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="72"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="73"/>
         <source>At the end only</source>
         <translation>仅在结束时</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="78"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="79"/>
         <source>Method</source>
         <translation>方法</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="79"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="80"/>
         <source>Epochs</source>
         <translation>轮数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="79"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="80"/>
         <source>Max steps</source>
         <translation>最大步数</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="80"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="81"/>
         <source>Learning rate</source>
         <translation>学习率</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="80"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="81"/>
         <source>Batch size</source>
         <translation>批大小</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="81"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="82"/>
         <source>Gradient accumulation</source>
         <translation>梯度累积</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="82"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="83"/>
         <source>Block size (tokens)</source>
         <translation>块大小（词元）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="82"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="83"/>
         <source>LoRA rank</source>
         <translation>LoRA 秩</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="83"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="84"/>
         <source>LoRA alpha</source>
         <translation>LoRA alpha</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="83"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="84"/>
         <source>LoRA layers</source>
         <translation>LoRA 层</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="84"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="85"/>
         <source>Evaluate every (steps)</source>
         <translation>评估间隔（步）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="85"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="86"/>
         <source>Stop if no gain for</source>
         <translation>无改进则停止，持续</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="86"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="87"/>
         <source>Checkpoint every (steps)</source>
         <translation>检查点间隔（步）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/training/settings_form.py" line="86"/>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="87"/>
         <source>Seed</source>
         <translation>随机种子</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/training/settings_form.py" line="116"/>
+        <source>{name} ({weights}: LoRA trains over the compact weights)</source>
+        <translation>{name}（{weights}：LoRA 在紧凑权重上训练）</translation>
     </message>
     <message>
         <source>Skipped file</source>
@@ -3348,6 +3363,74 @@ Chat with a language model on your own machine, and teach it your own documents.
     <message>
         <source>Cannot open {file}: {reason}</source>
         <translation type="obsolete">无法打开 {file}：{reason}</translation>
+    </message>
+</context>
+<context>
+    <name>WeightsPicker</name>
+    <message>
+        <location filename="../../chatapp/ui/weights_picker.py" line="28"/>
+        <source>Automatic</source>
+        <translation>自动</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/weights_picker.py" line="28"/>
+        <source>float32 (exact)</source>
+        <translation>float32（精确）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/weights_picker.py" line="29"/>
+        <source>int8 (compact)</source>
+        <translation>int8（紧凑）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/weights_picker.py" line="29"/>
+        <source>int4 (smallest)</source>
+        <translation>int4（最小）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/weights_picker.py" line="34"/>
+        <source>fits</source>
+        <translation>放得下</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/weights_picker.py" line="34"/>
+        <source>tight</source>
+        <translation>偏紧</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/weights_picker.py" line="34"/>
+        <source>does not fit</source>
+        <translation>放不下</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/weights_picker.py" line="42"/>
+        <source>Automatic: {option}</source>
+        <translation>自动：{option}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/weights_picker.py" line="46"/>
+        <source>{name} · {memory:.2f} GiB · {fit}</source>
+        <translation>{name} · {memory:.2f} GiB · {fit}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/weights_picker.py" line="56"/>
+        <source>Weights: {option} (automatic)</source>
+        <translation>权重：{option}（自动）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/weights_picker.py" line="57"/>
+        <source>Weights: {option}</source>
+        <translation>权重：{option}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/weights_picker.py" line="69"/>
+        <source>Weights in memory</source>
+        <translation>内存中的权重</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/weights_picker.py" line="70"/>
+        <source>How the weights are held in memory: float32 is exact; int8 and int4 need a quarter to a sixth of the memory and change the answers slightly. Used the next time the model is loaded.</source>
+        <translation>权重在内存中的存放方式：float32 精确；int8 和 int4 只需约四分之一到六分之一的内存，回答会略有变化。下次加载模型时生效。</translation>
     </message>
 </context>
 </TS>

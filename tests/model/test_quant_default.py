@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from chatapp.engine.loader import load_model
+from chatapp.engine.quality import agreement, greedy_ids, text_perplexity
 from chatapp.model.quant import QuantLinear, tensor_bytes, weights_kind
 from chatapp.weights.gguf_loader import open_gguf
 
@@ -30,25 +30,11 @@ def models(default_gguf_path):
 
 
 def perplexity(loaded) -> float:
-    ids = torch.tensor([loaded.tokenizer.encode(TEXT)])
-    with torch.no_grad():
-        logits = loaded.model(ids)
-    return torch.exp(F.cross_entropy(logits[0, :-1], ids[0, 1:])).item()
+    return text_perplexity(loaded.model, loaded.tokenizer, TEXT)
 
 
 def greedy(loaded, prompt: str, n: int = 8) -> list[int]:
-    ids = loaded.tokenizer.encode(prompt)
-    model = loaded.model
-    model.setup_cache(1, len(ids) + n)
-    out = []
-    with torch.no_grad():
-        logits = model(torch.tensor([ids]), torch.arange(len(ids)), last_only=True)
-        for i in range(n):
-            token = int(logits[0, -1].argmax())
-            out.append(token)
-            logits = model(torch.tensor([[token]]), torch.tensor([len(ids) + i]))
-    model.clear_cache()
-    return out
+    return greedy_ids(loaded.model, loaded.tokenizer, prompt, n)
 
 
 def test_int4_holds_no_more_than_the_files_own_tensor_bytes(models, default_gguf_path):
@@ -81,5 +67,4 @@ def test_greedy_continuations_agree_with_float32(models, prompt):
     want = greedy(models["float32"], prompt)
     assert greedy(models["int4"], prompt) == want
     got = greedy(models["int8"], prompt)
-    agree = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), len(want))
-    assert agree >= 4, (got, want)  # the first tokens agree; a late tie may flip
+    assert agreement(got, want) >= 4, (got, want)  # the first tokens agree; a late tie may flip

@@ -73,3 +73,13 @@ def test_an_adapter_on_compact_weights_is_refused_clearly(default_gguf_path, tmp
 
     with pytest.raises(DeviceError, match="LoRA adapter needs float weights.*--weights float32"):
         load_model(default_gguf_path, device="cpu", weights="int4", adapter=tmp_path)
+
+
+def test_estimate_says_what_auto_would_pick_whatever_was_asked(default_gguf_path):
+    from chatapp.engine.loader import estimate_model
+
+    asked = estimate_model(default_gguf_path, device="cpu", context_len=512, weights="int4")
+    auto = estimate_model(default_gguf_path, device="cpu", context_len=512)
+    assert asked["weights"] == "int4" and asked["auto_weights"] == auto["weights"]
+    assert auto["auto_weights"] == auto["weights"]
+    assert set(asked["options"]) == {"float32", "bf16", "float16", "int8", "int4"}

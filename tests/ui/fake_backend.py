@@ -10,6 +10,11 @@ from chatapp.engine.backend import ModelEstimate, ModelInfo, ReplyFinished, logp
 from chatapp.engine.retrieval import SEARCH_LIMIT, Source, build_query, with_passages
 
 
+def _fit(need: float, free: int) -> str:
+    """engine.weights_option.fit_word, without importing torch."""
+    return "fits" if need <= 0.7 * free else "tight" if need <= free else "does not fit"
+
+
 class FakeBackend:
     """Streams a scripted reply word by word from the worker thread; no model, no torch.
 
@@ -35,6 +40,8 @@ class FakeBackend:
         self.passages_that_fit = passages_that_fit
         self.calls: list[dict] = []
         self.loads: list[str] = []
+        self.load_options: list = []  # the LoadOptions of each load
+        self.estimate_options: list = []  # the LoadOptions of each estimate
         self.reply: ReplyFinished | None = None
         self.streamed = 0  # pieces of the reply in progress so far
         self.loaded_name = None
@@ -48,6 +55,7 @@ class FakeBackend:
     def load(self, spec, options, progress=None):
         self.thread_names.add("main" if threading.current_thread() is threading.main_thread() else "worker")
         self.loads.append(spec)
+        self.load_options.append(options)
         if spec == "staged":  # the real loader's stages, each starting again at 0
             for stage, fraction in (("config", 0.0), ("weights", 0.5), ("weights", 1.0), ("tokenizer", 0.0),
                                     ("ready", 1.0)):
@@ -64,19 +72,34 @@ class FakeBackend:
         time.sleep(0.02)
         self.loaded_name = f"Fake-{spec}"
         self.adapter = options.adapter or ""
+        weights = "float32" if options.weights == "auto" else options.weights
+        reason = ("auto picked float32: 0.56 GiB fits comfortably" if options.weights == "auto"
+                  else f"weights {weights} as asked")
         return ModelInfo(name=self.loaded_name, path=spec, kind="gguf", device="cpu", dtype="float32",
                          context_len=options.context_len, n_params=1_000_000, load_s=0.02, memory="1 MB",
                          adapter=self.adapter, sampling_defaults=dict(self.recommended),
-                         thinking_switch=self.thinking_switch, vision=self.vision,
-                         max_images=4 if self.vision else 0, image_tokens=576 if self.vision else 0)
+                         thinking_switch=self.thinking_switch, weights=weights, weights_reason=reason,
+                         vision=self.vision, max_images=4 if self.vision else 0,
+                         image_tokens=576 if self.vision else 0)
 
     def estimate(self, spec, options):
         if spec == "broken":
             raise ValueError("broken: not a model file (a test stand-in)")
-        need = 64 * 1024**3 if spec == "huge" else 600 * 1024**2
+        self.estimate_options.append(options)
+        self.thread_names.add("main" if threading.current_thread() is threading.main_thread() else "worker")
+        # float32's need, and each option's share of it (the real ratios of a small model, roughly)
+        base = 64 * 1024**3 if spec == "huge" else 600 * 1024**2
+        shares = {"float32": 1.0, "bf16": 0.55, "float16": 0.55, "int8": 0.3, "int4": 0.2}
+        free = 8 * 1024**3
+        table = {option: {"bytes": int(base * share), "fit": _fit(base * share, free)}
+                 for option, share in shares.items()}
+        auto = next((o for o in ("float32", "int8") if table[o]["fit"] == "fits"), "int4")
+        chosen = auto if options.weights == "auto" else options.weights
+        need = table[chosen]["bytes"]
         return ModelEstimate(name=f"Fake-{spec}", n_params=135_000_000, context_len=options.context_len,
                              device="cpu", dtype="float32", memory=f"{need / 1024**3:.2f} GiB",
-                             memory_bytes=need, free_bytes=8 * 1024**3, fits=need <= 8 * 1024**3)
+                             memory_bytes=need, free_bytes=free, fits=need <= free, weights=chosen,
+                             fit=table[chosen]["fit"], options=table, auto_weights=auto)
 
     @property
     def has_adapter(self) -> bool:

@@ -175,10 +175,11 @@ class TrainingPanel(QWidget):
         self._update_state()
 
     @Slot(str)
-    def set_model(self, spec: str, name: str = "") -> None:
-        """The base model to fine-tune: the chat's current model, as a spec ("default" or a path)."""
+    def set_model(self, spec: str, name: str = "", weights: str = "float") -> None:
+        """The base model to fine-tune: the chat's current model, as a spec ("default" or a path);
+        weights: "int8" / "int4" when it was loaded compact (LoRA trains over them)."""
         self.model = spec
-        self.form.set_base(spec, name)
+        self.form.set_base(spec, name, weights)
         self.task.model = spec
         self._update_state()
 

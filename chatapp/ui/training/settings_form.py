@@ -31,6 +31,7 @@ class SettingsForm(QGroupBox):
         form = QFormLayout(self)
         d = option_default
         self.base_label = QLabel("")
+        self.base_weights = "float"  # the base's weights while LoRA trains (TrainJob.weights)
         self.base_label.setWordWrap(True)
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText(_tr("adapter"))
@@ -103,10 +104,17 @@ class SettingsForm(QGroupBox):
                         lora_targets=None if self.lora_targets.currentData() is None
                         else list(self.lora_targets.currentData()),
                         eval_every=self.eval_every.value(), early_stop=self.early_stop.value(),
-                        save_every=self.save_every.value(), seed=self.seed.value())
+                        save_every=self.save_every.value(), seed=self.seed.value(),
+                        weights=self.base_weights if self.method.currentData() == "lora" else "float")
 
-    def set_base(self, spec: str, name: str = "") -> None:
-        self.base_label.setText(name or (_tr("the default model") if spec == "default" else Path(spec).name))
+    def set_base(self, spec: str, name: str = "", weights: str = "float") -> None:
+        """The base model; `weights` "int8" / "int4" when the chat loaded it compact: LoRA then
+        trains over the compact weights (`chatapp train --weights`), as the model fits that way."""
+        self.base_weights = weights
+        text = name or (_tr("the default model") if spec == "default" else Path(spec).name)
+        if weights != "float":
+            text = _tr("{name} ({weights}: LoRA trains over the compact weights)").format(name=text, weights=weights)
+        self.base_label.setText(text)
         self.base_label.setToolTip(spec)
 
     @Slot()
