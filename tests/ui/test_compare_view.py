@@ -90,7 +90,7 @@ def test_another_model_that_does_not_fit_is_named_with_the_numbers(qtbot, make_w
     view, _, _ = _open(qtbot, window, tmp_path)
     view.choose_model(1, "huge")
     qtbot.waitUntil(lambda: "does not fit" in view.fit_label.text(), timeout=5000)
-    assert ("Fake-huge does not fit beside the loaded model: it needs 64.00 GiB and 8.00 GiB is free."
+    assert ("Fake-huge does not fit beside the loaded model: it needs 12.80 GiB and 8.00 GiB is free."
             in view.fit_label.text())
     assert not view.run_button.isEnabled()
     assert "huge" not in window.header.model_status.text()  # the chat header is not told about it
