@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .linear import fast_linear
 from .quant_products import GROUP, compiled_product, products_in_use, row_product, set_products  # noqa: F401
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 KINDS = ("int8", "int4")
 # Floats dequantized per step of a product: 64K floats = 256 KB, an L2-sized chunk.
 CHUNK_ELEMENTS = 1 << 16
+# Floats a multi-row product dequantizes at once: 4M floats = 16 MB, every matrix of a small model.
+PREFILL_ELEMENTS = 1 << 22
 
 
 @dataclass
@@ -147,17 +150,19 @@ class QuantLinear(nn.Module):
             if self.bias is not None:
                 out = out + self.bias
             return out.view(*x.shape[:-1], self.out_features).to(x.dtype)
-        step = chunk_rows(self.in_features)
-        if rows.shape[0] > 1:
-            # A prefill's rows make the product compute-bound: bigger chunks cost nothing in
-            # dequantizing (done once per call) and let the matrix product run long.
-            step *= 8
         q = self.quantized
-        if step >= self.out_features:
-            out = F.linear(rows, q.dequantize())
+        if rows.shape[0] > 1:
+            # A prefill's (or training batch's) rows make the product compute-bound: dequantize
+            # once (the whole weight up to PREFILL_ELEMENTS) and let oneDNN's AVX-512 product run
+            # long (linear.fast_linear: about 2x MKL's here; autograd too, for LoRA on a compact base).
+            step = max(1, PREFILL_ELEMENTS // self.in_features)
+            parts = [fast_linear(rows, q.dequantize(i, i + step), None, onednn=True)
+                     for i in range(0, self.out_features, step)]  # each (M, rows of the chunk)
+            out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)  # (M, out)
         else:
+            step = chunk_rows(self.in_features)
             out = torch.cat([F.linear(rows, q.dequantize(i, i + step)) for i in range(0, self.out_features, step)],
-                            dim=-1)  # (M, out)
+                            dim=-1)  # (1, out)
         if self.bias is not None:
             out = out + self.bias
         return out.view(*x.shape[:-1], self.out_features).to(x.dtype)
