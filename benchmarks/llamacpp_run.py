@@ -25,7 +25,9 @@ from llama_cpp import Llama, __version__
 
 
 def last_logits(llm: Llama) -> np.ndarray:
-    return llm.scores[llm.n_tokens - 1]
+    """The last evaluated position's logits (without logits_all, llama-cpp-python keeps no copy
+    in llm.scores: read llama.cpp's own buffer, which then holds only that row)."""
+    return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
 
 
 def timed_run(llm: Llama, prompt: list[int], new_tokens: int) -> tuple[float, float, list[int]]:

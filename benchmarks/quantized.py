@@ -72,9 +72,9 @@ def agreement(continuations: list[list[int]], reference: dict, tokens: int) -> s
 def llama_cpp(reference: dict, args) -> dict | str:
     """llama.cpp's speed and quality on the same GGUF, in its own venv (see the module docstring)."""
     python = LLAMA_VENV / "bin" / "python"
-    if not python.exists():
-        return (f"absent: no {LLAMA_VENV.relative_to(ROOT)} with llama-cpp-python (benchmarks/llamacpp_venv.sh "
-                "builds it: compiling C++ takes 20-60 minutes)")
+    if not python.exists() or not list(LLAMA_VENV.glob("lib/python*/site-packages/llama_cpp/__init__.py")):
+        return (f"absent: no {LLAMA_VENV.relative_to(ROOT)} with llama-cpp-python installed "
+                "(benchmarks/llamacpp_venv.sh builds it: compiling C++ takes 20 minutes to hours)")
     loaded = reference["loaded"]
     vocab = loaded.config.vocab_size
     g = torch.Generator().manual_seed(1)
