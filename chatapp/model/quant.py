@@ -9,13 +9,14 @@ Two forms, each close to a GGUF block type so a file in that type is repacked bi
   with float16 `scales` and `mins` (out, in/32): w = q * scale + min. GGUF Q4_1 is exactly
   this (20 bytes per 32 weights); Q4_0 is scale d, min -8 d.
 
-The product dequantizes the weight in chunks of output rows (a few hundred KB of float32,
-so the chunk stays in cache) and multiplies each chunk with float32 arithmetic. That was the
-fastest eager choice measured (benchmarks/quant_kernels.py): torch's weight-only kernels
-(`_weight_int8pack_mm`, `_weight_int4pack_mm_for_cpu`) were 3-10x slower than float32 for one
-row and 30-100x slower for prefill on this CPU, and fbgemm's dynamic int8 Linear, fast, also
-quantizes the activations, which took the default model's perplexity from 61 to 184 (top-1
-agreement with float32 37%): rejected by the quality guard.
+Products: one row (decode) goes through quant_products.py, a torch.compile'd loop that reads
+the compact weight once where a C++ compiler works, else eagerly: the weight dequantized in
+L2-sized chunks of rows, each multiplied in float32. Many rows (prefill, training) dequantize
+the weight once and multiply on oneDNN. Rejected after measuring (benchmarks/quant_kernels.py):
+torch's weight-only kernels (`_weight_int8pack_mm`, `_weight_int4pack_mm_for_cpu`), 3-10x
+slower than float32 for one row and 30-100x slower for prefill on this CPU; fbgemm's dynamic
+int8 Linear, fast, but it quantizes the activations too, which took the default model's
+perplexity from 61 to 184 (top-1 agreement with float32 37%).
 """
 
 from __future__ import annotations
