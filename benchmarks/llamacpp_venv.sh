@@ -16,8 +16,10 @@ export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-1}"
 # A CPU build for this machine: native instructions (AVX-512 here), no GPU back end, no server.
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF}"
 
-case "$(cd "$(dirname "$venv")" 2>/dev/null && pwd)/$(basename "$venv")" in
-  */main/.venv|*/main/.venv/) echo "refusing to install llama-cpp-python into the app's venv: $venv" >&2; exit 2;;
+target="$(cd "$(dirname "$venv")" 2>/dev/null && pwd)/$(basename "$venv")"
+app_venv="$(cd "$here/.." && pwd)/.venv"
+case "$target" in
+  "$app_venv"|*/main/.venv) echo "refusing to install llama-cpp-python into the app's venv: $venv" >&2; exit 2;;
 esac
 
 if [ ! -x "$venv/bin/python" ]; then
