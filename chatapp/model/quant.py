@@ -274,11 +274,14 @@ def quantize_state(state: dict, option: str) -> dict:
     return state
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def warm_up_products(model: nn.Module) -> int:
     """Run the one-row product of each distinct compact weight shape in `model` once, so that
     compiled products compile now (at load) rather than in the first reply. Returns how many
-    shapes ran; 0 while eager products are in use."""
+    shapes ran; 0 while eager products are in use.
+
+    Under inference_mode, as the engine decodes: dynamo guards on it, so a warm-up under
+    no_grad compiled every shape a second time in the first reply."""
     shapes = {}
     for module in model.modules():
         if isinstance(module, QuantLinear) and compiled_product(module.kind) is not None:

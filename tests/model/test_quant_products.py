@@ -96,3 +96,17 @@ def test_compiled_row_products_match_eager(kind):
     got = product(kind, x, q)
     assert qp.products_in_use() == "compiled"  # it did not fall back
     torch.testing.assert_close(got, F.linear(x, q.dequantize()), rtol=1e-4, atol=1e-5)
+
+
+def test_warm_up_compiles_what_the_engine_decodes_with():
+    if not qp.compiler_available():
+        pytest.skip("torch.compile has no working C++ compiler on this machine")
+    from torch._dynamo.utils import counters
+
+    qp.set_products("compiled")
+    layer = QuantLinear(compact("int8", 24, 64, seed=5))
+    assert warm_up_products(layer) == 1
+    graphs = counters["stats"]["unique_graphs"]
+    with torch.inference_mode():  # as Engine._forward decodes
+        layer(torch.randn(1, 1, 64))
+    assert counters["stats"]["unique_graphs"] == graphs  # nothing compiled in the first reply
