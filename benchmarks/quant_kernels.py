@@ -11,7 +11,11 @@ For the default model's weight shapes (out x in: 576x576, 1536x576, 576x1536, an
   int4pack      torch._weight_int4pack_mm_for_cpu (4-bit, groups of 32, scale and zero)
   int8-deq      eager: int8 -> float32 in blocks of output rows, then F.linear per block
   int8-dyn      fbgemm dynamic int8 (torch.ao dynamic-quantized Linear; quantizes the rows too)
-  int8-compile  torch.compile of dequantize-and-multiply (only with --compile: needs a C++ compiler)
+  int8-compile  torch.compile of dequantize-and-multiply, per-channel int8 (only with --compile:
+                needs a C++ compiler)
+  q8-compiled   the app's compiled one-row product on its int8 layout (Q8_0: a scale per 32)
+  q4-compiled   the same on its int4 layout (Q4_1: scale and min per 32); both with --compile,
+                one row only (chatapp/model/quant_products.py)
 
 Each figure is the median of several timed repetitions, in microseconds, with the weight
 bytes it streams per microsecond (GB/s) for one row. One JSON line per measurement goes to
@@ -29,7 +33,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+from chatapp.model import quant_products
 from chatapp.model.linear import split_linear
+from chatapp.model.quant import QuantizedTensor
 
 log = logging.getLogger("quant_kernels")
 
@@ -99,6 +105,12 @@ def candidates(w: torch.Tensor, rows: int, threads: int, compile_too: bool):
             return (x @ q.t().to(torch.float32)) * s
 
         yield "int8-compile", lambda: deq_mm(x, q8, s8), out_f * in_f
+        if rows == 1:
+            quant_products.set_products("compiled")
+            for kind, name in (("int8", "q8-compiled"), ("int4", "q4-compiled")):
+                q = QuantizedTensor.from_float(w, kind)
+                yield name, (lambda q=q, kind=kind: quant_products.row_product(kind, x, q.qweight, q.scales, q.mins)
+                             ), q.nbytes
 
 
 def main() -> None:

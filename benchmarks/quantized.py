@@ -3,12 +3,16 @@ memory, and quality against float32, beside transformers float32 and llama.cpp.
 
     nice -n 10 .venv/bin/python benchmarks/quantized.py [--threads 1] [--new-tokens 64] [--options float32 int8 int4]
 
-Speed: decode and prefill tok/s after a 37-token prompt (the issue's setting), the weight
-bytes held and the bandwidth decode reaches (bytes held x tokens/s), peak resident memory.
+Speed: decode tok/s after a 37-token prompt and prefill tok/s of a 500-token prompt (the
+issue's settings), the weight bytes held and the bandwidth decode reaches (bytes held x
+tokens/s), peak resident memory, and which one-row products int8/int4 used (compiled/eager).
 Quality: perplexity on a fixed text (the first demo document) and greedy agreement with
 float32 (tokens equal before the first difference, over a fixed set of prompts).
-llama.cpp: only through llama-cpp-python in a separate virtual environment
-(benchmarks/.llama-venv); the column says "absent" when there is none: it is never built here.
+llama.cpp: through llama-cpp-python in a virtual environment of its own, made by
+benchmarks/llamacpp_venv.sh (benchmarks/.llamacpp-venv), never the app's; it runs in a child
+process (benchmarks/llamacpp_run.py) on the same GGUF file with the same threads, the same
+token ids (made by our tokenizer) for speed, perplexity and greedy agreement, and answers the
+chat question with its own chat template. The row says "absent" when that venv is missing.
 """
 
 from __future__ import annotations
@@ -32,16 +36,55 @@ from chatapp.engine.quality import agreement, greedy_ids, text_perplexity  # noq
 log = logging.getLogger("quantized")
 PROMPTS = ["The capital of France is", "def fibonacci(n):", "Water boils at", "The three primary colours are",
            "Once upon a time", "import numpy as np\n"]
-LLAMA_VENV = ROOT / "benchmarks" / ".llama-venv"
+LLAMA_VENV = ROOT / "benchmarks" / ".llamacpp-venv"
+CHAT = "What is the capital of France?"
+PREFILL_TOKENS = 500
 
 
 def bench(option: str, args) -> dict:
-    cmd = [sys.executable, "-m", "chatapp", "bench", "--model", args.model, "--weights", option, "--device", "cpu",
-           "--threads", str(args.threads), "--prompt-tokens", "37", "--new-tokens", str(args.new_tokens),
-           "--runs", str(args.runs), "--json"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True, cwd=ROOT)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """`chatapp bench` decode at 37 prompt tokens, then prefill of PREFILL_TOKENS, in two processes."""
+    def run(prompt_tokens: int, new_tokens: int) -> dict:
+        cmd = [sys.executable, "-m", "chatapp", "bench", "--model", args.model, "--weights", option,
+               "--device", "cpu", "--threads", str(args.threads), "--prompt-tokens", str(prompt_tokens),
+               "--new-tokens", str(new_tokens), "--runs", str(args.runs), "--json"]
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True, cwd=ROOT)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    decode = run(37, args.new_tokens)
+    decode["prefill_37_tok_s"] = decode.pop("prefill_tok_s")
+    decode["prefill_tok_s"] = run(PREFILL_TOKENS, 2)["prefill_tok_s"]
+    return decode
+
+
+def fixed_text_ids(tokenizer) -> list[int]:
+    text = sorted((ROOT / "benchmarks" / "demo_docs").glob("*"))[0].read_text(encoding="utf-8")
+    return tokenizer.encode(text)[:256]
+
+
+def llama_cpp(reference: dict, args) -> dict | str:
+    """llama.cpp's speed and quality on the same GGUF, in its own venv (see the module docstring)."""
+    python = LLAMA_VENV / "bin" / "python"
+    if not python.exists() or not list(LLAMA_VENV.glob("lib/python*/site-packages/llama_cpp/__init__.py")):
+        return (f"absent: no {LLAMA_VENV.relative_to(ROOT)} with llama-cpp-python installed "
+                "(benchmarks/llamacpp_venv.sh builds it: compiling C++ takes 20 minutes to hours)")
+    loaded = reference["loaded"]
+    vocab = loaded.config.vocab_size
+    g = torch.Generator().manual_seed(1)
+    request = {"model": str(resolve_model(args.model)), "threads": args.threads, "runs": args.runs,
+               "decode_prompt": torch.randint(0, vocab, (37,), generator=g).tolist(),
+               "prefill_prompt": torch.randint(0, vocab, (PREFILL_TOKENS,), generator=g).tolist(),
+               "new_tokens": args.new_tokens, "perplexity_ids": fixed_text_ids(loaded.tokenizer),
+               "greedy_prompts": [loaded.tokenizer.encode(p) for p in PROMPTS],
+               "greedy_tokens": args.greedy_tokens, "chat": CHAT}
+    out = subprocess.run([str(python), str(ROOT / "benchmarks" / "llamacpp_run.py")], input=json.dumps(request),
+                         capture_output=True, text=True, cwd=ROOT)
+    if out.returncode:
+        return f"failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}"
+    result = json.loads(out.stdout)
+    agree = [agreement(c, r) for c, r in zip(result.pop("continuations"), reference["continuations"])]
+    result["greedy_agreement"] = f"{sum(agree)}/{args.greedy_tokens * len(PROMPTS)}"
+    return result
 
 
 def quality(option: str, reference: dict, args) -> dict:
@@ -49,7 +92,7 @@ def quality(option: str, reference: dict, args) -> dict:
     text = sorted((ROOT / "benchmarks" / "demo_docs").glob("*"))[0].read_text(encoding="utf-8")
     ppl = text_perplexity(loaded.model, loaded.tokenizer, text, max_tokens=256)
     continuations = [greedy_ids(loaded.model, loaded.tokenizer, p, args.greedy_tokens) for p in PROMPTS]
-    result = {"perplexity": round(ppl, 3), "continuations": continuations}
+    result = {"perplexity": round(ppl, 3), "continuations": continuations, "loaded": loaded}
     if reference:
         agree = [agreement(c, r) for c, r in zip(continuations, reference["continuations"])]
         result["greedy_agreement"] = f"{sum(agree)}/{args.greedy_tokens * len(PROMPTS)}"
@@ -81,23 +124,45 @@ def main() -> int:
         q = quality(option, reference, args)
         if option == "float32":
             reference = q
-        rows[option] = {**speed, **{k: v for k, v in q.items() if k != "continuations"}}
+        rows[option] = {**speed, **{k: v for k, v in q.items() if k not in ("continuations", "loaded")}}
+        if option != "float32":
+            del q["loaded"]
         log.info("%s: %s", option, json.dumps(rows[option]))
     if not args.no_transformers:
         rows["transformers float32"] = transformers_speed(args)
         log.info("transformers: %s", rows["transformers float32"])
-    rows["llama.cpp"] = ("absent: no benchmarks/.llama-venv with llama-cpp-python (building it compiles "
-                         "C++ for 10-20 minutes; not done here)") if not LLAMA_VENV.exists() else "not wired yet"
+    rows["llama.cpp"] = llama_cpp(reference, args) if reference else "not run (needs the float32 reference)"
+    log.info("llama.cpp: %s", rows["llama.cpp"])
     print(json.dumps(rows, indent=1))
-    base = rows.get("float32", {}).get("decode_tok_s")
-    print("| weights | decode tok/s | vs float32 | prefill tok/s | weight MB | decode GB/s | peak MiB | ppl | greedy |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for option in args.options:
-        r = rows[option]
-        print(f"| {option} | {r['decode_tok_s']:.1f} | {r['decode_tok_s'] / base if base else 0:.2f} | "
-              f"{r['prefill_tok_s']:.0f} | {r['weight_bytes'] / 1e6:.0f} | {r['decode_weight_GBps']} | "
-              f"{r['peak_rss_bytes'] / 1024**2:.0f} | {r['perplexity']} | {r.get('greedy_agreement', '-')} |")
+    table(rows, args.options)
     return 0
+
+
+def table(rows: dict, options: list[str]) -> None:
+    base = rows.get("float32", {}).get("decode_tok_s")
+    ref = rows["llama.cpp"] if isinstance(rows["llama.cpp"], dict) else {}
+    print(f"| weights | products | decode tok/s | vs float32 | vs llama.cpp | prefill tok/s ({PREFILL_TOKENS}) | "
+          "vs llama.cpp | weight MB | decode GB/s | peak MiB | ppl | greedy |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for option in options:
+        r = rows[option]
+        vs_ref = (f"{r['decode_tok_s'] / ref['decode_tok_s']:.2f}", f"{r['prefill_tok_s'] / ref['prefill_tok_s']:.2f}"
+                  ) if ref else ("-", "-")
+        print(f"| {option} | {r.get('compact_products') or '-'} | {r['decode_tok_s']:.1f} | "
+              f"{r['decode_tok_s'] / base if base else 0:.2f} | {vs_ref[0]} | {r['prefill_tok_s']:.0f} | {vs_ref[1]} | "
+              f"{r['weight_bytes'] / 1e6:.0f} | {r['decode_weight_GBps']} | {r['peak_rss_bytes'] / 1024**2:.0f} | "
+              f"{r['perplexity']} | {r.get('greedy_agreement', '-')} |")
+    t = rows.get("transformers float32")
+    if isinstance(t, dict):
+        print(f"| transformers float32 | - | {t.get('decode_tok_s', 0):.1f} | | | {t.get('prefill_tok_s', 0):.0f} (37) | |"
+              " | | | | |")
+    if ref:
+        print(f"| llama.cpp {ref['llama_cpp']} (file's Q4_1) | - | {ref['decode_tok_s']:.1f} | "
+              f"{ref['decode_tok_s'] / base if base else 0:.2f} | 1.00 | {ref['prefill_tok_s']:.0f} | 1.00 | | | | "
+              f"{ref['perplexity']} | {ref['greedy_agreement']} |")
+        print(f"\nllama.cpp's greedy reply to {CHAT!r}: {ref['chat_reply']!r}")
+    else:
+        print(f"| llama.cpp | {rows['llama.cpp']} | | | | | | | | | | |")
 
 
 if __name__ == "__main__":

@@ -307,11 +307,14 @@ def bench_engine(engine, prompt_tokens: int, new_tokens: int, runs: int) -> dict
 def cmd_bench(args: argparse.Namespace) -> int:
     import resource
 
-    from ..model.quant import tensor_bytes
+    from ..model.quant import products_in_use, tensor_bytes, weights_kind
 
     backend, info = load_from_args(args)
+    model = backend.engine.model
     result = {"model": info.name, "device": info.device, "dtype": info.dtype, "weights": info.weights,
-              "weights_reason": info.weights_reason, "weight_bytes": tensor_bytes(backend.engine.model),
+              "weights_reason": info.weights_reason, "weight_bytes": tensor_bytes(model),
+              # int8/int4 one-row products: "compiled" (torch.compile) or "eager"; None for float weights
+              "compact_products": products_in_use() if weights_kind(model) else None,
               **bench_engine(backend.engine, args.prompt_tokens, args.new_tokens, args.runs)}
     # ru_maxrss: KiB on Linux, bytes on macOS; the process's peak resident memory
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

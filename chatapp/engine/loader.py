@@ -26,7 +26,7 @@ from ..weights.gguf_config import gguf_sampling_defaults
 from ..weights.gguf_loader import gguf_config, load_gguf_state_dict, open_gguf
 from ..weights.hf_loader import hf_sampling_defaults, load_hf_folder, read_hf_config
 from ..weights.peft_adapter import load_adapter
-from ..model.quant import quantize_state, set_compiled
+from ..model.quant import quantize_state, set_products, warm_up_products
 from .device import DeviceError, available_memory, check_fits, choose_device
 from .weights_option import (FLOAT_DTYPES, check_option, choose_weights, estimate_for_option, fit_table,
                              fit_word)
@@ -154,9 +154,13 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
     model = build_model(config, state, device=target)
     del state
     trim_heap()
-    if compact is not None and os.environ.get("CHATAPP_QUANT_COMPILE") == "1":
-        # opt-in: torch.compile'd one-row products (a C++ compiler, a minute or more the first time)
-        set_compiled(True)
+    if compact is not None:
+        # torch.compile'd one-row products where a compiler works (chatapp/model/quant_products.py);
+        # CHATAPP_QUANT_COMPILE=0 / 1 forces eager / compiled. Each weight shape compiles now.
+        mode = {"0": "eager", "1": "compiled"}.get(os.environ.get("CHATAPP_QUANT_COMPILE", ""), "auto")
+        products = set_products(mode)
+        shapes = warm_up_products(model)
+        log.info("compact products: %s%s", products, f" ({shapes} weight shapes compiled)" if shapes else "")
     if adapter is not None:
         report("adapter", 0.0)
         info = load_adapter(model, Path(adapter).expanduser())

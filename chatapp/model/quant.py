@@ -9,13 +9,14 @@ Two forms, each close to a GGUF block type so a file in that type is repacked bi
   with float16 `scales` and `mins` (out, in/32): w = q * scale + min. GGUF Q4_1 is exactly
   this (20 bytes per 32 weights); Q4_0 is scale d, min -8 d.
 
-The product dequantizes the weight in chunks of output rows (a few hundred KB of float32,
-so the chunk stays in cache) and multiplies each chunk with float32 arithmetic. That was the
-fastest eager choice measured (benchmarks/quant_kernels.py): torch's weight-only kernels
-(`_weight_int8pack_mm`, `_weight_int4pack_mm_for_cpu`) were 3-10x slower than float32 for one
-row and 30-100x slower for prefill on this CPU, and fbgemm's dynamic int8 Linear, fast, also
-quantizes the activations, which took the default model's perplexity from 61 to 184 (top-1
-agreement with float32 37%): rejected by the quality guard.
+Products: one row (decode) goes through quant_products.py, a torch.compile'd loop that reads
+the compact weight once where a C++ compiler works, else eagerly: the weight dequantized in
+L2-sized chunks of rows, each multiplied in float32. Many rows (prefill, training) dequantize
+the weight once and multiply on oneDNN. Rejected after measuring (benchmarks/quant_kernels.py):
+torch's weight-only kernels (`_weight_int8pack_mm`, `_weight_int4pack_mm_for_cpu`), 3-10x
+slower than float32 for one row and 30-100x slower for prefill on this CPU; fbgemm's dynamic
+int8 Linear, fast, but it quantizes the activations too, which took the default model's
+perplexity from 61 to 184 (top-1 agreement with float32 37%).
 """
 
 from __future__ import annotations
@@ -28,12 +29,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .linear import fast_linear
+from .quant_products import GROUP, compiled_product, products_in_use, row_product, set_products  # noqa: F401
+
 log = logging.getLogger(__name__)
 
-GROUP = 32  # weights per scale (and min), as GGUF's Q8_0 / Q4_0 / Q4_1 blocks
 KINDS = ("int8", "int4")
 # Floats dequantized per step of a product: 64K floats = 256 KB, an L2-sized chunk.
 CHUNK_ELEMENTS = 1 << 16
+# Floats a multi-row product dequantizes at once: 4M floats = 16 MB, every matrix of a small model.
+PREFILL_ELEMENTS = 1 << 22
 
 
 @dataclass
@@ -114,65 +119,6 @@ def dequantize_rows(kind: str, qweight: torch.Tensor, scales: torch.Tensor,
     return torch.addcmul(mins.to(torch.float32)[..., None], codes, scale).view(rows, groups * GROUP)
 
 
-def _int8_row_product(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """One row x (1, in) times an int8 weight, without a float copy of the weight:
-    per group the 32 products summed, then the groups weighted by their scales."""
-    rows, groups = scales.shape
-    partial = (qweight.view(rows, groups, GROUP).to(torch.float32) * x.view(1, groups, GROUP)).sum(-1)  # (rows, G)
-    return (partial * scales.to(torch.float32)).sum(-1)[None]  # (1, rows)
-
-
-def _int4_row_product(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
-                      mins: torch.Tensor) -> torch.Tensor:
-    """One row x (1, in) times an int4 weight: w = q s + m, so x.w = s (q . x) + m sum(x) per group."""
-    rows, groups = scales.shape
-    packed = qweight.view(rows, groups, GROUP // 2)
-    xg = x.view(1, groups, GROUP)
-    half = GROUP // 2
-    partial = ((packed & 15).to(torch.float32) * xg[..., :half]).sum(-1) + (
-        (packed >> 4).to(torch.float32) * xg[..., half:]).sum(-1)  # (rows, G)
-    return ((partial * scales.to(torch.float32)).sum(-1)
-            + (mins.to(torch.float32) * xg.sum(-1)).sum(-1))[None]  # (1, rows)
-
-
-# torch.compile turns the row products above into one fused loop over the compact weight
-# (measured on one thread: the 49152x576 vocabulary projection 13.9 ms in int8, 24.9 ms in
-# int4, against 38.5 ms for float32). Compiling needs a C++ compiler and takes a minute or
-# more the first time, so it is off unless asked for (set_compiled); eager is the fallback.
-_compiled: dict[str, object] = {}
-
-
-def set_compiled(enabled: bool) -> bool:
-    """Use torch.compile'd one-row products (True) or eager ones; returns whether it is on."""
-    _compiled.clear()
-    if enabled:
-        try:
-            import torch._dynamo  # noqa: F401
-
-            torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-            _compiled["int8"] = torch.compile(_int8_row_product, dynamic=False)
-            _compiled["int4"] = torch.compile(_int4_row_product, dynamic=False)
-        except Exception as exc:  # noqa: BLE001 - any failure means: stay eager
-            log.warning("torch.compile is not usable here (%s); compact products stay eager", exc)
-            _compiled.clear()
-    return bool(_compiled)
-
-
-def row_product(kind: str, x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
-                mins: Optional[torch.Tensor]) -> torch.Tensor:
-    """x (1, in) times the compact weight -> (1, out), compiled when set_compiled(True)."""
-    fn = _compiled.get(kind)
-    if fn is not None:
-        try:
-            return fn(x, qweight, scales) if kind == "int8" else fn(x, qweight, scales, mins)
-        except Exception as exc:  # noqa: BLE001 - a compiler failure must not stop a reply
-            log.warning("compiled %s product failed (%s); using eager products from now on", kind, exc)
-            _compiled.clear()
-    if kind == "int8":
-        return _int8_row_product(x, qweight, scales)
-    return _int4_row_product(x, qweight, scales, mins)
-
-
 def chunk_rows(in_features: int) -> int:
     return max(1, CHUNK_ELEMENTS // in_features)
 
@@ -200,22 +146,24 @@ class QuantLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features).float()  # (M, in)
-        if rows.shape[0] == 1 and _compiled:
+        if rows.shape[0] == 1 and compiled_product(self.kind) is not None:
             out = row_product(self.kind, rows, self.qweight, self.scales, self.mins)
             if self.bias is not None:
                 out = out + self.bias
             return out.view(*x.shape[:-1], self.out_features).to(x.dtype)
-        step = chunk_rows(self.in_features)
-        if rows.shape[0] > 1:
-            # A prefill's rows make the product compute-bound: bigger chunks cost nothing in
-            # dequantizing (done once per call) and let the matrix product run long.
-            step *= 8
         q = self.quantized
-        if step >= self.out_features:
-            out = F.linear(rows, q.dequantize())
+        if rows.shape[0] > 1:
+            # A prefill's (or training batch's) rows make the product compute-bound: dequantize
+            # once (the whole weight up to PREFILL_ELEMENTS) and let oneDNN's AVX-512 product run
+            # long (linear.fast_linear: about 2x MKL's here; autograd too, for LoRA on a compact base).
+            step = max(1, PREFILL_ELEMENTS // self.in_features)
+            parts = [fast_linear(rows, q.dequantize(i, i + step), None, onednn=True)
+                     for i in range(0, self.out_features, step)]  # each (M, rows of the chunk)
+            out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)  # (M, out)
         else:
+            step = chunk_rows(self.in_features)
             out = torch.cat([F.linear(rows, q.dequantize(i, i + step)) for i in range(0, self.out_features, step)],
-                            dim=-1)  # (M, out)
+                            dim=-1)  # (1, out)
         if self.bias is not None:
             out = out + self.bias
         return out.view(*x.shape[:-1], self.out_features).to(x.dtype)
@@ -324,3 +272,20 @@ def quantize_state(state: dict, option: str) -> dict:
         log.info("kept %d matrices in float (inputs not a multiple of %d): %s", len(skipped), GROUP,
                  ", ".join(skipped[:3]))
     return state
+
+
+@torch.inference_mode()
+def warm_up_products(model: nn.Module) -> int:
+    """Run the one-row product of each distinct compact weight shape in `model` once, so that
+    compiled products compile now (at load) rather than in the first reply. Returns how many
+    shapes ran; 0 while eager products are in use.
+
+    Under inference_mode, as the engine decodes: dynamo guards on it, so a warm-up under
+    no_grad compiled every shape a second time in the first reply."""
+    shapes = {}
+    for module in model.modules():
+        if isinstance(module, QuantLinear) and compiled_product(module.kind) is not None:
+            shapes.setdefault((module.kind, module.qweight.shape), module)
+    for module in shapes.values():
+        row_product(module.kind, torch.zeros(1, module.in_features), module.qweight, module.scales, module.mins)
+    return len(shapes)

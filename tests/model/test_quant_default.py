@@ -68,3 +68,19 @@ def test_greedy_continuations_agree_with_float32(models, prompt):
     assert greedy(models["int4"], prompt) == want
     got = greedy(models["int8"], prompt)
     assert agreement(got, want) >= 4, (got, want)  # the first tokens agree; a late tie may flip
+
+
+@pytest.mark.parametrize("option", ["int8", "int4"])
+def test_compiled_and_eager_products_give_the_same_greedy_tokens(models, option):
+    from chatapp.model import quant_products
+
+    if not quant_products.compiler_available():
+        pytest.skip("torch.compile has no working C++ compiler on this machine")
+    try:
+        quant_products.set_products("compiled")
+        compiled = greedy(models[option], PROMPTS[0])
+        assert quant_products.products_in_use() == "compiled"  # no fallback happened on the way
+        quant_products.set_products("eager")
+        assert greedy(models[option], PROMPTS[0]) == compiled
+    finally:
+        quant_products.set_products("auto")

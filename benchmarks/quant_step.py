@@ -1,0 +1,105 @@
+"""One decode step of the default model in each weights option, timed side by side, and profiled.
+
+    nice -n 10 .venv/bin/python benchmarks/quant_step.py [--options float32 int8 int4] [--products eager compiled]
+                                                        [--steps 40] [--threads 1] [--profile]
+
+Every (option, products) model is loaded once, prefilled with the same 37 tokens, and then the
+models take decode steps in turn (round robin), so a busy shared machine slows all of them
+alike. Each step is timed in wall time and in this thread's CPU time (time.thread_time: time
+the scheduler gave other processes is left out, so it is the steadier figure on a shared
+machine). The table gives the median and minimum of each, and the weight bandwidth the step
+reaches (weight bytes held / step time). --profile adds torch.profiler's top operators for
+one decode step of each model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from chatapp.engine.loader import load_model  # noqa: E402
+from chatapp.model import quant  # noqa: E402
+from chatapp.model.linear import configure_fast_paths  # noqa: E402
+
+log = logging.getLogger("quant_step")
+PROMPT = 37
+
+
+def prepare(option: str, threads: int):
+    model = load_model("default", device="cpu", weights=option, check_memory=False).model
+    # the Engine's inference layout: one-row products split per thread, column-major float weights
+    configure_fast_paths(model, decode_split=threads, onednn=True, column_major=True)
+    model.setup_cache(1, 512)
+    with torch.inference_mode():
+        model(torch.arange(PROMPT)[None], torch.arange(PROMPT), last_only=True)
+    return model
+
+
+def step(model, pos: int, products: str) -> tuple[float, float]:
+    quant.set_products(products)
+    with torch.inference_mode():
+        wall, cpu = time.perf_counter(), time.thread_time()
+        model(torch.tensor([[pos % 1000 + 5]]), torch.tensor([pos]))
+        return time.perf_counter() - wall, time.thread_time() - cpu
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--options", nargs="+", default=["float32", "int8", "int4"])
+    ap.add_argument("--products", nargs="+", default=["eager", "compiled"], choices=["eager", "compiled"])
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_num_threads(args.threads)
+    runs = {}
+    for option in args.options:
+        model = prepare(option, args.threads)
+        for products in (args.products if option != "float32" else ["eager"]):
+            runs[(option, products)] = model
+    for (option, products), model in runs.items():  # warm up (and compile) before any timing
+        start = time.perf_counter()
+        for i in range(3):
+            step(model, PROMPT + i, products)
+        log.info("%s %s: first steps %.1f s (compiling, when compiled)", option, products, time.perf_counter() - start)
+    times = {key: [] for key in runs}
+    for i in range(args.steps):
+        for key, model in runs.items():
+            times[key].append(step(model, PROMPT + 3 + i, key[1]))
+    print("| weights | products | step ms wall, median (min) | step ms CPU, median (min) | weight MB | GB/s (CPU median) |")
+    print("|---|---|---|---|---|---|")
+    for (option, products), model in runs.items():
+        wall = [t[0] * 1e3 for t in times[(option, products)]]
+        cpu = [t[1] * 1e3 for t in times[(option, products)]]
+        nbytes = quant.tensor_bytes(model)
+        row = {"weights": option, "products": products, "wall_ms_median": round(statistics.median(wall), 2),
+               "wall_ms_min": round(min(wall), 2), "cpu_ms_median": round(statistics.median(cpu), 2),
+               "cpu_ms_min": round(min(cpu), 2), "weight_bytes": nbytes,
+               "GBps_cpu_median": round(nbytes / statistics.median(cpu) / 1e6, 2)}
+        log.info(json.dumps(row))
+        print(f"| {option} | {products} | {row['wall_ms_median']} ({row['wall_ms_min']}) | {row['cpu_ms_median']} "
+              f"({row['cpu_ms_min']}) | {nbytes / 1e6:.0f} | {row['GBps_cpu_median']} |")
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        for (option, products), model in runs.items():
+            quant.set_products(products)
+            with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
+                model(torch.tensor([[7]]), torch.tensor([PROMPT + 3 + args.steps]))
+            print(f"\n### one decode step: {option}, {products} products\n")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
