@@ -18,8 +18,10 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
+from ..errors import ModelLoadError
 from ..text.images import image_markup_text, prepare_image, read_image_settings
 from ..text.tiled_images import TiledImageSettings
+from ..weights.mmproj import find_mmproj
 from .vision_prompt import (MAX_IMAGES_PER_MESSAGE, ImageAttachment, NoVisionError, VisionDecoder,  # noqa: F401
                             VisionModel, message_images, render_with_images)
 
@@ -70,21 +72,6 @@ class ModelVision:
             side = max(1, math.ceil(longest / tile))
             return per_tile * (side * side + 1 if side > 1 else 1)
         return int(self.config.tokens_per_image)
-
-
-def find_mmproj(spec: Union[str, Path]) -> Optional[Path]:
-    """The mmproj file beside a GGUF model (`mmproj*.gguf` in its folder), or None; the first by
-    name when there are several."""
-    try:
-        path = Path(spec).expanduser()
-        if path.suffix.lower() != ".gguf" or path.name.lower().startswith("mmproj") or not path.is_file():
-            return None
-        found = sorted(p for p in path.parent.glob("*.gguf") if p.name.lower().startswith("mmproj") and p.is_file())
-    except OSError:
-        return None
-    if len(found) > 1:
-        log.info("several mmproj files beside %s; using %s", path, found[0].name)
-    return found[0] if found else None
 
 
 def is_vision_folder(spec: Union[str, Path]) -> bool:
@@ -161,23 +148,33 @@ def load_vision_model(spec: str, device: str = "auto", context_len: Optional[int
     from .device import choose_device
     from .loader import LoadedModel
 
+    path = Path(spec).expanduser()
+    gguf = path.suffix.lower() == ".gguf"
+    found = gguf and mmproj is None  # an mmproj file beside the model, not asked for: text-only if it cannot be used
+    if found:
+        mmproj = find_mmproj(path)
+        if mmproj is None:
+            raise ValueError(f"{path}: a GGUF file holds a text-only model; give its vision part with --mmproj FILE")
+        if adapter or weights not in ("auto", "float32"):
+            log.info("loading %s without %s (a vision model takes no adapter and loads in float32)", path, mmproj.name)
+            return _text_only(spec, device, context_len, progress, adapter, weights)
     if adapter:
         raise ValueError("a LoRA adapter on a vision model is not supported yet")
     if weights not in ("auto", "float32"):
         raise ValueError(f"--weights {weights} is not supported for vision models yet: they load in float32 "
                          "(choose auto or float32)")
     start = time.perf_counter()
-    path = Path(spec).expanduser()
-    gguf = path.suffix.lower() == ".gguf"
-    if gguf and mmproj is None:
-        mmproj = find_mmproj(path)
-        if mmproj is None:
-            raise ValueError(f"{path}: a GGUF file holds a text-only model; give its vision part with --mmproj FILE")
     target = choose_device(device)
     report = progress or (lambda stage, fraction: None)
     report("config", 0.0)
-    decoder, vision = load_vision(path, device=str(target), mmproj=Path(mmproj).expanduser() if gguf else None,
-                                  progress=lambda done, total: report("weights", done / total if total else 0.0))
+    try:
+        decoder, vision = load_vision(path, device=str(target), mmproj=Path(mmproj).expanduser() if gguf else None,
+                                      progress=lambda done, total: report("weights", done / total if total else 0.0))
+    except (ValueError, ModelLoadError) as exc:  # a projector we do not run, a vocabulary without <image>
+        if not found:
+            raise
+        log.warning("%s: the mmproj file beside it cannot be used (%s); loading the text model alone", path, exc)
+        return _text_only(spec, device, context_len, progress, adapter, weights)
     report("tokenizer", 0.0)
     tokenizer = Tokenizer.from_gguf(path) if gguf else Tokenizer.from_hf_folder(path)
     model = VisionDecoder(decoder, vision)
@@ -186,6 +183,13 @@ def load_vision_model(spec: str, device: str = "auto", context_len: Optional[int
                        config=decoder.config, model=model, tokenizer=tokenizer, device=target, dtype=torch.float32,
                        load_s=time.perf_counter() - start, sampling_defaults={} if gguf else hf_sampling_defaults(path),
                        weights="float32", weights_reason="vision models load in float32")
+
+
+def _text_only(spec, device, context_len, progress, adapter, weights):
+    from .loader import load_model
+
+    return load_model(spec, device=device, context_len=context_len, progress=progress, adapter=adapter,
+                      weights=weights)
 
 
 def _vision_params(path: Path, mmproj: Optional[Path]) -> tuple[object, int]:
@@ -198,9 +202,13 @@ def _vision_params(path: Path, mmproj: Optional[Path]) -> tuple[object, int]:
     if mmproj is not None:
         from ..weights.gguf_loader import gguf_config, open_gguf
 
+        from ..weights.mmproj import _field
+
         reader = open_gguf(mmproj)
         config = gguf_config(open_gguf(path), path)
-        return config, sum(int(t.n_elements) for t in reader.tensors)
+        # as load_llava_gguf builds it: what follows the feature layer dropped, an identity post-norm added
+        kept = sum(int(t.n_elements) for t in reader.tensors if not t.name.startswith(("v.post_ln.", "v.head.")))
+        return config, kept + 2 * int(_field(reader, "clip.vision.embedding_length") or 0)
     kind = folder_model_type(path)
     if kind == "gemma3":
         from ..model.gemma3_vision import Gemma3VisionModel as shell_cls
@@ -229,7 +237,14 @@ def estimate_vision_model(spec: str, device: str = "auto", context_len: Optional
     path = Path(spec).expanduser()
     gguf = path.suffix.lower() == ".gguf"
     projector = (Path(mmproj).expanduser() if mmproj else find_mmproj(path)) if gguf else None
-    config, vision_params = _vision_params(path, projector)
+    try:
+        config, vision_params = _vision_params(path, projector)
+    except (ValueError, ModelLoadError):
+        if not gguf or mmproj:
+            raise
+        from .loader import estimate_model  # the mmproj beside it is unreadable: the text model loads alone
+
+        return estimate_model(spec, device=device, context_len=context_len)
     target = choose_device(device)
     context = min(context_len or config.max_seq_len, config.max_seq_len)
     estimate = estimate_memory(config, context, torch.float32)
