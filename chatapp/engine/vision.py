@@ -25,6 +25,10 @@ from ..weights.mmproj import find_mmproj
 from .vision_prompt import (MAX_IMAGES_PER_MESSAGE, ImageAttachment, NoVisionError, VisionDecoder,  # noqa: F401
                             VisionModel, message_images, render_with_images)
 
+__all__ = ["MAX_IMAGES_PER_MESSAGE", "ImageAttachment", "ModelVision", "NoVisionError", "VisionDecoder", "VisionModel",
+           "estimate_vision_model", "image_cost", "is_vision_folder", "is_vision_spec", "load_vision",
+           "load_vision_model", "message_images", "render_with_images", "vision_info"]
+
 log = logging.getLogger(__name__)
 
 

@@ -5,7 +5,6 @@ generate on the processor's inputs, over two turns, with a changed image run aga
 from __future__ import annotations
 
 import pytest
-import torch
 
 pytest.importorskip("transformers")
 
