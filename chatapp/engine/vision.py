@@ -21,7 +21,7 @@ from torch import nn
 from ..errors import ModelLoadError
 from ..text.images import image_markup_text, prepare_image, read_image_settings
 from ..text.tiled_images import TiledImageSettings
-from ..weights.mmproj import find_mmproj
+from ..weights.vision_files import find_mmproj
 from .vision_prompt import (MAX_IMAGES_PER_MESSAGE, ImageAttachment, NoVisionError, VisionDecoder,  # noqa: F401
                             VisionModel, message_images, render_with_images)
 
@@ -80,7 +80,7 @@ class ModelVision:
 
 def is_vision_folder(spec: Union[str, Path]) -> bool:
     """Whether `spec` is a vision model folder we run (LLaVA, Idefics3 / SmolVLM, Gemma 3)."""
-    from ..weights.vision_models import is_vision_folder as folder_check
+    from ..weights.vision_files import is_vision_folder as folder_check
 
     try:
         path = Path(spec).expanduser()
@@ -201,7 +201,7 @@ def _vision_params(path: Path, mmproj: Optional[Path]) -> tuple[object, int]:
     from dataclasses import replace
 
     from ..model.transformer import Transformer
-    from ..weights.vision_models import folder_model_type
+    from ..weights.vision_files import folder_model_type
 
     if mmproj is not None:
         from ..weights.gguf_loader import gguf_config, open_gguf

@@ -62,8 +62,7 @@ class ModelEntry:
     @property
     def sees_images(self) -> bool:
         """A vision model: a vision folder, or a GGUF with an mmproj*.gguf beside it."""
-        from .mmproj import find_mmproj
-        from .vision_models import is_vision_folder
+        from .vision_files import find_mmproj, is_vision_folder  # no torch: the GUI thread asks
 
         if not self.available:
             return False

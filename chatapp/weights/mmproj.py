@@ -29,6 +29,7 @@ from ..model.transformer import Transformer
 from ..model.vision import LlavaConfig, LlavaModel, VisionConfig
 from .build import build_model
 from .gguf_loader import load_gguf, open_gguf
+from .vision_files import find_mmproj  # noqa: F401  (where callers of this module look for it)
 
 log = logging.getLogger(__name__)
 
@@ -181,17 +182,3 @@ def gguf_image_token(path: Path | str) -> Optional[int]:
             return index
     return None
 
-
-def find_mmproj(model_path: Path | str) -> Optional[Path]:
-    """The mmproj file beside a GGUF model (`mmproj*.gguf` in its folder, as LM Studio and llama.cpp
-    users keep them), or None; the first by name when there are several."""
-    try:
-        path = Path(model_path).expanduser()
-        if path.suffix.lower() != ".gguf" or path.name.lower().startswith("mmproj") or not path.is_file():
-            return None
-        found = sorted(p for p in path.parent.glob("*.gguf") if p.name.lower().startswith("mmproj") and p.is_file())
-    except OSError:
-        return None
-    if len(found) > 1:
-        log.info("several mmproj files beside %s; using %s", path, found[0].name)
-    return found[0] if found else None
