@@ -88,7 +88,7 @@ def _models_table(entries) -> str:
     rows = []
     for e in entries:
         path = str(e.path) if e.available else f"{e.path}  [unavailable: {e.problem}]"
-        rows.append((e.name, e.kind, format_size(e.size_bytes), path))
+        rows.append((e.name, e.kind + (" +images" if e.sees_images else ""), format_size(e.size_bytes), path))
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers[:3])]
     lines = []
     for row in (headers, *rows):

@@ -90,8 +90,15 @@ def load_from_args(args):
     backend = ChatBackend()
     info = backend.load(args.model, LoadOptions(device=args.device, context_len=args.context,
                                                 threads=args.threads, weights=getattr(args, "weights", "auto"),
-                                                adapter=getattr(args, "adapter", None)))
+                                                adapter=getattr(args, "adapter", None),
+                                                mmproj=getattr(args, "mmproj", None)))
     return backend, info
+
+
+def add_mmproj_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mmproj", default=None, metavar="FILE",
+                   help="with a GGUF model: llama.cpp's mmproj file holding its vision part (LLaVA), so the model "
+                        "sees images (default: an mmproj*.gguf beside the model, if any)")
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

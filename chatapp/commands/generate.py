@@ -11,7 +11,8 @@ import sys
 import threading
 
 from ..arg_types import bounded_int
-from .common import add_model_options, add_sampling_options, load_from_args, non_empty_text, sampling_from_args
+from .common import (add_mmproj_option, add_model_options, add_sampling_options, load_from_args, non_empty_text,
+                     sampling_from_args)
 
 
 # ---------------------------------------------------------------------------- generate
@@ -177,6 +178,7 @@ def add_chat_parser(subparsers) -> None:
                               description="Interactive chat. Ctrl-C stops a reply; /continue writes "
                                           "on from where the last reply stopped; /reset, /system TEXT, /exit.")
     add_model_options(p)
+    add_mmproj_option(p)
     add_sampling_options(p)
     p.add_argument("--system", default="You are a helpful assistant.")
     add_thinking_option(p)

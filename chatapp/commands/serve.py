@@ -9,7 +9,7 @@ import os
 import sys
 
 from ..arg_types import bounded_int
-from .common import add_model_options, load_from_args
+from .common import add_mmproj_option, add_model_options, load_from_args
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,7 @@ def register(subparsers) -> None:
                     "POST /v1/completions), for any OpenAI client. Ctrl-C stops it.",
         conflict_handler="resolve")  # --adapter below replaces the model options' single one
     add_model_options(p)
+    add_mmproj_option(p)
     p.add_argument("--adapter", action="append", default=[], metavar="DIR",
                    help="a LoRA adapter folder (PEFT layout) for the model, served under its own model id "
                         "MODEL+FOLDER-NAME (repeatable; a request naming the model itself gets no adapter)")

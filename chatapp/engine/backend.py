@@ -36,6 +36,8 @@ class LoadOptions:
     threads: int = 0  # 0: default for this machine
     adapter: Optional[str] = None  # a LoRA adapter folder (PEFT layout) to put on the model
     weights: str = "auto"  # engine.weights_option.WEIGHT_OPTIONS: float32, bf16, float16, int8, int4
+    # a GGUF model's vision part (llama.cpp's mmproj file); None: an mmproj*.gguf beside the model, if any
+    mmproj: Optional[str] = None
 
 
 @dataclass
@@ -259,14 +261,16 @@ class ChatBackend:
         from .device import default_threads, estimate_memory
         from .generate import Engine
         from .loader import load_model
-        from .vision import is_vision_folder, load_vision_model, vision_info
+        from .vision import is_vision_spec, load_vision_model, vision_info
 
         torch.set_num_threads(options.threads or default_threads())
-        loader = self._loader or (load_vision_model if is_vision_folder(spec) else load_model)
+        vision = is_vision_spec(spec, options.mmproj)
+        loader = self._loader or (load_vision_model if vision else load_model)
+        extra = {"mmproj": options.mmproj} if options.mmproj else {}
         out_of_memory = False
         try:
             loaded = loader(spec, device=options.device, context_len=options.context_len, progress=progress,
-                            adapter=options.adapter or None, weights=options.weights)
+                            adapter=options.adapter or None, weights=options.weights, **extra)
             if progress:
                 progress("engine", 0.0)  # fast paths and the KV cache: a noticeable part of the load
             context = min(options.context_len, loaded.config.max_seq_len)
@@ -320,11 +324,12 @@ class ChatBackend:
     def estimate(self, spec: str, options: LoadOptions) -> ModelEstimate:
         """Memory a load of `spec` would need, read from its config only (see loader.estimate_model)."""
         from .loader import estimate_model
-        from .vision import estimate_vision_model, is_vision_folder
+        from .vision import estimate_vision_model, is_vision_spec
 
-        if is_vision_folder(spec):
+        if is_vision_spec(spec, options.mmproj):
             return ModelEstimate.from_dict(estimate_vision_model(spec, device=options.device,
-                                                                 context_len=options.context_len))
+                                                                 context_len=options.context_len,
+                                                                 mmproj=options.mmproj))
         return ModelEstimate.from_dict(estimate_model(spec, device=options.device, context_len=options.context_len,
                                                       weights=options.weights))
 
@@ -551,6 +556,16 @@ class ChatBackend:
 
     def context_used(self) -> int:
         return self.engine.cached_tokens if self.engine else 0
+
+    def image_cost(self, image) -> int:
+        """Context positions `image` (engine.vision.ImageAttachment) fills for the loaded model: the
+        composer's cost for the image at hand (Idefics3's depends on its size). Decodes the image:
+        call it from the generation worker. NoVisionError for a text-only model, ImageError for a bad image."""
+        from .vision import image_cost
+
+        if self.engine is None:
+            raise RuntimeError("no model is loaded")
+        return image_cost(self.engine.model, image)
 
 
 def _shown_prompt(engine, ids: list[int]) -> str:

@@ -56,6 +56,8 @@ def _model_choices() -> list[tuple[str, str]]:
     for entry in list_models(include_recent=True):
         if getattr(entry, "available", True):
             label = entry.name if entry.source != "recent" else _tr("{name} (recent)").format(name=entry.name)
+            if entry.sees_images:
+                label = _tr("{name} — sees images").format(name=label)
             choices.append((label, "default" if entry.kind == "default" else str(entry.path)))
     return choices
 

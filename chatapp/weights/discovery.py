@@ -59,9 +59,24 @@ class ModelEntry:
     available: bool = True
     problem: str = ""
 
+    @property
+    def sees_images(self) -> bool:
+        """A vision model: a vision folder, or a GGUF with an mmproj*.gguf beside it."""
+        from .vision_files import find_mmproj, is_vision_folder  # no torch: the GUI thread asks
+
+        if not self.available:
+            return False
+        if self.kind in ("gguf", "default"):
+            return find_mmproj(self.path) is not None
+        try:
+            return self.path.is_dir() and is_vision_folder(self.path)
+        except OSError:
+            return False
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["path"] = str(self.path)
+        data["vision"] = self.sees_images
         return data
 
 

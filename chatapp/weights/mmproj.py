@@ -29,6 +29,7 @@ from ..model.transformer import Transformer
 from ..model.vision import LlavaConfig, LlavaModel, VisionConfig
 from .build import build_model
 from .gguf_loader import load_gguf, open_gguf
+from .vision_files import find_mmproj  # noqa: F401  (where callers of this module look for it)
 
 log = logging.getLogger(__name__)
 
@@ -180,3 +181,4 @@ def gguf_image_token(path: Path | str) -> Optional[int]:
         if bytes(field.parts[part]) == target:
             return index
     return None
+

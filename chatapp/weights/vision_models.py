@@ -11,31 +11,13 @@ image_runs=..., marker_id=...)` a caller needs no per-family code.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
-
 import torch
 
-from ..errors import CorruptFileError, UnsupportedArchitectureError
-from ..paths import read_json_object
-from .hf_loader import CONFIG_MAX_BYTES, Progress
+from ..errors import UnsupportedArchitectureError
+from .hf_loader import Progress
+from .vision_files import VISION_MODEL_TYPES, folder_model_type, is_vision_folder
 
-VISION_MODEL_TYPES = ("llava", "idefics3", "smolvlm", "gemma3")
-
-
-def folder_model_type(folder: Path | str) -> Optional[Any]:
-    """config.json's model_type, or None when the folder has no readable config.json."""
-    path = Path(folder) / "config.json"
-    if not path.is_file():
-        return None
-    try:
-        return read_json_object(path, max_bytes=CONFIG_MAX_BYTES).get("model_type")
-    except CorruptFileError:
-        return None
-
-
-def is_vision_folder(folder: Path | str) -> bool:
-    """Whether `folder` holds an image-text model we run."""
-    return folder_model_type(folder) in VISION_MODEL_TYPES
+__all__ = ["VISION_MODEL_TYPES", "folder_model_type", "is_vision_folder", "load_vision_folder"]
 
 
 def load_vision_folder(folder: Path | str, dtype: torch.dtype = torch.float32, device: str = "cpu",

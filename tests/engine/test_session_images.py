@@ -33,7 +33,7 @@ def llava(tmp_path_factory):
 def _expected(ref, backend, ids, images: list[bytes], n=6):
     """transformers' greedy continuation of `ids` with `images`' pixels (preprocessed as ours)."""
     vision = backend.engine.model
-    pixels = torch.stack([vision.pixels(ImageAttachment(data)) for data in images])
+    pixels = torch.cat([vision.pixels(ImageAttachment(data)) for data in images])
     eos = backend.engine.tokenizer.eos_id
     out = ref.generate(input_ids=torch.tensor([ids]), pixel_values=pixels, max_new_tokens=n, do_sample=False,
                        pad_token_id=0, eos_token_id=eos)[0, len(ids):].tolist()
