@@ -49,7 +49,10 @@ def test_a_reply_with_documents_carries_its_sources_and_the_exact_prompt(backend
     assert done.sources, "the passage about the cat fits and is given"
     assert done.sources[0].path.endswith("cats.md") and done.sources[0].heading == "Cats"
     assert [s.number for s in done.sources] == list(range(1, len(done.sources) + 1))
-    assert "[1] the cat sat on the warm mat." in done.prompt and "(source: cats.md)" in done.prompt
+    # the passage between the question and its repetition, as text: its number and file are shown
+    # with the reply, not given to the model
+    assert "the cat sat on the warm mat." in done.prompt and done.prompt.count("Question: where did the cat sit?") == 2
+    assert "[1]" not in done.prompt and "cats.md" not in done.prompt
     assert "# Cats" not in done.prompt  # heading lines stay out of the prompt (the source keeps them)
     assert done.sources[0].text.startswith("# Cats")
     assert "Question: where did the cat sit?" in done.prompt
@@ -97,7 +100,7 @@ def test_a_reply_with_documents_records_token_probabilities_under_the_prompt_sho
     for _ in backend.stream(messages, "be brief", GREEDY, documents=documents, logprobs=3):
         seen_while_streaming = list(backend.streamed_logprobs())
     done = backend.finished()
-    assert done.sources and "[1] the cat sat on the warm mat." in done.prompt
+    assert done.sources and "the cat sat on the warm mat." in done.prompt
     assert_prompt_is_what_the_model_was_fed(backend, done)
     reply_ids = backend.reply.token_ids
     assert len(done.logprobs) == len(reply_ids) == len(seen_while_streaming) > 0
