@@ -35,7 +35,7 @@ def test_attach_remove_and_send(make_window, qtbot, tmp_path, monkeypatch):
     qtbot.waitUntil(lambda: len(tray.images) == 2 and not tray.pending, timeout=5000)
     assert [i.name for i in tray.images] == ["a.png", "b.jpg"]
     assert (tray.images[1].width, tray.images[1].height) == (300, 200)
-    qtbot.waitUntil(lambda: None not in tray.image_costs(), timeout=60000)  # the worker loads torch first
+    qtbot.waitUntil(lambda: None not in tray.image_costs(), timeout=60000)  # torch loads first
     assert "1472 context tokens in all" in tray.info_label.text()
     assert "at most 4 images" in tray.info_label.text()
     assert tray.isVisibleTo(window)
