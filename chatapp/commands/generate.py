@@ -176,7 +176,9 @@ def _ctrl_c_sets(cancel: threading.Event):
 def add_chat_parser(subparsers) -> None:
     p = subparsers.add_parser("chat", help="chat in the terminal",
                               description="Interactive chat. Ctrl-C stops a reply; /continue writes "
-                                          "on from where the last reply stopped; /reset, /system TEXT, /exit.")
+                                          "on from where the last reply stopped; /image PATH attaches an image "
+                                          "to the next message (a vision model; /image lists them, /image clear "
+                                          "drops them); /reset, /system TEXT, /exit.")
     add_model_options(p)
     add_mmproj_option(p)
     add_sampling_options(p)
@@ -191,6 +193,7 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
     from ..engine.generate import ContextOverflowError
     from ..engine.session import ChatSession
     from ..text.prompt import find_markers, marker_strings
+    from .chat_images import PendingImages
 
     out = out or sys.stdout
     sampling_from_args(args)  # a bad flag fails before the model loads
@@ -202,8 +205,11 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
     session = ChatSession(backend.engine, system_prompt=args.system,
                           template_variables=thinking_from_args(args, backend.engine))
     told_folded = False
+    pending = PendingImages(info.name, info.vision, info.max_images)
     out.write(f"{info.name} on {info.device}. /continue, /reset, /system TEXT, /exit. "
               f"Ctrl-C stops a reply.\n")
+    if info.vision:
+        out.write(f"It sees images: /image PATH attaches one to the next message (at most {info.max_images}).\n")
     while True:
         try:
             line = input_fn("> ")
@@ -219,6 +225,9 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
             session.reset()
             out.write("(conversation cleared)\n")
             continue
+        if pending.is_command(text):
+            out.write(pending.command(text))
+            continue
         if text.startswith("/system"):
             session.system_prompt = text[len("/system"):].strip()
             out.write(f"(system prompt set to: {session.system_prompt!r})\n")
@@ -232,6 +241,9 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
                 continue
             out.write(last["content"])
             replies = session.continue_reply(settings, cancel)
+        elif pending.images and retriever is not None:
+            out.write("error: images and --docs do not go together yet; /image clear to send with the documents\n")
+            continue
         elif retriever is not None:
             from ..engine.retrieval import send_with_documents
             try:
@@ -240,7 +252,8 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
                 out.write(f"error: {exc}\n")
                 continue
         else:
-            replies = session.send(text, settings, cancel)
+            replies = session.send(text, settings, cancel, images=list(pending.images))
+        sent = text != "/continue"
         try:
             with _ctrl_c_sets(cancel):
                 for delta in replies:
@@ -248,6 +261,14 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
                     out.flush()
         except ContextOverflowError as exc:
             out.write(f"error: {exc}")
+            sent = False
+        except ValueError as exc:  # an image the model's processor refuses: the images stay attached
+            if not pending.images:
+                raise
+            out.write(f"error: {exc} (the message was not sent; /image clear drops the images)\n")
+            continue
+        if sent:
+            pending.clear()  # they went with this message
         if cancel.is_set():
             out.write(" [stopped]")
         out.write("\n")

@@ -19,7 +19,7 @@ from typing import Iterator, Optional
 
 import torch
 
-from ..text.images import (ImageError, ImageSettings, image_markup_text, image_prompt_ids, open_image, prepare_image,
+from ..text.images import (ImageError, image_markup_text, image_prompt_ids, open_image, prepare_image,
                            read_image_settings)
 
 log = logging.getLogger(__name__)
@@ -122,20 +122,14 @@ def _load_gguf_with_mmproj(path: Path, mmproj: Path, device_name: str):
     file; None after printing the error when the pair cannot work."""
     from ..engine.device import choose_device
     from ..text.tokenizer import Tokenizer
-    from ..weights.mmproj import load_llava_gguf
+    from ..weights.mmproj import load_llava_gguf, mmproj_image_settings
 
     try:  # the mmproj file is read first: a wrong one fails before the text model loads
         model = load_llava_gguf(path, mmproj, device=str(choose_device(device_name)))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
-    size = model.config.vision.image_size
-    mean, std = model.config.extra.get("image_mean"), model.config.extra.get("image_std")
-    # llava-hf's CLIP processor at the tower's size, with the file's mean and std
-    settings = ImageSettings(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
-                             image_mean=tuple(mean or ImageSettings().image_mean),
-                             image_std=tuple(std or ImageSettings().image_std))
-    return model, Tokenizer.from_gguf(path), settings, {}
+    return model, Tokenizer.from_gguf(path), mmproj_image_settings(model), {}
 
 
 def _model_type(folder):

@@ -97,26 +97,15 @@ def is_vision_spec(spec: Union[str, Path], mmproj: Optional[str] = None) -> bool
     return str(spec).lower().endswith(".gguf") and bool(mmproj or find_mmproj(spec))
 
 
-def _gguf_settings(model):
-    """llava-hf's CLIP processor at the mmproj tower's size, with the file's mean and std."""
-    from ..text.images import ImageSettings
-
-    size = model.config.vision.image_size
-    mean, std = model.config.extra.get("image_mean"), model.config.extra.get("image_std")
-    return ImageSettings(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
-                         image_mean=tuple(mean or ImageSettings().image_mean),
-                         image_std=tuple(std or ImageSettings().image_std))
-
-
 def load_vision(path: Path, device: str = "cpu", dtype: torch.dtype = torch.float32, progress=None,
                 mmproj: Optional[Union[str, Path]] = None) -> tuple[nn.Module, ModelVision]:
     """(decoder Transformer, ModelVision) from a vision model folder, or a GGUF file and its
     mmproj file; weights.vision_models chooses a folder's loader."""
     if mmproj is not None:
-        from ..weights.mmproj import load_llava_gguf
+        from ..weights.mmproj import load_llava_gguf, mmproj_image_settings
 
         model = load_llava_gguf(path, mmproj, dtype=dtype, device=device)
-        settings = _gguf_settings(model)
+        settings = mmproj_image_settings(model)
     else:
         from ..weights.vision_models import load_vision_folder
 
@@ -206,13 +195,13 @@ def _vision_params(path: Path, mmproj: Optional[Path]) -> tuple[object, int]:
     if mmproj is not None:
         from ..weights.gguf_loader import gguf_config, open_gguf
 
-        from ..weights.mmproj import _field
+        from ..weights.mmproj import gguf_field
 
         reader = open_gguf(mmproj)
         config = gguf_config(open_gguf(path), path)
         # as load_llava_gguf builds it: what follows the feature layer dropped, an identity post-norm added
         kept = sum(int(t.n_elements) for t in reader.tensors if not t.name.startswith(("v.post_ln.", "v.head.")))
-        return config, kept + 2 * int(_field(reader, "clip.vision.embedding_length") or 0)
+        return config, kept + 2 * int(gguf_field(reader, "clip.vision.embedding_length") or 0)
     kind = folder_model_type(path)
     if kind == "gemma3":
         from ..model.gemma3_vision import Gemma3VisionModel as shell_cls

@@ -108,9 +108,14 @@ def pixmap_from_png(data: bytes) -> QPixmap:
 
 class ImageTray(QWidget):
     """The images attached to the message being written: thumbnails with a remove button, the
-    context each costs and the model's limit; errors (a bad image, too many) shown here."""
+    context each costs and the model's limit; errors (a bad image, too many) shown here.
+
+    Each image's cost (Idefics3's depends on its size) is asked of the generation worker:
+    `cost_requested(token, ReadyImage)` goes out, `set_cost(token, n)` or `cost_failed(token,
+    message)` comes back; a new model asks again, and answers for an older token are dropped."""
 
     changed = Signal()
+    cost_requested = Signal(int, object)  # token, ReadyImage (to the worker's image_cost)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -121,6 +126,10 @@ class ImageTray(QWidget):
         self.max_images = 0
         self.image_tokens = 0
         self.model_name = ""
+        self._cost_tokens: list[int] = []  # parallel to images: the token of each one's cost request
+        self.costs: dict[int, int] = {}  # token -> context positions
+        self._cost_errors: dict[int, str] = {}  # token -> why the cost is unknown
+        self._next_token = 0
         self.thumbnailer = Thumbnailer(self)
         self.thumbnailer.ready.connect(self._on_ready)
         self.thumbnailer.failed.connect(self._on_failed)
@@ -145,7 +154,31 @@ class ImageTray(QWidget):
     # -- the model ---------------------------------------------------------------------------
     def set_model(self, name: str, vision: bool, max_images: int, image_tokens: int) -> None:
         self.model_name, self.vision, self.max_images, self.image_tokens = name, vision, max_images, image_tokens
+        self.costs, self._cost_errors = {}, {}
+        self._cost_tokens = [self._ask_cost(image) for image in self.images]  # this model's costs
         self._refresh()
+
+    def _ask_cost(self, image: ReadyImage) -> int:
+        self._next_token += 1
+        if self.vision:
+            self.cost_requested.emit(self._next_token, image)
+        return self._next_token
+
+    @Slot(int, int)
+    def set_cost(self, token: int, cost: int) -> None:
+        if token in self._cost_tokens:
+            self.costs[token] = cost
+            self._refresh()
+
+    @Slot(int, str)
+    def cost_failed(self, token: int, message: str) -> None:
+        if token in self._cost_tokens:
+            self._cost_errors[token] = message
+            self._refresh()
+
+    def image_costs(self) -> list[Optional[int]]:
+        """Each attached image's context cost, None while unknown."""
+        return [self.costs.get(token) for token in self._cost_tokens]
 
     # -- adding and removing -----------------------------------------------------------------
     def add_path(self, path: str) -> None:
@@ -170,6 +203,7 @@ class ImageTray(QWidget):
     def _on_ready(self, _token: int, image: ReadyImage) -> None:
         self.pending -= 1
         self.images.append(image)
+        self._cost_tokens.append(self._ask_cost(image))
         self._refresh()
 
     @Slot(int, str)
@@ -185,12 +219,14 @@ class ImageTray(QWidget):
 
     def remove(self, index: int) -> None:
         del self.images[index]
+        del self._cost_tokens[index]
         self.error_label.hide()
         self._refresh()
 
     def take(self) -> list[ReadyImage]:
         """The attached images, emptying the tray (the message was sent)."""
         images, self.images = self.images, []
+        self._cost_tokens, self.costs, self._cost_errors = [], {}, {}
         self.error_label.hide()
         self._refresh()
         return images
@@ -210,6 +246,11 @@ class ImageTray(QWidget):
             thumb.setPixmap(pixmap_from_png(image.thumbnail))
             thumb.setToolTip(f"{image.name} ({image.width}×{image.height})")
             box.addWidget(thumb)
+            if self.vision:
+                cost = QLabel(self._cost_text(self._cost_tokens[i]))
+                cost.setObjectName("imageCost")
+                cost.setToolTip(self._cost_errors.get(self._cost_tokens[i], ""))
+                box.addWidget(cost, 0, Qt.AlignHCenter)
             remove = QToolButton(text="×")
             remove.setObjectName("removeImage")
             remove.setAccessibleName(_tr("Remove image {name}").format(name=image.name))
@@ -229,12 +270,22 @@ class ImageTray(QWidget):
         if not self.vision:
             return _tr("{model} cannot see images; they will be refused at send.").format(
                 model=self.model_name or _tr("The model"))
-        text = _tr("{n} of at most {limit} images, {tokens} context tokens each ({total} in all)").format(
-            n=len(self.images), limit=self.max_images, tokens=self.image_tokens,
-            total=self.image_tokens * len(self.images))
+        costs = self.image_costs()
+        known = [cost for cost in costs if cost is not None]
+        text = _tr("{n} of at most {limit} images, {total} context tokens in all").format(
+            n=len(self.images), limit=self.max_images, total=sum(known))
+        counting = sum(1 for token in self._cost_tokens
+                       if token not in self.costs and token not in self._cost_errors)
+        if counting:
+            text += " · " + _tr("counting {n}…").format(n=counting)
         if self.pending:
             text += " · " + _tr("reading {n}…").format(n=self.pending)
         return text
+
+    def _cost_text(self, token: int) -> str:
+        if token in self.costs:
+            return _tr("{n} tokens").format(n=self.costs[token])
+        return _tr("? tokens") if token in self._cost_errors else "…"
 
     def shutdown(self) -> None:
         self.thumbnailer.shutdown()

@@ -208,6 +208,10 @@ class MainWindow(QMainWindow):
         self._build_menu()
         self.send_button.clicked.connect(self.send)
         self.attach_button.clicked.connect(self.attach_images)
+        worker = self.worker_thread.worker  # each image's context cost, worked out in its thread
+        self.image_tray.cost_requested.connect(worker.image_cost)
+        worker.image_costed.connect(self.image_tray.set_cost)
+        worker.image_cost_failed.connect(self.image_tray.cost_failed)
         self.composer.submitted.connect(self.send)
         self.stop_button.clicked.connect(chat.stop)
         self.documents_selector.list_libraries = chat.libraries

@@ -45,6 +45,8 @@ class GenerationWorker(QObject):
     score_progress = Signal(int, int, int)  # request id, tokens scored, of how many (both passes)
     score_finished = Signal(int, object)  # request id, list of engine.token_scores.TokenScore
     score_failed = Signal(int, str)  # request id, message ("cancelled" when stopped)
+    image_costed = Signal(int, int)  # the composer's token for an image, context positions it fills
+    image_cost_failed = Signal(int, str)  # that token, message
 
     def __init__(self, backend: Backend) -> None:
         super().__init__()
@@ -130,6 +132,20 @@ class GenerationWorker(QObject):
             self.score_failed.emit(request.request_id, str(exc))
             return
         self.score_finished.emit(request.request_id, scores)
+
+    @Slot(int, object)
+    def image_cost(self, token: int, image) -> None:
+        """Context positions an attached image (data and name: ui.images.ReadyImage) fills for the loaded
+        model (Backend.image_cost: it decodes the image, so here and not on the GUI thread)."""
+        try:
+            from ..engine.vision_prompt import message_images  # torch loads here, in this thread
+
+            cost = self.backend.image_cost(message_images({"images": [image]})[0])
+        except Exception as exc:  # a text-only model, a bad image, no model: the tray shows it
+            log.info("image cost of %s: %s", getattr(image, "name", "image"), exc)
+            self.image_cost_failed.emit(token, str(exc))
+            return
+        self.image_costed.emit(token, int(cost))
 
     @Slot(object)
     def compare(self, request: CompareRequest) -> None:

@@ -44,7 +44,9 @@ _TOP_NAMES = {"v.class_embd": "embeddings.class_embedding", "v.patch_embd.weight
               "mm.2.weight": "linear_2.weight", "mm.2.bias": "linear_2.bias"}
 
 
-def _field(reader, key: str) -> Any:
+def gguf_field(reader, key: str) -> Any:
+    """The value of the GGUF metadata `key` in `reader` (gguf.GGUFReader): a number, a string, or
+    a list of either; None when the file has no such key."""
     field = reader.fields.get(key)
     if field is None:
         return None
@@ -73,33 +75,35 @@ def read_mmproj(path: Path | str):
     """An mmproj file -> (VisionConfig, {our name: tensor}, image mean, image std)."""
     path = Path(path)
     reader = open_gguf(path)
-    arch = _field(reader, "general.architecture")
+    arch = gguf_field(reader, "general.architecture")
     if arch != "clip":
         raise UnsupportedArchitectureError(path, f"is not an mmproj file (general.architecture {arch!r}, not 'clip')")
-    projector = _field(reader, "clip.projector_type") or "mlp"
+    projector = gguf_field(reader, "clip.projector_type") or "mlp"
     if projector != "mlp":
         raise UnsupportedArchitectureError(path, f"has projector type {projector!r}",
                                            "supported: LLaVA's 'mlp' projector")
-    if _field(reader, "clip.has_vision_encoder") is False:
+    if gguf_field(reader, "clip.has_vision_encoder") is False:
         raise CorruptFileError(path, "has no vision encoder (clip.has_vision_encoder is false)")
     tensors = {t.name: t for t in reader.tensors}
     needed = ("clip.vision.image_size", "clip.vision.patch_size", "clip.vision.embedding_length",
               "clip.vision.feed_forward_length", "clip.vision.block_count", "clip.vision.attention.head_count")
-    missing = [key for key in needed if _field(reader, key) is None]
+    missing = [key for key in needed if gguf_field(reader, key) is None]
     if missing:
         raise CorruptFileError(path, f"lacks the mmproj metadata {', '.join(missing)}")
     for name in ("v.patch_embd.weight", "v.position_embd.weight", "mm.0.weight", "mm.2.weight"):
         if name not in tensors:
             raise ShapeMismatchError(path, f"missing tensor {name}", "the file is not a LLaVA mmproj")
     clip = "v.class_embd" in tensors
-    dim, ffn = _field(reader, "clip.vision.embedding_length"), _field(reader, "clip.vision.feed_forward_length")
-    gelu = bool(_field(reader, "clip.use_gelu"))
+    dim = gguf_field(reader, "clip.vision.embedding_length")
+    ffn = gguf_field(reader, "clip.vision.feed_forward_length")
+    gelu = bool(gguf_field(reader, "clip.use_gelu"))
     try:
-        vision = VisionConfig(family="clip" if clip else "siglip", dim=dim, n_layers=_field(reader, "clip.vision.block_count"),
-                              n_heads=_field(reader, "clip.vision.attention.head_count"), intermediate_size=ffn,
-                              image_size=_field(reader, "clip.vision.image_size"),
-                              patch_size=_field(reader, "clip.vision.patch_size"),
-                              norm_eps=float(_field(reader, "clip.vision.attention.layer_norm_epsilon") or 1e-5),
+        vision = VisionConfig(family="clip" if clip else "siglip", dim=dim,
+                              n_layers=gguf_field(reader, "clip.vision.block_count"),
+                              n_heads=gguf_field(reader, "clip.vision.attention.head_count"), intermediate_size=ffn,
+                              image_size=gguf_field(reader, "clip.vision.image_size"),
+                              patch_size=gguf_field(reader, "clip.vision.patch_size"),
+                              norm_eps=float(gguf_field(reader, "clip.vision.attention.layer_norm_epsilon") or 1e-5),
                               act=("gelu" if gelu else "quick_gelu") if clip else "gelu_pytorch_tanh")
     except ConfigError as exc:
         raise CorruptFileError(path, str(exc)) from exc
@@ -126,7 +130,7 @@ def read_mmproj(path: Path | str):
             log.warning("%s: ignoring tensor %s", path, name)
     if "embeddings.class_embedding" in state:
         state["embeddings.class_embedding"] = state["embeddings.class_embedding"].reshape(-1)
-    mean, std = _field(reader, "clip.vision.image_mean"), _field(reader, "clip.vision.image_std")
+    mean, std = gguf_field(reader, "clip.vision.image_mean"), gguf_field(reader, "clip.vision.image_std")
     return vision, state, mean, std
 
 
@@ -182,3 +186,14 @@ def gguf_image_token(path: Path | str) -> Optional[int]:
             return index
     return None
 
+
+def mmproj_image_settings(model: LlavaModel):
+    """The preprocessing of a LLaVA loaded from GGUF + mmproj (load_llava_gguf): llava-hf's CLIP
+    processor at the mmproj tower's size, with the mean and std the file names (CLIP's otherwise)."""
+    from ..text.images import ImageSettings
+
+    size = model.config.vision.image_size
+    mean, std = model.config.extra.get("image_mean"), model.config.extra.get("image_std")
+    return ImageSettings(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
+                         image_mean=tuple(mean or ImageSettings().image_mean),
+                         image_std=tuple(std or ImageSettings().image_std))

@@ -14,7 +14,12 @@
         <translation>{name}（最近使用）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/app.py" line="84"/>
+        <location filename="../../chatapp/ui/app.py" line="60"/>
+        <source>{name} — sees images</source>
+        <translation>{name} — 可识图</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/app.py" line="86"/>
         <source>Dismiss</source>
         <translation>关闭</translation>
     </message>
@@ -1100,74 +1105,93 @@
 <context>
     <name>Images</name>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="158"/>
+        <location filename="../../chatapp/ui/images.py" line="191"/>
         <source>pasted image</source>
         <translation>粘贴的图片</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="163"/>
+        <location filename="../../chatapp/ui/images.py" line="196"/>
         <source>A message can hold {n} images.</source>
         <translation>一条消息最多可包含 {n} 张图片。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="215"/>
+        <location filename="../../chatapp/ui/images.py" line="256"/>
         <source>Remove image {name}</source>
         <translation>移除图片 {name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="230"/>
+        <location filename="../../chatapp/ui/images.py" line="271"/>
         <source>{model} cannot see images; they will be refused at send.</source>
         <translation>{model} 无法查看图片；发送时将被拒绝。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="231"/>
+        <location filename="../../chatapp/ui/images.py" line="272"/>
         <source>The model</source>
         <translation>该模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="232"/>
-        <source>{n} of at most {limit} images, {tokens} context tokens each ({total} in all)</source>
-        <translation>{n} 张图片（最多 {limit} 张），每张占用 {tokens} 个上下文词元（共 {total} 个）</translation>
+        <location filename="../../chatapp/ui/images.py" line="275"/>
+        <source>{n} of at most {limit} images, {total} context tokens in all</source>
+        <translation>{n} 张图片（最多 {limit} 张），共占用 {total} 个上下文词元</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="236"/>
+        <location filename="../../chatapp/ui/images.py" line="280"/>
+        <source>counting {n}…</source>
+        <translation>正在计算 {n} 张…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/images.py" line="282"/>
         <source>reading {n}…</source>
         <translation>正在读取 {n} 张…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="244"/>
+        <location filename="../../chatapp/ui/images.py" line="287"/>
+        <source>{n} tokens</source>
+        <translation>{n} 个词元</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/images.py" line="288"/>
+        <source>? tokens</source>
+        <translation>? 个词元</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/images.py" line="295"/>
         <source>Images ({patterns})</source>
         <translation>图片 ({patterns})</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="263"/>
+        <location filename="../../chatapp/ui/images.py" line="314"/>
         <source>image</source>
         <translation>图片</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="264"/>
+        <location filename="../../chatapp/ui/images.py" line="315"/>
         <source>Show image {name}</source>
         <translation>查看图片 {name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="290"/>
+        <location filename="../../chatapp/ui/images.py" line="341"/>
         <source>(unreadable)</source>
         <translation>（无法读取）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="304"/>
+        <location filename="../../chatapp/ui/images.py" line="355"/>
         <source>Image</source>
         <translation>图片</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="307"/>
+        <location filename="../../chatapp/ui/images.py" line="358"/>
         <source>Loading…</source>
         <translation>正在加载…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="332"/>
+        <location filename="../../chatapp/ui/images.py" line="383"/>
         <source>This image cannot be shown: {message}</source>
         <translation>无法显示此图片：{message}</translation>
+    </message>
+    <message>
+        <source>{n} of at most {limit} images, {tokens} context tokens each ({total} in all)</source>
+        <translation type="obsolete">{n} 张图片（最多 {limit} 张），每张占用 {tokens} 个上下文词元（共 {total} 个）</translation>
     </message>
 </context>
 <context>
@@ -1257,7 +1281,7 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/main_window.py" line="198"/>
-        <location filename="../../chatapp/ui/main_window.py" line="472"/>
+        <location filename="../../chatapp/ui/main_window.py" line="476"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
@@ -1267,113 +1291,113 @@
         <translation>撤销</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="278"/>
+        <location filename="../../chatapp/ui/main_window.py" line="282"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="279"/>
+        <location filename="../../chatapp/ui/main_window.py" line="283"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="280"/>
+        <location filename="../../chatapp/ui/main_window.py" line="284"/>
         <source>Import conversation…</source>
         <translation>导入对话…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="281"/>
+        <location filename="../../chatapp/ui/main_window.py" line="285"/>
         <source>Export conversation as Markdown…</source>
         <translation>将对话导出为 Markdown…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="283"/>
+        <location filename="../../chatapp/ui/main_window.py" line="287"/>
         <source>Export conversation as JSON…</source>
         <translation>将对话导出为 JSON…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="286"/>
+        <location filename="../../chatapp/ui/main_window.py" line="290"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="287"/>
+        <location filename="../../chatapp/ui/main_window.py" line="291"/>
         <source>&amp;Chat</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="288"/>
+        <location filename="../../chatapp/ui/main_window.py" line="292"/>
         <source>Focus message box</source>
         <translation>聚焦到消息框</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="289"/>
+        <location filename="../../chatapp/ui/main_window.py" line="293"/>
         <source>Stop reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="290"/>
+        <location filename="../../chatapp/ui/main_window.py" line="294"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="291"/>
+        <location filename="../../chatapp/ui/main_window.py" line="295"/>
         <source>Continue reply</source>
         <translation>继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="298"/>
+        <location filename="../../chatapp/ui/main_window.py" line="302"/>
         <source>Rename conversation</source>
         <translation>重命名对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="299"/>
+        <location filename="../../chatapp/ui/main_window.py" line="303"/>
         <source>Delete conversation</source>
         <translation>删除对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="301"/>
+        <location filename="../../chatapp/ui/main_window.py" line="305"/>
         <source>What the fine-tune changed…</source>
         <translation>微调改变了什么…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="302"/>
+        <location filename="../../chatapp/ui/main_window.py" line="306"/>
         <source>&amp;View</source>
         <translation>视图(&amp;V)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="303"/>
+        <location filename="../../chatapp/ui/main_window.py" line="307"/>
         <source>Conversation list</source>
         <translation>对话列表</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="304"/>
+        <location filename="../../chatapp/ui/main_window.py" line="308"/>
         <source>Settings</source>
         <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="306"/>
+        <location filename="../../chatapp/ui/main_window.py" line="310"/>
         <source>Show or hide the conversations (Ctrl+B)</source>
         <translation>显示或隐藏对话列表（Ctrl+B）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="307"/>
+        <location filename="../../chatapp/ui/main_window.py" line="311"/>
         <source>Open or close the settings (Ctrl+,)</source>
         <translation>打开或关闭设置（Ctrl+,）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="313"/>
+        <location filename="../../chatapp/ui/main_window.py" line="317"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="314"/>
-        <location filename="../../chatapp/ui/main_window.py" line="317"/>
+        <location filename="../../chatapp/ui/main_window.py" line="318"/>
+        <location filename="../../chatapp/ui/main_window.py" line="321"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="318"/>
+        <location filename="../../chatapp/ui/main_window.py" line="322"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -1382,87 +1406,87 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="340"/>
+        <location filename="../../chatapp/ui/main_window.py" line="344"/>
         <source>adapter {name}</source>
         <translation>适配器 {name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="344"/>
+        <location filename="../../chatapp/ui/main_window.py" line="348"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="356"/>
+        <location filename="../../chatapp/ui/main_window.py" line="360"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="361"/>
+        <location filename="../../chatapp/ui/main_window.py" line="365"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="402"/>
+        <location filename="../../chatapp/ui/main_window.py" line="406"/>
         <source>The language changes the next time chatapp starts.</source>
         <translation>下次启动 chatapp 时将切换语言。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="422"/>
+        <location filename="../../chatapp/ui/main_window.py" line="426"/>
         <source>Weights: {reason}</source>
         <translation>权重：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="435"/>
+        <location filename="../../chatapp/ui/main_window.py" line="439"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="472"/>
+        <location filename="../../chatapp/ui/main_window.py" line="476"/>
         <source>Undo edit</source>
         <translation>撤销编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="490"/>
+        <location filename="../../chatapp/ui/main_window.py" line="494"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="496"/>
+        <location filename="../../chatapp/ui/main_window.py" line="500"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="500"/>
+        <location filename="../../chatapp/ui/main_window.py" line="504"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="500"/>
+        <location filename="../../chatapp/ui/main_window.py" line="504"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="506"/>
+        <location filename="../../chatapp/ui/main_window.py" line="510"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="513"/>
+        <location filename="../../chatapp/ui/main_window.py" line="517"/>
         <source>The images are still being read; your message is kept.</source>
         <translation>图片仍在读取中；您的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="518"/>
+        <location filename="../../chatapp/ui/main_window.py" line="522"/>
         <source>This model cannot see images ({model}); remove them or load a vision model.</source>
         <translation>此模型无法查看图片（{model}）；请移除图片或加载视觉模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="519"/>
+        <location filename="../../chatapp/ui/main_window.py" line="523"/>
         <source>no model</source>
         <translation>无模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="529"/>
+        <location filename="../../chatapp/ui/main_window.py" line="533"/>
         <source>Attach images</source>
         <translation>附加图片</translation>
     </message>

@@ -51,6 +51,7 @@ class FakeBackend:
         self.recorded: list = []  # the token entries of the reply streaming (with logprobs)
         self.compare_calls: list[dict] = []
         self._compared: list[dict] = []
+        self.costed: list[str] = []  # the names of the images image_cost was asked about
 
     def load(self, spec, options, progress=None):
         self.thread_names.add("main" if threading.current_thread() is threading.main_thread() else "worker")
@@ -221,6 +222,21 @@ class FakeBackend:
 
     def compared(self):
         return list(self._compared)
+
+    def image_cost(self, image) -> int:
+        """Like Idefics3, the cost grows with the image: 64 positions per started 64-pixel tile,
+        plus 64 for the whole image (a 40x30 image: 128; 300x200: 1344). From the worker thread."""
+        import io
+        import math
+
+        from PIL import Image
+
+        self.thread_names.add("main" if threading.current_thread() is threading.main_thread() else "worker")
+        self.costed.append(image.name)
+        if not self.vision:
+            raise ValueError(f"{self.loaded_name} cannot see images")
+        width, height = Image.open(io.BytesIO(image.data)).size
+        return 64 * math.ceil(width / 64) * math.ceil(height / 64) + 64
 
     def streamed_logprobs(self):
         return list(self.recorded)

@@ -31,7 +31,9 @@ def test_send_an_image_to_a_real_vision_model(make_window, qtbot, tmp_path, monk
     monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *a, **k: ([str(path)], ""))
     window.attach_button.click()
     qtbot.waitUntil(lambda: len(window.image_tray.images) == 1, timeout=10000)
-    assert "4 context tokens each" in window.image_tray.info_label.text()
+    qtbot.waitUntil(lambda: window.image_tray.image_costs() == [4], timeout=10000)  # the worker's image_cost
+    assert "1 of at most" in window.image_tray.info_label.text()
+    assert "4 context tokens in all" in window.image_tray.info_label.text()
     monkeypatch.setattr(window.chat_controller, "sampling",
                         lambda: dict(temperature=0.0, repetition_penalty=1.0, max_new_tokens=5))
     window.composer.setPlainText("what is it?")

@@ -35,7 +35,8 @@ def test_attach_remove_and_send(make_window, qtbot, tmp_path, monkeypatch):
     qtbot.waitUntil(lambda: len(tray.images) == 2 and not tray.pending, timeout=5000)
     assert [i.name for i in tray.images] == ["a.png", "b.jpg"]
     assert (tray.images[1].width, tray.images[1].height) == (300, 200)
-    assert "576 context tokens each (1152 in all)" in tray.info_label.text()
+    qtbot.waitUntil(lambda: None not in tray.image_costs(), timeout=60000)  # torch loads first
+    assert "1472 context tokens in all" in tray.info_label.text()
     assert "at most 4 images" in tray.info_label.text()
     assert tray.isVisibleTo(window)
     from PySide6.QtWidgets import QToolButton
@@ -70,6 +71,49 @@ def test_attach_remove_and_send(make_window, qtbot, tmp_path, monkeypatch):
     assert edited.content == "and now?" and edited.id != user.id
     assert [i.data for i in window.store.attachments(edited.id)] == [b.read_bytes()]
     assert [i.name for i in backend.calls[-1]["messages"][-1]["images"]] == ["b.jpg"]
+
+
+def test_each_image_shows_its_own_cost_and_the_total(make_window, qtbot, tmp_path, monkeypatch):
+    """The cost of each image is asked of the worker (never the GUI thread); Idefics3-like costs
+    that grow with the image: 40x30 -> 128, 300x200 -> 1344 (FakeBackend.image_cost)."""
+    from PySide6.QtWidgets import QLabel
+
+    backend = FakeBackend(vision=True)
+    window = make_window(backend)
+    tray = window.image_tray
+    backend.thread_names.clear()
+    _attach(window, monkeypatch, _png(tmp_path / "small.png"), _png(tmp_path / "big.png", (300, 200), 1))
+    qtbot.waitUntil(lambda: len(tray.images) == 2 and None not in tray.image_costs(), timeout=60000)
+    by_name = dict(zip([i.name for i in tray.images], tray.image_costs()))
+    assert by_name == {"small.png": 128, "big.png": 1344}
+    assert backend.thread_names == {"worker"} and sorted(backend.costed) == ["big.png", "small.png"]
+    labels = sorted(label.text() for label in tray.findChildren(QLabel, "imageCost"))
+    assert labels == ["128 tokens", "1344 tokens"]
+    assert tray.info_label.text() == "2 of at most 4 images, 1472 context tokens in all"
+    # removing one takes its cost out of the total
+    tray.remove([i.name for i in tray.images].index("big.png"))
+    assert tray.image_costs() == [128]
+    assert tray.info_label.text() == "1 of at most 4 images, 128 context tokens in all"
+    assert [label.text() for label in tray.findChildren(QLabel, "imageCost")] == ["128 tokens"]
+
+
+def test_a_failed_cost_is_shown_and_a_stale_answer_dropped(make_window, qtbot, tmp_path, monkeypatch):
+    window = make_window(FakeBackend(vision=True))
+    tray = window.image_tray
+    _attach(window, monkeypatch, _png(tmp_path / "a.png"))
+    qtbot.waitUntil(lambda: tray.image_costs() == [128], timeout=60000)
+    token = tray._cost_tokens[0]
+    tray.set_cost(token + 1000, 5)  # not an image of the tray: ignored
+    assert tray.image_costs() == [128]
+    tray.set_model("Other", True, 4, 576)  # a new model: asked again, the old answer is stale
+    assert tray.image_costs() == [None] and "counting 1…" in tray.info_label.text()
+    tray.set_cost(token, 7)
+    assert tray.image_costs() == [None]
+    tray.cost_failed(tray._cost_tokens[0], "the image cannot be read")
+    from PySide6.QtWidgets import QLabel
+    label = tray.findChild(QLabel, "imageCost")
+    assert label.text() == "? tokens" and label.toolTip() == "the image cannot be read"
+    qtbot.waitUntil(lambda: tray.image_costs() == [128], timeout=10000)  # the worker's answer, for this model
 
 
 def test_paste_and_drop_images(make_window, qtbot, tmp_path):

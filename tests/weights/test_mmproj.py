@@ -16,7 +16,7 @@ transformers = pytest.importorskip("transformers")
 
 from chatapp.errors import ShapeMismatchError, UnsupportedArchitectureError  # noqa: E402
 from chatapp.weights.llava import load_llava_folder  # noqa: E402
-from chatapp.weights.mmproj import load_llava_gguf, read_mmproj  # noqa: E402
+from chatapp.weights.mmproj import gguf_field, load_llava_gguf, mmproj_image_settings, read_mmproj  # noqa: E402
 from tests.weights.gguf_writing import hf_to_gguf  # noqa: E402
 
 VOCAB, IMAGE = 40, 39
@@ -177,6 +177,23 @@ def test_metadata_is_read(files):
     assert vision.act == ("gelu" if ref.config.vision_config.hidden_act == "gelu" else "quick_gelu")
     assert np.allclose(mean, [0.48145466, 0.4578275, 0.40821073])
     assert "linear_2.weight" in state and not any("post_layernorm" in k for k in state)
+
+
+def test_public_helpers_read_the_file(files):
+    """gguf_field (engine.vision's parameter count uses it) and mmproj_image_settings (the engine
+    and `chatapp generate --image` both preprocess with it)."""
+    from chatapp.weights.gguf_loader import open_gguf
+
+    _, text_path, mmproj, ref = files
+    reader = open_gguf(mmproj)
+    assert gguf_field(reader, "general.architecture") == "clip"
+    assert gguf_field(reader, "clip.vision.embedding_length") == ref.config.vision_config.hidden_size
+    assert np.allclose(gguf_field(reader, "clip.vision.image_std"), [0.26862954, 0.26130258, 0.27577711])
+    assert gguf_field(reader, "clip.no.such.key") is None
+    settings = mmproj_image_settings(load_llava_gguf(text_path, mmproj))
+    assert settings.size == {"shortest_edge": 32} and settings.crop_size == {"height": 32, "width": 32}
+    assert np.allclose(settings.image_mean, [0.48145466, 0.4578275, 0.40821073])
+    assert np.allclose(settings.image_std, [0.26862954, 0.26130258, 0.27577711])
 
 
 def test_clear_errors(files, tmp_path):
