@@ -74,6 +74,9 @@ class VisionBackend(ScriptedBackend):
         info = super().load(spec, options, progress)
         return replace(info, name="llava-1.5-7b-hf", kind="hf-folder", vision=True, max_images=8, image_tokens=576)
 
+    def image_cost(self, image) -> int:
+        return 576  # LLaVA 1.5: one token per 14-pixel patch of a 336-pixel image, whatever its size
+
     def stream(self, messages, system_prompt, settings, cancel=None, continue_last=False, **_):
         shown = ""
         for start in range(0, len(ANSWER), self.chunk):

@@ -210,6 +210,11 @@ class ScriptedBackend:
     def context_used(self) -> int:
         return self.used
 
+    def image_cost(self, image) -> int:
+        from chatapp.engine.vision import NoVisionError
+
+        raise NoVisionError("this scripted model cannot see images")
+
 
 def pump(ms: int) -> None:
     """Run the event loop for `ms`. Not QTest.qWait: in PySide6 that holds the GIL while it

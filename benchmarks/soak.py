@@ -76,6 +76,11 @@ class ScriptedBackend:
     def context_used(self):
         return 10 + self.streamed
 
+    def image_cost(self, image) -> int:
+        from chatapp.engine.vision import NoVisionError
+
+        raise NoVisionError("this scripted model cannot see images")
+
 
 class Heartbeat(QObject):
     """A 10 ms timer in the GUI thread; the largest gap between its ticks is the worst stall.

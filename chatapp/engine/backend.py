@@ -231,6 +231,10 @@ class Backend(Protocol):
     def context_used(self) -> int:
         """Positions of the context in use now (also while a reply streams)."""
 
+    def image_cost(self, image) -> int:
+        """Context positions `image` (engine.vision.ImageAttachment) fills for the loaded model;
+        NoVisionError for a text-only model, ImageError for a bad image (decodes it: worker thread)."""
+
 
 class ChatBackend:
     """The real backend: our Transformer through `engine.loader` and `engine.session` (satisfies `Backend`)."""

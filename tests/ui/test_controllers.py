@@ -254,7 +254,7 @@ def test_fakes_and_the_real_backend_satisfy_the_protocol():
 
     assert isinstance(ChatBackend(), Backend) and isinstance(FakeBackend(), Backend)
     for name in ("load", "estimate", "set_adapter_enabled", "stream", "finished", "context_used",
-                 "streamed_logprobs", "compare", "compared"):
+                 "streamed_logprobs", "compare", "compared", "image_cost"):
         wanted = list(inspect.signature(getattr(Backend, name)).parameters)
         for backend in (ChatBackend, FakeBackend):
             assert list(inspect.signature(getattr(backend, name)).parameters) == wanted, (backend, name)
