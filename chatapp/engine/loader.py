@@ -159,7 +159,7 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
         # CHATAPP_QUANT_COMPILE=0 / 1 forces eager / compiled. Each weight shape compiles now.
         mode = {"0": "eager", "1": "compiled"}.get(os.environ.get("CHATAPP_QUANT_COMPILE", ""), "auto")
         products = set_products(mode)
-        shapes = warm_up_products(model)
+        shapes = warm_up_products(model, progress=lambda done, total: report("compile", done / total))
         log.info("compact products: %s%s", products, f" ({shapes} weight shapes compiled)" if shapes else "")
     if adapter is not None:
         report("adapter", 0.0)

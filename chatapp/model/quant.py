@@ -275,7 +275,7 @@ def quantize_state(state: dict, option: str) -> dict:
 
 
 @torch.inference_mode()
-def warm_up_products(model: nn.Module) -> int:
+def warm_up_products(model: nn.Module, progress=None) -> int:
     """Run the one-row product of each distinct compact weight shape in `model` once, so that
     compiled products compile now (at load) rather than in the first reply. Returns how many
     shapes ran; 0 while eager products are in use.
@@ -286,6 +286,8 @@ def warm_up_products(model: nn.Module) -> int:
     for module in model.modules():
         if isinstance(module, QuantLinear) and compiled_product(module.kind) is not None:
             shapes.setdefault((module.kind, module.qweight.shape), module)
-    for module in shapes.values():
+    for done, module in enumerate(shapes.values()):
+        if progress:
+            progress(done, len(shapes))  # (shapes compiled, shapes): the load's "compile" stage
         row_product(module.kind, torch.zeros(1, module.in_features), module.qweight, module.scales, module.mins)
     return len(shapes)

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 # GGUF means parsing its whole vocabulary and took over half of the default model's load
 # here, the tokenizer, building the engine) report only that they started: the bar shows
 # them as busy rather than a made-up percentage.
-MEASURED_STAGES = ("weights",)
+MEASURED_STAGES = ("weights", "compile")
 BUSY = -1.0  # a progress fraction meaning "under way, amount unknown"
 
 
@@ -35,7 +35,8 @@ def stage_text(stage: str) -> str:
     """A loader stage in the user's words."""
     return {"config": _tr("Reading the model's settings"), "weights": _tr("Reading the weights"),
             "tokenizer": _tr("Preparing the tokenizer"), "adapter": _tr("Putting on the adapter"),
-            "ready": _tr("Preparing to chat"), "engine": _tr("Preparing to chat")}.get(stage, stage)
+            "ready": _tr("Preparing to chat"), "engine": _tr("Preparing to chat"),
+            "compile": _tr("Compiling compact kernels (a minute the first time, seconds after)")}.get(stage, stage)
 
 
 class ModelController(QObject):

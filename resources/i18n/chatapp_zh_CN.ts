@@ -1608,17 +1608,22 @@ Chat with a language model on your own machine, and teach it your own documents.
         <translation>正在准备对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/model_controller.py" line="116"/>
+        <location filename="../../chatapp/ui/model_controller.py" line="39"/>
+        <source>Compiling compact kernels (a minute the first time, seconds after)</source>
+        <translation>正在编译紧凑权重内核（首次约需一分钟，之后只需几秒）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/model_controller.py" line="117"/>
         <source>Stop the reply before switching models.</source>
         <translation>请先停止回复，再切换模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/model_controller.py" line="133"/>
+        <location filename="../../chatapp/ui/model_controller.py" line="134"/>
         <source>The adapter {path} is no longer there; the model was loaded without it.</source>
         <translation>适配器 {path} 已不存在；模型已在不使用它的情况下加载。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/model_controller.py" line="152"/>
+        <location filename="../../chatapp/ui/model_controller.py" line="153"/>
         <source> The previous model ({name}) is still loaded.</source>
         <translation> 之前的模型（{name}）仍保持加载。</translation>
     </message>

@@ -110,3 +110,13 @@ def test_warm_up_compiles_what_the_engine_decodes_with():
     with torch.inference_mode():  # as Engine._forward decodes
         layer(torch.randn(1, 1, 64))
     assert counters["stats"]["unique_graphs"] == graphs  # nothing compiled in the first reply
+
+
+def test_warm_up_reports_each_shape_as_the_loads_compile_stage(monkeypatch):
+    """The window's load bar shows "Compiling compact kernels" with how many shapes are done."""
+    monkeypatch.setitem(qp._compiled, "int8", qp.int8_row_product)
+    model = torch.nn.Sequential(QuantLinear(compact("int8", 40, 96)), QuantLinear(compact("int8", 40, 96, seed=2)),
+                                QuantLinear(compact("int8", 96, 64, seed=3)))
+    seen = []
+    assert warm_up_products(model, progress=lambda done, total: seen.append((done, total))) == 2
+    assert seen == [(0, 2), (1, 2)]
