@@ -14,6 +14,7 @@ from typing import Optional
 import torch
 
 from ..model.config import ModelConfig
+from ..model.quant_products import compiled_products_expected
 from .device import MemoryEstimate, estimate_memory
 
 WEIGHT_OPTIONS = ("auto", "float32", "bf16", "float16", "int8", "int4")
@@ -27,6 +28,10 @@ FIT_WORDS = ("fits", "tight", "does not fit")
 # measured for the bundled model's 49,152-entry vocabulary: ~2 KB an entry) and one weight
 # matrix dequantized to float32 at a time (benchmarks/memory_fit.py measures the whole).
 LOAD_BYTES_PER_VOCAB_ENTRY = 2048
+# int8/int4 with torch.compile'd products (model/quant_products.py) also hold the compiler and
+# its code: 70-130 MiB more at the peak on the bundled model with inductor's disk cache warm (the
+# first, cold compile on a machine peaks higher, once).
+COMPILED_PRODUCTS_BYTES = 128 << 20
 
 
 class WeightsOptionError(ValueError):
@@ -64,7 +69,8 @@ def estimate_for_option(config: ModelConfig, context_len: int, option: str,
     matrices = config.n_params - vocab  # norms and biases are a rounding error beside them
     vocab_kind = "int8" if option == "int4" else option
     weights = int(matrices * BYTES_PER_WEIGHT[option] + vocab * BYTES_PER_WEIGHT[vocab_kind])
-    return MemoryEstimate(weights, base.kv_cache_bytes, base.overhead_bytes + load_working_bytes(config))
+    compiler = COMPILED_PRODUCTS_BYTES if compiled_products_expected() else 0
+    return MemoryEstimate(weights, base.kv_cache_bytes, base.overhead_bytes + load_working_bytes(config) + compiler)
 
 
 def fit_word(total_bytes: int, free_bytes: Optional[int]) -> str:

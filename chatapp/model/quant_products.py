@@ -70,6 +70,15 @@ def _compile_all() -> dict[str, Callable]:
     return {kind: torch.compile(fn, dynamic=False) for kind, fn in EAGER.items()}
 
 
+def compiled_products_expected() -> bool:
+    """Whether a load with the loader's default would use compiled products, without compiling
+    anything (for memory estimates): not a packaged app, not CHATAPP_QUANT_COMPILE=0, and a C++
+    compiler on the PATH. compiler_available() is the real probe."""
+    if getattr(sys, "frozen", False) or os.environ.get("CHATAPP_QUANT_COMPILE") == "0":
+        return False
+    return any(shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "c++", "clang++"))
+
+
 @functools.lru_cache(maxsize=1)
 def compiler_available() -> bool:
     """Whether torch.compile'd products work here: probed once per process (a few seconds the

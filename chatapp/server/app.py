@@ -27,6 +27,9 @@ from .protocol import ApiError, Limits, decode_body, parse_chat, parse_completio
 from .responses import ResponseWriter
 
 log = logging.getLogger(__name__)
+# Stopping waits this long for requests under way (aiohttp's default, 60 s, let a client that
+# sent half a body hold the server's stop, and the window's quit, for a minute)
+SHUTDOWN_TIMEOUT_S = 2.0
 
 
 class ServerStartError(RuntimeError):
@@ -106,7 +109,8 @@ class ApiServer:
 
     async def start(self) -> str:
         """Bind and serve; returns the base URL. ServerStartError if the address cannot be used."""
-        runner = web.AppRunner(self.build_app(), handler_cancellation=True, access_log=None)
+        runner = web.AppRunner(self.build_app(), handler_cancellation=True, access_log=None,
+                               shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.config.port)
         try:

@@ -177,3 +177,26 @@ def test_decode_body_reads_any_text_or_says_why_not(text):
         decode_body(text.encode("utf-8", "surrogatepass"))
     except ApiError as exc:
         assert exc.status == 400 and exc.code == "invalid_json"
+
+
+def test_a_half_sent_body_does_not_hold_the_servers_stop():
+    """A client that sends headers and a piece of its body, then nothing: stopping the server (the
+    window's switch, its quit, Ctrl-C) took aiohttp's 60 s shutdown timeout; now a few seconds."""
+    import socket
+
+    from chatapp.server.app import SHUTDOWN_TIMEOUT_S
+
+    async def go() -> float:
+        server = ApiServer(ServerConfig(port=0), lambda job: None, lambda: ModelIds(base=MODEL))
+        await server.start()
+        client = socket.create_connection(("127.0.0.1", server.port))
+        try:
+            client.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            await asyncio.sleep(0.3)  # the server has the request under way
+            start = time.perf_counter()
+            await server.stop()
+            return time.perf_counter() - start
+        finally:
+            client.close()
+
+    assert asyncio.run(go()) < SHUTDOWN_TIMEOUT_S + 3

@@ -39,7 +39,24 @@ def test_fit_words():
     assert fit_word(10**15, None) == "fits"  # unknown free memory: the loader tries
 
 
-def test_auto_keeps_float32_when_it_fits_comfortably_else_the_most_precise_that_fits():
+def test_compiled_products_add_the_compilers_memory_to_compact_options(monkeypatch):
+    from chatapp.engine.weights_option import COMPILED_PRODUCTS_BYTES
+    from chatapp.model import quant_products
+
+    cfg = config()
+    monkeypatch.setenv("CHATAPP_QUANT_COMPILE", "0")
+    eager = {o: estimate_for_option(cfg, 64, o).total_bytes for o in ("float32", "int8", "int4")}
+    monkeypatch.setenv("CHATAPP_QUANT_COMPILE", "1")
+    monkeypatch.setattr(quant_products.shutil, "which", lambda name: "/usr/bin/" + name)
+    compiled = {o: estimate_for_option(cfg, 64, o).total_bytes for o in ("float32", "int8", "int4")}
+    assert compiled["float32"] == eager["float32"]
+    assert compiled["int8"] - eager["int8"] == compiled["int4"] - eager["int4"] == COMPILED_PRODUCTS_BYTES
+    monkeypatch.setattr(quant_products.shutil, "which", lambda name: None)  # no compiler: eager
+    assert estimate_for_option(cfg, 64, "int8").total_bytes == eager["int8"]
+
+
+def test_auto_keeps_float32_when_it_fits_comfortably_else_the_most_precise_that_fits(monkeypatch):
+    monkeypatch.setenv("CHATAPP_QUANT_COMPILE", "0")  # eager products: a tiny model's sizes, no compiler beside
     cfg, cpu = config(), torch.device("cpu")
     sizes = {o: estimate_for_option(cfg, 64, o).total_bytes for o in ("float32", "int8", "int4")}
     assert sizes["float32"] > sizes["int8"] > sizes["int4"]
