@@ -592,7 +592,8 @@ class ChatController(QObject):
             self.edit_undo = None
             self.undo_available.emit("")
         self._render(self.current_id)
-        self.status_message.emit(_tr("Version deleted ({n} messages).").format(n=removed), 5000)
+        text = _tr("Version deleted (1 message).") if removed == 1 else _tr("Version deleted ({n} messages).")
+        self.status_message.emit(text.format(n=removed), 5000)
 
     # -- the stream -----------------------------------------------------------------------
     def _mine(self, request_id: int) -> bool:

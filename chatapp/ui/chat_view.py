@@ -408,10 +408,14 @@ class ChatView(QScrollArea):
     def confirm_delete_version(self, index: int) -> None:
         """Ask, then delete the version of message `index` shown (and what follows it)."""
         later = len(self.messages) - index - 1
-        answer = QMessageBox.question(
-            self, _tr("Delete version"),
-            _tr("Delete this version of the message and the {n} messages after it? "
-                "The other versions stay.").format(n=later))
+        if later == 0:
+            text = _tr("Delete this version of the message? The other versions stay.")
+        elif later == 1:
+            text = _tr("Delete this version of the message and the message after it? The other versions stay.")
+        else:
+            text = _tr("Delete this version of the message and the {n} messages after it? "
+                       "The other versions stay.").format(n=later)
+        answer = QMessageBox.question(self, _tr("Delete version"), text)
         if answer == QMessageBox.Yes:
             self.delete_branch_requested.emit(index)
 

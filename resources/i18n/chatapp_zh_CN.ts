@@ -119,31 +119,36 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/chat_controller.py" line="595"/>
+        <source>Version deleted (1 message).</source>
+        <translation>已删除该版本（1 条消息）。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="595"/>
         <source>Version deleted ({n} messages).</source>
         <translation>已删除该版本（{n} 条消息）。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="677"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="678"/>
         <source>Your messages contain chat-control markers (such as &lt;|im_end|&gt;); the model read them as plain text, so they could not open or close a turn.</source>
         <translation>您的消息包含对话控制标记（例如 &lt;|im_end|&gt;）；模型将其作为普通文本读取，因此它们无法开启或结束一轮对话。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="681"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="682"/>
         <source>This model&apos;s chat template has no system turn: the system prompt was put at the start of the first message.</source>
         <translation>此模型的对话模板没有系统轮次：系统提示已放在第一条消息的开头。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="685"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="686"/>
         <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
         <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="701"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="702"/>
         <source>failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="703"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="704"/>
         <source>The reply failed: {message}</source>
         <translation>回复失败：{message}</translation>
     </message>
@@ -372,7 +377,7 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/chat_view.py" line="142"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="412"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="418"/>
         <source>Delete version</source>
         <translation>删除此版本</translation>
     </message>
@@ -473,7 +478,17 @@
         <translation>发送一条消息，开始对话。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="413"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="412"/>
+        <source>Delete this version of the message? The other versions stay.</source>
+        <translation>删除该消息的这个版本？其他版本会保留。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="414"/>
+        <source>Delete this version of the message and the message after it? The other versions stay.</source>
+        <translation>删除该消息的这个版本及其后的一条消息？其他版本会保留。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="416"/>
         <source>Delete this version of the message and the {n} messages after it? The other versions stay.</source>
         <translation>删除这条消息的此版本及其后的 {n} 条消息？其他版本会保留。</translation>
     </message>

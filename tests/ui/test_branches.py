@@ -95,10 +95,12 @@ def test_a_version_is_deleted_after_asking(qtbot, make_window, monkeypatch):
     asked = []
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.No)
     qtbot.mouseClick(window.chat.messages[0].delete_version_button, Qt.LeftButton)
-    assert asked == ["Delete this version of the message and the 1 messages after it? The other versions stay."]
+    assert asked == ["Delete this version of the message and the message after it? The other versions stay."]
     assert _texts(window)[0] == "q2"
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
-    qtbot.mouseClick(window.chat.messages[0].delete_version_button, Qt.LeftButton)
+    with qtbot.waitSignal(window.chat_controller.status_message, timeout=5000) as said:
+        qtbot.mouseClick(window.chat.messages[0].delete_version_button, Qt.LeftButton)
+    assert said.args[0] == "Version deleted (2 messages)."  # q2 and its reply
     assert _texts(window)[0::2] == ["q", "more"] and window.chat.messages[0].version == (1, 1)
     assert not window.chat.messages[0].previous_button.isVisibleTo(window)
     assert window.chat.messages[3].version == (2, 2)  # the versions further down are still there
