@@ -22,6 +22,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """The child gets SIGINT as a command typed in a terminal does. A suite started as a script's
+    background job inherits SIGINT ignored (a clean clone's `make test` run that way hung here:
+    the child's /proc status showed SIGINT in SigIgn), and an ignored signal stays ignored in
+    the child, so Ctrl-C would never reach `chatapp serve`."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_serve_headless_answers_an_openai_client_and_stops_on_ctrl_c(model_folder, adapter_folder,
                                                                      second_adapter_folder):
     port = free_port()
@@ -29,7 +37,7 @@ def test_serve_headless_answers_an_openai_client_and_stops_on_ctrl_c(model_folde
     child = subprocess.Popen([sys.executable, "-m", "chatapp", "serve", "--model", str(model_folder), "--port",
                               str(port), "--threads", "1", "--context", "256",
                               "--adapter", str(adapter_folder), "--adapter", str(second_adapter_folder)],
-                             env=env, stderr=subprocess.PIPE, text=True)
+                             env=env, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_as_in_a_terminal)
     try:
         line = child.stderr.readline()  # "serving URL (Ctrl-C stops)" once listening
         assert line.startswith(f"serving http://127.0.0.1:{port}/v1"), line + child.stderr.read()
