@@ -28,6 +28,7 @@ import numpy as np
 from .. import limits
 from ..errors import CorruptFileError
 from ..paths import read_json_object
+from .image_checks import check_pixel_settings, positive_int
 from .tiled_images import (FAKE_TOKEN, GLOBAL_TOKEN, PROCESSOR_TYPES, PreparedImage, TiledImageSettings,
                            image_markup, tile_image)
 
@@ -58,22 +59,12 @@ class ImageSettings:
     image_std: tuple = CLIP_STD
 
     def __post_init__(self) -> None:
-        if self.do_resize and not (_positive(self.size, "shortest_edge") or
-                                   (_positive(self.size, "height") and _positive(self.size, "width"))):
+        if self.do_resize and not (positive_int(self.size, "shortest_edge") or
+                                   (positive_int(self.size, "height") and positive_int(self.size, "width"))):
             raise ValueError(f"image size {self.size!r} needs a positive 'shortest_edge' or 'height' and 'width'")
-        if self.do_center_crop and not (_positive(self.crop_size, "height") and _positive(self.crop_size, "width")):
+        if self.do_center_crop and not (positive_int(self.crop_size, "height") and positive_int(self.crop_size, "width")):
             raise ValueError(f"crop_size {self.crop_size!r} needs positive 'height' and 'width'")
-        for name in ("image_mean", "image_std"):
-            value = getattr(self, name)
-            if isinstance(value, (int, float)):
-                value = (value,) * 3
-            if len(value) != 3 or not all(isinstance(v, (int, float)) for v in value):
-                raise ValueError(f"{name} must be 3 numbers, got {value!r}")
-            setattr(self, name, tuple(float(v) for v in value))
-        if any(v == 0 for v in self.image_std):
-            raise ValueError("image_std must not contain 0")
-        if self.resample not in (0, 1, 2, 3, 4, 5):
-            raise ValueError(f"resample {self.resample!r} is not a Pillow resampling filter")
+        check_pixel_settings(self)
 
     @classmethod
     def siglip_defaults(cls) -> "ImageSettings":
@@ -85,11 +76,6 @@ class ImageSettings:
         """Gemma3ImageProcessor's: SigLIP's with bilinear resampling (pan-and-scan: not supported)."""
         return cls(size={"height": 224, "width": 224}, crop_size=None, do_center_crop=False, resample=2,
                    image_mean=STANDARD_MEAN, image_std=STANDARD_STD)
-
-
-def _positive(d: Any, key: str) -> bool:
-    value = d.get(key) if isinstance(d, dict) else None
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 _FIELDS = ("size", "crop_size", "do_resize", "do_center_crop", "do_rescale", "do_normalize", "do_convert_rgb",
@@ -225,7 +211,7 @@ def to_rgb(image):
 
 def resized_size(height: int, width: int, size: dict) -> tuple[int, int]:
     """(height, width) after resizing, as transformers computes it."""
-    if _positive(size, "shortest_edge"):
+    if positive_int(size, "shortest_edge"):
         edge = size["shortest_edge"]
         short, long = (width, height) if width <= height else (height, width)
         new_short, new_long = edge, int(edge * long / short)

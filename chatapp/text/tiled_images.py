@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
+
+from .image_checks import check_pixel_settings, positive_int
 
 MAX_IMAGE_SIZE = 4096  # transformers' cap on the resized image's edges
 PROCESSOR_TYPES = ("Idefics3ImageProcessor", "SmolVLMImageProcessor")
 FAKE_TOKEN = "<fake_token_around_image>"
 GLOBAL_TOKEN = "<global-img>"
-
-
-def _edge(d: Any, key: str) -> bool:
-    value = d.get(key) if isinstance(d, dict) else None
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 @dataclass
@@ -45,22 +41,12 @@ class TiledImageSettings:
     image_std: tuple = (0.5, 0.5, 0.5)
 
     def __post_init__(self) -> None:
-        if self.do_resize and not (_edge(self.size, "longest_edge") or
-                                   (_edge(self.size, "height") and _edge(self.size, "width"))):
+        if self.do_resize and not (positive_int(self.size, "longest_edge") or
+                                   (positive_int(self.size, "height") and positive_int(self.size, "width"))):
             raise ValueError(f"image size {self.size!r} needs a positive 'longest_edge' or 'height' and 'width'")
-        if not _edge(self.max_image_size, "longest_edge"):
+        if not positive_int(self.max_image_size, "longest_edge"):
             raise ValueError(f"max_image_size {self.max_image_size!r} needs a positive 'longest_edge'")
-        for name in ("image_mean", "image_std"):
-            value = getattr(self, name)
-            if isinstance(value, (int, float)):
-                value = (value,) * 3
-            if len(value) != 3 or not all(isinstance(v, (int, float)) for v in value):
-                raise ValueError(f"{name} must be 3 numbers, got {value!r}")
-            setattr(self, name, tuple(float(v) for v in value))
-        if any(v == 0 for v in self.image_std):
-            raise ValueError("image_std must not contain 0")
-        if self.resample not in (0, 1, 2, 3, 4, 5):
-            raise ValueError(f"resample {self.resample!r} is not a Pillow resampling filter")
+        check_pixel_settings(self)
 
     @property
     def tile(self) -> int:
@@ -120,7 +106,7 @@ def tile_image(image, settings: TiledImageSettings) -> tuple[list, int, int]:
     (one tile, 0, 0) when the image fits one tile or splitting is off."""
     tile = settings.tile
     if settings.do_resize:
-        if _edge(settings.size, "longest_edge"):
+        if positive_int(settings.size, "longest_edge"):
             height, width = longest_edge_size(image.height, image.width, settings.size["longest_edge"])
         else:
             height, width = settings.size["height"], settings.size["width"]

@@ -141,11 +141,18 @@ _PREFIXES = (  # (prefix in the file, where it goes)
 )
 
 
-def _route(name: str) -> Optional[str]:
-    for prefix, target in _PREFIXES:
-        if name.startswith(prefix):
-            return target + name[len(prefix):]
-    return None
+def prefix_router(prefixes: tuple[tuple[str, str], ...]) -> Callable[[str], Optional[str]]:
+    """A `route` for load_routed: a tensor name with the first matching (prefix in the file,
+    where it goes) replaced; None when no prefix matches."""
+    def route(name: str) -> Optional[str]:
+        for prefix, target in prefixes:
+            if name.startswith(prefix):
+                return target + name[len(prefix):]
+        return None
+    return route
+
+
+_route = prefix_router(_PREFIXES)
 
 
 def load_llava_folder(folder: Path | str, dtype: torch.dtype = torch.float32, device: str = "cpu",

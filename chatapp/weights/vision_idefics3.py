@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -21,7 +20,7 @@ from ..model.idefics3 import Idefics3Config, Idefics3Model
 from ..paths import read_json_object
 from .hf_loader import CONFIG_MAX_BYTES, Progress, check_config_types
 from .hf_names import CONFIG_BUILDERS
-from .llava import load_routed, vision_config
+from .llava import load_routed, prefix_router, vision_config
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +38,7 @@ _PREFIXES = (  # (prefix in the file, where it goes)
 )
 
 
-def _route(name: str) -> Optional[str]:
-    for prefix, target in _PREFIXES:
-        if name.startswith(prefix):
-            return target + name[len(prefix):]
-    return None
+_route = prefix_router(_PREFIXES)
 
 
 def read_idefics3_config(folder: Path):
