@@ -32,7 +32,7 @@ def test_attach_remove_and_send(make_window, qtbot, tmp_path, monkeypatch):
     tray = window.image_tray
     a, b = _png(tmp_path / "a.png"), _png(tmp_path / "b.jpg", (300, 200), 1)
     _attach(window, monkeypatch, a, b)
-    qtbot.waitUntil(lambda: len(tray.images) == 2 and not tray.pending, timeout=5000)
+    qtbot.waitUntil(lambda: len(tray.images) == 2 and not tray.pending, timeout=20000)
     assert [i.name for i in tray.images] == ["a.png", "b.jpg"]
     assert (tray.images[1].width, tray.images[1].height) == (300, 200)
     qtbot.waitUntil(lambda: None not in tray.image_costs(), timeout=60000)  # torch loads first
@@ -58,11 +58,11 @@ def test_attach_remove_and_send(make_window, qtbot, tmp_path, monkeypatch):
     user = window.store.messages(conv)[0]
     assert [i.data for i in window.store.attachments(user.id)] == [b.read_bytes()]
     row = window.chat.messages[0].images_row
-    qtbot.waitUntil(lambda: not row.buttons[0].icon().isNull(), timeout=5000)
+    qtbot.waitUntil(lambda: not row.buttons[0].icon().isNull(), timeout=20000)
     window.chat_controller.open(conv)
     assert [i.name for i in window.chat.messages[0].images_row.images] == ["b.jpg"]
     dialog = window.chat.messages[0].images_row.open(0)
-    qtbot.waitUntil(lambda: dialog.shown, timeout=5000)
+    qtbot.waitUntil(lambda: dialog.shown, timeout=20000)
     assert dialog.label.pixmap().width() == 300  # not enlarged, not shrunk below its size
     # edit and resend: the new version keeps the message's images, and sends them again
     window.chat_controller.edit_and_resend(0, "and now?")
@@ -128,7 +128,7 @@ def test_paste_and_drop_images(make_window, qtbot, tmp_path):
     dropped = QMimeData()
     dropped.setUrls([QUrl.fromLocalFile(str(_png(tmp_path / "drop.png")))])
     window.composer.insertFromMimeData(dropped)  # what a drop of a file does
-    qtbot.waitUntil(lambda: len(tray.images) == 2, timeout=5000)
+    qtbot.waitUntil(lambda: len(tray.images) == 2, timeout=20000)
     names = sorted(i.name for i in tray.images)
     assert names == sorted(["drop.png", "pasted image"])
     pasted = next(i for i in tray.images if i.name == "pasted image")
@@ -145,7 +145,7 @@ def test_bad_image_is_a_clear_error_in_the_composer(make_window, qtbot, tmp_path
     bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     _attach(window, monkeypatch, bad)
     tray = window.image_tray
-    qtbot.waitUntil(lambda: not tray.pending, timeout=5000)
+    qtbot.waitUntil(lambda: not tray.pending, timeout=20000)
     assert tray.images == [] and not tray.error_label.isHidden()
     assert "photo.png" in tray.error_label.text() and "damaged or truncated" in tray.error_label.text()
 
@@ -155,7 +155,7 @@ def test_text_only_model_refuses_at_send_and_keeps_everything(make_window, qtbot
     window = make_window(backend)
     _attach(window, monkeypatch, _png(tmp_path / "a.png"))
     tray = window.image_tray
-    qtbot.waitUntil(lambda: len(tray.images) == 1, timeout=5000)
+    qtbot.waitUntil(lambda: len(tray.images) == 1, timeout=20000)
     assert "cannot see images" in tray.info_label.text()
     window.composer.setPlainText("look at this")
     window.send()
