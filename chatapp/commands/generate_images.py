@@ -47,7 +47,7 @@ def generate_with_images(args: argparse.Namespace) -> int:
     mmproj = getattr(args, "mmproj", None)
     if folder.is_file():
         if not mmproj:
-            print(f"error: {folder}: a GGUF file holds a text-only model; give its vision part with "
+            print(f"error: {folder}: a GGUF file holds a text-only model, which cannot see images; give its vision part with "
                   "--mmproj FILE (llama.cpp's mmproj file), or use a vision model's Hugging Face folder",
                   file=sys.stderr)
             return 1

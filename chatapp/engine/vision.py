@@ -147,7 +147,7 @@ def load_vision_model(spec: str, device: str = "auto", context_len: Optional[int
     if found:
         mmproj = find_mmproj(path)
         if mmproj is None:
-            raise ValueError(f"{path}: a GGUF file holds a text-only model; give its vision part with --mmproj FILE")
+            raise ValueError(f"{path}: a GGUF file holds a text-only model, which cannot see images; give its vision part with --mmproj FILE")
         if adapter or weights not in ("auto", "float32"):
             log.info("loading %s without %s (a vision model takes no adapter and loads in float32)", path, mmproj.name)
             return _text_only(spec, device, context_len, progress, adapter, weights)

@@ -240,7 +240,7 @@ def test_generate_command_names_what_is_missing(files, tmp_path, capsys):
         return code, capsys.readouterr().err
 
     code, err = run("--model", str(text_path), "--image", str(image))
-    assert code == 1 and "--mmproj FILE" in err and "text-only" in err
+    assert code == 1 and "--mmproj FILE" in err and "text-only model, which cannot see images" in err
     code, err = run("--model", str(folder), "--image", str(image), "--mmproj", str(mmproj))
     assert code == 1 and "--mmproj goes with a GGUF model file" in err
     code, err = run("--model", str(text_path), "--mmproj", str(mmproj))
