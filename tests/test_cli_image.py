@@ -17,33 +17,9 @@ transformers = pytest.importorskip("transformers")
 
 @pytest.fixture(scope="module")
 def llava(tmp_path_factory):
-    from chatapp.training.scratch import save_tokenizer
-    from tests.helpers.tiny_hf import tiny_tokenizer
+    from helpers.tiny_llava import tiny_llava_folder
 
-    folder = tmp_path_factory.mktemp("llava")
-    tokenizer = tiny_tokenizer()
-    tokenizer.backend.add_special_tokens(["<image>"])
-    image_id = tokenizer.backend.token_to_id("<image>")
-    T = transformers
-    config = T.LlavaConfig(
-        vision_config=T.CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                         num_attention_heads=4, image_size=16, patch_size=8),
-        text_config=T.LlamaConfig(vocab_size=image_id + 1, hidden_size=32, intermediate_size=64,
-                                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                  max_position_embeddings=256, eos_token_id=tokenizer.eos_id),
-        image_token_index=image_id)
-    torch.manual_seed(0)
-    ref = T.LlavaForConditionalGeneration(config)
-    with torch.no_grad():
-        for p in ref.parameters():
-            p.normal_(0.0, 0.15)
-    ref.eval()
-    ref.save_pretrained(folder)
-    save_tokenizer(tokenizer, folder)
-    (folder / "preprocessor_config.json").write_text(json.dumps({
-        "image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 16},
-        "crop_size": {"height": 16, "width": 16}}))
-    return folder, ref, image_id
+    return tiny_llava_folder(tmp_path_factory.mktemp("llava"))
 
 
 def _image(path, size=(23, 17), seed=0, mode="RGB"):
