@@ -412,9 +412,8 @@ class ChatController(QObject):
                 for m in self.store.messages(conv_id) if m.role in ("user", "assistant") and m.state != "failed"]
 
     def _show_images(self, index: int, images: list) -> None:
-        show = getattr(self.view, "show_images", None)  # a view port without images ignores them
-        if images and show is not None:
-            show(index, images)
+        if images:
+            self.view.show_images(index, images)
 
     def send(self, text: str, images: Sequence = ()) -> bool:
         """Send `text` with `images` (objects with data and name: ui.images.ReadyImage) in the open

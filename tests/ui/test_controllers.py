@@ -25,6 +25,9 @@ class RecordingView:
     def truncate(self, count: int) -> None:
         del self.messages[count:]
 
+    def show_images(self, index: int, images: list) -> None:
+        self.messages[index]["images"] = list(images)
+
     def show_text(self, index: int, text: str) -> None:
         self.messages[index]["text"] = text
 
