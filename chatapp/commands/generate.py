@@ -241,15 +241,18 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
                 continue
             out.write(last["content"])
             replies = session.continue_reply(settings, cancel)
-        elif pending.images and retriever is not None:
-            out.write("error: images and --docs do not go together yet; /image clear to send with the documents\n")
-            continue
-        elif retriever is not None:
+        elif retriever is not None:  # the message's images stay in its turn beside the passages
             from ..engine.retrieval import send_with_documents
             try:
-                replies = send_with_documents(session, text, settings, retriever, cancel, **docs_limit(args))
+                replies = send_with_documents(session, text, settings, retriever, cancel, images=list(pending.images),
+                                              **docs_limit(args))
             except ContextOverflowError as exc:
                 out.write(f"error: {exc}\n")
+                continue
+            except ValueError as exc:  # an image the model's processor refuses: the images stay attached
+                if not pending.images:
+                    raise
+                out.write(f"error: {exc} (the message was not sent; /image clear drops the images)\n")
                 continue
         else:
             replies = session.send(text, settings, cancel, images=list(pending.images))

@@ -39,10 +39,11 @@ def generate_with_images(args: argparse.Namespace) -> int:
     except ImageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for flag, given in (("--docs", args.docs), ("--adapter", getattr(args, "adapter", None))):
-        if given:
-            print(f"error: {flag} cannot be combined with --image yet", file=sys.stderr)
-            return 1
+    if getattr(args, "adapter", None):
+        print("error: --adapter cannot be combined with --image yet", file=sys.stderr)
+        return 1
+    if args.docs:
+        return _generate_with_documents(args)
     folder = resolve_model(args.model)
     mmproj = getattr(args, "mmproj", None)
     if folder.is_file():
@@ -115,6 +116,60 @@ def generate_with_images(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write("\n")
     return 0
+
+
+def _generate_with_documents(args: argparse.Namespace) -> int:
+    """--image with --docs: one chat turn through the chat engine (as --docs without images), the
+    images in the user turn where the template places them, the library's passages in its text."""
+    from ..engine.retrieval import send_with_documents
+    from ..engine.session import ChatSession
+    from ..engine.vision import ImageAttachment
+    from .common import load_from_args, sampling_from_args
+    from .generate import docs_limit, open_docs, print_sources, thinking_from_args
+
+    try:  # checked (bounded, before decoding) before the library opens and the model loads
+        attachments = []
+        for path in map(Path, args.image):
+            open_image(path)
+            attachments.append(ImageAttachment(path.read_bytes(), path.name))
+    except ImageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    retriever = open_docs(args)
+    if retriever is False:
+        return 1
+    try:
+        backend, info = load_from_args(args)
+        if not info.vision:
+            print(f"error: this model cannot see images ({info.name}); --image needs a vision model (a LLaVA, "
+                  "Idefics3, SmolVLM or Gemma 3 Hugging Face folder, or a GGUF file with --mmproj)", file=sys.stderr)
+            return 1
+        engine = backend.engine
+        settings = sampling_from_args(args, backend.loaded.sampling_defaults)
+        session = ChatSession(engine, system_prompt=args.system, template_variables=thinking_from_args(args, engine))
+        try:
+            stream = send_with_documents(session, args.prompt, settings, retriever, images=attachments,
+                                         **docs_limit(args))
+        except ValueError as exc:  # an image the processor refuses, a prompt too long for the context
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        for delta in stream:
+            if not args.json:
+                sys.stdout.write(delta)
+                sys.stdout.flush()
+        reply, documents = engine.reply, stream.result
+        if args.json:
+            print(json.dumps({"text": reply.text, "token_ids": reply.token_ids,
+                              "prompt_tokens": reply.stats.prompt_tokens, "new_tokens": reply.stats.new_tokens,
+                              "finish_reason": reply.finish_reason, "images": len(attachments),
+                              "image_tokens": sum(backend.image_cost(image) for image in attachments),
+                              "documents": documents.to_dict()}, ensure_ascii=False))
+        else:
+            sys.stdout.write("\n")
+            print_sources(documents, sys.stdout)
+        return 0
+    finally:
+        retriever.close()
 
 
 def _load_gguf_with_mmproj(path: Path, mmproj: Path, device_name: str):

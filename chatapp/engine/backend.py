@@ -459,8 +459,7 @@ class ChatBackend:
                 raise ValueError("a reply with documents needs the conversation to end with a user message")
             session = ChatSession(self.engine, system_prompt=system_prompt, messages=messages[:-1],
                                   template_variables=variables)
-            deltas = self._with_documents(session, messages[-1]["content"], settings, cancel, documents,
-                                          logprobs, forced)
+            deltas = self._with_documents(session, messages[-1], settings, cancel, documents, logprobs, forced)
         else:
             session = ChatSession(self.engine, system_prompt=system_prompt, messages=messages,
                                   template_variables=variables)
@@ -477,14 +476,15 @@ class ChatBackend:
         self.contained_markers = session.contained_markers
         self.folded_system = session.folded_system
 
-    def _with_documents(self, session, text: str, settings, cancel, documents: DocumentsChoice,
+    def _with_documents(self, session, message: dict, settings, cancel, documents: DocumentsChoice,
                         logprobs: Optional[int], forced: tuple) -> Iterator[str]:
         from ..documents.library import LibraryStore
         from .retrieval import LibraryRetriever, send_with_documents
 
         retriever = LibraryRetriever(LibraryStore(documents.db_path), documents.name)
         try:  # the search and the fitting run now; the store is not needed while the reply streams
-            reply = send_with_documents(session, text, settings, retriever, cancel, logprobs=logprobs, forced=forced)
+            reply = send_with_documents(session, message["content"], settings, retriever, cancel, logprobs=logprobs,
+                                        forced=forced, images=message.get("images") or ())  # they stay in the turn
         finally:
             retriever.close()
         self.retrieval, self.library, self.prompt = reply.result, documents.name, reply.result.prompt

@@ -228,14 +228,16 @@ class DocumentReply:
 
 def send_with_documents(session, text: str, settings, retriever: Retriever, cancel=None,
                         limit: int = SEARCH_LIMIT, logprobs: Optional[int] = None,
-                        forced: Sequence[int] = ()) -> DocumentReply:
-    """Like `session.send(text, ...)` with the library's passages in the prompt (`logprobs` and
-    `forced` as there: the token view and "continue from this alternative" work grounded too).
-    The history keeps the message as the user wrote it (the next turn retrieves afresh)."""
-    if not text.strip():
+                        forced: Sequence[int] = (), images: Sequence = ()) -> DocumentReply:
+    """Like `session.send(text, ...)` with the library's passages in the prompt (`logprobs`,
+    `forced` and `images` as there: the token view and "continue from this alternative" work
+    grounded too, and a message's images stay in its turn beside the passages). The history keeps
+    the message as the user wrote it (the next turn retrieves afresh)."""
+    if not text.strip() and not images:
         raise ValueError("the message is empty")
     reserve = min(settings.max_new_tokens, session.engine.context_len // 4)
-    session.messages.append({"role": "user", "content": text})
+    message = {"role": "user", "content": text, **({"images": list(images)} if images else {})}
+    session.messages.append(message)
     try:
         augmented, result = retrieve(session, retriever, reserve, limit)
         ids, _dropped = _fit(session, augmented, reserve)  # the ids session.send will use
@@ -243,7 +245,7 @@ def send_with_documents(session, text: str, settings, retriever: Retriever, canc
         session.messages.pop()
     result.prompt = session.engine.tokenizer.decode(ids, skip_special_tokens=False)
     result.prompt_tokens = len(ids)
-    return DocumentReply(_reply(session, text, augmented[-1]["content"], settings, cancel, logprobs, forced),
+    return DocumentReply(_reply(session, message, augmented[-1]["content"], settings, cancel, logprobs, forced),
                          result)
 
 
@@ -257,13 +259,13 @@ def _fit(session, messages: list[dict], reserve: int) -> tuple[list[int], int]:
         session.messages = saved
 
 
-def _reply(session, text: str, augmented: str, settings, cancel, logprobs, forced) -> Iterator[str]:
+def _reply(session, message: dict, augmented: str, settings, cancel, logprobs, forced) -> Iterator[str]:
     user_index = len(session.messages)
     try:
-        yield from session.send(augmented, settings, cancel, logprobs, forced)
+        yield from session.send(augmented, settings, cancel, logprobs, forced, images=message.get("images", ()))
     finally:
         if len(session.messages) > user_index and session.messages[user_index]["role"] == "user":
-            session.messages[user_index] = {"role": "user", "content": text}
+            session.messages[user_index] = dict(message)
 
 
 def open_documents(spec: str, store_path: Optional[os.PathLike] = None) -> LibraryRetriever:
