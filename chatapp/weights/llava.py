@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from ..errors import CorruptFileError, MissingFileError, ShapeMismatchError, UnsupportedArchitectureError
+from ..errors import CorruptFileError, MissingFileError, UnsupportedArchitectureError
 from ..model.config import ConfigError
 from ..model.transformer import Transformer
 from ..model.vision import LlavaConfig, LlavaModel, VisionConfig
@@ -24,7 +24,7 @@ from ..paths import read_json_object
 from .build import build_model
 from .hf_loader import CONFIG_MAX_BYTES, Progress, _tensors, check_config_types, safetensors_files
 from .hf_names import CONFIG_BUILDERS, our_name
-from .validate import check_state_dict
+from .validate import check_shapes, check_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -205,14 +205,7 @@ def load_routed(folder: Path, family: str, decoder_config, make_shell: Callable[
         shell = make_shell(Transformer(decoder_config))
     shell.decoder = decoder
     expected = {n: tuple(p.shape) for n, p in shell.named_parameters() if not n.startswith("decoder.")}
-    missing = sorted(set(expected) - set(other))
-    extra = sorted(set(other) - set(expected))
-    if missing or extra:
-        what = f"missing tensors: {', '.join(missing[:5])}" if missing else f"unexpected tensors: {', '.join(extra[:5])}"
-        raise ShapeMismatchError(folder, what, "the file is not the image-text model its config describes")
-    for name, shape in expected.items():
-        if tuple(other[name].shape) != shape:
-            raise ShapeMismatchError(folder, f"tensor {name} has shape {list(other[name].shape)} "
-                                             f"but the config implies {list(shape)}")
+    hint = "the file is not the image-text model its config describes"
+    check_shapes(expected, other, folder, hint, extra_hint=hint)
     shell.load_state_dict({n: t.to(device) for n, t in other.items()}, strict=False, assign=True)
     return shell.eval()

@@ -29,6 +29,7 @@ from ..model.transformer import Transformer
 from ..model.vision import LlavaConfig, LlavaModel, VisionConfig
 from .build import build_model
 from .gguf_loader import load_gguf, open_gguf
+from .validate import check_shapes
 from .vision_files import find_mmproj  # noqa: F401  (where callers of this module look for it)
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,30 @@ _TOP_NAMES = {"v.class_embd": "embeddings.class_embedding", "v.patch_embd.weight
               "v.pre_ln.weight": "pre_layrnorm.weight", "v.pre_ln.bias": "pre_layrnorm.bias",
               "mm.0.weight": "linear_1.weight", "mm.0.bias": "linear_1.bias",
               "mm.2.weight": "linear_2.weight", "mm.2.bias": "linear_2.bias"}
+
+
+# llama.cpp's projector types (tools/mtmd/clip-impl.h, PROJECTOR_TYPE_NAMES) and the models that
+# use them, to name what a refused file is; only "mlp" is run here.
+PROJECTOR_FAMILIES = {
+    "mlp_norm": "LLaVA with a normed MLP", "ldp": "MobileVLM", "ldpv2": "MobileVLM V2",
+    "resampler": "MiniCPM-V", "adapter": "GLM-Edge-V", "qwen2vl_merger": "Qwen2-VL / Qwen2.5-VL",
+    "qwen2.5vl_merger": "Qwen2.5-VL", "qwen3vl_merger": "Qwen3-VL", "gemma3": "Gemma 3",
+    "gemma3nv": "Gemma 3n", "idefics3": "Idefics3 / SmolVLM", "pixtral": "Pixtral / Mistral Small",
+    "internvl": "InternVL", "llama4": "Llama 4", "kimivl": "Kimi-VL", "lfm2": "LFM2-VL",
+    "cogvlm": "CogVLM", "janus_pro": "Janus Pro", "ultravox": "Ultravox (audio)", "qwen2a": "Qwen2-Audio",
+    "qwen2.5o": "Qwen2.5-Omni", "voxtral": "Voxtral (audio)", "step3vl": "Step3-VL",
+}
+
+
+def projector_type(reader) -> str:
+    """The mmproj file's vision projector type: `clip.projector_type`, else (files holding more
+    than one modality) `clip.vision.projector_type`, as llama.cpp reads them; "mlp" when neither
+    is there (the oldest LLaVA converters wrote none)."""
+    for key in ("clip.projector_type", "clip.vision.projector_type"):
+        value = gguf_field(reader, key)
+        if isinstance(value, str) and value:
+            return value
+    return "mlp"
 
 
 def gguf_field(reader, key: str) -> Any:
@@ -78,12 +103,15 @@ def read_mmproj(path: Path | str):
     arch = gguf_field(reader, "general.architecture")
     if arch != "clip":
         raise UnsupportedArchitectureError(path, f"is not an mmproj file (general.architecture {arch!r}, not 'clip')")
-    projector = gguf_field(reader, "clip.projector_type") or "mlp"
-    if projector != "mlp":
-        raise UnsupportedArchitectureError(path, f"has projector type {projector!r}",
-                                           "supported: LLaVA's 'mlp' projector")
     if gguf_field(reader, "clip.has_vision_encoder") is False:
         raise CorruptFileError(path, "has no vision encoder (clip.has_vision_encoder is false)")
+    projector = projector_type(reader)
+    if projector != "mlp":
+        family = PROJECTOR_FAMILIES.get(projector)
+        raise UnsupportedArchitectureError(
+            path, f"has projector type {projector!r}{f' ({family})' if family else ''}, which chatapp does not run",
+            "supported: 'mlp' (LLaVA 1.5 style: a CLIP or SigLIP tower and a two-layer MLP); for other vision "
+            "models use their Hugging Face folder where chatapp runs the family (Idefics3 / SmolVLM, Gemma 3)")
     tensors = {t.name: t for t in reader.tensors}
     needed = ("clip.vision.image_size", "clip.vision.patch_size", "clip.vision.embedding_length",
               "clip.vision.feed_forward_length", "clip.vision.block_count", "clip.vision.attention.head_count")
@@ -160,15 +188,8 @@ def load_llava_gguf(model_path: Path | str, mmproj_path: Path | str, dtype: torc
     ours.setdefault("vision_tower.post_layernorm.weight", torch.ones(vision.dim, dtype=dtype))
     ours.setdefault("vision_tower.post_layernorm.bias", torch.zeros(vision.dim, dtype=dtype))
     expected = {n: tuple(p.shape) for n, p in shell.named_parameters() if not n.startswith("decoder.")}
-    missing = sorted(set(expected) - set(ours))
-    if missing:
-        raise ShapeMismatchError(mmproj_path, f"missing tensors for: {', '.join(missing[:5])}",
-                                 "the file is not the LLaVA mmproj its metadata describes")
-    for name, shape in expected.items():
-        got = tuple(ours[name].shape)
-        if got != shape:
-            raise ShapeMismatchError(mmproj_path, f"tensor {name} has shape {list(got)} but the metadata implies "
-                                                  f"{list(shape)}")
+    check_shapes(expected, ours, mmproj_path, "the file is not the LLaVA mmproj its metadata describes",
+                 implied_by="the metadata", extra_allowed=True)
     shell.load_state_dict({n: t.to(device) for n, t in ours.items() if n in expected}, strict=False, assign=True)
     log.info("loaded LLaVA from %s with %s", model_path, mmproj_path)
     return shell.eval()

@@ -284,3 +284,44 @@ def test_generate_command_gguf_with_mmproj_equals_the_folder(tmp_path, capsys):
     assert results[0]["image_tokens"] == 32 and results[0]["new_tokens"] > 0
     for key in ("token_ids", "prompt_tokens", "image_tokens"):
         assert results[1][key] == results[0][key], key
+
+
+def _projector_only(path, key: str, value: str, vision: bool = True):
+    """An mmproj file's header: what read_mmproj looks at before any tensor."""
+    writer = gguf.GGUFWriter(str(path), "clip")
+    writer.add_bool("clip.has_vision_encoder", vision)
+    writer.add_string(key, value)
+    writer.add_tensor("v.patch_embd.weight", np.zeros((4, 3, 2, 2), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+@pytest.mark.parametrize("projector, family", [
+    ("ldp", "MobileVLM"), ("ldpv2", "MobileVLM V2"), ("resampler", "MiniCPM-V"), ("adapter", "GLM-Edge-V"),
+    ("qwen2vl_merger", "Qwen2-VL"), ("gemma3", "Gemma 3"), ("idefics3", "Idefics3 / SmolVLM"),
+    ("pixtral", "Pixtral"), ("mlp_norm", "LLaVA with a normed MLP"), ("some_future_kind", None)])
+def test_every_other_projector_type_is_refused_by_name(tmp_path, projector, family):
+    """llama.cpp writes many projector types into mmproj files (tools/mtmd/clip-impl.h); only 'mlp'
+    is run: any other is refused naming the type (and its models when known) and what is supported."""
+    path = _projector_only(tmp_path / f"mmproj-{projector}.gguf", "clip.projector_type", projector)
+    with pytest.raises(UnsupportedArchitectureError) as caught:
+        read_mmproj(path)
+    message = str(caught.value)
+    assert f"has projector type {projector!r}" in message and "supported: 'mlp' (LLaVA 1.5 style" in message
+    assert str(path) in message
+    if family:
+        assert f"({family}" in message
+
+
+def test_a_mixed_modality_file_names_its_vision_projector(tmp_path):
+    """Files holding vision and audio name the vision projector under clip.vision.projector_type;
+    an audio-only file has no vision encoder."""
+    path = _projector_only(tmp_path / "omni.gguf", "clip.vision.projector_type", "qwen2.5o")
+    with pytest.raises(UnsupportedArchitectureError, match=r"projector type 'qwen2\.5o' \(Qwen2\.5-Omni\)"):
+        read_mmproj(path)
+    audio = _projector_only(tmp_path / "audio.gguf", "clip.audio.projector_type", "ultravox", vision=False)
+    with pytest.raises(Exception, match="has no vision encoder"):
+        read_mmproj(audio)
