@@ -12,20 +12,17 @@ source [1] on the right, the question's words highlighted.
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from PySide6.QtCore import QPoint  # noqa: E402
-from PySide6.QtGui import QPainter, QPixmap  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from window_with_dialog import run  # noqa: E402  (puts the checkout and benchmarks/ on the path)
 
-from screenshots import ScriptedBackend, ask, make_window, settle  # noqa: E402
+from PySide6.QtCore import QPoint  # noqa: E402
+
+from screenshots import ScriptedBackend, ask  # noqa: E402
 
 from chatapp.documents.library import LibraryStore  # noqa: E402
 from chatapp.engine.backend import ReplyFinished  # noqa: E402
@@ -63,37 +60,24 @@ class DocumentsBackend(ScriptedBackend):
                                    library=documents.name if documents else "")
 
 
+def index_demo_docs(profile: Path) -> None:
+    with LibraryStore(profile / "library.sqlite3") as store:  # where the window looks for libraries
+        store.add("Lantern Guild", [HERE / "demo_docs"])
+        store.index("Lantern Guild")
+
+
+def shoot(window):
+    """The reply with its sources, and source [1]'s passage (returned, for the bottom right)."""
+    window.documents_selector.choose("Lantern Guild")
+    if not ask(window, QUESTION, 30):
+        raise SystemExit("the scripted reply did not finish")
+    dialog = window.chat.open_source(len(window.chat.messages) - 1, 1)
+    dialog.resize(560, 430)
+    return dialog, QPoint(window.width() - dialog.width() - 20, window.height() - dialog.height() - 40)
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "screenshots" / "documents-chat.png")
-    args = parser.parse_args(argv)
-    app = QApplication.instance() or QApplication(sys.argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        profile = Path(tmp)
-        with LibraryStore(profile / "library.sqlite3") as store:  # where the window looks for libraries
-            store.add("Lantern Guild", [HERE / "demo_docs"])
-            store.index("Lantern Guild")
-        window, _ = make_window(profile, DocumentsBackend())
-        window.documents_selector.choose("Lantern Guild")
-        if not ask(window, QUESTION, 30):
-            raise SystemExit("the scripted reply did not finish")
-        dialog = window.chat.open_source(len(window.chat.messages) - 1, 1)
-        dialog.resize(560, 430)
-        settle(400)
-        shot = window.grab()
-        passage = dialog.grab()
-        canvas = QPixmap(shot.width(), shot.height())
-        painter = QPainter(canvas)
-        painter.drawPixmap(0, 0, shot)
-        painter.drawPixmap(QPoint(shot.width() - passage.width() - 20, shot.height() - passage.height() - 40), passage)
-        painter.end()
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        if not canvas.save(str(args.out)):
-            raise SystemExit(f"could not write {args.out}")
-        print(args.out)
-        window.close()
-        window.store.close()
-    return 0
+    return run(argv, __doc__, "documents-chat.png", DocumentsBackend(), shoot, prepare=index_demo_docs)
 
 
 if __name__ == "__main__":

@@ -12,22 +12,18 @@ the message). The picture is drawn here (a bar chart), so the run needs no files
 
 from __future__ import annotations
 
-import argparse
 import io
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from window_with_dialog import run  # noqa: E402  (puts the checkout and benchmarks/ on the path)
 
 from PySide6.QtCore import QPoint  # noqa: E402
-from PySide6.QtGui import QPainter, QPixmap  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from screenshots import ScriptedBackend, ask, make_window, settle, wait_until  # noqa: E402
+from screenshots import ScriptedBackend, ask, wait_until  # noqa: E402
 
 from chatapp.engine.backend import ReplyFinished  # noqa: E402
 
@@ -87,22 +83,8 @@ class VisionBackend(ScriptedBackend):
                                    stats={"prompt_tokens": 610, "new_tokens": len(shown) // 4, "decode_tok_s": 21.4})
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "screenshots" / "images.png")
-    args = parser.parse_args(argv)
-    app = QApplication.instance() or QApplication(sys.argv)  # noqa: F841
-    with tempfile.TemporaryDirectory() as tmp:
-        window, _ = make_window(Path(tmp), VisionBackend())
-        try:
-            shoot(window, args.out)
-        finally:  # also on a timeout: the generation thread is stopped before the process ends
-            window.close()
-            window.store.close()
-    return 0
-
-
-def shoot(window, out: Path) -> None:
+def shoot(window):
+    """The conversation with the chart, a second image waiting, and the chart opened larger (returned)."""
     tray = window.image_tray
     tray.add_bytes(chart_png(), "sales-chart.png")
     wait_until(lambda: len(tray.images) == 1, 30, "the image to be read")
@@ -115,18 +97,11 @@ def shoot(window, out: Path) -> None:
     wait_until(lambda: len(tray.images) == 1, 30, "the second image")
     dialog = row.open(0)
     wait_until(lambda: dialog.shown, 30, "the larger view")
-    settle(400)
-    shot = window.grab()
-    view = dialog.grab()
-    canvas = QPixmap(shot.width(), shot.height())
-    painter = QPainter(canvas)
-    painter.drawPixmap(0, 0, shot)
-    painter.drawPixmap(QPoint(shot.width() - view.width() - 20, 150), view)
-    painter.end()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not canvas.save(str(out)):
-        raise SystemExit(f"could not write {out}")
-    print(out)
+    return dialog, QPoint(window.width() - dialog.width() - 20, 150)
+
+
+def main(argv=None) -> int:
+    return run(argv, __doc__, "images.png", VisionBackend(), shoot)
 
 
 if __name__ == "__main__":
