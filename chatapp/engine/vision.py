@@ -64,7 +64,8 @@ class ModelVision:
     @property
     def default_image_tokens(self) -> int:
         """Image positions an image fills at most (Idefics3's depend on the image's size: the
-        largest tile grid its processor makes plus the whole image; the others' are fixed)."""
+        largest tile grid its processor makes plus the whole image; Gemma 3's with pan-and-scan:
+        the whole image plus its most crops; the others' are fixed)."""
         settings = self.settings
         if isinstance(settings, TiledImageSettings):
             tile = settings.tile
@@ -75,7 +76,8 @@ class ModelVision:
                                                                  settings.size.get("width", 0))
             side = max(1, math.ceil(longest / tile))
             return per_tile * (side * side + 1 if side > 1 else 1)
-        return int(self.config.tokens_per_image)
+        scan = getattr(settings, "pan_and_scan", None)  # Gemma 3: the whole image and at most max_num_crops crops
+        return int(self.config.tokens_per_image) * (1 + (scan.max_num_crops if scan else 0))
 
 
 def is_vision_folder(spec: Union[str, Path]) -> bool:

@@ -29,6 +29,7 @@ from .. import limits
 from ..errors import CorruptFileError
 from ..paths import read_json_object
 from .image_checks import check_pixel_settings, positive_int
+from .pan_and_scan import PanAndScan, crop_images
 from .tiled_images import (FAKE_TOKEN, GLOBAL_TOKEN, PROCESSOR_TYPES, PreparedImage, TiledImageSettings,
                            image_markup, tile_image)
 
@@ -57,6 +58,7 @@ class ImageSettings:
     rescale_factor: float = 1 / 255
     image_mean: tuple = CLIP_MEAN
     image_std: tuple = CLIP_STD
+    pan_and_scan: Optional[PanAndScan] = None  # Gemma 3's crops of a long image, when its config turns them on
 
     def __post_init__(self) -> None:
         if self.do_resize and not (positive_int(self.size, "shortest_edge") or
@@ -73,7 +75,7 @@ class ImageSettings:
 
     @classmethod
     def gemma3_defaults(cls) -> "ImageSettings":
-        """Gemma3ImageProcessor's: SigLIP's with bilinear resampling (pan-and-scan: not supported)."""
+        """Gemma3ImageProcessor's: SigLIP's with bilinear resampling (pan-and-scan off, as by default)."""
         return cls(size={"height": 224, "width": 224}, crop_size=None, do_center_crop=False, resample=2,
                    image_mean=STANDARD_MEAN, image_std=STANDARD_STD)
 
@@ -103,9 +105,15 @@ def read_image_settings(folder: Path | str) -> "ImageSettings | TiledImageSettin
             return ImageSettings.gemma3_defaults()
         return TiledImageSettings() if kind in ("idefics3", "smolvlm") else ImageSettings()
     kind = str(data.get("image_processor_type", ""))
+    pan_and_scan = None
     if data.get("do_pan_and_scan"):
-        raise CorruptFileError(path, "asks for Gemma 3's pan-and-scan crops (do_pan_and_scan), which are not "
-                                     "supported; set it to false")
+        if not kind.startswith("Gemma3ImageProcessor"):
+            raise CorruptFileError(path, f"asks for pan-and-scan crops (do_pan_and_scan), which only Gemma 3's "
+                                         f"image processor makes, not {kind or 'this model'}'s")
+        try:
+            pan_and_scan = PanAndScan.from_dict(data)
+        except ValueError as exc:
+            raise CorruptFileError(path, f"has unusable pan-and-scan settings: {exc}") from exc
     if kind.startswith(PROCESSOR_TYPES):  # also their "...Fast" / "...Pil" names
         try:
             return TiledImageSettings.from_dict(data)
@@ -121,7 +129,7 @@ def read_image_settings(folder: Path | str) -> "ImageSettings | TiledImageSettin
     if isinstance(values["crop_size"], int):
         values["crop_size"] = {"height": values["crop_size"], "width": values["crop_size"]}
     try:
-        return ImageSettings(**values)
+        return ImageSettings(**values, pan_and_scan=pan_and_scan)
     except (ValueError, TypeError) as exc:
         raise CorruptFileError(path, f"has unusable image settings: {exc}") from exc
 
@@ -267,7 +275,12 @@ def prepare_image(image, settings: "ImageSettings | TiledImageSettings") -> Prep
     """A Pillow image -> PreparedImage for any supported model: pixels (tiles, 3, H, W), one tile
     for CLIP / SigLIP processors, the tile grid and global image for Idefics3 / SmolVLM."""
     if isinstance(settings, ImageSettings):
-        return PreparedImage(preprocess(image, settings)[None])
+        if settings.pan_and_scan is None:
+            return PreparedImage(preprocess(image, settings)[None])
+        if settings.do_convert_rgb:  # cropped as the reference crops: the RGB image at its own size
+            image = to_rgb(image)
+        crops = crop_images(image, settings.pan_and_scan)
+        return PreparedImage(np.stack([preprocess(part, settings) for part in [image] + crops]), crops=len(crops))
     if settings.do_convert_rgb:
         image = to_rgb(image)
     tiles, rows, cols = tile_image(image, settings)
@@ -299,7 +312,12 @@ def image_markup_text(tokenizer, config, prepared: PreparedImage) -> str:
         if not boi or not eoi:
             raise ValueError(f"the tokenizer lacks Gemma 3's image start / end tokens "
                              f"({config.boi_token_id}, {config.eoi_token_id})")
-        return f"\n\n{boi}{image_token * count}{eoi}\n\n"
+        full = f"\n\n{boi}{image_token * count}{eoi}\n\n"
+        if not prepared.crops:
+            return full
+        # Gemma3Processor's words for an image with pan-and-scan crops
+        return (f"Here is the original image {full} and here are some crops to help you see better "
+                + " ".join([full] * prepared.crops))
     raise ValueError(f"unknown image prompt style {style!r}")
 
 

@@ -62,11 +62,12 @@ class TiledImageSettings:
 @dataclass
 class PreparedImage:
     """One image ready for a model: pixels (tiles, 3, H, W) float32 and its tile grid (0 x 0: a
-    single tile, no grid)."""
+    single tile, no grid), or (Gemma 3's pan-and-scan) the whole image then `crops` crops."""
 
     pixels: np.ndarray
     rows: int = 0
     cols: int = 0
+    crops: int = 0
 
 
 def longest_edge_size(height: int, width: int, longest: int) -> tuple[int, int]:

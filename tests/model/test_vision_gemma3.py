@@ -204,6 +204,122 @@ def test_bad_configs_are_named(pair, tmp_path):
     with pytest.raises(CorruptFileError, match="without its vision tower"):
         load_vision_folder(tmp_path)
     (tmp_path / "preprocessor_config.json").write_text(json.dumps({
-        "image_processor_type": "Gemma3ImageProcessor", "do_pan_and_scan": True}))
-    with pytest.raises(CorruptFileError, match="pan-and-scan"):
+        "image_processor_type": "Gemma3ImageProcessor", "do_pan_and_scan": True, "pan_and_scan_max_num_crops": 0}))
+    with pytest.raises(CorruptFileError, match="pan_and_scan_max_num_crops must be a whole number of at least 1"):
         read_image_settings(tmp_path)
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps({
+        "image_processor_type": "CLIPImageProcessor", "do_pan_and_scan": True}))
+    with pytest.raises(CorruptFileError, match="pan-and-scan crops .* only Gemma 3's image processor makes"):
+        read_image_settings(tmp_path)
+
+
+def _pan_and_scan_pair(pair, tmp_path, **options):
+    """The pair's folder with a pan-and-scan image processor config, and Gemma3Processor over it.
+
+    transformers' Gemma3Processor pans and scans only when its caller asks (its own defaults,
+    do_pan_and_scan False, 256, 4, 1.2, override the image processor's config): the reference is
+    the processor called with the config's settings, `processor(..., **scan)`."""
+    import shutil
+
+    ref, ours, folder, _ = pair
+    scanned = tmp_path / "scanned"
+    shutil.copytree(folder, scanned)
+    image_processor = transformers.Gemma3ImageProcessorPil(size={"height": 32, "width": 32},
+                                                           **{"do_pan_and_scan": True, **options})
+    image_processor.save_pretrained(scanned)
+    hf_tok = transformers.PreTrainedTokenizerFast(
+        tokenizer_file=str(scanned / "tokenizer.json"),
+        extra_special_tokens={"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>",
+                              "image_token": "<image_soft_token>"})
+    processor = transformers.Gemma3Processor(image_processor=image_processor, tokenizer=hf_tok,
+                                             image_seq_length=ours.config.tokens_per_image, chat_template=TEMPLATE)
+    return scanned, processor
+
+
+SCAN = dict(do_pan_and_scan=True, pan_and_scan_min_crop_size=8, pan_and_scan_max_num_crops=4,
+            pan_and_scan_min_ratio_to_activate=1.2)
+# (width, height), mode, crops the reference makes with SCAN
+PAN_AND_SCAN_IMAGES = [((100, 30), "RGB", 3), ((30, 100), "L", 3), ((50, 40), "RGBA", 2), ((40, 40), "RGB", 0),
+                       ((200, 20), "P", 4), ((20, 9), "RGB", 2), ((9, 61), "LA", 4), ((45, 44), "RGB", 0),
+                       ((13, 11), "RGB", 0)]
+
+
+def test_pan_and_scan_equals_the_reference_processor(pair, tmp_path):
+    """do_pan_and_scan: the crops, their pixels, and the prompt ("Here is the original image ... and
+    here are some crops ...") equal Gemma3Processor's on images of many sizes, aspects and modes;
+    the model's logits on them equal transformers'."""
+    from chatapp.text.tokenizer import Tokenizer
+
+    ref, ours, _, _ = pair
+    scanned, processor = _pan_and_scan_pair(pair, tmp_path, **SCAN)
+    settings = read_image_settings(scanned)
+    assert settings.pan_and_scan is not None and settings.pan_and_scan.min_crop_size == 8
+    tok = Tokenizer.from_hf_folder(scanned)
+    rng = np.random.default_rng(5)
+    for (width, height), mode, crops in PAN_AND_SCAN_IMAGES:
+        image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).convert(mode)
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "what is this?"}]}]
+        text = processor.apply_chat_template(messages, add_generation_prompt=True)
+        expected = processor(text=text, images=[image], return_tensors="pt", **SCAN)
+        prepared = prepare_image(image, settings)
+        assert prepared.crops == crops == expected["pixel_values"].shape[0] - 1, (width, height)
+        assert prepared.pixels.shape == tuple(expected["pixel_values"].shape)
+        assert np.allclose(prepared.pixels, expected["pixel_values"].numpy(), atol=1e-6, rtol=0), (width, height, mode)
+        runs = [image_markup_text(tok, ours.config, prepared)]
+        ids = image_prompt_ids(tok, "what is this?", 1, ours.config.image_token_id, 0, chat=True, image_runs=runs,
+                               marker_id=ours.config.marker_token_id)
+        assert ids == expected["input_ids"][0].tolist(), (width, height)
+        if crops == 3:
+            with torch.no_grad():
+                got = ours(torch.tensor([ids]), torch.from_numpy(prepared.pixels))
+                want = ref(input_ids=expected["input_ids"], pixel_values=expected["pixel_values"],
+                           token_type_ids=expected["token_type_ids"]).logits
+            assert torch.allclose(got, want, atol=1e-4, rtol=0)
+
+
+def test_pan_and_scan_defaults_are_the_processors(pair, tmp_path):
+    """A config that turns pan-and-scan on and leaves its numbers null gets Gemma3Processor's (crops
+    of at least 256 pixels, at most 4, from an aspect of 1.2)."""
+    scanned, processor = _pan_and_scan_pair(pair, tmp_path)
+    settings = read_image_settings(scanned)
+    rng = np.random.default_rng(6)
+    for size, crops in (((1200, 300), 4), ((600, 200), 0), ((300, 700), 2), ((520, 256), 2)):
+        image = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+        expected = processor(text="<start_of_image>", images=[image], return_tensors="pt", do_pan_and_scan=True)
+        prepared = prepare_image(image, settings)
+        assert prepared.crops == crops == expected["pixel_values"].shape[0] - 1, size
+        assert np.allclose(prepared.pixels, expected["pixel_values"].numpy(), atol=1e-6, rtol=0), size
+
+
+def test_pan_and_scan_through_the_engine(pair, tmp_path):
+    """A vision backend on the pan-and-scan folder: the image's cost counts its crops, the most an
+    image costs counts the most crops, and the reply equals transformers' generate on the
+    processor's inputs."""
+    from chatapp.engine.backend import ChatBackend, LoadOptions
+    from chatapp.engine.sampling import SamplingSettings
+    from chatapp.engine.session import ChatSession
+    from chatapp.engine.vision import ImageAttachment
+    import io
+
+    ref, ours, _, _ = pair
+    scanned, processor = _pan_and_scan_pair(pair, tmp_path, **SCAN)
+    backend = ChatBackend()
+    info = backend.load(str(scanned), LoadOptions(device="cpu", context_len=200, threads=1))
+    assert info.vision and info.image_tokens == 4 * (1 + 4)
+    picture = Image.fromarray(np.random.default_rng(7).integers(0, 256, (20, 70, 3), dtype=np.uint8))
+    data = io.BytesIO()
+    picture.save(data, format="PNG")
+    image = ImageAttachment(data.getvalue(), "wide.png")
+    assert backend.image_cost(image) == 4 * (1 + 4)  # 70 / 20 -> 4 crops (the most)
+    greedy = SamplingSettings(temperature=0.0, repetition_penalty=1.0, max_new_tokens=5)
+    session = ChatSession(backend.engine)
+    list(session.send("what is this?", greedy, images=[image]))
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "what is this?"}]}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True)
+    expected = processor(text=text, images=[picture], return_tensors="pt", **SCAN)
+    ids = expected["input_ids"]
+    assert backend.engine._cached[:ids.shape[1]] == ids[0].tolist()
+    want = ref.generate(input_ids=ids, pixel_values=expected["pixel_values"], token_type_ids=expected["token_type_ids"],
+                        max_new_tokens=5, do_sample=False, pad_token_id=0, eos_token_id=None)[0, ids.shape[1]:].tolist()
+    eos = backend.engine.tokenizer.eos_id
+    assert session.reply.token_ids == (want[:want.index(eos)] if eos in want else want)
