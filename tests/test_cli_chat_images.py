@@ -9,7 +9,7 @@ import io
 import pytest
 
 from helpers.tiny_hf import tiny_llama_folder
-from helpers.tiny_llava import png_bytes, tiny_llava_folder
+from helpers.tiny_llava import bomb_png, png_bytes, tiny_llava_folder
 
 from chatapp.cli import build_parser  # noqa: E402
 from chatapp.commands.generate import cmd_chat  # noqa: E402
@@ -86,15 +86,19 @@ def test_clear_and_a_bad_image_lose_nothing(llava, images, tmp_path):
     a, b = images
     bad = tmp_path / "photo.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(bomb_png())
     code, text = run_chat(llava, [f"/image {b}", "/image clear", f"/image {a}", f"/image {bad}",
-                                  f"/image {tmp_path / 'missing.png'}", "/image", "what is it?", "/exit"])
+                                  f"/image {tmp_path / 'missing.png'}", f"/image {bomb}", "/image", "what is it?",
+                                  "/exit"])
     assert code == 0
     lines = text.splitlines()
     assert lines[3] == "(1 image removed from the next message)"
     errors = [line for line in lines if line.startswith("error:")]
-    assert len(errors) == 2, text
+    assert len(errors) == 3, text
     assert "photo.png" in errors[0] and "damaged or truncated" in errors[0]
     assert "missing.png" in errors[1]
+    assert "bomb.png" in errors[2] and "too large to decode safely" in errors[2]
     listing = lines.index(next(line for line in lines if line.startswith("(the next message's images: 1 ")))
     assert lines[listing + 1] == "  1. a.png (23×17)"  # the bad ones did not take the good one away
     assert lines[listing + 2] == expected_reply(llava, "what is it?", [a])

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from chatapp.cli import main
+from helpers.tiny_llava import bomb_png
 
 transformers = pytest.importorskip("transformers")
 
@@ -84,6 +85,7 @@ def test_chat_prompt_ids_follow_template(llava):
 @pytest.mark.parametrize("make, message", [
     (lambda p: p.write_bytes(b"not an image at all"), "is not an image"),
     (lambda p: p.write_bytes(_png_bytes()[:200]), "damaged or truncated"),
+    (lambda p: p.write_bytes(bomb_png()), "too large to decode safely"),  # a real bomb, no limit lowered
 ])
 def test_bad_images_one_line_error(llava, tmp_path, capsys, make, message):
     folder, _, _ = llava

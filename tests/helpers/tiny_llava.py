@@ -51,3 +51,19 @@ def png_bytes(size=(23, 17), seed: int = 0, mode: str = "RGB") -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()
+
+
+def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
+    """A real decompression bomb: a valid 1-bit PNG of width x height black pixels, a few tens of
+    kilobytes on disk (400 M pixels, 400 MB once Pillow unpacks it to one byte a pixel)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    packer = zlib.compressobj(9)
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte, then the packed pixels
+    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")

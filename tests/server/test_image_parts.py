@@ -9,7 +9,7 @@ import pytest
 
 openai = pytest.importorskip("openai")
 
-from helpers.tiny_llava import png_bytes, tiny_llava_folder  # noqa: E402
+from helpers.tiny_llava import bomb_png, png_bytes, tiny_llava_folder  # noqa: E402
 
 from chatapp.engine.backend import ChatBackend, LoadOptions  # noqa: E402
 from chatapp.engine.sampling import SamplingSettings  # noqa: E402
@@ -65,6 +65,8 @@ def test_image_url_reply_equals_the_window_engine_path(serve, vision_backend):
     ({"type": "image_url", "image_url": {"url": _url(b"\x89PNG\r\n\x1a\ntruncated")}}, "damaged or truncated"),
     ({"type": "image_url", "image_url": {"url": _url(b"just some text")}},
      "messages[0] image 1: is not an image Pillow can read (cannot identify image file)"),
+    ({"type": "image_url", "image_url": {"url": _url(bomb_png())}}, "the image is too large to decode safely"),
+    ({"type": "image_url", "image_url": {"url": _url(bomb_png(9000, 9000))}}, "the image is 9000x9000 pixels"),
 ])
 def test_bad_images_are_400_with_a_specific_message(serve, vision_backend, part, message):
     server = serve(backend=vision_backend)
@@ -99,3 +101,17 @@ def test_images_only_in_user_messages(server):
             {"role": "system", "content": [{"type": "image_url", "image_url": {"url": _url(png_bytes())}}]},
             {"role": "user", "content": "hi"}])
     assert "images can only be in a user message" in info.value.body["message"]
+
+
+def test_the_content_decides_not_the_declared_type(serve, vision_backend):
+    """A JPEG sent as data:image/png (a wrong "extension") is read for what it is."""
+    import io
+
+    from PIL import Image
+
+    jpeg = io.BytesIO()
+    Image.new("RGB", (20, 14), (200, 30, 30)).save(jpeg, format="JPEG")
+    server = serve(backend=vision_backend)
+    reply = _ask(_client(server), server.ids.base, [{"type": "image_url", "image_url": {"url": _url(jpeg.getvalue())}},
+                                                     {"type": "text", "text": "what colour?"}])
+    assert reply.choices[0].finish_reason in ("stop", "length") and reply.usage.prompt_tokens > 4

@@ -113,3 +113,27 @@ def test_large_file_refused_by_size(tmp_path):
         open_image(path, max_bytes=1000)
     with pytest.raises(ImageError, match="cannot read"):
         open_image(tmp_path / "missing.png")
+
+
+def test_a_real_decompression_bomb_is_refused_in_bounded_time_and_memory(tmp_path):
+    """Valid PNGs of 20000x20000 and 9000x9000 pixels in a few kilobytes (no limit lowered for the
+    test): refused from the header, before Pillow unpacks them, within a second."""
+    import resource
+
+    from helpers.tiny_llava import bomb_png
+    from chatapp.text.images import open_image_bytes
+
+    # Pillow's own bomb check (over 2 x Image.MAX_IMAGE_PIXELS), and ours (IMAGE_MAX_PIXELS) below it
+    cases = [(bomb_png(), "the image is too large to decode safely"),
+             (bomb_png(9000, 9000), "the image is 9000x9000 pixels; the limit is 67,108,864 pixels")]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB, the peak so far
+    start = time.monotonic()
+    for data, message in cases:
+        assert len(data) < 200_000
+        path = tmp_path / "bomb.png"
+        path.write_bytes(data)
+        for opener in (lambda: open_image(path), lambda: open_image_bytes(data, "pasted.png")):
+            with pytest.raises(ImageError, match=rf"(bomb|pasted)\.png: {message}"):
+                opener()
+    assert time.monotonic() - start < 1.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # never decoded

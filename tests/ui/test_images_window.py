@@ -169,3 +169,32 @@ def test_text_only_model_refuses_at_send_and_keeps_everything(make_window, qtbot
     window.send()
     qtbot.waitUntil(lambda: bool(backend.calls), timeout=60000)
     assert "images" not in backend.calls[-1]["messages"][-1]
+
+
+def test_a_decompression_bomb_and_a_wrong_extension_in_the_composer(make_window, qtbot, tmp_path, monkeypatch):
+    """A real decompression bomb (a few kilobytes, 400 M pixels) is an error under the composer,
+    refused in bounded time without decoding; the image already attached, the text typed and a
+    JPEG named .png (read for what it is) all stay."""
+    import time
+
+    from helpers.tiny_llava import bomb_png
+
+    window = make_window(FakeBackend(vision=True))
+    tray = window.image_tray
+    good = _png(tmp_path / "good.png")
+    _attach(window, monkeypatch, good)
+    qtbot.waitUntil(lambda: len(tray.images) == 1 and not tray.pending, timeout=20000)
+    window.composer.setPlainText("keep me")
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(bomb_png())
+    jpeg = tmp_path / "photo.png"
+    Image.new("RGB", (30, 20), "red").save(jpeg, format="JPEG")
+    start = time.monotonic()
+    _attach(window, monkeypatch, bomb, jpeg)
+    qtbot.waitUntil(lambda: not tray.pending, timeout=20000)
+    assert time.monotonic() - start < 10
+    assert not tray.error_label.isHidden()
+    assert "bomb.png" in tray.error_label.text() and "too large to decode safely" in tray.error_label.text()
+    assert [i.name for i in tray.images] == ["good.png", "photo.png"]
+    assert (tray.images[1].width, tray.images[1].height) == (30, 20)
+    assert window.composer.toPlainText() == "keep me"
