@@ -71,12 +71,15 @@ def test_images_go_with_the_next_message(llava, images, monkeypatch):
                                   "/exit"])
     assert code == 0
     lines = text.splitlines()
-    assert lines[1].startswith("It sees images: /image PATH")
+    # the model's limit and each image's context cost (the tiny LLaVA: 4 positions an image) before sending
+    assert lines[1] == ("It sees images: /image PATH attaches one to the next message (at most 8; each fills up to 4 "
+                        "of the 256 context tokens).")
     assert "(no images attached; /image PATH attaches one to the next message)" == lines[2]
-    assert lines[3].startswith("(image a.png (23×17) goes with the next message: 1 ")
-    assert lines[4].startswith("(image b b.png (40×30) goes with the next message: 2 ")
-    assert lines[5].startswith("(the next message's images: 2 ") and lines[6:8] == ["  1. a.png (23×17)",
-                                                                                 "  2. b b.png (40×30)"]
+    assert lines[3] == "(image a.png (23×17) goes with the next message: 1 of at most 8 images; 4 context tokens, 4 in all)"
+    assert lines[4] == ("(image b b.png (40×30) goes with the next message: 2 of at most 8 images; 4 context tokens, "
+                        "8 in all)")
+    assert lines[5] == "(the next message's images: 2 of at most 8 images, 8 context tokens in all)"
+    assert lines[6:8] == ["  1. a.png (23×17), 4 context tokens", "  2. b b.png (40×30), 4 context tokens"]
     assert sent == [("what is it?", [("a.png", a.read_bytes()), ("b b.png", b.read_bytes())])]
     assert lines[8] == expected_reply(llava, "what is it?", [a, b])
     assert lines[9].startswith("(no images attached")  # they went with the message
@@ -100,7 +103,7 @@ def test_clear_and_a_bad_image_lose_nothing(llava, images, tmp_path):
     assert "missing.png" in errors[1]
     assert "bomb.png" in errors[2] and "too large to decode safely" in errors[2]
     listing = lines.index(next(line for line in lines if line.startswith("(the next message's images: 1 ")))
-    assert lines[listing + 1] == "  1. a.png (23×17)"  # the bad ones did not take the good one away
+    assert lines[listing + 1] == "  1. a.png (23×17), 4 context tokens"  # the bad ones did not take the good one away
     assert lines[listing + 2] == expected_reply(llava, "what is it?", [a])
 
 

@@ -5,7 +5,8 @@
     /image clear    drop them
 
 Each image is opened and checked when attached (text.images.open_image: sizes before decoding,
-damaged files), so a bad one is one line and the others stay. A text-only model refuses /image
+damaged files), so a bad one is one line and the others stay; the context tokens it will fill (the
+model's cost for that image) are shown then, with the total. A text-only model refuses /image
 with one line and the chat goes on. The images go with the next message and are dropped only
 once its reply has been written (a message that fails keeps them for the next try).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Optional
 
 
 @dataclass
@@ -25,6 +27,9 @@ class PendingImages:
     max_images: int = 0  # 0: no limit the model states
     images: list = field(default_factory=list)  # engine.vision.ImageAttachment
     sizes: list = field(default_factory=list)  # (width, height) of each
+    # the context positions an image fills (ChatBackend.image_cost), shown before sending
+    cost: Optional[Callable] = None
+    costs: list = field(default_factory=list)  # of each image, None where unknown
 
     @staticmethod
     def is_command(text: str) -> bool:
@@ -60,21 +65,38 @@ class PendingImages:
             return f"error: {exc}\n"
         except OSError as exc:
             return f"error: {path}: cannot read the image ({exc.strerror or exc})\n"
-        self.images.append(ImageAttachment(data, path.name))
+        attachment = ImageAttachment(data, path.name)
+        try:  # the model's processor may refuse what Pillow read
+            tokens = self.cost(attachment) if self.cost is not None else None
+        except ValueError as exc:
+            return f"error: {exc}\n"
+        self.images.append(attachment)
         self.sizes.append((image.width, image.height))
-        return f"(image {path.name} ({image.width}×{image.height}) goes with the next message: {self._count()})\n"
+        self.costs.append(tokens)
+        return (f"(image {path.name} ({image.width}×{image.height}) goes with the next message: {self._count()}"
+                f"{self._cost(tokens)})\n")
 
     def listing(self) -> str:
         if not self.images:
             return "(no images attached; /image PATH attaches one to the next message)\n"
-        lines = [f"  {i}. {image.name} ({w}×{h})"
-                 for i, (image, (w, h)) in enumerate(zip(self.images, self.sizes), start=1)]
-        return f"(the next message's images: {self._count()})\n" + "\n".join(lines) + "\n"
+        lines = [f"  {i}. {image.name} ({w}×{h}){f', {tokens} context tokens' if tokens is not None else ''}"
+                 for i, (image, (w, h), tokens) in enumerate(zip(self.images, self.sizes, self.costs), start=1)]
+        return f"(the next message's images: {self._count()}{self._cost()})\n" + "\n".join(lines) + "\n"
+
+    def _cost(self, tokens: Optional[int] = None) -> str:
+        """'; N context tokens, M in all' for the image just attached (or ', M context tokens in
+        all' for the list); '' when the costs are unknown."""
+        if any(c is None for c in self.costs) or not self.costs:
+            return ""
+        total = sum(self.costs)
+        if tokens is None:
+            return f", {total} context tokens in all"
+        return f"; {tokens} context tokens, {total} in all"
 
     def _count(self) -> str:
         n = len(self.images)
         limit = f" of at most {self.max_images}" if self.max_images else ""
-        return f"{n}{limit} image{'s' if n != 1 else ''}"
+        return f"{n}{limit} image{'s' if n != 1 or self.max_images > 1 else ''}"  # "1 of at most 8 images"
 
     def clear(self) -> None:
-        self.images, self.sizes = [], []
+        self.images, self.sizes, self.costs = [], [], []

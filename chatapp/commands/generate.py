@@ -205,11 +205,12 @@ def cmd_chat(args: argparse.Namespace, input_fn=input, out=None) -> int:
     session = ChatSession(backend.engine, system_prompt=args.system,
                           template_variables=thinking_from_args(args, backend.engine))
     told_folded = False
-    pending = PendingImages(info.name, info.vision, info.max_images)
+    pending = PendingImages(info.name, info.vision, info.max_images, cost=backend.image_cost if info.vision else None)
     out.write(f"{info.name} on {info.device}. /continue, /reset, /system TEXT, /exit. "
               f"Ctrl-C stops a reply.\n")
     if info.vision:
-        out.write(f"It sees images: /image PATH attaches one to the next message (at most {info.max_images}).\n")
+        out.write(f"It sees images: /image PATH attaches one to the next message (at most {info.max_images}; "
+                  f"each fills up to {info.image_tokens} of the {info.context_len} context tokens).\n")
     while True:
         try:
             line = input_fn("> ")
