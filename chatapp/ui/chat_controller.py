@@ -515,16 +515,33 @@ class ChatController(QObject):
             return
         self._start_reply(continued=messages[-1])
 
+    @Slot(int, str, list)
+    def edit_and_resend_keeping(self, index: int, text: str, kept: list) -> None:
+        """edit_and_resend with only the images at indices `kept` (the user removed the others)."""
+        self.edit_and_resend(index, text, kept)
+
     @Slot(int, str)
-    def edit_and_resend(self, index: int, text: str) -> None:
+    def edit_and_resend(self, index: int, text: str, kept: Optional[Sequence[int]] = None) -> None:
         """A new version of user message `index` with `text`, and a reply to it. The old version
-        and everything after it stay in the tree (`<` on the message shows them; Undo too)."""
+        and everything after it stay in the tree (`<` on the message shows them; Undo too). Its
+        images go with the new version (those at indices `kept` when given)."""
         messages = self._last_messages()
         if not 0 <= index < len(messages) or messages[index].role != "user":
             return
+        images = self.store.attachments(messages[index].id)
+        if kept is not None:
+            images = [images[i] for i in kept if 0 <= i < len(images)]
+        if not text.strip() and not images:
+            return
+        info = self.model.info
+        if images and not (info and getattr(info, "vision", False)):  # nothing is made: the old version stays
+            self.status_message.emit(_tr("This model cannot see images ({model}); Edit again and remove the "
+                                         "message's images, or load a vision model.").format(
+                                             model=info.name if info else ""), 8000)
+            return
         later_turns = sum(m.role == "user" for m in messages[index + 1:])
         new = self.store.add_message(self.current_id, "user", text, parent_id=messages[index].parent_id,
-                                     images=self.store.attachments(messages[index].id))  # its images stay
+                                     images=images)
         self.edit_undo = _EditUndo(self.current_id, messages[index].id, new.id)
         self.deleted_id = None
         self._render(self.current_id)

@@ -102,6 +102,7 @@ class MessageWidget(QFrame):
     copy_requested = Signal(int)
     edit_requested = Signal()
     edit_submitted = Signal(int, str)
+    edit_dropping_images = Signal(int, str, list)  # index, text, the images kept (some were removed)
     regenerate_requested = Signal()
     continue_requested = Signal()
     prompt_requested = Signal()  # "What the model saw"
@@ -319,11 +320,18 @@ class MessageWidget(QFrame):
         self.body.addWidget(self._editor)
         self.body.addWidget(self.edit_warning)
         self.body.addWidget(self._edit_row)
+        if getattr(self, "images_row", None) is not None:
+            self.images_row.set_editing(True)
         self._editor.setFocus()
 
     def _submit_edit(self) -> None:
         text = self._editor.toPlainText() if self._editor else ""
-        if text.strip():
+        row = getattr(self, "images_row", None)
+        kept = row.kept() if row is not None else []
+        if row is not None and len(kept) < len(row.images):  # the user left some images out
+            if text.strip() or kept:
+                self.edit_dropping_images.emit(self.index, text, kept)
+        elif text.strip() or kept:
             self.edit_submitted.emit(self.index, text)
         self._end_edit()
 
@@ -335,6 +343,8 @@ class MessageWidget(QFrame):
             self._editor = None
             for widget in self._segment_widgets:
                 widget.show()
+            if getattr(self, "images_row", None) is not None:
+                self.images_row.set_editing(False)
 
     def is_editing(self) -> bool:
         return self._editor is not None
@@ -348,6 +358,7 @@ class ChatView(QScrollArea):
     """
 
     edit_submitted = Signal(int, str)
+    edit_dropping_images = Signal(int, str, list)  # index, text, the indices of the images kept
     regenerate_requested = Signal()
     continue_requested = Signal()
     branch_requested = Signal(int, int)  # message index, -1 / +1: show another version of it
@@ -389,6 +400,7 @@ class ChatView(QScrollArea):
         self.empty_label.hide()
         widget = MessageWidget(len(self.messages), role, text)
         widget.edit_submitted.connect(self.edit_submitted)
+        widget.edit_dropping_images.connect(self.edit_dropping_images)
         widget.edit_requested.connect(lambda w=widget: self.start_edit(w.index))
         widget.regenerate_requested.connect(self.regenerate_requested)
         widget.continue_requested.connect(self.continue_requested)

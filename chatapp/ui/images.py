@@ -305,6 +305,7 @@ class MessageImages(QWidget):
         self.thumbnailer = thumbnailer
         self.buttons: list[QToolButton] = []
         self.dialog: Optional[ImageDialog] = None
+        self.remove_toggles: list[QToolButton] = []  # shown while the message is edited
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         self._tokens: dict[int, int] = {}
@@ -315,8 +316,18 @@ class MessageImages(QWidget):
             button.setAccessibleName(_tr("Show image {name}").format(name=image.name or str(i + 1)))
             button.setFixedSize(THUMB_PX * 2 + 8, THUMB_PX * 2 + 8)
             button.clicked.connect(lambda _=False, i=i: self.open(i))
-            row.addWidget(button)
+            toggle = QToolButton(text=_tr("Remove"), checkable=True)
+            toggle.setObjectName("removeMessageImage")
+            toggle.setAccessibleName(_tr("Leave image {name} out of the edited message").format(
+                name=image.name or str(i + 1)))
+            toggle.toggled.connect(lambda off, i=i: self._mark(i, off))
+            toggle.hide()
+            cell = QVBoxLayout()
+            cell.addWidget(button)
+            cell.addWidget(toggle, 0, Qt.AlignHCenter)
+            row.addLayout(cell)
             self.buttons.append(button)
+            self.remove_toggles.append(toggle)
             self._tokens[thumbnailer.submit(data=bytes(image.data), name=image.name or "image",
                                             max_side=THUMB_PX * 2)] = i
         row.addStretch(1)
@@ -340,6 +351,22 @@ class MessageImages(QWidget):
         if i is not None:
             self.buttons[i].setText(_tr("(unreadable)"))
             self.buttons[i].setToolTip(message)
+
+    def set_editing(self, editing: bool) -> None:
+        """While the message is edited, each image has a Remove toggle (its new version leaves the
+        image out); afterwards the toggles go and every image shows again."""
+        for toggle in self.remove_toggles:
+            if not editing:
+                toggle.setChecked(False)
+            toggle.setVisible(editing)
+
+    def kept(self) -> list[int]:
+        """The indices of the images the edited version keeps."""
+        return [i for i, toggle in enumerate(self.remove_toggles) if not toggle.isChecked()]
+
+    def _mark(self, index: int, removed: bool) -> None:
+        self.buttons[index].setEnabled(not removed)  # greyed: it will not go with the new version
+        self.remove_toggles[index].setText(_tr("Keep") if removed else _tr("Remove"))
 
     def open(self, index: int) -> "ImageDialog":
         self.dialog = ImageDialog(self.images[index], self.thumbnailer, self.window())

@@ -58,7 +58,7 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/chat_controller.py" line="320"/>
-        <location filename="../../chatapp/ui/chat_controller.py" line="478"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="477"/>
         <source>writing…</source>
         <translation>正在输出…</translation>
     </message>
@@ -88,67 +88,72 @@
         <translation>已从 {path} 导入“{title}”</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="428"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="427"/>
         <source>This model cannot see images ({model}); your message is kept.</source>
         <translation>此模型无法查看图片（{model}）；您的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="432"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="431"/>
         <source>Wait for the comparison to finish; your message is kept.</source>
         <translation>请等待对比完成；您的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="435"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="434"/>
         <source>The model is not loaded yet; your message is kept.</source>
         <translation>模型尚未加载；你的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="437"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="436"/>
         <source>Image</source>
         <translation>图片</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="536"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="538"/>
+        <source>This model cannot see images ({model}); Edit again and remove the message&apos;s images, or load a vision model.</source>
+        <translation>此模型无法查看图片（{model}）；请再次编辑并移除消息中的图片，或加载视觉模型。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_controller.py" line="552"/>
         <source>The earlier version and its {n} later messages are kept: ‹ on the message shows them.</source>
         <translation>较早的版本及其后的 {n} 条消息都已保留：点消息上的 ‹ 即可查看。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="554"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="570"/>
         <source>The edit was undone.</source>
         <translation>已撤销编辑。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="595"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="611"/>
         <source>Version deleted (1 message).</source>
         <translation>已删除该版本（1 条消息）。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="595"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="611"/>
         <source>Version deleted ({n} messages).</source>
         <translation>已删除该版本（{n} 条消息）。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="678"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="694"/>
         <source>Your messages contain chat-control markers (such as &lt;|im_end|&gt;); the model read them as plain text, so they could not open or close a turn.</source>
         <translation>您的消息包含对话控制标记（例如 &lt;|im_end|&gt;）；模型将其作为普通文本读取，因此它们无法开启或结束一轮对话。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="682"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="698"/>
         <source>This model&apos;s chat template has no system turn: the system prompt was put at the start of the first message.</source>
         <translation>此模型的对话模板没有系统轮次：系统提示已放在第一条消息的开头。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="686"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="702"/>
         <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
         <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="702"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="718"/>
         <source>failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="704"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="720"/>
         <source>The reply failed: {message}</source>
         <translation>回复失败：{message}</translation>
     </message>
@@ -351,144 +356,144 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/chat_view.py" line="92"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="289"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="290"/>
         <source>Copied</source>
         <translation>已复制</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="123"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="124"/>
         <source>You</source>
         <translation>你</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="123"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="124"/>
         <source>Assistant</source>
         <translation>助手</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="133"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="134"/>
         <source>Previous version</source>
         <translation>上一个版本</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="139"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="140"/>
         <source>Next version</source>
         <translation>下一个版本</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="142"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="418"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="143"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="430"/>
         <source>Delete version</source>
         <translation>删除此版本</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="143"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="144"/>
         <source>Delete this version and what follows it</source>
         <translation>删除此版本及其后的消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="148"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="289"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="149"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="290"/>
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="149"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="150"/>
         <source>Copy message</source>
         <translation>复制消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="152"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="153"/>
         <source>Edit</source>
         <translation>编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="153"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="154"/>
         <source>Edit message and resend</source>
         <translation>编辑消息并重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="157"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="158"/>
         <source>Regenerate</source>
         <translation>重新生成</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="158"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="159"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="162"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="163"/>
         <source>Continue</source>
         <translation>继续</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="163"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="164"/>
         <source>Continue the reply where it stopped</source>
         <translation>从中断处继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="168"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="169"/>
         <source>What the model saw</source>
         <translation>模型看到的内容</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="169"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="170"/>
         <source>Show the exact prompt of this reply</source>
         <translation>显示此回复的完整提示词</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="174"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="175"/>
         <source>Tokens</source>
         <translation>词元</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="175"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="176"/>
         <source>Colour each token by its probability</source>
         <translation>按概率为每个词元着色</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="301"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="302"/>
         <source>Edited message</source>
         <translation>编辑后的消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="303"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="304"/>
         <source>Saving starts a new version of this message; the {n} later messages stay with the earlier version (&lt; &gt; on the message switches).</source>
         <translation>保存会为这条消息新建一个版本；其后的 {n} 条消息留在较早的版本中（用消息上的 &lt; &gt; 切换）。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="310"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="311"/>
         <source>Save &amp;&amp; resend</source>
         <translation>保存 &amp;&amp; 重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="311"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="312"/>
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="360"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="371"/>
         <source>Conversation</source>
         <translation>对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="374"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="385"/>
         <source>Send a message to start the conversation.</source>
         <translation>发送一条消息，开始对话。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="412"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="424"/>
         <source>Delete this version of the message? The other versions stay.</source>
         <translation>删除该消息的这个版本？其他版本会保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="414"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="426"/>
         <source>Delete this version of the message and the message after it? The other versions stay.</source>
         <translation>删除该消息的这个版本及其后的一条消息？其他版本会保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="416"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="428"/>
         <source>Delete this version of the message and the {n} messages after it? The other versions stay.</source>
         <translation>删除这条消息的此版本及其后的 {n} 条消息？其他版本会保留。</translation>
     </message>
@@ -1175,32 +1180,48 @@
         <translation>图片 ({patterns})</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="314"/>
+        <location filename="../../chatapp/ui/images.py" line="315"/>
         <source>image</source>
         <translation>图片</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="315"/>
+        <location filename="../../chatapp/ui/images.py" line="316"/>
         <source>Show image {name}</source>
         <translation>查看图片 {name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="341"/>
+        <location filename="../../chatapp/ui/images.py" line="319"/>
+        <location filename="../../chatapp/ui/images.py" line="369"/>
+        <source>Remove</source>
+        <translation>移除</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/images.py" line="321"/>
+        <source>Leave image {name} out of the edited message</source>
+        <translation>编辑后的消息不包含图片 {name}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/images.py" line="352"/>
         <source>(unreadable)</source>
         <translation>（无法读取）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="355"/>
+        <location filename="../../chatapp/ui/images.py" line="369"/>
+        <source>Keep</source>
+        <translation>保留</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/images.py" line="382"/>
         <source>Image</source>
         <translation>图片</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="358"/>
+        <location filename="../../chatapp/ui/images.py" line="385"/>
         <source>Loading…</source>
         <translation>正在加载…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="383"/>
+        <location filename="../../chatapp/ui/images.py" line="410"/>
         <source>This image cannot be shown: {message}</source>
         <translation>无法显示此图片：{message}</translation>
     </message>
@@ -1296,7 +1317,7 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/main_window.py" line="198"/>
-        <location filename="../../chatapp/ui/main_window.py" line="476"/>
+        <location filename="../../chatapp/ui/main_window.py" line="477"/>
         <source>Undo delete</source>
         <translation>撤销删除</translation>
     </message>
@@ -1306,113 +1327,113 @@
         <translation>撤销</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="282"/>
+        <location filename="../../chatapp/ui/main_window.py" line="283"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="283"/>
+        <location filename="../../chatapp/ui/main_window.py" line="284"/>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="284"/>
+        <location filename="../../chatapp/ui/main_window.py" line="285"/>
         <source>Import conversation…</source>
         <translation>导入对话…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="285"/>
+        <location filename="../../chatapp/ui/main_window.py" line="286"/>
         <source>Export conversation as Markdown…</source>
         <translation>将对话导出为 Markdown…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="287"/>
+        <location filename="../../chatapp/ui/main_window.py" line="288"/>
         <source>Export conversation as JSON…</source>
         <translation>将对话导出为 JSON…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="290"/>
+        <location filename="../../chatapp/ui/main_window.py" line="291"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="291"/>
+        <location filename="../../chatapp/ui/main_window.py" line="292"/>
         <source>&amp;Chat</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="292"/>
+        <location filename="../../chatapp/ui/main_window.py" line="293"/>
         <source>Focus message box</source>
         <translation>聚焦到消息框</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="293"/>
+        <location filename="../../chatapp/ui/main_window.py" line="294"/>
         <source>Stop reply</source>
         <translation>停止回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="294"/>
+        <location filename="../../chatapp/ui/main_window.py" line="295"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="295"/>
+        <location filename="../../chatapp/ui/main_window.py" line="296"/>
         <source>Continue reply</source>
         <translation>继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="302"/>
+        <location filename="../../chatapp/ui/main_window.py" line="303"/>
         <source>Rename conversation</source>
         <translation>重命名对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="303"/>
+        <location filename="../../chatapp/ui/main_window.py" line="304"/>
         <source>Delete conversation</source>
         <translation>删除对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="305"/>
+        <location filename="../../chatapp/ui/main_window.py" line="306"/>
         <source>What the fine-tune changed…</source>
         <translation>微调改变了什么…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="306"/>
+        <location filename="../../chatapp/ui/main_window.py" line="307"/>
         <source>&amp;View</source>
         <translation>视图(&amp;V)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="307"/>
+        <location filename="../../chatapp/ui/main_window.py" line="308"/>
         <source>Conversation list</source>
         <translation>对话列表</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="308"/>
+        <location filename="../../chatapp/ui/main_window.py" line="309"/>
         <source>Settings</source>
         <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="310"/>
+        <location filename="../../chatapp/ui/main_window.py" line="311"/>
         <source>Show or hide the conversations (Ctrl+B)</source>
         <translation>显示或隐藏对话列表（Ctrl+B）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="311"/>
+        <location filename="../../chatapp/ui/main_window.py" line="312"/>
         <source>Open or close the settings (Ctrl+,)</source>
         <translation>打开或关闭设置（Ctrl+,）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="317"/>
+        <location filename="../../chatapp/ui/main_window.py" line="318"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="318"/>
-        <location filename="../../chatapp/ui/main_window.py" line="321"/>
+        <location filename="../../chatapp/ui/main_window.py" line="319"/>
+        <location filename="../../chatapp/ui/main_window.py" line="322"/>
         <source>About chatapp</source>
         <translation>关于 chatapp</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="322"/>
+        <location filename="../../chatapp/ui/main_window.py" line="323"/>
         <source>chatapp {version}
 
 Chat with a language model on your own machine, and teach it your own documents.</source>
@@ -1421,87 +1442,87 @@ Chat with a language model on your own machine, and teach it your own documents.
 在你自己的电脑上与语言模型对话，并用你自己的文档训练它。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="344"/>
+        <location filename="../../chatapp/ui/main_window.py" line="345"/>
         <source>adapter {name}</source>
         <translation>适配器 {name}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="348"/>
+        <location filename="../../chatapp/ui/main_window.py" line="349"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="360"/>
+        <location filename="../../chatapp/ui/main_window.py" line="361"/>
         <source>context {used}/{limit}</source>
         <translation>上下文 {used}/{limit}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="365"/>
+        <location filename="../../chatapp/ui/main_window.py" line="366"/>
         <source>{speed:.1f} tok/s</source>
         <translation>{speed:.1f} 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="406"/>
+        <location filename="../../chatapp/ui/main_window.py" line="407"/>
         <source>The language changes the next time chatapp starts.</source>
         <translation>下次启动 chatapp 时将切换语言。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="426"/>
+        <location filename="../../chatapp/ui/main_window.py" line="427"/>
         <source>Weights: {reason}</source>
         <translation>权重：{reason}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="439"/>
+        <location filename="../../chatapp/ui/main_window.py" line="440"/>
         <source>Model load failed: {message}</source>
         <translation>模型加载失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="476"/>
+        <location filename="../../chatapp/ui/main_window.py" line="477"/>
         <source>Undo edit</source>
         <translation>撤销编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="494"/>
+        <location filename="../../chatapp/ui/main_window.py" line="495"/>
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="500"/>
+        <location filename="../../chatapp/ui/main_window.py" line="501"/>
         <source>Export failed</source>
         <translation>导出失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="504"/>
+        <location filename="../../chatapp/ui/main_window.py" line="505"/>
         <source>Import conversation</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="504"/>
+        <location filename="../../chatapp/ui/main_window.py" line="505"/>
         <source>JSON (*.json)</source>
         <translation>JSON 文件 (*.json)</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="510"/>
+        <location filename="../../chatapp/ui/main_window.py" line="511"/>
         <source>Import failed</source>
         <translation>导入失败</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="517"/>
+        <location filename="../../chatapp/ui/main_window.py" line="518"/>
         <source>The images are still being read; your message is kept.</source>
         <translation>图片仍在读取中；您的消息已保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="522"/>
+        <location filename="../../chatapp/ui/main_window.py" line="523"/>
         <source>This model cannot see images ({model}); remove them or load a vision model.</source>
         <translation>此模型无法查看图片（{model}）；请移除图片或加载视觉模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="523"/>
+        <location filename="../../chatapp/ui/main_window.py" line="524"/>
         <source>no model</source>
         <translation>无模型</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/main_window.py" line="533"/>
+        <location filename="../../chatapp/ui/main_window.py" line="534"/>
         <source>Attach images</source>
         <translation>附加图片</translation>
     </message>

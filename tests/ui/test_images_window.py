@@ -198,3 +198,68 @@ def test_a_decompression_bomb_and_a_wrong_extension_in_the_composer(make_window,
     assert [i.name for i in tray.images] == ["good.png", "photo.png"]
     assert (tray.images[1].width, tray.images[1].height) == (30, 20)
     assert window.composer.toPlainText() == "keep me"
+
+
+def _send_two_images(window, qtbot, monkeypatch, tmp_path, backend):
+    tray = window.image_tray
+    _attach(window, monkeypatch, _png(tmp_path / "a.png"), _png(tmp_path / "b.png", (50, 40), 1))
+    qtbot.waitUntil(lambda: len(tray.images) == 2 and not tray.pending, timeout=20000)
+    window.composer.setPlainText("compare them")
+    window.send()
+    qtbot.waitUntil(lambda: not window.chat_controller.streaming and len(backend.calls) == 1, timeout=60000)
+    return window.chat_controller.current_id
+
+
+def test_editing_a_message_can_leave_its_images_out(make_window, qtbot, tmp_path, monkeypatch):
+    """Edit shows a Remove toggle under each of the message's images; the new version keeps the
+    others (stored and sent), the earlier version keeps all of them, and Cancel changes nothing."""
+    from PySide6.QtWidgets import QPushButton
+
+    backend = FakeBackend(vision=True)
+    window = make_window(backend)
+    conv = _send_two_images(window, qtbot, monkeypatch, tmp_path, backend)
+    original = window.store.messages(conv)[0]
+    message = window.chat.messages[0]
+    row = message.images_row
+    assert all(t.isHidden() for t in row.remove_toggles)
+    message.edit_button.click()
+    assert [t.isVisibleTo(message) for t in row.remove_toggles] == [True, True]
+    assert [t.accessibleName() for t in row.remove_toggles] == ["Leave image a.png out of the edited message",
+                                                                 "Leave image b.png out of the edited message"]
+    row.remove_toggles[0].click()
+    assert row.kept() == [1] and not row.buttons[0].isEnabled() and row.remove_toggles[0].text() == "Keep"
+    message._editor.setPlainText("only the second")
+    save = next(b for b in message.findChildren(QPushButton) if b.text() == "Save && resend")
+    save.click()
+    qtbot.waitUntil(lambda: not window.chat_controller.streaming and len(backend.calls) == 2, timeout=60000)
+    edited = window.store.messages(conv)[0]
+    assert edited.id != original.id and edited.content == "only the second"
+    assert [a.name for a in window.store.attachments(edited.id)] == ["b.png"]
+    assert [i.name for i in backend.calls[-1]["messages"][-1]["images"]] == ["b.png"]
+    assert [i.name for i in window.chat.messages[0].images_row.images] == ["b.png"]
+    assert [a.name for a in window.store.attachments(original.id)] == ["a.png", "b.png"]  # the earlier version
+    # Cancel: the toggles go, nothing is marked, no new version
+    message = window.chat.messages[0]
+    message.edit_button.click()
+    message.images_row.remove_toggles[0].click()
+    cancel = next(b for b in message.findChildren(QPushButton) if b.text() == "Cancel")
+    cancel.click()
+    assert message.images_row.kept() == [0] and message.images_row.remove_toggles[0].isHidden()
+    assert len(window.store.siblings(edited.id)) == 2 and len(backend.calls) == 2
+
+
+def test_a_text_only_model_edits_once_the_images_are_left_out(make_window, qtbot, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    backend = FakeBackend(vision=True)
+    window = make_window(backend)
+    conv = _send_two_images(window, qtbot, monkeypatch, tmp_path, backend)
+    controller = window.chat_controller
+    monkeypatch.setattr(controller.model, "info", replace(controller.model.info, vision=False))  # as if reloaded
+    controller.edit_and_resend(0, "text only now")  # keeping the images: refused, nothing made
+    assert len(window.store.siblings(window.store.messages(conv)[0].id)) == 1 and len(backend.calls) == 1
+    assert "cannot see images" in window.statusBar().currentMessage()
+    controller.edit_and_resend(0, "text only now", [])  # both images left out
+    qtbot.waitUntil(lambda: not controller.streaming and len(backend.calls) == 2, timeout=60000)
+    assert "images" not in backend.calls[-1]["messages"][-1]
+    assert window.store.attachments(window.store.messages(conv)[0].id) == []
