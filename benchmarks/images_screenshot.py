@@ -65,10 +65,28 @@ def photo_png() -> bytes:
     return out.getvalue()
 
 
+MODEL = "llava-1.5-7b-hf"
+MODELS = [(MODEL, "/models/llava-1.5-7b-hf"), ("SmolLM2-135M-Instruct", "default")]
+# LLaVA 1.5 7B in float32 as our estimate counts it: 7.06 B parameters (26.3 GiB), a 4096-token KV
+# cache (2 x 32 layers x 4096 x 4096 floats, 4.0 GiB)
+PARAMS = 7_063_427_072
+MEMORY = "30.6 GiB (weights 26.3, KV cache 4.0, working memory 0.3)"
+PARTS = {"total": int(30.6 * 1024**3), "weights": int(26.3 * 1024**3), "kv_cache": int(4.0 * 1024**3),
+         "working": int(0.3 * 1024**3)}
+
+
 class VisionBackend(ScriptedBackend):
     def load(self, spec, options, progress=None):
         info = super().load(spec, options, progress)
-        return replace(info, name="llava-1.5-7b-hf", kind="hf-folder", vision=True, max_images=8, image_tokens=576)
+        return replace(info, name=MODEL, kind="hf-folder", vision=True, max_images=8, image_tokens=576,
+                       n_params=PARAMS, memory=MEMORY, memory_parts=PARTS, load_s=9.7)
+
+    def estimate(self, spec, options):
+        estimate = super().estimate(spec, options)
+        if spec != MODELS[0][1]:
+            return estimate
+        return replace(estimate, name=MODEL, n_params=PARAMS, memory=MEMORY, memory_bytes=PARTS["total"],
+                       free_bytes=64 * 1024**3, memory_parts=PARTS)
 
     def image_cost(self, image) -> int:
         return 576  # LLaVA 1.5: one token per 14-pixel patch of a 336-pixel image, whatever its size
@@ -100,8 +118,18 @@ def shoot(window):
     return dialog, QPoint(window.width() - dialog.width() - 20, 150)
 
 
+def choose_the_vision_model(profile: Path) -> None:
+    """The profile's saved model is the LLaVA, so the model list shows what is loaded."""
+    from chatapp.storage.settings import SettingsStore
+
+    store = SettingsStore(profile / "settings.json")
+    settings = store.load()
+    settings.model = MODELS[0][1]
+    store.save(settings)
+
+
 def main(argv=None) -> int:
-    return run(argv, __doc__, "images.png", VisionBackend(), shoot)
+    return run(argv, __doc__, "images.png", VisionBackend(), shoot, prepare=choose_the_vision_model, models=MODELS)
 
 
 if __name__ == "__main__":

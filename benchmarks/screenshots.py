@@ -239,7 +239,8 @@ def settle(ms: int = 150) -> None:
     pump(ms)
 
 
-def make_window(profile: Path, backend, language: str = "", theme: str = "light"):
+def make_window(profile: Path, backend, language: str = "", theme: str = "light", models=None):
+    """The real window in `profile` on `backend`; `models`: the model list's (name, spec) entries."""
     from chatapp.storage.db import ConversationStore
     from chatapp.storage.settings import SettingsStore
     from chatapp.ui.i18n import install_translator
@@ -255,8 +256,8 @@ def make_window(profile: Path, backend, language: str = "", theme: str = "light"
     store = ConversationStore(profile / "conversations.sqlite3")
     settings = SettingsStore(profile / "settings.json")
     window = MainWindow(store, settings, backend, autoload=True, adapters_dir=profile / "adapters",
-                        list_models=lambda: [("SmolLM2-135M-Instruct", "default"),
-                                             ("Qwen2.5-0.5B-Instruct", "/models/Qwen2.5-0.5B-Instruct")])
+                        list_models=lambda: list(models or [("SmolLM2-135M-Instruct", "default"),
+                                                            ("Qwen2.5-0.5B-Instruct", "/models/Qwen2.5-0.5B-Instruct")]))
     window.resize(1200, 780)
     window.show()
     wait_until(lambda: window.model_info is not None, 30, "the model to load")

@@ -44,9 +44,10 @@ def save_window_with(window, dialog, at: QPoint, out: Path) -> None:
 
 
 def run(argv, doc: str, default_name: str, backend, shoot: Callable,
-        prepare: Optional[Callable[[Path], None]] = None) -> int:
+        prepare: Optional[Callable[[Path], None]] = None, models=None) -> int:
     """Parse `--out`, make the window on `backend` in a temporary profile (`prepare(profile)` first:
-    libraries to index), `shoot(window)` -> (dialog, where), save the composite, close the window."""
+    libraries to index; `models`: the model list), `shoot(window)` -> (dialog, where), save the
+    composite, close the window."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "screenshots" / default_name)
     args = parser.parse_args(argv)
@@ -55,7 +56,7 @@ def run(argv, doc: str, default_name: str, backend, shoot: Callable,
         profile = Path(tmp)
         if prepare is not None:
             prepare(profile)
-        window, _ = make_window(profile, backend)
+        window, _ = make_window(profile, backend, models=models)
         try:
             dialog, at = shoot(window)
             save_window_with(window, dialog, at, args.out)

@@ -306,6 +306,10 @@ class MessageImages(QWidget):
         self.buttons: list[QToolButton] = []
         self.dialog: Optional[ImageDialog] = None
         self.remove_toggles: list[QToolButton] = []  # shown while the message is edited
+        # connected before anything is submitted: the pool thread may finish a thumbnail at once, and
+        # a signal emitted before the connection would never reach this row
+        thumbnailer.ready.connect(self._on_ready)
+        thumbnailer.failed.connect(self._on_failed)
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         self._tokens: dict[int, int] = {}
@@ -331,8 +335,6 @@ class MessageImages(QWidget):
             self._tokens[thumbnailer.submit(data=bytes(image.data), name=image.name or "image",
                                             max_side=THUMB_PX * 2)] = i
         row.addStretch(1)
-        thumbnailer.ready.connect(self._on_ready)
-        thumbnailer.failed.connect(self._on_failed)
 
     @Slot(int, object)
     def _on_ready(self, token: int, image: ReadyImage) -> None:
