@@ -515,22 +515,24 @@ class ChatController(QObject):
             return
         self._start_reply(continued=messages[-1])
 
-    @Slot(int, str, list)
-    def edit_and_resend_keeping(self, index: int, text: str, kept: list) -> None:
-        """edit_and_resend with only the images at indices `kept` (the user removed the others)."""
-        self.edit_and_resend(index, text, kept)
+    @Slot(int, str, object)
+    def edit_and_resend_with_images(self, index: int, text: str, images: list) -> None:
+        """edit_and_resend with `images` (objects with data and name) instead of the message's own:
+        the user removed some or added others while editing."""
+        self.edit_and_resend(index, text, images)
 
     @Slot(int, str)
-    def edit_and_resend(self, index: int, text: str, kept: Optional[Sequence[int]] = None) -> None:
+    def edit_and_resend(self, index: int, text: str, images: Optional[Sequence] = None) -> None:
         """A new version of user message `index` with `text`, and a reply to it. The old version
         and everything after it stay in the tree (`<` on the message shows them; Undo too). Its
-        images go with the new version (those at indices `kept` when given)."""
+        images go with the new version, or `images` (objects with data and name) when given."""
         messages = self._last_messages()
         if not 0 <= index < len(messages) or messages[index].role != "user":
             return
-        images = self.store.attachments(messages[index].id)
-        if kept is not None:
-            images = [images[i] for i in kept if 0 <= i < len(images)]
+        if images is None:
+            images = self.store.attachments(messages[index].id)
+        else:
+            images = [Attachment(bytes(image.data), image.name) for image in images]
         if not text.strip() and not images:
             return
         info = self.model.info

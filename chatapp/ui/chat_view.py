@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication, QPalette
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QPushButton,
+from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QPushButton,
                                QScrollArea, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from ..text.thinking import split_thinking
@@ -102,7 +102,8 @@ class MessageWidget(QFrame):
     copy_requested = Signal(int)
     edit_requested = Signal()
     edit_submitted = Signal(int, str)
-    edit_dropping_images = Signal(int, str, list)  # index, text, the images kept (some were removed)
+    edit_with_images = Signal(int, str, object)  # index, text, the new version's images (some removed or added)
+    add_images_requested = Signal()  # while editing: "Add image…"
     regenerate_requested = Signal()
     continue_requested = Signal()
     prompt_requested = Signal()  # "What the model saw"
@@ -237,7 +238,7 @@ class MessageWidget(QFrame):
 
     def set_images(self, images: list, thumbnailer) -> None:
         """Show the message's images (objects with data and name) as thumbnails under its header."""
-        from .images import MessageImages
+        from .message_images import MessageImages
 
         if getattr(self, "images_row", None) is not None:
             self.images_row.deleteLater()
@@ -310,6 +311,10 @@ class MessageWidget(QFrame):
         buttons = QHBoxLayout()
         save = QPushButton(_tr("Save && resend"))
         cancel = QPushButton(_tr("Cancel"))
+        if self.role == "user":  # images for the new version (the row shows them, with Remove toggles)
+            add = QPushButton(_tr("Add image…"))
+            add.clicked.connect(self.add_images_requested)
+            buttons.addWidget(add)
         save.clicked.connect(self._submit_edit)
         cancel.clicked.connect(self._end_edit)
         buttons.addStretch(1)
@@ -327,11 +332,13 @@ class MessageWidget(QFrame):
     def _submit_edit(self) -> None:
         text = self._editor.toPlainText() if self._editor else ""
         row = getattr(self, "images_row", None)
-        kept = row.kept() if row is not None else []
-        if row is not None and len(kept) < len(row.images):  # the user left some images out
-            if text.strip() or kept:
-                self.edit_dropping_images.emit(self.index, text, kept)
-        elif text.strip() or kept:
+        if row is not None and row.pending:
+            return  # an added image is still being read: Save again once it shows
+        images = row.chosen() if row is not None else []
+        if row is not None and row.changed():  # the user removed or added images
+            if text.strip() or images:
+                self.edit_with_images.emit(self.index, text, images)
+        elif text.strip():
             self.edit_submitted.emit(self.index, text)
         self._end_edit()
 
@@ -358,7 +365,7 @@ class ChatView(QScrollArea):
     """
 
     edit_submitted = Signal(int, str)
-    edit_dropping_images = Signal(int, str, list)  # index, text, the indices of the images kept
+    edit_with_images = Signal(int, str, object)  # index, text, the new version's images
     regenerate_requested = Signal()
     continue_requested = Signal()
     branch_requested = Signal(int, int)  # message index, -1 / +1: show another version of it
@@ -400,7 +407,8 @@ class ChatView(QScrollArea):
         self.empty_label.hide()
         widget = MessageWidget(len(self.messages), role, text)
         widget.edit_submitted.connect(self.edit_submitted)
-        widget.edit_dropping_images.connect(self.edit_dropping_images)
+        widget.edit_with_images.connect(self.edit_with_images)
+        widget.add_images_requested.connect(lambda w=widget: self.add_images_to_edit(w.index))
         widget.edit_requested.connect(lambda w=widget: self.start_edit(w.index))
         widget.regenerate_requested.connect(self.regenerate_requested)
         widget.continue_requested.connect(self.continue_requested)
@@ -435,7 +443,19 @@ class ChatView(QScrollArea):
         """Edit message `index` in place, saying how many later messages stay with the earlier version."""
         later = sum(1 for m in self.messages[index + 1:] if m.role == "user")
         removed = len(self.messages) - index - 2 if later else 0  # beyond this message's own reply
+        if self.messages[index].role == "user" and getattr(self.messages[index], "images_row", None) is None:
+            self.show_images(index, [])  # a row to add images to
         self.messages[index].start_edit(later_messages=removed)
+
+    def add_images_to_edit(self, index: int) -> None:
+        """"Add image…" while message `index` is edited: files chosen are read off the GUI thread."""
+        from .images import image_files_filter
+
+        row = getattr(self.messages[index], "images_row", None)
+        if row is None or not self.messages[index].is_editing():
+            return
+        paths, _ = QFileDialog.getOpenFileNames(self, _tr("Add images"), "", image_files_filter())
+        row.add_paths(paths)
 
     # -- ChatViewPort ---------------------------------------------------------------------
     def append(self, role: str, text: str) -> int:

@@ -1,6 +1,6 @@
 """Images in the window: decoding and thumbnailing off the GUI thread, the composer's tray of
-attached images (thumbnails, remove buttons, their context cost and the model's limit), the
-thumbnails in a message and the dialog that shows one larger.
+attached images (thumbnails, remove buttons, their context cost and the model's limit) and the
+dialog that shows one larger (a message's thumbnails: ui.message_images).
 
 `Thumbnailer` reads and checks an image (text.images.open_image_bytes: the size limits, bombs,
 damaged files) and makes its thumbnail in a pool thread; the result comes back through a signal of
@@ -293,87 +293,6 @@ class ImageTray(QWidget):
 
 def image_files_filter() -> str:
     return _tr("Images ({patterns})").format(patterns=IMAGE_FILTER)
-
-
-class MessageImages(QWidget):
-    """The images of a message as thumbnails; a click shows one larger (ImageDialog)."""
-
-    def __init__(self, images: list, thumbnailer: Thumbnailer, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("messageImages")
-        self.images = list(images)  # objects with data and name (storage.attachments.Attachment)
-        self.thumbnailer = thumbnailer
-        self.buttons: list[QToolButton] = []
-        self.dialog: Optional[ImageDialog] = None
-        self.remove_toggles: list[QToolButton] = []  # shown while the message is edited
-        # connected before anything is submitted: the pool thread may finish a thumbnail at once, and
-        # a signal emitted before the connection would never reach this row
-        thumbnailer.ready.connect(self._on_ready)
-        thumbnailer.failed.connect(self._on_failed)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        self._tokens: dict[int, int] = {}
-        for i, image in enumerate(self.images):
-            button = QToolButton()
-            button.setObjectName("messageImage")
-            button.setText(image.name or _tr("image"))
-            button.setAccessibleName(_tr("Show image {name}").format(name=image.name or str(i + 1)))
-            button.setFixedSize(THUMB_PX * 2 + 8, THUMB_PX * 2 + 8)
-            button.clicked.connect(lambda _=False, i=i: self.open(i))
-            toggle = QToolButton(text=_tr("Remove"), checkable=True)
-            toggle.setObjectName("removeMessageImage")
-            toggle.setAccessibleName(_tr("Leave image {name} out of the edited message").format(
-                name=image.name or str(i + 1)))
-            toggle.toggled.connect(lambda off, i=i: self._mark(i, off))
-            toggle.hide()
-            cell = QVBoxLayout()
-            cell.addWidget(button)
-            cell.addWidget(toggle, 0, Qt.AlignHCenter)
-            row.addLayout(cell)
-            self.buttons.append(button)
-            self.remove_toggles.append(toggle)
-            self._tokens[thumbnailer.submit(data=bytes(image.data), name=image.name or "image",
-                                            max_side=THUMB_PX * 2)] = i
-        row.addStretch(1)
-
-    @Slot(int, object)
-    def _on_ready(self, token: int, image: ReadyImage) -> None:
-        i = self._tokens.pop(token, None)
-        if i is None:
-            return
-        pixmap = pixmap_from_png(image.thumbnail)
-        self.buttons[i].setIcon(pixmap)
-        self.buttons[i].setIconSize(pixmap.size())
-        self.buttons[i].setText("")
-        self.buttons[i].setToolTip(f"{image.name} ({image.width}×{image.height})")
-
-    @Slot(int, str)
-    def _on_failed(self, token: int, message: str) -> None:
-        i = self._tokens.pop(token, None)
-        if i is not None:
-            self.buttons[i].setText(_tr("(unreadable)"))
-            self.buttons[i].setToolTip(message)
-
-    def set_editing(self, editing: bool) -> None:
-        """While the message is edited, each image has a Remove toggle (its new version leaves the
-        image out); afterwards the toggles go and every image shows again."""
-        for toggle in self.remove_toggles:
-            if not editing:
-                toggle.setChecked(False)
-            toggle.setVisible(editing)
-
-    def kept(self) -> list[int]:
-        """The indices of the images the edited version keeps."""
-        return [i for i, toggle in enumerate(self.remove_toggles) if not toggle.isChecked()]
-
-    def _mark(self, index: int, removed: bool) -> None:
-        self.buttons[index].setEnabled(not removed)  # greyed: it will not go with the new version
-        self.remove_toggles[index].setText(_tr("Keep") if removed else _tr("Remove"))
-
-    def open(self, index: int) -> "ImageDialog":
-        self.dialog = ImageDialog(self.images[index], self.thumbnailer, self.window())
-        self.dialog.show()
-        return self.dialog
 
 
 class ImageDialog(QDialog):

@@ -218,7 +218,7 @@ class MainWindow(QMainWindow):
         self.documents_selector.chosen.connect(chat.set_library)
         chat.library_changed.connect(self.documents_selector.show_library)
         self.chat.edit_submitted.connect(chat.edit_and_resend)
-        self.chat.edit_dropping_images.connect(chat.edit_and_resend_keeping)
+        self.chat.edit_with_images.connect(chat.edit_and_resend_with_images)
         self.chat.regenerate_requested.connect(chat.regenerate)
         self.chat.continue_requested.connect(chat.continue_reply)
         self.chat.branch_requested.connect(chat.switch_branch)

@@ -108,52 +108,52 @@
         <translation>图片</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="538"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="540"/>
         <source>This model cannot see images ({model}); Edit again and remove the message&apos;s images, or load a vision model.</source>
         <translation>此模型无法查看图片（{model}）；请再次编辑并移除消息中的图片，或加载视觉模型。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="552"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="554"/>
         <source>The earlier version and its {n} later messages are kept: ‹ on the message shows them.</source>
         <translation>较早的版本及其后的 {n} 条消息都已保留：点消息上的 ‹ 即可查看。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="570"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="572"/>
         <source>The edit was undone.</source>
         <translation>已撤销编辑。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="611"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="613"/>
         <source>Version deleted (1 message).</source>
         <translation>已删除该版本（1 条消息）。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="611"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="613"/>
         <source>Version deleted ({n} messages).</source>
         <translation>已删除该版本（{n} 条消息）。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="694"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="696"/>
         <source>Your messages contain chat-control markers (such as &lt;|im_end|&gt;); the model read them as plain text, so they could not open or close a turn.</source>
         <translation>您的消息包含对话控制标记（例如 &lt;|im_end|&gt;）；模型将其作为普通文本读取，因此它们无法开启或结束一轮对话。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="698"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="700"/>
         <source>This model&apos;s chat template has no system turn: the system prompt was put at the start of the first message.</source>
         <translation>此模型的对话模板没有系统轮次：系统提示已放在第一条消息的开头。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="702"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="704"/>
         <source>{n} earlier messages did not fit the context and were left out of this reply.</source>
         <translation>有 {n} 条较早的消息超出了上下文长度，本次回复未包含它们。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="718"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="720"/>
         <source>failed: {message}</source>
         <translation>失败：{message}</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_controller.py" line="720"/>
+        <location filename="../../chatapp/ui/chat_controller.py" line="722"/>
         <source>The reply failed: {message}</source>
         <translation>回复失败：{message}</translation>
     </message>
@@ -356,146 +356,156 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/chat_view.py" line="92"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="290"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="291"/>
         <source>Copied</source>
         <translation>已复制</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="124"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="125"/>
         <source>You</source>
         <translation>你</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="124"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="125"/>
         <source>Assistant</source>
         <translation>助手</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="134"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="135"/>
         <source>Previous version</source>
         <translation>上一个版本</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="140"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="141"/>
         <source>Next version</source>
         <translation>下一个版本</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="143"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="430"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="144"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="438"/>
         <source>Delete version</source>
         <translation>删除此版本</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="144"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="145"/>
         <source>Delete this version and what follows it</source>
         <translation>删除此版本及其后的消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="149"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="290"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="150"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="291"/>
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="150"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="151"/>
         <source>Copy message</source>
         <translation>复制消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="153"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="154"/>
         <source>Edit</source>
         <translation>编辑</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="154"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="155"/>
         <source>Edit message and resend</source>
         <translation>编辑消息并重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="158"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="159"/>
         <source>Regenerate</source>
         <translation>重新生成</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="159"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="160"/>
         <source>Regenerate reply</source>
         <translation>重新生成回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="163"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="164"/>
         <source>Continue</source>
         <translation>继续</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="164"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="165"/>
         <source>Continue the reply where it stopped</source>
         <translation>从中断处继续回复</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="169"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="170"/>
         <source>What the model saw</source>
         <translation>模型看到的内容</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="170"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="171"/>
         <source>Show the exact prompt of this reply</source>
         <translation>显示此回复的完整提示词</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="175"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="176"/>
         <source>Tokens</source>
         <translation>词元</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="176"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="177"/>
         <source>Colour each token by its probability</source>
         <translation>按概率为每个词元着色</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="302"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="303"/>
         <source>Edited message</source>
         <translation>编辑后的消息</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="304"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="305"/>
         <source>Saving starts a new version of this message; the {n} later messages stay with the earlier version (&lt; &gt; on the message switches).</source>
         <translation>保存会为这条消息新建一个版本；其后的 {n} 条消息留在较早的版本中（用消息上的 &lt; &gt; 切换）。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="311"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="312"/>
         <source>Save &amp;&amp; resend</source>
         <translation>保存 &amp;&amp; 重新发送</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="312"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="313"/>
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="371"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="315"/>
+        <source>Add image…</source>
+        <translation>添加图片…</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="378"/>
         <source>Conversation</source>
         <translation>对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="385"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="392"/>
         <source>Send a message to start the conversation.</source>
         <translation>发送一条消息，开始对话。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="424"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="432"/>
         <source>Delete this version of the message? The other versions stay.</source>
         <translation>删除该消息的这个版本？其他版本会保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="426"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="434"/>
         <source>Delete this version of the message and the message after it? The other versions stay.</source>
         <translation>删除该消息的这个版本及其后的一条消息？其他版本会保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="428"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="436"/>
         <source>Delete this version of the message and the {n} messages after it? The other versions stay.</source>
         <translation>删除这条消息的此版本及其后的 {n} 条消息？其他版本会保留。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/chat_view.py" line="457"/>
+        <source>Add images</source>
+        <translation>添加图片</translation>
     </message>
     <message>
         <source>Saving removes the {n} later messages of this conversation (Undo puts them back).</source>
@@ -1180,50 +1190,50 @@
         <translation>图片 ({patterns})</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="315"/>
-        <source>image</source>
-        <translation>图片</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/images.py" line="316"/>
-        <source>Show image {name}</source>
-        <translation>查看图片 {name}</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/images.py" line="319"/>
-        <location filename="../../chatapp/ui/images.py" line="369"/>
-        <source>Remove</source>
-        <translation>移除</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/images.py" line="321"/>
-        <source>Leave image {name} out of the edited message</source>
-        <translation>编辑后的消息不包含图片 {name}</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/images.py" line="352"/>
-        <source>(unreadable)</source>
-        <translation>（无法读取）</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/images.py" line="369"/>
-        <source>Keep</source>
-        <translation>保留</translation>
-    </message>
-    <message>
-        <location filename="../../chatapp/ui/images.py" line="382"/>
+        <location filename="../../chatapp/ui/images.py" line="303"/>
         <source>Image</source>
         <translation>图片</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="385"/>
+        <location filename="../../chatapp/ui/images.py" line="306"/>
         <source>Loading…</source>
         <translation>正在加载…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/images.py" line="410"/>
+        <location filename="../../chatapp/ui/images.py" line="331"/>
         <source>This image cannot be shown: {message}</source>
         <translation>无法显示此图片：{message}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/message_images.py" line="62"/>
+        <source>image</source>
+        <translation>图片</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/message_images.py" line="63"/>
+        <source>Show image {name}</source>
+        <translation>查看图片 {name}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/message_images.py" line="66"/>
+        <location filename="../../chatapp/ui/message_images.py" line="158"/>
+        <source>Remove</source>
+        <translation>移除</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/message_images.py" line="68"/>
+        <source>Leave image {name} out of the edited message</source>
+        <translation>编辑后的消息不包含图片 {name}</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/message_images.py" line="115"/>
+        <source>(unreadable)</source>
+        <translation>（无法读取）</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/message_images.py" line="158"/>
+        <source>Keep</source>
+        <translation>保留</translation>
     </message>
     <message>
         <source>{n} of at most {limit} images, {tokens} context tokens each ({total} in all)</source>

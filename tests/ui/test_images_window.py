@@ -227,7 +227,8 @@ def test_editing_a_message_can_leave_its_images_out(make_window, qtbot, tmp_path
     assert [t.accessibleName() for t in row.remove_toggles] == ["Leave image a.png out of the edited message",
                                                                  "Leave image b.png out of the edited message"]
     row.remove_toggles[0].click()
-    assert row.kept() == [1] and not row.buttons[0].isEnabled() and row.remove_toggles[0].text() == "Keep"
+    assert [i.name for i in row.chosen()] == ["b.png"] and not row.buttons[0].isEnabled()
+    assert row.remove_toggles[0].text() == "Keep"
     message._editor.setPlainText("only the second")
     save = next(b for b in message.findChildren(QPushButton) if b.text() == "Save && resend")
     save.click()
@@ -244,7 +245,7 @@ def test_editing_a_message_can_leave_its_images_out(make_window, qtbot, tmp_path
     message.images_row.remove_toggles[0].click()
     cancel = next(b for b in message.findChildren(QPushButton) if b.text() == "Cancel")
     cancel.click()
-    assert message.images_row.kept() == [0] and message.images_row.remove_toggles[0].isHidden()
+    assert [i.name for i in message.images_row.chosen()] == ["b.png"] and message.images_row.remove_toggles[0].isHidden()
     assert len(window.store.siblings(edited.id)) == 2 and len(backend.calls) == 2
 
 
@@ -263,3 +264,56 @@ def test_a_text_only_model_edits_once_the_images_are_left_out(make_window, qtbot
     qtbot.waitUntil(lambda: not controller.streaming and len(backend.calls) == 2, timeout=60000)
     assert "images" not in backend.calls[-1]["messages"][-1]
     assert window.store.attachments(window.store.messages(conv)[0].id) == []
+
+
+def test_editing_a_message_can_add_images(make_window, qtbot, tmp_path, monkeypatch):
+    """"Add image…" while editing: files are read and checked off the GUI thread (a bad one is an
+    error under the row, the others stay), shown with the message's, and go with the new version;
+    a text-only message can gain an image too. Cancel drops what was added."""
+    from PySide6.QtWidgets import QPushButton
+
+    backend = FakeBackend(vision=True)
+    window = make_window(backend)
+    conv = _send_two_images(window, qtbot, monkeypatch, tmp_path, backend)
+    message = window.chat.messages[0]
+    message.edit_button.click()
+    row = message.images_row
+    c = _png(tmp_path / "c.png", (20, 60), 2)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *a, **k: ([str(c), str(bad)], ""))
+    add = next(b for b in message.findChildren(QPushButton) if b.text() == "Add image…")
+    add.click()
+    qtbot.waitUntil(lambda: row.pending == 0, timeout=20000)
+    assert [i.name for i in row.images] == ["a.png", "b.png", "c.png"]
+    assert not row.error_label.isHidden() and "bad.png" in row.error_label.text()
+    assert not row.buttons[2].icon().isNull()  # its thumbnail, made when it was read
+    row.remove_toggles[0].click()
+    next(b for b in message.findChildren(QPushButton) if b.text() == "Save && resend").click()
+    qtbot.waitUntil(lambda: not window.chat_controller.streaming and len(backend.calls) == 2, timeout=60000)
+    edited = window.store.messages(conv)[0]
+    assert [a.name for a in window.store.attachments(edited.id)] == ["b.png", "c.png"]
+    assert window.store.attachments(edited.id)[1].data == c.read_bytes()
+    assert [i.name for i in backend.calls[-1]["messages"][-1]["images"]] == ["b.png", "c.png"]
+    # Cancel drops what was added
+    message = window.chat.messages[0]
+    message.edit_button.click()
+    message.images_row.add_paths([str(c)])
+    qtbot.waitUntil(lambda: message.images_row.pending == 0, timeout=20000)
+    assert len(message.images_row.images) == 3
+    next(b for b in message.findChildren(QPushButton) if b.text() == "Cancel").click()
+    assert [i.name for i in message.images_row.images] == ["b.png", "c.png"]
+    # the reply's own message (text only) gains an image through a new question
+    window.composer.setPlainText("just text")
+    window.send()
+    qtbot.waitUntil(lambda: not window.chat_controller.streaming and len(backend.calls) == 3, timeout=60000)
+    text_only = window.chat.messages[2]
+    assert getattr(text_only, "images_row", None) is None
+    text_only.edit_button.click()
+    text_only.images_row.add_paths([str(c)])
+    qtbot.waitUntil(lambda: text_only.images_row.pending == 0 and len(text_only.images_row.images) == 1,
+                    timeout=20000)
+    next(b for b in text_only.findChildren(QPushButton) if b.text() == "Save && resend").click()
+    qtbot.waitUntil(lambda: not window.chat_controller.streaming and len(backend.calls) == 4, timeout=60000)
+    assert [i.name for i in backend.calls[-1]["messages"][-1]["images"]] == ["c.png"]
+    assert backend.calls[-1]["messages"][-1]["content"] == "just text"
