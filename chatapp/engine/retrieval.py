@@ -233,8 +233,10 @@ def send_with_documents(session, text: str, settings, retriever: Retriever, canc
     `forced` and `images` as there: the token view and "continue from this alternative" work
     grounded too, and a message's images stay in its turn beside the passages). The history keeps
     the message as the user wrote it (the next turn retrieves afresh)."""
-    if not text.strip() and not images:
-        raise ValueError("the message is empty")
+    if not text.strip():
+        if not images:
+            raise ValueError("the message is empty")
+        retriever = _NothingToSearch()  # images alone: no words to search the library for
     reserve = min(settings.max_new_tokens, session.engine.context_len // 4)
     message = {"role": "user", "content": text, **({"images": list(images)} if images else {})}
     session.messages.append(message)
@@ -247,6 +249,11 @@ def send_with_documents(session, text: str, settings, retriever: Retriever, canc
     result.prompt_tokens = len(ids)
     return DocumentReply(_reply(session, message, augmented[-1]["content"], settings, cancel, logprobs, forced),
                          result)
+
+
+class _NothingToSearch:
+    def search(self, query: str, limit: int) -> list[SearchHit]:
+        return []
 
 
 def _fit(session, messages: list[dict], reserve: int) -> tuple[list[int], int]:

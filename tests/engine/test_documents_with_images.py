@@ -162,3 +162,27 @@ def test_generate_command_with_image_and_docs(setup, tmp_path, capsys):
     code = cmd_generate(_cli(folder, "generate", "--prompt", "x", "--image", str(tmp_path / "bad.png"),
                              "--docs", str(docs)))
     assert code == 1 and "bad.png: " in capsys.readouterr().err
+
+
+def test_images_without_words_search_nothing(setup):
+    """A message of images alone has no words to search the library for: no passages, the reply
+    is the one the image gets without documents."""
+    backend, ref, image_id, db, _folder, _docs = setup
+    image = ImageAttachment(png_bytes((23, 17), seed=9), "cat.png")
+    searched = []
+
+    class Recording(LibraryRetriever):
+        def search(self, query, limit):
+            searched.append(query)
+            return super().search(query, limit)
+
+    retriever = Recording(LibraryStore(db), "pets")
+    try:
+        stream = send_with_documents(ChatSession(backend.engine), "", GREEDY, retriever, images=[image])
+        text = "".join(stream)
+    finally:
+        retriever.close()
+    assert searched == [] and stream.result.sources == [] and stream.result.left_out == 0
+    assert text == "".join(ChatSession(backend.engine).send("", GREEDY, images=[image]))
+    with pytest.raises(ValueError, match="the message is empty"):
+        send_with_documents(ChatSession(backend.engine), "  ", GREEDY, retriever)
