@@ -333,7 +333,8 @@ class MessageWidget(QFrame):
         text = self._editor.toPlainText() if self._editor else ""
         row = getattr(self, "images_row", None)
         if row is not None and row.pending:
-            return  # an added image is still being read: Save again once it shows
+            row.say_still_reading()  # Save again once it shows
+            return
         images = row.chosen() if row is not None else []
         if row is not None and row.changed():  # the user removed or added images
             if text.strip() or images:

@@ -139,6 +139,10 @@ class MessageImages(QWidget):
             self._adding.add(self.thumbnailer.submit(path=path, name=Path(path).name, max_side=THUMB_PX * 2))
             self.pending += 1
 
+    def say_still_reading(self) -> None:
+        self.error_label.setText(_tr("An added image is still being read; save again once it shows."))
+        self.error_label.show()
+
     def chosen(self) -> list:
         """The images the edited version holds: the message's not removed, then those added."""
         return [image for image, toggle in zip(self.images, self.remove_toggles) if not toggle.isChecked()]

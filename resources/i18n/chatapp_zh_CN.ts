@@ -382,7 +382,7 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/chat_view.py" line="144"/>
-        <location filename="../../chatapp/ui/chat_view.py" line="438"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="439"/>
         <source>Delete version</source>
         <translation>删除此版本</translation>
     </message>
@@ -478,32 +478,32 @@
         <translation>添加图片…</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="378"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="379"/>
         <source>Conversation</source>
         <translation>对话</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="392"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="393"/>
         <source>Send a message to start the conversation.</source>
         <translation>发送一条消息，开始对话。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="432"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="433"/>
         <source>Delete this version of the message? The other versions stay.</source>
         <translation>删除该消息的这个版本？其他版本会保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="434"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="435"/>
         <source>Delete this version of the message and the message after it? The other versions stay.</source>
         <translation>删除该消息的这个版本及其后的一条消息？其他版本会保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="436"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="437"/>
         <source>Delete this version of the message and the {n} messages after it? The other versions stay.</source>
         <translation>删除这条消息的此版本及其后的 {n} 条消息？其他版本会保留。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/chat_view.py" line="457"/>
+        <location filename="../../chatapp/ui/chat_view.py" line="458"/>
         <source>Add images</source>
         <translation>添加图片</translation>
     </message>
@@ -1216,7 +1216,7 @@
     </message>
     <message>
         <location filename="../../chatapp/ui/message_images.py" line="66"/>
-        <location filename="../../chatapp/ui/message_images.py" line="158"/>
+        <location filename="../../chatapp/ui/message_images.py" line="162"/>
         <source>Remove</source>
         <translation>移除</translation>
     </message>
@@ -1231,7 +1231,12 @@
         <translation>（无法读取）</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/message_images.py" line="158"/>
+        <location filename="../../chatapp/ui/message_images.py" line="143"/>
+        <source>An added image is still being read; save again once it shows.</source>
+        <translation>新添加的图片仍在读取中；显示出来后请再次保存。</translation>
+    </message>
+    <message>
+        <location filename="../../chatapp/ui/message_images.py" line="162"/>
         <source>Keep</source>
         <translation>保留</translation>
     </message>

@@ -289,7 +289,12 @@ def test_editing_a_message_can_add_images(make_window, qtbot, tmp_path, monkeypa
     assert not row.error_label.isHidden() and "bad.png" in row.error_label.text()
     assert not row.buttons[2].icon().isNull()  # its thumbnail, made when it was read
     row.remove_toggles[0].click()
-    next(b for b in message.findChildren(QPushButton) if b.text() == "Save && resend").click()
+    save = next(b for b in message.findChildren(QPushButton) if b.text() == "Save && resend")
+    row.pending = 1  # as while another added image is being read: Save waits and says so
+    save.click()
+    assert message.is_editing() and "still being read" in row.error_label.text() and len(backend.calls) == 1
+    row.pending = 0
+    save.click()
     qtbot.waitUntil(lambda: not window.chat_controller.streaming and len(backend.calls) == 2, timeout=60000)
     edited = window.store.messages(conv)[0]
     assert [a.name for a in window.store.attachments(edited.id)] == ["b.png", "c.png"]
