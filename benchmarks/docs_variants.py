@@ -45,7 +45,10 @@ def parse_variant(spec: str) -> tuple[str, dict]:
     options: dict = {}
     for pair in filter(None, fields.split(",")):
         key, value = pair.split(":", 1)
-        options[key] = value.lower() in ("1", "true", "yes") if key == "best_last" else int(value)
+        if key == "best_last":
+            options[key] = value.lower() in ("1", "true", "yes")
+        else:
+            options[key] = float(value) if "." in value else int(value)
     return name, options
 
 

@@ -61,18 +61,24 @@ class RetrievalOptions:
         (so a wrong draft cannot push out the words' own best hits); 0: off.
     rerank_candidates: UPR; > passages: that many candidates are ranked by how likely the model
         finds the question after each (engine.rerank), the best `passages` kept; 0: off.
-    best_last: the best passage is put last, nearest the repeated question."""
+    best_last: the best passage is put last, nearest the repeated question.
+    min_score_ratio: in (0, 1]: a passage whose BM25 score is below this fraction of the best
+        one's is left out (the first passage always stays): fewer distractors when one passage
+        stands far above the rest; 0: off."""
 
     passages: int = SEARCH_LIMIT
     draft_tokens: int = 0
     rerank_candidates: int = 0
     best_last: bool = False
+    min_score_ratio: float = 0.0
 
     def __post_init__(self) -> None:
         if self.passages < 1:
             raise ValueError(f"passages must be at least 1, got {self.passages}")
         if not 0 <= self.draft_tokens <= MAX_DRAFT_TOKENS:
             raise ValueError(f"draft_tokens must be in [0, {MAX_DRAFT_TOKENS}], got {self.draft_tokens}")
+        if not 0.0 <= self.min_score_ratio <= 1.0:
+            raise ValueError(f"min_score_ratio must be in [0, 1], got {self.min_score_ratio}")
         if not 0 <= self.rerank_candidates <= MAX_RERANK_CANDIDATES:
             raise ValueError(f"rerank_candidates must be in [0, {MAX_RERANK_CANDIDATES}], "
                              f"got {self.rerank_candidates}")
@@ -213,6 +219,9 @@ def rank_turn(engine, retriever: Retriever, messages: Sequence[dict],
         ranking.hits = [ranking.hits[i] for i in rerank_order(scores)]
         ranking.rerank_seconds = cost.seconds
     ranking.hits = ranking.hits[:options.passages]
+    if options.min_score_ratio and ranking.hits:
+        floor = options.min_score_ratio * max(h.bm25 for h in ranking.hits)
+        ranking.hits = ranking.hits[:1] + [h for h in ranking.hits[1:] if h.bm25 >= floor]
     return ranking
 
 

@@ -202,3 +202,19 @@ def test_options_are_checked(fields):
 
 def test_eos_pads_the_batch():
     assert EOS == min(ByteTokenizer().eos_ids)
+
+
+def test_a_passage_far_below_the_best_is_left_out():
+    def hit(i, bm25):
+        return SearchHit(i, f"/{i}.txt", "", 0, 1, f"passage {i}", 1.0 / (60 + i), bm25=bm25)
+
+    retriever = OrderedRetriever([])
+    retriever.hits = [hit(0, 6.0), hit(1, 2.0), hit(2, 3.5), hit(3, 0.0)]
+    messages = [{"role": "user", "content": "which passage?"}]
+    kept = rank_turn(None, retriever, messages, RetrievalOptions(passages=4, min_score_ratio=0.5))
+    assert [h.chunk_id for h in kept.hits] == [0, 2]  # 2.0 and 0.0 are below half of 6.0
+    everything = rank_turn(None, retriever, messages, RetrievalOptions(passages=4))
+    assert [h.chunk_id for h in everything.hits] == [0, 1, 2, 3]
+    retriever.hits = [hit(5, 0.0), hit(6, 0.0)]  # no word matched (trigrams only): nothing to compare
+    assert [h.chunk_id for h in rank_turn(None, retriever, messages,
+                                          RetrievalOptions(passages=2, min_score_ratio=0.5)).hits] == [5, 6]
