@@ -218,3 +218,29 @@ def test_a_passage_far_below_the_best_is_left_out():
     retriever.hits = [hit(5, 0.0), hit(6, 0.0)]  # no word matched (trigrams only): nothing to compare
     assert [h.chunk_id for h in rank_turn(None, retriever, messages,
                                           RetrievalOptions(passages=2, min_score_ratio=0.5)).hits] == [5, 6]
+
+
+def test_the_librarys_subject_does_not_count_in_the_score():
+    tokenizer = ByteTokenizer()
+    passages = ["Halvorsen made lenses for Tsumura.", "Halvorsen is still owned privately.",
+                "Halvorsen opened a factory in Brekke."]
+    ids, counts = rerank.question_pieces(tokenizer, "Which camera maker did Halvorsen serve?", passages)
+    assert tokenizer.decode(ids) == "Which camera maker did Halvorsen serve?"
+    counted = tokenizer.decode([i for i, c in zip(ids, counts) if c])
+    assert "Halvorsen" not in counted and "camera maker" in counted
+    # a word in only one passage counts; when every word is shared, all of them count
+    _ids, alone = rerank.question_pieces(tokenizer, "Tsumura", passages)
+    assert all(alone)
+    _ids, everything = rerank.question_pieces(tokenizer, "Halvorsen", passages)
+    assert all(everything)
+
+
+def test_shared_words_do_not_let_the_passage_that_repeats_the_name_win():
+    """The passage that names the subject beside the question's own words must not lose to one
+    that only repeats the subject: the shared name is left out of the score."""
+    passages = ["Halvorsen Lenswerks is still privately owned by Halvorsen Lenswerks family.",
+                "The company made a camera lens for the Japanese camera maker Tsumura.",
+                "Halvorsen Lenswerks opened a factory in Brekke, Halvorsen Lenswerks says."]
+    scores, _cost = question_scores(fake_engine(), "Which Japanese camera maker did Halvorsen Lenswerks serve?",
+                                    passages)
+    assert rerank_order(scores)[0] == 1
