@@ -156,7 +156,7 @@ def test_words_alone_miss_the_successor_and_the_draft_finds_it(library):
 
 
 class OrderedRetriever:
-    """The search's ranking, fixed: the passage that answers is third."""
+    """The search's ranking, fixed."""
 
     def __init__(self, texts):
         self.hits = [SearchHit(i, f"/{i}.txt", "", 0, len(t), t, 1.0 / (i + 1)) for i, t in enumerate(texts)]
@@ -166,14 +166,18 @@ class OrderedRetriever:
 
 
 def test_reranking_puts_the_answers_passage_first():
-    retriever = OrderedRetriever([PASSAGES[0], PASSAGES[2], PASSAGES[1]])
+    """The answer's passage second by words, first by the model: first after fusing the two."""
+    retriever = OrderedRetriever([PASSAGES[2], PASSAGES[1], PASSAGES[0], "8/10 + 7/10: 1958, 1960; 4,000 kr."])
     messages = [{"role": "user", "content": QUESTION}]
     plain = rank_turn(fake_engine(), retriever, messages, RetrievalOptions(passages=2))
-    assert "succeeded" not in " ".join(h.text for h in plain.hits)
-    reranked = rank_turn(fake_engine(), retriever, messages, RetrievalOptions(passages=2, rerank_candidates=3))
-    assert reranked.hits[0].chunk_id == 2  # the third of the search, first after reranking
-    assert "succeeded" in reranked.hits[0].text and len(reranked.hits) == 2
-    again = rank_turn(fake_engine(), retriever, messages, RetrievalOptions(passages=2, rerank_candidates=3))
+    assert [h.chunk_id for h in plain.hits] == [0, 1]
+    engine = fake_engine()
+    reranked = rank_turn(engine, retriever, messages, RetrievalOptions(passages=2, rerank_candidates=4))
+    model_order = rerank_order(question_scores(fake_engine(), QUESTION, [h.text for h in retriever.hits])[0])
+    assert model_order[0] == 1 and model_order.index(0) >= 2  # the model: the answer first, the first hit low
+    assert [h.chunk_id for h in reranked.hits] == [1, 0]  # fused: 1/62 + 1/61 beats 1/61 + 1/63 and lower
+    assert engine.model.calls[0][0] == 4  # the four candidates in one batch
+    again = rank_turn(fake_engine(), retriever, messages, RetrievalOptions(passages=2, rerank_candidates=4))
     assert [h.chunk_id for h in again.hits] == [h.chunk_id for h in reranked.hits]  # deterministic
     assert reranked.rerank_seconds >= 0
 
