@@ -183,3 +183,15 @@ def test_a_follow_up_finds_its_own_subject_before_the_earlier_turns(tmp_path):
         # a first question is searched once, as it is
         first, first_hits = search_turn(retriever, conversation[:1], 2)
         assert first == conversation[0]["content"] and first_hits[0].path.endswith("cats.md")
+
+
+def test_by_default_the_best_passage_is_last_nearest_the_question_and_numbered_first(byte_tokenizer):
+    _model, session = session_for(byte_tokenizer, 1000)
+    hits = [hit(1, 50), hit(2, 40), hit(3, 30)]
+    reply = send_with_documents(session, "Who founded it?", GREEDY, ListRetriever(hits))
+    "".join(reply)
+    prompt = reply.result.prompt
+    assert prompt.index("passage 3") < prompt.index("passage 2") < prompt.index("passage 1") \
+        < prompt.rindex("Question: Who founded it?")
+    assert [s.number for s in reply.result.sources] == [1, 2, 3]
+    assert reply.result.sources[0].text.startswith("passage 1")
