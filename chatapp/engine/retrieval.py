@@ -1,11 +1,12 @@
 """Chat with documents: the best passages of a library put into the user's turn, as text.
 
 For a user turn: a query from the message and the recent turns; the library's best chunks
-(documents.library); as many as fit the context (counted with the model's tokenizer, through
-the chat session's own rendering) put between the question and its repetition (the sources,
-numbered [1], [2], ..., go with the reply). Passages are message content: the chat template renders them like anything the user
-typed, so a document cannot open a turn of its own. The result carries the sources (file,
-heading, span) and the exact prompt the model saw.
+(documents.library; `rank_turn`, with RetrievalOptions for the model's draft or reranking:
+rerank.py); as many as fit the context (counted with the model's tokenizer, through the chat
+session's own rendering) put between the question and its repetition, the best last (the
+sources, numbered [1] the best, go with the reply). Passages are message content: the chat
+template renders them like anything the user typed, so a document cannot open a turn of its
+own. The result carries the sources (file, heading, span) and the exact prompt the model saw.
 
     retriever = LibraryRetriever(store, "notes")
     stream = send_with_documents(session, "Who founded the guild?", settings, retriever)
