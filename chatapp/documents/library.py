@@ -188,6 +188,7 @@ class SearchHit:
     snippet: str = ""
     bm25_rank: Optional[int] = None  # 1 = best by words; None: no word matched
     dense_rank: Optional[int] = None  # 1 = most similar vector; None: no vectors (or not among the best)
+    bm25: float = 0.0  # BM25 over the word index, higher is better; 0: no word matched (trigrams only)
 
     def to_dict(self) -> dict:
         return {"path": self.path, "heading": self.heading, "start": self.start, "end": self.end,
@@ -504,17 +505,20 @@ class LibraryStore:
         """The best chunks of library `name` for `query`, best first."""
         library_id = self._library_id(name)
         rankings = []
+        word_scores: dict[int, float] = {}
         for table, match, weights in (("chunk_words", word_query(query), "2.0, 1.0, 1.0"),
                                       ("chunk_trigrams", trigram_query(query), "1.0")):
             if not match:
                 rankings.append([])
                 continue
-            rankings.append([chunk_id for (chunk_id,) in self._conn.execute(
-                f"""SELECT chunks.id FROM {table} JOIN chunks ON chunks.id = {table}.rowid
-                    JOIN files ON files.id = chunks.file_id
-                    WHERE {table} MATCH ? AND files.library_id = ?
-                    ORDER BY bm25({table}, {weights}) LIMIT ?""",
-                (match, library_id, CANDIDATES_PER_INDEX))])
+            rows = self._conn.execute(
+                f"""SELECT chunks.id, bm25({table}, {weights}) AS s FROM {table}
+                    JOIN chunks ON chunks.id = {table}.rowid JOIN files ON files.id = chunks.file_id
+                    WHERE {table} MATCH ? AND files.library_id = ? ORDER BY s LIMIT ?""",
+                (match, library_id, CANDIDATES_PER_INDEX)).fetchall()
+            rankings.append([chunk_id for chunk_id, _s in rows])
+            if table == "chunk_words":
+                word_scores = {chunk_id: -score for chunk_id, score in rows}  # FTS5: lower is better
         if has_cjk(query):
             lexical = reciprocal_rank_fusion(rankings)
         else:
@@ -535,7 +539,8 @@ class LibraryStore:
                    FROM chunks JOIN files ON files.id = chunks.file_id WHERE chunks.id = ?""",
                 (chunk_id,)).fetchone()
             hits.append(SearchHit(chunk_id, path, heading, start, end, text, score, snippet(text, query),
-                                  bm25_ranks.get(chunk_id), dense_ranks.get(chunk_id)))
+                                  bm25_ranks.get(chunk_id), dense_ranks.get(chunk_id),
+                                  word_scores.get(chunk_id, 0.0)))
         return hits
 
     def _dense_ranking(self, library_id: int, query: str) -> list[int]:

@@ -149,7 +149,7 @@ class Job:
         as in the window's chat; no turn is dropped: a request longer than the context is the
         client's to shorten)."""
         from ..documents.library import LibraryStore, default_db_path
-        from ..engine.retrieval import SEARCH_LIMIT, LibraryRetriever, fit_passages, search_turn
+        from ..engine.retrieval import LibraryRetriever, RetrievalOptions, fit_passages, rank_turn
         from ..text.prompt import render_and_encode
 
         request = self.request
@@ -161,12 +161,14 @@ class Job:
                                code="library_not_found")
             # the system turns are instructions, not the question: they stay out of the search
             retriever = LibraryRetriever(store, request.documents)
-            _query, hits = search_turn(retriever, [m for m in request.messages if m["role"] != "system"],
-                                       SEARCH_LIMIT)
+            options = RetrievalOptions()
+            hits = rank_turn(engine, retriever, [m for m in request.messages if m["role"] != "system"],
+                             options).hits
         budget = engine.context_len - min(settings.max_new_tokens, engine.context_len // 4)
         messages, chosen = fit_passages(
             request.messages, hits, budget,
-            lambda trial: len(render_and_encode(engine.tokenizer, trial, add_generation_prompt=True).ids))
+            lambda trial: len(render_and_encode(engine.tokenizer, trial, add_generation_prompt=True).ids),
+            best_last=options.best_last)
         return messages, tuple(chosen)
 
 

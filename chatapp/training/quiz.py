@@ -178,29 +178,32 @@ def ask(engine: Any, question: str, context: str = "", system_prompt: str = "",
 
 
 def ask_with_documents(engine: Any, question: str, retriever: Any, system_prompt: str = "",
-                       max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> tuple[str, int]:
+                       max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, options: Any = None) -> tuple[str, int]:
     """(greedy reply, characters of passages in the prompt): the question asked as chat with
-    documents asks it (engine.retrieval.send_with_documents: same passages, format and fitting)."""
+    documents asks it (engine.retrieval.send_with_documents: same passages, format and fitting;
+    `options`, an engine.retrieval.RetrievalOptions, None for chat's defaults)."""
     from ..engine.retrieval import send_with_documents
     from ..engine.sampling import SamplingSettings
     from ..engine.session import ChatSession
 
     settings = SamplingSettings(temperature=0.0, max_new_tokens=max_new_tokens, repetition_penalty=1.0)
     session = ChatSession(engine, system_prompt=system_prompt)
-    reply = send_with_documents(session, question, settings, retriever)
+    reply = send_with_documents(session, question, settings, retriever, options=options)
     return "".join(reply).strip(), sum(len(s.text) for s in reply.result.sources)
 
 
 def run_quiz(engine: Any, questions: Sequence[QuizQuestion], context: Optional[ContextLookup] = None,
              system_prompt: str = "", max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-             on_item: Optional[Callable[[QuizItem], None]] = None, retriever: Any = None) -> QuizResult:
+             on_item: Optional[Callable[[QuizItem], None]] = None, retriever: Any = None,
+             retrieval_options: Any = None) -> QuizResult:
     """Ask each question greedily (closed-book, with a `retriever`'s passages as chat with
     documents puts them, or with `context(question)` in front) and score it."""
     result = QuizResult()
     start = time.perf_counter()
     for q in questions:
         if retriever is not None:
-            reply, chars = ask_with_documents(engine, q.question, retriever, system_prompt, max_new_tokens)
+            reply, chars = ask_with_documents(engine, q.question, retriever, system_prompt, max_new_tokens,
+                                              retrieval_options)
         else:
             text = context(q.question) if context is not None else ""
             reply, chars = ask(engine, q.question, text, system_prompt, max_new_tokens), len(text)

@@ -350,3 +350,14 @@ def test_english_word_matches_rank_before_partial_word_matches(tmp_path, store):
     hits = store.search("notes", "Who founded the lens workshop?", limit=5)
     # "lens" is only inside longer words of lenses.md: a trigram match, ranked after the word match
     assert [h.path.rsplit("/", 1)[-1] for h in hits] == ["mill.md", "lenses.md"]
+
+
+def test_hits_carry_their_word_score_best_first(tmp_path, store):
+    store.add("town", [write_corpus(tmp_path / "docs")])
+    store.index("town")
+    hits = store.search("town", "Who founded the Harbour Lantern Company?")
+    word_hits = [h for h in hits if h.bm25 > 0]
+    assert word_hits and hits[0].bm25 > 0
+    assert [h.bm25 for h in word_hits] == sorted((h.bm25 for h in word_hits), reverse=True)
+    partial = store.search("town", "lighthous")  # trigrams only: no word score
+    assert partial and all(h.bm25 == 0.0 for h in partial)

@@ -60,3 +60,17 @@ def test_the_last_turn_keeps_its_images_beside_the_passages():
     messages, chosen = fit_passages([turn], [hit(1, 60)], 10_000, chars)
     assert chosen and messages[-1]["images"] == [image]
     assert messages[-1]["content"] == with_passages("what does the chart show?", chosen)
+
+
+def test_best_last_puts_the_best_passage_nearest_the_question_and_numbers_stay_best_first():
+    hits = [hit(1, 60), hit(2, 400), hit(3, 50), hit(4, 40)]
+    budget = chars(CONVERSATION) + len(with_passages("where did the cat sit?", [])) + 300
+    _messages, best_first = fit_passages(CONVERSATION, hits, budget, chars, best_last=False)
+    messages, chosen = fit_passages(CONVERSATION, hits, budget, chars, best_last=True)
+    # the same passages fit (best first), numbered best first, shown worst first: the best next to the question
+    assert [s.text for s in best_first] == [hits[0].text, hits[2].text, hits[3].text]  # the 400 does not fit
+    assert chosen == best_first and [s.number for s in chosen] == [1, 2, 3]
+    content = messages[-1]["content"]
+    assert content == with_passages("where did the cat sit?", chosen[::-1])
+    assert content.index("passage 4") < content.index("passage 3") < content.index("passage 1")
+    assert chars(messages) <= budget

@@ -183,3 +183,31 @@ def test_a_follow_up_finds_its_own_subject_before_the_earlier_turns(tmp_path):
         # a first question is searched once, as it is
         first, first_hits = search_turn(retriever, conversation[:1], 2)
         assert first == conversation[0]["content"] and first_hits[0].path.endswith("cats.md")
+
+
+def test_by_default_the_best_passage_is_last_nearest_the_question_and_numbered_first(byte_tokenizer):
+    _model, session = session_for(byte_tokenizer, 1000)
+    hits = [hit(1, 50), hit(2, 40), hit(3, 30)]
+    reply = send_with_documents(session, "Who founded it?", GREEDY, ListRetriever(hits))
+    "".join(reply)
+    prompt = reply.result.prompt
+    assert prompt.index("passage 3") < prompt.index("passage 2") < prompt.index("passage 1") \
+        < prompt.rindex("Question: Who founded it?")
+    assert [s.number for s in reply.result.sources] == [1, 2, 3]
+    assert reply.result.sources[0].text.startswith("passage 1")
+
+
+def test_a_draft_is_searched_but_never_enters_the_prompt(byte_tokenizer):
+    from chatapp.engine.retrieval import RetrievalOptions
+
+    model, session = session_for(byte_tokenizer, 1000)
+    retriever = ListRetriever([hit(1, 50), hit(2, 40)])
+    options = RetrievalOptions(draft_tokens=5)
+    reply = send_with_documents(session, "Who founded it?", GREEDY, retriever, options=options)
+    text = "".join(reply)
+    result = reply.result
+    assert result.draft and len(byte_tokenizer.encode(result.draft)) <= 5  # bounded by draft_tokens
+    assert retriever.queries[-1] == "Who founded it?\n" + result.draft  # its words searched with the question
+    assert result.draft not in result.prompt
+    assert result.to_dict()["draft"] == result.draft and result.draft_seconds >= 0
+    assert session.messages == [{"role": "user", "content": "Who founded it?"}, {"role": "assistant", "content": text}]
