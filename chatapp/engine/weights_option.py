@@ -55,14 +55,24 @@ def load_working_bytes(config: ModelConfig) -> int:
     return config.vocab_size * LOAD_BYTES_PER_VOCAB_ENTRY + largest * 4
 
 
-def estimate_for_option(config: ModelConfig, context_len: int, option: str,
-                        batch_size: int = 1) -> MemoryEstimate:
-    """Weights in `option` (not "auto") + the KV cache (float32 for int8/int4) + working memory
-    (a prefill's activations and what loading holds for a moment), in bytes."""
+def adapter_bytes(option: str, adapter_params: int) -> int:
+    """Memory of a LoRA adapter of `adapter_params` numbers on weights in `option`: the base
+    weights' dtype over float weights, float32 over int8 / int4 (peft_adapter.load_adapter)."""
     check_option(option)
+    return adapter_params * (torch.tensor([], dtype=FLOAT_DTYPES[option]).element_size()
+                             if option in FLOAT_DTYPES else 4)
+
+
+def estimate_for_option(config: ModelConfig, context_len: int, option: str,
+                        batch_size: int = 1, adapter_params: int = 0) -> MemoryEstimate:
+    """Weights in `option` (not "auto") + the KV cache (float32 for int8/int4) + working memory
+    (a prefill's activations and what loading holds for a moment), in bytes. `adapter_params`:
+    the numbers of a LoRA adapter worn on top (weights_bytes counts it, adapter_bytes)."""
+    check_option(option)
+    adapter = adapter_bytes(option, adapter_params)
     if option in FLOAT_DTYPES:
         base = estimate_memory(config, context_len, FLOAT_DTYPES[option], batch_size)
-        return MemoryEstimate(base.weights_bytes, base.kv_cache_bytes,
+        return MemoryEstimate(base.weights_bytes + adapter, base.kv_cache_bytes,
                               base.overhead_bytes + load_working_bytes(config))
     base = estimate_memory(config, context_len, torch.float32, batch_size)
     vocab = _vocab_params(config)
@@ -70,7 +80,8 @@ def estimate_for_option(config: ModelConfig, context_len: int, option: str,
     vocab_kind = "int8" if option == "int4" else option
     weights = int(matrices * BYTES_PER_WEIGHT[option] + vocab * BYTES_PER_WEIGHT[vocab_kind])
     compiler = COMPILED_PRODUCTS_BYTES if compiled_products_expected() else 0
-    return MemoryEstimate(weights, base.kv_cache_bytes, base.overhead_bytes + load_working_bytes(config) + compiler)
+    return MemoryEstimate(weights + adapter, base.kv_cache_bytes,
+                          base.overhead_bytes + load_working_bytes(config) + compiler)
 
 
 def fit_word(total_bytes: int, free_bytes: Optional[int]) -> str:
@@ -89,7 +100,7 @@ class WeightsChoice:
 
 
 def choose_weights(option: str, config: ModelConfig, context_len: int, device: torch.device,
-                   free_bytes: Optional[int]) -> WeightsChoice:
+                   free_bytes: Optional[int], adapter_params: int = 0) -> WeightsChoice:
     """Resolve `option`. auto: bf16 on CUDA (float32 elsewhere) when it fits comfortably, else
     the most precise compact form that fits; on a CPU bf16 is skipped (slower than float32
     without AVX512-BF16, and int8 measured as close to float32 as bf16 is)."""
@@ -100,7 +111,7 @@ def choose_weights(option: str, config: ModelConfig, context_len: int, device: t
         "float16" if device.type == "cuda" else "float32")
     candidates = [first, "int8", "int4"]
     for i, candidate in enumerate(candidates):
-        total = estimate_for_option(config, context_len, candidate).total_bytes
+        total = estimate_for_option(config, context_len, candidate, adapter_params=adapter_params).total_bytes
         limit_ok = fit_word(total, free_bytes) == "fits" if i < len(candidates) - 1 else fit_word(
             total, free_bytes) != "does not fit"
         if limit_ok:
@@ -116,11 +127,12 @@ def _choice(option: str, reason: str) -> WeightsChoice:
     return WeightsChoice(option, torch.float32, option, reason)
 
 
-def fit_table(config: ModelConfig, context_len: int, free_bytes: Optional[int]) -> dict[str, dict]:
+def fit_table(config: ModelConfig, context_len: int, free_bytes: Optional[int],
+              adapter_params: int = 0) -> dict[str, dict]:
     """{option: {"bytes", "fit"}} for every concrete option, for the picker and `models --json`."""
     table = {}
     for option in WEIGHT_OPTIONS[1:]:
-        total = estimate_for_option(config, context_len, option).total_bytes
+        total = estimate_for_option(config, context_len, option, adapter_params=adapter_params).total_bytes
         table[option] = {"bytes": total, "fit": fit_word(total, free_bytes)}
     return table
 
