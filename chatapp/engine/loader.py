@@ -26,7 +26,7 @@ from ..weights.gguf_config import gguf_sampling_defaults
 from ..weights.gguf_loader import gguf_config, load_gguf_state_dict, open_gguf
 from ..weights.hf_loader import hf_sampling_defaults, load_hf_folder, read_hf_config
 from ..weights.peft_adapter import adapter_parameter_count, load_adapter
-from ..model.quant import quantize_state, set_products, warm_up_products
+from ..model.quant import set_products, warm_up_products
 from .device import available_memory, check_fits, choose_device
 from .weights_option import (FLOAT_DTYPES, check_option, choose_weights, estimate_for_option, fit_table,
                              fit_word)
@@ -157,9 +157,8 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
         tokenizer = Tokenizer.from_gguf(path, reader=reader)
         recommended = gguf_sampling_defaults(reader, path)
     else:
-        config, state = load_hf_folder(path, dtype=dtype, progress=weights_progress)
-        if compact is not None:
-            state = quantize_state(state, compact)
+        # compact: each tensor quantized as it is read, never the whole model in float32
+        config, state = load_hf_folder(path, dtype=dtype, progress=weights_progress, compact=compact)
         report("tokenizer", 0.0)
         tokenizer = Tokenizer.from_hf_folder(path)
         recommended = hf_sampling_defaults(path)
