@@ -94,15 +94,23 @@ def estimate_model(spec: str | Path, device: str = "auto", context_len: Optional
         log.warning("the adapter is left out of the estimate: %s", exc)
         extra = 0
     choice = choose_weights(weights, config, context, target, free, adapter_params=extra)
-    estimate = estimate_for_option(config, context, choice.option, adapter_params=extra)
+    estimate = estimate_for_option(config, context, choice.option, adapter_params=extra, device_type=target.type)
     name = DEFAULT_MODEL_NAME if str(spec) == "default" else (config.name or path.name)
     return {"name": name, "n_params": config.n_params, "context_len": context, "device": str(target),
             "dtype": str(choice.dtype).replace("torch.", ""), "memory": estimate.describe(),
             "memory_bytes": estimate.total_bytes, "memory_parts": estimate.parts(), "free_bytes": free,
             "fits": free is None or estimate.total_bytes <= free, "weights": choice.option,
             "weights_reason": choice.reason, "fit": fit_word(estimate.total_bytes, free),
-            "options": fit_table(config, context, free, adapter_params=extra),
+            "options": fit_table(config, context, free, adapter_params=extra, device_type=target.type),
             "auto_weights": choose_weights("auto", config, context, target, free, adapter_params=extra).option}
+
+
+def products_mode(device: torch.device) -> str:
+    """The compact products a load on `device` uses by default: "auto" (compiled where the C++
+    compiler probe passes) on the CPU; "eager" elsewhere: the probe compiles for the CPU and says
+    nothing of a GPU's compiler (triton), so a CUDA model dequantizes on the fly on the device
+    (chunks of rows, then cuBLAS) unless CHATAPP_QUANT_COMPILE=1 asks for compiled products."""
+    return "auto" if device.type == "cpu" else "eager"
 
 
 def _adapter_params(adapter: str | Path | None) -> int:
@@ -145,8 +153,8 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
     dtype, compact = choice.dtype, choice.compact
     log.info("%s: %s", config.name or path.name, choice.reason)
     if check_memory:
-        check_fits(estimate_for_option(config, context, choice.option, adapter_params=extra), target,
-                   config.name or path.name)
+        check_fits(estimate_for_option(config, context, choice.option, adapter_params=extra,
+                                       device_type=target.type), target, config.name or path.name)
 
     def weights_progress(done: int, total: int) -> None:
         report("weights", done / total if total else 0.0)
@@ -168,7 +176,8 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
     if compact is not None:
         # torch.compile'd one-row products where a compiler works (chatapp/model/quant_products.py);
         # CHATAPP_QUANT_COMPILE=0 / 1 forces eager / compiled. Each weight shape compiles now.
-        mode = {"0": "eager", "1": "compiled"}.get(os.environ.get("CHATAPP_QUANT_COMPILE", ""), "auto")
+        mode = {"0": "eager", "1": "compiled"}.get(os.environ.get("CHATAPP_QUANT_COMPILE", ""),
+                                                   products_mode(target))
         products = set_products(mode)
         shapes = warm_up_products(model, progress=lambda done, total: report("compile", done / total))
         log.info("compact products: %s%s", products, f" ({shapes} weight shapes compiled)" if shapes else "")

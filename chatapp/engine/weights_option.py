@@ -64,10 +64,12 @@ def adapter_bytes(option: str, adapter_params: int) -> int:
 
 
 def estimate_for_option(config: ModelConfig, context_len: int, option: str,
-                        batch_size: int = 1, adapter_params: int = 0) -> MemoryEstimate:
+                        batch_size: int = 1, adapter_params: int = 0, device_type: str = "cpu") -> MemoryEstimate:
     """Weights in `option` (not "auto") + the KV cache (float32 for int8/int4) + working memory
     (a prefill's activations and what loading holds for a moment), in bytes. `adapter_params`:
-    the numbers of a LoRA adapter worn on top (weights_bytes counts it, adapter_bytes)."""
+    the numbers of a LoRA adapter worn on top (weights_bytes counts it, adapter_bytes).
+    `device_type`: where the model goes; compiled products (and their compiler's memory) are
+    expected on the CPU only (engine.loader.products_mode)."""
     check_option(option)
     adapter = adapter_bytes(option, adapter_params)
     if option in FLOAT_DTYPES:
@@ -79,7 +81,7 @@ def estimate_for_option(config: ModelConfig, context_len: int, option: str,
     matrices = config.n_params - vocab  # norms and biases are a rounding error beside them
     vocab_kind = "int8" if option == "int4" else option
     weights = int(matrices * BYTES_PER_WEIGHT[option] + vocab * BYTES_PER_WEIGHT[vocab_kind])
-    compiler = COMPILED_PRODUCTS_BYTES if compiled_products_expected() else 0
+    compiler = COMPILED_PRODUCTS_BYTES if device_type == "cpu" and compiled_products_expected() else 0
     return MemoryEstimate(weights + adapter, base.kv_cache_bytes,
                           base.overhead_bytes + load_working_bytes(config) + compiler)
 
@@ -111,7 +113,8 @@ def choose_weights(option: str, config: ModelConfig, context_len: int, device: t
         "float16" if device.type == "cuda" else "float32")
     candidates = [first, "int8", "int4"]
     for i, candidate in enumerate(candidates):
-        total = estimate_for_option(config, context_len, candidate, adapter_params=adapter_params).total_bytes
+        total = estimate_for_option(config, context_len, candidate, adapter_params=adapter_params,
+                                    device_type=device.type).total_bytes
         limit_ok = fit_word(total, free_bytes) == "fits" if i < len(candidates) - 1 else fit_word(
             total, free_bytes) != "does not fit"
         if limit_ok:
@@ -128,11 +131,12 @@ def _choice(option: str, reason: str) -> WeightsChoice:
 
 
 def fit_table(config: ModelConfig, context_len: int, free_bytes: Optional[int],
-              adapter_params: int = 0) -> dict[str, dict]:
+              adapter_params: int = 0, device_type: str = "cpu") -> dict[str, dict]:
     """{option: {"bytes", "fit"}} for every concrete option, for the picker and `models --json`."""
     table = {}
     for option in WEIGHT_OPTIONS[1:]:
-        total = estimate_for_option(config, context_len, option, adapter_params=adapter_params).total_bytes
+        total = estimate_for_option(config, context_len, option, adapter_params=adapter_params,
+                                    device_type=device_type).total_bytes
         table[option] = {"bytes": total, "fit": fit_word(total, free_bytes)}
     return table
 
