@@ -64,7 +64,7 @@ def measure(model: str, option: str, context: int, new_tokens: int) -> dict:
                                             generator=torch.Generator().manual_seed(0))]
     engine.generate(prompt, SamplingSettings(temperature=0.0, max_new_tokens=new_tokens))
     peak = _status("VmHWM") - before
-    estimate = estimate_for_option(loaded.config, context, option)
+    estimate = estimate_for_option(loaded.config, context, option, source=loaded.kind)
     kv = sum(b.numel() * b.element_size() for name, b in loaded.model.named_buffers() if "kv_cache." in name)
     return {"model": loaded.name, "weights": option, "context": context, "prompt_tokens": len(prompt),
             "estimate_bytes": estimate.total_bytes, "estimate_weights_bytes": estimate.weights_bytes,

@@ -295,7 +295,8 @@ class ChatBackend:
             from .weights_option import estimate_for_option
             adapter_params = sum(t.numel() for t in lora_state_dict(loaded.model).values())
             estimate = estimate_for_option(loaded.config, context, weights, adapter_params=adapter_params,
-                                           device_type=torch.device(getattr(loaded, "device", "cpu")).type)
+                                           device_type=torch.device(getattr(loaded, "device", "cpu")).type,
+                                           source=getattr(loaded, "kind", "gguf"))
         else:
             estimate = estimate_memory(loaded.config, context, loaded.dtype)
         # dtype names what the status bar shows: the compact form when the weights are int8 / int4

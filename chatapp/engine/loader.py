@@ -93,16 +93,20 @@ def estimate_model(spec: str | Path, device: str = "auto", context_len: Optional
     except ModelLoadError as exc:  # an estimate still helps; the load says what is wrong with it
         log.warning("the adapter is left out of the estimate: %s", exc)
         extra = 0
-    choice = choose_weights(weights, config, context, target, free, adapter_params=extra)
-    estimate = estimate_for_option(config, context, choice.option, adapter_params=extra, device_type=target.type)
+    source = "gguf" if kind in ("gguf", "default") else kind
+    choice = choose_weights(weights, config, context, target, free, adapter_params=extra, source=source)
+    estimate = estimate_for_option(config, context, choice.option, adapter_params=extra, device_type=target.type,
+                                   source=source)
     name = DEFAULT_MODEL_NAME if str(spec) == "default" else (config.name or path.name)
     return {"name": name, "n_params": config.n_params, "context_len": context, "device": str(target),
             "dtype": str(choice.dtype).replace("torch.", ""), "memory": estimate.describe(),
             "memory_bytes": estimate.total_bytes, "memory_parts": estimate.parts(), "free_bytes": free,
             "fits": free is None or estimate.total_bytes <= free, "weights": choice.option,
             "weights_reason": choice.reason, "fit": fit_word(estimate.total_bytes, free),
-            "options": fit_table(config, context, free, adapter_params=extra, device_type=target.type),
-            "auto_weights": choose_weights("auto", config, context, target, free, adapter_params=extra).option}
+            "options": fit_table(config, context, free, adapter_params=extra, device_type=target.type,
+                                 source=source),
+            "auto_weights": choose_weights("auto", config, context, target, free, adapter_params=extra,
+                                           source=source).option}
 
 
 def products_mode(device: torch.device) -> str:
@@ -149,12 +153,14 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
     # An adapter goes on any weights: over int8 / int4 the base products stay compact and the
     # adapter's low-rank delta is added in float32 (model/lora.py); counted in the estimate.
     extra = _adapter_params(adapter)
-    choice = choose_weights(weights, config, context, target, available_memory(target), adapter_params=extra)
+    source = "gguf" if reader is not None else kind
+    choice = choose_weights(weights, config, context, target, available_memory(target), adapter_params=extra,
+                            source=source)
     dtype, compact = choice.dtype, choice.compact
     log.info("%s: %s", config.name or path.name, choice.reason)
     if check_memory:
         check_fits(estimate_for_option(config, context, choice.option, adapter_params=extra,
-                                       device_type=target.type), target, config.name or path.name)
+                                       device_type=target.type, source=source), target, config.name or path.name)
 
     def weights_progress(done: int, total: int) -> None:
         report("weights", done / total if total else 0.0)

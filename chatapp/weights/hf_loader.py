@@ -238,11 +238,15 @@ def load_hf_folder(folder: Path | str, dtype: torch.dtype = torch.float32, progr
                    compact: Optional[str] = None) -> tuple[ModelConfig, dict[str, Any]]:
     """Read a Hugging Face folder into (config, state dict in our names, `dtype`).
 
+    Each tensor is read with the file open for it alone and copied out of the file's map, so a
+    load never keeps the file's pages resident beside the weights. (Zero-copy views of the map
+    kept the whole float32 file resident while the engine copied each weight column-major: the
+    bundled model's float32 folder peaked at 1231 MiB against 789 estimated; benchmarks/memory_fit.py.)
+
     compact: "int8" or "int4" keeps weight matrices compact (chatapp.model.quant QuantizedTensor
-    values, quant.float_target_kind), each quantized as it is read, with the file open for that
-    one tensor only: the load holds the compact weights plus one tensor in float32 (and its
-    pages of the file), never the model in float32 (measured: benchmarks/memory_fit.py).
-    Norms, biases and experts stay `dtype`, copied out of the file's map.
+    values, quant.float_target_kind), each quantized as it is read, a block of rows at a time:
+    the load holds the compact weights plus one tensor of the file, never the model in float32.
+    Norms, biases and experts stay `dtype`.
     """
     folder = Path(folder)
     family, config = read_hf_config(folder)
@@ -276,8 +280,8 @@ def load_hf_folder(folder: Path | str, dtype: torch.dtype = torch.float32, progr
             raise CorruptFileError(path, f"tensor {hf_name} has non-float dtype {tensor.dtype}")
         if config.tie_embeddings and name == "lm_head.weight":
             return  # shares tok_embeddings.weight
-        if compact is None:
-            tensor = tensor.to(dtype)  # (compact: keep converts, a chunk of rows at a time)
+        if compact is None:  # a copy, converted (compact: keep converts, a chunk of rows at a time)
+            tensor = tensor.to(dtype, copy=True)
         if family == "gpt2":
             if is_conv1d_weight(name, family):
                 tensor = tensor.t().contiguous()  # Conv1D stores (in, out); nn.Linear wants (out, in)
@@ -299,7 +303,7 @@ def load_hf_folder(folder: Path | str, dtype: torch.dtype = torch.float32, progr
             return
         keep(name, tensor)
 
-    for item in _tensors(files, progress, one_at_a_time=compact is not None):
+    for item in _tensors(files, progress, one_at_a_time=True):
         take(*item)
         del item  # before the next tensor is read: one at a time
     if config.n_experts:
