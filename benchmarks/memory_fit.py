@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/memory_fit.py                       # the bundled model, float32 int8 int4
     .venv/bin/python benchmarks/memory_fit.py --model M.gguf --weights int8 --context 512 --json
+    .venv/bin/python benchmarks/memory_fit.py --model FOLDER    # a safetensors folder (README's rows:
+                                                                # the bundled model via merge_and_export)
 
 Each option runs in a fresh child process (one torch thread): after the imports the process's
 peak resident memory is reset (Linux: `5` written to /proc/self/clear_refs resets VmHWM), then

@@ -57,8 +57,9 @@ def test_compact_loads_stay_compact_at_their_peak(rows):
 @pytest.fixture(scope="module")
 def folder_rows(default_gguf_path, tmp_path_factory):
     """The bundled model written as a float32 safetensors folder, loaded in each option (one child
-    each). Measured at context 512: float32 0.99-1.07, int8 1.21, int4 1.17 (the compact loads read
-    one tensor at a time; before, they read the folder whole in float32: int8 855 MiB, 0.48)."""
+    each). Measured at context 1024 (benchmarks/memory_fit.py): float32 0.97, int8 1.01, int4 1.01
+    (the loads read one tensor at a time; before, the compact ones read the folder whole in float32:
+    int8 855 MiB, 0.48, and float32 kept the file's pages: 1231 MiB, 0.64)."""
     from chatapp.training.export import merge_and_export
 
     folder = merge_and_export(default_gguf_path, None, tmp_path_factory.mktemp("fit") / "smol")
