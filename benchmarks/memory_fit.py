@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/memory_fit.py                       # the bundled model, float32 int8 int4
     .venv/bin/python benchmarks/memory_fit.py --model M.gguf --weights int8 --context 512 --json
+    .venv/bin/python benchmarks/memory_fit.py --model FOLDER    # a safetensors folder (README's rows:
+                                                                # the bundled model via merge_and_export)
 
 Each option runs in a fresh child process (one torch thread): after the imports the process's
 peak resident memory is reset (Linux: `5` written to /proc/self/clear_refs resets VmHWM), then
@@ -64,7 +66,7 @@ def measure(model: str, option: str, context: int, new_tokens: int) -> dict:
                                             generator=torch.Generator().manual_seed(0))]
     engine.generate(prompt, SamplingSettings(temperature=0.0, max_new_tokens=new_tokens))
     peak = _status("VmHWM") - before
-    estimate = estimate_for_option(loaded.config, context, option)
+    estimate = estimate_for_option(loaded.config, context, option, source=loaded.kind)
     kv = sum(b.numel() * b.element_size() for name, b in loaded.model.named_buffers() if "kv_cache." in name)
     return {"model": loaded.name, "weights": option, "context": context, "prompt_tokens": len(prompt),
             "estimate_bytes": estimate.total_bytes, "estimate_weights_bytes": estimate.weights_bytes,

@@ -115,3 +115,110 @@ def test_lora_training_lowers_the_loss_and_keeps_checkpoints_on_the_cpu(device, 
     from chatapp.training.checkpoint import load_checkpoint
     ckpt = load_checkpoint(result.checkpoint)
     assert ckpt.trainable and all(t.device.type == "cpu" for t in ckpt.trainable.values())
+
+
+# Compact (int8 / int4) weights on each device: the CPU here, CUDA where a GPU is (skipped only
+# for lack of one). On CUDA the products dequantize on the fly on the device (engine.loader.products_mode:
+# eager unless CHATAPP_QUANT_COMPILE=1), float32 compute; nothing may fall back to the CPU.
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+COMPACT_DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
+
+
+@pytest.fixture
+def eager_on_cpu(monkeypatch):
+    """The CPU's default would compile each shape (a minute); eager is what CUDA runs by default."""
+    from chatapp.model.quant import set_products
+
+    monkeypatch.setenv("CHATAPP_QUANT_COMPILE", "0")
+    yield
+    set_products("eager")
+
+
+def _compact_parts(model):
+    from chatapp.model.quant import QuantEmbedding, QuantLinear
+
+    return [t for m in model.modules() if isinstance(m, (QuantLinear, QuantEmbedding))
+            for t in (m.qweight, m.scales, m.mins) if t is not None]
+
+
+@pytest.mark.parametrize("kind", ["int8", "int4"])
+@pytest.mark.parametrize("device", COMPACT_DEVICES)
+def test_compact_weights_stay_compact_on_the_device_and_match_the_cpu(device, kind, folder, eager_on_cpu):
+    from chatapp.model.quant import weights_kind
+
+    cpu = load_model(folder, device="cpu", weights=kind)
+    loaded = load_model(folder, device=device, weights=kind)
+    parts = _compact_parts(loaded.model)
+    assert loaded.weights == kind and weights_kind(loaded.model).startswith(kind)
+    assert parts and all(t.device.type == device for t in parts)
+    assert {t.dtype for t in parts} <= {torch.int8, torch.uint8, torch.float16}  # codes and scales, no float32 copy
+    assert all(t.device.type == device for t in loaded.model.state_dict().values())
+    tokens = torch.arange(3, 40).remainder(loaded.config.vocab_size)[None]  # (1, 37)
+    loaded.model.setup_cache(batch_size=1, max_seq_len=64)
+    with torch.inference_mode():
+        expected = cpu.model(tokens).float()
+        full = loaded.model(tokens.to(device)).float().cpu()
+        prefix = loaded.model(tokens[:, :30].to(device), torch.arange(30, device=device)).float().cpu()
+        steps = [loaded.model(tokens[:, i:i + 1].to(device), torch.arange(i, i + 1, device=device)).float().cpu()
+                 for i in range(30, tokens.shape[1])]  # one row at a time: decode's compact product
+    assert (full - expected).abs().max() <= 1e-3
+    assert (torch.cat([prefix] + steps, dim=1) - full).abs().max() <= 1e-3
+
+
+@pytest.mark.parametrize("device", COMPACT_DEVICES)
+def test_compact_base_with_an_adapter_replies_as_on_the_cpu(device, folder, tmp_path, eager_on_cpu):
+    from chatapp.model.lora import apply_lora, lora_layers
+    from chatapp.weights.peft_adapter import save_adapter
+
+    plain = load_model(folder, device="cpu", dtype=torch.float32)
+    config = LoRAConfig(r=4, alpha=8, target_modules=["q_proj", "v_proj", "down_proj"])
+    apply_lora(plain.model, config)
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for _, layer in lora_layers(plain.model):
+            layer.lora_B.copy_(torch.randn(layer.lora_B.shape, generator=g) * 0.3)
+    adapter = save_adapter(plain.model, config, tmp_path / "adapter", "tiny")
+    replies = []
+    for where in ("cpu", device):
+        loaded = load_model(folder, device=where, weights="int4", adapter=adapter)
+        assert all(t.device.type == where and t.dtype == torch.float32 for t in lora_state_dict(loaded.model).values())
+        engine = Engine(loaded.model, loaded.tokenizer, context_len=96)
+        engine.eos_ids = set()
+        prompt = loaded.tokenizer.encode("the cat sat on the mat")
+        replies.append(list(engine.generate_ids(prompt, SamplingSettings(temperature=0.0, max_new_tokens=12))))
+    assert replies[0] == replies[1] and len(replies[0]) == 12
+
+
+@pytest.mark.parametrize("device", COMPACT_DEVICES)
+def test_lora_trains_over_a_compact_base_on_the_device(device, folder, tmp_path, eager_on_cpu):
+    loaded = load_model(folder, device=device, weights="int8")
+    held = [t.clone() for t in _compact_parts(loaded.model)]
+    docs = write_corpus(tmp_path / "docs", n_docs=8, sentences_per_doc=20)
+    data = prepare_blocks(read_sources([str(docs)]), loaded.tokenizer, block_size=32, val_fraction=0.25, seed=0)
+    config = TrainConfig(lr=1e-2, warmup_steps=0, max_steps=12, batch_size=4, eval_every=0, block_size=32,
+                         lora=LoRAConfig(r=4, alpha=8, target_modules=["q_proj", "v_proj", "up_proj"]))
+    result = Trainer(loaded.model, config, data.train, data.val, tmp_path / "ckpt").fit()
+    assert result.reason == "completed" and result.evals[-1]["val_loss"] < result.evals[0]["val_loss"]
+    assert all(t.device.type == device for t in lora_state_dict(loaded.model).values())
+    assert all(torch.equal(a, b) for a, b in zip(held, _compact_parts(loaded.model)))  # the base never moved
+
+
+@CUDA
+@pytest.mark.parametrize("kind", ["int8", "int4"])
+def test_compiled_products_asked_for_on_cuda_run_or_fall_back_on_the_device(kind, folder, monkeypatch):
+    """CHATAPP_QUANT_COMPILE=1 on CUDA: the warm-up runs each shape with its input on the GPU, and a
+    compiler that fails there (no triton) leaves eager products on the device, not a crash."""
+    from chatapp.model.quant import set_products
+
+    monkeypatch.setenv("CHATAPP_QUANT_COMPILE", "1")
+    try:
+        loaded = load_model(folder, device="cuda", weights=kind)
+        tokens = torch.arange(3, 40).remainder(loaded.config.vocab_size)[None]
+        loaded.model.setup_cache(batch_size=1, max_seq_len=64)
+        with torch.inference_mode():
+            full = loaded.model(tokens.cuda()).float().cpu()
+            loaded.model(tokens[:, :36].cuda(), torch.arange(36, device="cuda"))
+            last = loaded.model(tokens[:, 36:].cuda(), torch.arange(36, 37, device="cuda")).float().cpu()
+        assert (last[0, -1] - full[0, -1]).abs().max() <= 1e-3
+    finally:
+        set_products("eager")

@@ -291,8 +291,12 @@ class ChatBackend:
             raise self._load_oom(spec, options)
         weights = getattr(loaded, "weights", "")
         if weights:
+            from ..model.lora import lora_state_dict
             from .weights_option import estimate_for_option
-            estimate = estimate_for_option(loaded.config, context, weights)
+            adapter_params = sum(t.numel() for t in lora_state_dict(loaded.model).values())
+            estimate = estimate_for_option(loaded.config, context, weights, adapter_params=adapter_params,
+                                           device_type=torch.device(getattr(loaded, "device", "cpu")).type,
+                                           source=getattr(loaded, "kind", "gguf"))
         else:
             estimate = estimate_memory(loaded.config, context, loaded.dtype)
         # dtype names what the status bar shows: the compact form when the weights are int8 / int4
@@ -335,7 +339,7 @@ class ChatBackend:
                                                                  context_len=options.context_len,
                                                                  mmproj=options.mmproj))
         return ModelEstimate.from_dict(estimate_model(spec, device=options.device, context_len=options.context_len,
-                                                      weights=options.weights))
+                                                      weights=options.weights, adapter=options.adapter or None))
 
     @property
     def has_adapter(self) -> bool:

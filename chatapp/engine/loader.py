@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 import torch
 
-from ..errors import MissingFileError
+from ..errors import MissingFileError, ModelLoadError
 from ..model.config import ModelConfig
 from ..model.transformer import Transformer
 from ..paths import default_model_path
@@ -25,9 +25,9 @@ from ..weights.discovery import detect_model_kind
 from ..weights.gguf_config import gguf_sampling_defaults
 from ..weights.gguf_loader import gguf_config, load_gguf_state_dict, open_gguf
 from ..weights.hf_loader import hf_sampling_defaults, load_hf_folder, read_hf_config
-from ..weights.peft_adapter import load_adapter
-from ..model.quant import quantize_state, set_products, warm_up_products
-from .device import DeviceError, available_memory, check_fits, choose_device
+from ..weights.peft_adapter import adapter_parameter_count, load_adapter
+from ..model.quant import set_products, warm_up_products
+from .device import available_memory, check_fits, choose_device
 from .weights_option import (FLOAT_DTYPES, check_option, choose_weights, estimate_for_option, fit_table,
                              fit_word)
 
@@ -68,8 +68,9 @@ def resolve_model(spec: str | Path) -> Path:
 
 
 def estimate_model(spec: str | Path, device: str = "auto", context_len: Optional[int] = None,
-                   weights: str = "auto") -> dict:
-    """What loading `spec` would need, from its config alone (no weights read).
+                   weights: str = "auto", adapter: str | Path | None = None) -> dict:
+    """What loading `spec` (wearing the LoRA adapter folder `adapter`, if given) would need, from
+    its config alone (no weights read).
 
     Returns {"name", "n_params", "context_len", "device", "dtype", "memory", "memory_bytes",
     "free_bytes", "fits", "weights", "weights_reason", "fit", "options", "auto_weights"}:
@@ -87,16 +88,39 @@ def estimate_model(spec: str | Path, device: str = "auto", context_len: Optional
         _family, config = read_hf_config(path)
     context = min(context_len or config.max_seq_len, config.max_seq_len)
     free = available_memory(target)
-    choice = choose_weights(weights, config, context, target, free)
-    estimate = estimate_for_option(config, context, choice.option)
+    try:
+        extra = _adapter_params(adapter)
+    except ModelLoadError as exc:  # an estimate still helps; the load says what is wrong with it
+        log.warning("the adapter is left out of the estimate: %s", exc)
+        extra = 0
+    source = "gguf" if kind in ("gguf", "default") else kind
+    choice = choose_weights(weights, config, context, target, free, adapter_params=extra, source=source)
+    estimate = estimate_for_option(config, context, choice.option, adapter_params=extra, device_type=target.type,
+                                   source=source)
     name = DEFAULT_MODEL_NAME if str(spec) == "default" else (config.name or path.name)
     return {"name": name, "n_params": config.n_params, "context_len": context, "device": str(target),
             "dtype": str(choice.dtype).replace("torch.", ""), "memory": estimate.describe(),
             "memory_bytes": estimate.total_bytes, "memory_parts": estimate.parts(), "free_bytes": free,
             "fits": free is None or estimate.total_bytes <= free, "weights": choice.option,
             "weights_reason": choice.reason, "fit": fit_word(estimate.total_bytes, free),
-            "options": fit_table(config, context, free),
-            "auto_weights": choose_weights("auto", config, context, target, free).option}
+            "options": fit_table(config, context, free, adapter_params=extra, device_type=target.type,
+                                 source=source),
+            "auto_weights": choose_weights("auto", config, context, target, free, adapter_params=extra,
+                                           source=source).option}
+
+
+def products_mode(device: torch.device) -> str:
+    """The compact products a load on `device` uses by default: "auto" (compiled where the C++
+    compiler probe passes) on the CPU; "eager" elsewhere: the probe compiles for the CPU and says
+    nothing of a GPU's compiler (triton), so a CUDA model dequantizes on the fly on the device
+    (chunks of rows, then cuBLAS) unless CHATAPP_QUANT_COMPILE=1 asks for compiled products."""
+    return "auto" if device.type == "cpu" else "eager"
+
+
+def _adapter_params(adapter: str | Path | None) -> int:
+    """The numbers a LoRA adapter folder holds (0 for none): the estimate counts them. Raises the
+    adapter reader's errors (a missing folder or file) before any weight is read."""
+    return adapter_parameter_count(Path(adapter).expanduser()) if adapter else 0
 
 
 def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dtype] = None,
@@ -126,15 +150,17 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
         reader = None
         _family, config = read_hf_config(path)
     context = min(context_len or config.max_seq_len, config.max_seq_len)
-    choice = choose_weights(weights, config, context, target, available_memory(target))
+    # An adapter goes on any weights: over int8 / int4 the base products stay compact and the
+    # adapter's low-rank delta is added in float32 (model/lora.py); counted in the estimate.
+    extra = _adapter_params(adapter)
+    source = "gguf" if reader is not None else kind
+    choice = choose_weights(weights, config, context, target, available_memory(target), adapter_params=extra,
+                            source=source)
     dtype, compact = choice.dtype, choice.compact
-    if compact is not None and adapter is not None:
-        raise DeviceError(f"a LoRA adapter needs float weights, not {compact}: load with --weights float32 "
-                          "(or bf16 / float16)" + (" (auto picked it: the model does not fit in float32)"
-                                                   if weights == "auto" else ""))
     log.info("%s: %s", config.name or path.name, choice.reason)
     if check_memory:
-        check_fits(estimate_for_option(config, context, choice.option), target, config.name or path.name)
+        check_fits(estimate_for_option(config, context, choice.option, adapter_params=extra,
+                                       device_type=target.type, source=source), target, config.name or path.name)
 
     def weights_progress(done: int, total: int) -> None:
         report("weights", done / total if total else 0.0)
@@ -145,9 +171,8 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
         tokenizer = Tokenizer.from_gguf(path, reader=reader)
         recommended = gguf_sampling_defaults(reader, path)
     else:
-        config, state = load_hf_folder(path, dtype=dtype, progress=weights_progress)
-        if compact is not None:
-            state = quantize_state(state, compact)
+        # compact: each tensor quantized as it is read, never the whole model in float32
+        config, state = load_hf_folder(path, dtype=dtype, progress=weights_progress, compact=compact)
         report("tokenizer", 0.0)
         tokenizer = Tokenizer.from_hf_folder(path)
         recommended = hf_sampling_defaults(path)
@@ -157,7 +182,8 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
     if compact is not None:
         # torch.compile'd one-row products where a compiler works (chatapp/model/quant_products.py);
         # CHATAPP_QUANT_COMPILE=0 / 1 forces eager / compiled. Each weight shape compiles now.
-        mode = {"0": "eager", "1": "compiled"}.get(os.environ.get("CHATAPP_QUANT_COMPILE", ""), "auto")
+        mode = {"0": "eager", "1": "compiled"}.get(os.environ.get("CHATAPP_QUANT_COMPILE", ""),
+                                                   products_mode(target))
         products = set_products(mode)
         shapes = warm_up_products(model, progress=lambda done, total: report("compile", done / total))
         log.info("compact products: %s%s", products, f" ({shapes} weight shapes compiled)" if shapes else "")

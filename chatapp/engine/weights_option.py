@@ -25,9 +25,13 @@ BYTES_PER_WEIGHT = {"int8": 34 / 32, "int4": 20 / 32}
 COMFORTABLE_SHARE = 0.7
 FIT_WORDS = ("fits", "tight", "does not fit")
 # Loading holds, beside the weights: the file's metadata and the tokenizer built from it (92 MiB
-# measured for the bundled model's 49,152-entry vocabulary: ~2 KB an entry) and one weight
-# matrix dequantized to float32 at a time (benchmarks/memory_fit.py measures the whole).
+# measured for the bundled model's 49,152-entry vocabulary in GGUF: ~2 KB an entry, which the
+# gguf reader parses in Python; a safetensors folder's tokenizer.json costs about a quarter of
+# that) and one weight matrix in float32 at a time: dequantized from GGUF, or a safetensors
+# tensor read (and, for int8/int4, quantized a block of rows at a time) with the file open for it
+# alone (benchmarks/memory_fit.py measures the whole).
 LOAD_BYTES_PER_VOCAB_ENTRY = 2048
+LOAD_BYTES_PER_VOCAB_ENTRY_FOLDER = 512
 # int8/int4 with torch.compile'd products (model/quant_products.py) also hold the compiler and
 # its code: 70-130 MiB more at the peak on the bundled model with inductor's disk cache warm (the
 # first, cold compile on a machine peaks higher, once).
@@ -48,29 +52,45 @@ def _vocab_params(config: ModelConfig) -> int:
     return config.vocab_size * config.dim * (1 if config.tie_embeddings else 2)
 
 
-def load_working_bytes(config: ModelConfig) -> int:
+def load_working_bytes(config: ModelConfig, source: str = "gguf") -> int:
     """What a load holds for a moment beside the weights: metadata and tokenizer, and the largest
-    matrix dequantized to float32."""
+    matrix in float32. source: "gguf", or "hf-folder" (a safetensors folder)."""
     largest = max(config.vocab_size, config.intermediate_size, config.dim) * config.dim
-    return config.vocab_size * LOAD_BYTES_PER_VOCAB_ENTRY + largest * 4
+    per_entry = LOAD_BYTES_PER_VOCAB_ENTRY if source == "gguf" else LOAD_BYTES_PER_VOCAB_ENTRY_FOLDER
+    return config.vocab_size * per_entry + largest * 4
+
+
+def adapter_bytes(option: str, adapter_params: int) -> int:
+    """Memory of a LoRA adapter of `adapter_params` numbers on weights in `option`: the base
+    weights' dtype over float weights, float32 over int8 / int4 (peft_adapter.load_adapter)."""
+    check_option(option)
+    return adapter_params * (torch.tensor([], dtype=FLOAT_DTYPES[option]).element_size()
+                             if option in FLOAT_DTYPES else 4)
 
 
 def estimate_for_option(config: ModelConfig, context_len: int, option: str,
-                        batch_size: int = 1) -> MemoryEstimate:
+                        batch_size: int = 1, adapter_params: int = 0, device_type: str = "cpu",
+                        source: str = "gguf") -> MemoryEstimate:
     """Weights in `option` (not "auto") + the KV cache (float32 for int8/int4) + working memory
-    (a prefill's activations and what loading holds for a moment), in bytes."""
+    (a prefill's activations and what loading holds for a moment), in bytes. `adapter_params`:
+    the numbers of a LoRA adapter worn on top (weights_bytes counts it, adapter_bytes).
+    `device_type`: where the model goes; compiled products (and their compiler's memory) are
+    expected on the CPU only (engine.loader.products_mode). `source`: the file kind, "gguf" or
+    "hf-folder" (load_working_bytes)."""
     check_option(option)
+    adapter = adapter_bytes(option, adapter_params)
     if option in FLOAT_DTYPES:
         base = estimate_memory(config, context_len, FLOAT_DTYPES[option], batch_size)
-        return MemoryEstimate(base.weights_bytes, base.kv_cache_bytes,
-                              base.overhead_bytes + load_working_bytes(config))
+        return MemoryEstimate(base.weights_bytes + adapter, base.kv_cache_bytes,
+                              base.overhead_bytes + load_working_bytes(config, source))
     base = estimate_memory(config, context_len, torch.float32, batch_size)
     vocab = _vocab_params(config)
     matrices = config.n_params - vocab  # norms and biases are a rounding error beside them
     vocab_kind = "int8" if option == "int4" else option
     weights = int(matrices * BYTES_PER_WEIGHT[option] + vocab * BYTES_PER_WEIGHT[vocab_kind])
-    compiler = COMPILED_PRODUCTS_BYTES if compiled_products_expected() else 0
-    return MemoryEstimate(weights, base.kv_cache_bytes, base.overhead_bytes + load_working_bytes(config) + compiler)
+    compiler = COMPILED_PRODUCTS_BYTES if device_type == "cpu" and compiled_products_expected() else 0
+    return MemoryEstimate(weights + adapter, base.kv_cache_bytes,
+                          base.overhead_bytes + load_working_bytes(config, source) + compiler)
 
 
 def fit_word(total_bytes: int, free_bytes: Optional[int]) -> str:
@@ -89,7 +109,7 @@ class WeightsChoice:
 
 
 def choose_weights(option: str, config: ModelConfig, context_len: int, device: torch.device,
-                   free_bytes: Optional[int]) -> WeightsChoice:
+                   free_bytes: Optional[int], adapter_params: int = 0, source: str = "gguf") -> WeightsChoice:
     """Resolve `option`. auto: bf16 on CUDA (float32 elsewhere) when it fits comfortably, else
     the most precise compact form that fits; on a CPU bf16 is skipped (slower than float32
     without AVX512-BF16, and int8 measured as close to float32 as bf16 is)."""
@@ -100,7 +120,8 @@ def choose_weights(option: str, config: ModelConfig, context_len: int, device: t
         "float16" if device.type == "cuda" else "float32")
     candidates = [first, "int8", "int4"]
     for i, candidate in enumerate(candidates):
-        total = estimate_for_option(config, context_len, candidate).total_bytes
+        total = estimate_for_option(config, context_len, candidate, adapter_params=adapter_params,
+                                    device_type=device.type, source=source).total_bytes
         limit_ok = fit_word(total, free_bytes) == "fits" if i < len(candidates) - 1 else fit_word(
             total, free_bytes) != "does not fit"
         if limit_ok:
@@ -116,11 +137,13 @@ def _choice(option: str, reason: str) -> WeightsChoice:
     return WeightsChoice(option, torch.float32, option, reason)
 
 
-def fit_table(config: ModelConfig, context_len: int, free_bytes: Optional[int]) -> dict[str, dict]:
+def fit_table(config: ModelConfig, context_len: int, free_bytes: Optional[int],
+              adapter_params: int = 0, device_type: str = "cpu", source: str = "gguf") -> dict[str, dict]:
     """{option: {"bytes", "fit"}} for every concrete option, for the picker and `models --json`."""
     table = {}
     for option in WEIGHT_OPTIONS[1:]:
-        total = estimate_for_option(config, context_len, option).total_bytes
+        total = estimate_for_option(config, context_len, option, adapter_params=adapter_params,
+                                    device_type=device_type, source=source).total_bytes
         table[option] = {"bytes": total, "fit": fit_word(total, free_bytes)}
     return table
 

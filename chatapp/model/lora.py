@@ -14,8 +14,11 @@ adapter adds `<module>.lora_A` and `<module>.lora_B`.
 On a compact base (a QuantLinear: int8/int4 weights, chatapp/model/quant.py) the adapter is
 float32 and the base product is dequantized on the fly, in row chunks, in the forward pass
 and again in the backward pass (`CompactProduct`): autograd never keeps a float copy of a
-base weight, so training holds the compact weights plus the adapter. Such a base cannot be
-merged into (its weight is not float); save the adapter and put it on a float base instead.
+base weight, so training holds the compact weights plus the adapter. Inference (no gradient
+wanted) runs the compact layer's own products, decode's one-row product included, and adds the
+float32 delta: chatting with an adapter over int8/int4 holds the compact weights plus the
+adapter. Such a base cannot be merged into (its weight is not float); save the adapter and
+merge it into a float base instead.
 
 Pure torch and no I/O: the PEFT file format lives in chatapp/weights/peft_adapter.py.
 """

@@ -289,5 +289,6 @@ def warm_up_products(model: nn.Module, progress=None) -> int:
     for done, module in enumerate(shapes.values()):
         if progress:
             progress(done, len(shapes))  # (shapes compiled, shapes): the load's "compile" stage
-        row_product(module.kind, torch.zeros(1, module.in_features), module.qweight, module.scales, module.mins)
+        row_product(module.kind, torch.zeros(1, module.in_features, device=module.qweight.device), module.qweight,
+                    module.scales, module.mins)
     return len(shapes)

@@ -142,9 +142,10 @@ class ModelController(QObject):
             self.worker_thread.cancel_load()
 
     def estimate(self, spec: str) -> None:
-        """Ask the worker what loading `spec` would need (it reads the config, not the weights)."""
+        """Ask the worker what loading `spec` would need (it reads the config, not the weights); the
+        loaded model's own spec with the adapter it wears, which its next load keeps (see load)."""
         if spec:
-            self.request_estimate.emit(spec, self._options(spec))
+            self.request_estimate.emit(spec, self._options(spec, self.adapter if spec == self.settings.model else ""))
 
     def kept_sentence(self) -> str:
         """After a load that did not happen: which model is still loaded, if any."""

@@ -14,9 +14,11 @@ from safetensors import SafetensorError, safe_open
 
 from ..errors import CorruptFileError, MissingFileError, UnsupportedArchitectureError
 from ..model.config import ConfigError, ModelConfig
+from ..model.quant import GROUP, QuantizedTensor, float_target_kind, quantizable
 from ..paths import read_json_object
 from ..sampling_settings import checked_recommendations
 from .experts import stack_experts
+from .heap import HeapTrimmer, trim_heap
 from .hf_names import CONFIG_BUILDERS, family_of, is_conv1d_weight, our_name
 from .phi3 import is_fused, split_fused
 from .validate import check_state_dict
@@ -168,69 +170,148 @@ def _open(path: Path):
         raise CorruptFileError(path, f"is not a readable safetensors file: {exc}") from exc
 
 
-def _tensors(files: list[Path], progress: Progress) -> Iterator[tuple[Path, str, torch.Tensor]]:
-    """Yield every tensor of every file, one at a time, reporting (done, total)."""
-    total = 0
+def _get(f, path: Path, name: str) -> torch.Tensor:
+    try:
+        return f.get_tensor(name)
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise CorruptFileError(path, f"tensor {name} cannot be read: {exc}") from exc
+
+
+def _tensors(files: list[Path], progress: Progress,
+             one_at_a_time: bool = False) -> Iterator[tuple[Path, str, torch.Tensor]]:
+    """Yield every tensor of every file, one at a time, reporting (done, total).
+
+    The tensors are views of the memory-mapped file, whose pages stay resident once touched
+    while the file is open. `one_at_a_time` opens the file for each tensor and closes it before
+    the next (the caller must not keep the tensor itself, only what it made from it), so a load
+    that quantizes never has more than one tensor's pages of the file resident."""
+    keys = {}
     for path in files:
         with _open(path) as f:
-            total += len(list(f.keys()))
-    done = 0
-    for path in files:
-        with _open(path) as f:
-            for name in f.keys():
-                try:
-                    tensor = f.get_tensor(name)
-                except (SafetensorError, OSError, RuntimeError) as exc:
-                    raise CorruptFileError(path, f"tensor {name} cannot be read: {exc}") from exc
+            keys[path] = list(f.keys())
+    total, done = sum(map(len, keys.values())), 0
+    for path, names in keys.items():
+        if one_at_a_time:
+            for name in names:
+                with _open(path) as f:
+                    tensor = _get(f, path, name)
                 yield path, name, tensor
+                del tensor  # the last reference to the file's map: its pages leave the process
+                done += 1
+                if progress:
+                    progress(done, total)
+            continue
+        with _open(path) as f:
+            for name in names:
+                yield path, name, _get(f, path, name)
                 done += 1
                 if progress:
                     progress(done, total)
 
 
-def load_hf_folder(folder: Path | str, dtype: torch.dtype = torch.float32,
-                   progress: Progress = None) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """Read a Hugging Face folder into (config, state dict in our names, `dtype`)."""
+# Floats converted and quantized at once: 4M (16 MB), so a large matrix (a vocabulary) never
+# has float32 temporaries of its whole size beside it.
+QUANTIZE_CHUNK_ELEMENTS = 1 << 20
+
+
+def quantize_in_chunks(tensor: torch.Tensor, kind: str) -> QuantizedTensor:
+    """QuantizedTensor.from_float(tensor.float(), kind), done a block of rows at a time (each
+    group of 32 lies within a row, so the result is the same, bit for bit)."""
+    rows, cols = tensor.shape
+    step = max(1, QUANTIZE_CHUNK_ELEMENTS // cols)
+    first = QuantizedTensor.from_float(tensor[:step].float(), kind)
+    if step >= rows:
+        return first
+    parts = [t for t in (first.qweight, first.scales, first.mins) if t is not None]
+    whole = [torch.empty((rows, *p.shape[1:]), dtype=p.dtype) for p in parts]  # (rows, ...) each
+    for out, part in zip(whole, parts):
+        out[:step] = part
+    del first, parts
+    for i in range(step, rows, step):
+        chunk = QuantizedTensor.from_float(tensor[i:i + step].float(), kind)
+        for out, part in zip(whole, (chunk.qweight, chunk.scales, chunk.mins)):
+            out[i:i + step] = part
+    return QuantizedTensor(kind, *whole)
+
+
+def load_hf_folder(folder: Path | str, dtype: torch.dtype = torch.float32, progress: Progress = None,
+                   compact: Optional[str] = None) -> tuple[ModelConfig, dict[str, Any]]:
+    """Read a Hugging Face folder into (config, state dict in our names, `dtype`).
+
+    Each tensor is read with the file open for it alone and copied out of the file's map, so a
+    load never keeps the file's pages resident beside the weights. (Zero-copy views of the map
+    kept the whole float32 file resident while the engine copied each weight column-major: the
+    bundled model's float32 folder peaked at 1231 MiB against 789 estimated; benchmarks/memory_fit.py.)
+
+    compact: "int8" or "int4" keeps weight matrices compact (chatapp.model.quant QuantizedTensor
+    values, quant.float_target_kind), each quantized as it is read, a block of rows at a time:
+    the load holds the compact weights plus one tensor of the file, never the model in float32.
+    Norms, biases and experts stay `dtype`.
+    """
     folder = Path(folder)
     family, config = read_hf_config(folder)
     files = safetensors_files(folder)
-    state: dict[str, torch.Tensor] = {}
-    fused_qkv: dict[str, torch.Tensor] = {}
-    for path, hf_name, tensor in _tensors(files, progress):
+    state: dict[str, Any] = {}
+    trimmer = HeapTrimmer()  # float copies freed between compact tensors: see weights/heap.py
+
+    kept_float: list[str] = []
+
+    def keep(name: str, tensor: torch.Tensor) -> None:
+        """`tensor` (as the file holds it, or already `dtype` when not compact) into `state`."""
+        if compact is None:
+            state[name] = tensor
+        elif quantizable(name, tuple(tensor.shape)):
+            state[name] = quantize_in_chunks(tensor, float_target_kind(compact, name))
+            trimmer.freed_bytes(4 * tensor.numel())
+        else:  # norms, biases, experts: a copy, so no reference keeps the file's map (and its pages)
+            state[name] = tensor.to(dtype, copy=True)
+            if tensor.dim() == 2 and name.endswith(".weight") and name != "pos_embeddings.weight":
+                kept_float.append(name)
+
+    def take(path: Path, hf_name: str, tensor: torch.Tensor) -> None:
+        """One tensor of the file into `state` (its locals, the float copies, die on return)."""
         name = our_name(hf_name, family)
         if name is None:
-            continue
+            return
         if name == "":
             log.warning("%s: ignoring unknown tensor %s", path, hf_name)
-            continue
+            return
         if not tensor.is_floating_point():
             raise CorruptFileError(path, f"tensor {hf_name} has non-float dtype {tensor.dtype}")
-        tensor = tensor.to(dtype)
+        if config.tie_embeddings and name == "lm_head.weight":
+            return  # shares tok_embeddings.weight
+        if compact is None:  # a copy, converted (compact: keep converts, a chunk of rows at a time)
+            tensor = tensor.to(dtype, copy=True)
         if family == "gpt2":
             if is_conv1d_weight(name, family):
                 tensor = tensor.t().contiguous()  # Conv1D stores (in, out); nn.Linear wants (out, in)
             if ".attn.qkv." in name:
-                fused_qkv[name] = tensor
-                continue
+                # (3*dim, dim) or (3*dim,) -> q, k, v along the output dimension
+                if tensor.shape[0] != 3 * config.dim:
+                    raise CorruptFileError(folder, f"fused qkv tensor {name} has shape {list(tensor.shape)}, "
+                                                   f"expected first dimension {3 * config.dim}")
+                for part, value in zip("qkv", tensor.split(config.dim, dim=0)):
+                    keep(name.replace(".attn.qkv.", f".attn.{part}_proj."), value.contiguous())
+                return
         if family == "phi3" and is_fused(name):  # Phi-3's qkv_proj and gate_up_proj
             try:
-                state.update(split_fused(name, tensor, config))
+                parts = split_fused(name, tensor, config)
             except ValueError as exc:
                 raise CorruptFileError(path, str(exc)) from exc
-            continue
-        state[name] = tensor
-    for name, tensor in fused_qkv.items():
-        # (3*dim, dim) or (3*dim,) -> q, k, v along the output dimension
-        if tensor.shape[0] != 3 * config.dim:
-            raise CorruptFileError(folder, f"fused qkv tensor {name} has shape {list(tensor.shape)}, "
-                                           f"expected first dimension {3 * config.dim}")
-        q, k, v = tensor.split(config.dim, dim=0)
-        for part, value in zip("qkv", (q, k, v)):
-            state[name.replace(".attn.qkv.", f".attn.{part}_proj.")] = value.contiguous()
+            for part, value in parts.items():
+                keep(part, value)
+            return
+        keep(name, tensor)
+
+    for item in _tensors(files, progress, one_at_a_time=True):
+        take(*item)
+        del item  # before the next tensor is read: one at a time
     if config.n_experts:
         stack_experts(state, config, folder)
-    if config.tie_embeddings:
-        state.pop("lm_head.weight", None)
+    if kept_float:
+        log.info("kept %d matrices in float (inputs not a multiple of %d): %s", len(kept_float), GROUP,
+                 ", ".join(kept_float[:3]))
     check_state_dict(config, state, folder)
-    log.info("loaded %d tensors from %s", len(state), folder)
+    trim_heap()
+    log.info("loaded %d tensors from %s%s", len(state), folder, f" as {compact}" if compact else "")
     return config, state

@@ -35,6 +35,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from ..errors import CorruptFileError, MissingFileError, ShapeMismatchError, UnsupportedArchitectureError
 from ..model.lora import LORA_TARGETS, LoRAConfig, apply_lora, has_lora, lora_layers, remove_lora
+from ..model.quant import QuantLinear
 from ..paths import atomic_write_files, read_json_object
 from .hf_names import hf_name, our_name
 from .phi3 import LORA_FUSED_GROUPS, LORA_PART_GROUP, fuse_lora, fused_lora_module, lora_part_rows, split_lora
@@ -266,6 +267,18 @@ def read_adapter_info(folder: PathLike) -> AdapterInfo:
     return AdapterInfo(folder=folder, config=config, base_model_name=base, metadata=metadata)
 
 
+def adapter_parameter_count(folder: PathLike) -> int:
+    """How many numbers the adapter's tensors hold (read from the safetensors header, no tensor
+    loaded): its memory on a model is this times the element size it takes there."""
+    path = Path(folder) / WEIGHTS_FILE
+    _check_files(Path(folder))
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return sum(math.prod(f.get_slice(key).get_shape()) for key in f.keys())
+    except (SafetensorError, OSError) as exc:
+        raise CorruptFileError(path, f"is not a readable safetensors file: {exc}") from exc
+
+
 def _read_tensors(folder: Path, family: str) -> dict[str, dict[str, torch.Tensor]]:
     """{our module name: {"A": tensor, "B": tensor}} from adapter_model.safetensors."""
     path = folder / WEIGHTS_FILE
@@ -291,7 +304,8 @@ def load_adapter(model: torch.nn.Module, folder: PathLike, dtype: Optional[torch
     """Put the adapter in `folder` on `model` (replacing any adapter it has), enabled.
 
     Everything is checked before the model is touched: a bad folder leaves the model as it was.
-    `dtype`: the adapter's dtype on the model, default the base weights'.
+    `dtype`: the adapter's dtype on the model, default the base weights' (float32 over compact
+    int8 / int4 weights: the base product stays compact, the adapter's delta is added in float32).
     """
     folder = Path(folder)
     family = _family(model, folder)
@@ -304,12 +318,14 @@ def load_adapter(model: torch.nn.Module, folder: PathLike, dtype: Optional[torch
     base_hint = f"was the adapter made for {info.base_model_name}?" if info.base_model_name else \
         "the adapter was made for another base model"
 
-    # The layers apply_lora would wrap on this model, with their (out, in) shapes.
-    expected = {name: tuple(module.weight.shape) for name, module in model.named_modules()
-                if isinstance(module, torch.nn.Linear) and name.rpartition(".")[2] in config.target_modules}
+    # The layers apply_lora would wrap on this model (float Linears or compact QuantLinears),
+    # with their (out, in) shapes.
+    expected = {name: (module.out_features, module.in_features) for name, module in model.named_modules()
+                if isinstance(module, (torch.nn.Linear, QuantLinear))
+                and name.rpartition(".")[2] in config.target_modules}
     for name, layer in lora_layers(model):  # a model that already carries an adapter
         if name.rpartition(".")[2] in config.target_modules:
-            expected[name] = tuple(layer.weight.shape)
+            expected[name] = (layer.out_features, layer.in_features)
     extra = sorted(set(tensors) - set(expected))
     if extra:
         raise ShapeMismatchError(path, f"names layers the model does not have or that are not targets: "

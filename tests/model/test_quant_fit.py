@@ -84,12 +84,16 @@ def test_tensor_bytes_leaves_the_kv_cache_out():
     assert tensor_bytes(model) == before
 
 
-def test_an_adapter_on_compact_weights_is_refused_clearly(default_gguf_path, tmp_path):
-    from chatapp.engine.device import DeviceError
-    from chatapp.engine.loader import load_model
+def test_a_folder_without_an_adapter_is_refused_before_the_weights_are_read(default_gguf_path, tmp_path,
+                                                                          monkeypatch):
+    """Adapters go on compact weights (tests/engine/test_adapter_compact.py); a folder that holds
+    none is refused while the estimate counts it, before any weight is read."""
+    from chatapp.engine import loader
+    from chatapp.errors import MissingFileError
 
-    with pytest.raises(DeviceError, match="LoRA adapter needs float weights.*--weights float32"):
-        load_model(default_gguf_path, device="cpu", weights="int4", adapter=tmp_path)
+    monkeypatch.setattr(loader, "load_gguf_state_dict", lambda *a, **k: pytest.fail("weights were read"))
+    with pytest.raises(MissingFileError, match="has no adapter_config.json"):
+        loader.load_model(default_gguf_path, device="cpu", weights="int4", adapter=tmp_path)
 
 
 def test_estimate_says_what_auto_would_pick_whatever_was_asked(default_gguf_path):

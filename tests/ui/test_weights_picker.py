@@ -131,3 +131,20 @@ def test_train_tab_trains_lora_over_the_compact_weights_the_chat_loaded(qtbot, m
     assert "int4: LoRA trains over the compact weights" in form.base_label.text()
     form.method.setCurrentIndex(form.method.findData("full"))  # full fine-tuning needs float weights
     assert form.job("default", [tmp_path], tmp_path / "out").weights == "float"
+
+
+def test_the_estimate_of_the_loaded_model_counts_the_adapter_it_wears(qtbot, make_window, tmp_path):
+    """Its next load keeps the adapter (a compact base wears one as a float one does), so the picker's
+    memory for it includes the adapter; another model's estimate does not."""
+    backend = FakeBackend()
+    window = make_window(backend, models=MODELS)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    window.model.load("default", adapter=str(adapter))
+    qtbot.waitUntil(lambda: len(backend.loads) == 2 and window.loading_spec is None, timeout=5000)
+    _choose(window.header.weights_combo, "int4")
+    qtbot.waitUntil(lambda: backend.estimate_options[-1].weights == "int4", timeout=5000)
+    assert backend.estimate_options[-1].adapter == str(adapter)
+    window.model.estimate("huge")
+    qtbot.waitUntil(lambda: backend.estimate_options[-1].weights != "int4", timeout=5000)
+    assert backend.estimate_options[-1].adapter is None
