@@ -35,8 +35,8 @@ class Block(nn.Module):
             self.attn_post_norm = make_norm(config)
             self.mlp_post_norm = make_norm(config)
 
-    def forward(self, x, rope, input_pos, mask, end):
-        h = self.attn(self.attn_norm(x), rope, input_pos, mask, end)
+    def forward(self, x, rope, input_pos, mask, end, static: bool = False):
+        h = self.attn(self.attn_norm(x), rope, input_pos, mask, end, static)
         x = x + (self.attn_post_norm(h) if self.post_norms else h)
         h = self.mlp(self.mlp_norm(x))
         return x + (self.mlp_post_norm(h) if self.post_norms else h)
@@ -57,6 +57,7 @@ class Transformer(nn.Module):
         if config.tie_embeddings:
             self.lm_head.weight = self.tok_embeddings.weight
         self.cache_len = 0  # positions the KV cache can hold; 0 means no cache
+        self.decode_step = None  # a model/decode_step.DecodeStep the loader attaches, used by the engine
         self.init_buffers()
 
     def init_buffers(self, device: torch.device | str | None = None) -> None:
@@ -104,7 +105,19 @@ class Transformer(nn.Module):
         param = self.norm.weight  # float in every weights option (the embedding may be compact)
         config, dtype = self.config, dtype or param.dtype
         for i, block in enumerate(self.layers):
-            if window_cache and config.cache_positions(i, max_seq_len, window_slack) < max_seq_len:
+            window = window_cache and config.cache_positions(i, max_seq_len, window_slack) < max_seq_len
+            kind = WindowKVCache if window else KVCache
+            slots = config.sliding_window + window_slack if window else max_seq_len + 1  # KVCache: 1 spare
+            old = block.attn.kv_cache
+            if (type(old) is kind and tuple(old.k.shape) == (batch_size, config.n_kv_heads, slots, config.head_dim)
+                    and old.k.dtype == dtype and old.k.device == param.device
+                    and (not window or old.window == config.sliding_window)):
+                # The same cache again: keep its tensors (a compiled decode step was built on
+                # them, model/decode_step.py), forgetting what a sliding window held.
+                if window:
+                    old.pos.fill_(-1)
+                    old.advance(0, 0)
+            elif window:
                 block.attn.kv_cache = WindowKVCache(batch_size, config.n_kv_heads, config.sliding_window,
                                                     window_slack, config.head_dim, dtype, param.device)
             else:
@@ -146,6 +159,41 @@ class Transformer(nn.Module):
         if window is not None:
             allowed &= q_pos - key_pos[None, :] < window
         return allowed
+
+    def forward_static(self, tokens: torch.Tensor, input_pos: torch.Tensor, key_pos: torch.Tensor) -> torch.Tensor:
+        """One decode step that torch.compile can take whole (model/decode_step.py): tokens (B, 1)
+        at input_pos (1,) -> logits (B, 1, V), as forward(tokens, input_pos) with a KV cache.
+
+        key_pos (S,) is arange(S): every layer with a full cache attends over its first S
+        positions (the caller picks S past input_pos; the compiled step marks S dynamic, so one
+        graph serves every S). No Python value is read from a tensor: the keys are written at the
+        position tensor (index_copy_), the mask is built from it, and so are RoPE's cos/sin. A
+        sliding-window cache attends over its ring; its Python bookkeeping is the caller's
+        (WindowKVCache.advance)."""
+        if not self.cache_len:
+            raise ValueError("a decode step needs a KV cache (call setup_cache)")
+        kv_len = key_pos.shape[0]
+        q_pos = input_pos[:, None]  # (1, 1)
+        masks = {False: key_pos[None, :] <= q_pos}  # (1, S)
+        if self.config.sliding_window is not None:  # a window over a full cache (the ring makes its own)
+            masks[True] = masks[False] & (q_pos - key_pos[None, :] < self.config.sliding_window)
+        x = self.tok_embeddings(tokens)  # (B, 1, dim)
+        if self.config.embed_scale:
+            x = x * torch.tensor(self.config.dim ** 0.5).to(x.dtype)
+        ropes = {False: None, True: None}
+        if self.config.positions == "learned":
+            x = x + self.pos_embeddings(input_pos)[None]
+        else:
+            ropes[False] = ropes[True] = self._rope(input_pos, self.cache_len)
+            if self.config.local_rope_theta is not None:
+                ropes[True] = rope_cos_sin(input_pos, self.local_rope_inv_freq)
+        for block in self.layers:
+            x = block(x, ropes[block.sliding], input_pos, masks[block.sliding], kv_len,
+                      static=True)
+        logits = self.lm_head(self.norm(x))
+        if self.config.final_softcap is not None:
+            logits = softcap_logits(logits, self.config.final_softcap)
+        return logits
 
     def forward(self, tokens: torch.Tensor, input_pos: Optional[torch.Tensor] = None,
                 last_only: bool = False, embeds: Optional[torch.Tensor] = None,
