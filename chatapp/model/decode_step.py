@@ -64,6 +64,7 @@ class DecodeStep:
             raise ValueError(f"unknown decode step mode {mode!r}; one of {', '.join(MODES)}")
         self.model = model
         self._fn: Optional[Callable] = None
+        self._last, self._lora = -2, False  # the last position stepped, and whether LoRA was worn then
         self.reason = "eager as asked" if mode == "eager" else ""
         if mode != "eager":
             self.reason = self._why_not(mode) or ""
@@ -100,7 +101,12 @@ class DecodeStep:
     def __call__(self, tokens: torch.Tensor, input_pos: torch.Tensor, position: int) -> torch.Tensor:
         """tokens (B, 1) at input_pos (1,) holding `position` -> logits (B, 1, V)."""
         model = self.model
-        if self._fn is None or not model.cache_len or has_lora(model):
+        if position != self._last + 1:  # a new reply (within one, positions follow each other)
+            # Looked for once per reply: a scan of the modules costs ~0.25 ms, adapters change
+            # between replies only (and should one slip past, dynamo's guards recompile the step).
+            self._lora = has_lora(model)
+        self._last = position
+        if self._fn is None or not model.cache_len or self._lora:
             return model(tokens, input_pos)
         windows = [b.attn.kv_cache for b in model.layers if isinstance(b.attn.kv_cache, WindowKVCache)]
         if position >= model.cache_len or not all(c.can_resume(position) for c in windows):

@@ -169,9 +169,8 @@ class Transformer(nn.Module):
         graph serves every S). No Python value is read from a tensor: the keys are written at the
         position tensor (index_copy_), the mask is built from it, and so are RoPE's cos/sin. A
         sliding-window cache attends over its ring; its Python bookkeeping is the caller's
-        (WindowKVCache.advance)."""
-        if not self.cache_len:
-            raise ValueError("a decode step needs a KV cache (call setup_cache)")
+        (WindowKVCache.advance). A KV cache must be set up (the caller checks: reading cache_len
+        here would make it a constant of the graph)."""
         kv_len = key_pos.shape[0]
         q_pos = input_pos[:, None]  # (1, 1)
         masks = {False: key_pos[None, :] <= q_pos}  # (1, S)
