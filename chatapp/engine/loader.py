@@ -168,7 +168,7 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
     model.decode_step = DecodeStep(model, step_mode)
     if model.decode_step.compiled and adapter is None:
         report("compile", 0.0)
-        model.setup_cache(1, context)  # the Engine's setup_cache keeps these tensors
+        model.setup_cache(1, context)  # the engine's cache has these shapes: no second compile
         model.decode_step.warm_up()
     if adapter is not None:
         report("adapter", 0.0)

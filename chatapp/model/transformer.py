@@ -105,19 +105,7 @@ class Transformer(nn.Module):
         param = self.norm.weight  # float in every weights option (the embedding may be compact)
         config, dtype = self.config, dtype or param.dtype
         for i, block in enumerate(self.layers):
-            window = window_cache and config.cache_positions(i, max_seq_len, window_slack) < max_seq_len
-            kind = WindowKVCache if window else KVCache
-            slots = config.sliding_window + window_slack if window else max_seq_len + 1  # KVCache: 1 spare
-            old = block.attn.kv_cache
-            if (type(old) is kind and tuple(old.k.shape) == (batch_size, config.n_kv_heads, slots, config.head_dim)
-                    and old.k.dtype == dtype and old.k.device == param.device
-                    and (not window or old.window == config.sliding_window)):
-                # The same cache again: keep its tensors (a compiled decode step was built on
-                # them, model/decode_step.py), forgetting what a sliding window held.
-                if window:
-                    old.pos.fill_(-1)
-                    old.advance(0, 0)
-            elif window:
+            if window_cache and config.cache_positions(i, max_seq_len, window_slack) < max_seq_len:
                 block.attn.kv_cache = WindowKVCache(batch_size, config.n_kv_heads, config.sliding_window,
                                                     window_slack, config.head_dim, dtype, param.device)
             else:

@@ -81,18 +81,13 @@ def test_kv_length_rounds_up_to_a_bucket_within_the_cache():
     assert ds.kv_length(5, 100) == 100
 
 
-def test_setup_cache_again_keeps_the_same_tensors():
+def test_a_full_cache_holds_one_spare_slot():
     model = tiny("gemma2-ring")
     model.setup_cache(1, 300)
-    caches = [(b.attn.kv_cache, b.attn.kv_cache.k) for b in model.layers]
-    with torch.inference_mode():
-        model(torch.arange(1, 9)[None], torch.arange(8))
-    model.setup_cache(1, 300)
-    assert all(b.attn.kv_cache is c and b.attn.kv_cache.k is k for b, (c, k) in zip(model.layers, caches))
-    ring = model.layers[0].attn.kv_cache
-    assert bool((ring.pos == -1).all()) and ring.can_resume(0) and not ring.can_resume(3)
-    model.setup_cache(1, 200)  # another length: new tensors
-    assert model.layers[1].attn.kv_cache.k.shape[2] == 201  # one spare slot (attention.KVCache)
+    assert isinstance(model.layers[0].attn.kv_cache, WindowKVCache)
+    assert model.layers[1].attn.kv_cache.k.shape[2] == 301  # attention.KVCache: kv_len never the full size
+    held = sum(b.attn.kv_cache.k.nbytes + b.attn.kv_cache.v.nbytes for b in model.layers)
+    assert model.config.kv_cache_bytes(300) == held
 
 
 def test_a_mixture_of_experts_model_decodes_eagerly_and_says_why(caplog):
