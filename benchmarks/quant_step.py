@@ -1,7 +1,10 @@
 """One decode step of the default model in each weights option, timed side by side, and profiled.
 
-    nice -n 10 .venv/bin/python benchmarks/quant_step.py [--options float32 int8 int4] [--products eager compiled]
+    nice -n 10 .venv/bin/python benchmarks/quant_step.py [--options float32 int8 int4] [--products eager compiled step]
                                                         [--steps 40] [--threads 1] [--profile]
+
+products: "eager" / "compiled" are the one-row compact products (quant_products.py) inside an eager
+step; "step" is the whole decode step compiled as one graph (model/decode_step.py), float32 included.
 
 Every (option, products) model is loaded once, prefilled with the same 37 tokens, and then the
 models take decode steps in turn (round robin), so a busy shared machine slows all of them
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import sys
 import time
@@ -28,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chatapp.engine.loader import load_model  # noqa: E402
 from chatapp.model import quant  # noqa: E402
+from chatapp.model.decode_step import DecodeStep  # noqa: E402
 from chatapp.model.linear import configure_fast_paths  # noqa: E402
 
 log = logging.getLogger("quant_step")
@@ -35,6 +40,7 @@ PROMPT = 37
 
 
 def prepare(option: str, threads: int):
+    os.environ["CHATAPP_DECODE_COMPILE"] = "0"  # the step is compiled below, on this cache
     model = load_model("default", device="cpu", weights=option, check_memory=False).model
     # the Engine's inference layout: one-row products split per thread, column-major float weights
     configure_fast_paths(model, decode_split=threads, onednn=True, column_major=True)
@@ -44,38 +50,58 @@ def prepare(option: str, threads: int):
     return model
 
 
-def step(model, pos: int, products: str) -> tuple[float, float]:
-    quant.set_products(products)
+def compiled_step(model) -> DecodeStep:
+    """The whole-step graph on the model's cache (prefilled again: the warm-up clears it)."""
+    start = time.process_time()
+    decode = DecodeStep(model, "compiled")
+    decode.warm_up()
     with torch.inference_mode():
+        model(torch.arange(PROMPT)[None], torch.arange(PROMPT), last_only=True)
+    log.info("decode step compiled in %.1f s of CPU (this process)", time.process_time() - start)
+    return decode
+
+
+def step(model, pos: int, products: str, decode=None) -> tuple[float, float]:
+    quant.set_products("compiled" if products == "step" else products)
+    with torch.inference_mode():  # tensors made inside, as the engine's: dynamo guards on it
+        token, input_pos = torch.tensor([[pos % 1000 + 5]]), torch.tensor([pos])
         wall, cpu = time.perf_counter(), time.thread_time()
-        model(torch.tensor([[pos % 1000 + 5]]), torch.tensor([pos]))
+        if decode is not None:
+            decode(token, input_pos, pos)
+        else:
+            model(token, input_pos)
         return time.perf_counter() - wall, time.thread_time() - cpu
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--options", nargs="+", default=["float32", "int8", "int4"])
-    ap.add_argument("--products", nargs="+", default=["eager", "compiled"], choices=["eager", "compiled"])
+    ap.add_argument("--products", nargs="+", default=["eager", "compiled", "step"],
+                    choices=["eager", "compiled", "step"])
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
-    runs = {}
+    runs, steps = {}, {}
     for option in args.options:
         model = prepare(option, args.threads)
-        for products in (args.products if option != "float32" else ["eager"]):
+        for products in args.products:
+            if option == "float32" and products == "compiled":
+                continue  # no compact products
             runs[(option, products)] = model
-    for (option, products), model in runs.items():  # warm up (and compile) before any timing
+            if products == "step":
+                steps[(option, products)] = compiled_step(model)
+    for key, model in runs.items():  # warm up (and compile) before any timing
         start = time.perf_counter()
         for i in range(3):
-            step(model, PROMPT + i, products)
-        log.info("%s %s: first steps %.1f s (compiling, when compiled)", option, products, time.perf_counter() - start)
+            step(model, PROMPT + i, key[1], steps.get(key))
+        log.info("%s %s: first steps %.1f s (compiling, when compiled)", *key, time.perf_counter() - start)
     times = {key: [] for key in runs}
     for i in range(args.steps):
         for key, model in runs.items():
-            times[key].append(step(model, PROMPT + 3 + i, key[1]))
+            times[key].append(step(model, PROMPT + 3 + i, key[1], steps.get(key)))
     print("| weights | products | step ms wall, median (min) | step ms CPU, median (min) | weight MB | GB/s (CPU median) |")
     print("|---|---|---|---|---|---|")
     for (option, products), model in runs.items():
@@ -93,9 +119,10 @@ def main() -> int:
         from torch.profiler import ProfilerActivity, profile
 
         for (option, products), model in runs.items():
-            quant.set_products(products)
-            with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
-                model(torch.tensor([[7]]), torch.tensor([PROMPT + 3 + args.steps]))
+            for i in range(3):  # the profiler's own warm-up
+                step(model, PROMPT + 3 + args.steps + i, products, steps.get((option, products)))
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                step(model, PROMPT + 6 + args.steps, products, steps.get((option, products)))
             print(f"\n### one decode step: {option}, {products} products\n")
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
     return 0

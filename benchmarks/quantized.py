@@ -2,10 +2,14 @@
 memory, and quality against float32, beside transformers float32 and llama.cpp.
 
     nice -n 10 .venv/bin/python benchmarks/quantized.py [--threads 1] [--new-tokens 64] [--options float32 int8 int4]
+                                                        [--steps compiled eager] [--context 512]
 
 Speed: decode tok/s after a 37-token prompt and prefill tok/s of a 500-token prompt (the
 issue's settings), the weight bytes held and the bandwidth decode reaches (bytes held x
-tokens/s), peak resident memory, and which one-row products int8/int4 used (compiled/eager).
+tokens/s), peak resident memory, which one-row products int8/int4 used (compiled/eager) and
+which decode step ran (`--steps`: compiled as one graph, model/decode_step.py, or eager; each a
+row, CHATAPP_DECODE_COMPILE in the bench's process). The step compiles once per context length
+(the KV cache's size is part of the graph), so every bench runs at `--context`.
 Quality: perplexity on a fixed text (the first demo document) and greedy agreement with
 float32 (tokens equal before the first difference, over a fixed set of prompts).
 llama.cpp: through llama-cpp-python in a virtual environment of its own, made by
@@ -41,13 +45,13 @@ CHAT = "What is the capital of France?"
 PREFILL_TOKENS = 500
 
 
-def bench(option: str, args) -> dict:
+def bench(option: str, step: str, args) -> dict:
     """`chatapp bench` decode at 37 prompt tokens, then prefill of PREFILL_TOKENS, in two processes."""
     def run(prompt_tokens: int, new_tokens: int) -> dict:
         cmd = [sys.executable, "-m", "chatapp", "bench", "--model", args.model, "--weights", option,
                "--device", "cpu", "--threads", str(args.threads), "--prompt-tokens", str(prompt_tokens),
-               "--new-tokens", str(new_tokens), "--runs", str(args.runs), "--json"]
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+               "--new-tokens", str(new_tokens), "--runs", str(args.runs), "--context", str(args.context), "--json"]
+        env = dict(os.environ, PYTHONPATH=str(ROOT), CHATAPP_DECODE_COMPILE="1" if step == "compiled" else "0")
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True, cwd=ROOT)
         return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -114,55 +118,61 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--greedy-tokens", type=int, default=16)
     ap.add_argument("--options", nargs="+", default=["float32", "int8", "int4"])
+    ap.add_argument("--steps", nargs="+", default=["compiled", "eager"], choices=["compiled", "eager"])
+    ap.add_argument("--context", type=int, default=512)
     ap.add_argument("--no-transformers", action="store_true")
     args = ap.parse_args()
+    os.environ["CHATAPP_DECODE_COMPILE"] = "0"  # quality runs here need no compiled step
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
-    rows, reference = {}, {}
+    rows, reference, labels = {}, {}, []
     for option in args.options:
-        speed = bench(option, args)
         q = quality(option, reference, args)
         if option == "float32":
             reference = q
-        rows[option] = {**speed, **{k: v for k, v in q.items() if k not in ("continuations", "loaded")}}
+        for step in args.steps:
+            label = option if step == args.steps[0] else f"{option} ({step} step)"
+            speed = bench(option, step, args)
+            rows[label] = {**speed, **{k: v for k, v in q.items() if k not in ("continuations", "loaded")}}
+            labels.append(label)
+            log.info("%s: %s", label, json.dumps(rows[label]))
         if option != "float32":
             del q["loaded"]
-        log.info("%s: %s", option, json.dumps(rows[option]))
     if not args.no_transformers:
         rows["transformers float32"] = transformers_speed(args)
         log.info("transformers: %s", rows["transformers float32"])
     rows["llama.cpp"] = llama_cpp(reference, args) if reference else "not run (needs the float32 reference)"
     log.info("llama.cpp: %s", rows["llama.cpp"])
     print(json.dumps(rows, indent=1))
-    table(rows, args.options)
+    table(rows, labels)
     return 0
 
 
 def table(rows: dict, options: list[str]) -> None:
     base = rows.get("float32", {}).get("decode_tok_s")
     ref = rows["llama.cpp"] if isinstance(rows["llama.cpp"], dict) else {}
-    print(f"| weights | products | decode tok/s | vs float32 | vs llama.cpp | prefill tok/s ({PREFILL_TOKENS}) | "
+    print(f"| weights | step | products | decode tok/s | vs float32 | vs llama.cpp | prefill tok/s ({PREFILL_TOKENS}) | "
           "vs llama.cpp | weight MB | decode GB/s | peak MiB | ppl | greedy |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for option in options:
         r = rows[option]
         vs_ref = (f"{r['decode_tok_s'] / ref['decode_tok_s']:.2f}", f"{r['prefill_tok_s'] / ref['prefill_tok_s']:.2f}"
                   ) if ref else ("-", "-")
-        print(f"| {option} | {r.get('compact_products') or '-'} | {r['decode_tok_s']:.1f} | "
+        print(f"| {option} | {r.get('decode_step', '-')} | {r.get('compact_products') or '-'} | {r['decode_tok_s']:.1f} | "
               f"{r['decode_tok_s'] / base if base else 0:.2f} | {vs_ref[0]} | {r['prefill_tok_s']:.0f} | {vs_ref[1]} | "
               f"{r['weight_bytes'] / 1e6:.0f} | {r['decode_weight_GBps']} | {r['peak_rss_bytes'] / 1024**2:.0f} | "
               f"{r['perplexity']} | {r.get('greedy_agreement', '-')} |")
     t = rows.get("transformers float32")
     if isinstance(t, dict):
-        print(f"| transformers float32 | - | {t.get('decode_tok_s', 0):.1f} | | | {t.get('prefill_tok_s', 0):.0f} (37) | |"
-              " | | | | |")
+        print(f"| transformers float32 | - | - | {t.get('decode_tok_s', 0):.1f} | | | {t.get('prefill_tok_s', 0):.0f} (37) |"
+              " | | | | | |")
     if ref:
-        print(f"| llama.cpp {ref['llama_cpp']} (file's Q4_1) | - | {ref['decode_tok_s']:.1f} | "
+        print(f"| llama.cpp {ref['llama_cpp']} (file's Q4_1) | - | - | {ref['decode_tok_s']:.1f} | "
               f"{ref['decode_tok_s'] / base if base else 0:.2f} | 1.00 | {ref['prefill_tok_s']:.0f} | 1.00 | | | | "
               f"{ref['perplexity']} | {ref['greedy_agreement']} |")
         print(f"\nllama.cpp's greedy reply to {CHAT!r}: {ref['chat_reply']!r}")
     else:
-        print(f"| llama.cpp | {rows['llama.cpp']} | | | | | | | | | | |")
+        print(f"| llama.cpp | {rows['llama.cpp']} | | | | | | | | | | | |")
 
 
 if __name__ == "__main__":

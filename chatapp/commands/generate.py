@@ -342,6 +342,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
               "weights_reason": info.weights_reason, "weight_bytes": tensor_bytes(model),
               # int8/int4 one-row products: "compiled" (torch.compile) or "eager"; None for float weights
               "compact_products": products_in_use() if weights_kind(model) else None,
+              # the one-token step: "compiled" as one graph (model/decode_step.py) or "eager"
+              "decode_step": "compiled" if getattr(model.decode_step, "compiled", False) else "eager",
               **bench_engine(backend.engine, args.prompt_tokens, args.new_tokens, args.runs)}
     # ru_maxrss: KiB on Linux, bytes on macOS; the process's peak resident memory
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

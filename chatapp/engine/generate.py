@@ -91,7 +91,11 @@ class Engine:
     def _forward(self, ids: Sequence[int], start: int) -> torch.Tensor:
         tokens = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
         positions = torch.arange(start, start + len(ids), device=self.device)
-        logits = self.model(tokens, positions, last_only=True)  # (1, 1, vocab)
+        step = getattr(self.model, "decode_step", None)  # compiled where the loader set one up
+        if step is not None and len(ids) == 1:
+            logits = step(tokens, positions, start)  # (1, 1, vocab)
+        else:
+            logits = self.model(tokens, positions, last_only=True)  # (1, 1, vocab)
         return logits[0, -1].float().cpu()
 
     def generate_ids(self, prompt_ids: Sequence[int], settings: SamplingSettings,

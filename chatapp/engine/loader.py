@@ -26,6 +26,7 @@ from ..weights.gguf_config import gguf_sampling_defaults
 from ..weights.gguf_loader import gguf_config, load_gguf_state_dict, open_gguf
 from ..weights.hf_loader import hf_sampling_defaults, load_hf_folder, read_hf_config
 from ..weights.peft_adapter import adapter_parameter_count, load_adapter
+from ..model.decode_step import DecodeStep
 from ..model.quant import set_products, warm_up_products
 from .device import available_memory, check_fits, choose_device
 from .weights_option import (FLOAT_DTYPES, check_option, choose_weights, estimate_for_option, fit_table,
@@ -187,6 +188,14 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
         products = set_products(mode)
         shapes = warm_up_products(model, progress=lambda done, total: report("compile", done / total))
         log.info("compact products: %s%s", products, f" ({shapes} weight shapes compiled)" if shapes else "")
+    # The one-token decode step compiled as one graph where a compiler works (model/decode_step.py);
+    # CHATAPP_DECODE_COMPILE=0 / 1 forces eager / compiled. It compiles now, on the engine's cache.
+    step_mode = {"0": "eager", "1": "compiled"}.get(os.environ.get("CHATAPP_DECODE_COMPILE", ""), "auto")
+    model.decode_step = DecodeStep(model, step_mode)
+    if model.decode_step.compiled and adapter is None:
+        report("compile", 0.0)
+        model.setup_cache(1, context)  # the engine's cache has these shapes: no second compile
+        model.decode_step.warm_up()
     if adapter is not None:
         report("adapter", 0.0)
         info = load_adapter(model, Path(adapter).expanduser())

@@ -16,12 +16,16 @@ from .window_cache import WindowKVCache
 
 
 class KVCache(nn.Module):
-    """Keys and values for every position up to max_seq_len, written in place at input_pos."""
+    """Keys and values for every position up to max_seq_len, written in place at input_pos.
+
+    The tensors hold one slot more, never written: a compiled decode step's dynamic length
+    (update_static's kv_len) is then always shorter than the tensor, so torch.compile cannot
+    turn the last length into a constant (a slice to the full size is a special case)."""
 
     def __init__(self, batch_size: int, n_kv_heads: int, max_seq_len: int, head_dim: int,
                  dtype: torch.dtype, device: torch.device | str | None = None) -> None:
         super().__init__()
-        shape = (batch_size, n_kv_heads, max_seq_len, head_dim)
+        shape = (batch_size, n_kv_heads, max_seq_len + 1, head_dim)
         self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
         self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
 
@@ -32,6 +36,16 @@ class KVCache(nn.Module):
         self.k[:batch, :, input_pos] = k
         self.v[:batch, :, input_pos] = v
         return self.k[:batch, :, :end], self.v[:batch, :, :end]
+
+    def update_static(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_len: int
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """As update, for a compiled decode step: written with index_copy_ at the position
+        tensor (no Python int read from it), the first `kv_len` positions returned (a fixed
+        length chosen by the caller, so the shapes do not change with the position)."""
+        batch = k.shape[0]
+        self.k[:batch].index_copy_(2, input_pos, k)
+        self.v[:batch].index_copy_(2, input_pos, v)
+        return self.k[:batch, :, :kv_len], self.v[:batch, :, :kv_len]
 
 
 class Attention(nn.Module):
@@ -54,7 +68,10 @@ class Attention(nn.Module):
         self.kv_cache: Optional[KVCache | WindowKVCache] = None
 
     def forward(self, x: torch.Tensor, rope: Optional[tuple[torch.Tensor, torch.Tensor]],
-                input_pos: Optional[torch.Tensor], mask: Optional[torch.Tensor], end: int) -> torch.Tensor:
+                input_pos: Optional[torch.Tensor], mask: Optional[torch.Tensor], end: int,
+                static: bool = False) -> torch.Tensor:
+        """static: a compiled decode step's call (Transformer.forward_static): `end` is the fixed
+        number of cached positions to attend over and `mask` covers them (every layer has one)."""
         batch, seq, _ = x.shape
         # (B, T, H*D) -> (B, T, H, D) -> (B, H, T, D)
         q = self.q_proj(x).view(batch, seq, self.n_heads, self.head_dim).transpose(1, 2)
@@ -66,7 +83,11 @@ class Attention(nn.Module):
             cos, sin = rope
             q = apply_rope(q, cos, sin)
             k = apply_rope(k, cos, sin)
-        if isinstance(self.kv_cache, WindowKVCache):
+        if static and isinstance(self.kv_cache, WindowKVCache):
+            k, v, mask = self.kv_cache.update_static(input_pos, k, v)
+        elif static:
+            k, v = self.kv_cache.update_static(input_pos, k, v, end)  # (B, Hkv, end, D)
+        elif isinstance(self.kv_cache, WindowKVCache):
             k, v, mask = self.kv_cache.update(input_pos, k, v)  # the ring's keys, its own mask
         elif self.kv_cache is not None:
             k, v = self.kv_cache.update(input_pos, k, v, end)  # (B, Hkv, end, D)

@@ -262,8 +262,12 @@ class ModelConfig:
 
     def kv_cache_bytes(self, seq_len: int, batch_size: int = 1, bytes_per_value: int = 4) -> int:
         """Bytes of the KV cache `setup_cache` allocates for `seq_len` positions: a sliding-window
-        layer keeps only its window plus WINDOW_CACHE_SLACK positions (see model/window_cache.py)."""
-        positions = sum(self.cache_positions(i, seq_len) for i in range(self.n_layers))
+        layer keeps only its window plus WINDOW_CACHE_SLACK positions (see model/window_cache.py);
+        a full one holds one spare slot (model/attention.py KVCache)."""
+        positions = 0
+        for i in range(self.n_layers):
+            held = self.cache_positions(i, seq_len)
+            positions += held if held < seq_len else held + 1
         return 2 * positions * batch_size * self.n_kv_heads * self.head_dim * bytes_per_value
 
     def cache_positions(self, index: int, seq_len: int, slack: int = WINDOW_CACHE_SLACK) -> int:

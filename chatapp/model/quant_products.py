@@ -128,8 +128,9 @@ def compiled_product(kind: str) -> Optional[Callable]:
 
 def row_product(kind: str, x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
                 mins: Optional[torch.Tensor]) -> torch.Tensor:
-    """x (1, in) times the compact weight -> (1, out), by the products in use."""
-    fn = _compiled.get(kind)
+    """x (1, in) times the compact weight -> (1, out), by the products in use; the pure function
+    while torch.compile traces a larger graph (a whole decode step) that it becomes part of."""
+    fn = None if torch.compiler.is_compiling() else _compiled.get(kind)
     if fn is not None:
         try:
             return fn(x, qweight, scales) if kind == "int8" else fn(x, qweight, scales, mins)

@@ -35,8 +35,8 @@ class Block(nn.Module):
             self.attn_post_norm = make_norm(config)
             self.mlp_post_norm = make_norm(config)
 
-    def forward(self, x, rope, input_pos, mask, end):
-        h = self.attn(self.attn_norm(x), rope, input_pos, mask, end)
+    def forward(self, x, rope, input_pos, mask, end, static: bool = False):
+        h = self.attn(self.attn_norm(x), rope, input_pos, mask, end, static)
         x = x + (self.attn_post_norm(h) if self.post_norms else h)
         h = self.mlp(self.mlp_norm(x))
         return x + (self.mlp_post_norm(h) if self.post_norms else h)
@@ -57,6 +57,7 @@ class Transformer(nn.Module):
         if config.tie_embeddings:
             self.lm_head.weight = self.tok_embeddings.weight
         self.cache_len = 0  # positions the KV cache can hold; 0 means no cache
+        self.decode_step = None  # a model/decode_step.DecodeStep the loader attaches, used by the engine
         self.init_buffers()
 
     def init_buffers(self, device: torch.device | str | None = None) -> None:
@@ -146,6 +147,40 @@ class Transformer(nn.Module):
         if window is not None:
             allowed &= q_pos - key_pos[None, :] < window
         return allowed
+
+    def forward_static(self, tokens: torch.Tensor, input_pos: torch.Tensor, key_pos: torch.Tensor) -> torch.Tensor:
+        """One decode step that torch.compile can take whole (model/decode_step.py): tokens (B, 1)
+        at input_pos (1,) -> logits (B, 1, V), as forward(tokens, input_pos) with a KV cache.
+
+        key_pos (S,) is arange(S): every layer with a full cache attends over its first S
+        positions (the caller picks S past input_pos; the compiled step marks S dynamic, so one
+        graph serves every S). No Python value is read from a tensor: the keys are written at the
+        position tensor (index_copy_), the mask is built from it, and so are RoPE's cos/sin. A
+        sliding-window cache attends over its ring; its Python bookkeeping is the caller's
+        (WindowKVCache.advance). A KV cache must be set up (the caller checks: reading cache_len
+        here would make it a constant of the graph)."""
+        kv_len = key_pos.shape[0]
+        q_pos = input_pos[:, None]  # (1, 1)
+        masks = {False: key_pos[None, :] <= q_pos}  # (1, S)
+        if self.config.sliding_window is not None:  # a window over a full cache (the ring makes its own)
+            masks[True] = masks[False] & (q_pos - key_pos[None, :] < self.config.sliding_window)
+        x = self.tok_embeddings(tokens)  # (B, 1, dim)
+        if self.config.embed_scale:
+            x = x * torch.tensor(self.config.dim ** 0.5).to(x.dtype)
+        ropes = {False: None, True: None}
+        if self.config.positions == "learned":
+            x = x + self.pos_embeddings(input_pos)[None]
+        else:
+            ropes[False] = ropes[True] = self._rope(input_pos, self.cache_len)
+            if self.config.local_rope_theta is not None:
+                ropes[True] = rope_cos_sin(input_pos, self.local_rope_inv_freq)
+        for block in self.layers:
+            x = block(x, ropes[block.sliding], input_pos, masks[block.sliding], kv_len,
+                      static=True)
+        logits = self.lm_head(self.norm(x))
+        if self.config.final_softcap is not None:
+            logits = softcap_logits(logits, self.config.final_softcap)
+        return logits
 
     def forward(self, tokens: torch.Tensor, input_pos: Optional[torch.Tensor] = None,
                 last_only: bool = False, embeds: Optional[torch.Tensor] = None,

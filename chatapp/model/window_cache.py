@@ -65,12 +65,31 @@ class WindowKVCache(nn.Module):
             values = torch.cat((self.v[:batch, :, slots], v), dim=2)
             key_pos = torch.cat((before, input_pos))
             self._write(input_pos[-self.size:], k[:, :, -self.size:], v[:, :, -self.size:])
+        self.advance(start, seq)
+        return keys, values, self._mask(input_pos, key_pos)
+
+    def advance(self, start: int, seq: int) -> None:
+        """Record that positions start..start+seq-1 were written (update does; a compiled
+        step's caller does it for update_static, which cannot read Python ints)."""
         end = start + seq
         self._intact_from = max(self._intact_from if start > 0 else 0, end - self.size, 0)
         self._high = end - 1
+
+    def _mask(self, input_pos: torch.Tensor, key_pos: torch.Tensor) -> torch.Tensor:
         q_pos = input_pos[:, None]
-        mask = (key_pos[None, :] >= 0) & (key_pos[None, :] <= q_pos) & (q_pos - key_pos[None, :] < self.window)
-        return keys, values, mask
+        return (key_pos[None, :] >= 0) & (key_pos[None, :] <= q_pos) & (q_pos - key_pos[None, :] < self.window)
+
+    def update_static(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """update's decode path for a compiled step: one position written at its slot with
+        index_copy_, attention over the whole ring. No checks and no bookkeeping here (they read
+        Python ints): the caller checks can_resume before and calls advance after."""
+        batch = k.shape[0]
+        slots = input_pos % self.size
+        self.k[:batch].index_copy_(2, slots, k)
+        self.v[:batch].index_copy_(2, slots, v)
+        self.pos.index_copy_(0, slots, input_pos)
+        return self.k[:batch], self.v[:batch], self._mask(input_pos, self.pos)
 
     def _write(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
         slots = input_pos % self.size

@@ -36,7 +36,7 @@ def stage_text(stage: str) -> str:
     return {"config": _tr("Reading the model's settings"), "weights": _tr("Reading the weights"),
             "tokenizer": _tr("Preparing the tokenizer"), "adapter": _tr("Putting on the adapter"),
             "ready": _tr("Preparing to chat"), "engine": _tr("Preparing to chat"),
-            "compile": _tr("Compiling compact kernels (a minute the first time, seconds after)")}.get(stage, stage)
+            "compile": _tr("Compiling the decode step (minutes the first time, seconds after)")}.get(stage, stage)
 
 
 class ModelController(QObject):

@@ -174,9 +174,9 @@ def test_window_cache_holds_only_the_window(pair):
         held = sum(buf.numel() * buf.element_size() for b in ours.layers
                    for name, buf in b.attn.kv_cache.named_buffers() if name in ("k", "v"))
         ours.clear_cache()
-        full = config.n_layers * 128 * per_position
-        assert held == (full - sliding * (128 - WINDOW - 10) * per_position if window_cache else full)
-    assert config.kv_cache_bytes(128) == full - sliding * (128 - WINDOW - 256 if 128 > WINDOW + 256 else 0)
+        full = config.n_layers * 129 * per_position  # 128 positions and a spare slot (attention.KVCache)
+        assert held == (full - sliding * (129 - WINDOW - 10) * per_position if window_cache else full)
+    assert config.kv_cache_bytes(128) == full - sliding * (129 - WINDOW - 256 if 128 > WINDOW + 256 else 0)
 
 
 def test_gemma3_reads_the_flat_rope_layout_as_the_nested_one(tmp_path):

@@ -113,7 +113,7 @@ def test_warm_up_compiles_what_the_engine_decodes_with():
 
 
 def test_warm_up_reports_each_shape_as_the_loads_compile_stage(monkeypatch):
-    """The window's load bar shows "Compiling compact kernels" with how many shapes are done."""
+    """The window's load bar shows the "compile" stage with how many shapes are done."""
     monkeypatch.setitem(qp._compiled, "int8", qp.int8_row_product)
     model = torch.nn.Sequential(QuantLinear(compact("int8", 40, 96)), QuantLinear(compact("int8", 40, 96, seed=2)),
                                 QuantLinear(compact("int8", 96, 64, seed=3)))

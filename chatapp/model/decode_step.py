@@ -1,0 +1,155 @@
+"""The one-token decode step, compiled whole by torch.compile where a compiler works.
+
+A decode step of a small model is mostly not arithmetic: about a thousand small eager
+operators (norms, RoPE, attention, cache writes) plus a Python call per product. Compiled as
+one graph (gpt-fast's recipe) they become a few fused loops. That needs a step with fixed
+shapes and no Python value read from a tensor: `Transformer.forward_static` writes the keys at
+the position tensor and attends over a fixed number of cached positions, `kv_len`.
+
+Every other shape is fixed (the weights, one token); the number of cached positions a step
+attends over is the position rounded up to a multiple of BUCKET (at most the cache length), so
+a step reads the keys a reply needs, not the whole context, and it is the one dynamic size
+(`mark_dynamic`): one graph serves every length. A graph per length (`dynamic=False`
+throughout) compiled 1.5 minutes of CPU each, cold, on this 2-core machine.
+`DecodeStep.warm_up` compiles it at load.
+
+Modes, as the compact products (quant_products.py): "auto" compiles where the probe finds a
+working C++ compiler, never in a packaged app, on the CPU only; "eager" / "compiled" force one
+(CHATAPP_DECODE_COMPILE=0 / 1 for the loader). Models the step cannot take as one graph run
+eagerly, with the reason logged: mixture-of-experts layers (the router's choice picks which
+weights are read) and models wearing LoRA adapters (adapters are swapped at run time). A
+compiled step that fails logs it once and eager takes over.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from .linear import configure_fast_paths
+from .lora import has_lora
+from .moe import MoE
+from .quant_products import compiler_available
+from .window_cache import WindowKVCache
+
+log = logging.getLogger(__name__)
+
+MODES = ("auto", "eager", "compiled")
+BUCKET = 256  # cached positions a compiled step attends over: a multiple of this past the position
+
+
+def kv_length(position: int, cache_len: int) -> int:
+    """Positions a step at `position` attends over: the next multiple of BUCKET past it, at
+    most the cache length."""
+    return min((position // BUCKET + 1) * BUCKET, cache_len)
+
+
+def unsupported_reason(model: nn.Module) -> Optional[str]:
+    """Why `model`'s decode step cannot be compiled as one graph, or None when it can."""
+    if not hasattr(model, "forward_static"):
+        return "the model has no static decode step"
+    if any(isinstance(m, MoE) for m in model.modules()):
+        return "mixture-of-experts routing decides which weights a step reads"
+    return None
+
+
+class DecodeStep:
+    """Runs `model`'s one-token steps: compiled (forward_static) or eager (forward)."""
+
+    def __init__(self, model: nn.Module, mode: str = "auto") -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown decode step mode {mode!r}; one of {', '.join(MODES)}")
+        self.model = model
+        self._fn: Optional[Callable] = None
+        self._last, self._lora = -2, False  # the last position stepped, and whether LoRA was worn then
+        self.reason = "eager as asked" if mode == "eager" else ""
+        if mode != "eager":
+            self.reason = self._why_not(mode) or ""
+            if not self.reason:
+                import torch._dynamo
+
+                # a graph per model loaded (side by side, or one after another in a process)
+                torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+                # dynamic=None: static shapes but for the one marked dynamic (key_pos's length)
+                self._fn = torch.compile(model.forward_static, fullgraph=True)
+        log.info("decode step: %s", "compiled" if self._fn is not None else f"eager ({self.reason})")
+
+    def _why_not(self, mode: str) -> Optional[str]:
+        reason = unsupported_reason(self.model)
+        if reason:
+            return reason
+        device = next(self.model.parameters()).device
+        if device.type != "cpu":
+            return f"compiled steps are used on the CPU only (the model is on {device.type})"
+        if mode == "auto" and not compiler_available():
+            return "no working C++ compiler for torch.compile (or a packaged app)"
+        return None
+
+    @property
+    def compiled(self) -> bool:
+        return self._fn is not None
+
+    def _key_pos(self, position: int) -> torch.Tensor:
+        """arange(kv_length) (S,), its length marked dynamic for the compiled step."""
+        key_pos = torch.arange(kv_length(position, self.model.cache_len), device=self.model.norm.weight.device)
+        torch._dynamo.mark_dynamic(key_pos, 0)
+        return key_pos
+
+    def __call__(self, tokens: torch.Tensor, input_pos: torch.Tensor, position: int) -> torch.Tensor:
+        """tokens (B, 1) at input_pos (1,) holding `position` -> logits (B, 1, V)."""
+        model = self.model
+        if position != self._last + 1:  # a new reply (within one, positions follow each other)
+            # Looked for once per reply: a scan of the modules costs ~0.25 ms, adapters change
+            # between replies only (and should one slip past, dynamo's guards recompile the step).
+            self._lora = has_lora(model)
+        self._last = position
+        if self._fn is None or not model.cache_len or self._lora:
+            return model(tokens, input_pos)
+        windows = [b.attn.kv_cache for b in model.layers if isinstance(b.attn.kv_cache, WindowKVCache)]
+        if position >= model.cache_len or not all(c.can_resume(position) for c in windows):
+            return model(tokens, input_pos)  # the eager step says what is wrong
+        try:
+            logits = self._fn(tokens, input_pos, self._key_pos(position))
+        except Exception as exc:  # noqa: BLE001 - a compiler failure must not stop a reply
+            log.warning("the compiled decode step failed (%s); decoding eagerly from now on", exc)
+            self._fn, self.reason = None, f"the compiled step failed: {exc}"
+            return model(tokens, input_pos)
+        for cache in windows:
+            cache.advance(position, 1)
+        return logits
+
+    @torch.inference_mode()
+    def warm_up(self) -> bool:
+        """Compile the step now (at load) rather than in a reply: one step at the cache's last
+        position, the cache cleared afterwards. Returns whether the step is compiled."""
+        model = self.model
+        if self._fn is None or not model.cache_len:
+            return False
+        # The engine's inference layout (Engine.__init__), set first: the graph is built on it,
+        # and changing it afterwards (strides, split products) would compile it again.
+        configure_fast_paths(model, decode_split=torch.get_num_threads(), onednn=True, column_major=True)
+        position = min(BUCKET, model.cache_len) - 1  # no checks (a sliding window would refuse): cleared after
+        token = torch.zeros(1, 1, dtype=torch.long, device=model.norm.weight.device)
+        try:
+            self._fn(token, torch.tensor([position], device=token.device), self._key_pos(position))
+        except Exception as exc:  # noqa: BLE001 - a compiler failure must not stop a load
+            log.warning("the decode step did not compile (%s); decoding eagerly", exc)
+            self._fn, self.reason = None, f"the compiled step failed: {exc}"
+        clear_cache_contents(model)
+        return self._fn is not None
+
+
+def clear_cache_contents(model: nn.Module) -> None:
+    """Empty every layer's KV cache in place (same tensors, so compiled steps stay valid)."""
+    for block in model.layers:
+        cache = block.attn.kv_cache
+        if cache is None:
+            continue
+        cache.k.zero_()
+        cache.v.zero_()
+        if isinstance(cache, WindowKVCache):
+            cache.pos.fill_(-1)
+            cache.advance(0, 0)

@@ -1,0 +1,194 @@
+"""The one-token decode step as one graph (Transformer.forward_static, model/decode_step.py):
+equal to the eager forward for every kind of layer, compiled once for every position, and the
+fallbacks to eager (mixture of experts, adapters, a failing compile, no compiler)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from chatapp.engine.generate import Engine
+from chatapp.engine.sampling import SamplingSettings
+from chatapp.model import decode_step as ds
+from chatapp.model.config import ModelConfig
+from chatapp.model.lora import LoRAConfig, apply_lora
+from chatapp.model.quant import QuantizedTensor, install_quantized, quantizable
+from chatapp.model.transformer import Transformer
+from chatapp.model.window_cache import WindowKVCache
+
+GEMMA2 = dict(arch="gemma2", norm_unit_offset=True, post_norms=True, embed_scale=True, mlp="geglu",
+              sliding_window=4, layer_types=("sliding_attention", "full_attention"), attn_softcap=5.0,
+              final_softcap=5.0)
+CONFIGS = {
+    "llama-gqa": dict(arch="llama", n_kv_heads=2),
+    "qwen3-qknorm": dict(arch="qwen3", n_kv_heads=2, qk_norm=True, head_dim=16),
+    "gemma2-ring": GEMMA2,  # sliding layers hold a ring of window + 256 slots (< 300)
+    "gemma3-local-rope": dict(GEMMA2, arch="gemma3", attn_softcap=None, final_softcap=None, qk_norm=True,
+                              local_rope_theta=10.0),
+    "mistral-window": dict(arch="mistral", sliding_window=6),  # every layer slides, full-length cache
+    "gpt2-learned": dict(arch="gpt2", positions="learned", norm="layernorm", mlp="gelu", qkv_bias=True,
+                         o_bias=True, mlp_bias=True),
+    "phi3-partial-rope": dict(arch="phi3", partial_rotary_factor=0.5, tie_embeddings=True),
+}
+
+
+def tiny(name: str, max_seq_len: int = 300, dim: int = 32, intermediate: int = 48, seed: int = 0) -> Transformer:
+    config = ModelConfig(vocab_size=50, dim=dim, n_layers=2, n_heads=4, intermediate_size=intermediate,
+                         max_seq_len=max_seq_len, **dict(dict(n_kv_heads=4), **CONFIGS[name]))
+    torch.manual_seed(seed)
+    model = Transformer(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.3)
+    return model.eval()
+
+
+def static_step(model, token: int, position: int, kv_len: int) -> torch.Tensor:
+    """What DecodeStep does around the graph: the call, then the ring's bookkeeping."""
+    logits = model.forward_static(torch.tensor([[token]]), torch.tensor([position]), torch.arange(kv_len))
+    for block in model.layers:
+        if isinstance(block.attn.kv_cache, WindowKVCache):
+            block.attn.kv_cache.advance(position, 1)
+    return logits
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@torch.inference_mode()
+def test_the_static_step_equals_the_eager_step(name):
+    eager, static = tiny(name), tiny(name)
+    prompt = torch.arange(1, 12)[None]  # (1, 11)
+    for model in (eager, static):
+        model.setup_cache(1, 300)
+        model(prompt, torch.arange(11))
+    if name == "gemma2-ring":
+        assert isinstance(static.layers[0].attn.kv_cache, WindowKVCache)
+    token = 3
+    for position in range(11, 40):
+        want = eager(torch.tensor([[token]]), torch.tensor([position]))
+        # attend over more positions than written (the rest masked), as a bucket does
+        got = static_step(static, token, position, kv_len=64 if name != "gpt2-learned" else 300)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        token = int(want[0, -1].argmax())
+
+
+def test_kv_length_rounds_up_to_a_bucket_within_the_cache():
+    assert ds.kv_length(0, 4096) == ds.BUCKET
+    assert ds.kv_length(ds.BUCKET - 1, 4096) == ds.BUCKET
+    assert ds.kv_length(ds.BUCKET, 4096) == 2 * ds.BUCKET
+    assert ds.kv_length(4095, 4096) == 4096
+    assert ds.kv_length(5, 100) == 100
+
+
+def test_a_full_cache_holds_one_spare_slot():
+    model = tiny("gemma2-ring")
+    model.setup_cache(1, 300)
+    assert isinstance(model.layers[0].attn.kv_cache, WindowKVCache)
+    assert model.layers[1].attn.kv_cache.k.shape[2] == 301  # attention.KVCache: kv_len never the full size
+    held = sum(b.attn.kv_cache.k.nbytes + b.attn.kv_cache.v.nbytes for b in model.layers)
+    assert model.config.kv_cache_bytes(300) == held
+
+
+def test_a_mixture_of_experts_model_decodes_eagerly_and_says_why(caplog):
+    config = ModelConfig(arch="qwen3_moe", vocab_size=50, dim=32, n_layers=1, n_heads=4, intermediate_size=48,
+                         moe_intermediate_size=16, max_seq_len=64, n_experts=4, n_experts_per_tok=2)
+    model = Transformer(config).eval()
+    with caplog.at_level(logging.INFO, logger="chatapp.model.decode_step"):
+        step = ds.DecodeStep(model, "compiled")
+    assert not step.compiled and "mixture-of-experts" in step.reason
+    assert "eager (mixture-of-experts" in caplog.text
+
+
+def test_an_unknown_mode_is_refused_by_name():
+    with pytest.raises(ValueError, match="'fast'.*auto, eager, compiled"):
+        ds.DecodeStep(tiny("llama-gqa"), "fast")
+
+
+def test_auto_stays_eager_without_a_compiler(monkeypatch):
+    monkeypatch.setattr(ds, "compiler_available", lambda: False)
+    step = ds.DecodeStep(tiny("llama-gqa"), "auto")
+    assert not step.compiled and "compiler" in step.reason
+
+
+@torch.inference_mode()
+def test_a_failing_compiled_step_falls_back_to_eager_for_good(caplog):
+    model = tiny("llama-gqa")
+    model.setup_cache(1, 300)
+    step = ds.DecodeStep(model, "eager")
+    calls = []
+
+    def broken(*args):
+        calls.append(args)
+        raise RuntimeError("no compiler today")
+
+    step._fn = broken
+    model(torch.arange(1, 6)[None], torch.arange(5))
+    want = tiny("llama-gqa")
+    want.setup_cache(1, 300)
+    want(torch.arange(1, 6)[None], torch.arange(5))
+    with caplog.at_level(logging.WARNING, logger="chatapp.model.decode_step"):
+        got = step(torch.tensor([[7]]), torch.tensor([5]), 5)
+    torch.testing.assert_close(got, want(torch.tensor([[7]]), torch.tensor([5])))
+    assert len(calls) == 1 and not step.compiled and "no compiler today" in caplog.text
+    step(torch.tensor([[8]]), torch.tensor([6]), 6)
+    assert len(calls) == 1  # not tried again
+
+
+@torch.inference_mode()
+def test_a_model_wearing_lora_takes_the_eager_step():
+    model = tiny("llama-gqa")
+    model.setup_cache(1, 300)
+    step = ds.DecodeStep(model, "eager")
+    step._fn = lambda *args: pytest.fail("the compiled step ran with an adapter on")
+    apply_lora(model, LoRAConfig(r=2, alpha=4, target_modules=["q_proj"]))
+    model(torch.arange(1, 6)[None], torch.arange(5))
+    assert step(torch.tensor([[7]]), torch.tensor([5]), 5).shape == (1, 1, 50)
+
+
+# -- compiled (a C++ compiler needed: tens of seconds each on a 2-core machine) -----------------
+
+def needs_compiler():
+    if not ds.compiler_available():
+        pytest.skip("no working C++ compiler for torch.compile on this machine")
+
+
+def compact_llama() -> Transformer:
+    """A tiny GQA Llama whose matrices are int8 / int4 (the products run inside the graph)."""
+    model = tiny("llama-gqa", max_seq_len=600, dim=64, intermediate=96, seed=1)
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if quantizable(name, tuple(tensor.shape)) and ".layers." in name:
+            state[name] = QuantizedTensor.from_float(tensor, "int4" if "mlp" in name else "int8")
+    install_quantized(model, state)
+    return model
+
+
+@pytest.mark.parametrize("make", [compact_llama, lambda: tiny("gemma2-ring")], ids=["compact-llama", "gemma2-ring"])
+def test_the_compiled_step_equals_the_eager_step_across_buckets_in_one_graph(make):
+    needs_compiler()
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    model, reference = make(), make()
+    cache_len = model.config.max_seq_len
+    engine = Engine(reference, tokenizer=None, context_len=cache_len, eos_ids=set())
+    step = ds.DecodeStep(model, "compiled")
+    model.decode_step = step
+    model.setup_cache(1, cache_len)
+    assert step.warm_up()
+    compiled_engine = Engine(model, tokenizer=None, context_len=cache_len, eos_ids=set())
+    before = dict(torch._dynamo.utils.counters["stats"])
+    # a prompt that ends before a bucket boundary, decoded past it (and past the ring's size)
+    prompt = [(i * 7) % 50 for i in range(ds.BUCKET - 6)]
+    settings = SamplingSettings(temperature=0.0, max_new_tokens=12)
+    want = list(engine.generate_ids(prompt, settings))
+    got = list(compiled_engine.generate_ids(prompt, settings))
+    assert got == want
+    assert step.compiled  # no fallback on the way
+    assert dict(torch._dynamo.utils.counters["stats"]).get("unique_graphs") == before.get("unique_graphs")
+    with torch.inference_mode():  # logits of one more step, from the same caches
+        position = len(prompt) + len(got) - 1
+        a = reference(torch.tensor([[got[-1]]]), torch.tensor([position]))
+        b = step(torch.tensor([[got[-1]]]), torch.tensor([position]), position)
+    torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
