@@ -252,7 +252,10 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
         # The measured speed bounds the run by the time budget; the trainer is rebuilt for the
         # new length (its LoRA layers, already on the model, are kept).
         # What is left of the budget after the examples, the model's loading and this measure.
-        left_s = job.time_budget_s - (time.monotonic() - run_started) - END_RESERVE_S
+        # The evaluations before and after training are a forward pass over the held-out blocks
+        # each (a third of forward+backward per block, as estimate_seconds counts them).
+        evals_s = 2 * (micro_s / 3) * len(data.val) / max(1, len(inputs)) if data.val is not None else 0.0
+        left_s = job.time_budget_s - (time.monotonic() - run_started) - END_RESERVE_S - evals_s
         steps = auto_steps(len(data.train), job.batch_size * job.grad_accum, micro_s * cfg.grad_accum,
                            max(0.0, left_s), AUTO_EPOCHS[recipe], AUTO_MIN_STEPS[recipe])
         if steps != total_steps:
