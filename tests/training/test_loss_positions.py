@@ -3,6 +3,8 @@ the same loss and the same gradients as the full (B, T, V) path."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -101,3 +103,54 @@ def test_no_labels_at_all_give_a_zero_loss_that_backpropagates():
     loss = _token_loss_sum(model, inputs, torch.full_like(labels, IGNORE_INDEX))
     loss.backward()
     assert loss.item() == 0.0
+
+
+# -- bf16 products on a CPU -----------------------------------------------------------------
+def test_cpu_bf16_runs_the_products_in_bf16_and_keeps_the_adapter_float32():
+    from chatapp.training.trainer import TrainConfig, Trainer, _autocast
+
+    model = tiny(tie=True)
+    inputs, labels = batch()
+    seen = []
+    hook = model.layers[0].attn.q_proj.register_forward_hook(lambda m, a, out: seen.append(out.dtype))
+    with torch.no_grad():
+        want = _token_loss_sum(model, inputs, labels).item()  # float32
+        with _autocast(torch.device("cpu"), True, cpu_bf16=True):
+            got = _token_loss_sum(model, inputs, labels).item()
+        with _autocast(torch.device("cpu"), True, cpu_bf16=False):  # off unless asked: float32
+            _token_loss_sum(model, inputs, labels)
+    assert seen == [torch.float32, torch.bfloat16, torch.float32]
+    assert got == pytest.approx(want, rel=2e-2) and got != want
+    hook.remove()
+
+    from chatapp.training.dataset import TokenBlocks
+    tokens = torch.randint(0, VOCAB, (6, 17), generator=torch.Generator().manual_seed(2))
+    blocks = TokenBlocks(tokens, torch.ones_like(tokens, dtype=torch.bool))
+    trainer = Trainer(model, TrainConfig(max_steps=3, batch_size=2, block_size=16, eval_every=0, warmup_steps=0,
+                                         lr=1e-2, cpu_bf16=True), blocks)
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    result = trainer.fit()
+    assert result.step == 3 and all(math.isfinite(v) for v in result.losses.values())
+    trained = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    assert all(p.dtype == torch.float32 for p in trained.values())
+    assert any(not torch.equal(before[n], p) for n, p in trained.items())
+    state = trainer.optimizer.state_dict()["state"]
+    assert all(s["exp_avg"].dtype == torch.float32 for s in state.values())
+
+
+def test_cpu_has_bf16_reads_the_cpu_flags(monkeypatch, tmp_path):
+    import builtins
+
+    from chatapp.training import trainer as trainer_module
+
+    real_open = builtins.open
+    for flags, want in (("fpu avx512f avx512_bf16 avx512_vnni", True), ("fpu avx512f amx_bf16", True),
+                        ("fpu avx2 avx512f", False)):
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(info if path == "/proc/cpuinfo"
+                                                                              else path, *a, **k))
+        trainer_module.cpu_has_bf16.cache_clear()
+        assert trainer_module.cpu_has_bf16() is want
+    monkeypatch.setattr(builtins, "open", real_open)
+    trainer_module.cpu_has_bf16.cache_clear()
