@@ -213,8 +213,8 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
                       keep_checkpoints=job.keep_checkpoints, seed=job.seed, block_size=job.block_size,
                       gradient_checkpointing=job.gradient_checkpointing, lora=lora, warmup_steps=0,
                       early_stop_patience=job.early_stop, restore_best=job.restore_best,
-                      cpu_bf16=method == "lora" and device.type == "cpu" and weight_dtype_is_float32(model)
-                      and cpu_has_bf16())
+                      cpu_bf16=method == "lora" and device.type == "cpu" and not job.no_bf16
+                      and weight_dtype_is_float32(model) and cpu_has_bf16())
     if job.auto_length:
         cfg.max_steps = _resumed_max_steps(resume_from) or auto_steps(
             len(data.train), job.batch_size * job.grad_accum, None, job.time_budget_s, AUTO_EPOCHS[recipe],
