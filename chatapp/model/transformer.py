@@ -163,8 +163,8 @@ class Transformer(nn.Module):
         and the vocabulary projection is a large share of a long prompt's cost.
 
         logits_at: (B, T) bool, logits only where it is True, (N, V) in row-major order: training
-        needs them only where a label is (the vocabulary projection and its softmax were ~20% of
-        a LoRA step with most positions of a chat example carrying no loss).
+        needs them only where a label is (a LoRA step of the knowledge recipe, where 35% of the
+        positions carry a label, took 14% less CPU time this way).
         """
         batch, seq = tokens.shape
         if input_pos is None:
