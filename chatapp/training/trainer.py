@@ -219,8 +219,10 @@ def _token_loss_sum(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor
     (Transformer's `logits_at`) projects only those positions onto the vocabulary: the same
     loss and gradients, without the logits of prompts and padding (most of a chat row)."""
     inner = getattr(model, "module", model)  # under DDP / FSDP: the wrapped model's forward
-    if _takes_logits_at(type(inner)):
-        targets = labels != IGNORE_INDEX  # (B, T)
+    targets = labels != IGNORE_INDEX  # (B, T)
+    # No label at all (a rank's share of a step can be all padding): the full path, whose
+    # products are never empty (an empty one has no weight gradient to give under full tuning).
+    if _takes_logits_at(type(inner)) and bool(targets.any()):
         logits = model(inputs, logits_at=targets)  # (N, V)
         return F.cross_entropy(logits.float(), labels[targets], reduction="sum")
     logits = model(inputs)  # (B, T, V)

@@ -97,12 +97,19 @@ def test_a_model_without_logits_at_takes_the_full_path():
         full_loss(model.inner, inputs, labels).item(), rel=1e-6)
 
 
-def test_no_labels_at_all_give_a_zero_loss_that_backpropagates():
+@pytest.mark.parametrize("full", [False, True])
+def test_no_labels_at_all_give_a_zero_loss_that_backpropagates(full):
+    from chatapp.model.linear import configure_fast_paths
+
     model = tiny(tie=False)
+    configure_fast_paths(model, onednn=True)
+    if full:  # every weight trained, the vocabulary projection's too (its gradient from no rows)
+        model.requires_grad_(True)
     inputs, labels = batch()
     loss = _token_loss_sum(model, inputs, torch.full_like(labels, IGNORE_INDEX))
     loss.backward()
     assert loss.item() == 0.0
+    assert model.lm_head.weight.grad is None or not model.lm_head.weight.grad.any()
 
 
 # -- bf16 products on a CPU -----------------------------------------------------------------
