@@ -338,3 +338,18 @@ def test_without_progress_lines_are_readable(files, tmp_path):
     code, _, stderr = run_cli(["train", "--model", files["model"], "--data", tmp_path / "none", "--out",
                                tmp_path / "t2"])
     assert code == 1 and "failed: " in stderr and "none" in stderr
+
+
+@pytest.mark.parametrize("has_bf16,argv,expected", [(True, [], True), (True, ["--no-bf16"], False),
+                                                    (False, [], False)])
+def test_lora_on_a_cpu_with_bf16_products_trains_under_bf16_autocast(files, tmp_path, monkeypatch, has_bf16, argv,
+                                                                      expected):
+    import chatapp.training.run as run_module
+
+    monkeypatch.setattr(run_module, "cpu_has_bf16", lambda: has_bf16)
+    out = tmp_path / "out"
+    code, stdout, _ = run_cli(["train", "--model", files["model"], "--data", files["docs"], "--out", out,
+                               "--max-steps", 2, "--block-size", 32, "--eval-every", 0, "--threads", 1, *argv])
+    assert code == 0, stdout
+    from chatapp.weights.peft_adapter import read_adapter_info
+    assert read_adapter_info(out).metadata["train_config"]["cpu_bf16"] is expected

@@ -150,7 +150,7 @@ class DistributedTrainer(Trainer):
         for i, (inputs, labels) in enumerate(batches):
             last = i == len(batches) - 1
             with self._gradient_sync(last):  # reduce once per step
-                with _autocast(self.device, self.config.bf16):
+                with _autocast(self.device, self.config.bf16, self.config.cpu_bf16):
                     loss = _token_loss_sum(self.forward_module, inputs.to(self.device),
                                            labels.to(self.device)) / n_targets
                 (loss * self.ctx.world_size).backward()  # DDP averages over ranks; we want the sum

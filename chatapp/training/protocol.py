@@ -175,6 +175,8 @@ class TrainJob:
                                    "weights, gradients and optimizer state between them (for models too large "
                                    "for one)", choices=STRATEGIES, panel=False)
     gradient_checkpointing: bool = _option(False, "recompute activations: less memory")
+    no_bf16: bool = _option(False, "LoRA on a CPU with bf16 products (AVX512-BF16, AMX): train in float32 "
+                                   "instead of bf16 autocast (about 1.4x slower there)", panel=False)
     max_memory: Optional[str] = _option(None, "memory the job may use, e.g. 6G (default: what the device has "
                                               "free)", metavar="SIZE", panel=False)
     size: str = _option("tiny", "model size for scratch", choices=SCRATCH_SIZES, methods=("scratch",))

@@ -33,7 +33,7 @@ from .prepare import count_targets, prepare_blocks, read_sources
 from .protocol import (AUTO_EPOCHS, AUTO_MIN_STEPS, CANCELLED, CHECKPOINTS, COMPLETED,  # noqa: F401
                        TRAINING_NOTES, CheckpointEvent, DatasetEvent, EndEvent, EstimateEvent, EvalEvent, Event,
                        IngestEvent, SavedEvent, StepEvent, TrainJob)
-from .trainer import TrainConfig, Trainer, _autocast
+from .trainer import TrainConfig, Trainer, _autocast, cpu_has_bf16
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,12 @@ def lora_config(job: TrainJob, recipe: str = "text") -> LoRAConfig:
     """The adapter's shape: the options given, else the recipe's defaults (training/protocol.py)."""
     rank, alpha, targets = job.lora_settings(recipe)
     return LoRAConfig(r=rank, alpha=alpha, dropout=job.lora_dropout, target_modules=targets)
+
+
+def weight_dtype_is_float32(model: torch.nn.Module) -> bool:
+    """A float32 base (not int8/int4 compact weights, which run their own products)."""
+    return next(model.parameters()).dtype == torch.float32 and not any(
+        type(m).__name__ == "QuantLinear" for m in model.modules())
 
 
 def auto_steps(n_blocks: int, blocks_per_step: int, step_s: Optional[float], budget_s: float,
@@ -206,7 +212,9 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
                       grad_accum=job.grad_accum, eval_every=job.eval_every, save_every=job.save_every,
                       keep_checkpoints=job.keep_checkpoints, seed=job.seed, block_size=job.block_size,
                       gradient_checkpointing=job.gradient_checkpointing, lora=lora, warmup_steps=0,
-                      early_stop_patience=job.early_stop, restore_best=job.restore_best)
+                      early_stop_patience=job.early_stop, restore_best=job.restore_best,
+                      cpu_bf16=method == "lora" and device.type == "cpu" and not job.no_bf16
+                      and weight_dtype_is_float32(model) and cpu_has_bf16())
     if job.auto_length:
         cfg.max_steps = _resumed_max_steps(resume_from) or auto_steps(
             len(data.train), job.batch_size * job.grad_accum, None, job.time_budget_s, AUTO_EPOCHS[recipe],
@@ -245,14 +253,17 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
     extra = {"ctx": ctx} if ctx.enabled else {}
     trainer = trainer_cls(model, cfg, data.train, data.val, ckpt_root, progress, cancel, **extra)
     inputs, labels = data.train.batch(torch.arange(min(per_rank, len(data.train))))
-    micro_s = measure_micro_batch_seconds(model, inputs, labels, _autocast(device, cfg.bf16))
+    micro_s = measure_micro_batch_seconds(model, inputs, labels, _autocast(device, cfg.bf16, cfg.cpu_bf16))
     n_evals = (2 + (total_steps // cfg.eval_every if cfg.eval_every else 0)) if data.val is not None else 0
     estimate.micro_batch_s = micro_s
     if job.auto_length and _resumed_max_steps(resume_from) is None and not ctx.enabled:
         # The measured speed bounds the run by the time budget; the trainer is rebuilt for the
         # new length (its LoRA layers, already on the model, are kept).
         # What is left of the budget after the examples, the model's loading and this measure.
-        left_s = job.time_budget_s - (time.monotonic() - run_started) - END_RESERVE_S
+        # The evaluations before and after training are a forward pass over the held-out blocks
+        # each (a third of forward+backward per block, as estimate_seconds counts them).
+        evals_s = 2 * (micro_s / 3) * len(data.val) / max(1, len(inputs)) if data.val is not None else 0.0
+        left_s = job.time_budget_s - (time.monotonic() - run_started) - END_RESERVE_S - evals_s
         steps = auto_steps(len(data.train), job.batch_size * job.grad_accum, micro_s * cfg.grad_accum,
                            max(0.0, left_s), AUTO_EPOCHS[recipe], AUTO_MIN_STEPS[recipe])
         if steps != total_steps:

@@ -17,6 +17,8 @@ RNG states, optimizer, trained weights), and `TrainConfig` documents every field
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import logging
 import math
 import random
@@ -71,7 +73,8 @@ class TrainConfig:
     seed: int = 0
     block_size: int = 256
     gradient_checkpointing: bool = False
-    bf16: bool = True  # bf16 autocast, on CUDA only; CPU computes in float32
+    bf16: bool = True  # bf16 autocast on CUDA; on a CPU only with cpu_bf16
+    cpu_bf16: bool = False  # bf16 autocast on a CPU too (run.py: where it has bf16 products, cpu_has_bf16())
     lora: LoRAConfig = field(default_factory=LoRAConfig)
 
     def __post_init__(self) -> None:
@@ -184,13 +187,44 @@ def disable_gradient_checkpointing(model: nn.Module) -> None:
         vars(block).pop("forward", None)
 
 
-def _autocast(device: torch.device, bf16: bool):
+def _autocast(device: torch.device, bf16: bool, cpu_bf16: bool = False):
     if device.type == "cuda" and bf16:
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cpu" and bf16 and cpu_bf16:
+        # Matrix products in bf16, the trained LoRA weights and AdamW's state stay float32.
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX): bf16 autocast there made a
+    LoRA step of the default model 1.4x faster than float32 (on CPUs without them bf16 products
+    are emulated and slower than float32). Read from Linux's /proc/cpuinfo; False elsewhere."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_logits_at(cls: type) -> bool:
+    return "logits_at" in inspect.signature(cls.forward).parameters
+
+
 def _token_loss_sum(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Summed next-token cross-entropy over the positions with a label. A model that can
+    (Transformer's `logits_at`) projects only those positions onto the vocabulary: the same
+    loss and gradients, without the logits of prompts and padding (most of a chat row)."""
+    inner = getattr(model, "module", model)  # under DDP / FSDP: the wrapped model's forward
+    targets = labels != IGNORE_INDEX  # (B, T)
+    # No label at all (a rank's share of a step can be all padding): the full path, whose
+    # products are never empty (an empty one has no weight gradient to give under full tuning).
+    if _takes_logits_at(type(inner)) and bool(targets.any()):
+        logits = model(inputs, logits_at=targets)  # (N, V)
+        return F.cross_entropy(logits.float(), labels[targets], reduction="sum")
     logits = model(inputs)  # (B, T, V)
     return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX,
                            reduction="sum")
@@ -198,7 +232,7 @@ def _token_loss_sum(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor
 
 @torch.no_grad()
 def evaluate(model: nn.Module, blocks: Union[TokenBlocks, torch.Tensor], batch_size: int = 8,
-             bf16: bool = True) -> tuple[float, float]:
+             bf16: bool = True, cpu_bf16: bool = False) -> tuple[float, float]:
     """(mean next-token loss, perplexity) over every target of `blocks`, in eval mode."""
     blocks = as_blocks(blocks)
     device = next(model.parameters()).device
@@ -210,7 +244,7 @@ def evaluate(model: nn.Module, blocks: Union[TokenBlocks, torch.Tensor], batch_s
         for start in range(0, len(blocks), batch_size):
             inputs, labels = blocks.batch(torch.arange(start, min(start + batch_size, len(blocks))))
             labels = labels.to(device)
-            with _autocast(device, bf16):
+            with _autocast(device, bf16, cpu_bf16):
                 total += _token_loss_sum(model, inputs.to(device), labels).item()
             count += int((labels != IGNORE_INDEX).sum())
     finally:
@@ -222,6 +256,10 @@ def evaluate(model: nn.Module, blocks: Union[TokenBlocks, torch.Tensor], batch_s
 
 
 REPLAN_AFTER = 3  # steps measured before a time-bound run is re-sized to its deadline
+
+
+class _OutOfTime(Exception):
+    """Raised by the time guard's hooks inside a step that would end after the deadline."""
 
 
 # -- the trainer --------------------------------------------------------------------------
@@ -289,6 +327,7 @@ class Trainer:
         # end after it is not started. None: no bound. Set by the caller (run.py, --epochs auto).
         self.deadline: Optional[float] = None
         self._step_times: list[float] = []
+        self._eval_s: Optional[float] = None  # seconds the last evaluation took (the final one is reserved)
 
     # -- data order -----------------------------------------------------------------------
     def _next_indices(self, count: int) -> torch.Tensor:
@@ -315,7 +354,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for inputs, labels in batches:
-            with _autocast(self.device, self.config.bf16):
+            with _autocast(self.device, self.config.bf16, self.config.cpu_bf16):
                 loss = _token_loss_sum(self.model, inputs.to(self.device), labels.to(self.device)) / n_targets
             loss.backward()
             total += loss.item()
@@ -327,10 +366,13 @@ class Trainer:
 
     def _validation_loss(self) -> tuple[float, float]:
         """(loss, perplexity) on the validation blocks; the distributed trainer shards this."""
+        # float32 on a CPU even with cpu_bf16: the perplexity reported is the one `chatapp eval` measures.
         return evaluate(self.model, self.val, self.config.eval_batch_size, self.config.bf16)
 
     def _evaluate(self) -> dict[str, float]:
+        started = time.monotonic()
         loss, ppl = self._validation_loss()
+        self._eval_s = time.monotonic() - started
         record = {"step": self.step, "val_loss": loss, "val_ppl": ppl}
         self.evals.append(record)
         if self.best_val_loss is None or loss < self.best_val_loss:
@@ -422,6 +464,7 @@ class Trainer:
         self.model.train()
         if cfg.gradient_checkpointing:
             enable_gradient_checkpointing(self.model)
+        guard = self._time_guard() if self.deadline is not None else []
         losses: dict[int, float] = {}
         reason = "completed"
         tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size
@@ -436,7 +479,17 @@ class Trainer:
                     break
                 lr = self.schedule(self.step)
                 started = time.perf_counter()
-                loss = self._train_step()
+                if guard:
+                    position, rng = self.position, rng_state()
+                try:
+                    loss = self._train_step()
+                except _OutOfTime:  # the step would end after the deadline: dropped, as if never begun
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self.position = position
+                    set_rng_state(rng)
+                    log.info("time budget: step %d stopped at the deadline and dropped", self.step + 1)
+                    reason = "time_budget"
+                    break
                 elapsed = time.perf_counter() - started
                 self._step_time = elapsed if self._step_time is None else 0.9 * self._step_time + 0.1 * elapsed
                 self._step_times.append(elapsed)
@@ -461,6 +514,8 @@ class Trainer:
                 if cfg.save_every and self.step % cfg.save_every == 0 and self.step < self.total_steps:
                     self.save()
         finally:
+            for handle in guard:
+                handle.remove()
             if cfg.gradient_checkpointing:
                 disable_gradient_checkpointing(self.model)
             self.model.train(was_training)
@@ -482,6 +537,31 @@ class Trainer:
         recent = self._step_times[1:][-8:] or self._step_times
         return sorted(recent)[len(recent) // 2] if recent else None
 
+    def _steps_end(self) -> float:
+        """When the last step must have ended: the deadline less the final evaluation, timed as
+        the last one took (the machine's load changes both alike)."""
+        final_eval_s = (self._eval_s or 0.0) if self.val is not None else 0.0
+        return self.deadline - final_eval_s
+
+    def _time_guard(self) -> list[Any]:
+        """Hooks on every block, forward and backward, that stop a step still running at the
+        steps' end: a step can take many times the others on a loaded machine (two threads
+        where another job holds a core) and would carry the run far past its budget (measured:
+        a 720 s budget ended at 872 s). Only a whole run is timed: not under torchrun, where
+        every process must take the same steps."""
+        def check(*_args: Any) -> None:
+            if time.monotonic() > self._steps_end():
+                raise _OutOfTime
+
+        def after_block(_module: nn.Module, _args: Any, output: Any) -> None:
+            if not torch.is_grad_enabled():  # an evaluation: its time is reserved, not guarded
+                return
+            check()
+            if isinstance(output, torch.Tensor) and output.requires_grad:
+                output.register_hook(check)  # backward: when this block's output gradient is ready
+
+        return [block.register_forward_hook(after_block) for block in self.model.layers]
+
     def _fit_to_deadline(self) -> None:
         """Shorten the run to the steps that fit before the deadline at the measured speed (the
         schedule decays over the new length); a run that fits is left as it is."""
@@ -491,8 +571,9 @@ class Trainer:
         evals_left = 1 if self.val is not None else 0  # the final evaluation
         if self.val is not None and self.config.eval_every:
             evals_left += (self.total_steps - self.step) // self.config.eval_every
-        eval_s = evals_left * step_s * len(self.val) / max(1, 3 * self.config.batch_size * self.config.grad_accum) \
-            if self.val is not None else 0.0
+        one_eval_s = self._eval_s if self._eval_s is not None else \
+            step_s * len(self.val) / max(1, 3 * self.config.batch_size * self.config.grad_accum) if self.val else 0.0
+        eval_s = evals_left * one_eval_s if self.val is not None else 0.0
         fit = self.step + int(max(0.0, self.deadline - time.monotonic() - eval_s) / step_s)
         if fit < self.total_steps:
             log.info("time budget: %d steps instead of %d at %.1f s a step", max(fit, self.step), self.total_steps,
@@ -504,7 +585,7 @@ class Trainer:
     def _out_of_time(self) -> bool:
         step_s = self._measured_step_s()
         return (self.deadline is not None and step_s is not None and self.step > 0
-                and time.monotonic() + step_s > self.deadline)
+                and time.monotonic() + step_s > self._steps_end())
 
     def _restore_best(self) -> Optional[int]:
         """With restore_best, copy the best evaluation's weights back in; the step they are from."""

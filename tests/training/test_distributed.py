@@ -33,7 +33,8 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     docs = write_corpus(tmp_path / "docs")
     args = ["train", "--model", str(model), "--data", str(docs), "--max-steps", "4", "--lr", "1e-2",
             "--block-size", "32", "--batch-size", "4", "--grad-accum", "2", "--eval-every", "2", "--lora-dropout", "0",
-            "--lora-targets", "q_proj,v_proj,up_proj,down_proj", "--threads", "1", "--progress", "jsonl"]
+            "--lora-targets", "q_proj,v_proj,up_proj,down_proj", "--threads", "1", "--progress", "jsonl",
+            "--no-bf16"]  # float32 on every CPU: the processes' sums must agree to 1e-5
 
     two = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "chatapp", *args,
                           "--out", str(tmp_path / "two")], capture_output=True, text=True, env=_env(), timeout=300)
@@ -86,7 +87,7 @@ def test_fsdp_shards_and_matches_one_process_then_resumes(tmp_path, method):
             "--lr", "1e-2" if method == "lora" else "1e-3", "--block-size", "32", "--batch-size", "4",
             "--grad-accum", "2", "--eval-every", "2", "--save-every", "2", "--keep-checkpoints", "0",
             "--lora-dropout", "0", "--lora-targets", "q_proj,v_proj,up_proj,down_proj", "--threads", "1",
-            "--progress", "jsonl"]
+            "--progress", "jsonl", "--no-bf16"]  # float32 on every CPU: the processes' sums must agree to 1e-5
     fsdp = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "chatapp", *args, "--strategy", "fsdp"]
     sharded = subprocess.run([*fsdp, "--out", str(tmp_path / "fsdp")], capture_output=True, text=True,
                              env=_env(), timeout=300)

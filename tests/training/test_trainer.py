@@ -334,3 +334,50 @@ def test_without_a_deadline_the_length_is_kept(monkeypatch):
     trainer = Trainer(tiny_model(), config(max_steps=6, eval_every=0), TRAIN)
     _timed(monkeypatch, trainer, lambda step: 100.0)
     assert trainer.fit().step == 6
+
+
+def test_a_step_still_running_at_the_deadline_is_dropped(monkeypatch):
+    """A step that collapses (another job takes the core) is stopped inside, at the deadline, and
+    leaves the run as it was after the step before: weights, data position and RNG."""
+    import chatapp.training.trainer as trainer_module
+
+    clock = _Clock()
+    monkeypatch.setattr(trainer_module, "time", clock)
+    trainer = Trainer(tiny_model(), config(max_steps=6, eval_every=0), TRAIN)
+    trainer.deadline = clock.now + 100.0
+
+    def block_time(module, _args):  # 1 s per block forward; the 4th step's second block: 200 s
+        clock.now += 200.0 if trainer.step == 3 and module is trainer.model.layers[1] else 1.0
+
+    hooks = [block.register_forward_pre_hook(block_time) for block in trainer.model.layers]
+    result = trainer.fit()
+    for h in hooks:
+        h.remove()
+    assert result.reason == "time_budget" and result.step == 3 and sorted(result.losses) == [1, 2, 3]
+    assert trainer.position == 3 * 3 * 2  # 3 steps of 2 micro-batches of 3 blocks: the 4th gave its blocks back
+    assert all(p.grad is None for p in trainer.params)
+    assert not any(h for b in trainer.model.layers for h in b._forward_hooks.values())  # the guard is gone
+    rng = torch.get_rng_state()
+
+    reference = Trainer(tiny_model(), config(max_steps=6, eval_every=0), TRAIN,
+                        cancel=lambda: reference.step >= 3)
+    assert reference.fit().step == 3
+    assert torch.equal(rng, torch.get_rng_state())
+    for (name, mine), (_, theirs) in zip(trainer.model.named_parameters(), reference.model.named_parameters()):
+        assert torch.equal(mine, theirs), name
+
+
+def test_the_final_evaluation_is_kept_inside_the_deadline(monkeypatch):
+    trainer = Trainer(tiny_model(), config(max_steps=20, eval_every=0), TRAIN, VAL)
+    clock = _timed(monkeypatch, trainer, lambda step: 1.0)
+    real_eval = trainer._validation_loss
+
+    def evaluation():
+        clock.now += 4.0
+        return real_eval()
+
+    monkeypatch.setattr(trainer, "_validation_loss", evaluation)
+    trainer.deadline = clock.now + 4.0 + 10.5  # the first evaluation, then 10.5 s
+    result = trainer.fit()
+    # 4 s of the 10.5 go to the final evaluation: 6 steps of 1 s.
+    assert result.step == 6 and clock.now <= trainer.deadline
