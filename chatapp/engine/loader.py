@@ -127,7 +127,7 @@ def _adapter_params(adapter: str | Path | None) -> int:
 def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dtype] = None,
                context_len: Optional[int] = None, progress: LoadProgress = None,
                check_memory: bool = True, adapter: str | Path | None = None,
-               weights: str = "auto") -> LoadedModel:
+               weights: str = "auto", decode_step: str = "auto") -> LoadedModel:
     """Load the model `spec` names; `adapter`: a LoRA adapter folder (PEFT layout) put on it, enabled.
 
     weights: an engine.weights_option.WEIGHT_OPTIONS value; an explicit `dtype` overrides a
@@ -190,7 +190,8 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
         log.info("compact products: %s%s", products, f" ({shapes} weight shapes compiled)" if shapes else "")
     # The one-token decode step compiled as one graph where a compiler works (model/decode_step.py);
     # CHATAPP_DECODE_COMPILE=0 / 1 forces eager / compiled. It compiles now, on the engine's cache.
-    step_mode = {"0": "eager", "1": "compiled"}.get(os.environ.get("CHATAPP_DECODE_COMPILE", ""), "auto")
+    # `decode_step="eager"`: callers that decode little or nothing (training) skip the compile.
+    step_mode = {"0": "eager", "1": "compiled"}.get(os.environ.get("CHATAPP_DECODE_COMPILE", ""), decode_step)
     model.decode_step = DecodeStep(model, step_mode)
     if model.decode_step.compiled and adapter is None:
         report("compile", 0.0)

@@ -14,6 +14,7 @@ from typing import Optional
 import torch
 
 from ..model.config import ModelConfig
+from ..model.decode_step import compiled_step_expected
 from ..model.quant_products import compiled_products_expected
 from .device import MemoryEstimate, estimate_memory
 
@@ -36,6 +37,11 @@ LOAD_BYTES_PER_VOCAB_ENTRY_FOLDER = 512
 # its code: 70-130 MiB more at the peak on the bundled model with inductor's disk cache warm (the
 # first, cold compile on a machine peaks higher, once).
 COMPILED_PRODUCTS_BYTES = 128 << 20
+# The decode step compiled as one graph (model/decode_step.py) holds the compiler, its graphs and
+# code too: benchmarks/memory_fit.py with the step compiled (context 1024), first with inductor's
+# cache cold for these shapes, peaked 228 MiB (float32), 332 MiB (int8) and 414 MiB (int4) above
+# the estimates without any compiler memory; warm, 176 / 78 / 98 MiB. The estimate plans for a first load.
+COMPILED_STEP_BYTES = 256 << 20
 
 
 class WeightsOptionError(ValueError):
@@ -82,15 +88,21 @@ def estimate_for_option(config: ModelConfig, context_len: int, option: str,
     if option in FLOAT_DTYPES:
         base = estimate_memory(config, context_len, FLOAT_DTYPES[option], batch_size)
         return MemoryEstimate(base.weights_bytes + adapter, base.kv_cache_bytes,
-                              base.overhead_bytes + load_working_bytes(config, source))
+                              base.overhead_bytes + load_working_bytes(config, source) + _step_bytes(device_type))
     base = estimate_memory(config, context_len, torch.float32, batch_size)
     vocab = _vocab_params(config)
     matrices = config.n_params - vocab  # norms and biases are a rounding error beside them
     vocab_kind = "int8" if option == "int4" else option
     weights = int(matrices * BYTES_PER_WEIGHT[option] + vocab * BYTES_PER_WEIGHT[vocab_kind])
     compiler = COMPILED_PRODUCTS_BYTES if device_type == "cpu" and compiled_products_expected() else 0
+    compiler += _step_bytes(device_type)
     return MemoryEstimate(weights + adapter, base.kv_cache_bytes,
                           base.overhead_bytes + load_working_bytes(config, source) + compiler)
+
+
+def _step_bytes(device_type: str) -> int:
+    """The compiled decode step's memory where a load would compile it (the CPU only)."""
+    return COMPILED_STEP_BYTES if device_type == "cpu" and compiled_step_expected() else 0
 
 
 def fit_word(total_bytes: int, free_bytes: Optional[int]) -> str:

@@ -56,6 +56,18 @@ def unsupported_reason(model: nn.Module) -> Optional[str]:
     return None
 
 
+def compiled_step_expected() -> bool:
+    """Whether a load with the loader's default would compile the step, without compiling anything
+    (for memory estimates): as compiled_products_expected, with CHATAPP_DECODE_COMPILE=0 for off."""
+    import os
+
+    from .quant_products import compiled_products_expected
+
+    if os.environ.get("CHATAPP_DECODE_COMPILE") == "1":
+        return True
+    return os.environ.get("CHATAPP_DECODE_COMPILE") != "0" and compiled_products_expected(ignore_products_env=True)
+
+
 class DecodeStep:
     """Runs `model`'s one-token steps: compiled (forward_static) or eager (forward)."""
 

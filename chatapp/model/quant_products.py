@@ -70,11 +70,14 @@ def _compile_all() -> dict[str, Callable]:
     return {kind: torch.compile(fn, dynamic=False) for kind, fn in EAGER.items()}
 
 
-def compiled_products_expected() -> bool:
+def compiled_products_expected(ignore_products_env: bool = False) -> bool:
     """Whether a load with the loader's default would use compiled products, without compiling
-    anything (for memory estimates): not a packaged app, not CHATAPP_QUANT_COMPILE=0, and a C++
-    compiler on the PATH. compiler_available() is the real probe."""
-    if getattr(sys, "frozen", False) or os.environ.get("CHATAPP_QUANT_COMPILE") == "0":
+    anything (for memory estimates): not a packaged app, not CHATAPP_QUANT_COMPILE=0 (unless
+    `ignore_products_env`: the decode step asks about the compiler alone), and a C++ compiler
+    on the PATH. compiler_available() is the real probe."""
+    if getattr(sys, "frozen", False):
+        return False
+    if not ignore_products_env and os.environ.get("CHATAPP_QUANT_COMPILE") == "0":
         return False
     return any(shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "c++", "clang++"))
 

@@ -453,7 +453,7 @@ def _model_asker(spec: str, device: str) -> Callable[[str], str]:
     from ..engine.loader import load_model
     from .quiz import ask
 
-    loaded = load_model(spec, device=device)
+    loaded = load_model(spec, device=device, decode_step="eager")  # ~40 short answers: a compile costs more
     engine = Engine(loaded.model, loaded.tokenizer, context_len=min(2048, loaded.config.max_seq_len))
     return lambda prompt: ask(engine, prompt, max_new_tokens=KnowledgeConfig.max_new_tokens)
 

@@ -169,9 +169,9 @@ def run_training(job: TrainJob, emit: Emit, cancel: Optional[threading.Event] = 
 
         dtype = default_dtype(device) if job.method == "lora" else torch.float32  # full: float32 master weights
         if job.weights in ("int8", "int4"):  # LoRA over a compact base (chatapp/model/lora.py)
-            loaded = load_model(job.model, device=job.device, weights=job.weights)
+            loaded = load_model(job.model, device=job.device, weights=job.weights, decode_step="eager")
         else:
-            loaded = load_model(job.model, device=job.device, dtype=dtype)  # "cuda" is this rank's GPU
+            loaded = load_model(job.model, device=job.device, dtype=dtype, decode_step="eager")  # "cuda" is this rank's GPU
         model, tokenizer, config = loaded.model, loaded.tokenizer, loaded.config
         base_name = _base_name(job.model)
     if job.block_size > config.max_seq_len:

@@ -55,6 +55,36 @@ def test_compiled_products_add_the_compilers_memory_to_compact_options(monkeypat
     assert estimate_for_option(cfg, 64, "int8").total_bytes == eager["int8"]
 
 
+def test_a_compiled_decode_step_adds_its_memory_to_every_option_on_the_cpu(monkeypatch):
+    from chatapp.engine.weights_option import COMPILED_STEP_BYTES
+    from chatapp.model import quant_products
+
+    cfg = config()
+    monkeypatch.setenv("CHATAPP_QUANT_COMPILE", "0")  # products eager: the step's memory alone
+    monkeypatch.setattr(quant_products.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setenv("CHATAPP_DECODE_COMPILE", "0")
+    eager = {o: estimate_for_option(cfg, 64, o).total_bytes for o in ("float32", "int8", "int4")}
+    monkeypatch.delenv("CHATAPP_DECODE_COMPILE")  # the loader's default: compiled where a compiler is
+    step = {o: estimate_for_option(cfg, 64, o).total_bytes for o in ("float32", "int8", "int4")}
+    assert all(step[o] - eager[o] == COMPILED_STEP_BYTES for o in eager)
+    assert estimate_for_option(cfg, 64, "float32", device_type="cuda").total_bytes == eager["float32"]
+    monkeypatch.setattr(quant_products.shutil, "which", lambda name: None)  # no compiler: eager step
+    assert estimate_for_option(cfg, 64, "float32").total_bytes == eager["float32"]
+
+
+def test_training_loads_its_models_without_compiling_a_decode_step():
+    """Training never decodes with its copy, and the knowledge recipe's ~40 answers cost less
+    eager than a compile would: both ask the loader for the eager step."""
+    import inspect
+
+    from chatapp.training import knowledge, run
+
+    for module in (run, knowledge):
+        calls = [line for line in inspect.getsource(module).splitlines() if "load_model(" in line
+                 and "import" not in line]
+        assert calls and all('decode_step="eager"' in line for line in calls), (module.__name__, calls)
+
+
 def test_auto_keeps_float32_when_it_fits_comfortably_else_the_most_precise_that_fits(monkeypatch):
     monkeypatch.setenv("CHATAPP_QUANT_COMPILE", "0")  # eager products: a tiny model's sizes, no compiler beside
     cfg, cpu = config(), torch.device("cpu")
