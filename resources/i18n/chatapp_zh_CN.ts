@@ -1660,8 +1660,8 @@ Chat with a language model on your own machine, and teach it your own documents.
     </message>
     <message>
         <location filename="../../chatapp/ui/model_controller.py" line="39"/>
-        <source>Compiling compact kernels (a minute the first time, seconds after)</source>
-        <translation>正在编译紧凑权重内核（首次约需一分钟，之后只需几秒）</translation>
+        <source>Compiling the decode step (minutes the first time, seconds after)</source>
+        <translation>正在编译解码步骤（首次需几分钟，之后只需几秒）</translation>
     </message>
     <message>
         <location filename="../../chatapp/ui/model_controller.py" line="117"/>
@@ -1674,9 +1674,13 @@ Chat with a language model on your own machine, and teach it your own documents.
         <translation>适配器 {path} 已不存在；模型已在不使用它的情况下加载。</translation>
     </message>
     <message>
-        <location filename="../../chatapp/ui/model_controller.py" line="153"/>
+        <location filename="../../chatapp/ui/model_controller.py" line="154"/>
         <source> The previous model ({name}) is still loaded.</source>
         <translation> 之前的模型（{name}）仍保持加载。</translation>
+    </message>
+    <message>
+        <source>Compiling compact kernels (a minute the first time, seconds after)</source>
+        <translation type="obsolete">正在编译紧凑权重内核（首次约需一分钟，之后只需几秒）</translation>
     </message>
     <message>
         <source>Ready</source>
