@@ -110,6 +110,11 @@ def estimate_model(spec: str | Path, device: str = "auto", context_len: Optional
                                            source=source).option}
 
 
+def _forced_mode(variable: str, default: str) -> str:
+    """"eager" / "compiled" when the environment variable says 0 / 1, else `default`."""
+    return {"0": "eager", "1": "compiled"}.get(os.environ.get(variable, ""), default)
+
+
 def products_mode(device: torch.device) -> str:
     """The compact products a load on `device` uses by default: "auto" (compiled where the C++
     compiler probe passes) on the CPU; "eager" elsewhere: the probe compiles for the CPU and says
@@ -183,16 +188,14 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
     if compact is not None:
         # torch.compile'd one-row products where a compiler works (chatapp/model/quant_products.py);
         # CHATAPP_QUANT_COMPILE=0 / 1 forces eager / compiled. Each weight shape compiles now.
-        mode = {"0": "eager", "1": "compiled"}.get(os.environ.get("CHATAPP_QUANT_COMPILE", ""),
-                                                   products_mode(target))
+        mode = _forced_mode("CHATAPP_QUANT_COMPILE", products_mode(target))
         products = set_products(mode)
         shapes = warm_up_products(model, progress=lambda done, total: report("compile", done / total))
         log.info("compact products: %s%s", products, f" ({shapes} weight shapes compiled)" if shapes else "")
     # The one-token decode step compiled as one graph where a compiler works (model/decode_step.py);
     # CHATAPP_DECODE_COMPILE=0 / 1 forces eager / compiled. It compiles now, on the engine's cache.
     # `decode_step="eager"`: callers that decode little or nothing (training) skip the compile.
-    step_mode = {"0": "eager", "1": "compiled"}.get(os.environ.get("CHATAPP_DECODE_COMPILE", ""), decode_step)
-    model.decode_step = DecodeStep(model, step_mode)
+    model.decode_step = DecodeStep(model, _forced_mode("CHATAPP_DECODE_COMPILE", decode_step))
     if model.decode_step.compiled and adapter is None:
         report("compile", 0.0)
         model.setup_cache(1, context)  # the engine's cache has these shapes: no second compile

@@ -24,6 +24,7 @@ compiled step that fails logs it once and eager takes over.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Callable, Optional
 
 import torch
@@ -32,7 +33,7 @@ from torch import nn
 from .linear import configure_fast_paths
 from .lora import has_lora
 from .moe import MoE
-from .quant_products import compiler_available
+from .quant_products import compiler_available, compiler_on_path
 from .window_cache import WindowKVCache
 
 log = logging.getLogger(__name__)
@@ -58,14 +59,9 @@ def unsupported_reason(model: nn.Module) -> Optional[str]:
 
 def compiled_step_expected() -> bool:
     """Whether a load with the loader's default would compile the step, without compiling anything
-    (for memory estimates): as compiled_products_expected, with CHATAPP_DECODE_COMPILE=0 for off."""
-    import os
-
-    from .quant_products import compiled_products_expected
-
-    if os.environ.get("CHATAPP_DECODE_COMPILE") == "1":
-        return True
-    return os.environ.get("CHATAPP_DECODE_COMPILE") != "0" and compiled_products_expected(ignore_products_env=True)
+    (for memory estimates): a compiler on the path, or CHATAPP_DECODE_COMPILE=1; never with =0."""
+    forced = os.environ.get("CHATAPP_DECODE_COMPILE")
+    return forced == "1" or (forced != "0" and compiler_on_path())
 
 
 class DecodeStep:

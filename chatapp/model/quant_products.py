@@ -70,25 +70,25 @@ def _compile_all() -> dict[str, Callable]:
     return {kind: torch.compile(fn, dynamic=False) for kind, fn in EAGER.items()}
 
 
-def compiled_products_expected(ignore_products_env: bool = False) -> bool:
-    """Whether a load with the loader's default would use compiled products, without compiling
-    anything (for memory estimates): not a packaged app, not CHATAPP_QUANT_COMPILE=0 (unless
-    `ignore_products_env`: the decode step asks about the compiler alone), and a C++ compiler
-    on the PATH. compiler_available() is the real probe."""
+def compiler_on_path() -> bool:
+    """A C++ compiler torch.compile could use, outside a packaged app (which promises none),
+    without compiling anything; compiler_available() is the real probe."""
     if getattr(sys, "frozen", False):
         return False
-    if not ignore_products_env and os.environ.get("CHATAPP_QUANT_COMPILE") == "0":
-        return False
     return any(shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "c++", "clang++"))
+
+
+def compiled_products_expected() -> bool:
+    """Whether a load with the loader's default would use compiled products, without compiling
+    anything (for memory estimates): a compiler on the path and not CHATAPP_QUANT_COMPILE=0."""
+    return os.environ.get("CHATAPP_QUANT_COMPILE") != "0" and compiler_on_path()
 
 
 @functools.lru_cache(maxsize=1)
 def compiler_available() -> bool:
     """Whether torch.compile'd products work here: probed once per process (a few seconds the
     first time on a machine, the compiled code then comes from inductor's disk cache)."""
-    if getattr(sys, "frozen", False):
-        return False  # a packaged app promises no compiler
-    if not any(shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "c++", "clang++")):
+    if not compiler_on_path():  # none found, or a packaged app, which promises none
         log.info("no C++ compiler found: compact products stay eager")
         return False
     try:
