@@ -165,10 +165,7 @@ class VisionDecoder(nn.Module):
                     hits.append((placed, where))  # a prompt run without set_prompt gets no earlier image
         if not hits:
             return self.decoder(tokens, input_pos, last_only=last_only)
-        embeds = self.decoder.tok_embeddings(tokens)  # (1, T, dim)
-        if self.decoder.config.embed_scale:  # Gemma: text embeddings scaled, image features not
-            embeds = embeds * torch.tensor(self.decoder.config.dim ** 0.5).to(embeds.dtype)
-        embeds = embeds.clone()
+        embeds = self.decoder.embed(tokens).clone()  # (1, T, dim), Gemma's scaled; image features are not
         for placed, where in hits:
             features = self._features_of(placed).to(embeds.dtype)  # (count, dim)
             offsets = torch.tensor(placed.positions, device=where.device)

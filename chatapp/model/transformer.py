@@ -164,19 +164,35 @@ class Transformer(nn.Module):
         masks = {False: key_pos[None, :] <= q_pos}  # (1, S)
         if self.config.sliding_window is not None:  # a window over a full cache (the ring makes its own)
             masks[True] = masks[False] & (q_pos - key_pos[None, :] < self.config.sliding_window)
-        x = self.tok_embeddings(tokens)  # (B, 1, dim)
-        if self.config.embed_scale:
+        x, ropes = self._positions(self.embed(tokens), input_pos, self.cache_len)  # (B, 1, dim)
+        for block in self.layers:
+            x = block(x, ropes[block.sliding], input_pos, masks[block.sliding], kv_len,
+                      static=True)
+        return self._logits(x)
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, T) -> embeddings (B, T, dim), scaled as the model scales them (vision splicing
+        uses it too: image features are not scaled)."""
+        x = self.tok_embeddings(tokens)
+        if self.config.embed_scale:  # Gemma: sqrt(dim), rounded to the weights' dtype as it does
             x = x * torch.tensor(self.config.dim ** 0.5).to(x.dtype)
+        return x
+
+    def _positions(self, x: torch.Tensor, input_pos: torch.Tensor, rope_end: int
+                   ) -> tuple[torch.Tensor, dict[bool, Optional[tuple[torch.Tensor, torch.Tensor]]]]:
+        """Learned positions added to x, or RoPE's (cos, sin) for positions below `rope_end`:
+        (x, {Block.sliding: rope or None})."""
         ropes = {False: None, True: None}
         if self.config.positions == "learned":
             x = x + self.pos_embeddings(input_pos)[None]
         else:
-            ropes[False] = ropes[True] = self._rope(input_pos, self.cache_len)
+            ropes[False] = ropes[True] = self._rope(input_pos, rope_end)
             if self.config.local_rope_theta is not None:
                 ropes[True] = rope_cos_sin(input_pos, self.local_rope_inv_freq)
-        for block in self.layers:
-            x = block(x, ropes[block.sliding], input_pos, masks[block.sliding], kv_len,
-                      static=True)
+        return x, ropes
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Final norm, vocabulary projection and soft-capping: (..., dim) -> (..., V)."""
         logits = self.lm_head(self.norm(x))
         if self.config.final_softcap is not None:
             logits = softcap_logits(logits, self.config.final_softcap)
@@ -216,26 +232,12 @@ class Transformer(nn.Module):
                                      attention_blocks)
                  for sliding in {block.sliding for block in self.layers}}
 
-        if embeds is None:
-            x = self.tok_embeddings(tokens)  # (B, T, dim)
-            if self.config.embed_scale:  # Gemma: sqrt(dim), rounded to the weights' dtype as it does
-                x = x * torch.tensor(self.config.dim ** 0.5).to(x.dtype)
-        else:
-            x = embeds  # (B, T, dim), already scaled as the model's embeddings are (vision splicing)
-        ropes = {False: None, True: None}
-        if self.config.positions == "learned":
-            x = x + self.pos_embeddings(input_pos)[None]
-        else:
-            ropes[False] = ropes[True] = self._rope(input_pos, end)
-            if self.config.local_rope_theta is not None:
-                ropes[True] = rope_cos_sin(input_pos, self.local_rope_inv_freq)
+        # embeds: (B, T, dim), already scaled as the model's embeddings are (vision splicing)
+        x, ropes = self._positions(self.embed(tokens) if embeds is None else embeds, input_pos, end)
         for block in self.layers:
             x = block(x, ropes[block.sliding], input_pos, masks[block.sliding], end)
         if last_only:
             x = x[:, -1:]  # (B, 1, dim)
         elif logits_at is not None:
             x = x[logits_at]  # (B, T, dim) -> (N, dim)
-        logits = self.lm_head(self.norm(x))
-        if self.config.final_softcap is not None:
-            logits = softcap_logits(logits, self.config.final_softcap)
-        return logits
+        return self._logits(x)

@@ -275,9 +275,7 @@ def splice_images(model: nn.Module, tokens: torch.Tensor, pixels: Optional[torch
     """The decoder's embeddings of `tokens` (B, T) (scaled as its own are) with the positions of `model.config.image_token_id`
     filled, in order, with `model.image_features(pixels)` (N, per image or tile, dim). ValueError
     when the counts of image tokens and features differ."""
-    embeds = model.decoder.tok_embeddings(tokens)
-    if model.decoder.config.embed_scale:  # Gemma: text embeddings scaled, image features not
-        embeds = embeds * torch.tensor(model.decoder.config.dim ** 0.5).to(embeds.dtype)
+    embeds = model.decoder.embed(tokens)  # Gemma's scaled; image features are not
     mask = tokens == model.config.image_token_id
     n_slots = int(mask.sum())
     if pixels is None or pixels.shape[0] == 0:
