@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 PASSAGE_LABEL = "Passage: "
 QUESTION_LABEL = "\nQuestion about the passage: "
-MAX_BATCH_TOKENS = 2048  # padded tokens per forward: (tokens, vocab) float32 logits, ~400 MB for 49k words
+MAX_BATCH_TOKENS = 2048  # padded tokens per forward (the logits are only the question's: (B * Q, vocab))
 MAX_PASSAGE_TOKENS = 384  # a longer passage is cut (its end) for scoring only
 SHARED_FRACTION = 0.5  # a question word in at least this share of the candidates does not count
 
@@ -120,17 +120,21 @@ def _score_batch(model, sequences: Sequence[tuple[list[int], int]], pad_id: int,
     longest = max(len(ids) for ids, _ in sequences)
     device = next(model.parameters()).device
     tokens = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
-    for row, (ids, _start) in enumerate(sequences):
-        tokens[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
-    with _without_cache(model):
-        logits = model(tokens.to(device))  # (B, T, vocab)
-    logprobs = torch.log_softmax(logits.float(), dim=-1)  # (B, T, vocab)
-    scores = []
+    predicting = torch.zeros((len(sequences), longest), dtype=torch.bool)  # positions whose next token is scored
     for row, (ids, start) in enumerate(sequences):
+        tokens[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+        predicting[row, start - 1:len(ids) - 1] = True  # position t predicts token t + 1
+    with _without_cache(model):
+        logits = model(tokens.to(device), logits_at=predicting.to(device))  # (N, vocab), rows in row-major order
+    logprobs = torch.log_softmax(logits.float(), dim=-1)  # (N, vocab)
+    keep = torch.tensor(list(counts), dtype=torch.bool, device=logprobs.device)  # (Q,)
+    scores = []
+    first = 0
+    for ids, start in sequences:
         targets = torch.tensor(ids[start:], dtype=torch.long, device=logprobs.device)  # (Q,)
-        predicted = logprobs[row, start - 1:len(ids) - 1]  # (Q, vocab): position t predicts t + 1
+        predicted = logprobs[first:first + len(targets)]  # (Q, vocab)
+        first += len(targets)
         token_logprobs = predicted.gather(1, targets[:, None])[:, 0]  # (Q,)
-        keep = torch.tensor(list(counts), dtype=torch.bool, device=logprobs.device)  # (Q,)
         scores.append(float(token_logprobs[keep].mean()))
     return scores
 

@@ -9,7 +9,7 @@ import torch
 
 from chatapp.documents.library import LibraryStore, SearchHit
 from chatapp.engine import rerank
-from chatapp.engine.rerank import question_scores, rerank_order, scoring_ids, write_draft
+from chatapp.engine.rerank import question_pieces, question_scores, rerank_order, scoring_ids, write_draft
 from chatapp.engine.retrieval import RetrievalOptions, fuse_hits, rank_turn
 
 from mock_models import EOS, ByteTokenizer
@@ -40,10 +40,12 @@ class InductionModel(torch.nn.Module):
         self.cache_len = 4096
         self.margin = margin
         self.calls: list[tuple[int, int]] = []
+        self.logit_rows: list = []  # rows of logits asked for per call (None: every position)
 
-    def forward(self, tokens, input_pos=None, last_only=False):
+    def forward(self, tokens, input_pos=None, last_only=False, logits_at=None):
         assert self.cache_len == 0 and all(b.attn.kv_cache is None for b in self.layers)
         self.calls.append(tuple(tokens.shape))
+        self.logit_rows.append(None if logits_at is None else int(logits_at.sum()))
         batch, seq = tokens.shape
         logits = torch.zeros(batch, seq, self.config.vocab_size)  # (B, T, vocab)
         for row in range(batch):
@@ -54,7 +56,7 @@ class InductionModel(torch.nn.Module):
                     follower[ids[t - 1]] = token
                 if token in follower:  # set by an earlier occurrence only: causal
                     logits[row, t, follower[token]] = self.margin
-        return logits
+        return logits if logits_at is None else logits[logits_at]  # (N, vocab) as Transformer.forward
 
 
 def fake_engine(model=None, draft: str = ""):
@@ -87,6 +89,8 @@ def test_the_question_is_likeliest_after_the_passage_that_answers_it():
     assert engine.model.calls == [(3, max(len(scoring_ids(engine.tokenizer, p, QUESTION)[0]) for p in PASSAGES))]
     assert [b.attn.kv_cache for b in engine.model.layers] == caches and engine.model.cache_len == 4096
     assert cost.candidates == 3 and cost.tokens == 3 * engine.model.calls[0][1]
+    # logits only where a question's token is predicted, not at every position of every passage
+    assert engine.model.logit_rows == [3 * len(engine.tokenizer.encode(QUESTION))]
 
 
 def test_batches_are_bounded_and_give_the_same_scores():
@@ -248,3 +252,28 @@ def test_shared_words_do_not_let_the_passage_that_repeats_the_name_win():
     scores, _cost = question_scores(fake_engine(), "Which Japanese camera maker did Halvorsen Lenswerks serve?",
                                     passages)
     assert rerank_order(scores)[0] == 1
+
+
+def test_batched_scores_on_a_real_transformer_equal_a_full_forward_of_each_passage(byte_tokenizer):
+    """Our Transformer, padded batch, logits only at the question's positions: each score is
+    the mean log-softmax of one unpadded forward pass over that candidate alone."""
+    from chatapp.engine.generate import Engine
+    from chatapp.model import ModelConfig, Transformer
+
+    torch.manual_seed(5)
+    config = ModelConfig(arch="llama", vocab_size=257, dim=32, n_layers=2, n_heads=4, n_kv_heads=2,
+                         intermediate_size=48, max_seq_len=512, tie_embeddings=True)
+    model = Transformer(config).eval()
+    engine = Engine(model, byte_tokenizer, eos_ids=set())
+    passages = ["a short one", "a rather longer passage about the lighthouse keeper and her lamp", "mid length text"]
+    question = "who kept the lamp?"
+    scores, _cost = question_scores(engine, question, passages)
+    _ids, counts = question_pieces(byte_tokenizer, question, passages)
+    keep = torch.tensor(counts)
+    for passage, score in zip(passages, scores):
+        ids, start = scoring_ids(byte_tokenizer, passage, question)
+        with torch.no_grad():
+            logprobs = torch.log_softmax(model(torch.tensor([ids]))[0].float(), dim=-1)  # (T, vocab)
+        targets = torch.tensor(ids[start:])
+        expected = logprobs[start - 1:len(ids) - 1].gather(1, targets[:, None])[:, 0][keep].mean()
+        assert score == pytest.approx(float(expected), abs=1e-4)
