@@ -6,11 +6,19 @@ one graph (gpt-fast's recipe) they become a few fused loops. That needs a step w
 shapes and no Python value read from a tensor: `Transformer.forward_static` writes the keys at
 the position tensor and attends over a fixed number of cached positions, `kv_len`.
 
-Every other shape is fixed (the weights, one token); the number of cached positions a step
-attends over is the position rounded up to a multiple of BUCKET (at most the cache length), so
-a step reads the keys a reply needs, not the whole context, and it is the one dynamic size
-(`mark_dynamic`): one graph serves every length. A graph per length (`dynamic=False`
-throughout) compiled 1.5 minutes of CPU each, cold, on this 2-core machine.
+Two sizes are dynamic (`mark_dynamic`), every other shape is a constant of the graph (the
+weights, one token): the number of cached positions a step attends over, the position rounded
+up to a multiple of BUCKET (at most the cache length), so a step reads the keys a reply needs,
+not the whole context; and the length of the full KV caches, the context. So one graph serves
+every position and every context length, in one process (the user changes the context, or
+loads another model of the same shapes) and, through inductor's disk cache, across processes.
+A graph per length (`dynamic=False` throughout) compiled 1.5 minutes of CPU each, cold, on this
+2-core machine. Dynamo keeps a module's buffers (the caches) static whatever `mark_dynamic` says
+unless `force_parameter_static_shapes` is off, so the step's calls run with that off and with
+`automatic_dynamic_shapes` off (`_DYNAMIC`): nothing else turns dynamic (another model's
+weights of other shapes compile a graph of their own with constant shapes, as before). Two
+graphs at most per model shape: a model whose sliding-window layers keep a ring
+(window_cache.py) at long contexts has full caches on every layer at short ones.
 `DecodeStep.warm_up` compiles it at load.
 
 Modes, as the compact products (quant_products.py): "auto" compiles where the probe finds a
@@ -30,6 +38,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from .attention import KVCache
 from .linear import configure_fast_paths
 from .lora import has_lora
 from .moe import MoE
@@ -40,6 +49,9 @@ log = logging.getLogger(__name__)
 
 MODES = ("auto", "eager", "compiled")
 BUCKET = 256  # cached positions a compiled step attends over: a multiple of this past the position
+# Dynamo's settings for the compiled step's calls (compiles happen inside them): the caches' marked
+# length dynamic (buffers are static otherwise), no other size turned dynamic behind our back.
+_DYNAMIC = dict(force_parameter_static_shapes=False, automatic_dynamic_shapes=False)
 
 
 def kv_length(position: int, cache_len: int) -> int:
@@ -67,10 +79,13 @@ def compiled_step_expected() -> bool:
 class DecodeStep:
     """Runs `model`'s one-token steps: compiled (forward_static) or eager (forward)."""
 
-    def __init__(self, model: nn.Module, mode: str = "auto") -> None:
+    def __init__(self, model: nn.Module, mode: str = "auto", dynamic_context: bool = True) -> None:
+        """dynamic_context False: the caches' length is a constant of the graph, a compile per
+        context length (as before; benchmarks/quant_step.py compares the two)."""
         if mode not in MODES:
             raise ValueError(f"unknown decode step mode {mode!r}; one of {', '.join(MODES)}")
         self.model = model
+        self.dynamic_context = dynamic_context
         self._fn: Optional[Callable] = None
         self._last, self._lora = -2, False  # the last position stepped, and whether LoRA was worn then
         self.reason = "eager as asked" if mode == "eager" else ""
@@ -106,6 +121,19 @@ class DecodeStep:
         torch._dynamo.mark_dynamic(key_pos, 0)
         return key_pos
 
+    def _run(self, tokens: torch.Tensor, input_pos: torch.Tensor, position: int, caches: list) -> torch.Tensor:
+        """The compiled step, the full caches' length marked dynamic first. Marked once per cache
+        (setup_cache makes new tensors): dynamo's guards check the marks, so an unmarked cache
+        would compile the step again."""
+        if not self.dynamic_context:
+            return self._fn(tokens, input_pos, self._key_pos(position))
+        for cache in caches:
+            if isinstance(cache, KVCache) and not hasattr(cache.k, "_dynamo_dynamic_indices"):
+                torch._dynamo.mark_dynamic(cache.k, 2)  # (B, Hkv, context + 1, D)
+                torch._dynamo.mark_dynamic(cache.v, 2)
+        with torch._dynamo.config.patch(**_DYNAMIC):
+            return self._fn(tokens, input_pos, self._key_pos(position))
+
     def __call__(self, tokens: torch.Tensor, input_pos: torch.Tensor, position: int) -> torch.Tensor:
         """tokens (B, 1) at input_pos (1,) holding `position` -> logits (B, 1, V)."""
         model = self.model
@@ -116,11 +144,12 @@ class DecodeStep:
         self._last = position
         if self._fn is None or not model.cache_len or self._lora:
             return model(tokens, input_pos)
-        windows = [b.attn.kv_cache for b in model.layers if isinstance(b.attn.kv_cache, WindowKVCache)]
+        caches = [b.attn.kv_cache for b in model.layers]
+        windows = [c for c in caches if isinstance(c, WindowKVCache)]
         if position >= model.cache_len or not all(c.can_resume(position) for c in windows):
             return model(tokens, input_pos)  # the eager step says what is wrong
         try:
-            logits = self._fn(tokens, input_pos, self._key_pos(position))
+            logits = self._run(tokens, input_pos, position, caches)
         except Exception as exc:  # noqa: BLE001 - a compiler failure must not stop a reply
             log.warning("the compiled decode step failed (%s); decoding eagerly from now on", exc)
             self._fn, self.reason = None, f"the compiled step failed: {exc}"
@@ -142,7 +171,8 @@ class DecodeStep:
         position = min(BUCKET, model.cache_len) - 1  # no checks (a sliding window would refuse): cleared after
         token = torch.zeros(1, 1, dtype=torch.long, device=model.norm.weight.device)
         try:
-            self._fn(token, torch.tensor([position], device=token.device), self._key_pos(position))
+            self._run(token, torch.tensor([position], device=token.device), position,
+                      [b.attn.kv_cache for b in model.layers])
         except Exception as exc:  # noqa: BLE001 - a compiler failure must not stop a load
             log.warning("the decode step did not compile (%s); decoding eagerly", exc)
             self._fn, self.reason = None, f"the compiled step failed: {exc}"

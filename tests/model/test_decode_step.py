@@ -4,6 +4,7 @@ fallbacks to eager (mixture of experts, adapters, a failing compile, no compiler
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import pytest
@@ -12,7 +13,7 @@ import torch
 from chatapp.engine.generate import Engine
 from chatapp.engine.sampling import SamplingSettings
 from chatapp.model import decode_step as ds
-from chatapp.model.config import ModelConfig
+from chatapp.model.config import ModelConfig, RopeScaling
 from chatapp.model.lora import LoRAConfig, apply_lora
 from chatapp.model.quant import QuantizedTensor, install_quantized, quantizable
 from chatapp.model.transformer import Transformer
@@ -31,6 +32,10 @@ CONFIGS = {
     "gpt2-learned": dict(arch="gpt2", positions="learned", norm="layernorm", mlp="gelu", qkv_bias=True,
                          o_bias=True, mlp_bias=True),
     "phi3-partial-rope": dict(arch="phi3", partial_rotary_factor=0.5, tie_embeddings=True),
+    # contexts past 200 positions take the long factors (the static step's cache of 300 does)
+    "phi3-longrope": dict(arch="phi3", rope_scaling=RopeScaling(
+        kind="longrope", factor=4.0, original_max_position_embeddings=200, short_factor=[1.0, 1.25, 1.5, 1.75],
+        long_factor=[1.5, 3.0, 4.5, 6.0])),
 }
 
 
@@ -146,6 +151,76 @@ def test_a_model_wearing_lora_takes_the_eager_step():
     assert step(torch.tensor([[7]]), torch.tensor([5]), 5).shape == (1, 1, 50)
 
 
+# -- graphs counted by dynamo with its eager backend (no C++ compiler needed) ----------------------
+
+@pytest.fixture
+def graphs(monkeypatch):
+    """Dynamo's graphs for the steps made in the test, counted (CompileCounter runs them eagerly)."""
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend=counter))
+    yield counter
+    torch._dynamo.reset()
+
+
+@torch.inference_mode()
+def decode_like_eager(step: ds.DecodeStep, name: str, context: int, seed: int = 0, steps: int = 4) -> None:
+    """Set up a cache of `context` positions, prefill, and check a few compiled steps against the
+    eager forward of tiny(name, seed=seed), step's model's twin, on its own cache."""
+    model = step.model
+    reference = tiny(name, max_seq_len=model.config.max_seq_len, seed=seed)
+    for m in (model, reference):
+        m.setup_cache(1, context)
+        m(torch.arange(1, 12)[None], torch.arange(11))
+    token = 3
+    for position in range(11, 11 + steps):
+        want = reference(torch.tensor([[token]]), torch.tensor([position]))
+        got = step(torch.tensor([[token]]), torch.tensor([position]), position)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        token = int(want[0, -1].argmax())
+
+
+def counted_step(name: str, seed: int = 0, dynamic_context: bool = True) -> ds.DecodeStep:
+    return ds.DecodeStep(tiny(name, max_seq_len=1000, seed=seed), "compiled", dynamic_context=dynamic_context)
+
+
+@pytest.mark.parametrize("name", ["llama-gqa", "gemma2-ring", "gpt2-learned", "phi3-longrope"])
+def test_one_graph_serves_every_context_length_and_a_second_model(graphs, name):
+    step = counted_step(name)
+    for context in (300, 700, 999, 450):  # gemma2-ring: past the ring's 260 slots, rings throughout
+        decode_like_eager(step, name, context)
+    # another model of the same shapes (new weights), as after a reload with another context
+    decode_like_eager(counted_step(name, seed=1), name, 600, seed=1)
+    assert step.compiled and graphs.frame_count == 1
+
+
+def test_a_compile_per_context_length_without_dynamic_context(graphs):
+    """What the counts above would be without the caches' length marked dynamic."""
+    step = counted_step("llama-gqa", dynamic_context=False)
+    for context in (300, 700, 300):
+        decode_like_eager(step, "llama-gqa", context)
+    assert graphs.frame_count == 2
+
+
+def test_longrope_compiles_once_per_factor_list(graphs):
+    step = counted_step("phi3-longrope")
+    for context in (100, 150):  # within the original 200 positions: short factors
+        decode_like_eager(step, "phi3-longrope", context)
+    assert graphs.frame_count == 1
+    for context in (300, 900):  # past it: long factors, a second graph and no more
+        decode_like_eager(step, "phi3-longrope", context)
+    assert graphs.frame_count == 2 and step.model.long_rope
+
+
+def test_a_short_context_drops_the_ring_and_takes_a_second_graph_only(graphs):
+    step = counted_step("gemma2-ring")
+    for context in (300, 200, 800, 100):  # rings at 300 and 800 (> 260 slots), full caches at 200 and 100
+        decode_like_eager(step, "gemma2-ring", context)
+    assert graphs.frame_count == 2
+
+
 # -- compiled (a C++ compiler needed: tens of seconds each on a 2-core machine) -----------------
 
 def needs_compiler():
@@ -192,3 +267,32 @@ def test_the_compiled_step_equals_the_eager_step_across_buckets_in_one_graph(mak
         a = reference(torch.tensor([[got[-1]]]), torch.tensor([position]))
         b = step(torch.tensor([[got[-1]]]), torch.tensor([position]), position)
     torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+
+
+def test_the_compiled_step_takes_other_context_lengths_and_a_second_model_without_compiling():
+    needs_compiler()
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    model = compact_llama()
+    model.decode_step = step = ds.DecodeStep(model, "compiled")
+    model.setup_cache(1, 600)
+    assert step.warm_up()  # the loader's compile, on a cache of 600 positions
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    second = compact_llama()  # the same model loaded again with another context, as the loader does
+    second.decode_step = ds.DecodeStep(second, "compiled")
+    second.setup_cache(1, 450)
+    assert second.decode_step.warm_up()
+    prompt = [(i * 7) % 50 for i in range(20)]
+    settings = SamplingSettings(temperature=0.0, max_new_tokens=8)
+    for compiled, context in ((model, 300), (model, 599), (second, 450)):
+        reference = compact_llama()
+        want = list(Engine(reference, tokenizer=None, context_len=context, eos_ids=set()).generate_ids(prompt, settings))
+        got = list(Engine(compiled, tokenizer=None, context_len=context, eos_ids=set()).generate_ids(prompt, settings))
+        assert got == want and compiled.decode_step.compiled
+        with torch.inference_mode():  # logits of one more step, from the same caches
+            position = len(prompt) + len(got) - 1
+            a = reference(torch.tensor([[got[-1]]]), torch.tensor([position]))
+            b = compiled.decode_step(torch.tensor([[got[-1]]]), torch.tensor([position]), position)
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
