@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from .attention import KVCache
+from .config import ModelConfig
 from .linear import configure_fast_paths
 from .lora import has_lora
 from .moe import MoE
@@ -60,20 +61,29 @@ def kv_length(position: int, cache_len: int) -> int:
     return min((position // BUCKET + 1) * BUCKET, cache_len)
 
 
-def unsupported_reason(model: nn.Module) -> Optional[str]:
-    """Why `model`'s decode step cannot be compiled as one graph, or None when it can."""
-    if not hasattr(model, "forward_static"):
+def unsupported_reason(model: nn.Module | ModelConfig) -> Optional[str]:
+    """Why `model`'s decode step cannot be compiled as one graph, or None when it can. A
+    ModelConfig: the same answer for the model it builds, before loading (memory estimates)."""
+    if isinstance(model, ModelConfig):
+        moe = model.n_moe_layers > 0
+    elif not hasattr(model, "forward_static"):
         return "the model has no static decode step"
-    if any(isinstance(m, MoE) for m in model.modules()):
+    else:
+        moe = any(isinstance(m, MoE) for m in model.modules())
+    if moe:
         return "mixture-of-experts routing decides which weights a step reads"
     return None
 
 
-def compiled_step_expected() -> bool:
+def compiled_step_expected(config: Optional[ModelConfig] = None, adapter: bool = False) -> bool:
     """Whether a load with the loader's default would compile the step, without compiling anything
-    (for memory estimates): a compiler on the path, or CHATAPP_DECODE_COMPILE=1; never with =0."""
+    (for memory estimates): a compiler on the path, or CHATAPP_DECODE_COMPILE=1; never with =0,
+    for a model the step cannot take (unsupported_reason of `config`), nor with an `adapter`
+    worn at load (the loader does not compile then: a step wearing LoRA runs eagerly)."""
     forced = os.environ.get("CHATAPP_DECODE_COMPILE")
-    return forced == "1" or (forced != "0" and compiler_on_path())
+    if forced == "0" or adapter or (config is not None and unsupported_reason(config)):
+        return False
+    return forced == "1" or compiler_on_path()
 
 
 class DecodeStep:
