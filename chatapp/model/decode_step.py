@@ -25,8 +25,13 @@ Modes, as the compact products (quant_products.py): "auto" compiles where the pr
 working C++ compiler, never in a packaged app, on the CPU only; "eager" / "compiled" force one
 (CHATAPP_DECODE_COMPILE=0 / 1 for the loader). Models the step cannot take as one graph run
 eagerly, with the reason logged: mixture-of-experts layers (the router's choice picks which
-weights are read) and models wearing LoRA adapters (adapters are swapped at run time). A
-compiled step that fails logs it once and eager takes over.
+weights are read). A compiled step that fails logs it once and eager takes over.
+
+LoRA adapters are in the graph: their weights are its inputs (read at every call, so an adapter
+copied in place is never stale), their rank is marked dynamic and their on/off switch and
+scaling are read from a tensor (LoRALinear.lora_gate): switching an adapter off and on, or to
+another of the same targets, takes the same graph. Another set of target layers, or none (the
+adapter taken off), is another structure: one more graph, compiled when first stepped.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from torch import nn
 from .attention import KVCache
 from .config import ModelConfig
 from .linear import configure_fast_paths
-from .lora import has_lora
+from .lora import lora_layers
 from .moe import MoE
 from .quant_products import compiler_available, compiler_on_path
 from .window_cache import WindowKVCache
@@ -75,13 +80,12 @@ def unsupported_reason(model: nn.Module | ModelConfig) -> Optional[str]:
     return None
 
 
-def compiled_step_expected(config: Optional[ModelConfig] = None, adapter: bool = False) -> bool:
+def compiled_step_expected(config: Optional[ModelConfig] = None) -> bool:
     """Whether a load with the loader's default would compile the step, without compiling anything
     (for memory estimates): a compiler on the path, or CHATAPP_DECODE_COMPILE=1; never with =0,
-    for a model the step cannot take (unsupported_reason of `config`), nor with an `adapter`
-    worn at load (the loader does not compile then: a step wearing LoRA runs eagerly)."""
+    nor for a model the step cannot take (unsupported_reason of `config`)."""
     forced = os.environ.get("CHATAPP_DECODE_COMPILE")
-    if forced == "0" or adapter or (config is not None and unsupported_reason(config)):
+    if forced == "0" or (config is not None and unsupported_reason(config)):
         return False
     return forced == "1" or compiler_on_path()
 
@@ -97,7 +101,7 @@ class DecodeStep:
         self.model = model
         self.dynamic_context = dynamic_context
         self._fn: Optional[Callable] = None
-        self._last, self._lora = -2, False  # the last position stepped, and whether LoRA was worn then
+        self._last = -2  # the last position stepped
         self.reason = "eager as asked" if mode == "eager" else ""
         if mode != "eager":
             self.reason = self._why_not(mode) or ""
@@ -132,9 +136,9 @@ class DecodeStep:
         return key_pos
 
     def _run(self, tokens: torch.Tensor, input_pos: torch.Tensor, position: int, caches: list) -> torch.Tensor:
-        """The compiled step, the full caches' length marked dynamic first. Marked once per cache
-        (setup_cache makes new tensors): dynamo's guards check the marks, so an unmarked cache
-        would compile the step again."""
+        """The compiled step, the full caches' length marked dynamic first, on every cache
+        (setup_cache makes new tensors): a graph compiled on an unmarked cache would take its
+        length as a constant."""
         if not self.dynamic_context:
             return self._fn(tokens, input_pos, self._key_pos(position))
         for cache in caches:
@@ -147,12 +151,13 @@ class DecodeStep:
     def __call__(self, tokens: torch.Tensor, input_pos: torch.Tensor, position: int) -> torch.Tensor:
         """tokens (B, 1) at input_pos (1,) holding `position` -> logits (B, 1, V)."""
         model = self.model
-        if position != self._last + 1:  # a new reply (within one, positions follow each other)
+        if position != self._last + 1 and self._fn is not None:  # a new reply (positions follow within one)
             # Looked for once per reply: a scan of the modules costs ~0.25 ms, adapters change
-            # between replies only (and should one slip past, dynamo's guards recompile the step).
-            self._lora = has_lora(model)
+            # between replies only (one that slipped past unmarked still takes the graph: only
+            # the graph's first compile needs the marks).
+            mark_adapter_ranks(model)
         self._last = position
-        if self._fn is None or not model.cache_len or self._lora:
+        if self._fn is None or not model.cache_len:
             return model(tokens, input_pos)
         caches = [b.attn.kv_cache for b in model.layers]
         windows = [c for c in caches if isinstance(c, WindowKVCache)]
@@ -179,6 +184,7 @@ class DecodeStep:
         # and changing it afterwards (strides, split products) would compile it again.
         configure_fast_paths(model, decode_split=torch.get_num_threads(), onednn=True, column_major=True)
         position = min(BUCKET, model.cache_len) - 1  # no checks (a sliding window would refuse): cleared after
+        mark_adapter_ranks(model)
         token = torch.zeros(1, 1, dtype=torch.long, device=model.norm.weight.device)
         try:
             self._run(token, torch.tensor([position], device=token.device), position,
@@ -188,6 +194,15 @@ class DecodeStep:
             self._fn, self.reason = None, f"the compiled step failed: {exc}"
         clear_cache_contents(model)
         return self._fn is not None
+
+
+def mark_adapter_ranks(model: nn.Module) -> None:
+    """Mark each LoRA layer's rank dynamic (A (r, in), B (out, r)), so that a graph compiled on
+    one adapter serves adapters of other ranks. maybe_: a rank of 1 is a constant to dynamo."""
+    for _, layer in lora_layers(model):
+        if not hasattr(layer.lora_A, "_dynamo_weak_dynamic_indices"):
+            torch._dynamo.maybe_mark_dynamic(layer.lora_A, 0)
+            torch._dynamo.maybe_mark_dynamic(layer.lora_B, 1)
 
 
 def clear_cache_contents(model: nn.Module) -> None:

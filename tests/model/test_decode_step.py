@@ -14,7 +14,7 @@ from chatapp.engine.generate import Engine
 from chatapp.engine.sampling import SamplingSettings
 from chatapp.model import decode_step as ds
 from chatapp.model.config import ModelConfig, RopeScaling
-from chatapp.model.lora import LoRAConfig, apply_lora
+from chatapp.model.lora import LoRAConfig, apply_lora, lora_state_dict, remove_lora, set_lora_enabled
 from chatapp.model.quant import QuantizedTensor, install_quantized, quantizable
 from chatapp.model.transformer import Transformer
 from chatapp.model.window_cache import WindowKVCache
@@ -140,17 +140,6 @@ def test_a_failing_compiled_step_falls_back_to_eager_for_good(caplog):
     assert len(calls) == 1  # not tried again
 
 
-@torch.inference_mode()
-def test_a_model_wearing_lora_takes_the_eager_step():
-    model = tiny("llama-gqa")
-    model.setup_cache(1, 300)
-    step = ds.DecodeStep(model, "eager")
-    step._fn = lambda *args: pytest.fail("the compiled step ran with an adapter on")
-    apply_lora(model, LoRAConfig(r=2, alpha=4, target_modules=["q_proj"]))
-    model(torch.arange(1, 6)[None], torch.arange(5))
-    assert step(torch.tensor([[7]]), torch.tensor([5]), 5).shape == (1, 1, 50)
-
-
 # -- graphs counted by dynamo with its eager backend (no C++ compiler needed) ----------------------
 
 @pytest.fixture
@@ -212,6 +201,61 @@ def test_longrope_compiles_once_per_factor_list(graphs):
     for context in (300, 900):  # past it: long factors, a second graph and no more
         decode_like_eager(step, "phi3-longrope", context)
     assert graphs.frame_count == 2 and step.model.long_rope
+
+
+def wear(model, r: int, alpha: float, seed: int, targets=("q_proj", "v_proj")) -> None:
+    """Put a LoRA adapter (random A and B: a real change) on `model`, as apply_lora and a load do."""
+    apply_lora(model, LoRAConfig(r=r, alpha=alpha, target_modules=list(targets)))
+    copy_adapter(model, seed)
+    model.eval()
+
+
+def copy_adapter(model, seed: int) -> None:
+    """Another adapter of the same shapes copied into the LoRA layers in place (Backend.wear_adapter)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in sorted(lora_state_dict(model).items()):
+            param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
+
+
+@torch.inference_mode()
+def step_like_eager(step: ds.DecodeStep, reference) -> torch.Tensor:
+    """One compiled step after a prefill, against `reference` (the same weights and adapter state)."""
+    for m in (step.model, reference):
+        m.setup_cache(1, 300)
+        m(torch.arange(1, 12)[None], torch.arange(11))
+    want = reference(torch.tensor([[3]]), torch.tensor([11]))
+    got = step(torch.tensor([[3]]), torch.tensor([11]), 11)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    return got
+
+
+def test_adapters_switched_swapped_and_of_other_ranks_take_one_graph(graphs):
+    model, reference = tiny("llama-gqa"), tiny("llama-gqa")
+    for m in (model, reference):
+        wear(m, r=2, alpha=4, seed=1)
+    step = ds.DecodeStep(model, "compiled")
+    first = step_like_eager(step, reference)
+    for m in (model, reference):  # another adapter copied in place: read afresh, not stale
+        copy_adapter(m, seed=2)
+    second = step_like_eager(step, reference)
+    for m in (model, reference):  # switched off (the base model's replies), then on again
+        set_lora_enabled(m, False)
+    off = step_like_eager(step, reference)
+    assert not torch.allclose(first, second, atol=1e-3) and not torch.allclose(second, off, atol=1e-3)
+    for m in (model, reference):
+        set_lora_enabled(m, True)
+    step_like_eager(step, reference)
+    for r, alpha in ((4, 8), (8, 32)):  # other ranks and scalings on the same layers
+        for m in (model, reference):
+            remove_lora(m)
+            wear(m, r=r, alpha=alpha, seed=r)
+        step_like_eager(step, reference)
+    assert step.compiled and graphs.frame_count == 1
+    for m in (model, reference):  # the adapter taken off: the base model's structure, a graph of its own
+        remove_lora(m)
+    step_like_eager(step, reference)
+    assert graphs.frame_count == 2
 
 
 def test_a_short_context_drops_the_ring_and_takes_a_second_graph_only(graphs):
@@ -296,3 +340,35 @@ def test_the_compiled_step_takes_other_context_lengths_and_a_second_model_withou
             b = compiled.decode_step(torch.tensor([[got[-1]]]), torch.tensor([position]), position)
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
+
+
+def test_the_compiled_step_wearing_lora_on_a_compact_base_follows_adapter_swaps():
+    """Inductor's graph reads the adapter's tensors at every call: an adapter copied in place, or
+    switched off, changes the next step's logits exactly as it changes the eager step's."""
+    needs_compiler()
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    model, reference = compact_llama(), compact_llama()
+    for m in (model, reference):
+        wear(m, r=4, alpha=8, seed=1, targets=("q_proj", "v_proj", "up_proj"))  # up_proj: int4 base
+    model.decode_step = step = ds.DecodeStep(model, "compiled")
+    model.setup_cache(1, 600)
+    assert step.warm_up()
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    outputs = []
+    for change in (None, lambda m: copy_adapter(m, seed=2), lambda m: set_lora_enabled(m, False)):
+        for m in (model, reference):
+            if change is not None:
+                change(m)
+        for m in (model, reference):
+            m.setup_cache(1, 600)  # outside inference mode, as the engine's: dynamo guards on it
+        with torch.inference_mode():
+            for m in (model, reference):
+                m(torch.arange(1, 12)[None], torch.arange(11))
+            want = reference(torch.tensor([[3]]), torch.tensor([11]))
+            got = step(torch.tensor([[3]]), torch.tensor([11]), 11)
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+        outputs.append(got)
+    assert not torch.allclose(outputs[0], outputs[1], atol=1e-3) and not torch.allclose(outputs[1], outputs[2], atol=1e-3)
+    assert step.compiled and torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
