@@ -1,6 +1,7 @@
 """The one-token decode step as one graph (Transformer.forward_static, model/decode_step.py):
-equal to the eager forward for every kind of layer, compiled once for every position, and the
-fallbacks to eager (mixture of experts, adapters, a failing compile, no compiler)."""
+equal to the eager forward for every kind of layer, compiled once for every position, every
+context length and every LoRA adapter on the same layers (graphs counted by dynamo), and the
+fallbacks to eager (mixture of experts, a failing compile, no compiler)."""
 
 from __future__ import annotations
 
