@@ -108,13 +108,16 @@ class Transformer(nn.Module):
             raise ValueError(f"cache length {max_seq_len} exceeds the model's context {self.config.max_seq_len}")
         param = self.norm.weight  # float in every weights option (the embedding may be compact)
         config, dtype = self.config, dtype or param.dtype
-        for i, block in enumerate(self.layers):
-            if window_cache and config.cache_positions(i, max_seq_len, window_slack) < max_seq_len:
-                block.attn.kv_cache = WindowKVCache(batch_size, config.n_kv_heads, config.sliding_window,
-                                                    window_slack, config.head_dim, dtype, param.device)
-            else:
-                block.attn.kv_cache = KVCache(batch_size, config.n_kv_heads, max_seq_len,
-                                              config.head_dim, dtype, param.device)
+        # Plain tensors even when called under inference mode (scoring does): a compiled decode
+        # step's guards tell the two kinds apart, and a cache of the other kind would compile it again.
+        with torch.inference_mode(False):
+            for i, block in enumerate(self.layers):
+                if window_cache and config.cache_positions(i, max_seq_len, window_slack) < max_seq_len:
+                    block.attn.kv_cache = WindowKVCache(batch_size, config.n_kv_heads, config.sliding_window,
+                                                        window_slack, config.head_dim, dtype, param.device)
+                else:
+                    block.attn.kv_cache = KVCache(batch_size, config.n_kv_heads, max_seq_len,
+                                                  config.head_dim, dtype, param.device)
         self.cache_len = max_seq_len
         scaling = config.rope_scaling
         self.long_rope = (scaling is not None and scaling.kind == "longrope"

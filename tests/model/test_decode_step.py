@@ -259,6 +259,24 @@ def test_adapters_switched_swapped_and_of_other_ranks_take_one_graph(graphs):
     assert graphs.frame_count == 2
 
 
+def test_a_cache_set_up_under_inference_mode_takes_the_same_graph(graphs):
+    """Scoring sets a cache up inside inference mode; the engine outside it: the same kind of tensor."""
+    step = counted_step("llama-gqa")
+    reference = tiny("llama-gqa", max_seq_len=1000)
+    for context, inference in ((300, False), (400, True), (500, False)):
+        for m in (step.model, reference):
+            with torch.inference_mode(inference):
+                m.setup_cache(1, context)
+        assert not step.model.layers[0].attn.kv_cache.k.is_inference()
+        with torch.inference_mode():
+            for m in (step.model, reference):
+                m(torch.arange(1, 12)[None], torch.arange(11))
+            want = reference(torch.tensor([[3]]), torch.tensor([11]))
+            got = step(torch.tensor([[3]]), torch.tensor([11]), 11)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert graphs.frame_count == 1
+
+
 def test_a_short_context_drops_the_ring_and_takes_a_second_graph_only(graphs):
     step = counted_step("gemma2-ring")
     for context in (300, 200, 800, 100):  # rings at 300 and 800 (> 260 slots), full caches at 200 and 100
