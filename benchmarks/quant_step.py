@@ -1,10 +1,13 @@
 """One decode step of the default model in each weights option, timed side by side, and profiled.
 
     nice -n 10 .venv/bin/python benchmarks/quant_step.py [--options float32 int8 int4] [--products eager compiled step]
-                                                        [--steps 40] [--threads 1] [--profile]
+                                                        [--steps 40] [--threads 1] [--profile] [--lora R]
 
 products: "eager" / "compiled" are the one-row compact products (quant_products.py) inside an eager
-step; "step" is the whole decode step compiled as one graph (model/decode_step.py), float32 included.
+step; "step" is the whole decode step compiled as one graph (model/decode_step.py), float32 included;
+"step-static" the same graph with the KV cache's length a constant (DecodeStep's
+dynamic_context=False, a compile per context length, as before): a model of its own whose
+forward_static is a copy of the method's code, so that dynamo keeps its graphs apart from "step"'s.
 
 Every (option, products) model is loaded once, prefilled with the same 37 tokens, and then the
 models take decode steps in turn (round robin), so a busy shared machine slows all of them
@@ -24,6 +27,7 @@ import os
 import statistics
 import sys
 import time
+import types
 from pathlib import Path
 
 import torch
@@ -33,15 +37,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from chatapp.engine.loader import load_model  # noqa: E402
 from chatapp.model import quant  # noqa: E402
 from chatapp.model.decode_step import DecodeStep  # noqa: E402
+from chatapp.model.lora import LORA_TARGETS, LoRAConfig, apply_lora, lora_state_dict  # noqa: E402
 from chatapp.model.linear import configure_fast_paths  # noqa: E402
 
 log = logging.getLogger("quant_step")
 PROMPT = 37
 
 
-def prepare(option: str, threads: int):
+def prepare(option: str, threads: int, lora: int = 0):
     os.environ["CHATAPP_DECODE_COMPILE"] = "0"  # the step is compiled below, on this cache
     model = load_model("default", device="cpu", weights=option, check_memory=False).model
+    if lora:  # an adapter on every projection (the "all-linear" preset), B random: a real delta
+        apply_lora(model, LoRAConfig(r=lora, alpha=2 * lora, target_modules=list(LORA_TARGETS)))
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for name, param in sorted(lora_state_dict(model).items()):
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.01)
+        model.eval()
     # the Engine's inference layout: one-row products split per thread, column-major float weights
     configure_fast_paths(model, decode_split=threads, onednn=True, column_major=True)
     model.setup_cache(1, 512)
@@ -50,10 +62,15 @@ def prepare(option: str, threads: int):
     return model
 
 
-def compiled_step(model) -> DecodeStep:
+def compiled_step(model, dynamic_context: bool = True) -> DecodeStep:
     """The whole-step graph on the model's cache (prefilled again: the warm-up clears it)."""
     start = time.process_time()
-    decode = DecodeStep(model, "compiled")
+    if not dynamic_context:  # dynamo keeps graphs per code object: a copy of the code keeps them apart
+        method = type(model).forward_static
+        copy = types.FunctionType(method.__code__.replace(), method.__globals__, method.__name__,
+                                  method.__defaults__, method.__closure__)
+        model.forward_static = types.MethodType(copy, model)
+    decode = DecodeStep(model, "compiled", dynamic_context=dynamic_context)
     decode.warm_up()
     with torch.inference_mode():
         model(torch.arange(PROMPT)[None], torch.arange(PROMPT), last_only=True)
@@ -62,7 +79,7 @@ def compiled_step(model) -> DecodeStep:
 
 
 def step(model, pos: int, products: str, decode=None) -> tuple[float, float]:
-    quant.set_products("compiled" if products == "step" else products)
+    quant.set_products("compiled" if products.startswith("step") else products)
     with torch.inference_mode():  # tensors made inside, as the engine's: dynamo guards on it
         token, input_pos = torch.tensor([[pos % 1000 + 5]]), torch.tensor([pos])
         wall, cpu = time.perf_counter(), time.thread_time()
@@ -77,19 +94,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--options", nargs="+", default=["float32", "int8", "int4"])
     ap.add_argument("--products", nargs="+", default=["eager", "compiled", "step"],
-                    choices=["eager", "compiled", "step"])
+                    choices=["eager", "compiled", "step", "step-static"])
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--lora", type=int, default=0, metavar="R",
+                    help="every model wears a LoRA adapter of rank R on all seven projections")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     runs, steps = {}, {}
     for option in args.options:
-        model = prepare(option, args.threads)
+        model = prepare(option, args.threads, args.lora)
         for products in args.products:
             if option == "float32" and products == "compiled":
                 continue  # no compact products
+            if products == "step-static":  # a model of its own (its caches unmarked, its own graphs)
+                runs[(option, products)] = static = prepare(option, args.threads, args.lora)
+                steps[(option, products)] = compiled_step(static, dynamic_context=False)
+                continue
             runs[(option, products)] = model
             if products == "step":
                 steps[(option, products)] = compiled_step(model)

@@ -196,15 +196,15 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
     # CHATAPP_DECODE_COMPILE=0 / 1 forces eager / compiled. It compiles now, on the engine's cache.
     # `decode_step="eager"`: callers that decode little or nothing (training) skip the compile.
     model.decode_step = DecodeStep(model, _forced_mode("CHATAPP_DECODE_COMPILE", decode_step))
-    if model.decode_step.compiled and adapter is None:
-        report("compile", 0.0)
-        model.setup_cache(1, context)  # the engine's cache has these shapes: no second compile
-        model.decode_step.warm_up()
-    if adapter is not None:
+    if adapter is not None:  # put on first: the step compiles with it (its weights are inputs of the graph)
         report("adapter", 0.0)
         info = load_adapter(model, Path(adapter).expanduser())
         log.info("adapter %s (r=%d, base %s) on %s", adapter, info.config.r, info.base_model_name or "?",
                  config.name or path.name)
+    if model.decode_step.compiled:
+        report("compile", 0.0)
+        model.setup_cache(1, context)  # the engine's cache has these shapes: no second compile
+        model.decode_step.warm_up()
     report("ready", 1.0)
     elapsed = time.perf_counter() - start
     log.info("loaded %s (%s) on %s in %.1f s", config.name or path.name, kind, target, elapsed)

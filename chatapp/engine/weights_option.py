@@ -88,21 +88,22 @@ def estimate_for_option(config: ModelConfig, context_len: int, option: str,
     if option in FLOAT_DTYPES:
         base = estimate_memory(config, context_len, FLOAT_DTYPES[option], batch_size)
         return MemoryEstimate(base.weights_bytes + adapter, base.kv_cache_bytes,
-                              base.overhead_bytes + load_working_bytes(config, source) + _step_bytes(device_type))
+                              base.overhead_bytes + load_working_bytes(config, source) + _step_bytes(device_type, config))
     base = estimate_memory(config, context_len, torch.float32, batch_size)
     vocab = _vocab_params(config)
     matrices = config.n_params - vocab  # norms and biases are a rounding error beside them
     vocab_kind = "int8" if option == "int4" else option
     weights = int(matrices * BYTES_PER_WEIGHT[option] + vocab * BYTES_PER_WEIGHT[vocab_kind])
     compiler = COMPILED_PRODUCTS_BYTES if device_type == "cpu" and compiled_products_expected() else 0
-    compiler += _step_bytes(device_type)
+    compiler += _step_bytes(device_type, config)
     return MemoryEstimate(weights + adapter, base.kv_cache_bytes,
                           base.overhead_bytes + load_working_bytes(config, source) + compiler)
 
 
-def _step_bytes(device_type: str) -> int:
-    """The compiled decode step's memory where a load would compile it (the CPU only)."""
-    return COMPILED_STEP_BYTES if device_type == "cpu" and compiled_step_expected() else 0
+def _step_bytes(device_type: str, config: ModelConfig) -> int:
+    """The compiled decode step's memory where a load would compile it: the CPU only, and only
+    for a model the step takes (the loader's own question, decode_step.unsupported_reason)."""
+    return COMPILED_STEP_BYTES if device_type == "cpu" and compiled_step_expected(config) else 0
 
 
 def fit_word(total_bytes: int, free_bytes: Optional[int]) -> str:

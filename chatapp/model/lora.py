@@ -141,6 +141,9 @@ class LoRALinear(nn.Module):
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.merged = False  # True while B @ A * scaling is folded into `weight`
         self._enabled = True
+        # scaling while enabled, 0 while not: what a compiled decode step multiplies by, so that
+        # neither the switch nor the scaling is a constant of its graph (model/decode_step.py)
+        self.register_buffer("lora_gate", torch.tensor(self.scaling, **factory), persistent=False)
         self.reset_lora_parameters()
 
     @property
@@ -172,6 +175,7 @@ class LoRALinear(nn.Module):
         if not value and self.merged:
             self.unmerge()
         self._enabled = bool(value)
+        self.lora_gate.fill_(self.scaling if self._enabled else 0.0)
 
     @torch.no_grad()
     def merge(self) -> None:
@@ -195,11 +199,19 @@ class LoRALinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = _base_product(self.base_layer, x)
-        if self.merged or not self._enabled:
+        if self.merged:
             return out
+        if torch.compiler.is_compiling():
+            # Traced (the compiled decode step): the switch and the scaling come from the gate
+            # tensor, read at run time, so switching or swapping adapters reuses the graph.
+            scale = self.lora_gate
+        elif not self._enabled:
+            return out
+        else:
+            scale = self.scaling
         # The LoRA path runs in the adapter's dtype (float32 adapters over bf16 weights work).
         h = self.lora_dropout(x).to(self.lora_A.dtype)
-        lora = F.linear(F.linear(h, self.lora_A), self.lora_B) * self.scaling  # (..., r) -> (..., out)
+        lora = F.linear(F.linear(h, self.lora_A), self.lora_B) * scale  # (..., r) -> (..., out)
         return out + lora.to(out.dtype)
 
     def extra_repr(self) -> str:

@@ -57,6 +57,7 @@ class Transformer(nn.Module):
         if config.tie_embeddings:
             self.lm_head.weight = self.tok_embeddings.weight
         self.cache_len = 0  # positions the KV cache can hold; 0 means no cache
+        self.long_rope = False  # LongRoPE: whether the cache's context uses the long factors (_rope)
         self.decode_step = None  # a model/decode_step.DecodeStep the loader attaches, used by the engine
         self.init_buffers()
 
@@ -79,12 +80,15 @@ class Transformer(nn.Module):
                                       self.config.local_rope_scaling)
                 self.register_buffer("local_rope_inv_freq", local.to(device), persistent=False)
 
-    def _rope(self, input_pos: torch.Tensor, end: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos, sin (T, rotary_dim) for input_pos; LongRoPE picks its list by the run's context."""
+    def _rope(self, input_pos: torch.Tensor, end: Optional[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin (T, rotary_dim) for input_pos; LongRoPE picks its list by the run's context.
+        end None: the list setup_cache chose for the cache (forward_static: the context length is
+        not read, so it is no constant of a compiled graph)."""
         scaling = self.config.rope_scaling
         if scaling is None or scaling.kind != "longrope":
             return rope_cos_sin(input_pos, self.rope_inv_freq)
-        inv_freq = self.rope_inv_freq_long if uses_long_factors(scaling, self.cache_len or end) else self.rope_inv_freq
+        long = self.long_rope if end is None else uses_long_factors(scaling, self.cache_len or end)
+        inv_freq = self.rope_inv_freq_long if long else self.rope_inv_freq
         cos, sin = rope_cos_sin(input_pos, inv_freq)
         factor = longrope_attention_factor(scaling)
         return cos * factor, sin * factor
@@ -104,14 +108,20 @@ class Transformer(nn.Module):
             raise ValueError(f"cache length {max_seq_len} exceeds the model's context {self.config.max_seq_len}")
         param = self.norm.weight  # float in every weights option (the embedding may be compact)
         config, dtype = self.config, dtype or param.dtype
-        for i, block in enumerate(self.layers):
-            if window_cache and config.cache_positions(i, max_seq_len, window_slack) < max_seq_len:
-                block.attn.kv_cache = WindowKVCache(batch_size, config.n_kv_heads, config.sliding_window,
-                                                    window_slack, config.head_dim, dtype, param.device)
-            else:
-                block.attn.kv_cache = KVCache(batch_size, config.n_kv_heads, max_seq_len,
-                                              config.head_dim, dtype, param.device)
+        # Plain tensors even when called under inference mode (scoring does): a compiled decode
+        # step's guards tell the two kinds apart, and a cache of the other kind would compile it again.
+        with torch.inference_mode(False):
+            for i, block in enumerate(self.layers):
+                if window_cache and config.cache_positions(i, max_seq_len, window_slack) < max_seq_len:
+                    block.attn.kv_cache = WindowKVCache(batch_size, config.n_kv_heads, config.sliding_window,
+                                                        window_slack, config.head_dim, dtype, param.device)
+                else:
+                    block.attn.kv_cache = KVCache(batch_size, config.n_kv_heads, max_seq_len,
+                                                  config.head_dim, dtype, param.device)
         self.cache_len = max_seq_len
+        scaling = config.rope_scaling
+        self.long_rope = (scaling is not None and scaling.kind == "longrope"
+                          and uses_long_factors(scaling, max_seq_len))
 
     def can_resume(self, start: int) -> bool:
         """Whether the KV cache can run on from position `start` with the positions before it
@@ -123,6 +133,7 @@ class Transformer(nn.Module):
         for block in self.layers:
             block.attn.kv_cache = None
         self.cache_len = 0
+        self.long_rope = False
 
     # -- forward --------------------------------------------------------------------------
     def _mask(self, input_pos: torch.Tensor, end: int, cached: bool,
@@ -157,14 +168,15 @@ class Transformer(nn.Module):
         graph serves every S). No Python value is read from a tensor: the keys are written at the
         position tensor (index_copy_), the mask is built from it, and so are RoPE's cos/sin. A
         sliding-window cache attends over its ring; its Python bookkeeping is the caller's
-        (WindowKVCache.advance). A KV cache must be set up (the caller checks: reading cache_len
-        here would make it a constant of the graph)."""
+        (WindowKVCache.advance). A KV cache must be set up (the caller checks). The context
+        length (cache_len) is not read here, only the caches' tensors, whose length the compiled
+        step marks dynamic too: one graph serves every context length."""
         kv_len = key_pos.shape[0]
         q_pos = input_pos[:, None]  # (1, 1)
         masks = {False: key_pos[None, :] <= q_pos}  # (1, S)
         if self.config.sliding_window is not None:  # a window over a full cache (the ring makes its own)
             masks[True] = masks[False] & (q_pos - key_pos[None, :] < self.config.sliding_window)
-        x, ropes = self._positions(self.embed(tokens), input_pos, self.cache_len)  # (B, 1, dim)
+        x, ropes = self._positions(self.embed(tokens), input_pos, None)  # (B, 1, dim)
         for block in self.layers:
             x = block(x, ropes[block.sliding], input_pos, masks[block.sliding], kv_len,
                       static=True)
@@ -178,10 +190,10 @@ class Transformer(nn.Module):
             x = x * torch.tensor(self.config.dim ** 0.5).to(x.dtype)
         return x
 
-    def _positions(self, x: torch.Tensor, input_pos: torch.Tensor, rope_end: int
+    def _positions(self, x: torch.Tensor, input_pos: torch.Tensor, rope_end: Optional[int]
                    ) -> tuple[torch.Tensor, dict[bool, Optional[tuple[torch.Tensor, torch.Tensor]]]]:
-        """Learned positions added to x, or RoPE's (cos, sin) for positions below `rope_end`:
-        (x, {Block.sliding: rope or None})."""
+        """Learned positions added to x, or RoPE's (cos, sin) for positions below `rope_end`
+        (None: the KV cache's context, see _rope): (x, {Block.sliding: rope or None})."""
         ropes = {False: None, True: None}
         if self.config.positions == "learned":
             x = x + self.pos_embeddings(input_pos)[None]

@@ -92,7 +92,8 @@ def test_adapter_on_a_compact_base_computes_what_it_does_on_the_dequantized_floa
     assert len(layers) == 6 and all(layer.compact and layer.base_layer.kind for layer in layers.values())
     assert all(layer.lora_A.dtype == torch.float32 for layer in layers.values())
     # the base stays compact: the adapter's float32 numbers are all the model gained
-    assert tensor_bytes(compact) == held + 4 * adapter_parameter_count(folder)
+    # (and each layer's lora_gate, a float32 scalar the compiled decode step reads)
+    assert tensor_bytes(compact) == held + 4 * adapter_parameter_count(folder) + 4 * len(layers)
     tokens = torch.randint(0, 256, (2, 19), generator=torch.Generator().manual_seed(5))
     pos = torch.arange(tokens.shape[1])
     with torch.inference_mode():

@@ -72,6 +72,39 @@ def test_a_compiled_decode_step_adds_its_memory_to_every_option_on_the_cpu(monke
     assert estimate_for_option(cfg, 64, "float32").total_bytes == eager["float32"]
 
 
+def moe_config() -> ModelConfig:
+    return ModelConfig(arch="qwen3_moe", vocab_size=256, dim=128, n_layers=2, n_heads=4, n_kv_heads=2,
+                       intermediate_size=256, moe_intermediate_size=64, max_seq_len=64, n_experts=4,
+                       n_experts_per_tok=2)
+
+
+@pytest.mark.parametrize("forced", [None, "1"])
+def test_models_the_loader_runs_eagerly_add_no_compiled_step(monkeypatch, forced):
+    """A mixture of experts never compiles (even forced: the loader's DecodeStep refuses it): the
+    estimate asks the loader's question. A load wearing an adapter compiles (LoRA is in the graph)."""
+    from chatapp.engine.weights_option import COMPILED_STEP_BYTES
+    from chatapp.model import decode_step, quant_products
+
+    monkeypatch.setenv("CHATAPP_QUANT_COMPILE", "0")
+    monkeypatch.setattr(quant_products.shutil, "which", lambda name: "/usr/bin/" + name)
+    moe = moe_config()
+    assert decode_step.unsupported_reason(moe) == decode_step.unsupported_reason(Transformer(moe))
+    assert "mixture-of-experts" in decode_step.unsupported_reason(moe)
+    assert decode_step.unsupported_reason(config()) is decode_step.unsupported_reason(Transformer(config())) is None
+    monkeypatch.setenv("CHATAPP_DECODE_COMPILE", "0")
+    eager = {name: estimate_for_option(cfg, 64, "int8").total_bytes for name, cfg in (("dense", config()),
+                                                                                      ("moe", moe))}
+    with_adapter = estimate_for_option(config(), 64, "int8", adapter_params=1000).total_bytes
+    if forced is None:
+        monkeypatch.delenv("CHATAPP_DECODE_COMPILE")
+    else:
+        monkeypatch.setenv("CHATAPP_DECODE_COMPILE", forced)
+    assert estimate_for_option(config(), 64, "int8").total_bytes - eager["dense"] == COMPILED_STEP_BYTES
+    assert estimate_for_option(moe, 64, "int8").total_bytes == eager["moe"]
+    assert estimate_for_option(config(), 64, "int8", adapter_params=1000).total_bytes - with_adapter == (
+        COMPILED_STEP_BYTES)
+
+
 def test_training_loads_its_models_without_compiling_a_decode_step():
     """Training never decodes with its copy, and the knowledge recipe's ~40 answers cost less
     eager than a compile would: both ask the loader for the eager step."""
