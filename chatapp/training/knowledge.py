@@ -83,9 +83,16 @@ class KnowledgeConfig:
     cloze: bool = True
     recall: bool = True
     passage: bool = True
-    passages: int = 3  # passages a `passage` example's question is asked with (engine.retrieval.SEARCH_LIMIT)
-    variants: bool = True  # `question` examples also in the other wordings of question_variants
-    passage_questions: int = 1  # questions asked with passages per sentence with a fact
+    # `passage` examples: "paragraphs" (the sentence's window among `distractors` paragraphs of other
+    # documents, a random place) or "library" (the `passages` chunks a library of the documents
+    # returns for the question, best last, `passage_questions` per sentence). Measured on the same
+    # other examples (README "Teaching the model your documents"): "library" taught the model to
+    # copy the sentence sharing the question's words, 2/10 with documents; "paragraphs" kept.
+    passage_layout: str = "paragraphs"
+    distractors: int = 2
+    passages: int = 3
+    passage_questions: int = 1
+    variants: bool = False  # `question` examples also in the other wordings of question_variants (unmeasured)
     generate: bool = True
     rounds: int = 1
     turns: int = 2  # question-answer pairs per training conversation (one system prompt for all)
@@ -96,6 +103,10 @@ class KnowledgeConfig:
     def __post_init__(self) -> None:
         if self.rounds < 1:
             raise ValueError(f"rounds must be at least 1, got {self.rounds}")
+        if self.passage_layout not in ("paragraphs", "library"):
+            raise ValueError(f"passage_layout must be 'paragraphs' or 'library', got {self.passage_layout!r}")
+        if self.distractors < 0:
+            raise ValueError(f"distractors must be 0 or more, got {self.distractors}")
         if self.passages < 1 or self.passage_questions < 1:
             raise ValueError(f"passages and passage_questions must be at least 1, "
                              f"got {self.passages} and {self.passage_questions}")
@@ -314,6 +325,44 @@ def _holds(passage: str, sentence: str, phrase: str) -> bool:
 
 def passage_examples(documents: Sequence[Document], config: KnowledgeConfig,
                      retriever: Any = None) -> list[dict[str, Any]]:
+    """The `passage` examples in `config.passage_layout`: "paragraphs" (paragraph_passage_examples,
+    the default) or "library" (library_passage_examples; `retriever` as there)."""
+    if config.passage_layout == "library":
+        return library_passage_examples(documents, config, retriever)
+    return paragraph_passage_examples(documents, config)
+
+
+def paragraph_passage_examples(documents: Sequence[Document], config: KnowledgeConfig) -> list[dict[str, Any]]:
+    """One question per sentence that has a fact to ask for, asked with passages in front of it in
+    the prompt chat with documents uses (engine.retrieval.prompt_with_passages): the sentence and
+    its neighbours among `config.distractors` paragraphs of other documents, the answering one at
+    a random place; the answer is the sentence (as closed-book examples answer)."""
+    from ..engine.retrieval import prompt_with_passages
+
+    rng = random.Random(config.seed + 1)
+    paras_of = [(source, paragraphs(title_and_body(text, source)[1])) for source, text in documents]
+    out: list[dict[str, Any]] = []
+    for d, (source, paras) in enumerate(paras_of):
+        # Distractors from other documents; a single document lends its other paragraphs.
+        others = [p for e, (_, ps) in enumerate(paras_of) if e != d for p in ps] or \
+                 [p for _, ps in paras_of for p in ps]
+        for para in paras:
+            sents = sentences(para)
+            for i, s in enumerate(sents):
+                pairs = wh_questions(s)
+                if not pairs:
+                    continue
+                question, _phrase = rng.choice(pairs)
+                window = " ".join(sents[max(0, i - 1):i + 2])
+                pool = [p for p in others if p != para]
+                passages = rng.sample(pool, min(config.distractors, len(pool)))
+                passages.insert(rng.randint(0, len(passages)), window)
+                out.append(_chat(prompt_with_passages(question, passages), answer_text(sents, i), "passage", source))
+    return out
+
+
+def library_passage_examples(documents: Sequence[Document], config: KnowledgeConfig,
+                             retriever: Any = None) -> list[dict[str, Any]]:
     """Questions asked with passages in front of them exactly as chat with documents asks
     (RAFT, Zhang et al. 2024): for each sentence with a fact, `config.passage_questions` of its
     questions, each searched in a library of these documents (`retriever`, else one built here:
@@ -327,7 +376,7 @@ def passage_examples(documents: Sequence[Document], config: KnowledgeConfig,
 
     if retriever is None:
         with DocumentsLibrary(documents) as library:
-            return passage_examples(documents, config, library)
+            return library_passage_examples(documents, config, library)
     rng = random.Random(config.seed + 1)
     options = RetrievalOptions(passages=config.passages)
     out: list[dict[str, Any]] = []

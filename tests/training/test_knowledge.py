@@ -67,10 +67,10 @@ def test_question_variants_front_the_question_word():
     assert question_variants("The mill at Brekke was built in what year by Anna Berg?") == []  # nothing to front
     # each variant trains with the same answer as its question, under the `question` kind
     doc = "# Mill\n\nAnna Berg ran the mill until 1901. She was succeeded as miller by Tomas Vik.\n"
-    examples = template_examples([("mill.md", doc)], KnowledgeConfig())
+    examples = template_examples([("mill.md", doc)], KnowledgeConfig(variants=True))
     answers = {e["messages"][0]["content"]: e["messages"][1]["content"] for e in examples if e["kind"] == "question"}
     assert answers["Who succeeded Anna Berg as miller?"] == answers["Anna Berg was succeeded as miller by who?"]
-    without = template_examples([("mill.md", doc)], KnowledgeConfig(variants=False))
+    without = template_examples([("mill.md", doc)], KnowledgeConfig())  # off by default (unmeasured)
     assert "Who succeeded Anna Berg as miller?" not in [e["messages"][0]["content"] for e in without
                                                        if "messages" in e]
 
@@ -201,6 +201,30 @@ def test_generated_examples_keep_right_answers_and_replace_wrong_ones():
         assert "The Brekke mill" not in e["messages"][0]["content"]  # asked without the passage
 
 
+def test_passage_examples_ask_with_the_answering_paragraph_among_others():
+    from chatapp.engine.retrieval import INSTRUCTION
+    from chatapp.training.knowledge import passage_examples
+
+    other = "# Old Varnholm\n\nThe harbour of Varnholm froze in 1901. Ships waited for weeks.\n"
+    examples = passage_examples([("mill.md", DOC), ("harbour.md", other)], KnowledgeConfig(distractors=1))
+    mill = [e for e in examples if e["source"] == "mill.md"]
+    assert mill and all(e["kind"] == "passage" for e in examples)
+    first = mill[0]["messages"]
+    prompt, answer = first[0]["content"], first[1]["content"]
+    assert INSTRUCTION in prompt and prompt.startswith("Question: ")
+    assert "The harbour of Varnholm froze in 1901." in prompt  # the other document's paragraph
+    assert "The mill at Brekke was built in 1872 by Anna Berg." in prompt  # the answering one
+    assert answer == "The mill at Brekke was built in 1872 by Anna Berg."
+    question = prompt.rsplit("Question: ", 1)[1]
+    assert question in [q for q, _ in wh_questions(answer)]  # a question the answer answers
+    # The answering paragraph is not always first: both places occur over the examples.
+    firsts = {e["messages"][0]["content"].split(INSTRUCTION + "\n\n", 1)[1].startswith("The harbour")
+              for e in examples}
+    assert firsts == {True, False}
+    ids, mask = encode_example(mill[0], tiny_tokenizer())
+    assert any(mask) and not all(mask)  # the loss is on the answer only
+
+
 MILL_DOCS = [
     ("mill.md", "# The Brekke mill\n\nThe mill at Brekke was built in 1872 by Anna Berg. It employed 40 people "
                 "and ground rye for the farms of the valley.\n\nAnna Berg ran the mill until 1901. She was "
@@ -225,7 +249,7 @@ def _use_time_prompt(folder, question):
     return messages[-1]["content"]
 
 
-def test_passage_examples_are_asked_as_chat_with_documents_asks(tmp_path):
+def test_library_passage_examples_are_asked_as_chat_with_documents_asks(tmp_path):
     from chatapp.engine.retrieval import INSTRUCTION
     from chatapp.training.knowledge import passage_examples
 
@@ -233,7 +257,7 @@ def test_passage_examples_are_asked_as_chat_with_documents_asks(tmp_path):
     folder.mkdir()
     for name, text in MILL_DOCS:
         (folder / name).write_text(text, encoding="utf-8")
-    examples = passage_examples(MILL_DOCS, KnowledgeConfig())
+    examples = passage_examples(MILL_DOCS, KnowledgeConfig(passage_layout="library"))
     assert examples and all(e["kind"] == "passage" for e in examples)
     same_document_distractor = 0
     for e in examples:
@@ -260,7 +284,7 @@ def test_passage_examples_are_asked_as_chat_with_documents_asks(tmp_path):
     assert sum(mask) <= len(answer_ids) + 4  # the answer (and the turn's end) only, no prompt token
 
 
-def test_passage_examples_put_the_fact_in_when_the_search_misses_it():
+def test_library_passage_examples_put_the_fact_in_when_the_search_misses_it():
     from chatapp.documents.library import SearchHit
     from chatapp.training.knowledge import passage_examples
 
@@ -270,7 +294,8 @@ def test_passage_examples_put_the_fact_in_when_the_search_misses_it():
                     for n in range(limit)]
 
     doc = [("mill.md", MILL_DOCS[0][1])]
-    examples = passage_examples(doc, KnowledgeConfig(passages=3), retriever=Unhelpful())
+    examples = passage_examples(doc, KnowledgeConfig(passage_layout="library", passages=3),
+                                retriever=Unhelpful())
     assert examples
     for e in examples:
         prompt = e["messages"][0]["content"]
@@ -279,6 +304,13 @@ def test_passage_examples_put_the_fact_in_when_the_search_misses_it():
         assert blocks[2:4] == ["Ships waited for weeks.", "Ships waited for weeks."]
         assert e["messages"][1]["content"] in blocks[4]
         assert blocks[5].startswith("Question: ")
+
+
+@pytest.mark.parametrize("bad", [{"passage_layout": "chunks"}, {"passages": 0}, {"passage_questions": 0},
+                                 {"distractors": -1}])
+def test_bad_passage_settings_are_refused(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        KnowledgeConfig(**bad)
 
 
 def test_auto_quiz_questions_blank_a_fact():
