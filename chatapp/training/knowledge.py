@@ -12,11 +12,14 @@ Pretraining: re-express a small corpus many ways). Each document becomes:
   wordings ("What do you know about Brekke?", "What happened in 1972?") answered by the sentence;
 - `cloze`: the start of a sentence, the model writes the sentence;
 - `recall`: a document's title, the model writes the document back, and its facts in another order;
-- `passage`: a question asked with passages in front of it, as chat with documents asks it (the
-  paragraph that answers it among paragraphs of other documents, in a random place), answered by
-  the sentence that holds the fact (RAFT, Zhang et al. 2024; Ovadia et al. 2023): without these
-  an adapter trained only closed-book learned to recite the first passage's first sentence and
-  answered fewer questions with documents (2 of 10) than the base model (5 of 10);
+- `passage`: a question asked with passages in front of it exactly as chat with documents asks
+  it: the chunks a library of these same documents returns for that question (same chunker,
+  search and number of passages, the best last), so the distractors are the near misses of the
+  same document, answered by the one sentence that holds the fact (RAFT, Zhang et al. 2024;
+  Ovadia et al. 2023). Without these an adapter trained only closed-book learned to recite the
+  first passage's first sentence (2 of 10 with documents, base model 5 of 10); with a paragraph
+  of the answer among paragraphs of other documents it recited memorised neighbours of the
+  answer (5 of 10, base model 7 of 10);
 - `generated` (needs a model): the model being tuned, with the passage in front of it, writes a
   question the sentence answers and then answers it (it answers well with the passage); the
   example asks the same question without the passage. A reply that shares no name or number with
@@ -80,7 +83,16 @@ class KnowledgeConfig:
     cloze: bool = True
     recall: bool = True
     passage: bool = True
-    distractors: int = 2  # paragraphs of other documents beside the one that answers, in `passage` examples
+    # `passage` examples: "paragraphs" (the sentence's window among `distractors` paragraphs of other
+    # documents, a random place) or "library" (the `passages` chunks a library of the documents
+    # returns for the question, best last, `passage_questions` per sentence). Measured on the same
+    # other examples, 117 steps (README "Teaching the model your documents"): "library" 2/10
+    # closed-book and 2/10 with documents, "paragraphs" 2/10 and 3/10: no gain, "paragraphs" kept.
+    passage_layout: str = "paragraphs"
+    distractors: int = 2
+    passages: int = 3
+    passage_questions: int = 1
+    variants: bool = False  # `question` examples also in the other wordings of question_variants (unmeasured)
     generate: bool = True
     rounds: int = 1
     turns: int = 2  # question-answer pairs per training conversation (one system prompt for all)
@@ -91,8 +103,13 @@ class KnowledgeConfig:
     def __post_init__(self) -> None:
         if self.rounds < 1:
             raise ValueError(f"rounds must be at least 1, got {self.rounds}")
+        if self.passage_layout not in ("paragraphs", "library"):
+            raise ValueError(f"passage_layout must be 'paragraphs' or 'library', got {self.passage_layout!r}")
         if self.distractors < 0:
             raise ValueError(f"distractors must be 0 or more, got {self.distractors}")
+        if self.passages < 1 or self.passage_questions < 1:
+            raise ValueError(f"passages and passage_questions must be at least 1, "
+                             f"got {self.passages} and {self.passage_questions}")
         if self.max_generate_s <= 0 or self.max_new_tokens <= 0:
             raise ValueError("max_generate_s and max_new_tokens must be positive")
 
@@ -241,6 +258,9 @@ def template_examples(documents: Sequence[Document], config: KnowledgeConfig) ->
                         named = resolve_pronoun(s, subject, sents[:i])
                         for question, _phrase in wh_questions(named):
                             out.append(_chat(question, answer, "question", source))
+                            if config.variants:
+                                out += [_chat(v, answer, "question", source)
+                                        for v in question_variants(question)]
                     words = s.split()
                     if config.cloze and len(words) >= 6:
                         cut = rng.randint(max(2, len(words) // 4), max(3, len(words) // 2))
@@ -256,7 +276,63 @@ def template_examples(documents: Sequence[Document], config: KnowledgeConfig) ->
     return out
 
 
-def passage_examples(documents: Sequence[Document], config: KnowledgeConfig) -> list[dict[str, Any]]:
+_TEXT_SUFFIXES = (".md", ".markdown", ".txt", ".rst")
+
+
+class DocumentsLibrary:
+    """The training documents indexed as chat with documents indexes a folder (`--docs PATH`:
+    documents.library, the same reader, chunker and BM25), in a temporary folder removed by
+    `close`. Each document is written as a file named after its source (extracted text of other
+    formats as .txt), so its chunks are the ones a library of the same files returns."""
+
+    def __init__(self, documents: Sequence[Document]) -> None:
+        import tempfile
+
+        from ..documents.library import index_paths_into_temporary
+        from ..engine.retrieval import LibraryRetriever
+
+        folder = tempfile.TemporaryDirectory(prefix="chatapp-knowledge-")
+        try:
+            for n, (source, text) in enumerate(documents):
+                name = re.sub(r"[^\w.\-]+", "_", Path(source).name)[:80] or "document"
+                if Path(name).suffix.lower() not in _TEXT_SUFFIXES:
+                    name += ".txt"
+                (Path(folder.name) / f"{n:04d}_{name}").write_text(text, encoding="utf-8")
+            store, library, _report = index_paths_into_temporary([folder.name], Path(folder.name) / ".index")
+        except BaseException:
+            folder.cleanup()
+            raise
+        self.retriever = LibraryRetriever(store, library, owned_folder=folder)
+
+    def search(self, query: str, limit: int) -> list[Any]:
+        return self.retriever.search(query, limit)
+
+    def close(self) -> None:
+        self.retriever.close()
+
+    def __enter__(self) -> "DocumentsLibrary":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _holds(passage: str, sentence: str, phrase: str) -> bool:
+    """Whether a passage holds the fact: the phrase and most of the sentence's words."""
+    words = set(re.findall(r"\w+", sentence.lower()))
+    return phrase in passage and len(words & set(re.findall(r"\w+", passage.lower()))) >= 0.6 * len(words)
+
+
+def passage_examples(documents: Sequence[Document], config: KnowledgeConfig,
+                     retriever: Any = None) -> list[dict[str, Any]]:
+    """The `passage` examples in `config.passage_layout`: "paragraphs" (paragraph_passage_examples,
+    the default) or "library" (library_passage_examples; `retriever` as there)."""
+    if config.passage_layout == "library":
+        return library_passage_examples(documents, config, retriever)
+    return paragraph_passage_examples(documents, config)
+
+
+def paragraph_passage_examples(documents: Sequence[Document], config: KnowledgeConfig) -> list[dict[str, Any]]:
     """One question per sentence that has a fact to ask for, asked with passages in front of it in
     the prompt chat with documents uses (engine.retrieval.prompt_with_passages): the sentence and
     its neighbours among `config.distractors` paragraphs of other documents, the answering one at
@@ -282,6 +358,47 @@ def passage_examples(documents: Sequence[Document], config: KnowledgeConfig) -> 
                 passages = rng.sample(pool, min(config.distractors, len(pool)))
                 passages.insert(rng.randint(0, len(passages)), window)
                 out.append(_chat(prompt_with_passages(question, passages), answer_text(sents, i), "passage", source))
+    return out
+
+
+def library_passage_examples(documents: Sequence[Document], config: KnowledgeConfig,
+                             retriever: Any = None) -> list[dict[str, Any]]:
+    """Questions asked with passages in front of them exactly as chat with documents asks
+    (RAFT, Zhang et al. 2024): for each sentence with a fact, `config.passage_questions` of its
+    questions, each searched in a library of these documents (`retriever`, else one built here:
+    DocumentsLibrary) through engine.retrieval.rank_turn, its best `config.passages` chunks laid
+    out by prompt_with_passages, the best last (engine.retrieval.BEST_LAST). The distractors are
+    the near misses the search ranks beside the answer, mostly from the same document, which is
+    what the model must tell apart at use time. A search that misses the chunk holding the fact
+    gets it in place of its worst hit (the answer is always readable in the prompt). The answer
+    is the one sentence that holds the fact, as the passage writes it, never a neighbour."""
+    from ..engine.retrieval import BEST_LAST, RetrievalOptions, passage_text, prompt_with_passages, rank_turn
+
+    if retriever is None:
+        with DocumentsLibrary(documents) as library:
+            return library_passage_examples(documents, config, library)
+    rng = random.Random(config.seed + 1)
+    options = RetrievalOptions(passages=config.passages)
+    out: list[dict[str, Any]] = []
+    for source, text in documents:
+        title, body = title_and_body(text, source)
+        subject = next(iter(key_phrases(title)), "")
+        for para in paragraphs(body):
+            sents = sentences(para)
+            for i, s in enumerate(sents):
+                # asked as the sentence words it and with its opening pronoun named ("She was
+                # succeeded by who?", "Edda Halvorsen was succeeded by who?")
+                pairs = list(dict.fromkeys(wh_questions(s) + wh_questions(resolve_pronoun(s, subject, sents[:i]))))
+                if not pairs:
+                    continue
+                answer = s  # as the passage writes it: read off the passage, not recited
+                for question, phrase in rng.sample(pairs, min(config.passage_questions, len(pairs))):
+                    hits = rank_turn(None, retriever, [{"role": "user", "content": question}], options).hits
+                    texts = [passage_text(h.text) for h in hits]  # best first
+                    if not any(_holds(t, s, phrase) for t in texts):
+                        texts = [" ".join(sents[max(0, i - 1):i + 2])] + texts[:max(0, config.passages - 1)]
+                    shown = texts[::-1] if BEST_LAST else texts
+                    out.append(_chat(prompt_with_passages(question, shown), answer, "passage", source))
     return out
 
 
@@ -321,6 +438,39 @@ def wh_questions(sentence: str) -> list[tuple[str, str]]:
             question = question[0].upper() + question[1:]
         out.append((question.rstrip(" ,;:") + "?", phrase))
     return out
+
+
+_COPULA_LAST = re.compile(r"^(?P<subject>.+?) (?P<verb>is|was|are|were)(?P<adverb> now| still| today)? "
+                          r"(?P<wh>who|what)\?$")
+_PASSIVE_BY_LAST = re.compile(r"^(?P<subject>.+?) (?:was|were) (?P<verb>\w+ed)(?P<rest> [^,]*?)? by (?P<wh>who|what)\?$")
+_APPOSITIVE_LAST = re.compile(r"^(?P<subject>[^,]+), (?:the |an? )?(?:[\w'-]+ ){0,3}?(?P<wh>who|what)\?$")
+
+
+def _lower_start(phrase: str) -> str:
+    """A sentence's opening as the middle of a question: lower case unless it opens with a name."""
+    return phrase if re.match(r"[A-Z]\w* [A-Z]|[A-Z]\w*'s\b", phrase) else phrase[0].lower() + phrase[1:]
+
+
+def question_variants(question: str) -> list[str]:
+    """Other wordings of a wh-question made in place (knowledge augmentation, Allen-Zhu & Li 3.1:
+    a fact seen under several wordings is recalled under a new one), closer to how people ask:
+    the question word fronted where it ends a copula ("The current managing director is who?" ->
+    "Who is the current managing director?") or an apposition ("Her successor, the engineer
+    who?" -> "Who was her successor?") or a passive ("X was succeeded as director by who?" -> "Who
+    succeeded X as director?")."""
+    out = []
+    m = _COPULA_LAST.match(question)
+    if m:
+        out.append(f"{m.group('wh').capitalize()} {m.group('verb')} {_lower_start(m.group('subject'))}"
+                   f"{m.group('adverb') or ''}?")
+    m = _PASSIVE_BY_LAST.match(question)
+    if m:  # regular verbs only: their participle is their past tense
+        out.append(f"{m.group('wh').capitalize()} {m.group('verb')} {_lower_start(m.group('subject'))}"
+                   f"{m.group('rest') or ''}?")
+    m = _APPOSITIVE_LAST.match(question)
+    if m and 2 <= len(m.group("subject").split()) <= 5:
+        out.append(f"{m.group('wh').capitalize()} was {_lower_start(m.group('subject'))}?")
+    return [q for q in dict.fromkeys(out) if q != question]
 
 
 def generated_examples(ask: Callable[[str], str], documents: Sequence[Document], config: KnowledgeConfig,

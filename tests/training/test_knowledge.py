@@ -56,6 +56,25 @@ def test_questions_say_whom_a_pronoun_means_and_stop_at_the_clause():
     assert wh_questions("Brekke Mill's founder was Anna Berg.") == [("Brekke Mill's founder was who?", "Anna Berg")]
 
 
+def test_question_variants_front_the_question_word():
+    from chatapp.training.knowledge import question_variants
+
+    assert question_variants("The current managing director is who?") == ["Who is the current managing director?"]
+    assert question_variants("Her successor, the engineer who?") == ["Who was her successor?"]
+    assert question_variants("Brekke Mill's best-selling product is now what?") == \
+        ["What is Brekke Mill's best-selling product now?"]
+    assert question_variants("Anna Berg was succeeded as miller by who?") == ["Who succeeded Anna Berg as miller?"]
+    assert question_variants("The mill at Brekke was built in what year by Anna Berg?") == []  # nothing to front
+    # each variant trains with the same answer as its question, under the `question` kind
+    doc = "# Mill\n\nAnna Berg ran the mill until 1901. She was succeeded as miller by Tomas Vik.\n"
+    examples = template_examples([("mill.md", doc)], KnowledgeConfig(variants=True))
+    answers = {e["messages"][0]["content"]: e["messages"][1]["content"] for e in examples if e["kind"] == "question"}
+    assert answers["Who succeeded Anna Berg as miller?"] == answers["Anna Berg was succeeded as miller by who?"]
+    without = template_examples([("mill.md", doc)], KnowledgeConfig())  # off by default (unmeasured)
+    assert "Who succeeded Anna Berg as miller?" not in [e["messages"][0]["content"] for e in without
+                                                       if "messages" in e]
+
+
 def test_names_in_many_sentences_get_no_entity_questions():
     doc = ("# Notes\n\nOrla Mills opened in 1901. Orla Mills sold flour to Varnholm. "
            "Orla Mills closed in 1950.\n")
@@ -204,6 +223,94 @@ def test_passage_examples_ask_with_the_answering_paragraph_among_others():
     assert firsts == {True, False}
     ids, mask = encode_example(mill[0], tiny_tokenizer())
     assert any(mask) and not all(mask)  # the loss is on the answer only
+
+
+MILL_DOCS = [
+    ("mill.md", "# The Brekke mill\n\nThe mill at Brekke was built in 1872 by Anna Berg. It employed 40 people "
+                "and ground rye for the farms of the valley.\n\nAnna Berg ran the mill until 1901. She was "
+                "succeeded by her nephew Tomas Vik, who added a second wheel.\n\nThe mill burned down in 1930 "
+                "and was rebuilt in stone by the Vik family.\n"),
+    ("harbour.md", "# Old Varnholm\n\nThe harbour of Varnholm froze in 1901. Ships waited for weeks.\n\n"
+                   "The mill sold its flour to Varnholm bakers.\n"),
+]
+
+
+def _use_time_prompt(folder, question):
+    """The user turn chat with documents builds for `question` over the library of `folder`."""
+    from chatapp.engine.retrieval import fit_passages, open_documents, rank_turn
+
+    retriever = open_documents(str(folder), store_path=folder / "store" / "library.sqlite3")
+    try:
+        hits = rank_turn(None, retriever, [{"role": "user", "content": question}]).hits
+        messages, _sources = fit_passages([{"role": "user", "content": question}], hits, 10**9,
+                                          lambda m: 0, best_last=True)
+    finally:
+        retriever.close()
+    return messages[-1]["content"]
+
+
+def test_library_passage_examples_are_asked_as_chat_with_documents_asks(tmp_path):
+    from chatapp.engine.retrieval import INSTRUCTION
+    from chatapp.training.knowledge import passage_examples
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in MILL_DOCS:
+        (folder / name).write_text(text, encoding="utf-8")
+    examples = passage_examples(MILL_DOCS, KnowledgeConfig(passage_layout="library"))
+    assert examples and all(e["kind"] == "passage" for e in examples)
+    same_document_distractor = 0
+    for e in examples:
+        prompt, answer = e["messages"][0]["content"], e["messages"][1]["content"]
+        question = prompt.rsplit("Question: ", 1)[1]
+        assert INSTRUCTION in prompt and prompt.startswith(f"Question: {question}\n\n")
+        # exactly the library's passages for that question, laid out as at use time (best last)
+        assert prompt == _use_time_prompt(folder, question)
+        # the answer is one sentence of the documents holding the fact, not its neighbours
+        assert answer.count(". ") == 0 and answer.endswith(".")
+        facts = [p for q, p in wh_questions(answer) if q == question] or \
+                [p for src, text in MILL_DOCS for s in sentences(text.replace("\n", " "))
+                 for q, p in wh_questions(s) if q == question]
+        assert facts and facts[0] in answer
+        # the best passage (last) holds the answer's words
+        last = prompt.rsplit("\n\n", 2)[1]
+        assert facts[0] in last
+        if e["source"] == "mill.md" and prompt.count("The mill") >= 2:
+            same_document_distractor += 1
+    assert same_document_distractor  # near misses of the same document beside the answer
+    ids, mask = encode_example(examples[0], tiny_tokenizer())
+    assert any(mask) and not all(mask)  # the loss is on the answer only
+    answer_ids = tiny_tokenizer().encode(examples[0]["messages"][1]["content"])
+    assert sum(mask) <= len(answer_ids) + 4  # the answer (and the turn's end) only, no prompt token
+
+
+def test_library_passage_examples_put_the_fact_in_when_the_search_misses_it():
+    from chatapp.documents.library import SearchHit
+    from chatapp.training.knowledge import passage_examples
+
+    class Unhelpful:  # a search that never finds the sentence asked about
+        def search(self, query, limit):
+            return [SearchHit(n, "harbour.md", "", 0, 10, "Ships waited for weeks.", 1.0 / (n + 1), bm25=1.0)
+                    for n in range(limit)]
+
+    doc = [("mill.md", MILL_DOCS[0][1])]
+    examples = passage_examples(doc, KnowledgeConfig(passage_layout="library", passages=3),
+                                retriever=Unhelpful())
+    assert examples
+    for e in examples:
+        prompt = e["messages"][0]["content"]
+        blocks = prompt.split("\n\n")
+        # three passages: two of the search's, then the sentence's own window nearest the question
+        assert blocks[2:4] == ["Ships waited for weeks.", "Ships waited for weeks."]
+        assert e["messages"][1]["content"] in blocks[4]
+        assert blocks[5].startswith("Question: ")
+
+
+@pytest.mark.parametrize("bad", [{"passage_layout": "chunks"}, {"passages": 0}, {"passage_questions": 0},
+                                 {"distractors": -1}])
+def test_bad_passage_settings_are_refused(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        KnowledgeConfig(**bad)
 
 
 def test_auto_quiz_questions_blank_a_fact():
