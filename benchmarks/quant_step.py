@@ -1,8 +1,10 @@
 """One decode step of the default model in each weights option, timed side by side, and profiled.
 
-    nice -n 10 .venv/bin/python benchmarks/quant_step.py [--options float32 int8 int4] [--products eager compiled step]
+    nice -n 10 .venv/bin/python benchmarks/quant_step.py [--options float32 int8 int8-q8_0 int4] [--products eager compiled step]
                                                         [--steps 40] [--threads 1] [--profile]
 
+options: int8 holds a scale per row and decodes in torch's int8 kernel (model/int8_rows.py);
+"int8-q8_0" keeps Q8_0's form and its float32-arithmetic products (CHATAPP_INT8_PACK=0).
 products: "eager" / "compiled" are the one-row compact products (quant_products.py) inside an eager
 step; "step" is the whole decode step compiled as one graph (model/decode_step.py), float32 included.
 
@@ -41,7 +43,9 @@ PROMPT = 37
 
 def prepare(option: str, threads: int):
     os.environ["CHATAPP_DECODE_COMPILE"] = "0"  # the step is compiled below, on this cache
-    model = load_model("default", device="cpu", weights=option, check_memory=False).model
+    # "int8-q8_0": int8 kept in Q8_0's form with its float32-arithmetic products (CHATAPP_INT8_PACK=0)
+    os.environ["CHATAPP_INT8_PACK"] = "0" if option.endswith("-q8_0") else "1"
+    model = load_model("default", device="cpu", weights=option.removesuffix("-q8_0"), check_memory=False).model
     # the Engine's inference layout: one-row products split per thread, column-major float weights
     configure_fast_paths(model, decode_split=threads, onednn=True, column_major=True)
     model.setup_cache(1, 512)
@@ -75,7 +79,7 @@ def step(model, pos: int, products: str, decode=None) -> tuple[float, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--options", nargs="+", default=["float32", "int8", "int4"])
+    ap.add_argument("--options", nargs="+", default=["float32", "int8", "int8-q8_0", "int4"])
     ap.add_argument("--products", nargs="+", default=["eager", "compiled", "step"],
                     choices=["eager", "compiled", "step"])
     ap.add_argument("--steps", type=int, default=40)
