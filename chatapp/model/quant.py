@@ -239,8 +239,11 @@ class QuantEmbedding(nn.Module):
 def use_int8_rows(model: nn.Module) -> int:
     """Put every int8 layer of a CPU model in int8_rows.py's form (torch's int8 kernel for
     decode), unless CHATAPP_INT8_PACK=0 or the kernel fails its probe. A token embedding and the
-    lm_head tied to it get the same new tensors. Returns how many weights were requantized."""
-    if int8_rows.switched_off() or not int8_rows.available():
+    lm_head tied to it get the same new tensors. Returns how many weights were requantized.
+
+    Not under int4: its model keeps the file's own numbers, its int8 vocabulary too (adapters and
+    tests compare it with float32 to 1e-4)."""
+    if int8_rows.switched_off() or not int8_rows.available() or "int4" in weights_kind(model):
         return 0
     done: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # Q8_0 codes' address -> the rowwise form
     for module in model.modules():
