@@ -18,14 +18,16 @@ w = code * scale: 1.0 byte per weight plus 2 per row, against Q8_0's 1.0625. A Q
 requantized per row a block of rows at a time (never the whole matrix in float32); each row's
 scale is rounded up to a bfloat16 first, so the codes carry no rounding of the scale. A token
 embedding tied to the lm_head takes the same form and the same tensors (rows looked up), so the
-vocabulary is held once. Requantizing costs little: the default model's decode perplexity 42.92
-against 43.01 float32 and 43.10 for Q8_0 (benchmarks/quantized.py prints its own figures).
+vocabulary is held once. Requantizing costs little on the default model (first demo document,
+token by token through the kernel, 127 tokens): perplexity 43.21 against 43.01 float32 and 43.10
+for Q8_0; the whole 256-token text at once (float32 blocks) 32.98 against 32.92 and 33.04.
 
 Products: one to ROWS_KERNEL rows (decode) go through the kernel with the rows in bfloat16
 (8-bit mantissa: 0.3% relative error per product against the same weight in float32). More
 rows (prefill, training) dequantize a block of rows to float32 and multiply on oneDNN, as the
 Q8_0 form does; so do products that must carry gradients (the kernel has no backward).
 
+Only under the int8 option: int4 keeps the file's own numbers, its int8 vocabulary included.
 CHATAPP_INT8_PACK=0 at load keeps the Q8_0 form and its products, for comparison.
 """
 

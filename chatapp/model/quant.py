@@ -9,14 +9,19 @@ Two forms, each close to a GGUF block type so a file in that type is repacked bi
   with float16 `scales` and `mins` (out, in/32): w = q * scale + min. GGUF Q4_1 is exactly
   this (20 bytes per 32 weights); Q4_0 is scale d, min -8 d.
 
+Under the int8 option on the CPU, a third form replaces Q8_0 at load (int8_rows.py): int8 codes
+with a bfloat16 scale per output row, for torch's own int8 kernel (`_weight_int8pack_mm` on
+bfloat16 rows, ~35 GB/s for one row here, no compiler); `QuantLinear.rowwise` /
+`QuantEmbedding.rowwise` say which form a layer holds, and CHATAPP_INT8_PACK=0 keeps Q8_0.
+
 Products: one row (decode) goes through quant_products.py, a torch.compile'd loop that reads
 the compact weight once where a C++ compiler works, else eagerly: the weight dequantized in
 L2-sized chunks of rows, each multiplied in float32. Many rows (prefill, training) dequantize
-the weight once and multiply on oneDNN. Rejected after measuring (benchmarks/quant_kernels.py):
-torch's weight-only kernels (`_weight_int8pack_mm`, `_weight_int4pack_mm_for_cpu`), 3-10x
-slower than float32 for one row and 30-100x slower for prefill on this CPU; fbgemm's dynamic
-int8 Linear, fast, but it quantizes the activations too, which took the default model's
-perplexity from 61 to 184 (top-1 agreement with float32 37%).
+the weight once and multiply on oneDNN. Measured (benchmarks/quant_kernels.py): torch's
+weight-only kernels on float32 rows are 3-10x slower than float32 for one row (on bfloat16 rows
+they are the fastest one-row products: int8_rows.py uses the int8 one); fbgemm's dynamic int8
+product is as fast but needs a prepacked second copy of each weight and quantizes each row on
+one scale (through the torch.ao Linear, 7-bit rows: perplexity 61 -> 184 on the default model).
 """
 
 from __future__ import annotations
