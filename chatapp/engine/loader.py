@@ -20,7 +20,7 @@ from ..model.transformer import Transformer
 from ..paths import default_model_path
 from ..text import Tokenizer
 from ..weights.build import build_model
-from ..weights.heap import trim_heap
+from ..weights.heap import HeapTrimmer, trim_heap
 from ..weights.discovery import detect_model_kind
 from ..weights.gguf_config import gguf_sampling_defaults
 from ..weights.gguf_loader import gguf_config, load_gguf_state_dict, open_gguf
@@ -188,7 +188,9 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
     del state
     trim_heap()
     if compact is not None and int8_rows and target.type == "cpu":
-        rowwise = use_int8_rows(model)
+        trimmer = HeapTrimmer()
+        rowwise = use_int8_rows(model, freed=trimmer.freed_bytes)
+        trim_heap()  # the Q8_0 parts are gone: glibc keeps their pages unless asked
         log.info("int8 weights with a scale per row for torch's int8 kernel: %d", rowwise)
     if compact is not None:
         # torch.compile'd one-row products where a compiler works (chatapp/model/quant_products.py);

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -241,7 +241,7 @@ class QuantEmbedding(nn.Module):
         return rows.view(*tokens.shape, self.embedding_dim)
 
 
-def use_int8_rows(model: nn.Module) -> int:
+def use_int8_rows(model: nn.Module, freed: Optional[Callable[[int], None]] = None) -> int:
     """Put every int8 layer of a CPU model in int8_rows.py's form (torch's int8 kernel for
     decode), unless CHATAPP_INT8_PACK=0 or the kernel fails its probe. A token embedding and the
     lm_head tied to it get the same new tensors. Returns how many weights were requantized.
@@ -251,6 +251,7 @@ def use_int8_rows(model: nn.Module) -> int:
     if int8_rows.switched_off() or not int8_rows.available() or "int4" in weights_kind(model):
         return 0
     done: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # Q8_0 codes' address -> the rowwise form
+    dropped = 0
     for module in model.modules():
         if (not isinstance(module, (QuantLinear, QuantEmbedding)) or module.kind != "int8" or module.rowwise
                 or module.qweight.device.type != "cpu"):
@@ -259,8 +260,12 @@ def use_int8_rows(model: nn.Module) -> int:
         if key not in done:
             rows = module.qweight.shape[0]
             done[key] = int8_rows.requantize(module.quantized.dequantize, rows)
+            dropped = module.quantized.nbytes
         module.qweight, module.scales = done[key]
         module.rowwise = True
+        if freed is not None and dropped:
+            freed(dropped)  # the Q8_0 parts and the float blocks: the loader gives the heap back
+        dropped = 0
     return len(done)
 
 
