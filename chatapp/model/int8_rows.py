@@ -36,14 +36,14 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 
 log = logging.getLogger(__name__)
 
 ROWS_KERNEL = 4  # products of at most this many rows take the int8 kernel
-_ROWS_PER_BLOCK = 1 << 12  # rows requantized at a time (a float32 block of at most 4096 x in)
+_ROWS_PER_BLOCK = 1 << 10  # rows requantized at a time (a float32 block of at most 1024 x in)
 
 
 def switched_off() -> bool:
@@ -66,17 +66,19 @@ def available() -> bool:
     return ok
 
 
-def requantize(dequantize_rows: Callable[[int, int], torch.Tensor],
-               out_features: int) -> tuple[torch.Tensor, torch.Tensor]:
+def requantize(dequantize_rows: Callable[[int, int], torch.Tensor], out_features: int,
+               out: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """int8 codes (out, in) and bfloat16 scales (out,) of a weight given as
     `dequantize_rows(start, stop)` -> float32 rows, a block of rows at a time.
 
-    The results are allocated whole first: blocks kept one by one between the freed float
-    temporaries left holes in glibc's heap that the next block did not fit (+270 MB of resident
-    memory for the default model's vocabulary, returned only by a trim)."""
-    codes, scales = None, torch.empty(out_features, dtype=torch.bfloat16)
+    out: an int8 (out, in) tensor to write the codes into: the Q8_0 codes themselves (each
+    block is dequantized before its rows are overwritten), so the load holds no second copy.
+    Otherwise the codes are allocated whole first: blocks kept one by one between the freed
+    float temporaries left holes in glibc's heap (+270 MB resident for the default model's
+    vocabulary until a trim)."""
+    codes, scales = out, torch.empty(out_features, dtype=torch.bfloat16)
     for start in range(0, out_features, _ROWS_PER_BLOCK):
-        rows = dequantize_rows(start, start + _ROWS_PER_BLOCK)  # (block, in)
+        rows = dequantize_rows(start, start + _ROWS_PER_BLOCK)  # (block, in) float32, a copy
         if codes is None:
             codes = torch.empty(out_features, rows.shape[1], dtype=torch.int8)
         stop = start + rows.shape[0]

@@ -259,8 +259,9 @@ def use_int8_rows(model: nn.Module, freed: Optional[Callable[[int], None]] = Non
         key = module.qweight.data_ptr()
         if key not in done:
             rows = module.qweight.shape[0]
-            done[key] = int8_rows.requantize(module.quantized.dequantize, rows)
-            dropped = module.quantized.nbytes
+            # the codes are rewritten in place; freed: the Q8_0 scales and the float32 blocks it went through
+            dropped = module.scales.numel() * module.scales.element_size() + 4 * module.qweight.numel()
+            done[key] = int8_rows.requantize(module.quantized.dequantize, rows, out=module.qweight)
         module.qweight, module.scales = done[key]
         module.rowwise = True
         if freed is not None and dropped:
