@@ -76,7 +76,8 @@ def requantize(dequantize_rows: Callable[[int, int], torch.Tensor], out_features
     Otherwise the codes are allocated whole first: blocks kept one by one between the freed
     float temporaries left holes in glibc's heap (+270 MB resident for the default model's
     vocabulary until a trim)."""
-    codes, scales = out, torch.empty(out_features, dtype=torch.bfloat16)
+    codes = out if out is not None and out.is_contiguous() else None  # the kernel takes contiguous codes
+    scales = torch.empty(out_features, dtype=torch.bfloat16)
     for start in range(0, out_features, _ROWS_PER_BLOCK):
         rows = dequantize_rows(start, start + _ROWS_PER_BLOCK)  # (block, in) float32, a copy
         if codes is None:

@@ -140,3 +140,12 @@ def test_the_compiled_step_calls_the_kernel():
     fn = torch.compile(lambda t: lin(t * 1.0), fullgraph=True, dynamic=False)
     with torch.inference_mode():
         torch.testing.assert_close(fn(x), lin(x), rtol=1e-2, atol=1e-3)
+
+
+def test_the_load_rewrites_the_q8_0_codes_in_place():
+    """No second copy of a weight while converting: each layer's codes land where its Q8_0 codes were."""
+    _, model = tiny(tie=True)
+    before = {name: m.qweight.data_ptr() for name, m in model.named_modules() if isinstance(m, QuantLinear)}
+    use_int8_rows(model)
+    after = {name: m.qweight.data_ptr() for name, m in model.named_modules() if isinstance(m, QuantLinear)}
+    assert after == before
