@@ -10,7 +10,18 @@ For the default model's weight shapes (out x in: 576x576, 1536x576, 576x1536, an
   int8pack      torch._weight_int8pack_mm (int8 per output channel, bf16/f32 scales)
   int4pack      torch._weight_int4pack_mm_for_cpu (4-bit, groups of 32, scale and zero)
   int8-deq      eager: int8 -> float32 in blocks of output rows, then F.linear per block
-  int8-dyn      fbgemm dynamic int8 (torch.ao dynamic-quantized Linear; quantizes the rows too)
+  int8-dyn      fbgemm dynamic int8 (torch.ao dynamic-quantized Linear; quantizes the rows too,
+                7-bit: reduce_range)
+  fbgemm-dyn    fbgemm's product called directly (torch.ops.quantized.linear_dynamic, 8-bit rows,
+                one scale per call, needs a prepacked second copy of the weight)
+  fbgemm-split  the same with each row split into its outliers (> 1/8 of its largest) and the rest,
+                each part on its own scale, 2M rows in one call (what keeping perplexity needed)
+  onednn-u8     oneDNN's qlinear (torch.ops.onednn.qlinear_pointwise) on uint8 rows quantized here
+  rows-bf16     the app's int8 decode product (chatapp/model/int8_rows.py): int8 codes with a
+                bfloat16 scale per row, torch._weight_int8pack_mm on bfloat16 rows; more than 4
+                rows take the app's prefill path instead (float32 blocks on oneDNN)
+  int4pack-bf16 torch._weight_int4pack_mm_for_cpu on bfloat16 rows (its float32 path is the
+                int4pack row above)
   int8-compile  torch.compile of dequantize-and-multiply, per-channel int8 (only with --compile:
                 needs a C++ compiler)
   q8-compiled   the app's compiled one-row product on its int8 layout (Q8_0: a scale per 32)
@@ -29,13 +40,14 @@ import json
 import logging
 import statistics
 import time
+import warnings
 
 import torch
 import torch.nn.functional as F
 
 from chatapp.model import quant_products
 from chatapp.model.linear import split_linear
-from chatapp.model.quant import QuantizedTensor
+from chatapp.model.quant import QuantizedTensor, QuantLinear, tensor_bytes
 
 log = logging.getLogger("quant_kernels")
 
@@ -99,6 +111,41 @@ def candidates(w: torch.Tensor, rows: int, threads: int, compile_too: bool):
         yield "int8-dyn", lambda: dyn(x), out_f * in_f
     except Exception as exc:  # noqa: BLE001 - a benchmark reports what it cannot run
         log.info("int8-dyn unavailable: %s", exc)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # quantized tensors are deprecated; fbgemm's packing takes nothing else
+        qt = torch._make_per_channel_quantized_tensor(q8, s8.double(), torch.zeros(out_f, dtype=torch.long), 0)
+        packed = torch.ops.quantized.linear_prepack(qt, None)
+    yield "fbgemm-dyn", lambda: torch.ops.quantized.linear_dynamic(x, packed, False), out_f * in_f
+
+    def fbgemm_split():
+        big = torch.where(x.abs() > x.abs().amax(-1, keepdim=True) / 8, x, 0.0)  # (M, in)
+        parts = torch.cat([x - big, big])  # (2M, in)
+        scale = parts.abs().amax(-1, keepdim=True).clamp_min(1e-30)
+        out = torch.ops.quantized.linear_dynamic(parts / scale, packed, False) * scale
+        return out[:rows] + out[rows:]
+
+    yield "fbgemm-split", fbgemm_split, out_f * in_f
+    try:
+        wq = torch.ops.onednn.qlinear_prepack(q8, [rows, in_f])
+        zeros = torch.zeros(out_f, dtype=torch.long)
+
+        def onednn_u8():
+            lo, hi = x.amin().clamp(max=0), x.amax().clamp(min=0)
+            a = ((hi - lo) / 255).clamp_min(1e-8)
+            zp = int(torch.round(-lo / a))
+            xq = torch.round(x / a + zp).clamp(0, 255).to(torch.uint8)
+            return torch.ops.onednn.qlinear_pointwise(xq, a.item(), zp, wq, s8.float(), zeros, None, 1.0, 0,
+                                                      torch.float32, "none", [], "")
+
+        yield "onednn-u8", onednn_u8, out_f * in_f
+    except Exception as exc:  # noqa: BLE001 - a benchmark reports what it cannot run
+        log.info("onednn-u8 unavailable: %s", exc)
+    lin = QuantLinear(QuantizedTensor.from_float(w, "int8"))
+    lin.to_rowwise()
+    yield "rows-bf16", lambda: lin(x), tensor_bytes(lin)
+    scales_zeros16 = sz4.to(torch.bfloat16)
+    yield "int4pack-bf16", (lambda: torch._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), packed4, 32, scales_zeros16)
+                            ), out_f * in_f // 2
     if compile_too:
         @torch.compile(dynamic=False)
         def deq_mm(x, q, s):

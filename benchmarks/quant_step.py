@@ -1,8 +1,10 @@
 """One decode step of the default model in each weights option, timed side by side, and profiled.
 
-    nice -n 10 .venv/bin/python benchmarks/quant_step.py [--options float32 int8 int4] [--products eager compiled step]
+    nice -n 10 .venv/bin/python benchmarks/quant_step.py [--options float32 int8 int8-q8_0 int4] [--products eager compiled step]
                                                         [--steps 40] [--threads 1] [--profile] [--lora R]
 
+options: int8 holds a scale per row and decodes in torch's int8 kernel (model/int8_rows.py);
+"int8-q8_0" keeps Q8_0's form and its float32-arithmetic products (CHATAPP_INT8_PACK=0).
 products: "eager" / "compiled" are the one-row compact products (quant_products.py) inside an eager
 step; "step" is the whole decode step compiled as one graph (model/decode_step.py), float32 included;
 "step-static" the same graph with the KV cache's length a constant (DecodeStep's
@@ -46,7 +48,9 @@ PROMPT = 37
 
 def prepare(option: str, threads: int, lora: int = 0):
     os.environ["CHATAPP_DECODE_COMPILE"] = "0"  # the step is compiled below, on this cache
-    model = load_model("default", device="cpu", weights=option, check_memory=False).model
+    # "int8-q8_0": int8 kept in Q8_0's form with its float32-arithmetic products (CHATAPP_INT8_PACK=0)
+    os.environ["CHATAPP_INT8_PACK"] = "0" if option.endswith("-q8_0") else "1"
+    model = load_model("default", device="cpu", weights=option.removesuffix("-q8_0"), check_memory=False).model
     if lora:  # an adapter on every projection (the "all-linear" preset), B random: a real delta
         apply_lora(model, LoRAConfig(r=lora, alpha=2 * lora, target_modules=list(LORA_TARGETS)))
         generator = torch.Generator().manual_seed(0)
@@ -92,7 +96,7 @@ def step(model, pos: int, products: str, decode=None) -> tuple[float, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--options", nargs="+", default=["float32", "int8", "int4"])
+    ap.add_argument("--options", nargs="+", default=["float32", "int8", "int8-q8_0", "int4"])
     ap.add_argument("--products", nargs="+", default=["eager", "compiled", "step"],
                     choices=["eager", "compiled", "step", "step-static"])
     ap.add_argument("--steps", type=int, default=40)

@@ -4,6 +4,8 @@ memory, and quality against float32, beside transformers float32 and llama.cpp.
     nice -n 10 .venv/bin/python benchmarks/quantized.py [--threads 1] [--new-tokens 64] [--options float32 int8 int4]
                                                         [--steps compiled eager] [--context 512]
 
+Options: the --weights values, and "int8-q8_0": int8 kept in Q8_0's form with its float32-arithmetic
+products (CHATAPP_INT8_PACK=0), beside "int8" (a scale per row, torch's int8 kernel: model/int8_rows.py).
 Speed: decode tok/s after a 37-token prompt and prefill tok/s of a 500-token prompt (the
 issue's settings), the weight bytes held and the bandwidth decode reaches (bytes held x
 tokens/s), peak resident memory, which one-row products int8/int4 used (compiled/eager) and
@@ -48,10 +50,11 @@ PREFILL_TOKENS = 500
 def bench(option: str, step: str, args) -> dict:
     """`chatapp bench` decode at 37 prompt tokens, then prefill of PREFILL_TOKENS, in two processes."""
     def run(prompt_tokens: int, new_tokens: int) -> dict:
-        cmd = [sys.executable, "-m", "chatapp", "bench", "--model", args.model, "--weights", option,
+        cmd = [sys.executable, "-m", "chatapp", "bench", "--model", args.model, "--weights", option.removesuffix("-q8_0"),
                "--device", "cpu", "--threads", str(args.threads), "--prompt-tokens", str(prompt_tokens),
                "--new-tokens", str(new_tokens), "--runs", str(args.runs), "--context", str(args.context), "--json"]
-        env = dict(os.environ, PYTHONPATH=str(ROOT), CHATAPP_DECODE_COMPILE="1" if step == "compiled" else "0")
+        env = dict(os.environ, PYTHONPATH=str(ROOT), CHATAPP_DECODE_COMPILE="1" if step == "compiled" else "0",
+                   CHATAPP_INT8_PACK="0" if option.endswith("-q8_0") else "1")
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True, cwd=ROOT)
         return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -92,7 +95,8 @@ def llama_cpp(reference: dict, args) -> dict | str:
 
 
 def quality(option: str, reference: dict, args) -> dict:
-    loaded = load_model(args.model, device="cpu", weights=option, check_memory=False)
+    os.environ["CHATAPP_INT8_PACK"] = "0" if option.endswith("-q8_0") else "1"
+    loaded = load_model(args.model, device="cpu", weights=option.removesuffix("-q8_0"), check_memory=False)
     text = sorted((ROOT / "benchmarks" / "demo_docs").glob("*"))[0].read_text(encoding="utf-8")
     ppl = text_perplexity(loaded.model, loaded.tokenizer, text, max_tokens=256)
     continuations = [greedy_ids(loaded.model, loaded.tokenizer, p, args.greedy_tokens) for p in PROMPTS]

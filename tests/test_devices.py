@@ -151,7 +151,8 @@ def test_compact_weights_stay_compact_on_the_device_and_match_the_cpu(device, ki
     parts = _compact_parts(loaded.model)
     assert loaded.weights == kind and weights_kind(loaded.model).startswith(kind)
     assert parts and all(t.device.type == device for t in parts)
-    assert {t.dtype for t in parts} <= {torch.int8, torch.uint8, torch.float16}  # codes and scales, no float32 copy
+    # codes and scales (bfloat16 a row for int8 on the CPU, model/int8_rows.py), no float32 copy
+    assert {t.dtype for t in parts} <= {torch.int8, torch.uint8, torch.float16, torch.bfloat16}
     assert all(t.device.type == device for t in loaded.model.state_dict().values())
     tokens = torch.arange(3, 40).remainder(loaded.config.vocab_size)[None]  # (1, 37)
     loaded.model.setup_cache(batch_size=1, max_seq_len=64)
@@ -162,7 +163,14 @@ def test_compact_weights_stay_compact_on_the_device_and_match_the_cpu(device, ki
         steps = [loaded.model(tokens[:, i:i + 1].to(device), torch.arange(i, i + 1, device=device)).float().cpu()
                  for i in range(30, tokens.shape[1])]  # one row at a time: decode's compact product
     assert (full - expected).abs().max() <= 1e-3
-    assert (torch.cat([prefix] + steps, dim=1) - full).abs().max() <= 1e-3
+    stepped = torch.cat([prefix] + steps, dim=1)
+    if getattr(loaded.model.lm_head, "rowwise", False):
+        # int8 on the CPU decodes through torch's int8 kernel, rows and outputs in bfloat16
+        # (model/int8_rows.py; 0.3% a product): the steps' logits within 1% of the float32 blocks'
+        assert (stepped[:, :30] - full[:, :30]).abs().max() <= 1e-3  # the prefix: float32 blocks
+        assert ((stepped[:, 30:] - full[:, 30:]).norm() / full[:, 30:].norm()).item() < 0.01
+    else:
+        assert (stepped - full).abs().max() <= 1e-3
 
 
 @pytest.mark.parametrize("device", COMPACT_DEVICES)

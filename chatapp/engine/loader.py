@@ -20,14 +20,14 @@ from ..model.transformer import Transformer
 from ..paths import default_model_path
 from ..text import Tokenizer
 from ..weights.build import build_model
-from ..weights.heap import trim_heap
+from ..weights.heap import HeapTrimmer, trim_heap
 from ..weights.discovery import detect_model_kind
 from ..weights.gguf_config import gguf_sampling_defaults
 from ..weights.gguf_loader import gguf_config, load_gguf_state_dict, open_gguf
 from ..weights.hf_loader import hf_sampling_defaults, load_hf_folder, read_hf_config
 from ..weights.peft_adapter import adapter_parameter_count, load_adapter
 from ..model.decode_step import DecodeStep
-from ..model.quant import set_products, warm_up_products
+from ..model.quant import set_products, use_int8_rows, warm_up_products
 from .device import available_memory, check_fits, choose_device
 from .weights_option import (FLOAT_DTYPES, check_option, choose_weights, estimate_for_option, fit_table,
                              fit_word)
@@ -132,11 +132,13 @@ def _adapter_params(adapter: str | Path | None) -> int:
 def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dtype] = None,
                context_len: Optional[int] = None, progress: LoadProgress = None,
                check_memory: bool = True, adapter: str | Path | None = None,
-               weights: str = "auto", decode_step: str = "auto") -> LoadedModel:
+               weights: str = "auto", decode_step: str = "auto", int8_rows: bool = True) -> LoadedModel:
     """Load the model `spec` names; `adapter`: a LoRA adapter folder (PEFT layout) put on it, enabled.
 
     weights: an engine.weights_option.WEIGHT_OPTIONS value; an explicit `dtype` overrides a
     float option (callers that predate the option pass dtype), never int8 / int4.
+    int8_rows: int8 weights on the CPU requantized per row for torch's int8 kernel
+    (model/int8_rows.py; CHATAPP_INT8_PACK=0 keeps the Q8_0 form).
     """
     start = time.perf_counter()
     report = progress or (lambda stage, fraction: None)
@@ -185,6 +187,11 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
     model = build_model(config, state, device=target)
     del state
     trim_heap()
+    if compact is not None and int8_rows and target.type == "cpu":
+        trimmer = HeapTrimmer()
+        rowwise = use_int8_rows(model, freed=trimmer.freed_bytes)
+        trim_heap()  # the Q8_0 parts are gone: glibc keeps their pages unless asked
+        log.info("int8 weights with a scale per row for torch's int8 kernel: %d", rowwise)
     if compact is not None:
         # torch.compile'd one-row products where a compiler works (chatapp/model/quant_products.py);
         # CHATAPP_QUANT_COMPILE=0 / 1 forces eager / compiled. Each weight shape compiles now.

@@ -93,11 +93,23 @@ def estimate_for_option(config: ModelConfig, context_len: int, option: str,
     vocab = _vocab_params(config)
     matrices = config.n_params - vocab  # norms and biases are a rounding error beside them
     vocab_kind = "int8" if option == "int4" else option
-    weights = int(matrices * BYTES_PER_WEIGHT[option] + vocab * BYTES_PER_WEIGHT[vocab_kind])
+    # int8 on the CPU: a scale per row (model/int8_rows.py), 1 byte a weight + 2 a row of ~dim
+    # inputs. Its products compile nothing, but the load still probes the compiler (kept below).
+    rows = option == "int8" and device_type == "cpu" and int8_rows_expected()
+    per_weight = dict(BYTES_PER_WEIGHT, int8=1 + 2 / config.dim) if rows else BYTES_PER_WEIGHT
+    weights = int(matrices * per_weight[option] + vocab * per_weight[vocab_kind])
     compiler = COMPILED_PRODUCTS_BYTES if device_type == "cpu" and compiled_products_expected() else 0
     compiler += _step_bytes(device_type, config)
     return MemoryEstimate(weights + adapter, base.kv_cache_bytes,
                           base.overhead_bytes + load_working_bytes(config, source) + compiler)
+
+
+def int8_rows_expected() -> bool:
+    """Whether an int8 load on the CPU would take model/int8_rows.py's form (CHATAPP_INT8_PACK not
+    0, torch's int8 kernel passing its probe)."""
+    from ..model import int8_rows
+
+    return not int8_rows.switched_off() and int8_rows.available()
 
 
 def _step_bytes(device_type: str, config: ModelConfig) -> int:

@@ -88,8 +88,8 @@ class CompactProduct(torch.autograd.Function):
         ctx.layer = layer
         rows = x.reshape(-1, layer.in_features).float()  # (M, in)
         step = chunk_rows(layer.in_features) * 8
-        q = layer.quantized
-        out = torch.cat([F.linear(rows, q.dequantize(i, i + step)) for i in range(0, layer.out_features, step)],
+        deq = layer.row_dequantizer()
+        out = torch.cat([F.linear(rows, deq(i, i + step)) for i in range(0, layer.out_features, step)],
                         dim=-1)  # (M, out)
         return out.view(*x.shape[:-1], layer.out_features)
 
@@ -98,10 +98,10 @@ class CompactProduct(torch.autograd.Function):
         layer = ctx.layer
         g = grad_out.reshape(-1, layer.out_features).float()  # (M, out)
         step = chunk_rows(layer.in_features) * 8
-        q = layer.quantized
+        deq = layer.row_dequantizer()
         grad_x = None
         for i in range(0, layer.out_features, step):
-            part = g[:, i:i + step] @ q.dequantize(i, i + step)  # (M, in)
+            part = g[:, i:i + step] @ deq(i, i + step)  # (M, in)
             grad_x = part if grad_x is None else grad_x + part
         return grad_x.view(*grad_out.shape[:-1], layer.in_features), None
 

@@ -9,26 +9,32 @@ Two forms, each close to a GGUF block type so a file in that type is repacked bi
   with float16 `scales` and `mins` (out, in/32): w = q * scale + min. GGUF Q4_1 is exactly
   this (20 bytes per 32 weights); Q4_0 is scale d, min -8 d.
 
+Under the int8 option on the CPU, a third form replaces Q8_0 at load (int8_rows.py): int8 codes
+with a bfloat16 scale per output row, for torch's own int8 kernel (`_weight_int8pack_mm` on
+bfloat16 rows, ~35 GB/s for one row here, no compiler); `QuantLinear.rowwise` /
+`QuantEmbedding.rowwise` say which form a layer holds, and CHATAPP_INT8_PACK=0 keeps Q8_0.
+
 Products: one row (decode) goes through quant_products.py, a torch.compile'd loop that reads
 the compact weight once where a C++ compiler works, else eagerly: the weight dequantized in
 L2-sized chunks of rows, each multiplied in float32. Many rows (prefill, training) dequantize
-the weight once and multiply on oneDNN. Rejected after measuring (benchmarks/quant_kernels.py):
-torch's weight-only kernels (`_weight_int8pack_mm`, `_weight_int4pack_mm_for_cpu`), 3-10x
-slower than float32 for one row and 30-100x slower for prefill on this CPU; fbgemm's dynamic
-int8 Linear, fast, but it quantizes the activations too, which took the default model's
-perplexity from 61 to 184 (top-1 agreement with float32 37%).
+the weight once and multiply on oneDNN. Measured (benchmarks/quant_kernels.py): torch's
+weight-only kernels on float32 rows are 3-10x slower than float32 for one row (on bfloat16 rows
+they are the fastest one-row products: int8_rows.py uses the int8 one); fbgemm's dynamic int8
+product is as fast but needs a prepacked second copy of each weight and quantizes each row on
+one scale (through the torch.ao Linear, 7-bit rows: perplexity 61 -> 184 on the default model).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import int8_rows
 from .linear import fast_linear
 from .quant_products import GROUP, compiled_product, products_in_use, row_product, set_products  # noqa: F401
 
@@ -135,17 +141,37 @@ class QuantLinear(nn.Module):
         self.register_buffer("scales", weight.scales)
         self.register_buffer("mins", weight.mins)
         self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
+        self.rowwise = False  # int8 with a scale per row (int8_rows.py): qweight (out, in), scales (out,)
+
+    def to_rowwise(self, codes: Optional[torch.Tensor] = None, scales: Optional[torch.Tensor] = None) -> None:
+        """Hold an int8 weight in int8_rows.py's form (requantized per row unless `codes` and
+        `scales` are given: a tied embedding's), for torch's int8 kernel; the Q8_0 parts go."""
+        if self.kind != "int8" or self.rowwise:
+            raise ValueError("only an int8 weight in the Q8_0 form goes rowwise")
+        if codes is None:
+            codes, scales = int8_rows.requantize(self.quantized.dequantize, self.out_features)
+        self.qweight, self.scales, self.rowwise = codes, scales, True
 
     @property
     def quantized(self) -> QuantizedTensor:
+        if self.rowwise:
+            raise ValueError("a rowwise int8 weight has no Q8_0 form; use row_dequantizer()")
         return QuantizedTensor(self.kind, self.qweight, self.scales, self.mins)
+
+    def row_dequantizer(self):
+        """A function (start, stop) -> float32 rows (stop - start, in) of the weight."""
+        if not self.rowwise:
+            return self.quantized.dequantize
+        return lambda start=0, stop=None: int8_rows.dequantize(self.qweight[start:stop], self.scales[start:stop])
 
     def dequantize(self) -> torch.Tensor:
         """The whole weight as float32 (out, in): for tests and merges, not for products."""
-        return self.quantized.dequantize()
+        return self.row_dequantizer()()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features).float()  # (M, in)
+        if self.rowwise:
+            return self._rowwise_forward(x, rows)
         if rows.shape[0] == 1 and (torch.compiler.is_compiling() or compiled_product(self.kind) is not None):
             # inside a compiled decode step (model/decode_step.py) row_product is the pure function
             out = row_product(self.kind, rows, self.qweight, self.scales, self.mins)
@@ -169,8 +195,23 @@ class QuantLinear(nn.Module):
             out = out + self.bias
         return out.view(*x.shape[:-1], self.out_features).to(x.dtype)
 
+    def _rowwise_forward(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        if rows.shape[0] <= int8_rows.ROWS_KERNEL and not (torch.is_grad_enabled() and rows.requires_grad):
+            out = int8_rows.row_product(rows, self.qweight, self.scales)  # (M, out)
+        else:
+            # prefill and training rows: float32 blocks on oneDNN, differentiable in rows (the
+            # int8 kernel has no backward; gradients reach earlier layers' adapters this way)
+            step = max(1, PREFILL_ELEMENTS // self.in_features)
+            deq = self.row_dequantizer()
+            parts = [fast_linear(rows, deq(i, i + step), None, onednn=True) for i in range(0, self.out_features, step)]
+            out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)  # (M, out)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.view(*x.shape[:-1], self.out_features).to(x.dtype)
+
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, kind={self.kind}"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, kind={self.kind}"
+                + (", rowwise" if self.rowwise else ""))
 
 
 class QuantEmbedding(nn.Module):
@@ -183,16 +224,50 @@ class QuantEmbedding(nn.Module):
         self.register_buffer("qweight", weight.qweight)
         self.register_buffer("scales", weight.scales)
         self.register_buffer("mins", weight.mins)
+        self.rowwise = False  # as QuantLinear.rowwise
 
     @property
     def quantized(self) -> QuantizedTensor:
+        if self.rowwise:
+            raise ValueError("a rowwise int8 embedding has no Q8_0 form")
         return QuantizedTensor(self.kind, self.qweight, self.scales, self.mins)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         flat = tokens.reshape(-1)
+        if self.rowwise:
+            return int8_rows.dequantize(self.qweight[flat], self.scales[flat]).view(*tokens.shape, self.embedding_dim)
         rows = dequantize_rows(self.kind, self.qweight[flat], self.scales[flat],
                                None if self.mins is None else self.mins[flat])  # (N, dim)
         return rows.view(*tokens.shape, self.embedding_dim)
+
+
+def use_int8_rows(model: nn.Module, freed: Optional[Callable[[int], None]] = None) -> int:
+    """Put every int8 layer of a CPU model in int8_rows.py's form (torch's int8 kernel for
+    decode), unless CHATAPP_INT8_PACK=0 or the kernel fails its probe. A token embedding and the
+    lm_head tied to it get the same new tensors. Returns how many weights were requantized.
+
+    Not under int4: its model keeps the file's own numbers, its int8 vocabulary too (adapters and
+    tests compare it with float32 to 1e-4)."""
+    if int8_rows.switched_off() or not int8_rows.available() or "int4" in weights_kind(model):
+        return 0
+    done: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # Q8_0 codes' address -> the rowwise form
+    dropped = 0
+    for module in model.modules():
+        if (not isinstance(module, (QuantLinear, QuantEmbedding)) or module.kind != "int8" or module.rowwise
+                or module.qweight.device.type != "cpu"):
+            continue
+        key = module.qweight.data_ptr()
+        if key not in done:
+            rows = module.qweight.shape[0]
+            # the codes are rewritten in place; freed: the Q8_0 scales and the float32 blocks it went through
+            dropped = module.scales.numel() * module.scales.element_size() + 4 * module.qweight.numel()
+            done[key] = int8_rows.requantize(module.quantized.dequantize, rows, out=module.qweight)
+        module.qweight, module.scales = done[key]
+        module.rowwise = True
+        if freed is not None and dropped:
+            freed(dropped)  # the Q8_0 parts and the float blocks: the loader gives the heap back
+        dropped = 0
+    return len(done)
 
 
 def install_quantized(model: nn.Module, weights: dict[str, QuantizedTensor]) -> int:
@@ -285,7 +360,7 @@ def warm_up_products(model: nn.Module, progress=None) -> int:
     no_grad compiled every shape a second time in the first reply."""
     shapes = {}
     for module in model.modules():
-        if isinstance(module, QuantLinear) and compiled_product(module.kind) is not None:
+        if isinstance(module, QuantLinear) and not module.rowwise and compiled_product(module.kind) is not None:
             shapes.setdefault((module.kind, module.qweight.shape), module)
     for done, module in enumerate(shapes.values()):
         if progress:

@@ -45,7 +45,12 @@ def test_int4_holds_no_more_than_the_files_own_tensor_bytes(models, default_gguf
     assert held / n_params == pytest.approx(0.72, abs=0.01)  # Q4_1 matrices, Q8_0 embedding
     assert weights_kind(models["int4"].model) == "int4+int8"
     assert models["int4"].weights == "int4" and models["int8"].weights == "int8"
-    assert tensor_bytes(models["int8"].model) / n_params == pytest.approx(34 / 32, abs=0.01)
+    int8 = models["int8"].model
+    if int8.lm_head.rowwise:  # model/int8_rows.py: 1 byte a weight + a bfloat16 scale a row, the vocabulary once
+        assert int8.tok_embeddings.qweight is int8.lm_head.qweight
+        assert tensor_bytes(int8) / n_params == pytest.approx(1.0, abs=0.01)
+    else:
+        assert tensor_bytes(int8) / n_params == pytest.approx(34 / 32, abs=0.01)
 
 
 def test_int4_of_a_q4_1_file_is_the_files_own_numbers(models):
@@ -62,12 +67,30 @@ def test_perplexity_stays_within_bounds(models):
     assert perplexity(models["int8"]) == pytest.approx(base, rel=0.03)  # Q4_1 re-quantized to 8 bits
 
 
+NEAR_TIE = 0.5  # logits between float32's two best tokens
+
+
+def float32_gap(loaded, prompt: str, continuation: list[int], index: int) -> float:
+    """float32's margin between its best two tokens at `index` of its own greedy continuation."""
+    ids = loaded.tokenizer.encode(prompt)
+    with torch.no_grad():
+        logits = loaded.model(torch.tensor([ids + continuation]))[0, len(ids) - 1 + index]  # (vocab,)
+    top = logits.float().topk(2).values
+    return (top[0] - top[1]).item()
+
+
 @pytest.mark.parametrize("prompt", PROMPTS)
-def test_greedy_continuations_agree_with_float32(models, prompt):
+def test_greedy_continuations_agree_with_float32_up_to_a_near_tie(models, prompt):
+    """int4 (the file's own numbers) gives float32's tokens; int8 (re-quantized, and per row with
+    bfloat16 rows in torch's int8 kernel, model/int8_rows.py) follows float32 until a token where
+    float32's own two best are within NEAR_TIE logits of each other."""
     want = greedy(models["float32"], prompt)
     assert greedy(models["int4"], prompt) == want
     got = greedy(models["int8"], prompt)
-    assert agreement(got, want) >= 4, (got, want)  # the first tokens agree; a late tie may flip
+    same = agreement(got, want)
+    assert same >= 2, (got, want)
+    if same < len(want):
+        assert float32_gap(models["float32"], prompt, want, same) < NEAR_TIE, (same, got, want)
 
 
 @pytest.mark.parametrize("option", ["int8", "int4"])
