@@ -334,14 +334,15 @@ def bench_engine(engine, prompt_tokens: int, new_tokens: int, runs: int) -> dict
 def cmd_bench(args: argparse.Namespace) -> int:
     import resource
 
-    from ..model.quant import products_in_use, tensor_bytes, weights_kind
+    from ..model.quant import compact_products, tensor_bytes
 
     backend, info = load_from_args(args)
     model = backend.engine.model
     result = {"model": info.name, "device": info.device, "dtype": info.dtype, "weights": info.weights,
               "weights_reason": info.weights_reason, "weight_bytes": tensor_bytes(model),
-              # int8/int4 one-row products: "compiled" (torch.compile) or "eager"; None for float weights
-              "compact_products": products_in_use() if weights_kind(model) else None,
+              # int8/int4 one-row products: "int8-kernel" (torch's, rowwise int8), "compiled" (torch.compile)
+              # or "eager"; None for float weights
+              "compact_products": compact_products(model),
               # the one-token step: "compiled" as one graph (model/decode_step.py) or "eager"
               "decode_step": "compiled" if getattr(model.decode_step, "compiled", False) else "eager",
               **bench_engine(backend.engine, args.prompt_tokens, args.new_tokens, args.runs)}

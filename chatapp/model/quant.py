@@ -320,6 +320,17 @@ def weights_kind(model: nn.Module) -> str:
     return "+".join(kinds)
 
 
+def compact_products(model: nn.Module) -> Optional[str]:
+    """What the model's one-row compact products run on: "int8-kernel" (torch's int8 kernel on
+    rowwise int8 layers, int8_rows.py), "compiled" or "eager" (quant_products.py, the Q8_0 / Q4
+    forms), both joined by "+" for a mixed model; None for a model without compact layers."""
+    layers = [m for m in model.modules() if isinstance(m, (QuantLinear, QuantEmbedding))]
+    if not layers:
+        return None
+    kinds = {"int8-kernel" if m.rowwise else products_in_use() for m in layers}
+    return "+".join(sorted(kinds))
+
+
 def quantizable(name: str, shape: tuple[int, ...]) -> bool:
     """A weight matrix of a Linear or the token embedding whose rows split into groups of GROUP."""
     return (len(shape) == 2 and name.endswith(".weight") and name != "pos_embeddings.weight"

@@ -149,3 +149,17 @@ def test_the_load_rewrites_the_q8_0_codes_in_place():
     use_int8_rows(model)
     after = {name: m.qweight.data_ptr() for name, m in model.named_modules() if isinstance(m, QuantLinear)}
     assert after == before
+
+
+def test_bench_reports_the_products_a_model_really_runs():
+    """`chatapp bench --json`'s compact_products: the int8 kernel once the layers are rowwise, the
+    Q8_0 products before (eager or compiled, whichever quant_products has in use), None for floats."""
+    from chatapp.model.quant import compact_products, products_in_use
+
+    reference, model = tiny(tie=False)
+    assert compact_products(reference) is None
+    assert compact_products(model) == products_in_use()
+    use_int8_rows(model)
+    assert compact_products(model) == "int8-kernel"
+    model.layers[0].attn.q_proj.rowwise = False  # a mixed model says both
+    assert set(compact_products(model).split("+")) == {"int8-kernel", products_in_use()}
