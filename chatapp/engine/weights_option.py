@@ -105,11 +105,10 @@ def estimate_for_option(config: ModelConfig, context_len: int, option: str,
 
 
 def int8_rows_expected() -> bool:
-    """Whether an int8 load on the CPU would take model/int8_rows.py's form (CHATAPP_INT8_PACK not
-    0, torch's int8 kernel passing its probe)."""
+    """Whether an int8 load on the CPU would take model/int8_rows.py's form (int8_rows.in_use)."""
     from ..model import int8_rows
 
-    return not int8_rows.switched_off() and int8_rows.available()
+    return int8_rows.in_use()
 
 
 def _step_bytes(device_type: str, config: ModelConfig) -> int:

@@ -50,6 +50,12 @@ def switched_off() -> bool:
     return os.environ.get("CHATAPP_INT8_PACK") == "0"
 
 
+def in_use() -> bool:
+    """Whether an int8 load on the CPU takes this form: not CHATAPP_INT8_PACK=0, and the kernel
+    passing its probe (what quant.use_int8_rows does and memory estimates count)."""
+    return not switched_off() and available()
+
+
 @functools.lru_cache(maxsize=1)
 def available() -> bool:
     """Whether torch's int8 kernel runs here with bfloat16 rows: probed once on a small weight."""

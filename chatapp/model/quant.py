@@ -170,41 +170,28 @@ class QuantLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features).float()  # (M, in)
-        if self.rowwise:
-            return self._rowwise_forward(x, rows)
-        if rows.shape[0] == 1 and (torch.compiler.is_compiling() or compiled_product(self.kind) is not None):
+        if self.rowwise and rows.shape[0] <= int8_rows.ROWS_KERNEL and not (
+                torch.is_grad_enabled() and rows.requires_grad):
+            out = int8_rows.row_product(rows, self.qweight, self.scales)  # (M, out)
+        elif (not self.rowwise and rows.shape[0] == 1
+              and (torch.compiler.is_compiling() or compiled_product(self.kind) is not None)):
             # inside a compiled decode step (model/decode_step.py) row_product is the pure function
             out = row_product(self.kind, rows, self.qweight, self.scales, self.mins)
-            if self.bias is not None:
-                out = out + self.bias
-            return out.view(*x.shape[:-1], self.out_features).to(x.dtype)
-        q = self.quantized
-        if rows.shape[0] > 1:
+        elif rows.shape[0] > 1 or self.rowwise:
             # A prefill's (or training batch's) rows make the product compute-bound: dequantize
             # once (the whole weight up to PREFILL_ELEMENTS) and let oneDNN's AVX-512 product run
-            # long (linear.fast_linear: about 2x MKL's here; autograd too, for LoRA on a compact base).
+            # long (linear.fast_linear: about 2x MKL's here; autograd too, for LoRA on a compact base;
+            # the int8 kernel has no backward, so rowwise rows that need gradients come here too).
             step = max(1, PREFILL_ELEMENTS // self.in_features)
-            parts = [fast_linear(rows, q.dequantize(i, i + step), None, onednn=True)
+            deq = self.row_dequantizer()
+            parts = [fast_linear(rows, deq(i, i + step), None, onednn=True)
                      for i in range(0, self.out_features, step)]  # each (M, rows of the chunk)
             out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)  # (M, out)
         else:
+            q = self.quantized
             step = chunk_rows(self.in_features)
             out = torch.cat([F.linear(rows, q.dequantize(i, i + step)) for i in range(0, self.out_features, step)],
                             dim=-1)  # (1, out)
-        if self.bias is not None:
-            out = out + self.bias
-        return out.view(*x.shape[:-1], self.out_features).to(x.dtype)
-
-    def _rowwise_forward(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        if rows.shape[0] <= int8_rows.ROWS_KERNEL and not (torch.is_grad_enabled() and rows.requires_grad):
-            out = int8_rows.row_product(rows, self.qweight, self.scales)  # (M, out)
-        else:
-            # prefill and training rows: float32 blocks on oneDNN, differentiable in rows (the
-            # int8 kernel has no backward; gradients reach earlier layers' adapters this way)
-            step = max(1, PREFILL_ELEMENTS // self.in_features)
-            deq = self.row_dequantizer()
-            parts = [fast_linear(rows, deq(i, i + step), None, onednn=True) for i in range(0, self.out_features, step)]
-            out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)  # (M, out)
         if self.bias is not None:
             out = out + self.bias
         return out.view(*x.shape[:-1], self.out_features).to(x.dtype)
@@ -248,7 +235,7 @@ def use_int8_rows(model: nn.Module, freed: Optional[Callable[[int], None]] = Non
 
     Not under int4: its model keeps the file's own numbers, its int8 vocabulary too (adapters and
     tests compare it with float32 to 1e-4)."""
-    if int8_rows.switched_off() or not int8_rows.available() or "int4" in weights_kind(model):
+    if not int8_rows.in_use() or "int4" in weights_kind(model):
         return 0
     done: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # Q8_0 codes' address -> the rowwise form
     dropped = 0
