@@ -321,13 +321,50 @@ def test_a_deadline_resizes_the_run_from_its_first_steps(monkeypatch):
     assert trainer.schedule.total_steps == 10 and lrs[-1] < 0.2 * config().lr  # decayed (20 steps: ~0.6)
 
 
+def test_a_run_cut_by_slow_first_steps_grows_back_to_its_length(monkeypatch):
+    """The first steps are the slowest (one-time costs): the re-size they cause is revised as the
+    steps speed up, up to the length the run was given, and the deadline still holds."""
+    trainer = Trainer(tiny_model(), config(max_steps=100, eval_every=0), TRAIN)
+    clock = _timed(monkeypatch, trainer, lambda step: 4.0 if step < 3 else 1.0)
+    trainer.deadline = clock.now + 72.5
+    totals = []
+    trainer.progress = lambda e: totals.append(e["total_steps"]) if e["event"] == "step" else None
+    result = trainer.fit()
+    # after 3 steps (12 s, measured at 4 s) 15 more fit: 18; at step 6 the median of the steps
+    # after the first is 1 s, 57.5 s are left: 63 steps in all
+    assert totals[2] == 18 and totals[5] == 63
+    assert result.reason == "completed" and result.step == result.total_steps == 63
+    assert clock.now <= trainer.deadline and trainer.schedule.total_steps == 63
+
+
+def test_a_resized_run_never_grows_past_its_given_length(monkeypatch):
+    trainer = Trainer(tiny_model(), config(max_steps=30, eval_every=0), TRAIN)
+    clock = _timed(monkeypatch, trainer, lambda step: 3.0 if step < 3 else 0.5)
+    trainer.deadline = clock.now + 60.0
+    totals = []
+    trainer.progress = lambda e: totals.append(e["total_steps"]) if e["event"] == "step" else None
+    result = trainer.fit()
+    # cut to 20 after 3 steps at 3 s; at 0.5 s a step 105 would fit: back to the 30 it was given
+    assert totals[2] == 20 and result.step == result.total_steps == 30 and clock.now <= trainer.deadline
+
+
+def test_a_run_past_half_its_length_does_not_grow(monkeypatch):
+    """Growing late would raise a learning rate the schedule has already decayed."""
+    trainer = Trainer(tiny_model(), config(max_steps=40, eval_every=0), TRAIN)
+    clock = _timed(monkeypatch, trainer, lambda step: 4.0 if step < 3 else 1.0)
+    trainer.deadline = clock.now + 24.5  # after 3 steps (12 s at 4 s each) 3 more fit: 6
+    result = trainer.fit()
+    assert result.total_steps == 6 and result.step == 6 and clock.now <= trainer.deadline
+
+
 def test_steps_that_slow_down_stop_before_the_deadline(monkeypatch):
     trainer = Trainer(tiny_model(), config(max_steps=20, eval_every=0), TRAIN)
     clock = _timed(monkeypatch, trainer, lambda step: 1.0 if step < 3 else 3.0)  # another job takes the CPU
     trainer.deadline = clock.now + 10.5
     result = trainer.fit()
-    assert result.reason == "time_budget" and 3 < result.step < 10
-    assert clock.now <= trainer.deadline
+    assert 3 < result.step < 10 and clock.now <= trainer.deadline
+    # re-sized again as the steps slowed: the schedule ended where the steps did
+    assert result.reason == "completed" and result.total_steps == result.step
 
 
 def test_without_a_deadline_the_length_is_kept(monkeypatch):
