@@ -93,6 +93,15 @@ class KnowledgeConfig:
     passages: int = 3
     passage_questions: int = 1
     variants: bool = False  # `question` examples also in the other wordings of question_variants (unmeasured)
+    # wh-questions (`question`, `passage`) answered with the phrase asked for first, then the
+    # sentence: "Edda Halvorsen. Its founder, the glass grinder Edda Halvorsen, had ...". Measured
+    # (benchmarks/knowledge.py, 194 steps, the same examples otherwise, seeds 0 and 1): closed-book
+    # 8 and 5 of 10 against 6 and 4, with documents 6 and 7 against 6 and 3 (README).
+    answer_first: bool = True
+    # share of `passage` examples asked with the distractors only, the answering paragraph left
+    # out, answered as closed-book (RAFT, Zhang et al. 2024: the model learns to answer from what
+    # it knows when the passages do not say it, instead of copying one of them)
+    passage_absent: float = 0.0
     generate: bool = True
     rounds: int = 1
     turns: int = 2  # question-answer pairs per training conversation (one system prompt for all)
@@ -105,6 +114,8 @@ class KnowledgeConfig:
             raise ValueError(f"rounds must be at least 1, got {self.rounds}")
         if self.passage_layout not in ("paragraphs", "library"):
             raise ValueError(f"passage_layout must be 'paragraphs' or 'library', got {self.passage_layout!r}")
+        if not 0.0 <= self.passage_absent < 1.0:
+            raise ValueError(f"passage_absent must be in [0, 1), got {self.passage_absent}")
         if self.distractors < 0:
             raise ValueError(f"distractors must be 0 or more, got {self.distractors}")
         if self.passages < 1 or self.passage_questions < 1:
@@ -187,6 +198,11 @@ def answer_text(sents: Sequence[str], i: int) -> str:
     return sents[i]
 
 
+def phrase_first(phrase: str, answer: str) -> str:
+    """The answer to a wh-question as the phrase it asks for, then the sentence that says it."""
+    return f"{phrase}. {answer}"
+
+
 MAX_ENTITY_MENTIONS = 2
 
 
@@ -256,10 +272,11 @@ def template_examples(documents: Sequence[Document], config: KnowledgeConfig) ->
                             out.append(_chat(template.format(e=e), answer, "entity", source))
                     if config.entity and round_ == 0:  # one wording each: repeats would be copies
                         named = resolve_pronoun(s, subject, sents[:i])
-                        for question, _phrase in wh_questions(named):
-                            out.append(_chat(question, answer, "question", source))
+                        for question, phrase in wh_questions(named):
+                            said = phrase_first(phrase, answer) if config.answer_first else answer
+                            out.append(_chat(question, said, "question", source))
                             if config.variants:
-                                out += [_chat(v, answer, "question", source)
+                                out += [_chat(v, said, "question", source)
                                         for v in question_variants(question)]
                     words = s.split()
                     if config.cloze and len(words) >= 6:
@@ -340,6 +357,7 @@ def paragraph_passage_examples(documents: Sequence[Document], config: KnowledgeC
     from ..engine.retrieval import prompt_with_passages
 
     rng = random.Random(config.seed + 1)
+    absent = random.Random(config.seed + 2)  # its own stream: the other examples stay as they were
     paras_of = [(source, paragraphs(title_and_body(text, source)[1])) for source, text in documents]
     out: list[dict[str, Any]] = []
     for d, (source, paras) in enumerate(paras_of):
@@ -352,12 +370,17 @@ def paragraph_passage_examples(documents: Sequence[Document], config: KnowledgeC
                 pairs = wh_questions(s)
                 if not pairs:
                     continue
-                question, _phrase = rng.choice(pairs)
+                question, phrase = rng.choice(pairs)
                 window = " ".join(sents[max(0, i - 1):i + 2])
                 pool = [p for p in others if p != para]
                 passages = rng.sample(pool, min(config.distractors, len(pool)))
                 passages.insert(rng.randint(0, len(passages)), window)
-                out.append(_chat(prompt_with_passages(question, passages), answer_text(sents, i), "passage", source))
+                if config.passage_absent and absent.random() < config.passage_absent and len(passages) > 1:
+                    passages.remove(window)
+                answer = answer_text(sents, i)
+                if config.answer_first:
+                    answer = phrase_first(phrase, answer)
+                out.append(_chat(prompt_with_passages(question, passages), answer, "passage", source))
     return out
 
 

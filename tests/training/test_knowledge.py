@@ -214,15 +214,64 @@ def test_passage_examples_ask_with_the_answering_paragraph_among_others():
     assert INSTRUCTION in prompt and prompt.startswith("Question: ")
     assert "The harbour of Varnholm froze in 1901." in prompt  # the other document's paragraph
     assert "The mill at Brekke was built in 1872 by Anna Berg." in prompt  # the answering one
-    assert answer == "The mill at Brekke was built in 1872 by Anna Berg."
+    phrase, _, sentence = answer.partition(". ")  # the phrase asked for, then the sentence (answer_first)
+    assert sentence == "The mill at Brekke was built in 1872 by Anna Berg."
     question = prompt.rsplit("Question: ", 1)[1]
-    assert question in [q for q, _ in wh_questions(answer)]  # a question the answer answers
+    assert (question, phrase) in wh_questions(sentence)  # a question the answer answers
     # The answering paragraph is not always first: both places occur over the examples.
     firsts = {e["messages"][0]["content"].split(INSTRUCTION + "\n\n", 1)[1].startswith("The harbour")
               for e in examples}
     assert firsts == {True, False}
     ids, mask = encode_example(mill[0], tiny_tokenizer())
     assert any(mask) and not all(mask)  # the loss is on the answer only
+
+
+def test_answer_first_leads_with_the_phrase_asked_for():
+    from chatapp.training.knowledge import passage_examples
+
+    plain = template_examples([("mill.md", DOC)], KnowledgeConfig(answer_first=False))
+    first = template_examples([("mill.md", DOC)], KnowledgeConfig(answer_first=True))
+    assert [e["kind"] for e in plain] == [e["kind"] for e in first]
+    pairs = [(a, b) for a, b in zip(plain, first) if a["kind"] == "question"]
+    assert pairs
+    for a, b in pairs:
+        question, said = b["messages"][0]["content"], b["messages"][1]["content"]
+        assert question == a["messages"][0]["content"]
+        phrase, _, sentence = said.partition(". ")
+        assert sentence == a["messages"][1]["content"]  # then the sentence, as without the option
+        assert phrase not in question and phrase in sentence  # the blank the question asks for
+    assert {b["messages"][1]["content"].split(". ")[0] for _, b in pairs} >= {"1872", "Anna Berg", "Varnholm"}
+    for a, b in zip(plain, first):  # other kinds unchanged
+        if a["kind"] != "question":
+            assert a == b
+    other = "# Old Varnholm\n\nThe harbour of Varnholm froze in 1901. Ships waited for weeks.\n"
+    docs = [("mill.md", DOC), ("harbour.md", other)]
+    for a, b in zip(passage_examples(docs, KnowledgeConfig(distractors=1, answer_first=False)),
+                    passage_examples(docs, KnowledgeConfig(distractors=1, answer_first=True))):
+        assert a["messages"][0] == b["messages"][0]
+        assert b["messages"][1]["content"].endswith(". " + a["messages"][1]["content"])
+
+
+def test_passage_absent_leaves_the_answering_paragraph_out_of_some_examples():
+    from chatapp.training.knowledge import passage_examples
+
+    docs = MILL_DOCS + [("lake.md", "# The lake\n\nThe lake of Lom is 40 metres deep. Trout were put in it in 1950.\n")]
+    full = passage_examples(docs, KnowledgeConfig(distractors=2))
+    some = passage_examples(docs, KnowledgeConfig(distractors=2, passage_absent=0.5))
+    assert len(full) == len(some) >= 8
+    left_out = 0
+    for a, b in zip(full, some):
+        answer = a["messages"][1]["content"]
+        assert b["messages"][1]["content"] == answer  # answered all the same, from what it learned
+        if a != b:
+            left_out += 1
+            prompt = b["messages"][0]["content"]
+            assert prompt.startswith(a["messages"][0]["content"].split("\n\n")[0])  # the same question
+            assert not any(s in prompt for s in sentences(answer))  # no sentence of the answer in front
+            assert prompt.count("\n\n") == a["messages"][0]["content"].count("\n\n") - 1  # one passage fewer
+    assert 0 < left_out < len(full)
+    with pytest.raises(ValueError, match="passage_absent"):
+        KnowledgeConfig(passage_absent=1.0)
 
 
 MILL_DOCS = [
