@@ -95,7 +95,10 @@ def estimate_for_option(config: ModelConfig, context_len: int, option: str,
     vocab_kind = "int8" if option == "int4" else option
     # int8 on the CPU: a scale per row (model/int8_rows.py), 1 byte a weight + 2 a row of ~dim
     # inputs. Its products compile nothing, but the load still probes the compiler (kept below).
-    rows = option == "int8" and device_type == "cpu" and int8_rows_expected()
+    # int4 on the CPU in torch's int4 kernel layout (model/int4_rows.py) holds Q4_1's 20 bytes a
+    # 32 weights (16 of codes, a bfloat16 scale and zero), and its int8 vocabulary goes per row too.
+    rows = device_type == "cpu" and int8_rows_expected() and (
+        option == "int8" or (option == "int4" and int4_rows_expected()))
     per_weight = dict(BYTES_PER_WEIGHT, int8=1 + 2 / config.dim) if rows else BYTES_PER_WEIGHT
     weights = int(matrices * per_weight[option] + vocab * per_weight[vocab_kind])
     compiler = COMPILED_PRODUCTS_BYTES if device_type == "cpu" and compiled_products_expected() else 0
@@ -109,6 +112,13 @@ def int8_rows_expected() -> bool:
     from ..model import int8_rows
 
     return int8_rows.in_use()
+
+
+def int4_rows_expected() -> bool:
+    """Whether an int4 load on the CPU would take model/int4_rows.py's form (int4_rows.in_use)."""
+    from ..model import int4_rows
+
+    return int4_rows.in_use()
 
 
 def _step_bytes(device_type: str, config: ModelConfig) -> int:

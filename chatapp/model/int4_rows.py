@@ -13,8 +13,8 @@ The kernel's form: codes q in 0..15 packed by `torch._convert_weight_to_int4pack
 bfloat16 scales and zeros (in/group, out, 2): w = (q - 8) * scale + zero (checked on a probe,
 `available`). Q4_1 is the same numbers: scale = d, zero = m + 8 d, group 32 (the kernel takes
 32, 64, 128 and 256). The codes are kept bit for bit; the one change is the bfloat16 rounding of
-d and m + 8 d (8-bit mantissa against float16's 11: at most 2^-9 of each, so a weight moves by
-at most ~d / 64 + |m + 8 d| / 512). Bytes: 0.5 a weight plus 4 per 32, Q4_1's own 0.625.
+d and m + 8 d (8 significant bits against float16's 11: at most 2^-8 of each, so a weight moves by
+at most d / 32 + |m + 8 d| / 256, 1/32 of its quantization step). Bytes: 0.5 a weight plus 4 per 32, Q4_1's own 0.625.
 
 Each Q4_1 weight is converted at load in place: the packed codes are written over the Q4_1
 codes a block of rows at a time (the kernel's blocks of BLOCK_N rows map to the same bytes of the

@@ -254,9 +254,10 @@ def use_int8_rows(model: nn.Module, freed: Optional[Callable[[int], None]] = Non
     decode), unless CHATAPP_INT8_PACK=0 or the kernel fails its probe. A token embedding and the
     lm_head tied to it get the same new tensors. Returns how many weights were requantized.
 
-    Not under int4: its model keeps the file's own numbers, its int8 vocabulary too (adapters and
-    tests compare it with float32 to 1e-4)."""
-    if not int8_rows.in_use() or "int4" in weights_kind(model):
+    Under int4 only with int4_rows.py's form in use (an int4 model's int8 vocabulary, its
+    largest product, then takes the int8 kernel beside the int4 one); with CHATAPP_INT4_PACK=0 an
+    int4 model keeps the file's own numbers, its int8 vocabulary too."""
+    if not int8_rows.in_use() or ("int4" in weights_kind(model) and not int4_rows.in_use()):
         return 0
     done: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # Q8_0 codes' address -> the rowwise form
     dropped = 0
