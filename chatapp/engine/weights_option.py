@@ -3,7 +3,9 @@ memory, whether it fits this machine, and what `auto` picks.
 
 float32 / bf16 / float16 hold every weight in that dtype; int8 and int4 hold weight matrices
 compact (chatapp.model.quant: 34 and 20 bytes per 32 weights, norms and biases float32; with
-int4 the embedding and vocabulary projection stay int8 unless the file has them in 4 bits).
+int4 the embedding and vocabulary projection stay int8 unless the file has them in 4 bits). On
+the CPU int8 holds a scale per row (model/int8_rows.py: 1 byte a weight + 2 a row), and int4
+torch's int4 kernel layout (model/int4_rows.py: Q4_1's 20 bytes a 32, its int8 vocabulary per row).
 """
 
 from __future__ import annotations
