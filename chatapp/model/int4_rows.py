@@ -122,7 +122,7 @@ def convert_q4_1(qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor
     return qweight, sz
 
 
-def unpack(packed: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+def unpack(packed: torch.Tensor, start: int, stop: int, dtype: torch.dtype = torch.uint8) -> torch.Tensor:
     """Codes 0..15 (stop - start, in) uint8 of rows start:stop of a packed weight (out, in/2).
 
     The kernel's layout (this CPU's, AVX-512): full blocks of BLOCK_N rows, each (in, BLOCK_N/2)
@@ -137,14 +137,16 @@ def unpack(packed: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     if start < full:
         b0, b1 = start // BLOCK_N, -(-min(stop, full) // BLOCK_N)
         blocks = flat[b0 * BLOCK_N * half:b1 * BLOCK_N * half].view(b1 - b0, in_f, BLOCK_N // 2)  # (nb, in, 32)
-        codes = torch.cat([blocks & 15, blocks >> 4], -1)  # (nb, in, BLOCK_N): rows j, then j + 32
-        codes = codes.transpose(1, 2).reshape((b1 - b0) * BLOCK_N, in_f)  # (rows, in)
+        codes = torch.empty(b1 - b0, BLOCK_N, in_f, dtype=dtype)  # (nb, BLOCK_N, in), cast as written
+        codes[:, :BLOCK_N // 2] = (blocks & 15).transpose(1, 2)  # rows j
+        codes[:, BLOCK_N // 2:] = (blocks >> 4).transpose(1, 2)  # rows j + 32
+        codes = codes.view((b1 - b0) * BLOCK_N, in_f)  # (rows, in)
         parts.append(codes[start - b0 * BLOCK_N:min(stop, full) - b0 * BLOCK_N])
     if stop > full:
         tail = out_f - full
         block = flat[full * half:].view(in_f, tail // 2)  # (in, tail/2)
         codes = torch.stack([block & 15, block >> 4], -1).view(in_f, tail).t()  # (tail, in)
-        parts.append(codes[max(start, full) - full:stop - full])
+        parts.append(codes[max(start, full) - full:stop - full].to(dtype))
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
@@ -152,11 +154,13 @@ def dequantize(packed: torch.Tensor, sz: torch.Tensor, start: int = 0, stop: int
     """float32 rows (stop - start, in) of a packed weight: (q - 8) * scale + zero."""
     out_f, half = packed.shape
     stop = out_f if stop is None else min(stop, out_f)
-    codes = unpack(packed, start, stop).to(torch.float32)  # (rows, in)
+    codes = unpack(packed, start, stop, torch.float32).contiguous()  # (rows, in)
     rows, groups = stop - start, sz.shape[0]
-    part = sz[:, start:stop].to(torch.float32).transpose(0, 1).contiguous()  # (rows, G, 2)
-    q = codes.view(rows, groups, GROUP).sub_(8)
-    return torch.addcmul(part[..., 1:], q, part[..., :1]).view(rows, groups * GROUP)
+    scale = sz[:, start:stop, 0].t().to(torch.float32).contiguous()  # (rows, G)
+    offset = (sz[:, start:stop, 1].t().to(torch.float32) - 8 * scale).contiguous()  # zero - 8 scale, (rows, G)
+    # q * scale is exact in float32 (4 by 8 significant bits); one rounding for the sum
+    return torch.addcmul(offset[..., None], codes.view(rows, groups, GROUP),
+                         scale[..., None]).view(rows, groups * GROUP)
 
 
 def dequantize_at(packed: torch.Tensor, sz: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
