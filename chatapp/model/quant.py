@@ -169,8 +169,10 @@ class QuantLinear(nn.Module):
 
     @property
     def quantized(self) -> QuantizedTensor:
-        if self.rowwise or self.packed4:
-            raise ValueError("a rowwise int8 or packed int4 weight has no GGUF form; use row_dequantizer()")
+        if self.rowwise:
+            raise ValueError("a rowwise int8 weight has no Q8_0 form; use row_dequantizer()")
+        if self.packed4:
+            raise ValueError("a packed int4 weight has no GGUF form (no Q4_1 parts); use row_dequantizer()")
         return QuantizedTensor(self.kind, self.qweight, self.scales, self.mins)
 
     def row_dequantizer(self):
@@ -234,8 +236,10 @@ class QuantEmbedding(nn.Module):
 
     @property
     def quantized(self) -> QuantizedTensor:
-        if self.rowwise or self.packed4:
-            raise ValueError("a rowwise int8 or packed int4 embedding has no GGUF form")
+        if self.rowwise:
+            raise ValueError("a rowwise int8 embedding has no Q8_0 form")
+        if self.packed4:
+            raise ValueError("a packed int4 embedding has no GGUF form (no Q4_1 parts)")
         return QuantizedTensor(self.kind, self.qweight, self.scales, self.mins)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
