@@ -7,7 +7,9 @@ memory, and quality against float32, beside transformers float32 and llama.cpp.
 Options: the --weights values, and "int8-q8_0": int8 kept in Q8_0's form with its float32-arithmetic
 products (CHATAPP_INT8_PACK=0), beside "int8" (a scale per row, torch's int8 kernel: model/int8_rows.py),
 and "int4-q4_1": int4 kept in Q4_1's form with its compiled products (CHATAPP_INT4_PACK=0), beside
-"int4" (the same codes in torch's int4 kernel layout, bfloat16 scales and zeros: model/int4_rows.py).
+"int4" (the same codes in torch's int4 kernel layout, bfloat16 scales and zeros: model/int4_rows.py,
+its int8 vocabulary per row in torch's int8 kernel), and "int4-q8_0": those int4 layers with the
+vocabulary kept in Q8_0 and its compiled product (CHATAPP_INT8_PACK=0).
 Speed: decode tok/s after a 37-token prompt and prefill tok/s of a 500-token prompt (the
 issue's settings), the weight bytes held and the bandwidth decode reaches (bytes held x
 tokens/s), peak resident memory, which one-row products int8/int4 used (compiled/eager) and
@@ -55,8 +57,9 @@ def weights_of(option: str) -> str:
 
 
 def form_env(option: str) -> dict:
-    """The switches that keep the GGUF forms: CHATAPP_INT8_PACK=0 for "int8-q8_0",
-    CHATAPP_INT4_PACK=0 for "int4-q4_1"; the kernels' forms otherwise."""
+    """The switches that keep the GGUF forms: CHATAPP_INT8_PACK=0 for "int8-q8_0" (and for
+    "int4-q8_0": an int4 model's int8 vocabulary), CHATAPP_INT4_PACK=0 for "int4-q4_1"; the
+    kernels' forms otherwise."""
     return {"CHATAPP_INT8_PACK": "0" if option.endswith("-q8_0") else "1",
             "CHATAPP_INT4_PACK": "0" if option.endswith("-q4_1") else "1"}
 
