@@ -4,7 +4,8 @@
                                                         [--steps 40] [--threads 1] [--profile] [--lora R]
 
 options: int8 holds a scale per row and decodes in torch's int8 kernel (model/int8_rows.py);
-"int8-q8_0" keeps Q8_0's form and its float32-arithmetic products (CHATAPP_INT8_PACK=0).
+"int8-q8_0" keeps Q8_0's form and its float32-arithmetic products (CHATAPP_INT8_PACK=0); int4 holds
+torch's int4 kernel layout (model/int4_rows.py), "int4-q4_1" Q4_1's form (CHATAPP_INT4_PACK=0).
 products: "eager" / "compiled" are the one-row compact products (quant_products.py) inside an eager
 step; "step" is the whole decode step compiled as one graph (model/decode_step.py), float32 included;
 "step-static" the same graph with the KV cache's length a constant (DecodeStep's
@@ -46,11 +47,17 @@ log = logging.getLogger("quant_step")
 PROMPT = 37
 
 
+def weights_of(option: str) -> str:
+    return option.removesuffix("-q8_0").removesuffix("-q4_1")
+
+
 def prepare(option: str, threads: int, lora: int = 0):
     os.environ["CHATAPP_DECODE_COMPILE"] = "0"  # the step is compiled below, on this cache
-    # "int8-q8_0": int8 kept in Q8_0's form with its float32-arithmetic products (CHATAPP_INT8_PACK=0)
+    # "int8-q8_0": int8 kept in Q8_0's form with its float32-arithmetic products (CHATAPP_INT8_PACK=0);
+    # "int4-q4_1": int4 kept in Q4_1's form with its compiled products (CHATAPP_INT4_PACK=0)
     os.environ["CHATAPP_INT8_PACK"] = "0" if option.endswith("-q8_0") else "1"
-    model = load_model("default", device="cpu", weights=option.removesuffix("-q8_0"), check_memory=False).model
+    os.environ["CHATAPP_INT4_PACK"] = "0" if option.endswith("-q4_1") else "1"
+    model = load_model("default", device="cpu", weights=weights_of(option), check_memory=False).model
     if lora:  # an adapter on every projection (the "all-linear" preset), B random: a real delta
         apply_lora(model, LoRAConfig(r=lora, alpha=2 * lora, target_modules=list(LORA_TARGETS)))
         generator = torch.Generator().manual_seed(0)

@@ -5,7 +5,11 @@ memory, and quality against float32, beside transformers float32 and llama.cpp.
                                                         [--steps compiled eager] [--context 512]
 
 Options: the --weights values, and "int8-q8_0": int8 kept in Q8_0's form with its float32-arithmetic
-products (CHATAPP_INT8_PACK=0), beside "int8" (a scale per row, torch's int8 kernel: model/int8_rows.py).
+products (CHATAPP_INT8_PACK=0), beside "int8" (a scale per row, torch's int8 kernel: model/int8_rows.py),
+and "int4-q4_1": int4 kept in Q4_1's form with its compiled products (CHATAPP_INT4_PACK=0), beside
+"int4" (the same codes in torch's int4 kernel layout, bfloat16 scales and zeros: model/int4_rows.py,
+its int8 vocabulary per row in torch's int8 kernel), and "int4-q8_0": those int4 layers with the
+vocabulary kept in Q8_0 and its compiled product (CHATAPP_INT8_PACK=0).
 Speed: decode tok/s after a 37-token prompt and prefill tok/s of a 500-token prompt (the
 issue's settings), the weight bytes held and the bandwidth decode reaches (bytes held x
 tokens/s), peak resident memory, which one-row products int8/int4 used (compiled/eager) and
@@ -47,14 +51,27 @@ CHAT = "What is the capital of France?"
 PREFILL_TOKENS = 500
 
 
+def weights_of(option: str) -> str:
+    """The --weights value of a benchmark option ("int8-q8_0" -> "int8", "int4-q4_1" -> "int4")."""
+    return option.removesuffix("-q8_0").removesuffix("-q4_1")
+
+
+def form_env(option: str) -> dict:
+    """The switches that keep the GGUF forms: CHATAPP_INT8_PACK=0 for "int8-q8_0" (and for
+    "int4-q8_0": an int4 model's int8 vocabulary), CHATAPP_INT4_PACK=0 for "int4-q4_1"; the
+    kernels' forms otherwise."""
+    return {"CHATAPP_INT8_PACK": "0" if option.endswith("-q8_0") else "1",
+            "CHATAPP_INT4_PACK": "0" if option.endswith("-q4_1") else "1"}
+
+
 def bench(option: str, step: str, args) -> dict:
     """`chatapp bench` decode at 37 prompt tokens, then prefill of PREFILL_TOKENS, in two processes."""
     def run(prompt_tokens: int, new_tokens: int) -> dict:
-        cmd = [sys.executable, "-m", "chatapp", "bench", "--model", args.model, "--weights", option.removesuffix("-q8_0"),
+        cmd = [sys.executable, "-m", "chatapp", "bench", "--model", args.model, "--weights", weights_of(option),
                "--device", "cpu", "--threads", str(args.threads), "--prompt-tokens", str(prompt_tokens),
                "--new-tokens", str(new_tokens), "--runs", str(args.runs), "--context", str(args.context), "--json"]
         env = dict(os.environ, PYTHONPATH=str(ROOT), CHATAPP_DECODE_COMPILE="1" if step == "compiled" else "0",
-                   CHATAPP_INT8_PACK="0" if option.endswith("-q8_0") else "1")
+                   **form_env(option))
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True, cwd=ROOT)
         return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -95,8 +112,8 @@ def llama_cpp(reference: dict, args) -> dict | str:
 
 
 def quality(option: str, reference: dict, args) -> dict:
-    os.environ["CHATAPP_INT8_PACK"] = "0" if option.endswith("-q8_0") else "1"
-    loaded = load_model(args.model, device="cpu", weights=option.removesuffix("-q8_0"), check_memory=False)
+    os.environ.update(form_env(option))
+    loaded = load_model(args.model, device="cpu", weights=weights_of(option), check_memory=False)
     text = sorted((ROOT / "benchmarks" / "demo_docs").glob("*"))[0].read_text(encoding="utf-8")
     ppl = text_perplexity(loaded.model, loaded.tokenizer, text, max_tokens=256)
     continuations = [greedy_ids(loaded.model, loaded.tokenizer, p, args.greedy_tokens) for p in PROMPTS]

@@ -340,8 +340,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     model = backend.engine.model
     result = {"model": info.name, "device": info.device, "dtype": info.dtype, "weights": info.weights,
               "weights_reason": info.weights_reason, "weight_bytes": tensor_bytes(model),
-              # int8/int4 one-row products: "int8-kernel" (torch's, rowwise int8), "compiled" (torch.compile)
-              # or "eager"; None for float weights
+              # int8/int4 one-row products: "int8-kernel" (torch's, rowwise int8), "int4-kernel" (torch's,
+              # packed int4), "compiled" (torch.compile) or "eager", "+"-joined when mixed; None for floats
               "compact_products": compact_products(model),
               # the one-token step: "compiled" as one graph (model/decode_step.py) or "eager"
               "decode_step": "compiled" if getattr(model.decode_step, "compiled", False) else "eager",

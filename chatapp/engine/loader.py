@@ -27,7 +27,7 @@ from ..weights.gguf_loader import gguf_config, load_gguf_state_dict, open_gguf
 from ..weights.hf_loader import hf_sampling_defaults, load_hf_folder, read_hf_config
 from ..weights.peft_adapter import adapter_parameter_count, load_adapter
 from ..model.decode_step import DecodeStep
-from ..model.quant import set_products, use_int8_rows, warm_up_products
+from ..model.quant import set_products, use_int4_rows, use_int8_rows, warm_up_products
 from .device import available_memory, check_fits, choose_device
 from .weights_option import (FLOAT_DTYPES, check_option, choose_weights, estimate_for_option, fit_table,
                              fit_word)
@@ -192,6 +192,14 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
         rowwise = use_int8_rows(model, freed=trimmer.freed_bytes)
         trim_heap()  # the Q8_0 parts are gone: glibc keeps their pages unless asked
         log.info("int8 weights with a scale per row for torch's int8 kernel: %d", rowwise)
+    if compact is not None and target.type == "cpu":
+        # Q4_1 codes repacked in place for torch's int4 kernel (model/int4_rows.py;
+        # CHATAPP_INT4_PACK=0 keeps the Q4_1 form)
+        trimmer = HeapTrimmer()
+        packed = use_int4_rows(model, freed=trimmer.freed_bytes)
+        trim_heap()
+        if packed:
+            log.info("int4 weights in torch's int4 kernel layout: %d", packed)
     if compact is not None:
         # torch.compile'd one-row products where a compiler works (chatapp/model/quant_products.py);
         # CHATAPP_QUANT_COMPILE=0 / 1 forces eager / compiled. Each weight shape compiles now.

@@ -3,7 +3,9 @@ memory, whether it fits this machine, and what `auto` picks.
 
 float32 / bf16 / float16 hold every weight in that dtype; int8 and int4 hold weight matrices
 compact (chatapp.model.quant: 34 and 20 bytes per 32 weights, norms and biases float32; with
-int4 the embedding and vocabulary projection stay int8 unless the file has them in 4 bits).
+int4 the embedding and vocabulary projection stay int8 unless the file has them in 4 bits). On
+the CPU int8 holds a scale per row (model/int8_rows.py: 1 byte a weight + 2 a row), and int4
+torch's int4 kernel layout (model/int4_rows.py: Q4_1's 20 bytes a 32, its int8 vocabulary per row).
 """
 
 from __future__ import annotations
@@ -95,10 +97,17 @@ def estimate_for_option(config: ModelConfig, context_len: int, option: str,
     vocab_kind = "int8" if option == "int4" else option
     # int8 on the CPU: a scale per row (model/int8_rows.py), 1 byte a weight + 2 a row of ~dim
     # inputs. Its products compile nothing, but the load still probes the compiler (kept below).
-    rows = option == "int8" and device_type == "cpu" and int8_rows_expected()
+    # int4 on the CPU in torch's int4 kernel layout (model/int4_rows.py) holds Q4_1's 20 bytes a
+    # 32 weights (16 of codes, a bfloat16 scale and zero), and its int8 vocabulary goes per row too.
+    rows = device_type == "cpu" and int8_rows_expected() and (
+        option == "int8" or (option == "int4" and int4_rows_expected()))
     per_weight = dict(BYTES_PER_WEIGHT, int8=1 + 2 / config.dim) if rows else BYTES_PER_WEIGHT
     weights = int(matrices * per_weight[option] + vocab * per_weight[vocab_kind])
-    compiler = COMPILED_PRODUCTS_BYTES if device_type == "cpu" and compiled_products_expected() else 0
+    # int4 in the int4 kernel's form with its vocabulary per row runs no compiled product at all (the
+    # load compiles no weight shape: a safetensors folder's int4 load peaked 305 MiB against 387
+    # estimated with these bytes, 1.27); int8 keeps them (its load still probes the compiler).
+    kernels_only = option == "int4" and rows
+    compiler = COMPILED_PRODUCTS_BYTES if device_type == "cpu" and compiled_products_expected() and not kernels_only else 0
     compiler += _step_bytes(device_type, config)
     return MemoryEstimate(weights + adapter, base.kv_cache_bytes,
                           base.overhead_bytes + load_working_bytes(config, source) + compiler)
@@ -109,6 +118,13 @@ def int8_rows_expected() -> bool:
     from ..model import int8_rows
 
     return int8_rows.in_use()
+
+
+def int4_rows_expected() -> bool:
+    """Whether an int4 load on the CPU would take model/int4_rows.py's form (int4_rows.in_use)."""
+    from ..model import int4_rows
+
+    return int4_rows.in_use()
 
 
 def _step_bytes(device_type: str, config: ModelConfig) -> int:

@@ -13,6 +13,9 @@ Under the int8 option on the CPU, a third form replaces Q8_0 at load (int8_rows.
 with a bfloat16 scale per output row, for torch's own int8 kernel (`_weight_int8pack_mm` on
 bfloat16 rows, ~35 GB/s for one row here, no compiler); `QuantLinear.rowwise` /
 `QuantEmbedding.rowwise` say which form a layer holds, and CHATAPP_INT8_PACK=0 keeps Q8_0.
+Under the int4 option on the CPU, Q4_1 weights go to torch's int4 kernel layout at load
+(int4_rows.py: the same codes, bfloat16 scale and zero per 32, `_weight_int4pack_mm_for_cpu`
+on bfloat16 rows); `packed4` says so, and CHATAPP_INT4_PACK=0 keeps Q4_1.
 
 Products: one row (decode) goes through quant_products.py, a torch.compile'd loop that reads
 the compact weight once where a C++ compiler works, else eagerly: the weight dequantized in
@@ -34,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import int8_rows
+from . import int4_rows, int8_rows
 from .linear import fast_linear
 from .quant_products import GROUP, compiled_product, products_in_use, row_product, set_products  # noqa: F401
 
@@ -142,6 +145,9 @@ class QuantLinear(nn.Module):
         self.register_buffer("mins", weight.mins)
         self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
         self.rowwise = False  # int8 with a scale per row (int8_rows.py): qweight (out, in), scales (out,)
+        # int4 in torch's int4 kernel layout (int4_rows.py): qweight (out, in/2) packed, scales
+        # (in/32, out, 2) bfloat16 scale and zero, mins None
+        self.packed4 = False
 
     def to_rowwise(self, codes: Optional[torch.Tensor] = None, scales: Optional[torch.Tensor] = None) -> None:
         """Hold an int8 weight in int8_rows.py's form (requantized per row unless `codes` and
@@ -152,14 +158,27 @@ class QuantLinear(nn.Module):
             codes, scales = int8_rows.requantize(self.quantized.dequantize, self.out_features)
         self.qweight, self.scales, self.rowwise = codes, scales, True
 
+    def to_packed4(self, packed: Optional[torch.Tensor] = None, sz: Optional[torch.Tensor] = None) -> None:
+        """Hold a Q4_1 int4 weight in int4_rows.py's form (converted in place unless `packed` and
+        `sz` are given: a tied embedding's), for torch's int4 kernel; the float16 scales and mins go."""
+        if self.kind != "int4" or self.packed4 or not int4_rows.packable(self.out_features, self.in_features):
+            raise ValueError("only an int4 weight in the Q4_1 form, outputs a multiple of 16, goes to the int4 kernel")
+        if packed is None:
+            packed, sz = int4_rows.convert_q4_1(self.qweight, self.scales, self.mins)
+        self.qweight, self.scales, self.mins, self.packed4 = packed, sz, None, True
+
     @property
     def quantized(self) -> QuantizedTensor:
         if self.rowwise:
             raise ValueError("a rowwise int8 weight has no Q8_0 form; use row_dequantizer()")
+        if self.packed4:
+            raise ValueError("a packed int4 weight has no GGUF form (no Q4_1 parts); use row_dequantizer()")
         return QuantizedTensor(self.kind, self.qweight, self.scales, self.mins)
 
     def row_dequantizer(self):
         """A function (start, stop) -> float32 rows (stop - start, in) of the weight."""
+        if self.packed4:
+            return lambda start=0, stop=None: int4_rows.dequantize(self.qweight, self.scales, start, stop)
         if not self.rowwise:
             return self.quantized.dequantize
         return lambda start=0, stop=None: int8_rows.dequantize(self.qweight[start:stop], self.scales[start:stop])
@@ -170,18 +189,19 @@ class QuantLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features).float()  # (M, in)
-        if self.rowwise and rows.shape[0] <= int8_rows.ROWS_KERNEL and not (
-                torch.is_grad_enabled() and rows.requires_grad):
-            out = int8_rows.row_product(rows, self.qweight, self.scales)  # (M, out)
-        elif (not self.rowwise and rows.shape[0] == 1
+        kernel = self.rowwise or self.packed4  # torch's int8 / int4 kernel for a few rows
+        if kernel and rows.shape[0] <= int8_rows.ROWS_KERNEL and not (torch.is_grad_enabled() and rows.requires_grad):
+            out = (int4_rows.row_product(rows, self.qweight, self.scales) if self.packed4
+                   else int8_rows.row_product(rows, self.qweight, self.scales))  # (M, out)
+        elif (not kernel and rows.shape[0] == 1
               and (torch.compiler.is_compiling() or compiled_product(self.kind) is not None)):
             # inside a compiled decode step (model/decode_step.py) row_product is the pure function
             out = row_product(self.kind, rows, self.qweight, self.scales, self.mins)
-        elif rows.shape[0] > 1 or self.rowwise:
+        elif rows.shape[0] > 1 or kernel:
             # A prefill's (or training batch's) rows make the product compute-bound: dequantize
             # once (the whole weight up to PREFILL_ELEMENTS) and let oneDNN's AVX-512 product run
             # long (linear.fast_linear: about 2x MKL's here; autograd too, for LoRA on a compact base;
-            # the int8 kernel has no backward, so rowwise rows that need gradients come here too).
+            # the kernels have no backward, so rowwise / packed4 rows that need gradients come here too).
             step = max(1, PREFILL_ELEMENTS // self.in_features)
             deq = self.row_dequantizer()
             parts = [fast_linear(rows, deq(i, i + step), None, onednn=True)
@@ -198,7 +218,7 @@ class QuantLinear(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, kind={self.kind}"
-                + (", rowwise" if self.rowwise else ""))
+                + (", rowwise" if self.rowwise else "") + (", packed4" if self.packed4 else ""))
 
 
 class QuantEmbedding(nn.Module):
@@ -212,15 +232,20 @@ class QuantEmbedding(nn.Module):
         self.register_buffer("scales", weight.scales)
         self.register_buffer("mins", weight.mins)
         self.rowwise = False  # as QuantLinear.rowwise
+        self.packed4 = False  # as QuantLinear.packed4 (a tied lm_head's int4 kernel form)
 
     @property
     def quantized(self) -> QuantizedTensor:
         if self.rowwise:
             raise ValueError("a rowwise int8 embedding has no Q8_0 form")
+        if self.packed4:
+            raise ValueError("a packed int4 embedding has no GGUF form (no Q4_1 parts)")
         return QuantizedTensor(self.kind, self.qweight, self.scales, self.mins)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         flat = tokens.reshape(-1)
+        if self.packed4:
+            return int4_rows.dequantize_at(self.qweight, self.scales, flat).view(*tokens.shape, self.embedding_dim)
         if self.rowwise:
             return int8_rows.dequantize(self.qweight[flat], self.scales[flat]).view(*tokens.shape, self.embedding_dim)
         rows = dequantize_rows(self.kind, self.qweight[flat], self.scales[flat],
@@ -233,9 +258,10 @@ def use_int8_rows(model: nn.Module, freed: Optional[Callable[[int], None]] = Non
     decode), unless CHATAPP_INT8_PACK=0 or the kernel fails its probe. A token embedding and the
     lm_head tied to it get the same new tensors. Returns how many weights were requantized.
 
-    Not under int4: its model keeps the file's own numbers, its int8 vocabulary too (adapters and
-    tests compare it with float32 to 1e-4)."""
-    if not int8_rows.in_use() or "int4" in weights_kind(model):
+    Under int4 only with int4_rows.py's form in use (an int4 model's int8 vocabulary, its
+    largest product, then takes the int8 kernel beside the int4 one); with CHATAPP_INT4_PACK=0 an
+    int4 model keeps the file's own numbers, its int8 vocabulary too."""
+    if not int8_rows.in_use() or ("int4" in weights_kind(model) and not int4_rows.in_use()):
         return 0
     done: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # Q8_0 codes' address -> the rowwise form
     dropped = 0
@@ -254,6 +280,36 @@ def use_int8_rows(model: nn.Module, freed: Optional[Callable[[int], None]] = Non
         if freed is not None and dropped:
             freed(dropped)  # the Q8_0 parts and the float blocks: the loader gives the heap back
         dropped = 0
+    return len(done)
+
+
+def use_int4_rows(model: nn.Module, freed: Optional[Callable[[int], None]] = None) -> int:
+    """Put every Q4_1 int4 layer of a CPU model in int4_rows.py's form (torch's int4 kernel for
+    decode), unless CHATAPP_INT4_PACK=0 or the kernel fails its probe; layers whose outputs are
+    not a multiple of 16 keep Q4_1. A token embedding and the lm_head tied to it get the same new
+    tensors. Returns how many weights were converted. The codes are rewritten in place; `freed`
+    hears of the float16 scales and mins dropped and the int32 blocks the conversion went through."""
+    if not int4_rows.in_use():
+        return 0
+    done: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # Q4_1 codes' address -> the packed form
+    modules = [m for m in model.modules()
+               if isinstance(m, (QuantLinear, QuantEmbedding)) and m.kind == "int4" and not m.packed4
+               and m.qweight.device.type == "cpu" and m.mins is not None]
+    linear_keys = {m.qweight.data_ptr() for m in modules if isinstance(m, QuantLinear)}
+    for module in modules:
+        out_f, in_f = module.quantized.shape
+        key = module.qweight.data_ptr()
+        # an embedding converts only with the lm_head it is tied to (its lookups read the packed rows)
+        if not int4_rows.packable(out_f, in_f) or (isinstance(module, QuantEmbedding) and key not in linear_keys):
+            continue
+        if key not in done:
+            dropped = (module.scales.numel() * module.scales.element_size() * 2  # scales and mins
+                       + 4 * min(out_f, 1 << 10) * in_f)  # int32 codes of a block of rows
+            done[key] = int4_rows.convert_q4_1(module.qweight, module.scales, module.mins)
+            if freed is not None:
+                freed(dropped)
+        module.qweight, module.scales = done[key]
+        module.mins, module.packed4 = None, True
     return len(done)
 
 
@@ -309,12 +365,13 @@ def weights_kind(model: nn.Module) -> str:
 
 def compact_products(model: nn.Module) -> Optional[str]:
     """What the model's one-row compact products run on: "int8-kernel" (torch's int8 kernel on
-    rowwise int8 layers, int8_rows.py), "compiled" or "eager" (quant_products.py, the Q8_0 / Q4
+    rowwise int8 layers, int8_rows.py), "int4-kernel" (torch's int4 kernel on packed4 int4
+    layers, int4_rows.py), "compiled" or "eager" (quant_products.py, the Q8_0 / Q4
     forms), both joined by "+" for a mixed model; None for a model without compact layers."""
     layers = [m for m in model.modules() if isinstance(m, (QuantLinear, QuantEmbedding))]
     if not layers:
         return None
-    kinds = {"int8-kernel" if m.rowwise else products_in_use() for m in layers}
+    kinds = {"int8-kernel" if m.rowwise else "int4-kernel" if m.packed4 else products_in_use() for m in layers}
     return "+".join(sorted(kinds))
 
 
@@ -358,7 +415,8 @@ def warm_up_products(model: nn.Module, progress=None) -> int:
     no_grad compiled every shape a second time in the first reply."""
     shapes = {}
     for module in model.modules():
-        if isinstance(module, QuantLinear) and not module.rowwise and compiled_product(module.kind) is not None:
+        if (isinstance(module, QuantLinear) and not module.rowwise and not module.packed4
+                and compiled_product(module.kind) is not None):
             shapes.setdefault((module.kind, module.qweight.shape), module)
     for done, module in enumerate(shapes.values()):
         if progress:
