@@ -27,7 +27,7 @@ from ..weights.gguf_loader import gguf_config, load_gguf_state_dict, open_gguf
 from ..weights.hf_loader import hf_sampling_defaults, load_hf_folder, read_hf_config
 from ..weights.peft_adapter import adapter_parameter_count, load_adapter
 from ..model.decode_step import DecodeStep
-from ..model.quant import set_products, use_int4_rows, use_int8_rows, warm_up_products
+from ..model.quant import needs_products, set_products, use_int4_rows, use_int8_rows, warm_up_products
 from .device import available_memory, check_fits, choose_device
 from .weights_option import (FLOAT_DTYPES, check_option, choose_weights, estimate_for_option, fit_table,
                              fit_word)
@@ -200,9 +200,11 @@ def load_model(spec: str | Path, device: str = "auto", dtype: Optional[torch.dty
         trim_heap()
         if packed:
             log.info("int4 weights in torch's int4 kernel layout: %d", packed)
-    if compact is not None:
+    if compact is not None and needs_products(model):
         # torch.compile'd one-row products where a compiler works (chatapp/model/quant_products.py);
         # CHATAPP_QUANT_COMPILE=0 / 1 forces eager / compiled. Each weight shape compiles now.
+        # Weights all in torch's int8/int4 kernel forms need none: no compiler probe (its memory
+        # and seconds), which is what the memory estimate counts for them.
         mode = _forced_mode("CHATAPP_QUANT_COMPILE", products_mode(target))
         products = set_products(mode)
         shapes = warm_up_products(model, progress=lambda done, total: report("compile", done / total))

@@ -96,18 +96,16 @@ def estimate_for_option(config: ModelConfig, context_len: int, option: str,
     matrices = config.n_params - vocab  # norms and biases are a rounding error beside them
     vocab_kind = "int8" if option == "int4" else option
     # int8 on the CPU: a scale per row (model/int8_rows.py), 1 byte a weight + 2 a row of ~dim
-    # inputs. Its products compile nothing, but the load still probes the compiler (kept below).
+    # inputs. Its products compile nothing.
     # int4 on the CPU in torch's int4 kernel layout (model/int4_rows.py) holds Q4_1's 20 bytes a
     # 32 weights (16 of codes, a bfloat16 scale and zero), and its int8 vocabulary goes per row too.
     rows = device_type == "cpu" and int8_rows_expected() and (
         option == "int8" or (option == "int4" and int4_rows_expected()))
     per_weight = dict(BYTES_PER_WEIGHT, int8=1 + 2 / config.dim) if rows else BYTES_PER_WEIGHT
     weights = int(matrices * per_weight[option] + vocab * per_weight[vocab_kind])
-    # int4 in the int4 kernel's form with its vocabulary per row runs no compiled product at all (the
-    # load compiles no weight shape: a safetensors folder's int4 load peaked 305 MiB against 387
-    # estimated with these bytes, 1.27); int8 keeps them (its load still probes the compiler).
-    kernels_only = option == "int4" and rows
-    compiler = COMPILED_PRODUCTS_BYTES if device_type == "cpu" and compiled_products_expected() and not kernels_only else 0
+    # Weights all in torch's kernel forms (int8 per row; int4 packed with its vocabulary per row) run no
+    # compiled product, and the loader then does not probe the compiler (loader.py, needs_products).
+    compiler = COMPILED_PRODUCTS_BYTES if device_type == "cpu" and compiled_products_expected() and not rows else 0
     compiler += _step_bytes(device_type, config)
     return MemoryEstimate(weights + adapter, base.kv_cache_bytes,
                           base.overhead_bytes + load_working_bytes(config, source) + compiler)

@@ -405,6 +405,12 @@ def quantize_state(state: dict, option: str) -> dict:
     return state
 
 
+def needs_products(model: nn.Module) -> bool:
+    """Whether any compact weight of `model` runs its one-row product through quant_products (not
+    torch's int8 kernel form, int8_rows, nor its int4 one, int4_rows)."""
+    return any(isinstance(m, QuantLinear) and not m.rowwise and not m.packed4 for m in model.modules())
+
+
 @torch.inference_mode()
 def warm_up_products(model: nn.Module, progress=None) -> int:
     """Run the one-row product of each distinct compact weight shape in `model` once, so that

@@ -44,6 +44,9 @@ def test_compiled_products_add_the_compilers_memory_to_compact_options(monkeypat
     from chatapp.model import quant_products
 
     cfg = config()
+    # the Q8_0 / Q4_1 forms run compiled products; torch's int8/int4 kernel forms none (below)
+    monkeypatch.setenv("CHATAPP_INT8_PACK", "0")
+    monkeypatch.setenv("CHATAPP_INT4_PACK", "0")
     monkeypatch.setenv("CHATAPP_QUANT_COMPILE", "0")
     eager = {o: estimate_for_option(cfg, 64, o).total_bytes for o in ("float32", "int8", "int4")}
     monkeypatch.setenv("CHATAPP_QUANT_COMPILE", "1")
@@ -53,6 +56,33 @@ def test_compiled_products_add_the_compilers_memory_to_compact_options(monkeypat
     assert compiled["int8"] - eager["int8"] == compiled["int4"] - eager["int4"] == COMPILED_PRODUCTS_BYTES
     monkeypatch.setattr(quant_products.shutil, "which", lambda name: None)  # no compiler: eager
     assert estimate_for_option(cfg, 64, "int8").total_bytes == eager["int8"]
+
+
+def test_torchs_kernel_forms_add_no_compiler_memory(monkeypatch):
+    """int8 per row and int4 packed (with its vocabulary per row) compile no product, and the loader
+    then probes no compiler (needs_products): the estimate adds nothing for it."""
+    from chatapp.model import int4_rows, int8_rows, quant_products
+
+    if not (int8_rows.in_use() and int4_rows.in_use()):
+        pytest.skip("torch's int8/int4 kernels are not usable on this machine")
+    cfg = config()
+    monkeypatch.setenv("CHATAPP_QUANT_COMPILE", "0")
+    eager = {o: estimate_for_option(cfg, 64, o).total_bytes for o in ("int8", "int4")}
+    monkeypatch.setenv("CHATAPP_QUANT_COMPILE", "1")
+    monkeypatch.setattr(quant_products.shutil, "which", lambda name: "/usr/bin/" + name)
+    assert {o: estimate_for_option(cfg, 64, o).total_bytes for o in ("int8", "int4")} == eager
+
+
+def test_a_model_all_in_kernel_forms_needs_no_products():
+    from chatapp.model.quant import QuantLinear, needs_products
+
+    model = torch.nn.Sequential(QuantLinear.__new__(QuantLinear), QuantLinear.__new__(QuantLinear))
+    for m, (rowwise, packed4) in zip(model, ((True, False), (False, True))):
+        torch.nn.Module.__init__(m)
+        m.rowwise, m.packed4 = rowwise, packed4
+    assert not needs_products(model)
+    model[1].packed4 = False  # one layer left in the Q4_1 form
+    assert needs_products(model)
 
 
 def test_a_compiled_decode_step_adds_its_memory_to_every_option_on_the_cpu(monkeypatch):
