@@ -405,10 +405,15 @@ def quantize_state(state: dict, option: str) -> dict:
     return state
 
 
+def _runs_products(module: nn.Module) -> bool:
+    """A compact weight whose one-row product is quant_products' (not torch's int8 kernel form,
+    int8_rows, nor its int4 one, int4_rows)."""
+    return isinstance(module, QuantLinear) and not module.rowwise and not module.packed4
+
+
 def needs_products(model: nn.Module) -> bool:
-    """Whether any compact weight of `model` runs its one-row product through quant_products (not
-    torch's int8 kernel form, int8_rows, nor its int4 one, int4_rows)."""
-    return any(isinstance(m, QuantLinear) and not m.rowwise and not m.packed4 for m in model.modules())
+    """Whether any compact weight of `model` runs its one-row product through quant_products."""
+    return any(_runs_products(m) for m in model.modules())
 
 
 @torch.inference_mode()
@@ -421,8 +426,7 @@ def warm_up_products(model: nn.Module, progress=None) -> int:
     no_grad compiled every shape a second time in the first reply."""
     shapes = {}
     for module in model.modules():
-        if (isinstance(module, QuantLinear) and not module.rowwise and not module.packed4
-                and compiled_product(module.kind) is not None):
+        if _runs_products(module) and compiled_product(module.kind) is not None:
             shapes.setdefault((module.kind, module.qweight.shape), module)
     for done, module in enumerate(shapes.values()):
         if progress:

@@ -294,7 +294,6 @@ class Trainer:
             raise ValueError(f"block_size {config.block_size} exceeds the model's context {model.config.max_seq_len}")
         self.device = next(model.parameters()).device
         self.total_steps = config.total_steps(len(self.train))
-        self._given_steps = self.total_steps  # a time-bound run re-sized to fewer may grow back to these
         self.schedule = WarmupCosine(config.lr, min(config.warmup_steps, self.total_steps), self.total_steps,
                                      config.lr * config.min_lr_ratio)
 
@@ -583,7 +582,8 @@ class Trainer:
             step_s * len(self.val) / max(1, 3 * self.config.batch_size * self.config.grad_accum) if self.val else 0.0
         eval_s = evals_left * one_eval_s if self.val is not None else 0.0
         fit = self.step + int(max(0.0, self.deadline - time.monotonic() - eval_s) / step_s)
-        steps = max(min(fit, self._given_steps), self.step, 1)
+        given = self.config.total_steps(len(self.train))  # a run re-sized to fewer may grow back to these
+        steps = max(min(fit, given), self.step, 1)
         if steps > self.total_steps and (self.step >= GROW_BEFORE * self.total_steps
                                          or steps <= (1 + GROW_MARGIN) * self.total_steps):
             return  # too late to raise a decayed rate again, or within the speed's jitter

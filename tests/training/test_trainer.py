@@ -321,14 +321,20 @@ def test_a_deadline_resizes_the_run_from_its_first_steps(monkeypatch):
     assert trainer.schedule.total_steps == 10 and lrs[-1] < 0.2 * config().lr  # decayed (20 steps: ~0.6)
 
 
+def _totals(trainer: Trainer) -> list[int]:
+    """The run's length as each step event reports it (filled as the trainer runs)."""
+    totals: list[int] = []
+    trainer.progress = lambda e: totals.append(e["total_steps"]) if e["event"] == "step" else None
+    return totals
+
+
 def test_a_run_cut_by_slow_first_steps_grows_back_to_its_length(monkeypatch):
     """The first steps are the slowest (one-time costs): the re-size they cause is revised as the
     steps speed up, up to the length the run was given, and the deadline still holds."""
     trainer = Trainer(tiny_model(), config(max_steps=100, eval_every=0), TRAIN)
     clock = _timed(monkeypatch, trainer, lambda step: 4.0 if step < 3 else 1.0)
     trainer.deadline = clock.now + 72.5
-    totals = []
-    trainer.progress = lambda e: totals.append(e["total_steps"]) if e["event"] == "step" else None
+    totals = _totals(trainer)
     result = trainer.fit()
     # after 3 steps (12 s, measured at 4 s) 15 more fit: 18; at step 6 the median of the steps
     # after the first is 1 s, 57.5 s are left: 63 steps in all
@@ -341,8 +347,7 @@ def test_a_resized_run_never_grows_past_its_given_length(monkeypatch):
     trainer = Trainer(tiny_model(), config(max_steps=30, eval_every=0), TRAIN)
     clock = _timed(monkeypatch, trainer, lambda step: 3.0 if step < 3 else 0.5)
     trainer.deadline = clock.now + 60.0
-    totals = []
-    trainer.progress = lambda e: totals.append(e["total_steps"]) if e["event"] == "step" else None
+    totals = _totals(trainer)
     result = trainer.fit()
     # cut to 20 after 3 steps at 3 s; at 0.5 s a step 105 would fit: back to the 30 it was given
     assert totals[2] == 20 and result.step == result.total_steps == 30 and clock.now <= trainer.deadline
