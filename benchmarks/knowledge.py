@@ -31,6 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 DOCS = ROOT / "benchmarks" / "knowledge_docs"
 QUESTIONS = ROOT / "benchmarks" / "knowledge_questions.jsonl"
+# 20 more questions on the same folder, for comparing recipes: ten questions swing by 2-3 answers
+# between two seeds of one recipe, as much as most changes measured.
+DEV_QUESTIONS = ROOT / "benchmarks" / "knowledge_questions_dev.jsonl"
 log = logging.getLogger("knowledge-benchmark")
 
 
@@ -53,7 +56,8 @@ def paragraph_lookup(folder: Path, top: int = 2):
     return lookup
 
 
-def quiz(adapter, with_docs: bool, threads: int, lookup: str = "library") -> dict:
+def quiz(adapter, with_docs: bool, threads: int, lookup: str = "library",
+         files: tuple = (QUESTIONS,)) -> dict:
     import torch
 
     from chatapp.engine.generate import Engine
@@ -69,17 +73,22 @@ def quiz(adapter, with_docs: bool, threads: int, lookup: str = "library") -> dic
         from chatapp.commands.quiz import open_docs
         retriever = open_docs([str(DOCS)])
     try:
-        result = run_quiz(engine, read_questions(QUESTIONS),
+        sets = [(Path(f).name, read_questions(f)) for f in files]
+        result = run_quiz(engine, [q for _, qs in sets for q in qs],
                           paragraph_lookup(DOCS) if with_docs and lookup == "paragraphs" else None,
                           retriever=retriever)
     finally:
         if retriever is not None:
             retriever.close()
     name = ("tuned" if adapter else "base") + (" + documents" if with_docs else ", closed-book")
-    print(f"{name:28s} {result.score}/{len(result.items)}  ({result.seconds:.0f} s)", flush=True)
+    by_file, start = {}, 0
+    for file_name, qs in sets:
+        by_file[file_name] = sum(item.correct for item in result.items[start:start + len(qs)])
+        start += len(qs)
+    print(f"{name:28s} {result.score}/{len(result.items)}  ({result.seconds:.0f} s)  {by_file}", flush=True)
     for item in result.items:
         print(f"    [{'x' if item.correct else ' '}] {item.question}  ->  {item.reply[:110]!r}", flush=True)
-    return {"name": name, **result.to_dict()}
+    return {"name": name, "by_file": by_file, **result.to_dict()}
 
 
 def train(out: Path, extra: list[str], threads: int) -> dict:
@@ -118,6 +127,9 @@ def main() -> int:
                         help="with documents: the app's library retrieval, or the old two-paragraph stand-in")
     parser.add_argument("--only", choices=("base-docs", "tuned-docs"), default=None,
                         help="run only this quiz (no training): base + documents, or tuned + documents")
+    parser.add_argument("--questions", type=Path, nargs="+", default=[QUESTIONS],
+                        help=f"question files (default: the ten of the issue; add {DEV_QUESTIONS.name} "
+                             "for 30 when comparing recipes)")
     parser.add_argument("train_args", nargs="*", help="extra `chatapp train` arguments (after --)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -125,23 +137,23 @@ def main() -> int:
     results = {"quizzes": []}
     if args.only:
         adapter = str(args.out) if args.only == "tuned-docs" else None
-        results["quizzes"].append(quiz(adapter, True, args.threads, args.lookup))
+        results["quizzes"].append(quiz(adapter, True, args.threads, args.lookup, args.questions))
         print(json.dumps({"scores": {q["name"]: f"{q['score']}/{q['total']}" for q in results["quizzes"]}}))
         return 0
     if not args.skip_base:
-        results["quizzes"].append(quiz(None, False, args.threads))
+        results["quizzes"].append(quiz(None, False, args.threads, files=args.questions))
         if not args.no_docs:
-            results["quizzes"].append(quiz(None, True, args.threads, args.lookup))
+            results["quizzes"].append(quiz(None, True, args.threads, args.lookup, args.questions))
     if not args.skip_train:
         if args.out.exists():
             import shutil
             shutil.rmtree(args.out)
         results["training"] = train(args.out, args.train_args, args.threads)
-    results["quizzes"].append(quiz(str(args.out), False, args.threads))
+    results["quizzes"].append(quiz(str(args.out), False, args.threads, files=args.questions))
     if not args.no_docs:
-        results["quizzes"].append(quiz(str(args.out), True, args.threads, args.lookup))
+        results["quizzes"].append(quiz(str(args.out), True, args.threads, args.lookup, args.questions))
     print(json.dumps({"training": results.get("training"),
-                      "scores": {q["name"]: f"{q['score']}/{q['total']}" for q in results["quizzes"]}}, indent=1))
+                      "scores": {q["name"]: f"{q['score']}/{q['total']} {q['by_file']}" for q in results["quizzes"]}}, indent=1))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmark.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
     return 0

@@ -414,8 +414,10 @@ def library_passage_examples(documents: Sequence[Document], config: KnowledgeCon
                 pairs = list(dict.fromkeys(wh_questions(s) + wh_questions(resolve_pronoun(s, subject, sents[:i]))))
                 if not pairs:
                     continue
-                answer = s  # as the passage writes it: read off the passage, not recited
                 for question, phrase in rng.sample(pairs, min(config.passage_questions, len(pairs))):
+                    answer = s  # as the passage writes it: read off the passage, not recited
+                    if config.answer_first:
+                        answer = phrase_first(phrase, s)
                     hits = rank_turn(None, retriever, [{"role": "user", "content": question}], options).hits
                     texts = [passage_text(h.text) for h in hits]  # best first
                     if not any(_holds(t, s, phrase) for t in texts):

@@ -250,6 +250,11 @@ def test_answer_first_leads_with_the_phrase_asked_for():
                     passage_examples(docs, KnowledgeConfig(distractors=1, answer_first=True))):
         assert a["messages"][0] == b["messages"][0]
         assert b["messages"][1]["content"].endswith(". " + a["messages"][1]["content"])
+    for a, b in zip(passage_examples(docs, KnowledgeConfig(passage_layout="library", answer_first=False)),
+                    passage_examples(docs, KnowledgeConfig(passage_layout="library", answer_first=True))):
+        assert a["messages"][0] == b["messages"][0]
+        phrase, _, sentence = b["messages"][1]["content"].partition(". ")
+        assert sentence == a["messages"][1]["content"] and phrase in sentence
 
 
 def test_passage_absent_leaves_the_answering_paragraph_out_of_some_examples():
@@ -315,12 +320,14 @@ def test_library_passage_examples_are_asked_as_chat_with_documents_asks(tmp_path
         assert INSTRUCTION in prompt and prompt.startswith(f"Question: {question}\n\n")
         # exactly the library's passages for that question, laid out as at use time (best last)
         assert prompt == _use_time_prompt(folder, question)
-        # the answer is one sentence of the documents holding the fact, not its neighbours
+        # the answer is the phrase asked for (answer_first), then one sentence of the documents
+        # holding the fact, not its neighbours
+        phrase, _, answer = answer.partition(". ")
         assert answer.count(". ") == 0 and answer.endswith(".")
         facts = [p for q, p in wh_questions(answer) if q == question] or \
                 [p for src, text in MILL_DOCS for s in sentences(text.replace("\n", " "))
                  for q, p in wh_questions(s) if q == question]
-        assert facts and facts[0] in answer
+        assert facts and facts[0] in answer and phrase == facts[0]
         # the best passage (last) holds the answer's words
         last = prompt.rsplit("\n\n", 2)[1]
         assert facts[0] in last
@@ -351,7 +358,7 @@ def test_library_passage_examples_put_the_fact_in_when_the_search_misses_it():
         blocks = prompt.split("\n\n")
         # three passages: two of the search's, then the sentence's own window nearest the question
         assert blocks[2:4] == ["Ships waited for weeks.", "Ships waited for weeks."]
-        assert e["messages"][1]["content"] in blocks[4]
+        assert e["messages"][1]["content"].partition(". ")[2] in blocks[4]  # the phrase, then the sentence
         assert blocks[5].startswith("Question: ")
 
 
