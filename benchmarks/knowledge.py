@@ -91,6 +91,11 @@ def quiz(adapter, with_docs: bool, threads: int, lookup: str = "library",
     return {"name": name, "by_file": by_file, **result.to_dict()}
 
 
+def scores(quizzes: list[dict]) -> dict:
+    """Each quiz's score, overall and for each question file."""
+    return {q["name"]: f"{q['score']}/{q['total']} {q['by_file']}" for q in quizzes}
+
+
 def train(out: Path, extra: list[str], threads: int) -> dict:
     cmd = [sys.executable, "-m", "chatapp", "train", "--model", "default", "--data", str(DOCS), "--out", str(out),
            "--progress", "jsonl", *(["--threads", str(threads)] if threads else []), *extra]
@@ -138,7 +143,7 @@ def main() -> int:
     if args.only:
         adapter = str(args.out) if args.only == "tuned-docs" else None
         results["quizzes"].append(quiz(adapter, True, args.threads, args.lookup, args.questions))
-        print(json.dumps({"scores": {q["name"]: f"{q['score']}/{q['total']}" for q in results["quizzes"]}}))
+        print(json.dumps({"scores": scores(results["quizzes"])}))
         return 0
     if not args.skip_base:
         results["quizzes"].append(quiz(None, False, args.threads, files=args.questions))
@@ -153,7 +158,7 @@ def main() -> int:
     if not args.no_docs:
         results["quizzes"].append(quiz(str(args.out), True, args.threads, args.lookup, args.questions))
     print(json.dumps({"training": results.get("training"),
-                      "scores": {q["name"]: f"{q['score']}/{q['total']} {q['by_file']}" for q in results["quizzes"]}}, indent=1))
+                      "scores": scores(results["quizzes"])}, indent=1))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmark.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
     return 0

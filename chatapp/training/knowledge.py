@@ -415,9 +415,8 @@ def library_passage_examples(documents: Sequence[Document], config: KnowledgeCon
                 if not pairs:
                     continue
                 for question, phrase in rng.sample(pairs, min(config.passage_questions, len(pairs))):
-                    answer = s  # as the passage writes it: read off the passage, not recited
-                    if config.answer_first:
-                        answer = phrase_first(phrase, s)
+                    # the sentence as the passage writes it (read off the passage, not recited)
+                    answer = phrase_first(phrase, s) if config.answer_first else s
                     hits = rank_turn(None, retriever, [{"role": "user", "content": question}], options).hits
                     texts = [passage_text(h.text) for h in hits]  # best first
                     if not any(_holds(t, s, phrase) for t in texts):
