@@ -9,11 +9,9 @@ import pytest
 import torch
 
 from chatapp.model import int4_rows
-from chatapp.model.config import ModelConfig
-from chatapp.model.quant import (QuantEmbedding, QuantizedTensor, QuantLinear, compact_products, quantize_state,
+from chatapp.model.quant import (QuantEmbedding, QuantizedTensor, QuantLinear, compact_products,
                                  tensor_bytes, use_int4_rows)
-from chatapp.model.transformer import Transformer
-from chatapp.weights.build import build_model
+from tests.helpers.compact import activations, assert_gradients_match_float, rel_err, tiny_compact
 
 pytestmark = pytest.mark.skipif(not int4_rows.available(), reason="torch's int4 kernel does not run here")
 
@@ -23,19 +21,6 @@ def layer(out_f: int = 176, in_f: int = 256, seed: int = 0) -> QuantLinear:
     g = torch.Generator().manual_seed(seed)
     return QuantLinear(QuantizedTensor.from_float(torch.randn(out_f, in_f, generator=g) * 0.02 + 0.003, "int4"),
                        torch.randn(out_f, generator=g) * 0.1)
-
-
-def activations(rows: int, in_f: int = 256, seed: int = 1) -> torch.Tensor:
-    """Rows like a decoder's: most entries small, two channels 60x larger (outliers)."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(rows, in_f, generator=g)
-    x[:, 7] *= 60
-    x[:, 100] *= -60
-    return x
-
-
-def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
-    return ((got - want).norm() / want.norm()).item()
 
 
 def test_the_codes_stay_bit_for_bit_and_only_the_scale_and_zero_round_to_bfloat16():
@@ -107,23 +92,11 @@ def test_packing_holds_q4_1s_bytes_in_place_and_refuses_twice():
 def test_gradients_flow_through_a_packed_layer_as_through_its_float_weight():
     lin = layer()
     lin.to_packed4()
-    x = activations(1).requires_grad_(True)
-    lin(x).square().sum().backward()
-    x2 = activations(1).requires_grad_(True)
-    torch.nn.functional.linear(x2, lin.dequantize(), lin.bias).square().sum().backward()
-    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-5, atol=1e-5)
+    assert_gradients_match_float(lin)
 
 
 def tiny(tie: bool):
-    config = ModelConfig(arch="llama", vocab_size=96, dim=64, n_layers=2, n_heads=4, n_kv_heads=2,
-                         intermediate_size=128, max_seq_len=64, tie_embeddings=tie)
-    torch.manual_seed(0)
-    reference = Transformer(config).eval()
-    state = quantize_state({k: v.clone() for k, v in reference.state_dict().items()}, "int4")
-    for name in ("tok_embeddings.weight", "lm_head.weight"):  # a 4-bit vocabulary, as some files hold
-        if name in state:
-            state[name] = QuantizedTensor.from_float(reference.state_dict()[name], "int4")
-    return reference, build_model(config, state)
+    return tiny_compact("int4", tie, compact_vocabulary=True)  # a 4-bit vocabulary, as some files hold
 
 
 @pytest.mark.parametrize("tie", [True, False])
@@ -212,6 +185,8 @@ def test_lora_on_a_packed_base_trains_and_matches_its_float_weights():
     """An adapter on packed int4 layers: the base stays packed, gradients reach A and B only, and
     the outputs and gradients are a float32 base's holding the packed numbers."""
     from chatapp.model.lora import LoRAConfig, apply_lora, lora_layers
+    from chatapp.model.transformer import Transformer
+    from chatapp.weights.build import build_model
 
     _, model = tiny(tie=True)
     use_int4_rows(model)

@@ -8,10 +8,8 @@ import pytest
 import torch
 
 from chatapp.model import int8_rows
-from chatapp.model.config import ModelConfig
-from chatapp.model.quant import QuantEmbedding, QuantizedTensor, QuantLinear, quantize_state, tensor_bytes, use_int8_rows
-from chatapp.model.transformer import Transformer
-from chatapp.weights.build import build_model
+from chatapp.model.quant import QuantEmbedding, QuantizedTensor, QuantLinear, tensor_bytes, use_int8_rows
+from tests.helpers.compact import activations, assert_gradients_match_float, rel_err, tiny_compact
 
 pytestmark = pytest.mark.skipif(not int8_rows.available(), reason="torch's int8 kernel does not run here")
 
@@ -20,19 +18,6 @@ def layer(out_f: int = 384, in_f: int = 256, seed: int = 0) -> QuantLinear:
     g = torch.Generator().manual_seed(seed)
     return QuantLinear(QuantizedTensor.from_float(torch.randn(out_f, in_f, generator=g) * 0.02, "int8"),
                        torch.randn(out_f, generator=g) * 0.1)
-
-
-def activations(rows: int, in_f: int = 256, seed: int = 1) -> torch.Tensor:
-    """Rows like a decoder's: most entries small, two channels 60x larger (outliers)."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(rows, in_f, generator=g)
-    x[:, 7] *= 60
-    x[:, 100] *= -60
-    return x
-
-
-def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
-    return ((got - want).norm() / want.norm()).item()
 
 
 def test_requantized_rows_stay_within_half_a_step_and_use_their_whole_range():
@@ -85,20 +70,11 @@ def test_rowwise_holds_fewer_bytes_than_q8_0():
 def test_gradients_flow_through_a_rowwise_layer_as_through_its_float_weight():
     lin = layer()
     lin.to_rowwise()
-    x = activations(1).requires_grad_(True)
-    lin(x).square().sum().backward()
-    x2 = activations(1).requires_grad_(True)
-    torch.nn.functional.linear(x2, lin.dequantize(), lin.bias).square().sum().backward()
-    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-5, atol=1e-5)
+    assert_gradients_match_float(lin)
 
 
 def tiny(tie: bool):
-    config = ModelConfig(arch="llama", vocab_size=96, dim=64, n_layers=2, n_heads=4, n_kv_heads=2,
-                         intermediate_size=128, max_seq_len=64, tie_embeddings=tie)
-    torch.manual_seed(0)
-    reference = Transformer(config).eval()
-    state = quantize_state({k: v.clone() for k, v in reference.state_dict().items()}, "int8")
-    return reference, build_model(config, state)
+    return tiny_compact("int8", tie)
 
 
 @pytest.mark.parametrize("tie", [True, False])
