@@ -47,3 +47,18 @@ def assert_gradients_match_float(lin: QuantLinear) -> None:
     x2 = activations(1, lin.in_features).requires_grad_(True)
     torch.nn.functional.linear(x2, lin.dequantize(), lin.bias).square().sum().backward()
     torch.testing.assert_close(x.grad, x2.grad, rtol=1e-5, atol=1e-5)
+
+
+def assert_compiled_matches_eager(lin: QuantLinear) -> None:
+    """One row through the (converted) layer inside torch.compile equals the eager product (the
+    compiled decode step calls the same kernel); skipped where torch.compile has no C++ compiler."""
+    import pytest
+
+    from chatapp.model.quant_products import compiler_available
+
+    if not compiler_available():
+        pytest.skip("no working C++ compiler for torch.compile")
+    x = activations(1, lin.in_features)
+    fn = torch.compile(lambda t: lin(t * 1.0), fullgraph=True, dynamic=False)
+    with torch.inference_mode():
+        torch.testing.assert_close(fn(x), lin(x), rtol=1e-2, atol=1e-3)

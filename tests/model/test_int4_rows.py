@@ -11,7 +11,8 @@ import torch
 from chatapp.model import int4_rows
 from chatapp.model.quant import (QuantEmbedding, QuantizedTensor, QuantLinear, compact_products,
                                  tensor_bytes, use_int4_rows)
-from tests.helpers.compact import activations, assert_gradients_match_float, rel_err, tiny_compact
+from tests.helpers.compact import (activations, assert_compiled_matches_eager, assert_gradients_match_float,
+                                  rel_err, tiny_compact)
 
 pytestmark = pytest.mark.skipif(not int4_rows.available(), reason="torch's int4 kernel does not run here")
 
@@ -146,16 +147,9 @@ def test_bench_reports_the_int4_kernel():
 
 
 def test_the_compiled_step_calls_the_kernel():
-    from chatapp.model.quant_products import compiler_available
-
-    if not compiler_available():
-        pytest.skip("no working C++ compiler for torch.compile")
     lin = layer()
     lin.to_packed4()
-    x = activations(1)
-    fn = torch.compile(lambda t: lin(t * 1.0), fullgraph=True, dynamic=False)
-    with torch.inference_mode():
-        torch.testing.assert_close(fn(x), lin(x), rtol=1e-2, atol=1e-3)
+    assert_compiled_matches_eager(lin)
 
 
 def test_the_traced_step_keeps_the_kernel_an_external_call():

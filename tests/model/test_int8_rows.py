@@ -9,7 +9,8 @@ import torch
 
 from chatapp.model import int8_rows
 from chatapp.model.quant import QuantEmbedding, QuantizedTensor, QuantLinear, tensor_bytes, use_int8_rows
-from tests.helpers.compact import activations, assert_gradients_match_float, rel_err, tiny_compact
+from tests.helpers.compact import (activations, assert_compiled_matches_eager, assert_gradients_match_float,
+                                  rel_err, tiny_compact)
 
 pytestmark = pytest.mark.skipif(not int8_rows.available(), reason="torch's int8 kernel does not run here")
 
@@ -106,16 +107,9 @@ def test_a_model_goes_rowwise_whole_and_holds_a_tied_vocabulary_once(tie, monkey
 
 
 def test_the_compiled_step_calls_the_kernel():
-    from chatapp.model.quant_products import compiler_available
-
-    if not compiler_available():
-        pytest.skip("no working C++ compiler for torch.compile")
     lin = layer()
     lin.to_rowwise()
-    x = activations(1)
-    fn = torch.compile(lambda t: lin(t * 1.0), fullgraph=True, dynamic=False)
-    with torch.inference_mode():
-        torch.testing.assert_close(fn(x), lin(x), rtol=1e-2, atol=1e-3)
+    assert_compiled_matches_eager(lin)
 
 
 def test_the_load_rewrites_the_q8_0_codes_in_place():
