@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 from ..paths import DISK_FULL_HINT
+from ..sqlite_wal import use_wal
 from .chunking import ChunkOptions, chunk_text
 from .embeddings import EmbeddingModelError, StaticEmbedder, dense_ranking, embed_missing, load_static_embedder
 from .reading import USED, IngestOptions, Ingestor, read_file
@@ -207,7 +208,7 @@ class LibraryStore:
         self.ingest_options = ingest_options or IngestOptions()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=10.0)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        use_wal(self._conn, timeout_s=10.0)
         self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL: durable up to the last checkpoint
         self._conn.execute("PRAGMA foreign_keys=ON")
         # 32 MB of page cache: the FTS5 segment merges of a large first index read their own

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence, Union
 
 from .. import paths
+from ..sqlite_wal import use_wal
 from . import attachments, tree
 from .migrations import (FTS_TABLE, OUR_TABLES, SCHEMA_VERSION, apply_migrations,
                          fts5_trigram_available, sync_search_index)
@@ -210,6 +211,7 @@ class ConversationStore:
     def __init__(self, path: PathLike, *, use_fts: Optional[bool] = None, timeout_s: float = 5.0) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
+        self._timeout_s = timeout_s
         self.recovered_replies = 0  # replies found "streaming" at open (the app had been killed)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -237,7 +239,7 @@ class ConversationStore:
             problems = [r for (r,) in conn.execute("PRAGMA quick_check")]
             if problems != ["ok"]:
                 raise CorruptDatabaseError(f"is damaged ({'; '.join(problems[:3])})", self.path)
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = use_wal(conn, self._timeout_s)
             if mode != "wal":
                 log.warning("%s: journal mode is %s, not wal", self.path, mode)
             conn.execute("PRAGMA synchronous = NORMAL")  # see the module docstring

@@ -183,3 +183,30 @@ def test_index_survives_a_build_without_fts5(tmp_path):
         assert store.search_backend == "fts5"
         assert [s for _, s in store.search("without the")] == ["written without the index"]
         assert [s for _, s in store.search("with the index")] == ["written with the index"]
+
+
+def test_the_wal_switch_waits_out_another_process_opening_the_same_new_file(tmp_path):
+    """SQLite can answer "database is locked" to the switch at once (no busy wait), as it did to a
+    second process opening one new file on a loaded machine; use_wal retries within its timeout."""
+    import threading
+
+    from chatapp.sqlite_wal import use_wal
+
+    path = tmp_path / "conversations.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")  # the other process, between creating the file and its first commit
+    opener = sqlite3.connect(path, timeout=0, isolation_level=None)  # no busy handler: only the retry waits
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        opener.execute("PRAGMA journal_mode = WAL")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        use_wal(opener, timeout_s=0.2)  # a lock held past the timeout still fails, with SQLite's error
+    release = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        assert use_wal(opener, timeout_s=5.0) == "wal"
+    finally:
+        release.join()
+        opener.close()
+        holder.close()
+    store = ConversationStore(path)  # and the store opens the file the two left
+    store.close()
