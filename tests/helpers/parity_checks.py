@@ -70,13 +70,14 @@ def max_cached_decode_error(ref, ours, vocab: int, length: int = 24, prefill: in
 
 @torch.no_grad()
 def greedy_pair(ref, ours, vocab: int, prompt_len: int = 7, new: int = 20, cache: int = 64,
-                seed: int = 3) -> tuple[list[int], list[int]]:
-    """(transformers' generate, ours) greedy continuations of one random prompt."""
+                seed: int = 3, **cache_options) -> tuple[list[int], list[int]]:
+    """(transformers' generate, ours) greedy continuations of one random prompt; `cache_options`
+    go to our setup_cache (e.g. a sliding window's `window_slack`)."""
     prompt = torch.randint(0, vocab, (1, prompt_len), generator=torch.Generator().manual_seed(seed))
     ref.generation_config.eos_token_id = None
     ref.generation_config.pad_token_id = 0
     expected = ref.generate(prompt, max_new_tokens=new, do_sample=False)[0, prompt_len:].tolist()
-    ours.setup_cache(batch_size=1, max_seq_len=cache)
+    ours.setup_cache(batch_size=1, max_seq_len=cache, **cache_options)
     try:
         logits = ours(prompt, torch.arange(prompt_len))
         got = []

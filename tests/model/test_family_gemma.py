@@ -19,7 +19,7 @@ from chatapp.model.transformer import Transformer  # noqa: E402
 from chatapp.model.window_cache import WindowCacheError, WindowKVCache  # noqa: E402
 from chatapp.weights.build import build_model  # noqa: E402
 from chatapp.weights.hf_loader import load_hf_folder, read_hf_config  # noqa: E402
-from tests.helpers.parity_checks import max_cached_decode_error  # noqa: E402
+from tests.helpers.parity_checks import greedy_pair, max_cached_decode_error  # noqa: E402
 
 VOCAB = 97
 WINDOW = 6
@@ -99,21 +99,8 @@ def test_cached_decode_matches_full_pass(pair, window_cache):
 @torch.no_grad()
 def test_greedy_continuation_is_token_identical(pair):
     ref, ours, _ = pair
-    prompt = _tokens((1, 9), 3)  # longer than the window
-    ref.generation_config.eos_token_id = None
-    ref.generation_config.pad_token_id = 0
-    expected = ref.generate(prompt, max_new_tokens=20, do_sample=False)[0, 9:].tolist()
-    ours.setup_cache(batch_size=1, max_seq_len=64, window_slack=2)
-    try:
-        logits = ours(prompt, torch.arange(9))
-        got = []
-        for pos in range(9, 29):
-            token = int(logits[0, -1].argmax())
-            got.append(token)
-            logits = ours(torch.tensor([[token]]), torch.tensor([pos]))
-    finally:
-        ours.clear_cache()
-    assert len(expected) == 20
+    # the prompt is longer than the window
+    expected, got = greedy_pair(ref, ours, VOCAB, prompt_len=9, new=20, cache=64, seed=3, window_slack=2)
     assert got == expected
 
 

@@ -13,7 +13,7 @@ transformers = pytest.importorskip("transformers")
 
 from chatapp.weights.build import build_model  # noqa: E402
 from chatapp.weights.hf_loader import load_hf_folder  # noqa: E402
-from tests.helpers.parity_checks import max_cached_decode_error  # noqa: E402
+from tests.helpers.parity_checks import greedy_pair, max_cached_decode_error  # noqa: E402
 
 VOCAB = 97
 COMMON = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=112, num_hidden_layers=3,
@@ -77,20 +77,5 @@ def test_cached_decode_matches_reference(pair):
 @torch.no_grad()
 def test_greedy_continuation_is_token_identical(pair):
     ref, ours = pair
-    prompt = torch.randint(0, VOCAB, (1, 7), generator=torch.Generator().manual_seed(3))
-    ref.generation_config.eos_token_id = None
-    ref.generation_config.pad_token_id = 0
-    expected = ref.generate(prompt, max_new_tokens=20, do_sample=False)[0, 7:].tolist()
-
-    ours.setup_cache(batch_size=1, max_seq_len=64)
-    try:
-        logits = ours(prompt, torch.arange(7))
-        got = []
-        for pos in range(7, 27):
-            token = int(logits[0, -1].argmax())
-            got.append(token)
-            logits = ours(torch.tensor([[token]]), torch.tensor([pos]))
-    finally:
-        ours.clear_cache()
-    assert len(expected) == 20
+    expected, got = greedy_pair(ref, ours, VOCAB, prompt_len=7, new=20, cache=64, seed=3)
     assert got == expected
