@@ -207,8 +207,9 @@ class LibraryStore:
         self.chunk_options = chunk_options or ChunkOptions()
         self.ingest_options = ingest_options or IngestOptions()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=10.0)
-        use_wal(self._conn, timeout_s=10.0)
+        timeout_s = 10.0  # another process indexing the same library: wait this long for its lock
+        self._conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=timeout_s)
+        use_wal(self._conn, timeout_s)
         self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL: durable up to the last checkpoint
         self._conn.execute("PRAGMA foreign_keys=ON")
         # 32 MB of page cache: the FTS5 segment merges of a large first index read their own

@@ -211,7 +211,6 @@ class ConversationStore:
     def __init__(self, path: PathLike, *, use_fts: Optional[bool] = None, timeout_s: float = 5.0) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
-        self._timeout_s = timeout_s
         self.recovered_replies = 0  # replies found "streaming" at open (the app had been killed)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -221,13 +220,13 @@ class ConversationStore:
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open the conversation database ({exc})", self.path) from exc
         try:
-            self._prepare(use_fts)
+            self._prepare(use_fts, timeout_s)
         except BaseException:
             self._conn.close()
             raise
 
     # -- opening --------------------------------------------------------------------------
-    def _prepare(self, use_fts: Optional[bool]) -> None:
+    def _prepare(self, use_fts: Optional[bool], timeout_s: float) -> None:
         conn = self._conn
         try:
             version = self._check_version()
@@ -239,7 +238,7 @@ class ConversationStore:
             problems = [r for (r,) in conn.execute("PRAGMA quick_check")]
             if problems != ["ok"]:
                 raise CorruptDatabaseError(f"is damaged ({'; '.join(problems[:3])})", self.path)
-            mode = use_wal(conn, self._timeout_s)
+            mode = use_wal(conn, timeout_s)
             if mode != "wal":
                 log.warning("%s: journal mode is %s, not wal", self.path, mode)
             conn.execute("PRAGMA synchronous = NORMAL")  # see the module docstring
