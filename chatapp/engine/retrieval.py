@@ -4,7 +4,8 @@ For a user turn: a query from the message and the recent turns; the library's be
 (documents.library; `rank_turn`, with RetrievalOptions for the model's draft or reranking:
 rerank.py); as many as fit the context (counted with the model's tokenizer, through the chat
 session's own rendering) put between the question and its repetition, the best last (the
-sources, numbered [1] the best, go with the reply). Passages are message content: the chat
+sources, numbered [1] the best, go with the reply), with the passages' sentence that shares most of
+the question's words shown again just before the repetition (relevant.py). Passages are message content: the chat
 template renders them like anything the user typed, so a document cannot open a turn of its
 own. The result carries the sources (file, heading, span) and the exact prompt the model saw.
 
@@ -29,6 +30,7 @@ from typing import Callable, Iterator, Optional, Protocol, Sequence
 
 from ..documents.library import LibraryStore, SearchHit, index_paths_into_temporary
 from ..documents.search import reciprocal_rank_fusion
+from .relevant import most_relevant_sentence
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +252,7 @@ def passage_text(text: str) -> str:
     return " ".join(stripped.split()) if stripped else text
 
 
-def prompt_with_passages(question: str, passages: Sequence[str]) -> str:
+def prompt_with_passages(question: str, passages: Sequence[str], relevant: str = "") -> str:
     """The user's turn with these passage texts, as chat with documents asks (the knowledge
     recipe trains with the same wording: training/knowledge.py): the question, the instruction,
     the passages as plain paragraphs, the question again.
@@ -259,17 +261,24 @@ def prompt_with_passages(question: str, passages: Sequence[str]) -> str:
     questions, greedy; README "Teaching the model your documents"): the question both before
     and after the passages 6 + 7, after them only 4 + 8; numbered passages each followed by its
     file's name 5 + 7, without the names 4 + 6 (the names go with the reply as sources); the
-    passages in a system turn 5 + 5; a "Context: ... Answer:" layout 4 + 8."""
+    passages in a system turn 5 + 5; a "Context: ... Answer:" layout 4 + 8.
+
+    `relevant`: a sentence of the passages shown again before the repeated question, after
+    "Most relevant: " (chat with documents gives the best-matching one: with_passages; the
+    knowledge recipe trains without it)."""
     if not passages:
         return question
+    line = f"\n\nMost relevant: {relevant}" if relevant else ""
     return (f"Question: {question}\n\n{INSTRUCTION}\n\n" + "\n\n".join(passages)
-            + f"\n\nQuestion: {question}")
+            + f"{line}\n\nQuestion: {question}")
 
 
 def with_passages(question: str, sources: Sequence[Source]) -> str:
-    """The user's turn with the sources' passages (prompt_with_passages); their numbers and
-    files are shown with the reply, not given to the model."""
-    return prompt_with_passages(question, [passage_text(s.text) for s in sources])
+    """The user's turn with the sources' passages (prompt_with_passages) and the sentence of them
+    that shares most of the question's words (relevant.most_relevant_sentence) shown again before
+    the repeated question; their numbers and files are shown with the reply, not given to the model."""
+    passages = [passage_text(s.text) for s in sources]
+    return prompt_with_passages(question, passages, most_relevant_sentence(question, passages))
 
 
 def fit_passages(messages: Sequence[dict], hits: Sequence[SearchHit], budget: int,

@@ -351,7 +351,8 @@ def passage_examples(documents: Sequence[Document], config: KnowledgeConfig,
 
 def paragraph_passage_examples(documents: Sequence[Document], config: KnowledgeConfig) -> list[dict[str, Any]]:
     """One question per sentence that has a fact to ask for, asked with passages in front of it in
-    the prompt chat with documents uses (engine.retrieval.prompt_with_passages): the sentence and
+    the prompt chat with documents uses (engine.retrieval.prompt_with_passages, without the
+    "Most relevant" line chat adds: the line was measured with adapters trained so): the sentence and
     its neighbours among `config.distractors` paragraphs of other documents, the answering one at
     a random place; the answer is the sentence (as closed-book examples answer)."""
     from ..engine.retrieval import prompt_with_passages

@@ -93,14 +93,14 @@ def test_a_long_conversation_makes_room_for_passages(byte_tokenizer):
     session.messages = [{"role": "user", "content": "q" * 100}, {"role": "assistant", "content": "a" * 100},
                         {"role": "user", "content": "r" * 100}, {"role": "assistant", "content": "b" * 60}]
     retriever = ListRetriever([hit(1, 150)])
-    reply = send_with_documents(session, "and the passage?", GREEDY, retriever)
+    reply = send_with_documents(session, "and the rest?", GREEDY, retriever)
     "".join(reply)
     assert len(reply.result.sources) == 1
     assert reply.result.prompt_tokens + GREEDY.max_new_tokens <= 400
     assert session.dropped_messages >= 2  # old turns gave way to the passage
     # the message alone, then with the recent turns (search_turn fuses the two rankings)
-    assert retriever.queries[0] == "and the passage?"
-    assert retriever.queries[1].startswith("and the passage?\n" + "b" * 60)
+    assert retriever.queries[0] == "and the rest?"
+    assert retriever.queries[1].startswith("and the rest?\n" + "b" * 60)
 
 
 def test_query_is_the_message_then_recent_turns():
@@ -158,7 +158,7 @@ def test_passages_leave_markdown_heading_lines_out_of_the_prompt():
     sources = [Source(1, "/d/a.md", "Founding", 0, 30, "# Founding\n\nEdda began it.")]
     assert with_passages("Who began it?", sources) == (
         "Question: Who began it?\n\nAnswer the question using the text below.\n\nEdda began it.\n\n"
-        "Question: Who began it?")
+        "Most relevant: Edda began it.\n\nQuestion: Who began it?")
     wrapped = Source(2, "/d/b.md", "", 0, 40, "Edda began it\nin a boathouse.\n\nThen more.")
     assert with_passages("When?", [wrapped, sources[0]]).split("\n\n")[2:4] == [
         "Edda began it in a boathouse. Then more.", "Edda began it."]  # one line each, in rank order
