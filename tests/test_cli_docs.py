@@ -45,7 +45,8 @@ def test_generate_with_a_path_lists_sources_in_json(model, docs, capsys):
     assert documents["sources"][0]["path"] == str((docs / "cats.md").resolve())
     assert documents["sources"][0]["heading"] == "Cats"
     assert documents["sources"][0]["text"] == "# Cats\n\nthe cat sat on the warm mat."
-    assert "below.\n\nthe cat sat on the warm mat.\n\nQuestion: " in documents["prompt"]  # heading lines stay out
+    assert "below.\n\nthe cat sat on the warm mat.\n\nMost relevant: the cat sat on the warm mat.\n\nQuestion: " \
+        in documents["prompt"]  # heading lines stay out
     assert result["prompt_tokens"] == documents["prompt_tokens"] <= 512 - 8
 
 

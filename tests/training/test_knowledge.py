@@ -290,7 +290,8 @@ MILL_DOCS = [
 
 
 def _use_time_prompt(folder, question):
-    """The user turn chat with documents builds for `question` over the library of `folder`."""
+    """The user turn chat with documents builds for `question` over the library of `folder`, less
+    its "Most relevant" line (chat adds it; the recipe trains without it: engine/relevant.py)."""
     from chatapp.engine.retrieval import fit_passages, open_documents, rank_turn
 
     retriever = open_documents(str(folder), store_path=folder / "store" / "library.sqlite3")
@@ -300,7 +301,11 @@ def _use_time_prompt(folder, question):
                                           lambda m: 0, best_last=True)
     finally:
         retriever.close()
-    return messages[-1]["content"]
+    prompt = messages[-1]["content"]
+    shown, _, repeated = prompt.rpartition("\n\nQuestion: ")
+    body, line, _relevant = shown.rpartition("\n\nMost relevant: ")
+    assert line, "chat with documents shows the best-matching sentence before the repeated question"
+    return f"{body}\n\nQuestion: {repeated}"
 
 
 def test_library_passage_examples_are_asked_as_chat_with_documents_asks(tmp_path):
